@@ -1,0 +1,19 @@
+#include "io_stages.hpp"
+
+#include "normalise.hpp"
+#include "read_dataset.hpp"
+#include "spineparse/registry.hpp"
+#include "write_nifti.hpp"
+
+namespace spineparse {
+
+void register_io_stages(Registry& r) {
+  r.add_stage(io::read_dataset_description(),
+              [](const Params& p) { return std::make_unique<io::ReadDataset>(p); });
+  r.add_stage(io::normalise_description(),
+              [](const Params& p) { return std::make_unique<io::Normalise>(p); });
+  r.add_stage(io::write_nifti_description(),
+              [](const Params& p) { return std::make_unique<io::WriteNifti>(p); });
+}
+
+}  // namespace spineparse

@@ -1,0 +1,53 @@
+#include "normalise.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace spineparse::io {
+
+StageDescription normalise_description() {
+  StageDescription d;
+  d.kind = "io.normalise";
+  d.summary = "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score";
+  d.params = {
+      {"mode", ParamType::kString, ParamValue(std::string("fixed")), false,
+       "fixed: (x - mean) / std with the constants below; zscore: per-volume mean and std",
+       {"fixed", "zscore"}},
+      {"mean", ParamType::kFloat, ParamValue(466.0), false, "offset for mode fixed (spec 1.4)"},
+      {"std", ParamType::kFloat, ParamValue(379.0), false, "scale for mode fixed (spec 1.4)",
+       {}, 1e-12, std::nullopt},
+  };
+  d.reads = {{"image", false, "float32 [D,H,W]"}};
+  d.writes = {{"image", false, "normalised float32 [D,H,W]"},
+              {"norm", false, "float64 [2]: offset and scale used"}};
+  return d;
+}
+
+CasePtr Normalise::process(const CasePtr& in) {
+  auto img = in->get("image");
+  const float* x = img->data<float>();
+  const std::int64_t n = img->numel();
+  double offset = params_.get_float("mean"), scale = params_.get_float("std");
+  if (params_.get_string("mode") == "zscore") {
+    double sum = 0, sq = 0;
+    for (std::int64_t i = 0; i < n; ++i) sum += x[i];
+    offset = sum / static_cast<double>(n);
+    for (std::int64_t i = 0; i < n; ++i) sq += (x[i] - offset) * (x[i] - offset);
+    scale = std::sqrt(sq / static_cast<double>(n));  // population std, as numpy's default
+    if (!(scale > 0)) throw std::runtime_error("case " + in->id() + ": zscore of a constant volume");
+  }
+  auto out_img = NdArray::make<float>(img->shape());
+  float* y = out_img->data<float>();
+  // Same arithmetic as numpy on float32 data: (x - mean) / std in float32.
+  const float fo = static_cast<float>(offset), fs = static_cast<float>(scale);
+  for (std::int64_t i = 0; i < n; ++i) y[i] = (x[i] - fo) / fs;
+  auto norm = NdArray::make<double>({2});
+  norm->data<double>()[0] = offset;
+  norm->data<double>()[1] = scale;
+  auto out = in->derive();
+  out->set("image", out_img);
+  out->set("norm", norm);
+  return out;
+}
+
+}  // namespace spineparse::io

@@ -1,0 +1,32 @@
+// io.write_nifti — writes one case field as a volume with the case's geometry.
+//
+// Inputs:  the field named by `field` ([D,H,W], uint8, int16 or float32).
+// Outputs: OUTPUT/<folder>/<name> where name's "{id}" is the case id; by default
+//          seg_Case{i}.nii.gz, the original's file name, uint8 labels that overlay the input.
+//          Writes are atomic (temporary file, then rename), so --resume trusts any file present.
+// Params:  field, name, folder, dtype (auto keeps the field's type).
+// Errors:  a missing field or unwritable folder fails the case. Concurrency: parallel.
+//
+//   {"id": "write", "stage": "io.write_nifti", "params": {"field": "labels"}}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::io {
+
+StageDescription write_nifti_description();
+
+class WriteNifti : public Stage {
+ public:
+  explicit WriteNifti(const Params& p) : params_(p) {}
+  void open(const StageContext& ctx) override;
+  CasePtr process(const CasePtr& in) override;
+  std::vector<std::string> outputs_for(const CaseSeed& seed, const StageContext& ctx) const override;
+
+ private:
+  std::string path_for(const std::string& id, const std::string& output_dir) const;
+  Params params_;
+  std::string output_dir_;
+};
+
+}  // namespace spineparse::io

@@ -1,0 +1,30 @@
+// spineparse: the command-line front end. Exit codes: 0 every case succeeded, 1 some cases
+// failed (the run completed), 2 bad graph, arguments or plugins.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"spineparse: spine parsing in MR volumes (SpineParseNet) as a streaming pipeline"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "spineparse 0.1.0");
+  spineparse::cli::add_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return spineparse::cli::exit_code();
+}

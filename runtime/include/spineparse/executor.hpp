@@ -1,0 +1,76 @@
+// Executor: turns a validated GraphSpec into a oneTBB flow graph and streams the cases through it.
+//
+// input_node (source seeds) -> limiter_node(max_in_flight) -> one function_node per stage, each
+// with the node's concurrency -> completion node (serial) that records the case and releases a
+// limiter slot. Cases in flight are therefore bounded whatever the cohort size. No exception ever
+// reaches TBB: each stage call is wrapped and a failure becomes an error on that case.
+//
+// Thread policy (documented in README "Threads"): TBB gets `threads` workers in total; a stage's
+// process() may use `threads_per_case` intra-op threads (LibTorch, ITK filters). ITK's global
+// default is set to 1 so that concurrent cases do not oversubscribe the cores.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "spineparse/case.hpp"
+#include "spineparse/graph.hpp"
+
+namespace spineparse {
+
+struct RunOptions {
+  std::string input_dir;
+  std::string output_dir = "out";
+  bool resume = false;
+  int threads = 0;           // 0: all cores
+  int threads_per_case = 0;  // 0: threads / min(threads, max_in_flight), at least 1
+  // Progress: "auto" (a live line on a terminal, periodic lines otherwise), "plain", "none".
+  std::string progress = "auto";
+  double progress_interval_s = 10.0;
+  // Seeds to run instead of asking the source (benchmarks).
+  std::function<std::vector<CaseSeed>(std::vector<CaseSeed>)> filter_seeds;
+};
+
+// One span of work: a case in a stage, for the reports and the Chrome trace.
+struct Span {
+  std::string node;
+  std::size_t case_index = 0;
+  double start_s = 0.0;  // since run start
+  double end_s = 0.0;
+  int thread = 0;  // small id of the worker thread
+};
+
+struct CaseOutcome {
+  std::string id;
+  std::size_t index = 0;
+  std::string status;  // "ok", "failed", "skipped"
+  std::string error_node;
+  std::string error;
+  std::vector<StageTiming> timings;
+  std::map<std::string, double> metrics;
+  std::map<std::string, std::string> attrs;
+};
+
+struct RunReport {
+  std::vector<CaseOutcome> cases;  // in case order
+  std::vector<Span> spans;
+  std::vector<std::pair<double, int>> in_flight;  // (time, cases in flight) after each change
+  double wall_s = 0.0;
+  int threads = 0;
+  int threads_per_case = 0;
+  int ok = 0, failed = 0, skipped = 0;
+  std::string run_json_path;
+};
+
+class RunError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Opens every stage, runs all cases, closes the stages, writes OUTPUT/run.json. Throws RunError
+// when a stage cannot open or the source cannot enumerate; case failures are in the report.
+RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options);
+
+}  // namespace spineparse

@@ -1,0 +1,51 @@
+// Stage parameters: their declared specs and the resolved values a stage instance receives.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace spineparse {
+
+enum class ParamType { kBool, kInt, kFloat, kString, kPath, kStringList };
+const char* param_type_name(ParamType t);
+
+using ParamValue = std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>>;
+
+std::string param_value_to_string(const ParamValue& v);
+
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::kString;
+  std::optional<ParamValue> default_value;  // absent: no default
+  bool required = false;
+  std::string help;
+  std::vector<std::string> allowed;  // for strings: the only accepted values (empty: any)
+  std::optional<double> min, max;    // for numbers: inclusive bounds
+};
+
+// Resolved values of one stage instance: every declared parameter with a default or a given value.
+class Params {
+ public:
+  Params() = default;
+  explicit Params(std::map<std::string, ParamValue> values) : values_(std::move(values)) {}
+
+  bool has(const std::string& key) const { return values_.count(key) != 0; }
+  bool get_bool(const std::string& key) const;
+  std::int64_t get_int(const std::string& key) const;
+  double get_float(const std::string& key) const;  // ints convert
+  const std::string& get_string(const std::string& key) const;  // strings and paths
+  const std::vector<std::string>& get_string_list(const std::string& key) const;
+
+  const std::map<std::string, ParamValue>& values() const { return values_; }
+  void set(const std::string& key, ParamValue v) { values_[key] = std::move(v); }
+
+ private:
+  const ParamValue& at(const std::string& key) const;
+  std::map<std::string, ParamValue> values_;
+};
+
+}  // namespace spineparse

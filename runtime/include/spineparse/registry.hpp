@@ -1,0 +1,65 @@
+// Registry: owns every loaded plugin library and every registered stage kind.
+//
+// Libraries stay loaded as long as the registry lives; anything a plugin made (stages, payloads,
+// exception objects) must be gone before it is destroyed, which the executor guarantees by
+// holding the registry for the whole run.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse {
+
+struct PluginInfo {
+  std::string name;
+  std::string version;
+  std::string path;  // empty for stages registered in-process
+};
+
+class PluginError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Called by plugins from their register function. Throws PluginError on a duplicate kind.
+  void add_stage(StageDescription description, StageFactory factory);
+
+  // Loads one plugin library by path. Throws PluginError with the reason on refusal.
+  const PluginInfo& load_plugin(const std::string& path);
+  // Loads every *.so in a folder whose name starts with "spineparse_" (sorted). Returns the
+  // number loaded; refusals are collected in `errors` and do not stop the others.
+  int load_folder(const std::string& folder, std::vector<std::string>* errors);
+
+  const StageDescription* find(const std::string& kind) const;
+  std::unique_ptr<Stage> create(const std::string& kind, const Params& params) const;
+  std::vector<const StageDescription*> kinds() const;
+  const std::vector<PluginInfo>& plugins() const { return plugins_; }
+  // The plugin that registered a kind ("" for in-process registrations).
+  std::string plugin_of(const std::string& kind) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<PluginInfo> plugins_;
+  std::string loading_plugin_;
+};
+
+// Folders searched by default: the build's plugin folder, then SPINEPARSE_PLUGIN_PATH (colon-separated).
+std::vector<std::string> default_plugin_folders();
+
+// The fingerprint this runtime was built with.
+const char* runtime_fingerprint();
+
+}  // namespace spineparse

@@ -1,0 +1,81 @@
+// Stage: the unit of work in a graph. A plugin registers stage kinds; the runtime creates one
+// Stage instance per graph node.
+//
+// Lifecycle, all calls made by the runtime:
+//   1. the kind's factory creates the instance with resolved Params (cheap: no I/O);
+//   2. open(ctx) once, before any case: load weights, open devices. A failure here stops the run;
+//   3. process(case) once per case, possibly concurrently when the description allows it. Throwing
+//      is fine: the runtime turns the exception into a failed case and the run goes on;
+//   4. close() once, after the last case.
+// A source stage (the root of every graph) additionally enumerates the cases of a run.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <utility>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spineparse/case.hpp"
+#include "spineparse/params.hpp"
+
+namespace spineparse {
+
+struct FieldUse {
+  std::string name;
+  bool optional = false;  // read only when present (e.g. a mask)
+  std::string help;
+};
+
+enum class Concurrency { kSerial, kParallel };
+
+struct StageDescription {
+  std::string kind;  // "io.read_nifti": plugin group, dot, stage name
+  std::string summary;
+  std::vector<ParamSpec> params;
+  std::vector<FieldUse> reads;
+  std::vector<FieldUse> writes;
+  bool is_source = false;
+  // What the stage allows; a node may lower parallel to serial, never the reverse.
+  Concurrency concurrency = Concurrency::kParallel;
+  // The device the stage mainly uses ("cpu" or "gpu"), for scheduling and reports.
+  std::string resource = "cpu";
+  // For stages whose fields depend on parameters (a writer's `field`): given a node's resolved
+  // params, returns the fields it reads and writes. Empty: `reads` and `writes` above.
+  std::function<std::pair<std::vector<FieldUse>, std::vector<FieldUse>>(const Params&)> fields_for;
+};
+
+// What open() gets: the run's folders and thread budget.
+struct StageContext {
+  std::string node_id;
+  std::string input_dir;   // --input, may be empty
+  std::string output_dir;  // --output
+  int threads_per_case = 1;  // intra-op threads a stage may use inside one process() call
+  int total_threads = 1;
+};
+
+// A case the source will produce: id plus attributes (paths) known before reading.
+struct CaseSeed {
+  std::string id;
+  std::map<std::string, std::string> attrs;
+};
+
+class Stage {
+ public:
+  virtual ~Stage();
+  virtual void open(const StageContext& ctx);
+  virtual CasePtr process(const CasePtr& in) = 0;
+  virtual void close();
+
+  // Source stages only: the cases of this run, in order.
+  virtual std::vector<CaseSeed> enumerate(const StageContext& ctx);
+
+  // Files this stage writes for a case; the runtime's --resume skips a case whose outputs from
+  // every stage exist (writes are atomic, so existence means complete).
+  virtual std::vector<std::string> outputs_for(const CaseSeed& seed, const StageContext& ctx) const;
+};
+
+using StageFactory = std::function<std::unique_ptr<Stage>(const Params&)>;
+
+}  // namespace spineparse

@@ -1,0 +1,182 @@
+// Key functions of the core polymorphic types and small value types, so that their vtables and
+// type information live in the runtime library, never in a plugin that may be unloaded.
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "spineparse/case.hpp"
+#include "spineparse/ndarray.hpp"
+#include "spineparse/params.hpp"
+#include "spineparse/stage.hpp"
+
+namespace spineparse {
+
+std::size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kUInt8: return 1;
+    case DType::kInt16: return 2;
+    case DType::kInt32: return 4;
+    case DType::kInt64: return 8;
+    case DType::kFloat32: return 4;
+    case DType::kFloat64: return 8;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kUInt8: return "uint8";
+    case DType::kInt16: return "int16";
+    case DType::kInt32: return "int32";
+    case DType::kInt64: return "int64";
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+  }
+  return "?";
+}
+
+NdArray::NdArray(DType dtype, std::vector<std::int64_t> shape)
+    : dtype_(dtype), shape_(std::move(shape)) {
+  numel_ = 1;
+  for (auto d : shape_) {
+    if (d < 0) throw std::invalid_argument("NdArray: negative dimension");
+    numel_ *= d;
+  }
+  bytes_.resize(static_cast<std::size_t>(numel_) * dtype_size(dtype_));
+}
+
+void NdArray::check_type(DType wanted) const {
+  if (wanted != dtype_) {
+    throw std::logic_error(std::string("NdArray holds ") + dtype_name(dtype_) + ", accessed as " +
+                           dtype_name(wanted));
+  }
+}
+
+std::string NdArray::shape_string() const {
+  std::ostringstream s;
+  for (std::size_t i = 0; i < shape_.size(); ++i) s << (i ? "x" : "") << shape_[i];
+  s << " " << dtype_name(dtype_);
+  return s.str();
+}
+
+bool Geometry::same_as(const Geometry& o, double tol) const {
+  for (int i = 0; i < 3; ++i) {
+    if (std::abs(spacing[i] - o.spacing[i]) > tol * std::max(1.0, std::abs(spacing[i]))) return false;
+    // Origins in mm: allow a small absolute slack scaled by the voxel size.
+    if (std::abs(origin[i] - o.origin[i]) > 1e-3 * std::max(1.0, spacing[i])) return false;
+  }
+  for (int i = 0; i < 9; ++i) {
+    if (std::abs(direction[i] - o.direction[i]) > tol) return false;
+  }
+  return true;
+}
+
+std::string Geometry::describe() const {
+  std::ostringstream s;
+  s << "spacing (" << spacing[0] << ", " << spacing[1] << ", " << spacing[2] << ") origin ("
+    << origin[0] << ", " << origin[1] << ", " << origin[2] << ")";
+  return s.str();
+}
+
+Payload::~Payload() = default;
+
+std::string Case::attr(const std::string& key, const std::string& fallback) const {
+  auto it = attrs_.find(key);
+  return it == attrs_.end() ? fallback : it->second;
+}
+
+bool Case::has(const std::string& field) const { return fields_.count(field) != 0; }
+
+NdArrayPtr Case::get(const std::string& field) const {
+  auto it = fields_.find(field);
+  if (it == fields_.end() || !it->second) {
+    throw std::runtime_error("case " + id_ + " has no field '" + field + "'");
+  }
+  return it->second;
+}
+
+void Case::set(const std::string& field, NdArrayPtr value) { fields_[field] = std::move(value); }
+void Case::erase(const std::string& field) { fields_.erase(field); }
+
+std::vector<std::string> Case::field_names() const {
+  std::vector<std::string> names;
+  for (const auto& kv : fields_) names.push_back(kv.first);
+  return names;
+}
+
+std::shared_ptr<const Payload> Case::payload(const std::string& key) const {
+  auto it = payloads_.find(key);
+  if (it == payloads_.end()) {
+    throw std::runtime_error("case " + id_ + " has no payload '" + key + "'");
+  }
+  return it->second;
+}
+
+void Case::set_payload(const std::string& key, std::shared_ptr<const Payload> p) {
+  payloads_[key] = std::move(p);
+}
+
+const char* param_type_name(ParamType t) {
+  switch (t) {
+    case ParamType::kBool: return "bool";
+    case ParamType::kInt: return "int";
+    case ParamType::kFloat: return "float";
+    case ParamType::kString: return "string";
+    case ParamType::kPath: return "path";
+    case ParamType::kStringList: return "string list";
+  }
+  return "?";
+}
+
+std::string param_value_to_string(const ParamValue& v) {
+  struct V {
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(std::int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const {
+      std::ostringstream s;
+      s << d;
+      return s.str();
+    }
+    std::string operator()(const std::string& s) const { return s; }
+    std::string operator()(const std::vector<std::string>& l) const {
+      std::string out = "[";
+      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i];
+      return out + "]";
+    }
+  };
+  return std::visit(V{}, v);
+}
+
+const ParamValue& Params::at(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) throw std::out_of_range("parameter '" + key + "' is not set");
+  return it->second;
+}
+
+bool Params::get_bool(const std::string& key) const { return std::get<bool>(at(key)); }
+std::int64_t Params::get_int(const std::string& key) const {
+  return std::get<std::int64_t>(at(key));
+}
+double Params::get_float(const std::string& key) const {
+  const auto& v = at(key);
+  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  return std::get<double>(v);
+}
+const std::string& Params::get_string(const std::string& key) const {
+  return std::get<std::string>(at(key));
+}
+const std::vector<std::string>& Params::get_string_list(const std::string& key) const {
+  return std::get<std::vector<std::string>>(at(key));
+}
+
+Stage::~Stage() = default;
+void Stage::open(const StageContext&) {}
+void Stage::close() {}
+std::vector<CaseSeed> Stage::enumerate(const StageContext& ctx) {
+  throw std::logic_error("stage of node '" + ctx.node_id + "' is not a source");
+}
+std::vector<std::string> Stage::outputs_for(const CaseSeed&, const StageContext&) const {
+  return {};
+}
+
+}  // namespace spineparse

@@ -1,0 +1,339 @@
+#include "spineparse/executor.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include "spineparse/files.hpp"
+
+namespace spineparse {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string first_lines(const std::string& s, std::size_t max_chars = 2000) {
+  // LibTorch errors carry long backtraces; the first lines say what went wrong.
+  std::string out = s.substr(0, max_chars);
+  auto bt = out.find("\nException raised from");
+  if (bt != std::string::npos) out = out.substr(0, bt);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+int thread_slot() {
+  static std::atomic<int> next{0};
+  thread_local int slot = next.fetch_add(1);
+  return slot;
+}
+
+std::string format_eta(double s) {
+  if (!(s >= 0) || s > 1e7) return "--";
+  int t = static_cast<int>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", t / 3600, (t / 60) % 60);
+  else if (t >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", t / 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ds", t);
+  return buf;
+}
+
+class Progress {
+ public:
+  Progress(const RunOptions& o, std::size_t total, std::size_t skipped)
+      : total_(total), done_(skipped), skipped_(skipped), start_(Clock::now()) {
+    mode_ = o.progress;
+    if (mode_ == "auto") mode_ = ::isatty(STDERR_FILENO) ? "live" : "plain";
+    interval_ = mode_ == "live" ? 0.25 : o.progress_interval_s;
+    last_ = start_;
+  }
+  void case_done(bool failed) {
+    ++done_;
+    ++processed_;
+    if (failed) ++failed_;
+    if (mode_ == "none") return;
+    if (since(last_) >= interval_ || done_ == total_) {
+      last_ = Clock::now();
+      print(done_ == total_);
+    }
+  }
+  void finish() {
+    if (mode_ == "live") std::fputc('\n', stderr);
+  }
+
+ private:
+  void print(bool final_line) {
+    const double el = since(start_);
+    const double rate = processed_ > 0 ? processed_ / el : 0.0;
+    const double eta = rate > 0 ? (total_ - done_) / rate : -1;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "cases %zu/%zu  failed %zu%s  %.2f cases/s  elapsed %s  ETA %s",
+                  done_, total_, failed_,
+                  skipped_ ? (" skipped " + std::to_string(skipped_)).c_str() : "", rate,
+                  format_eta(el).c_str(), final_line ? "0s" : format_eta(eta).c_str());
+    if (mode_ == "live") std::fprintf(stderr, "\r%-100s", buf);
+    else std::fprintf(stderr, "[progress] %s\n", buf);
+    std::fflush(stderr);
+  }
+  std::string mode_;
+  std::size_t total_, done_, skipped_, processed_ = 0, failed_ = 0;
+  double interval_;
+  Clock::time_point start_, last_;
+};
+
+}  // namespace
+
+RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
+  RunReport report;
+  const int hw = std::max(1u, std::thread::hardware_concurrency());
+  const int threads = options.threads > 0 ? options.threads : hw;
+  const int per_case = options.threads_per_case > 0
+                           ? options.threads_per_case
+                           : std::max(1, threads / std::max(1, std::min(threads, graph.max_in_flight)));
+  report.threads = threads;
+  report.threads_per_case = per_case;
+  tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
+                                  static_cast<std::size_t>(threads));
+
+  fs::create_directories(options.output_dir);
+
+  // Create and open every stage. A failure here stops the run: nothing could succeed.
+  std::vector<std::unique_ptr<Stage>> stages;
+  std::vector<StageContext> contexts;
+  for (const auto& n : graph.nodes) {
+    StageContext ctx;
+    ctx.node_id = n.id;
+    ctx.input_dir = options.input_dir;
+    ctx.output_dir = options.output_dir;
+    ctx.threads_per_case = per_case;
+    ctx.total_threads = threads;
+    contexts.push_back(ctx);
+    try {
+      stages.push_back(registry.create(n.stage, n.params));
+      stages.back()->open(ctx);
+    } catch (const std::exception& e) {
+      throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open: " + first_lines(e.what()));
+    } catch (...) {
+      throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open");
+    }
+  }
+
+  std::vector<CaseSeed> seeds;
+  try {
+    seeds = stages[0]->enumerate(contexts[0]);
+  } catch (const std::exception& e) {
+    throw RunError("source node '" + graph.nodes[0].id + "' cannot list cases: " + first_lines(e.what()));
+  }
+  if (options.filter_seeds) seeds = options.filter_seeds(std::move(seeds));
+
+  report.cases.resize(seeds.size());
+  std::vector<bool> skip(seeds.size(), false);
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    auto& oc = report.cases[i];
+    oc.id = seeds[i].id;
+    oc.index = i;
+    oc.attrs = seeds[i].attrs;
+    if (!options.resume) continue;
+    std::vector<std::string> outs;
+    for (std::size_t s = 0; s < stages.size(); ++s) {
+      auto o = stages[s]->outputs_for(seeds[i], contexts[s]);
+      outs.insert(outs.end(), o.begin(), o.end());
+    }
+    bool complete = !outs.empty();
+    for (const auto& o : outs) complete = complete && fs::exists(o);
+    if (complete) {
+      skip[i] = true;
+      oc.status = "skipped";
+      ++report.skipped;
+    }
+  }
+
+  std::mutex spans_mu;
+  std::vector<Span> spans;
+  std::vector<std::pair<double, int>> in_flight_log;
+  std::atomic<int> in_flight{0};
+  const auto t0 = Clock::now();
+  Progress progress(options, seeds.size(), report.skipped);
+
+  // The whole flow graph lives in an arena of exactly `threads` workers (the default arena has
+  // one per core and cannot be widened by global_control).
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    tbb::flow::graph g;
+    std::size_t next = 0;
+    tbb::flow::input_node<CasePtr> source(g, [&](tbb::flow_control& fc) -> CasePtr {
+      while (next < seeds.size() && skip[next]) ++next;
+      if (next >= seeds.size()) {
+        fc.stop();
+        return nullptr;
+      }
+      auto c = std::make_shared<Case>(seeds[next].id, next);
+      for (const auto& [k, v] : seeds[next].attrs) c->set_attr(k, v);
+      ++next;
+      return c;
+    });
+    tbb::flow::limiter_node<CasePtr> limiter(g, static_cast<std::size_t>(graph.max_in_flight));
+
+    std::map<std::string, std::size_t> pos;
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) pos[graph.nodes[i].id] = i;
+
+    std::vector<std::unique_ptr<tbb::flow::function_node<CasePtr, CasePtr>>> fnodes;
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      const NodeSpec& n = graph.nodes[i];
+      Stage* stage = stages[i].get();
+      const bool first = i == 0;
+      auto body = [&, stage, first, node_id = n.id](const CasePtr& in) -> CasePtr {
+        if (first) {
+          int now = ++in_flight;
+          std::lock_guard<std::mutex> lk(spans_mu);
+          in_flight_log.emplace_back(since(t0), now);
+        }
+        if (in->failed()) return in;
+        const double start = since(t0);
+        CasePtr out;
+        std::string error;
+        try {
+          out = stage->process(in);
+          if (!out) error = "stage returned no case";
+        } catch (const std::exception& e) {
+          error = first_lines(e.what());
+          if (error.empty()) error = "exception without message";
+        } catch (...) {
+          error = "unknown exception";
+        }
+        if (!error.empty()) {
+          auto failed = in->derive();
+          failed->fail(node_id, error);
+          out = failed;
+        }
+        const double end = since(t0);
+        std::lock_guard<std::mutex> lk(spans_mu);
+        spans.push_back({node_id, in->index(), start, end, thread_slot()});
+        return out;
+      };
+      const std::size_t conc = n.concurrency == 0 ? tbb::flow::unlimited : static_cast<std::size_t>(n.concurrency);
+      fnodes.push_back(std::make_unique<tbb::flow::function_node<CasePtr, CasePtr>>(g, conc, body));
+    }
+
+    const std::size_t n_leaves = graph.leaf_ids.size();
+    std::map<std::size_t, std::size_t> arrivals;
+    std::map<std::size_t, CasePtr> first_arrival;
+    tbb::flow::function_node<CasePtr, tbb::flow::continue_msg> complete(
+        g, tbb::flow::serial, [&](const CasePtr& c) -> tbb::flow::continue_msg {
+          const std::size_t idx = c->index();
+          // With several leaves a case completes when every branch delivered it; the first
+          // failure seen on any branch is the one reported.
+          if (n_leaves > 1) {
+            if (++arrivals[idx] < n_leaves) {
+              if (c->failed() && !first_arrival.count(idx)) first_arrival[idx] = c;
+              return {};
+            }
+            arrivals.erase(idx);
+          }
+          CasePtr rec = c;
+          if (!c->failed() && first_arrival.count(idx)) rec = first_arrival[idx];
+          first_arrival.erase(idx);
+          auto& oc = report.cases[idx];
+          oc.status = rec->failed() ? "failed" : "ok";
+          if (rec->failed()) {
+            oc.error_node = rec->error()->node;
+            oc.error = rec->error()->message;
+          }
+          oc.metrics = rec->metrics();
+          for (const auto& [k, v] : rec->attrs()) oc.attrs[k] = v;
+          progress.case_done(rec->failed());
+          {
+            int now = --in_flight;
+            std::lock_guard<std::mutex> lk(spans_mu);
+            in_flight_log.emplace_back(since(t0), now);
+          }
+          limiter.decrementer().try_put(tbb::flow::continue_msg());
+          return {};
+        });
+
+    tbb::flow::make_edge(source, limiter);
+    tbb::flow::make_edge(limiter, *fnodes[0]);
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+      for (const auto& o : graph.nodes[i].outputs) tbb::flow::make_edge(*fnodes[i], *fnodes[pos[o]]);
+      if (graph.nodes[i].outputs.empty()) tbb::flow::make_edge(*fnodes[i], complete);
+    }
+    source.activate();
+    g.wait_for_all();
+  });
+  progress.finish();
+  report.wall_s = since(t0);
+
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    try {
+      stages[s]->close();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: node '%s' failed to close: %s\n", graph.nodes[s].id.c_str(),
+                   first_lines(e.what()).c_str());
+    }
+  }
+  stages.clear();
+
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
+  for (const auto& sp : spans) {
+    report.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
+  }
+  for (const auto& oc : report.cases) {
+    if (oc.status == "ok") ++report.ok;
+    if (oc.status == "failed") ++report.failed;
+  }
+  report.spans = std::move(spans);
+  report.in_flight = std::move(in_flight_log);
+
+  // run.json: what ran, with which plugins, and what happened to every case.
+  json j;
+  j["spineparse_run"] = 1;
+  j["graph_file"] = graph.path;
+  j["graph"] = json::parse(graph.resolved_json);
+  json plugins = json::array();
+  for (const auto& p : registry.plugins()) {
+    plugins.push_back({{"name", p.name}, {"version", p.version}, {"path", p.path}});
+  }
+  j["plugins"] = plugins;
+  j["input_dir"] = options.input_dir;
+  j["output_dir"] = options.output_dir;
+  j["threads"] = threads;
+  j["threads_per_case"] = per_case;
+  j["max_in_flight"] = graph.max_in_flight;
+  j["wall_s"] = report.wall_s;
+  const int processed = report.ok + report.failed;
+  j["cases_per_s"] = report.wall_s > 0 ? processed / report.wall_s : 0.0;
+  j["counts"] = {{"total", report.cases.size()}, {"ok", report.ok}, {"failed", report.failed},
+                 {"skipped", report.skipped}};
+  json cases = json::array();
+  for (const auto& oc : report.cases) {
+    json c = {{"id", oc.id}, {"index", oc.index}, {"status", oc.status}};
+    if (oc.status == "failed") c["error"] = {{"node", oc.error_node}, {"message", oc.error}};
+    json t = json::object();
+    for (const auto& st : oc.timings) t[st.node] = st.seconds;
+    c["stage_seconds"] = t;
+    if (!oc.metrics.empty()) c["metrics"] = oc.metrics;
+    c["attrs"] = oc.attrs;
+    cases.push_back(c);
+  }
+  j["cases"] = cases;
+  report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
+  write_file_atomic(report.run_json_path, j.dump(2) + "\n");
+  return report;
+}
+
+}  // namespace spineparse

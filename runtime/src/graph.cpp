@@ -1,0 +1,605 @@
+#include "spineparse/graph.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "spineparse/files.hpp"
+
+namespace spineparse {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string ConfigIssue::to_string() const {
+  return (pointer.empty() ? std::string("(graph)") : pointer) + ": " + message + " [" + code + "]";
+}
+
+const NodeSpec* GraphSpec::node(const std::string& id) const {
+  for (const auto& n : nodes) {
+    if (n.id == id) return &n;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string escape_pointer(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+const char* json_type(const json& j) {
+  if (j.is_boolean()) return "boolean";
+  if (j.is_number_integer()) return "integer";
+  if (j.is_number()) return "number";
+  if (j.is_string()) return "string";
+  if (j.is_array()) return "array";
+  if (j.is_object()) return "object";
+  return "null";
+}
+
+json to_json(const ParamValue& v) {
+  return std::visit([](const auto& x) { return json(x); }, v);
+}
+
+class Validator {
+ public:
+  Validator(Registry& registry, std::string path) : registry_(registry), path_(std::move(path)) {}
+
+  void issue(const std::string& code, const std::string& pointer, const std::string& msg) {
+    issues_.push_back({code, pointer, msg});
+  }
+
+  // Converts a JSON value to a typed parameter value, or reports why not.
+  std::optional<ParamValue> convert(const ParamSpec& spec, const json& v, const std::string& ptr,
+                                    const std::string& node_id, bool from_file) {
+    auto bad_type = [&] {
+      issue("bad_param_type", ptr,
+            "node '" + node_id + "': parameter '" + spec.name + "' must be " +
+                param_type_name(spec.type) + ", got " + json_type(v) + " " + v.dump());
+      return std::nullopt;
+    };
+    ParamValue out;
+    switch (spec.type) {
+      case ParamType::kBool:
+        if (!v.is_boolean()) return bad_type();
+        out = v.get<bool>();
+        break;
+      case ParamType::kInt:
+        if (v.is_number_integer()) {
+          out = v.get<std::int64_t>();
+        } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+          out = static_cast<std::int64_t>(v.get<double>());
+        } else {
+          return bad_type();
+        }
+        break;
+      case ParamType::kFloat:
+        if (!v.is_number()) return bad_type();
+        out = v.get<double>();
+        break;
+      case ParamType::kString:
+      case ParamType::kPath: {
+        if (!v.is_string()) return bad_type();
+        std::string s = v.get<std::string>();
+        if (spec.type == ParamType::kPath && from_file && !s.empty() && fs::path(s).is_relative()) {
+          // Paths written in a graph file are relative to that file's folder.
+          fs::path base = fs::path(path_).parent_path();
+          if (!base.empty()) s = (base / s).lexically_normal().string();
+        }
+        out = s;
+        break;
+      }
+      case ParamType::kStringList: {
+        if (!v.is_array()) return bad_type();
+        std::vector<std::string> list;
+        for (const auto& e : v) {
+          if (!e.is_string()) return bad_type();
+          list.push_back(e.get<std::string>());
+        }
+        out = list;
+        break;
+      }
+    }
+    if (!check_value(spec, out, ptr, node_id)) return std::nullopt;
+    return out;
+  }
+
+  bool check_value(const ParamSpec& spec, const ParamValue& v, const std::string& ptr,
+                   const std::string& node_id) {
+    if (!spec.allowed.empty()) {
+      if (auto* s = std::get_if<std::string>(&v)) {
+        if (std::find(spec.allowed.begin(), spec.allowed.end(), *s) == spec.allowed.end()) {
+          std::string allowed;
+          for (const auto& a : spec.allowed) allowed += (allowed.empty() ? "" : ", ") + a;
+          issue("bad_param_value", ptr,
+                "node '" + node_id + "': parameter '" + spec.name + "' is '" + *s +
+                    "', allowed: " + allowed);
+          return false;
+        }
+      }
+    }
+    double num = 0;
+    bool is_num = false;
+    if (auto* i = std::get_if<std::int64_t>(&v)) num = static_cast<double>(*i), is_num = true;
+    if (auto* d = std::get_if<double>(&v)) num = *d, is_num = true;
+    if (is_num && ((spec.min && num < *spec.min) || (spec.max && num > *spec.max))) {
+      issue("bad_param_value", ptr,
+            "node '" + node_id + "': parameter '" + spec.name + "' = " + param_value_to_string(v) +
+                " is outside [" + (spec.min ? std::to_string(*spec.min) : "-inf") + ", " +
+                (spec.max ? std::to_string(*spec.max) : "inf") + "]");
+      return false;
+    }
+    return true;
+  }
+
+  GraphLoad run(const std::string& text, const std::vector<std::string>& overrides) {
+    GraphLoad result;
+    json root;
+    try {
+      root = json::parse(text);
+    } catch (const json::parse_error& e) {
+      issue("bad_json", "", "graph " + path_ + " is not valid JSON: " + e.what());
+      result.issues = issues_;
+      return result;
+    }
+    if (!root.is_object()) {
+      issue("bad_type", "", "graph " + path_ + " must be a JSON object");
+      result.issues = issues_;
+      return result;
+    }
+    GraphSpec g;
+    g.path = path_;
+    static const std::set<std::string> kTopKeys = {"schema_version", "plugins", "max_in_flight",
+                                                   "nodes", "edges", "comment", "description"};
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (!kTopKeys.count(it.key())) {
+        issue("unknown_key", "/" + escape_pointer(it.key()),
+              "unknown key '" + it.key() +
+                  "' (known: schema_version, plugins, max_in_flight, nodes, edges, comment)");
+      }
+    }
+    if (!root.contains("schema_version")) {
+      issue("missing_key", "/schema_version",
+            "schema_version is required (this runtime reads version " +
+                std::to_string(kSchemaVersion) + ")");
+    } else if (!root["schema_version"].is_number_integer() ||
+               root["schema_version"].get<int>() != kSchemaVersion) {
+      issue("bad_schema_version", "/schema_version",
+            "schema_version " + root["schema_version"].dump() + " is not supported (expected " +
+                std::to_string(kSchemaVersion) + ")");
+    }
+
+    // Plugins first: the stages they bring are needed to validate the nodes.
+    if (root.contains("plugins")) {
+      const json& pl = root["plugins"];
+      if (!pl.is_array()) {
+        issue("bad_type", "/plugins", "plugins must be an array of paths");
+      } else {
+        for (std::size_t i = 0; i < pl.size(); ++i) {
+          const std::string ptr = "/plugins/" + std::to_string(i);
+          if (!pl[i].is_string()) {
+            issue("bad_type", ptr, "plugin entries must be strings (paths)");
+            continue;
+          }
+          fs::path p = pl[i].get<std::string>();
+          if (p.is_relative()) p = fs::path(path_).parent_path() / p;
+          try {
+            g.plugins.push_back(registry_.load_plugin(p.lexically_normal().string()).path);
+          } catch (const PluginError& e) {
+            issue("plugin_refused", ptr, e.what());
+          }
+        }
+      }
+    }
+
+    if (root.contains("max_in_flight")) {
+      const json& m = root["max_in_flight"];
+      if (!m.is_number_integer() || m.get<int>() < 1) {
+        issue("bad_value", "/max_in_flight", "max_in_flight must be a positive integer, got " + m.dump());
+      } else {
+        g.max_in_flight = m.get<int>();
+      }
+    }
+
+    std::map<std::string, std::size_t> index_of;  // id -> position in the file
+    std::vector<NodeSpec> nodes;
+    std::vector<const StageDescription*> descs;
+    if (!root.contains("nodes")) {
+      issue("missing_key", "/nodes", "nodes is required: a non-empty array of stage nodes");
+    } else if (!root["nodes"].is_array() || root["nodes"].empty()) {
+      issue("bad_type", "/nodes", "nodes must be a non-empty array");
+    } else {
+      const json& arr = root["nodes"];
+      for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string ptr = "/nodes/" + std::to_string(i);
+        nodes.push_back(parse_node(arr[i], ptr, &descs));
+        const std::string& id = nodes.back().id;
+        if (id.empty()) continue;
+        if (index_of.count(id)) {
+          issue("duplicate_node", ptr + "/id",
+                "node id '" + id + "' is used twice (first at /nodes/" +
+                    std::to_string(index_of[id]) + ")");
+        } else {
+          index_of[id] = i;
+        }
+      }
+    }
+
+    apply_overrides(overrides, nodes, descs, index_of);
+
+    // Edges.
+    std::vector<std::pair<std::string, std::string>> edges;
+    if (root.contains("edges")) {
+      const json& e = root["edges"];
+      if (!e.is_array()) {
+        issue("bad_type", "/edges", "edges must be an array of [from, to] pairs");
+      } else {
+        for (std::size_t i = 0; i < e.size(); ++i) {
+          const std::string ptr = "/edges/" + std::to_string(i);
+          std::string from, to;
+          if (e[i].is_array() && e[i].size() == 2 && e[i][0].is_string() && e[i][1].is_string()) {
+            from = e[i][0].get<std::string>();
+            to = e[i][1].get<std::string>();
+          } else if (e[i].is_object() && e[i].contains("from") && e[i].contains("to") &&
+                     e[i]["from"].is_string() && e[i]["to"].is_string() && e[i].size() == 2) {
+            from = e[i]["from"].get<std::string>();
+            to = e[i]["to"].get<std::string>();
+          } else {
+            issue("bad_type", ptr, "an edge is [\"from\", \"to\"] or {\"from\": ..., \"to\": ...}");
+            continue;
+          }
+          bool ok = true;
+          if (!index_of.count(from)) {
+            issue("dangling_edge", ptr + "/0",
+                  "edge " + from + " -> " + to + ": no node has id '" + from + "'");
+            ok = false;
+          }
+          if (!index_of.count(to)) {
+            issue("dangling_edge", ptr + "/1",
+                  "edge " + from + " -> " + to + ": no node has id '" + to + "'");
+            ok = false;
+          }
+          if (ok) edges.emplace_back(from, to);
+        }
+      }
+    } else {
+      for (std::size_t i = 1; i < nodes.size(); ++i) {
+        if (!nodes[i - 1].id.empty() && !nodes[i].id.empty())
+          edges.emplace_back(nodes[i - 1].id, nodes[i].id);
+      }
+    }
+    for (const auto& [from, to] : edges) {
+      auto& f = nodes[index_of[from]];
+      auto& t = nodes[index_of[to]];
+      f.outputs.push_back(to);
+      t.inputs.push_back(from);
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].inputs.size() > 1) {
+        std::string ins;
+        for (const auto& s : nodes[i].inputs) ins += (ins.empty() ? "" : ", ") + s;
+        issue("join_unsupported", "/nodes/" + std::to_string(i),
+              "node '" + nodes[i].id + "' has several inputs (" + ins +
+                  "); each node takes its cases from exactly one upstream node");
+      }
+    }
+
+    // Order, cycles, the source.
+    std::vector<std::size_t> order = topo_order(nodes, index_of);
+    std::vector<std::size_t> roots;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].inputs.empty() && !nodes[i].id.empty()) roots.push_back(i);
+    }
+    if (!nodes.empty() && roots.size() != 1 && issues_.empty()) {
+      std::string names;
+      for (auto r : roots) names += (names.empty() ? "" : ", ") + nodes[r].id;
+      issue("bad_topology", "/edges",
+            roots.empty() ? "the graph has no source node (every node has an input)"
+                          : "the graph has several nodes without input (" + names +
+                                "); exactly one source node must start it");
+    }
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const StageDescription* d = descs[i];
+      if (!d) continue;
+      const bool is_root = roots.size() == 1 && roots[0] == i;
+      if (is_root && !d->is_source) {
+        issue("not_a_source", "/nodes/" + std::to_string(i) + "/stage",
+              "node '" + nodes[i].id + "' starts the graph but stage '" + d->kind +
+                  "' is not a source (use a reader such as io.read_dataset)");
+      } else if (!is_root && d->is_source) {
+        issue("source_not_first", "/nodes/" + std::to_string(i) + "/stage",
+              "node '" + nodes[i].id + "' uses source stage '" + d->kind +
+                  "' but has an input; a source must start the graph");
+      }
+    }
+    if (order.size() == nodes.size()) check_fields(nodes, descs, order, index_of);
+
+    if (!issues_.empty()) {
+      result.issues = issues_;
+      return result;
+    }
+    for (auto i : order) g.nodes.push_back(nodes[i]);
+    g.source_id = nodes[roots[0]].id;
+    for (const auto& n : g.nodes) {
+      if (n.outputs.empty()) g.leaf_ids.push_back(n.id);
+    }
+    json resolved = {{"schema_version", kSchemaVersion},
+                     {"max_in_flight", g.max_in_flight},
+                     {"plugins", g.plugins}};
+    json jnodes = json::array(), jedges = json::array();
+    for (const auto& n : g.nodes) {
+      json params = json::object();
+      for (const auto& [k, v] : n.params.values()) params[k] = to_json(v);
+      json jn = {{"id", n.id}, {"stage", n.stage}, {"params", params}};
+      jn["concurrency"] = n.concurrency == 0 ? json("parallel") : json(n.concurrency);
+      if (!n.comment.empty()) jn["comment"] = n.comment;
+      jnodes.push_back(jn);
+      for (const auto& o : n.outputs) jedges.push_back({n.id, o});
+    }
+    resolved["nodes"] = jnodes;
+    resolved["edges"] = jedges;
+    g.resolved_json = resolved.dump(2);
+    result.graph = std::move(g);
+    return result;
+  }
+
+ private:
+  NodeSpec parse_node(const json& jn, const std::string& ptr,
+                      std::vector<const StageDescription*>* descs) {
+    NodeSpec n;
+    descs->push_back(nullptr);
+    if (!jn.is_object()) {
+      issue("bad_type", ptr, "a node must be an object with id and stage");
+      return n;
+    }
+    static const std::set<std::string> kNodeKeys = {"id", "stage", "params", "concurrency",
+                                                    "comment"};
+    for (auto it = jn.begin(); it != jn.end(); ++it) {
+      if (!kNodeKeys.count(it.key())) {
+        issue("unknown_key", ptr + "/" + escape_pointer(it.key()),
+              "unknown key '" + it.key() + "' in node (known: id, stage, params, concurrency, comment)");
+      }
+    }
+    if (!jn.contains("id") || !jn["id"].is_string() || jn["id"].get<std::string>().empty()) {
+      issue("missing_key", ptr + "/id", "every node needs a non-empty string id");
+    } else {
+      n.id = jn["id"].get<std::string>();
+      if (n.id.find_first_of(".=/ ") != std::string::npos) {
+        issue("bad_value", ptr + "/id",
+              "node id '" + n.id + "' may not contain '.', '=', '/' or spaces");
+      }
+    }
+    const std::string label = n.id.empty() ? ptr : n.id;
+    if (jn.contains("comment") && jn["comment"].is_string()) n.comment = jn["comment"].get<std::string>();
+    if (!jn.contains("stage") || !jn["stage"].is_string()) {
+      issue("missing_key", ptr + "/stage", "node '" + label + "' needs a stage kind");
+      return n;
+    }
+    n.stage = jn["stage"].get<std::string>();
+    const StageDescription* d = registry_.find(n.stage);
+    if (!d) {
+      std::string near;
+      for (const auto* k : registry_.kinds()) {
+        if (k->kind.find(n.stage.substr(n.stage.find('.') + 1)) != std::string::npos)
+          near += (near.empty() ? "" : ", ") + k->kind;
+      }
+      issue("unknown_stage", ptr + "/stage",
+            "node '" + label + "': unknown stage kind '" + n.stage + "'" +
+                (near.empty() ? std::string(" (see `spineparse stages`)") : " (did you mean " + near + "?)"));
+      return n;
+    }
+    descs->back() = d;
+
+    // Concurrency.
+    n.concurrency = d->concurrency == Concurrency::kSerial ? 1 : 0;
+    if (jn.contains("concurrency")) {
+      const json& c = jn["concurrency"];
+      if (c.is_string() && c.get<std::string>() == "serial") {
+        n.concurrency = 1;
+      } else if (c.is_string() && c.get<std::string>() == "parallel") {
+        n.concurrency = 0;
+      } else if (c.is_number_integer() && c.get<int>() >= 1) {
+        n.concurrency = c.get<int>();
+      } else {
+        issue("bad_value", ptr + "/concurrency",
+              "node '" + label + "': concurrency is \"serial\", \"parallel\" or a positive integer");
+      }
+      if (d->concurrency == Concurrency::kSerial && n.concurrency != 1) {
+        issue("bad_concurrency", ptr + "/concurrency",
+              "node '" + label + "': stage '" + d->kind + "' processes one case at a time");
+        n.concurrency = 1;
+      }
+    }
+
+    // Parameters.
+    std::map<std::string, ParamValue> values;
+    const json params = jn.contains("params") ? jn["params"] : json::object();
+    if (!params.is_object()) {
+      issue("bad_type", ptr + "/params", "node '" + label + "': params must be an object");
+    } else {
+      for (auto it = params.begin(); it != params.end(); ++it) {
+        auto spec = std::find_if(d->params.begin(), d->params.end(),
+                                 [&](const ParamSpec& s) { return s.name == it.key(); });
+        const std::string pptr = ptr + "/params/" + escape_pointer(it.key());
+        if (spec == d->params.end()) {
+          std::string known;
+          for (const auto& s : d->params) known += (known.empty() ? "" : ", ") + s.name;
+          issue("unknown_param", pptr,
+                "node '" + label + "': stage '" + d->kind + "' has no parameter '" + it.key() +
+                    "' (known: " + (known.empty() ? "none" : known) + ")");
+          continue;
+        }
+        if (auto v = convert(*spec, it.value(), pptr, label, true)) values[spec->name] = *v;
+      }
+    }
+    for (const auto& s : d->params) {
+      if (values.count(s.name)) continue;
+      if (s.default_value) {
+        values[s.name] = *s.default_value;
+      } else if (s.required) {
+        missing_.push_back({n.id, s.name, ptr + "/params/" + escape_pointer(s.name), d->kind});
+      }
+    }
+    n.params = Params(values);
+    return n;
+  }
+
+  void apply_overrides(const std::vector<std::string>& overrides, std::vector<NodeSpec>& nodes,
+                       const std::vector<const StageDescription*>& descs,
+                       const std::map<std::string, std::size_t>& index_of) {
+    for (const auto& o : overrides) {
+      const std::string ptr = "--set " + o;
+      auto eq = o.find('=');
+      auto dot = o.find('.');
+      if (eq == std::string::npos || dot == std::string::npos || dot > eq) {
+        issue("bad_override", ptr, "--set takes NODE.PARAM=VALUE");
+        continue;
+      }
+      std::string node = o.substr(0, dot), param = o.substr(dot + 1, eq - dot - 1),
+                  value = o.substr(eq + 1);
+      auto it = index_of.find(node);
+      if (it == index_of.end()) {
+        issue("bad_override", ptr, "--set names node '" + node + "', which the graph does not have");
+        continue;
+      }
+      const StageDescription* d = descs[it->second];
+      if (!d) continue;
+      auto spec = std::find_if(d->params.begin(), d->params.end(),
+                               [&](const ParamSpec& s) { return s.name == param; });
+      if (spec == d->params.end()) {
+        issue("unknown_param", ptr,
+              "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param + "'");
+        continue;
+      }
+      json v;
+      switch (spec->type) {
+        case ParamType::kString:
+        case ParamType::kPath:
+          v = value;
+          break;
+        case ParamType::kStringList: {
+          json arr = json::array();
+          std::stringstream ss(value);
+          std::string item;
+          while (std::getline(ss, item, ',')) {
+            if (!item.empty()) arr.push_back(item);
+          }
+          v = arr;
+          break;
+        }
+        default:
+          try {
+            v = json::parse(value);
+          } catch (...) {
+            v = value;  // reported as a type error below
+          }
+      }
+      if (auto pv = convert(*spec, v, ptr, node, false)) {
+        nodes[it->second].params.set(param, *pv);
+        missing_.erase(std::remove_if(missing_.begin(), missing_.end(),
+                                      [&](const Missing& m) { return m.node == node && m.param == param; }),
+                       missing_.end());
+      }
+    }
+    for (const auto& m : missing_) {
+      issue("missing_param", m.pointer,
+            "node '" + m.node + "': stage '" + m.kind + "' requires parameter '" + m.param +
+                "' (set it in the graph or with --set " + m.node + "." + m.param + "=...)");
+    }
+  }
+
+  std::vector<std::size_t> topo_order(const std::vector<NodeSpec>& nodes,
+                                      const std::map<std::string, std::size_t>& index_of) {
+    std::vector<int> indeg(nodes.size(), 0);
+    for (std::size_t i = 0; i < nodes.size(); ++i) indeg[i] = static_cast<int>(nodes[i].inputs.size());
+    std::vector<std::size_t> order, ready;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (indeg[i] == 0) ready.push_back(i);
+    }
+    while (!ready.empty()) {
+      std::size_t i = ready.front();
+      ready.erase(ready.begin());
+      order.push_back(i);
+      for (const auto& o : nodes[i].outputs) {
+        std::size_t j = index_of.at(o);
+        if (--indeg[j] == 0) ready.push_back(j);
+      }
+    }
+    if (order.size() != nodes.size()) {
+      std::string cyc;
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (indeg[i] > 0) cyc += (cyc.empty() ? "" : ", ") + nodes[i].id;
+      }
+      issue("cycle", "/edges", "the edges form a cycle through nodes: " + cyc);
+    }
+    return order;
+  }
+
+  void check_fields(const std::vector<NodeSpec>& nodes,
+                    const std::vector<const StageDescription*>& descs,
+                    const std::vector<std::size_t>& order,
+                    const std::map<std::string, std::size_t>& index_of) {
+    std::vector<std::set<std::string>> available(nodes.size());
+    for (auto i : order) {
+      if (!descs[i]) continue;
+      std::set<std::string> have;
+      if (!nodes[i].inputs.empty()) have = available[index_of.at(nodes[i].inputs[0])];
+      auto reads = descs[i]->reads;
+      auto writes = descs[i]->writes;
+      if (descs[i]->fields_for) std::tie(reads, writes) = descs[i]->fields_for(nodes[i].params);
+      for (const auto& r : reads) {
+        if (r.optional || have.count(r.name)) continue;
+        std::string up;
+        for (const auto& h : have) up += (up.empty() ? "" : ", ") + h;
+        issue("missing_field", "/nodes/" + std::to_string(i),
+              "node '" + nodes[i].id + "' (stage " + descs[i]->kind + ") reads case field '" +
+                  r.name + "', which no upstream stage writes (upstream writes: " +
+                  (up.empty() ? "nothing" : up) + ")");
+      }
+      for (const auto& w : writes) have.insert(w.name);
+      available[i] = have;
+    }
+  }
+
+  struct Missing {
+    std::string node, param, pointer, kind;
+  };
+  Registry& registry_;
+  std::string path_;
+  std::vector<ConfigIssue> issues_;
+  std::vector<Missing> missing_;
+};
+
+}  // namespace
+
+GraphLoad load_graph_text(const std::string& text, const std::string& path, Registry& registry,
+                          const std::vector<std::string>& overrides) {
+  return Validator(registry, path).run(text, overrides);
+}
+
+GraphLoad load_graph_file(const std::string& path, Registry& registry,
+                          const std::vector<std::string>& overrides) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::exception& e) {
+    GraphLoad r;
+    r.issues.push_back({"unreadable", "", e.what()});
+    return r;
+  }
+  return load_graph_text(text, path, registry, overrides);
+}
+
+}  // namespace spineparse

@@ -1,0 +1,176 @@
+// The executor: failure isolation, the in-flight cap, fan-out, resume, run.json.
+#include <gmock/gmock.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "spineparse/executor.hpp"
+#include "spineparse/files.hpp"
+#include "spineparse/graph.hpp"
+#include "test_util.hpp"
+
+using namespace spineparse;
+using ::testing::HasSubstr;
+
+namespace {
+
+class Executor : public ::testing::Test {
+ protected:
+  void SetUp() override { registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/spineparse_test.so"); }
+
+  RunReport run(const std::string& text, RunOptions o = {}, const std::vector<std::string>& sets = {}) {
+    auto g = load_graph_text(text, "g.json", registry_, sets);
+    EXPECT_TRUE(g.ok()) << (g.issues.empty() ? "" : g.issues[0].to_string());
+    o.output_dir = out_.str();
+    o.progress = "none";
+    return run_graph(*g.graph, registry_, o);
+  }
+  Registry registry_;
+  spineparse::testing::TempDir out_;
+};
+
+}  // namespace
+
+TEST_F(Executor, OneFailingCaseDoesNotStopTheOthers) {
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 6}},
+    {"id": "f", "stage": "test.fail", "params": {"ids": ["Case2", "Case5"]}},
+    {"id": "after", "stage": "test.delay", "params": {"ms": 1}}]})");
+  ASSERT_EQ(r.cases.size(), 6u);
+  EXPECT_EQ(r.ok, 4);
+  EXPECT_EQ(r.failed, 2);
+  for (const auto& c : r.cases) {
+    const bool should_fail = c.id == "Case2" || c.id == "Case5";
+    EXPECT_EQ(c.status, should_fail ? "failed" : "ok") << c.id;
+    if (should_fail) {
+      EXPECT_EQ(c.error_node, "f");
+      EXPECT_THAT(c.error, HasSubstr("deliberate failure of " + c.id));
+      // Later stages passed the failed case through without running.
+      for (const auto& t : c.timings) EXPECT_NE(t.node, "after");
+    }
+  }
+}
+
+TEST_F(Executor, NonStandardExceptionsAreCaughtToo) {
+  auto r = run(R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 3}},
+    {"id": "f", "stage": "test.fail", "params": {"ids": ["Case1"], "mode": "non_std"}}]})");
+  EXPECT_EQ(r.failed, 1);
+  EXPECT_EQ(r.cases[0].error, "unknown exception");
+  EXPECT_EQ(r.ok, 2);
+}
+
+TEST_F(Executor, CasesInFlightNeverExceedTheCap) {
+  // The gate holds up to `hold` cases; with 8 threads and unlimited stage concurrency only the
+  // limiter can keep it at max_in_flight.
+  const char* graph = R"({"schema_version": 1, "max_in_flight": 3, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 24}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 8, "timeout_ms": 40}, "concurrency": "parallel"}]})";
+  RunOptions o;
+  o.threads = 8;
+  auto r = run(graph, o);
+  ASSERT_EQ(r.ok, 24);
+  double seen = 0;
+  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
+  EXPECT_EQ(seen, 3.0);  // reached, and never exceeded
+  int peak = 0;
+  for (const auto& [t, n] : r.in_flight) peak = std::max(peak, n);
+  EXPECT_LE(peak, 3);
+}
+
+TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
+  RunOptions o;
+  o.threads = 8;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 6, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 24}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 6, "timeout_ms": 200}}]})", o);
+  double seen = 0;
+  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
+  EXPECT_GT(seen, 3.0);
+  EXPECT_LE(seen, 6.0);
+}
+
+TEST_F(Executor, FanOutDeliversEveryCaseToEveryBranchOnce) {
+  auto r = run(R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 5}},
+    {"id": "a", "stage": "test.delay", "params": {"ms": 2}},
+    {"id": "b", "stage": "test.fail", "params": {"ids": ["Case4"]}}],
+    "edges": [["src", "a"], ["src", "b"]]})");
+  EXPECT_EQ(r.ok, 4);
+  EXPECT_EQ(r.failed, 1);
+  EXPECT_EQ(r.cases[3].error_node, "b");
+  int spans_a = 0;
+  for (const auto& s : r.spans) spans_a += s.node == "a";
+  EXPECT_EQ(spans_a, 5);
+}
+
+TEST_F(Executor, OpenFailureStopsTheRunWithTheNodeNamed) {
+  auto g = load_graph_text(R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source"}, {"id": "dev", "stage": "test.fail_open"}]})", "g.json", registry_);
+  ASSERT_TRUE(g.ok());
+  RunOptions o;
+  o.output_dir = out_.str();
+  o.progress = "none";
+  try {
+    run_graph(*g.graph, registry_, o);
+    FAIL() << "expected RunError";
+  } catch (const RunError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("node 'dev' (test.fail_open) failed to open: cannot open the device"));
+  }
+}
+
+TEST_F(Executor, WritesRunJsonWithPluginsGraphAndPerCaseRecords) {
+  auto r = run(R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 3}},
+    {"id": "f", "stage": "test.fail", "params": {"ids": ["Case3"]}}]})");
+  auto j = nlohmann::json::parse(read_file(r.run_json_path));
+  EXPECT_EQ(j["plugins"][0]["name"], "test");
+  EXPECT_EQ(j["plugins"][0]["version"], "1.2.3");
+  EXPECT_EQ(j["graph"]["nodes"][1]["params"]["mode"], "std");
+  EXPECT_EQ(j["counts"]["ok"], 2);
+  EXPECT_EQ(j["cases"][2]["status"], "failed");
+  EXPECT_EQ(j["cases"][2]["error"]["node"], "f");
+  EXPECT_TRUE(j["cases"][0]["stage_seconds"].contains("src"));
+  EXPECT_TRUE(j["cases"][0]["stage_seconds"].contains("f"));
+  EXPECT_GT(j["cases_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["wall_s"].get<double>(), 0.0);
+}
+
+namespace {
+// A writer-like stage declaring outputs, registered in-process, to test --resume.
+class TouchStage : public Stage {
+ public:
+  void open(const StageContext& ctx) override { dir_ = ctx.output_dir; }
+  CasePtr process(const CasePtr& in) override {
+    ++calls;
+    write_file_atomic(dir_ + "/" + in->id() + ".done", "x");
+    return in;
+  }
+  std::vector<std::string> outputs_for(const CaseSeed& s, const StageContext& ctx) const override {
+    return {ctx.output_dir + "/" + s.id + ".done"};
+  }
+  static inline std::atomic<int> calls{0};
+  std::string dir_;
+};
+}  // namespace
+
+TEST_F(Executor, ResumeSkipsCasesWhoseOutputsExist) {
+  StageDescription d;
+  d.kind = "t.touch";
+  registry_.add_stage(d, [](const Params&) { return std::make_unique<TouchStage>(); });
+  const char* graph = R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 5}}, {"id": "t", "stage": "t.touch"}]})";
+  RunOptions o;
+  auto r = run(graph, o);
+  EXPECT_EQ(r.ok, 5);
+  EXPECT_EQ(TouchStage::calls.load(), 5);
+  std::filesystem::remove(out_ / "Case2.done");
+  std::filesystem::remove(out_ / "Case4.done");
+  o.resume = true;
+  r = run(graph, o);
+  EXPECT_EQ(TouchStage::calls.load(), 7);
+  EXPECT_EQ(r.skipped, 3);
+  EXPECT_EQ(r.ok, 2);
+  EXPECT_EQ(r.cases[0].status, "skipped");
+  EXPECT_EQ(r.cases[1].status, "ok");
+}

@@ -1,0 +1,105 @@
+#include <gmock/gmock.h>
+
+#include <fstream>
+
+#include "spineparse/registry.hpp"
+#include "test_util.hpp"
+
+using namespace spineparse;
+using spineparse::testing::test_plugin_dir;
+using ::testing::HasSubstr;
+
+namespace {
+std::string plugin(const std::string& name) { return test_plugin_dir() + "/" + name + ".so"; }
+
+std::string refusal(Registry& r, const std::string& path) {
+  try {
+    r.load_plugin(path);
+  } catch (const PluginError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Registry, LoadsPluginAndItsStageKinds) {
+  Registry r;
+  const auto& info = r.load_plugin(plugin("spineparse_test"));
+  EXPECT_EQ(info.name, "test");
+  EXPECT_EQ(info.version, "1.2.3");
+  ASSERT_NE(r.find("test.gate"), nullptr);
+  EXPECT_EQ(r.find("test.serial")->concurrency, Concurrency::kSerial);
+  EXPECT_EQ(r.plugin_of("test.pass"), "test");
+  auto stage = r.create("test.pass", Params{});
+  ASSERT_TRUE(stage);
+  auto c = std::make_shared<const Case>("Case1", 0);
+  EXPECT_EQ(stage->process(c), c);
+}
+
+TEST(Registry, LoadingTheSameFileTwiceIsHarmless) {
+  Registry r;
+  r.load_plugin(plugin("spineparse_test"));
+  r.load_plugin(plugin("spineparse_test"));
+  EXPECT_EQ(r.plugins().size(), 1u);
+}
+
+TEST(Registry, RefusesAnotherAbiMajor) {
+  Registry r;
+  const std::string msg = refusal(r, plugin("test_bad_abi"));
+  EXPECT_THAT(msg, HasSubstr("built for ABI 99.0"));
+  EXPECT_THAT(msg, HasSubstr("major version differs"));
+  EXPECT_THAT(msg, HasSubstr("bad_abi"));
+  EXPECT_EQ(r.find("bad_abi.pass"), nullptr);
+  EXPECT_TRUE(r.plugins().empty());
+}
+
+TEST(Registry, RefusesANewerAbiMinor) {
+  Registry r;
+  EXPECT_THAT(refusal(r, plugin("test_newer_minor")), HasSubstr("newer than this runtime"));
+}
+
+TEST(Registry, RefusesAnotherBuildFingerprintAndSaysWhatDiffers) {
+  Registry r;
+  const std::string msg = refusal(r, plugin("test_bad_fingerprint"));
+  EXPECT_THAT(msg, HasSubstr("different toolchain"));
+  EXPECT_THAT(msg, HasSubstr("torch-0.1 vs runtime's torch-"));
+  EXPECT_THAT(msg, ::testing::Not(HasSubstr("itk-5.2.1 vs")));
+}
+
+TEST(Registry, RefusesDuplicateStageKindsAndKeepsTheFirst) {
+  Registry r;
+  r.load_plugin(plugin("spineparse_test"));
+  const std::string msg = refusal(r, plugin("test_duplicate"));
+  EXPECT_THAT(msg, HasSubstr("stage kind 'test.pass' is registered twice"));
+  EXPECT_THAT(msg, HasSubstr("first by plugin 'test'"));
+  EXPECT_EQ(r.plugin_of("test.pass"), "test");
+  EXPECT_EQ(r.plugins().size(), 1u);
+}
+
+TEST(Registry, RefusesFilesThatAreNotPlugins) {
+  Registry r;
+  EXPECT_THAT(refusal(r, "/nonexistent/plugin.so"), HasSubstr("no such file"));
+  spineparse::testing::TempDir tmp;
+  const std::string junk = (tmp / "junk.so").string();
+  { std::ofstream(junk) << "not an ELF file"; }
+  EXPECT_THAT(refusal(r, junk), HasSubstr("cannot be loaded"));
+  // A real shared library without the entry point.
+  EXPECT_THAT(refusal(r, "/lib/x86_64-linux-gnu/libz.so.1"), HasSubstr("not a spineparse plugin"));
+}
+
+TEST(Registry, LoadFolderCollectsRefusalsAndLoadsTheRest) {
+  Registry r;
+  std::vector<std::string> errors;
+  // The folder holds spineparse_test.so plus refused ones, only spineparse_* are candidates.
+  EXPECT_EQ(r.load_folder(test_plugin_dir(), &errors), 1);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_NE(r.find("test.source"), nullptr);
+}
+
+TEST(Registry, InProcessRegistrationRejectsDuplicates) {
+  Registry r;
+  StageDescription d;
+  d.kind = "x.y";
+  r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; });
+  EXPECT_THROW(r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; }), PluginError);
+}

@@ -1,0 +1,162 @@
+// Stages for testing the runtime: a source of tiny cases, pass-through, delay, a gate that
+// measures how many cases are inside it at once, and a stage that fails chosen cases.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "spineparse/plugin_api.hpp"
+#include "spineparse/registry.hpp"
+
+namespace {
+using namespace spineparse;
+
+class Source : public Stage {
+ public:
+  explicit Source(const Params& p) : n_(p.get_int("cases")) {}
+  std::vector<CaseSeed> enumerate(const StageContext&) override {
+    std::vector<CaseSeed> s;
+    for (std::int64_t i = 1; i <= n_; ++i) s.push_back({"Case" + std::to_string(i), {{"n", std::to_string(i)}}});
+    return s;
+  }
+  CasePtr process(const CasePtr& in) override {
+    auto out = in->derive();
+    auto a = NdArray::make<float>({1, 2, 2});
+    std::fill(a->data<float>(), a->data<float>() + 4, std::stof(in->attr("n")));
+    out->set("image", a);
+    return out;
+  }
+
+ private:
+  std::int64_t n_;
+};
+
+class Pass : public Stage {
+ public:
+  CasePtr process(const CasePtr& in) override { return in; }
+};
+
+class Delay : public Stage {
+ public:
+  explicit Delay(const Params& p) : ms_(p.get_int("ms")) {}
+  CasePtr process(const CasePtr& in) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    return in;
+  }
+
+ private:
+  std::int64_t ms_;
+};
+
+// Holds every case until `hold` cases are inside or `timeout_ms` passes, and records the largest
+// number of cases it ever held at once in each case's metric "gate_max".
+class Gate : public Stage {
+ public:
+  explicit Gate(const Params& p) : hold_(p.get_int("hold")), timeout_ms_(p.get_int("timeout_ms")) {}
+  CasePtr process(const CasePtr& in) override {
+    std::unique_lock<std::mutex> lk(mu_);
+    ++inside_;
+    max_ = std::max(max_, inside_);
+    cv_.notify_all();
+    cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms_), [&] { return inside_ >= hold_; });
+    auto out = in->derive();
+    out->set_metric("gate_max", static_cast<double>(max_));
+    --inside_;
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::int64_t inside_ = 0, max_ = 0;
+  std::int64_t hold_, timeout_ms_;
+};
+
+class Fail : public Stage {
+ public:
+  explicit Fail(const Params& p) : ids_(p.get_string_list("ids")), mode_(p.get_string("mode")) {}
+  CasePtr process(const CasePtr& in) override {
+    if (std::find(ids_.begin(), ids_.end(), in->id()) != ids_.end()) {
+      if (mode_ == "non_std") throw 42;
+      throw std::runtime_error("deliberate failure of " + in->id());
+    }
+    auto out = in->derive();
+    out->set("checked", in->get("image"));
+    return out;
+  }
+
+ private:
+  std::vector<std::string> ids_;
+  std::string mode_;
+};
+
+class FailOpen : public Stage {
+ public:
+  void open(const StageContext&) override { throw std::runtime_error("cannot open the device"); }
+  CasePtr process(const CasePtr& in) override { return in; }
+};
+
+}  // namespace
+
+#ifndef TEST_PLUGIN_NAME
+#define TEST_PLUGIN_NAME "test"
+#endif
+#ifndef TEST_KIND_PREFIX
+#define TEST_KIND_PREFIX "test."
+#endif
+
+void register_test_stages(spineparse::Registry& r) {
+  using namespace spineparse;
+  auto kind = [](const char* k) { return std::string(TEST_KIND_PREFIX) + k; };
+  StageDescription src;
+  src.kind = kind("source");
+  src.summary = "N tiny cases";
+  src.is_source = true;
+  src.params = {{"cases", ParamType::kInt, ParamValue(std::int64_t{5}), false, "how many", {}, 0.0, std::nullopt}};
+  src.writes = {{"image"}};
+  r.add_stage(src, [](const Params& p) { return std::make_unique<Source>(p); });
+
+  StageDescription pass;
+  pass.kind = kind("pass");
+  pass.summary = "pass-through";
+  r.add_stage(pass, [](const Params&) { return std::make_unique<Pass>(); });
+
+  StageDescription delay;
+  delay.kind = kind("delay");
+  delay.summary = "sleep";
+  delay.params = {{"ms", ParamType::kInt, ParamValue(std::int64_t{10}), false, "milliseconds"}};
+  r.add_stage(delay, [](const Params& p) { return std::make_unique<Delay>(p); });
+
+  StageDescription gate;
+  gate.kind = kind("gate");
+  gate.summary = "in-flight probe";
+  gate.params = {{"hold", ParamType::kInt, ParamValue(std::int64_t{1000}), false, "cases to wait for"},
+                 {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"}};
+  r.add_stage(gate, [](const Params& p) { return std::make_unique<Gate>(p); });
+
+  StageDescription fail;
+  fail.kind = kind("fail");
+  fail.summary = "fails chosen cases";
+  fail.params = {{"ids", ParamType::kStringList, std::nullopt, true, "case ids to fail"},
+                 {"mode", ParamType::kString, ParamValue(std::string("std")), false, "exception kind",
+                  {"std", "non_std"}}};
+  fail.reads = {{"image"}};
+  fail.writes = {{"checked"}};
+  r.add_stage(fail, [](const Params& p) { return std::make_unique<Fail>(p); });
+
+  StageDescription serial;
+  serial.kind = kind("serial");
+  serial.summary = "a stage that must run one case at a time";
+  serial.concurrency = Concurrency::kSerial;
+  r.add_stage(serial, [](const Params&) { return std::make_unique<Pass>(); });
+
+  StageDescription fo;
+  fo.kind = kind("fail_open");
+  fo.summary = "open() throws";
+  r.add_stage(fo, [](const Params&) { return std::make_unique<FailOpen>(); });
+}
+
+SPINEPARSE_PLUGIN(TEST_PLUGIN_NAME, "1.2.3", register_test_stages)
