@@ -191,6 +191,20 @@ Volume read_image(const std::string& path) {
   for (int i = 0; i < 3; ++i) {
     if (s[i] <= 0) throw std::runtime_error(path + " is empty (size " + dims() + ")");
   }
+  // ITK reads truncated NIfTI data and NaN silently wrong: check the stored bytes first.
+  const NiftiScan scan = scan_nifti(path);
+  if (scan.is_nifti) {
+    if (scan.data_bytes_found < scan.data_bytes_expected) {
+      throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) + " of " +
+                               std::to_string(scan.data_bytes_expected) + " data bytes present" +
+                               (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
+    }
+    if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
+    if (scan.non_finite > 0) {
+      throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
+                               " non-finite voxels (NaN or infinity)");
+    }
+  }
   auto reader = itk::ImageFileReader<FloatImage>::New();
   reader->SetFileName(path);
   reader->SetImageIO(make_io(path, false));

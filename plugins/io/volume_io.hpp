@@ -45,3 +45,18 @@ std::string volume_stem(const std::string& path);
 bool is_volume_file(const std::string& path);
 
 }  // namespace spineparse::io
+
+namespace spineparse::io {
+
+// What a NIfTI file's data really holds, read with zlib independently of ITK: ITK 5.2 reads
+// truncated .nii/.nii.gz files without complaint and turns NaN into numbers.
+struct NiftiScan {
+  bool is_nifti = false;
+  std::int64_t data_bytes_expected = 0;
+  std::int64_t data_bytes_found = 0;
+  std::int64_t non_finite = 0;  // float32/float64 data only
+  std::string problem;          // header or stream error, empty if none
+};
+NiftiScan scan_nifti(const std::string& path);
+
+}  // namespace spineparse::io
