@@ -1,0 +1,349 @@
+#include "networks.hpp"
+
+#include <torch/nn/functional.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <sstream>
+
+namespace spineparse::nn {
+namespace F = torch::nn::functional;
+using torch::nn::BatchNorm3d;
+using torch::nn::BatchNorm3dOptions;
+using torch::nn::Conv3d;
+using torch::nn::Conv3dOptions;
+
+namespace {
+
+// A module that only names its children ("rep", "block2_lastconv", "global_avg_pool", ...).
+struct Holder : torch::nn::Module {};
+
+torch::Tensor interp3(const torch::Tensor& x, std::vector<int64_t> size) {
+  return F::interpolate(x, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
+}
+
+Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
+  return Conv3d(Conv3dOptions(in, out, 1).bias(bias));
+}
+
+}  // namespace
+
+SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
+                                     bool act)
+    : activations(act) {
+  depthwise = register_module("depthwise", Conv3d(Conv3dOptions(in, in, 3).stride(stride).padding(dilation)
+                                                      .dilation(dilation).groups(in).bias(false)));
+  depthwise_bn = register_module("depthwise_bn", BatchNorm3d(BatchNorm3dOptions(in)));
+  pointwise = register_module("pointwise", conv1x1(in, out));
+  pointwise_bn = register_module("pointwise_bn", BatchNorm3d(BatchNorm3dOptions(out)));
+}
+
+torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
+  auto y = depthwise_bn(depthwise(x));
+  if (activations) y = torch::relu(y);
+  y = pointwise_bn(pointwise(y));
+  if (activations) y = torch::relu(y);
+  return y;
+}
+
+XceptionBlockImpl::XceptionBlockImpl(int block_id, int64_t in, int64_t out) : id(block_id) {
+  const std::vector<int64_t> s1{1, 1, 1}, s2{1, 2, 2};
+  skip = register_module("skip", Conv3d(Conv3dOptions(in, out, 1).stride(id == 20 ? s1 : s2).bias(false)));
+  skipbn = register_module("skipbn", BatchNorm3d(BatchNorm3dOptions(out)));
+  auto rep = register_module("rep", std::make_shared<Holder>());
+  auto sep = [](int64_t i, int64_t o, const std::vector<int64_t>& s) { return SeparableConv(i, o, s, 1, false); };
+  if (id == 1) {  // rep.0, rep.2, rep.4 (ReLUs at 1, 3)
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+    rep->register_module("0", main[0]);
+    rep->register_module("2", main[1]);
+    rep->register_module("4", main[2]);
+  } else if (id == 2) {  // rep.1, rep.3, block2_lastconv.1
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+    rep->register_module("1", main[0]);
+    rep->register_module("3", main[1]);
+    auto last = register_module("block2_lastconv", std::make_shared<Holder>());
+    last->register_module("1", main[2]);
+  } else if (id == 3) {  // rep.1, rep.3, rep.5
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+  } else {  // block 20: 364 -> 364 -> 512 -> 512, stride 1
+    main = {sep(in, in, s1), sep(in, out, s1), sep(out, out, s1)};
+  }
+  if (id == 3 || id == 20) {
+    rep->register_module("1", main[0]);
+    rep->register_module("3", main[1]);
+    rep->register_module("5", main[2]);
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::Tensor& x) {
+  // Blocks 2, 3 and 20 start with an in-place ReLU in the original, so the skip path sees
+  // ReLU(x) too (spec 3.1); block 1's input is already non-negative.
+  const torch::Tensor r = id == 1 ? x : torch::relu(x);
+  torch::Tensor low;
+  auto y = main[0](r);
+  y = main[1](torch::relu(y));
+  if (id == 2) low = y;  // L4: before any activation
+  y = main[2](torch::relu(y));
+  return {y + skipbn(skip(r)), low};
+}
+
+torch::Tensor spine_adjacency() {
+  // Nodes: 0 background (isolated), vertebrae 1..10, discs 11..19; disc 10+k joins k and k+1.
+  auto a = torch::zeros({20, 20}, torch::kFloat64);
+  for (int i = 0; i < 20; ++i) a[i][i] = 1;  // self loops from the graph
+  for (int k = 1; k <= 9; ++k) {
+    for (int v : {k, k + 1}) {
+      a[v][10 + k] = 1;
+      a[10 + k][v] = 1;
+    }
+  }
+  a = a + torch::eye(20, torch::kFloat64);  // A~ = A + I
+  auto d = a.sum(1).pow(-0.5);
+  return (d.unsqueeze(1) * a * d.unsqueeze(0)).to(torch::kFloat32);
+}
+
+namespace {
+
+struct XceptionImpl : torch::nn::Module {
+  XceptionImpl() {
+    conv1 = register_module("conv1", Conv3d(Conv3dOptions(1, 16, 3).stride({1, 2, 2}).padding(1).bias(false)));
+    bn1 = register_module("bn1", BatchNorm3d(BatchNorm3dOptions(16)));
+    conv2 = register_module("conv2", Conv3d(Conv3dOptions(16, 32, 3).padding(1).bias(false)));
+    bn2 = register_module("bn2", BatchNorm3d(BatchNorm3dOptions(32)));
+    block1 = register_module("block1", XceptionBlock(1, 32, 64));
+    block2 = register_module("block2", XceptionBlock(2, 64, 128));
+    block3 = register_module("block3", XceptionBlock(3, 128, 364));
+    block20 = register_module("block20", XceptionBlock(20, 364, 512));
+    conv3 = register_module("conv3", SeparableConv(512, 768, std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv4 = register_module("conv4", SeparableConv(768, 768, std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv5 = register_module("conv5", SeparableConv(768, 1024, std::vector<int64_t>{1, 1, 1}, 2, true));
+  }
+  Conv3d conv1{nullptr}, conv2{nullptr};
+  BatchNorm3d bn1{nullptr}, bn2{nullptr};
+  XceptionBlock block1{nullptr}, block2{nullptr}, block3{nullptr}, block20{nullptr};
+  SeparableConv conv3{nullptr}, conv4{nullptr}, conv5{nullptr};
+};
+
+}  // namespace
+
+// The GCSN's layers, kept in a struct so that the module's forward reads like spec 3.2.
+struct GcsnLayers {
+  std::shared_ptr<XceptionImpl> xf;
+  Conv3d aspp1_conv{nullptr};
+  BatchNorm3d aspp1_bn{nullptr};
+  SeparableConv aspp2{nullptr}, aspp3{nullptr}, aspp4{nullptr};
+  Conv3d gap_conv{nullptr};
+  BatchNorm3d gap_bn{nullptr};
+  Conv3d concat_conv{nullptr}, proj4_conv{nullptr}, proj2_conv{nullptr};
+  BatchNorm3d concat_bn{nullptr}, proj4_bn{nullptr}, proj2_bn{nullptr};
+  SeparableConv dec1a{nullptr}, dec1b{nullptr}, dec2a{nullptr}, dec2b{nullptr};
+  torch::Tensor pre_fea, graph_weight, gc1, gc2, gc3;
+  Conv3d g2f_conv{nullptr};
+  BatchNorm3d g2f_bn{nullptr};
+  Conv3d skip_conv{nullptr};
+  Conv3d semantic{nullptr};
+};
+
+GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, int64_t hidden) : with_graph(graph) {
+  auto L = std::make_shared<GcsnLayers>();
+  L->xf = register_module("xception_features", std::make_shared<XceptionImpl>());
+  auto aspp1 = register_module("aspp1", std::make_shared<Holder>());
+  L->aspp1_conv = aspp1->register_module("atrous_convolution", conv1x1(1024, 128));
+  L->aspp1_bn = aspp1->register_module("bn", BatchNorm3d(BatchNorm3dOptions(128)));
+  SeparableConv* aspp[3] = {&L->aspp2, &L->aspp3, &L->aspp4};
+  const int64_t rates[3] = {6, 12, 18};
+  for (int i = 0; i < 3; ++i) {
+    auto h = register_module("aspp" + std::to_string(i + 2), std::make_shared<Holder>());
+    *aspp[i] = h->register_module("atrous_convolution", SeparableConv(1024, 128, std::vector<int64_t>{1, 1, 1}, rates[i], true));
+  }
+  auto gap = register_module("global_avg_pool", std::make_shared<Holder>());
+  L->gap_conv = gap->register_module("1", conv1x1(1024, 128));
+  L->gap_bn = gap->register_module("2", BatchNorm3d(BatchNorm3dOptions(128)));
+  L->concat_conv = register_module("concat_projection_conv1", conv1x1(640, 128));
+  L->concat_bn = register_module("concat_projection_bn1", BatchNorm3d(BatchNorm3dOptions(128)));
+  L->proj4_conv = register_module("feature_projection_conv1", conv1x1(128, 24));
+  L->proj4_bn = register_module("feature_projection_bn1", BatchNorm3d(BatchNorm3dOptions(24)));
+  L->proj2_conv = register_module("feature_projection_conv2", conv1x1(32, 64));
+  L->proj2_bn = register_module("feature_projection_bn2", BatchNorm3d(BatchNorm3dOptions(64)));
+  auto dec = [&](const char* name, int64_t in1, int64_t out, SeparableConv& a, SeparableConv& b) {
+    auto h = register_module(name, std::make_shared<Holder>());
+    auto h0 = h->register_module("0", std::make_shared<Holder>());
+    auto h1 = h->register_module("1", std::make_shared<Holder>());
+    a = h0->register_module("atrous_convolution", SeparableConv(in1, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+    b = h1->register_module("atrous_convolution", SeparableConv(out, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+  };
+  dec("decoder1", 152, 128, L->dec1a, L->dec1b);
+  dec("decoder2", 192, 256, L->dec2a, L->dec2b);
+  if (with_graph) {
+    auto f2g = register_module("featuremap_2_graph", std::make_shared<Holder>());
+    L->pre_fea = f2g->register_parameter("pre_fea", torch::empty({hidden, n_classes}));
+    L->graph_weight = f2g->register_parameter("weight", torch::empty({hidden, hidden}));
+    torch::Tensor* gcs[3] = {&L->gc1, &L->gc2, &L->gc3};
+    for (int i = 0; i < 3; ++i) {
+      auto h = register_module("graph_conv" + std::to_string(i + 1), std::make_shared<Holder>());
+      *gcs[i] = h->register_parameter("weight", torch::empty({hidden, hidden}));
+    }
+    torch::NoGradGuard ng;
+    for (auto* t : {&L->pre_fea, &L->graph_weight, &L->gc1, &L->gc2, &L->gc3}) torch::nn::init::xavier_uniform_(*t);
+    auto g2f = register_module("graph_2_fea", std::make_shared<Holder>());
+    L->g2f_conv = g2f->register_module("conv", conv1x1(hidden, hidden));
+    L->g2f_bn = g2f->register_module("bn", BatchNorm3d(BatchNorm3dOptions(hidden)));
+    auto sk = register_module("skip_conv", std::make_shared<Holder>());
+    L->skip_conv = sk->register_module("0", conv1x1(128, 128, true));
+  }
+  L->semantic = register_module("semantic", conv1x1(256, n_classes, true));
+  adjacency = register_buffer("adjacency_", spine_adjacency());
+  layers = L;
+}
+
+GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
+  auto& L = *layers;
+  auto& xf = *L.xf;
+  const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
+  auto l2 = torch::relu(xf.bn2(xf.conv2(torch::relu(xf.bn1(xf.conv1(x))))));
+  auto y = xf.block1(l2).first;
+  auto [b2, l4] = xf.block2(y);
+  y = xf.block3(b2).first;
+  y = xf.block20(y).first;
+  y = xf.conv5(xf.conv4(xf.conv3(y)));  // the original's extra ReLUs after these are no-ops
+
+  auto a1 = torch::relu(L.aspp1_bn(L.aspp1_conv(y)));
+  auto a2 = L.aspp2(y), a3 = L.aspp3(y), a4 = L.aspp4(y);
+  auto pool = torch::relu(L.gap_bn(L.gap_conv(y.mean({2, 3, 4}, true))));
+  pool = interp3(pool, {y.size(2), y.size(3), y.size(4)});
+  auto a = torch::relu(L.concat_bn(L.concat_conv(torch::cat({a1, a2, a3, a4, pool}, 1))));
+
+  auto p4 = torch::relu(L.proj4_bn(L.proj4_conv(l4)));
+  auto p2 = torch::relu(L.proj2_bn(L.proj2_conv(l2)));
+  auto d1 = torch::cat({interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4}, 1);
+  auto yy = L.dec1b(L.dec1a(d1));
+
+  GcsnOutput out;
+  if (with_graph) {
+    // Region pooling -> GCN -> region unpooling (spec 3.3), batched over N.
+    const int64_t N = yy.size(0), C = yy.size(1);
+    auto X = yy.flatten(2).transpose(1, 2);  // [N,V,C], voxels row-major over (d,h,w)
+    auto Z = torch::matmul(X, L.pre_fea);   // [N,V,20]
+    out.deep_supervision = Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
+    auto S = torch::softmax(Z, 2);
+    auto S_hat = S / S.sum(1, true);
+    auto T = torch::matmul(X, L.graph_weight);
+    auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
+    for (auto* w : {&L.gc1, &L.gc2, &L.gc3}) Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
+    auto R = torch::matmul(S, Hn).transpose(1, 2).reshape({N, C, yy.size(2), yy.size(3), yy.size(4)});
+    auto G = torch::relu(L.g2f_bn(L.g2f_conv(R)));
+    yy = torch::relu(L.skip_conv(yy)) + G;
+  }
+  auto d2 = torch::cat({interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2}, 1);
+  auto z = L.semantic(L.dec2b(L.dec2a(d2)));
+  out.logits = interp3(z, {D, H, W});
+  return out;
+}
+
+ExtResBlockImpl::ExtResBlockImpl(int64_t in, int64_t out) {
+  // Names: basic_module.conv{1,2,3}.{conv,batchnorm}; this block is the basic module.
+  for (int i = 0; i < 3; ++i) {
+    auto h = register_module("conv" + std::to_string(i + 1), std::make_shared<Holder>());
+    conv[i] = h->register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(i == 0 ? in : out, out, 3).padding(1).bias(false)));
+    bn[i] = h->register_module("batchnorm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out)));
+  }
+}
+
+torch::Tensor ExtResBlockImpl::forward(const torch::Tensor& x) {
+  auto a = torch::relu(bn[0](conv[0](x)));
+  auto b = torch::relu(bn[1](conv[1](a)));
+  auto c = bn[2](conv[2](b));
+  return torch::relu(c + a);  // the residual is taken after the first conv's ReLU
+}
+
+ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t f) {
+  const std::vector<int64_t> widths = {f, 2 * f, 4 * f, 8 * f, 16 * f};
+  auto enc = register_module("encoders", std::make_shared<Holder>());
+  for (int k = 0; k < 5; ++k) {
+    auto e = enc->register_module(std::to_string(k), std::make_shared<Holder>());
+    encoders_.push_back(e->register_module("basic_module", ExtResBlock(k == 0 ? in_channels : widths[k - 1], widths[k])));
+  }
+  auto dec = register_module("decoders", std::make_shared<Holder>());
+  for (int k = 0; k < 4; ++k) {
+    const int64_t in = widths[4 - k], out = widths[3 - k];
+    auto d = dec->register_module(std::to_string(k), std::make_shared<Holder>());
+    upsample_.push_back(d->register_module(
+        "upsample", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1))));
+    decoders_.push_back(d->register_module("basic_module", ExtResBlock(out, out)));
+  }
+  final_conv = register_module("final_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, out_channels, 1)));
+}
+
+torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Tensor& unary) {
+  auto up = F::interpolate(unary, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{image.size(2), image.size(3)})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(true));
+  auto x = torch::cat({image, up}, 1);
+  std::vector<torch::Tensor> feats;
+  for (int k = 0; k < 5; ++k) {
+    if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+    x = encoders_[k](x);
+    feats.push_back(x);
+  }
+  for (int k = 0; k < 4; ++k) {
+    x = upsample_[k](x) + feats[3 - k];
+    x = decoders_[k](x);
+  }
+  return final_conv(x);
+}
+
+std::map<std::string, torch::Tensor> state_of(const torch::nn::Module& module) {
+  std::map<std::string, torch::Tensor> s;
+  for (const auto& p : module.named_parameters(true)) s[p.key()] = p.value();
+  for (const auto& b : module.named_buffers(true)) {
+    if (b.key().find("adjacency_") == std::string::npos) s[b.key()] = b.value();
+  }
+  return s;
+}
+
+void load_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+                const std::string& source, bool allow_unexpected) {
+  auto mine = state_of(module);
+  std::vector<std::string> problems;
+  for (const auto& [name, t] : mine) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      problems.push_back("missing '" + name + "'");
+      continue;
+    }
+    const auto& v = it->second;
+    const bool scalar_like = t.numel() == 1 && v.numel() == 1;  // num_batches_tracked: [] vs [1]
+    if (!scalar_like && t.sizes() != v.sizes()) {
+      std::ostringstream s;
+      s << "'" << name << "' has shape " << v.sizes() << ", the network expects " << t.sizes();
+      problems.push_back(s.str());
+      continue;
+    }
+    if (t.scalar_type() != v.scalar_type()) {
+      problems.push_back("'" + name + "' is " + std::string(c10::toString(v.scalar_type())) + ", the network expects " +
+                         c10::toString(t.scalar_type()));
+    }
+  }
+  if (!allow_unexpected) {
+    for (const auto& [name, v] : state) {
+      if (!mine.count(name)) problems.push_back("unexpected '" + name + "'");
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = source + " does not fit the network (" + std::to_string(problems.size()) + " problems): ";
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      if (i == 12) {
+        msg += "; ... and " + std::to_string(problems.size() - 12) + " more";
+        break;
+      }
+      msg += (i ? "; " : "") + problems[i];
+    }
+    throw std::runtime_error(msg);
+  }
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : mine) t.copy_(state.at(name).reshape(t.sizes()));
+}
+
+}  // namespace spineparse::nn

@@ -1,0 +1,86 @@
+// The two networks of SpineParseNet as native torch::nn modules whose parameter and buffer names
+// and shapes are those of the original state dicts (spec Appendix A, A2), so the original's
+// weights load one to one.
+//
+//   GCSN (gcn_mode 2, spec 3):  DeepLabv3+ 3-D Xception encoder, ASPP, two skip decoders and the
+//                               graph module (region pooling -> 3 GCN layers over the spine
+//                               adjacency -> region unpooling). with_graph=false gives the
+//                               DeepLabv3+ pretraining network (spec 3.7).
+//   ResUNet2D (spec 4.2):       in 21 = [MR, 20 bilinearly upsampled coarse logits], out 20.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+namespace spineparse::nn {
+
+// Depthwise 3x3x3 -> BN -> [ReLU] -> pointwise 1x1x1 -> BN -> [ReLU]. The Xception blocks use it
+// without activations (SepSame), the exit flow, ASPP and decoders with them (SepASPP).
+struct SeparableConvImpl : torch::nn::Module {
+  SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation, bool activations);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv3d depthwise{nullptr}, pointwise{nullptr};
+  torch::nn::BatchNorm3d depthwise_bn{nullptr}, pointwise_bn{nullptr};
+  bool activations;
+};
+TORCH_MODULE(SeparableConv);
+
+struct XceptionBlockImpl : torch::nn::Module {
+  // id: 1, 2, 3 or 20 (each block has its own layout in the original).
+  XceptionBlockImpl(int id, int64_t in, int64_t out);
+  // Returns the block output; for block 2 also its low-level feature L4 (before any ReLU).
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x);
+  int id;
+  torch::nn::Conv3d skip{nullptr};
+  torch::nn::BatchNorm3d skipbn{nullptr};
+  std::vector<SeparableConv> main;  // in order
+};
+TORCH_MODULE(XceptionBlock);
+
+struct GcsnOutput {
+  torch::Tensor logits;            // [N,20,D,H,W]
+  torch::Tensor deep_supervision;  // [N,20,D,H/4,W/4]; undefined without the graph module
+};
+
+struct GcsnLayers;
+struct GcsnImpl : torch::nn::Module {
+  explicit GcsnImpl(bool with_graph = true, int64_t n_classes = 20, int64_t hidden = 128);
+  GcsnOutput forward(const torch::Tensor& x);
+  bool with_graph;
+  torch::Tensor adjacency;  // normalised spine adjacency (not a parameter, not in checkpoints)
+  std::shared_ptr<GcsnLayers> layers;  // typed handles to the registered submodules
+};
+TORCH_MODULE(Gcsn);
+
+struct ExtResBlockImpl : torch::nn::Module {
+  ExtResBlockImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv[3] = {nullptr, nullptr, nullptr};
+  torch::nn::BatchNorm2d bn[3] = {nullptr, nullptr, nullptr};
+};
+TORCH_MODULE(ExtResBlock);
+
+struct ResUNet2dImpl : torch::nn::Module {
+  explicit ResUNet2dImpl(int64_t in_channels = 21, int64_t out_channels = 20, int64_t f_maps = 32);
+  // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W]
+  torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary);
+  std::vector<ExtResBlock> encoders_;
+  std::vector<torch::nn::ConvTranspose2d> upsample_;
+  std::vector<ExtResBlock> decoders_;
+  torch::nn::Conv2d final_conv{nullptr};
+};
+TORCH_MODULE(ResUNet2d);
+
+// Spec 3.4 / Appendix B.
+torch::Tensor spine_adjacency();
+
+// Loads a state dict into a module, checking every name, shape and dtype; all problems are
+// reported in one exception. `allow_unexpected`: extra tensors are ignored (loading the
+// DeepLabv3+ subset of GCSN weights).
+void load_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+                const std::string& source, bool allow_unexpected = false);
+std::map<std::string, torch::Tensor> state_of(const torch::nn::Module& module);
+
+}  // namespace spineparse::nn

@@ -1,0 +1,115 @@
+// The networks against the original code's outputs (../shared/reference), within the tolerances
+// of its README: max |difference| <= 1e-3 x max |reference| for every output tensor.
+#include <gmock/gmock.h>
+#include <torch/torch.h>
+
+#include "networks.hpp"
+#include "safetensors.hpp"
+#include "test_util.hpp"
+
+using namespace spineparse::nn;
+namespace fs = std::filesystem;
+
+namespace {
+std::string ref(const std::string& name) { return spineparse::testing::reference_dir() + "/" + name; }
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const double scale = want.abs().max().item<double>();
+  const double diff = (got - want).abs().max().item<double>();
+  EXPECT_LE(diff, 1e-3 * scale) << what << ": max |diff| " << diff << ", max |ref| " << scale;
+}
+
+#define REQUIRE_REFERENCE()                                                   \
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference"
+}  // namespace
+
+TEST(Networks, ParameterCountsMatchTheOriginal) {
+  auto count = [](const torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  EXPECT_EQ(count(*Gcsn(true)), 4231044);
+  EXPECT_EQ(count(*Gcsn(false)), 4129796);
+  EXPECT_EQ(count(*ResUNet2d()), 11784852);
+}
+
+TEST(Networks, AdjacencyIsAppendixB) {
+  auto a = spine_adjacency();
+  EXPECT_FLOAT_EQ(a[0][0].item<float>(), 1.0f);
+  EXPECT_NEAR(a[1][1].item<float>(), 2.0 / 3, 1e-6);
+  EXPECT_NEAR(a[1][11].item<float>(), 1 / std::sqrt(12.0), 1e-6);
+  EXPECT_NEAR(a[10][19].item<float>(), 1 / std::sqrt(12.0), 1e-6);
+  EXPECT_FLOAT_EQ(a[5][5].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(a[5][14].item<float>(), 0.25f);
+  EXPECT_FLOAT_EQ(a[5][15].item<float>(), 0.25f);
+  EXPECT_FLOAT_EQ(a[5][16].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(a[0][11].item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(a, a.t()));
+  EXPECT_EQ((a != 0).sum().item<int64_t>(), 20 + 2 * 18);  // diagonal + 18 vertebra-disc edges
+}
+
+TEST(Networks, GcsnMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
+  auto io = load_safetensors(ref("gcsn_io.safetensors"));
+  Gcsn net(true);
+  load_state(*net, w.tensors, "gcsn_weights.safetensors");
+  net->eval();
+  auto out = net->forward(io.tensors.at("input"));
+  expect_close(out.logits, io.tensors.at("logits"), "GCSN logits");
+  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "GCSN deep supervision");
+
+  Gcsn deeplab(false);
+  load_state(*deeplab, w.tensors, "gcsn_weights.safetensors (DeepLabv3+ subset)", true);
+  deeplab->eval();
+  expect_close(deeplab->forward(io.tensors.at("input")).logits, io.tensors.at("deeplab_logits"), "DeepLabv3+ logits");
+}
+
+TEST(Networks, ResUNet2dMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d net;
+  load_state(*net, w.tensors, "resunet2d_weights.safetensors");
+  net->eval();
+  auto logits = net->forward(io.tensors.at("image"), io.tensors.at("unary"));
+  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits");
+  expect_close(torch::softmax(logits, 1), io.tensors.at("softmax"), "ResUNet2D softmax");
+}
+
+TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
+  REQUIRE_REFERENCE();
+  auto w = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
+  w.erase("semantic.bias");
+  w["semantic.weight"] = torch::zeros({19, 256, 1, 1, 1});
+  w["xception_features.bn1.running_mean"] = w["xception_features.bn1.running_mean"].to(torch::kFloat64);
+  w["extra.tensor"] = torch::zeros({1});
+  Gcsn net(true);
+  try {
+    load_state(*net, w, "bad.safetensors");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_THAT(m, ::testing::HasSubstr("4 problems"));
+    EXPECT_THAT(m, ::testing::HasSubstr("missing 'semantic.bias'"));
+    EXPECT_THAT(m, ::testing::HasSubstr("'semantic.weight' has shape [19, 256, 1, 1, 1], the network expects [20, 256, 1, 1, 1]"));
+    EXPECT_THAT(m, ::testing::HasSubstr("running_mean' is Double"));
+    EXPECT_THAT(m, ::testing::HasSubstr("unexpected 'extra.tensor'"));
+  }
+}
+
+TEST(Safetensors, RoundTrip) {
+  spineparse::testing::TempDir d;
+  std::map<std::string, torch::Tensor> t = {{"a", torch::randn({3, 4})}, {"b", torch::arange(5)},
+                                            {"c", torch::ones({2}, torch::kUInt8)}};
+  save_safetensors((d / "x.safetensors").string(), t, {{"k", "v"}});
+  auto back = load_safetensors((d / "x.safetensors").string());
+  EXPECT_EQ(back.metadata.at("k"), "v");
+  for (auto& [k, v] : t) EXPECT_TRUE(torch::equal(back.tensors.at(k), v)) << k;
+  std::filesystem::resize_file(d / "x.safetensors", 60);
+  EXPECT_THROW(load_safetensors((d / "x.safetensors").string()), std::runtime_error);
+}
