@@ -569,6 +569,7 @@ class Validator {
                   (up.empty() ? "nothing" : up) + ")");
       }
       for (const auto& w : writes) have.insert(w.name);
+      for (const auto& c : descs[i]->consumes) have.erase(c);
       available[i] = have;
     }
   }

@@ -36,6 +36,9 @@ struct StageDescription {
   std::vector<ParamSpec> params;
   std::vector<FieldUse> reads;
   std::vector<FieldUse> writes;
+  // Fields the stage removes from the case once used (large intermediates), so that memory per
+  // case in flight stays low; validation treats them as gone downstream.
+  std::vector<std::string> consumes;
   bool is_source = false;
   // What the stage allows; a node may lower parallel to serial, never the reverse.
   Concurrency concurrency = Concurrency::kParallel;

@@ -1,0 +1,103 @@
+#include "gcsn_stage.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "networks.hpp"
+#include "safetensors.hpp"
+#include "torch_util.hpp"
+
+namespace spineparse::coarse {
+
+StageDescription gcsn_description() {
+  StageDescription d;
+  d.kind = "coarse.gcsn";
+  d.summary = "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid";
+  d.params = {
+      {"weights", ParamType::kPath, std::nullopt, true, "safetensors state dict (or TorchScript file for model=torchscript)"},
+      {"model", ParamType::kString, ParamValue(std::string("gcsn")), false,
+       "gcsn; deeplab (the pretraining network without the graph module); torchscript (custom network, same contract)",
+       {"gcsn", "deeplab", "torchscript"}},
+      {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
+      {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+  };
+  d.reads = {{"coarse_input"}, {"coarse_pad"}};
+  d.writes = {{"coarse_logits", false, "float32 [20,D,128,256] raw logits"}};
+  d.consumes = {"coarse_input"};
+  d.concurrency = Concurrency::kSerial;
+  d.resource = "gpu";
+  return d;
+}
+
+struct GcsnStage::Impl {
+  torch::Device device{torch::kCPU};
+  nn::Gcsn net{nullptr};
+  std::unique_ptr<torch::jit::script::Module> script;
+  bool amp = false;
+};
+
+GcsnStage::GcsnStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
+GcsnStage::~GcsnStage() = default;
+
+void GcsnStage::open(const StageContext& ctx) {
+  nn::set_torch_threads(ctx.total_threads);
+  impl_->device = nn::parse_device(params_.get_string("device"));
+  impl_->amp = params_.get_bool("amp");
+  const std::string weights = params_.get_string("weights");
+  if (!std::filesystem::exists(weights)) throw std::runtime_error("weights file " + weights + " does not exist");
+  const std::string model = params_.get_string("model");
+  if (model == "torchscript") {
+    impl_->script = std::make_unique<torch::jit::script::Module>(torch::jit::load(weights, impl_->device));
+    impl_->script->eval();
+    return;
+  }
+  impl_->net = nn::Gcsn(model == "gcsn");
+  nn::load_state(*impl_->net, nn::load_safetensors(weights).tensors, weights, model == "deeplab");
+  impl_->net->eval();
+  impl_->net->to(impl_->device);
+  if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);
+}
+
+CasePtr GcsnStage::process(const CasePtr& in) {
+  c10::InferenceMode guard;
+  auto input_arr = in->get("coarse_input");
+  const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
+  auto x = nn::view_of(*input_arr).to(impl_->device);
+  torch::Tensor logits;
+  const bool cuda = impl_->device.is_cuda();
+  if (impl_->amp && cuda) at::autocast::set_enabled(true);
+  try {
+    if (impl_->script) {
+      auto r = impl_->script->forward({x});
+      if (r.isTuple()) {
+        const auto& e = r.toTuple()->elements();
+        logits = e[e.size() == 3 ? 1 : 0].toTensor();  // the original's eval output is (softmax, logits, Z)
+      } else {
+        logits = r.toTensor();
+      }
+    } else if (impl_->amp && !cuda) {
+      logits = impl_->net->forward(x.to(torch::kBFloat16)).logits;  // weights converted at open()
+    } else {
+      logits = impl_->net->forward(x).logits;
+    }
+  } catch (...) {
+    if (impl_->amp && cuda) at::autocast::set_enabled(false);
+    throw;
+  }
+  if (impl_->amp && cuda) at::autocast::set_enabled(false);
+  if (logits.dim() != 5 || logits.size(0) != 1 || logits.size(2) != x.size(2)) {
+    std::ostringstream s;
+    s << "network output has shape " << logits.sizes() << ", expected [1, C, " << x.size(2) << ", H, W]";
+    throw std::runtime_error(s.str());
+  }
+  auto kept = logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32);
+  auto out = in->derive();
+  out->set("coarse_logits", nn::to_ndarray(kept));
+  out->erase("coarse_input");  // no longer needed: keeps memory per case in flight low
+  return out;
+}
+
+}  // namespace spineparse::coarse

@@ -1,0 +1,36 @@
+// coarse.gcsn — runs the coarse network (GCSN, spec 3) and keeps its logits.
+//
+// Inputs:  coarse_input float32 [1,1,Dp,128,256], coarse_pad int64 [2].
+// Outputs: coarse_logits float32 [20, D, 128, 256]: raw logits (the fine network's input, spec
+//          4.1), slice padding removed.
+// Params:  weights (safetensors, or a TorchScript file with model=torchscript), model
+//          (gcsn | deeplab | torchscript), device (cpu | cuda | cuda:N | auto), amp (bfloat16 on
+//          CPU, float16 on CUDA; off by default).
+// Errors:  weights that do not fit the network stop the run at open(), listing every mismatch.
+// Concurrency: serial (one case at a time on the device; LibTorch uses the intra-op threads).
+//
+//   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device": "auto"}}
+#pragma once
+
+#include <memory>
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::coarse {
+
+StageDescription gcsn_description();
+
+class GcsnStage : public Stage {
+ public:
+  explicit GcsnStage(const Params& p);
+  ~GcsnStage() override;
+  void open(const StageContext& ctx) override;
+  CasePtr process(const CasePtr& in) override;
+
+ private:
+  struct Impl;
+  Params params_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace spineparse::coarse

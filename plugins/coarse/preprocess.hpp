@@ -1,0 +1,42 @@
+// coarse.preprocess — builds the GCSN input exactly as the original (spec 2.1).
+//
+// Inputs:  image  float32 [D,H,W] (normalised by io.normalise),
+//          norm   float64 [2] {offset, scale} (optional: without it the image is taken as raw).
+// Outputs: coarse_input float32 [1, 1, max(D, 18), 128, 256]: central rows
+//          [floor(H/4), H - floor(H/4)) cropped, anti-aliased cubic B-spline resize with
+//          scikit-image's conventions, slices padded to 18 (ceil(delta/2) before) with the
+//          normalised value of a raw zero (-466/379 by default), as the original pads before
+//          normalising; coarse_pad int64 [2] = {slices padded before, original slices}.
+// Params:  height, width (the network's input grid), min_slices (pad target).
+// Any H works (not only multiples of 4) and D > 18 is kept unpadded. Concurrency: parallel.
+//
+//   {"id": "coarse_prep", "stage": "coarse.preprocess"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::coarse {
+
+StageDescription preprocess_description();
+
+struct CoarseInput {
+  std::shared_ptr<NdArray> input;  // [1,1,Dp,height,width]
+  std::int64_t pad_before = 0;
+};
+// image [D,H,W] already normalised with (offset, scale): the padding value is (0 - offset)/scale.
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
+                              std::int64_t width, std::int64_t min_slices);
+
+class Preprocess : public Stage {
+ public:
+  explicit Preprocess(const Params& p) : params_(p) {}
+  CasePtr process(const CasePtr& in) override;
+
+ private:
+  Params params_;
+};
+
+// Offset and scale of the case's normalisation ({0, 1} when it has none).
+std::pair<double, double> norm_of(const Case& c);
+
+}  // namespace spineparse::coarse

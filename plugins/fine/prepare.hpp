@@ -1,0 +1,33 @@
+// fine.prepare — the crop/resample stage that builds the fine network's MR input (spec 4.1).
+//
+// Inputs:  image float32 [D,H,W] (normalised), norm (optional).
+// Outputs: fine_mr float32 [D, 256, 512]: central rows cropped and resized with the same
+//          anti-aliased cubic B-spline as the coarse input, not padded. (The original normalises
+//          after resizing at test time; normalising first with the raw zero's normalised value as
+//          the outside value gives the same numbers.)
+// Params:  height, width. Concurrency: parallel (CPU), so it runs for one case while the
+//          networks run for others.
+//
+//   {"id": "crop_resample", "stage": "fine.prepare"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::fine {
+
+StageDescription prepare_description();
+
+// image [D,H,W] normalised with (offset, scale) -> [D, height, width].
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
+                                      std::int64_t width);
+
+class Prepare : public Stage {
+ public:
+  explicit Prepare(const Params& p) : params_(p) {}
+  CasePtr process(const CasePtr& in) override;
+
+ private:
+  Params params_;
+};
+
+}  // namespace spineparse::fine

@@ -1,0 +1,101 @@
+#include "resunet_stage.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "networks.hpp"
+#include "safetensors.hpp"
+#include "torch_util.hpp"
+
+namespace spineparse::fine {
+
+StageDescription resunet_description() {
+  StageDescription d;
+  d.kind = "fine.resunet";
+  d.summary = "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the coarse logits";
+  d.params = {
+      {"weights", ParamType::kPath, std::nullopt, true, "safetensors state dict (or TorchScript file for model=torchscript)"},
+      {"model", ParamType::kString, ParamValue(std::string("resunet2d")), false,
+       "resunet2d; torchscript (custom network: forward(image, unary) -> logits)", {"resunet2d", "torchscript"}},
+      {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
+      {"batch_size", ParamType::kInt, ParamValue(std::int64_t{4}), false, "slices per forward pass", {}, 1.0, 256.0},
+      {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+  };
+  d.reads = {{"fine_mr"}, {"coarse_logits"}};
+  d.writes = {{"fine_probs", false, "float32 [20,D,256,512] softmax"}};
+  d.consumes = {"fine_mr"};
+  d.concurrency = Concurrency::kSerial;
+  d.resource = "gpu";
+  return d;
+}
+
+struct ResUNetStage::Impl {
+  torch::Device device{torch::kCPU};
+  nn::ResUNet2d net{nullptr};
+  std::unique_ptr<torch::jit::script::Module> script;
+  bool amp = false;
+};
+
+ResUNetStage::ResUNetStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
+ResUNetStage::~ResUNetStage() = default;
+
+void ResUNetStage::open(const StageContext& ctx) {
+  nn::set_torch_threads(ctx.total_threads);
+  impl_->device = nn::parse_device(params_.get_string("device"));
+  impl_->amp = params_.get_bool("amp");
+  const std::string weights = params_.get_string("weights");
+  if (!std::filesystem::exists(weights)) throw std::runtime_error("weights file " + weights + " does not exist");
+  if (params_.get_string("model") == "torchscript") {
+    impl_->script = std::make_unique<torch::jit::script::Module>(torch::jit::load(weights, impl_->device));
+    impl_->script->eval();
+    return;
+  }
+  impl_->net = nn::ResUNet2d();
+  nn::load_state(*impl_->net, nn::load_safetensors(weights).tensors, weights);
+  impl_->net->eval();
+  impl_->net->to(impl_->device);
+  if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);
+}
+
+CasePtr ResUNetStage::process(const CasePtr& in) {
+  c10::InferenceMode guard;
+  auto mr_arr = in->get("fine_mr");
+  auto lg_arr = in->get("coarse_logits");
+  auto mr = nn::view_of(*mr_arr);      // [D,h,w]
+  auto unary = nn::view_of(*lg_arr);   // [20,D,h',w']
+  const std::int64_t D = mr.size(0);
+  if (unary.dim() != 4 || unary.size(1) != D) {
+    throw std::runtime_error("coarse_logits has " + std::to_string(unary.size(1)) + " slices, fine_mr " + std::to_string(D));
+  }
+  const std::int64_t C = unary.size(0);
+  auto probs = torch::empty({C, D, mr.size(1), mr.size(2)});
+  const std::int64_t bs = params_.get_int("batch_size");
+  const bool cuda = impl_->device.is_cuda();
+  for (std::int64_t j = 0; j < D; j += bs) {
+    const std::int64_t n = std::min(bs, D - j);
+    auto img = mr.narrow(0, j, n).unsqueeze(1).to(impl_->device);
+    auto un = unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous().to(impl_->device);
+    torch::Tensor logits;
+    if (impl_->script) {
+      logits = impl_->script->forward({img, un}).toTensor();
+    } else if (impl_->amp && !cuda) {
+      logits = impl_->net->forward(img.to(torch::kBFloat16), un.to(torch::kBFloat16)).to(torch::kFloat32);
+    } else if (impl_->amp && cuda) {
+      at::autocast::set_enabled(true);
+      logits = impl_->net->forward(img, un).to(torch::kFloat32);
+      at::autocast::set_enabled(false);
+    } else {
+      logits = impl_->net->forward(img, un);
+    }
+    probs.narrow(1, j, n).copy_(torch::softmax(logits, 1).permute({1, 0, 2, 3}).to(torch::kCPU));
+  }
+  auto out = in->derive();
+  out->set("fine_probs", nn::to_ndarray(probs));
+  out->erase("fine_mr");
+  return out;
+}
+
+}  // namespace spineparse::fine

@@ -1,0 +1,34 @@
+// fine.resunet — the fine network (ResUNet2D, spec 4) over every slice of a case.
+//
+// Inputs:  fine_mr float32 [D,256,512], coarse_logits float32 [20,D,128,256].
+// Outputs: fine_probs float32 [20, D, 256, 512]: softmax of the network per slice (the network
+//          upsamples the logits bilinearly inside and concatenates [MR, logits], spec 4.1).
+// Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward;
+//          BatchNorm runs in inference form, so batching does not change results), amp.
+// Concurrency: serial.
+//
+//   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
+#pragma once
+
+#include <memory>
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::fine {
+
+StageDescription resunet_description();
+
+class ResUNetStage : public Stage {
+ public:
+  explicit ResUNetStage(const Params& p);
+  ~ResUNetStage() override;
+  void open(const StageContext& ctx) override;
+  CasePtr process(const CasePtr& in) override;
+
+ private:
+  struct Impl;
+  Params params_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace spineparse::fine

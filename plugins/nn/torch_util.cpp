@@ -1,0 +1,64 @@
+#include "torch_util.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+namespace spineparse::nn {
+
+torch::Tensor view_of(const NdArray& a) {
+  torch::ScalarType t;
+  switch (a.dtype()) {
+    case DType::kFloat32: t = torch::kFloat32; break;
+    case DType::kUInt8: t = torch::kUInt8; break;
+    case DType::kInt64: t = torch::kInt64; break;
+    case DType::kFloat64: t = torch::kFloat64; break;
+    case DType::kInt16: t = torch::kInt16; break;
+    case DType::kInt32: t = torch::kInt32; break;
+    default: throw std::runtime_error("view_of: unsupported dtype");
+  }
+  return torch::from_blob(const_cast<void*>(a.raw()), a.shape(), torch::TensorOptions().dtype(t));
+}
+
+std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t0) {
+  auto t = t0.detach().to(torch::kCPU).contiguous();
+  DType d;
+  switch (t.scalar_type()) {
+    case torch::kFloat32: d = DType::kFloat32; break;
+    case torch::kUInt8: d = DType::kUInt8; break;
+    case torch::kInt64: d = DType::kInt64; break;
+    case torch::kFloat64: d = DType::kFloat64; break;
+    default: t = t.to(torch::kFloat32); d = DType::kFloat32;
+  }
+  auto a = std::make_shared<NdArray>(d, t.sizes().vec());
+  std::memcpy(a->raw(), t.data_ptr(), a->nbytes());
+  return a;
+}
+
+torch::Device parse_device(const std::string& spec) {
+  if (spec == "cpu") return torch::kCPU;
+  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw std::runtime_error("device '" + spec + "' asked for, but this LibTorch has no CUDA or no GPU is visible (use cpu or auto)");
+    }
+    torch::Device d(spec);
+    if (d.index() >= static_cast<int>(torch::cuda::device_count())) {
+      throw std::runtime_error("device '" + spec + "': only " + std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
+    }
+    return d;
+  }
+  throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
+}
+
+void set_torch_threads(int threads) {
+  static std::once_flag once;
+  std::call_once(once, [threads] {
+    if (threads > 0) at::set_num_threads(threads);
+  });
+}
+
+}  // namespace spineparse::nn
