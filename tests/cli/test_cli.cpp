@@ -101,3 +101,37 @@ TEST(Cli, SynthIsDeterministicAndHelpWorks) {
   EXPECT_EQ(sp("synth --cases 0 --out x").code, 2);
   EXPECT_EQ(sp("frobnicate").code, 2);
 }
+
+namespace {
+std::string ref(const std::string& f) { return spineparse::testing::reference_dir() + "/" + f; }
+}  // namespace
+
+TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
+  TempDir d;
+  auto r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " + (d / "gcsn.safetensors").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("tensors (gcsn)"));
+  r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model resunet2d --out " + (d / "x.safetensors").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("does not fit the network"));
+  EXPECT_FALSE(fs::exists(d / "x.safetensors"));
+
+  fs::create_directories(d / "in/original_mr");
+  fs::copy_file(ref("raw.nii.gz"), d / "in/original_mr/Case1.nii.gz");
+  r = sp("run " + graph("spineparsenet.json") + " --input " + (d / "in").string() + " --output " + (d / "out").string() +
+         " --set coarse.weights=" + (d / "gcsn.safetensors").string() + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+         " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto got = spineparse::io::read_labels((d / "out/seg_Case1.nii.gz").string(), 19);
+  auto want = spineparse::io::read_labels(ref("seg_expected.nii.gz"), 19);
+  ASSERT_EQ(got.data->shape(), want.data->shape());
+  std::int64_t same = 0;
+  for (std::int64_t i = 0; i < want.data->numel(); ++i) same += got.data->data<std::uint8_t>()[i] == want.data->data<std::uint8_t>()[i];
+  EXPECT_GE(static_cast<double>(same) / want.data->numel(), 0.999);
+  auto j = nlohmann::json::parse(spineparse::read_file((d / "out/run.json").string()));
+  std::vector<std::string> plugins;
+  for (const auto& p : j["plugins"]) plugins.push_back(p["name"]);
+  EXPECT_THAT(plugins, ::testing::IsSupersetOf({"io", "coarse", "fine"}));
+  EXPECT_TRUE(j["cases"][0]["stage_seconds"].contains("fine"));
+}

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <torch/torch.h>
 
+#include <fstream>
+
+#include "checkpoint.hpp"
 #include "networks.hpp"
 #include "safetensors.hpp"
 #include "test_util.hpp"
@@ -112,4 +115,27 @@ TEST(Safetensors, RoundTrip) {
   for (auto& [k, v] : t) EXPECT_TRUE(torch::equal(back.tensors.at(k), v)) << k;
   std::filesystem::resize_file(d / "x.safetensors", 60);
   EXPECT_THROW(load_safetensors((d / "x.safetensors").string()), std::runtime_error);
+}
+
+TEST(Checkpoint, ImportingTheOriginalCheckpointGivesBitIdenticalTensors) {
+  REQUIRE_REFERENCE();
+  auto ck = read_checkpoint(ref("gcsn_best_checkpoint.pytorch"));
+  auto want = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
+  ASSERT_EQ(ck.state_dict.size(), want.size());
+  for (const auto& [name, t] : want) {
+    ASSERT_TRUE(ck.state_dict.count(name)) << name;
+    const auto& got = ck.state_dict.at(name);
+    EXPECT_EQ(got.scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(torch::equal(got.reshape(t.sizes()), t)) << name;  // bit-identical values
+  }
+  EXPECT_TRUE(ck.info.count("epoch"));
+  Gcsn net(true);
+  load_state(*net, ck.state_dict, "checkpoint");  // fits the network as is
+}
+
+TEST(Checkpoint, RefusesFilesThatAreNotCheckpoints) {
+  spineparse::testing::TempDir d;
+  const std::string f = (d / "x.pytorch").string();
+  { std::ofstream(f) << "not a zip"; }
+  EXPECT_THAT([&] { read_checkpoint(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("not a torch.save zip archive")));
 }
