@@ -1,6 +1,5 @@
 #include "gcsn_stage.hpp"
 
-#include <ATen/autocast_mode.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -68,7 +67,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto x = nn::view_of(*input_arr).to(impl_->device);
   torch::Tensor logits;
   const bool cuda = impl_->device.is_cuda();
-  if (impl_->amp && cuda) at::autocast::set_enabled(true);
+  if (impl_->amp && cuda) nn::set_cuda_autocast(true);
   try {
     if (impl_->script) {
       auto r = impl_->script->forward({x});
@@ -84,10 +83,10 @@ CasePtr GcsnStage::process(const CasePtr& in) {
       logits = impl_->net->forward(x).logits;
     }
   } catch (...) {
-    if (impl_->amp && cuda) at::autocast::set_enabled(false);
+    if (impl_->amp && cuda) nn::set_cuda_autocast(false);
     throw;
   }
-  if (impl_->amp && cuda) at::autocast::set_enabled(false);
+  if (impl_->amp && cuda) nn::set_cuda_autocast(false);
   if (logits.dim() != 5 || logits.size(0) != 1 || logits.size(2) != x.size(2)) {
     std::ostringstream s;
     s << "network output has shape " << logits.sizes() << ", expected [1, C, " << x.size(2) << ", H, W]";

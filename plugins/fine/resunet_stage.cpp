@@ -1,6 +1,5 @@
 #include "resunet_stage.hpp"
 
-#include <ATen/autocast_mode.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -84,9 +83,9 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     } else if (impl_->amp && !cuda) {
       logits = impl_->net->forward(img.to(torch::kBFloat16), un.to(torch::kBFloat16)).to(torch::kFloat32);
     } else if (impl_->amp && cuda) {
-      at::autocast::set_enabled(true);
+      nn::set_cuda_autocast(true);
       logits = impl_->net->forward(img, un).to(torch::kFloat32);
-      at::autocast::set_enabled(false);
+      nn::set_cuda_autocast(false);
     } else {
       logits = impl_->net->forward(img, un);
     }

@@ -1,6 +1,8 @@
 #include "torch_util.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <torch/cuda.h>
 
 #include <cstring>
@@ -52,6 +54,14 @@ torch::Device parse_device(const std::string& spec) {
     return d;
   }
   throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
+}
+
+void set_cuda_autocast(bool on) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+#else
+  at::autocast::set_enabled(on);
+#endif
 }
 
 void set_torch_threads(int threads) {

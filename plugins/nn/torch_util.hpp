@@ -19,6 +19,9 @@ std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
 // Throws with the parameter value when CUDA is asked for but unavailable.
 torch::Device parse_device(const std::string& spec);
 
+// Turns CUDA autocast (float16 mixed precision) on or off, across LibTorch 1.13 and 2.x APIs.
+void set_cuda_autocast(bool on);
+
 // Sets LibTorch's intra-op threads once per process (it starts with 1 here; spec of STYLE).
 void set_torch_threads(int threads);
 
