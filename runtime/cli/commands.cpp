@@ -27,6 +27,7 @@ void add_commands(CLI::App& app) {
   add_validate(app);
   add_stages(app);
   add_synth(app);
+  add_evaluate(app);
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
 #endif

@@ -21,6 +21,7 @@ void add_run(CLI::App& app);
 void add_validate(CLI::App& app);
 void add_stages(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_evaluate(CLI::App& app);
 void add_import(CLI::App& app);  // only in builds with LibTorch
 
 }  // namespace cli

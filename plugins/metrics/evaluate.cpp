@@ -1,0 +1,57 @@
+#include "evaluate.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "spineparse/files.hpp"
+
+namespace spineparse::metrics {
+namespace fs = std::filesystem;
+
+StageDescription evaluate_description() {
+  StageDescription d;
+  d.kind = "metrics.evaluate";
+  d.summary = "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and summary.json";
+  d.params = {
+      {"folder", ParamType::kString, ParamValue(std::string("metrics")), false, "sub-folder of the output for the reports"},
+      {"distances", ParamType::kBool, ParamValue(true), false, "compute ASSD and HD95 (mm)"},
+  };
+  d.reads = {{"labels"}, {"mask", true}, {"labels_unrefined", true}};
+  return d;
+}
+
+std::array<double, 3> spacing_dhw(const Geometry& g) { return {g.spacing[2], g.spacing[0], g.spacing[1]}; }
+
+void Evaluate::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
+
+CasePtr Evaluate::process(const CasePtr& in) {
+  if (!in->has("mask")) return in;  // nothing to score against
+  CaseScores cs;
+  cs.id = in->id();
+  const auto sp = spacing_dhw(in->geometry());
+  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp, params_.get_bool("distances"));
+  if (in->has("labels_unrefined")) {
+    cs.dice_before = case_mean(score_case(*in->get("labels_unrefined"), *in->get("mask"), sp, false), &StructureScore::dice, "all");
+  }
+  auto out = in->derive();
+  out->set_metric("dice_all", case_mean(cs.structures, &StructureScore::dice, "all"));
+  out->set_metric("dice_vertebrae", case_mean(cs.structures, &StructureScore::dice, "vertebrae"));
+  out->set_metric("dice_discs", case_mean(cs.structures, &StructureScore::dice, "discs"));
+  out->set_metric("assd_mm", case_mean(cs.structures, &StructureScore::assd_mm, "all"));
+  out->set_metric("hd95_mm", case_mean(cs.structures, &StructureScore::hd95_mm, "all"));
+  int missed = 0;
+  for (const auto& s : cs.structures) missed += s.truth_voxels > 0 && s.pred_voxels == 0;
+  out->set_metric("missed", missed);
+  if (cs.dice_before >= 0) out->set_metric("dice_before_refinement", cs.dice_before);
+  std::lock_guard<std::mutex> lk(mu_);
+  scores_.push_back(std::move(cs));
+  return out;
+}
+
+void Evaluate::close() {
+  std::sort(scores_.begin(), scores_.end(), [](const CaseScores& a, const CaseScores& b) { return natural_less(a.id, b.id); });
+  if (scores_.empty()) return;
+  write_reports(scores_, (fs::path(output_dir_) / params_.get_string("folder")).string());
+}
+
+}  // namespace spineparse::metrics

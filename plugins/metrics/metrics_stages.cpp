@@ -1,0 +1,12 @@
+#include "metrics_stages.hpp"
+
+#include "evaluate.hpp"
+#include "spineparse/registry.hpp"
+
+namespace spineparse {
+
+void register_metrics_stages(Registry& r) {
+  r.add_stage(metrics::evaluate_description(), [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
+}
+
+}  // namespace spineparse

@@ -1,0 +1,123 @@
+// Scores on shapes with known answers.
+#include <gmock/gmock.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "scores.hpp"
+#include "spineparse/files.hpp"
+#include "test_util.hpp"
+
+using namespace spineparse;
+using namespace spineparse::metrics;
+
+namespace {
+std::shared_ptr<NdArray> vol(std::int64_t D, std::int64_t H, std::int64_t W) { return NdArray::make<std::uint8_t>({D, H, W}); }
+void set(NdArray& a, std::int64_t d, std::int64_t h, std::int64_t w, int l) {
+  a.data<std::uint8_t>()[(d * a.dim(1) + h) * a.dim(2) + w] = static_cast<std::uint8_t>(l);
+}
+void box(NdArray& a, int l, std::int64_t d0, std::int64_t d1, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+  for (auto d = d0; d < d1; ++d)
+    for (auto h = h0; h < h1; ++h)
+      for (auto w = w0; w < w1; ++w) set(a, d, h, w, l);
+}
+// A ball of radius r mm around the centre, with anisotropic spacing (D, H, W).
+void ball(NdArray& a, int l, double r, std::array<double, 3> sp) {
+  const double c[3] = {(a.dim(0) - 1) / 2.0, (a.dim(1) - 1) / 2.0, (a.dim(2) - 1) / 2.0};
+  for (std::int64_t d = 0; d < a.dim(0); ++d)
+    for (std::int64_t h = 0; h < a.dim(1); ++h)
+      for (std::int64_t w = 0; w < a.dim(2); ++w) {
+        const double x = (d - c[0]) * sp[0], y = (h - c[1]) * sp[1], z = (w - c[2]) * sp[2];
+        if (x * x + y * y + z * z <= r * r) set(a, d, h, w, l);
+      }
+}
+const StructureScore& of(const std::vector<StructureScore>& s, int l) { return s.at(l - 1); }
+}  // namespace
+
+TEST(Scores, IdenticalMapsScorePerfectly) {
+  auto a = vol(6, 20, 20);
+  box(*a, 3, 1, 5, 2, 12, 3, 15);
+  box(*a, 13, 1, 5, 12, 14, 3, 15);
+  auto s = score_case(*a, *a, {4.0, 0.5, 0.5});
+  EXPECT_NEAR(of(s, 3).dice, 1.0, 1e-9);  // 1e-10 in the denominator, as the original
+  EXPECT_DOUBLE_EQ(of(s, 3).assd_mm, 0.0);
+  EXPECT_DOUBLE_EQ(of(s, 13).hd95_mm, 0.0);
+  EXPECT_TRUE(std::isnan(of(s, 5).dice));  // absent from both: excluded
+  EXPECT_NEAR(case_mean(s, &StructureScore::dice, "all"), 1.0, 1e-9);
+}
+
+TEST(Scores, OffsetBoxesHaveAnalyticOverlap) {
+  auto g = vol(4, 12, 30), p = vol(4, 12, 30);
+  box(*g, 2, 0, 4, 1, 11, 5, 15);  // 4 x 10 x 10
+  box(*p, 2, 0, 4, 1, 11, 7, 17);  // shifted by 2 along W
+  auto s = score_case(*p, *g, {1, 1, 1});
+  EXPECT_NEAR(of(s, 2).dice, 2.0 * 320 / 800, 1e-9);
+  EXPECT_NEAR(of(s, 2).precision, 0.8, 1e-9);
+  EXPECT_NEAR(of(s, 2).recall, 0.8, 1e-9);
+  box(*p, 2, 0, 4, 1, 11, 5, 7);  // prediction now also covers the truth: recall 1
+  s = score_case(*p, *g, {1, 1, 1});
+  EXPECT_NEAR(of(s, 2).recall, 1.0, 1e-9);
+  EXPECT_NEAR(of(s, 2).precision, 400.0 / 480, 1e-9);
+}
+
+TEST(Scores, SurfaceDistancesUseTheAnisotropicSpacing) {
+  auto g = vol(5, 9, 20), p = vol(5, 9, 20);
+  set(*g, 2, 4, 5, 7);
+  set(*p, 2, 4, 8, 7);  // 3 voxels along W at 0.7 mm
+  set(*g, 1, 4, 4, 9);
+  set(*p, 3, 4, 4, 9);  // 2 slices apart at 4 mm
+  auto s = score_case(*p, *g, {4.0, 0.5, 0.7});
+  EXPECT_NEAR(of(s, 7).assd_mm, 2.1, 1e-5);
+  EXPECT_NEAR(of(s, 7).hd95_mm, 2.1, 1e-5);
+  EXPECT_DOUBLE_EQ(of(s, 7).dice, 0.0);
+  EXPECT_NEAR(of(s, 9).assd_mm, 8.0, 1e-5);
+}
+
+TEST(Scores, ConcentricBallsAreTheirRadiusDifferenceApart) {
+  const std::array<double, 3> sp = {2.0, 0.5, 0.5};
+  auto g = vol(21, 81, 81), p = vol(21, 81, 81);
+  ball(*g, 4, 12.0, sp);
+  ball(*p, 4, 15.0, sp);
+  auto s = score_case(*p, *g, sp);
+  EXPECT_NEAR(of(s, 4).assd_mm, 3.0, 0.6);
+  EXPECT_NEAR(of(s, 4).hd95_mm, 3.0, 1.2);
+  const double vg = 4.0 / 3 * M_PI * 12 * 12 * 12, vp = 4.0 / 3 * M_PI * 15 * 15 * 15;
+  EXPECT_NEAR(of(s, 4).dice, 2 * vg / (vg + vp), 0.03);
+}
+
+TEST(Scores, MissingAndSpuriousStructures) {
+  auto g = vol(3, 10, 10), p = vol(3, 10, 10);
+  box(*g, 5, 0, 3, 0, 4, 0, 4);
+  box(*p, 6, 0, 3, 5, 9, 5, 9);
+  auto s = score_case(*p, *g, {1, 1, 1});
+  EXPECT_DOUBLE_EQ(of(s, 5).dice, 0.0);  // missed: counts as 0 in the means
+  EXPECT_TRUE(std::isnan(of(s, 5).assd_mm));
+  EXPECT_DOUBLE_EQ(of(s, 6).precision, 0.0);  // spurious
+  spineparse::testing::TempDir d;
+  auto j = nlohmann::json::parse(write_reports({{"CaseA", s, -1}}, d.str()));
+  EXPECT_EQ(j["missed_structures"], 1);
+  EXPECT_EQ(j["spurious_structures"], 1);
+  EXPECT_NEAR(j["dice"]["all"]["mean"].get<double>(), 0.0, 1e-9);
+  EXPECT_TRUE(j["assd_mm"]["all"]["mean"].is_null());
+  const std::string csv = read_file((d / "cases.csv").string());
+  EXPECT_THAT(csv, ::testing::HasSubstr("CaseA,5,L2,0,0,0,,,48,0"));
+  EXPECT_THAT(csv, ::testing::HasSubstr("CaseA,6,L1,0,0,0,,,0,48"));
+}
+
+TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
+  auto g = vol(2, 10, 10), p1 = vol(2, 10, 10), p2 = vol(2, 10, 10);
+  box(*g, 1, 0, 2, 0, 10, 0, 5);     // vertebra S
+  box(*g, 11, 0, 2, 0, 10, 5, 10);   // disc L5/S
+  box(*p1, 1, 0, 2, 0, 10, 0, 5);
+  box(*p1, 11, 0, 2, 0, 10, 5, 10);  // perfect
+  box(*p2, 1, 0, 2, 0, 10, 0, 5);    // disc missed
+  spineparse::testing::TempDir d;
+  auto j = nlohmann::json::parse(write_reports(
+      {{"A", score_case(*p1, *g, {1, 1, 1}), -1}, {"B", score_case(*p2, *g, {1, 1, 1}), -1}}, d.str()));
+  EXPECT_NEAR(j["dice"]["all"]["mean"].get<double>(), 0.75, 1e-9);   // (1 + 0.5) / 2
+  EXPECT_NEAR(j["dice"]["all"]["std"].get<double>(), 0.25, 1e-9);
+  EXPECT_NEAR(j["dice"]["vertebrae"]["mean"].get<double>(), 1.0, 1e-9);
+  EXPECT_NEAR(j["dice"]["discs"]["mean"].get<double>(), 0.5, 1e-9);
+  EXPECT_EQ(j["per_structure"][10]["structure"], "L5/S");
+  EXPECT_EQ(j["per_structure"][10]["missed"], 1);
+}
