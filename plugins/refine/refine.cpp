@@ -85,8 +85,12 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
   for (std::size_t i = 0; i < comps.size(); ++i) {
     auto& c = comps[i];
     const bool biggest = c.size == largest[c.label];
-    c.structure = (biggest || c.size >= opt.min_fraction * largest[c.label]) && c.size >= 0.5 * opt.min_fraction * median &&
-                  chain_position(c.label) >= 0;
+    // A label's largest component is its structure unless it is mere noise (a structure cut by
+    // the field of view can be small); another component counts only when it is large (a
+    // duplicated label), else it is a fragment.
+    c.structure = chain_position(c.label) >= 0 &&
+                  (biggest ? c.size >= 0.02 * median
+                           : c.size >= opt.min_fraction * largest[c.label] && c.size >= 0.5 * opt.min_fraction * median);
     if (c.structure) order.push_back(static_cast<int>(i));
     else c.new_label = -1;
   }
