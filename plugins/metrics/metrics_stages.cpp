@@ -1,12 +1,14 @@
 #include "metrics_stages.hpp"
 
 #include "evaluate.hpp"
+#include "report.hpp"
 #include "spineparse/registry.hpp"
 
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
   r.add_stage(metrics::evaluate_description(), [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
+  r.add_stage(metrics::report_description(), [](const Params& p) { return std::make_unique<metrics::Report>(p); });
 }
 
 }  // namespace spineparse

@@ -175,6 +175,7 @@ void Stage::close() {}
 std::vector<CaseSeed> Stage::enumerate(const StageContext& ctx) {
   throw std::logic_error("stage of node '" + ctx.node_id + "' is not a source");
 }
+void Stage::after_run(const std::string&, const StageContext&) {}
 std::vector<std::string> Stage::outputs_for(const CaseSeed&, const StageContext&) const {
   return {};
 }

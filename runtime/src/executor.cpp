@@ -286,7 +286,6 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
                    first_lines(e.what()).c_str());
     }
   }
-  stages.clear();
 
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
   for (const auto& sp : spans) {
@@ -333,6 +332,15 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   j["cases"] = cases;
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path, j.dump(2) + "\n");
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    try {
+      stages[s]->after_run(report.run_json_path, contexts[s]);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: node '%s' failed after the run: %s\n", graph.nodes[s].id.c_str(),
+                   first_lines(e.what()).c_str());
+    }
+  }
+  stages.clear();
   return report;
 }
 

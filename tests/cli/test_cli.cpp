@@ -135,3 +135,50 @@ TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
   EXPECT_THAT(plugins, ::testing::IsSupersetOf({"io", "coarse", "fine"}));
   EXPECT_TRUE(j["cases"][0]["stage_seconds"].contains("fine"));
 }
+
+TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduces) {
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 3 --size 80 100 --seed 21 --out " + cohort).code, 0);
+  // The reference weights (random but fixed) on small network grids keep this quick.
+  auto r = sp("run " + graph("spineparsenet.json") + " --input " + cohort + " --output " + out +
+              " --set coarse.weights=" + ref("gcsn_weights.safetensors") + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128"
+              " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png", "qc/Case3.png", "seg_Case2.nii.gz"})
+    EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;
+  auto graph_summary = nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
+  EXPECT_EQ(graph_summary["cases_scored"], 3);
+  EXPECT_TRUE(graph_summary.contains("refinement"));  // Dice before and after refinement
+
+  // `spineparse evaluate` on the written segmentations gives the same numbers.
+  r = sp("evaluate --pred " + out + " --truth " + cohort + " --output " + (d / "again").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto again = nlohmann::json::parse(spineparse::read_file((d / "again/metrics/summary.json").string()));
+  for (const char* m : {"dice", "precision", "recall", "assd_mm", "hd95_mm"})
+    for (const char* g : {"vertebrae", "discs", "all"}) {
+      const auto& a = graph_summary[m][g]["mean"];
+      const auto& b = again[m][g]["mean"];
+      ASSERT_EQ(a.is_null(), b.is_null()) << m << " " << g;
+      if (!a.is_null()) EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-9) << m << " " << g;
+    }
+  EXPECT_EQ(spineparse::read_file(out + "/metrics/cases.csv"), spineparse::read_file((d / "again/metrics/cases.csv").string()));
+
+  // The report renders in a browser: one row per case.
+  if (!fs::exists("/usr/bin/chromium")) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
+  const std::string cmd = "timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+                          "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
+                          (d / "chromium").string() + " --dump-dom file://" + out + "/report.html 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string dom;
+  std::array<char, 4096> buf;
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) dom.append(buf.data(), n);
+  pclose(p);
+  std::size_t rows = 0;
+  for (std::size_t pos = 0; (pos = dom.find("<tr class=\"case ", pos)) != std::string::npos; ++pos) ++rows;
+  EXPECT_EQ(rows, 3u) << dom.substr(0, 2000);
+  EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // thumbnails inline
+  EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
+}

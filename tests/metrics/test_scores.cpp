@@ -121,3 +121,30 @@ TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
   EXPECT_EQ(j["per_structure"][10]["structure"], "L5/S");
   EXPECT_EQ(j["per_structure"][10]["missed"], 1);
 }
+
+#include <itkImageFileReader.h>
+#include <itkRGBPixel.h>
+
+#include "overlay.hpp"
+
+TEST(Overlay, WritesAPngWithTheLabelColours) {
+  spineparse::testing::TempDir d;
+  auto img = NdArray::make<float>({3, 40, 60});
+  for (std::int64_t i = 0; i < img->numel(); ++i) img->data<float>()[i] = static_cast<float>(i % 97);
+  auto lab = vol(3, 40, 60);
+  box(*lab, 12, 0, 3, 10, 30, 20, 40);
+  const std::string f = (d / "qc/c.png").string();
+  write_overlay_png(f, *img, *lab, 120);
+  using Image = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+  auto r = itk::ImageFileReader<Image>::New();
+  r->SetFileName(f);
+  r->Update();
+  const auto size = r->GetOutput()->GetLargestPossibleRegion().GetSize();
+  EXPECT_EQ(size[1], 270u);  // the legend sets the height for small panels
+  EXPECT_GE(size[0], 2u * 80u);  // two panels of 80 x 120 (H x W scaled to 120) and a legend
+  // A pixel inside the box carries label 12's colour, blended with grey.
+  const auto px = r->GetOutput()->GetPixel({{10 + 40, 60}});  // panel column = h * 2, row = w * 2
+  const auto c = label_colour(12);
+  EXPECT_GT(px[0] + 1, static_cast<int>(0.55 * c[0]));
+  EXPECT_GT(px[2] + 1, static_cast<int>(0.55 * c[2]));
+}

@@ -6,7 +6,8 @@
 //   2. open(ctx) once, before any case: load weights, open devices. A failure here stops the run;
 //   3. process(case) once per case, possibly concurrently when the description allows it. Throwing
 //      is fine: the runtime turns the exception into a failed case and the run goes on;
-//   4. close() once, after the last case.
+//   4. close() once, after the last case;
+//   5. after_run(run.json) once, after the run's record is written (whole-run reports).
 // A source stage (the root of every graph) additionally enumerates the cases of a run.
 #pragma once
 
@@ -73,6 +74,10 @@ class Stage {
 
   // Source stages only: the cases of this run, in order.
   virtual std::vector<CaseSeed> enumerate(const StageContext& ctx);
+
+  // Called once after the run, when OUTPUT/run.json (every case's status, error and stage
+  // times) has been written: for reports over the whole run. Errors are printed, not fatal.
+  virtual void after_run(const std::string& run_json_path, const StageContext& ctx);
 
   // Files this stage writes for a case; the runtime's --resume skips a case whose outputs from
   // every stage exist (writes are atomic, so existence means complete).

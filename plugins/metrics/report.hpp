@@ -1,0 +1,36 @@
+// metrics.report — QC pictures per case and one self-contained report.html for the run.
+//
+// Inputs:  image float32 [D,H,W], labels uint8 [D,H,W].
+// Outputs: OUTPUT/<folder>/<case>.png per case (overlay.hpp); after the run OUTPUT/report.html:
+//          cohort summary (per-structure Dice mean +- std as a table and a chart, from
+//          metrics/summary.json when the graph evaluates), one row per case (Dice, failure and
+//          its reason, seconds per stage, overlay thumbnail), the graph and plugin versions. It
+//          opens offline: data, pictures and script are inline.
+// Params:  folder, max_size (pixels per panel side). Concurrency: parallel.
+//
+//   {"id": "report", "stage": "metrics.report"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::metrics {
+
+StageDescription report_description();
+
+// Builds report.html next to run.json from run.json, metrics/summary.json (if any) and the
+// overlays that run.json's cases name. Returns the report's path.
+std::string write_report_html(const std::string& run_json_path);
+
+class Report : public Stage {
+ public:
+  explicit Report(const Params& p) : params_(p) {}
+  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  CasePtr process(const CasePtr& in) override;
+  void after_run(const std::string& run_json_path, const StageContext& ctx) override;
+
+ private:
+  Params params_;
+  std::string output_dir_;
+};
+
+}  // namespace spineparse::metrics
