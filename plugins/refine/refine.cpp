@@ -258,6 +258,8 @@ StageDescription refine_description() {
   d.kind = "refine.anatomy";
   d.summary = "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes";
   d.params = {
+      {"enabled", ParamType::kBool, ParamValue(true), false,
+       "false: pass the labels through unchanged (labels_unrefined is still written)"},
       {"anchor", ParamType::kString, ParamValue(std::string("sacrum")), false,
        "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement alone", {"sacrum", "none"}},
       {"min_fraction", ParamType::kFloat, ParamValue(0.3), false,
@@ -270,7 +272,7 @@ StageDescription refine_description() {
   return d;
 }
 
-Refine::Refine(const Params& p) {
+Refine::Refine(const Params& p) : enabled_(p.get_bool("enabled")) {
   options_.anchor_sacrum = p.get_string("anchor") == "sacrum";
   options_.min_fraction = p.get_float("min_fraction");
   options_.fill_holes = p.get_bool("fill_holes");
@@ -279,6 +281,11 @@ Refine::Refine(const Params& p) {
 
 CasePtr Refine::process(const CasePtr& in) {
   auto labels = in->get("labels");
+  if (!enabled_) {
+    auto out = in->derive();
+    out->set("labels_unrefined", labels);
+    return out;
+  }
   auto refined = std::make_shared<NdArray>(*labels);  // a copy: the input stays as labels_unrefined
   RefineReport r = refine_labels(*refined, options_);
   auto out = in->derive();

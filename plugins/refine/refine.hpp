@@ -49,6 +49,7 @@ class Refine : public Stage {
 
  private:
   RefineOptions options_;
+  bool enabled_ = true;
 };
 
 }  // namespace spineparse::refine

@@ -145,7 +145,7 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   auto r = sp("run " + graph("spineparsenet.json") + " --input " + cohort + " --output " + out +
               " --set coarse.weights=" + ref("gcsn_weights.safetensors") + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
               " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128"
-              " --progress none");
+              " --set refine.enabled=true --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png", "qc/Case3.png", "seg_Case2.nii.gz"})
     EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;

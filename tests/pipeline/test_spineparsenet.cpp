@@ -9,6 +9,8 @@
 #include "fine_stages.hpp"
 #include "harness.hpp"
 #include "io_stages.hpp"
+#include "metrics_stages.hpp"
+#include "refine_stages.hpp"
 #include "preprocess.hpp"
 #include "prepare.hpp"
 #include "safetensors.hpp"
@@ -46,6 +48,8 @@ class SpineParseNet : public ::testing::Test {
     register_io_stages(registry_);
     register_coarse_stages(registry_);
     register_fine_stages(registry_);
+    register_refine_stages(registry_);
+    register_metrics_stages(registry_);
     fs::create_directories(in_ / "original_mr");
     fs::copy_file(ref("raw.nii.gz"), in_ / "original_mr" / "Case1.nii.gz");
     e2e_ = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
