@@ -53,8 +53,9 @@ void GcsnStage::open(const StageContext& ctx) {
     impl_->script->eval();
     return;
   }
-  impl_->net = nn::Gcsn(model == "gcsn");
-  nn::load_state(*impl_->net, nn::load_safetensors(weights).tensors, weights, model == "deeplab");
+  auto state = nn::load_safetensors(weights).tensors;
+  impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(state));  // demo models are narrower
+  nn::load_state(*impl_->net, state, weights, model == "deeplab");
   impl_->net->eval();
   impl_->net->to(impl_->device);
   if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);

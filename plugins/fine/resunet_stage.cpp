@@ -52,8 +52,9 @@ void ResUNetStage::open(const StageContext& ctx) {
     impl_->script->eval();
     return;
   }
-  impl_->net = nn::ResUNet2d();
-  nn::load_state(*impl_->net, nn::load_safetensors(weights).tensors, weights);
+  auto state = nn::load_safetensors(weights).tensors;
+  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));
+  nn::load_state(*impl_->net, state, weights);
   impl_->net->eval();
   impl_->net->to(impl_->device);
   if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 namespace spineparse::nn {
@@ -106,18 +107,18 @@ torch::Tensor spine_adjacency() {
 namespace {
 
 struct XceptionImpl : torch::nn::Module {
-  XceptionImpl() {
-    conv1 = register_module("conv1", Conv3d(Conv3dOptions(1, 16, 3).stride({1, 2, 2}).padding(1).bias(false)));
-    bn1 = register_module("bn1", BatchNorm3d(BatchNorm3dOptions(16)));
-    conv2 = register_module("conv2", Conv3d(Conv3dOptions(16, 32, 3).padding(1).bias(false)));
-    bn2 = register_module("bn2", BatchNorm3d(BatchNorm3dOptions(32)));
-    block1 = register_module("block1", XceptionBlock(1, 32, 64));
-    block2 = register_module("block2", XceptionBlock(2, 64, 128));
-    block3 = register_module("block3", XceptionBlock(3, 128, 364));
-    block20 = register_module("block20", XceptionBlock(20, 364, 512));
-    conv3 = register_module("conv3", SeparableConv(512, 768, std::vector<int64_t>{1, 1, 1}, 2, true));
-    conv4 = register_module("conv4", SeparableConv(768, 768, std::vector<int64_t>{1, 1, 1}, 2, true));
-    conv5 = register_module("conv5", SeparableConv(768, 1024, std::vector<int64_t>{1, 1, 1}, 2, true));
+  explicit XceptionImpl(const std::function<int64_t(int64_t)>& c) {
+    conv1 = register_module("conv1", Conv3d(Conv3dOptions(1, c(16), 3).stride({1, 2, 2}).padding(1).bias(false)));
+    bn1 = register_module("bn1", BatchNorm3d(BatchNorm3dOptions(c(16))));
+    conv2 = register_module("conv2", Conv3d(Conv3dOptions(c(16), c(32), 3).padding(1).bias(false)));
+    bn2 = register_module("bn2", BatchNorm3d(BatchNorm3dOptions(c(32))));
+    block1 = register_module("block1", XceptionBlock(1, c(32), c(64)));
+    block2 = register_module("block2", XceptionBlock(2, c(64), c(128)));
+    block3 = register_module("block3", XceptionBlock(3, c(128), c(364)));
+    block20 = register_module("block20", XceptionBlock(20, c(364), c(512)));
+    conv3 = register_module("conv3", SeparableConv(c(512), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv4 = register_module("conv4", SeparableConv(c(768), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv5 = register_module("conv5", SeparableConv(c(768), c(1024), std::vector<int64_t>{1, 1, 1}, 2, true));
   }
   Conv3d conv1{nullptr}, conv2{nullptr};
   BatchNorm3d bn1{nullptr}, bn2{nullptr};
@@ -145,27 +146,30 @@ struct GcsnLayers {
   Conv3d semantic{nullptr};
 };
 
-GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, int64_t hidden) : with_graph(graph) {
+GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(graph), width(width_) {
+  // Every width scales with `width` (1 = the original); the names stay the original's.
+  auto c = [w = width_](int64_t n) { return std::max<int64_t>(4, static_cast<int64_t>(std::lround(n * w))); };
+  const int64_t hidden = c(128);
   auto L = std::make_shared<GcsnLayers>();
-  L->xf = register_module("xception_features", std::make_shared<XceptionImpl>());
+  L->xf = register_module("xception_features", std::make_shared<XceptionImpl>(c));
   auto aspp1 = register_module("aspp1", std::make_shared<Holder>());
-  L->aspp1_conv = aspp1->register_module("atrous_convolution", conv1x1(1024, 128));
-  L->aspp1_bn = aspp1->register_module("bn", BatchNorm3d(BatchNorm3dOptions(128)));
+  L->aspp1_conv = aspp1->register_module("atrous_convolution", conv1x1(c(1024), c(128)));
+  L->aspp1_bn = aspp1->register_module("bn", BatchNorm3d(BatchNorm3dOptions(c(128))));
   SeparableConv* aspp[3] = {&L->aspp2, &L->aspp3, &L->aspp4};
   const int64_t rates[3] = {6, 12, 18};
   for (int i = 0; i < 3; ++i) {
     auto h = register_module("aspp" + std::to_string(i + 2), std::make_shared<Holder>());
-    *aspp[i] = h->register_module("atrous_convolution", SeparableConv(1024, 128, std::vector<int64_t>{1, 1, 1}, rates[i], true));
+    *aspp[i] = h->register_module("atrous_convolution", SeparableConv(c(1024), c(128), std::vector<int64_t>{1, 1, 1}, rates[i], true));
   }
   auto gap = register_module("global_avg_pool", std::make_shared<Holder>());
-  L->gap_conv = gap->register_module("1", conv1x1(1024, 128));
-  L->gap_bn = gap->register_module("2", BatchNorm3d(BatchNorm3dOptions(128)));
-  L->concat_conv = register_module("concat_projection_conv1", conv1x1(640, 128));
-  L->concat_bn = register_module("concat_projection_bn1", BatchNorm3d(BatchNorm3dOptions(128)));
-  L->proj4_conv = register_module("feature_projection_conv1", conv1x1(128, 24));
-  L->proj4_bn = register_module("feature_projection_bn1", BatchNorm3d(BatchNorm3dOptions(24)));
-  L->proj2_conv = register_module("feature_projection_conv2", conv1x1(32, 64));
-  L->proj2_bn = register_module("feature_projection_bn2", BatchNorm3d(BatchNorm3dOptions(64)));
+  L->gap_conv = gap->register_module("1", conv1x1(c(1024), c(128)));
+  L->gap_bn = gap->register_module("2", BatchNorm3d(BatchNorm3dOptions(c(128))));
+  L->concat_conv = register_module("concat_projection_conv1", conv1x1(5 * c(128), c(128)));
+  L->concat_bn = register_module("concat_projection_bn1", BatchNorm3d(BatchNorm3dOptions(c(128))));
+  L->proj4_conv = register_module("feature_projection_conv1", conv1x1(c(128), c(24)));
+  L->proj4_bn = register_module("feature_projection_bn1", BatchNorm3d(BatchNorm3dOptions(c(24))));
+  L->proj2_conv = register_module("feature_projection_conv2", conv1x1(c(32), c(64)));
+  L->proj2_bn = register_module("feature_projection_bn2", BatchNorm3d(BatchNorm3dOptions(c(64))));
   auto dec = [&](const char* name, int64_t in1, int64_t out, SeparableConv& a, SeparableConv& b) {
     auto h = register_module(name, std::make_shared<Holder>());
     auto h0 = h->register_module("0", std::make_shared<Holder>());
@@ -173,8 +177,8 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, int64_t hidden) : with_graph(g
     a = h0->register_module("atrous_convolution", SeparableConv(in1, out, std::vector<int64_t>{1, 1, 1}, 1, true));
     b = h1->register_module("atrous_convolution", SeparableConv(out, out, std::vector<int64_t>{1, 1, 1}, 1, true));
   };
-  dec("decoder1", 152, 128, L->dec1a, L->dec1b);
-  dec("decoder2", 192, 256, L->dec2a, L->dec2b);
+  dec("decoder1", c(128) + c(24), c(128), L->dec1a, L->dec1b);
+  dec("decoder2", c(128) + c(64), c(256), L->dec2a, L->dec2b);
   if (with_graph) {
     auto f2g = register_module("featuremap_2_graph", std::make_shared<Holder>());
     L->pre_fea = f2g->register_parameter("pre_fea", torch::empty({hidden, n_classes}));
@@ -190,9 +194,9 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, int64_t hidden) : with_graph(g
     L->g2f_conv = g2f->register_module("conv", conv1x1(hidden, hidden));
     L->g2f_bn = g2f->register_module("bn", BatchNorm3d(BatchNorm3dOptions(hidden)));
     auto sk = register_module("skip_conv", std::make_shared<Holder>());
-    L->skip_conv = sk->register_module("0", conv1x1(128, 128, true));
+    L->skip_conv = sk->register_module("0", conv1x1(c(128), c(128), true));
   }
-  L->semantic = register_module("semantic", conv1x1(256, n_classes, true));
+  L->semantic = register_module("semantic", conv1x1(c(256), n_classes, true));
   adjacency = register_buffer("adjacency_", spine_adjacency());
   layers = L;
 }
@@ -292,6 +296,16 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     x = decoders_[k](x);
   }
   return final_conv(x);
+}
+
+double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {
+  auto it = state.find("xception_features.conv1.weight");
+  return it == state.end() ? 1.0 : static_cast<double>(it->second.size(0)) / 16.0;
+}
+
+int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state) {
+  auto it = state.find("final_conv.weight");
+  return it == state.end() ? 32 : it->second.size(1);
 }
 
 std::map<std::string, torch::Tensor> state_of(const torch::nn::Module& module) {

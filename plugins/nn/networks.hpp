@@ -46,9 +46,11 @@ struct GcsnOutput {
 
 struct GcsnLayers;
 struct GcsnImpl : torch::nn::Module {
-  explicit GcsnImpl(bool with_graph = true, int64_t n_classes = 20, int64_t hidden = 128);
+  // width scales every channel count (1 = the original network; the demo models use less).
+  explicit GcsnImpl(bool with_graph = true, int64_t n_classes = 20, double width = 1.0);
   GcsnOutput forward(const torch::Tensor& x);
   bool with_graph;
+  double width;
   torch::Tensor adjacency;  // normalised spine adjacency (not a parameter, not in checkpoints)
   std::shared_ptr<GcsnLayers> layers;  // typed handles to the registered submodules
 };
@@ -72,6 +74,10 @@ struct ResUNet2dImpl : torch::nn::Module {
   torch::nn::Conv2d final_conv{nullptr};
 };
 TORCH_MODULE(ResUNet2d);
+
+// The width of a GCSN state dict (conv1 has 16 x width filters) and the f_maps of a ResUNet2D one.
+double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
+int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);
 
 // Spec 3.4 / Appendix B.
 torch::Tensor spine_adjacency();
