@@ -299,8 +299,9 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
 }
 
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {
-  auto it = state.find("xception_features.conv1.weight");
-  return it == state.end() ? 1.0 : static_cast<double>(it->second.size(0)) / 16.0;
+  // conv5 has 1024 x width filters: large enough that the minimum of 4 channels never applies.
+  auto it = state.find("xception_features.conv5.pointwise.weight");
+  return it == state.end() ? 1.0 : static_cast<double>(it->second.size(0)) / 1024.0;
 }
 
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state) {

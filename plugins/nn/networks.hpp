@@ -75,7 +75,7 @@ struct ResUNet2dImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResUNet2d);
 
-// The width of a GCSN state dict (conv1 has 16 x width filters) and the f_maps of a ResUNet2D one.
+// The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D one.
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);
 

@@ -5,7 +5,10 @@
 #include <memory>
 
 #include "commands.hpp"
+#include <nlohmann/json.hpp>
+
 #include "spineparse/executor.hpp"
+#include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
 
@@ -59,7 +62,35 @@ void print_summary(const RunReport& r) {
   std::printf("\n%d ok, %d failed, %d skipped of %zu cases in %.1f s (%.2f cases/s, %d threads)\n",
               r.ok, r.failed, r.skipped, n, r.wall_s, r.wall_s > 0 ? processed / r.wall_s : 0.0,
               r.threads);
-  std::printf("report: %s\n", r.run_json_path.c_str());
+  std::printf("record: %s\n", r.run_json_path.c_str());
+  // When the graph evaluated, the per-structure Dice table and where the reports are.
+  const fs::path dir = fs::path(r.run_json_path).parent_path();
+  const fs::path summary = dir / "metrics" / "summary.json";
+  if (fs::exists(summary)) {
+    try {
+      auto j = nlohmann::json::parse(read_file(summary.string()));
+      auto ms = [](const nlohmann::json& s) {
+        if (s["mean"].is_null()) return std::string("   -");
+        char b[64];
+        std::snprintf(b, sizeof b, "%.4f +- %.4f", s["mean"].get<double>(), s["std"].get<double>());
+        return std::string(b);
+      };
+      std::printf("\nDice per structure (%d cases with masks):\n", j["cases_scored"].get<int>());
+      for (const auto& p : j["per_structure"]) {
+        if (p["cases_with_structure"].get<int>() == 0 && p["dice"]["mean"].is_null()) continue;
+        std::printf("  %2d %-8s %s\n", p["label"].get<int>(), p["structure"].get<std::string>().c_str(), ms(p["dice"]).c_str());
+      }
+      std::printf("  vertebrae   %s\n  discs       %s\n  all 19      %s\n", ms(j["dice"]["vertebrae"]).c_str(),
+                  ms(j["dice"]["discs"]).c_str(), ms(j["dice"]["all"]).c_str());
+      if (j.contains("refinement")) {
+        std::printf("  before refinement %s\n", ms(j["refinement"]["dice_before"]).c_str());
+      }
+      std::printf("metrics: %s\n", (dir / "metrics").c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
+    }
+  }
+  if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ void add_commands(CLI::App& app) {
   add_evaluate(app);
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
+  add_train(app);
 #endif
 }
 
