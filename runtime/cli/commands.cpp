@@ -28,6 +28,7 @@ void add_commands(CLI::App& app) {
   add_stages(app);
   add_synth(app);
   add_evaluate(app);
+  add_bench(app);
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
   add_train(app);

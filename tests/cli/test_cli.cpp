@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "../io/io_fixtures.hpp"
 #include "spineparse/files.hpp"
@@ -181,4 +182,46 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   EXPECT_EQ(rows, 3u) << dom.substr(0, 2000);
   EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // thumbnails inline
   EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
+}
+
+TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
+  TempDir d;
+  const std::string out = (d / "bench").string();
+  auto r = sp("bench " + graph("spineparsenet.json") + " --cases 3 --warmup 1 --size 72 --slices 12 --network-cases 1 --output " + out +
+              " --set coarse.weights=" + ref("gcsn_weights.safetensors") + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("network-only:"));
+  auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
+  EXPECT_EQ(b["cases"], 3);
+  EXPECT_EQ(b["warmup_cases"], 1);
+  EXPECT_GT(b["cases_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(b["stages"].size(), 11u);
+  double net_busy = 0;
+  for (const auto& s : b["stages"]) {
+    EXPECT_EQ(s["cases"], 3) << s["node"];
+    EXPECT_GE(s["busy_s"].get<double>(), 0.0);
+    EXPECT_GE(s["waiting_s"].get<double>(), 0.0);
+    if (s["resource"] == "gpu") net_busy += s["busy_s"].get<double>();
+  }
+  EXPECT_GT(net_busy, 0.0);
+  EXPECT_GT(b["network_only"]["seconds_per_case"].get<double>(), 0.0);
+  EXPECT_GT(b["peak_rss_mb"].get<double>(), 10.0);
+  EXPECT_LE(b["peak_in_flight"].get<int>(), b["max_in_flight"].get<int>());
+  EXPECT_FALSE(b["in_flight"].empty());
+  auto t = nlohmann::json::parse(spineparse::read_file(out + "/trace.json"));
+  int spans = 0;
+  std::set<std::string> cases;
+  for (const auto& e : t["traceEvents"]) {
+    ASSERT_TRUE(e.contains("ph") && e.contains("pid"));
+    if (e["ph"] == "X") {
+      ++spans;
+      EXPECT_GE(e["dur"].get<double>(), 0.0);
+      EXPECT_TRUE(e.contains("tid") && e.contains("ts"));
+      cases.insert(e["args"]["case"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(spans, 3 * 11);  // one span per case per stage
+  EXPECT_EQ(cases.size(), 3u);
 }

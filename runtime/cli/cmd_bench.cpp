@@ -1,0 +1,234 @@
+// spineparse bench: throughput of a graph over a cohort, with per-stage busy and waiting time,
+// cases in flight, peak memory, the network-only time per case, and a Chrome trace.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "commands.hpp"
+#include "spineparse/executor.hpp"
+#include "spineparse/files.hpp"
+#include "spineparse/graph.hpp"
+#include "spineparse/registry.hpp"
+#include "synth.hpp"
+
+namespace spineparse::cli {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct BenchArgs {
+  std::string graph, input, output = "bench-out";
+  int cases = 20, warmup = 1, network_cases = 2, threads = 0, size = 880, slices = 12;
+  std::vector<std::string> sets, plugin_dirs;
+};
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+// Runs the graph case by case with nothing overlapping and times only the network stages
+// (resource "gpu"): what the networks cost with no other stage beside them.
+std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, const std::string& input, int n_cases) {
+  std::vector<std::unique_ptr<Stage>> stages;
+  std::vector<bool> is_net;
+  StageContext ctx;
+  ctx.input_dir = input;
+  ctx.output_dir = (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
+  ctx.total_threads = static_cast<int>(std::thread::hardware_concurrency());
+  ctx.threads_per_case = ctx.total_threads;
+  for (const auto& n : g.nodes) {
+    stages.push_back(reg.create(n.stage, n.params));
+    ctx.node_id = n.id;
+    stages.back()->open(ctx);
+    is_net.push_back(reg.find(n.stage)->resource == "gpu");
+  }
+  auto seeds = stages[0]->enumerate(ctx);
+  double total = 0;
+  int timed = 0;
+  for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
+    auto c = std::make_shared<Case>(seeds[i].id, i);
+    for (const auto& [k, v] : seeds[i].attrs) c->set_attr(k, v);
+    CasePtr cur = c;
+    double t = 0;
+    for (std::size_t s = 0; s < stages.size(); ++s) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cur = stages[s]->process(cur);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (is_net[s]) t += dt;
+    }
+    if (i > 0) total += t, ++timed;  // the first case warms the networks up
+  }
+  for (auto& s : stages) s->close();
+  std::error_code ec;
+  fs::remove_all(ctx.output_dir, ec);
+  return {timed ? total / timed : 0.0, timed};
+}
+
+void run_bench(const BenchArgs& a) {
+  Registry registry;
+  load_default_plugins(registry, a.plugin_dirs);
+  GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
+  if (!gl.ok()) {
+    for (const auto& i : gl.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
+    return set_exit_code(2);
+  }
+  const GraphSpec& g = *gl.graph;
+  fs::create_directories(a.output);
+  std::string input = a.input;
+  if (input.empty()) {
+    input = (fs::path(a.output) / "cohort").string();
+    io::SynthOptions o;
+    o.cases = a.cases + a.warmup;
+    o.seed = 77;
+    o.min_size = o.max_size = a.size;
+    o.min_slices = o.max_slices = a.slices;
+    std::fprintf(stderr, "bench: making %d synthetic cases of %dx%dx%d in %s\n", o.cases, a.size, a.size, a.slices, input.c_str());
+    io::write_cohort(o, input);
+  }
+  RunOptions ro;
+  ro.input_dir = input;
+  ro.threads = a.threads;
+  ro.progress = "auto";
+  if (a.warmup > 0) {
+    ro.output_dir = (fs::path(a.output) / "warmup").string();
+    ro.filter_seeds = [&](std::vector<CaseSeed> s) {
+      s.resize(std::min<std::size_t>(s.size(), static_cast<std::size_t>(a.warmup)));
+      return s;
+    };
+    std::fprintf(stderr, "bench: %d warm-up case(s)\n", a.warmup);
+    run_graph(g, registry, ro);
+  }
+  ro.output_dir = (fs::path(a.output) / "run").string();
+  ro.filter_seeds = [&](std::vector<CaseSeed> s) {
+    std::vector<CaseSeed> out;
+    for (std::size_t i = static_cast<std::size_t>(a.warmup); i < s.size() && out.size() < static_cast<std::size_t>(a.cases); ++i) out.push_back(s[i]);
+    if (out.empty()) out = s;
+    return out;
+  };
+  RunReport r = run_graph(g, registry, ro);
+  const double rss = peak_rss_mb();
+  const int processed = r.ok + r.failed;
+
+  // Per stage: busy time, share of wall, waiting time before it (since the case left its input).
+  std::map<std::string, double> busy, waiting;
+  std::map<std::string, int> count;
+  std::map<std::pair<std::size_t, std::string>, const Span*> by_case;
+  for (const auto& s : r.spans) by_case[{s.case_index, s.node}] = &s;
+  for (const auto& s : r.spans) {
+    busy[s.node] += s.end_s - s.start_s;
+    ++count[s.node];
+    const NodeSpec* n = g.node(s.node);
+    if (n && !n->inputs.empty()) {
+      auto it = by_case.find({s.case_index, n->inputs[0]});
+      if (it != by_case.end()) waiting[s.node] += s.start_s - it->second->end_s;
+    }
+  }
+  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
+  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases);
+
+  json stages = json::array();
+  double net_busy = 0;
+  for (const auto& n : g.nodes) {
+    const bool is_net = registry.find(n.stage)->resource == "gpu";
+    if (is_net) net_busy += busy[n.id];
+    stages.push_back({{"node", n.id}, {"stage", n.stage}, {"resource", registry.find(n.stage)->resource},
+                      {"concurrency", n.concurrency == 0 ? json("parallel") : json(n.concurrency)},
+                      {"cases", count[n.id]}, {"busy_s", busy[n.id]}, {"busy_per_case_s", count[n.id] ? busy[n.id] / count[n.id] : 0.0},
+                      {"share_of_wall", r.wall_s > 0 ? busy[n.id] / r.wall_s : 0.0}, {"waiting_s", waiting[n.id]},
+                      {"waiting_per_case_s", count[n.id] ? waiting[n.id] / count[n.id] : 0.0}});
+  }
+  const double sec_per_case = processed ? r.wall_s / processed : 0.0;
+  json j;
+  j["graph"] = a.graph;
+  j["input"] = input;
+  j["cases"] = processed;
+  j["failed"] = r.failed;
+  j["warmup_cases"] = a.warmup;
+  j["threads"] = r.threads;
+  j["max_in_flight"] = g.max_in_flight;
+  j["wall_s"] = r.wall_s;
+  j["cases_per_s"] = r.wall_s > 0 ? processed / r.wall_s : 0.0;
+  j["seconds_per_case"] = sec_per_case;
+  j["stages"] = stages;
+  j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
+  j["network_only"] = {{"seconds_per_case", net_s}, {"cases", net_n},
+                       {"how", "the network stages timed alone: the graph replayed case by case with nothing overlapping, first case as warm-up"}};
+  j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
+  json inflight = json::array();
+  for (const auto& [t, n] : r.in_flight) inflight.push_back({t, n});
+  j["in_flight"] = inflight;
+  int peak_inflight = 0;
+  for (const auto& [t, n] : r.in_flight) peak_inflight = std::max(peak_inflight, n);
+  j["peak_in_flight"] = peak_inflight;
+  j["peak_rss_mb"] = rss;
+  write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2) + "\n");
+
+  // Chrome trace events: one complete event per case and stage, one track per worker thread.
+  json ev = json::array();
+  ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "spineparse " + a.graph}}}});
+  std::map<int, bool> threads;
+  for (const auto& s : r.spans) {
+    threads[s.thread] = true;
+    ev.push_back({{"name", s.node}, {"cat", "stage"}, {"ph", "X"}, {"pid", 1}, {"tid", s.thread},
+                  {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
+                  {"args", {{"case", r.cases[s.case_index].id}}}});
+  }
+  for (const auto& [t, _] : threads) {
+    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t}, {"args", {{"name", "worker " + std::to_string(t)}}}});
+  }
+  for (const auto& [t, n] : r.in_flight) {
+    ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
+  }
+  write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
+
+  std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
+              j["cases_per_s"].get<double>(), sec_per_case, r.threads, g.max_in_flight);
+  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share", "waiting s");
+  for (const auto& s : stages) {
+    std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
+                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(), s["busy_per_case_s"].get<double>(),
+                100 * s["share_of_wall"].get<double>(), s["waiting_s"].get<double>());
+  }
+  std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
+              sec_per_case, j["end_to_end_vs_network_only"].get<double>());
+  std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
+              peak_inflight, rss, a.output.c_str(), a.output.c_str());
+  set_exit_code(r.failed ? 1 : 0);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "Measure a graph's throughput: per-stage busy/waiting time, memory, network-only time, trace");
+  sub->add_option("graph", a->graph, "graph file")->required();
+  sub->add_option("--cases,-n", a->cases, "cases to time")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--input,-i", a->input, "dataset folder (default: a synthetic cohort of real-scan size)");
+  sub->add_option("--warmup", a->warmup, "untimed cases first")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--network-cases", a->network_cases, "cases for the network-only replay")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--output,-o", a->output, "where bench.json, trace.json and the run go")->capture_default_str();
+  sub->add_option("--threads", a->threads, "worker threads (0: all cores)");
+  sub->add_option("--size", a->size, "in-plane size of the synthetic cases")->capture_default_str();
+  sub->add_option("--slices", a->slices, "slices of the synthetic cases")->capture_default_str();
+  sub->add_option("--set", a->sets, "override a parameter: NODE.PARAM=VALUE (repeatable)");
+  sub->add_option("--plugin-dir", a->plugin_dirs, "extra folder to load plugins from (repeatable)");
+  sub->callback([a] {
+    try {
+      run_bench(*a);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      set_exit_code(2);
+    }
+  });
+}
+
+}  // namespace spineparse::cli
