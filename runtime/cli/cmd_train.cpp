@@ -1,9 +1,20 @@
 // spineparse train coarse|fine: the original's training recipe in C++ (plugins/nn/training.hpp).
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "folds.hpp"
+#include "read_dataset.hpp"
+#include "scores.hpp"
+#include "evaluate.hpp"
+#include "spineparse/build_info.hpp"
+#include "spineparse/executor.hpp"
+#include "spineparse/files.hpp"
+#include "spineparse/graph.hpp"
+#include "spineparse/registry.hpp"
 #include "training.hpp"
+#include "volume_io.hpp"
 
 namespace spineparse::cli {
 namespace fs = std::filesystem;
@@ -23,6 +34,50 @@ std::vector<int> folds_of(const std::string& s) {
   }
   if (k < 1 || k > 5) throw std::runtime_error("--fold is 1..5 or all, got '" + s + "'");
   return {k - 1};
+}
+
+// Cross-validated evaluation after `train fine --fold all`: each fold's models segment that fold's
+// test cases through graphs/spineparsenet.json, and every case is scored once.
+void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
+  Registry registry;
+  load_default_plugins(registry, {});
+  const auto seeds = io::list_dataset(a.data, "auto");
+  const std::string graph = std::string(SPINEPARSE_SOURCE_DIR) + "/graphs/spineparsenet.json";
+  std::vector<metrics::CaseScores> all;
+  for (int fold = 0; fold < 5; ++fold) {
+    const std::string dir = a.output + "/fold" + std::to_string(fold + 1);
+    std::string ids;
+    for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) ids += (ids.empty() ? "" : ",") + seeds[c - 1].id;
+    GraphLoad g = load_graph_file(graph, registry,
+                                  {"read.cases=" + ids, "coarse.weights=" + dir + "/coarse/gcsn/best.safetensors",
+                                   "fine.weights=" + dir + "/fine/best.safetensors",
+                                   "coarse_prep.height=" + std::to_string(cfg.coarse_height),
+                                   "coarse_prep.width=" + std::to_string(cfg.coarse_cols),
+                                   "crop_resample.height=" + std::to_string(cfg.fine_height),
+                                   "crop_resample.width=" + std::to_string(cfg.fine_cols)});
+    if (!g.ok()) throw std::runtime_error(g.issues[0].to_string());
+    RunOptions o;
+    o.input_dir = a.data;
+    o.output_dir = a.output + "/cv/fold" + std::to_string(fold + 1);
+    o.progress = "plain";
+    run_graph(*g.graph, registry, o);
+    for (const auto& id : [&] {
+           std::vector<std::string> v;
+           for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) v.push_back(seeds[c - 1].id);
+           return v;
+         }()) {
+      const std::string seg = o.output_dir + "/seg_" + id + ".nii.gz";
+      const CaseSeed* s = nullptr;
+      for (const auto& x : seeds) if (x.id == id) s = &x;
+      if (!fs::exists(seg) || !s || !s->attrs.count("mask_path")) continue;
+      auto P = io::read_labels(seg, 19), G = io::read_labels(s->attrs.at("mask_path"), 19);
+      all.push_back({id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
+    }
+  }
+  auto j = nlohmann::json::parse(metrics::write_reports(all, a.output + "/cv/metrics"));
+  std::printf("cross-validated Dice over %zu cases: vertebrae %.4f, discs %.4f, all %.4f (%s/cv/metrics)\n", all.size(),
+              j["dice"]["vertebrae"]["mean"].get<double>(), j["dice"]["discs"]["mean"].get<double>(),
+              j["dice"]["all"]["mean"].get<double>(), a.output.c_str());
 }
 
 void run(const std::string& what, const TrainArgs& a) {
@@ -45,6 +100,7 @@ void run(const std::string& what, const TrainArgs& a) {
       std::printf("fold %d %s: best validation Dice %.4f at epoch %d -> %s\n", fold + 1, what.c_str(), r.best_dice,
                   r.best_epoch, r.best_weights.c_str());
     }
+    if (what == "fine" && a.fold == "all") cross_validate(a, cfg);
     set_exit_code(0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
