@@ -32,62 +32,47 @@ StageDescription gcsn_description() {
 }
 
 struct GcsnStage::Impl {
-  torch::Device device{torch::kCPU};
+  nn::NetworkSetup setup;
   nn::Gcsn net{nullptr};
-  std::unique_ptr<torch::jit::script::Module> script;
-  bool amp = false;
 };
 
 GcsnStage::GcsnStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
 GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
-  nn::set_torch_threads(ctx.total_threads);
-  impl_->device = nn::parse_device(params_.get_string("device"));
-  impl_->amp = params_.get_bool("amp");
-  const std::string weights = params_.get_string("weights");
-  if (!std::filesystem::exists(weights)) throw std::runtime_error("weights file " + weights + " does not exist");
+  impl_->setup = nn::setup_network(params_, ctx);
+  if (impl_->setup.script) return;
   const std::string model = params_.get_string("model");
-  if (model == "torchscript") {
-    impl_->script = std::make_unique<torch::jit::script::Module>(torch::jit::load(weights, impl_->device));
-    impl_->script->eval();
-    return;
-  }
-  auto state = nn::load_safetensors(weights).tensors;
+  const auto& state = impl_->setup.state;
   impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(state));  // demo models are narrower
-  nn::load_state(*impl_->net, state, weights, model == "deeplab");
-  impl_->net->eval();
-  impl_->net->to(impl_->device);
-  if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);
+  nn::load_state(*impl_->net, state, impl_->setup.weights, model == "deeplab");
+  nn::place(*impl_->net, impl_->setup);
+  impl_->setup.state.clear();
 }
 
 CasePtr GcsnStage::process(const CasePtr& in) {
   c10::InferenceMode guard;
   auto input_arr = in->get("coarse_input");
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
-  auto x = nn::view_of(*input_arr).to(impl_->device);
+  const auto& setup = impl_->setup;
+  auto x = nn::view_of(*input_arr).to(setup.device);
   torch::Tensor logits;
-  const bool cuda = impl_->device.is_cuda();
-  if (impl_->amp && cuda) nn::set_cuda_autocast(true);
-  try {
-    if (impl_->script) {
-      auto r = impl_->script->forward({x});
+  {
+    nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());
+    if (setup.script) {
+      auto r = setup.script->forward({x});
       if (r.isTuple()) {
         const auto& e = r.toTuple()->elements();
         logits = e[e.size() == 3 ? 1 : 0].toTensor();  // the original's eval output is (softmax, logits, Z)
       } else {
         logits = r.toTensor();
       }
-    } else if (impl_->amp && !cuda) {
+    } else if (setup.amp && !setup.device.is_cuda()) {
       logits = impl_->net->forward(x.to(torch::kBFloat16)).logits;  // weights converted at open()
     } else {
       logits = impl_->net->forward(x).logits;
     }
-  } catch (...) {
-    if (impl_->amp && cuda) nn::set_cuda_autocast(false);
-    throw;
   }
-  if (impl_->amp && cuda) nn::set_cuda_autocast(false);
   if (logits.dim() != 5 || logits.size(0) != 1 || logits.size(2) != x.size(2)) {
     std::ostringstream s;
     s << "network output has shape " << logits.sizes() << ", expected [1, C, " << x.size(2) << ", H, W]";

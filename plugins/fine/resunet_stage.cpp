@@ -32,32 +32,24 @@ StageDescription resunet_description() {
 }
 
 struct ResUNetStage::Impl {
-  torch::Device device{torch::kCPU};
+  nn::NetworkSetup setup;
   nn::ResUNet2d net{nullptr};
-  std::unique_ptr<torch::jit::script::Module> script;
-  bool amp = false;
 };
 
 ResUNetStage::ResUNetStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
 ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
-  nn::set_torch_threads(ctx.total_threads);
-  impl_->device = nn::parse_device(params_.get_string("device"));
-  impl_->amp = params_.get_bool("amp");
-  const std::string weights = params_.get_string("weights");
-  if (!std::filesystem::exists(weights)) throw std::runtime_error("weights file " + weights + " does not exist");
-  if (params_.get_string("model") == "torchscript") {
-    impl_->script = std::make_unique<torch::jit::script::Module>(torch::jit::load(weights, impl_->device));
-    impl_->script->eval();
-    return;
+  impl_->setup = nn::setup_network(params_, ctx);
+  if (impl_->setup.script) return;
+  const auto& state = impl_->setup.state;
+  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower
+  nn::load_state(*impl_->net, state, impl_->setup.weights);
+  nn::place(*impl_->net, impl_->setup);
+  if (impl_->setup.amp && !impl_->setup.device.is_cuda()) {
+    for (auto& u : impl_->net->upsample_) u->to(torch::kFloat32);  // see ResUNet2dImpl::forward
   }
-  auto state = nn::load_safetensors(weights).tensors;
-  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));
-  nn::load_state(*impl_->net, state, weights);
-  impl_->net->eval();
-  impl_->net->to(impl_->device);
-  if (impl_->amp && !impl_->device.is_cuda()) impl_->net->to(torch::kBFloat16);
+  impl_->setup.state.clear();
 }
 
 CasePtr ResUNetStage::process(const CasePtr& in) {
@@ -73,23 +65,22 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   const std::int64_t C = unary.size(0);
   auto probs = torch::empty({C, D, mr.size(1), mr.size(2)});
   const std::int64_t bs = params_.get_int("batch_size");
-  const bool cuda = impl_->device.is_cuda();
+  const auto& setup = impl_->setup;
+  const bool cuda = setup.device.is_cuda();
+  nn::CudaAutocast autocast(setup.amp && cuda);
   for (std::int64_t j = 0; j < D; j += bs) {
     const std::int64_t n = std::min(bs, D - j);
-    auto img = mr.narrow(0, j, n).unsqueeze(1).to(impl_->device);
-    auto un = unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous().to(impl_->device);
+    auto img = mr.narrow(0, j, n).unsqueeze(1).to(setup.device);
+    auto un = unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous().to(setup.device);
     torch::Tensor logits;
-    if (impl_->script) {
-      logits = impl_->script->forward({img, un}).toTensor();
-    } else if (impl_->amp && !cuda) {
-      logits = impl_->net->forward(img.to(torch::kBFloat16), un.to(torch::kBFloat16)).to(torch::kFloat32);
-    } else if (impl_->amp && cuda) {
-      nn::set_cuda_autocast(true);
-      logits = impl_->net->forward(img, un).to(torch::kFloat32);
-      nn::set_cuda_autocast(false);
+    if (setup.script) {
+      logits = setup.script->forward({img, un}).toTensor();
+    } else if (setup.amp && !cuda) {
+      logits = impl_->net->forward(img.to(torch::kBFloat16), un.to(torch::kBFloat16));
     } else {
       logits = impl_->net->forward(img, un);
     }
+    logits = logits.to(torch::kFloat32);
     probs.narrow(1, j, n).copy_(torch::softmax(logits, 1).permute({1, 0, 2, 3}).to(torch::kCPU));
   }
   auto out = in->derive();

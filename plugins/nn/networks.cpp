@@ -292,7 +292,10 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     feats.push_back(x);
   }
   for (int k = 0; k < 4; ++k) {
-    x = upsample_[k](x) + feats[3 - k];
+    // Transposed convolutions may be kept in float32 while the rest runs in bfloat16 (LibTorch's
+    // CPU kernels have no bfloat16 transposed convolution without AVX-512).
+    const auto wt = upsample_[k]->weight.scalar_type();
+    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type())) + feats[3 - k];
     x = decoders_[k](x);
   }
   return final_conv(x);

@@ -1,9 +1,15 @@
 #include "torch_util.hpp"
 
+#include "safetensors.hpp"
+
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 #include <torch/cuda.h>
+#include <torch/nn/module.h>
+#include <torch/script.h>
+
+#include <filesystem>
 
 #include <cstring>
 #include <mutex>
@@ -62,6 +68,28 @@ void set_cuda_autocast(bool on) {
 #else
   at::autocast::set_enabled(on);
 #endif
+}
+
+NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
+  set_torch_threads(ctx.total_threads);
+  NetworkSetup s;
+  s.device = parse_device(params.get_string("device"));
+  s.amp = params.get_bool("amp");
+  s.weights = params.get_string("weights");
+  if (!std::filesystem::exists(s.weights)) throw std::runtime_error("weights file " + s.weights + " does not exist");
+  if (params.get_string("model") == "torchscript") {
+    s.script = std::make_shared<torch::jit::Module>(torch::jit::load(s.weights, s.device));
+    s.script->eval();
+  } else {
+    s.state = load_safetensors(s.weights).tensors;
+  }
+  return s;
+}
+
+void place(torch::nn::Module& net, const NetworkSetup& setup) {
+  net.eval();
+  net.to(setup.device);
+  if (setup.amp && !setup.device.is_cuda()) net.to(torch::kBFloat16);
 }
 
 void set_torch_threads(int threads) {

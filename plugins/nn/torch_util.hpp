@@ -4,9 +4,19 @@
 
 #include <torch/types.h>
 
+#include <map>
+#include <memory>
 #include <string>
 
 #include "spineparse/ndarray.hpp"
+#include "spineparse/stage.hpp"
+
+namespace torch::jit {
+struct Module;
+}
+namespace torch::nn {
+class Module;
+}
 
 namespace spineparse::nn {
 
@@ -21,6 +31,35 @@ torch::Device parse_device(const std::string& spec);
 
 // Turns CUDA autocast (float16 mixed precision) on or off, across LibTorch 1.13 and 2.x APIs.
 void set_cuda_autocast(bool on);
+
+// Float16 autocast on CUDA for the lifetime of the object (nothing elsewhere).
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (on_) set_cuda_autocast(true);
+  }
+  ~CudaAutocast() {
+    if (on_) set_cuda_autocast(false);
+  }
+
+ private:
+  bool on_;
+};
+
+// What a network stage's open() does: thread count, device, precision, and its weights file,
+// either a TorchScript module (model == "torchscript") or a safetensors state dict that the stage
+// loads into its own network. Reads the params "weights", "model", "device" and "amp".
+struct NetworkSetup {
+  torch::Device device{torch::kCPU};
+  bool amp = false;
+  std::string weights;
+  std::shared_ptr<torch::jit::Module> script;
+  std::map<std::string, torch::Tensor> state;
+};
+NetworkSetup setup_network(const Params& params, const StageContext& ctx);
+
+// Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).
+void place(torch::nn::Module& net, const NetworkSetup& setup);
 
 // Sets LibTorch's intra-op threads once per process (it starts with 1 here; spec of STYLE).
 void set_torch_threads(int threads);

@@ -164,3 +164,24 @@ TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunAtOpen) {
   EXPECT_THAT([&] { run_graph(*g.graph, registry_, o); },
               ::testing::ThrowsMessage<RunError>(::testing::HasSubstr("does not fit the network")));
 }
+
+TEST_F(SpineParseNet, MixedPrecisionAgreesWithFloat32) {
+  // amp: bfloat16 on CPU. Small grids keep it quick; labels must agree on >= 99.5 % of voxels.
+  std::vector<std::string> sets = weights();
+  for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64", "crop_resample.width=128",
+                        "coarse.device=cpu", "fine.device=cpu"})
+    sets.push_back(s);
+  auto fp32 = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), sets, out_.str());
+  sets.push_back("coarse.amp=true");
+  sets.push_back("fine.amp=true");
+  auto bf16 = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), sets, out_.str());
+  ASSERT_EQ(fp32.size(), 1u);
+  ASSERT_EQ(bf16.size(), 1u);
+  ASSERT_FALSE(bf16[0]->failed()) << bf16[0]->error()->message;
+  auto a = fp32[0]->get("labels"), b = bf16[0]->get("labels");
+  std::int64_t same = 0;
+  for (std::int64_t i = 0; i < a->numel(); ++i) same += a->data<std::uint8_t>()[i] == b->data<std::uint8_t>()[i];
+  const double agree = static_cast<double>(same) / a->numel();
+  std::printf("bfloat16 vs float32 label agreement: %.5f\n", agree);
+  EXPECT_GE(agree, 0.995);
+}
