@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <torch/script.h>
 
 #include "coarse_stages.hpp"
 #include "fine_stages.hpp"
@@ -184,4 +185,35 @@ TEST_F(SpineParseNet, MixedPrecisionAgreesWithFloat32) {
   const double agree = static_cast<double>(same) / a->numel();
   std::printf("bfloat16 vs float32 label agreement: %.5f\n", agree);
   EXPECT_GE(agree, 0.995);
+}
+
+TEST_F(SpineParseNet, TorchScriptNetworksWithTheSameContractRunInTheGraph) {
+  // Custom networks as TorchScript files: the coarse one maps [N,1,D,H,W] to 20 channels, the fine
+  // one takes (image, unary) and returns [N,20,H,W]; here channel 7 wins everywhere inside.
+  torch::jit::Module coarse("Coarse");
+  coarse.define(R"(
+def forward(self, x):
+    return x.repeat(1, 20, 1, 1, 1) * 0.0
+)");
+  torch::jit::Module fine("Fine");
+  fine.define(R"(
+def forward(self, image, unary):
+    z = image.repeat(1, 20, 1, 1) * 0.0 + unary.mean() * 0.0
+    z[:, 7] = 5.0
+    return z
+)");
+  coarse.save((out_ / "coarse.pt").string());
+  fine.save((out_ / "fine.pt").string());
+  auto cases = spineparse::testing::run_chain(
+      registry_, graph_text(), in_.str(),
+      {"coarse.model=torchscript", "coarse.weights=" + (out_ / "coarse.pt").string(), "fine.model=torchscript",
+       "fine.weights=" + (out_ / "fine.pt").string(), "coarse_prep.height=32", "coarse_prep.width=64",
+       "crop_resample.height=64", "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"},
+      out_.str());
+  ASSERT_EQ(cases.size(), 1u);
+  ASSERT_FALSE(cases[0]->failed()) << cases[0]->error()->message;
+  auto l = cases[0]->get("labels");
+  const std::int64_t H = l->dim(1), W = l->dim(2);
+  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + H / 2) * W + W / 2], 7);  // inside the crop: the fine network's choice
+  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + 0) * W + W / 2], 0);      // outside: background
 }
