@@ -64,6 +64,7 @@ TrainConfig TrainConfig::from_json_file(const std::string& path) {
     take(j, "fine_batch", c.fine_batch);
     take(j, "fine_lr", c.fine_lr);
     take(j, "fine_logits", c.fine_logits);
+    take(j, "fine_init", c.fine_init);
     take(j, "weight_decay", c.weight_decay);
     take(j, "iterations_per_epoch", c.iterations_per_epoch);
     take(j, "stop_after_epochs", c.stop_after_epochs);
@@ -95,7 +96,7 @@ std::string TrainConfig::to_json() const {
             {"coarse_batch", coarse_batch}, {"coarse_lr", coarse_lr}, {"ds_weight", ds_weight},
             {"fine_fmaps", fine_fmaps}, {"fine_height", fine_height}, {"fine_cols", fine_cols},
             {"fine_epochs", fine_epochs}, {"fine_batch", fine_batch}, {"fine_lr", fine_lr},
-            {"fine_logits", fine_logits}, {"weight_decay", weight_decay},
+            {"fine_logits", fine_logits}, {"fine_init", fine_init}, {"weight_decay", weight_decay},
             {"iterations_per_epoch", iterations_per_epoch}, {"stop_after_epochs", stop_after_epochs}, {"seed", seed},
             {"augment", {{"enabled", augment.enabled}, {"rotate_deg", augment.rotate_deg},
                          {"elastic_p", augment.elastic_p}, {"elastic_sigma", augment.elastic_sigma},
@@ -524,6 +525,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
   fs::create_directories(dir);
   write_file_atomic(dir + "/config.json", cfg.to_json());
   ResUNet2d net(21, 20, cfg.fine_fmaps);
+  if (!cfg.fine_init.empty()) load_state(*net, load_safetensors(cfg.fine_init).tensors, cfg.fine_init);
   Task t;
   t.name = "resunet2d";
   t.dir = dir;

@@ -35,6 +35,7 @@ struct TrainConfig {
   int fine_epochs = 100, fine_batch = 8;
   double fine_lr = 1e-4;
   std::string fine_logits = "in-sample";  // or "out-of-fold"
+  std::string fine_init;                  // optional ResUNet2D weights to start from (fine-tuning)
   // Shared.
   double weight_decay = 1e-4;
   int iterations_per_epoch = 0;  // 0: training items / batch (the original)
