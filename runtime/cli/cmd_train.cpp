@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 struct TrainArgs {
-  std::string data, fold = "1", config, output = "training", coarse_weights;
+  std::string data, fold = "1", config, output = "training", coarse_weights, init;
   bool resume = false;
 };
 
@@ -84,6 +84,7 @@ void run(const std::string& what, const TrainArgs& a) {
   try {
     nn::TrainConfig cfg;
     if (!a.config.empty()) cfg = nn::TrainConfig::from_json_file(a.config);
+    if (!a.init.empty()) cfg.fine_init = a.init;
     auto progress = [](const std::string& line) {
       std::fprintf(stderr, "[train] %s\n", line.c_str());
       std::fflush(stderr);
@@ -125,6 +126,7 @@ void add_train(CLI::App& app) {
     if (std::string(what) == "fine") {
       sub->add_option("--coarse-weights", a->coarse_weights,
                       "GCSN for in-sample logits (default: OUTPUT/fold{K}/coarse/gcsn/best.safetensors)");
+    sub->add_option("--init", a->init, "start from these ResUNet2D weights (overrides the config's fine_init)")->check(CLI::ExistingFile);
     }
     sub->callback([what, a] { run(what, *a); });
   }
