@@ -19,14 +19,6 @@ namespace spineparse::coarse {
 
 StageDescription preprocess_description();
 
-struct CoarseInput {
-  std::shared_ptr<NdArray> input;  // [1,1,Dp,height,width]
-  std::int64_t pad_before = 0;
-};
-// image [D,H,W] already normalised with (offset, scale): the padding value is (0 - offset)/scale.
-CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
-                              std::int64_t width, std::int64_t min_slices);
-
 class Preprocess : public Stage {
  public:
   explicit Preprocess(const Params& p) : params_(p) {}
@@ -35,8 +27,5 @@ class Preprocess : public Stage {
  private:
   Params params_;
 };
-
-// Offset and scale of the case's normalisation ({0, 1} when it has none).
-std::pair<double, double> norm_of(const Case& c);
 
 }  // namespace spineparse::coarse

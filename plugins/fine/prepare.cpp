@@ -20,24 +20,10 @@ StageDescription prepare_description() {
   return d;
 }
 
-std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
-                                      std::int64_t width) {
-  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
-  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed");
-  auto r = nn::resize_slices(image.data<float>(), D, H, W, nn::central_rows(H), height, width, (0.0 - offset) / scale);
-  auto out = NdArray::make<float>({D, height, width});
-  std::copy(r.begin(), r.end(), out->data<float>());
-  return out;
-}
-
 CasePtr Prepare::process(const CasePtr& in) {
-  double offset = 0, scale = 1;
-  if (in->has("norm")) {
-    offset = in->get("norm")->data<double>()[0];
-    scale = in->get("norm")->data<double>()[1];
-  }
+  auto [offset, scale] = nn::norm_of(*in);
   auto out = in->derive();
-  out->set("fine_mr", make_fine_mr(*in->get("image"), offset, scale, params_.get_int("height"), params_.get_int("width")));
+  out->set("fine_mr", nn::make_fine_mr(*in->get("image"), offset, scale, params_.get_int("height"), params_.get_int("width")));
   return out;
 }
 

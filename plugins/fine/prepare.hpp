@@ -17,10 +17,6 @@ namespace spineparse::fine {
 
 StageDescription prepare_description();
 
-// image [D,H,W] normalised with (offset, scale) -> [D, height, width].
-std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
-                                      std::int64_t width);
-
 class Prepare : public Stage {
  public:
   explicit Prepare(const Params& p) : params_(p) {}

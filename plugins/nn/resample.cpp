@@ -133,4 +133,37 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
   return out;
 }
 
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
+                              std::int64_t width, std::int64_t min_slices) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
+  const double pad_value = (0.0 - offset) / scale;
+  auto resized = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, pad_value);
+  const std::int64_t Dp = std::max(D, min_slices);
+  const std::int64_t before = (Dp - D + 1) / 2;  // ceil(delta / 2), as the original
+  CoarseInput out;
+  out.pad_before = before;
+  out.input = NdArray::make<float>({1, 1, Dp, height, width});
+  float* x = out.input->data<float>();
+  std::fill(x, x + out.input->numel(), static_cast<float>(pad_value));
+  std::copy(resized.begin(), resized.end(), x + before * height * width);
+  return out;
+}
+
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
+                                      std::int64_t width) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
+  auto r = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, (0.0 - offset) / scale);
+  auto out = NdArray::make<float>({D, height, width});
+  std::copy(r.begin(), r.end(), out->data<float>());
+  return out;
+}
+
+std::pair<double, double> norm_of(const Case& c) {
+  if (!c.has("norm")) return {0.0, 1.0};
+  const double* n = c.get("norm")->data<double>();
+  return {n[0], n[1]};
+}
+
 }  // namespace spineparse::nn

@@ -10,7 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
+
+#include "spineparse/case.hpp"
 
 namespace spineparse::nn {
 
@@ -26,5 +30,21 @@ RowCrop central_rows(std::int64_t H);
 // `cval` is the value outside the image (a raw zero: 0, or its normalised value).
 std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W, RowCrop crop,
                                  std::int64_t oh, std::int64_t ow, double cval);
+
+// The networks' inputs, built the same way for inference (the coarse.preprocess and fine.prepare
+// stages) and for training. `image` is [D,H,W] float32 normalised as (raw - offset) / scale, so a
+// raw zero (outside the image, padded slices) is (0 - offset) / scale.
+struct CoarseInput {
+  std::shared_ptr<NdArray> input;  // [1, 1, max(D, min_slices), height, width]
+  std::int64_t pad_before = 0;     // slices padded before (ceil(delta / 2))
+};
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
+                              std::int64_t width, std::int64_t min_slices);
+// [D, height, width], not padded.
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
+                                      std::int64_t width);
+
+// Offset and scale of a case's normalisation (its "norm" field; {0, 1} without one).
+std::pair<double, double> norm_of(const Case& c);
 
 }  // namespace spineparse::nn

@@ -152,24 +152,32 @@ torch::Tensor resize_labels(const NdArray& m, std::int64_t oh, std::int64_t ow) 
   return out;
 }
 
-// Normalised image resized like the inference stages: [D, oh, ow].
-torch::Tensor resize_image(const NdArray& img, std::int64_t oh, std::int64_t ow) {
-  const std::int64_t D = img.dim(0), H = img.dim(1), W = img.dim(2);
-  auto r = resize_slices(img.data<float>(), D, H, W, central_rows(H), oh, ow, 0.0);
-  auto t = torch::from_blob(r.data(), {D, oh, ow}, torch::kFloat32).clone();
-  return (t - kMean) / kStd;
+// The image normalised as io.normalise does ((x - 466) / 379 in float32).
+NdArray normalised(const NdArray& raw) {
+  NdArray n(DType::kFloat32, raw.shape());
+  const float* x = raw.data<float>();
+  float* y = n.data<float>();
+  for (std::int64_t i = 0; i < raw.numel(); ++i) y[i] = (x[i] - kMean) / kStd;
+  return n;
 }
 
-// Coarse sample: x [1, Dp, h, w] padded with the normalised zero, y [Dp, h, w] padded with 0.
+torch::Tensor as_tensor(const NdArray& a) {
+  return torch::from_blob(const_cast<void*>(a.raw()), a.shape(), torch::kFloat32).clone();
+}
+
+// Network inputs built by the inference stages' own functions, so training sees what inference
+// sees. Coarse: x [1, Dp, h, w], y [Dp, h, w] (padded slices labelled 0). Fine MR: [D, h, w].
 std::pair<torch::Tensor, torch::Tensor> coarse_sample(const Volume& v, const TrainConfig& c) {
-  auto x = resize_image(*v.image, c.coarse_height, c.coarse_cols);
+  const auto ci = make_coarse_input(normalised(*v.image), kMean, kStd, c.coarse_height, c.coarse_cols, c.coarse_slices);
+  auto x = as_tensor(*ci.input)[0];
   auto y = resize_labels(*v.mask, c.coarse_height, c.coarse_cols);
-  const std::int64_t D = x.size(0), Dp = std::max<std::int64_t>(D, c.coarse_slices), before = (Dp - D + 1) / 2;
-  auto xp = torch::full({Dp, x.size(1), x.size(2)}, -kMean / kStd);
-  auto yp = torch::zeros({Dp, y.size(1), y.size(2)}, torch::kInt64);
-  xp.narrow(0, before, D).copy_(x);
-  yp.narrow(0, before, D).copy_(y);
-  return {xp.unsqueeze(0), yp};
+  auto yp = torch::zeros({x.size(1), y.size(1), y.size(2)}, torch::kInt64);
+  yp.narrow(0, ci.pad_before, y.size(0)).copy_(y);
+  return {x, yp};
+}
+
+torch::Tensor fine_mr(const Volume& v, const TrainConfig& c) {
+  return as_tensor(*make_fine_mr(normalised(*v.image), kMean, kStd, c.fine_height, c.fine_cols));
 }
 
 // Mean Dice over foreground classes present in either map (spec 6 DiceCoefficient, skip 0).
@@ -508,7 +516,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
     auto vols = load_cases(data_dir, numbers, seeds);
     for (std::size_t i = 0; i < vols.size(); ++i) {
       Slices s;
-      s.mr = resize_image(*vols[i].image, cfg.fine_height, cfg.fine_cols).unsqueeze(1);
+      s.mr = fine_mr(vols[i], cfg).unsqueeze(1);
       s.unary = logits_for(vols[i], numbers[i]);
       s.y = resize_labels(*vols[i].mask, cfg.fine_height, cfg.fine_cols);
       out.push_back(s);

@@ -42,7 +42,7 @@ std::string fingerprint_difference(const std::string& plugin, const std::string&
 
 struct Registry::Impl {
   std::map<std::string, Kind> kinds;
-  // Declared after kinds on purpose is not enough: the destructor clears kinds first explicitly.
+  // The factories in `kinds` are plugin code: ~Registry clears them before unloading these.
   std::vector<std::shared_ptr<boost::dll::shared_library>> libraries;
   std::vector<std::string> duplicates;      // found while a plugin registers
   std::vector<std::string> added_by_plugin;  // kinds the plugin being loaded registered

@@ -12,8 +12,7 @@
 #include "io_stages.hpp"
 #include "metrics_stages.hpp"
 #include "refine_stages.hpp"
-#include "preprocess.hpp"
-#include "prepare.hpp"
+#include "resample.hpp"
 #include "safetensors.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
@@ -71,14 +70,14 @@ TEST_F(SpineParseNet, PreprocessingMatchesTheOriginal) {
   // As io.normalise does: (x - 466) / 379 in float32.
   auto norm = NdArray::make<float>(v.data->shape());
   for (std::int64_t i = 0; i < norm->numel(); ++i) norm->data<float>()[i] = (v.data->data<float>()[i] - 466.0f) / 379.0f;
-  auto ci = coarse::make_coarse_input(*norm, 466.0, 379.0, 128, 256, 18);
+  auto ci = nn::make_coarse_input(*norm, 466.0, 379.0, 128, 256, 18);
   ASSERT_EQ(ci.input->shape(), (std::vector<std::int64_t>{1, 1, 18, 128, 256}));
   EXPECT_EQ(ci.pad_before, 3);
   const auto& want = e2e_.at("coarse_input");
   Diff d = diff(ci.input->data<float>(), want.data_ptr<float>(), want.numel());
   EXPECT_LE(d.mean, 1e-4);
   EXPECT_LE(d.max, 1e-2);
-  auto fm = fine::make_fine_mr(*norm, 466.0, 379.0, 256, 512);
+  auto fm = nn::make_fine_mr(*norm, 466.0, 379.0, 256, 512);
   const auto& want_f = e2e_.at("fine_mr");
   ASSERT_EQ(fm->shape(), want_f.sizes().vec());
   d = diff(fm->data<float>(), want_f.data_ptr<float>(), want_f.numel());
