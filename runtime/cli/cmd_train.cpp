@@ -46,8 +46,12 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
   std::vector<metrics::CaseScores> all;
   for (int fold = 0; fold < 5; ++fold) {
     const std::string dir = a.output + "/fold" + std::to_string(fold + 1);
+    std::vector<const CaseSeed*> test;
     std::string ids;
-    for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) ids += (ids.empty() ? "" : ",") + seeds[c - 1].id;
+    for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) {
+      test.push_back(&seeds[c - 1]);
+      ids += (ids.empty() ? "" : ",") + seeds[c - 1].id;
+    }
     GraphLoad g = load_graph_file(graph, registry,
                                   {"read.cases=" + ids, "coarse.weights=" + dir + "/coarse/gcsn/best.safetensors",
                                    "fine.weights=" + dir + "/fine/best.safetensors",
@@ -61,15 +65,10 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
     o.output_dir = a.output + "/cv/fold" + std::to_string(fold + 1);
     o.progress = "plain";
     run_graph(*g.graph, registry, o);
-    for (const auto& id : [&] {
-           std::vector<std::string> v;
-           for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) v.push_back(seeds[c - 1].id);
-           return v;
-         }()) {
+    for (const CaseSeed* s : test) {
+      const std::string& id = s->id;
       const std::string seg = o.output_dir + "/seg_" + id + ".nii.gz";
-      const CaseSeed* s = nullptr;
-      for (const auto& x : seeds) if (x.id == id) s = &x;
-      if (!fs::exists(seg) || !s || !s->attrs.count("mask_path")) continue;
+      if (!fs::exists(seg) || !s->attrs.count("mask_path")) continue;
       auto P = io::read_labels(seg, 19), G = io::read_labels(s->attrs.at("mask_path"), 19);
       all.push_back({id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
     }
