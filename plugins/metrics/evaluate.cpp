@@ -29,7 +29,7 @@ CasePtr Evaluate::process(const CasePtr& in) {
   CaseScores cs;
   cs.id = in->id();
   const auto sp = spacing_dhw(in->geometry());
-  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp, params_.get_bool("distances"));
+  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp, params_.get_bool("distances"), &cs.confusion);
   if (in->has("labels_unrefined")) {
     cs.dice_before = case_mean(score_case(*in->get("labels_unrefined"), *in->get("mask"), sp, false), &StructureScore::dice, "all");
   }

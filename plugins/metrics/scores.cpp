@@ -105,7 +105,7 @@ double mean(const std::vector<double>& v) {
 }  // namespace
 
 std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth, std::array<double, 3> sp,
-                                       bool distances) {
+                                       bool distances, std::vector<std::int64_t>* confusion) {
   if (pred.shape() != truth.shape()) {
     throw std::runtime_error("prediction is " + pred.shape_string() + ", truth " + truth.shape_string());
   }
@@ -114,6 +114,11 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
   const std::uint8_t* G = truth.data<std::uint8_t>();
   std::int64_t tp[kNumClasses] = {0}, np[kNumClasses] = {0}, ng[kNumClasses] = {0};
   Box box[kNumClasses];
+  std::int64_t* conf = nullptr;
+  if (confusion) {
+    confusion->assign(kNumClasses * kNumClasses, 0);
+    conf = confusion->data();
+  }
   for (std::int64_t d = 0, i = 0; d < dims[0]; ++d)
     for (std::int64_t h = 0; h < dims[1]; ++h)
       for (std::int64_t w = 0; w < dims[2]; ++w, ++i) {
@@ -121,6 +126,7 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
         ++np[p];
         ++ng[g];
         if (p == g) ++tp[p];
+        if (conf) ++conf[g * kNumClasses + p];
         if (p) box[p].add(d, h, w);
         if (g) box[g].add(d, h, w);
       }
@@ -251,6 +257,25 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
   }
   if (!before.empty()) j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
   const std::string text = j.dump(2) + "\n";
+  std::vector<std::int64_t> conf(kNumClasses * kNumClasses, 0);
+  bool any_conf = false;
+  for (const auto& c : cases) {
+    if (c.confusion.size() != conf.size()) continue;
+    any_conf = true;
+    for (std::size_t i = 0; i < conf.size(); ++i) conf[i] += c.confusion[i];
+  }
+  if (any_conf) {
+    std::ostringstream cm;
+    cm << "truth\\predicted";
+    for (int p = 0; p < kNumClasses; ++p) cm << "," << (p ? structure_name(p) : std::string("background"));
+    cm << "\n";
+    for (int g = 0; g < kNumClasses; ++g) {
+      cm << (g ? structure_name(g) : std::string("background"));
+      for (int p = 0; p < kNumClasses; ++p) cm << "," << conf[g * kNumClasses + p];
+      cm << "\n";
+    }
+    write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm.str());
+  }
   write_file_atomic((fs::path(folder) / "cases.csv").string(), csv.str());
   write_file_atomic((fs::path(folder) / "summary.json").string(), text);
   return text;

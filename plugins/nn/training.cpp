@@ -65,6 +65,7 @@ TrainConfig TrainConfig::from_json_file(const std::string& path) {
     take(j, "fine_lr", c.fine_lr);
     take(j, "fine_logits", c.fine_logits);
     take(j, "fine_init", c.fine_init);
+    take(j, "loss", c.loss);
     take(j, "weight_decay", c.weight_decay);
     take(j, "iterations_per_epoch", c.iterations_per_epoch);
     take(j, "stop_after_epochs", c.stop_after_epochs);
@@ -84,6 +85,9 @@ TrainConfig TrainConfig::from_json_file(const std::string& path) {
     throw std::runtime_error("training config " + path + ": " + e.what());
   }
   if (!j.empty()) throw std::runtime_error("training config " + path + ": unknown key /" + j.begin().key());
+  if (c.loss != "ce" && c.loss != "ce+dice") {
+    throw std::runtime_error("training config " + path + ": loss is \"ce\" or \"ce+dice\", not \"" + c.loss + "\"");
+  }
   if (c.fine_logits != "in-sample" && c.fine_logits != "out-of-fold") {
     throw std::runtime_error("training config " + path + ": fine_logits is in-sample or out-of-fold");
   }
@@ -96,12 +100,29 @@ std::string TrainConfig::to_json() const {
             {"coarse_batch", coarse_batch}, {"coarse_lr", coarse_lr}, {"ds_weight", ds_weight},
             {"fine_fmaps", fine_fmaps}, {"fine_height", fine_height}, {"fine_cols", fine_cols},
             {"fine_epochs", fine_epochs}, {"fine_batch", fine_batch}, {"fine_lr", fine_lr},
-            {"fine_logits", fine_logits}, {"fine_init", fine_init}, {"weight_decay", weight_decay},
+            {"fine_logits", fine_logits}, {"fine_init", fine_init}, {"loss", loss}, {"weight_decay", weight_decay},
             {"iterations_per_epoch", iterations_per_epoch}, {"stop_after_epochs", stop_after_epochs}, {"seed", seed},
             {"augment", {{"enabled", augment.enabled}, {"rotate_deg", augment.rotate_deg},
                          {"elastic_p", augment.elastic_p}, {"elastic_sigma", augment.elastic_sigma},
                          {"elastic_alpha", augment.elastic_alpha}, {"contrast_p", augment.contrast_p}}}};
   return j.dump(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss
+
+// Cross-entropy, plus the soft Dice term when cfg.loss is "ce+dice".
+torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& y, const TrainConfig& cfg) {
+  auto ce = F::cross_entropy(logits, y);
+  if (cfg.loss != "ce+dice") return ce;
+  const std::int64_t C = logits.size(1);
+  auto p = torch::softmax(logits, 1);
+  auto onehot = F::one_hot(y, C).movedim(-1, 1).to(p.scalar_type());
+  std::vector<std::int64_t> dims = {0};
+  for (std::int64_t d = 2; d < logits.dim(); ++d) dims.push_back(d);
+  auto inter = (p * onehot).sum(dims), denom = p.sum(dims) + onehot.sum(dims);
+  auto dice = (2 * inter + 1e-5) / (denom + 1e-5);  // [C]
+  return ce + (1 - dice.narrow(0, 1, C - 1).mean());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,7 +463,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
   t1.batch = cfg.coarse_batch;
   t1.lr = cfg.coarse_lr;
   t1.make_batch = make_batch;
-  t1.loss = [&](const Batch& b) { return F::cross_entropy(deeplab->forward(b.a).logits, b.y); };
+  t1.loss = [&](const Batch& b) { return segmentation_loss(deeplab->forward(b.a).logits, b.y, cfg); };
   t1.validate = [&] { return validate_with(deeplab); };
   auto r1 = run_task(t1, cfg, resume, progress);
 
@@ -467,7 +488,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
     auto z = F::interpolate(out.deep_supervision, F::InterpolateFuncOptions()
                                                       .size(std::vector<int64_t>{b.y.size(1), b.y.size(2), b.y.size(3)})
                                                       .mode(torch::kTrilinear).align_corners(true));
-    return F::cross_entropy(out.logits, b.y) + cfg.ds_weight * F::cross_entropy(z, b.y);
+    return segmentation_loss(out.logits, b.y, cfg) + cfg.ds_weight * F::cross_entropy(z, b.y);
   };
   t2.validate = [&] { return validate_with(gcsn); };
   return run_task(t2, cfg, resume, progress);
@@ -554,7 +575,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
     }
     return Batch{torch::stack(a), torch::stack(b), torch::stack(y)};
   };
-  t.loss = [&](const Batch& bt) { return F::cross_entropy(net->forward(bt.a, bt.b), bt.y); };
+  t.loss = [&](const Batch& bt) { return segmentation_loss(net->forward(bt.a, bt.b), bt.y, cfg); };
   t.validate = [&] {
     double sum = 0;
     for (const auto& s : val) sum += dice_fg(net->forward(s.mr, s.unary).argmax(1), s.y);

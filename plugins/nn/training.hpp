@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/types.h>
+
 #include "augment.hpp"
 
 namespace spineparse::nn {
@@ -37,6 +39,10 @@ struct TrainConfig {
   std::string fine_logits = "in-sample";  // or "out-of-fold"
   std::string fine_init;                  // optional ResUNet2D weights to start from (fine-tuning)
   // Shared.
+  // "ce": cross-entropy, the original. "ce+dice": plus a soft Dice term (1 - mean soft Dice over
+  // the 19 structures, batch-wise, as nnU-Net), which keeps thin, rare structures such as the
+  // discs from being ignored by a small network on a short schedule.
+  std::string loss = "ce";
   double weight_decay = 1e-4;
   int iterations_per_epoch = 0;  // 0: training items / batch (the original)
   int stop_after_epochs = 0;     // >0: stop this invocation after so many epochs (continue with resume)
@@ -46,6 +52,10 @@ struct TrainConfig {
   static TrainConfig from_json_file(const std::string& path);  // unknown keys are errors
   std::string to_json() const;
 };
+
+// The training loss for logits [N,C,...] and labels [N,...] (int64): cross-entropy, plus the
+// soft Dice term when cfg.loss is "ce+dice".
+torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& labels, const TrainConfig& cfg);
 
 struct EpochLog {
   int epoch = 0, iterations = 0;

@@ -68,7 +68,7 @@ void add_evaluate(CLI::App& app) {
         metrics::CaseScores cs;
         cs.id = io::volume_stem(p);
         if (cs.id.rfind("seg_", 0) == 0) cs.id = cs.id.substr(4);
-        cs.structures = metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry), !*no_dist);
+        cs.structures = metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry), !*no_dist, &cs.confusion);
         std::printf("%-14s dice %.4f (vertebrae %.4f, discs %.4f)\n", cs.id.c_str(),
                     metrics::case_mean(cs.structures, &metrics::StructureScore::dice, "all"),
                     metrics::case_mean(cs.structures, &metrics::StructureScore::dice, "vertebrae"),

@@ -148,3 +148,24 @@ TEST(Overlay, WritesAPngWithTheLabelColours) {
   EXPECT_GT(px[0] + 1, static_cast<int>(0.55 * c[0]));
   EXPECT_GT(px[2] + 1, static_cast<int>(0.55 * c[2]));
 }
+
+TEST(Scores, ConfusionCountsTrueRowsAgainstPredictedColumns) {
+  auto g = vol(1, 4, 10), p = vol(1, 4, 10);
+  box(*g, 12, 0, 1, 0, 4, 0, 5);  // L4/L5: 20 voxels
+  box(*p, 13, 0, 1, 0, 4, 0, 3);  // 12 of them called L3/L4
+  box(*p, 12, 0, 1, 0, 4, 3, 5);  // 8 right
+  box(*p, 2, 0, 1, 0, 1, 7, 10);  // 3 background voxels called L5
+  std::vector<std::int64_t> c;
+  score_case(*p, *g, {1, 1, 1}, false, &c);
+  ASSERT_EQ(c.size(), 400u);
+  EXPECT_EQ(c[12 * 20 + 13], 12);
+  EXPECT_EQ(c[12 * 20 + 12], 8);
+  EXPECT_EQ(c[0 * 20 + 2], 3);
+  EXPECT_EQ(c[0 * 20 + 0], 17);
+  spineparse::testing::TempDir d;
+  write_reports({{"A", score_case(*p, *g, {1, 1, 1}, false), -1, c}, {"B", score_case(*p, *g, {1, 1, 1}, false), -1, c}},
+                d.str());
+  std::string text = read_file((d / "confusion.csv").string());
+  EXPECT_THAT(text, ::testing::StartsWith("truth\\predicted,background,S,L5,"));
+  EXPECT_THAT(text, ::testing::HasSubstr("\nL4/L5,0,0,0,0,0,0,0,0,0,0,0,0,16,24,0,0,0,0,0,0\n"));
+}

@@ -145,3 +145,29 @@ TEST(Training, ConfigRejectsUnknownKeys) {
   write_file_atomic(f, R"({"coarse_width": 0.5, "augment": {"elastic_p": 0.5}})");
   EXPECT_DOUBLE_EQ(TrainConfig::from_json_file(f).augment.elastic_p, 0.5);
 }
+
+TEST(Training, DiceTermWeighsARareStructureTheCrossEntropyIgnores) {
+  // 1000 background voxels and 10 of label 5; logits that say "background" everywhere.
+  auto y = torch::zeros({1, 1010}, torch::kLong);
+  y.narrow(1, 0, 10).fill_(5);
+  auto logits = torch::zeros({1, 20, 1010});
+  logits.select(1, 0).fill_(4.0);
+  TrainConfig ce;
+  TrainConfig both;
+  both.loss = "ce+dice";
+  const double l_ce = segmentation_loss(logits, y, ce).item<double>();
+  const double l_both = segmentation_loss(logits, y, both).item<double>();
+  EXPECT_NEAR(l_ce, torch::nn::functional::cross_entropy(logits, y).item<double>(), 1e-9);
+  // Every structure but one is absent (soft Dice ~1 from the smoothing only where nothing is
+  // predicted either); label 5's Dice is ~0, so the term adds about 1/19 at least.
+  EXPECT_GT(l_both - l_ce, 0.04);
+  // Perfect, confident logits: both terms near zero.
+  auto good = torch::full({1, 20, 1010}, -20.0);
+  good.select(1, 0).narrow(1, 10, 1000).fill_(20.0);
+  good.select(1, 5).narrow(1, 0, 10).fill_(20.0);
+  EXPECT_LT(segmentation_loss(good, y, both).item<double>(), 1e-3);
+  spineparse::testing::TempDir d;
+  const std::string f = (d / "c.json").string();
+  write_file_atomic(f, R"({"loss": "dice"})");
+  EXPECT_THAT([&] { TrainConfig::from_json_file(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("loss is")));
+}
