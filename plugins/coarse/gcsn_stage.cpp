@@ -22,6 +22,8 @@ StageDescription gcsn_description() {
        {"gcsn", "deeplab", "torchscript"}},
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+      {"optimize", ParamType::kBool, ParamValue(true), false,
+       "inference rewrites that keep the results: BatchNorm folded into the convolutions, channels-last layout"},
   };
   d.reads = {{"coarse_input"}, {"coarse_pad"}};
   d.writes = {{"coarse_logits", false, "float32 [20,D,128,256] raw logits"}};
@@ -33,6 +35,7 @@ StageDescription gcsn_description() {
 
 struct GcsnStage::Impl {
   nn::NetworkSetup setup;
+  bool optimized = false;
   nn::Gcsn net{nullptr};
 };
 
@@ -47,6 +50,11 @@ void GcsnStage::open(const StageContext& ctx) {
   impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(state));  // demo models are narrower
   nn::load_state(*impl_->net, state, impl_->setup.weights, model == "deeplab");
   nn::place(*impl_->net, impl_->setup);
+  impl_->optimized = params_.get_bool("optimize");
+  if (impl_->optimized) {
+    nn::fold_batchnorm(impl_->net);
+    nn::to_channels_last(*impl_->net);
+  }
   impl_->setup.state.clear();
 }
 
@@ -56,6 +64,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   const auto& setup = impl_->setup;
   auto x = nn::view_of(*input_arr).to(setup.device);
+  if (impl_->optimized) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
     nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());

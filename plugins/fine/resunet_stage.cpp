@@ -22,6 +22,8 @@ StageDescription resunet_description() {
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
       {"batch_size", ParamType::kInt, ParamValue(std::int64_t{4}), false, "slices per forward pass", {}, 1.0, 256.0},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+      {"optimize", ParamType::kBool, ParamValue(true), false,
+       "inference rewrites that keep the results: BatchNorm folded into the convolutions, channels-last layout"},
   };
   d.reads = {{"fine_mr"}, {"coarse_logits"}};
   d.writes = {{"fine_probs", false, "float32 [20,D,256,512] softmax"}};
@@ -33,6 +35,7 @@ StageDescription resunet_description() {
 
 struct ResUNetStage::Impl {
   nn::NetworkSetup setup;
+  bool optimized = false;
   nn::ResUNet2d net{nullptr};
 };
 
@@ -46,6 +49,11 @@ void ResUNetStage::open(const StageContext& ctx) {
   impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower
   nn::load_state(*impl_->net, state, impl_->setup.weights);
   nn::place(*impl_->net, impl_->setup);
+  impl_->optimized = params_.get_bool("optimize");
+  if (impl_->optimized) {
+    nn::fold_batchnorm(impl_->net);
+    nn::to_channels_last(*impl_->net);
+  }
   if (impl_->setup.amp && !impl_->setup.device.is_cuda()) {
     for (auto& u : impl_->net->upsample_) u->to(torch::kFloat32);  // see ResUNet2dImpl::forward
   }
@@ -72,6 +80,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     const std::int64_t n = std::min(bs, D - j);
     auto img = mr.narrow(0, j, n).unsqueeze(1).to(setup.device);
     auto un = unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous().to(setup.device);
+    if (impl_->optimized) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
       logits = setup.script->forward({img, un}).toTensor();

@@ -28,6 +28,32 @@ Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
   return Conv3d(Conv3dOptions(in, out, 1).bias(bias));
 }
 
+// A BatchNorm that fold_batchnorm() has merged into its convolution is an empty holder: identity.
+template <class BN>
+torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
+  return bn.is_empty() ? x : bn(x);
+}
+
+// Folds an eval-mode BatchNorm into the convolution before it (y = conv(x) * s + t with
+// s = gamma / sqrt(var + eps), t = beta - mean * s), computed in float64 and stored in the
+// convolution's dtype and device. The convolution gets a bias tensor (not a registered parameter:
+// folded networks are for inference only, and stay where they are); the BatchNorm becomes empty.
+template <class Conv, class BN>
+void fold(Conv& conv, BN& bn) {
+  if (bn.is_empty()) return;
+  torch::NoGradGuard ng;
+  const auto opts = conv->weight.options();
+  auto scale = bn->weight.to(torch::kFloat64) / torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
+  std::vector<int64_t> shape(conv->weight.dim(), 1);
+  shape[0] = -1;
+  auto w = conv->weight.to(torch::kFloat64) * scale.view(shape);
+  auto b = conv->bias.defined() ? conv->bias.to(torch::kFloat64) : torch::zeros_like(scale);
+  b = (b - bn->running_mean.to(torch::kFloat64)) * scale + bn->bias.to(torch::kFloat64);
+  conv->weight.set_data(w.to(opts.dtype()));
+  conv->bias = b.to(opts.dtype()).detach();
+  bn = BN(nullptr);
+}
+
 }  // namespace
 
 SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
@@ -41,9 +67,9 @@ SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_
 }
 
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
-  auto y = depthwise_bn(depthwise(x));
+  auto y = bn_(depthwise_bn, depthwise(x));
   if (activations) y = torch::relu(y);
-  y = pointwise_bn(pointwise(y));
+  y = bn_(pointwise_bn, pointwise(y));
   if (activations) y = torch::relu(y);
   return y;
 }
@@ -86,7 +112,7 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[1](torch::relu(y));
   if (id == 2) low = y;  // L4: before any activation
   y = main[2](torch::relu(y));
-  return {y + skipbn(skip(r)), low};
+  return {y + bn_(skipbn, skip(r)), low};
 }
 
 torch::Tensor spine_adjacency() {
@@ -205,21 +231,21 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
   auto& L = *layers;
   auto& xf = *L.xf;
   const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
-  auto l2 = torch::relu(xf.bn2(xf.conv2(torch::relu(xf.bn1(xf.conv1(x))))));
+  auto l2 = torch::relu(bn_(xf.bn2, xf.conv2(torch::relu(bn_(xf.bn1, xf.conv1(x))))));
   auto y = xf.block1(l2).first;
   auto [b2, l4] = xf.block2(y);
   y = xf.block3(b2).first;
   y = xf.block20(y).first;
   y = xf.conv5(xf.conv4(xf.conv3(y)));  // the original's extra ReLUs after these are no-ops
 
-  auto a1 = torch::relu(L.aspp1_bn(L.aspp1_conv(y)));
+  auto a1 = torch::relu(bn_(L.aspp1_bn, L.aspp1_conv(y)));
   auto a2 = L.aspp2(y), a3 = L.aspp3(y), a4 = L.aspp4(y);
-  auto pool = torch::relu(L.gap_bn(L.gap_conv(y.mean({2, 3, 4}, true))));
+  auto pool = torch::relu(bn_(L.gap_bn, L.gap_conv(y.mean({2, 3, 4}, true))));
   pool = interp3(pool, {y.size(2), y.size(3), y.size(4)});
-  auto a = torch::relu(L.concat_bn(L.concat_conv(torch::cat({a1, a2, a3, a4, pool}, 1))));
+  auto a = torch::relu(bn_(L.concat_bn, L.concat_conv(torch::cat({a1, a2, a3, a4, pool}, 1))));
 
-  auto p4 = torch::relu(L.proj4_bn(L.proj4_conv(l4)));
-  auto p2 = torch::relu(L.proj2_bn(L.proj2_conv(l2)));
+  auto p4 = torch::relu(bn_(L.proj4_bn, L.proj4_conv(l4)));
+  auto p2 = torch::relu(bn_(L.proj2_bn, L.proj2_conv(l2)));
   auto d1 = torch::cat({interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4}, 1);
   auto yy = L.dec1b(L.dec1a(d1));
 
@@ -236,7 +262,7 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
     auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
     for (auto* w : {&L.gc1, &L.gc2, &L.gc3}) Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
     auto R = torch::matmul(S, Hn).transpose(1, 2).reshape({N, C, yy.size(2), yy.size(3), yy.size(4)});
-    auto G = torch::relu(L.g2f_bn(L.g2f_conv(R)));
+    auto G = torch::relu(bn_(L.g2f_bn, L.g2f_conv(R)));
     yy = torch::relu(L.skip_conv(yy)) + G;
   }
   auto d2 = torch::cat({interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2}, 1);
@@ -255,9 +281,9 @@ ExtResBlockImpl::ExtResBlockImpl(int64_t in, int64_t out) {
 }
 
 torch::Tensor ExtResBlockImpl::forward(const torch::Tensor& x) {
-  auto a = torch::relu(bn[0](conv[0](x)));
-  auto b = torch::relu(bn[1](conv[1](a)));
-  auto c = bn[2](conv[2](b));
+  auto a = torch::relu(bn_(bn[0], conv[0](x)));
+  auto b = torch::relu(bn_(bn[1], conv[1](a)));
+  auto c = bn_(bn[2], conv[2](b));
   return torch::relu(c + a);  // the residual is taken after the first conv's ReLU
 }
 
@@ -299,6 +325,44 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     x = decoders_[k](x);
   }
   return final_conv(x);
+}
+
+void fold_batchnorm(Gcsn& net) {
+  auto& L = *net->layers;
+  auto& xf = *L.xf;
+  fold(xf.conv1, xf.bn1);
+  fold(xf.conv2, xf.bn2);
+  auto sep = [](SeparableConv& s) {
+    fold(s->depthwise, s->depthwise_bn);
+    fold(s->pointwise, s->pointwise_bn);
+  };
+  for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    fold((*b)->skip, (*b)->skipbn);
+    for (auto& m : (*b)->main) sep(m);
+  }
+  for (auto* s : {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b}) sep(*s);
+  fold(L.aspp1_conv, L.aspp1_bn);
+  fold(L.gap_conv, L.gap_bn);
+  fold(L.concat_conv, L.concat_bn);
+  fold(L.proj4_conv, L.proj4_bn);
+  fold(L.proj2_conv, L.proj2_bn);
+  if (net->with_graph) fold(L.g2f_conv, L.g2f_bn);
+}
+
+void fold_batchnorm(ResUNet2d& net) {
+  for (auto* blocks : {&net->encoders_, &net->decoders_}) {
+    for (auto& b : *blocks) {
+      for (int i = 0; i < 3; ++i) fold(b->conv[i], b->bn[i]);
+    }
+  }
+}
+
+void to_channels_last(torch::nn::Module& net) {
+  torch::NoGradGuard ng;
+  for (auto& p : net.parameters(true)) {
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    if (p.dim() == 5) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast3d));
+  }
 }
 
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {

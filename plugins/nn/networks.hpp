@@ -75,6 +75,14 @@ struct ResUNet2dImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResUNet2d);
 
+// Inference-time rewrites that keep the results (to float rounding; tests compare them):
+// every BatchNorm folded into the convolution before it (the network must be in eval mode;
+// call after place(): the folded biases are created on the weights' device and dtype), and
+// convolution weights in channels-last layout (oneDNN's native one; feed channels-last inputs).
+void fold_batchnorm(Gcsn& net);
+void fold_batchnorm(ResUNet2d& net);
+void to_channels_last(torch::nn::Module& net);
+
 // The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D one.
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);

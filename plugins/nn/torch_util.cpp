@@ -10,6 +10,7 @@
 #include <torch/script.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include <cstring>
 #include <mutex>
@@ -93,10 +94,9 @@ void place(torch::nn::Module& net, const NetworkSetup& setup) {
 }
 
 void set_torch_threads(int threads) {
-  static std::once_flag once;
-  std::call_once(once, [threads] {
-    if (threads > 0) at::set_num_threads(threads);
-  });
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
 }
 
 }  // namespace spineparse::nn

@@ -61,7 +61,9 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx);
 // Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).
 void place(torch::nn::Module& net, const NetworkSetup& setup);
 
-// Sets LibTorch's intra-op threads once per process (it starts with 1 here; spec of STYLE).
+// Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md). LibTorch applies the
+// count to each thread the first time that thread runs a parallel operator (OpenMP keeps it per
+// thread), so call it before the threads that run networks start their first one.
 void set_torch_threads(int threads);
 
 }  // namespace spineparse::nn

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,6 +27,7 @@ namespace {
 struct BenchArgs {
   std::string graph, input, output = "bench-out";
   int cases = 20, warmup = 1, network_cases = 2, threads = 0, size = 880, slices = 12;
+  bool baseline = true;
   std::vector<std::string> sets, plugin_dirs;
 };
 
@@ -36,41 +38,72 @@ double peak_rss_mb() {
 }
 
 // Runs the graph case by case with nothing overlapping and times only the network stages
-// (resource "gpu"): what the networks cost with no other stage beside them.
-std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, const std::string& input, int n_cases) {
-  std::vector<std::unique_ptr<Stage>> stages;
-  std::vector<bool> is_net;
-  StageContext ctx;
-  ctx.input_dir = input;
-  ctx.output_dir = (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
-  ctx.total_threads = static_cast<int>(std::thread::hardware_concurrency());
-  ctx.threads_per_case = ctx.total_threads;
-  for (const auto& n : g.nodes) {
-    stages.push_back(reg.create(n.stage, n.params));
-    ctx.node_id = n.id;
-    stages.back()->open(ctx);
-    is_net.push_back(reg.find(n.stage)->resource == "gpu");
-  }
-  auto seeds = stages[0]->enumerate(ctx);
-  double total = 0;
-  int timed = 0;
-  for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
-    auto c = std::make_shared<Case>(seeds[i].id, i);
-    for (const auto& [k, v] : seeds[i].attrs) c->set_attr(k, v);
-    CasePtr cur = c;
-    double t = 0;
-    for (std::size_t s = 0; s < stages.size(); ++s) {
-      const auto t0 = std::chrono::steady_clock::now();
-      cur = stages[s]->process(cur);
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (is_net[s]) t += dt;
+// (resource "gpu"): what the networks cost with no other stage beside them. `threads` is the
+// intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
+// LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
+std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, const std::string& input, int n_cases,
+                                    int threads) {
+  std::pair<double, int> result{0.0, 0};
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      std::vector<std::unique_ptr<Stage>> stages;
+      std::vector<bool> is_net;
+      StageContext ctx;
+      ctx.input_dir = input;
+      ctx.output_dir = (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
+      ctx.total_threads = threads;
+      ctx.threads_per_case = threads;
+      for (const auto& n : g.nodes) {
+        stages.push_back(reg.create(n.stage, n.params));
+        ctx.node_id = n.id;
+        stages.back()->open(ctx);
+        is_net.push_back(reg.find(n.stage)->resource == "gpu");
+      }
+      auto seeds = stages[0]->enumerate(ctx);
+      double total = 0;
+      int timed = 0;
+      for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
+        auto c = std::make_shared<Case>(seeds[i].id, i);
+        for (const auto& [k, v] : seeds[i].attrs) c->set_attr(k, v);
+        CasePtr cur = c;
+        double t = 0;
+        for (std::size_t s = 0; s < stages.size(); ++s) {
+          const auto t0 = std::chrono::steady_clock::now();
+          cur = stages[s]->process(cur);
+          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (is_net[s]) t += dt;
+        }
+        if (i > 0) total += t, ++timed;  // the first case warms the networks up
+      }
+      for (auto& s : stages) s->close();
+      std::error_code ec;
+      fs::remove_all(ctx.output_dir, ec);
+      result = {timed ? total / timed : 0.0, timed};
+    } catch (...) {
+      error = std::current_exception();
     }
-    if (i > 0) total += t, ++timed;  // the first case warms the networks up
+  });
+  worker.join();
+  if (error) std::rethrow_exception(error);
+  return result;
+}
+
+// The same graph as plain eager LibTorch runs it: the network stages without the inference
+// rewrites (optimize=false), one slice per forward pass (batch_size=1); the caller adds
+// LibTorch's default of one intra-op thread.
+GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg, std::vector<std::string>& changed) {
+  GraphSpec b = g;
+  for (auto& n : b.nodes) {
+    const StageDescription* d = reg.find(n.stage);
+    if (!d || d->resource != "gpu") continue;
+    for (const auto& p : d->params) {
+      if (p.name == "optimize") n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
+      if (p.name == "batch_size") n.params.set("batch_size", ParamValue(std::int64_t{1})), changed.push_back(n.id + ".batch_size=1");
+      if (p.name == "amp") n.params.set("amp", ParamValue(false)), changed.push_back(n.id + ".amp=false");
+    }
   }
-  for (auto& s : stages) s->close();
-  std::error_code ec;
-  fs::remove_all(ctx.output_dir, ec);
-  return {timed ? total / timed : 0.0, timed};
+  return b;
 }
 
 void run_bench(const BenchArgs& a) {
@@ -132,8 +165,17 @@ void run_bench(const BenchArgs& a) {
       if (it != by_case.end()) waiting[s.node] += s.start_s - it->second->end_s;
     }
   }
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases);
+  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
+  double base_s = 0;
+  int base_n = 0;
+  std::vector<std::string> base_changes;
+  if (a.baseline) {
+    std::fprintf(stderr, "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n", a.network_cases);
+    const GraphSpec base = eager_baseline_of(g, registry, base_changes);
+    std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
+  }
 
   json stages = json::array();
   double net_busy = 0;
@@ -163,6 +205,12 @@ void run_bench(const BenchArgs& a) {
   j["network_only"] = {{"seconds_per_case", net_s}, {"cases", net_n},
                        {"how", "the network stages timed alone: the graph replayed case by case with nothing overlapping, first case as warm-up"}};
   j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
+  if (a.baseline) {
+    j["eager_baseline"] = {{"seconds_per_case", base_s}, {"cases", base_n}, {"changes", base_changes},
+                           {"how", "the network-only replay as plain eager LibTorch runs it: LibTorch's default of 1 intra-op thread, "
+                                   "one slice per forward pass, no BatchNorm folding or channels-last, float32"}};
+    j["network_only_vs_eager_baseline"] = base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
+  }
   json inflight = json::array();
   for (const auto& [t, n] : r.in_flight) inflight.push_back({t, n});
   j["in_flight"] = inflight;
@@ -200,6 +248,10 @@ void run_bench(const BenchArgs& a) {
   }
   std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
               sec_per_case, j["end_to_end_vs_network_only"].get<double>());
+  if (a.baseline) {
+    std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", base_s,
+                j["network_only_vs_eager_baseline"].get<double>());
+  }
   std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
               peak_inflight, rss, a.output.c_str(), a.output.c_str());
   set_exit_code(r.failed ? 1 : 0);
@@ -215,6 +267,7 @@ void add_bench(CLI::App& app) {
   sub->add_option("--input,-i", a->input, "dataset folder (default: a synthetic cohort of real-scan size)");
   sub->add_option("--warmup", a->warmup, "untimed cases first")->capture_default_str()->check(CLI::Range(0, 1000));
   sub->add_option("--network-cases", a->network_cases, "cases for the network-only replay")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_flag("!--no-baseline", a->baseline, "skip the eager-LibTorch baseline replay");
   sub->add_option("--output,-o", a->output, "where bench.json, trace.json and the run go")->capture_default_str();
   sub->add_option("--threads", a->threads, "worker threads (0: all cores)");
   sub->add_option("--size", a->size, "in-plane size of the synthetic cases")->capture_default_str();

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.hpp"
 #include "folds.hpp"
@@ -13,6 +14,7 @@
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
+#include "torch_util.hpp"
 #include "training.hpp"
 #include "volume_io.hpp"
 
@@ -23,6 +25,7 @@ namespace {
 struct TrainArgs {
   std::string data, fold = "1", config, output = "training", coarse_weights, init;
   bool resume = false;
+  int threads = 0;
 };
 
 std::vector<int> folds_of(const std::string& s) {
@@ -84,6 +87,7 @@ void run(const std::string& what, const TrainArgs& a) {
     nn::TrainConfig cfg;
     if (!a.config.empty()) cfg = nn::TrainConfig::from_json_file(a.config);
     if (!a.init.empty()) cfg.fine_init = a.init;
+    nn::set_torch_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     auto progress = [](const std::string& line) {
       std::fprintf(stderr, "[train] %s\n", line.c_str());
       std::fflush(stderr);
@@ -122,6 +126,8 @@ void add_train(CLI::App& app) {
     sub->add_option("--config", a->config, "training configuration (JSON; see README)")->check(CLI::ExistingFile);
     sub->add_option("--output,-o", a->output, "folder for fold{K}/... checkpoints and logs")->capture_default_str();
     sub->add_flag("--resume", a->resume, "continue an interrupted run from its last epoch");
+    sub->add_option("--threads", a->threads, "LibTorch intra-op threads (default: all cores; augmentation runs on one more)")
+        ->check(CLI::Range(0, 1024));
     if (std::string(what) == "fine") {
       sub->add_option("--coarse-weights", a->coarse_weights,
                       "GCSN for in-sample logits (default: OUTPUT/fold{K}/coarse/gcsn/best.safetensors)");

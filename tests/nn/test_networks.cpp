@@ -84,6 +84,37 @@ TEST(Networks, ResUNet2dMatchesTheOriginal) {
   expect_close(torch::softmax(logits, 1), io.tensors.at("softmax"), "ResUNet2D softmax");
 }
 
+// The inference rewrites (BatchNorm folded into the convolutions, channels-last weights and
+// inputs) keep the original's outputs within the same tolerance.
+TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
+  auto io = load_safetensors(ref("gcsn_io.safetensors"));
+  Gcsn net(true);
+  load_state(*net, w.tensors, "gcsn_weights.safetensors");
+  net->eval();
+  fold_batchnorm(net);
+  to_channels_last(*net);
+  EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"), w.tensors.at("xception_features.conv1.weight")));
+  auto x = io.tensors.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
+  auto out = net->forward(x);
+  expect_close(out.logits, io.tensors.at("logits"), "folded GCSN logits");
+  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "folded GCSN deep supervision");
+
+  auto wr = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto ior = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d unet;
+  load_state(*unet, wr.tensors, "resunet2d_weights.safetensors");
+  unet->eval();
+  fold_batchnorm(unet);
+  to_channels_last(*unet);
+  EXPECT_TRUE(unet->decoders_[3]->bn[2].is_empty());
+  EXPECT_TRUE(unet->encoders_[0]->conv[0]->bias.defined());
+  auto logits = unet->forward(ior.tensors.at("image"), ior.tensors.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
+  expect_close(logits, ior.tensors.at("logits"), "folded ResUNet2D logits");
+}
+
 TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
   REQUIRE_REFERENCE();
   auto w = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
