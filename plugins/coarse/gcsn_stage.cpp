@@ -24,6 +24,7 @@ StageDescription gcsn_description() {
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       {"optimize", ParamType::kBool, ParamValue(true), false,
        "inference rewrites that keep the results: BatchNorm folded into the convolutions, channels-last layout"},
+      nn::random_weights_param(),
   };
   d.reads = {{"coarse_input"}, {"coarse_pad"}};
   d.writes = {{"coarse_logits", false, "float32 [20,D,128,256] raw logits"}};
@@ -47,8 +48,8 @@ void GcsnStage::open(const StageContext& ctx) {
   if (impl_->setup.script) return;
   const std::string model = params_.get_string("model");
   const auto& state = impl_->setup.state;
-  impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(state));  // demo models are narrower
-  nn::load_state(*impl_->net, state, impl_->setup.weights, model == "deeplab");
+  impl_->net = nn::Gcsn(model == "gcsn", 20, impl_->setup.random ? 1.0 : nn::gcsn_width_of(state));  // demo models are narrower
+  if (!impl_->setup.random) nn::load_state(*impl_->net, state, impl_->setup.weights, model == "deeplab");
   nn::place(*impl_->net, impl_->setup);
   impl_->optimized = params_.get_bool("optimize");
   if (impl_->optimized) {

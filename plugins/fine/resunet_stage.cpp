@@ -24,6 +24,7 @@ StageDescription resunet_description() {
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       {"optimize", ParamType::kBool, ParamValue(true), false,
        "inference rewrites that keep the results: BatchNorm folded into the convolutions, channels-last layout"},
+      nn::random_weights_param(),
   };
   d.reads = {{"fine_mr"}, {"coarse_logits"}};
   d.writes = {{"fine_probs", false, "float32 [20,D,256,512] softmax"}};
@@ -46,8 +47,8 @@ void ResUNetStage::open(const StageContext& ctx) {
   impl_->setup = nn::setup_network(params_, ctx);
   if (impl_->setup.script) return;
   const auto& state = impl_->setup.state;
-  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower
-  nn::load_state(*impl_->net, state, impl_->setup.weights);
+  impl_->net = nn::ResUNet2d(21, 20, impl_->setup.random ? 32 : nn::resunet_fmaps_of(state));  // demo models are narrower
+  if (!impl_->setup.random) nn::load_state(*impl_->net, state, impl_->setup.weights);
   nn::place(*impl_->net, impl_->setup);
   impl_->optimized = params_.get_bool("optimize");
   if (impl_->optimized) {

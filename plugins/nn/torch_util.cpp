@@ -77,6 +77,13 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
   s.device = parse_device(params.get_string("device"));
   s.amp = params.get_bool("amp");
   s.weights = params.get_string("weights");
+  if (params.has("random_weights") && params.get_bool("random_weights")) {
+    if (params.get_string("model") == "torchscript") throw std::runtime_error("random_weights needs a built-in model, not torchscript");
+    s.random = true;
+    s.weights = "(random weights, seed 0)";
+    torch::manual_seed(0);  // the stage builds its network next
+    return s;
+  }
   if (!std::filesystem::exists(s.weights)) throw std::runtime_error("weights file " + s.weights + " does not exist");
   if (params.get_string("model") == "torchscript") {
     s.script = std::make_shared<torch::jit::Module>(torch::jit::load(s.weights, s.device));
@@ -85,6 +92,12 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
     s.state = load_safetensors(s.weights).tensors;
   }
   return s;
+}
+
+ParamSpec random_weights_param() {
+  return {"random_weights", ParamType::kBool, ParamValue(false), false,
+          "benchmarking only: the full-size network with seeded random weights instead of the weights file "
+          "(meaningless segmentation; spineparse bench uses it when the weights file is missing)"};
 }
 
 void place(torch::nn::Module& net, const NetworkSetup& setup) {

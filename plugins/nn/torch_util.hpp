@@ -55,7 +55,12 @@ struct NetworkSetup {
   std::string weights;
   std::shared_ptr<torch::jit::Module> script;
   std::map<std::string, torch::Tensor> state;
+  // random_weights=true (benchmarking only): no file is read; the stage keeps the full-size
+  // network's seeded default initialisation. The segmentation is meaningless, the timing is not.
+  bool random = false;
 };
+// The parameter that asks for it, for the network stages' descriptions.
+ParamSpec random_weights_param();
 NetworkSetup setup_network(const Params& params, const StageContext& ctx);
 
 // Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).

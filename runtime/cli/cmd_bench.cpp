@@ -114,7 +114,20 @@ void run_bench(const BenchArgs& a) {
     for (const auto& i : gl.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
     return set_exit_code(2);
   }
-  const GraphSpec& g = *gl.graph;
+  GraphSpec g = *gl.graph;
+  // Timing needs the networks' shapes, not their training: a network stage whose weights file is
+  // missing (a fresh clone has no full-size weights) runs with seeded random weights.
+  std::vector<std::string> random_nodes;
+  for (auto& n : g.nodes) {
+    const StageDescription* d = registry.find(n.stage);
+    if (!d || d->resource != "gpu" || !n.params.has("weights") || !n.params.has("random_weights")) continue;
+    if (n.params.get_bool("random_weights") || fs::exists(n.params.get_string("weights"))) continue;
+    if (n.params.has("model") && n.params.get_string("model") == "torchscript") continue;
+    std::fprintf(stderr, "bench: note: %s has no weights file %s; timing it with random full-size weights (random_weights=true)\n",
+                 n.id.c_str(), n.params.get_string("weights").c_str());
+    n.params.set("random_weights", ParamValue(true));
+    random_nodes.push_back(n.id);
+  }
   fs::create_directories(a.output);
   std::string input = a.input;
   if (input.empty()) {
@@ -191,6 +204,7 @@ void run_bench(const BenchArgs& a) {
   const double sec_per_case = processed ? r.wall_s / processed : 0.0;
   json j;
   j["graph"] = a.graph;
+  j["random_weights"] = random_nodes;  // nodes timed with random weights (their weights file was missing)
   j["input"] = input;
   j["cases"] = processed;
   j["failed"] = r.failed;

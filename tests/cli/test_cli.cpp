@@ -184,6 +184,24 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
 }
 
+TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
+  TempDir d;
+  const std::string out = (d / "bench").string();
+  auto r = sp("bench " + graph("spineparsenet.json") + " --cases 1 --warmup 0 --size 64 --slices 12 --network-cases 1 --no-baseline --output " +
+              out + " --set coarse.weights=" + (d / "none.safetensors").string() + " --set fine.weights=" + (d / "none2.safetensors").string() +
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("coarse has no weights file"));
+  auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
+  EXPECT_EQ(b["random_weights"], nlohmann::json::array({"coarse", "fine"}));
+  EXPECT_FALSE(b.contains("eager_baseline"));
+  // A run (not a bench) still refuses the missing file.
+  auto run = sp("run " + graph("spineparsenet.json") + " --input " + (out + "/cohort") + " --output " + (d / "run").string() +
+                " --set coarse.weights=" + (d / "none.safetensors").string());
+  EXPECT_EQ(run.code, 2) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("does not exist"));
+}
+
 TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
