@@ -37,6 +37,7 @@ StageDescription gcsn_description() {
 struct GcsnStage::Impl {
   nn::NetworkSetup setup;
   bool optimized = false;
+  nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
   nn::Gcsn net{nullptr};
 };
 
@@ -45,6 +46,7 @@ GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
   impl_->setup = nn::setup_network(params_, ctx);
+  impl_->stream = nn::StageStream(impl_->setup.device);
   if (impl_->setup.script) return;
   const std::string model = params_.get_string("model");
   const auto& state = impl_->setup.state;
@@ -64,7 +66,8 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto input_arr = in->get("coarse_input");
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   const auto& setup = impl_->setup;
-  auto x = nn::view_of(*input_arr).to(setup.device);
+  nn::StageStream::Use on_stream(impl_->stream);
+  auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
   if (impl_->optimized) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
@@ -89,6 +92,12 @@ CasePtr GcsnStage::process(const CasePtr& in) {
     throw std::runtime_error(s.str());
   }
   auto kept = logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32);
+  if (setup.device.is_cuda()) {
+    auto host = nn::host_buffer(kept.sizes(), setup.device);
+    host.copy_(kept, /*non_blocking=*/true);
+    impl_->stream.synchronize();
+    kept = host;
+  }
   auto out = in->derive();
   out->set("coarse_logits", nn::to_ndarray(kept));
   out->erase("coarse_input");  // no longer needed: keeps memory per case in flight low

@@ -37,6 +37,7 @@ StageDescription resunet_description() {
 struct ResUNetStage::Impl {
   nn::NetworkSetup setup;
   bool optimized = false;
+  nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
   nn::ResUNet2d net{nullptr};
 };
 
@@ -45,6 +46,7 @@ ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
   impl_->setup = nn::setup_network(params_, ctx);
+  impl_->stream = nn::StageStream(impl_->setup.device);
   if (impl_->setup.script) return;
   const auto& state = impl_->setup.state;
   impl_->net = nn::ResUNet2d(21, 20, impl_->setup.random ? 32 : nn::resunet_fmaps_of(state));  // demo models are narrower
@@ -76,11 +78,13 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   const std::int64_t bs = params_.get_int("batch_size");
   const auto& setup = impl_->setup;
   const bool cuda = setup.device.is_cuda();
+  nn::StageStream::Use on_stream(impl_->stream);
   nn::CudaAutocast autocast(setup.amp && cuda);
+  std::vector<std::pair<std::int64_t, torch::Tensor>> staged;  // CUDA: (first slice, pinned [C,n,H,W])
   for (std::int64_t j = 0; j < D; j += bs) {
     const std::int64_t n = std::min(bs, D - j);
-    auto img = mr.narrow(0, j, n).unsqueeze(1).to(setup.device);
-    auto un = unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous().to(setup.device);
+    auto img = nn::to_device_async(mr.narrow(0, j, n).unsqueeze(1).contiguous(), setup.device);
+    auto un = nn::to_device_async(unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous(), setup.device);
     if (impl_->optimized) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
@@ -90,9 +94,17 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     } else {
       logits = impl_->net->forward(img, un);
     }
-    logits = logits.to(torch::kFloat32);
-    probs.narrow(1, j, n).copy_(torch::softmax(logits, 1).permute({1, 0, 2, 3}).to(torch::kCPU));
+    auto sm = torch::softmax(logits.to(torch::kFloat32), 1).permute({1, 0, 2, 3});
+    if (cuda) {
+      auto host = nn::host_buffer(sm.sizes(), setup.device);
+      host.copy_(sm.contiguous(), /*non_blocking=*/true);  // overlaps the next batch's kernels
+      staged.emplace_back(j, host);
+    } else {
+      probs.narrow(1, j, n).copy_(sm);
+    }
   }
+  impl_->stream.synchronize();
+  for (const auto& [j, host] : staged) probs.narrow(1, j, host.size(1)).copy_(host);
   auto out = in->derive();
   out->set("fine_probs", nn::to_ndarray(probs));
   out->erase("fine_mr");

@@ -3,6 +3,8 @@
 #include "safetensors.hpp"
 
 #include <ATen/Parallel.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 #include <torch/cuda.h>
@@ -92,6 +94,35 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
     s.state = load_safetensors(s.weights).tensors;
   }
   return s;
+}
+
+StageStream::StageStream(torch::Device device) : device_(device) {
+  if (!device.is_cuda()) return;
+  const auto* impl = c10::impl::getDeviceGuardImpl(device.type());
+  const c10::Stream st = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/false);
+  stream_id_ = st.id();
+  active_ = true;
+}
+
+StageStream::Use::Use(const StageStream& s) {
+  if (!s.active_) return;
+  guard_ = std::make_shared<c10::StreamGuard>(c10::Stream(c10::Stream::UNSAFE, s.device_, s.stream_id_));
+}
+StageStream::Use::~Use() = default;
+
+void StageStream::synchronize() const {
+  if (!active_) return;
+  c10::impl::getDeviceGuardImpl(device_.type())->synchronizeStream(c10::Stream(c10::Stream::UNSAFE, device_, stream_id_));
+}
+
+torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device) {
+  return torch::empty(sizes, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(for_device.is_cuda()));
+}
+
+torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device) {
+  if (!device.is_cuda()) return host.to(device);
+  auto staged = host_buffer(host.sizes(), device).copy_(host);
+  return staged.to(device, /*non_blocking=*/true);  // the caching allocator keeps `staged` alive until the copy ran
 }
 
 ParamSpec random_weights_param() {

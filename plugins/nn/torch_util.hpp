@@ -46,6 +46,40 @@ class CudaAutocast {
   bool on_;
 };
 
+// A network stage's own CUDA stream, so that its kernels and copies overlap those of the other
+// network stage and the host work of other cases. Device-generic (c10's stream API), so it builds
+// against CPU-only LibTorch too; on CPU it does nothing.
+class StageStream {
+ public:
+  StageStream() = default;
+  explicit StageStream(torch::Device device);
+  bool active() const { return active_; }
+  // Makes the stream current on this thread for the guard's lifetime (no-op on CPU).
+  class Use {
+   public:
+    explicit Use(const StageStream& s);
+    ~Use();
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    std::shared_ptr<void> guard_;
+  };
+  // Waits for everything queued on the stream (results copied to the host are then valid).
+  void synchronize() const;
+
+ private:
+  bool active_ = false;
+  torch::Device device_{torch::kCPU};
+  std::int64_t stream_id_ = 0;
+};
+
+// Host -> device through a page-locked staging buffer with an asynchronous copy on the current
+// stream (CUDA); the tensor itself elsewhere.
+torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device);
+// A page-locked host tensor of the given shape (CUDA builds with a GPU), else an ordinary one.
+torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device);
+
 // What a network stage's open() does: thread count, device, precision, and its weights file,
 // either a TorchScript module (model == "torchscript") or a safetensors state dict that the stage
 // loads into its own network. Reads the params "weights", "model", "device" and "amp".

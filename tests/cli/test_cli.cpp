@@ -226,6 +226,8 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_GT(net_busy, 0.0);
   EXPECT_GT(b["network_only"]["seconds_per_case"].get<double>(), 0.0);
   EXPECT_GT(b["eager_baseline"]["seconds_per_case"].get<double>(), 0.0);
+  EXPECT_GT(b["network_busy_share"].get<double>(), 0.0);
+  EXPECT_LE(b["network_busy_share"].get<double>(), 1.0);
   EXPECT_THAT(b["eager_baseline"]["changes"].dump(), HasSubstr("fine.batch_size=1"));
   EXPECT_THAT(b["eager_baseline"]["changes"].dump(), HasSubstr("coarse.optimize=false"));
   EXPECT_GT(b["network_only_vs_eager_baseline"].get<double>(), 0.0);
