@@ -23,7 +23,7 @@ StageDescription gcsn_description() {
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       {"optimize", ParamType::kBool, ParamValue(true), false,
-       "inference rewrites that keep the results: BatchNorm folded into the convolutions, channels-last layout"},
+       "inference rewrites that keep the results: BatchNorm folded into the convolutions (and channels-last layout on CUDA)"},
       nn::random_weights_param(),
   };
   d.reads = {{"coarse_input"}, {"coarse_pad"}};
@@ -56,7 +56,9 @@ void GcsnStage::open(const StageContext& ctx) {
   impl_->optimized = params_.get_bool("optimize");
   if (impl_->optimized) {
     nn::fold_batchnorm(impl_->net);
-    nn::to_channels_last(*impl_->net);
+    // Channels-last only on GPUs: on this CPU (oneDNN, AVX2) it made ResUNet2D 27 % slower and
+    // the GCSN no faster (README, Benchmarks).
+    if (impl_->setup.device.is_cuda()) nn::to_channels_last(*impl_->net);
   }
   impl_->setup.state.clear();
 }
@@ -68,7 +70,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   const auto& setup = impl_->setup;
   nn::StageStream::Use on_stream(impl_->stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
-  if (impl_->optimized) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
+  if (impl_->optimized && setup.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
     nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());
