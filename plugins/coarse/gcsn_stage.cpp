@@ -59,6 +59,7 @@ void GcsnStage::open(const StageContext& ctx) {
     // Channels-last only on GPUs: on this CPU (oneDNN, AVX2) it made ResUNet2D 27 % slower and
     // the GCSN no faster (README, Benchmarks).
     if (impl_->setup.device.is_cuda()) nn::to_channels_last(*impl_->net);
+    if (!impl_->setup.device.is_cuda()) nn::split_depthwise_convolutions(impl_->net);
   }
   impl_->setup.state.clear();
 }

@@ -28,6 +28,32 @@ Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
   return Conv3d(Conv3dOptions(in, out, 1).bias(bias));
 }
 
+// conv3d(x, w, b, stride 1, padding = dilation, dilation, groups = C) for w [C,1,k,k,k], as a sum
+// over the k kernel planes of 2-D depthwise convolutions over all slices at once (see
+// split_depthwise_convolutions in the header).
+torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil) {
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4), k = w.size(2);
+  // [N*D, C, H, W] with channels-last strides: one copy of x.
+  auto xs = x.permute({0, 2, 3, 4, 1}).contiguous().view({N * D, H, W, C}).permute({0, 3, 1, 2});
+  torch::Tensor acc;  // [N, D, H, W, C]: the centre plane first (full range), then the others shifted
+  std::vector<int64_t> order = {k / 2};
+  for (int64_t kd = 0; kd < k; ++kd) {
+    if (kd != k / 2) order.push_back(kd);
+  }
+  for (int64_t kd : order) {
+    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), 1, dil, dil, C);
+    auto v = yk.permute({0, 2, 3, 1}).reshape({N, D, yk.size(2), yk.size(3), C});
+    if (!acc.defined()) {
+      acc = v;
+      continue;
+    }
+    const int64_t shift = (kd - k / 2) * dil;  // output slice d reads input slice d + shift
+    const int64_t lo = std::max<int64_t>(0, -shift), hi = std::min<int64_t>(D, D - shift);
+    if (hi > lo) acc.narrow(1, lo, hi - lo).add_(v.narrow(1, lo + shift, hi - lo));
+  }
+  return acc.permute({0, 4, 1, 2, 3}).contiguous();
+}
+
 // A BatchNorm that fold_batchnorm() has merged into its convolution is an empty holder: identity.
 template <class BN>
 torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
@@ -58,7 +84,7 @@ void fold(Conv& conv, BN& bn) {
 
 SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
                                      bool act)
-    : activations(act) {
+    : activations(act), stride(stride), dilation(dilation) {
   depthwise = register_module("depthwise", Conv3d(Conv3dOptions(in, in, 3).stride(stride).padding(dilation)
                                                       .dilation(dilation).groups(in).bias(false)));
   depthwise_bn = register_module("depthwise_bn", BatchNorm3d(BatchNorm3dOptions(in)));
@@ -67,7 +93,8 @@ SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_
 }
 
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
-  auto y = bn_(depthwise_bn, depthwise(x));
+  auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation)
+                                             : depthwise(x));
   if (activations) y = torch::relu(y);
   y = bn_(pointwise_bn, pointwise(y));
   if (activations) y = torch::relu(y);
@@ -355,6 +382,23 @@ void fold_batchnorm(ResUNet2d& net) {
       for (int i = 0; i < 3; ++i) fold(b->conv[i], b->bn[i]);
     }
   }
+}
+
+int split_depthwise_convolutions(Gcsn& net) {
+  auto& L = *net->layers;
+  auto& xf = *L.xf;
+  std::vector<SeparableConv*> all = {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b};
+  for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    for (auto& m : (*b)->main) all.push_back(&m);
+  }
+  int n = 0;
+  for (auto* s : all) {
+    auto& m = **s;
+    const bool unit_stride = std::all_of(m.stride.begin(), m.stride.end(), [](int64_t v) { return v == 1; });
+    m.split_depthwise = unit_stride;  // the strided ones are fast as they are
+    n += unit_stride;
+  }
+  return n;
 }
 
 void to_channels_last(torch::nn::Module& net) {
