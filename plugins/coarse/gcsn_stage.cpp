@@ -22,8 +22,7 @@ StageDescription gcsn_description() {
        {"gcsn", "deeplab", "torchscript"}},
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
-      {"optimize", ParamType::kBool, ParamValue(true), false,
-       "inference rewrites that keep the results: BatchNorm folded into the convolutions (and channels-last layout on CUDA)"},
+      nn::optimize_param(),
       nn::random_weights_param(),
   };
   d.reads = {{"coarse_input"}, {"coarse_pad"}};
@@ -50,17 +49,11 @@ void GcsnStage::open(const StageContext& ctx) {
   if (impl_->setup.script) return;
   const std::string model = params_.get_string("model");
   const auto& state = impl_->setup.state;
-  impl_->net = nn::Gcsn(model == "gcsn", 20, impl_->setup.random ? 1.0 : nn::gcsn_width_of(state));  // demo models are narrower
+  impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(state));  // demo models are narrower; no state (random_weights): full size
   if (!impl_->setup.random) nn::load_state(*impl_->net, state, impl_->setup.weights, model == "deeplab");
   nn::place(*impl_->net, impl_->setup);
   impl_->optimized = params_.get_bool("optimize");
-  if (impl_->optimized) {
-    nn::fold_batchnorm(impl_->net);
-    // Channels-last only on GPUs: on this CPU (oneDNN, AVX2) it made ResUNet2D 27 % slower and
-    // the GCSN no faster (README, Benchmarks).
-    if (impl_->setup.device.is_cuda()) nn::to_channels_last(*impl_->net);
-    if (!impl_->setup.device.is_cuda()) nn::split_depthwise_convolutions(impl_->net);
-  }
+  if (impl_->optimized) nn::optimize_for_inference(impl_->net, impl_->setup.device.is_cuda());
   impl_->setup.state.clear();
 }
 
@@ -71,7 +64,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   const auto& setup = impl_->setup;
   nn::StageStream::Use on_stream(impl_->stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
-  if (impl_->optimized && setup.device.is_cuda()) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
+  if (impl_->optimized && nn::uses_channels_last(setup.device.is_cuda())) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
     nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());

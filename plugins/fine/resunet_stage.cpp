@@ -22,8 +22,7 @@ StageDescription resunet_description() {
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
       {"batch_size", ParamType::kInt, ParamValue(std::int64_t{4}), false, "slices per forward pass", {}, 1.0, 256.0},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
-      {"optimize", ParamType::kBool, ParamValue(true), false,
-       "inference rewrites that keep the results: BatchNorm folded into the convolutions (and channels-last layout on CUDA)"},
+      nn::optimize_param(),
       nn::random_weights_param(),
   };
   d.reads = {{"fine_mr"}, {"coarse_logits"}};
@@ -49,16 +48,11 @@ void ResUNetStage::open(const StageContext& ctx) {
   impl_->stream = nn::StageStream(impl_->setup.device);
   if (impl_->setup.script) return;
   const auto& state = impl_->setup.state;
-  impl_->net = nn::ResUNet2d(21, 20, impl_->setup.random ? 32 : nn::resunet_fmaps_of(state));  // demo models are narrower
+  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower; no state (random_weights): full size
   if (!impl_->setup.random) nn::load_state(*impl_->net, state, impl_->setup.weights);
   nn::place(*impl_->net, impl_->setup);
   impl_->optimized = params_.get_bool("optimize");
-  if (impl_->optimized) {
-    nn::fold_batchnorm(impl_->net);
-    // Channels-last only on GPUs: on this CPU (oneDNN, AVX2) it made ResUNet2D 27 % slower and
-    // the GCSN no faster (README, Benchmarks).
-    if (impl_->setup.device.is_cuda()) nn::to_channels_last(*impl_->net);
-  }
+  if (impl_->optimized) nn::optimize_for_inference(impl_->net, impl_->setup.device.is_cuda());
   if (impl_->setup.amp && !impl_->setup.device.is_cuda()) {
     for (auto& u : impl_->net->upsample_) u->to(torch::kFloat32);  // see ResUNet2dImpl::forward
   }
@@ -87,7 +81,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     const std::int64_t n = std::min(bs, D - j);
     auto img = nn::to_device_async(mr.narrow(0, j, n).unsqueeze(1).contiguous(), setup.device);
     auto un = nn::to_device_async(unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous(), setup.device);
-    if (impl_->optimized && cuda) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (impl_->optimized && nn::uses_channels_last(cuda)) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
       logits = setup.script->forward({img, un}).toTensor();

@@ -267,10 +267,10 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
   if (any_conf) {
     std::ostringstream cm;
     cm << "truth\\predicted";
-    for (int p = 0; p < kNumClasses; ++p) cm << "," << (p ? structure_name(p) : std::string("background"));
+    for (int p = 0; p < kNumClasses; ++p) cm << "," << structure_name(p);
     cm << "\n";
     for (int g = 0; g < kNumClasses; ++g) {
-      cm << (g ? structure_name(g) : std::string("background"));
+      cm << structure_name(g);
       for (int p = 0; p < kNumClasses; ++p) cm << "," << conf[g * kNumClasses + p];
       cm << "\n";
     }

@@ -401,6 +401,17 @@ int split_depthwise_convolutions(Gcsn& net) {
   return n;
 }
 
+void optimize_for_inference(Gcsn& net, bool cuda) {
+  fold_batchnorm(net);
+  if (uses_channels_last(cuda)) to_channels_last(*net);
+  if (!cuda) split_depthwise_convolutions(net);
+}
+
+void optimize_for_inference(ResUNet2d& net, bool cuda) {
+  fold_batchnorm(net);
+  if (uses_channels_last(cuda)) to_channels_last(*net);
+}
+
 void to_channels_last(torch::nn::Module& net) {
   torch::NoGradGuard ng;
   for (auto& p : net.parameters(true)) {

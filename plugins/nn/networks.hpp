@@ -93,6 +93,14 @@ void to_channels_last(torch::nn::Module& net);
 // per layer. For CPU inference; returns how many convolutions it switched.
 int split_depthwise_convolutions(Gcsn& net);
 
+// What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
+// folding everywhere; on CPU the depthwise split (GCSN); on CUDA channels-last (on this CPU it
+// made ResUNet2D 27 % slower and the GCSN no faster, README Benchmarks). Feed channels-last
+// inputs when uses_channels_last(device).
+void optimize_for_inference(Gcsn& net, bool cuda);
+void optimize_for_inference(ResUNet2d& net, bool cuda);
+inline bool uses_channels_last(bool cuda) { return cuda; }
+
 // The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D one.
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);

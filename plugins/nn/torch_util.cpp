@@ -131,6 +131,12 @@ ParamSpec random_weights_param() {
           "(meaningless segmentation; spineparse bench uses it when the weights file is missing)"};
 }
 
+ParamSpec optimize_param() {
+  return {"optimize", ParamType::kBool, ParamValue(true), false,
+          "inference rewrites that keep the results: BatchNorm folded into the convolutions; on CPU the GCSN's "
+          "depthwise convolutions as 2-D planes; on CUDA channels-last layout"};
+}
+
 void place(torch::nn::Module& net, const NetworkSetup& setup) {
   net.eval();
   net.to(setup.device);

@@ -93,8 +93,9 @@ struct NetworkSetup {
   // network's seeded default initialisation. The segmentation is meaningless, the timing is not.
   bool random = false;
 };
-// The parameter that asks for it, for the network stages' descriptions.
+// The parameters of the network stages' descriptions that every network stage shares.
 ParamSpec random_weights_param();
+ParamSpec optimize_param();  // see optimize_for_inference (networks.hpp)
 NetworkSetup setup_network(const Params& params, const StageContext& ctx);
 
 // Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).

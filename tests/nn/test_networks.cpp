@@ -23,6 +23,14 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std
   EXPECT_LE(diff, 1e-3 * scale) << what << ": max |diff| " << diff << ", max |ref| " << scale;
 }
 
+// The reference GCSN (weights of the original) in eval mode.
+Gcsn reference_gcsn(const std::map<std::string, torch::Tensor>& w) {
+  Gcsn net(true);
+  load_state(*net, w, "gcsn_weights.safetensors");
+  net->eval();
+  return net;
+}
+
 #define REQUIRE_REFERENCE()                                                   \
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference"
 }  // namespace
@@ -58,9 +66,7 @@ TEST(Networks, GcsnMatchesTheOriginal) {
   torch::NoGradGuard ng;
   auto w = load_safetensors(ref("gcsn_weights.safetensors"));
   auto io = load_safetensors(ref("gcsn_io.safetensors"));
-  Gcsn net(true);
-  load_state(*net, w.tensors, "gcsn_weights.safetensors");
-  net->eval();
+  Gcsn net = reference_gcsn(w.tensors);
   auto out = net->forward(io.tensors.at("input"));
   expect_close(out.logits, io.tensors.at("logits"), "GCSN logits");
   expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "GCSN deep supervision");
@@ -91,9 +97,7 @@ TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
   torch::NoGradGuard ng;
   auto w = load_safetensors(ref("gcsn_weights.safetensors"));
   auto io = load_safetensors(ref("gcsn_io.safetensors"));
-  Gcsn net(true);
-  load_state(*net, w.tensors, "gcsn_weights.safetensors");
-  net->eval();
+  Gcsn net = reference_gcsn(w.tensors);
   fold_batchnorm(net);
   to_channels_last(*net);
   EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"), w.tensors.at("xception_features.conv1.weight")));
