@@ -1,8 +1,5 @@
 #include "scores.hpp"
 
-#include <itkImage.h>
-#include <itkSignedMaurerDistanceMapImageFilter.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -29,71 +26,112 @@ struct Box {
   }
 };
 
-// Surface voxels of `label` inside box b (box coordinates), 18-neighbourhood, outside the array = background.
+// Surface voxels of `label` inside box b (box coordinates): label voxels with a non-label voxel in
+// their 18-neighbourhood, outside the array counting as background (medpy: the label XOR its
+// binary erosion with connectivity 2, border value 0). The box holds every voxel of the label in
+// both maps, so a neighbour outside it is never the label: a zero-padded copy of the box needs no
+// bounds checks.
 std::vector<unsigned char> surface(const std::uint8_t* v, const std::int64_t dims[3], const Box& b, int label) {
   const std::int64_t n0 = b.hi[0] - b.lo[0] + 1, n1 = b.hi[1] - b.lo[1] + 1, n2 = b.hi[2] - b.lo[2] + 1;
+  const std::int64_t p1 = n1 + 2, p2 = n2 + 2;
+  std::vector<unsigned char> m((n0 + 2) * p1 * p2, 0);
+  for (std::int64_t i = 0; i < n0; ++i)
+    for (std::int64_t j = 0; j < n1; ++j) {
+      const std::uint8_t* row = v + ((b.lo[0] + i) * dims[1] + b.lo[1] + j) * dims[2] + b.lo[2];
+      unsigned char* out = &m[((i + 1) * p1 + j + 1) * p2 + 1];
+      for (std::int64_t k = 0; k < n2; ++k) out[k] = row[k] == label;
+    }
+  std::int64_t offsets[18];
+  int n = 0;
+  for (int a = -1; a <= 1; ++a)
+    for (int c = -1; c <= 1; ++c)
+      for (int e = -1; e <= 1; ++e) {
+        const int l1 = std::abs(a) + std::abs(c) + std::abs(e);
+        if (l1 == 0 || l1 == 3) continue;  // the 18-neighbourhood
+        offsets[n++] = (a * p1 + c) * p2 + e;
+      }
   std::vector<unsigned char> s(n0 * n1 * n2, 0);
-  auto at = [&](std::int64_t d, std::int64_t h, std::int64_t w) -> bool {
-    if (d < 0 || h < 0 || w < 0 || d >= dims[0] || h >= dims[1] || w >= dims[2]) return false;
-    return v[(d * dims[1] + h) * dims[2] + w] == label;
-  };
   for (std::int64_t i = 0; i < n0; ++i)
     for (std::int64_t j = 0; j < n1; ++j)
       for (std::int64_t k = 0; k < n2; ++k) {
-        const std::int64_t d = b.lo[0] + i, h = b.lo[1] + j, w = b.lo[2] + k;
-        if (!at(d, h, w)) continue;
+        const std::int64_t q = ((i + 1) * p1 + j + 1) * p2 + k + 1;
+        if (!m[q]) continue;
         bool border = false;
-        for (int a = -1; a <= 1 && !border; ++a)
-          for (int c = -1; c <= 1 && !border; ++c)
-            for (int e = -1; e <= 1 && !border; ++e) {
-              if (std::abs(a) + std::abs(c) + std::abs(e) == 3 || (a == 0 && c == 0 && e == 0)) continue;  // 18-nbhd
-              if (!at(d + a, h + c, w + e)) border = true;
-            }
+        for (int o = 0; o < 18 && !border; ++o) border = !m[q + offsets[o]];
         s[(i * n1 + j) * n2 + k] = border;
       }
   return s;
 }
 
-// Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel.
-std::vector<double> directed(const std::vector<unsigned char>& from, const std::vector<unsigned char>& to,
-                             const std::int64_t n[3], const std::array<double, 3>& sp) {
-  using Image = itk::Image<unsigned char, 3>;
-  auto img = Image::New();
-  Image::RegionType region;
-  Image::SizeType size = {{static_cast<itk::SizeValueType>(n[2]), static_cast<itk::SizeValueType>(n[1]),
-                           static_cast<itk::SizeValueType>(n[0])}};
-  region.SetSize(size);
-  img->SetRegions(region);
-  img->Allocate();
-  Image::SpacingType spacing;
-  spacing[0] = sp[2];
-  spacing[1] = sp[1];
-  spacing[2] = sp[0];
-  img->SetSpacing(spacing);
-  std::copy(to.begin(), to.end(), img->GetBufferPointer());
-  using Filter = itk::SignedMaurerDistanceMapImageFilter<Image, itk::Image<float, 3>>;
-  auto f = Filter::New();
-  f->SetInput(img);
-  f->SetUseImageSpacing(true);
-  f->SetSquaredDistance(false);
-  f->SetInsideIsPositive(false);
-  f->SetBackgroundValue(0);
-  f->SetNumberOfWorkUnits(1);
-  f->Update();
-  const float* dist = f->GetOutput()->GetBufferPointer();
-  std::vector<double> out;
-  for (std::size_t i = 0; i < from.size(); ++i) {
-    if (from[i]) out.push_back(std::max(0.0f, dist[i]));  // on a `to` voxel: 0
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Exact squared Euclidean distance transform of one line in place (Felzenszwalb & Huttenlocher,
+// "Distance transforms of sampled functions"): f[p] = min_q ((p - q) * step)^2 + f[q].
+// v, z: scratch of n and n + 1 entries.
+void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z, double* out) {
+  std::int64_t k = -1;
+  for (std::int64_t q = 0; q < n; ++q) {
+    if (f[q] == kInf) continue;
+    const double xq = q * step;
+    double s = -kInf;
+    while (k >= 0) {
+      const double xr = v[k] * step;
+      s = ((f[q] + xq * xq) - (f[v[k]] + xr * xr)) / (2 * (xq - xr));
+      if (s <= z[k]) --k;
+      else break;
+    }
+    if (k < 0) s = -kInf;
+    v[++k] = q;
+    z[k] = s;
   }
-  return out;
+  if (k < 0) return;  // no site on this line: all infinite
+  z[k + 1] = kInf;
+  std::int64_t j = 0;
+  for (std::int64_t p = 0; p < n; ++p) {
+    const double xp = p * step;
+    while (z[j + 1] < xp) ++j;
+    const double d = xp - v[j] * step;
+    out[p] = d * d + f[v[j]];
+  }
+  std::copy(out, out + n, f);
 }
 
+// Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel: the exact
+// Euclidean distance transform of the `to` voxels with the voxel spacing (scipy's
+// distance_transform_edt, as medpy's assd uses), one separable pass per axis.
+std::vector<double> directed(const std::vector<unsigned char>& from, const std::vector<unsigned char>& to,
+                             const std::int64_t n[3], const std::array<double, 3>& sp) {
+  const std::int64_t N = n[0] * n[1] * n[2], longest = std::max({n[0], n[1], n[2]});
+  std::vector<double> g(N);
+  for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
+  std::vector<double> line(longest), out(longest), z(longest + 1);
+  std::vector<std::int64_t> v(longest);
+  // Axis 2 (W, contiguous), then 1 (H), then 0 (slices).
+  for (std::int64_t r = 0; r < n[0] * n[1]; ++r) edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
+  auto pass = [&](std::int64_t base, std::int64_t len, std::int64_t stride, double step) {
+    for (std::int64_t t = 0; t < len; ++t) line[t] = g[base + t * stride];
+    edt_line(line.data(), len, step, v.data(), z.data(), out.data());
+    for (std::int64_t t = 0; t < len; ++t) g[base + t * stride] = line[t];
+  };
+  for (std::int64_t i = 0; i < n[0]; ++i)
+    for (std::int64_t k = 0; k < n[2]; ++k) pass(i * n[1] * n[2] + k, n[1], n[2], sp[1]);
+  if (n[0] > 1)
+    for (std::int64_t jk = 0; jk < n[1] * n[2]; ++jk) pass(jk, n[0], n[1] * n[2], sp[0]);
+  std::vector<double> d;
+  for (std::int64_t i = 0; i < N; ++i)
+    if (from[i]) d.push_back(std::sqrt(g[i]));
+  return d;
+}
+
+// numpy's percentile(v, 95) with linear interpolation.
 double percentile95(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
   const double pos = 0.95 * (v.size() - 1);
   const std::size_t i = static_cast<std::size_t>(pos);
   const double f = pos - i;
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  if (i + 1 >= v.size()) return v[i];
+  const double next = *std::min_element(v.begin() + i + 1, v.end());
+  return v[i] * (1 - f) + next * f;
 }
 
 double mean(const std::vector<double>& v) {

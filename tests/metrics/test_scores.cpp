@@ -169,3 +169,66 @@ TEST(Scores, ConfusionCountsTrueRowsAgainstPredictedColumns) {
   EXPECT_THAT(text, ::testing::StartsWith("truth\\predicted,background,S,L5,"));
   EXPECT_THAT(text, ::testing::HasSubstr("\nL4/L5,0,0,0,0,0,0,0,0,0,0,0,0,16,24,0,0,0,0,0,0\n"));
 }
+
+// ASSD and HD95 against a brute-force search over every pair of surface voxels, on random blobs
+// with anisotropic spacing (medpy: 18-neighbourhood surfaces, exact Euclidean distances).
+TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
+  const std::array<double, 3> sp = {3.7, 0.45, 0.6};
+  const std::int64_t D = 7, H = 23, W = 31;
+  std::uint64_t r = 12345;
+  auto rnd = [&] { r = r * 6364136223846793005ULL + 1442695040888963407ULL; return (r >> 33) / double(1ULL << 31); };
+  for (int trial = 0; trial < 4; ++trial) {
+    auto g = vol(D, H, W), p = vol(D, H, W);
+    for (auto* a : {g.get(), p.get()}) {  // a few overlapping boxes each, touching the array's edges too
+      for (int b = 0; b < 3; ++b) {
+        const std::int64_t d0 = static_cast<std::int64_t>(rnd() * D), h0 = static_cast<std::int64_t>(rnd() * H),
+                           w0 = static_cast<std::int64_t>(rnd() * W);
+        box(*a, 8, d0, std::min(D, d0 + 1 + static_cast<std::int64_t>(rnd() * 4)), h0,
+            std::min(H, h0 + 2 + static_cast<std::int64_t>(rnd() * 10)), w0, std::min(W, w0 + 2 + static_cast<std::int64_t>(rnd() * 12)));
+      }
+    }
+    auto surf = [&](const NdArray& a) {
+      std::vector<std::array<std::int64_t, 3>> s;
+      auto in = [&](std::int64_t d, std::int64_t h, std::int64_t w) {
+        return d >= 0 && h >= 0 && w >= 0 && d < D && h < H && w < W && a.data<std::uint8_t>()[(d * H + h) * W + w] == 8;
+      };
+      for (std::int64_t d = 0; d < D; ++d)
+        for (std::int64_t h = 0; h < H; ++h)
+          for (std::int64_t w = 0; w < W; ++w) {
+            if (!in(d, h, w)) continue;
+            bool border = false;
+            for (int x = -1; x <= 1; ++x)
+              for (int y = -1; y <= 1; ++y)
+                for (int z = -1; z <= 1; ++z)
+                  if (std::abs(x) + std::abs(y) + std::abs(z) <= 2 && !in(d + x, h + y, w + z)) border = true;
+            if (border) s.push_back({d, h, w});
+          }
+      return s;
+    };
+    auto directed = [&](const auto& from, const auto& to) {
+      std::vector<double> out;
+      for (const auto& a : from) {
+        double best = 1e300;
+        for (const auto& b : to) {
+          double s = 0;
+          for (int i = 0; i < 3; ++i) s += std::pow((a[i] - b[i]) * sp[i], 2);
+          best = std::min(best, s);
+        }
+        out.push_back(std::sqrt(best));
+      }
+      return out;
+    };
+    const auto sg = surf(*g), spd = surf(*p);
+    const auto a = directed(spd, sg), c = directed(sg, spd);
+    auto mean = [](const std::vector<double>& v) { double s = 0; for (double x : v) s += x; return s / v.size(); };
+    auto p95 = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      const double pos = 0.95 * (v.size() - 1);
+      const std::size_t i = static_cast<std::size_t>(pos);
+      return i + 1 < v.size() ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[i];
+    };
+    const auto s = score_case(*p, *g, sp);
+    EXPECT_NEAR(of(s, 8).assd_mm, (mean(a) + mean(c)) / 2, 1e-9) << "trial " << trial;
+    EXPECT_NEAR(of(s, 8).hd95_mm, std::max(p95(a), p95(c)), 1e-9) << "trial " << trial;
+  }
+}
