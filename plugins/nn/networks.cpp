@@ -95,9 +95,9 @@ SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
   auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation)
                                              : depthwise(x));
-  if (activations) y = torch::relu(y);
+  if (activations) y.relu_();  // fresh results: in place
   y = bn_(pointwise_bn, pointwise(y));
-  if (activations) y = torch::relu(y);
+  if (activations) y.relu_();
   return y;
 }
 
@@ -139,7 +139,7 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[1](torch::relu(y));
   if (id == 2) low = y;  // L4: before any activation
   y = main[2](torch::relu(y));
-  return {y + bn_(skipbn, skip(r)), low};
+  return {y.add_(bn_(skipbn, skip(r))), low};
 }
 
 torch::Tensor spine_adjacency() {
@@ -308,10 +308,11 @@ ExtResBlockImpl::ExtResBlockImpl(int64_t in, int64_t out) {
 }
 
 torch::Tensor ExtResBlockImpl::forward(const torch::Tensor& x) {
-  auto a = torch::relu(bn_(bn[0], conv[0](x)));
-  auto b = torch::relu(bn_(bn[1], conv[1](a)));
-  auto c = bn_(bn[2], conv[2](b));
-  return torch::relu(c + a);  // the residual is taken after the first conv's ReLU
+  // In place where a fresh result is overwritten (autograd checks that nothing it saved changes):
+  // on 256x512 activations every extra elementwise pass is a full trip through memory.
+  auto a = bn_(bn[0], conv[0](x)).relu_();
+  auto b = bn_(bn[1], conv[1](a)).relu_();
+  return bn_(bn[2], conv[2](b)).add_(a).relu_();  // the residual is taken after the first conv's ReLU
 }
 
 ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t f) {
@@ -348,7 +349,7 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     // Transposed convolutions may be kept in float32 while the rest runs in bfloat16 (LibTorch's
     // CPU kernels have no bfloat16 transposed convolution without AVX-512).
     const auto wt = upsample_[k]->weight.scalar_type();
-    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type())) + feats[3 - k];
+    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type())).add_(feats[3 - k]);
     x = decoders_[k](x);
   }
   return final_conv(x);
