@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "allocator.hpp"
 #include "commands.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
@@ -145,6 +146,7 @@ void run_bench(const BenchArgs& a) {
   ro.input_dir = input;
   ro.threads = a.threads;
   ro.progress = "auto";
+  ro.after_case = release_after_case();
   if (a.warmup > 0) {
     ro.output_dir = (fs::path(a.output) / "warmup").string();
     ro.filter_seeds = [&](std::vector<CaseSeed> s) {

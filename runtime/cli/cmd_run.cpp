@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <memory>
 
+#include "allocator.hpp"
 #include "commands.hpp"
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,7 @@ void add_run(CLI::App& app) {
   sub->add_option("--progress", opts->progress, "auto, plain or none")
       ->check(CLI::IsMember({"auto", "plain", "none"}));
   sub->callback([a, opts] {
+    opts->after_case = release_after_case();
     Registry registry;
     auto graph = load(*a, registry);
     if (!graph) return set_exit_code(2);

@@ -262,6 +262,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
             std::lock_guard<std::mutex> lk(spans_mu);
             in_flight_log.emplace_back(since(t0), now);
           }
+          rec.reset();
+          if (options.after_case) options.after_case();  // this record is released when the body returns
           limiter.decrementer().try_put(tbb::flow::continue_msg());
           return {};
         });

@@ -1,6 +1,7 @@
 // The executor: failure isolation, the in-flight cap, fan-out, resume, run.json.
 #include <gmock/gmock.h>
 
+#include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -102,6 +103,19 @@ TEST_F(Executor, FanOutDeliversEveryCaseToEveryBranchOnce) {
   int spans_a = 0;
   for (const auto& s : r.spans) spans_a += s.node == "a";
   EXPECT_EQ(spans_a, 5);
+}
+
+TEST_F(Executor, AfterCaseRunsOncePerFinishedCaseFailedOrNot) {
+  RunOptions o;
+  std::atomic<int> calls{0};
+  o.after_case = [&] { ++calls; };
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 5}},
+    {"id": "a", "stage": "test.delay", "params": {"ms": 1}},
+    {"id": "b", "stage": "test.fail", "params": {"ids": ["Case2"]}}],
+    "edges": [["src", "a"], ["src", "b"]]})", o);
+  EXPECT_EQ(r.ok + r.failed, 5);
+  EXPECT_EQ(calls.load(), 5);  // once per case, not once per branch
 }
 
 TEST_F(Executor, OpenFailureStopsTheRunWithTheNodeNamed) {

@@ -31,6 +31,9 @@ struct RunOptions {
   double progress_interval_s = 10.0;
   // Seeds to run instead of asking the source (benchmarks).
   std::function<std::vector<CaseSeed>(std::vector<CaseSeed>)> filter_seeds;
+  // Called once per finished case, after its record is released (the CLI returns freed memory
+  // to the system here, so that peak memory does not creep up over a long cohort).
+  std::function<void()> after_case;
 };
 
 // One span of work: a case in a stage, for the reports and the Chrome trace.
