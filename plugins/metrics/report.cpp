@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "overlay.hpp"
 #include "spineparse/files.hpp"
@@ -18,6 +19,8 @@ StageDescription report_description() {
   d.params = {
       {"folder", ParamType::kString, ParamValue(std::string("qc")), false, "sub-folder of the output for the overlays"},
       {"max_size", ParamType::kInt, ParamValue(std::int64_t{320}), false, "pixels per panel side", {}, 32.0, 2048.0},
+      {"embed_mb", ParamType::kFloat, ParamValue(8.0), false,
+       "inline the overlays in report.html while they total at most this many MB; link them beyond", {}, 0.0, 1024.0},
   };
   d.reads = {{"image"}, {"labels"}};
   return d;
@@ -32,7 +35,7 @@ CasePtr Report::process(const CasePtr& in) {
 }
 
 void Report::after_run(const std::string& run_json_path, const StageContext&) {
-  const std::string p = write_report_html(run_json_path);
+  const std::string p = write_report_html(run_json_path, static_cast<std::int64_t>(params_.get_float("embed_mb") * (1 << 20)));
   std::fprintf(stderr, "report: %s\n", p.c_str());
 }
 
@@ -150,17 +153,28 @@ document.getElementById('graph').textContent = JSON.stringify(RUN.graph, null, 2
 
 }  // namespace
 
-std::string write_report_html(const std::string& run_json_path) {
+std::string write_report_html(const std::string& run_json_path, std::int64_t embed_bytes) {
   const json run = json::parse(read_file(run_json_path));
   const fs::path dir = fs::path(run_json_path).parent_path();
   json summary = nullptr;
   if (fs::exists(dir / "metrics" / "summary.json")) summary = json::parse(read_file((dir / "metrics" / "summary.json").string()));
-  json overlays = json::object();
+  std::vector<std::pair<std::string, fs::path>> pictures;  // (case id, overlay)
+  std::int64_t total = 0;
   for (const auto& c : run["cases"]) {
     if (c.contains("attrs") && c["attrs"].contains("overlay")) {
-      const std::string p = c["attrs"]["overlay"].get<std::string>();
-      if (fs::exists(p)) overlays[c["id"].get<std::string>()] = "data:image/png;base64," + base64(read_file(p));
+      const fs::path p = c["attrs"]["overlay"].get<std::string>();
+      std::error_code ec;
+      const auto size = fs::file_size(p, ec);
+      if (ec) continue;
+      pictures.emplace_back(c["id"].get<std::string>(), p);
+      total += static_cast<std::int64_t>(size);
     }
+  }
+  const bool embed = total <= embed_bytes;
+  json overlays = json::object();
+  for (const auto& [id, p] : pictures) {
+    overlays[id] = embed ? "data:image/png;base64," + base64(read_file(p.string()))
+                         : fs::proximate(p, dir).generic_string();
   }
   json colours = json::array();
   for (int l = 0; l < kNumClasses; ++l) {

@@ -5,8 +5,10 @@
 //          cohort summary (per-structure Dice mean +- std as a table and a chart, from
 //          metrics/summary.json when the graph evaluates), one row per case (Dice, failure and
 //          its reason, seconds per stage, overlay thumbnail), the graph and plugin versions. It
-//          opens offline: data, pictures and script are inline.
-// Params:  folder, max_size (pixels per panel side). Concurrency: parallel.
+//          opens offline: data and script are inline, and so are the pictures while they total
+//          at most embed_mb; a larger cohort's page links them (<folder>/<case>.png beside it),
+//          so that neither the page nor the memory to build it grows with the cohort.
+// Params:  folder, max_size (pixels per panel side), embed_mb. Concurrency: parallel.
 //
 //   {"id": "report", "stage": "metrics.report"}
 #pragma once
@@ -18,8 +20,9 @@ namespace spineparse::metrics {
 StageDescription report_description();
 
 // Builds report.html next to run.json from run.json, metrics/summary.json (if any) and the
-// overlays that run.json's cases name. Returns the report's path.
-std::string write_report_html(const std::string& run_json_path);
+// overlays that run.json's cases name: inline when they total at most embed_bytes, else linked
+// by their path relative to the report. Returns the report's path.
+std::string write_report_html(const std::string& run_json_path, std::int64_t embed_bytes = 8 << 20);
 
 class Report : public Stage {
  public:

@@ -126,6 +126,7 @@ TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
 #include <itkRGBPixel.h>
 
 #include "overlay.hpp"
+#include "report.hpp"
 
 TEST(Overlay, WritesAPngWithTheLabelColours) {
   spineparse::testing::TempDir d;
@@ -147,6 +148,29 @@ TEST(Overlay, WritesAPngWithTheLabelColours) {
   const auto c = label_colour(12);
   EXPECT_GT(px[0] + 1, static_cast<int>(0.55 * c[0]));
   EXPECT_GT(px[2] + 1, static_cast<int>(0.55 * c[2]));
+}
+
+// report.html inlines the overlays of a small run and links those of a large one, so that the
+// page (and the memory to build it) does not grow with the cohort.
+TEST(Report, InlinesSmallRunsAndLinksTheOverlaysOfLargeOnes) {
+  spineparse::testing::TempDir d;
+  auto img = NdArray::make<float>({2, 30, 40});
+  auto lab = vol(2, 30, 40);
+  box(*lab, 3, 0, 2, 5, 20, 5, 30);
+  nlohmann::json run = {{"cases", nlohmann::json::array()}};
+  for (const char* id : {"Case1", "Case2"}) {
+    const std::string png = (d / ("qc/" + std::string(id) + ".png")).string();
+    write_overlay_png(png, *img, *lab, 64);
+    run["cases"].push_back({{"id", id}, {"status", "ok"}, {"attrs", {{"overlay", png}}}});
+  }
+  spineparse::write_file_atomic((d / "run.json").string(), run.dump());
+  std::string page = spineparse::read_file(write_report_html((d / "run.json").string(), 1 << 20));
+  EXPECT_NE(page.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_EQ(page.find("\"qc/Case1.png\""), std::string::npos);
+  page = spineparse::read_file(write_report_html((d / "run.json").string(), 100));  // smaller than two PNGs
+  EXPECT_EQ(page.find("data:image/png;base64,"), std::string::npos);
+  EXPECT_NE(page.find("\"qc/Case1.png\""), std::string::npos);
+  EXPECT_NE(page.find("\"qc/Case2.png\""), std::string::npos);
 }
 
 TEST(Scores, ConfusionCountsTrueRowsAgainstPredictedColumns) {
