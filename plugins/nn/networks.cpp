@@ -31,7 +31,8 @@ Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
 // conv3d(x, w, b, stride 1, padding = dilation, dilation, groups = C) for w [C,1,k,k,k], as a sum
 // over the k kernel planes of 2-D depthwise convolutions over all slices at once (see
 // split_depthwise_convolutions in the header).
-torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil) {
+torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil,
+                                  int64_t stride_hw) {
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4), k = w.size(2);
   // [N*D, C, H, W] with channels-last strides: one copy of x.
   auto xs = x.permute({0, 2, 3, 4, 1}).contiguous().view({N * D, H, W, C}).permute({0, 3, 1, 2});
@@ -41,7 +42,7 @@ torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w
     if (kd != k / 2) order.push_back(kd);
   }
   for (int64_t kd : order) {
-    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), 1, dil, dil, C);
+    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), stride_hw, dil, dil, C);
     auto v = yk.permute({0, 2, 3, 1}).reshape({N, D, yk.size(2), yk.size(3), C});
     if (!acc.defined()) {
       acc = v;
@@ -51,7 +52,21 @@ torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w
     const int64_t lo = std::max<int64_t>(0, -shift), hi = std::min<int64_t>(D, D - shift);
     if (hi > lo) acc.narrow(1, lo, hi - lo).add_(v.narrow(1, lo + shift, hi - lo));
   }
-  return acc.permute({0, 4, 1, 2, 3}).contiguous();
+  return acc.permute({0, 4, 1, 2, 3});  // channels-last-3d memory: the next pointwise convolution reads it as is
+}
+
+// A 1x1x1 convolution (stride 1) of x in channels-last-3d memory as one matrix product over the
+// voxels: the input is read and the output written in place, where conv3d would copy both to and
+// from its own layout (those transposing copies were 40 % of the GCSN's time on CPU).
+// With an in-plane stride the strided voxels are gathered first (a quarter of the input for 2).
+torch::Tensor pointwise_channels_last(const torch::nn::Conv3d& conv, torch::Tensor x) {
+  const auto& st = conv->options.stride();
+  if (st->at(1) != 1 || st->at(2) != 1) x = x.slice(3, 0, x.size(3), st->at(1)).slice(4, 0, x.size(4), st->at(2));
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
+  auto xm = x.permute({0, 2, 3, 4, 1}).reshape({N * D * H * W, C});  // a view when x is channels-last
+  auto w = conv->weight.view({conv->weight.size(0), C}).t();
+  auto y = conv->bias.defined() ? torch::addmm(conv->bias, xm, w) : torch::mm(xm, w);
+  return y.view({N, D, H, W, y.size(1)}).permute({0, 4, 1, 2, 3});
 }
 
 // A BatchNorm that fold_batchnorm() has merged into its convolution is an empty holder: identity.
@@ -93,10 +108,12 @@ SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_
 }
 
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
-  auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation)
+  auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
                                              : depthwise(x));
   if (activations) y.relu_();  // fresh results: in place
-  y = bn_(pointwise_bn, pointwise(y));
+  y = split_depthwise && pointwise_bn.is_empty() && y.is_contiguous(c10::MemoryFormat::ChannelsLast3d)
+          ? pointwise_channels_last(pointwise, y)
+          : bn_(pointwise_bn, pointwise(y));
   if (activations) y.relu_();
   return y;
 }
@@ -139,7 +156,9 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[1](torch::relu(y));
   if (id == 2) low = y;  // L4: before any activation
   y = main[2](torch::relu(y));
-  return {y.add_(bn_(skipbn, skip(r))), low};
+  // Split (CPU) blocks keep channels-last memory: the skip's 1x1x1 convolution as a matrix product too.
+  const bool cl = main[0]->split_depthwise && skipbn.is_empty() && r.is_contiguous(c10::MemoryFormat::ChannelsLast3d);
+  return {y.add_(cl ? pointwise_channels_last(skip, r) : bn_(skipbn, skip(r))), low};
 }
 
 torch::Tensor spine_adjacency() {
@@ -395,9 +414,9 @@ int split_depthwise_convolutions(Gcsn& net) {
   int n = 0;
   for (auto* s : all) {
     auto& m = **s;
-    const bool unit_stride = std::all_of(m.stride.begin(), m.stride.end(), [](int64_t v) { return v == 1; });
-    m.split_depthwise = unit_stride;  // the strided ones are fast as they are
-    n += unit_stride;
+    const bool planar = m.stride[0] == 1 && m.stride[1] == m.stride[2];  // in-plane stride only
+    m.split_depthwise = planar;
+    n += planar;
   }
   return n;
 }
