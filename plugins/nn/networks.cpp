@@ -75,6 +75,24 @@ torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
   return bn.is_empty() ? x : bn(x);
 }
 
+// A 1x1x1 convolution (and its BatchNorm) that keeps channels-last-3d memory when `cl` (the GCSN
+// with its convolutions split for the CPU) and the input has it; otherwise the plain module.
+template <class BN>
+torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, BN& bn, const torch::Tensor& x) {
+  if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  return bn_(bn, conv(x));
+}
+torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, const torch::Tensor& x) {
+  if (cl && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  return conv(x);
+}
+// Concatenation along the channels; with `cl` the result is in channels-last-3d memory.
+torch::Tensor cat_channels(bool cl, std::vector<torch::Tensor> xs) {
+  if (!cl) return torch::cat(xs, 1);
+  for (auto& t : xs) t = t.permute({0, 2, 3, 4, 1});
+  return torch::cat(xs, 4).permute({0, 4, 1, 2, 3});
+}
+
 // Folds an eval-mode BatchNorm into the convolution before it (y = conv(x) * s + t with
 // s = gamma / sqrt(var + eps), t = beta - mean * s), computed in float64 and stored in the
 // convolution's dtype and device. The convolution gets a bias tensor (not a registered parameter:
@@ -284,22 +302,24 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
   y = xf.block20(y).first;
   y = xf.conv5(xf.conv4(xf.conv3(y)));  // the original's extra ReLUs after these are no-ops
 
-  auto a1 = torch::relu(bn_(L.aspp1_bn, L.aspp1_conv(y)));
+  // On CPU (split convolutions) the features stay in channels-last-3d memory from here on.
+  const bool cl = xf.conv3->split_depthwise;
+  auto a1 = conv1(cl, L.aspp1_conv, L.aspp1_bn, y).relu_();
   auto a2 = L.aspp2(y), a3 = L.aspp3(y), a4 = L.aspp4(y);
   auto pool = torch::relu(bn_(L.gap_bn, L.gap_conv(y.mean({2, 3, 4}, true))));
   pool = interp3(pool, {y.size(2), y.size(3), y.size(4)});
-  auto a = torch::relu(bn_(L.concat_bn, L.concat_conv(torch::cat({a1, a2, a3, a4, pool}, 1))));
+  auto a = conv1(cl, L.concat_conv, L.concat_bn, cat_channels(cl, {a1, a2, a3, a4, pool})).relu_();
 
-  auto p4 = torch::relu(bn_(L.proj4_bn, L.proj4_conv(l4)));
-  auto p2 = torch::relu(bn_(L.proj2_bn, L.proj2_conv(l2)));
-  auto d1 = torch::cat({interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4}, 1);
+  auto p4 = conv1(cl, L.proj4_conv, L.proj4_bn, l4).relu_();
+  auto p2 = conv1(cl, L.proj2_conv, L.proj2_bn, l2).relu_();
+  auto d1 = cat_channels(cl, {interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4});
   auto yy = L.dec1b(L.dec1a(d1));
 
   GcsnOutput out;
   if (with_graph) {
     // Region pooling -> GCN -> region unpooling (spec 3.3), batched over N.
     const int64_t N = yy.size(0), C = yy.size(1);
-    auto X = yy.flatten(2).transpose(1, 2);  // [N,V,C], voxels row-major over (d,h,w)
+    auto X = yy.permute({0, 2, 3, 4, 1}).reshape({N, -1, C});  // [N,V,C], voxels row-major over (d,h,w)
     auto Z = torch::matmul(X, L.pre_fea);   // [N,V,20]
     out.deep_supervision = Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
     auto S = torch::softmax(Z, 2);
@@ -307,13 +327,14 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
     auto T = torch::matmul(X, L.graph_weight);
     auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
     for (auto* w : {&L.gc1, &L.gc2, &L.gc3}) Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
-    auto R = torch::matmul(S, Hn).transpose(1, 2).reshape({N, C, yy.size(2), yy.size(3), yy.size(4)});
-    auto G = torch::relu(bn_(L.g2f_bn, L.g2f_conv(R)));
-    yy = torch::relu(L.skip_conv(yy)) + G;
+    // [N,V,C] read as [N,C,D,H,W] in channels-last-3d memory: no copy.
+    auto R = torch::matmul(S, Hn).reshape({N, yy.size(2), yy.size(3), yy.size(4), C}).permute({0, 4, 1, 2, 3});
+    auto G = conv1(cl, L.g2f_conv, L.g2f_bn, R).relu_();
+    yy = conv1(cl, L.skip_conv, yy).relu_() + G;
   }
-  auto d2 = torch::cat({interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2}, 1);
-  auto z = L.semantic(L.dec2b(L.dec2a(d2)));
-  out.logits = interp3(z, {D, H, W});
+  auto d2 = cat_channels(cl, {interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2});
+  auto z = conv1(cl, L.semantic, L.dec2b(L.dec2a(d2)));
+  out.logits = interp3(z, {D, H, W}).contiguous();
   return out;
 }
 
