@@ -34,7 +34,8 @@ Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
 torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil,
                                   int64_t stride_hw) {
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4), k = w.size(2);
-  // [N*D, C, H, W] with channels-last strides: one copy of x.
+  // [N*D, C, H, W] with channels-last strides: a view when x is in channels-last-3d memory (the
+  // output of the split convolution before), one copy otherwise.
   auto xs = x.permute({0, 2, 3, 4, 1}).contiguous().view({N * D, H, W, C}).permute({0, 3, 1, 2});
   torch::Tensor acc;  // [N, D, H, W, C]: the centre plane first (full range), then the others shifted
   std::vector<int64_t> order = {k / 2};
@@ -75,8 +76,9 @@ torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
   return bn.is_empty() ? x : bn(x);
 }
 
-// A 1x1x1 convolution (and its BatchNorm) that keeps channels-last-3d memory when `cl` (the GCSN
-// with its convolutions split for the CPU) and the input has it; otherwise the plain module.
+// A 1x1x1 convolution (strided or not, and its BatchNorm) that keeps channels-last-3d memory when
+// `cl` (the GCSN with its convolutions split for the CPU, BatchNorm folded) and the input has it;
+// otherwise the plain module.
 template <class BN>
 torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, BN& bn, const torch::Tensor& x) {
   if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
@@ -129,9 +131,7 @@ torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
   auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
                                              : depthwise(x));
   if (activations) y.relu_();  // fresh results: in place
-  y = split_depthwise && pointwise_bn.is_empty() && y.is_contiguous(c10::MemoryFormat::ChannelsLast3d)
-          ? pointwise_channels_last(pointwise, y)
-          : bn_(pointwise_bn, pointwise(y));
+  y = conv1(split_depthwise, pointwise, pointwise_bn, y);
   if (activations) y.relu_();
   return y;
 }
@@ -174,9 +174,7 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[1](torch::relu(y));
   if (id == 2) low = y;  // L4: before any activation
   y = main[2](torch::relu(y));
-  // Split (CPU) blocks keep channels-last memory: the skip's 1x1x1 convolution as a matrix product too.
-  const bool cl = main[0]->split_depthwise && skipbn.is_empty() && r.is_contiguous(c10::MemoryFormat::ChannelsLast3d);
-  return {y.add_(cl ? pointwise_channels_last(skip, r) : bn_(skipbn, skip(r))), low};
+  return {y.add_(conv1(main[0]->split_depthwise, skip, skipbn, r)), low};
 }
 
 torch::Tensor spine_adjacency() {

@@ -85,12 +85,12 @@ TORCH_MODULE(ResUNet2d);
 void fold_batchnorm(Gcsn& net);
 void fold_batchnorm(ResUNet2d& net);
 void to_channels_last(torch::nn::Module& net);
-// Runs the GCSN's depthwise 3-D convolutions (stride 1 along the slices) as three 2-D depthwise convolutions (one per
-// kernel plane, slices as the batch, channels-last) summed with the plane's slice offset. The sum
-// is the same convolution; LibTorch 1.13 gives oneDNN plain NCDHW tensors, for which it runs a
-// grouped 3-D convolution as im2col + GEMM (three quarters of the GCSN's time on this CPU), while
-// 2-D depthwise convolutions on channels-last tensors get oneDNN's direct AVX2 kernel: 6-9x faster
-// per layer. Their output stays in channels-last-3d memory, and the 1x1x1 convolution after each
+// Runs the GCSN's depthwise 3-D convolutions (stride 1 along the slices) as three 2-D depthwise
+// convolutions (one per kernel plane, slices as the batch, channels-last) summed with the plane's
+// slice offset. The sum is the same convolution; LibTorch 1.13 gives oneDNN plain NCDHW tensors,
+// for which it runs a grouped 3-D convolution as im2col + GEMM (three quarters of the GCSN's time
+// on this CPU), while 2-D depthwise convolutions on channels-last tensors get oneDNN's direct AVX2
+// kernel: 6-9x faster per layer. Their output stays in channels-last-3d memory, and the 1x1x1 convolution after each
 // reads it as one matrix product over the voxels, so chains of separable convolutions run without
 // transposing copies. For CPU inference; returns how many convolutions it switched.
 int split_depthwise_convolutions(Gcsn& net);

@@ -10,8 +10,8 @@ namespace spineparse::cli {
 void tune_allocator();
 
 // What the executor calls after each finished case (RunOptions::after_case): hands the free pages
-// back to the system so that peak memory stays flat over long cohorts. Empty when the allocator
-// is not tuned (glibc then returns large blocks by itself).
+// back to the system so that peak memory stays flat over long cohorts. Empty with
+// SPINEPARSE_MALLOC=default (glibc then returns large blocks by itself) or =keep.
 std::function<void()> release_after_case();
 
 }  // namespace spineparse::cli
