@@ -28,7 +28,7 @@ StageDescription gcsn_description() {
   d.reads = {{"coarse_input"}, {"coarse_pad"}};
   d.writes = {{"coarse_logits", false, "float32 [20,D,128,256] raw logits"}};
   d.consumes = {"coarse_input"};
-  d.concurrency = Concurrency::kSerial;
+  d.concurrency = Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
   d.resource = "gpu";
   return d;
 }
@@ -37,6 +37,8 @@ struct GcsnStage::Impl {
   nn::NetworkSetup setup;
   bool optimized = false;
   nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
+  std::mutex device_mutex;  // CUDA: one call at a time on the stream
+  StageContext ctx;
   nn::Gcsn net{nullptr};
 };
 
@@ -44,6 +46,7 @@ GcsnStage::GcsnStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>
 GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
+  impl_->ctx = ctx;
   impl_->setup = nn::setup_network(params_, ctx);
   impl_->stream = nn::StageStream(impl_->setup.device);
   if (impl_->setup.script) return;
@@ -62,6 +65,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto input_arr = in->get("coarse_input");
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   const auto& setup = impl_->setup;
+  nn::NetworkCall call(setup, impl_->ctx, impl_->device_mutex);
   nn::StageStream::Use on_stream(impl_->stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
   if (impl_->optimized && nn::uses_channels_last(setup.device.is_cuda())) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);

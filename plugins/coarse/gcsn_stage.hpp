@@ -7,7 +7,8 @@
 //          (gcsn | deeplab | torchscript), device (cpu | cuda | cuda:N | auto), amp (bfloat16 on
 //          CPU, float16 on CUDA; off by default).
 // Errors:  weights that do not fit the network stop the run at open(), listing every mismatch.
-// Concurrency: serial (one case at a time on the device; LibTorch uses the intra-op threads).
+// Concurrency: parallel on the CPU (each call takes the executor's thread share, see
+//          nn::NetworkCall); on CUDA one call at a time on the stage's stream.
 //
 //   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device": "auto"}}
 #pragma once

@@ -20,7 +20,9 @@ StageDescription resunet_description() {
       {"model", ParamType::kString, ParamValue(std::string("resunet2d")), false,
        "resunet2d; torchscript (custom network: forward(image, unary) -> logits)", {"resunet2d", "torchscript"}},
       {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
-      {"batch_size", ParamType::kInt, ParamValue(std::int64_t{4}), false, "slices per forward pass", {}, 1.0, 256.0},
+      {"batch_size", ParamType::kInt, ParamValue(std::int64_t{0}), false,
+       "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the thread share of the moment), 16 on CUDA",
+       {}, 0.0, 256.0},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       nn::optimize_param(),
       nn::random_weights_param(),
@@ -28,7 +30,7 @@ StageDescription resunet_description() {
   d.reads = {{"fine_mr"}, {"coarse_logits"}};
   d.writes = {{"fine_probs", false, "float32 [20,D,256,512] softmax"}};
   d.consumes = {"fine_mr"};
-  d.concurrency = Concurrency::kSerial;
+  d.concurrency = Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
   d.resource = "gpu";
   return d;
 }
@@ -37,6 +39,8 @@ struct ResUNetStage::Impl {
   nn::NetworkSetup setup;
   bool optimized = false;
   nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
+  std::mutex device_mutex;  // CUDA: one call at a time on the stream
+  StageContext ctx;
   nn::ResUNet2d net{nullptr};
 };
 
@@ -44,6 +48,7 @@ ResUNetStage::ResUNetStage(const Params& p) : params_(p), impl_(std::make_unique
 ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
+  impl_->ctx = ctx;
   impl_->setup = nn::setup_network(params_, ctx);
   impl_->stream = nn::StageStream(impl_->setup.device);
   if (impl_->setup.script) return;
@@ -71,13 +76,15 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   }
   const std::int64_t C = unary.size(0);
   auto probs = torch::empty({C, D, mr.size(1), mr.size(2)});
-  const std::int64_t bs = params_.get_int("batch_size");
   const auto& setup = impl_->setup;
   const bool cuda = setup.device.is_cuda();
+  const std::int64_t bs = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size") : cuda ? 16 : 1;
+  nn::NetworkCall call(setup, impl_->ctx, impl_->device_mutex);
   nn::StageStream::Use on_stream(impl_->stream);
   nn::CudaAutocast autocast(setup.amp && cuda);
   std::vector<std::pair<std::int64_t, torch::Tensor>> staged;  // CUDA: (first slice, pinned [C,n,H,W])
   for (std::int64_t j = 0; j < D; j += bs) {
+    if (j > 0) call.refresh();
     const std::int64_t n = std::min(bs, D - j);
     auto img = nn::to_device_async(mr.narrow(0, j, n).unsqueeze(1).contiguous(), setup.device);
     auto un = nn::to_device_async(unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous(), setup.device);

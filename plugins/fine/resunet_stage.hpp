@@ -3,9 +3,11 @@
 // Inputs:  fine_mr float32 [D,256,512], coarse_logits float32 [20,D,128,256].
 // Outputs: fine_probs float32 [20, D, 256, 512]: softmax of the network per slice (the network
 //          upsamples the logits bilinearly inside and concatenates [MR, logits], spec 4.1).
-// Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward;
-//          BatchNorm runs in inference form, so batching does not change results), amp.
-// Concurrency: serial.
+// Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward,
+//          0: 1 on the CPU, 16 on CUDA; BatchNorm runs in inference form, so batching does not
+//          change results), amp.
+// Concurrency: parallel on the CPU (each batch takes the executor's thread share of the moment,
+//          see nn::NetworkCall); on CUDA one call at a time on the stage's stream.
 //
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once

@@ -144,9 +144,21 @@ void place(torch::nn::Module& net, const NetworkSetup& setup) {
 }
 
 void set_torch_threads(int threads) {
-  static std::mutex mu;
+  if (threads <= 0 || at::get_num_threads() == threads) return;  // the count of this thread
+  static std::mutex mu;  // the setter also updates process-wide defaults (pthreadpool, new threads)
   std::lock_guard<std::mutex> lk(mu);
-  if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
+  at::set_num_threads(threads);
+}
+
+NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex& device_mutex)
+    : ctx_(ctx), cpu_(!setup.device.is_cuda()) {
+  if (!cpu_) lock_ = std::unique_lock<std::mutex>(device_mutex);
+  refresh();
+}
+
+void NetworkCall::refresh() {
+  threads_ = cpu_ ? ctx_.threads_now() : ctx_.total_threads;
+  set_torch_threads(threads_);
 }
 
 }  // namespace spineparse::nn

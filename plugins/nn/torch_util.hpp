@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "spineparse/ndarray.hpp"
@@ -101,9 +102,27 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx);
 // Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).
 void place(torch::nn::Module& net, const NetworkSetup& setup);
 
-// Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md). LibTorch applies the
-// count to each thread the first time that thread runs a parallel operator (OpenMP keeps it per
-// thread), so call it before the threads that run networks start their first one.
+// Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md) for the calling thread
+// and for threads that have not run a parallel operator yet: OpenMP keeps the count per thread,
+// so concurrent calls on different threads may use different counts.
 void set_torch_threads(int threads);
+
+// One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
+// batches); on the CPU the calls of several cases may run side by side, each with the intra-op
+// threads that the executor's share gives it (StageContext::threads_now): every core to a network
+// running alone, one each when other stage calls run beside it. refresh() asks again; long calls
+// call it between steps.
+class NetworkCall {
+ public:
+  NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex& device_mutex);
+  void refresh();
+  int threads() const { return threads_; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  const StageContext& ctx_;
+  bool cpu_;
+  int threads_ = 0;
+};
 
 }  // namespace spineparse::nn

@@ -115,8 +115,10 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   // Create and open every stage. A failure here stops the run: nothing could succeed.
   std::vector<std::unique_ptr<Stage>> stages;
   std::vector<StageContext> contexts;
+  std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
   for (const auto& n : graph.nodes) {
     StageContext ctx;
+    ctx.running_calls = [&running_calls] { return running_calls.load(std::memory_order_relaxed); };
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
@@ -207,7 +209,13 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
         const double start = since(t0);
         CasePtr out;
         std::string error;
+        struct Running {
+          std::atomic<int>& n;
+          explicit Running(std::atomic<int>& c) : n(c) { ++n; }
+          ~Running() { --n; }
+        };
         try {
+          Running running(running_calls);
           out = stage->process(in);
           if (!out) error = "stage returned no case";
         } catch (const std::exception& e) {

@@ -149,6 +149,58 @@ TEST_F(SpineParseNet, OddSizesGiveOutputsOnTheRawGrid) {
   }
 }
 
+TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
+  // The network stages run several cases at once on the CPU, each call with the thread share of
+  // the moment (1 or 2 threads here): the executor's labels must be those of the harness, which
+  // runs one case at a time with 2 threads.
+  TempDir in2, out2;
+  fs::create_directories(in2 / "original_mr");
+  auto raw = io::read_image(ref("raw.nii.gz"));
+  const std::int64_t D = raw.data->dim(0), H = raw.data->dim(1), W = raw.data->dim(2);
+  for (int i = 0; i < 4; ++i) {  // the reference scan, shifted so that the cases differ
+    auto a = NdArray::make<float>({D, H, W});
+    for (std::int64_t d = 0; d < D; ++d)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t w = 0; w < W; ++w)
+          a->data<float>()[(d * H + h) * W + w] = raw.data->data<float>()[(d * H + h) * W + (w + 3 * i) % W];
+    io::write_volume((in2 / ("original_mr/Case" + std::to_string(i + 1) + ".nii.gz")).string(), *a, raw.geometry);
+  }
+  auto sets = weights();
+  for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
+                        "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"})
+    sets.push_back(s);
+  auto one_at_a_time = spineparse::testing::run_chain(registry_, graph_text(), in2.str(), sets, out_.str());
+  ASSERT_EQ(one_at_a_time.size(), 4u);
+  auto g = load_graph_text(graph_text(), "g.json", registry_, sets);
+  ASSERT_TRUE(g.ok());
+  RunOptions o;
+  o.input_dir = in2.str();
+  o.output_dir = out2.str();
+  o.progress = "none";
+  o.threads = 2;
+  auto r = run_graph(*g.graph, registry_, o);
+  ASSERT_EQ(r.ok, 4);
+  int overlaps = 0;  // network calls of different cases that ran at the same time (reported only)
+  for (const auto& a : r.spans)
+    for (const auto& b : r.spans)
+      if ((a.node == "coarse" || a.node == "fine") && (b.node == "coarse" || b.node == "fine") &&
+          a.case_index < b.case_index && a.start_s < b.end_s && b.start_s < a.end_s)
+        ++overlaps;
+  std::printf("network calls of different cases overlapping: %d\n", overlaps);
+  for (int i = 0; i < 4; ++i) {
+    auto want = one_at_a_time[i]->get("labels");
+    auto got = io::read_labels((out2 / ("seg_Case" + std::to_string(i + 1) + ".nii.gz")).string(), 19);
+    ASSERT_EQ(got.data->shape(), want->shape());
+    std::int64_t same = 0, fg = 0;
+    for (std::int64_t k = 0; k < want->numel(); ++k) {
+      same += got.data->data<std::uint8_t>()[k] == want->data<std::uint8_t>()[k];
+      fg += want->data<std::uint8_t>()[k] != 0;
+    }
+    EXPECT_GT(fg, 1000) << "Case" << i + 1;  // the reference weights segment the scan
+    EXPECT_GE(static_cast<double>(same) / want->numel(), 0.9999) << "Case" << i + 1;
+  }
+}
+
 TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunAtOpen) {
   auto g = load_graph_text(graph_text(), "g.json", registry_,
                            {"coarse.weights=/nonexistent.safetensors", "fine.weights=" + ref("resunet2d_weights.safetensors")});

@@ -91,6 +91,27 @@ TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
   EXPECT_LE(seen, 6.0);
 }
 
+TEST_F(Executor, StageCallsShareTheCoresWithTheCallsRunningBesideThem) {
+  // StageContext::threads_now: every core to a call running alone, an equal share otherwise.
+  RunOptions o;
+  o.threads = 4;
+  auto alone = run(R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 3}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20}, "concurrency": "parallel"}]})", o);
+  ASSERT_EQ(alone.ok, 3);
+  for (const auto& c : alone.cases) EXPECT_EQ(c.metrics.at("gate_threads"), 4.0) << c.id;
+  auto pairs = run(R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 6}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 5000}, "concurrency": "parallel"}]})", o);
+  ASSERT_EQ(pairs.ok, 6);
+  double least = 99;
+  for (const auto& c : pairs.cases) {
+    least = std::min(least, c.metrics.at("gate_threads"));
+    EXPECT_GE(c.metrics.at("gate_threads"), 2.0) << c.id;
+  }
+  EXPECT_EQ(least, 2.0);  // the case that completed a pair ran beside the other one
+}
+
 TEST_F(Executor, FanOutDeliversEveryCaseToEveryBranchOnce) {
   auto r = run(R"({"schema_version": 1, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 5}},

@@ -52,10 +52,12 @@ class Delay : public Stage {
 };
 
 // Holds every case until `hold` cases are inside or `timeout_ms` passes, and records the largest
-// number of cases it ever held at once in each case's metric "gate_max".
+// number of cases it ever held at once in each case's metric "gate_max", and the intra-op thread
+// share the executor offered when the case stopped waiting in "gate_threads".
 class Gate : public Stage {
  public:
   explicit Gate(const Params& p) : hold_(p.get_int("hold")), timeout_ms_(p.get_int("timeout_ms")) {}
+  void open(const StageContext& ctx) override { ctx_ = ctx; }
   CasePtr process(const CasePtr& in) override {
     std::unique_lock<std::mutex> lk(mu_);
     ++inside_;
@@ -64,11 +66,13 @@ class Gate : public Stage {
     cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms_), [&] { return inside_ >= hold_; });
     auto out = in->derive();
     out->set_metric("gate_max", static_cast<double>(max_));
+    out->set_metric("gate_threads", static_cast<double>(ctx_.threads_now()));
     --inside_;
     return out;
   }
 
  private:
+  StageContext ctx_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::int64_t inside_ = 0, max_ = 0;

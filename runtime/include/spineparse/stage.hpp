@@ -11,6 +11,7 @@
 // A source stage (the root of every graph) additionally enumerates the cases of a run.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <utility>
@@ -57,6 +58,20 @@ struct StageContext {
   std::string output_dir;  // --output
   int threads_per_case = 1;  // intra-op threads a stage may use inside one process() call
   int total_threads = 1;
+  // The executor's count of stage calls running right now (this one included); empty outside
+  // the executor (stage harness, bench replays). ABI 1.1.
+  std::function<int()> running_calls;
+
+  // Intra-op threads a call may start now: the cores divided among the stage calls running at
+  // this moment, at least 1. A network alone gets every core; with a second case in another
+  // stage each gets one, so the cores are shared by single-threaded calls instead of being
+  // oversubscribed (an OpenMP team that loses a core stalls at every barrier). Long calls ask
+  // again between steps (the fine network per slice batch).
+  int threads_now() const {
+    if (!running_calls) return total_threads;
+    const int running = running_calls();
+    return running > 1 ? std::max(1, total_threads / running) : total_threads;
+  }
 };
 
 // A case the source will produce: id plus attributes (paths) known before reading.
