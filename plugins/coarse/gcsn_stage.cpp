@@ -65,7 +65,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto input_arr = in->get("coarse_input");
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   const auto& setup = impl_->setup;
-  nn::NetworkCall call(setup, impl_->ctx, impl_->device_mutex);
+  nn::NetworkCall call(setup, impl_->ctx, &impl_->device_mutex);
   nn::StageStream::Use on_stream(impl_->stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
   if (impl_->optimized && nn::uses_channels_last(setup.device.is_cuda())) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);

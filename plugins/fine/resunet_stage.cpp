@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "networks.hpp"
+#include "slice_batcher.hpp"
 #include "safetensors.hpp"
 #include "torch_util.hpp"
 
@@ -23,6 +24,12 @@ StageDescription resunet_description() {
       {"batch_size", ParamType::kInt, ParamValue(std::int64_t{0}), false,
        "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the thread share of the moment), 16 on CUDA",
        {}, 0.0, 256.0},
+      {"batch_across_cases", ParamType::kString, ParamValue(std::string("auto")), false,
+       "let slices of different cases share a forward pass (one pass at a time); auto: on for CUDA, off on the CPU "
+       "(where cases run side by side instead)",
+       {"auto", "on", "off"}},
+      {"batch_wait_ms", ParamType::kFloat, ParamValue(0.0), false,
+       "with batch_across_cases: how long a pass waits for a full batch before running a partial one", {}, 0.0, 10000.0},
       {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       nn::optimize_param(),
       nn::random_weights_param(),
@@ -39,8 +46,10 @@ struct ResUNetStage::Impl {
   nn::NetworkSetup setup;
   bool optimized = false;
   nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
-  std::mutex device_mutex;  // CUDA: one call at a time on the stream
+  std::mutex device_mutex;  // CUDA without the batcher: one call at a time on the stream
   StageContext ctx;
+  std::int64_t batch_size = 1;
+  std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
   nn::ResUNet2d net{nullptr};
 };
 
@@ -51,6 +60,12 @@ void ResUNetStage::open(const StageContext& ctx) {
   impl_->ctx = ctx;
   impl_->setup = nn::setup_network(params_, ctx);
   impl_->stream = nn::StageStream(impl_->setup.device);
+  const bool cuda = impl_->setup.device.is_cuda();
+  impl_->batch_size = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size") : cuda ? 16 : 1;
+  const std::string across = params_.get_string("batch_across_cases");
+  if (across == "on" || (across == "auto" && cuda)) {
+    impl_->batcher = std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
+  }
   if (impl_->setup.script) return;
   const auto& state = impl_->setup.state;
   impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower; no state (random_weights): full size
@@ -74,20 +89,12 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   if (unary.dim() != 4 || unary.size(1) != D) {
     throw std::runtime_error("coarse_logits has " + std::to_string(unary.size(1)) + " slices, fine_mr " + std::to_string(D));
   }
-  const std::int64_t C = unary.size(0);
-  auto probs = torch::empty({C, D, mr.size(1), mr.size(2)});
   const auto& setup = impl_->setup;
   const bool cuda = setup.device.is_cuda();
-  const std::int64_t bs = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size") : cuda ? 16 : 1;
-  nn::NetworkCall call(setup, impl_->ctx, impl_->device_mutex);
-  nn::StageStream::Use on_stream(impl_->stream);
-  nn::CudaAutocast autocast(setup.amp && cuda);
-  std::vector<std::pair<std::int64_t, torch::Tensor>> staged;  // CUDA: (first slice, pinned [C,n,H,W])
-  for (std::int64_t j = 0; j < D; j += bs) {
-    if (j > 0) call.refresh();
-    const std::int64_t n = std::min(bs, D - j);
-    auto img = nn::to_device_async(mr.narrow(0, j, n).unsqueeze(1).contiguous(), setup.device);
-    auto un = nn::to_device_async(unary.narrow(1, j, n).permute({1, 0, 2, 3}).contiguous(), setup.device);
+  // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device.
+  auto forward = [&](const torch::Tensor& image, const torch::Tensor& unary_batch) {
+    auto img = nn::to_device_async(image, setup.device);
+    auto un = nn::to_device_async(unary_batch, setup.device);
     if (impl_->optimized && nn::uses_channels_last(cuda)) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
@@ -97,18 +104,36 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     } else {
       logits = impl_->net->forward(img, un);
     }
-    auto sm = torch::softmax(logits.to(torch::kFloat32), 1).permute({1, 0, 2, 3});
-    if (cuda) {
-      auto host = nn::host_buffer(sm.sizes(), setup.device);
-      host.copy_(sm.contiguous(), /*non_blocking=*/true);  // overlaps the next batch's kernels
-      staged.emplace_back(j, host);
-    } else {
-      probs.narrow(1, j, n).copy_(sm);
+    return torch::softmax(logits.to(torch::kFloat32), 1);
+  };
+  auto images = mr.unsqueeze(1);               // [D,1,h,w]
+  auto unaries = unary.permute({1, 0, 2, 3});  // [D,C,h',w']
+  nn::NetworkCall call(setup, impl_->ctx, impl_->batcher ? nullptr : &impl_->device_mutex);
+  nn::StageStream::Use on_stream(impl_->stream);
+  nn::CudaAutocast autocast(setup.amp && cuda);
+  torch::Tensor probs;  // [C,D,h,w]
+  auto out = in->derive();
+  if (impl_->batcher) {
+    auto r = impl_->batcher->run(images, unaries, forward);
+    probs = r.out;
+    out->set_attr("fine_passes", std::to_string(r.passes));
+    out->set_attr("fine_shared_passes", std::to_string(r.shared_passes));
+  } else {
+    const std::int64_t bs = impl_->batch_size;
+    for (std::int64_t j = 0; j < D; j += bs) {
+      if (j > 0) call.refresh();
+      const std::int64_t n = std::min(bs, D - j);
+      auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
+      if (!probs.defined()) probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
+      probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
     }
   }
-  impl_->stream.synchronize();
-  for (const auto& [j, host] : staged) probs.narrow(1, j, host.size(1)).copy_(host);
-  auto out = in->derive();
+  if (cuda) {
+    auto host = nn::host_buffer(probs.sizes(), setup.device);
+    host.copy_(probs, /*non_blocking=*/true);
+    impl_->stream.synchronize();
+    probs = host;
+  }
   out->set("fine_probs", nn::to_ndarray(probs));
   out->erase("fine_mr");
   return out;

@@ -6,8 +6,10 @@
 // Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward,
 //          0: 1 on the CPU, 16 on CUDA; BatchNorm runs in inference form, so batching does not
 //          change results), amp.
-// Concurrency: parallel on the CPU (each batch takes the executor's thread share of the moment,
-//          see nn::NetworkCall); on CUDA one call at a time on the stage's stream.
+//          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
+//          forward passes (SliceBatcher), batch_wait_ms.
+// Concurrency: parallel. On the CPU cases run side by side, each batch with the executor's thread
+//          share of the moment (nn::NetworkCall); on CUDA one pass at a time on the stage's stream.
 //
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once

@@ -150,9 +150,9 @@ void set_torch_threads(int threads) {
   at::set_num_threads(threads);
 }
 
-NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex& device_mutex)
+NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex* one_at_a_time)
     : ctx_(ctx), cpu_(!setup.device.is_cuda()) {
-  if (!cpu_) lock_ = std::unique_lock<std::mutex>(device_mutex);
+  if (!cpu_ && one_at_a_time) lock_ = std::unique_lock<std::mutex>(*one_at_a_time);
   refresh();
 }
 

@@ -114,7 +114,8 @@ void set_torch_threads(int threads);
 // call it between steps.
 class NetworkCall {
  public:
-  NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex& device_mutex);
+  // one_at_a_time: locked for the call on CUDA (nullptr: the caller serialises device work).
+  NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex* one_at_a_time);
   void refresh();
   int threads() const { return threads_; }
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -37,6 +39,71 @@ double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+double current_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long pages = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return got == 2 ? resident * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0.0;
+}
+
+// Resident memory sampled every `interval` while the timed run goes on: the memory track of the
+// trace, and a growth figure that one long run gives on its own (later half against earlier half).
+class RssSampler {
+ public:
+  explicit RssSampler(double interval_s) : interval_(interval_s), t0_(std::chrono::steady_clock::now()) {
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lk(mu_);
+      do {
+        samples_.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(), current_rss_mb());
+      } while (!cv_.wait_for(lk, std::chrono::duration<double>(interval_), [this] { return stop_; }));
+    });
+  }
+  ~RssSampler() { stop(); }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::vector<std::pair<double, double>>& samples() const { return samples_; }
+
+ private:
+  double interval_;
+  std::chrono::steady_clock::time_point t0_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<std::pair<double, double>> samples_;
+  std::thread thread_;
+};
+
+// Largest sample, median and 95th percentile of the sampled memory, the largest sample of each
+// half of the run, and their ratio (> 1: memory grew over the cohort).
+json memory_summary(const std::vector<std::pair<double, double>>& s, double interval_s) {
+  json m = {{"samples", s.size()}, {"interval_s", interval_s}};
+  if (s.empty()) return m;
+  std::vector<double> v;
+  for (const auto& x : s) v.push_back(x.second);
+  const double mid_t = s.back().first / 2;
+  double first = 0, second = 0;
+  for (const auto& [t, mb] : s) {
+    double& half = t < mid_t ? first : second;
+    half = std::max(half, mb);
+  }
+  std::sort(v.begin(), v.end());
+  m["max_mb"] = v.back();
+  m["median_mb"] = v[v.size() / 2];
+  m["p95_mb"] = v[std::min(v.size() - 1, static_cast<std::size_t>(0.95 * v.size()))];
+  m["first_half_max_mb"] = first;
+  m["second_half_max_mb"] = second;
+  m["second_half_vs_first_half"] = first > 0 ? second / first : 0.0;
+  return m;
 }
 
 // Runs the graph case by case with nothing overlapping and times only the network stages
@@ -163,7 +230,10 @@ void run_bench(const BenchArgs& a) {
     if (out.empty()) out = s;
     return out;
   };
+  constexpr double kRssInterval = 0.1;
+  RssSampler sampler(kRssInterval);
   RunReport r = run_graph(g, registry, ro);
+  sampler.stop();
   const double rss = peak_rss_mb();
   const int processed = r.ok + r.failed;
 
@@ -254,7 +324,8 @@ void run_bench(const BenchArgs& a) {
   int peak_inflight = 0;
   for (const auto& [t, n] : r.in_flight) peak_inflight = std::max(peak_inflight, n);
   j["peak_in_flight"] = peak_inflight;
-  j["peak_rss_mb"] = rss;
+  j["peak_rss_mb"] = rss;  // the process's peak, warm-up included
+  j["memory"] = memory_summary(sampler.samples(), kRssInterval);
   write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2) + "\n");
 
   // Chrome trace events: one complete event per case and stage, one track per worker thread.
@@ -273,6 +344,9 @@ void run_bench(const BenchArgs& a) {
   for (const auto& [t, n] : r.in_flight) {
     ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
   }
+  for (const auto& [t, mb] : sampler.samples()) {
+    ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
+  }
   write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
 
   std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
@@ -290,6 +364,12 @@ void run_bench(const BenchArgs& a) {
   if (a.baseline) {
     std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", base_s,
                 j["network_only_vs_eager_baseline"].get<double>());
+  }
+  const json& mem = j["memory"];
+  if (mem.contains("max_mb")) {
+    std::printf("resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f MB, in the second %.0f MB (x%.2f)\n",
+                mem["median_mb"].get<double>(), mem["max_mb"].get<double>(), mem["first_half_max_mb"].get<double>(),
+                mem["second_half_max_mb"].get<double>(), mem["second_half_vs_first_half"].get<double>());
   }
   std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
               peak_inflight, rss, a.output.c_str(), a.output.c_str());

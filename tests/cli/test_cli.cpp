@@ -234,8 +234,14 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_GT(b["peak_rss_mb"].get<double>(), 10.0);
   EXPECT_LE(b["peak_in_flight"].get<int>(), b["max_in_flight"].get<int>());
   EXPECT_FALSE(b["in_flight"].empty());
+  const auto& m = b["memory"];
+  EXPECT_GT(m["samples"].get<int>(), 0);
+  EXPECT_GT(m["median_mb"].get<double>(), 10.0);
+  EXPECT_LE(m["max_mb"].get<double>(), b["peak_rss_mb"].get<double>() + 1.0);  // sampled within the process peak
+  EXPECT_GE(m["max_mb"].get<double>(), m["median_mb"].get<double>());
+  EXPECT_GT(m["second_half_vs_first_half"].get<double>(), 0.0);
   auto t = nlohmann::json::parse(spineparse::read_file(out + "/trace.json"));
-  int spans = 0;
+  int spans = 0, memory_counters = 0;
   std::set<std::string> cases;
   for (const auto& e : t["traceEvents"]) {
     ASSERT_TRUE(e.contains("ph") && e.contains("pid"));
@@ -245,7 +251,12 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
       EXPECT_TRUE(e.contains("tid") && e.contains("ts"));
       cases.insert(e["args"]["case"].get<std::string>());
     }
+    if (e["ph"] == "C" && e["name"] == "resident memory") {
+      ++memory_counters;
+      EXPECT_GT(e["args"]["MB"].get<double>(), 10.0);
+    }
   }
+  EXPECT_EQ(memory_counters, m["samples"].get<int>());
   EXPECT_EQ(spans, 3 * 11);  // one span per case per stage
   EXPECT_EQ(cases.size(), 3u);
 }
