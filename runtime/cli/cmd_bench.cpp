@@ -54,11 +54,12 @@ double current_rss_mb() {
 // trace, and a growth figure that one long run gives on its own (later half against earlier half).
 class RssSampler {
  public:
-  explicit RssSampler(double interval_s) : interval_(interval_s), t0_(std::chrono::steady_clock::now()) {
+  explicit RssSampler(double interval_s) : interval_(interval_s) {
     thread_ = std::thread([this] {
       std::unique_lock<std::mutex> lk(mu_);
       do {
-        samples_.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(), current_rss_mb());
+        samples_.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+                              current_rss_mb());
       } while (!cv_.wait_for(lk, std::chrono::duration<double>(interval_), [this] { return stop_; }));
     });
   }
@@ -71,11 +72,11 @@ class RssSampler {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
+  // (steady_clock seconds since its epoch, resident MB)
   const std::vector<std::pair<double, double>>& samples() const { return samples_; }
 
  private:
   double interval_;
-  std::chrono::steady_clock::time_point t0_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -234,6 +235,10 @@ void run_bench(const BenchArgs& a) {
   RssSampler sampler(kRssInterval);
   RunReport r = run_graph(g, registry, ro);
   sampler.stop();
+  // On the run's clock (spans start at 0 once the stages opened); samples before that dropped.
+  std::vector<std::pair<double, double>> rss_samples;
+  for (const auto& [t, mb] : sampler.samples())
+    if (t >= r.started_s) rss_samples.emplace_back(t - r.started_s, mb);
   const double rss = peak_rss_mb();
   const int processed = r.ok + r.failed;
 
@@ -325,7 +330,7 @@ void run_bench(const BenchArgs& a) {
   for (const auto& [t, n] : r.in_flight) peak_inflight = std::max(peak_inflight, n);
   j["peak_in_flight"] = peak_inflight;
   j["peak_rss_mb"] = rss;  // the process's peak, warm-up included
-  j["memory"] = memory_summary(sampler.samples(), kRssInterval);
+  j["memory"] = memory_summary(rss_samples, kRssInterval);
   write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2) + "\n");
 
   // Chrome trace events: one complete event per case and stage, one track per worker thread.
@@ -344,7 +349,7 @@ void run_bench(const BenchArgs& a) {
   for (const auto& [t, n] : r.in_flight) {
     ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
   }
-  for (const auto& [t, mb] : sampler.samples()) {
+  for (const auto& [t, mb] : rss_samples) {
     ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
   }
   write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");

@@ -170,6 +170,7 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   std::vector<std::pair<double, int>> in_flight_log;
   std::atomic<int> in_flight{0};
   const auto t0 = Clock::now();
+  report.started_s = std::chrono::duration<double>(t0.time_since_epoch()).count();
   Progress progress(options, seeds.size(), report.skipped);
 
   // The whole flow graph lives in an arena of exactly `threads` workers (the default arena has

@@ -61,6 +61,9 @@ struct RunReport {
   std::vector<Span> spans;
   std::vector<std::pair<double, int>> in_flight;  // (time, cases in flight) after each change
   double wall_s = 0.0;
+  // When the cases started (std::chrono::steady_clock, seconds since its epoch): span and
+  // in-flight times are relative to it, after the stages opened.
+  double started_s = 0.0;
   int threads = 0;
   int threads_per_case = 0;
   int ok = 0, failed = 0, skipped = 0;
