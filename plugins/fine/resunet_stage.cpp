@@ -112,6 +112,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   nn::StageStream::Use on_stream(impl_->stream);
   nn::CudaAutocast autocast(setup.amp && cuda);
   torch::Tensor probs;  // [C,D,h,w]
+  std::shared_ptr<NdArray> host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
   auto out = in->derive();
   if (impl_->batcher) {
     auto r = impl_->batcher->run(images, unaries, forward);
@@ -124,7 +125,11 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
       if (j > 0) call.refresh();
       const std::int64_t n = std::min(bs, D - j);
       auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
-      if (!probs.defined()) probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
+      if (!probs.defined() && cuda) probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
+      if (!probs.defined()) {
+        host_probs = NdArray::make<float>({sm.size(1), D, sm.size(2), sm.size(3)});
+        probs = nn::view_of(*host_probs);
+      }
       probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
     }
   }
@@ -134,7 +139,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     impl_->stream.synchronize();
     probs = host;
   }
-  out->set("fine_probs", nn::to_ndarray(probs));
+  out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
   out->erase("fine_mr");
   return out;
 }
