@@ -9,6 +9,8 @@
 #include <itkNrrdImageIO.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -169,30 +171,119 @@ VolumeInfo read_info(const std::string& path) {
   return info;
 }
 
-Volume read_image(const std::string& path) {
-  Volume v;
-  v.info = read_info(path);
-  const auto& s = v.info.size;
+namespace {
+
+// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
+// reading each element by memcpy (the bytes carry no type) and swapping its bytes when asked.
+template <typename T>
+void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+  auto value = [&](std::int64_t i) {
+    unsigned char b[sizeof(T)];
+    std::memcpy(b, src + i * sizeof(T), sizeof(T));
+    if (swap) std::reverse(b, b + sizeof(T));
+    T v;
+    std::memcpy(&v, b, sizeof(T));
+    return static_cast<float>(v);
+  };
+  constexpr std::int64_t B = 32;
+  for (std::int64_t z = 0; z < D; ++z)
+    for (std::int64_t y0 = 0; y0 < W; y0 += B)
+      for (std::int64_t x0 = 0; x0 < H; x0 += B)
+        for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
+          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x) out[(z * H + x) * W + y] = value((z * W + y) * H + x);
+}
+
+bool decode_nifti(const NiftiScan& scan, const std::vector<unsigned char>& bytes, float* out, std::int64_t H, std::int64_t W,
+                  std::int64_t D) {
+  const unsigned char* p = bytes.data();
+  switch (scan.datatype) {
+    case 2: decode_to_dhw<std::uint8_t>(p, scan.swap, out, H, W, D); return true;
+    case 4: decode_to_dhw<std::int16_t>(p, scan.swap, out, H, W, D); return true;
+    case 8: decode_to_dhw<std::int32_t>(p, scan.swap, out, H, W, D); return true;
+    case 16: decode_to_dhw<float>(p, scan.swap, out, H, W, D); return true;
+    case 64: decode_to_dhw<double>(p, scan.swap, out, H, W, D); return true;
+    case 256: decode_to_dhw<std::int8_t>(p, scan.swap, out, H, W, D); return true;
+    case 512: decode_to_dhw<std::uint16_t>(p, scan.swap, out, H, W, D); return true;
+    case 768: decode_to_dhw<std::uint32_t>(p, scan.swap, out, H, W, D); return true;
+    default: return false;
+  }
+}
+
+// Checks read_image and read_image_with_itk share; returns the size as H, W, D.
+std::array<std::int64_t, 3> check_scalar_3d(const std::string& path, const VolumeInfo& info) {
+  const auto& s = info.size;
   auto dims = [&] {
     std::string d;
     for (std::size_t i = 0; i < s.size(); ++i) d += (i ? "x" : "") + std::to_string(s[i]);
     return d;
   };
-  int effective = v.info.dimensions;
+  int effective = info.dimensions;
   while (effective > 3 && s[effective - 1] == 1) --effective;
   if (effective != 3) {
-    throw std::runtime_error(path + " is " + std::to_string(v.info.dimensions) + "-D (" + dims() +
+    throw std::runtime_error(path + " is " + std::to_string(info.dimensions) + "-D (" + dims() +
                              "); a 3-D volume (H x W x slices) is expected");
   }
-  if (v.info.components != 1) {
-    throw std::runtime_error(path + " has " + std::to_string(v.info.components) +
+  if (info.components != 1) {
+    throw std::runtime_error(path + " has " + std::to_string(info.components) +
                              " components per voxel; a scalar volume is expected");
   }
   for (int i = 0; i < 3; ++i) {
     if (s[i] <= 0) throw std::runtime_error(path + " is empty (size " + dims() + ")");
   }
-  // ITK reads truncated NIfTI data and NaN silently wrong: check the stored bytes first.
-  const NiftiScan scan = scan_nifti(path);
+  return {s[0], s[1], s[2]};
+}
+
+Geometry geometry_of_image(const FloatImage& img) {
+  Geometry g;
+  for (int i = 0; i < 3; ++i) {
+    g.spacing[i] = img.GetSpacing()[i];
+    g.origin[i] = img.GetOrigin()[i];
+    for (int j = 0; j < 3; ++j) g.direction[i * 3 + j] = img.GetDirection()[i][j];
+  }
+  return g;
+}
+
+// The ITK reader; with voxels=false only the header (geometry as the image reports it: ITK
+// resolves qform/sform the same way for every reader).
+Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
+  auto reader = itk::ImageFileReader<FloatImage>::New();
+  reader->SetFileName(path);
+  reader->SetImageIO(make_io(path, false));
+  try {
+    if (voxels) reader->Update();
+    else reader->UpdateOutputInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw std::runtime_error(path + ": cannot read voxels (truncated or corrupt file?): " + e.GetDescription());
+  }
+  FloatImage::Pointer img = reader->GetOutput();
+  Volume v;
+  v.info = std::move(info);
+  v.geometry = geometry_of_image(*img);
+  if (voxels) {
+    const auto size = img->GetLargestPossibleRegion().GetSize();
+    const std::int64_t H = size[0], W = size[1], D = size[2];
+    auto arr = NdArray::make<float>({D, H, W});
+    itk_to_dhw(img->GetBufferPointer(), arr->data<float>(), H, W, D);
+    v.data = arr;
+  }
+  return v;
+}
+
+}  // namespace
+
+Volume read_image_with_itk(const std::string& path) {
+  VolumeInfo info = read_info(path);
+  check_scalar_3d(path, info);
+  return itk_read(path, std::move(info), true);
+}
+
+Volume read_image(const std::string& path) {
+  VolumeInfo info = read_info(path);
+  const auto [H, W, D] = check_scalar_3d(path, info);
+  // ITK reads truncated NIfTI data and NaN silently wrong: check the stored bytes first. The same
+  // pass keeps the bytes of plain NIfTI files, decoded below, so the file is decompressed once.
+  std::vector<unsigned char> bytes;
+  const NiftiScan scan = scan_nifti(path, &bytes);
   if (scan.is_nifti) {
     if (scan.data_bytes_found < scan.data_bytes_expected) {
       throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) + " of " +
@@ -205,28 +296,15 @@ Volume read_image(const std::string& path) {
                                " non-finite voxels (NaN or infinity)");
     }
   }
-  auto reader = itk::ImageFileReader<FloatImage>::New();
-  reader->SetFileName(path);
-  reader->SetImageIO(make_io(path, false));
-  try {
-    reader->Update();
-  } catch (const itk::ExceptionObject& e) {
-    throw std::runtime_error(path + ": cannot read voxels (truncated or corrupt file?): " +
-                             e.GetDescription());
+  if (scan.plain && scan.voxels == H * W * D && static_cast<std::int64_t>(bytes.size()) == scan.data_bytes_expected) {
+    Volume v = itk_read(path, std::move(info), false);  // geometry exactly as the ITK path gives it
+    auto arr = NdArray::make<float>({D, H, W});
+    if (decode_nifti(scan, bytes, arr->data<float>(), H, W, D)) {
+      v.data = arr;
+      return v;
+    }
   }
-  FloatImage::Pointer img = reader->GetOutput();
-  const auto size = img->GetLargestPossibleRegion().GetSize();
-  const std::int64_t H = size[0], W = size[1], D = size[2];
-  auto arr = NdArray::make<float>({D, H, W});
-  itk_to_dhw(img->GetBufferPointer(), arr->data<float>(), H, W, D);
-  v.data = arr;
-  // Geometry as the image reports it (ITK resolves qform/sform the same way for every reader).
-  for (int i = 0; i < 3; ++i) {
-    v.geometry.spacing[i] = img->GetSpacing()[i];
-    v.geometry.origin[i] = img->GetOrigin()[i];
-    for (int j = 0; j < 3; ++j) v.geometry.direction[i * 3 + j] = img->GetDirection()[i][j];
-  }
-  return v;
+  return itk_read(path, std::move(info), true);
 }
 
 Volume read_labels(const std::string& path, int max_label) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "spineparse/case.hpp"
 
@@ -56,7 +57,20 @@ struct NiftiScan {
   std::int64_t data_bytes_found = 0;
   std::int64_t non_finite = 0;  // float32/float64 data only
   std::string problem;          // header or stream error, empty if none
+  // Set when the voxels can be decoded without ITK: a single-file NIfTI-1/2 of a plain integer
+  // or float datatype with no intensity scaling (scl_slope 0 or 1, scl_inter 0).
+  int datatype = 0;
+  bool swap = false;  // the file's byte order differs from this machine's
+  bool plain = false;
+  std::int64_t voxels = 0;
 };
-NiftiScan scan_nifti(const std::string& path);
+// Reads a NIfTI file once: checks the header, counts the data bytes (truncation) and non-finite
+// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them instead
+// of decompressing the file a second time through ITK).
+NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep = nullptr);
+
+// read_image through ITK's reader only (what read_image falls back to for other formats and
+// for NIfTI files with intensity scaling or unusual datatypes); for tests.
+Volume read_image_with_itk(const std::string& path);
 
 }  // namespace spineparse::io
