@@ -1,4 +1,5 @@
 // spineparse stages: every stage kind of every loaded plugin, with its parameters.
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.hpp"
@@ -28,16 +29,18 @@ void add_stages(CLI::App& app) {
       };
       fields("reads", d->reads);
       fields("writes", d->writes);
+      int name_width = 14;  // the longest parameter name of the stage sets the column
+      for (const auto& p : d->params) name_width = std::max(name_width, static_cast<int>(p.name.size()));
       for (const auto& p : d->params) {
         std::string def = p.default_value ? param_value_to_string(*p.default_value) : "";
-        std::printf("    %-14s %-11s %s%s%s\n", p.name.c_str(), param_type_name(p.type),
+        std::printf("    %-*s %-11s %s%s%s\n", name_width, p.name.c_str(), param_type_name(p.type),
                     p.required ? "(required) " : "",
                     p.default_value ? ("[default " + (def.empty() ? std::string("\"\"") : def) + "] ").c_str() : "",
                     p.help.c_str());
         if (!p.allowed.empty()) {
           std::string a;
           for (const auto& v : p.allowed) a += (a.empty() ? "" : ", ") + v;
-          std::printf("    %-14s %-11s one of: %s\n", "", "", a.c_str());
+          std::printf("    %-*s %-11s one of: %s\n", name_width, "", "", a.c_str());
         }
       }
     }
