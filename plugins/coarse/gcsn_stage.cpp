@@ -98,11 +98,8 @@ CasePtr GcsnStage::process(const CasePtr& in) {
     impl_->stream.synchronize();
     kept = host;
   }
-  // One copy, straight into the case's field (the slices kept are not contiguous).
-  auto field = NdArray::make<float>(kept.sizes().vec());
-  nn::view_of(*field).copy_(kept);
   auto out = in->derive();
-  out->set("coarse_logits", field);
+  out->set("coarse_logits", nn::to_ndarray(kept));
   out->erase("coarse_input");  // no longer needed: keeps memory per case in flight low
   return out;
 }

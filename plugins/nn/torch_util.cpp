@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <mutex>
 
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -35,18 +34,18 @@ torch::Tensor view_of(const NdArray& a) {
   return torch::from_blob(const_cast<void*>(a.raw()), a.shape(), torch::TensorOptions().dtype(t));
 }
 
-std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t0) {
-  auto t = t0.detach().to(torch::kCPU).contiguous();
+std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t) {
   DType d;
   switch (t.scalar_type()) {
     case torch::kFloat32: d = DType::kFloat32; break;
     case torch::kUInt8: d = DType::kUInt8; break;
     case torch::kInt64: d = DType::kInt64; break;
     case torch::kFloat64: d = DType::kFloat64; break;
-    default: t = t.to(torch::kFloat32); d = DType::kFloat32;
+    default: d = DType::kFloat32;
   }
+  // One copy, whatever the tensor's device, strides or dtype: straight into the array.
   auto a = std::make_shared<NdArray>(d, t.sizes().vec());
-  std::memcpy(a->raw(), t.data_ptr(), a->nbytes());
+  view_of(*a).copy_(t.detach());
   return a;
 }
 

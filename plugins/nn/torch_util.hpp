@@ -23,7 +23,8 @@ namespace spineparse::nn {
 
 // A float32 CPU tensor viewing the array (no copy; the array must outlive the tensor).
 torch::Tensor view_of(const NdArray& a);
-// A host copy of a tensor (any device) as an NdArray of the same dtype (float32, uint8, int64).
+// A host copy of a tensor (any device, any strides) as an NdArray of the same dtype (float32,
+// uint8, int64, float64; other dtypes as float32), made in one copy.
 std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch has it and a GPU is present).
