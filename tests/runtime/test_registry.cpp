@@ -63,8 +63,10 @@ TEST(Registry, RefusesAnotherBuildFingerprintAndSaysWhatDiffers) {
   Registry r;
   const std::string msg = refusal(r, plugin("test_bad_fingerprint"));
   EXPECT_THAT(msg, HasSubstr("different toolchain"));
+  EXPECT_THAT(msg, HasSubstr("GNU-1.0 vs runtime's "));
   EXPECT_THAT(msg, HasSubstr("torch-0.1 vs runtime's torch-"));
-  EXPECT_THAT(msg, ::testing::Not(HasSubstr("itk-5.2.1 vs")));
+  EXPECT_THAT(msg, ::testing::Not(HasSubstr("itk-")));  // the same ITK and TBB as the runtime's
+  EXPECT_THAT(msg, ::testing::Not(HasSubstr("tbb-")));
 }
 
 TEST(Registry, RefusesDuplicateStageKindsAndKeepsTheFirst) {
