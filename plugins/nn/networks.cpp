@@ -3,6 +3,7 @@
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/container/any.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <functional>
@@ -377,6 +378,7 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
                                       .mode(torch::kBilinear)
                                       .align_corners(true));
   auto x = torch::cat({image, up}, 1);
+  if (!onednn_weights_.empty() && x.is_cpu() && x.scalar_type() == torch::kFloat32) return forward_onednn(x);
   std::vector<torch::Tensor> feats;
   for (int k = 0; k < 5; ++k) {
     if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
@@ -391,6 +393,68 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     x = decoders_[k](x);
   }
   return final_conv(x);
+}
+
+namespace {
+std::vector<int64_t> vec(const torch::ExpandingArray<2>& a) { return {a->begin(), a->end()}; }
+std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
+  const auto& p = conv.options.padding();
+#if TORCH_VERSION_MAJOR >= 2  // the options' variants are std::variant from 2.x on
+  const auto* arr = std::get_if<torch::ExpandingArray<2>>(&p);
+#else
+  const auto* arr = c10::get_if<torch::ExpandingArray<2>>(&p);
+#endif
+  if (!arr) throw std::logic_error("ResUNet2D convolution without explicit padding");
+  return vec(*arr);
+}
+}  // namespace
+
+torch::Tensor ResUNet2dImpl::conv_onednn(const torch::nn::Conv2d& conv, const torch::Tensor& x) const {
+  const auto& o = conv->options;
+  return at::mkldnn_convolution(x, onednn_weights_.at(conv.get()), conv->bias, padding_of(*conv), vec(o.stride()),
+                                vec(o.dilation()), o.groups());
+}
+
+torch::Tensor ResUNet2dImpl::block_onednn(const ExtResBlock& b, const torch::Tensor& x) const {
+  auto a = conv_onednn(b->conv[0], x).relu_();
+  auto c = conv_onednn(b->conv[1], a).relu_();
+  return conv_onednn(b->conv[2], c).add_(a).relu_();
+}
+
+torch::Tensor ResUNet2dImpl::forward_onednn(const torch::Tensor& input) {
+  auto x = input.to_mkldnn();
+  std::vector<torch::Tensor> feats;
+  for (int k = 0; k < 5; ++k) {
+    if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+    x = block_onednn(encoders_[k], x);
+    feats.push_back(x);
+  }
+  for (int k = 0; k < 4; ++k) {
+    x = upsample_[k](x.to_dense()).to_mkldnn().add_(feats[3 - k]);
+    x = block_onednn(decoders_[k], x);
+  }
+  return conv_onednn(final_conv, x).to_dense();
+}
+
+bool use_onednn_layout(ResUNet2d& net) {
+  const auto& w0 = net->final_conv->weight;
+  if (!at::hasMKLDNN() || !w0.is_cpu() || w0.scalar_type() != torch::kFloat32) return false;
+  torch::NoGradGuard ng;
+  std::map<const torch::nn::Conv2dImpl*, torch::Tensor> w;
+  auto pack = [&](const torch::nn::Conv2d& c) {
+    if (!c->bias.defined()) throw std::logic_error("use_onednn_layout: fold the BatchNorms first");
+    const auto& o = c->options;
+    w[c.get()] = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), padding_of(*c), vec(o.stride()),
+                                                   vec(o.dilation()), o.groups());
+  };
+  for (auto* blocks : {&net->encoders_, &net->decoders_}) {
+    for (auto& b : *blocks) {
+      for (auto& c : b->conv) pack(c);
+    }
+  }
+  pack(net->final_conv);
+  net->onednn_weights_ = std::move(w);
+  return true;
 }
 
 void fold_batchnorm(Gcsn& net) {
@@ -449,6 +513,7 @@ void optimize_for_inference(Gcsn& net, bool cuda) {
 void optimize_for_inference(ResUNet2d& net, bool cuda) {
   fold_batchnorm(net);
   if (uses_channels_last(cuda)) to_channels_last(*net);
+  if (!cuda) use_onednn_layout(net);
 }
 
 void to_channels_last(torch::nn::Module& net) {

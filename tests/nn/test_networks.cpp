@@ -123,6 +123,41 @@ TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
   expect_close(logits, ior.tensors.at("logits"), "folded ResUNet2D logits");
 }
 
+// What the fine stage runs on the CPU (optimize=true): BatchNorm folded and the activations in
+// oneDNN's layout. The original's outputs within the same tolerance, and the same as the plain
+// folded network to float rounding, for a batch of several slices too.
+TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
+  c10::InferenceMode im;
+  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d plain, fast;
+  for (auto* n : {&plain, &fast}) {
+    load_state(**n, w.tensors, "resunet2d_weights.safetensors");
+    (*n)->eval();
+  }
+  fold_batchnorm(plain);
+  optimize_for_inference(fast, /*cuda=*/false);
+  EXPECT_EQ(fast->onednn_weights_.size(), 9u * 3u + 1u);  // three per residual block, and the final 1x1
+  auto logits = fast->forward(io.tensors.at("image"), io.tensors.at("unary"));
+  EXPECT_FALSE(logits.is_mkldnn());
+  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits in oneDNN layout");
+  torch::manual_seed(3);
+  auto image = torch::randn({3, 1, 64, 128}), unary = torch::randn({3, 20, 32, 64});
+  auto want = plain->forward(image, unary), got = fast->forward(image, unary);
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  // A network in another precision (here float64; bfloat16 under amp) keeps the plain path.
+  ResUNet2d wide;
+  load_state(*wide, w.tensors, "resunet2d_weights.safetensors");
+  wide->eval();
+  wide->to(torch::kDouble);
+  optimize_for_inference(wide, /*cuda=*/false);
+  EXPECT_TRUE(wide->onednn_weights_.empty());
+  auto as_double = wide->forward(image.to(torch::kDouble), unary.to(torch::kDouble));
+  EXPECT_LE((as_double.to(torch::kFloat) - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+}
+
 TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
   REQUIRE_REFERENCE();
   auto w = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
