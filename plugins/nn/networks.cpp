@@ -410,9 +410,8 @@ std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
 }  // namespace
 
 torch::Tensor ResUNet2dImpl::conv_onednn(const torch::nn::Conv2d& conv, const torch::Tensor& x) const {
-  const auto& o = conv->options;
-  return at::mkldnn_convolution(x, onednn_weights_.at(conv.get()), conv->bias, padding_of(*conv), vec(o.stride()),
-                                vec(o.dilation()), o.groups());
+  const OneDnnConv& c = onednn_weights_.at(conv.get());
+  return at::mkldnn_convolution(x, c.weight, conv->bias, c.padding, c.stride, c.dilation, c.groups);
 }
 
 torch::Tensor ResUNet2dImpl::block_onednn(const ExtResBlock& b, const torch::Tensor& x) const {
@@ -440,12 +439,13 @@ bool use_onednn_layout(ResUNet2d& net) {
   const auto& w0 = net->final_conv->weight;
   if (!at::hasMKLDNN() || !w0.is_cpu() || w0.scalar_type() != torch::kFloat32) return false;
   torch::NoGradGuard ng;
-  std::map<const torch::nn::Conv2dImpl*, torch::Tensor> w;
+  std::map<const torch::nn::Conv2dImpl*, ResUNet2dImpl::OneDnnConv> w;
   auto pack = [&](const torch::nn::Conv2d& c) {
     if (!c->bias.defined()) throw std::logic_error("use_onednn_layout: fold the BatchNorms first");
     const auto& o = c->options;
-    w[c.get()] = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), padding_of(*c), vec(o.stride()),
-                                                   vec(o.dilation()), o.groups());
+    ResUNet2dImpl::OneDnnConv p{{}, padding_of(*c), vec(o.stride()), vec(o.dilation()), o.groups()};
+    p.weight = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), p.padding, p.stride, p.dilation, p.groups);
+    w[c.get()] = std::move(p);
   };
   for (auto* blocks : {&net->encoders_, &net->decoders_}) {
     for (auto& b : *blocks) {

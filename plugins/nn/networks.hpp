@@ -15,6 +15,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <map>
+#include <vector>
 
 namespace spineparse::nn {
 
@@ -77,8 +78,14 @@ struct ResUNet2dImpl : torch::nn::Module {
   std::vector<torch::nn::ConvTranspose2d> upsample_;
   std::vector<ExtResBlock> decoders_;
   torch::nn::Conv2d final_conv{nullptr};
-  // Set by use_onednn_layout(): each convolution's weights in oneDNN's own layout, by module.
-  std::map<const torch::nn::Conv2dImpl*, torch::Tensor> onednn_weights_;
+  // Set by use_onednn_layout(): each convolution's weights in oneDNN's own layout and its
+  // geometry, by module.
+  struct OneDnnConv {
+    torch::Tensor weight;
+    std::vector<int64_t> padding, stride, dilation;
+    int64_t groups = 1;
+  };
+  std::map<const torch::nn::Conv2dImpl*, OneDnnConv> onednn_weights_;
 
  private:
   torch::Tensor forward_onednn(const torch::Tensor& x);

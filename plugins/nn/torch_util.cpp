@@ -11,10 +11,8 @@
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
-#include <filesystem>
 #include <cstdio>
-#include <mutex>
-
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 
