@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "spineparse/build_info.hpp"
+#include "build_paths.hpp"
 
 namespace spineparse::testing {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "resample.hpp"
+#include "nn/resample.hpp"
 
 namespace spineparse::coarse {
 
@@ -16,8 +16,9 @@ StageDescription preprocess_description() {
       {"width", ParamType::kInt, ParamValue(std::int64_t{256}), false, "columns of the network input", {}, 16.0, std::nullopt},
       {"min_slices", ParamType::kInt, ParamValue(std::int64_t{18}), false, "pad the slice axis to this many", {}, 1.0, std::nullopt},
   };
-  d.reads = {{"image", false, "normalised float32 [D,H,W]"}, {"norm", true, "offset and scale"}};
-  d.writes = {{"coarse_input", false, "float32 [1,1,Dp,128,256]"}, {"coarse_pad", false, "int64 [2]"}};
+  d.reads = {{"image", false, "normalised", "float32", "D,H,W"}, {"norm", true, "offset and scale", "float64", "2"}};
+  d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32", "1,1,Dp,h,w"},
+               {"coarse_pad", false, "slices padded before, slices of the case", "int64", "2"}};
   return d;
 }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "resample.hpp"
+#include "nn/resample.hpp"
 
 namespace spineparse::fine {
 
@@ -15,8 +15,8 @@ StageDescription prepare_description() {
       {"height", ParamType::kInt, ParamValue(std::int64_t{256}), false, "rows of the fine grid", {}, 16.0, std::nullopt},
       {"width", ParamType::kInt, ParamValue(std::int64_t{512}), false, "columns of the fine grid", {}, 16.0, std::nullopt},
   };
-  d.reads = {{"image"}, {"norm", true}};
-  d.writes = {{"fine_mr", false, "float32 [D,256,512]"}};
+  d.reads = {{"image", false, "normalised", "float32", "D,H,W"}, {"norm", true, "offset and scale", "float64", "2"}};
+  d.writes = {{"fine_mr", false, "h, w = height, width", "float32", "D,h,w"}};
   return d;
 }
 

@@ -5,10 +5,8 @@
 
 #include <filesystem>
 
-#include "networks.hpp"
+#include "network_stage.hpp"
 #include "slice_batcher.hpp"
-#include "safetensors.hpp"
-#include "torch_util.hpp"
 
 namespace spineparse::fine {
 
@@ -16,26 +14,21 @@ StageDescription resunet_description() {
   StageDescription d;
   d.kind = "fine.resunet";
   d.summary = "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the coarse logits";
-  d.params = {
-      {"weights", ParamType::kPath, std::nullopt, true, "safetensors state dict (or TorchScript file for model=torchscript)"},
-      {"model", ParamType::kString, ParamValue(std::string("resunet2d")), false,
-       "resunet2d; torchscript (custom network: forward(image, unary) -> logits)", {"resunet2d", "torchscript"}},
-      {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
-      {"batch_size", ParamType::kInt, ParamValue(std::int64_t{0}), false,
-       "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the thread share of the moment), 16 on CUDA",
-       {}, 0.0, 256.0},
-      {"batch_across_cases", ParamType::kString, ParamValue(std::string("auto")), false,
-       "let slices of different cases share a forward pass (one pass at a time); auto: on for CUDA, off on the CPU "
-       "(where cases run side by side instead)",
-       {"auto", "on", "off"}},
-      {"batch_wait_ms", ParamType::kFloat, ParamValue(0.0), false,
-       "with batch_across_cases: how long a pass waits for a full batch before running a partial one", {}, 0.0, 10000.0},
-      {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
-      nn::optimize_param(),
-      nn::random_weights_param(),
-  };
-  d.reads = {{"fine_mr"}, {"coarse_logits"}};
-  d.writes = {{"fine_probs", false, "float32 [20,D,256,512] softmax"}};
+  d.params = nn::network_params();
+  d.params.insert(d.params.begin() + 1,
+                  {{"model", ParamType::kString, ParamValue(std::string("resunet2d")), false,
+                    "resunet2d; torchscript (custom network: forward(image, unary) -> logits)", {"resunet2d", "torchscript"}},
+                   {"batch_size", ParamType::kInt, ParamValue(std::int64_t{0}), false,
+                    "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the thread share of the moment), 16 on CUDA",
+                    {}, 0.0, 256.0},
+                   {"batch_across_cases", ParamType::kString, ParamValue(std::string("auto")), false,
+                    "let slices of different cases share a forward pass (one pass at a time); auto: on for CUDA, off on the CPU "
+                    "(where cases run side by side instead)",
+                    {"auto", "on", "off"}},
+                   {"batch_wait_ms", ParamType::kFloat, ParamValue(0.0), false,
+                    "with batch_across_cases: how long a pass waits for a full batch before running a partial one", {}, 0.0, 10000.0}});
+  d.reads = {{"fine_mr", false, "", "float32", "D,h,w"}, {"coarse_logits", false, "", "float32", "C,D,h,w"}};
+  d.writes = {{"fine_probs", false, "softmax on the fine grid", "float32", "C,D,h,w"}};
   d.consumes = {"fine_mr"};
   d.concurrency = Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
   d.resource = "gpu";
@@ -43,11 +36,7 @@ StageDescription resunet_description() {
 }
 
 struct ResUNetStage::Impl {
-  nn::NetworkSetup setup;
-  bool optimized = false;
-  nn::StageStream stream;  // its own CUDA stream (nothing on CPU)
-  std::mutex device_mutex;  // CUDA without the batcher: one call at a time on the stream
-  StageContext ctx;
+  nn::NetworkStage stage;  // its device_mutex: CUDA without the batcher, one call at a time
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
   nn::ResUNet2d net{nullptr};
@@ -57,26 +46,21 @@ ResUNetStage::ResUNetStage(const Params& p) : params_(p), impl_(std::make_unique
 ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
-  impl_->ctx = ctx;
-  impl_->setup = nn::setup_network(params_, ctx);
-  impl_->stream = nn::StageStream(impl_->setup.device);
-  const bool cuda = impl_->setup.device.is_cuda();
+  auto& stage = impl_->stage;
+  stage.open(params_, ctx);
+  const bool cuda = stage.cuda();
   impl_->batch_size = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size") : cuda ? 16 : 1;
   const std::string across = params_.get_string("batch_across_cases");
   if (across == "on" || (across == "auto" && cuda)) {
     impl_->batcher = std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
   }
-  if (impl_->setup.script) return;
-  const auto& state = impl_->setup.state;
-  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(state));  // demo models are narrower; no state (random_weights): full size
-  if (!impl_->setup.random) nn::load_state(*impl_->net, state, impl_->setup.weights);
-  nn::place(*impl_->net, impl_->setup);
-  impl_->optimized = params_.get_bool("optimize");
-  if (impl_->optimized) nn::optimize_for_inference(impl_->net, impl_->setup.device.is_cuda());
-  if (impl_->setup.amp && !impl_->setup.device.is_cuda()) {
+  if (stage.setup.script) return;
+  // Demo models are narrower; without a state (random_weights) the network is full size.
+  impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(stage.setup.state));
+  stage.install(impl_->net);
+  if (stage.setup.amp && !cuda) {
     for (auto& u : impl_->net->upsample_) u->to(torch::kFloat32);  // see ResUNet2dImpl::forward
   }
-  impl_->setup.state.clear();
 }
 
 CasePtr ResUNetStage::process(const CasePtr& in) {
@@ -89,13 +73,14 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   if (unary.dim() != 4 || unary.size(1) != D) {
     throw std::runtime_error("coarse_logits has " + std::to_string(unary.size(1)) + " slices, fine_mr " + std::to_string(D));
   }
-  const auto& setup = impl_->setup;
-  const bool cuda = setup.device.is_cuda();
+  auto& stage = impl_->stage;
+  const auto& setup = stage.setup;
+  const bool cuda = stage.cuda();
   // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device.
   auto forward = [&](const torch::Tensor& image, const torch::Tensor& unary_batch) {
     auto img = nn::to_device_async(image, setup.device);
     auto un = nn::to_device_async(unary_batch, setup.device);
-    if (impl_->optimized && nn::uses_channels_last(cuda)) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (stage.optimized && nn::uses_channels_last(cuda)) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
       logits = setup.script->forward({img, un}).toTensor();
@@ -108,8 +93,8 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   };
   auto images = mr.unsqueeze(1);               // [D,1,h,w]
   auto unaries = unary.permute({1, 0, 2, 3});  // [D,C,h',w']
-  nn::NetworkCall call(setup, impl_->ctx, impl_->batcher ? nullptr : &impl_->device_mutex);
-  nn::StageStream::Use on_stream(impl_->stream);
+  nn::NetworkCall call(setup, stage.ctx, impl_->batcher ? nullptr : &stage.device_mutex);
+  nn::StageStream::Use on_stream(stage.stream);
   nn::CudaAutocast autocast(setup.amp && cuda);
   torch::Tensor probs;  // [C,D,h,w]
   std::shared_ptr<NdArray> host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
@@ -133,12 +118,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
       probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
     }
   }
-  if (cuda) {
-    auto host = nn::host_buffer(probs.sizes(), setup.device);
-    host.copy_(probs, /*non_blocking=*/true);
-    impl_->stream.synchronize();
-    probs = host;
-  }
+  probs = stage.to_host(probs);
   out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
   out->erase("fine_mr");
   return out;

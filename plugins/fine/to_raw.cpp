@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <cstring>
 
-#include "resample.hpp"
+#include "nn/resample.hpp"
 
 namespace spineparse::fine {
 
@@ -16,8 +16,9 @@ StageDescription to_raw_description() {
   d.summary = "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)";
   d.params = {{"keep_probabilities", ParamType::kBool, ParamValue(false), false,
                "also keep the float32 [20,D,H,W] probabilities on the raw grid (large)"}};
-  d.reads = {{"fine_probs"}, {"image"}};
-  d.writes = {{"labels", false, "uint8 [D,H,W]"}, {"probabilities", true, "float32 [20,D,H,W] when kept"}};
+  d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"}, {"image", false, "for the raw size", "float32", "D,H,W"}};
+  d.writes = {{"labels", false, "0 background, 1-10 vertebrae, 11-19 discs", "uint8", "D,H,W"},
+              {"probabilities", true, "when keep_probabilities", "float32", "C,D,H,W"}};
   d.consumes = {"fine_probs"};
   return d;
 }

@@ -17,9 +17,9 @@ StageDescription normalise_description() {
       {"std", ParamType::kFloat, ParamValue(379.0), false, "scale for mode fixed (spec 1.4)",
        {}, 1e-12, std::nullopt},
   };
-  d.reads = {{"image", false, "float32 [D,H,W]"}};
-  d.writes = {{"image", false, "normalised float32 [D,H,W]"},
-              {"norm", false, "float64 [2]: offset and scale used"}};
+  d.reads = {{"image", false, "", "float32", "D,H,W"}};
+  d.writes = {{"image", false, "normalised", "float32", "D,H,W"},
+              {"norm", false, "offset and scale used", "float64", "2"}};
   return d;
 }
 

@@ -35,7 +35,4 @@ class ReadDataset : public Stage {
   Params params_;
 };
 
-// Lists a folder the way the stage does (exposed for tests and `spineparse evaluate`).
-std::vector<CaseSeed> list_dataset(const std::string& dir, const std::string& layout);
-
 }  // namespace spineparse::io

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "volume_io.hpp"
+#include "io/volume_io.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;

@@ -16,11 +16,11 @@ StageDescription evaluate_description() {
       {"folder", ParamType::kString, ParamValue(std::string("metrics")), false, "sub-folder of the output for the reports"},
       {"distances", ParamType::kBool, ParamValue(true), false, "compute ASSD and HD95 (mm)"},
   };
-  d.reads = {{"labels"}, {"mask", true}, {"labels_unrefined", true}};
+  d.reads = {{"labels", false, "", "uint8", "D,H,W"},
+             {"mask", true, "ground truth", "uint8", "D,H,W"},
+             {"labels_unrefined", true, "", "uint8", "D,H,W"}};
   return d;
 }
-
-std::array<double, 3> spacing_dhw(const Geometry& g) { return {g.spacing[2], g.spacing[0], g.spacing[1]}; }
 
 void Evaluate::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
 

@@ -14,15 +14,13 @@
 
 #include <mutex>
 
-#include "scores.hpp"
+#include "metrics/scores.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::metrics {
 
 StageDescription evaluate_description();
 
-// Voxel spacing of the array axes (D, H, W) from a case's geometry (file axes H, W, D).
-std::array<double, 3> spacing_dhw(const Geometry& g);
 
 class Evaluate : public Stage {
  public:

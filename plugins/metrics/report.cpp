@@ -1,16 +1,13 @@
 #include "report.hpp"
 
+#include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
-#include <vector>
 
-#include "overlay.hpp"
-#include "spineparse/files.hpp"
-#include "spineparse/labels.hpp"
+#include "metrics/overlay.hpp"
+#include "metrics/report_html.hpp"
 
 namespace spineparse::metrics {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 StageDescription report_description() {
   StageDescription d;
@@ -22,7 +19,7 @@ StageDescription report_description() {
       {"embed_mb", ParamType::kFloat, ParamValue(8.0), false,
        "inline the overlays in report.html while they total at most this many MB; link them beyond", {}, 0.0, 1024.0},
   };
-  d.reads = {{"image"}, {"labels"}};
+  d.reads = {{"image", false, "", "float32", "D,H,W"}, {"labels", false, "", "uint8", "D,H,W"}};
   return d;
 }
 
@@ -37,164 +34,6 @@ CasePtr Report::process(const CasePtr& in) {
 void Report::after_run(const std::string& run_json_path, const StageContext&) {
   const std::string p = write_report_html(run_json_path, static_cast<std::int64_t>(params_.get_float("embed_mb") * (1 << 20)));
   std::fprintf(stderr, "report: %s\n", p.c_str());
-}
-
-namespace {
-
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += t[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-// JSON safe inside a <script> element.
-std::string script_json(const json& j) {
-  std::string s = j.dump();
-  for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3) s.replace(p, 2, "<\\/");
-  return s;
-}
-
-const char* kPage = R"HTML(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>spineparse report</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
-h1{font-size:22px}h2{font-size:18px;margin-top:28px}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
-th{background:#f0f0f0}td.l{text-align:left}tr.failed td{background:#fde8e8}
-.err{color:#b00;max-width:420px;text-align:left;white-space:pre-wrap}
-img.thumb{height:110px;cursor:zoom-in}img.thumb:hover{height:330px}
-.kv{display:grid;grid-template-columns:auto auto;gap:2px 16px;width:max-content}
-pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:400px}
-.swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
-</style></head><body>
-<h1>spineparse run report</h1>
-<div id="summary" class="kv"></div>
-<h2>Per-structure Dice</h2>
-<div id="chart"></div>
-<table id="structures"></table>
-<h2>Cases</h2>
-<table id="cases"><thead><tr><th>case</th><th>status</th><th>Dice (all)</th><th>vertebrae</th><th>discs</th><th>ASSD mm</th><th>seconds per stage</th><th>overlay</th></tr></thead><tbody></tbody></table>
-<h2>Graph and plugins</h2>
-<div id="plugins"></div>
-<pre id="graph"></pre>
-<script>
-const RUN = @RUN@;
-const SUMMARY = @SUMMARY@;
-const OVERLAYS = @OVERLAYS@;
-const COLOURS = @COLOURS@;
-function el(tag, attrs, ...kids) { const e = document.createElement(tag); Object.assign(e, attrs || {}); for (const k of kids) e.append(k); return e; }
-function f(x, d) { return (x === null || x === undefined || Number.isNaN(x)) ? '' : Number(x).toFixed(d === undefined ? 3 : d); }
-const sum = document.getElementById('summary');
-const add = (k, v) => { sum.append(el('b', {textContent: k}), el('span', {textContent: v})); };
-add('graph', RUN.graph_file); add('input', RUN.input_dir); add('output', RUN.output_dir);
-add('cases', `${RUN.counts.total} (${RUN.counts.ok} ok, ${RUN.counts.failed} failed, ${RUN.counts.skipped} skipped)`);
-add('wall time', `${f(RUN.wall_s, 1)} s (${f(RUN.cases_per_s, 3)} cases/s, ${RUN.threads} threads)`);
-if (SUMMARY) {
-  for (const g of ['vertebrae', 'discs', 'all']) { const s = SUMMARY.dice[g]; if (s.mean !== null) add(`Dice ${g}`, `${f(s.mean)} ± ${f(s.std)}`); }
-  add('missed / spurious structures', `${SUMMARY.missed_structures} / ${SUMMARY.spurious_structures}`);
-  if (SUMMARY.refinement) add('Dice before / after refinement', `${f(SUMMARY.refinement.dice_before.mean)} / ${f(SUMMARY.refinement.dice_after.mean)}`);
-  const st = document.getElementById('structures');
-  st.append(el('tr', {}, ...['label', 'structure', 'Dice', '±', 'precision', 'recall', 'ASSD mm', 'HD95 mm', 'cases', 'missed'].map(h => el('th', {textContent: h}))));
-  const W = 640, bh = 14, svgns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(svgns, 'svg');
-  svg.setAttribute('width', W + 120); svg.setAttribute('height', SUMMARY.per_structure.length * (bh + 3) + 20);
-  SUMMARY.per_structure.forEach((p, i) => {
-    st.append(el('tr', {}, el('td', {textContent: p.label}), el('td', {className: 'l'}, el('span', {className: 'swatch', style: `background:${COLOURS[p.label]}`}), p.structure),
-      el('td', {textContent: f(p.dice.mean)}), el('td', {textContent: f(p.dice.std)}), el('td', {textContent: f(p.precision.mean)}),
-      el('td', {textContent: f(p.recall.mean)}), el('td', {textContent: f(p.assd_mm.mean, 2)}), el('td', {textContent: f(p.hd95_mm.mean, 2)}),
-      el('td', {textContent: p.cases_with_structure}), el('td', {textContent: p.missed})));
-    const y = 10 + i * (bh + 3), m = p.dice.mean || 0;
-    const t = document.createElementNS(svgns, 'text'); t.setAttribute('x', 0); t.setAttribute('y', y + bh - 3); t.setAttribute('font-size', 11); t.textContent = p.structure; svg.append(t);
-    const r = document.createElementNS(svgns, 'rect'); r.setAttribute('x', 60); r.setAttribute('y', y); r.setAttribute('height', bh); r.setAttribute('width', Math.max(0, m) * W); r.setAttribute('fill', COLOURS[p.label]); r.setAttribute('stroke', '#555'); svg.append(r);
-    if (p.dice.std) { const l = document.createElementNS(svgns, 'line'); l.setAttribute('x1', 60 + Math.max(0, m - p.dice.std) * W); l.setAttribute('x2', 60 + Math.min(1, m + p.dice.std) * W); l.setAttribute('y1', y + bh / 2); l.setAttribute('y2', y + bh / 2); l.setAttribute('stroke', '#000'); svg.append(l); }
-    const v = document.createElementNS(svgns, 'text'); v.setAttribute('x', 66 + W); v.setAttribute('y', y + bh - 3); v.setAttribute('font-size', 11); v.textContent = f(p.dice.mean); svg.append(v);
-  });
-  document.getElementById('chart').append(svg);
-} else {
-  document.getElementById('chart').textContent = 'No metrics: the graph has no metrics.evaluate node or no case had a mask.';
-}
-const tb = document.querySelector('#cases tbody');
-for (const c of RUN.cases) {
-  const m = c.metrics || {};
-  const secs = Object.entries(c.stage_seconds || {}).map(([k, v]) => `${k} ${f(v, 2)}`).join('\n');
-  const status = el('td', {className: 'l'}, c.status);
-  if (c.error) status.append(el('div', {className: 'err', textContent: `[${c.error.node}] ${c.error.message}`}));
-  const img = OVERLAYS[c.id] ? el('img', {className: 'thumb', src: OVERLAYS[c.id], alt: c.id}) : '';
-  tb.append(el('tr', {className: 'case ' + c.status}, el('td', {className: 'l', textContent: c.id}), status,
-    el('td', {textContent: f(m.dice_all)}), el('td', {textContent: f(m.dice_vertebrae)}), el('td', {textContent: f(m.dice_discs)}),
-    el('td', {textContent: f(m.assd_mm, 2)}), el('td', {className: 'l'}, el('pre', {textContent: secs})), el('td', {}, img)));
-}
-document.getElementById('plugins').textContent = RUN.plugins.map(p => `${p.name} ${p.version} (${p.path})`).join(' · ');
-document.getElementById('graph').textContent = JSON.stringify(RUN.graph, null, 2);
-</script></body></html>
-)HTML";
-
-}  // namespace
-
-std::string write_report_html(const std::string& run_json_path, std::int64_t embed_bytes) {
-  const json run = json::parse(read_file(run_json_path));
-  const fs::path dir = fs::path(run_json_path).parent_path();
-  json summary = nullptr;
-  if (fs::exists(dir / "metrics" / "summary.json")) summary = json::parse(read_file((dir / "metrics" / "summary.json").string()));
-  std::vector<std::pair<std::string, fs::path>> pictures;  // (case id, overlay)
-  std::int64_t total = 0;
-  for (const auto& c : run["cases"]) {
-    if (c.contains("attrs") && c["attrs"].contains("overlay")) {
-      const fs::path p = c["attrs"]["overlay"].get<std::string>();
-      std::error_code ec;
-      const auto size = fs::file_size(p, ec);
-      if (ec) continue;
-      pictures.emplace_back(c["id"].get<std::string>(), p);
-      total += static_cast<std::int64_t>(size);
-    }
-  }
-  const bool embed = total <= embed_bytes;
-  json overlays = json::object();
-  for (const auto& [id, p] : pictures) {
-    overlays[id] = embed ? "data:image/png;base64," + base64(read_file(p.string()))
-                         : fs::proximate(p, dir).generic_string();
-  }
-  json colours = json::array();
-  for (int l = 0; l < kNumClasses; ++l) {
-    auto c = label_colour(l);
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "#%02x%02x%02x", c[0], c[1], c[2]);
-    colours.push_back(buf);
-  }
-  std::string page = kPage;
-  auto put = [&](const std::string& key, const std::string& value) {
-    const auto p = page.find(key);
-    page.replace(p, key.size(), value);
-  };
-  put("@RUN@", script_json(run));
-  put("@SUMMARY@", script_json(summary));
-  put("@OVERLAYS@", script_json(overlays));
-  put("@COLOURS@", script_json(colours));
-  const std::string out = (dir / "report.html").string();
-  write_file_atomic(out, page);
-  return out;
 }
 
 }  // namespace spineparse::metrics

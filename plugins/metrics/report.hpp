@@ -19,11 +19,6 @@ namespace spineparse::metrics {
 
 StageDescription report_description();
 
-// Builds report.html next to run.json from run.json, metrics/summary.json (if any) and the
-// overlays that run.json's cases name: inline when they total at most embed_bytes, else linked
-// by their path relative to the report. Returns the report's path.
-std::string write_report_html(const std::string& run_json_path, std::int64_t embed_bytes = 8 << 20);
-
 class Report : public Stage {
  public:
   explicit Report(const Params& p) : params_(p) {}

@@ -1,6 +1,6 @@
 #include "refine_stages.hpp"
 
-#include "refine.hpp"
+#include "anatomy_stage.hpp"
 #include "spineparse/registry.hpp"
 
 namespace spineparse {

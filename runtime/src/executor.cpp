@@ -96,7 +96,33 @@ class Progress {
   Clock::time_point start_, last_;
 };
 
+// Counts a stage call as running for its lifetime (StageContext::threads_now).
+struct Running {
+  std::atomic<int>& n;
+  explicit Running(std::atomic<int>& c) : n(c) { ++n; }
+  ~Running() { --n; }
+};
+
 }  // namespace
+
+CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in) {
+  if (in->failed()) return in;
+  std::string error;
+  CasePtr out;
+  try {
+    out = stage.process(in);
+    if (!out) error = "stage returned no case";
+  } catch (const std::exception& e) {
+    error = first_lines(e.what());
+    if (error.empty()) error = "exception without message";
+  } catch (...) {
+    error = "unknown exception";
+  }
+  if (error.empty()) return out;
+  auto failed = in->derive();
+  failed->fail(node_id, error);
+  return failed;
+}
 
 RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
   RunReport report;
@@ -206,29 +232,12 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
           std::lock_guard<std::mutex> lk(spans_mu);
           in_flight_log.emplace_back(since(t0), now);
         }
-        if (in->failed()) return in;
+        if (in->failed()) return in;  // passed on untouched, no span
         const double start = since(t0);
         CasePtr out;
-        std::string error;
-        struct Running {
-          std::atomic<int>& n;
-          explicit Running(std::atomic<int>& c) : n(c) { ++n; }
-          ~Running() { --n; }
-        };
-        try {
+        {
           Running running(running_calls);
-          out = stage->process(in);
-          if (!out) error = "stage returned no case";
-        } catch (const std::exception& e) {
-          error = first_lines(e.what());
-          if (error.empty()) error = "exception without message";
-        } catch (...) {
-          error = "unknown exception";
-        }
-        if (!error.empty()) {
-          auto failed = in->derive();
-          failed->fail(node_id, error);
-          out = failed;
+          out = call_stage(*stage, node_id, in);
         }
         const double end = since(t0);
         std::lock_guard<std::mutex> lk(spans_mu);

@@ -53,6 +53,32 @@ json to_json(const ParamValue& v) {
   return std::visit([](const auto& x) { return json(x); }, v);
 }
 
+// A --set value as the JSON its parameter's type reads: strings and paths as they are, lists
+// split at commas, everything else parsed as JSON (left a string when it is not, so that the
+// type check reports it).
+json override_value(const ParamSpec& spec, const std::string& value) {
+  switch (spec.type) {
+    case ParamType::kString:
+    case ParamType::kPath:
+      return value;
+    case ParamType::kStringList: {
+      json arr = json::array();
+      std::stringstream ss(value);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        if (!item.empty()) arr.push_back(item);
+      }
+      return arr;
+    }
+    default:
+      try {
+        return json::parse(value);
+      } catch (...) {
+        return value;
+      }
+  }
+}
+
 class Validator {
  public:
   Validator(Registry& registry, std::string path) : registry_(registry), path_(std::move(path)) {}
@@ -144,6 +170,36 @@ class Validator {
     return true;
   }
 
+  // One stage's parameters from "PARAM=VALUE" strings, then defaults (resolve_params).
+  Params resolve(const StageDescription& d, const std::vector<std::string>& sets,
+                 std::vector<ConfigIssue>* issues) {
+    std::map<std::string, ParamValue> values;
+    for (const auto& set : sets) {
+      const std::string ptr = "--set " + set;
+      const auto eq = set.find('=');
+      const std::string name = set.substr(0, eq);
+      auto spec = std::find_if(d.params.begin(), d.params.end(),
+                               [&](const ParamSpec& p) { return p.name == name; });
+      if (eq == std::string::npos || spec == d.params.end()) {
+        issue("unknown_param", ptr, "stage '" + d.kind + "' has no parameter '" + name + "'");
+        continue;
+      }
+      if (auto v = convert(*spec, override_value(*spec, set.substr(eq + 1)), ptr, d.kind, false))
+        values[name] = *v;
+    }
+    for (const auto& p : d.params) {
+      if (values.count(p.name)) continue;
+      if (p.default_value) {
+        values[p.name] = *p.default_value;
+      } else if (p.required) {
+        issue("missing_param", "/params/" + p.name,
+              "stage '" + d.kind + "' requires parameter '" + p.name + "'");
+      }
+    }
+    if (issues) *issues = issues_;
+    return Params(values);
+  }
+
   GraphLoad run(const std::string& text, const std::vector<std::string>& overrides) {
     GraphLoad result;
     json root;
@@ -199,6 +255,7 @@ class Validator {
             g.plugins.push_back(registry_.load_plugin(p.lexically_normal().string()).path);
           } catch (const PluginError& e) {
             issue("plugin_refused", ptr, e.what());
+            plugin_refused_ = true;
           }
         }
       }
@@ -238,6 +295,9 @@ class Validator {
     }
 
     apply_overrides(overrides, nodes, descs, index_of);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (descs[i]) check_paths(nodes[i], *descs[i], "/nodes/" + std::to_string(i));
+    }
 
     // Edges.
     std::vector<std::pair<std::string, std::string>> edges;
@@ -389,6 +449,7 @@ class Validator {
     }
     n.stage = jn["stage"].get<std::string>();
     const StageDescription* d = registry_.find(n.stage);
+    if (!d && plugin_refused_) return n;  // its plugin's refusal is the one error to read
     if (!d) {
       std::string near;
       for (const auto* k : registry_.kinds()) {
@@ -483,31 +544,10 @@ class Validator {
               "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param + "'");
         continue;
       }
-      json v;
-      switch (spec->type) {
-        case ParamType::kString:
-        case ParamType::kPath:
-          v = value;
-          break;
-        case ParamType::kStringList: {
-          json arr = json::array();
-          std::stringstream ss(value);
-          std::string item;
-          while (std::getline(ss, item, ',')) {
-            if (!item.empty()) arr.push_back(item);
-          }
-          v = arr;
-          break;
-        }
-        default:
-          try {
-            v = json::parse(value);
-          } catch (...) {
-            v = value;  // reported as a type error below
-          }
-      }
+      const json v = override_value(*spec, value);
       if (auto pv = convert(*spec, v, ptr, node, false)) {
         nodes[it->second].params.set(param, *pv);
+        overridden_.insert(node + "." + param);
         missing_.erase(std::remove_if(missing_.begin(), missing_.end(),
                                       [&](const Missing& m) { return m.node == node && m.param == param; }),
                        missing_.end());
@@ -517,6 +557,28 @@ class Validator {
       issue("missing_param", m.pointer,
             "node '" + m.node + "': stage '" + m.kind + "' requires parameter '" + m.param +
                 "' (set it in the graph or with --set " + m.node + "." + m.param + "=...)");
+    }
+  }
+
+  // Input paths that do not exist, resolved as the stage will see them (check_paths).
+  void check_paths(const NodeSpec& n, const StageDescription& d, const std::string& ptr) {
+    for (const auto& spec : d.params) {
+      if (!spec.must_exist || !n.params.has(spec.name)) continue;
+      if (!spec.exists_unless.empty() && n.params.has(spec.exists_unless) &&
+          n.params.get_bool(spec.exists_unless))
+        continue;
+      const std::string& value = n.params.get_string(spec.name);
+      std::error_code ec;
+      if (value.empty() || fs::exists(value, ec)) continue;
+      const bool from_set = overridden_.count(n.id + "." + spec.name) != 0;
+      const std::string base =
+          from_set ? "given by --set: relative to the current folder " + fs::current_path(ec).string()
+                   : "relative paths in a graph resolve against its folder " +
+                         fs::absolute(fs::path(path_).parent_path(), ec).lexically_normal().string();
+      issue("missing_path", from_set ? "--set " + n.id + "." + spec.name : ptr + "/params/" + spec.name,
+            "node '" + n.id + "': parameter '" + spec.name + "' names " + value +
+                ", which does not exist (" + base + ")");
+      issues_.back().node = n.id;
     }
   }
 
@@ -552,8 +614,14 @@ class Validator {
                     const std::vector<std::size_t>& order,
                     const std::map<std::string, std::size_t>& index_of) {
     std::vector<std::set<std::string>> available(nodes.size());
+    // Below a node whose stage is unknown (already reported) the fields are unknown too.
+    std::vector<bool> unknown(nodes.size(), false);
     for (auto i : order) {
-      if (!descs[i]) continue;
+      const bool upstream_unknown = !nodes[i].inputs.empty() && unknown[index_of.at(nodes[i].inputs[0])];
+      if (!descs[i] || upstream_unknown) {
+        unknown[i] = true;
+        continue;
+      }
       std::set<std::string> have;
       if (!nodes[i].inputs.empty()) have = available[index_of.at(nodes[i].inputs[0])];
       auto reads = descs[i]->reads;
@@ -581,6 +649,8 @@ class Validator {
   std::string path_;
   std::vector<ConfigIssue> issues_;
   std::vector<Missing> missing_;
+  std::set<std::string> overridden_;  // "node.param" given by --set
+  bool plugin_refused_ = false;        // a plugin the graph lists did not load
 };
 
 }  // namespace
@@ -588,6 +658,12 @@ class Validator {
 GraphLoad load_graph_text(const std::string& text, const std::string& path, Registry& registry,
                           const std::vector<std::string>& overrides) {
   return Validator(registry, path).run(text, overrides);
+}
+
+Params resolve_params(const StageDescription& description, const std::vector<std::string>& sets,
+                      std::vector<ConfigIssue>* issues) {
+  Registry none;
+  return Validator(none, "").resolve(description, sets, issues);
 }
 
 GraphLoad load_graph_file(const std::string& path, Registry& registry,

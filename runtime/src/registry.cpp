@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <dlfcn.h>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -28,15 +29,40 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-// Names the components that differ between two "a-1|b-2|..." fingerprints.
-std::string fingerprint_difference(const std::string& plugin, const std::string& host) {
-  auto p = split(plugin, '|'), h = split(host, '|');
-  std::string diff;
-  for (std::size_t i = 0; i < std::max(p.size(), h.size()); ++i) {
-    std::string a = i < p.size() ? p[i] : "(none)", b = i < h.size() ? h[i] : "(none)";
-    if (a != b) diff += (diff.empty() ? "" : ", ") + a + " vs runtime's " + b;
+// The libraries whose objects cross plugin boundaries in one process, with the versions the
+// spineparse build used (compile definitions of this file; "" when it did not use one).
+#ifndef SPINEPARSE_HOST_TORCH
+#define SPINEPARSE_HOST_TORCH ""
+#endif
+#ifndef SPINEPARSE_HOST_ITK
+#define SPINEPARSE_HOST_ITK ""
+#endif
+
+std::string abi_string(std::uint32_t major, std::uint32_t minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
+
+// Why a descriptor's runtime ABI or C++ ABI does not fit this host, or "".
+std::string abi_mismatch(const SpineparsePluginDescriptor& d) {
+  const std::string host = abi_string(SPINEPARSE_ABI_MAJOR, SPINEPARSE_ABI_MINOR);
+  if (d.abi_major != SPINEPARSE_ABI_MAJOR) {
+    return "was built for ABI " + abi_string(d.abi_major, d.abi_minor) + ", this runtime has ABI " +
+           host + ": the major version differs; rebuild the plugin against this spineparse (" +
+           "find_package(spineparse) from its installation)";
   }
-  return diff;
+  if (d.abi_minor > SPINEPARSE_ABI_MINOR) {
+    return "needs ABI " + abi_string(d.abi_major, d.abi_minor) + ", newer than this runtime's " +
+           host + ": update spineparse";
+  }
+  const std::string abi = d.cxx_abi ? d.cxx_abi : "";
+  if (abi != SPINEPARSE_CXX_ABI) {
+    return std::string("was compiled for the C++ ABI ") + (abi.empty() ? "(none)" : abi) +
+           " (compiler " + (d.compiler ? d.compiler : "?") + "), this runtime for " +
+           SPINEPARSE_CXX_ABI + " (" + SPINEPARSE_COMPILER +
+           "): standard-library types cross the plugin boundary, so rebuild the plugin with the "
+           "same standard library and string ABI (_GLIBCXX_USE_CXX11_ABI)";
+  }
+  return "";
 }
 }  // namespace
 
@@ -46,9 +72,26 @@ struct Registry::Impl {
   std::vector<std::shared_ptr<boost::dll::shared_library>> libraries;
   std::vector<std::string> duplicates;      // found while a plugin registers
   std::vector<std::string> added_by_plugin;  // kinds the plugin being loaded registered
+  // LibTorch/ITK: the version in this process and who brought it (the build, or a plugin).
+  std::map<std::string, std::pair<std::string, std::string>> library_users;
 };
 
-Registry::Registry() : impl_(std::make_unique<Impl>()) {}
+Registry::Registry() : impl_(std::make_unique<Impl>()) {
+  if (*SPINEPARSE_HOST_TORCH) impl_->library_users["LibTorch"] = {SPINEPARSE_HOST_TORCH, "this spineparse build"};
+  if (*SPINEPARSE_HOST_ITK) impl_->library_users["ITK"] = {SPINEPARSE_HOST_ITK, "this spineparse build"};
+}
+
+void Registry::check_library(const std::string& where, const std::string& library,
+                             const std::string& version, const std::string& how) const {
+  if (version.empty()) return;  // the plugin does not use it
+  auto it = impl_->library_users.find(library);
+  if (it == impl_->library_users.end() || it->second.first == version) return;
+  const auto& [have, who] = it->second;
+  throw PluginError(where + " was built against " + library + " " + version + ", but " + who +
+                    " uses " + library + " " + have + " and one process holds one " + library +
+                    ": rebuild the plugin against " + library + " " + have + " (" + how +
+                    " from that installation)");
+}
 
 Registry::~Registry() {
   // Factories are code of the plugins: destroy them while the libraries are still loaded.
@@ -101,25 +144,9 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   }
   const std::string name = d->name;
   const std::string where = "plugin '" + name + "' (" + path.string() + ")";
-  if (d->abi_major != SPINEPARSE_ABI_MAJOR) {
-    throw PluginError(where + " was built for ABI " + std::to_string(d->abi_major) + "." +
-                      std::to_string(d->abi_minor) + ", this runtime has ABI " +
-                      std::to_string(SPINEPARSE_ABI_MAJOR) + "." +
-                      std::to_string(SPINEPARSE_ABI_MINOR) +
-                      ": the major version differs; rebuild the plugin against this runtime");
-  }
-  if (d->abi_minor > SPINEPARSE_ABI_MINOR) {
-    throw PluginError(where + " needs ABI " + std::to_string(d->abi_major) + "." +
-                      std::to_string(d->abi_minor) + ", newer than this runtime's " +
-                      std::to_string(SPINEPARSE_ABI_MAJOR) + "." +
-                      std::to_string(SPINEPARSE_ABI_MINOR) + ": update spineparse");
-  }
-  const std::string fp = d->fingerprint ? d->fingerprint : "";
-  if (fp != runtime_fingerprint()) {
-    throw PluginError(where + " was built with a different toolchain or library set (" +
-                      fingerprint_difference(fp, runtime_fingerprint()) +
-                      "); rebuild it with the same compiler, LibTorch, ITK and TBB");
-  }
+  if (const std::string why = abi_mismatch(*d); !why.empty()) throw PluginError(where + " " + why);
+  check_library(where, "LibTorch", d->torch ? d->torch : "", "find_package(Torch)");
+  check_library(where, "ITK", d->itk ? d->itk : "", "find_package(ITK)");
   for (const auto& p : plugins_) {
     if (p.name == name) {
       throw PluginError(where + ": a plugin of that name is already loaded from " + p.path);
@@ -148,20 +175,46 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
     throw PluginError(msg);
   }
   impl_->libraries.push_back(std::move(lib));
-  plugins_.push_back(PluginInfo{name, d->version ? d->version : "", path.string()});
+  PluginInfo info{name, d->version ? d->version : "", path.string()};
+  info.compiler = d->compiler ? d->compiler : "";
+  info.torch = d->torch ? d->torch : "";
+  info.itk = d->itk ? d->itk : "";
+  for (const auto& [library, version] : {std::pair{"LibTorch", info.torch}, {"ITK", info.itk}}) {
+    if (!version.empty() && !impl_->library_users.count(library)) {
+      impl_->library_users[library] = {version, "plugin '" + name + "'"};
+    }
+  }
+  plugins_.push_back(std::move(info));
   return plugins_.back();
 }
 
-int Registry::load_folder(const std::string& folder, std::vector<std::string>* errors) {
+int Registry::load_folder(const std::string& folder, std::vector<std::string>* errors,
+                          std::vector<std::string>* skipped) {
+  auto skip = [&](const std::string& what) {
+    if (skipped) skipped->push_back(what);
+  };
   std::error_code ec;
-  if (!fs::is_directory(folder, ec)) return 0;
+  if (!fs::exists(folder, ec)) {
+    skip("plugin folder " + folder + " does not exist");
+    return 0;
+  }
+  if (!fs::is_directory(folder, ec)) {
+    skip("plugin folder " + folder + " is a file, not a folder (give the folder that holds it)");
+    return 0;
+  }
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(folder, ec)) {
     const std::string name = entry.path().filename().string();
-    if (entry.path().extension() == ".so" && name.rfind("spineparse_", 0) == 0) {
+    if (entry.path().extension() != ".so") continue;
+    if (name.rfind("spineparse_", 0) != 0) {
+      skip(entry.path().string() + ": not named spineparse_*.so, so not loaded as a plugin");
+    } else if (!entry.is_regular_file(ec)) {
+      skip(entry.path().string() + ": not a regular file (a dangling link or a folder)");
+    } else {
       files.push_back(entry.path().string());
     }
   }
+  if (ec) skip("plugin folder " + folder + " cannot be listed: " + ec.message());
   std::sort(files.begin(), files.end());
   int loaded = 0;
   for (const auto& f : files) {
@@ -197,9 +250,20 @@ std::string Registry::plugin_of(const std::string& kind) const {
   return it == impl_->kinds.end() ? "" : it->second.plugin;
 }
 
+std::string runtime_library_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&runtime_library_dir), &info) == 0 || !info.dli_fname) return "";
+  std::error_code ec;
+  auto p = fs::weakly_canonical(fs::path(info.dli_fname), ec);
+  return (ec ? fs::path(info.dli_fname) : p).parent_path().string();
+}
+
 std::vector<std::string> default_plugin_folders() {
   std::vector<std::string> out;
-  if (std::string(SPINEPARSE_BUILD_PLUGIN_DIR).size()) out.push_back(SPINEPARSE_BUILD_PLUGIN_DIR);
+  // Installed: PREFIX/lib/spineparse/plugins beside PREFIX/lib/libspineparse_runtime.so; the
+  // build tree has the same shape (build/lib/spineparse/plugins).
+  const std::string lib = runtime_library_dir();
+  if (!lib.empty()) out.push_back((fs::path(lib) / "spineparse" / "plugins").string());
   if (const char* env = std::getenv("SPINEPARSE_PLUGIN_PATH")) {
     for (const auto& p : split(env, ':')) {
       if (!p.empty()) out.push_back(p);
@@ -208,6 +272,6 @@ std::vector<std::string> default_plugin_folders() {
   return out;
 }
 
-const char* runtime_fingerprint() { return SPINEPARSE_BUILD_FINGERPRINT; }
+const char* runtime_cxx_abi() { return SPINEPARSE_CXX_ABI; }
 
 }  // namespace spineparse

@@ -12,13 +12,13 @@
 #include "io_stages.hpp"
 #include "metrics_stages.hpp"
 #include "refine_stages.hpp"
-#include "resample.hpp"
-#include "safetensors.hpp"
+#include "nn/resample.hpp"
+#include "nn/safetensors.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
-#include "synth.hpp"
+#include "io/synth.hpp"
 #include "test_util.hpp"
-#include "volume_io.hpp"
+#include "io/volume_io.hpp"
 
 using namespace spineparse;
 namespace fs = std::filesystem;
@@ -212,16 +212,20 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
   }
 }
 
-TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunAtOpen) {
+TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunBeforeAnyCase) {
+  // A missing file: validation, before any stage opens.
   auto g = load_graph_text(graph_text(), "g.json", registry_,
                            {"coarse.weights=/nonexistent.safetensors", "fine.weights=" + ref("resunet2d_weights.safetensors")});
-  ASSERT_TRUE(g.ok());
+  ASSERT_FALSE(g.ok());
+  ASSERT_EQ(g.issues.size(), 1u);
+  EXPECT_EQ(g.issues[0].code, "missing_path");
+  EXPECT_EQ(g.issues[0].pointer, "--set coarse.weights");
+  EXPECT_THAT(g.issues[0].message, ::testing::HasSubstr("node 'coarse': parameter 'weights' names /nonexistent.safetensors, which does not exist"));
+  // The wrong network's weights: at open.
   RunOptions o;
   o.input_dir = in_.str();
   o.output_dir = out_.str();
   o.progress = "none";
-  EXPECT_THAT([&] { run_graph(*g.graph, registry_, o); },
-              ::testing::ThrowsMessage<RunError>(::testing::HasSubstr("node 'coarse' (coarse.gcsn) failed to open: weights file /nonexistent.safetensors does not exist")));
   g = load_graph_text(graph_text(), "g.json", registry_,
                       {"coarse.weights=" + ref("resunet2d_weights.safetensors"), "fine.weights=" + ref("resunet2d_weights.safetensors")});
   EXPECT_THAT([&] { run_graph(*g.graph, registry_, o); },

@@ -59,14 +59,35 @@ TEST(Registry, RefusesANewerAbiMinor) {
   EXPECT_THAT(refusal(r, plugin("test_newer_minor")), HasSubstr("newer than this runtime"));
 }
 
-TEST(Registry, RefusesAnotherBuildFingerprintAndSaysWhatDiffers) {
+TEST(Registry, RefusesAnotherStringAbiAndSaysHowToRebuild) {
   Registry r;
-  const std::string msg = refusal(r, plugin("test_bad_fingerprint"));
-  EXPECT_THAT(msg, HasSubstr("different toolchain"));
-  EXPECT_THAT(msg, HasSubstr("GNU-1.0 vs runtime's "));
-  EXPECT_THAT(msg, HasSubstr("torch-0.1 vs runtime's torch-"));
-  EXPECT_THAT(msg, ::testing::Not(HasSubstr("itk-")));  // the same ITK and TBB as the runtime's
-  EXPECT_THAT(msg, ::testing::Not(HasSubstr("tbb-")));
+  const std::string msg = refusal(r, plugin("test_old_string_abi"));
+  EXPECT_THAT(msg, HasSubstr("C++ ABI itanium/libstdc++/pre-cxx11"));
+  EXPECT_THAT(msg, HasSubstr(std::string("this runtime for ") + runtime_cxx_abi()));
+  EXPECT_THAT(msg, HasSubstr("_GLIBCXX_USE_CXX11_ABI"));
+  EXPECT_TRUE(r.plugins().empty());
+}
+
+TEST(Registry, RefusesAnotherLibTorchOnlyForPluginsThatUseIt) {
+  Registry r;
+  // Plugins that declare neither library load whatever LibTorch the build has.
+  r.load_plugin(plugin("spineparse_test"));
+  EXPECT_TRUE(r.plugins()[0].torch.empty());
+  const std::string msg = refusal(r, plugin("test_other_torch"));
+#ifdef SPINEPARSE_TEST_HOST_TORCH
+  EXPECT_THAT(msg, HasSubstr("built against LibTorch 0.1.0"));
+  EXPECT_THAT(msg, HasSubstr("this spineparse build uses LibTorch " SPINEPARSE_TEST_HOST_TORCH));
+  EXPECT_THAT(msg, HasSubstr("rebuild the plugin against LibTorch " SPINEPARSE_TEST_HOST_TORCH));
+#else
+  EXPECT_TRUE(msg.empty()) << msg;  // a build without LibTorch: the first plugin decides
+#endif
+}
+
+TEST(Registry, AcceptsAPluginOnTheBuildsItkAndRecordsIt) {
+  Registry r;
+  const auto& info = r.load_plugin(plugin("test_same_itk"));
+  EXPECT_EQ(info.itk, SPINEPARSE_TEST_HOST_ITK);
+  EXPECT_THAT(info.compiler, ::testing::StartsWith("gcc "));
 }
 
 TEST(Registry, RefusesDuplicateStageKindsAndKeepsTheFirst) {

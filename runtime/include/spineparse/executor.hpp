@@ -75,6 +75,11 @@ class RunError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One stage call under the executor's error rules: a failed case passes through untouched; an
+// exception (its first lines, without LibTorch's backtrace) or a null result marks the returned
+// copy failed with {node_id, message}. Never throws.
+CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in);
+
 // Opens every stage, runs all cases, closes the stages, writes OUTPUT/run.json. Throws RunError
 // when a stage cannot open or the source cannot enumerate; case failures are in the report.
 RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options);

@@ -27,6 +27,7 @@ struct ConfigIssue {
   std::string code;     // machine-readable: "unknown_stage", "missing_param", ...
   std::string pointer;  // JSON Pointer into the graph file, e.g. "/nodes/3/params/device"
   std::string message;
+  std::string node;  // the node it concerns, where one does (else "")
   std::string to_string() const;
 };
 
@@ -69,5 +70,11 @@ GraphLoad load_graph_text(const std::string& text, const std::string& path, Regi
                           const std::vector<std::string>& overrides = {});
 GraphLoad load_graph_file(const std::string& path, Registry& registry,
                           const std::vector<std::string>& overrides = {});
+
+// One stage's parameters resolved as a graph node's are: "PARAM=VALUE" strings typed by their
+// declared types (as --set NODE.PARAM=VALUE), then the defaults. Problems (unknown parameters,
+// bad values, required ones missing) go to `issues`; the returned Params then lack those.
+Params resolve_params(const StageDescription& description, const std::vector<std::string>& sets,
+                      std::vector<ConfigIssue>* issues);
 
 }  // namespace spineparse

@@ -25,6 +25,10 @@ struct ParamSpec {
   std::string help;
   std::vector<std::string> allowed;  // for strings: the only accepted values (empty: any)
   std::optional<double> min, max;    // for numbers: inclusive bounds
+  // For paths the stage reads: validation refuses a non-empty value that does not exist,
+  // unless the bool parameter named by exists_unless is true (e.g. random_weights).
+  bool must_exist = false;
+  std::string exists_unless;
 };
 
 // Resolved values of one stage instance: every declared parameter with a default or a given value.

@@ -19,6 +19,8 @@ struct PluginInfo {
   std::string name;
   std::string version;
   std::string path;  // empty for stages registered in-process
+  std::string compiler;     // what built it, as it says
+  std::string torch, itk;   // the LibTorch/ITK versions it uses ("" for none)
 };
 
 class PluginError : public std::runtime_error {
@@ -39,8 +41,11 @@ class Registry {
   // Loads one plugin library by path. Throws PluginError with the reason on refusal.
   const PluginInfo& load_plugin(const std::string& path);
   // Loads every *.so in a folder whose name starts with "spineparse_" (sorted). Returns the
-  // number loaded; refusals are collected in `errors` and do not stop the others.
-  int load_folder(const std::string& folder, std::vector<std::string>* errors);
+  // number loaded; refusals are collected in `errors` and do not stop the others. What was
+  // passed over goes to `skipped`, with the reason: a folder that does not exist or is a file,
+  // a .so not named spineparse_*.so, an entry that is not a regular file.
+  int load_folder(const std::string& folder, std::vector<std::string>* errors,
+                  std::vector<std::string>* skipped = nullptr);
 
   const StageDescription* find(const std::string& kind) const;
   std::unique_ptr<Stage> create(const std::string& kind, const Params& params) const;
@@ -50,16 +55,23 @@ class Registry {
   std::string plugin_of(const std::string& kind) const;
 
  private:
+  // Throws PluginError when a plugin's `version` of `library` differs from the one in use.
+  void check_library(const std::string& where, const std::string& library,
+                     const std::string& version, const std::string& how) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<PluginInfo> plugins_;
   std::string loading_plugin_;
 };
 
-// Folders searched by default: the build's plugin folder, then SPINEPARSE_PLUGIN_PATH (colon-separated).
+// Folders searched by default: spineparse/plugins beside the runtime library (installed or in
+// the build tree), then SPINEPARSE_PLUGIN_PATH (colon-separated).
 std::vector<std::string> default_plugin_folders();
 
-// The fingerprint this runtime was built with.
-const char* runtime_fingerprint();
+// The folder of libspineparse_runtime.so as loaded in this process.
+std::string runtime_library_dir();
+
+// The C++ ABI tag the runtime was compiled for (see plugin_api.hpp), e.g. "itanium/libstdc++/cxx11".
+const char* runtime_cxx_abi();
 
 }  // namespace spineparse

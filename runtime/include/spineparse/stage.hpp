@@ -24,10 +24,14 @@
 
 namespace spineparse {
 
+// A case field a stage reads or writes. dtype and axes say what the array holds, e.g. "uint8"
+// and "D,H,W" (D: slices, the file's third axis; H, W: the file's first two axes; C: classes).
 struct FieldUse {
   std::string name;
   bool optional = false;  // read only when present (e.g. a mask)
   std::string help;
+  std::string dtype;  // uint8, int64, float32, float64 ("" when any)
+  std::string axes;   // comma-separated axis names, slowest first ("" when any)
 };
 
 enum class Concurrency { kSerial, kParallel };

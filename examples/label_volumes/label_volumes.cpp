@@ -1,0 +1,44 @@
+#include "label_volumes.hpp"
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace example {
+using namespace spineparse;
+
+StageDescription label_volumes_description() {
+  StageDescription d;
+  d.kind = "example.label_volumes";
+  d.summary = "Volume of every label in millilitres (an example plugin built outside the tree)";
+  d.params = {{"field", ParamType::kString, ParamValue(std::string("labels")), false,
+               "the label map to measure (labels, mask, ...)"}};
+  // The field read depends on the parameter: tell validation which one.
+  d.fields_for = [](const Params& p) {
+    return std::make_pair(std::vector<FieldUse>{{p.get_string("field"), false, "uint8 [D,H,W]", "uint8", "D,H,W"}},
+                          std::vector<FieldUse>{});
+  };
+  return d;
+}
+
+CasePtr LabelVolumes::process(const CasePtr& in) {
+  auto labels = in->get(field_);
+  if (labels->dtype() != DType::kUInt8) throw std::runtime_error("field '" + field_ + "' is not uint8");
+  std::array<std::int64_t, 256> counts{};
+  const std::uint8_t* p = labels->data<std::uint8_t>();
+  for (std::int64_t i = 0; i < labels->numel(); ++i) ++counts[p[i]];
+  const auto& s = in->geometry().spacing;
+  const double ml_per_voxel = s[0] * s[1] * s[2] / 1000.0;
+  auto out = in->derive();
+  double total = 0;
+  for (int l = 1; l < 256; ++l) {
+    if (counts[l] == 0) continue;
+    out->set_metric("volume_ml_" + std::to_string(l), counts[l] * ml_per_voxel);
+    total += counts[l] * ml_per_voxel;
+  }
+  out->set_metric("labelled_ml", total);
+  return out;
+}
+
+}  // namespace example

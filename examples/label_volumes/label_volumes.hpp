@@ -1,0 +1,27 @@
+// example.label_volumes — the volume of every label of a label map, in millilitres.
+//
+// Inputs:  FIELD (param `field`, default "labels") uint8 [D,H,W]; the case geometry (spacing in
+//          mm for the file axes H, W, D).
+// Outputs: metrics volume_ml_<label> for every label > 0 present, and labelled_ml (their sum);
+//          they appear in run.json with the case.
+// Params:  field. Errors: a missing field or another dtype fails the case. Concurrency: parallel.
+//
+//   {"id": "volumes", "stage": "example.label_volumes", "params": {"field": "labels"}}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace example {
+
+spineparse::StageDescription label_volumes_description();
+
+class LabelVolumes : public spineparse::Stage {
+ public:
+  explicit LabelVolumes(const spineparse::Params& p) : field_(p.get_string("field")) {}
+  spineparse::CasePtr process(const spineparse::CasePtr& in) override;
+
+ private:
+  std::string field_;
+};
+
+}  // namespace example

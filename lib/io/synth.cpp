@@ -1,0 +1,261 @@
+#include "io/synth.hpp"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "spineparse/files.hpp"
+#include "io/volume_io.hpp"
+
+namespace spineparse::io {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// SplitMix64: a tiny generator whose output is the same on every platform and compiler
+// (std::*_distribution is not), so a seed names the same cohort everywhere.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : s_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (s_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  double uniform(double a, double b) { return a + (b - a) * uniform(); }
+  int integer(int a, int b) { return a + static_cast<int>(uniform() * (b - a + 1)); }  // [a, b]
+  double normal() {
+    double u1 = std::max(uniform(), 1e-300), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * kPi * u2);
+  }
+
+ private:
+  std::uint64_t s_;
+};
+
+struct Structure {
+  int label;
+  bool disc;
+  double s_mid, height, depth, width;  // mm: along the spine, antero-posterior, left-right
+  double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
+  double tilt_extra;                    // the sacrum's own tilt
+  bool degenerate;
+};
+
+}  // namespace
+
+Phantom make_phantom(const SynthOptions& o, int case_number) {
+  Rng rng(o.seed * 0x100000001B3ULL + static_cast<std::uint64_t>(case_number) * 0x9E3779B1ULL + 17);
+  Phantom ph;
+  ph.id = "Case" + std::to_string(case_number);
+  const int n = rng.integer(o.min_size, o.max_size);
+  const std::int64_t H = n, W = n;
+  const std::int64_t D = rng.integer(o.min_slices, o.max_slices);
+  // Field of view; the in-plane spacing follows, kept within real scans' range where possible.
+  double fov = rng.uniform(300.0, 420.0);
+  double sp = std::clamp(fov / n, 0.3, 0.75);
+  if (n < 300) sp = fov / n;  // tiny test volumes keep a whole spine in view
+  fov = sp * n;
+  const double sz = rng.uniform(3.6, 4.6);
+
+  Geometry g;
+  g.spacing = {sp, sp, sz};
+  g.origin = {rng.uniform(-30, 30), rng.uniform(-200, -150), rng.uniform(-40, 0)};
+  // Axis 0 (H) runs anterior->posterior, axis 1 (W) superior->inferior, axis 2 (D) right->left:
+  // a sagittal acquisition, so the direction matrix is not the identity (LPS, columns = axes).
+  g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};
+  ph.geometry = g;
+
+  // The spine's centre line: AP position (mm) as a function of s (mm from the top edge, along W).
+  const double ap0 = fov * rng.uniform(0.42, 0.55);
+  const double amp = fov * rng.uniform(0.02, 0.07);
+  const double period = fov * rng.uniform(1.4, 2.4);
+  const double phase = rng.uniform(0, 2 * kPi);
+  const double lr0 = (D - 1) * sz * 0.5 + rng.uniform(-0.5, 0.5) * sz;
+  const double lr_slope = rng.uniform(-0.03, 0.03);  // a slight scoliosis
+  auto centre = [&](double s) { return ap0 + amp * std::sin(2 * kPi * s / period + phase); };
+  auto slope = [&](double s) { return amp * 2 * kPi / period * std::cos(2 * kPi * s / period + phase); };
+
+  // Chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T10, T9/T10, T9.
+  const double scale = rng.uniform(0.8, 1.12) * std::min(1.0, fov / 330.0);
+  double s = fov - rng.uniform(0.02, 0.12) * fov;  // bottom of the sacrum
+  std::vector<Structure> chain;
+  for (int k = 1; k <= 10; ++k) {
+    const bool lumbar = k <= 6;
+    Structure v{};
+    v.label = k;
+    v.disc = false;
+    v.height = scale * (k == 1 ? rng.uniform(42, 52) : lumbar ? rng.uniform(25, 30) : rng.uniform(20, 24));
+    v.depth = scale * (k == 1 ? rng.uniform(38, 46) : lumbar ? rng.uniform(32, 38) : rng.uniform(27, 32));
+    v.width = scale * (lumbar ? rng.uniform(40, 50) : rng.uniform(32, 40));
+    v.s_mid = s - v.height / 2;
+    v.tilt_extra = k == 1 ? rng.uniform(0.35, 0.6) : 0.0;
+    s -= v.height;
+    chain.push_back(v);
+    if (k == 10) break;
+    Structure d{};
+    d.label = 10 + k;
+    d.disc = true;
+    d.height = scale * (lumbar ? rng.uniform(8, 12) : rng.uniform(5, 7.5));
+    d.depth = v.depth * rng.uniform(0.95, 1.05);
+    d.width = v.width * rng.uniform(0.95, 1.05);
+    d.s_mid = s - d.height / 2;
+    d.degenerate = rng.uniform() < 0.15;
+    s -= d.height;
+    chain.push_back(d);
+  }
+  for (auto& c : chain) {
+    c.ap_mid = centre(c.s_mid);
+    const double t = slope(c.s_mid) + (c.label == 1 ? std::tan(c.tilt_extra) : 0.0);
+    const double norm = std::sqrt(1 + t * t);
+    c.tangent_s = 1 / norm;
+    c.tangent_y = t / norm;
+  }
+
+  // Contrast (T2-like), with a per-case gain.
+  const double gain = rng.uniform(0.75, 1.25);
+  const double noise = rng.uniform(12, 30);
+  const double i_tissue = 260 * gain, i_fat = 620 * gain, i_body = rng.uniform(300, 380) * gain,
+               i_rim = 120 * gain, i_nucleus = rng.uniform(850, 1100) * gain,
+               i_annulus = 480 * gain, i_csf = rng.uniform(1100, 1300) * gain, i_cord = 560 * gain;
+  double bias[6];
+  for (double& b : bias) b = rng.uniform(-1, 1);
+
+  auto img = NdArray::make<std::int16_t>({D, H, W});
+  auto mask = NdArray::make<std::uint8_t>({D, H, W});
+  std::int16_t* I = img->data<std::int16_t>();
+  std::uint8_t* M = mask->data<std::uint8_t>();
+
+  // Per-structure reach along s, for a quick rejection of far voxels.
+  std::vector<std::pair<double, double>> reach;
+  for (const auto& c : chain) {
+    const double r = 0.5 * std::sqrt(c.height * c.height + c.depth * c.depth) + 2;
+    reach.emplace_back(c.s_mid - r, c.s_mid + r);
+  }
+
+  std::vector<Rng> row_rngs;
+  for (std::int64_t d = 0; d < D; ++d) row_rngs.emplace_back(rng.next());
+
+  tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
+    Rng& nr = row_rngs[d];
+    const double lr = d * sz;
+    for (std::int64_t h = 0; h < H; ++h) {
+      const double y = h * sp;
+      for (std::int64_t w = 0; w < W; ++w) {
+        const double ss = w * sp;
+        const double cy = centre(ss);
+        const double lrc = lr0 + lr_slope * ss;
+        const double dz = lr - lrc;
+        // Background: body tissue in an elliptic torso with a fat layer, air outside.
+        const double torso = std::pow((y - cy + 0.05 * fov) / (0.46 * fov), 2) + std::pow(dz / 160.0, 2);
+        double val = torso < 1 ? (torso > 0.8 ? i_fat : i_tissue) : 8 * gain;
+        int label = 0;
+        // Spinal canal behind the bodies: CSF with the cord inside.
+        const double behind = y - cy;
+        if (behind > 20 * scale && behind < 36 * scale && std::abs(dz) < 11) {
+          val = std::abs(behind - 28 * scale) < 4.5 * scale && std::abs(dz) < 6 ? i_cord : i_csf;
+        }
+        for (std::size_t k = 0; k < chain.size(); ++k) {
+          if (ss < reach[k].first || ss > reach[k].second) continue;
+          const auto& c = chain[k];
+          const double ds = ss - c.s_mid, dy = y - c.ap_mid;
+          const double u = ds * c.tangent_s + dy * c.tangent_y;   // along the spine
+          const double v = -ds * c.tangent_y + dy * c.tangent_s;  // antero-posterior
+          double hh = c.height / 2, dd = c.depth / 2;
+          if (c.label == 1) hh *= 1.0 - 0.35 * std::clamp(v / dd, -1.0, 1.0) * 0.5;  // wedge
+          const double a = std::abs(u) / hh;
+          const double r2 = (v / dd) * (v / dd) + (dz / (c.width / 2)) * (dz / (c.width / 2));
+          const double f = c.disc ? a * a * a * a + r2 * r2 : std::pow(a, 8) + r2 * r2 * r2;
+          if (f <= 1) {
+            label = c.label;
+            if (c.disc) {
+              const double core = a * a + r2;
+              val = (c.degenerate ? 0.45 : 1.0) * (core < 0.45 ? i_nucleus : 0.5 * (i_nucleus + i_annulus)) ;
+              if (core > 0.8) val = i_annulus;
+            } else {
+              val = f > 0.75 ? i_rim : i_body * (1 + 0.06 * std::sin(0.9 * u + 1.3 * v));
+            }
+            break;
+          }
+        }
+        // Smooth multiplicative bias field, then Rician noise.
+        const double bx = y / fov, by = ss / fov, bz = D > 1 ? static_cast<double>(d) / (D - 1) : 0.5;
+        const double field = 1 + 0.12 * bias[0] * std::cos(kPi * bx) + 0.12 * bias[1] * std::cos(kPi * by) +
+                             0.06 * bias[2] * std::cos(2 * kPi * bx + bias[3]) + 0.08 * bias[4] * (bz - 0.5) +
+                             0.05 * bias[5] * std::cos(kPi * (bx + by));
+        const double re = val * field + noise * nr.normal(), im = noise * nr.normal();
+        const double m = std::sqrt(re * re + im * im);
+        const std::int64_t idx = (d * H + h) * W + w;
+        I[idx] = static_cast<std::int16_t>(std::clamp(std::lround(m), 0L, 32767L));
+        M[idx] = static_cast<std::uint8_t>(label);
+      }
+    }
+  });
+  bool present[20] = {false};
+  for (std::int64_t i = 0; i < mask->numel(); ++i) present[M[i]] = true;
+  for (int k = 10; k >= 1; --k) {
+    if (present[k]) {
+      ph.highest_label_visible = k;
+      break;
+    }
+  }
+  ph.image = img;
+  ph.mask = mask;
+  return ph;
+}
+
+std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string& out_dir,
+                                       const std::function<void(const SynthSummary&)>& progress) {
+  if (o.cases < 1) throw std::runtime_error("synth: --cases must be at least 1");
+  if (o.min_size < 16 || o.max_size < o.min_size) throw std::runtime_error("synth: bad size range");
+  if (o.min_slices < 1 || o.max_slices < o.min_slices) throw std::runtime_error("synth: bad slice range");
+  fs::create_directories(fs::path(out_dir) / "original_mr");
+  if (o.masks) fs::create_directories(fs::path(out_dir) / "mask");
+  std::vector<SynthSummary> out(o.cases);
+  std::mutex mu;
+  tbb::parallel_for(0, o.cases, [&](int i) {
+    const int number = o.first_case + i;
+    Phantom ph = make_phantom(o, number);
+    write_volume((fs::path(out_dir) / "original_mr" / (ph.id + ".nii.gz")).string(), *ph.image, ph.geometry);
+    if (o.masks) {
+      write_volume((fs::path(out_dir) / "mask" / ("mask_case" + std::to_string(number) + ".nii.gz")).string(),
+                   *ph.mask, ph.geometry);
+    }
+    SynthSummary s;
+    s.id = ph.id;
+    s.D = ph.image->dim(0);
+    s.H = ph.image->dim(1);
+    s.W = ph.image->dim(2);
+    s.geometry = ph.geometry;
+    bool present[20] = {false};
+    const auto* m = ph.mask->data<std::uint8_t>();
+    for (std::int64_t k = 0; k < ph.mask->numel(); ++k) present[m[k]] = true;
+    for (int k = 1; k < 20; ++k) s.labels_present += present[k];
+    std::lock_guard<std::mutex> lk(mu);
+    out[i] = s;
+    if (progress) progress(s);
+  });
+  nlohmann::json j;
+  j["generator"] = "spineparse synth";
+  j["seed"] = o.seed;
+  j["cases"] = nlohmann::json::array();
+  for (const auto& s : out) {
+    j["cases"].push_back({{"id", s.id},
+                          {"size_HWD", {s.H, s.W, s.D}},
+                          {"spacing", s.geometry.spacing},
+                          {"labels_present", s.labels_present}});
+  }
+  write_file_atomic((fs::path(out_dir) / "cohort.json").string(), j.dump(2) + "\n");
+  return out;
+}
+
+}  // namespace spineparse::io

@@ -1,0 +1,343 @@
+#include "io/volume_io.hpp"
+
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOFactory.h>
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "spineparse/files.hpp"
+
+namespace spineparse::io {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kExtensions[] = {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".img.gz", ".hdr"};
+
+// Picks the IO explicitly by content, so reading never depends on factory registration.
+itk::ImageIOBase::Pointer make_io(const std::string& path, bool for_write) {
+  std::vector<itk::ImageIOBase::Pointer> candidates = {
+      itk::NiftiImageIO::New().GetPointer(), itk::NrrdImageIO::New().GetPointer(),
+      itk::MetaImageIO::New().GetPointer()};
+  for (auto& io : candidates) {
+    if (for_write ? io->CanWriteFile(path.c_str()) : io->CanReadFile(path.c_str())) return io;
+  }
+  auto io = itk::ImageIOFactory::CreateImageIO(
+      path.c_str(), for_write ? itk::ImageIOFactory::IOFileModeEnum::WriteMode
+                              : itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io) {
+    if (!for_write && !fs::exists(path)) throw std::runtime_error(path + ": no such file");
+    throw std::runtime_error(path + (for_write ? ": no image format writes this extension"
+                                                : ": not an image file ITK can read (corrupt, "
+                                                  "truncated or unknown format)"));
+  }
+  return io;
+}
+
+Geometry geometry_of(const itk::ImageIOBase& io) {
+  Geometry g;
+  for (unsigned i = 0; i < 3 && i < io.GetNumberOfDimensions(); ++i) {
+    g.spacing[i] = io.GetSpacing(i);
+    g.origin[i] = io.GetOrigin(i);
+    auto dir = io.GetDirection(i);  // column i of the direction matrix
+    for (unsigned r = 0; r < 3 && r < dir.size(); ++r) g.direction[r * 3 + i] = dir[r];
+  }
+  return g;
+}
+
+using FloatImage = itk::Image<float, 3>;
+
+// ITK buffer (x fastest: H, then W, then D) -> C-order [D, H, W].
+template <typename Src, typename Dst>
+void itk_to_dhw(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+  constexpr std::int64_t B = 32;
+  for (std::int64_t z = 0; z < D; ++z) {
+    const Src* s = in + z * H * W;
+    Dst* d = out + z * H * W;
+    for (std::int64_t y0 = 0; y0 < W; y0 += B)
+      for (std::int64_t x0 = 0; x0 < H; x0 += B)
+        for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
+          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x) d[x * W + y] = static_cast<Dst>(s[y * H + x]);
+  }
+}
+
+template <typename Src, typename Dst>
+void dhw_to_itk(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+  constexpr std::int64_t B = 32;
+  for (std::int64_t z = 0; z < D; ++z) {
+    const Src* s = in + z * H * W;
+    Dst* d = out + z * H * W;
+    for (std::int64_t x0 = 0; x0 < H; x0 += B)
+      for (std::int64_t y0 = 0; y0 < W; y0 += B)
+        for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
+          for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y) d[y * H + x] = static_cast<Dst>(s[x * W + y]);
+  }
+}
+
+template <typename T>
+void write_typed(const std::string& path, const NdArray& data, const Geometry& g) {
+  using Image = itk::Image<T, 3>;
+  const std::int64_t D = data.dim(0), H = data.dim(1), W = data.dim(2);
+  auto img = Image::New();
+  typename Image::RegionType region;
+  typename Image::SizeType size = {{static_cast<itk::SizeValueType>(H),
+                                    static_cast<itk::SizeValueType>(W),
+                                    static_cast<itk::SizeValueType>(D)}};
+  region.SetSize(size);
+  img->SetRegions(region);
+  img->Allocate();
+  typename Image::SpacingType sp;
+  typename Image::PointType org;
+  typename Image::DirectionType dir;
+  for (int i = 0; i < 3; ++i) {
+    sp[i] = g.spacing[i];
+    org[i] = g.origin[i];
+    for (int j = 0; j < 3; ++j) dir[i][j] = g.direction[i * 3 + j];
+  }
+  img->SetSpacing(sp);
+  img->SetOrigin(org);
+  img->SetDirection(dir);
+  T* out = img->GetBufferPointer();
+  switch (data.dtype()) {
+    case DType::kUInt8: dhw_to_itk(data.data<std::uint8_t>(), out, H, W, D); break;
+    case DType::kInt16: dhw_to_itk(data.data<std::int16_t>(), out, H, W, D); break;
+    case DType::kFloat32: dhw_to_itk(data.data<float>(), out, H, W, D); break;
+    default: throw std::runtime_error(std::string("cannot write ") + dtype_name(data.dtype()) + " volumes");
+  }
+  const std::string tmp = temp_path_for(path);
+  try {
+    auto writer = itk::ImageFileWriter<Image>::New();
+    writer->SetFileName(tmp);
+    writer->SetImageIO(make_io(path, true));
+    writer->SetInput(img);
+    writer->UseCompressionOn();
+    writer->Update();
+  } catch (const itk::ExceptionObject& e) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + path + ": " + e.GetDescription());
+  }
+  commit_file(tmp, path);
+}
+
+}  // namespace
+
+bool is_volume_file(const std::string& path) {
+  const std::string name = fs::path(path).filename().string();
+  for (const char* e : kExtensions) {
+    const std::string ext(e);
+    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0 &&
+        ext != ".img.gz" && ext != ".hdr")
+      return true;
+  }
+  return false;
+}
+
+std::string volume_stem(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  for (const char* e : kExtensions) {
+    const std::string ext(e);
+    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0)
+      return name.substr(0, name.size() - ext.size());
+  }
+  return fs::path(name).stem().string();
+}
+
+VolumeInfo read_info(const std::string& path) {
+  if (!fs::exists(path)) throw std::runtime_error(path + ": no such file");
+  VolumeInfo info;
+  info.path = path;
+  auto io = make_io(path, false);
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw std::runtime_error(path + ": cannot read header: " + e.GetDescription());
+  }
+  info.dimensions = static_cast<int>(io->GetNumberOfDimensions());
+  for (int i = 0; i < info.dimensions; ++i) info.size.push_back(static_cast<std::int64_t>(io->GetDimensions(i)));
+  info.components = static_cast<int>(io->GetNumberOfComponents());
+  info.component_type = itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType());
+  info.geometry = geometry_of(*io);
+  return info;
+}
+
+namespace {
+
+// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
+// reading each element by memcpy (the bytes carry no type) and swapping its bytes when asked.
+template <typename T>
+void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+  auto value = [&](std::int64_t i) {
+    unsigned char b[sizeof(T)];
+    std::memcpy(b, src + i * sizeof(T), sizeof(T));
+    if (swap) std::reverse(b, b + sizeof(T));
+    T v;
+    std::memcpy(&v, b, sizeof(T));
+    return static_cast<float>(v);
+  };
+  constexpr std::int64_t B = 32;
+  for (std::int64_t z = 0; z < D; ++z)
+    for (std::int64_t y0 = 0; y0 < W; y0 += B)
+      for (std::int64_t x0 = 0; x0 < H; x0 += B)
+        for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
+          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x) out[(z * H + x) * W + y] = value((z * W + y) * H + x);
+}
+
+bool decode_nifti(const NiftiScan& scan, const std::vector<unsigned char>& bytes, float* out, std::int64_t H, std::int64_t W,
+                  std::int64_t D) {
+  const unsigned char* p = bytes.data();
+  switch (scan.datatype) {
+    case 2: decode_to_dhw<std::uint8_t>(p, scan.swap, out, H, W, D); return true;
+    case 4: decode_to_dhw<std::int16_t>(p, scan.swap, out, H, W, D); return true;
+    case 8: decode_to_dhw<std::int32_t>(p, scan.swap, out, H, W, D); return true;
+    case 16: decode_to_dhw<float>(p, scan.swap, out, H, W, D); return true;
+    case 64: decode_to_dhw<double>(p, scan.swap, out, H, W, D); return true;
+    case 256: decode_to_dhw<std::int8_t>(p, scan.swap, out, H, W, D); return true;
+    case 512: decode_to_dhw<std::uint16_t>(p, scan.swap, out, H, W, D); return true;
+    case 768: decode_to_dhw<std::uint32_t>(p, scan.swap, out, H, W, D); return true;
+    default: return false;
+  }
+}
+
+// Checks read_image and read_image_with_itk share; returns the size as H, W, D.
+std::array<std::int64_t, 3> check_scalar_3d(const std::string& path, const VolumeInfo& info) {
+  const auto& s = info.size;
+  auto dims = [&] {
+    std::string d;
+    for (std::size_t i = 0; i < s.size(); ++i) d += (i ? "x" : "") + std::to_string(s[i]);
+    return d;
+  };
+  int effective = info.dimensions;
+  while (effective > 3 && s[effective - 1] == 1) --effective;
+  if (effective != 3) {
+    throw std::runtime_error(path + " is " + std::to_string(info.dimensions) + "-D (" + dims() +
+                             "); a 3-D volume (H x W x slices) is expected");
+  }
+  if (info.components != 1) {
+    throw std::runtime_error(path + " has " + std::to_string(info.components) +
+                             " components per voxel; a scalar volume is expected");
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (s[i] <= 0) throw std::runtime_error(path + " is empty (size " + dims() + ")");
+  }
+  return {s[0], s[1], s[2]};
+}
+
+Geometry geometry_of_image(const FloatImage& img) {
+  Geometry g;
+  for (int i = 0; i < 3; ++i) {
+    g.spacing[i] = img.GetSpacing()[i];
+    g.origin[i] = img.GetOrigin()[i];
+    for (int j = 0; j < 3; ++j) g.direction[i * 3 + j] = img.GetDirection()[i][j];
+  }
+  return g;
+}
+
+// The ITK reader; with voxels=false only the header (geometry as the image reports it: ITK
+// resolves qform/sform the same way for every reader).
+Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
+  auto reader = itk::ImageFileReader<FloatImage>::New();
+  reader->SetFileName(path);
+  reader->SetImageIO(make_io(path, false));
+  try {
+    if (voxels) reader->Update();
+    else reader->UpdateOutputInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw std::runtime_error(path + ": cannot read voxels (truncated or corrupt file?): " + e.GetDescription());
+  }
+  FloatImage::Pointer img = reader->GetOutput();
+  Volume v;
+  v.info = std::move(info);
+  v.geometry = geometry_of_image(*img);
+  if (voxels) {
+    const auto size = img->GetLargestPossibleRegion().GetSize();
+    const std::int64_t H = size[0], W = size[1], D = size[2];
+    auto arr = NdArray::make<float>({D, H, W});
+    itk_to_dhw(img->GetBufferPointer(), arr->data<float>(), H, W, D);
+    v.data = arr;
+  }
+  return v;
+}
+
+}  // namespace
+
+Volume read_image_with_itk(const std::string& path) {
+  VolumeInfo info = read_info(path);
+  check_scalar_3d(path, info);
+  return itk_read(path, std::move(info), true);
+}
+
+Volume read_image(const std::string& path) {
+  VolumeInfo info = read_info(path);
+  const auto [H, W, D] = check_scalar_3d(path, info);
+  // ITK reads truncated NIfTI data and NaN silently wrong: check the stored bytes first. The same
+  // pass keeps the bytes of plain NIfTI files, decoded below, so the file is decompressed once.
+  std::vector<unsigned char> bytes;
+  const NiftiScan scan = scan_nifti(path, &bytes);
+  if (scan.is_nifti) {
+    if (scan.data_bytes_found < scan.data_bytes_expected) {
+      throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) + " of " +
+                               std::to_string(scan.data_bytes_expected) + " data bytes present" +
+                               (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
+    }
+    if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
+    if (scan.non_finite > 0) {
+      throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
+                               " non-finite voxels (NaN or infinity)");
+    }
+  }
+  if (scan.plain && scan.voxels == H * W * D && static_cast<std::int64_t>(bytes.size()) == scan.data_bytes_expected) {
+    Volume v = itk_read(path, std::move(info), false);  // geometry exactly as the ITK path gives it
+    auto arr = NdArray::make<float>({D, H, W});
+    if (decode_nifti(scan, bytes, arr->data<float>(), H, W, D)) {
+      v.data = arr;
+      return v;
+    }
+  }
+  return itk_read(path, std::move(info), true);
+}
+
+Volume read_labels(const std::string& path, int max_label) {
+  Volume f = read_image(path);
+  const float* src = f.data->data<float>();
+  auto arr = NdArray::make<std::uint8_t>(f.data->shape());
+  std::uint8_t* dst = arr->data<std::uint8_t>();
+  for (std::int64_t i = 0; i < f.data->numel(); ++i) {
+    const float x = src[i];
+    if (!(x >= 0.0f && x <= static_cast<float>(max_label)) || x != std::floor(x)) {
+      throw std::runtime_error(path + ": voxel value " + std::to_string(x) +
+                               " is not a label in 0.." + std::to_string(max_label));
+    }
+    dst[i] = static_cast<std::uint8_t>(x);
+  }
+  Volume v;
+  v.data = arr;
+  v.geometry = f.geometry;
+  v.info = f.info;
+  return v;
+}
+
+void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry) {
+  if (data.ndim() != 3) throw std::runtime_error("write " + path + ": expected a [D,H,W] array, got " + data.shape_string());
+  fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  switch (data.dtype()) {
+    case DType::kUInt8: write_typed<std::uint8_t>(path, data, geometry); break;
+    case DType::kInt16: write_typed<std::int16_t>(path, data, geometry); break;
+    case DType::kFloat32: write_typed<float>(path, data, geometry); break;
+    default:
+      throw std::runtime_error("write " + path + ": unsupported dtype " + dtype_name(data.dtype()));
+  }
+}
+
+}  // namespace spineparse::io

@@ -1,0 +1,144 @@
+#include "metrics/overlay.hpp"
+
+#include <itkImage.h>
+#include <itkImageFileWriter.h>
+#include <itkPNGImageIO.h>
+#include <itkRGBPixel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include "spineparse/files.hpp"
+#include "spine/labels.hpp"
+
+namespace spineparse::metrics {
+
+std::array<unsigned char, 3> label_colour(int label) {
+  static const unsigned char kPalette[kNumClasses][3] = {
+      {0, 0, 0},       {230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48}, {145, 30, 180},
+      {70, 240, 240},  {240, 50, 230}, {210, 245, 60}, {250, 190, 212}, {0, 128, 128}, {220, 190, 255}, {170, 110, 40},
+      {255, 250, 200}, {128, 0, 0},    {170, 255, 195}, {128, 128, 0}, {255, 215, 180}, {0, 0, 128}};
+  return {kPalette[label % kNumClasses][0], kPalette[label % kNumClasses][1], kPalette[label % kNumClasses][2]};
+}
+
+namespace {
+
+// A 5x7 bitmap font for the legend's characters.
+const std::map<char, std::array<const char*, 7>>& font() {
+  static const std::map<char, std::array<const char*, 7>> f = {
+      {'0', {"01110", "10001", "10011", "10101", "11001", "10001", "01110"}},
+      {'1', {"00100", "01100", "00100", "00100", "00100", "00100", "01110"}},
+      {'2', {"01110", "10001", "00001", "00010", "00100", "01000", "11111"}},
+      {'3', {"11110", "00001", "00001", "01110", "00001", "00001", "11110"}},
+      {'4', {"00010", "00110", "01010", "10010", "11111", "00010", "00010"}},
+      {'5', {"11111", "10000", "11110", "00001", "00001", "10001", "01110"}},
+      {'6', {"00110", "01000", "10000", "11110", "10001", "10001", "01110"}},
+      {'7', {"11111", "00001", "00010", "00100", "01000", "01000", "01000"}},
+      {'8', {"01110", "10001", "10001", "01110", "10001", "10001", "01110"}},
+      {'9', {"01110", "10001", "10001", "01111", "00001", "00010", "01100"}},
+      {'S', {"01111", "10000", "10000", "01110", "00001", "00001", "11110"}},
+      {'L', {"10000", "10000", "10000", "10000", "10000", "10000", "11111"}},
+      {'T', {"11111", "00100", "00100", "00100", "00100", "00100", "00100"}},
+      {'/', {"00001", "00010", "00010", "00100", "01000", "01000", "10000"}},
+  };
+  return f;
+}
+
+struct Canvas {
+  int w, h;
+  std::vector<unsigned char> rgb;
+  Canvas(int w_, int h_) : w(w_), h(h_), rgb(static_cast<std::size_t>(w_) * h_ * 3, 24) {}
+  void put(int x, int y, std::array<unsigned char, 3> c) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    std::copy(c.begin(), c.end(), &rgb[(static_cast<std::size_t>(y) * w + x) * 3]);
+  }
+  void text(int x, int y, const std::string& s, std::array<unsigned char, 3> c) {
+    for (char ch : s) {
+      auto it = font().find(ch);
+      if (it != font().end()) {
+        for (int r = 0; r < 7; ++r)
+          for (int k = 0; k < 5; ++k)
+            if (it->second[r][k] == '1') put(x + k, y + r, c);
+      }
+      x += 6;
+    }
+  }
+};
+
+// Draws slice d with W vertical (rows) and H horizontal (columns) into a pw x ph panel
+// (nearest neighbour, so labels stay crisp when shrunk or enlarged).
+void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels, std::int64_t d, int pw, int ph) {
+  const std::int64_t H = image.dim(1), W = image.dim(2);
+  const float* I = image.data<float>() + d * H * W;
+  const std::uint8_t* Lb = labels.data<std::uint8_t>() + d * H * W;
+  // The 1st and 99th percentiles as a full sort would give them, in linear time.
+  std::vector<float> v(I, I + H * W);
+  const auto lo_at = v.begin() + v.size() / 100, hi_at = v.begin() + v.size() * 99 / 100;
+  std::nth_element(v.begin(), hi_at, v.end());
+  const float hi = *hi_at;
+  std::nth_element(v.begin(), lo_at, hi_at);
+  const float lo = *lo_at;
+  for (int oy = 0; oy < ph; ++oy)
+    for (int ox = 0; ox < pw; ++ox) {
+      const std::int64_t w = static_cast<std::int64_t>(oy) * W / ph, h = static_cast<std::int64_t>(ox) * H / pw;
+      const float g = hi > lo ? std::clamp((I[h * W + w] - lo) / (hi - lo), 0.0f, 1.0f) : 0.0f;
+      const unsigned char grey = static_cast<unsigned char>(g * 255);
+      std::array<unsigned char, 3> c = {grey, grey, grey};
+      if (const int l = Lb[h * W + w]) {
+        const auto lc = label_colour(l);
+        for (int k = 0; k < 3; ++k) c[k] = static_cast<unsigned char>(0.45 * c[k] + 0.55 * lc[k]);
+      }
+      cv.put(x0 + ox, oy, c);
+    }
+}
+
+}  // namespace
+
+void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels, int max_size) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  if (labels.shape() != image.shape()) throw std::runtime_error("overlay: labels and image differ in size");
+  std::int64_t best = D / 2, best_n = -1;
+  for (std::int64_t d = 0; d < D; ++d) {
+    std::int64_t n = 0;
+    const std::uint8_t* Lb = labels.data<std::uint8_t>() + d * H * W;
+    for (std::int64_t i = 0; i < H * W; ++i) n += Lb[i] != 0;
+    if (n > best_n) best_n = n, best = d;
+  }
+  const double scale = static_cast<double>(max_size) / static_cast<double>(std::max(H, W));
+  const int pw = std::max(1, static_cast<int>(std::lround(H * scale))), ph = std::max(1, static_cast<int>(std::lround(W * scale)));
+  const int legend_w = 70, gap = 6;
+  Canvas cv(2 * pw + gap + legend_w, std::max(ph, kMaxLabel * 14 + 4));
+  draw_panel(cv, 0, image, labels, D / 2, pw, ph);
+  draw_panel(cv, pw + gap, image, labels, best, pw, ph);
+  const int lx = 2 * pw + gap + 6;
+  for (int i = 0; i < kMaxLabel; ++i) {
+    // Cranial to caudal, as the original prints: T9 ... S, then T9/T10 ... L5/S.
+    const int label = i < 10 ? 10 - i : 29 - i;
+    const int y = 4 + i * 14;
+    for (int a = 0; a < 10; ++a)
+      for (int b = 0; b < 10; ++b) cv.put(lx + a, y + b, label_colour(label));
+    cv.text(lx + 14, y + 1, structure_name(label), {230, 230, 230});
+  }
+  using Pixel = itk::RGBPixel<unsigned char>;
+  using Image = itk::Image<Pixel, 2>;
+  auto img = Image::New();
+  Image::RegionType region;
+  Image::SizeType size = {{static_cast<itk::SizeValueType>(cv.w), static_cast<itk::SizeValueType>(cv.h)}};
+  region.SetSize(size);
+  img->SetRegions(region);
+  img->Allocate();
+  std::copy(cv.rgb.begin(), cv.rgb.end(), reinterpret_cast<unsigned char*>(img->GetBufferPointer()));
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const std::string tmp = temp_path_for(path);
+  auto writer = itk::ImageFileWriter<Image>::New();
+  writer->SetFileName(tmp);
+  writer->SetImageIO(itk::PNGImageIO::New());
+  writer->SetInput(img);
+  writer->Update();
+  commit_file(tmp, path);
+}
+
+}  // namespace spineparse::metrics

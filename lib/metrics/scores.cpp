@@ -1,0 +1,324 @@
+#include "metrics/scores.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "spineparse/files.hpp"
+#include "spine/labels.hpp"
+
+namespace spineparse::metrics {
+
+std::array<double, 3> spacing_dhw(const Geometry& g) { return {g.spacing[2], g.spacing[0], g.spacing[1]}; }
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct Box {
+  std::int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {-1, -1, -1};
+  void add(std::int64_t d, std::int64_t h, std::int64_t w) {
+    const std::int64_t p[3] = {d, h, w};
+    for (int i = 0; i < 3; ++i) lo[i] = std::min(lo[i], p[i]), hi[i] = std::max(hi[i], p[i]);
+  }
+};
+
+// Surface voxels of `label` inside box b (box coordinates): label voxels with a non-label voxel in
+// their 18-neighbourhood, outside the array counting as background (medpy: the label XOR its
+// binary erosion with connectivity 2, border value 0). The box holds every voxel of the label in
+// both maps, so a neighbour outside it is never the label: a zero-padded copy of the box needs no
+// bounds checks.
+std::vector<unsigned char> surface(const std::uint8_t* v, const std::int64_t dims[3], const Box& b, int label) {
+  const std::int64_t n0 = b.hi[0] - b.lo[0] + 1, n1 = b.hi[1] - b.lo[1] + 1, n2 = b.hi[2] - b.lo[2] + 1;
+  const std::int64_t p1 = n1 + 2, p2 = n2 + 2;
+  std::vector<unsigned char> m((n0 + 2) * p1 * p2, 0);
+  for (std::int64_t i = 0; i < n0; ++i)
+    for (std::int64_t j = 0; j < n1; ++j) {
+      const std::uint8_t* row = v + ((b.lo[0] + i) * dims[1] + b.lo[1] + j) * dims[2] + b.lo[2];
+      unsigned char* out = &m[((i + 1) * p1 + j + 1) * p2 + 1];
+      for (std::int64_t k = 0; k < n2; ++k) out[k] = row[k] == label;
+    }
+  std::int64_t offsets[18];
+  int n = 0;
+  for (int a = -1; a <= 1; ++a)
+    for (int c = -1; c <= 1; ++c)
+      for (int e = -1; e <= 1; ++e) {
+        const int l1 = std::abs(a) + std::abs(c) + std::abs(e);
+        if (l1 == 0 || l1 == 3) continue;  // the 18-neighbourhood
+        offsets[n++] = (a * p1 + c) * p2 + e;
+      }
+  std::vector<unsigned char> s(n0 * n1 * n2, 0);
+  for (std::int64_t i = 0; i < n0; ++i)
+    for (std::int64_t j = 0; j < n1; ++j)
+      for (std::int64_t k = 0; k < n2; ++k) {
+        const std::int64_t q = ((i + 1) * p1 + j + 1) * p2 + k + 1;
+        if (!m[q]) continue;
+        bool border = false;
+        for (int o = 0; o < 18 && !border; ++o) border = !m[q + offsets[o]];
+        s[(i * n1 + j) * n2 + k] = border;
+      }
+  return s;
+}
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Exact squared Euclidean distance transform of one line in place (Felzenszwalb & Huttenlocher,
+// "Distance transforms of sampled functions"): f[p] = min_q ((p - q) * step)^2 + f[q].
+// v, z: scratch of n and n + 1 entries.
+void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z, double* out) {
+  std::int64_t k = -1;
+  for (std::int64_t q = 0; q < n; ++q) {
+    if (f[q] == kInf) continue;
+    const double xq = q * step;
+    double s = -kInf;
+    while (k >= 0) {
+      const double xr = v[k] * step;
+      s = ((f[q] + xq * xq) - (f[v[k]] + xr * xr)) / (2 * (xq - xr));
+      if (s <= z[k]) --k;
+      else break;
+    }
+    if (k < 0) s = -kInf;
+    v[++k] = q;
+    z[k] = s;
+  }
+  if (k < 0) return;  // no site on this line: all infinite
+  z[k + 1] = kInf;
+  std::int64_t j = 0;
+  for (std::int64_t p = 0; p < n; ++p) {
+    const double xp = p * step;
+    while (z[j + 1] < xp) ++j;
+    const double d = xp - v[j] * step;
+    out[p] = d * d + f[v[j]];
+  }
+  std::copy(out, out + n, f);
+}
+
+// Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel: the exact
+// Euclidean distance transform of the `to` voxels with the voxel spacing (scipy's
+// distance_transform_edt, as medpy's assd uses), one separable pass per axis.
+std::vector<double> directed(const std::vector<unsigned char>& from, const std::vector<unsigned char>& to,
+                             const std::int64_t n[3], const std::array<double, 3>& sp) {
+  const std::int64_t N = n[0] * n[1] * n[2], longest = std::max({n[0], n[1], n[2]});
+  std::vector<double> g(N);
+  for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
+  std::vector<double> line(longest), out(longest), z(longest + 1);
+  std::vector<std::int64_t> v(longest);
+  // Axis 2 (W, contiguous), then 1 (H), then 0 (slices).
+  for (std::int64_t r = 0; r < n[0] * n[1]; ++r) edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
+  auto pass = [&](std::int64_t base, std::int64_t len, std::int64_t stride, double step) {
+    for (std::int64_t t = 0; t < len; ++t) line[t] = g[base + t * stride];
+    edt_line(line.data(), len, step, v.data(), z.data(), out.data());
+    for (std::int64_t t = 0; t < len; ++t) g[base + t * stride] = line[t];
+  };
+  for (std::int64_t i = 0; i < n[0]; ++i)
+    for (std::int64_t k = 0; k < n[2]; ++k) pass(i * n[1] * n[2] + k, n[1], n[2], sp[1]);
+  if (n[0] > 1)
+    for (std::int64_t jk = 0; jk < n[1] * n[2]; ++jk) pass(jk, n[0], n[1] * n[2], sp[0]);
+  std::vector<double> d;
+  for (std::int64_t i = 0; i < N; ++i)
+    if (from[i]) d.push_back(std::sqrt(g[i]));
+  return d;
+}
+
+// numpy's percentile(v, 95) with linear interpolation.
+double percentile95(std::vector<double> v) {
+  const double pos = 0.95 * (v.size() - 1);
+  const std::size_t i = static_cast<std::size_t>(pos);
+  const double f = pos - i;
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  if (i + 1 >= v.size()) return v[i];
+  const double next = *std::min_element(v.begin() + i + 1, v.end());
+  return v[i] * (1 - f) + next * f;
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? kNaN : s / v.size();
+}
+
+}  // namespace
+
+std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth, std::array<double, 3> sp,
+                                       bool distances, std::vector<std::int64_t>* confusion) {
+  if (pred.shape() != truth.shape()) {
+    throw std::runtime_error("prediction is " + pred.shape_string() + ", truth " + truth.shape_string());
+  }
+  const std::int64_t dims[3] = {pred.dim(0), pred.dim(1), pred.dim(2)};
+  const std::uint8_t* P = pred.data<std::uint8_t>();
+  const std::uint8_t* G = truth.data<std::uint8_t>();
+  std::int64_t tp[kNumClasses] = {0}, np[kNumClasses] = {0}, ng[kNumClasses] = {0};
+  Box box[kNumClasses];
+  std::int64_t* conf = nullptr;
+  if (confusion) {
+    confusion->assign(kNumClasses * kNumClasses, 0);
+    conf = confusion->data();
+  }
+  for (std::int64_t d = 0, i = 0; d < dims[0]; ++d)
+    for (std::int64_t h = 0; h < dims[1]; ++h)
+      for (std::int64_t w = 0; w < dims[2]; ++w, ++i) {
+        const int p = P[i] < kNumClasses ? P[i] : 0, g = G[i] < kNumClasses ? G[i] : 0;
+        ++np[p];
+        ++ng[g];
+        if (p == g) ++tp[p];
+        if (conf) ++conf[g * kNumClasses + p];
+        if (p) box[p].add(d, h, w);
+        if (g) box[g].add(d, h, w);
+      }
+  std::vector<StructureScore> out;
+  const double eps = 1e-10;
+  for (int l = 1; l <= kMaxLabel; ++l) {
+    StructureScore s;
+    s.label = l;
+    s.truth_voxels = ng[l];
+    s.pred_voxels = np[l];
+    s.assd_mm = s.hd95_mm = kNaN;
+    if (ng[l] == 0 && np[l] == 0) {
+      s.dice = s.precision = s.recall = kNaN;
+      out.push_back(s);
+      continue;
+    }
+    const double TP = tp[l], FP = np[l] - tp[l], FN = ng[l] - tp[l];
+    s.dice = 2 * TP / (2 * TP + FP + FN + eps);
+    s.precision = TP / (TP + FP + eps);
+    s.recall = TP / (TP + FN + eps);
+    if (distances && ng[l] > 0 && np[l] > 0) {
+      const Box& b = box[l];
+      const std::int64_t n[3] = {b.hi[0] - b.lo[0] + 1, b.hi[1] - b.lo[1] + 1, b.hi[2] - b.lo[2] + 1};
+      auto sp_ = surface(P, dims, b, l), sg = surface(G, dims, b, l);
+      auto a = directed(sp_, sg, n, sp), c = directed(sg, sp_, n, sp);
+      s.assd_mm = (mean(a) + mean(c)) / 2;
+      s.hd95_mm = std::max(percentile95(a), percentile95(c));
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field, const std::string& which) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& x : s) {
+    const bool take = which == "all" || (which == "vertebrae" && is_vertebra(x.label)) || (which == "discs" && is_disc(x.label));
+    if (take && !std::isnan(x.*field)) sum += x.*field, ++n;
+  }
+  return n ? sum / n : kNaN;
+}
+
+namespace {
+json stats(const std::vector<double>& v) {
+  std::vector<double> ok;
+  for (double x : v) {
+    if (!std::isnan(x)) ok.push_back(x);
+  }
+  if (ok.empty()) return {{"mean", nullptr}, {"std", nullptr}, {"n", 0}};
+  double m = 0;
+  for (double x : ok) m += x;
+  m /= ok.size();
+  double var = 0;
+  for (double x : ok) var += (x - m) * (x - m);
+  return {{"mean", m}, {"std", std::sqrt(var / ok.size())}, {"n", ok.size()}};  // population std, as numpy
+}
+std::string fmt(double v) {
+  if (std::isnan(v)) return "";
+  std::ostringstream s;
+  s.precision(6);
+  s << v;
+  return s.str();
+}
+}  // namespace
+
+std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder, int failed_cases) {
+  std::ostringstream csv;
+  csv << "case,label,structure,dice,precision,recall,assd_mm,hd95_mm,truth_voxels,pred_voxels\n";
+  for (const auto& c : cases) {
+    for (const auto& s : c.structures) {
+      if (s.truth_voxels == 0 && s.pred_voxels == 0) continue;
+      csv << c.id << "," << s.label << "," << structure_name(s.label) << "," << fmt(s.dice) << "," << fmt(s.precision)
+          << "," << fmt(s.recall) << "," << fmt(s.assd_mm) << "," << fmt(s.hd95_mm) << "," << s.truth_voxels << ","
+          << s.pred_voxels << "\n";
+    }
+  }
+  json j;
+  j["cases_scored"] = cases.size();
+  j["cases_failed"] = failed_cases;
+  j["definitions"] = "Dice, precision, recall as the original (spec 7.2): structures absent from both sides excluded; "
+                     "per case the mean over present structures, then mean and population std over cases. "
+                     "ASSD and HD95 in mm need the structure on both sides; missed = in the truth only, spurious = predicted only.";
+  const std::pair<const char*, double StructureScore::*> fields[] = {
+      {"dice", &StructureScore::dice}, {"precision", &StructureScore::precision}, {"recall", &StructureScore::recall},
+      {"assd_mm", &StructureScore::assd_mm}, {"hd95_mm", &StructureScore::hd95_mm}};
+  for (const auto& [name, field] : fields) {
+    json g;
+    for (const char* which : {"vertebrae", "discs", "all"}) {
+      std::vector<double> per_case;
+      for (const auto& c : cases) per_case.push_back(case_mean(c.structures, field, which));
+      g[which] = stats(per_case);
+    }
+    j[name] = g;
+  }
+  json per = json::array();
+  int missed = 0, spurious = 0;
+  for (int l = 1; l <= kMaxLabel; ++l) {
+    json e = {{"label", l}, {"structure", structure_name(l)}};
+    int present = 0, m = 0, sp = 0;
+    for (const auto& [name, field] : fields) {
+      std::vector<double> v;
+      for (const auto& c : cases) v.push_back(c.structures[l - 1].*field);
+      e[name] = stats(v);
+    }
+    for (const auto& c : cases) {
+      const auto& s = c.structures[l - 1];
+      present += s.truth_voxels > 0;
+      m += s.truth_voxels > 0 && s.pred_voxels == 0;
+      sp += s.truth_voxels == 0 && s.pred_voxels > 0;
+    }
+    e["cases_with_structure"] = present;
+    e["missed"] = m;
+    e["spurious"] = sp;
+    missed += m;
+    spurious += sp;
+    per.push_back(e);
+  }
+  j["per_structure"] = per;
+  j["missed_structures"] = missed;
+  j["spurious_structures"] = spurious;
+  std::vector<double> before, after;
+  for (const auto& c : cases) {
+    if (c.dice_before >= 0) {
+      before.push_back(c.dice_before);
+      after.push_back(case_mean(c.structures, &StructureScore::dice, "all"));
+    }
+  }
+  if (!before.empty()) j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
+  const std::string text = j.dump(2) + "\n";
+  std::vector<std::int64_t> conf(kNumClasses * kNumClasses, 0);
+  bool any_conf = false;
+  for (const auto& c : cases) {
+    if (c.confusion.size() != conf.size()) continue;
+    any_conf = true;
+    for (std::size_t i = 0; i < conf.size(); ++i) conf[i] += c.confusion[i];
+  }
+  if (any_conf) {
+    std::ostringstream cm;
+    cm << "truth\\predicted";
+    for (int p = 0; p < kNumClasses; ++p) cm << "," << structure_name(p);
+    cm << "\n";
+    for (int g = 0; g < kNumClasses; ++g) {
+      cm << structure_name(g);
+      for (int p = 0; p < kNumClasses; ++p) cm << "," << conf[g * kNumClasses + p];
+      cm << "\n";
+    }
+    write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm.str());
+  }
+  write_file_atomic((fs::path(folder) / "cases.csv").string(), csv.str());
+  write_file_atomic((fs::path(folder) / "summary.json").string(), text);
+  return text;
+}
+
+}  // namespace spineparse::metrics

@@ -1,0 +1,590 @@
+#include "nn/networks.hpp"
+
+#include <torch/nn/functional.h>
+#include <torch/nn/modules/container/any.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+
+namespace spineparse::nn {
+namespace F = torch::nn::functional;
+using torch::nn::BatchNorm3d;
+using torch::nn::BatchNorm3dOptions;
+using torch::nn::Conv3d;
+using torch::nn::Conv3dOptions;
+
+namespace {
+
+// A module that only names its children ("rep", "block2_lastconv", "global_avg_pool", ...).
+struct Holder : torch::nn::Module {};
+
+torch::Tensor interp3(const torch::Tensor& x, std::vector<int64_t> size) {
+  return F::interpolate(x, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
+}
+
+Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
+  return Conv3d(Conv3dOptions(in, out, 1).bias(bias));
+}
+
+// conv3d(x, w, b, stride 1, padding = dilation, dilation, groups = C) for w [C,1,k,k,k], as a sum
+// over the k kernel planes of 2-D depthwise convolutions over all slices at once (see
+// split_depthwise_convolutions in the header).
+torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil,
+                                  int64_t stride_hw) {
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4), k = w.size(2);
+  // [N*D, C, H, W] with channels-last strides: a view when x is in channels-last-3d memory (the
+  // output of the split convolution before), one copy otherwise.
+  auto xs = x.permute({0, 2, 3, 4, 1}).contiguous().view({N * D, H, W, C}).permute({0, 3, 1, 2});
+  torch::Tensor acc;  // [N, D, H, W, C]: the centre plane first (full range), then the others shifted
+  std::vector<int64_t> order = {k / 2};
+  for (int64_t kd = 0; kd < k; ++kd) {
+    if (kd != k / 2) order.push_back(kd);
+  }
+  for (int64_t kd : order) {
+    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), stride_hw, dil, dil, C);
+    auto v = yk.permute({0, 2, 3, 1}).reshape({N, D, yk.size(2), yk.size(3), C});
+    if (!acc.defined()) {
+      acc = v;
+      continue;
+    }
+    const int64_t shift = (kd - k / 2) * dil;  // output slice d reads input slice d + shift
+    const int64_t lo = std::max<int64_t>(0, -shift), hi = std::min<int64_t>(D, D - shift);
+    if (hi > lo) acc.narrow(1, lo, hi - lo).add_(v.narrow(1, lo + shift, hi - lo));
+  }
+  return acc.permute({0, 4, 1, 2, 3});  // channels-last-3d memory: the next pointwise convolution reads it as is
+}
+
+// A 1x1x1 convolution (stride 1) of x in channels-last-3d memory as one matrix product over the
+// voxels: the input is read and the output written in place, where conv3d would copy both to and
+// from its own layout (those transposing copies were 40 % of the GCSN's time on CPU).
+// With an in-plane stride the strided voxels are gathered first (a quarter of the input for 2).
+torch::Tensor pointwise_channels_last(const torch::nn::Conv3d& conv, torch::Tensor x) {
+  const auto& st = conv->options.stride();
+  if (st->at(1) != 1 || st->at(2) != 1) x = x.slice(3, 0, x.size(3), st->at(1)).slice(4, 0, x.size(4), st->at(2));
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
+  auto xm = x.permute({0, 2, 3, 4, 1}).reshape({N * D * H * W, C});  // a view when x is channels-last
+  auto w = conv->weight.view({conv->weight.size(0), C}).t();
+  auto y = conv->bias.defined() ? torch::addmm(conv->bias, xm, w) : torch::mm(xm, w);
+  return y.view({N, D, H, W, y.size(1)}).permute({0, 4, 1, 2, 3});
+}
+
+// A BatchNorm that fold_batchnorm() has merged into its convolution is an empty holder: identity.
+template <class BN>
+torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
+  return bn.is_empty() ? x : bn(x);
+}
+
+// A 1x1x1 convolution (strided or not, and its BatchNorm) that keeps channels-last-3d memory when
+// `cl` (the GCSN with its convolutions split for the CPU, BatchNorm folded) and the input has it;
+// otherwise the plain module.
+template <class BN>
+torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, BN& bn, const torch::Tensor& x) {
+  if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  return bn_(bn, conv(x));
+}
+torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, const torch::Tensor& x) {
+  if (cl && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  return conv(x);
+}
+// Concatenation along the channels; with `cl` the result is in channels-last-3d memory.
+torch::Tensor cat_channels(bool cl, std::vector<torch::Tensor> xs) {
+  if (!cl) return torch::cat(xs, 1);
+  for (auto& t : xs) t = t.permute({0, 2, 3, 4, 1});
+  return torch::cat(xs, 4).permute({0, 4, 1, 2, 3});
+}
+
+// Folds an eval-mode BatchNorm into the convolution before it (y = conv(x) * s + t with
+// s = gamma / sqrt(var + eps), t = beta - mean * s), computed in float64 and stored in the
+// convolution's dtype and device. The convolution gets a bias tensor (not a registered parameter:
+// folded networks are for inference only, and stay where they are); the BatchNorm becomes empty.
+template <class Conv, class BN>
+void fold(Conv& conv, BN& bn) {
+  if (bn.is_empty()) return;
+  torch::NoGradGuard ng;
+  const auto opts = conv->weight.options();
+  auto scale = bn->weight.to(torch::kFloat64) / torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
+  std::vector<int64_t> shape(conv->weight.dim(), 1);
+  shape[0] = -1;
+  auto w = conv->weight.to(torch::kFloat64) * scale.view(shape);
+  auto b = conv->bias.defined() ? conv->bias.to(torch::kFloat64) : torch::zeros_like(scale);
+  b = (b - bn->running_mean.to(torch::kFloat64)) * scale + bn->bias.to(torch::kFloat64);
+  conv->weight.set_data(w.to(opts.dtype()));
+  conv->bias = b.to(opts.dtype()).detach();
+  bn = BN(nullptr);
+}
+
+}  // namespace
+
+SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
+                                     bool act)
+    : activations(act), stride(stride), dilation(dilation) {
+  depthwise = register_module("depthwise", Conv3d(Conv3dOptions(in, in, 3).stride(stride).padding(dilation)
+                                                      .dilation(dilation).groups(in).bias(false)));
+  depthwise_bn = register_module("depthwise_bn", BatchNorm3d(BatchNorm3dOptions(in)));
+  pointwise = register_module("pointwise", conv1x1(in, out));
+  pointwise_bn = register_module("pointwise_bn", BatchNorm3d(BatchNorm3dOptions(out)));
+}
+
+torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
+  auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
+                                             : depthwise(x));
+  if (activations) y.relu_();  // fresh results: in place
+  y = conv1(split_depthwise, pointwise, pointwise_bn, y);
+  if (activations) y.relu_();
+  return y;
+}
+
+XceptionBlockImpl::XceptionBlockImpl(int block_id, int64_t in, int64_t out) : id(block_id) {
+  const std::vector<int64_t> s1{1, 1, 1}, s2{1, 2, 2};
+  skip = register_module("skip", Conv3d(Conv3dOptions(in, out, 1).stride(id == 20 ? s1 : s2).bias(false)));
+  skipbn = register_module("skipbn", BatchNorm3d(BatchNorm3dOptions(out)));
+  auto rep = register_module("rep", std::make_shared<Holder>());
+  auto sep = [](int64_t i, int64_t o, const std::vector<int64_t>& s) { return SeparableConv(i, o, s, 1, false); };
+  if (id == 1) {  // rep.0, rep.2, rep.4 (ReLUs at 1, 3)
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+    rep->register_module("0", main[0]);
+    rep->register_module("2", main[1]);
+    rep->register_module("4", main[2]);
+  } else if (id == 2) {  // rep.1, rep.3, block2_lastconv.1
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+    rep->register_module("1", main[0]);
+    rep->register_module("3", main[1]);
+    auto last = register_module("block2_lastconv", std::make_shared<Holder>());
+    last->register_module("1", main[2]);
+  } else if (id == 3) {  // rep.1, rep.3, rep.5
+    main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
+  } else {  // block 20: 364 -> 364 -> 512 -> 512, stride 1
+    main = {sep(in, in, s1), sep(in, out, s1), sep(out, out, s1)};
+  }
+  if (id == 3 || id == 20) {
+    rep->register_module("1", main[0]);
+    rep->register_module("3", main[1]);
+    rep->register_module("5", main[2]);
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::Tensor& x) {
+  // Blocks 2, 3 and 20 start with an in-place ReLU in the original, so the skip path sees
+  // ReLU(x) too (spec 3.1); block 1's input is already non-negative.
+  const torch::Tensor r = id == 1 ? x : torch::relu(x);
+  torch::Tensor low;
+  auto y = main[0](r);
+  y = main[1](torch::relu(y));
+  if (id == 2) low = y;  // L4: before any activation
+  y = main[2](torch::relu(y));
+  return {y.add_(conv1(main[0]->split_depthwise, skip, skipbn, r)), low};
+}
+
+torch::Tensor spine_adjacency() {
+  // Nodes: 0 background (isolated), vertebrae 1..10, discs 11..19; disc 10+k joins k and k+1.
+  auto a = torch::zeros({20, 20}, torch::kFloat64);
+  for (int i = 0; i < 20; ++i) a[i][i] = 1;  // self loops from the graph
+  for (int k = 1; k <= 9; ++k) {
+    for (int v : {k, k + 1}) {
+      a[v][10 + k] = 1;
+      a[10 + k][v] = 1;
+    }
+  }
+  a = a + torch::eye(20, torch::kFloat64);  // A~ = A + I
+  auto d = a.sum(1).pow(-0.5);
+  return (d.unsqueeze(1) * a * d.unsqueeze(0)).to(torch::kFloat32);
+}
+
+namespace {
+
+struct XceptionImpl : torch::nn::Module {
+  explicit XceptionImpl(const std::function<int64_t(int64_t)>& c) {
+    conv1 = register_module("conv1", Conv3d(Conv3dOptions(1, c(16), 3).stride({1, 2, 2}).padding(1).bias(false)));
+    bn1 = register_module("bn1", BatchNorm3d(BatchNorm3dOptions(c(16))));
+    conv2 = register_module("conv2", Conv3d(Conv3dOptions(c(16), c(32), 3).padding(1).bias(false)));
+    bn2 = register_module("bn2", BatchNorm3d(BatchNorm3dOptions(c(32))));
+    block1 = register_module("block1", XceptionBlock(1, c(32), c(64)));
+    block2 = register_module("block2", XceptionBlock(2, c(64), c(128)));
+    block3 = register_module("block3", XceptionBlock(3, c(128), c(364)));
+    block20 = register_module("block20", XceptionBlock(20, c(364), c(512)));
+    conv3 = register_module("conv3", SeparableConv(c(512), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv4 = register_module("conv4", SeparableConv(c(768), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv5 = register_module("conv5", SeparableConv(c(768), c(1024), std::vector<int64_t>{1, 1, 1}, 2, true));
+  }
+  Conv3d conv1{nullptr}, conv2{nullptr};
+  BatchNorm3d bn1{nullptr}, bn2{nullptr};
+  XceptionBlock block1{nullptr}, block2{nullptr}, block3{nullptr}, block20{nullptr};
+  SeparableConv conv3{nullptr}, conv4{nullptr}, conv5{nullptr};
+};
+
+}  // namespace
+
+// The GCSN's layers, kept in a struct so that the module's forward reads like spec 3.2.
+struct GcsnLayers {
+  std::shared_ptr<XceptionImpl> xf;
+  Conv3d aspp1_conv{nullptr};
+  BatchNorm3d aspp1_bn{nullptr};
+  SeparableConv aspp2{nullptr}, aspp3{nullptr}, aspp4{nullptr};
+  Conv3d gap_conv{nullptr};
+  BatchNorm3d gap_bn{nullptr};
+  Conv3d concat_conv{nullptr}, proj4_conv{nullptr}, proj2_conv{nullptr};
+  BatchNorm3d concat_bn{nullptr}, proj4_bn{nullptr}, proj2_bn{nullptr};
+  SeparableConv dec1a{nullptr}, dec1b{nullptr}, dec2a{nullptr}, dec2b{nullptr};
+  torch::Tensor pre_fea, graph_weight, gc1, gc2, gc3;
+  Conv3d g2f_conv{nullptr};
+  BatchNorm3d g2f_bn{nullptr};
+  Conv3d skip_conv{nullptr};
+  Conv3d semantic{nullptr};
+};
+
+GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(graph), width(width_) {
+  // Every width scales with `width` (1 = the original); the names stay the original's.
+  auto c = [w = width_](int64_t n) { return std::max<int64_t>(4, static_cast<int64_t>(std::lround(n * w))); };
+  const int64_t hidden = c(128);
+  auto L = std::make_shared<GcsnLayers>();
+  L->xf = register_module("xception_features", std::make_shared<XceptionImpl>(c));
+  auto aspp1 = register_module("aspp1", std::make_shared<Holder>());
+  L->aspp1_conv = aspp1->register_module("atrous_convolution", conv1x1(c(1024), c(128)));
+  L->aspp1_bn = aspp1->register_module("bn", BatchNorm3d(BatchNorm3dOptions(c(128))));
+  SeparableConv* aspp[3] = {&L->aspp2, &L->aspp3, &L->aspp4};
+  const int64_t rates[3] = {6, 12, 18};
+  for (int i = 0; i < 3; ++i) {
+    auto h = register_module("aspp" + std::to_string(i + 2), std::make_shared<Holder>());
+    *aspp[i] = h->register_module("atrous_convolution", SeparableConv(c(1024), c(128), std::vector<int64_t>{1, 1, 1}, rates[i], true));
+  }
+  auto gap = register_module("global_avg_pool", std::make_shared<Holder>());
+  L->gap_conv = gap->register_module("1", conv1x1(c(1024), c(128)));
+  L->gap_bn = gap->register_module("2", BatchNorm3d(BatchNorm3dOptions(c(128))));
+  L->concat_conv = register_module("concat_projection_conv1", conv1x1(5 * c(128), c(128)));
+  L->concat_bn = register_module("concat_projection_bn1", BatchNorm3d(BatchNorm3dOptions(c(128))));
+  L->proj4_conv = register_module("feature_projection_conv1", conv1x1(c(128), c(24)));
+  L->proj4_bn = register_module("feature_projection_bn1", BatchNorm3d(BatchNorm3dOptions(c(24))));
+  L->proj2_conv = register_module("feature_projection_conv2", conv1x1(c(32), c(64)));
+  L->proj2_bn = register_module("feature_projection_bn2", BatchNorm3d(BatchNorm3dOptions(c(64))));
+  auto dec = [&](const char* name, int64_t in1, int64_t out, SeparableConv& a, SeparableConv& b) {
+    auto h = register_module(name, std::make_shared<Holder>());
+    auto h0 = h->register_module("0", std::make_shared<Holder>());
+    auto h1 = h->register_module("1", std::make_shared<Holder>());
+    a = h0->register_module("atrous_convolution", SeparableConv(in1, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+    b = h1->register_module("atrous_convolution", SeparableConv(out, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+  };
+  dec("decoder1", c(128) + c(24), c(128), L->dec1a, L->dec1b);
+  dec("decoder2", c(128) + c(64), c(256), L->dec2a, L->dec2b);
+  if (with_graph) {
+    auto f2g = register_module("featuremap_2_graph", std::make_shared<Holder>());
+    L->pre_fea = f2g->register_parameter("pre_fea", torch::empty({hidden, n_classes}));
+    L->graph_weight = f2g->register_parameter("weight", torch::empty({hidden, hidden}));
+    torch::Tensor* gcs[3] = {&L->gc1, &L->gc2, &L->gc3};
+    for (int i = 0; i < 3; ++i) {
+      auto h = register_module("graph_conv" + std::to_string(i + 1), std::make_shared<Holder>());
+      *gcs[i] = h->register_parameter("weight", torch::empty({hidden, hidden}));
+    }
+    torch::NoGradGuard ng;
+    for (auto* t : {&L->pre_fea, &L->graph_weight, &L->gc1, &L->gc2, &L->gc3}) torch::nn::init::xavier_uniform_(*t);
+    auto g2f = register_module("graph_2_fea", std::make_shared<Holder>());
+    L->g2f_conv = g2f->register_module("conv", conv1x1(hidden, hidden));
+    L->g2f_bn = g2f->register_module("bn", BatchNorm3d(BatchNorm3dOptions(hidden)));
+    auto sk = register_module("skip_conv", std::make_shared<Holder>());
+    L->skip_conv = sk->register_module("0", conv1x1(c(128), c(128), true));
+  }
+  L->semantic = register_module("semantic", conv1x1(c(256), n_classes, true));
+  adjacency = register_buffer("adjacency_", spine_adjacency());
+  layers = L;
+}
+
+GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
+  auto& L = *layers;
+  auto& xf = *L.xf;
+  const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
+  auto l2 = torch::relu(bn_(xf.bn2, xf.conv2(torch::relu(bn_(xf.bn1, xf.conv1(x))))));
+  auto y = xf.block1(l2).first;
+  auto [b2, l4] = xf.block2(y);
+  y = xf.block3(b2).first;
+  y = xf.block20(y).first;
+  y = xf.conv5(xf.conv4(xf.conv3(y)));  // the original's extra ReLUs after these are no-ops
+
+  // On CPU (split convolutions) the features stay in channels-last-3d memory from here on.
+  const bool cl = xf.conv3->split_depthwise;
+  auto a1 = conv1(cl, L.aspp1_conv, L.aspp1_bn, y).relu_();
+  auto a2 = L.aspp2(y), a3 = L.aspp3(y), a4 = L.aspp4(y);
+  auto pool = torch::relu(bn_(L.gap_bn, L.gap_conv(y.mean({2, 3, 4}, true))));
+  pool = interp3(pool, {y.size(2), y.size(3), y.size(4)});
+  auto a = conv1(cl, L.concat_conv, L.concat_bn, cat_channels(cl, {a1, a2, a3, a4, pool})).relu_();
+
+  auto p4 = conv1(cl, L.proj4_conv, L.proj4_bn, l4).relu_();
+  auto p2 = conv1(cl, L.proj2_conv, L.proj2_bn, l2).relu_();
+  auto d1 = cat_channels(cl, {interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4});
+  auto yy = L.dec1b(L.dec1a(d1));
+
+  GcsnOutput out;
+  if (with_graph) {
+    // Region pooling -> GCN -> region unpooling (spec 3.3), batched over N.
+    const int64_t N = yy.size(0), C = yy.size(1);
+    auto X = yy.permute({0, 2, 3, 4, 1}).reshape({N, -1, C});  // [N,V,C], voxels row-major over (d,h,w)
+    auto Z = torch::matmul(X, L.pre_fea);   // [N,V,20]
+    out.deep_supervision = Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
+    auto S = torch::softmax(Z, 2);
+    auto S_hat = S / S.sum(1, true);
+    auto T = torch::matmul(X, L.graph_weight);
+    auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
+    for (auto* w : {&L.gc1, &L.gc2, &L.gc3}) Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
+    // [N,V,C] read as [N,C,D,H,W] in channels-last-3d memory: no copy.
+    auto R = torch::matmul(S, Hn).reshape({N, yy.size(2), yy.size(3), yy.size(4), C}).permute({0, 4, 1, 2, 3});
+    auto G = conv1(cl, L.g2f_conv, L.g2f_bn, R).relu_();
+    yy = conv1(cl, L.skip_conv, yy).relu_() + G;
+  }
+  auto d2 = cat_channels(cl, {interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2});
+  auto z = conv1(cl, L.semantic, L.dec2b(L.dec2a(d2)));
+  out.logits = interp3(z, {D, H, W}).contiguous();
+  return out;
+}
+
+ExtResBlockImpl::ExtResBlockImpl(int64_t in, int64_t out) {
+  // Names: basic_module.conv{1,2,3}.{conv,batchnorm}; this block is the basic module.
+  for (int i = 0; i < 3; ++i) {
+    auto h = register_module("conv" + std::to_string(i + 1), std::make_shared<Holder>());
+    conv[i] = h->register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(i == 0 ? in : out, out, 3).padding(1).bias(false)));
+    bn[i] = h->register_module("batchnorm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out)));
+  }
+}
+
+torch::Tensor ExtResBlockImpl::forward(const torch::Tensor& x) {
+  // In place where a fresh result is overwritten (autograd checks that nothing it saved changes):
+  // on 256x512 activations every extra elementwise pass is a full trip through memory.
+  auto a = bn_(bn[0], conv[0](x)).relu_();
+  auto b = bn_(bn[1], conv[1](a)).relu_();
+  return bn_(bn[2], conv[2](b)).add_(a).relu_();  // the residual is taken after the first conv's ReLU
+}
+
+ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t f) {
+  const std::vector<int64_t> widths = {f, 2 * f, 4 * f, 8 * f, 16 * f};
+  auto enc = register_module("encoders", std::make_shared<Holder>());
+  for (int k = 0; k < 5; ++k) {
+    auto e = enc->register_module(std::to_string(k), std::make_shared<Holder>());
+    encoders_.push_back(e->register_module("basic_module", ExtResBlock(k == 0 ? in_channels : widths[k - 1], widths[k])));
+  }
+  auto dec = register_module("decoders", std::make_shared<Holder>());
+  for (int k = 0; k < 4; ++k) {
+    const int64_t in = widths[4 - k], out = widths[3 - k];
+    auto d = dec->register_module(std::to_string(k), std::make_shared<Holder>());
+    upsample_.push_back(d->register_module(
+        "upsample", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1))));
+    decoders_.push_back(d->register_module("basic_module", ExtResBlock(out, out)));
+  }
+  final_conv = register_module("final_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, out_channels, 1)));
+}
+
+torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Tensor& unary) {
+  auto up = F::interpolate(unary, F::InterpolateFuncOptions()
+                                      .size(std::vector<int64_t>{image.size(2), image.size(3)})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(true));
+  auto x = torch::cat({image, up}, 1);
+  if (!onednn_weights_.empty() && x.is_cpu() && x.scalar_type() == torch::kFloat32) return forward_onednn(x);
+  std::vector<torch::Tensor> feats;
+  for (int k = 0; k < 5; ++k) {
+    if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+    x = encoders_[k](x);
+    feats.push_back(x);
+  }
+  for (int k = 0; k < 4; ++k) {
+    // Transposed convolutions may be kept in float32 while the rest runs in bfloat16 (LibTorch's
+    // CPU kernels have no bfloat16 transposed convolution without AVX-512).
+    const auto wt = upsample_[k]->weight.scalar_type();
+    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type())).add_(feats[3 - k]);
+    x = decoders_[k](x);
+  }
+  return final_conv(x);
+}
+
+namespace {
+std::vector<int64_t> vec(const torch::ExpandingArray<2>& a) { return {a->begin(), a->end()}; }
+std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
+  const auto& p = conv.options.padding();
+#if TORCH_VERSION_MAJOR >= 2  // the options' variants are std::variant from 2.x on
+  const auto* arr = std::get_if<torch::ExpandingArray<2>>(&p);
+#else
+  const auto* arr = c10::get_if<torch::ExpandingArray<2>>(&p);
+#endif
+  if (!arr) throw std::logic_error("ResUNet2D convolution without explicit padding");
+  return vec(*arr);
+}
+}  // namespace
+
+torch::Tensor ResUNet2dImpl::conv_onednn(const torch::nn::Conv2d& conv, const torch::Tensor& x) const {
+  const OneDnnConv& c = onednn_weights_.at(conv.get());
+  return at::mkldnn_convolution(x, c.weight, conv->bias, c.padding, c.stride, c.dilation, c.groups);
+}
+
+torch::Tensor ResUNet2dImpl::block_onednn(const ExtResBlock& b, const torch::Tensor& x) const {
+  auto a = conv_onednn(b->conv[0], x).relu_();
+  auto c = conv_onednn(b->conv[1], a).relu_();
+  return conv_onednn(b->conv[2], c).add_(a).relu_();
+}
+
+torch::Tensor ResUNet2dImpl::forward_onednn(const torch::Tensor& input) {
+  auto x = input.to_mkldnn();
+  std::vector<torch::Tensor> feats;
+  for (int k = 0; k < 5; ++k) {
+    if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
+    x = block_onednn(encoders_[k], x);
+    feats.push_back(x);
+  }
+  for (int k = 0; k < 4; ++k) {
+    x = upsample_[k](x.to_dense()).to_mkldnn().add_(feats[3 - k]);
+    x = block_onednn(decoders_[k], x);
+  }
+  return conv_onednn(final_conv, x).to_dense();
+}
+
+bool use_onednn_layout(ResUNet2d& net) {
+  const auto& w0 = net->final_conv->weight;
+  if (!at::hasMKLDNN() || !w0.is_cpu() || w0.scalar_type() != torch::kFloat32) return false;
+  torch::NoGradGuard ng;
+  std::map<const torch::nn::Conv2dImpl*, ResUNet2dImpl::OneDnnConv> w;
+  auto pack = [&](const torch::nn::Conv2d& c) {
+    if (!c->bias.defined()) throw std::logic_error("use_onednn_layout: fold the BatchNorms first");
+    const auto& o = c->options;
+    ResUNet2dImpl::OneDnnConv p{{}, padding_of(*c), vec(o.stride()), vec(o.dilation()), o.groups()};
+    p.weight = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), p.padding, p.stride, p.dilation, p.groups);
+    w[c.get()] = std::move(p);
+  };
+  for (auto* blocks : {&net->encoders_, &net->decoders_}) {
+    for (auto& b : *blocks) {
+      for (auto& c : b->conv) pack(c);
+    }
+  }
+  pack(net->final_conv);
+  net->onednn_weights_ = std::move(w);
+  return true;
+}
+
+void fold_batchnorm(Gcsn& net) {
+  auto& L = *net->layers;
+  auto& xf = *L.xf;
+  fold(xf.conv1, xf.bn1);
+  fold(xf.conv2, xf.bn2);
+  auto sep = [](SeparableConv& s) {
+    fold(s->depthwise, s->depthwise_bn);
+    fold(s->pointwise, s->pointwise_bn);
+  };
+  for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    fold((*b)->skip, (*b)->skipbn);
+    for (auto& m : (*b)->main) sep(m);
+  }
+  for (auto* s : {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b}) sep(*s);
+  fold(L.aspp1_conv, L.aspp1_bn);
+  fold(L.gap_conv, L.gap_bn);
+  fold(L.concat_conv, L.concat_bn);
+  fold(L.proj4_conv, L.proj4_bn);
+  fold(L.proj2_conv, L.proj2_bn);
+  if (net->with_graph) fold(L.g2f_conv, L.g2f_bn);
+}
+
+void fold_batchnorm(ResUNet2d& net) {
+  for (auto* blocks : {&net->encoders_, &net->decoders_}) {
+    for (auto& b : *blocks) {
+      for (int i = 0; i < 3; ++i) fold(b->conv[i], b->bn[i]);
+    }
+  }
+}
+
+int split_depthwise_convolutions(Gcsn& net) {
+  auto& L = *net->layers;
+  auto& xf = *L.xf;
+  std::vector<SeparableConv*> all = {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b};
+  for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    for (auto& m : (*b)->main) all.push_back(&m);
+  }
+  int n = 0;
+  for (auto* s : all) {
+    auto& m = **s;
+    const bool planar = m.stride[0] == 1 && m.stride[1] == m.stride[2];  // in-plane stride only
+    m.split_depthwise = planar;
+    n += planar;
+  }
+  return n;
+}
+
+void optimize_for_inference(Gcsn& net, bool cuda) {
+  fold_batchnorm(net);
+  if (uses_channels_last(cuda)) to_channels_last(*net);
+  if (!cuda) split_depthwise_convolutions(net);
+}
+
+void optimize_for_inference(ResUNet2d& net, bool cuda) {
+  fold_batchnorm(net);
+  if (uses_channels_last(cuda)) to_channels_last(*net);
+  if (!cuda) use_onednn_layout(net);
+}
+
+void to_channels_last(torch::nn::Module& net) {
+  torch::NoGradGuard ng;
+  for (auto& p : net.parameters(true)) {
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    if (p.dim() == 5) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast3d));
+  }
+}
+
+double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {
+  // conv5 has 1024 x width filters: large enough that the minimum of 4 channels never applies.
+  auto it = state.find("xception_features.conv5.pointwise.weight");
+  return it == state.end() ? 1.0 : static_cast<double>(it->second.size(0)) / 1024.0;
+}
+
+int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state) {
+  auto it = state.find("final_conv.weight");
+  return it == state.end() ? 32 : it->second.size(1);
+}
+
+std::map<std::string, torch::Tensor> state_of(const torch::nn::Module& module) {
+  std::map<std::string, torch::Tensor> s;
+  for (const auto& p : module.named_parameters(true)) s[p.key()] = p.value();
+  for (const auto& b : module.named_buffers(true)) {
+    if (b.key().find("adjacency_") == std::string::npos) s[b.key()] = b.value();
+  }
+  return s;
+}
+
+void load_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+                const std::string& source, bool allow_unexpected) {
+  auto mine = state_of(module);
+  std::vector<std::string> problems;
+  for (const auto& [name, t] : mine) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      problems.push_back("missing '" + name + "'");
+      continue;
+    }
+    const auto& v = it->second;
+    const bool scalar_like = t.numel() == 1 && v.numel() == 1;  // num_batches_tracked: [] vs [1]
+    if (!scalar_like && t.sizes() != v.sizes()) {
+      std::ostringstream s;
+      s << "'" << name << "' has shape " << v.sizes() << ", the network expects " << t.sizes();
+      problems.push_back(s.str());
+      continue;
+    }
+    if (t.scalar_type() != v.scalar_type()) {
+      problems.push_back("'" + name + "' is " + std::string(c10::toString(v.scalar_type())) + ", the network expects " +
+                         c10::toString(t.scalar_type()));
+    }
+  }
+  if (!allow_unexpected) {
+    for (const auto& [name, v] : state) {
+      if (!mine.count(name)) problems.push_back("unexpected '" + name + "'");
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg = source + " does not fit the network (" + std::to_string(problems.size()) + " problems): ";
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      if (i == 12) {
+        msg += "; ... and " + std::to_string(problems.size() - 12) + " more";
+        break;
+      }
+      msg += (i ? "; " : "") + problems[i];
+    }
+    throw std::runtime_error(msg);
+  }
+  torch::NoGradGuard ng;
+  for (auto& [name, t] : mine) t.copy_(state.at(name).reshape(t.sizes()));
+}
+
+}  // namespace spineparse::nn

@@ -1,0 +1,169 @@
+#include "nn/resample.hpp"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace spineparse::nn {
+
+RowCrop central_rows(std::int64_t H) { return {H / 4, H - H / 4}; }
+
+namespace {
+
+// scipy.ndimage.gaussian_filter1d, mode 'constant' with cval 0, truncate 4.0.
+std::vector<double> gaussian_kernel(double sigma) {
+  const int r = static_cast<int>(4.0 * sigma + 0.5);
+  std::vector<double> k(2 * r + 1);
+  double sum = 0;
+  for (int i = -r; i <= r; ++i) sum += k[i + r] = std::exp(-0.5 * i * i / (sigma * sigma));
+  for (auto& v : k) v /= sum;
+  return k;
+}
+
+void gaussian_1d(const double* in, double* out, std::int64_t n, std::int64_t stride, const std::vector<double>& k) {
+  const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
+  for (std::int64_t i = 0; i < n; ++i) {
+    double acc = 0;
+    const std::int64_t lo = std::max<std::int64_t>(0, i - r), hi = std::min<std::int64_t>(n - 1, i + r);
+    for (std::int64_t j = lo; j <= hi; ++j) acc += k[j - i + r] * in[j * stride];
+    out[i * stride] = acc;
+  }
+}
+
+constexpr int kPad = 12;  // scipy pads 'grid-constant' input by 12 before the spline prefilter
+const double kPole = std::sqrt(3.0) - 2.0;
+
+// Cubic B-spline coefficients of a signal padded by kPad zeros on each side (scipy's
+// spline_filter1d with mirror initialisation on the padded array).
+void bspline_coefficients(const double* in, std::int64_t n, std::int64_t stride, std::vector<double>& c) {
+  const std::int64_t m = n + 2 * kPad;
+  c.assign(m, 0.0);
+  for (std::int64_t i = 0; i < n; ++i) c[i + kPad] = in[i * stride];
+  const double z = kPole, gain = (1 - z) * (1 - 1 / z);
+  for (auto& v : c) v *= gain;
+  // causal init, mirror boundary
+  double zi = z;
+  const double zn1 = std::pow(z, static_cast<double>(m - 1));
+  double c0 = c[0] + zn1 * c[m - 1];
+  for (std::int64_t i = 1; i < m - 1; ++i) {
+    c0 += zi * (c[i] + zn1 * c[m - 1 - i]);
+    zi *= z;
+  }
+  c[0] = c0 / (1 - zn1 * zn1);
+  for (std::int64_t i = 1; i < m; ++i) c[i] += z * c[i - 1];
+  c[m - 1] = (z * c[m - 2] + c[m - 1]) * z / (z * z - 1);
+  for (std::int64_t i = m - 2; i >= 0; --i) c[i] = z * (c[i + 1] - c[i]);
+}
+
+// Evaluates the spline at the out sample positions of a grid_mode zoom.
+void zoom_1d(const double* in, std::int64_t n, std::int64_t in_stride, double* out, std::int64_t on,
+             std::int64_t out_stride, std::vector<double>& c) {
+  bspline_coefficients(in, n, in_stride, c);
+  const double scale = static_cast<double>(n) / static_cast<double>(on);
+  const std::int64_t m = n + 2 * kPad;
+  for (std::int64_t o = 0; o < on; ++o) {
+    const double x = (o + 0.5) * scale - 0.5 + kPad;
+    const std::int64_t start = static_cast<std::int64_t>(std::floor(x)) - 1;
+    const double t = x - std::floor(x);
+    // cubic B-spline weights for start..start+3
+    const double w0 = (1 - t) * (1 - t) * (1 - t) / 6.0;
+    const double w1 = (3 * t * t * t - 6 * t * t + 4) / 6.0;
+    const double w2 = (-3 * t * t * t + 3 * t * t + 3 * t + 1) / 6.0;
+    const double w3 = t * t * t / 6.0;
+    const double w[4] = {w0, w1, w2, w3};
+    double acc = 0;
+    for (int k = 0; k < 4; ++k) {
+      const std::int64_t j = start + k;
+      if (j >= 0 && j < m) acc += w[k] * c[j];
+    }
+    out[o * out_stride] = acc;
+  }
+}
+
+}  // namespace
+
+std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W, RowCrop crop,
+                                 std::int64_t oh, std::int64_t ow, double cval) {
+  const std::int64_t h = crop.rows();
+  if (h <= 0 || W <= 0 || oh <= 0 || ow <= 0 || crop.begin < 0 || crop.end > H) {
+    throw std::invalid_argument("resize_slices: bad sizes");
+  }
+  // Clipping uses the range of the whole (cropped) input, as skimage does.
+  double lo = INFINITY, hi = -INFINITY;
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t r = crop.begin; r < crop.end; ++r)
+      for (std::int64_t x = 0; x < W; ++x) {
+        const double v = in[(d * H + r) * W + x] - cval;
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+  const bool preserve_cval = !(lo <= 0.0 && 0.0 <= hi);
+  const double sh = std::max(0.0, (static_cast<double>(h) / oh - 1) / 2);
+  const double sw = std::max(0.0, (static_cast<double>(W) / ow - 1) / 2);
+  const bool anti_alias = oh < h || ow < W;
+  std::vector<float> out(static_cast<std::size_t>(D * oh * ow));
+  tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
+    std::vector<double> a(h * W), b(h * W), c, col(std::max(h, oh)), colout(oh);
+    for (std::int64_t r = 0; r < h; ++r)
+      for (std::int64_t x = 0; x < W; ++x) a[r * W + x] = in[(d * H + crop.begin + r) * W + x] - cval;
+    if (anti_alias && sh > 1e-15) {
+      auto k = gaussian_kernel(sh);
+      for (std::int64_t x = 0; x < W; ++x) gaussian_1d(&a[x], &b[x], h, W, k);
+      std::swap(a, b);
+    }
+    if (anti_alias && sw > 1e-15) {
+      auto k = gaussian_kernel(sw);
+      for (std::int64_t r = 0; r < h; ++r) gaussian_1d(&a[r * W], &b[r * W], W, 1, k);
+      std::swap(a, b);
+    }
+    // Along W, then along H.
+    std::vector<double> t(h * ow);
+    for (std::int64_t r = 0; r < h; ++r) zoom_1d(&a[r * W], W, 1, &t[r * ow], ow, 1, c);
+    std::vector<double> u(oh * ow);
+    for (std::int64_t x = 0; x < ow; ++x) zoom_1d(&t[x], h, ow, &u[x], oh, ow, c);
+    float* o = out.data() + d * oh * ow;
+    for (std::int64_t i = 0; i < oh * ow; ++i) {
+      double v = u[i];
+      if (!(preserve_cval && v == 0.0)) v = std::clamp(v, lo, hi);
+      o[i] = static_cast<float>(v + cval);
+    }
+  });
+  return out;
+}
+
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
+                              std::int64_t width, std::int64_t min_slices) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
+  const double pad_value = (0.0 - offset) / scale;
+  auto resized = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, pad_value);
+  const std::int64_t Dp = std::max(D, min_slices);
+  const std::int64_t before = (Dp - D + 1) / 2;  // ceil(delta / 2), as the original
+  CoarseInput out;
+  out.pad_before = before;
+  out.input = NdArray::make<float>({1, 1, Dp, height, width});
+  float* x = out.input->data<float>();
+  std::fill(x, x + out.input->numel(), static_cast<float>(pad_value));
+  std::copy(resized.begin(), resized.end(), x + before * height * width);
+  return out;
+}
+
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
+                                      std::int64_t width) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
+  auto r = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, (0.0 - offset) / scale);
+  auto out = NdArray::make<float>({D, height, width});
+  std::copy(r.begin(), r.end(), out->data<float>());
+  return out;
+}
+
+std::pair<double, double> norm_of(const Case& c) {
+  if (!c.has("norm")) return {0.0, 1.0};
+  const double* n = c.get("norm")->data<double>();
+  return {n[0], n[1]};
+}
+
+}  // namespace spineparse::nn

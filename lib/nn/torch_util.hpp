@@ -1,0 +1,80 @@
+// Bridges between the runtime's host arrays and LibTorch, and device selection. Included only by
+// the network plugins' sources, never by widely included headers.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+
+#include "spineparse/ndarray.hpp"
+
+namespace spineparse::nn {
+
+// A float32 CPU tensor viewing the array (no copy; the array must outlive the tensor).
+torch::Tensor view_of(const NdArray& a);
+// A host copy of a tensor (any device, any strides) as an NdArray of the same dtype (float32,
+// uint8, int64, float64; other dtypes as float32), made in one copy.
+std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
+
+// "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch has it and a GPU is present).
+// Throws with the parameter value when CUDA is asked for but unavailable.
+torch::Device parse_device(const std::string& spec);
+
+// Turns CUDA autocast (float16 mixed precision) on or off, across LibTorch 1.13 and 2.x APIs.
+void set_cuda_autocast(bool on);
+
+// Float16 autocast on CUDA for the lifetime of the object (nothing elsewhere).
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (on_) set_cuda_autocast(true);
+  }
+  ~CudaAutocast() {
+    if (on_) set_cuda_autocast(false);
+  }
+
+ private:
+  bool on_;
+};
+
+// A network stage's own CUDA stream, so that its kernels and copies overlap those of the other
+// network stage and the host work of other cases. Device-generic (c10's stream API), so it builds
+// against CPU-only LibTorch too; on CPU it does nothing.
+class StageStream {
+ public:
+  StageStream() = default;
+  explicit StageStream(torch::Device device);
+  bool active() const { return active_; }
+  // Makes the stream current on this thread for the guard's lifetime (no-op on CPU).
+  class Use {
+   public:
+    explicit Use(const StageStream& s);
+    ~Use();
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    std::shared_ptr<void> guard_;
+  };
+  // Waits for everything queued on the stream (results copied to the host are then valid).
+  void synchronize() const;
+
+ private:
+  bool active_ = false;
+  torch::Device device_{torch::kCPU};
+  std::int64_t stream_id_ = 0;
+};
+
+// Host -> device through a page-locked staging buffer with an asynchronous copy on the current
+// stream (CUDA); the tensor itself elsewhere.
+torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device);
+// A page-locked host tensor of the given shape (CUDA builds with a GPU), else an ordinary one.
+torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device);
+
+// Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md) for the calling thread
+// and for threads that have not run a parallel operator yet: OpenMP keeps the count per thread,
+// so concurrent calls on different threads may use different counts.
+void set_torch_threads(int threads);
+
+}  // namespace spineparse::nn

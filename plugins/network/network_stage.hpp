@@ -1,0 +1,96 @@
+// What the network stages (coarse.gcsn, fine.resunet) share: their common parameters, loading the
+// weights, placing the network on its device, the device lock and stream, the thread share of a
+// call, and copying results back to the host. Included only by network stage sources (LibTorch).
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nn/networks.hpp"
+#include "nn/torch_util.hpp"
+#include "spineparse/stage.hpp"
+
+namespace torch::jit {
+struct Module;
+}
+
+namespace spineparse::nn {
+
+// What a network stage's open() does: thread count, device, precision, and its weights file,
+// either a TorchScript module (model == "torchscript") or a safetensors state dict that the stage
+// loads into its own network. Reads the params "weights", "model", "device" and "amp".
+struct NetworkSetup {
+  torch::Device device{torch::kCPU};
+  bool amp = false;
+  std::string weights;
+  std::shared_ptr<torch::jit::Module> script;
+  std::map<std::string, torch::Tensor> state;
+  // random_weights=true (benchmarking only): no file is read; the stage keeps the full-size
+  // network's seeded default initialisation. The segmentation is meaningless, the timing is not.
+  bool random = false;
+};
+// The parameters of the network stages' descriptions that every network stage shares.
+ParamSpec random_weights_param();
+ParamSpec optimize_param();  // see optimize_for_inference (networks.hpp)
+NetworkSetup setup_network(const Params& params, const StageContext& ctx);
+
+// Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).
+void place(torch::nn::Module& net, const NetworkSetup& setup);
+
+// The parameters every network stage has besides `model`: weights (required), device, amp,
+// optimize, random_weights.
+std::vector<ParamSpec> network_params();
+
+// One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
+// batches); on the CPU the calls of several cases may run side by side, each with the intra-op
+// threads that the executor's share gives it (StageContext::threads_now): every core to a network
+// running alone, one each when other stage calls run beside it. refresh() asks again; long calls
+// call it between steps.
+class NetworkCall {
+ public:
+  // one_at_a_time: locked for the call on CUDA (nullptr: the caller serialises device work).
+  NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex* one_at_a_time);
+  void refresh();
+  int threads() const { return threads_; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  const StageContext& ctx_;
+  bool cpu_;
+  int threads_ = 0;
+};
+
+// A network stage's state after open(): the setup, its stream and device lock, and the context.
+// install() finishes a stage's own network: weights loaded (unless random), placed on the device,
+// rewritten for inference when `optimize` is on; the state dict is then freed.
+struct NetworkStage {
+  NetworkSetup setup;
+  StageContext ctx;
+  StageStream stream;        // its own CUDA stream (nothing on the CPU)
+  std::mutex device_mutex;   // CUDA: one call at a time on the stream
+  bool optimize = false;     // the `optimize` parameter
+  bool optimized = false;    // install() applied optimize_for_inference
+
+  void open(const Params& params, const StageContext& context);
+  bool cuda() const { return setup.device.is_cuda(); }
+
+  template <class Net>
+  void install(Net& net, bool lenient = false) {
+    if (!setup.random) load_state(*net, setup.state, setup.weights, lenient);
+    place(*net, setup);
+    optimized = optimize;
+    if (optimized) optimize_for_inference(net, cuda());
+    setup.state.clear();
+  }
+
+  // The result on the host: on CUDA through a page-locked buffer after the stream finishes; on
+  // the CPU the tensor itself.
+  torch::Tensor to_host(const torch::Tensor& t);
+};
+
+}  // namespace spineparse::nn

@@ -1,0 +1,28 @@
+// refine.anatomy — the anatomical label repair of refine/refine.hpp as a stage.
+//
+// Inputs:  labels uint8 [D,H,W].
+// Outputs: labels (refined), labels_unrefined (the input, so the metrics can report both).
+// Params:  enabled, anchor (sacrum | none), min_fraction, fill_holes, reorder.
+// Concurrency: parallel.
+//
+//   {"id": "refine", "stage": "refine.anatomy", "params": {"anchor": "sacrum"}}
+#pragma once
+
+#include "refine/refine.hpp"
+#include "spineparse/stage.hpp"
+
+namespace spineparse::refine {
+
+StageDescription refine_description();
+
+class Refine : public Stage {
+ public:
+  explicit Refine(const Params& p);
+  CasePtr process(const CasePtr& in) override;
+
+ private:
+  RefineOptions options_;
+  bool enabled_ = true;
+};
+
+}  // namespace spineparse::refine

@@ -1,0 +1,189 @@
+// Reading and writing volumes: the axis convention of spec 1.1 and geometry round trips.
+#include <gmock/gmock.h>
+#include <itkImageRegionIteratorWithIndex.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "io_fixtures.hpp"
+#include "test_util.hpp"
+#include "io/volume_io.hpp"
+
+using namespace spineparse;
+using namespace spineparse::io;
+using spineparse::testing::TempDir;
+using spineparse::testing::write_itk;
+
+TEST(VolumeIo, FileAxesHWDBecomeArrayDHW) {
+  TempDir d;
+  const std::string f = (d / "a.nii.gz").string();
+  // ITK index (x, y, z) = array axes (H, W, D) of the file.
+  write_itk<short, 3>(f, {5, 7, 3}, [](auto idx) { return 100 * idx[0] + 10 * idx[1] + idx[2]; });
+  Volume v = read_image(f);
+  ASSERT_EQ(v.data->shape(), (std::vector<std::int64_t>{3, 5, 7}));
+  const float* x = v.data->data<float>();
+  for (int dd = 0; dd < 3; ++dd)
+    for (int h = 0; h < 5; ++h)
+      for (int w = 0; w < 7; ++w) ASSERT_EQ(x[(dd * 5 + h) * 7 + w], 100 * h + 10 * w + dd);
+}
+
+class RoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RoundTrip, KeepsValuesAndGeometry) {
+  TempDir d;
+  auto arr = NdArray::make<std::int16_t>({4, 6, 9});
+  for (std::int64_t i = 0; i < arr->numel(); ++i) arr->data<std::int16_t>()[i] = static_cast<std::int16_t>(i * 7 - 300);
+  Geometry g;
+  g.spacing = {0.6875, 0.7, 4.4};
+  g.origin = {12.5, -140.25, 33.0};
+  g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};
+  const std::string f = (d / ("x" + GetParam())).string();
+  write_volume(f, *arr, g);
+  Volume v = read_image(f);
+  EXPECT_EQ(v.data->shape(), arr->shape());
+  for (std::int64_t i = 0; i < arr->numel(); ++i) ASSERT_EQ(v.data->data<float>()[i], arr->data<std::int16_t>()[i]);
+  EXPECT_TRUE(v.geometry.same_as(g, 1e-5)) << v.geometry.describe();
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(v.geometry.direction[i], g.direction[i], 1e-6);
+  // Writing again from what was read gives the same geometry: nothing drifts.
+  write_volume(f, *arr, v.geometry);
+  EXPECT_TRUE(read_image(f).geometry.same_as(g, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip, ::testing::Values(".nii.gz", ".nii", ".nrrd", ".mha"));
+
+TEST(VolumeIo, LabelsAreCheckedAndStoredAsUint8) {
+  TempDir d;
+  const std::string f = (d / "m.nii.gz").string();
+  write_itk<unsigned char, 3>(f, {4, 4, 2}, [](auto idx) { return (idx[0] + idx[1]) % 20; });
+  Volume v = read_labels(f, 19);
+  EXPECT_EQ(v.data->dtype(), DType::kUInt8);
+  write_itk<unsigned char, 3>(f, {4, 4, 2}, [](auto idx) { return idx[0] == 3 ? 25 : 1; });
+  EXPECT_THAT([&] { read_labels(f, 19); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("not a label in 0..19")));
+}
+
+TEST(VolumeIo, StemsAndExtensions) {
+  EXPECT_EQ(volume_stem("/a/Case12.nii.gz"), "Case12");
+  EXPECT_EQ(volume_stem("x.nrrd"), "x");
+  EXPECT_TRUE(is_volume_file("a.mha"));
+  EXPECT_FALSE(is_volume_file("a.txt"));
+  EXPECT_FALSE(is_volume_file("a.png"));
+}
+
+TEST(VolumeIo, ReadsTheReferenceVolumeWithItsGeometry) {
+  const std::string f = spineparse::testing::reference_dir() + "/raw.nii.gz";
+  if (!std::filesystem::exists(f)) GTEST_SKIP() << "no ../shared/reference beside the checkout";
+  Volume v = read_image(f);
+  EXPECT_EQ(v.data->shape(), (std::vector<std::int64_t>{12, 64, 128}));  // H x W x D = 64 x 128 x 12
+  EXPECT_NEAR(v.geometry.spacing[0], 0.6875, 1e-6);
+  EXPECT_NEAR(v.geometry.spacing[2], 4.4, 1e-5);
+  EXPECT_EQ(v.info.component_type, "short");
+}
+TEST(VolumeIo, NonFiniteVoxelsAndTruncationAreFoundInNifti) {
+  // ITK's NIfTI reader turns NaN into numbers and reads truncated files without complaint; the
+  // reader checks the stored data itself.
+  TempDir d;
+  for (const char* ext : {".nii.gz", ".nii"}) {
+    const std::string f = (d / (std::string("n") + ext)).string();
+    write_itk<float, 3>(f, {8, 10, 3}, [](auto i) { return i[0] == 1 && i[1] == 2 ? NAN : 1.0f * i[1]; });
+    EXPECT_EQ(scan_nifti(f).non_finite, 3) << ext;
+    EXPECT_THAT([&] { read_image(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("3 non-finite voxels"))) << ext;
+  }
+  const std::string g = (d / "t.nii").string();
+  write_itk<short, 3>(g, {8, 10, 3}, [](auto i) { return i[0]; });
+  std::filesystem::resize_file(g, 352 + 100);
+  auto s = scan_nifti(g);
+  EXPECT_EQ(s.data_bytes_expected, 480);
+  EXPECT_EQ(s.data_bytes_found, 100);
+  EXPECT_THAT([&] { read_image(g); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("truncated: 100 of 480 data bytes")));
+}
+
+namespace {
+
+void expect_same_volume(const Volume& a, const Volume& b, const std::string& what) {
+  ASSERT_EQ(a.data->shape(), b.data->shape()) << what;
+  const float* x = a.data->data<float>();
+  const float* y = b.data->data<float>();
+  std::int64_t differ = 0;
+  for (std::int64_t i = 0; i < a.data->numel(); ++i) differ += x[i] != y[i];
+  EXPECT_EQ(differ, 0) << what;
+  EXPECT_TRUE(a.geometry.same_as(b.geometry, 0.0)) << what << ": " << a.geometry.describe() << " vs " << b.geometry.describe();
+}
+
+// A NIfTI-1 file written byte by byte: int16 voxels v(x, y, z) = 100 z + 10 y + x - 7, in either
+// byte order, with a quaternion (identity) transform and optional intensity scaling.
+void write_nifti_by_hand(const std::string& path, bool big_endian, float slope, float inter) {
+  const std::int16_t H = 5, W = 4, D = 3;
+  std::vector<unsigned char> f(352, 0);
+  auto put = [&](std::size_t at, const void* v, std::size_t n) {
+    std::memcpy(&f[at], v, n);
+    if (big_endian) std::reverse(f.begin() + at, f.begin() + at + n);
+  };
+  auto i16 = [&](std::size_t at, std::int16_t v) { put(at, &v, 2); };
+  auto i32 = [&](std::size_t at, std::int32_t v) { put(at, &v, 4); };
+  auto f32 = [&](std::size_t at, float v) { put(at, &v, 4); };
+  i32(0, 348);
+  const std::int16_t dim[8] = {3, H, W, D, 1, 1, 1, 1};
+  for (int i = 0; i < 8; ++i) i16(40 + 2 * i, dim[i]);
+  i16(70, 4);   // int16
+  i16(72, 16);  // bitpix
+  const float pixdim[8] = {1, 0.5f, 0.75f, 4.0f, 1, 1, 1, 1};
+  for (int i = 0; i < 8; ++i) f32(76 + 4 * i, pixdim[i]);
+  f32(108, 352);
+  f32(112, slope);
+  f32(116, inter);
+  i16(252, 1);  // qform_code: scanner coordinates, identity quaternion
+  std::memcpy(&f[344], "n+1\0", 4);
+  for (std::int16_t z = 0; z < D; ++z)
+    for (std::int16_t y = 0; y < W; ++y)
+      for (std::int16_t x = 0; x < H; ++x) {
+        const std::size_t at = f.size();
+        f.resize(at + 2);
+        i16(at, static_cast<std::int16_t>(100 * z + 10 * y + x - 7));
+      }
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
+}
+
+}  // namespace
+
+TEST(VolumeIo, NiftiDecodedInOnePassEqualsItksReading) {
+  // read_image decodes plain NIfTI voxels from the bytes its integrity scan already read; every
+  // datatype and byte order must give what ITK's reader gives, and scaled files go through ITK.
+  TempDir d;
+  auto value = [](auto i) { return static_cast<double>(i[0] + 10 * i[1] + 50 * i[2]) - 30.0; };
+  std::vector<std::string> files;
+  auto add = [&](const std::string& name) { files.push_back((d / name).string()); return files.back(); };
+  write_itk<std::uint8_t, 3>(add("u8.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint8_t>(value(i) + 40); }, {}, true);
+  write_itk<std::int8_t, 3>(add("i8.nii"), {7, 6, 3}, [&](auto i) { return static_cast<std::int8_t>(value(i) / 2); });
+  write_itk<std::int16_t, 3>(add("i16.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::int16_t>(value(i) * 3); });
+  write_itk<std::uint16_t, 3>(add("u16.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint16_t>(value(i) * 100 + 5000); });
+  write_itk<std::int32_t, 3>(add("i32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::int32_t>(value(i) * 1000); });
+  write_itk<std::uint32_t, 3>(add("u32.nii"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint32_t>(value(i) * 1000 + 100000); });
+  write_itk<float, 3>(add("f32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<float>(value(i) / 7.0); }, {0.4, 0.4, 4.4}, true);
+  write_itk<double, 3>(add("f64.nii.gz"), {7, 6, 3}, [&](auto i) { return value(i) / 3.0; });
+  write_nifti_by_hand(add("little.nii"), false, 0, 0);
+  write_nifti_by_hand(add("big.nii"), true, 0, 0);
+  write_nifti_by_hand(add("scaled_big.nii"), true, 2.0f, 5.0f);
+  for (const auto& f : files) {
+    const NiftiScan scan = scan_nifti(f);
+    EXPECT_EQ(scan.plain, f.find("scaled") == std::string::npos) << f;
+    expect_same_volume(read_image(f), read_image_with_itk(f), f);
+  }
+  // The byte orders agree with each other and with the values written; the scaled file is
+  // 2 v + 5.
+  auto little = read_image((d / "little.nii").string()), big = read_image((d / "big.nii").string());
+  auto scaled = read_image((d / "scaled_big.nii").string());
+  const auto& a = *little.data;
+  EXPECT_EQ(a.shape(), (std::vector<std::int64_t>{3, 5, 4}));
+  for (std::int64_t z = 0; z < 3; ++z)
+    for (std::int64_t x = 0; x < 5; ++x)
+      for (std::int64_t y = 0; y < 4; ++y) {
+        const std::int64_t i = (z * 5 + x) * 4 + y;
+        const float v = static_cast<float>(100 * z + 10 * y + x - 7);
+        ASSERT_EQ(a.data<float>()[i], v);
+        ASSERT_EQ(big.data->data<float>()[i], v);
+        ASSERT_EQ(scaled.data->data<float>()[i], 2 * v + 5);
+      }
+  EXPECT_DOUBLE_EQ(big.geometry.spacing[2], 4.0);
+}

@@ -1,0 +1,215 @@
+// The networks against the original code's outputs (../shared/reference), within the tolerances
+// of its README: max |difference| <= 1e-3 x max |reference| for every output tensor.
+#include <gmock/gmock.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "nn/checkpoint.hpp"
+#include "nn/networks.hpp"
+#include "nn/safetensors.hpp"
+#include "test_util.hpp"
+#include "nn/torch_util.hpp"
+
+using namespace spineparse::nn;
+namespace fs = std::filesystem;
+
+namespace {
+std::string ref(const std::string& name) { return spineparse::testing::reference_dir() + "/" + name; }
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const double scale = want.abs().max().item<double>();
+  const double diff = (got - want).abs().max().item<double>();
+  EXPECT_LE(diff, 1e-3 * scale) << what << ": max |diff| " << diff << ", max |ref| " << scale;
+}
+
+// The reference GCSN (weights of the original) in eval mode.
+Gcsn reference_gcsn(const std::map<std::string, torch::Tensor>& w) {
+  Gcsn net(true);
+  load_state(*net, w, "gcsn_weights.safetensors");
+  net->eval();
+  return net;
+}
+
+#define REQUIRE_REFERENCE()                                                   \
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference"
+}  // namespace
+
+TEST(Networks, ParameterCountsMatchTheOriginal) {
+  auto count = [](const torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  EXPECT_EQ(count(*Gcsn(true)), 4231044);
+  EXPECT_EQ(count(*Gcsn(false)), 4129796);
+  EXPECT_EQ(count(*ResUNet2d()), 11784852);
+}
+
+TEST(Networks, AdjacencyIsAppendixB) {
+  auto a = spine_adjacency();
+  EXPECT_FLOAT_EQ(a[0][0].item<float>(), 1.0f);
+  EXPECT_NEAR(a[1][1].item<float>(), 2.0 / 3, 1e-6);
+  EXPECT_NEAR(a[1][11].item<float>(), 1 / std::sqrt(12.0), 1e-6);
+  EXPECT_NEAR(a[10][19].item<float>(), 1 / std::sqrt(12.0), 1e-6);
+  EXPECT_FLOAT_EQ(a[5][5].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(a[5][14].item<float>(), 0.25f);
+  EXPECT_FLOAT_EQ(a[5][15].item<float>(), 0.25f);
+  EXPECT_FLOAT_EQ(a[5][16].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(a[0][11].item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(a, a.t()));
+  EXPECT_EQ((a != 0).sum().item<int64_t>(), 20 + 2 * 18);  // diagonal + 18 vertebra-disc edges
+}
+
+TEST(Networks, GcsnMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
+  auto io = load_safetensors(ref("gcsn_io.safetensors"));
+  Gcsn net = reference_gcsn(w.tensors);
+  auto out = net->forward(io.tensors.at("input"));
+  expect_close(out.logits, io.tensors.at("logits"), "GCSN logits");
+  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "GCSN deep supervision");
+
+  Gcsn deeplab(false);
+  load_state(*deeplab, w.tensors, "gcsn_weights.safetensors (DeepLabv3+ subset)", true);
+  deeplab->eval();
+  expect_close(deeplab->forward(io.tensors.at("input")).logits, io.tensors.at("deeplab_logits"), "DeepLabv3+ logits");
+}
+
+TEST(Networks, ResUNet2dMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d net;
+  load_state(*net, w.tensors, "resunet2d_weights.safetensors");
+  net->eval();
+  auto logits = net->forward(io.tensors.at("image"), io.tensors.at("unary"));
+  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits");
+  expect_close(torch::softmax(logits, 1), io.tensors.at("softmax"), "ResUNet2D softmax");
+}
+
+// The inference rewrites (BatchNorm folded into the convolutions, channels-last weights and
+// inputs) keep the original's outputs within the same tolerance.
+TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
+  REQUIRE_REFERENCE();
+  torch::NoGradGuard ng;
+  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
+  auto io = load_safetensors(ref("gcsn_io.safetensors"));
+  Gcsn net = reference_gcsn(w.tensors);
+  fold_batchnorm(net);
+  to_channels_last(*net);
+  EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"), w.tensors.at("xception_features.conv1.weight")));
+  EXPECT_EQ(split_depthwise_convolutions(net), 22);  // every separable convolution (three with an in-plane stride of 2)
+  auto x = io.tensors.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
+  auto out = net->forward(x);
+  expect_close(out.logits, io.tensors.at("logits"), "folded GCSN logits");
+  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "folded GCSN deep supervision");
+
+  auto wr = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto ior = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d unet;
+  load_state(*unet, wr.tensors, "resunet2d_weights.safetensors");
+  unet->eval();
+  fold_batchnorm(unet);
+  to_channels_last(*unet);
+  EXPECT_TRUE(unet->decoders_[3]->bn[2].is_empty());
+  EXPECT_TRUE(unet->encoders_[0]->conv[0]->bias.defined());
+  auto logits = unet->forward(ior.tensors.at("image"), ior.tensors.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
+  expect_close(logits, ior.tensors.at("logits"), "folded ResUNet2D logits");
+}
+
+// What the fine stage runs on the CPU (optimize=true): BatchNorm folded and the activations in
+// oneDNN's layout. The original's outputs within the same tolerance, and the same as the plain
+// folded network to float rounding, for a batch of several slices too.
+TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
+  REQUIRE_REFERENCE();
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
+  c10::InferenceMode im;
+  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
+  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
+  ResUNet2d plain, fast;
+  for (auto* n : {&plain, &fast}) {
+    load_state(**n, w.tensors, "resunet2d_weights.safetensors");
+    (*n)->eval();
+  }
+  fold_batchnorm(plain);
+  optimize_for_inference(fast, /*cuda=*/false);
+  EXPECT_EQ(fast->onednn_weights_.size(), 9u * 3u + 1u);  // three per residual block, and the final 1x1
+  auto logits = fast->forward(io.tensors.at("image"), io.tensors.at("unary"));
+  EXPECT_FALSE(logits.is_mkldnn());
+  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits in oneDNN layout");
+  torch::manual_seed(3);
+  auto image = torch::randn({3, 1, 64, 128}), unary = torch::randn({3, 20, 32, 64});
+  auto want = plain->forward(image, unary), got = fast->forward(image, unary);
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  // A network in another precision (here float64; bfloat16 under amp) keeps the plain path.
+  ResUNet2d wide;
+  load_state(*wide, w.tensors, "resunet2d_weights.safetensors");
+  wide->eval();
+  wide->to(torch::kDouble);
+  optimize_for_inference(wide, /*cuda=*/false);
+  EXPECT_TRUE(wide->onednn_weights_.empty());
+  auto as_double = wide->forward(image.to(torch::kDouble), unary.to(torch::kDouble));
+  EXPECT_LE((as_double.to(torch::kFloat) - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+}
+
+TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
+  REQUIRE_REFERENCE();
+  auto w = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
+  w.erase("semantic.bias");
+  w["semantic.weight"] = torch::zeros({19, 256, 1, 1, 1});
+  w["xception_features.bn1.running_mean"] = w["xception_features.bn1.running_mean"].to(torch::kFloat64);
+  w["extra.tensor"] = torch::zeros({1});
+  Gcsn net(true);
+  try {
+    load_state(*net, w, "bad.safetensors");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_THAT(m, ::testing::HasSubstr("4 problems"));
+    EXPECT_THAT(m, ::testing::HasSubstr("missing 'semantic.bias'"));
+    EXPECT_THAT(m, ::testing::HasSubstr("'semantic.weight' has shape [19, 256, 1, 1, 1], the network expects [20, 256, 1, 1, 1]"));
+    EXPECT_THAT(m, ::testing::HasSubstr("running_mean' is Double"));
+    EXPECT_THAT(m, ::testing::HasSubstr("unexpected 'extra.tensor'"));
+  }
+}
+
+TEST(Safetensors, RoundTrip) {
+  spineparse::testing::TempDir d;
+  std::map<std::string, torch::Tensor> t = {{"a", torch::randn({3, 4})}, {"b", torch::arange(5)},
+                                            {"c", torch::ones({2}, torch::kUInt8)}};
+  save_safetensors((d / "x.safetensors").string(), t, {{"k", "v"}});
+  auto back = load_safetensors((d / "x.safetensors").string());
+  EXPECT_EQ(back.metadata.at("k"), "v");
+  for (auto& [k, v] : t) EXPECT_TRUE(torch::equal(back.tensors.at(k), v)) << k;
+  std::filesystem::resize_file(d / "x.safetensors", 60);
+  EXPECT_THROW(load_safetensors((d / "x.safetensors").string()), std::runtime_error);
+}
+
+TEST(Checkpoint, ImportingTheOriginalCheckpointGivesBitIdenticalTensors) {
+  REQUIRE_REFERENCE();
+  auto ck = read_checkpoint(ref("gcsn_best_checkpoint.pytorch"));
+  auto want = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
+  ASSERT_EQ(ck.state_dict.size(), want.size());
+  for (const auto& [name, t] : want) {
+    ASSERT_TRUE(ck.state_dict.count(name)) << name;
+    const auto& got = ck.state_dict.at(name);
+    EXPECT_EQ(got.scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(torch::equal(got.reshape(t.sizes()), t)) << name;  // bit-identical values
+  }
+  EXPECT_TRUE(ck.info.count("epoch"));
+  Gcsn net(true);
+  load_state(*net, ck.state_dict, "checkpoint");  // fits the network as is
+}
+
+TEST(Checkpoint, RefusesFilesThatAreNotCheckpoints) {
+  spineparse::testing::TempDir d;
+  const std::string f = (d / "x.pytorch").string();
+  { std::ofstream(f) << "not a zip"; }
+  EXPECT_THAT([&] { read_checkpoint(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("not a torch.save zip archive")));
+}

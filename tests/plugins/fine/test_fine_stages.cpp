@@ -1,0 +1,69 @@
+// fine.prepare and fine.to_raw through the stage harness.
+#include <gmock/gmock.h>
+
+#include <algorithm>
+
+#include "fine_stages.hpp"
+#include "spineparse/stage_harness.hpp"
+
+using namespace spineparse;
+
+namespace {
+
+class FineStages : public ::testing::Test {
+ protected:
+  void SetUp() override { register_fine_stages(registry_); }
+  Registry registry_;
+};
+
+NdArrayPtr constant_image(std::int64_t D, std::int64_t H, std::int64_t W, float v) {
+  auto a = NdArray::make<float>({D, H, W});
+  std::fill(a->data<float>(), a->data<float>() + a->numel(), v);
+  return a;
+}
+
+TEST_F(FineStages, PrepareResizesTheCentralRowsOfEverySliceWithoutPadding) {
+  StageHarness h(registry_, "fine.prepare", {"height=16", "width=32"});
+  auto out = h.process(StageHarness::make_case("Case1", {{"image", constant_image(3, 20, 40, -0.25f)}}));
+  ASSERT_FALSE(out->failed()) << out->error()->message;
+  auto mr = out->get("fine_mr");
+  EXPECT_EQ(mr->shape(), (std::vector<std::int64_t>{3, 16, 32}));
+  for (std::int64_t i = 0; i < mr->numel(); ++i) ASSERT_NEAR(mr->data<float>()[i], -0.25f, 1e-4);
+}
+
+// Class 3 wins on the left half of the fine grid, class 12 on the right: on the raw grid the
+// central rows [H/4, H - H/4) carry those labels, the rows outside are background.
+TEST_F(FineStages, ToRawTakesTheArgmaxOnTheCentralRowsAndBackgroundOutside) {
+  const std::int64_t C = 20, D = 2, h = 8, w = 16, H = 10, W = 32;
+  auto probs = NdArray::make<float>({C, D, h, w});
+  std::fill(probs->data<float>(), probs->data<float>() + probs->numel(), 0.01f);
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) probs->data<float>()[(((x < w / 2 ? 3 : 12) * D + d) * h + y) * w + x] = 0.9f;
+  StageHarness harness(registry_, "fine.to_raw", {"keep_probabilities=true"});
+  auto out = harness.process(StageHarness::make_case("Case1", {{"fine_probs", probs}, {"image", constant_image(D, H, W, 0)}}));
+  ASSERT_FALSE(out->failed()) << out->error()->message;
+  EXPECT_FALSE(out->has("fine_probs"));  // consumed
+  EXPECT_EQ(out->get("probabilities")->shape(), (std::vector<std::int64_t>{C, D, H, W}));
+  auto labels = out->get("labels");
+  ASSERT_EQ(labels->shape(), (std::vector<std::int64_t>{D, H, W}));
+  const std::uint8_t* L = labels->data<std::uint8_t>();
+  for (std::int64_t d = 0; d < D; ++d) {
+    for (std::int64_t y = 0; y < H; ++y) {
+      const bool inside = y >= H / 4 && y < H - H / 4;
+      EXPECT_EQ(L[(d * H + y) * W + 0], inside ? 3 : 0) << "row " << y;
+      EXPECT_EQ(L[(d * H + y) * W + W - 1], inside ? 12 : 0) << "row " << y;
+    }
+  }
+}
+
+TEST_F(FineStages, ToRawFailsTheCaseWhenTheSlicesDisagree) {
+  StageHarness h(registry_, "fine.to_raw");
+  auto out = h.process(StageHarness::make_case(
+      "Case1", {{"fine_probs", NdArray::make<float>({20, 3, 4, 4})}, {"image", constant_image(2, 8, 8, 0)}}));
+  ASSERT_TRUE(out->failed());
+  EXPECT_EQ(out->error()->node, "fine.to_raw");
+  EXPECT_THAT(out->error()->message, ::testing::HasSubstr("3 slices, the image 2"));
+}
+
+}  // namespace

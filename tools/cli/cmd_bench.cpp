@@ -1,0 +1,410 @@
+// spineparse bench: throughput of a graph over a cohort, with per-stage busy and waiting time,
+// cases in flight, peak memory, the network-only time per case, and a Chrome trace.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <tuple>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "allocator.hpp"
+#include "commands.hpp"
+#include "spineparse/executor.hpp"
+#include "spineparse/files.hpp"
+#include "spineparse/graph.hpp"
+#include "spineparse/registry.hpp"
+#include "io/synth.hpp"
+
+namespace spineparse::cli {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct BenchArgs {
+  std::string graph, input, output = "bench-out";
+  int cases = 20, warmup = 1, network_cases = 2, threads = 0, size = 880, slices = 12;
+  bool baseline = true;
+  std::vector<std::string> sets, plugin_dirs;
+};
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+double current_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long pages = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return got == 2 ? resident * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0.0;
+}
+
+// Resident memory sampled every `interval` while the timed run goes on: the memory track of the
+// trace, and a growth figure that one long run gives on its own (later half against earlier half).
+class RssSampler {
+ public:
+  explicit RssSampler(double interval_s) : interval_(interval_s) {
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lk(mu_);
+      do {
+        samples_.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+                              current_rss_mb());
+      } while (!cv_.wait_for(lk, std::chrono::duration<double>(interval_), [this] { return stop_; }));
+    });
+  }
+  ~RssSampler() { stop(); }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // (steady_clock seconds since its epoch, resident MB)
+  const std::vector<std::pair<double, double>>& samples() const { return samples_; }
+
+ private:
+  double interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<std::pair<double, double>> samples_;
+  std::thread thread_;
+};
+
+// Largest sample, median and 95th percentile of the sampled memory, the largest sample of each
+// half of the run, and their ratio (> 1: memory grew over the cohort).
+json memory_summary(const std::vector<std::pair<double, double>>& s, double interval_s) {
+  json m = {{"samples", s.size()}, {"interval_s", interval_s}};
+  if (s.empty()) return m;
+  std::vector<double> v;
+  for (const auto& x : s) v.push_back(x.second);
+  const double mid_t = s.back().first / 2;
+  double first = 0, second = 0;
+  for (const auto& [t, mb] : s) {
+    double& half = t < mid_t ? first : second;
+    half = std::max(half, mb);
+  }
+  std::sort(v.begin(), v.end());
+  m["max_mb"] = v.back();
+  m["median_mb"] = v[v.size() / 2];
+  m["p95_mb"] = v[std::min(v.size() - 1, static_cast<std::size_t>(0.95 * v.size()))];
+  m["first_half_max_mb"] = first;
+  m["second_half_max_mb"] = second;
+  m["second_half_vs_first_half"] = first > 0 ? second / first : 0.0;
+  return m;
+}
+
+// Runs the graph case by case with nothing overlapping and times only the network stages
+// (resource "gpu"): what the networks cost with no other stage beside them. `threads` is the
+// intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
+// LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
+std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, const std::string& input, int n_cases,
+                                    int threads) {
+  std::pair<double, int> result{0.0, 0};
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      std::vector<std::unique_ptr<Stage>> stages;
+      std::vector<bool> is_net;
+      StageContext ctx;
+      ctx.input_dir = input;
+      ctx.output_dir = (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
+      ctx.total_threads = threads;
+      ctx.threads_per_case = threads;
+      for (const auto& n : g.nodes) {
+        stages.push_back(reg.create(n.stage, n.params));
+        ctx.node_id = n.id;
+        stages.back()->open(ctx);
+        is_net.push_back(reg.find(n.stage)->resource == "gpu");
+      }
+      auto seeds = stages[0]->enumerate(ctx);
+      double total = 0;
+      int timed = 0;
+      for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
+        auto c = std::make_shared<Case>(seeds[i].id, i);
+        for (const auto& [k, v] : seeds[i].attrs) c->set_attr(k, v);
+        CasePtr cur = c;
+        double t = 0;
+        for (std::size_t s = 0; s < stages.size(); ++s) {
+          const auto t0 = std::chrono::steady_clock::now();
+          cur = stages[s]->process(cur);
+          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (is_net[s]) t += dt;
+        }
+        if (i > 0) total += t, ++timed;  // the first case warms the networks up
+      }
+      for (auto& s : stages) s->close();
+      std::error_code ec;
+      fs::remove_all(ctx.output_dir, ec);
+      result = {timed ? total / timed : 0.0, timed};
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  worker.join();
+  if (error) std::rethrow_exception(error);
+  return result;
+}
+
+// The same graph as plain eager LibTorch runs it: the network stages without the inference
+// rewrites (optimize=false), one slice per forward pass (batch_size=1); the caller adds
+// LibTorch's default of one intra-op thread.
+GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg, std::vector<std::string>& changed) {
+  GraphSpec b = g;
+  for (auto& n : b.nodes) {
+    const StageDescription* d = reg.find(n.stage);
+    if (!d || d->resource != "gpu") continue;
+    for (const auto& p : d->params) {
+      if (p.name == "optimize") n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
+      if (p.name == "batch_size") n.params.set("batch_size", ParamValue(std::int64_t{1})), changed.push_back(n.id + ".batch_size=1");
+      if (p.name == "amp") n.params.set("amp", ParamValue(false)), changed.push_back(n.id + ".amp=false");
+    }
+  }
+  return b;
+}
+
+void run_bench(const BenchArgs& a) {
+  Registry registry;
+  load_default_plugins(registry, a.plugin_dirs);
+  // Timing needs the networks' shapes, not their training: a network stage whose weights file is
+  // missing (a fresh clone has no full-size weights) runs with seeded random weights.
+  GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
+  std::vector<std::string> sets = a.sets, random_nodes;
+  for (const auto& i : gl.issues) {
+    const bool weights = i.pointer.size() >= 7 && i.pointer.compare(i.pointer.size() - 7, 7, "weights") == 0;
+    if (i.code != "missing_path" || !weights || i.node.empty()) continue;
+    std::fprintf(stderr, "bench: note: %s has no weights file; timing it with random full-size weights (random_weights=true)\n",
+                 i.node.c_str());
+    sets.push_back(i.node + ".random_weights=true");
+    random_nodes.push_back(i.node);
+  }
+  if (!random_nodes.empty()) gl = load_graph_file(a.graph, registry, sets);
+  if (!gl.ok()) {
+    for (const auto& i : gl.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
+    return set_exit_code(2);
+  }
+  GraphSpec g = *gl.graph;
+  fs::create_directories(a.output);
+  std::string input = a.input;
+  if (input.empty()) {
+    input = (fs::path(a.output) / "cohort").string();
+    io::SynthOptions o;
+    o.cases = a.cases + a.warmup;
+    o.seed = 77;
+    o.min_size = o.max_size = a.size;
+    o.min_slices = o.max_slices = a.slices;
+    std::fprintf(stderr, "bench: making %d synthetic cases of %dx%dx%d in %s\n", o.cases, a.size, a.size, a.slices, input.c_str());
+    io::write_cohort(o, input);
+  }
+  RunOptions ro;
+  ro.input_dir = input;
+  ro.threads = a.threads;
+  ro.progress = "auto";
+  ro.after_case = release_after_case();
+  if (a.warmup > 0) {
+    ro.output_dir = (fs::path(a.output) / "warmup").string();
+    ro.filter_seeds = [&](std::vector<CaseSeed> s) {
+      s.resize(std::min<std::size_t>(s.size(), static_cast<std::size_t>(a.warmup)));
+      return s;
+    };
+    std::fprintf(stderr, "bench: %d warm-up case(s)\n", a.warmup);
+    run_graph(g, registry, ro);
+  }
+  ro.output_dir = (fs::path(a.output) / "run").string();
+  ro.filter_seeds = [&](std::vector<CaseSeed> s) {
+    std::vector<CaseSeed> out;
+    for (std::size_t i = static_cast<std::size_t>(a.warmup); i < s.size() && out.size() < static_cast<std::size_t>(a.cases); ++i) out.push_back(s[i]);
+    if (out.empty()) out = s;
+    return out;
+  };
+  constexpr double kRssInterval = 0.1;
+  RssSampler sampler(kRssInterval);
+  RunReport r = run_graph(g, registry, ro);
+  sampler.stop();
+  // On the run's clock (spans start at 0 once the stages opened); samples before that dropped.
+  std::vector<std::pair<double, double>> rss_samples;
+  for (const auto& [t, mb] : sampler.samples())
+    if (t >= r.started_s) rss_samples.emplace_back(t - r.started_s, mb);
+  const double rss = peak_rss_mb();
+  const int processed = r.ok + r.failed;
+
+  // Per stage: busy time, share of wall, waiting time before it (since the case left its input).
+  std::map<std::string, double> busy, waiting;
+  std::map<std::string, int> count;
+  std::map<std::pair<std::size_t, std::string>, const Span*> by_case;
+  for (const auto& s : r.spans) by_case[{s.case_index, s.node}] = &s;
+  for (const auto& s : r.spans) {
+    busy[s.node] += s.end_s - s.start_s;
+    ++count[s.node];
+    const NodeSpec* n = g.node(s.node);
+    if (n && !n->inputs.empty()) {
+      auto it = by_case.find({s.case_index, n->inputs[0]});
+      if (it != by_case.end()) waiting[s.node] += s.start_s - it->second->end_s;
+    }
+  }
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
+  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
+  double base_s = 0;
+  int base_n = 0;
+  std::vector<std::string> base_changes;
+  if (a.baseline) {
+    std::fprintf(stderr, "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n", a.network_cases);
+    const GraphSpec base = eager_baseline_of(g, registry, base_changes);
+    std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
+  }
+
+  json stages = json::array();
+  double net_busy = 0;
+  for (const auto& n : g.nodes) {
+    const bool is_net = registry.find(n.stage)->resource == "gpu";
+    if (is_net) net_busy += busy[n.id];
+    stages.push_back({{"node", n.id}, {"stage", n.stage}, {"resource", registry.find(n.stage)->resource},
+                      {"concurrency", n.concurrency == 0 ? json("parallel") : json(n.concurrency)},
+                      {"cases", count[n.id]}, {"busy_s", busy[n.id]}, {"busy_per_case_s", count[n.id] ? busy[n.id] / count[n.id] : 0.0},
+                      {"share_of_wall", r.wall_s > 0 ? busy[n.id] / r.wall_s : 0.0}, {"waiting_s", waiting[n.id]},
+                      {"waiting_per_case_s", count[n.id] ? waiting[n.id] / count[n.id] : 0.0}});
+  }
+  // Share of the wall time during which at least one network stage was running: the GPU busy
+  // share when the networks run on a GPU (the union of their spans, so overlap counts once).
+  std::vector<std::pair<double, double>> net_spans;
+  for (const auto& s : r.spans) {
+    const NodeSpec* n = g.node(s.node);
+    if (n && registry.find(n->stage)->resource == "gpu") net_spans.emplace_back(s.start_s, s.end_s);
+  }
+  std::sort(net_spans.begin(), net_spans.end());
+  double net_union = 0, cur_start = -1, cur_end = -1;
+  for (const auto& [b, e] : net_spans) {
+    if (b > cur_end) {
+      if (cur_end > cur_start) net_union += cur_end - cur_start;
+      cur_start = b;
+      cur_end = e;
+    } else {
+      cur_end = std::max(cur_end, e);
+    }
+  }
+  if (cur_end > cur_start) net_union += cur_end - cur_start;
+  const double sec_per_case = processed ? r.wall_s / processed : 0.0;
+  json j;
+  j["graph"] = a.graph;
+  j["random_weights"] = random_nodes;  // nodes timed with random weights (their weights file was missing)
+  j["input"] = input;
+  j["cases"] = processed;
+  j["failed"] = r.failed;
+  j["warmup_cases"] = a.warmup;
+  j["threads"] = r.threads;
+  j["max_in_flight"] = g.max_in_flight;
+  j["wall_s"] = r.wall_s;
+  j["cases_per_s"] = r.wall_s > 0 ? processed / r.wall_s : 0.0;
+  j["seconds_per_case"] = sec_per_case;
+  j["stages"] = stages;
+  j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
+  j["network_busy_share"] = r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
+  j["network_only"] = {{"seconds_per_case", net_s}, {"cases", net_n},
+                       {"how", "the network stages timed alone: the graph replayed case by case with nothing overlapping, first case as warm-up"}};
+  j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
+  if (a.baseline) {
+    j["eager_baseline"] = {{"seconds_per_case", base_s}, {"cases", base_n}, {"changes", base_changes},
+                           {"how", "the network-only replay as plain eager LibTorch runs it: LibTorch's default of 1 intra-op thread, "
+                                   "one slice per forward pass, no BatchNorm folding or channels-last, float32"}};
+    j["network_only_vs_eager_baseline"] = base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
+  }
+  json inflight = json::array();
+  for (const auto& [t, n] : r.in_flight) inflight.push_back({t, n});
+  j["in_flight"] = inflight;
+  int peak_inflight = 0;
+  for (const auto& [t, n] : r.in_flight) peak_inflight = std::max(peak_inflight, n);
+  j["peak_in_flight"] = peak_inflight;
+  j["peak_rss_mb"] = rss;  // the process's peak, warm-up included
+  j["memory"] = memory_summary(rss_samples, kRssInterval);
+  write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2) + "\n");
+
+  // Chrome trace events: one complete event per case and stage, one track per worker thread.
+  json ev = json::array();
+  ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "spineparse " + a.graph}}}});
+  std::map<int, bool> threads;
+  for (const auto& s : r.spans) {
+    threads[s.thread] = true;
+    ev.push_back({{"name", s.node}, {"cat", "stage"}, {"ph", "X"}, {"pid", 1}, {"tid", s.thread},
+                  {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
+                  {"args", {{"case", r.cases[s.case_index].id}}}});
+  }
+  for (const auto& [t, _] : threads) {
+    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t}, {"args", {{"name", "worker " + std::to_string(t)}}}});
+  }
+  for (const auto& [t, n] : r.in_flight) {
+    ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
+  }
+  for (const auto& [t, mb] : rss_samples) {
+    ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
+  }
+  write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
+
+  std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
+              j["cases_per_s"].get<double>(), sec_per_case, r.threads, g.max_in_flight);
+  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share", "waiting s");
+  for (const auto& s : stages) {
+    std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
+                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(), s["busy_per_case_s"].get<double>(),
+                100 * s["share_of_wall"].get<double>(), s["waiting_s"].get<double>());
+  }
+  std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
+              sec_per_case, j["end_to_end_vs_network_only"].get<double>());
+  std::printf("network stages busy (at least one running) %.0f%% of the wall time (the GPU busy share on a GPU)\n",
+              100 * j["network_busy_share"].get<double>());
+  if (a.baseline) {
+    std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", base_s,
+                j["network_only_vs_eager_baseline"].get<double>());
+  }
+  const json& mem = j["memory"];
+  if (mem.contains("max_mb")) {
+    std::printf("resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f MB, in the second %.0f MB (x%.2f)\n",
+                mem["median_mb"].get<double>(), mem["max_mb"].get<double>(), mem["first_half_max_mb"].get<double>(),
+                mem["second_half_max_mb"].get<double>(), mem["second_half_vs_first_half"].get<double>());
+  }
+  std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
+              peak_inflight, rss, a.output.c_str(), a.output.c_str());
+  set_exit_code(r.failed ? 1 : 0);
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "Measure a graph's throughput: per-stage busy/waiting time, memory, network-only time, trace");
+  sub->add_option("graph", a->graph, "graph file")->required();
+  sub->add_option("--cases,-n", a->cases, "cases to time")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--input,-i", a->input, "dataset folder (default: a synthetic cohort of real-scan size)");
+  sub->add_option("--warmup", a->warmup, "untimed cases first")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--network-cases", a->network_cases, "cases for the network-only replay")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_flag("!--no-baseline", a->baseline, "skip the eager-LibTorch baseline replay");
+  sub->add_option("--output,-o", a->output, "where bench.json, trace.json and the run go")->capture_default_str();
+  sub->add_option("--threads", a->threads, "worker threads (0: all cores)");
+  sub->add_option("--size", a->size, "in-plane size of the synthetic cases")->capture_default_str();
+  sub->add_option("--slices", a->slices, "slices of the synthetic cases")->capture_default_str();
+  sub->add_option("--set", a->sets, "override a parameter: NODE.PARAM=VALUE (repeatable)");
+  sub->add_option("--plugin-dir", a->plugin_dirs, "extra folder to load plugins from (repeatable)");
+  sub->callback([a] {
+    try {
+      run_bench(*a);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      set_exit_code(2);
+    }
+  });
+}
+
+}  // namespace spineparse::cli

@@ -1,0 +1,34 @@
+// Subcommands of the spineparse CLI; each lives in its own cmd_*.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace spineparse {
+class Registry;
+namespace cli {
+
+void add_commands(CLI::App& app);
+int exit_code();
+void set_exit_code(int code);
+
+// Loads plugins from the default folders (build folder, SPINEPARSE_PLUGIN_PATH) and any extra
+// folders. Returns false (after printing why) when a plugin is refused.
+bool load_default_plugins(Registry& registry, const std::vector<std::string>& extra_folders);
+
+// The folder holding graphs/ and models/: PREFIX/share/spineparse for an installed binary, the
+// source tree for one in the build tree.
+std::string data_dir();
+
+void add_run(CLI::App& app);
+void add_validate(CLI::App& app);
+void add_stages(CLI::App& app);
+void add_synth(CLI::App& app);
+void add_evaluate(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_import(CLI::App& app);  // only in builds with LibTorch
+void add_train(CLI::App& app);   // only in builds with LibTorch
+
+}  // namespace cli
+}  // namespace spineparse
