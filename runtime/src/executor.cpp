@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -124,51 +125,48 @@ CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in) 
   return failed;
 }
 
-RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
-  RunReport report;
-  const int hw = std::max(1u, std::thread::hardware_concurrency());
-  const int threads = options.threads > 0 ? options.threads : hw;
-  const int per_case = options.threads_per_case > 0
-                           ? options.threads_per_case
-                           : std::max(1, threads / std::max(1, std::min(threads, graph.max_in_flight)));
-  report.threads = threads;
-  report.threads_per_case = per_case;
-  tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
-                                  static_cast<std::size_t>(threads));
+namespace {
 
-  fs::create_directories(options.output_dir);
-
-  // Create and open every stage. A failure here stops the run: nothing could succeed.
+struct OpenStages {
   std::vector<std::unique_ptr<Stage>> stages;
   std::vector<StageContext> contexts;
-  std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
+};
+
+// Creates and opens every stage. A failure here stops the run: nothing could succeed.
+OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const RunOptions& options,
+                       const RunReport& report, std::atomic<int>& running_calls) {
+  OpenStages open;
   for (const auto& n : graph.nodes) {
     StageContext ctx;
     ctx.running_calls = [&running_calls] { return running_calls.load(std::memory_order_relaxed); };
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
-    ctx.threads_per_case = per_case;
-    ctx.total_threads = threads;
-    contexts.push_back(ctx);
+    ctx.threads_per_case = report.threads_per_case;
+    ctx.total_threads = report.threads;
+    open.contexts.push_back(ctx);
     try {
-      stages.push_back(registry.create(n.stage, n.params));
-      stages.back()->open(ctx);
+      open.stages.push_back(registry.create(n.stage, n.params));
+      open.stages.back()->open(ctx);
     } catch (const std::exception& e) {
       throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open: " + first_lines(e.what()));
     } catch (...) {
       throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open");
     }
   }
+  return open;
+}
 
-  std::vector<CaseSeed> seeds;
+// The source's cases, with a record each in the report; with --resume, those whose outputs
+// from every stage exist are marked skipped (returned true).
+std::vector<bool> list_cases(const GraphSpec& graph, const OpenStages& open, const RunOptions& options,
+                             std::vector<CaseSeed>& seeds, RunReport& report) {
   try {
-    seeds = stages[0]->enumerate(contexts[0]);
+    seeds = open.stages[0]->enumerate(open.contexts[0]);
   } catch (const std::exception& e) {
     throw RunError("source node '" + graph.nodes[0].id + "' cannot list cases: " + first_lines(e.what()));
   }
   if (options.filter_seeds) seeds = options.filter_seeds(std::move(seeds));
-
   report.cases.resize(seeds.size());
   std::vector<bool> skip(seeds.size(), false);
   for (std::size_t i = 0; i < seeds.size(); ++i) {
@@ -178,8 +176,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
     oc.attrs = seeds[i].attrs;
     if (!options.resume) continue;
     std::vector<std::string> outs;
-    for (std::size_t s = 0; s < stages.size(); ++s) {
-      auto o = stages[s]->outputs_for(seeds[i], contexts[s]);
+    for (std::size_t s = 0; s < open.stages.size(); ++s) {
+      auto o = open.stages[s]->outputs_for(seeds[i], open.contexts[s]);
       outs.insert(outs.end(), o.begin(), o.end());
     }
     bool complete = !outs.empty();
@@ -190,19 +188,38 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
       ++report.skipped;
     }
   }
+  return skip;
+}
 
-  std::mutex spans_mu;
-  std::vector<Span> spans;
-  std::vector<std::pair<double, int>> in_flight_log;
-  std::atomic<int> in_flight{0};
-  const auto t0 = Clock::now();
-  report.started_s = std::chrono::duration<double>(t0.time_since_epoch()).count();
-  Progress progress(options, seeds.size(), report.skipped);
+// The flow graph of one run: source -> limiter -> one function_node per stage -> completion.
+// Collects spans and the in-flight log while the cases stream.
+class CaseStream {
+ public:
+  CaseStream(const GraphSpec& graph, OpenStages& open, const RunOptions& options, RunReport& report,
+             std::atomic<int>& running_calls)
+      : graph_(graph), open_(open), options_(options), report_(report), running_calls_(running_calls) {}
 
-  // The whole flow graph lives in an arena of exactly `threads` workers (the default arena has
-  // one per core and cannot be widened by global_control).
-  tbb::task_arena arena(threads);
-  arena.execute([&] {
+  void run(const std::vector<CaseSeed>& seeds, const std::vector<bool>& skip) {
+    t0_ = Clock::now();
+    report_.started_s = std::chrono::duration<double>(t0_.time_since_epoch()).count();
+    Progress progress(options_, seeds.size(), report_.skipped);
+    progress_ = &progress;
+    // The whole flow graph lives in an arena of exactly `threads` workers (the default arena has
+    // one per core and cannot be widened by global_control).
+    tbb::task_arena arena(report_.threads);
+    arena.execute([&] { stream(seeds, skip); });
+    progress.finish();
+    report_.wall_s = since(t0_);
+    std::sort(spans_.begin(), spans_.end(), [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
+    for (const auto& sp : spans_) report_.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
+    report_.spans = std::move(spans_);
+    report_.in_flight = std::move(in_flight_log_);
+  }
+
+ private:
+  using Node = tbb::flow::function_node<CasePtr, CasePtr>;
+
+  void stream(const std::vector<CaseSeed>& seeds, const std::vector<bool>& skip) {
     tbb::flow::graph g;
     std::size_t next = 0;
     tbb::flow::input_node<CasePtr> source(g, [&](tbb::flow_control& fc) -> CasePtr {
@@ -216,109 +233,99 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
       ++next;
       return c;
     });
-    tbb::flow::limiter_node<CasePtr> limiter(g, static_cast<std::size_t>(graph.max_in_flight));
-
-    std::map<std::string, std::size_t> pos;
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i) pos[graph.nodes[i].id] = i;
-
-    std::vector<std::unique_ptr<tbb::flow::function_node<CasePtr, CasePtr>>> fnodes;
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-      const NodeSpec& n = graph.nodes[i];
-      Stage* stage = stages[i].get();
-      const bool first = i == 0;
-      auto body = [&, stage, first, node_id = n.id](const CasePtr& in) -> CasePtr {
-        if (first) {
-          int now = ++in_flight;
-          std::lock_guard<std::mutex> lk(spans_mu);
-          in_flight_log.emplace_back(since(t0), now);
-        }
-        if (in->failed()) return in;  // passed on untouched, no span
-        const double start = since(t0);
-        CasePtr out;
-        {
-          Running running(running_calls);
-          out = call_stage(*stage, node_id, in);
-        }
-        const double end = since(t0);
-        std::lock_guard<std::mutex> lk(spans_mu);
-        spans.push_back({node_id, in->index(), start, end, thread_slot()});
-        return out;
-      };
+    tbb::flow::limiter_node<CasePtr> limiter(g, static_cast<std::size_t>(graph_.max_in_flight));
+    std::vector<std::unique_ptr<Node>> nodes;
+    for (std::size_t i = 0; i < graph_.nodes.size(); ++i) {
+      const NodeSpec& n = graph_.nodes[i];
       const std::size_t conc = n.concurrency == 0 ? tbb::flow::unlimited : static_cast<std::size_t>(n.concurrency);
-      fnodes.push_back(std::make_unique<tbb::flow::function_node<CasePtr, CasePtr>>(g, conc, body));
+      Stage* stage = open_.stages[i].get();
+      nodes.push_back(std::make_unique<Node>(g, conc, [this, stage, i](const CasePtr& in) { return call(*stage, i, in); }));
     }
-
-    const std::size_t n_leaves = graph.leaf_ids.size();
-    std::map<std::size_t, std::size_t> arrivals;
-    std::map<std::size_t, CasePtr> first_arrival;
     tbb::flow::function_node<CasePtr, tbb::flow::continue_msg> complete(
-        g, tbb::flow::serial, [&](const CasePtr& c) -> tbb::flow::continue_msg {
-          const std::size_t idx = c->index();
-          // With several leaves a case completes when every branch delivered it; the first
-          // failure seen on any branch is the one reported.
-          if (n_leaves > 1) {
-            if (++arrivals[idx] < n_leaves) {
-              if (c->failed() && !first_arrival.count(idx)) first_arrival[idx] = c;
-              return {};
-            }
-            arrivals.erase(idx);
-          }
-          CasePtr rec = c;
-          if (!c->failed() && first_arrival.count(idx)) rec = first_arrival[idx];
-          first_arrival.erase(idx);
-          auto& oc = report.cases[idx];
-          oc.status = rec->failed() ? "failed" : "ok";
-          if (rec->failed()) {
-            oc.error_node = rec->error()->node;
-            oc.error = rec->error()->message;
-          }
-          oc.metrics = rec->metrics();
-          for (const auto& [k, v] : rec->attrs()) oc.attrs[k] = v;
-          progress.case_done(rec->failed());
-          {
-            int now = --in_flight;
-            std::lock_guard<std::mutex> lk(spans_mu);
-            in_flight_log.emplace_back(since(t0), now);
-          }
-          rec.reset();
-          if (options.after_case) options.after_case();  // this record is released when the body returns
+        g, tbb::flow::serial, [&](const CasePtr& c) {
+          record(c);
           limiter.decrementer().try_put(tbb::flow::continue_msg());
-          return {};
+          return tbb::flow::continue_msg{};
         });
-
+    std::map<std::string, std::size_t> pos;
+    for (std::size_t i = 0; i < graph_.nodes.size(); ++i) pos[graph_.nodes[i].id] = i;
     tbb::flow::make_edge(source, limiter);
-    tbb::flow::make_edge(limiter, *fnodes[0]);
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
-      for (const auto& o : graph.nodes[i].outputs) tbb::flow::make_edge(*fnodes[i], *fnodes[pos[o]]);
-      if (graph.nodes[i].outputs.empty()) tbb::flow::make_edge(*fnodes[i], complete);
+    tbb::flow::make_edge(limiter, *nodes[0]);
+    for (std::size_t i = 0; i < graph_.nodes.size(); ++i) {
+      for (const auto& o : graph_.nodes[i].outputs) tbb::flow::make_edge(*nodes[i], *nodes[pos[o]]);
+      if (graph_.nodes[i].outputs.empty()) tbb::flow::make_edge(*nodes[i], complete);
     }
     source.activate();
     g.wait_for_all();
-  });
-  progress.finish();
-  report.wall_s = since(t0);
+  }
 
-  for (std::size_t s = 0; s < stages.size(); ++s) {
-    try {
-      stages[s]->close();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: node '%s' failed to close: %s\n", graph.nodes[s].id.c_str(),
-                   first_lines(e.what()).c_str());
+  // One stage call of one case (the body of node i), timed.
+  CasePtr call(Stage& stage, std::size_t i, const CasePtr& in) {
+    if (i == 0) log_in_flight(++in_flight_);
+    if (in->failed()) return in;  // passed on untouched, no span
+    const double start = since(t0_);
+    CasePtr out;
+    {
+      Running running(running_calls_);
+      out = call_stage(stage, graph_.nodes[i].id, in);
     }
+    const double end = since(t0_);
+    std::lock_guard<std::mutex> lk(mu_);
+    spans_.push_back({graph_.nodes[i].id, in->index(), start, end, thread_slot()});
+    return out;
   }
 
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
-  for (const auto& sp : spans) {
-    report.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
+  // A case leaving a leaf. With several leaves it completes when every branch delivered it; the
+  // first failure seen on any branch is the one reported.
+  void record(const CasePtr& c) {
+    const std::size_t idx = c->index();
+    if (graph_.leaf_ids.size() > 1) {
+      if (++arrivals_[idx] < graph_.leaf_ids.size()) {
+        if (c->failed() && !first_failure_.count(idx)) first_failure_[idx] = c;
+        return;
+      }
+      arrivals_.erase(idx);
+    }
+    CasePtr rec = c;
+    if (!c->failed() && first_failure_.count(idx)) rec = first_failure_[idx];
+    first_failure_.erase(idx);
+    auto& oc = report_.cases[idx];
+    oc.status = rec->failed() ? "failed" : "ok";
+    if (rec->failed()) {
+      oc.error_node = rec->error()->node;
+      oc.error = rec->error()->message;
+    }
+    oc.metrics = rec->metrics();
+    for (const auto& [k, v] : rec->attrs()) oc.attrs[k] = v;
+    progress_->case_done(rec->failed());
+    log_in_flight(--in_flight_);
+    rec.reset();
+    if (options_.after_case) options_.after_case();  // the caller's record goes when the body returns
   }
-  for (const auto& oc : report.cases) {
-    if (oc.status == "ok") ++report.ok;
-    if (oc.status == "failed") ++report.failed;
-  }
-  report.spans = std::move(spans);
-  report.in_flight = std::move(in_flight_log);
 
-  // run.json: what ran, with which plugins, and what happened to every case.
+  void log_in_flight(int now) {
+    std::lock_guard<std::mutex> lk(mu_);
+    in_flight_log_.emplace_back(since(t0_), now);
+  }
+
+  const GraphSpec& graph_;
+  OpenStages& open_;
+  const RunOptions& options_;
+  RunReport& report_;
+  std::atomic<int>& running_calls_;
+  Progress* progress_ = nullptr;
+  Clock::time_point t0_;
+  std::mutex mu_;  // spans_ and in_flight_log_
+  std::vector<Span> spans_;
+  std::vector<std::pair<double, int>> in_flight_log_;
+  std::atomic<int> in_flight_{0};
+  std::map<std::size_t, std::size_t> arrivals_;  // completion node only (serial)
+  std::map<std::size_t, CasePtr> first_failure_;
+};
+
+// run.json: what ran, with which plugins, and what happened to every case.
+json run_record(const GraphSpec& graph, const Registry& registry, const RunOptions& options,
+                const RunReport& report) {
   json j;
   j["spineparse_run"] = 1;
   j["graph_file"] = graph.path;
@@ -330,8 +337,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   j["plugins"] = plugins;
   j["input_dir"] = options.input_dir;
   j["output_dir"] = options.output_dir;
-  j["threads"] = threads;
-  j["threads_per_case"] = per_case;
+  j["threads"] = report.threads;
+  j["threads_per_case"] = report.threads_per_case;
   j["max_in_flight"] = graph.max_in_flight;
   j["wall_s"] = report.wall_s;
   const int processed = report.ok + report.failed;
@@ -350,17 +357,51 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
     cases.push_back(c);
   }
   j["cases"] = cases;
-  report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
-  write_file_atomic(report.run_json_path, j.dump(2) + "\n");
-  for (std::size_t s = 0; s < stages.size(); ++s) {
+  return j;
+}
+
+// Calls `hook` for every stage; its errors are printed as warnings, never fatal.
+void each_stage(const GraphSpec& graph, OpenStages& open, const char* what,
+                const std::function<void(Stage&, const StageContext&)>& hook) {
+  for (std::size_t s = 0; s < open.stages.size(); ++s) {
     try {
-      stages[s]->after_run(report.run_json_path, contexts[s]);
+      hook(*open.stages[s], open.contexts[s]);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: node '%s' failed after the run: %s\n", graph.nodes[s].id.c_str(),
+      std::fprintf(stderr, "warning: node '%s' failed %s: %s\n", graph.nodes[s].id.c_str(), what,
                    first_lines(e.what()).c_str());
     }
   }
-  stages.clear();
+}
+
+}  // namespace
+
+RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
+  RunReport report;
+  const int hw = std::max(1u, std::thread::hardware_concurrency());
+  report.threads = options.threads > 0 ? options.threads : hw;
+  report.threads_per_case =
+      options.threads_per_case > 0
+          ? options.threads_per_case
+          : std::max(1, report.threads / std::max(1, std::min(report.threads, graph.max_in_flight)));
+  tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
+                                  static_cast<std::size_t>(report.threads));
+  fs::create_directories(options.output_dir);
+
+  std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
+  OpenStages open = open_stages(graph, registry, options, report, running_calls);
+  std::vector<CaseSeed> seeds;
+  const std::vector<bool> skip = list_cases(graph, open, options, seeds, report);
+  CaseStream(graph, open, options, report, running_calls).run(seeds, skip);
+  each_stage(graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); });
+  for (const auto& oc : report.cases) {
+    if (oc.status == "ok") ++report.ok;
+    if (oc.status == "failed") ++report.failed;
+  }
+  report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
+  write_file_atomic(report.run_json_path, run_record(graph, registry, options, report).dump(2) + "\n");
+  each_stage(graph, open, "after the run",
+             [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); });
+  open.stages.clear();
   return report;
 }
 

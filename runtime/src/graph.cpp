@@ -203,20 +203,61 @@ class Validator {
   GraphLoad run(const std::string& text, const std::vector<std::string>& overrides) {
     GraphLoad result;
     json root;
-    try {
-      root = json::parse(text);
-    } catch (const json::parse_error& e) {
-      issue("bad_json", "", "graph " + path_ + " is not valid JSON: " + e.what());
-      result.issues = issues_;
-      return result;
-    }
-    if (!root.is_object()) {
-      issue("bad_type", "", "graph " + path_ + " must be a JSON object");
+    if (!parse_root(text, root)) {
       result.issues = issues_;
       return result;
     }
     GraphSpec g;
     g.path = path_;
+    // Plugins first: the stages they bring are needed to validate the nodes.
+    load_plugins(root, g);
+    if (root.contains("max_in_flight")) {
+      const json& m = root["max_in_flight"];
+      if (!m.is_number_integer() || m.get<int>() < 1) {
+        issue("bad_value", "/max_in_flight", "max_in_flight must be a positive integer, got " + m.dump());
+      } else {
+        g.max_in_flight = m.get<int>();
+      }
+    }
+    std::map<std::string, std::size_t> index_of;  // id -> position in the file
+    std::vector<NodeSpec> nodes;
+    std::vector<const StageDescription*> descs;
+    parse_nodes(root, nodes, descs, index_of);
+    apply_overrides(overrides, nodes, descs, index_of);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (descs[i]) check_paths(nodes[i], *descs[i], "/nodes/" + std::to_string(i));
+    }
+    connect(parse_edges(root, nodes, index_of), nodes, index_of);
+    std::vector<std::size_t> order = topo_order(nodes, index_of);
+    const std::vector<std::size_t> roots = check_source(nodes, descs);
+    if (order.size() == nodes.size()) check_fields(nodes, descs, order, index_of);
+    if (!issues_.empty()) {
+      result.issues = issues_;
+      return result;
+    }
+    for (auto i : order) g.nodes.push_back(nodes[i]);
+    g.source_id = nodes[roots[0]].id;
+    for (const auto& n : g.nodes) {
+      if (n.outputs.empty()) g.leaf_ids.push_back(n.id);
+    }
+    g.resolved_json = resolved(g).dump(2);
+    result.graph = std::move(g);
+    return result;
+  }
+
+ private:
+  // JSON, an object, only known keys, the schema version. False when nothing more can be read.
+  bool parse_root(const std::string& text, json& root) {
+    try {
+      root = json::parse(text);
+    } catch (const json::parse_error& e) {
+      issue("bad_json", "", "graph " + path_ + " is not valid JSON: " + e.what());
+      return false;
+    }
+    if (!root.is_object()) {
+      issue("bad_type", "", "graph " + path_ + " must be a JSON object");
+      return false;
+    }
     static const std::set<std::string> kTopKeys = {"schema_version", "plugins", "max_in_flight",
                                                    "nodes", "edges", "comment", "description"};
     for (auto it = root.begin(); it != root.end(); ++it) {
@@ -236,128 +277,123 @@ class Validator {
             "schema_version " + root["schema_version"].dump() + " is not supported (expected " +
                 std::to_string(kSchemaVersion) + ")");
     }
+    return true;
+  }
 
-    // Plugins first: the stages they bring are needed to validate the nodes.
-    if (root.contains("plugins")) {
-      const json& pl = root["plugins"];
-      if (!pl.is_array()) {
-        issue("bad_type", "/plugins", "plugins must be an array of paths");
-      } else {
-        for (std::size_t i = 0; i < pl.size(); ++i) {
-          const std::string ptr = "/plugins/" + std::to_string(i);
-          if (!pl[i].is_string()) {
-            issue("bad_type", ptr, "plugin entries must be strings (paths)");
-            continue;
-          }
-          fs::path p = pl[i].get<std::string>();
-          if (p.is_relative()) p = fs::path(path_).parent_path() / p;
-          try {
-            g.plugins.push_back(registry_.load_plugin(p.lexically_normal().string()).path);
-          } catch (const PluginError& e) {
-            issue("plugin_refused", ptr, e.what());
-            plugin_refused_ = true;
-          }
-        }
+  // The graph's own plugins (paths relative to the graph file's folder).
+  void load_plugins(const json& root, GraphSpec& g) {
+    if (!root.contains("plugins")) return;
+    const json& pl = root["plugins"];
+    if (!pl.is_array()) {
+      issue("bad_type", "/plugins", "plugins must be an array of paths");
+      return;
+    }
+    for (std::size_t i = 0; i < pl.size(); ++i) {
+      const std::string ptr = "/plugins/" + std::to_string(i);
+      if (!pl[i].is_string()) {
+        issue("bad_type", ptr, "plugin entries must be strings (paths)");
+        continue;
+      }
+      fs::path p = pl[i].get<std::string>();
+      if (p.is_relative()) p = fs::path(path_).parent_path() / p;
+      try {
+        g.plugins.push_back(registry_.load_plugin(p.lexically_normal().string()).path);
+      } catch (const PluginError& e) {
+        issue("plugin_refused", ptr, e.what());
+        plugin_refused_ = true;
       }
     }
+  }
 
-    if (root.contains("max_in_flight")) {
-      const json& m = root["max_in_flight"];
-      if (!m.is_number_integer() || m.get<int>() < 1) {
-        issue("bad_value", "/max_in_flight", "max_in_flight must be a positive integer, got " + m.dump());
-      } else {
-        g.max_in_flight = m.get<int>();
-      }
-    }
-
-    std::map<std::string, std::size_t> index_of;  // id -> position in the file
-    std::vector<NodeSpec> nodes;
-    std::vector<const StageDescription*> descs;
+  void parse_nodes(const json& root, std::vector<NodeSpec>& nodes,
+                   std::vector<const StageDescription*>& descs,
+                   std::map<std::string, std::size_t>& index_of) {
     if (!root.contains("nodes")) {
       issue("missing_key", "/nodes", "nodes is required: a non-empty array of stage nodes");
-    } else if (!root["nodes"].is_array() || root["nodes"].empty()) {
+      return;
+    }
+    if (!root["nodes"].is_array() || root["nodes"].empty()) {
       issue("bad_type", "/nodes", "nodes must be a non-empty array");
-    } else {
-      const json& arr = root["nodes"];
-      for (std::size_t i = 0; i < arr.size(); ++i) {
-        const std::string ptr = "/nodes/" + std::to_string(i);
-        nodes.push_back(parse_node(arr[i], ptr, &descs));
-        const std::string& id = nodes.back().id;
-        if (id.empty()) continue;
-        if (index_of.count(id)) {
-          issue("duplicate_node", ptr + "/id",
-                "node id '" + id + "' is used twice (first at /nodes/" +
-                    std::to_string(index_of[id]) + ")");
-        } else {
-          index_of[id] = i;
-        }
-      }
+      return;
     }
-
-    apply_overrides(overrides, nodes, descs, index_of);
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      if (descs[i]) check_paths(nodes[i], *descs[i], "/nodes/" + std::to_string(i));
-    }
-
-    // Edges.
-    std::vector<std::pair<std::string, std::string>> edges;
-    if (root.contains("edges")) {
-      const json& e = root["edges"];
-      if (!e.is_array()) {
-        issue("bad_type", "/edges", "edges must be an array of [from, to] pairs");
+    const json& arr = root["nodes"];
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+      const std::string ptr = "/nodes/" + std::to_string(i);
+      nodes.push_back(parse_node(arr[i], ptr, &descs));
+      const std::string& id = nodes.back().id;
+      if (id.empty()) continue;
+      if (index_of.count(id)) {
+        issue("duplicate_node", ptr + "/id",
+              "node id '" + id + "' is used twice (first at /nodes/" +
+                  std::to_string(index_of[id]) + ")");
       } else {
-        for (std::size_t i = 0; i < e.size(); ++i) {
-          const std::string ptr = "/edges/" + std::to_string(i);
-          std::string from, to;
-          if (e[i].is_array() && e[i].size() == 2 && e[i][0].is_string() && e[i][1].is_string()) {
-            from = e[i][0].get<std::string>();
-            to = e[i][1].get<std::string>();
-          } else if (e[i].is_object() && e[i].contains("from") && e[i].contains("to") &&
-                     e[i]["from"].is_string() && e[i]["to"].is_string() && e[i].size() == 2) {
-            from = e[i]["from"].get<std::string>();
-            to = e[i]["to"].get<std::string>();
-          } else {
-            issue("bad_type", ptr, "an edge is [\"from\", \"to\"] or {\"from\": ..., \"to\": ...}");
-            continue;
-          }
-          bool ok = true;
-          if (!index_of.count(from)) {
-            issue("dangling_edge", ptr + "/0",
-                  "edge " + from + " -> " + to + ": no node has id '" + from + "'");
-            ok = false;
-          }
-          if (!index_of.count(to)) {
-            issue("dangling_edge", ptr + "/1",
-                  "edge " + from + " -> " + to + ": no node has id '" + to + "'");
-            ok = false;
-          }
-          if (ok) edges.emplace_back(from, to);
-        }
+        index_of[id] = i;
       }
-    } else {
+    }
+  }
+
+  // The edges as written, or the nodes in file order when there are none.
+  std::vector<std::pair<std::string, std::string>> parse_edges(
+      const json& root, const std::vector<NodeSpec>& nodes,
+      const std::map<std::string, std::size_t>& index_of) {
+    std::vector<std::pair<std::string, std::string>> edges;
+    if (!root.contains("edges")) {
       for (std::size_t i = 1; i < nodes.size(); ++i) {
         if (!nodes[i - 1].id.empty() && !nodes[i].id.empty())
           edges.emplace_back(nodes[i - 1].id, nodes[i].id);
       }
+      return edges;
     }
+    const json& e = root["edges"];
+    if (!e.is_array()) {
+      issue("bad_type", "/edges", "edges must be an array of [from, to] pairs");
+      return edges;
+    }
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      const std::string ptr = "/edges/" + std::to_string(i);
+      std::string from, to;
+      if (e[i].is_array() && e[i].size() == 2 && e[i][0].is_string() && e[i][1].is_string()) {
+        from = e[i][0].get<std::string>();
+        to = e[i][1].get<std::string>();
+      } else if (e[i].is_object() && e[i].contains("from") && e[i].contains("to") &&
+                 e[i]["from"].is_string() && e[i]["to"].is_string() && e[i].size() == 2) {
+        from = e[i]["from"].get<std::string>();
+        to = e[i]["to"].get<std::string>();
+      } else {
+        issue("bad_type", ptr, "an edge is [\"from\", \"to\"] or {\"from\": ..., \"to\": ...}");
+        continue;
+      }
+      bool ok = true;
+      for (const auto& [end, which] : {std::pair{from, "/0"}, std::pair{to, "/1"}}) {
+        if (index_of.count(end)) continue;
+        issue("dangling_edge", ptr + which, "edge " + from + " -> " + to + ": no node has id '" + end + "'");
+        ok = false;
+      }
+      if (ok) edges.emplace_back(from, to);
+    }
+    return edges;
+  }
+
+  // Records the edges on their nodes; a node takes its cases from one upstream node only.
+  void connect(const std::vector<std::pair<std::string, std::string>>& edges,
+               std::vector<NodeSpec>& nodes, const std::map<std::string, std::size_t>& index_of) {
     for (const auto& [from, to] : edges) {
-      auto& f = nodes[index_of[from]];
-      auto& t = nodes[index_of[to]];
-      f.outputs.push_back(to);
-      t.inputs.push_back(from);
+      nodes[index_of.at(from)].outputs.push_back(to);
+      nodes[index_of.at(to)].inputs.push_back(from);
     }
     for (std::size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].inputs.size() > 1) {
-        std::string ins;
-        for (const auto& s : nodes[i].inputs) ins += (ins.empty() ? "" : ", ") + s;
-        issue("join_unsupported", "/nodes/" + std::to_string(i),
-              "node '" + nodes[i].id + "' has several inputs (" + ins +
-                  "); each node takes its cases from exactly one upstream node");
-      }
+      if (nodes[i].inputs.size() <= 1) continue;
+      std::string ins;
+      for (const auto& s : nodes[i].inputs) ins += (ins.empty() ? "" : ", ") + s;
+      issue("join_unsupported", "/nodes/" + std::to_string(i),
+            "node '" + nodes[i].id + "' has several inputs (" + ins +
+                "); each node takes its cases from exactly one upstream node");
     }
+  }
 
-    // Order, cycles, the source.
-    std::vector<std::size_t> order = topo_order(nodes, index_of);
+  // Exactly one node without input, and it is a source stage; no other node is one.
+  std::vector<std::size_t> check_source(const std::vector<NodeSpec>& nodes,
+                                        const std::vector<const StageDescription*>& descs) {
     std::vector<std::size_t> roots;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (nodes[i].inputs.empty() && !nodes[i].id.empty()) roots.push_back(i);
@@ -384,20 +420,12 @@ class Validator {
                   "' but has an input; a source must start the graph");
       }
     }
-    if (order.size() == nodes.size()) check_fields(nodes, descs, order, index_of);
+    return roots;
+  }
 
-    if (!issues_.empty()) {
-      result.issues = issues_;
-      return result;
-    }
-    for (auto i : order) g.nodes.push_back(nodes[i]);
-    g.source_id = nodes[roots[0]].id;
-    for (const auto& n : g.nodes) {
-      if (n.outputs.empty()) g.leaf_ids.push_back(n.id);
-    }
-    json resolved = {{"schema_version", kSchemaVersion},
-                     {"max_in_flight", g.max_in_flight},
-                     {"plugins", g.plugins}};
+  // The graph as resolved (defaults filled in, overrides applied), for run.json.
+  static json resolved(const GraphSpec& g) {
+    json out = {{"schema_version", kSchemaVersion}, {"max_in_flight", g.max_in_flight}, {"plugins", g.plugins}};
     json jnodes = json::array(), jedges = json::array();
     for (const auto& n : g.nodes) {
       json params = json::object();
@@ -408,14 +436,11 @@ class Validator {
       jnodes.push_back(jn);
       for (const auto& o : n.outputs) jedges.push_back({n.id, o});
     }
-    resolved["nodes"] = jnodes;
-    resolved["edges"] = jedges;
-    g.resolved_json = resolved.dump(2);
-    result.graph = std::move(g);
-    return result;
+    out["nodes"] = jnodes;
+    out["edges"] = jedges;
+    return out;
   }
 
- private:
   NodeSpec parse_node(const json& jn, const std::string& ptr,
                       std::vector<const StageDescription*>* descs) {
     NodeSpec n;

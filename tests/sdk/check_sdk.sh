@@ -11,7 +11,7 @@ fail() { echo "FAILED: $*" >&2; exit 1; }
 
 step "cmake --install into $prefix"
 cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail install; }
-runtime=$(ls "$prefix"/lib*/libspineparse_runtime.so* "$prefix"/lib/*/libspineparse_runtime.so* 2>/dev/null | head -n1)
+runtime=$( (ls "$prefix"/lib*/libspineparse_runtime.so.* "$prefix"/lib/*/libspineparse_runtime.so.* 2>/dev/null || true) | head -n1)
 [ -n "$runtime" ] || fail "no libspineparse_runtime.so installed"
 for f in bin/spineparse include/spineparse/plugin_api.hpp include/spineparse/build_info.hpp \
          share/spineparse/graphs/demo.json share/spineparse/models/demo_gcsn.safetensors; do
@@ -105,6 +105,6 @@ unset SPINEPARSE_PLUGIN_PATH
 grep -q '"ok": 1,' "$work/demo/run.json" || { cat "$work/demo/run.json"; fail "the installed demo graph"; }
 
 step "pkg-config"
-PKG_CONFIG_PATH=$(dirname "$(ls "$prefix"/lib*/pkgconfig/spineparse.pc "$prefix"/lib/*/pkgconfig/spineparse.pc 2>/dev/null | head -n1)") \
+PKG_CONFIG_PATH=$(dirname "$( (ls "$prefix"/lib*/pkgconfig/spineparse.pc "$prefix"/lib/*/pkgconfig/spineparse.pc 2>/dev/null || true) | head -n1)") \
   pkg-config --cflags --libs spineparse | grep -q -- "-lspineparse_runtime" || fail "pkg-config spineparse"
 echo "SDK check passed"

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -176,13 +177,14 @@ GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg, std::vector
   return b;
 }
 
-void run_bench(const BenchArgs& a) {
-  Registry registry;
-  load_default_plugins(registry, a.plugin_dirs);
-  // Timing needs the networks' shapes, not their training: a network stage whose weights file is
-  // missing (a fresh clone has no full-size weights) runs with seeded random weights.
+constexpr double kRssInterval = 0.1;  // seconds between resident-memory samples
+
+// The graph with --set applied; a network node whose weights file is missing gets
+// random_weights=true (timing needs the networks' shapes, not their training). Exit code 2 and
+// nullopt when it does not validate.
+std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry, std::vector<std::string>& random_nodes) {
   GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
-  std::vector<std::string> sets = a.sets, random_nodes;
+  std::vector<std::string> sets = a.sets;
   for (const auto& i : gl.issues) {
     const bool weights = i.pointer.size() >= 7 && i.pointer.compare(i.pointer.size() - 7, 7, "weights") == 0;
     if (i.code != "missing_path" || !weights || i.node.empty()) continue;
@@ -194,10 +196,14 @@ void run_bench(const BenchArgs& a) {
   if (!random_nodes.empty()) gl = load_graph_file(a.graph, registry, sets);
   if (!gl.ok()) {
     for (const auto& i : gl.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
-    return set_exit_code(2);
+    set_exit_code(2);
+    return std::nullopt;
   }
-  GraphSpec g = *gl.graph;
-  fs::create_directories(a.output);
+  return *gl.graph;
+}
+
+// --input, or a synthetic cohort of real-scan size made in the output folder.
+std::string bench_input(const BenchArgs& a) {
   std::string input = a.input;
   if (input.empty()) {
     input = (fs::path(a.output) / "cohort").string();
@@ -209,6 +215,12 @@ void run_bench(const BenchArgs& a) {
     std::fprintf(stderr, "bench: making %d synthetic cases of %dx%dx%d in %s\n", o.cases, a.size, a.size, a.slices, input.c_str());
     io::write_cohort(o, input);
   }
+  return input;
+}
+
+// The warm-up cases, then the timed run with resident memory sampled on the run's clock.
+RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArgs& a, const std::string& input,
+                    std::vector<std::pair<double, double>>& rss_samples) {
   RunOptions ro;
   ro.input_dir = input;
   ro.threads = a.threads;
@@ -230,20 +242,26 @@ void run_bench(const BenchArgs& a) {
     if (out.empty()) out = s;
     return out;
   };
-  constexpr double kRssInterval = 0.1;
   RssSampler sampler(kRssInterval);
   RunReport r = run_graph(g, registry, ro);
   sampler.stop();
   // On the run's clock (spans start at 0 once the stages opened); samples before that dropped.
-  std::vector<std::pair<double, double>> rss_samples;
   for (const auto& [t, mb] : sampler.samples())
     if (t >= r.started_s) rss_samples.emplace_back(t - r.started_s, mb);
-  const double rss = peak_rss_mb();
-  const int processed = r.ok + r.failed;
+  return r;
+}
 
-  // Per stage: busy time, share of wall, waiting time before it (since the case left its input).
+struct StageTimes {
   std::map<std::string, double> busy, waiting;
   std::map<std::string, int> count;
+};
+
+// Per stage: busy time, and waiting time before it (since the case left its input).
+StageTimes stage_times(const GraphSpec& g, const RunReport& r) {
+  StageTimes t;
+  auto& busy = t.busy;
+  auto& waiting = t.waiting;
+  auto& count = t.count;
   std::map<std::pair<std::size_t, std::string>, const Span*> by_case;
   for (const auto& s : r.spans) by_case[{s.case_index, s.node}] = &s;
   for (const auto& s : r.spans) {
@@ -255,20 +273,14 @@ void run_bench(const BenchArgs& a) {
       if (it != by_case.end()) waiting[s.node] += s.start_s - it->second->end_s;
     }
   }
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
-  double base_s = 0;
-  int base_n = 0;
-  std::vector<std::string> base_changes;
-  if (a.baseline) {
-    std::fprintf(stderr, "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n", a.network_cases);
-    const GraphSpec base = eager_baseline_of(g, registry, base_changes);
-    std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
-  }
+  return t;
+}
 
+json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& r, StageTimes& t, double& net_busy) {
+  auto& busy = t.busy;
+  auto& waiting = t.waiting;
+  auto& count = t.count;
   json stages = json::array();
-  double net_busy = 0;
   for (const auto& n : g.nodes) {
     const bool is_net = registry.find(n.stage)->resource == "gpu";
     if (is_net) net_busy += busy[n.id];
@@ -278,8 +290,12 @@ void run_bench(const BenchArgs& a) {
                       {"share_of_wall", r.wall_s > 0 ? busy[n.id] / r.wall_s : 0.0}, {"waiting_s", waiting[n.id]},
                       {"waiting_per_case_s", count[n.id] ? waiting[n.id] / count[n.id] : 0.0}});
   }
-  // Share of the wall time during which at least one network stage was running: the GPU busy
-  // share when the networks run on a GPU (the union of their spans, so overlap counts once).
+  return stages;
+}
+
+// Share of the wall time during which at least one network stage was running: the GPU busy
+// share when the networks run on a GPU (the union of their spans, so overlap counts once).
+double network_busy_union(const GraphSpec& g, const Registry& registry, const RunReport& r) {
   std::vector<std::pair<double, double>> net_spans;
   for (const auto& s : r.spans) {
     const NodeSpec* n = g.node(s.node);
@@ -297,6 +313,95 @@ void run_bench(const BenchArgs& a) {
     }
   }
   if (cur_end > cur_start) net_union += cur_end - cur_start;
+  return net_union;
+}
+
+// Chrome trace events: one complete event per case and stage, one track per worker thread.
+void write_trace(const BenchArgs& a, const RunReport& r, const std::vector<std::pair<double, double>>& rss_samples) {
+  json ev = json::array();
+  ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "spineparse " + a.graph}}}});
+  std::map<int, bool> threads;
+  for (const auto& s : r.spans) {
+    threads[s.thread] = true;
+    ev.push_back({{"name", s.node}, {"cat", "stage"}, {"ph", "X"}, {"pid", 1}, {"tid", s.thread},
+                  {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
+                  {"args", {{"case", r.cases[s.case_index].id}}}});
+  }
+  for (const auto& [t, _] : threads) {
+    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t}, {"args", {{"name", "worker " + std::to_string(t)}}}});
+  }
+  for (const auto& [t, n] : r.in_flight) {
+    ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
+  }
+  for (const auto& [t, mb] : rss_samples) {
+    ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
+  }
+  write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
+
+}
+
+void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const json& j) {
+  const json& stages = j["stages"];
+  const int processed = j["cases"].get<int>();
+  const double sec_per_case = j["seconds_per_case"].get<double>();
+  const double net_s = j["network_only"]["seconds_per_case"].get<double>();
+  const double rss = j["peak_rss_mb"].get<double>();
+  const int peak_inflight = j["peak_in_flight"].get<int>();
+  std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
+              j["cases_per_s"].get<double>(), sec_per_case, r.threads, g.max_in_flight);
+  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share", "waiting s");
+  for (const auto& s : stages) {
+    std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
+                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(), s["busy_per_case_s"].get<double>(),
+                100 * s["share_of_wall"].get<double>(), s["waiting_s"].get<double>());
+  }
+  std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
+              sec_per_case, j["end_to_end_vs_network_only"].get<double>());
+  std::printf("network stages busy (at least one running) %.0f%% of the wall time (the GPU busy share on a GPU)\n",
+              100 * j["network_busy_share"].get<double>());
+  if (a.baseline) {
+    std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", j["eager_baseline"]["seconds_per_case"].get<double>(),
+                j["network_only_vs_eager_baseline"].get<double>());
+  }
+  const json& mem = j["memory"];
+  if (mem.contains("max_mb")) {
+    std::printf("resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f MB, in the second %.0f MB (x%.2f)\n",
+                mem["median_mb"].get<double>(), mem["max_mb"].get<double>(), mem["first_half_max_mb"].get<double>(),
+                mem["second_half_max_mb"].get<double>(), mem["second_half_vs_first_half"].get<double>());
+  }
+  std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
+              peak_inflight, rss, a.output.c_str(), a.output.c_str());
+}
+
+void run_bench(const BenchArgs& a) {
+  Registry registry;
+  load_default_plugins(registry, a.plugin_dirs);
+  std::vector<std::string> random_nodes;
+  const auto graph = bench_graph(a, registry, random_nodes);
+  if (!graph) return;
+  const GraphSpec& g = *graph;
+  fs::create_directories(a.output);
+  const std::string input = bench_input(a);
+  std::vector<std::pair<double, double>> rss_samples;
+  const RunReport r = timed_run(g, registry, a, input, rss_samples);
+  const double rss = peak_rss_mb();
+  const int processed = r.ok + r.failed;
+  StageTimes times = stage_times(g, r);
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
+  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
+  double base_s = 0;
+  int base_n = 0;
+  std::vector<std::string> base_changes;
+  if (a.baseline) {
+    std::fprintf(stderr, "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n", a.network_cases);
+    const GraphSpec base = eager_baseline_of(g, registry, base_changes);
+    std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
+  }
+
+  double net_busy = 0;
+  const json stages = stage_table(g, registry, r, times, net_busy);
+  const double net_union = network_busy_union(g, registry, r);
   const double sec_per_case = processed ? r.wall_s / processed : 0.0;
   json j;
   j["graph"] = a.graph;
@@ -332,51 +437,8 @@ void run_bench(const BenchArgs& a) {
   j["memory"] = memory_summary(rss_samples, kRssInterval);
   write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2) + "\n");
 
-  // Chrome trace events: one complete event per case and stage, one track per worker thread.
-  json ev = json::array();
-  ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "spineparse " + a.graph}}}});
-  std::map<int, bool> threads;
-  for (const auto& s : r.spans) {
-    threads[s.thread] = true;
-    ev.push_back({{"name", s.node}, {"cat", "stage"}, {"ph", "X"}, {"pid", 1}, {"tid", s.thread},
-                  {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
-                  {"args", {{"case", r.cases[s.case_index].id}}}});
-  }
-  for (const auto& [t, _] : threads) {
-    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t}, {"args", {{"name", "worker " + std::to_string(t)}}}});
-  }
-  for (const auto& [t, n] : r.in_flight) {
-    ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
-  }
-  for (const auto& [t, mb] : rss_samples) {
-    ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
-  }
-  write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
-
-  std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
-              j["cases_per_s"].get<double>(), sec_per_case, r.threads, g.max_in_flight);
-  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share", "waiting s");
-  for (const auto& s : stages) {
-    std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
-                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(), s["busy_per_case_s"].get<double>(),
-                100 * s["share_of_wall"].get<double>(), s["waiting_s"].get<double>());
-  }
-  std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
-              sec_per_case, j["end_to_end_vs_network_only"].get<double>());
-  std::printf("network stages busy (at least one running) %.0f%% of the wall time (the GPU busy share on a GPU)\n",
-              100 * j["network_busy_share"].get<double>());
-  if (a.baseline) {
-    std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", base_s,
-                j["network_only_vs_eager_baseline"].get<double>());
-  }
-  const json& mem = j["memory"];
-  if (mem.contains("max_mb")) {
-    std::printf("resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f MB, in the second %.0f MB (x%.2f)\n",
-                mem["median_mb"].get<double>(), mem["max_mb"].get<double>(), mem["first_half_max_mb"].get<double>(),
-                mem["second_half_max_mb"].get<double>(), mem["second_half_vs_first_half"].get<double>());
-  }
-  std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
-              peak_inflight, rss, a.output.c_str(), a.output.c_str());
+  write_trace(a, r, rss_samples);
+  print_bench(a, g, r, j);
   set_exit_code(r.failed ? 1 : 0);
 }
 

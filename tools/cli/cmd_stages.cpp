@@ -2,8 +2,10 @@
 // kinds: "coarse") in full: fields with dtype and axes, parameters, conventions and hooks.
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 
 #include "commands.hpp"
+#include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
 
 namespace spineparse::cli {
@@ -46,9 +48,16 @@ void print_kind(const StageDescription& d, const std::string& plugin, bool full)
   std::printf("\n%s  [%s%s, %s]%s\n  %s\n", d.kind.c_str(), d.is_source ? "source, " : "",
               d.concurrency == Concurrency::kSerial ? "serial" : "parallel", d.resource.c_str(),
               full && !plugin.empty() ? (" from plugin '" + plugin + "'").c_str() : "", d.summary.c_str());
-  print_fields("reads", d.reads, full);
-  print_fields("writes", d.writes, full);
-  if (full && d.fields_for) std::printf("  (the fields read and written depend on the parameters)\n");
+  auto reads = d.reads, writes = d.writes;
+  std::vector<ConfigIssue> issues;
+  const Params defaults = resolve_params(d, {}, &issues);
+  if (full && d.fields_for && issues.empty()) std::tie(reads, writes) = d.fields_for(defaults);
+  print_fields("reads", reads, full);
+  print_fields("writes", writes, full);
+  if (full && d.fields_for) {
+    std::printf("  (the fields depend on the parameters; shown %s)\n",
+                issues.empty() ? "for the defaults" : "as declared: a parameter is required");
+  }
   if (full && !d.consumes.empty()) {
     std::string c;
     for (const auto& f : d.consumes) c += (c.empty() ? "" : ", ") + f;
