@@ -604,6 +604,7 @@ class Validator {
             "node '" + n.id + "': parameter '" + spec.name + "' names " + value +
                 ", which does not exist (" + base + ")");
       issues_.back().node = n.id;
+      issues_.back().param = spec.name;
     }
   }
 

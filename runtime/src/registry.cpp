@@ -64,6 +64,22 @@ std::string abi_mismatch(const SpineparsePluginDescriptor& d) {
   }
   return "";
 }
+
+// LibTorch/ITK: the version in this process and who brought it (the build, or a plugin).
+using LibraryUsers = std::map<std::string, std::pair<std::string, std::string>>;
+
+// Throws PluginError when a plugin's `version` of `library` differs from the one in use.
+void check_library(const LibraryUsers& users, const std::string& where, const std::string& library,
+                   const std::string& version, const std::string& how) {
+  if (version.empty()) return;  // the plugin does not use it
+  auto it = users.find(library);
+  if (it == users.end() || it->second.first == version) return;
+  const auto& [have, who] = it->second;
+  throw PluginError(where + " was built against " + library + " " + version + ", but " + who +
+                    " uses " + library + " " + have + " and one process holds one " + library +
+                    ": rebuild the plugin against " + library + " " + have + " (" + how +
+                    " from that installation)");
+}
 }  // namespace
 
 struct Registry::Impl {
@@ -72,25 +88,12 @@ struct Registry::Impl {
   std::vector<std::shared_ptr<boost::dll::shared_library>> libraries;
   std::vector<std::string> duplicates;      // found while a plugin registers
   std::vector<std::string> added_by_plugin;  // kinds the plugin being loaded registered
-  // LibTorch/ITK: the version in this process and who brought it (the build, or a plugin).
-  std::map<std::string, std::pair<std::string, std::string>> library_users;
+  LibraryUsers library_users;
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {
   if (*SPINEPARSE_HOST_TORCH) impl_->library_users["LibTorch"] = {SPINEPARSE_HOST_TORCH, "this spineparse build"};
   if (*SPINEPARSE_HOST_ITK) impl_->library_users["ITK"] = {SPINEPARSE_HOST_ITK, "this spineparse build"};
-}
-
-void Registry::check_library(const std::string& where, const std::string& library,
-                             const std::string& version, const std::string& how) const {
-  if (version.empty()) return;  // the plugin does not use it
-  auto it = impl_->library_users.find(library);
-  if (it == impl_->library_users.end() || it->second.first == version) return;
-  const auto& [have, who] = it->second;
-  throw PluginError(where + " was built against " + library + " " + version + ", but " + who +
-                    " uses " + library + " " + have + " and one process holds one " + library +
-                    ": rebuild the plugin against " + library + " " + have + " (" + how +
-                    " from that installation)");
 }
 
 Registry::~Registry() {
@@ -145,8 +148,8 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   const std::string name = d->name;
   const std::string where = "plugin '" + name + "' (" + path.string() + ")";
   if (const std::string why = abi_mismatch(*d); !why.empty()) throw PluginError(where + " " + why);
-  check_library(where, "LibTorch", d->torch ? d->torch : "", "find_package(Torch)");
-  check_library(where, "ITK", d->itk ? d->itk : "", "find_package(ITK)");
+  check_library(impl_->library_users, where, "LibTorch", d->torch ? d->torch : "", "find_package(Torch)");
+  check_library(impl_->library_users, where, "ITK", d->itk ? d->itk : "", "find_package(ITK)");
   for (const auto& p : plugins_) {
     if (p.name == name) {
       throw PluginError(where + ": a plugin of that name is already loaded from " + p.path);

@@ -186,8 +186,7 @@ std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry, std
   GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
   std::vector<std::string> sets = a.sets;
   for (const auto& i : gl.issues) {
-    const bool weights = i.pointer.size() >= 7 && i.pointer.compare(i.pointer.size() - 7, 7, "weights") == 0;
-    if (i.code != "missing_path" || !weights || i.node.empty()) continue;
+    if (i.code != "missing_path" || i.param != "weights") continue;
     std::fprintf(stderr, "bench: note: %s has no weights file; timing it with random full-size weights (random_weights=true)\n",
                  i.node.c_str());
     sets.push_back(i.node + ".random_weights=true");

@@ -27,7 +27,8 @@ struct ConfigIssue {
   std::string code;     // machine-readable: "unknown_stage", "missing_param", ...
   std::string pointer;  // JSON Pointer into the graph file, e.g. "/nodes/3/params/device"
   std::string message;
-  std::string node;  // the node it concerns, where one does (else "")
+  std::string node;   // the node it concerns, where one does (else "")
+  std::string param;  // and its parameter, where one does
   std::string to_string() const;
 };
 

@@ -55,9 +55,6 @@ class Registry {
   std::string plugin_of(const std::string& kind) const;
 
  private:
-  // Throws PluginError when a plugin's `version` of `library` differs from the one in use.
-  void check_library(const std::string& where, const std::string& library,
-                     const std::string& version, const std::string& how) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<PluginInfo> plugins_;
