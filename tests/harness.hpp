@@ -9,8 +9,10 @@
 
 namespace spineparse::testing {
 
-inline std::vector<CasePtr> run_chain(Registry& registry, const std::string& graph_text, const std::string& input_dir,
-                                      const std::vector<std::string>& sets = {}, const std::string& output_dir = "") {
+inline std::vector<CasePtr> run_chain(Registry& registry, const std::string& graph_text,
+                                      const std::string& input_dir,
+                                      const std::vector<std::string>& sets = {},
+                                      const std::string& output_dir = "") {
   auto g = load_graph_text(graph_text, "harness.json", registry, sets);
   if (!g.ok()) {
     std::string all;

@@ -17,7 +17,9 @@ inline std::string source_dir() { return SPINEPARSE_SOURCE_DIR; }
 // ../shared/reference beside the checkout (read in place, never copied).
 inline std::string reference_dir() {
   if (const char* e = std::getenv("SPINEPARSE_REFERENCE_DIR")) return e;
-  return (std::filesystem::path(SPINEPARSE_SOURCE_DIR) / ".." / "shared" / "reference").lexically_normal().string();
+  return (std::filesystem::path(SPINEPARSE_SOURCE_DIR) / ".." / "shared" / "reference")
+      .lexically_normal()
+      .string();
 }
 
 // A fresh folder under the system temp dir, removed when the object goes away.
@@ -25,7 +27,8 @@ class TempDir {
  public:
   TempDir() {
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("spineparse-test-" + std::to_string(rd()) + std::to_string(rd()));
+    path_ = std::filesystem::temp_directory_path() /
+            ("spineparse-test-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {

@@ -16,15 +16,17 @@ StageDescription label_volumes_description() {
                "the label map to measure (labels, mask, ...)"}};
   // The field read depends on the parameter: tell validation which one.
   d.fields_for = [](const Params& p) {
-    return std::make_pair(std::vector<FieldUse>{{p.get_string("field"), false, "uint8 [D,H,W]", "uint8", "D,H,W"}},
-                          std::vector<FieldUse>{});
+    return std::make_pair(
+        std::vector<FieldUse>{{p.get_string("field"), false, "uint8 [D,H,W]", "uint8", "D,H,W"}},
+        std::vector<FieldUse>{});
   };
   return d;
 }
 
 CasePtr LabelVolumes::process(const CasePtr& in) {
   auto labels = in->get(field_);
-  if (labels->dtype() != DType::kUInt8) throw std::runtime_error("field '" + field_ + "' is not uint8");
+  if (labels->dtype() != DType::kUInt8)
+    throw std::runtime_error("field '" + field_ + "' is not uint8");
   std::array<std::int64_t, 256> counts{};
   const std::uint8_t* p = labels->data<std::uint8_t>();
   for (std::int64_t i = 0; i < labels->numel(); ++i) ++counts[p[i]];

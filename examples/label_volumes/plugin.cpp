@@ -7,8 +7,9 @@
 
 namespace {
 void register_example_stages(spineparse::Registry& r) {
-  r.add_stage(example::label_volumes_description(),
-              [](const spineparse::Params& p) { return std::make_unique<example::LabelVolumes>(p); });
+  r.add_stage(example::label_volumes_description(), [](const spineparse::Params& p) {
+    return std::make_unique<example::LabelVolumes>(p);
+  });
 }
 }  // namespace
 

@@ -34,13 +34,17 @@ std::vector<std::string> volumes_in(const fs::path& dir) {
 
 std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string& layout_in) {
   fs::path dir(dir_in);
-  if (!fs::is_directory(dir)) throw std::runtime_error("dataset folder " + dir_in + " does not exist");
+  if (!fs::is_directory(dir))
+    throw std::runtime_error("dataset folder " + dir_in + " does not exist");
   std::string layout = layout_in;
   fs::path image_dir = dir, mask_dir;
   if (layout == "auto") {
-    if (fs::is_directory(dir / "original_mr")) layout = "original";
-    else if (dir.filename() == "original_mr") layout = "original";
-    else layout = "flat";
+    if (fs::is_directory(dir / "original_mr"))
+      layout = "original";
+    else if (dir.filename() == "original_mr")
+      layout = "original";
+    else
+      layout = "flat";
   }
   std::vector<CaseSeed> seeds;
   if (layout == "original") {
@@ -83,8 +87,10 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
     std::vector<std::string> images;
     for (const auto& f : volumes_in(dir)) {
       std::string stem = volume_stem(f);
-      if (lower(stem).rfind("mask_", 0) == 0) masks[lower(stem.substr(5))] = f;
-      else images.push_back(f);
+      if (lower(stem).rfind("mask_", 0) == 0)
+        masks[lower(stem.substr(5))] = f;
+      else
+        images.push_back(f);
     }
     std::set<std::string> ids;
     for (const auto& f : images) {

@@ -1,7 +1,7 @@
 #include <zlib.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -48,7 +48,8 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
       return s;  // Analyze or not NIfTI: nothing to say
     }
     const int ndim = get<std::int16_t>(hdr + 40, swap);
-    for (int i = 1; i <= std::min(ndim, 7); ++i) voxels *= std::max<std::int16_t>(1, get<std::int16_t>(hdr + 40 + 2 * i, swap));
+    for (int i = 1; i <= std::min(ndim, 7); ++i)
+      voxels *= std::max<std::int16_t>(1, get<std::int16_t>(hdr + 40 + 2 * i, swap));
     datatype = get<std::int16_t>(hdr + 70, swap);
     bitpix = get<std::int16_t>(hdr + 72, swap);
     vox_offset = static_cast<std::int64_t>(get<float>(hdr + 108, swap));
@@ -67,7 +68,8 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
     datatype = get<std::int16_t>(hdr + 12, swap);
     bitpix = get<std::int16_t>(hdr + 14, swap);
     const std::int64_t ndim = get<std::int64_t>(hdr + 16, swap);
-    for (int i = 1; i <= std::min<std::int64_t>(ndim, 7); ++i) voxels *= std::max<std::int64_t>(1, get<std::int64_t>(hdr + 16 + 8 * i, swap));
+    for (int i = 1; i <= std::min<std::int64_t>(ndim, 7); ++i)
+      voxels *= std::max<std::int64_t>(1, get<std::int64_t>(hdr + 16 + 8 * i, swap));
     vox_offset = get<std::int64_t>(hdr + 168, swap);
     slope = get<double>(hdr + 176, swap);
     inter = get<double>(hdr + 184, swap);
@@ -81,15 +83,19 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
   s.swap = swap;
   s.voxels = voxels;
   // uint8, int16, int32, float32, float64, int8, uint16, uint32, with the matching bitpix.
-  static const int kPlain[][2] = {{2, 8}, {4, 16}, {8, 32}, {16, 32}, {64, 64}, {256, 8}, {512, 16}, {768, 32}};
+  static const int kPlain[][2] = {{2, 8},   {4, 16},  {8, 32},   {16, 32},
+                                  {64, 64}, {256, 8}, {512, 16}, {768, 32}};
   for (const auto& t : kPlain) s.plain = s.plain || (t[0] == datatype && t[1] == bitpix);
-  s.plain = s.plain && (slope == 0 || slope == 1) && inter == 0 && vox_offset >= sizeof_hdr + 4;  // + the extension flag
-  if (keep && s.plain) keep->reserve(keep->size() + static_cast<std::size_t>(s.data_bytes_expected));
+  s.plain = s.plain && (slope == 0 || slope == 1) && inter == 0 &&
+            vox_offset >= sizeof_hdr + 4;  // + the extension flag
+  if (keep && s.plain)
+    keep->reserve(keep->size() + static_cast<std::size_t>(s.data_bytes_expected));
   // Skip to the data.
   std::vector<unsigned char> buf(1 << 20);
   std::int64_t pos = sizeof_hdr;
   while (pos < vox_offset) {
-    const int n = gzread(f, buf.data(), static_cast<unsigned>(std::min<std::int64_t>(vox_offset - pos, buf.size())));
+    const int n = gzread(
+        f, buf.data(), static_cast<unsigned>(std::min<std::int64_t>(vox_offset - pos, buf.size())));
     if (n <= 0) break;
     pos += n;
   }
@@ -100,7 +106,8 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
     const int n = gzread(f, buf.data() + carry, static_cast<unsigned>(buf.size() - carry));
     if (n <= 0) break;
     if (keep && s.plain) {
-      const std::int64_t take = std::min<std::int64_t>(n, s.data_bytes_expected - found);  // not the bytes after the data
+      const std::int64_t take =
+          std::min<std::int64_t>(n, s.data_bytes_expected - found);  // not the bytes after the data
       keep->insert(keep->end(), buf.data() + carry, buf.data() + carry + take);
     }
     found += n;
@@ -108,9 +115,11 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
     const std::size_t elem = is_f32 ? 4 : is_f64 ? 8 : 1;
     const std::size_t whole = avail - avail % elem;
     if (is_f32) {
-      for (std::size_t i = 0; i < whole; i += 4) s.non_finite += !std::isfinite(get<float>(buf.data() + i, swap));
+      for (std::size_t i = 0; i < whole; i += 4)
+        s.non_finite += !std::isfinite(get<float>(buf.data() + i, swap));
     } else if (is_f64) {
-      for (std::size_t i = 0; i < whole; i += 8) s.non_finite += !std::isfinite(get<double>(buf.data() + i, swap));
+      for (std::size_t i = 0; i < whole; i += 8)
+        s.non_finite += !std::isfinite(get<double>(buf.data() + i, swap));
     }
     carry = avail - whole;
     if (carry) std::memmove(buf.data(), buf.data() + whole, carry);
@@ -119,7 +128,8 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
   int err = 0;
   const char* msg = gzerror(f, &err);
   if (err != Z_OK && err != Z_BUF_ERROR) s.problem = msg ? msg : "compressed stream error";
-  if (err == Z_BUF_ERROR && found < s.data_bytes_expected) s.problem = "compressed stream ends early";
+  if (err == Z_BUF_ERROR && found < s.data_bytes_expected)
+    s.problem = "compressed stream ends early";
   gzclose(f);
   return s;
 }

@@ -9,8 +9,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "spineparse/files.hpp"
 #include "io/volume_io.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -45,7 +45,7 @@ class Rng {
 struct Structure {
   int label;
   bool disc;
-  double s_mid, height, depth, width;  // mm: along the spine, antero-posterior, left-right
+  double s_mid, height, depth, width;   // mm: along the spine, antero-posterior, left-right
   double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
   double tilt_extra;                    // the sacrum's own tilt
   bool degenerate;
@@ -83,7 +83,9 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   const double lr0 = (D - 1) * sz * 0.5 + rng.uniform(-0.5, 0.5) * sz;
   const double lr_slope = rng.uniform(-0.03, 0.03);  // a slight scoliosis
   auto centre = [&](double s) { return ap0 + amp * std::sin(2 * kPi * s / period + phase); };
-  auto slope = [&](double s) { return amp * 2 * kPi / period * std::cos(2 * kPi * s / period + phase); };
+  auto slope = [&](double s) {
+    return amp * 2 * kPi / period * std::cos(2 * kPi * s / period + phase);
+  };
 
   // Chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T10, T9/T10, T9.
   const double scale = rng.uniform(0.8, 1.12) * std::min(1.0, fov / 330.0);
@@ -94,8 +96,12 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
     Structure v{};
     v.label = k;
     v.disc = false;
-    v.height = scale * (k == 1 ? rng.uniform(42, 52) : lumbar ? rng.uniform(25, 30) : rng.uniform(20, 24));
-    v.depth = scale * (k == 1 ? rng.uniform(38, 46) : lumbar ? rng.uniform(32, 38) : rng.uniform(27, 32));
+    v.height = scale * (k == 1   ? rng.uniform(42, 52)
+                        : lumbar ? rng.uniform(25, 30)
+                                 : rng.uniform(20, 24));
+    v.depth = scale * (k == 1   ? rng.uniform(38, 46)
+                       : lumbar ? rng.uniform(32, 38)
+                                : rng.uniform(27, 32));
     v.width = scale * (lumbar ? rng.uniform(40, 50) : rng.uniform(32, 40));
     v.s_mid = s - v.height / 2;
     v.tilt_extra = k == 1 ? rng.uniform(0.35, 0.6) : 0.0;
@@ -156,7 +162,8 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
         const double lrc = lr0 + lr_slope * ss;
         const double dz = lr - lrc;
         // Background: body tissue in an elliptic torso with a fat layer, air outside.
-        const double torso = std::pow((y - cy + 0.05 * fov) / (0.46 * fov), 2) + std::pow(dz / 160.0, 2);
+        const double torso =
+            std::pow((y - cy + 0.05 * fov) / (0.46 * fov), 2) + std::pow(dz / 160.0, 2);
         double val = torso < 1 ? (torso > 0.8 ? i_fat : i_tissue) : 8 * gain;
         int label = 0;
         // Spinal canal behind the bodies: CSF with the cord inside.
@@ -179,7 +186,8 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
             label = c.label;
             if (c.disc) {
               const double core = a * a + r2;
-              val = (c.degenerate ? 0.45 : 1.0) * (core < 0.45 ? i_nucleus : 0.5 * (i_nucleus + i_annulus)) ;
+              val = (c.degenerate ? 0.45 : 1.0) *
+                    (core < 0.45 ? i_nucleus : 0.5 * (i_nucleus + i_annulus));
               if (core > 0.8) val = i_annulus;
             } else {
               val = f > 0.75 ? i_rim : i_body * (1 + 0.06 * std::sin(0.9 * u + 1.3 * v));
@@ -188,10 +196,12 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
           }
         }
         // Smooth multiplicative bias field, then Rician noise.
-        const double bx = y / fov, by = ss / fov, bz = D > 1 ? static_cast<double>(d) / (D - 1) : 0.5;
-        const double field = 1 + 0.12 * bias[0] * std::cos(kPi * bx) + 0.12 * bias[1] * std::cos(kPi * by) +
-                             0.06 * bias[2] * std::cos(2 * kPi * bx + bias[3]) + 0.08 * bias[4] * (bz - 0.5) +
-                             0.05 * bias[5] * std::cos(kPi * (bx + by));
+        const double bx = y / fov, by = ss / fov,
+                     bz = D > 1 ? static_cast<double>(d) / (D - 1) : 0.5;
+        const double field =
+            1 + 0.12 * bias[0] * std::cos(kPi * bx) + 0.12 * bias[1] * std::cos(kPi * by) +
+            0.06 * bias[2] * std::cos(2 * kPi * bx + bias[3]) + 0.08 * bias[4] * (bz - 0.5) +
+            0.05 * bias[5] * std::cos(kPi * (bx + by));
         const double re = val * field + noise * nr.normal(), im = noise * nr.normal();
         const double m = std::sqrt(re * re + im * im);
         const std::int64_t idx = (d * H + h) * W + w;
@@ -217,7 +227,8 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
                                        const std::function<void(const SynthSummary&)>& progress) {
   if (o.cases < 1) throw std::runtime_error("synth: --cases must be at least 1");
   if (o.min_size < 16 || o.max_size < o.min_size) throw std::runtime_error("synth: bad size range");
-  if (o.min_slices < 1 || o.max_slices < o.min_slices) throw std::runtime_error("synth: bad slice range");
+  if (o.min_slices < 1 || o.max_slices < o.min_slices)
+    throw std::runtime_error("synth: bad slice range");
   fs::create_directories(fs::path(out_dir) / "original_mr");
   if (o.masks) fs::create_directories(fs::path(out_dir) / "mask");
   std::vector<SynthSummary> out(o.cases);
@@ -225,9 +236,11 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
   tbb::parallel_for(0, o.cases, [&](int i) {
     const int number = o.first_case + i;
     Phantom ph = make_phantom(o, number);
-    write_volume((fs::path(out_dir) / "original_mr" / (ph.id + ".nii.gz")).string(), *ph.image, ph.geometry);
+    write_volume((fs::path(out_dir) / "original_mr" / (ph.id + ".nii.gz")).string(), *ph.image,
+                 ph.geometry);
     if (o.masks) {
-      write_volume((fs::path(out_dir) / "mask" / ("mask_case" + std::to_string(number) + ".nii.gz")).string(),
+      write_volume((fs::path(out_dir) / "mask" / ("mask_case" + std::to_string(number) + ".nii.gz"))
+                       .string(),
                    *ph.mask, ph.geometry);
     }
     SynthSummary s;

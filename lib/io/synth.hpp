@@ -19,14 +19,14 @@ namespace spineparse::io {
 struct SynthOptions {
   int cases = 10;
   std::uint64_t seed = 0;
-  int first_case = 1;  // case numbers first_case .. first_case + cases - 1
+  int first_case = 1;                  // case numbers first_case .. first_case + cases - 1
   int min_size = 512, max_size = 880;  // in-plane size (H and W), inclusive
   int min_slices = 12, max_slices = 15;
   bool masks = true;
 };
 
 struct Phantom {
-  std::string id;  // "Case{i}"
+  std::string id;    // "Case{i}"
   NdArrayPtr image;  // int16 [D,H,W]
   NdArrayPtr mask;   // uint8 [D,H,W]
   Geometry geometry;
@@ -45,7 +45,8 @@ struct SynthSummary {
 
 // Writes OUT/original_mr/Case{i}.nii.gz and OUT/mask/mask_case{i}.nii.gz (atomically) and
 // OUT/cohort.json. `progress` is called after each case.
-std::vector<SynthSummary> write_cohort(const SynthOptions& options, const std::string& out_dir,
-                                       const std::function<void(const SynthSummary&)>& progress = {});
+std::vector<SynthSummary> write_cohort(
+    const SynthOptions& options, const std::string& out_dir,
+    const std::function<void(const SynthSummary&)>& progress = {});
 
 }  // namespace spineparse::io

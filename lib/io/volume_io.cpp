@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -22,13 +22,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kExtensions[] = {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".img.gz", ".hdr"};
+const char* kExtensions[] = {".nii.gz", ".nii", ".nrrd",   ".nhdr",
+                             ".mha",    ".mhd", ".img.gz", ".hdr"};
 
 // Picks the IO explicitly by content, so reading never depends on factory registration.
 itk::ImageIOBase::Pointer make_io(const std::string& path, bool for_write) {
-  std::vector<itk::ImageIOBase::Pointer> candidates = {
-      itk::NiftiImageIO::New().GetPointer(), itk::NrrdImageIO::New().GetPointer(),
-      itk::MetaImageIO::New().GetPointer()};
+  std::vector<itk::ImageIOBase::Pointer> candidates = {itk::NiftiImageIO::New().GetPointer(),
+                                                       itk::NrrdImageIO::New().GetPointer(),
+                                                       itk::MetaImageIO::New().GetPointer()};
   for (auto& io : candidates) {
     if (for_write ? io->CanWriteFile(path.c_str()) : io->CanReadFile(path.c_str())) return io;
   }
@@ -38,8 +39,8 @@ itk::ImageIOBase::Pointer make_io(const std::string& path, bool for_write) {
   if (!io) {
     if (!for_write && !fs::exists(path)) throw std::runtime_error(path + ": no such file");
     throw std::runtime_error(path + (for_write ? ": no image format writes this extension"
-                                                : ": not an image file ITK can read (corrupt, "
-                                                  "truncated or unknown format)"));
+                                               : ": not an image file ITK can read (corrupt, "
+                                                 "truncated or unknown format)"));
   }
   return io;
 }
@@ -67,7 +68,8 @@ void itk_to_dhw(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::in
     for (std::int64_t y0 = 0; y0 < W; y0 += B)
       for (std::int64_t x0 = 0; x0 < H; x0 += B)
         for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
-          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x) d[x * W + y] = static_cast<Dst>(s[y * H + x]);
+          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
+            d[x * W + y] = static_cast<Dst>(s[y * H + x]);
   }
 }
 
@@ -80,7 +82,8 @@ void dhw_to_itk(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::in
     for (std::int64_t x0 = 0; x0 < H; x0 += B)
       for (std::int64_t y0 = 0; y0 < W; y0 += B)
         for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
-          for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y) d[y * H + x] = static_cast<Dst>(s[x * W + y]);
+          for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
+            d[y * H + x] = static_cast<Dst>(s[x * W + y]);
   }
 }
 
@@ -109,10 +112,18 @@ void write_typed(const std::string& path, const NdArray& data, const Geometry& g
   img->SetDirection(dir);
   T* out = img->GetBufferPointer();
   switch (data.dtype()) {
-    case DType::kUInt8: dhw_to_itk(data.data<std::uint8_t>(), out, H, W, D); break;
-    case DType::kInt16: dhw_to_itk(data.data<std::int16_t>(), out, H, W, D); break;
-    case DType::kFloat32: dhw_to_itk(data.data<float>(), out, H, W, D); break;
-    default: throw std::runtime_error(std::string("cannot write ") + dtype_name(data.dtype()) + " volumes");
+    case DType::kUInt8:
+      dhw_to_itk(data.data<std::uint8_t>(), out, H, W, D);
+      break;
+    case DType::kInt16:
+      dhw_to_itk(data.data<std::int16_t>(), out, H, W, D);
+      break;
+    case DType::kFloat32:
+      dhw_to_itk(data.data<float>(), out, H, W, D);
+      break;
+    default:
+      throw std::runtime_error(std::string("cannot write ") + dtype_name(data.dtype()) +
+                               " volumes");
   }
   const std::string tmp = temp_path_for(path);
   try {
@@ -164,7 +175,8 @@ VolumeInfo read_info(const std::string& path) {
     throw std::runtime_error(path + ": cannot read header: " + e.GetDescription());
   }
   info.dimensions = static_cast<int>(io->GetNumberOfDimensions());
-  for (int i = 0; i < info.dimensions; ++i) info.size.push_back(static_cast<std::int64_t>(io->GetDimensions(i)));
+  for (int i = 0; i < info.dimensions; ++i)
+    info.size.push_back(static_cast<std::int64_t>(io->GetDimensions(i)));
   info.components = static_cast<int>(io->GetNumberOfComponents());
   info.component_type = itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType());
   info.geometry = geometry_of(*io);
@@ -176,7 +188,8 @@ namespace {
 // NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
 // reading each element by memcpy (the bytes carry no type) and swapping its bytes when asked.
 template <typename T>
-void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t H, std::int64_t W,
+                   std::int64_t D) {
   auto value = [&](std::int64_t i) {
     unsigned char b[sizeof(T)];
     std::memcpy(b, src + i * sizeof(T), sizeof(T));
@@ -190,22 +203,40 @@ void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t
     for (std::int64_t y0 = 0; y0 < W; y0 += B)
       for (std::int64_t x0 = 0; x0 < H; x0 += B)
         for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
-          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x) out[(z * H + x) * W + y] = value((z * W + y) * H + x);
+          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
+            out[(z * H + x) * W + y] = value((z * W + y) * H + x);
 }
 
-bool decode_nifti(const NiftiScan& scan, const std::vector<unsigned char>& bytes, float* out, std::int64_t H, std::int64_t W,
-                  std::int64_t D) {
+bool decode_nifti(const NiftiScan& scan, const std::vector<unsigned char>& bytes, float* out,
+                  std::int64_t H, std::int64_t W, std::int64_t D) {
   const unsigned char* p = bytes.data();
   switch (scan.datatype) {
-    case 2: decode_to_dhw<std::uint8_t>(p, scan.swap, out, H, W, D); return true;
-    case 4: decode_to_dhw<std::int16_t>(p, scan.swap, out, H, W, D); return true;
-    case 8: decode_to_dhw<std::int32_t>(p, scan.swap, out, H, W, D); return true;
-    case 16: decode_to_dhw<float>(p, scan.swap, out, H, W, D); return true;
-    case 64: decode_to_dhw<double>(p, scan.swap, out, H, W, D); return true;
-    case 256: decode_to_dhw<std::int8_t>(p, scan.swap, out, H, W, D); return true;
-    case 512: decode_to_dhw<std::uint16_t>(p, scan.swap, out, H, W, D); return true;
-    case 768: decode_to_dhw<std::uint32_t>(p, scan.swap, out, H, W, D); return true;
-    default: return false;
+    case 2:
+      decode_to_dhw<std::uint8_t>(p, scan.swap, out, H, W, D);
+      return true;
+    case 4:
+      decode_to_dhw<std::int16_t>(p, scan.swap, out, H, W, D);
+      return true;
+    case 8:
+      decode_to_dhw<std::int32_t>(p, scan.swap, out, H, W, D);
+      return true;
+    case 16:
+      decode_to_dhw<float>(p, scan.swap, out, H, W, D);
+      return true;
+    case 64:
+      decode_to_dhw<double>(p, scan.swap, out, H, W, D);
+      return true;
+    case 256:
+      decode_to_dhw<std::int8_t>(p, scan.swap, out, H, W, D);
+      return true;
+    case 512:
+      decode_to_dhw<std::uint16_t>(p, scan.swap, out, H, W, D);
+      return true;
+    case 768:
+      decode_to_dhw<std::uint32_t>(p, scan.swap, out, H, W, D);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -250,10 +281,13 @@ Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
   reader->SetFileName(path);
   reader->SetImageIO(make_io(path, false));
   try {
-    if (voxels) reader->Update();
-    else reader->UpdateOutputInformation();
+    if (voxels)
+      reader->Update();
+    else
+      reader->UpdateOutputInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw std::runtime_error(path + ": cannot read voxels (truncated or corrupt file?): " + e.GetDescription());
+    throw std::runtime_error(
+        path + ": cannot read voxels (truncated or corrupt file?): " + e.GetDescription());
   }
   FloatImage::Pointer img = reader->GetOutput();
   Volume v;
@@ -286,8 +320,9 @@ Volume read_image(const std::string& path) {
   const NiftiScan scan = scan_nifti(path, &bytes);
   if (scan.is_nifti) {
     if (scan.data_bytes_found < scan.data_bytes_expected) {
-      throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) + " of " +
-                               std::to_string(scan.data_bytes_expected) + " data bytes present" +
+      throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) +
+                               " of " + std::to_string(scan.data_bytes_expected) +
+                               " data bytes present" +
                                (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
     }
     if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
@@ -296,7 +331,8 @@ Volume read_image(const std::string& path) {
                                " non-finite voxels (NaN or infinity)");
     }
   }
-  if (scan.plain && scan.voxels == H * W * D && static_cast<std::int64_t>(bytes.size()) == scan.data_bytes_expected) {
+  if (scan.plain && scan.voxels == H * W * D &&
+      static_cast<std::int64_t>(bytes.size()) == scan.data_bytes_expected) {
     Volume v = itk_read(path, std::move(info), false);  // geometry exactly as the ITK path gives it
     auto arr = NdArray::make<float>({D, H, W});
     if (decode_nifti(scan, bytes, arr->data<float>(), H, W, D)) {
@@ -328,13 +364,21 @@ Volume read_labels(const std::string& path, int max_label) {
 }
 
 void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry) {
-  if (data.ndim() != 3) throw std::runtime_error("write " + path + ": expected a [D,H,W] array, got " + data.shape_string());
+  if (data.ndim() != 3)
+    throw std::runtime_error("write " + path + ": expected a [D,H,W] array, got " +
+                             data.shape_string());
   fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   switch (data.dtype()) {
-    case DType::kUInt8: write_typed<std::uint8_t>(path, data, geometry); break;
-    case DType::kInt16: write_typed<std::int16_t>(path, data, geometry); break;
-    case DType::kFloat32: write_typed<float>(path, data, geometry); break;
+    case DType::kUInt8:
+      write_typed<std::uint8_t>(path, data, geometry);
+      break;
+    case DType::kInt16:
+      write_typed<std::int16_t>(path, data, geometry);
+      break;
+    case DType::kFloat32:
+      write_typed<float>(path, data, geometry);
+      break;
     default:
       throw std::runtime_error("write " + path + ": unsupported dtype " + dtype_name(data.dtype()));
   }

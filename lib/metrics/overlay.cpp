@@ -11,17 +11,19 @@
 #include <map>
 #include <vector>
 
-#include "spineparse/files.hpp"
 #include "spine/labels.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::metrics {
 
 std::array<unsigned char, 3> label_colour(int label) {
   static const unsigned char kPalette[kNumClasses][3] = {
-      {0, 0, 0},       {230, 25, 75},  {60, 180, 75},  {255, 225, 25}, {0, 130, 200},  {245, 130, 48}, {145, 30, 180},
-      {70, 240, 240},  {240, 50, 230}, {210, 245, 60}, {250, 190, 212}, {0, 128, 128}, {220, 190, 255}, {170, 110, 40},
-      {255, 250, 200}, {128, 0, 0},    {170, 255, 195}, {128, 128, 0}, {255, 215, 180}, {0, 0, 128}};
-  return {kPalette[label % kNumClasses][0], kPalette[label % kNumClasses][1], kPalette[label % kNumClasses][2]};
+      {0, 0, 0},       {230, 25, 75},   {60, 180, 75},   {255, 225, 25},  {0, 130, 200},
+      {245, 130, 48},  {145, 30, 180},  {70, 240, 240},  {240, 50, 230},  {210, 245, 60},
+      {250, 190, 212}, {0, 128, 128},   {220, 190, 255}, {170, 110, 40},  {255, 250, 200},
+      {128, 0, 0},     {170, 255, 195}, {128, 128, 0},   {255, 215, 180}, {0, 0, 128}};
+  return {kPalette[label % kNumClasses][0], kPalette[label % kNumClasses][1],
+          kPalette[label % kNumClasses][2]};
 }
 
 namespace {
@@ -70,7 +72,8 @@ struct Canvas {
 
 // Draws slice d with W vertical (rows) and H horizontal (columns) into a pw x ph panel
 // (nearest neighbour, so labels stay crisp when shrunk or enlarged).
-void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels, std::int64_t d, int pw, int ph) {
+void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels, std::int64_t d,
+                int pw, int ph) {
   const std::int64_t H = image.dim(1), W = image.dim(2);
   const float* I = image.data<float>() + d * H * W;
   const std::uint8_t* Lb = labels.data<std::uint8_t>() + d * H * W;
@@ -83,7 +86,8 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
   const float lo = *lo_at;
   for (int oy = 0; oy < ph; ++oy)
     for (int ox = 0; ox < pw; ++ox) {
-      const std::int64_t w = static_cast<std::int64_t>(oy) * W / ph, h = static_cast<std::int64_t>(ox) * H / pw;
+      const std::int64_t w = static_cast<std::int64_t>(oy) * W / ph,
+                         h = static_cast<std::int64_t>(ox) * H / pw;
       const float g = hi > lo ? std::clamp((I[h * W + w] - lo) / (hi - lo), 0.0f, 1.0f) : 0.0f;
       const unsigned char grey = static_cast<unsigned char>(g * 255);
       std::array<unsigned char, 3> c = {grey, grey, grey};
@@ -97,9 +101,11 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
 
 }  // namespace
 
-void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels, int max_size) {
+void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
+                       int max_size) {
   const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
-  if (labels.shape() != image.shape()) throw std::runtime_error("overlay: labels and image differ in size");
+  if (labels.shape() != image.shape())
+    throw std::runtime_error("overlay: labels and image differ in size");
   std::int64_t best = D / 2, best_n = -1;
   for (std::int64_t d = 0; d < D; ++d) {
     std::int64_t n = 0;
@@ -108,7 +114,8 @@ void write_overlay_png(const std::string& path, const NdArray& image, const NdAr
     if (n > best_n) best_n = n, best = d;
   }
   const double scale = static_cast<double>(max_size) / static_cast<double>(std::max(H, W));
-  const int pw = std::max(1, static_cast<int>(std::lround(H * scale))), ph = std::max(1, static_cast<int>(std::lround(W * scale)));
+  const int pw = std::max(1, static_cast<int>(std::lround(H * scale))),
+            ph = std::max(1, static_cast<int>(std::lround(W * scale)));
   const int legend_w = 70, gap = 6;
   Canvas cv(2 * pw + gap + legend_w, std::max(ph, kMaxLabel * 14 + 4));
   draw_panel(cv, 0, image, labels, D / 2, pw, ph);
@@ -126,11 +133,13 @@ void write_overlay_png(const std::string& path, const NdArray& image, const NdAr
   using Image = itk::Image<Pixel, 2>;
   auto img = Image::New();
   Image::RegionType region;
-  Image::SizeType size = {{static_cast<itk::SizeValueType>(cv.w), static_cast<itk::SizeValueType>(cv.h)}};
+  Image::SizeType size = {
+      {static_cast<itk::SizeValueType>(cv.w), static_cast<itk::SizeValueType>(cv.h)}};
   region.SetSize(size);
   img->SetRegions(region);
   img->Allocate();
-  std::copy(cv.rgb.begin(), cv.rgb.end(), reinterpret_cast<unsigned char*>(img->GetBufferPointer()));
+  std::copy(cv.rgb.begin(), cv.rgb.end(),
+            reinterpret_cast<unsigned char*>(img->GetBufferPointer()));
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   const std::string tmp = temp_path_for(path);
   auto writer = itk::ImageFileWriter<Image>::New();

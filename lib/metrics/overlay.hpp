@@ -16,6 +16,7 @@ std::array<unsigned char, 3> label_colour(int label);
 // each shown with the long axis (W) vertical, scaled so its longer side is `max_size` pixels,
 // then a legend.
 // image float32 [D,H,W], labels uint8 [D,H,W]. Written atomically.
-void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels, int max_size = 384);
+void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
+                       int max_size = 384);
 
 }  // namespace spineparse::metrics

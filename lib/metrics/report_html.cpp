@@ -21,7 +21,8 @@ std::string base64(const std::string& in) {
   out.reserve((in.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
                        static_cast<unsigned char>(in[i + 2]);
     out += t[v >> 18];
     out += t[(v >> 12) & 63];
@@ -34,7 +35,8 @@ std::string base64(const std::string& in) {
     out += t[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += t[v >> 18];
     out += t[(v >> 12) & 63];
     out += t[(v >> 6) & 63];
@@ -46,7 +48,8 @@ std::string base64(const std::string& in) {
 // JSON safe inside a <script> element.
 std::string script_json(const json& j) {
   std::string s = j.dump();
-  for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3) s.replace(p, 2, "<\\/");
+  for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3)
+    s.replace(p, 2, "<\\/");
   return s;
 }
 
@@ -131,7 +134,8 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
   const json run = json::parse(read_file(run_json_path));
   const fs::path dir = fs::path(run_json_path).parent_path();
   json summary = nullptr;
-  if (fs::exists(dir / "metrics" / "summary.json")) summary = json::parse(read_file((dir / "metrics" / "summary.json").string()));
+  if (fs::exists(dir / "metrics" / "summary.json"))
+    summary = json::parse(read_file((dir / "metrics" / "summary.json").string()));
   std::vector<std::pair<std::string, fs::path>> pictures;  // (case id, overlay)
   std::int64_t total = 0;
   for (const auto& c : run["cases"]) {

@@ -7,12 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "spineparse/files.hpp"
 #include "spine/labels.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::metrics {
 
-std::array<double, 3> spacing_dhw(const Geometry& g) { return {g.spacing[2], g.spacing[0], g.spacing[1]}; }
+std::array<double, 3> spacing_dhw(const Geometry& g) {
+  return {g.spacing[2], g.spacing[0], g.spacing[1]};
+}
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -33,8 +35,10 @@ struct Box {
 // binary erosion with connectivity 2, border value 0). The box holds every voxel of the label in
 // both maps, so a neighbour outside it is never the label: a zero-padded copy of the box needs no
 // bounds checks.
-std::vector<unsigned char> surface(const std::uint8_t* v, const std::int64_t dims[3], const Box& b, int label) {
-  const std::int64_t n0 = b.hi[0] - b.lo[0] + 1, n1 = b.hi[1] - b.lo[1] + 1, n2 = b.hi[2] - b.lo[2] + 1;
+std::vector<unsigned char> surface(const std::uint8_t* v, const std::int64_t dims[3], const Box& b,
+                                   int label) {
+  const std::int64_t n0 = b.hi[0] - b.lo[0] + 1, n1 = b.hi[1] - b.lo[1] + 1,
+                     n2 = b.hi[2] - b.lo[2] + 1;
   const std::int64_t p1 = n1 + 2, p2 = n2 + 2;
   std::vector<unsigned char> m((n0 + 2) * p1 * p2, 0);
   for (std::int64_t i = 0; i < n0; ++i)
@@ -79,8 +83,10 @@ void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z
     while (k >= 0) {
       const double xr = v[k] * step;
       s = ((f[q] + xq * xq) - (f[v[k]] + xr * xr)) / (2 * (xq - xr));
-      if (s <= z[k]) --k;
-      else break;
+      if (s <= z[k])
+        --k;
+      else
+        break;
     }
     if (k < 0) s = -kInf;
     v[++k] = q;
@@ -101,15 +107,17 @@ void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z
 // Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel: the exact
 // Euclidean distance transform of the `to` voxels with the voxel spacing (scipy's
 // distance_transform_edt, as medpy's assd uses), one separable pass per axis.
-std::vector<double> directed(const std::vector<unsigned char>& from, const std::vector<unsigned char>& to,
-                             const std::int64_t n[3], const std::array<double, 3>& sp) {
+std::vector<double> directed(const std::vector<unsigned char>& from,
+                             const std::vector<unsigned char>& to, const std::int64_t n[3],
+                             const std::array<double, 3>& sp) {
   const std::int64_t N = n[0] * n[1] * n[2], longest = std::max({n[0], n[1], n[2]});
   std::vector<double> g(N);
   for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
   std::vector<double> line(longest), out(longest), z(longest + 1);
   std::vector<std::int64_t> v(longest);
   // Axis 2 (W, contiguous), then 1 (H), then 0 (slices).
-  for (std::int64_t r = 0; r < n[0] * n[1]; ++r) edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
+  for (std::int64_t r = 0; r < n[0] * n[1]; ++r)
+    edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
   auto pass = [&](std::int64_t base, std::int64_t len, std::int64_t stride, double step) {
     for (std::int64_t t = 0; t < len; ++t) line[t] = g[base + t * stride];
     edt_line(line.data(), len, step, v.data(), z.data(), out.data());
@@ -144,10 +152,12 @@ double mean(const std::vector<double>& v) {
 
 }  // namespace
 
-std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth, std::array<double, 3> sp,
-                                       bool distances, std::vector<std::int64_t>* confusion) {
+std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth,
+                                       std::array<double, 3> sp, bool distances,
+                                       std::vector<std::int64_t>* confusion) {
   if (pred.shape() != truth.shape()) {
-    throw std::runtime_error("prediction is " + pred.shape_string() + ", truth " + truth.shape_string());
+    throw std::runtime_error("prediction is " + pred.shape_string() + ", truth " +
+                             truth.shape_string());
   }
   const std::int64_t dims[3] = {pred.dim(0), pred.dim(1), pred.dim(2)};
   const std::uint8_t* P = pred.data<std::uint8_t>();
@@ -189,7 +199,8 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
     s.recall = TP / (TP + FN + eps);
     if (distances && ng[l] > 0 && np[l] > 0) {
       const Box& b = box[l];
-      const std::int64_t n[3] = {b.hi[0] - b.lo[0] + 1, b.hi[1] - b.lo[1] + 1, b.hi[2] - b.lo[2] + 1};
+      const std::int64_t n[3] = {b.hi[0] - b.lo[0] + 1, b.hi[1] - b.lo[1] + 1,
+                                 b.hi[2] - b.lo[2] + 1};
       auto sp_ = surface(P, dims, b, l), sg = surface(G, dims, b, l);
       auto a = directed(sp_, sg, n, sp), c = directed(sg, sp_, n, sp);
       s.assd_mm = (mean(a) + mean(c)) / 2;
@@ -200,11 +211,13 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
   return out;
 }
 
-double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field, const std::string& which) {
+double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field,
+                 const std::string& which) {
   double sum = 0;
   int n = 0;
   for (const auto& x : s) {
-    const bool take = which == "all" || (which == "vertebrae" && is_vertebra(x.label)) || (which == "discs" && is_disc(x.label));
+    const bool take = which == "all" || (which == "vertebrae" && is_vertebra(x.label)) ||
+                      (which == "discs" && is_disc(x.label));
     if (take && !std::isnan(x.*field)) sum += x.*field, ++n;
   }
   return n ? sum / n : kNaN;
@@ -222,7 +235,9 @@ json stats(const std::vector<double>& v) {
   m /= ok.size();
   double var = 0;
   for (double x : ok) var += (x - m) * (x - m);
-  return {{"mean", m}, {"std", std::sqrt(var / ok.size())}, {"n", ok.size()}};  // population std, as numpy
+  return {{"mean", m},
+          {"std", std::sqrt(var / ok.size())},
+          {"n", ok.size()}};  // population std, as numpy
 }
 std::string fmt(double v) {
   if (std::isnan(v)) return "";
@@ -233,26 +248,33 @@ std::string fmt(double v) {
 }
 }  // namespace
 
-std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder, int failed_cases) {
+std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
+                          int failed_cases) {
   std::ostringstream csv;
   csv << "case,label,structure,dice,precision,recall,assd_mm,hd95_mm,truth_voxels,pred_voxels\n";
   for (const auto& c : cases) {
     for (const auto& s : c.structures) {
       if (s.truth_voxels == 0 && s.pred_voxels == 0) continue;
-      csv << c.id << "," << s.label << "," << structure_name(s.label) << "," << fmt(s.dice) << "," << fmt(s.precision)
-          << "," << fmt(s.recall) << "," << fmt(s.assd_mm) << "," << fmt(s.hd95_mm) << "," << s.truth_voxels << ","
-          << s.pred_voxels << "\n";
+      csv << c.id << "," << s.label << "," << structure_name(s.label) << "," << fmt(s.dice) << ","
+          << fmt(s.precision) << "," << fmt(s.recall) << "," << fmt(s.assd_mm) << ","
+          << fmt(s.hd95_mm) << "," << s.truth_voxels << "," << s.pred_voxels << "\n";
     }
   }
   json j;
   j["cases_scored"] = cases.size();
   j["cases_failed"] = failed_cases;
-  j["definitions"] = "Dice, precision, recall as the original (spec 7.2): structures absent from both sides excluded; "
-                     "per case the mean over present structures, then mean and population std over cases. "
-                     "ASSD and HD95 in mm need the structure on both sides; missed = in the truth only, spurious = predicted only.";
+  j["definitions"] =
+      "Dice, precision, recall as the original (spec 7.2): structures absent from both sides "
+      "excluded; "
+      "per case the mean over present structures, then mean and population std over cases. "
+      "ASSD and HD95 in mm need the structure on both sides; missed = in the truth only, spurious "
+      "= predicted only.";
   const std::pair<const char*, double StructureScore::*> fields[] = {
-      {"dice", &StructureScore::dice}, {"precision", &StructureScore::precision}, {"recall", &StructureScore::recall},
-      {"assd_mm", &StructureScore::assd_mm}, {"hd95_mm", &StructureScore::hd95_mm}};
+      {"dice", &StructureScore::dice},
+      {"precision", &StructureScore::precision},
+      {"recall", &StructureScore::recall},
+      {"assd_mm", &StructureScore::assd_mm},
+      {"hd95_mm", &StructureScore::hd95_mm}};
   for (const auto& [name, field] : fields) {
     json g;
     for (const char* which : {"vertebrae", "discs", "all"}) {
@@ -295,7 +317,8 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
       after.push_back(case_mean(c.structures, &StructureScore::dice, "all"));
     }
   }
-  if (!before.empty()) j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
+  if (!before.empty())
+    j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
   const std::string text = j.dump(2) + "\n";
   std::vector<std::int64_t> conf(kNumClasses * kNumClasses, 0);
   bool any_conf = false;

@@ -31,22 +31,28 @@ struct StructureScore {
 };
 
 // pred, truth: uint8 [D,H,W]; spacing in mm for the array axes (D, H, W).
-// confusion, when given, receives the (kMaxLabel+1)^2 voxel counts, row = true label, column = predicted.
-std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth, std::array<double, 3> spacing_dhw,
-                                       bool distances = true, std::vector<std::int64_t>* confusion = nullptr);
+// confusion, when given, receives the (kMaxLabel+1)^2 voxel counts, row = true label, column =
+// predicted.
+std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth,
+                                       std::array<double, 3> spacing_dhw, bool distances = true,
+                                       std::vector<std::int64_t>* confusion = nullptr);
 
 struct CaseScores {
   std::string id;
   std::vector<StructureScore> structures;  // labels 1..19 in order
   double dice_before = -1;                 // mean Dice before refinement (when known), else < 0
-  std::vector<std::int64_t> confusion;     // (kMaxLabel+1)^2 voxel counts, truth rows x predicted columns; may be empty
+  std::vector<std::int64_t>
+      confusion;  // (kMaxLabel+1)^2 voxel counts, truth rows x predicted columns; may be empty
 };
 
 // Mean over present structures: `which` = "all" (1-19), "vertebrae" (1-10), "discs" (11-19).
-double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field, const std::string& which);
+double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field,
+                 const std::string& which);
 
-// metrics/cases.csv, metrics/summary.json and metrics/confusion.csv (cohort voxel counts, true label rows x
-// predicted label columns, when the cases carry them) under `folder` (atomically); returns the summary JSON text.
-std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder, int failed_cases = 0);
+// metrics/cases.csv, metrics/summary.json and metrics/confusion.csv (cohort voxel counts, true
+// label rows x predicted label columns, when the cases carry them) under `folder` (atomically);
+// returns the summary JSON text.
+std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
+                          int failed_cases = 0);
 
 }  // namespace spineparse::metrics

@@ -41,10 +41,11 @@ ValuePtr make(decltype(Value::v) v, bool tuple = false) {
 
 torch::ScalarType storage_dtype(const std::string& name) {
   static const std::map<std::string, torch::ScalarType> m = {
-      {"FloatStorage", torch::kFloat32}, {"DoubleStorage", torch::kFloat64}, {"HalfStorage", torch::kFloat16},
-      {"BFloat16Storage", torch::kBFloat16}, {"LongStorage", torch::kInt64}, {"IntStorage", torch::kInt32},
-      {"ShortStorage", torch::kInt16}, {"CharStorage", torch::kInt8}, {"ByteStorage", torch::kUInt8},
-      {"BoolStorage", torch::kBool}};
+      {"FloatStorage", torch::kFloat32}, {"DoubleStorage", torch::kFloat64},
+      {"HalfStorage", torch::kFloat16},  {"BFloat16Storage", torch::kBFloat16},
+      {"LongStorage", torch::kInt64},    {"IntStorage", torch::kInt32},
+      {"ShortStorage", torch::kInt16},   {"CharStorage", torch::kInt8},
+      {"ByteStorage", torch::kUInt8},    {"BoolStorage", torch::kBool}};
   auto it = m.find(name);
   if (it == m.end()) throw std::runtime_error("unsupported storage type torch." + name);
   return it->second;
@@ -60,8 +61,9 @@ class Archive {
       zip_error_init_with_code(&e, err);
       std::string msg = zip_error_strerror(&e);
       zip_error_fini(&e);
-      throw std::runtime_error(path + " is not a torch.save zip archive (" + msg +
-                               "); checkpoints from PyTorch < 1.6 (legacy format) are not supported");
+      throw std::runtime_error(
+          path + " is not a torch.save zip archive (" + msg +
+          "); checkpoints from PyTorch < 1.6 (legacy format) are not supported");
     }
     // Entries live under "<archive name>/"; find data.pkl to learn the prefix.
     const zip_int64_t n = zip_get_num_entries(z_, 0);
@@ -82,13 +84,15 @@ class Archive {
   std::string read(const std::string& name) const {
     const std::string full = prefix_ + name;
     zip_stat_t st;
-    if (zip_stat(z_, full.c_str(), 0, &st) != 0) throw std::runtime_error(path_ + ": archive has no entry " + full);
+    if (zip_stat(z_, full.c_str(), 0, &st) != 0)
+      throw std::runtime_error(path_ + ": archive has no entry " + full);
     zip_file_t* f = zip_fopen(z_, full.c_str(), 0);
     if (!f) throw std::runtime_error(path_ + ": cannot open entry " + full);
     std::string data(st.size, '\0');
     const zip_int64_t got = zip_fread(f, data.data(), st.size);
     zip_fclose(f);
-    if (got != static_cast<zip_int64_t>(st.size)) throw std::runtime_error(path_ + ": entry " + full + " is truncated");
+    if (got != static_cast<zip_int64_t>(st.size))
+      throw std::runtime_error(path_ + ": entry " + full + " is truncated");
     return data;
   }
 
@@ -106,23 +110,49 @@ class Unpickler {
     while (pos_ < d_.size()) {
       const unsigned char op = u8();
       switch (op) {
-        case 0x80: u8(); break;                          // PROTO
-        case 0x95: pos_ += 8; break;                     // FRAME
-        case '.': return pop();                          // STOP
-        case '}': push(make(std::vector<std::pair<ValuePtr, ValuePtr>>{})); break;  // EMPTY_DICT
-        case ']': push(make(std::vector<ValuePtr>{})); break;                       // EMPTY_LIST
-        case ')': push(make(std::vector<ValuePtr>{}, true)); break;                 // EMPTY_TUPLE
-        case '(': push(make(Mark{})); break;             // MARK
-        case 'N': push(make(std::monostate{})); break;   // NONE
-        case 0x88: push(make(true)); break;              // NEWTRUE
-        case 0x89: push(make(false)); break;             // NEWFALSE
-        case 'K': push(make(static_cast<std::int64_t>(u8()))); break;  // BININT1
-        case 'M': push(make(static_cast<std::int64_t>(uint_n(2)))); break;  // BININT2
-        case 'J': push(make(static_cast<std::int64_t>(static_cast<std::int32_t>(uint_n(4))))); break;  // BININT
+        case 0x80:
+          u8();
+          break;  // PROTO
+        case 0x95:
+          pos_ += 8;
+          break;  // FRAME
+        case '.':
+          return pop();  // STOP
+        case '}':
+          push(make(std::vector<std::pair<ValuePtr, ValuePtr>>{}));
+          break;  // EMPTY_DICT
+        case ']':
+          push(make(std::vector<ValuePtr>{}));
+          break;  // EMPTY_LIST
+        case ')':
+          push(make(std::vector<ValuePtr>{}, true));
+          break;  // EMPTY_TUPLE
+        case '(':
+          push(make(Mark{}));
+          break;  // MARK
+        case 'N':
+          push(make(std::monostate{}));
+          break;  // NONE
+        case 0x88:
+          push(make(true));
+          break;  // NEWTRUE
+        case 0x89:
+          push(make(false));
+          break;  // NEWFALSE
+        case 'K':
+          push(make(static_cast<std::int64_t>(u8())));
+          break;  // BININT1
+        case 'M':
+          push(make(static_cast<std::int64_t>(uint_n(2))));
+          break;  // BININT2
+        case 'J':
+          push(make(static_cast<std::int64_t>(static_cast<std::int32_t>(uint_n(4)))));
+          break;      // BININT
         case 0x8a: {  // LONG1
           const int n = u8();
           std::int64_t v = 0;
-          for (int i = 0; i < n; ++i) v |= static_cast<std::int64_t>(static_cast<unsigned char>(d_[pos_ + i])) << (8 * i);
+          for (int i = 0; i < n; ++i)
+            v |= static_cast<std::int64_t>(static_cast<unsigned char>(d_[pos_ + i])) << (8 * i);
           if (n > 0 && n < 8 && (d_[pos_ + n - 1] & 0x80)) v -= std::int64_t{1} << (8 * n);
           pos_ += n;
           push(make(v));
@@ -137,15 +167,31 @@ class Unpickler {
           push(make(v));
           break;
         }
-        case 'X': push(make(str(uint_n(4)))); break;      // BINUNICODE
-        case 0x8c: push(make(str(u8()))); break;          // SHORT_BINUNICODE
-        case 'U': push(make(str(u8()))); break;           // SHORT_BINSTRING
-        case 'q': memo_[u8()] = top(); break;             // BINPUT
-        case 'r': memo_[uint_n(4)] = top(); break;        // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break;    // MEMOIZE
-        case 'h': push(memo_.at(u8())); break;            // BINGET
-        case 'j': push(memo_.at(uint_n(4))); break;       // LONG_BINGET
-        case 'c': {                                       // GLOBAL
+        case 'X':
+          push(make(str(uint_n(4))));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(make(str(u8())));
+          break;  // SHORT_BINUNICODE
+        case 'U':
+          push(make(str(u8())));
+          break;  // SHORT_BINSTRING
+        case 'q':
+          memo_[u8()] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[uint_n(4)] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          push(memo_.at(u8()));
+          break;  // BINGET
+        case 'j':
+          push(memo_.at(uint_n(4)));
+          break;     // LONG_BINGET
+        case 'c': {  // GLOBAL
           std::string module = line(), name = line();
           push(make(Global{module, name}));
           break;
@@ -155,8 +201,10 @@ class Unpickler {
           push(make(Global{std::get<std::string>(module->v), std::get<std::string>(name->v)}));
           break;
         }
-        case 0x85: push(make(std::vector<ValuePtr>{pop()}, true)); break;  // TUPLE1
-        case 0x86: {                                                       // TUPLE2
+        case 0x85:
+          push(make(std::vector<ValuePtr>{pop()}, true));
+          break;      // TUPLE1
+        case 0x86: {  // TUPLE2
           auto b = pop(), a = pop();
           push(make(std::vector<ValuePtr>{a, b}, true));
           break;
@@ -166,8 +214,10 @@ class Unpickler {
           push(make(std::vector<ValuePtr>{a, b, c}, true));
           break;
         }
-        case 't': push(make(pop_mark(), true)); break;  // TUPLE
-        case 'a': {                                      // APPEND
+        case 't':
+          push(make(pop_mark(), true));
+          break;     // TUPLE
+        case 'a': {  // APPEND
           auto v = pop();
           std::get<std::vector<ValuePtr>>(top()->v).push_back(v);
           break;
@@ -186,20 +236,26 @@ class Unpickler {
         case 'u': {  // SETITEMS
           auto items = pop_mark();
           auto& dct = dict_of(top());
-          for (std::size_t i = 0; i + 1 < items.size(); i += 2) dct.emplace_back(items[i], items[i + 1]);
+          for (std::size_t i = 0; i + 1 < items.size(); i += 2)
+            dct.emplace_back(items[i], items[i + 1]);
           break;
         }
-        case 'Q': push(persistent(pop())); break;  // BINPERSID
-        case 'R': {                                // REDUCE
+        case 'Q':
+          push(persistent(pop()));
+          break;     // BINPERSID
+        case 'R': {  // REDUCE
           auto args = pop(), fn = pop();
           push(reduce(fn, args));
           break;
         }
-        case 'b': pop(); break;  // BUILD: state of an object (OrderedDict._metadata): not needed
+        case 'b':
+          pop();
+          break;  // BUILD: state of an object (OrderedDict._metadata): not needed
         default: {
           std::ostringstream s;
-          s << path_ << ": unsupported pickle opcode 0x" << std::hex << static_cast<int>(op) << " at byte " << std::dec
-            << pos_ - 1 << " (not a checkpoint written by torch.save of tensors and plain values)";
+          s << path_ << ": unsupported pickle opcode 0x" << std::hex << static_cast<int>(op)
+            << " at byte " << std::dec << pos_ - 1
+            << " (not a checkpoint written by torch.save of tensors and plain values)";
           throw std::runtime_error(s.str());
         }
       }
@@ -242,7 +298,8 @@ class Unpickler {
   }
   std::vector<ValuePtr> pop_mark() {
     std::vector<ValuePtr> items;
-    while (!stack_.empty() && !std::holds_alternative<Mark>(stack_.back()->v)) items.insert(items.begin(), pop());
+    while (!stack_.empty() && !std::holds_alternative<Mark>(stack_.back()->v))
+      items.insert(items.begin(), pop());
     if (stack_.empty()) throw std::runtime_error(path_ + ": pickle MARK missing");
     stack_.pop_back();
     return items;
@@ -252,14 +309,18 @@ class Unpickler {
     if (!d) throw std::runtime_error(path_ + ": SETITEM on a non-dict");
     return *d;
   }
-  const std::vector<ValuePtr>& tuple(const ValuePtr& v) { return std::get<std::vector<ValuePtr>>(v->v); }
+  const std::vector<ValuePtr>& tuple(const ValuePtr& v) {
+    return std::get<std::vector<ValuePtr>>(v->v);
+  }
 
   ValuePtr persistent(const ValuePtr& pid) {
     // ('storage', torch.FloatStorage, key, location, numel)
     const auto& t = tuple(pid);
-    if (t.size() < 5 || std::get<std::string>(t[0]->v) != "storage") throw std::runtime_error(path_ + ": unknown persistent id");
+    if (t.size() < 5 || std::get<std::string>(t[0]->v) != "storage")
+      throw std::runtime_error(path_ + ": unknown persistent id");
     const auto& g = std::get<Global>(t[1]->v);
-    return make(StorageRef{std::get<std::string>(t[2]->v), storage_dtype(g.name), std::get<std::int64_t>(t[4]->v)});
+    return make(StorageRef{std::get<std::string>(t[2]->v), storage_dtype(g.name),
+                           std::get<std::int64_t>(t[4]->v)});
   }
 
   torch::Tensor storage_tensor(const StorageRef& s) {
@@ -267,7 +328,8 @@ class Unpickler {
     if (it != storages_.end()) return it->second;
     const std::string bytes = archive_.read("data/" + s.key);
     const std::int64_t want = s.numel * static_cast<std::int64_t>(c10::elementSize(s.dtype));
-    if (static_cast<std::int64_t>(bytes.size()) < want) throw std::runtime_error(path_ + ": storage " + s.key + " is truncated");
+    if (static_cast<std::int64_t>(bytes.size()) < want)
+      throw std::runtime_error(path_ + ": storage " + s.key + " is truncated");
     auto t = torch::empty({s.numel}, torch::TensorOptions().dtype(s.dtype));
     std::memcpy(t.data_ptr(), bytes.data(), static_cast<std::size_t>(want));
     storages_[s.key] = t;
@@ -335,13 +397,16 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (is_state_dict(*top)) sd = top;
   for (const auto& [k, v] : *top) {
     const std::string key = key_string(k);
-    if (key == "model_state_dict" || key == "state_dict") sd = &std::get<std::vector<std::pair<ValuePtr, ValuePtr>>>(v->v);
+    if (key == "model_state_dict" || key == "state_dict")
+      sd = &std::get<std::vector<std::pair<ValuePtr, ValuePtr>>>(v->v);
     if (auto* i = std::get_if<std::int64_t>(&v->v)) c.info[key] = std::to_string(*i);
     if (auto* f = std::get_if<double>(&v->v)) c.info[key] = std::to_string(*f);
     if (auto* s = std::get_if<std::string>(&v->v)) c.info[key] = *s;
     if (auto* b = std::get_if<bool>(&v->v)) c.info[key] = *b ? "true" : "false";
   }
-  if (!sd) throw std::runtime_error(path + ": no model_state_dict in the checkpoint and it is not a state dict itself");
+  if (!sd)
+    throw std::runtime_error(
+        path + ": no model_state_dict in the checkpoint and it is not a state dict itself");
   for (const auto& [k, v] : *sd) {
     std::string name = key_string(k);
     if (name.rfind("module.", 0) == 0) name = name.substr(7);  // saved from DataParallel

@@ -22,7 +22,8 @@ namespace {
 struct Holder : torch::nn::Module {};
 
 torch::Tensor interp3(const torch::Tensor& x, std::vector<int64_t> size) {
-  return F::interpolate(x, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
+  return F::interpolate(
+      x, F::InterpolateFuncOptions().size(size).mode(torch::kTrilinear).align_corners(true));
 }
 
 Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
@@ -32,19 +33,22 @@ Conv3d conv1x1(int64_t in, int64_t out, bool bias = false) {
 // conv3d(x, w, b, stride 1, padding = dilation, dilation, groups = C) for w [C,1,k,k,k], as a sum
 // over the k kernel planes of 2-D depthwise convolutions over all slices at once (see
 // split_depthwise_convolutions in the header).
-torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t dil,
-                                  int64_t stride_hw) {
-  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4), k = w.size(2);
+torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w,
+                                  const torch::Tensor& b, int64_t dil, int64_t stride_hw) {
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4),
+                k = w.size(2);
   // [N*D, C, H, W] with channels-last strides: a view when x is in channels-last-3d memory (the
   // output of the split convolution before), one copy otherwise.
   auto xs = x.permute({0, 2, 3, 4, 1}).contiguous().view({N * D, H, W, C}).permute({0, 3, 1, 2});
-  torch::Tensor acc;  // [N, D, H, W, C]: the centre plane first (full range), then the others shifted
+  torch::Tensor
+      acc;  // [N, D, H, W, C]: the centre plane first (full range), then the others shifted
   std::vector<int64_t> order = {k / 2};
   for (int64_t kd = 0; kd < k; ++kd) {
     if (kd != k / 2) order.push_back(kd);
   }
   for (int64_t kd : order) {
-    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), stride_hw, dil, dil, C);
+    auto yk = torch::conv2d(xs, w.select(2, kd), kd == k / 2 ? b : torch::Tensor(), stride_hw, dil,
+                            dil, C);
     auto v = yk.permute({0, 2, 3, 1}).reshape({N, D, yk.size(2), yk.size(3), C});
     if (!acc.defined()) {
       acc = v;
@@ -54,7 +58,8 @@ torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w
     const int64_t lo = std::max<int64_t>(0, -shift), hi = std::min<int64_t>(D, D - shift);
     if (hi > lo) acc.narrow(1, lo, hi - lo).add_(v.narrow(1, lo + shift, hi - lo));
   }
-  return acc.permute({0, 4, 1, 2, 3});  // channels-last-3d memory: the next pointwise convolution reads it as is
+  return acc.permute(
+      {0, 4, 1, 2, 3});  // channels-last-3d memory: the next pointwise convolution reads it as is
 }
 
 // A 1x1x1 convolution (stride 1) of x in channels-last-3d memory as one matrix product over the
@@ -63,9 +68,11 @@ torch::Tensor depthwise_by_planes(const torch::Tensor& x, const torch::Tensor& w
 // With an in-plane stride the strided voxels are gathered first (a quarter of the input for 2).
 torch::Tensor pointwise_channels_last(const torch::nn::Conv3d& conv, torch::Tensor x) {
   const auto& st = conv->options.stride();
-  if (st->at(1) != 1 || st->at(2) != 1) x = x.slice(3, 0, x.size(3), st->at(1)).slice(4, 0, x.size(4), st->at(2));
+  if (st->at(1) != 1 || st->at(2) != 1)
+    x = x.slice(3, 0, x.size(3), st->at(1)).slice(4, 0, x.size(4), st->at(2));
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
-  auto xm = x.permute({0, 2, 3, 4, 1}).reshape({N * D * H * W, C});  // a view when x is channels-last
+  auto xm =
+      x.permute({0, 2, 3, 4, 1}).reshape({N * D * H * W, C});  // a view when x is channels-last
   auto w = conv->weight.view({conv->weight.size(0), C}).t();
   auto y = conv->bias.defined() ? torch::addmm(conv->bias, xm, w) : torch::mm(xm, w);
   return y.view({N, D, H, W, y.size(1)}).permute({0, 4, 1, 2, 3});
@@ -82,11 +89,13 @@ torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
 // otherwise the plain module.
 template <class BN>
 torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, BN& bn, const torch::Tensor& x) {
-  if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d))
+    return pointwise_channels_last(conv, x);
   return bn_(bn, conv(x));
 }
 torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, const torch::Tensor& x) {
-  if (cl && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) return pointwise_channels_last(conv, x);
+  if (cl && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d))
+    return pointwise_channels_last(conv, x);
   return conv(x);
 }
 // Concatenation along the channels; with `cl` the result is in channels-last-3d memory.
@@ -105,7 +114,8 @@ void fold(Conv& conv, BN& bn) {
   if (bn.is_empty()) return;
   torch::NoGradGuard ng;
   const auto opts = conv->weight.options();
-  auto scale = bn->weight.to(torch::kFloat64) / torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
+  auto scale = bn->weight.to(torch::kFloat64) /
+               torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
   std::vector<int64_t> shape(conv->weight.dim(), 1);
   shape[0] = -1;
   auto w = conv->weight.to(torch::kFloat64) * scale.view(shape);
@@ -118,19 +128,25 @@ void fold(Conv& conv, BN& bn) {
 
 }  // namespace
 
-SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
-                                     bool act)
+SeparableConvImpl::SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride,
+                                     int64_t dilation, bool act)
     : activations(act), stride(stride), dilation(dilation) {
-  depthwise = register_module("depthwise", Conv3d(Conv3dOptions(in, in, 3).stride(stride).padding(dilation)
-                                                      .dilation(dilation).groups(in).bias(false)));
+  depthwise = register_module("depthwise", Conv3d(Conv3dOptions(in, in, 3)
+                                                      .stride(stride)
+                                                      .padding(dilation)
+                                                      .dilation(dilation)
+                                                      .groups(in)
+                                                      .bias(false)));
   depthwise_bn = register_module("depthwise_bn", BatchNorm3d(BatchNorm3dOptions(in)));
   pointwise = register_module("pointwise", conv1x1(in, out));
   pointwise_bn = register_module("pointwise_bn", BatchNorm3d(BatchNorm3dOptions(out)));
 }
 
 torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
-  auto y = bn_(depthwise_bn, split_depthwise ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
-                                             : depthwise(x));
+  auto y = bn_(depthwise_bn,
+               split_depthwise
+                   ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
+                   : depthwise(x));
   if (activations) y.relu_();  // fresh results: in place
   y = conv1(split_depthwise, pointwise, pointwise_bn, y);
   if (activations) y.relu_();
@@ -139,10 +155,13 @@ torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
 
 XceptionBlockImpl::XceptionBlockImpl(int block_id, int64_t in, int64_t out) : id(block_id) {
   const std::vector<int64_t> s1{1, 1, 1}, s2{1, 2, 2};
-  skip = register_module("skip", Conv3d(Conv3dOptions(in, out, 1).stride(id == 20 ? s1 : s2).bias(false)));
+  skip = register_module("skip",
+                         Conv3d(Conv3dOptions(in, out, 1).stride(id == 20 ? s1 : s2).bias(false)));
   skipbn = register_module("skipbn", BatchNorm3d(BatchNorm3dOptions(out)));
   auto rep = register_module("rep", std::make_shared<Holder>());
-  auto sep = [](int64_t i, int64_t o, const std::vector<int64_t>& s) { return SeparableConv(i, o, s, 1, false); };
+  auto sep = [](int64_t i, int64_t o, const std::vector<int64_t>& s) {
+    return SeparableConv(i, o, s, 1, false);
+  };
   if (id == 1) {  // rep.0, rep.2, rep.4 (ReLUs at 1, 3)
     main = {sep(in, out, s1), sep(out, out, s1), sep(out, out, s2)};
     rep->register_module("0", main[0]);
@@ -197,7 +216,8 @@ namespace {
 
 struct XceptionImpl : torch::nn::Module {
   explicit XceptionImpl(const std::function<int64_t(int64_t)>& c) {
-    conv1 = register_module("conv1", Conv3d(Conv3dOptions(1, c(16), 3).stride({1, 2, 2}).padding(1).bias(false)));
+    conv1 = register_module(
+        "conv1", Conv3d(Conv3dOptions(1, c(16), 3).stride({1, 2, 2}).padding(1).bias(false)));
     bn1 = register_module("bn1", BatchNorm3d(BatchNorm3dOptions(c(16))));
     conv2 = register_module("conv2", Conv3d(Conv3dOptions(c(16), c(32), 3).padding(1).bias(false)));
     bn2 = register_module("bn2", BatchNorm3d(BatchNorm3dOptions(c(32))));
@@ -205,9 +225,12 @@ struct XceptionImpl : torch::nn::Module {
     block2 = register_module("block2", XceptionBlock(2, c(64), c(128)));
     block3 = register_module("block3", XceptionBlock(3, c(128), c(364)));
     block20 = register_module("block20", XceptionBlock(20, c(364), c(512)));
-    conv3 = register_module("conv3", SeparableConv(c(512), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
-    conv4 = register_module("conv4", SeparableConv(c(768), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
-    conv5 = register_module("conv5", SeparableConv(c(768), c(1024), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv3 = register_module("conv3",
+                            SeparableConv(c(512), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv4 = register_module("conv4",
+                            SeparableConv(c(768), c(768), std::vector<int64_t>{1, 1, 1}, 2, true));
+    conv5 = register_module("conv5",
+                            SeparableConv(c(768), c(1024), std::vector<int64_t>{1, 1, 1}, 2, true));
   }
   Conv3d conv1{nullptr}, conv2{nullptr};
   BatchNorm3d bn1{nullptr}, bn2{nullptr};
@@ -235,9 +258,12 @@ struct GcsnLayers {
   Conv3d semantic{nullptr};
 };
 
-GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(graph), width(width_) {
+GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_)
+    : with_graph(graph), width(width_) {
   // Every width scales with `width` (1 = the original); the names stay the original's.
-  auto c = [w = width_](int64_t n) { return std::max<int64_t>(4, static_cast<int64_t>(std::lround(n * w))); };
+  auto c = [w = width_](int64_t n) {
+    return std::max<int64_t>(4, static_cast<int64_t>(std::lround(n * w)));
+  };
   const int64_t hidden = c(128);
   auto L = std::make_shared<GcsnLayers>();
   L->xf = register_module("xception_features", std::make_shared<XceptionImpl>(c));
@@ -248,7 +274,9 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(gr
   const int64_t rates[3] = {6, 12, 18};
   for (int i = 0; i < 3; ++i) {
     auto h = register_module("aspp" + std::to_string(i + 2), std::make_shared<Holder>());
-    *aspp[i] = h->register_module("atrous_convolution", SeparableConv(c(1024), c(128), std::vector<int64_t>{1, 1, 1}, rates[i], true));
+    *aspp[i] = h->register_module(
+        "atrous_convolution",
+        SeparableConv(c(1024), c(128), std::vector<int64_t>{1, 1, 1}, rates[i], true));
   }
   auto gap = register_module("global_avg_pool", std::make_shared<Holder>());
   L->gap_conv = gap->register_module("1", conv1x1(c(1024), c(128)));
@@ -263,8 +291,10 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(gr
     auto h = register_module(name, std::make_shared<Holder>());
     auto h0 = h->register_module("0", std::make_shared<Holder>());
     auto h1 = h->register_module("1", std::make_shared<Holder>());
-    a = h0->register_module("atrous_convolution", SeparableConv(in1, out, std::vector<int64_t>{1, 1, 1}, 1, true));
-    b = h1->register_module("atrous_convolution", SeparableConv(out, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+    a = h0->register_module("atrous_convolution",
+                            SeparableConv(in1, out, std::vector<int64_t>{1, 1, 1}, 1, true));
+    b = h1->register_module("atrous_convolution",
+                            SeparableConv(out, out, std::vector<int64_t>{1, 1, 1}, 1, true));
   };
   dec("decoder1", c(128) + c(24), c(128), L->dec1a, L->dec1b);
   dec("decoder2", c(128) + c(64), c(256), L->dec2a, L->dec2b);
@@ -278,7 +308,8 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_) : with_graph(gr
       *gcs[i] = h->register_parameter("weight", torch::empty({hidden, hidden}));
     }
     torch::NoGradGuard ng;
-    for (auto* t : {&L->pre_fea, &L->graph_weight, &L->gc1, &L->gc2, &L->gc3}) torch::nn::init::xavier_uniform_(*t);
+    for (auto* t : {&L->pre_fea, &L->graph_weight, &L->gc1, &L->gc2, &L->gc3})
+      torch::nn::init::xavier_uniform_(*t);
     auto g2f = register_module("graph_2_fea", std::make_shared<Holder>());
     L->g2f_conv = g2f->register_module("conv", conv1x1(hidden, hidden));
     L->g2f_bn = g2f->register_module("bn", BatchNorm3d(BatchNorm3dOptions(hidden)));
@@ -318,16 +349,21 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
   if (with_graph) {
     // Region pooling -> GCN -> region unpooling (spec 3.3), batched over N.
     const int64_t N = yy.size(0), C = yy.size(1);
-    auto X = yy.permute({0, 2, 3, 4, 1}).reshape({N, -1, C});  // [N,V,C], voxels row-major over (d,h,w)
-    auto Z = torch::matmul(X, L.pre_fea);   // [N,V,20]
-    out.deep_supervision = Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
+    auto X =
+        yy.permute({0, 2, 3, 4, 1}).reshape({N, -1, C});  // [N,V,C], voxels row-major over (d,h,w)
+    auto Z = torch::matmul(X, L.pre_fea);                 // [N,V,20]
+    out.deep_supervision =
+        Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
     auto S = torch::softmax(Z, 2);
     auto S_hat = S / S.sum(1, true);
     auto T = torch::matmul(X, L.graph_weight);
     auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
-    for (auto* w : {&L.gc1, &L.gc2, &L.gc3}) Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
+    for (auto* w : {&L.gc1, &L.gc2, &L.gc3})
+      Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
     // [N,V,C] read as [N,C,D,H,W] in channels-last-3d memory: no copy.
-    auto R = torch::matmul(S, Hn).reshape({N, yy.size(2), yy.size(3), yy.size(4), C}).permute({0, 4, 1, 2, 3});
+    auto R = torch::matmul(S, Hn)
+                 .reshape({N, yy.size(2), yy.size(3), yy.size(4), C})
+                 .permute({0, 4, 1, 2, 3});
     auto G = conv1(cl, L.g2f_conv, L.g2f_bn, R).relu_();
     yy = conv1(cl, L.skip_conv, yy).relu_() + G;
   }
@@ -341,8 +377,11 @@ ExtResBlockImpl::ExtResBlockImpl(int64_t in, int64_t out) {
   // Names: basic_module.conv{1,2,3}.{conv,batchnorm}; this block is the basic module.
   for (int i = 0; i < 3; ++i) {
     auto h = register_module("conv" + std::to_string(i + 1), std::make_shared<Holder>());
-    conv[i] = h->register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(i == 0 ? in : out, out, 3).padding(1).bias(false)));
-    bn[i] = h->register_module("batchnorm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out)));
+    conv[i] = h->register_module(
+        "conv", torch::nn::Conv2d(
+                    torch::nn::Conv2dOptions(i == 0 ? in : out, out, 3).padding(1).bias(false)));
+    bn[i] =
+        h->register_module("batchnorm", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out)));
   }
 }
 
@@ -351,7 +390,9 @@ torch::Tensor ExtResBlockImpl::forward(const torch::Tensor& x) {
   // on 256x512 activations every extra elementwise pass is a full trip through memory.
   auto a = bn_(bn[0], conv[0](x)).relu_();
   auto b = bn_(bn[1], conv[1](a)).relu_();
-  return bn_(bn[2], conv[2](b)).add_(a).relu_();  // the residual is taken after the first conv's ReLU
+  return bn_(bn[2], conv[2](b))
+      .add_(a)
+      .relu_();  // the residual is taken after the first conv's ReLU
 }
 
 ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t f) {
@@ -359,17 +400,21 @@ ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t 
   auto enc = register_module("encoders", std::make_shared<Holder>());
   for (int k = 0; k < 5; ++k) {
     auto e = enc->register_module(std::to_string(k), std::make_shared<Holder>());
-    encoders_.push_back(e->register_module("basic_module", ExtResBlock(k == 0 ? in_channels : widths[k - 1], widths[k])));
+    encoders_.push_back(e->register_module(
+        "basic_module", ExtResBlock(k == 0 ? in_channels : widths[k - 1], widths[k])));
   }
   auto dec = register_module("decoders", std::make_shared<Holder>());
   for (int k = 0; k < 4; ++k) {
     const int64_t in = widths[4 - k], out = widths[3 - k];
     auto d = dec->register_module(std::to_string(k), std::make_shared<Holder>());
     upsample_.push_back(d->register_module(
-        "upsample", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1))));
+        "upsample",
+        torch::nn::ConvTranspose2d(
+            torch::nn::ConvTranspose2dOptions(in, out, 3).stride(2).padding(1).output_padding(1))));
     decoders_.push_back(d->register_module("basic_module", ExtResBlock(out, out)));
   }
-  final_conv = register_module("final_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, out_channels, 1)));
+  final_conv = register_module("final_conv",
+                               torch::nn::Conv2d(torch::nn::Conv2dOptions(f, out_channels, 1)));
 }
 
 torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Tensor& unary) {
@@ -378,7 +423,8 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
                                       .mode(torch::kBilinear)
                                       .align_corners(true));
   auto x = torch::cat({image, up}, 1);
-  if (!onednn_weights_.empty() && x.is_cpu() && x.scalar_type() == torch::kFloat32) return forward_onednn(x);
+  if (!onednn_weights_.empty() && x.is_cpu() && x.scalar_type() == torch::kFloat32)
+    return forward_onednn(x);
   std::vector<torch::Tensor> feats;
   for (int k = 0; k < 5; ++k) {
     if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
@@ -389,7 +435,8 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     // Transposed convolutions may be kept in float32 while the rest runs in bfloat16 (LibTorch's
     // CPU kernels have no bfloat16 transposed convolution without AVX-512).
     const auto wt = upsample_[k]->weight.scalar_type();
-    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type())).add_(feats[3 - k]);
+    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type()))
+            .add_(feats[3 - k]);
     x = decoders_[k](x);
   }
   return final_conv(x);
@@ -409,7 +456,8 @@ std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
 }
 }  // namespace
 
-torch::Tensor ResUNet2dImpl::conv_onednn(const torch::nn::Conv2d& conv, const torch::Tensor& x) const {
+torch::Tensor ResUNet2dImpl::conv_onednn(const torch::nn::Conv2d& conv,
+                                         const torch::Tensor& x) const {
   const OneDnnConv& c = onednn_weights_.at(conv.get());
   return at::mkldnn_convolution(x, c.weight, conv->bias, c.padding, c.stride, c.dilation, c.groups);
 }
@@ -444,7 +492,8 @@ bool use_onednn_layout(ResUNet2d& net) {
     if (!c->bias.defined()) throw std::logic_error("use_onednn_layout: fold the BatchNorms first");
     const auto& o = c->options;
     ResUNet2dImpl::OneDnnConv p{{}, padding_of(*c), vec(o.stride()), vec(o.dilation()), o.groups()};
-    p.weight = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), p.padding, p.stride, p.dilation, p.groups);
+    p.weight = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), p.padding,
+                                                p.stride, p.dilation, p.groups);
     w[c.get()] = std::move(p);
   };
   for (auto* blocks : {&net->encoders_, &net->decoders_}) {
@@ -470,7 +519,9 @@ void fold_batchnorm(Gcsn& net) {
     fold((*b)->skip, (*b)->skipbn);
     for (auto& m : (*b)->main) sep(m);
   }
-  for (auto* s : {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b}) sep(*s);
+  for (auto* s : {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b,
+                  &L.dec2a, &L.dec2b})
+    sep(*s);
   fold(L.aspp1_conv, L.aspp1_bn);
   fold(L.gap_conv, L.gap_bn);
   fold(L.concat_conv, L.concat_bn);
@@ -490,7 +541,8 @@ void fold_batchnorm(ResUNet2d& net) {
 int split_depthwise_convolutions(Gcsn& net) {
   auto& L = *net->layers;
   auto& xf = *L.xf;
-  std::vector<SeparableConv*> all = {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3, &L.aspp4, &L.dec1a, &L.dec1b, &L.dec2a, &L.dec2b};
+  std::vector<SeparableConv*> all = {&xf.conv3, &xf.conv4, &xf.conv5, &L.aspp2, &L.aspp3,
+                                     &L.aspp4,  &L.dec1a,  &L.dec1b,  &L.dec2a, &L.dec2b};
   for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
     for (auto& m : (*b)->main) all.push_back(&m);
   }
@@ -563,8 +615,8 @@ void load_state(torch::nn::Module& module, const std::map<std::string, torch::Te
       continue;
     }
     if (t.scalar_type() != v.scalar_type()) {
-      problems.push_back("'" + name + "' is " + std::string(c10::toString(v.scalar_type())) + ", the network expects " +
-                         c10::toString(t.scalar_type()));
+      problems.push_back("'" + name + "' is " + std::string(c10::toString(v.scalar_type())) +
+                         ", the network expects " + c10::toString(t.scalar_type()));
     }
   }
   if (!allow_unexpected) {
@@ -573,7 +625,8 @@ void load_state(torch::nn::Module& module, const std::map<std::string, torch::Te
     }
   }
   if (!problems.empty()) {
-    std::string msg = source + " does not fit the network (" + std::to_string(problems.size()) + " problems): ";
+    std::string msg =
+        source + " does not fit the network (" + std::to_string(problems.size()) + " problems): ";
     for (std::size_t i = 0; i < problems.size(); ++i) {
       if (i == 12) {
         msg += "; ... and " + std::to_string(problems.size() - 12) + " more";

@@ -22,7 +22,8 @@ namespace spineparse::nn {
 // Depthwise 3x3x3 -> BN -> [ReLU] -> pointwise 1x1x1 -> BN -> [ReLU]. The Xception blocks use it
 // without activations (SepSame), the exit flow, ASPP and decoders with them (SepASPP).
 struct SeparableConvImpl : torch::nn::Module {
-  SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation, bool activations);
+  SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
+                    bool activations);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv3d depthwise{nullptr}, pointwise{nullptr};
   torch::nn::BatchNorm3d depthwise_bn{nullptr}, pointwise_bn{nullptr};
@@ -106,9 +107,10 @@ void to_channels_last(torch::nn::Module& net);
 // slice offset. The sum is the same convolution; LibTorch 1.13 gives oneDNN plain NCDHW tensors,
 // for which it runs a grouped 3-D convolution as im2col + GEMM (three quarters of the GCSN's time
 // on this CPU), while 2-D depthwise convolutions on channels-last tensors get oneDNN's direct AVX2
-// kernel: 6-9x faster per layer. Their output stays in channels-last-3d memory, and the 1x1x1 convolution after each
-// reads it as one matrix product over the voxels, so chains of separable convolutions run without
-// transposing copies. For CPU inference; returns how many convolutions it switched.
+// kernel: 6-9x faster per layer. Their output stays in channels-last-3d memory, and the 1x1x1
+// convolution after each reads it as one matrix product over the voxels, so chains of separable
+// convolutions run without transposing copies. For CPU inference; returns how many convolutions it
+// switched.
 int split_depthwise_convolutions(Gcsn& net);
 
 // CPU inference of a BatchNorm-folded ResUNet2D with its activations kept in oneDNN's own blocked
@@ -122,14 +124,15 @@ int split_depthwise_convolutions(Gcsn& net);
 bool use_onednn_layout(ResUNet2d& net);
 
 // What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
-// folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA channels-last (on this CPU it
-// made ResUNet2D 27 % slower and the GCSN no faster, README Benchmarks). Feed channels-last
-// inputs when uses_channels_last(device).
+// folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA
+// channels-last (on this CPU it made ResUNet2D 27 % slower and the GCSN no faster, README
+// Benchmarks). Feed channels-last inputs when uses_channels_last(device).
 void optimize_for_inference(Gcsn& net, bool cuda);
 void optimize_for_inference(ResUNet2d& net, bool cuda);
 inline bool uses_channels_last(bool cuda) { return cuda; }
 
-// The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D one.
+// The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D
+// one.
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);
 

@@ -22,11 +22,13 @@ std::vector<double> gaussian_kernel(double sigma) {
   return k;
 }
 
-void gaussian_1d(const double* in, double* out, std::int64_t n, std::int64_t stride, const std::vector<double>& k) {
+void gaussian_1d(const double* in, double* out, std::int64_t n, std::int64_t stride,
+                 const std::vector<double>& k) {
   const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
   for (std::int64_t i = 0; i < n; ++i) {
     double acc = 0;
-    const std::int64_t lo = std::max<std::int64_t>(0, i - r), hi = std::min<std::int64_t>(n - 1, i + r);
+    const std::int64_t lo = std::max<std::int64_t>(0, i - r),
+                       hi = std::min<std::int64_t>(n - 1, i + r);
     for (std::int64_t j = lo; j <= hi; ++j) acc += k[j - i + r] * in[j * stride];
     out[i * stride] = acc;
   }
@@ -37,7 +39,8 @@ const double kPole = std::sqrt(3.0) - 2.0;
 
 // Cubic B-spline coefficients of a signal padded by kPad zeros on each side (scipy's
 // spline_filter1d with mirror initialisation on the padded array).
-void bspline_coefficients(const double* in, std::int64_t n, std::int64_t stride, std::vector<double>& c) {
+void bspline_coefficients(const double* in, std::int64_t n, std::int64_t stride,
+                          std::vector<double>& c) {
   const std::int64_t m = n + 2 * kPad;
   c.assign(m, 0.0);
   for (std::int64_t i = 0; i < n; ++i) c[i + kPad] = in[i * stride];
@@ -84,8 +87,8 @@ void zoom_1d(const double* in, std::int64_t n, std::int64_t in_stride, double* o
 
 }  // namespace
 
-std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W, RowCrop crop,
-                                 std::int64_t oh, std::int64_t ow, double cval) {
+std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W,
+                                 RowCrop crop, std::int64_t oh, std::int64_t ow, double cval) {
   const std::int64_t h = crop.rows();
   if (h <= 0 || W <= 0 || oh <= 0 || ow <= 0 || crop.begin < 0 || crop.end > H) {
     throw std::invalid_argument("resize_slices: bad sizes");
@@ -107,7 +110,8 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
   tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
     std::vector<double> a(h * W), b(h * W), c, col(std::max(h, oh)), colout(oh);
     for (std::int64_t r = 0; r < h; ++r)
-      for (std::int64_t x = 0; x < W; ++x) a[r * W + x] = in[(d * H + crop.begin + r) * W + x] - cval;
+      for (std::int64_t x = 0; x < W; ++x)
+        a[r * W + x] = in[(d * H + crop.begin + r) * W + x] - cval;
     if (anti_alias && sh > 1e-15) {
       auto k = gaussian_kernel(sh);
       for (std::int64_t x = 0; x < W; ++x) gaussian_1d(&a[x], &b[x], h, W, k);
@@ -133,12 +137,15 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
   return out;
 }
 
-CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
-                              std::int64_t width, std::int64_t min_slices) {
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale,
+                              std::int64_t height, std::int64_t width, std::int64_t min_slices) {
   const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
-  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
+  if (H < 4)
+    throw std::runtime_error("image has " + std::to_string(H) +
+                             " rows; at least 4 are needed to crop the central half");
   const double pad_value = (0.0 - offset) / scale;
-  auto resized = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, pad_value);
+  auto resized =
+      resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, pad_value);
   const std::int64_t Dp = std::max(D, min_slices);
   const std::int64_t before = (Dp - D + 1) / 2;  // ceil(delta / 2), as the original
   CoarseInput out;
@@ -150,11 +157,14 @@ CoarseInput make_coarse_input(const NdArray& image, double offset, double scale,
   return out;
 }
 
-std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
-                                      std::int64_t width) {
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale,
+                                      std::int64_t height, std::int64_t width) {
   const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
-  if (H < 4) throw std::runtime_error("image has " + std::to_string(H) + " rows; at least 4 are needed to crop the central half");
-  auto r = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width, (0.0 - offset) / scale);
+  if (H < 4)
+    throw std::runtime_error("image has " + std::to_string(H) +
+                             " rows; at least 4 are needed to crop the central half");
+  auto r = resize_slices(image.data<float>(), D, H, W, central_rows(H), height, width,
+                         (0.0 - offset) / scale);
   auto out = NdArray::make<float>({D, height, width});
   std::copy(r.begin(), r.end(), out->data<float>());
   return out;

@@ -28,8 +28,8 @@ RowCrop central_rows(std::int64_t H);
 
 // in: [D, H, W] float32 (rows [crop.begin, crop.end) are used); out: [D, oh, ow] float32.
 // `cval` is the value outside the image (a raw zero: 0, or its normalised value).
-std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W, RowCrop crop,
-                                 std::int64_t oh, std::int64_t ow, double cval);
+std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W,
+                                 RowCrop crop, std::int64_t oh, std::int64_t ow, double cval);
 
 // The networks' inputs, built the same way for inference (the coarse.preprocess and fine.prepare
 // stages) and for training. `image` is [D,H,W] float32 normalised as (raw - offset) / scale, so a
@@ -38,11 +38,11 @@ struct CoarseInput {
   std::shared_ptr<NdArray> input;  // [1, 1, max(D, min_slices), height, width]
   std::int64_t pad_before = 0;     // slices padded before (ceil(delta / 2))
 };
-CoarseInput make_coarse_input(const NdArray& image, double offset, double scale, std::int64_t height,
-                              std::int64_t width, std::int64_t min_slices);
+CoarseInput make_coarse_input(const NdArray& image, double offset, double scale,
+                              std::int64_t height, std::int64_t width, std::int64_t min_slices);
 // [D, height, width], not padded.
-std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale, std::int64_t height,
-                                      std::int64_t width);
+std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale,
+                                      std::int64_t height, std::int64_t width);
 
 // Offset and scale of a case's normalisation (its "norm" field; {0, 1} without one).
 std::pair<double, double> norm_of(const Case& c);

@@ -28,17 +28,28 @@ torch::ScalarType dtype_from(const std::string& s, const std::string& where) {
 
 std::string dtype_name(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat64: return "F64";
-    case torch::kFloat16: return "F16";
-    case torch::kBFloat16: return "BF16";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    case torch::kInt16: return "I16";
-    case torch::kInt8: return "I8";
-    case torch::kUInt8: return "U8";
-    case torch::kBool: return "BOOL";
-    default: throw std::runtime_error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat64:
+      return "F64";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kInt16:
+      return "I16";
+    case torch::kInt8:
+      return "I8";
+    case torch::kUInt8:
+      return "U8";
+    case torch::kBool:
+      return "BOOL";
+    default:
+      throw std::runtime_error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
   }
 }
 
@@ -57,8 +68,8 @@ TensorFile load_safetensors(const std::string& path) {
   std::uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > file_size - 8 || header_len > (100u << 20)) {
-    throw std::runtime_error(path + " is not a safetensors file (header length " + std::to_string(header_len) +
-                             " does not fit the file)");
+    throw std::runtime_error(path + " is not a safetensors file (header length " +
+                             std::to_string(header_len) + " does not fit the file)");
   }
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
@@ -66,14 +77,16 @@ TensorFile load_safetensors(const std::string& path) {
   try {
     h = json::parse(header);
   } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + " is not a safetensors file (bad JSON header: " + e.what() + ")");
+    throw std::runtime_error(path + " is not a safetensors file (bad JSON header: " + e.what() +
+                             ")");
   }
   const std::uint64_t data_start = 8 + header_len;
   const std::uint64_t data_size = file_size - data_start;
   TensorFile out;
   for (auto it = h.begin(); it != h.end(); ++it) {
     if (it.key() == "__metadata__") {
-      for (auto m = it->begin(); m != it->end(); ++m) out.metadata[m.key()] = m->is_string() ? m->get<std::string>() : m->dump();
+      for (auto m = it->begin(); m != it->end(); ++m)
+        out.metadata[m.key()] = m->is_string() ? m->get<std::string>() : m->dump();
       continue;
     }
     const std::string where = path + ": tensor '" + it.key() + "'";
@@ -88,7 +101,8 @@ TensorFile load_safetensors(const std::string& path) {
     for (auto s : shape) numel *= s;
     const std::uint64_t bytes = static_cast<std::uint64_t>(numel) * c10::elementSize(dt);
     if (off.size() != 2 || off[1] < off[0] || off[1] - off[0] != bytes || off[1] > data_size) {
-      throw std::runtime_error(where + ": data offsets do not match its shape or the file (truncated?)");
+      throw std::runtime_error(where +
+                               ": data offsets do not match its shape or the file (truncated?)");
     }
     auto t = torch::empty(shape, torch::TensorOptions().dtype(dt));
     in.seekg(static_cast<std::streamoff>(data_start + off[0]));
@@ -108,7 +122,9 @@ void save_safetensors(const std::string& path, const std::map<std::string, torch
   for (const auto& [name, t0] : tensors) {
     auto t = t0.detach().to(torch::kCPU).contiguous();
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * t.element_size();
-    h[name] = {{"dtype", dtype_name(t.scalar_type())}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    h[name] = {{"dtype", dtype_name(t.scalar_type())},
+               {"shape", t.sizes().vec()},
+               {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     ordered.push_back(t);
   }
@@ -125,7 +141,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, torch
     out.write(reinterpret_cast<char*>(len), 8);
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     for (const auto& t : ordered) {
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+      out.write(static_cast<const char*>(t.data_ptr()),
+                static_cast<std::streamsize>(t.numel() * t.element_size()));
     }
     if (!out) {
       std::remove(tmp.c_str());

@@ -1,11 +1,11 @@
 #include "nn/torch_util.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -17,13 +17,26 @@ namespace spineparse::nn {
 torch::Tensor view_of(const NdArray& a) {
   torch::ScalarType t;
   switch (a.dtype()) {
-    case DType::kFloat32: t = torch::kFloat32; break;
-    case DType::kUInt8: t = torch::kUInt8; break;
-    case DType::kInt64: t = torch::kInt64; break;
-    case DType::kFloat64: t = torch::kFloat64; break;
-    case DType::kInt16: t = torch::kInt16; break;
-    case DType::kInt32: t = torch::kInt32; break;
-    default: throw std::runtime_error("view_of: unsupported dtype");
+    case DType::kFloat32:
+      t = torch::kFloat32;
+      break;
+    case DType::kUInt8:
+      t = torch::kUInt8;
+      break;
+    case DType::kInt64:
+      t = torch::kInt64;
+      break;
+    case DType::kFloat64:
+      t = torch::kFloat64;
+      break;
+    case DType::kInt16:
+      t = torch::kInt16;
+      break;
+    case DType::kInt32:
+      t = torch::kInt32;
+      break;
+    default:
+      throw std::runtime_error("view_of: unsupported dtype");
   }
   return torch::from_blob(const_cast<void*>(a.raw()), a.shape(), torch::TensorOptions().dtype(t));
 }
@@ -31,11 +44,20 @@ torch::Tensor view_of(const NdArray& a) {
 std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t) {
   DType d;
   switch (t.scalar_type()) {
-    case torch::kFloat32: d = DType::kFloat32; break;
-    case torch::kUInt8: d = DType::kUInt8; break;
-    case torch::kInt64: d = DType::kInt64; break;
-    case torch::kFloat64: d = DType::kFloat64; break;
-    default: d = DType::kFloat32;
+    case torch::kFloat32:
+      d = DType::kFloat32;
+      break;
+    case torch::kUInt8:
+      d = DType::kUInt8;
+      break;
+    case torch::kInt64:
+      d = DType::kInt64;
+      break;
+    case torch::kFloat64:
+      d = DType::kFloat64;
+      break;
+    default:
+      d = DType::kFloat32;
   }
   // One copy, whatever the tensor's device, strides or dtype: straight into the array.
   auto a = std::make_shared<NdArray>(d, t.sizes().vec());
@@ -45,14 +67,19 @@ std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t) {
 
 torch::Device parse_device(const std::string& spec) {
   if (spec == "cpu") return torch::kCPU;
-  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                       : torch::Device(torch::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available()) {
-      throw std::runtime_error("device '" + spec + "' asked for, but this LibTorch has no CUDA or no GPU is visible (use cpu or auto)");
+      throw std::runtime_error(
+          "device '" + spec +
+          "' asked for, but this LibTorch has no CUDA or no GPU is visible (use cpu or auto)");
     }
     torch::Device d(spec);
     if (d.index() >= static_cast<int>(torch::cuda::device_count())) {
-      throw std::runtime_error("device '" + spec + "': only " + std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
+      throw std::runtime_error("device '" + spec + "': only " +
+                               std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
     }
     return d;
   }
@@ -77,23 +104,28 @@ StageStream::StageStream(torch::Device device) : device_(device) {
 
 StageStream::Use::Use(const StageStream& s) {
   if (!s.active_) return;
-  guard_ = std::make_shared<c10::StreamGuard>(c10::Stream(c10::Stream::UNSAFE, s.device_, s.stream_id_));
+  guard_ =
+      std::make_shared<c10::StreamGuard>(c10::Stream(c10::Stream::UNSAFE, s.device_, s.stream_id_));
 }
 StageStream::Use::~Use() = default;
 
 void StageStream::synchronize() const {
   if (!active_) return;
-  c10::impl::getDeviceGuardImpl(device_.type())->synchronizeStream(c10::Stream(c10::Stream::UNSAFE, device_, stream_id_));
+  c10::impl::getDeviceGuardImpl(device_.type())
+      ->synchronizeStream(c10::Stream(c10::Stream::UNSAFE, device_, stream_id_));
 }
 
 torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device) {
-  return torch::empty(sizes, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(for_device.is_cuda()));
+  return torch::empty(
+      sizes, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(for_device.is_cuda()));
 }
 
 torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device) {
   if (!device.is_cuda()) return host.to(device);
   auto staged = host_buffer(host.sizes(), device).copy_(host);
-  return staged.to(device, /*non_blocking=*/true);  // the caching allocator keeps `staged` alive until the copy ran
+  return staged.to(
+      device,
+      /*non_blocking=*/true);  // the caching allocator keeps `staged` alive until the copy ran
 }
 
 void set_torch_threads(int threads) {

@@ -56,7 +56,8 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
       const std::int64_t d = v / (H * W), h = (v / W) % H, w = v % W;
       c.sum_w += static_cast<double>(w);
       const std::int64_t p[3] = {d, h, w};
-      for (int k = 0; k < 3; ++k) c.lo[k] = std::min(c.lo[k], p[k]), c.hi[k] = std::max(c.hi[k], p[k]);
+      for (int k = 0; k < 3; ++k)
+        c.lo[k] = std::min(c.lo[k], p[k]), c.hi[k] = std::max(c.hi[k], p[k]);
       for (int a = -1; a <= 1; ++a)
         for (int b = -1; b <= 1; ++b)
           for (int e = -1; e <= 1; ++e) {
@@ -88,22 +89,30 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
     // A label's largest component is its structure unless it is mere noise (a structure cut by
     // the field of view can be small); another component counts only when it is large (a
     // duplicated label), else it is a fragment.
-    c.structure = chain_position(c.label) >= 0 &&
-                  (biggest ? c.size >= 0.02 * median
-                           : c.size >= opt.min_fraction * largest[c.label] && c.size >= 0.5 * opt.min_fraction * median);
-    if (c.structure) order.push_back(static_cast<int>(i));
-    else c.new_label = -1;
+    c.structure =
+        chain_position(c.label) >= 0 && (biggest ? c.size >= 0.02 * median
+                                                 : c.size >= opt.min_fraction * largest[c.label] &&
+                                                       c.size >= 0.5 * opt.min_fraction * median);
+    if (c.structure)
+      order.push_back(static_cast<int>(i));
+    else
+      c.new_label = -1;
   }
 
   // 2. Order along W; the caudal end is where low chain positions lie.
   if (opt.reorder && !order.empty()) {
     double sw = 0, sp = 0, n = 0;
-    for (int i : order) sw += comps[i].centroid_w() * comps[i].size, sp += chain_position(comps[i].label) * double(comps[i].size), n += comps[i].size;
+    for (int i : order)
+      sw += comps[i].centroid_w() * comps[i].size,
+          sp += chain_position(comps[i].label) * double(comps[i].size), n += comps[i].size;
     double cov = 0;
-    for (int i : order) cov += (comps[i].centroid_w() - sw / n) * (chain_position(comps[i].label) - sp / n) * comps[i].size;
+    for (int i : order)
+      cov += (comps[i].centroid_w() - sw / n) * (chain_position(comps[i].label) - sp / n) *
+             comps[i].size;
     const bool caudal_high_w = cov < 0;
     std::sort(order.begin(), order.end(), [&](int a, int b) {
-      return caudal_high_w ? comps[a].centroid_w() > comps[b].centroid_w() : comps[a].centroid_w() < comps[b].centroid_w();
+      return caudal_high_w ? comps[a].centroid_w() > comps[b].centroid_w()
+                           : comps[a].centroid_w() < comps[b].centroid_w();
     });
     // Dynamic programming over (component, chain position).
     const int n_c = static_cast<int>(order.size()), n_p = static_cast<int>(kSpineChain.size());
@@ -116,7 +125,8 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
       anchor = any_vertebra;
     }
     std::vector<std::vector<double>> best(n_c, std::vector<double>(n_p, kNeg));
-    std::vector<std::vector<std::pair<int, int>>> from(n_c, std::vector<std::pair<int, int>>(n_p, {-1, -1}));
+    std::vector<std::vector<std::pair<int, int>>> from(
+        n_c, std::vector<std::pair<int, int>>(n_p, {-1, -1}));
     for (int i = 0; i < n_c; ++i) {
       const Component& c = comps[order[i]];
       for (int j = 0; j < n_p; ++j) {
@@ -173,7 +183,8 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
     }
   }
   for (std::int64_t i = 0; i < N; ++i) {
-    if (comp[i] >= 0) L[i] = comps[comp[i]].new_label > 0 ? static_cast<std::uint8_t>(comps[comp[i]].new_label) : 0;
+    if (comp[i] >= 0)
+      L[i] = comps[comp[i]].new_label > 0 ? static_cast<std::uint8_t>(comps[comp[i]].new_label) : 0;
   }
 
   // 3. Fragments join the structure they touch most, else background.
@@ -211,7 +222,8 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
     if (bestn == 0 && near_own_structure(comps[c])) fragment_label[c] = comps[c].label;
   }
   for (std::int64_t i = 0; i < N; ++i) {
-    if (comp[i] >= 0 && comps[comp[i]].new_label <= 0) L[i] = static_cast<std::uint8_t>(fragment_label[comp[i]]);
+    if (comp[i] >= 0 && comps[comp[i]].new_label <= 0)
+      L[i] = static_cast<std::uint8_t>(fragment_label[comp[i]]);
   }
 
   // 4. Holes: background enclosed by one label within a slice.
@@ -224,14 +236,17 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
         std::int64_t h0 = H, h1 = -1, w0 = W, w1 = -1;
         for (std::int64_t h = 0; h < H; ++h)
           for (std::int64_t w = 0; w < W; ++w)
-            if (S[h * W + w] == l) h0 = std::min(h0, h), h1 = std::max(h1, h), w0 = std::min(w0, w), w1 = std::max(w1, w);
+            if (S[h * W + w] == l)
+              h0 = std::min(h0, h), h1 = std::max(h1, h), w0 = std::min(w0, w),
+              w1 = std::max(w1, w);
         if (h1 < 0 || h1 - h0 < 2 || w1 - w0 < 2) continue;
         // Flood the complement of l from the box border; what stays unreached is enclosed.
         for (std::int64_t h = h0; h <= h1; ++h) std::memset(&seen[h * W + w0], 0, w1 - w0 + 1);
         q.clear();
         for (std::int64_t h = h0; h <= h1; ++h)
           for (std::int64_t w = w0; w <= w1; ++w)
-            if ((h == h0 || h == h1 || w == w0 || w == w1) && S[h * W + w] != l) seen[h * W + w] = 1, q.push_back(h * W + w);
+            if ((h == h0 || h == h1 || w == w0 || w == w1) && S[h * W + w] != l)
+              seen[h * W + w] = 1, q.push_back(h * W + w);
         while (!q.empty()) {
           const std::int64_t v = q.back();
           q.pop_back();
@@ -245,7 +260,8 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
         }
         for (std::int64_t h = h0 + 1; h < h1; ++h)
           for (std::int64_t w = w0 + 1; w < w1; ++w)
-            if (!seen[h * W + w] && S[h * W + w] == 0) S[h * W + w] = static_cast<std::uint8_t>(l), ++rep.filled_voxels;
+            if (!seen[h * W + w] && S[h * W + w] == 0)
+              S[h * W + w] = static_cast<std::uint8_t>(l), ++rep.filled_voxels;
       }
     }
   }

@@ -1,5 +1,5 @@
-// Anatomical refinement: repairs label maps with the spine's anatomy: the chain S, L5/S, L5, L4/L5, ...,
-// T9/T10, T9 (vertebrae and discs alternate from the sacrum up). The original has no
+// Anatomical refinement: repairs label maps with the spine's anatomy: the chain S, L5/S, L5, L4/L5,
+// ..., T9/T10, T9 (vertebrae and discs alternate from the sacrum up). The original has no
 // post-processing (spec 5); this is our addition and its effect is measured (tests corrupt
 // true masks in known ways; metrics.evaluate reports Dice before and after).
 //

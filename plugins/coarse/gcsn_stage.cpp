@@ -14,14 +14,19 @@ StageDescription gcsn_description() {
   d.kind = "coarse.gcsn";
   d.summary = "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid";
   d.params = nn::network_params();
-  d.params.insert(d.params.begin() + 1,
-                  {"model", ParamType::kString, ParamValue(std::string("gcsn")), false,
-                   "gcsn; deeplab (the pretraining network without the graph module); torchscript (custom network, same contract)",
-                   {"gcsn", "deeplab", "torchscript"}});
-  d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"}, {"coarse_pad", false, "", "int64", "2"}};
+  d.params.insert(d.params.begin() + 1, {"model",
+                                         ParamType::kString,
+                                         ParamValue(std::string("gcsn")),
+                                         false,
+                                         "gcsn; deeplab (the pretraining network without the graph "
+                                         "module); torchscript (custom network, same contract)",
+                                         {"gcsn", "deeplab", "torchscript"}});
+  d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"},
+             {"coarse_pad", false, "", "int64", "2"}};
   d.writes = {{"coarse_logits", false, "raw logits on the coarse grid", "float32", "C,D,h,w"}};
   d.consumes = {"coarse_input"};
-  d.concurrency = Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
+  d.concurrency =
+      Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
   d.resource = "gpu";
   return d;
 }
@@ -53,7 +58,8 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   nn::NetworkCall call(setup, stage.ctx, &stage.device_mutex);
   nn::StageStream::Use on_stream(stage.stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
-  if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda())) x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
+  if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda()))
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
     nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());
@@ -61,7 +67,8 @@ CasePtr GcsnStage::process(const CasePtr& in) {
       auto r = setup.script->forward({x});
       if (r.isTuple()) {
         const auto& e = r.toTuple()->elements();
-        logits = e[e.size() == 3 ? 1 : 0].toTensor();  // the original's eval output is (softmax, logits, Z)
+        logits = e[e.size() == 3 ? 1 : 0]
+                     .toTensor();  // the original's eval output is (softmax, logits, Z)
       } else {
         logits = r.toTensor();
       }
@@ -73,7 +80,8 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   }
   if (logits.dim() != 5 || logits.size(0) != 1 || logits.size(2) != x.size(2)) {
     std::ostringstream s;
-    s << "network output has shape " << logits.sizes() << ", expected [1, C, " << x.size(2) << ", H, W]";
+    s << "network output has shape " << logits.sizes() << ", expected [1, C, " << x.size(2)
+      << ", H, W]";
     throw std::runtime_error(s.str());
   }
   auto kept = stage.to_host(logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32));

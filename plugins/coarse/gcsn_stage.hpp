@@ -10,7 +10,8 @@
 // Concurrency: parallel on the CPU (each call takes the executor's thread share, see
 //          nn::NetworkCall); on CUDA one call at a time on the stage's stream.
 //
-//   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device": "auto"}}
+//   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device":
+//   "auto"}}
 #pragma once
 
 #include <memory>

@@ -10,22 +10,47 @@ namespace spineparse::coarse {
 StageDescription preprocess_description() {
   StageDescription d;
   d.kind = "coarse.preprocess";
-  d.summary = "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 (spec 2.1)";
+  d.summary =
+      "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
+      "(spec 2.1)";
   d.params = {
-      {"height", ParamType::kInt, ParamValue(std::int64_t{128}), false, "rows of the network input", {}, 16.0, std::nullopt},
-      {"width", ParamType::kInt, ParamValue(std::int64_t{256}), false, "columns of the network input", {}, 16.0, std::nullopt},
-      {"min_slices", ParamType::kInt, ParamValue(std::int64_t{18}), false, "pad the slice axis to this many", {}, 1.0, std::nullopt},
+      {"height",
+       ParamType::kInt,
+       ParamValue(std::int64_t{128}),
+       false,
+       "rows of the network input",
+       {},
+       16.0,
+       std::nullopt},
+      {"width",
+       ParamType::kInt,
+       ParamValue(std::int64_t{256}),
+       false,
+       "columns of the network input",
+       {},
+       16.0,
+       std::nullopt},
+      {"min_slices",
+       ParamType::kInt,
+       ParamValue(std::int64_t{18}),
+       false,
+       "pad the slice axis to this many",
+       {},
+       1.0,
+       std::nullopt},
   };
-  d.reads = {{"image", false, "normalised", "float32", "D,H,W"}, {"norm", true, "offset and scale", "float64", "2"}};
-  d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32", "1,1,Dp,h,w"},
-               {"coarse_pad", false, "slices padded before, slices of the case", "int64", "2"}};
+  d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
+             {"norm", true, "offset and scale", "float64", "2"}};
+  d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32",
+               "1,1,Dp,h,w"},
+              {"coarse_pad", false, "slices padded before, slices of the case", "int64", "2"}};
   return d;
 }
 
 CasePtr Preprocess::process(const CasePtr& in) {
   auto [offset, scale] = nn::norm_of(*in);
-  auto ci = nn::make_coarse_input(*in->get("image"), offset, scale, params_.get_int("height"), params_.get_int("width"),
-                              params_.get_int("min_slices"));
+  auto ci = nn::make_coarse_input(*in->get("image"), offset, scale, params_.get_int("height"),
+                                  params_.get_int("width"), params_.get_int("min_slices"));
   auto pad = NdArray::make<std::int64_t>({2});
   pad->data<std::int64_t>()[0] = ci.pad_before;
   pad->data<std::int64_t>()[1] = in->get("image")->dim(0);

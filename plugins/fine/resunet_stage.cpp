@@ -13,24 +13,49 @@ namespace spineparse::fine {
 StageDescription resunet_description() {
   StageDescription d;
   d.kind = "fine.resunet";
-  d.summary = "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the coarse logits";
+  d.summary =
+      "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the "
+      "coarse logits";
   d.params = nn::network_params();
   d.params.insert(d.params.begin() + 1,
-                  {{"model", ParamType::kString, ParamValue(std::string("resunet2d")), false,
-                    "resunet2d; torchscript (custom network: forward(image, unary) -> logits)", {"resunet2d", "torchscript"}},
-                   {"batch_size", ParamType::kInt, ParamValue(std::int64_t{0}), false,
-                    "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the thread share of the moment), 16 on CUDA",
-                    {}, 0.0, 256.0},
-                   {"batch_across_cases", ParamType::kString, ParamValue(std::string("auto")), false,
-                    "let slices of different cases share a forward pass (one pass at a time); auto: on for CUDA, off on the CPU "
+                  {{"model",
+                    ParamType::kString,
+                    ParamValue(std::string("resunet2d")),
+                    false,
+                    "resunet2d; torchscript (custom network: forward(image, unary) -> logits)",
+                    {"resunet2d", "torchscript"}},
+                   {"batch_size",
+                    ParamType::kInt,
+                    ParamValue(std::int64_t{0}),
+                    false,
+                    "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes "
+                    "the thread share of the moment), 16 on CUDA",
+                    {},
+                    0.0,
+                    256.0},
+                   {"batch_across_cases",
+                    ParamType::kString,
+                    ParamValue(std::string("auto")),
+                    false,
+                    "let slices of different cases share a forward pass (one pass at a time); "
+                    "auto: on for CUDA, off on the CPU "
                     "(where cases run side by side instead)",
                     {"auto", "on", "off"}},
-                   {"batch_wait_ms", ParamType::kFloat, ParamValue(0.0), false,
-                    "with batch_across_cases: how long a pass waits for a full batch before running a partial one", {}, 0.0, 10000.0}});
-  d.reads = {{"fine_mr", false, "", "float32", "D,h,w"}, {"coarse_logits", false, "", "float32", "C,D,h,w"}};
+                   {"batch_wait_ms",
+                    ParamType::kFloat,
+                    ParamValue(0.0),
+                    false,
+                    "with batch_across_cases: how long a pass waits for a full batch before "
+                    "running a partial one",
+                    {},
+                    0.0,
+                    10000.0}});
+  d.reads = {{"fine_mr", false, "", "float32", "D,h,w"},
+             {"coarse_logits", false, "", "float32", "C,D,h,w"}};
   d.writes = {{"fine_probs", false, "softmax on the fine grid", "float32", "C,D,h,w"}};
   d.consumes = {"fine_mr"};
-  d.concurrency = Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
+  d.concurrency =
+      Concurrency::kParallel;  // CPU: cases side by side (NetworkCall); CUDA: one at a time
   d.resource = "gpu";
   return d;
 }
@@ -49,10 +74,13 @@ void ResUNetStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
   stage.open(params_, ctx);
   const bool cuda = stage.cuda();
-  impl_->batch_size = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size") : cuda ? 16 : 1;
+  impl_->batch_size = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size")
+                      : cuda                            ? 16
+                                                        : 1;
   const std::string across = params_.get_string("batch_across_cases");
   if (across == "on" || (across == "auto" && cuda)) {
-    impl_->batcher = std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
+    impl_->batcher =
+        std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
   }
   if (stage.setup.script) return;
   // Demo models are narrower; without a state (random_weights) the network is full size.
@@ -67,11 +95,12 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   c10::InferenceMode guard;
   auto mr_arr = in->get("fine_mr");
   auto lg_arr = in->get("coarse_logits");
-  auto mr = nn::view_of(*mr_arr);      // [D,h,w]
-  auto unary = nn::view_of(*lg_arr);   // [20,D,h',w']
+  auto mr = nn::view_of(*mr_arr);     // [D,h,w]
+  auto unary = nn::view_of(*lg_arr);  // [20,D,h',w']
   const std::int64_t D = mr.size(0);
   if (unary.dim() != 4 || unary.size(1) != D) {
-    throw std::runtime_error("coarse_logits has " + std::to_string(unary.size(1)) + " slices, fine_mr " + std::to_string(D));
+    throw std::runtime_error("coarse_logits has " + std::to_string(unary.size(1)) +
+                             " slices, fine_mr " + std::to_string(D));
   }
   auto& stage = impl_->stage;
   const auto& setup = stage.setup;
@@ -80,7 +109,8 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   auto forward = [&](const torch::Tensor& image, const torch::Tensor& unary_batch) {
     auto img = nn::to_device_async(image, setup.device);
     auto un = nn::to_device_async(unary_batch, setup.device);
-    if (stage.optimized && nn::uses_channels_last(cuda)) un = un.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (stage.optimized && nn::uses_channels_last(cuda))
+      un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     if (setup.script) {
       logits = setup.script->forward({img, un}).toTensor();
@@ -97,7 +127,8 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   nn::StageStream::Use on_stream(stage.stream);
   nn::CudaAutocast autocast(setup.amp && cuda);
   torch::Tensor probs;  // [C,D,h,w]
-  std::shared_ptr<NdArray> host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
+  std::shared_ptr<NdArray>
+      host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
   auto out = in->derive();
   if (impl_->batcher) {
     auto r = impl_->batcher->run(images, unaries, forward);
@@ -110,7 +141,8 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
       if (j > 0) call.refresh();
       const std::int64_t n = std::min(bs, D - j);
       auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
-      if (!probs.defined() && cuda) probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
+      if (!probs.defined() && cuda)
+        probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
       if (!probs.defined()) {
         host_probs = NdArray::make<float>({sm.size(1), D, sm.size(2), sm.size(3)});
         probs = nn::view_of(*host_probs);

@@ -20,7 +20,8 @@ std::int64_t SliceBatcher::queued_slices() const {
   return n;
 }
 
-SliceBatcher::Result SliceBatcher::run(const torch::Tensor& image, const torch::Tensor& unary, const Forward& forward) {
+SliceBatcher::Result SliceBatcher::run(const torch::Tensor& image, const torch::Tensor& unary,
+                                       const Forward& forward) {
   Request r;
   r.image = image;
   r.unary = unary;
@@ -44,7 +45,8 @@ SliceBatcher::Result SliceBatcher::run(const torch::Tensor& image, const torch::
 void SliceBatcher::lead(std::unique_lock<std::mutex>& lk, const Forward& forward) {
   leading_ = true;
   if (wait_ms_ > 0) {
-    cv_.wait_for(lk, std::chrono::duration<double, std::milli>(wait_ms_), [&] { return queued_slices() >= batch_size_; });
+    cv_.wait_for(lk, std::chrono::duration<double, std::milli>(wait_ms_),
+                 [&] { return queued_slices() >= batch_size_; });
   }
   struct Piece {
     Request* r;
@@ -75,7 +77,8 @@ void SliceBatcher::lead(std::unique_lock<std::mutex>& lk, const Forward& forward
     for (const auto& p : pieces) {
       // Only the leader writes results, and one leads at a time.
       auto& res = p.r->result.out;
-      if (!res.defined()) res = torch::empty({out.size(1), p.r->slices, out.size(2), out.size(3)}, out.options());
+      if (!res.defined())
+        res = torch::empty({out.size(1), p.r->slices, out.size(2), out.size(3)}, out.options());
       res.narrow(1, p.first, p.n).copy_(out.narrow(0, at, p.n).permute({1, 0, 2, 3}));
       at += p.n;
     }

@@ -22,15 +22,17 @@ namespace spineparse::fine {
 class SliceBatcher {
  public:
   // image [n,1,h,w] and unary [n,C,h',w'] (host, contiguous) -> [n,C,h,w] on any device.
-  using Forward = std::function<torch::Tensor(const torch::Tensor& image, const torch::Tensor& unary)>;
+  using Forward =
+      std::function<torch::Tensor(const torch::Tensor& image, const torch::Tensor& unary)>;
 
   // wait_ms: how long a leader waits for a full batch before running a partial one.
-  SliceBatcher(std::int64_t batch_size, double wait_ms) : batch_size_(batch_size), wait_ms_(wait_ms) {}
+  SliceBatcher(std::int64_t batch_size, double wait_ms)
+      : batch_size_(batch_size), wait_ms_(wait_ms) {}
 
   struct Result {
-    torch::Tensor out;          // [C, D, h, w] on the forward's device
-    int passes = 0;             // forward passes that held slices of this case
-    int shared_passes = 0;      // of those, passes that also held slices of other cases
+    torch::Tensor out;      // [C, D, h, w] on the forward's device
+    int passes = 0;         // forward passes that held slices of this case
+    int shared_passes = 0;  // of those, passes that also held slices of other cases
   };
   // Every slice of one case: image [D,1,h,w], unary [D,C,h',w'] (host). Blocks until all of
   // them ran; rethrows the error of a pass that held any of them.

@@ -3,8 +3,8 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <stdexcept>
 #include <cstring>
+#include <stdexcept>
 
 #include "nn/resample.hpp"
 
@@ -13,10 +13,12 @@ namespace spineparse::fine {
 StageDescription to_raw_description() {
   StageDescription d;
   d.kind = "fine.to_raw";
-  d.summary = "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)";
+  d.summary =
+      "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)";
   d.params = {{"keep_probabilities", ParamType::kBool, ParamValue(false), false,
                "also keep the float32 [20,D,H,W] probabilities on the raw grid (large)"}};
-  d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"}, {"image", false, "for the raw size", "float32", "D,H,W"}};
+  d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"},
+             {"image", false, "for the raw size", "float32", "D,H,W"}};
   d.writes = {{"labels", false, "0 background, 1-10 vertebrae, 11-19 discs", "uint8", "D,H,W"},
               {"probabilities", true, "when keep_probabilities", "float32", "C,D,H,W"}};
   d.consumes = {"fine_probs"};
@@ -47,7 +49,9 @@ CasePtr ToRaw::process(const CasePtr& in) {
   auto image = in->get("image");
   const std::int64_t C = probs->dim(0), D = probs->dim(1), h = probs->dim(2), w = probs->dim(3);
   const std::int64_t H = image->dim(1), W = image->dim(2);
-  if (image->dim(0) != D) throw std::runtime_error("fine_probs has " + std::to_string(D) + " slices, the image " + std::to_string(image->dim(0)));
+  if (image->dim(0) != D)
+    throw std::runtime_error("fine_probs has " + std::to_string(D) + " slices, the image " +
+                             std::to_string(image->dim(0)));
   const nn::RowCrop crop = nn::central_rows(H);
   const auto ly = lerps(h, crop.rows()), lx = lerps(w, W);
   const bool keep = params_.get_bool("keep_probabilities");
@@ -67,7 +71,8 @@ CasePtr ToRaw::process(const CasePtr& in) {
       float* dst = keep ? full->data<float>() + ((c * D + d) * H + crop.begin + r) * W : nullptr;
       for (std::int64_t x = 0; x < W; ++x) {
         const Lerp& e = lx[x];
-        const float v = y.l0 * (e.l0 * row0[e.i0] + e.l1 * row0[e.i1]) + y.l1 * (e.l0 * row1[e.i0] + e.l1 * row1[e.i1]);
+        const float v = y.l0 * (e.l0 * row0[e.i0] + e.l1 * row0[e.i1]) +
+                        y.l1 * (e.l0 * row1[e.i0] + e.l1 * row1[e.i1]);
         if (dst) dst[x] = v;
         if (v > best[x]) {  // strict: the first maximum wins, as torch.argmax
           best[x] = v;

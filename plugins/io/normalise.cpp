@@ -8,14 +8,24 @@ namespace spineparse::io {
 StageDescription normalise_description() {
   StageDescription d;
   d.kind = "io.normalise";
-  d.summary = "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score";
+  d.summary =
+      "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score";
   d.params = {
-      {"mode", ParamType::kString, ParamValue(std::string("fixed")), false,
+      {"mode",
+       ParamType::kString,
+       ParamValue(std::string("fixed")),
+       false,
        "fixed: (x - mean) / std with the constants below; zscore: per-volume mean and std",
        {"fixed", "zscore"}},
       {"mean", ParamType::kFloat, ParamValue(466.0), false, "offset for mode fixed (spec 1.4)"},
-      {"std", ParamType::kFloat, ParamValue(379.0), false, "scale for mode fixed (spec 1.4)",
-       {}, 1e-12, std::nullopt},
+      {"std",
+       ParamType::kFloat,
+       ParamValue(379.0),
+       false,
+       "scale for mode fixed (spec 1.4)",
+       {},
+       1e-12,
+       std::nullopt},
   };
   d.reads = {{"image", false, "", "float32", "D,H,W"}};
   d.writes = {{"image", false, "normalised", "float32", "D,H,W"},
@@ -34,7 +44,8 @@ CasePtr Normalise::process(const CasePtr& in) {
     offset = sum / static_cast<double>(n);
     for (std::int64_t i = 0; i < n; ++i) sq += (x[i] - offset) * (x[i] - offset);
     scale = std::sqrt(sq / static_cast<double>(n));  // population std, as numpy's default
-    if (!(scale > 0)) throw std::runtime_error("case " + in->id() + ": zscore of a constant volume");
+    if (!(scale > 0))
+      throw std::runtime_error("case " + in->id() + ": zscore of a constant volume");
   }
   auto out_img = NdArray::make<float>(img->shape());
   float* y = out_img->data<float>();

@@ -10,9 +10,9 @@
 #include <map>
 #include <set>
 
-#include "spineparse/files.hpp"
 #include "io/dataset.hpp"
 #include "io/volume_io.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -25,16 +25,31 @@ StageDescription read_dataset_description() {
   d.params = {
       {"dir", ParamType::kPath, ParamValue(std::string()), false,
        "dataset folder; empty: the run's --input"},
-      {"layout", ParamType::kString, ParamValue(std::string("auto")), false,
+      {"layout",
+       ParamType::kString,
+       ParamValue(std::string("auto")),
+       false,
        "original: DIR/original_mr + DIR/mask; flat: volumes in DIR; auto: detect",
        {"auto", "original", "flat"}},
       {"cases", ParamType::kStringList, ParamValue(std::vector<std::string>{}), false,
        "only these case ids (e.g. [\"Case3\", \"Case7\"]); empty: all"},
       {"read_mask", ParamType::kBool, ParamValue(true), false, "read masks when present"},
-      {"max_voxels", ParamType::kInt, ParamValue(std::int64_t{64} * 1024 * 1024), false,
-       "refuse volumes with more voxels", {}, 1.0, std::nullopt},
-      {"max_slices", ParamType::kInt, ParamValue(std::int64_t{256}), false,
-       "refuse volumes with more slices (array axis 2)", {}, 1.0, std::nullopt},
+      {"max_voxels",
+       ParamType::kInt,
+       ParamValue(std::int64_t{64} * 1024 * 1024),
+       false,
+       "refuse volumes with more voxels",
+       {},
+       1.0,
+       std::nullopt},
+      {"max_slices",
+       ParamType::kInt,
+       ParamValue(std::int64_t{256}),
+       false,
+       "refuse volumes with more slices (array axis 2)",
+       {},
+       1.0,
+       std::nullopt},
   };
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},
               {"mask", true, "ground truth, when the case has one", "uint8", "D,H,W"}};
@@ -60,7 +75,8 @@ std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
   if (!only.empty()) {
     std::vector<CaseSeed> kept;
     for (const auto& id : only) {
-      auto it = std::find_if(seeds.begin(), seeds.end(), [&](const CaseSeed& s) { return s.id == id; });
+      auto it =
+          std::find_if(seeds.begin(), seeds.end(), [&](const CaseSeed& s) { return s.id == id; });
       if (it == seeds.end()) throw std::runtime_error("case '" + id + "' is not in " + dir);
       kept.push_back(*it);
     }
@@ -78,13 +94,14 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
   const std::string dims = std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(D);
   if (a.numel() > params_.get_int("max_voxels")) {
-    throw std::runtime_error(image_path + " has " + std::to_string(a.numel()) + " voxels (" + dims +
-                             "), over the limit max_voxels=" + std::to_string(params_.get_int("max_voxels")));
+    throw std::runtime_error(
+        image_path + " has " + std::to_string(a.numel()) + " voxels (" + dims +
+        "), over the limit max_voxels=" + std::to_string(params_.get_int("max_voxels")));
   }
   if (D > params_.get_int("max_slices")) {
-    throw std::runtime_error(image_path + " has " + std::to_string(D) +
-                             " slices, over the limit max_slices=" +
-                             std::to_string(params_.get_int("max_slices")));
+    throw std::runtime_error(
+        image_path + " has " + std::to_string(D) +
+        " slices, over the limit max_slices=" + std::to_string(params_.get_int("max_slices")));
   }
   const float* x = a.data<float>();
   std::int64_t non_finite = 0;

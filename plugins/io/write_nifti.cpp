@@ -11,15 +11,21 @@ namespace fs = std::filesystem;
 StageDescription write_nifti_description() {
   StageDescription d;
   d.kind = "io.write_nifti";
-  d.summary = "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically";
+  d.summary =
+      "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically";
   d.params = {
-      {"field", ParamType::kString, ParamValue(std::string("labels")), false, "case field to write"},
+      {"field", ParamType::kString, ParamValue(std::string("labels")), false,
+       "case field to write"},
       {"name", ParamType::kString, ParamValue(std::string("seg_{id}.nii.gz")), false,
        "file name; {id} is the case id (.nii.gz, .nii, .nrrd, .mha by extension)"},
       {"folder", ParamType::kString, ParamValue(std::string()), false,
        "sub-folder of the run's output folder"},
-      {"dtype", ParamType::kString, ParamValue(std::string("auto")), false,
-       "stored type: auto keeps the field's", {"auto", "uint8", "int16", "float32"}},
+      {"dtype",
+       ParamType::kString,
+       ParamValue(std::string("auto")),
+       false,
+       "stored type: auto keeps the field's",
+       {"auto", "uint8", "int16", "float32"}},
   };
   d.reads = {{"labels", false, "the field named by 'field'"}};
   d.fields_for = [](const Params& p) {
@@ -37,7 +43,8 @@ std::string WriteNifti::path_for(const std::string& id, const std::string& outpu
   return (fs::path(output_dir) / params_.get_string("folder") / name).string();
 }
 
-std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed, const StageContext& ctx) const {
+std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed,
+                                                 const StageContext& ctx) const {
   return {path_for(seed.id, ctx.output_dir)};
 }
 
@@ -52,17 +59,24 @@ CasePtr WriteNifti::process(const CasePtr& in) {
     T* y = out->template data<T>();
     const std::int64_t n = data->numel();
     switch (data->dtype()) {
-      case DType::kUInt8: for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(data->data<std::uint8_t>()[i]); break;
-      case DType::kInt16: for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(data->data<std::int16_t>()[i]); break;
+      case DType::kUInt8:
+        for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(data->data<std::uint8_t>()[i]);
+        break;
+      case DType::kInt16:
+        for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(data->data<std::int16_t>()[i]);
+        break;
       case DType::kFloat32: {
         const float* x = data->data<float>();
         for (std::int64_t i = 0; i < n; ++i) {
-          if (std::is_integral<T>::value) y[i] = static_cast<T>(std::lround(x[i]));
-          else y[i] = static_cast<T>(x[i]);
+          if (std::is_integral<T>::value)
+            y[i] = static_cast<T>(std::lround(x[i]));
+          else
+            y[i] = static_cast<T>(x[i]);
         }
         break;
       }
-      default: throw std::runtime_error("cannot convert " + std::string(dtype_name(data->dtype())));
+      default:
+        throw std::runtime_error("cannot convert " + std::string(dtype_name(data->dtype())));
     }
     to_write = out;
   };

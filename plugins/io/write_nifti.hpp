@@ -21,7 +21,8 @@ class WriteNifti : public Stage {
   explicit WriteNifti(const Params& p) : params_(p) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
-  std::vector<std::string> outputs_for(const CaseSeed& seed, const StageContext& ctx) const override;
+  std::vector<std::string> outputs_for(const CaseSeed& seed,
+                                       const StageContext& ctx) const override;
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;

@@ -11,9 +11,12 @@ namespace fs = std::filesystem;
 StageDescription evaluate_description() {
   StageDescription d;
   d.kind = "metrics.evaluate";
-  d.summary = "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and summary.json";
+  d.summary =
+      "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and "
+      "summary.json";
   d.params = {
-      {"folder", ParamType::kString, ParamValue(std::string("metrics")), false, "sub-folder of the output for the reports"},
+      {"folder", ParamType::kString, ParamValue(std::string("metrics")), false,
+       "sub-folder of the output for the reports"},
       {"distances", ParamType::kBool, ParamValue(true), false, "compute ASSD and HD95 (mm)"},
   };
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
@@ -29,9 +32,12 @@ CasePtr Evaluate::process(const CasePtr& in) {
   CaseScores cs;
   cs.id = in->id();
   const auto sp = spacing_dhw(in->geometry());
-  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp, params_.get_bool("distances"), &cs.confusion);
+  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp,
+                             params_.get_bool("distances"), &cs.confusion);
   if (in->has("labels_unrefined")) {
-    cs.dice_before = case_mean(score_case(*in->get("labels_unrefined"), *in->get("mask"), sp, false), &StructureScore::dice, "all");
+    cs.dice_before =
+        case_mean(score_case(*in->get("labels_unrefined"), *in->get("mask"), sp, false),
+                  &StructureScore::dice, "all");
   }
   auto out = in->derive();
   out->set_metric("dice_all", case_mean(cs.structures, &StructureScore::dice, "all"));
@@ -49,7 +55,8 @@ CasePtr Evaluate::process(const CasePtr& in) {
 }
 
 void Evaluate::close() {
-  std::sort(scores_.begin(), scores_.end(), [](const CaseScores& a, const CaseScores& b) { return natural_less(a.id, b.id); });
+  std::sort(scores_.begin(), scores_.end(),
+            [](const CaseScores& a, const CaseScores& b) { return natural_less(a.id, b.id); });
   if (scores_.empty()) return;
   write_reports(scores_, (fs::path(output_dir_) / params_.get_string("folder")).string());
 }

@@ -21,7 +21,6 @@ namespace spineparse::metrics {
 
 StageDescription evaluate_description();
 
-
 class Evaluate : public Stage {
  public:
   explicit Evaluate(const Params& p) : params_(p) {}

@@ -7,8 +7,10 @@
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
-  r.add_stage(metrics::evaluate_description(), [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
-  r.add_stage(metrics::report_description(), [](const Params& p) { return std::make_unique<metrics::Report>(p); });
+  r.add_stage(metrics::evaluate_description(),
+              [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
+  r.add_stage(metrics::report_description(),
+              [](const Params& p) { return std::make_unique<metrics::Report>(p); });
 }
 
 }  // namespace spineparse

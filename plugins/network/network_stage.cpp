@@ -18,20 +18,24 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
   s.amp = params.get_bool("amp");
   if (s.amp && !s.device.is_cuda()) {
     std::fprintf(stderr,
-                 "warning: node '%s': amp=true on the CPU runs the network in bfloat16, which LibTorch 1.13's convolutions "
-                 "ran 30-40x slower than float32 on the development machine (GCSN 61 s against 1.5 s); keep amp for CUDA "
+                 "warning: node '%s': amp=true on the CPU runs the network in bfloat16, which "
+                 "LibTorch 1.13's convolutions "
+                 "ran 30-40x slower than float32 on the development machine (GCSN 61 s against 1.5 "
+                 "s); keep amp for CUDA "
                  "unless your LibTorch has fast bfloat16 convolutions\n",
                  ctx.node_id.c_str());
   }
   s.weights = params.get_string("weights");
   if (params.has("random_weights") && params.get_bool("random_weights")) {
-    if (params.get_string("model") == "torchscript") throw std::runtime_error("random_weights needs a built-in model, not torchscript");
+    if (params.get_string("model") == "torchscript")
+      throw std::runtime_error("random_weights needs a built-in model, not torchscript");
     s.random = true;
     s.weights = "(random weights, seed 0)";
     torch::manual_seed(0);  // the stage builds its network next
     return s;
   }
-  if (!std::filesystem::exists(s.weights)) throw std::runtime_error("weights file " + s.weights + " does not exist");
+  if (!std::filesystem::exists(s.weights))
+    throw std::runtime_error("weights file " + s.weights + " does not exist");
   if (params.get_string("model") == "torchscript") {
     s.script = std::make_shared<torch::jit::Module>(torch::jit::load(s.weights, s.device));
     s.script->eval();
@@ -43,13 +47,15 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
 
 ParamSpec random_weights_param() {
   return {"random_weights", ParamType::kBool, ParamValue(false), false,
-          "benchmarking only: the full-size network with seeded random weights instead of the weights file "
+          "benchmarking only: the full-size network with seeded random weights instead of the "
+          "weights file "
           "(meaningless segmentation; spineparse bench uses it when the weights file is missing)"};
 }
 
 ParamSpec optimize_param() {
   return {"optimize", ParamType::kBool, ParamValue(true), false,
-          "inference rewrites that keep the results: BatchNorm folded into the convolutions; on CPU the GCSN's "
+          "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "
+          "CPU the GCSN's "
           "depthwise convolutions as 2-D planes; on CUDA channels-last layout"};
 }
 
@@ -61,16 +67,27 @@ void place(torch::nn::Module& net, const NetworkSetup& setup) {
 
 std::vector<ParamSpec> network_params() {
   return {
-      {"weights", ParamType::kPath, std::nullopt, true, "safetensors state dict (or TorchScript file for model=torchscript)",
-       {}, std::nullopt, std::nullopt, /*must_exist=*/true, /*exists_unless=*/"random_weights"},
-      {"device", ParamType::kString, ParamValue(std::string("auto")), false, "cpu, cuda, cuda:N or auto"},
-      {"amp", ParamType::kBool, ParamValue(false), false, "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+      {"weights",
+       ParamType::kPath,
+       std::nullopt,
+       true,
+       "safetensors state dict (or TorchScript file for model=torchscript)",
+       {},
+       std::nullopt,
+       std::nullopt,
+       /*must_exist=*/true,
+       /*exists_unless=*/"random_weights"},
+      {"device", ParamType::kString, ParamValue(std::string("auto")), false,
+       "cpu, cuda, cuda:N or auto"},
+      {"amp", ParamType::kBool, ParamValue(false), false,
+       "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
       optimize_param(),
       random_weights_param(),
   };
 }
 
-NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex* one_at_a_time)
+NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx,
+                         std::mutex* one_at_a_time)
     : ctx_(ctx), cpu_(!setup.device.is_cuda()) {
   if (!cpu_ && one_at_a_time) lock_ = std::unique_lock<std::mutex>(*one_at_a_time);
   refresh();

@@ -71,10 +71,10 @@ class NetworkCall {
 struct NetworkStage {
   NetworkSetup setup;
   StageContext ctx;
-  StageStream stream;        // its own CUDA stream (nothing on the CPU)
-  std::mutex device_mutex;   // CUDA: one call at a time on the stream
-  bool optimize = false;     // the `optimize` parameter
-  bool optimized = false;    // install() applied optimize_for_inference
+  StageStream stream;       // its own CUDA stream (nothing on the CPU)
+  std::mutex device_mutex;  // CUDA: one call at a time on the stream
+  bool optimize = false;    // the `optimize` parameter
+  bool optimized = false;   // install() applied optimize_for_inference
 
   void open(const Params& params, const StageContext& context);
   bool cuda() const { return setup.device.is_cuda(); }

@@ -5,19 +5,32 @@ namespace spineparse::refine {
 StageDescription refine_description() {
   StageDescription d;
   d.kind = "refine.anatomy";
-  d.summary = "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes";
+  d.summary =
+      "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes";
   d.params = {
       {"enabled", ParamType::kBool, ParamValue(true), false,
        "false: pass the labels through unchanged (labels_unrefined is still written)"},
-      {"anchor", ParamType::kString, ParamValue(std::string("sacrum")), false,
-       "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement alone", {"sacrum", "none"}},
-      {"min_fraction", ParamType::kFloat, ParamValue(0.3), false,
-       "components smaller than this fraction of their label's largest are fragments", {}, 0.0, 1.0},
-      {"fill_holes", ParamType::kBool, ParamValue(true), false, "fill background enclosed by a structure in a slice"},
+      {"anchor",
+       ParamType::kString,
+       ParamValue(std::string("sacrum")),
+       false,
+       "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement alone",
+       {"sacrum", "none"}},
+      {"min_fraction",
+       ParamType::kFloat,
+       ParamValue(0.3),
+       false,
+       "components smaller than this fraction of their label's largest are fragments",
+       {},
+       0.0,
+       1.0},
+      {"fill_holes", ParamType::kBool, ParamValue(true), false,
+       "fill background enclosed by a structure in a slice"},
       {"reorder", ParamType::kBool, ParamValue(true), false, "enforce the order along the spine"},
   };
   d.reads = {{"labels", false, "", "uint8", "D,H,W"}};
-  d.writes = {{"labels", false, "refined", "uint8", "D,H,W"}, {"labels_unrefined", false, "the input labels", "uint8", "D,H,W"}};
+  d.writes = {{"labels", false, "refined", "uint8", "D,H,W"},
+              {"labels_unrefined", false, "the input labels", "uint8", "D,H,W"}};
   return d;
 }
 

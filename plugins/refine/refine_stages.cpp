@@ -6,7 +6,8 @@
 namespace spineparse {
 
 void register_refine_stages(Registry& r) {
-  r.add_stage(refine::refine_description(), [](const Params& p) { return std::make_unique<refine::Refine>(p); });
+  r.add_stage(refine::refine_description(),
+              [](const Params& p) { return std::make_unique<refine::Refine>(p); });
 }
 
 }  // namespace spineparse

@@ -13,24 +13,36 @@ namespace spineparse {
 
 std::size_t dtype_size(DType t) {
   switch (t) {
-    case DType::kUInt8: return 1;
-    case DType::kInt16: return 2;
-    case DType::kInt32: return 4;
-    case DType::kInt64: return 8;
-    case DType::kFloat32: return 4;
-    case DType::kFloat64: return 8;
+    case DType::kUInt8:
+      return 1;
+    case DType::kInt16:
+      return 2;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt64:
+      return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat64:
+      return 8;
   }
   return 0;
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::kUInt8: return "uint8";
-    case DType::kInt16: return "int16";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kInt16:
+      return "int16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
   }
   return "?";
 }
@@ -61,7 +73,8 @@ std::string NdArray::shape_string() const {
 
 bool Geometry::same_as(const Geometry& o, double tol) const {
   for (int i = 0; i < 3; ++i) {
-    if (std::abs(spacing[i] - o.spacing[i]) > tol * std::max(1.0, std::abs(spacing[i]))) return false;
+    if (std::abs(spacing[i] - o.spacing[i]) > tol * std::max(1.0, std::abs(spacing[i])))
+      return false;
     // Origins in mm: allow a small absolute slack scaled by the voxel size.
     if (std::abs(origin[i] - o.origin[i]) > 1e-3 * std::max(1.0, spacing[i])) return false;
   }
@@ -118,12 +131,18 @@ void Case::set_payload(const std::string& key, std::shared_ptr<const Payload> p)
 
 const char* param_type_name(ParamType t) {
   switch (t) {
-    case ParamType::kBool: return "bool";
-    case ParamType::kInt: return "int";
-    case ParamType::kFloat: return "float";
-    case ParamType::kString: return "string";
-    case ParamType::kPath: return "path";
-    case ParamType::kStringList: return "string list";
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kString:
+      return "string";
+    case ParamType::kPath:
+      return "path";
+    case ParamType::kStringList:
+      return "string list";
   }
   return "?";
 }

@@ -1,5 +1,8 @@
 #include "spineparse/executor.hpp"
 
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,9 +15,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-#include <tbb/flow_graph.h>
-#include <tbb/global_control.h>
-#include <tbb/task_arena.h>
 
 #include "spineparse/files.hpp"
 
@@ -48,9 +48,12 @@ std::string format_eta(double s) {
   if (!(s >= 0) || s > 1e7) return "--";
   int t = static_cast<int>(s + 0.5);
   char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", t / 3600, (t / 60) % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%ds", t);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%dh%02dm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ds", t);
   return buf;
 }
 
@@ -87,8 +90,10 @@ class Progress {
                   done_, total_, failed_,
                   skipped_ ? (" skipped " + std::to_string(skipped_)).c_str() : "", rate,
                   format_eta(el).c_str(), final_line ? "0s" : format_eta(eta).c_str());
-    if (mode_ == "live") std::fprintf(stderr, "\r%-100s", buf);
-    else std::fprintf(stderr, "[progress] %s\n", buf);
+    if (mode_ == "live")
+      std::fprintf(stderr, "\r%-100s", buf);
+    else
+      std::fprintf(stderr, "[progress] %s\n", buf);
     std::fflush(stderr);
   }
   std::string mode_;
@@ -149,7 +154,8 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
       open.stages.push_back(registry.create(n.stage, n.params));
       open.stages.back()->open(ctx);
     } catch (const std::exception& e) {
-      throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open: " + first_lines(e.what()));
+      throw RunError("node '" + n.id + "' (" + n.stage +
+                     ") failed to open: " + first_lines(e.what()));
     } catch (...) {
       throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open");
     }
@@ -159,12 +165,14 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
 
 // The source's cases, with a record each in the report; with --resume, those whose outputs
 // from every stage exist are marked skipped (returned true).
-std::vector<bool> list_cases(const GraphSpec& graph, const OpenStages& open, const RunOptions& options,
-                             std::vector<CaseSeed>& seeds, RunReport& report) {
+std::vector<bool> list_cases(const GraphSpec& graph, const OpenStages& open,
+                             const RunOptions& options, std::vector<CaseSeed>& seeds,
+                             RunReport& report) {
   try {
     seeds = open.stages[0]->enumerate(open.contexts[0]);
   } catch (const std::exception& e) {
-    throw RunError("source node '" + graph.nodes[0].id + "' cannot list cases: " + first_lines(e.what()));
+    throw RunError("source node '" + graph.nodes[0].id +
+                   "' cannot list cases: " + first_lines(e.what()));
   }
   if (options.filter_seeds) seeds = options.filter_seeds(std::move(seeds));
   report.cases.resize(seeds.size());
@@ -197,7 +205,11 @@ class CaseStream {
  public:
   CaseStream(const GraphSpec& graph, OpenStages& open, const RunOptions& options, RunReport& report,
              std::atomic<int>& running_calls)
-      : graph_(graph), open_(open), options_(options), report_(report), running_calls_(running_calls) {}
+      : graph_(graph),
+        open_(open),
+        options_(options),
+        report_(report),
+        running_calls_(running_calls) {}
 
   void run(const std::vector<CaseSeed>& seeds, const std::vector<bool>& skip) {
     t0_ = Clock::now();
@@ -210,8 +222,10 @@ class CaseStream {
     arena.execute([&] { stream(seeds, skip); });
     progress.finish();
     report_.wall_s = since(t0_);
-    std::sort(spans_.begin(), spans_.end(), [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
-    for (const auto& sp : spans_) report_.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
+    std::sort(spans_.begin(), spans_.end(),
+              [](const Span& a, const Span& b) { return a.start_s < b.start_s; });
+    for (const auto& sp : spans_)
+      report_.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
     report_.spans = std::move(spans_);
     report_.in_flight = std::move(in_flight_log_);
   }
@@ -237,9 +251,11 @@ class CaseStream {
     std::vector<std::unique_ptr<Node>> nodes;
     for (std::size_t i = 0; i < graph_.nodes.size(); ++i) {
       const NodeSpec& n = graph_.nodes[i];
-      const std::size_t conc = n.concurrency == 0 ? tbb::flow::unlimited : static_cast<std::size_t>(n.concurrency);
+      const std::size_t conc =
+          n.concurrency == 0 ? tbb::flow::unlimited : static_cast<std::size_t>(n.concurrency);
       Stage* stage = open_.stages[i].get();
-      nodes.push_back(std::make_unique<Node>(g, conc, [this, stage, i](const CasePtr& in) { return call(*stage, i, in); }));
+      nodes.push_back(std::make_unique<Node>(
+          g, conc, [this, stage, i](const CasePtr& in) { return call(*stage, i, in); }));
     }
     tbb::flow::function_node<CasePtr, tbb::flow::continue_msg> complete(
         g, tbb::flow::serial, [&](const CasePtr& c) {
@@ -300,7 +316,8 @@ class CaseStream {
     progress_->case_done(rec->failed());
     log_in_flight(--in_flight_);
     rec.reset();
-    if (options_.after_case) options_.after_case();  // the caller's record goes when the body returns
+    if (options_.after_case)
+      options_.after_case();  // the caller's record goes when the body returns
   }
 
   void log_in_flight(int now) {
@@ -343,7 +360,9 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
   j["wall_s"] = report.wall_s;
   const int processed = report.ok + report.failed;
   j["cases_per_s"] = report.wall_s > 0 ? processed / report.wall_s : 0.0;
-  j["counts"] = {{"total", report.cases.size()}, {"ok", report.ok}, {"failed", report.failed},
+  j["counts"] = {{"total", report.cases.size()},
+                 {"ok", report.ok},
+                 {"failed", report.failed},
                  {"skipped", report.skipped}};
   json cases = json::array();
   for (const auto& oc : report.cases) {
@@ -382,7 +401,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   report.threads_per_case =
       options.threads_per_case > 0
           ? options.threads_per_case
-          : std::max(1, report.threads / std::max(1, std::min(report.threads, graph.max_in_flight)));
+          : std::max(1,
+                     report.threads / std::max(1, std::min(report.threads, graph.max_in_flight)));
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(report.threads));
   fs::create_directories(options.output_dir);
@@ -398,7 +418,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
     if (oc.status == "failed") ++report.failed;
   }
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
-  write_file_atomic(report.run_json_path, run_record(graph, registry, options, report).dump(2) + "\n");
+  write_file_atomic(report.run_json_path,
+                    run_record(graph, registry, options, report).dump(2) + "\n");
   each_stage(graph, open, "after the run",
              [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); });
   open.stages.clear();

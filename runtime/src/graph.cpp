@@ -32,9 +32,12 @@ namespace {
 std::string escape_pointer(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -214,7 +217,8 @@ class Validator {
     if (root.contains("max_in_flight")) {
       const json& m = root["max_in_flight"];
       if (!m.is_number_integer() || m.get<int>() < 1) {
-        issue("bad_value", "/max_in_flight", "max_in_flight must be a positive integer, got " + m.dump());
+        issue("bad_value", "/max_in_flight",
+              "max_in_flight must be a positive integer, got " + m.dump());
       } else {
         g.max_in_flight = m.get<int>();
       }
@@ -258,8 +262,8 @@ class Validator {
       issue("bad_type", "", "graph " + path_ + " must be a JSON object");
       return false;
     }
-    static const std::set<std::string> kTopKeys = {"schema_version", "plugins", "max_in_flight",
-                                                   "nodes", "edges", "comment", "description"};
+    static const std::set<std::string> kTopKeys = {
+        "schema_version", "plugins", "max_in_flight", "nodes", "edges", "comment", "description"};
     for (auto it = root.begin(); it != root.end(); ++it) {
       if (!kTopKeys.count(it.key())) {
         issue("unknown_key", "/" + escape_pointer(it.key()),
@@ -366,7 +370,8 @@ class Validator {
       bool ok = true;
       for (const auto& [end, which] : {std::pair{from, "/0"}, std::pair{to, "/1"}}) {
         if (index_of.count(end)) continue;
-        issue("dangling_edge", ptr + which, "edge " + from + " -> " + to + ": no node has id '" + end + "'");
+        issue("dangling_edge", ptr + which,
+              "edge " + from + " -> " + to + ": no node has id '" + end + "'");
         ok = false;
       }
       if (ok) edges.emplace_back(from, to);
@@ -425,7 +430,9 @@ class Validator {
 
   // The graph as resolved (defaults filled in, overrides applied), for run.json.
   static json resolved(const GraphSpec& g) {
-    json out = {{"schema_version", kSchemaVersion}, {"max_in_flight", g.max_in_flight}, {"plugins", g.plugins}};
+    json out = {{"schema_version", kSchemaVersion},
+                {"max_in_flight", g.max_in_flight},
+                {"plugins", g.plugins}};
     json jnodes = json::array(), jedges = json::array();
     for (const auto& n : g.nodes) {
       json params = json::object();
@@ -454,7 +461,8 @@ class Validator {
     for (auto it = jn.begin(); it != jn.end(); ++it) {
       if (!kNodeKeys.count(it.key())) {
         issue("unknown_key", ptr + "/" + escape_pointer(it.key()),
-              "unknown key '" + it.key() + "' in node (known: id, stage, params, concurrency, comment)");
+              "unknown key '" + it.key() +
+                  "' in node (known: id, stage, params, concurrency, comment)");
       }
     }
     if (!jn.contains("id") || !jn["id"].is_string() || jn["id"].get<std::string>().empty()) {
@@ -467,7 +475,8 @@ class Validator {
       }
     }
     const std::string label = n.id.empty() ? ptr : n.id;
-    if (jn.contains("comment") && jn["comment"].is_string()) n.comment = jn["comment"].get<std::string>();
+    if (jn.contains("comment") && jn["comment"].is_string())
+      n.comment = jn["comment"].get<std::string>();
     if (!jn.contains("stage") || !jn["stage"].is_string()) {
       issue("missing_key", ptr + "/stage", "node '" + label + "' needs a stage kind");
       return n;
@@ -483,7 +492,8 @@ class Validator {
       }
       issue("unknown_stage", ptr + "/stage",
             "node '" + label + "': unknown stage kind '" + n.stage + "'" +
-                (near.empty() ? std::string(" (see `spineparse stages`)") : " (did you mean " + near + "?)"));
+                (near.empty() ? std::string(" (see `spineparse stages`)")
+                              : " (did you mean " + near + "?)"));
       return n;
     }
     descs->back() = d;
@@ -499,8 +509,9 @@ class Validator {
       } else if (c.is_number_integer() && c.get<int>() >= 1) {
         n.concurrency = c.get<int>();
       } else {
-        issue("bad_value", ptr + "/concurrency",
-              "node '" + label + "': concurrency is \"serial\", \"parallel\" or a positive integer");
+        issue(
+            "bad_value", ptr + "/concurrency",
+            "node '" + label + "': concurrency is \"serial\", \"parallel\" or a positive integer");
       }
       if (d->concurrency == Concurrency::kSerial && n.concurrency != 1) {
         issue("bad_concurrency", ptr + "/concurrency",
@@ -557,7 +568,8 @@ class Validator {
                   value = o.substr(eq + 1);
       auto it = index_of.find(node);
       if (it == index_of.end()) {
-        issue("bad_override", ptr, "--set names node '" + node + "', which the graph does not have");
+        issue("bad_override", ptr,
+              "--set names node '" + node + "', which the graph does not have");
         continue;
       }
       const StageDescription* d = descs[it->second];
@@ -566,16 +578,18 @@ class Validator {
                                [&](const ParamSpec& s) { return s.name == param; });
       if (spec == d->params.end()) {
         issue("unknown_param", ptr,
-              "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param + "'");
+              "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param +
+                  "'");
         continue;
       }
       const json v = override_value(*spec, value);
       if (auto pv = convert(*spec, v, ptr, node, false)) {
         nodes[it->second].params.set(param, *pv);
         overridden_.insert(node + "." + param);
-        missing_.erase(std::remove_if(missing_.begin(), missing_.end(),
-                                      [&](const Missing& m) { return m.node == node && m.param == param; }),
-                       missing_.end());
+        missing_.erase(
+            std::remove_if(missing_.begin(), missing_.end(),
+                           [&](const Missing& m) { return m.node == node && m.param == param; }),
+            missing_.end());
       }
     }
     for (const auto& m : missing_) {
@@ -597,10 +611,12 @@ class Validator {
       if (value.empty() || fs::exists(value, ec)) continue;
       const bool from_set = overridden_.count(n.id + "." + spec.name) != 0;
       const std::string base =
-          from_set ? "given by --set: relative to the current folder " + fs::current_path(ec).string()
-                   : "relative paths in a graph resolve against its folder " +
-                         fs::absolute(fs::path(path_).parent_path(), ec).lexically_normal().string();
-      issue("missing_path", from_set ? "--set " + n.id + "." + spec.name : ptr + "/params/" + spec.name,
+          from_set
+              ? "given by --set: relative to the current folder " + fs::current_path(ec).string()
+              : "relative paths in a graph resolve against its folder " +
+                    fs::absolute(fs::path(path_).parent_path(), ec).lexically_normal().string();
+      issue("missing_path",
+            from_set ? "--set " + n.id + "." + spec.name : ptr + "/params/" + spec.name,
             "node '" + n.id + "': parameter '" + spec.name + "' names " + value +
                 ", which does not exist (" + base + ")");
       issues_.back().node = n.id;
@@ -611,7 +627,8 @@ class Validator {
   std::vector<std::size_t> topo_order(const std::vector<NodeSpec>& nodes,
                                       const std::map<std::string, std::size_t>& index_of) {
     std::vector<int> indeg(nodes.size(), 0);
-    for (std::size_t i = 0; i < nodes.size(); ++i) indeg[i] = static_cast<int>(nodes[i].inputs.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      indeg[i] = static_cast<int>(nodes[i].inputs.size());
     std::vector<std::size_t> order, ready;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (indeg[i] == 0) ready.push_back(i);
@@ -643,7 +660,8 @@ class Validator {
     // Below a node whose stage is unknown (already reported) the fields are unknown too.
     std::vector<bool> unknown(nodes.size(), false);
     for (auto i : order) {
-      const bool upstream_unknown = !nodes[i].inputs.empty() && unknown[index_of.at(nodes[i].inputs[0])];
+      const bool upstream_unknown =
+          !nodes[i].inputs.empty() && unknown[index_of.at(nodes[i].inputs[0])];
       if (!descs[i] || upstream_unknown) {
         unknown[i] = true;
         continue;
@@ -676,7 +694,7 @@ class Validator {
   std::vector<ConfigIssue> issues_;
   std::vector<Missing> missing_;
   std::set<std::string> overridden_;  // "node.param" given by --set
-  bool plugin_refused_ = false;        // a plugin the graph lists did not load
+  bool plugin_refused_ = false;       // a plugin the graph lists did not load
 };
 
 }  // namespace

@@ -1,15 +1,15 @@
 #include "spineparse/registry.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
-#include <dlfcn.h>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
 #include "spineparse/build_info.hpp"
 #include "spineparse/plugin_api.hpp"
-
 
 namespace spineparse {
 namespace fs = std::filesystem;
@@ -86,14 +86,16 @@ struct Registry::Impl {
   std::map<std::string, Kind> kinds;
   // The factories in `kinds` are plugin code: ~Registry clears them before unloading these.
   std::vector<std::shared_ptr<boost::dll::shared_library>> libraries;
-  std::vector<std::string> duplicates;      // found while a plugin registers
+  std::vector<std::string> duplicates;       // found while a plugin registers
   std::vector<std::string> added_by_plugin;  // kinds the plugin being loaded registered
   LibraryUsers library_users;
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {
-  if (*SPINEPARSE_HOST_TORCH) impl_->library_users["LibTorch"] = {SPINEPARSE_HOST_TORCH, "this spineparse build"};
-  if (*SPINEPARSE_HOST_ITK) impl_->library_users["ITK"] = {SPINEPARSE_HOST_ITK, "this spineparse build"};
+  if (*SPINEPARSE_HOST_TORCH)
+    impl_->library_users["LibTorch"] = {SPINEPARSE_HOST_TORCH, "this spineparse build"};
+  if (*SPINEPARSE_HOST_ITK)
+    impl_->library_users["ITK"] = {SPINEPARSE_HOST_ITK, "this spineparse build"};
 }
 
 Registry::~Registry() {
@@ -137,7 +139,8 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
                       " (missing dependency or not a shared library)");
   }
   if (!lib->has(SPINEPARSE_ENTRY_POINT_NAME)) {
-    throw PluginError("plugin " + path.string() + " does not export " SPINEPARSE_ENTRY_POINT_NAME
+    throw PluginError("plugin " + path.string() +
+                      " does not export " SPINEPARSE_ENTRY_POINT_NAME
                       "(): not a spineparse plugin");
   }
   auto entry = lib->get<const SpineparsePluginDescriptor*()>(SPINEPARSE_ENTRY_POINT_NAME);
@@ -148,7 +151,8 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   const std::string name = d->name;
   const std::string where = "plugin '" + name + "' (" + path.string() + ")";
   if (const std::string why = abi_mismatch(*d); !why.empty()) throw PluginError(where + " " + why);
-  check_library(impl_->library_users, where, "LibTorch", d->torch ? d->torch : "", "find_package(Torch)");
+  check_library(impl_->library_users, where, "LibTorch", d->torch ? d->torch : "",
+                "find_package(Torch)");
   check_library(impl_->library_users, where, "ITK", d->itk ? d->itk : "", "find_package(ITK)");
   for (const auto& p : plugins_) {
     if (p.name == name) {
@@ -255,7 +259,8 @@ std::string Registry::plugin_of(const std::string& kind) const {
 
 std::string runtime_library_dir() {
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&runtime_library_dir), &info) == 0 || !info.dli_fname) return "";
+  if (dladdr(reinterpret_cast<void*>(&runtime_library_dir), &info) == 0 || !info.dli_fname)
+    return "";
   std::error_code ec;
   auto p = fs::weakly_canonical(fs::path(info.dli_fname), ec);
   return (ec ? fs::path(info.dli_fname) : p).parent_path().string();

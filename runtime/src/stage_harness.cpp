@@ -28,7 +28,8 @@ StageHarness::~StageHarness() {
   }
 }
 
-CasePtr StageHarness::make_case(const std::string& id, const std::map<std::string, NdArrayPtr>& fields,
+CasePtr StageHarness::make_case(const std::string& id,
+                                const std::map<std::string, NdArrayPtr>& fields,
                                 const Geometry& geometry) {
   auto c = std::make_shared<Case>(id, 0);
   for (const auto& [name, value] : fields) c->set(name, value);

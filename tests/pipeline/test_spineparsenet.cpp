@@ -1,24 +1,24 @@
 // SpineParseNet end to end against the original code's vectors (../shared/reference), within the
 // tolerances of its README, and the shapes the original could not handle.
 #include <gmock/gmock.h>
+#include <torch/script.h>
 
 #include <cmath>
 #include <filesystem>
-#include <torch/script.h>
 
 #include "coarse_stages.hpp"
 #include "fine_stages.hpp"
 #include "harness.hpp"
+#include "io/synth.hpp"
+#include "io/volume_io.hpp"
 #include "io_stages.hpp"
 #include "metrics_stages.hpp"
-#include "refine_stages.hpp"
 #include "nn/resample.hpp"
 #include "nn/safetensors.hpp"
+#include "refine_stages.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
-#include "io/synth.hpp"
 #include "test_util.hpp"
-#include "io/volume_io.hpp"
 
 using namespace spineparse;
 namespace fs = std::filesystem;
@@ -55,21 +55,25 @@ class SpineParseNet : public ::testing::Test {
     e2e_ = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
   }
   std::vector<std::string> weights() const {
-    return {"coarse.weights=" + ref("gcsn_weights.safetensors"), "fine.weights=" + ref("resunet2d_weights.safetensors")};
+    return {"coarse.weights=" + ref("gcsn_weights.safetensors"),
+            "fine.weights=" + ref("resunet2d_weights.safetensors")};
   }
   Registry registry_;
   TempDir in_, out_;
   std::map<std::string, torch::Tensor> e2e_;
 };
 
-std::string graph_text() { return read_file(spineparse::testing::source_dir() + "/graphs/spineparsenet.json"); }
+std::string graph_text() {
+  return read_file(spineparse::testing::source_dir() + "/graphs/spineparsenet.json");
+}
 }  // namespace
 
 TEST_F(SpineParseNet, PreprocessingMatchesTheOriginal) {
   auto v = io::read_image((in_ / "original_mr/Case1.nii.gz").string());
   // As io.normalise does: (x - 466) / 379 in float32.
   auto norm = NdArray::make<float>(v.data->shape());
-  for (std::int64_t i = 0; i < norm->numel(); ++i) norm->data<float>()[i] = (v.data->data<float>()[i] - 466.0f) / 379.0f;
+  for (std::int64_t i = 0; i < norm->numel(); ++i)
+    norm->data<float>()[i] = (v.data->data<float>()[i] - 466.0f) / 379.0f;
   auto ci = nn::make_coarse_input(*norm, 466.0, 379.0, 128, 256, 18);
   ASSERT_EQ(ci.input->shape(), (std::vector<std::int64_t>{1, 1, 18, 128, 256}));
   EXPECT_EQ(ci.pad_before, 3);
@@ -103,14 +107,16 @@ TEST_F(SpineParseNet, WholeGraphMatchesProbabilitiesAndLabels) {
   const auto& want_l = e2e_.at("labels");
   ASSERT_EQ(labels->shape(), want_l.sizes().vec());
   std::int64_t same = 0;
-  for (std::int64_t i = 0; i < labels->numel(); ++i) same += labels->data<std::uint8_t>()[i] == want_l.data_ptr<std::uint8_t>()[i];
+  for (std::int64_t i = 0; i < labels->numel(); ++i)
+    same += labels->data<std::uint8_t>()[i] == want_l.data_ptr<std::uint8_t>()[i];
   EXPECT_GE(static_cast<double>(same) / labels->numel(), 0.999);
   // The written file equals the original's seg_expected.nii.gz and keeps the raw geometry.
   auto written = io::read_labels((out_ / "seg_Case1.nii.gz").string(), 19);
   auto expected = io::read_labels(ref("seg_expected.nii.gz"), 19);
   ASSERT_EQ(written.data->shape(), expected.data->shape());
   same = 0;
-  for (std::int64_t i = 0; i < expected.data->numel(); ++i) same += written.data->data<std::uint8_t>()[i] == expected.data->data<std::uint8_t>()[i];
+  for (std::int64_t i = 0; i < expected.data->numel(); ++i)
+    same += written.data->data<std::uint8_t>()[i] == expected.data->data<std::uint8_t>()[i];
   EXPECT_GE(static_cast<double>(same) / expected.data->numel(), 0.999);
   EXPECT_TRUE(written.geometry.same_as(expected.geometry, 1e-5));
 }
@@ -120,12 +126,16 @@ TEST_F(SpineParseNet, OddSizesGiveOutputsOnTheRawGrid) {
   // grids keep this quick, the networks being fully convolutional.
   TempDir in2;
   fs::create_directories(in2 / "original_mr");
-  struct Size { std::int64_t h, w, d; };
+  struct Size {
+    std::int64_t h, w, d;
+  };
   const std::vector<Size> sizes = {{66, 70, 12}, {67, 64, 19}, {65, 72, 20}, {64, 64, 18}};
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     auto a = NdArray::make<std::int16_t>({sizes[i].d, sizes[i].h, sizes[i].w});
-    for (std::int64_t k = 0; k < a->numel(); ++k) a->data<std::int16_t>()[k] = static_cast<std::int16_t>((k * 37) % 900);
-    io::write_volume((in2 / ("original_mr/Case" + std::to_string(i + 1) + ".nii.gz")).string(), *a, Geometry{});
+    for (std::int64_t k = 0; k < a->numel(); ++k)
+      a->data<std::int16_t>()[k] = static_cast<std::int16_t>((k * 37) % 900);
+    io::write_volume((in2 / ("original_mr/Case" + std::to_string(i + 1) + ".nii.gz")).string(), *a,
+                     Geometry{});
   }
   auto sets = weights();
   for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
@@ -144,7 +154,8 @@ TEST_F(SpineParseNet, OddSizesGiveOutputsOnTheRawGrid) {
         ASSERT_EQ(l->data<std::uint8_t>()[(d * H + 0) * W + x], 0);
         ASSERT_EQ(l->data<std::uint8_t>()[(d * H + H - 1) * W + x], 0);
       }
-    auto written = io::read_labels((out_ / ("seg_Case" + std::to_string(i + 1) + ".nii.gz")).string(), 19);
+    auto written =
+        io::read_labels((out_ / ("seg_Case" + std::to_string(i + 1) + ".nii.gz")).string(), 19);
     EXPECT_EQ(written.data->shape(), l->shape());
   }
 }
@@ -162,19 +173,24 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
     for (std::int64_t d = 0; d < D; ++d)
       for (std::int64_t h = 0; h < H; ++h)
         for (std::int64_t w = 0; w < W; ++w)
-          a->data<float>()[(d * H + h) * W + w] = raw.data->data<float>()[(d * H + h) * W + (w + 3 * i) % W];
-    io::write_volume((in2 / ("original_mr/Case" + std::to_string(i + 1) + ".nii.gz")).string(), *a, raw.geometry);
+          a->data<float>()[(d * H + h) * W + w] =
+              raw.data->data<float>()[(d * H + h) * W + (w + 3 * i) % W];
+    io::write_volume((in2 / ("original_mr/Case" + std::to_string(i + 1) + ".nii.gz")).string(), *a,
+                     raw.geometry);
   }
   auto sets = weights();
   for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
                         "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"})
     sets.push_back(s);
-  auto one_at_a_time = spineparse::testing::run_chain(registry_, graph_text(), in2.str(), sets, out_.str());
+  auto one_at_a_time =
+      spineparse::testing::run_chain(registry_, graph_text(), in2.str(), sets, out_.str());
   ASSERT_EQ(one_at_a_time.size(), 4u);
   // As the CPU runs them (cases side by side, one call each), then with the slices of concurrent
   // cases sharing passes (the CUDA default, forced here on the CPU).
   for (const std::vector<std::string>& extra :
-       {std::vector<std::string>{}, std::vector<std::string>{"fine.batch_across_cases=on", "fine.batch_size=16", "fine.batch_wait_ms=50"}}) {
+       {std::vector<std::string>{},
+        std::vector<std::string>{"fine.batch_across_cases=on", "fine.batch_size=16",
+                                 "fine.batch_wait_ms=50"}}) {
     auto all = sets;
     all.insert(all.end(), extra.begin(), extra.end());
     auto g = load_graph_text(graph_text(), "g.json", registry_, all);
@@ -194,12 +210,14 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
             a.case_index < b.case_index && a.start_s < b.end_s && b.start_s < a.end_s)
           ++overlaps;
     for (const auto& c : r.cases)
-      if (c.attrs.count("fine_shared_passes")) shared += std::stoi(c.attrs.at("fine_shared_passes"));
+      if (c.attrs.count("fine_shared_passes"))
+        shared += std::stoi(c.attrs.at("fine_shared_passes"));
     std::printf("%s: network calls of different cases overlapping: %d, shared fine passes: %d\n",
                 extra.empty() ? "side by side" : "shared passes", overlaps, shared);
     for (int i = 0; i < 4; ++i) {
       auto want = one_at_a_time[i]->get("labels");
-      auto got = io::read_labels((out2 / ("seg_Case" + std::to_string(i + 1) + ".nii.gz")).string(), 19);
+      auto got =
+          io::read_labels((out2 / ("seg_Case" + std::to_string(i + 1) + ".nii.gz")).string(), 19);
       ASSERT_EQ(got.data->shape(), want->shape());
       std::int64_t same = 0, fg = 0;
       for (std::int64_t k = 0; k < want->numel(); ++k) {
@@ -215,19 +233,23 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
 TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunBeforeAnyCase) {
   // A missing file: validation, before any stage opens.
   auto g = load_graph_text(graph_text(), "g.json", registry_,
-                           {"coarse.weights=/nonexistent.safetensors", "fine.weights=" + ref("resunet2d_weights.safetensors")});
+                           {"coarse.weights=/nonexistent.safetensors",
+                            "fine.weights=" + ref("resunet2d_weights.safetensors")});
   ASSERT_FALSE(g.ok());
   ASSERT_EQ(g.issues.size(), 1u);
   EXPECT_EQ(g.issues[0].code, "missing_path");
   EXPECT_EQ(g.issues[0].pointer, "--set coarse.weights");
-  EXPECT_THAT(g.issues[0].message, ::testing::HasSubstr("node 'coarse': parameter 'weights' names /nonexistent.safetensors, which does not exist"));
+  EXPECT_THAT(g.issues[0].message,
+              ::testing::HasSubstr("node 'coarse': parameter 'weights' names "
+                                   "/nonexistent.safetensors, which does not exist"));
   // The wrong network's weights: at open.
   RunOptions o;
   o.input_dir = in_.str();
   o.output_dir = out_.str();
   o.progress = "none";
   g = load_graph_text(graph_text(), "g.json", registry_,
-                      {"coarse.weights=" + ref("resunet2d_weights.safetensors"), "fine.weights=" + ref("resunet2d_weights.safetensors")});
+                      {"coarse.weights=" + ref("resunet2d_weights.safetensors"),
+                       "fine.weights=" + ref("resunet2d_weights.safetensors")});
   EXPECT_THAT([&] { run_graph(*g.graph, registry_, o); },
               ::testing::ThrowsMessage<RunError>(::testing::HasSubstr("does not fit the network")));
 }
@@ -235,8 +257,8 @@ TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunBeforeAnyCase) {
 TEST_F(SpineParseNet, MixedPrecisionAgreesWithFloat32) {
   // amp: bfloat16 on CPU. Small grids keep it quick; labels must agree on >= 99.5 % of voxels.
   std::vector<std::string> sets = weights();
-  for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64", "crop_resample.width=128",
-                        "coarse.device=cpu", "fine.device=cpu"})
+  for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
+                        "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"})
     sets.push_back(s);
   auto fp32 = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), sets, out_.str());
   sets.push_back("coarse.amp=true");
@@ -247,7 +269,8 @@ TEST_F(SpineParseNet, MixedPrecisionAgreesWithFloat32) {
   ASSERT_FALSE(bf16[0]->failed()) << bf16[0]->error()->message;
   auto a = fp32[0]->get("labels"), b = bf16[0]->get("labels");
   std::int64_t same = 0;
-  for (std::int64_t i = 0; i < a->numel(); ++i) same += a->data<std::uint8_t>()[i] == b->data<std::uint8_t>()[i];
+  for (std::int64_t i = 0; i < a->numel(); ++i)
+    same += a->data<std::uint8_t>()[i] == b->data<std::uint8_t>()[i];
   const double agree = static_cast<double>(same) / a->numel();
   std::printf("bfloat16 vs float32 label agreement: %.5f\n", agree);
   EXPECT_GE(agree, 0.995);
@@ -272,14 +295,16 @@ def forward(self, image, unary):
   fine.save((out_ / "fine.pt").string());
   auto cases = spineparse::testing::run_chain(
       registry_, graph_text(), in_.str(),
-      {"coarse.model=torchscript", "coarse.weights=" + (out_ / "coarse.pt").string(), "fine.model=torchscript",
-       "fine.weights=" + (out_ / "fine.pt").string(), "coarse_prep.height=32", "coarse_prep.width=64",
-       "crop_resample.height=64", "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"},
+      {"coarse.model=torchscript", "coarse.weights=" + (out_ / "coarse.pt").string(),
+       "fine.model=torchscript", "fine.weights=" + (out_ / "fine.pt").string(),
+       "coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
+       "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"},
       out_.str());
   ASSERT_EQ(cases.size(), 1u);
   ASSERT_FALSE(cases[0]->failed()) << cases[0]->error()->message;
   auto l = cases[0]->get("labels");
   const std::int64_t H = l->dim(1), W = l->dim(2);
-  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + H / 2) * W + W / 2], 7);  // inside the crop: the fine network's choice
-  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + 0) * W + W / 2], 0);      // outside: background
+  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + H / 2) * W + W / 2],
+            7);  // inside the crop: the fine network's choice
+  EXPECT_EQ(l->data<std::uint8_t>()[(5 * H + 0) * W + W / 2], 0);  // outside: background
 }

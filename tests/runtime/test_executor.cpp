@@ -17,9 +17,12 @@ namespace {
 
 class Executor : public ::testing::Test {
  protected:
-  void SetUp() override { registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/spineparse_test.so"); }
+  void SetUp() override {
+    registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/spineparse_test.so");
+  }
 
-  RunReport run(const std::string& text, RunOptions o = {}, const std::vector<std::string>& sets = {}) {
+  RunReport run(const std::string& text, RunOptions o = {},
+                const std::vector<std::string>& sets = {}) {
     auto g = load_graph_text(text, "g.json", registry_, sets);
     EXPECT_TRUE(g.ok()) << (g.issues.empty() ? "" : g.issues[0].to_string());
     o.output_dir = out_.str();
@@ -84,7 +87,8 @@ TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
   o.threads = 8;
   auto r = run(R"({"schema_version": 1, "max_in_flight": 6, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 24}},
-    {"id": "gate", "stage": "test.gate", "params": {"hold": 6, "timeout_ms": 200}}]})", o);
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 6, "timeout_ms": 200}}]})",
+               o);
   double seen = 0;
   for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
   EXPECT_GT(seen, 3.0);
@@ -97,12 +101,14 @@ TEST_F(Executor, StageCallsShareTheCoresWithTheCallsRunningBesideThem) {
   o.threads = 4;
   auto alone = run(R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 3}},
-    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20}, "concurrency": "parallel"}]})", o);
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20}, "concurrency": "parallel"}]})",
+                   o);
   ASSERT_EQ(alone.ok, 3);
   for (const auto& c : alone.cases) EXPECT_EQ(c.metrics.at("gate_threads"), 4.0) << c.id;
   auto pairs = run(R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 6}},
-    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 5000}, "concurrency": "parallel"}]})", o);
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 5000}, "concurrency": "parallel"}]})",
+                   o);
   ASSERT_EQ(pairs.ok, 6);
   double least = 99;
   for (const auto& c : pairs.cases) {
@@ -134,14 +140,16 @@ TEST_F(Executor, AfterCaseRunsOncePerFinishedCaseFailedOrNot) {
     {"id": "src", "stage": "test.source", "params": {"cases": 5}},
     {"id": "a", "stage": "test.delay", "params": {"ms": 1}},
     {"id": "b", "stage": "test.fail", "params": {"ids": ["Case2"]}}],
-    "edges": [["src", "a"], ["src", "b"]]})", o);
+    "edges": [["src", "a"], ["src", "b"]]})",
+               o);
   EXPECT_EQ(r.ok + r.failed, 5);
   EXPECT_EQ(calls.load(), 5);  // once per case, not once per branch
 }
 
 TEST_F(Executor, OpenFailureStopsTheRunWithTheNodeNamed) {
   auto g = load_graph_text(R"({"schema_version": 1, "nodes": [
-    {"id": "src", "stage": "test.source"}, {"id": "dev", "stage": "test.fail_open"}]})", "g.json", registry_);
+    {"id": "src", "stage": "test.source"}, {"id": "dev", "stage": "test.fail_open"}]})",
+                           "g.json", registry_);
   ASSERT_TRUE(g.ok());
   RunOptions o;
   o.output_dir = out_.str();
@@ -150,7 +158,8 @@ TEST_F(Executor, OpenFailureStopsTheRunWithTheNodeNamed) {
     run_graph(*g.graph, registry_, o);
     FAIL() << "expected RunError";
   } catch (const RunError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("node 'dev' (test.fail_open) failed to open: cannot open the device"));
+    EXPECT_THAT(e.what(),
+                HasSubstr("node 'dev' (test.fail_open) failed to open: cannot open the device"));
   }
 }
 

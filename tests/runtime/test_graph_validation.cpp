@@ -11,7 +11,9 @@ namespace {
 
 class GraphValidation : public ::testing::Test {
  protected:
-  void SetUp() override { registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/spineparse_test.so"); }
+  void SetUp() override {
+    registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/spineparse_test.so");
+  }
 
   GraphLoad load(const std::string& text, const std::vector<std::string>& sets = {}) {
     return load_graph_text(text, "/graphs/g.json", registry_, sets);
@@ -105,7 +107,8 @@ TEST_F(GraphValidation, UnknownMissingMistypedAndOutOfRangeParameters) {
 }
 
 TEST_F(GraphValidation, NumericBounds) {
-  auto g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source", "params": {"cases": -1}}]})");
+  auto g = load(
+      R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source", "params": {"cases": -1}}]})");
   EXPECT_THAT(only(g, "bad_param_value").message, HasSubstr("outside [0"));
 }
 
@@ -138,7 +141,8 @@ TEST_F(GraphValidation, JoinsAndMisplacedSources) {
     {"id": "a", "stage": "test.pass"}, {"id": "b", "stage": "test.pass"}],
     "edges": [["s", "a"], ["s", "b"], ["a", "b"]]})");
   EXPECT_THAT(only(g, "join_unsupported").message, HasSubstr("several inputs (s, a)"));
-  g = load(R"({"schema_version": 1, "nodes": [{"id": "p", "stage": "test.pass"}, {"id": "s", "stage": "test.source"}]})");
+  g = load(
+      R"({"schema_version": 1, "nodes": [{"id": "p", "stage": "test.pass"}, {"id": "s", "stage": "test.source"}]})");
   EXPECT_THAT(only(g, "not_a_source").message, HasSubstr("'test.pass' is not a source"));
   EXPECT_EQ(only(g, "source_not_first").pointer, "/nodes/1/stage");
 }
@@ -159,7 +163,10 @@ TEST_F(GraphValidation, FieldNoUpstreamStageWrites) {
     {"id": "n", "stage": "t.needs_labels"}]})");
   auto i = only(g, "missing_field");
   EXPECT_EQ(i.pointer, "/nodes/1");
-  EXPECT_THAT(i.message, HasSubstr("reads case field 'labels', which no upstream stage writes (upstream writes: image)"));
+  EXPECT_THAT(
+      i.message,
+      HasSubstr(
+          "reads case field 'labels', which no upstream stage writes (upstream writes: image)"));
 }
 
 TEST_F(GraphValidation, SerialStagesCannotRunInParallel) {
@@ -169,12 +176,14 @@ TEST_F(GraphValidation, SerialStagesCannotRunInParallel) {
 }
 
 TEST_F(GraphValidation, MaxInFlightMustBePositive) {
-  auto g = load(R"({"schema_version": 1, "max_in_flight": 0, "nodes": [{"id": "s", "stage": "test.source"}]})");
+  auto g = load(
+      R"({"schema_version": 1, "max_in_flight": 0, "nodes": [{"id": "s", "stage": "test.source"}]})");
   EXPECT_EQ(only(g, "bad_value").pointer, "/max_in_flight");
 }
 
 TEST_F(GraphValidation, RefusedPluginIsReportedAtItsEntry) {
-  auto g = load(std::string(R"({"schema_version": 1, "plugins": [")") + spineparse::testing::test_plugin_dir() +
+  auto g = load(std::string(R"({"schema_version": 1, "plugins": [")") +
+                spineparse::testing::test_plugin_dir() +
                 R"(/test_bad_abi.so"], "nodes": [{"id": "s", "stage": "test.source"}]})");
   auto i = only(g, "plugin_refused");
   EXPECT_EQ(i.pointer, "/plugins/0");
@@ -182,12 +191,14 @@ TEST_F(GraphValidation, RefusedPluginIsReportedAtItsEntry) {
 }
 
 TEST_F(GraphValidation, OverridesAreTypedAndChecked) {
-  auto g = load(kGood, {"src.cases=7", "f.ids=Case1,Case3", "p.x=1", "nosuch.a=1", "src.cases=many", "garbage"});
+  auto g = load(kGood, {"src.cases=7", "f.ids=Case1,Case3", "p.x=1", "nosuch.a=1", "src.cases=many",
+                        "garbage"});
   EXPECT_EQ(g.issues.size(), 4u) << dump(g);
   g = load(kGood, {"src.cases=7", "f.ids=Case1,Case3"});
   ASSERT_TRUE(g.ok()) << dump(g);
   EXPECT_EQ(g.graph->node("src")->params.get_int("cases"), 7);
-  EXPECT_EQ(g.graph->node("f")->params.get_string_list("ids"), (std::vector<std::string>{"Case1", "Case3"}));
+  EXPECT_EQ(g.graph->node("f")->params.get_string_list("ids"),
+            (std::vector<std::string>{"Case1", "Case3"}));
 }
 
 TEST_F(GraphValidation, OverrideSuppliesARequiredParameter) {
@@ -215,6 +226,8 @@ TEST_F(GraphValidation, PathParametersResolveAgainstTheGraphFolder) {
   ASSERT_TRUE(g.ok()) << dump(g);
   EXPECT_EQ(g.graph->node("w")->params.get_string("weights"), "/models/a.safetensors");
   g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
-    {"id": "w", "stage": "t.weights"}]})", {"w.weights=rel/b.safetensors"});
-  EXPECT_EQ(g.graph->node("w")->params.get_string("weights"), "rel/b.safetensors");  // --set: as given
+    {"id": "w", "stage": "t.weights"}]})",
+           {"w.weights=rel/b.safetensors"});
+  EXPECT_EQ(g.graph->node("w")->params.get_string("weights"),
+            "rel/b.safetensors");  // --set: as given
 }

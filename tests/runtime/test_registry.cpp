@@ -125,5 +125,6 @@ TEST(Registry, InProcessRegistrationRejectsDuplicates) {
   StageDescription d;
   d.kind = "x.y";
   r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; });
-  EXPECT_THROW(r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; }), PluginError);
+  EXPECT_THROW(r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; }),
+               PluginError);
 }

@@ -19,7 +19,8 @@ class Source : public Stage {
   explicit Source(const Params& p) : n_(p.get_int("cases")) {}
   std::vector<CaseSeed> enumerate(const StageContext&) override {
     std::vector<CaseSeed> s;
-    for (std::int64_t i = 1; i <= n_; ++i) s.push_back({"Case" + std::to_string(i), {{"n", std::to_string(i)}}});
+    for (std::int64_t i = 1; i <= n_; ++i)
+      s.push_back({"Case" + std::to_string(i), {{"n", std::to_string(i)}}});
     return s;
   }
   CasePtr process(const CasePtr& in) override {
@@ -119,7 +120,14 @@ void register_test_stages(spineparse::Registry& r) {
   src.kind = kind("source");
   src.summary = "N tiny cases";
   src.is_source = true;
-  src.params = {{"cases", ParamType::kInt, ParamValue(std::int64_t{5}), false, "how many", {}, 0.0, std::nullopt}};
+  src.params = {{"cases",
+                 ParamType::kInt,
+                 ParamValue(std::int64_t{5}),
+                 false,
+                 "how many",
+                 {},
+                 0.0,
+                 std::nullopt}};
   src.writes = {{"image"}};
   r.add_stage(src, [](const Params& p) { return std::make_unique<Source>(p); });
 
@@ -137,15 +145,20 @@ void register_test_stages(spineparse::Registry& r) {
   StageDescription gate;
   gate.kind = kind("gate");
   gate.summary = "in-flight probe";
-  gate.params = {{"hold", ParamType::kInt, ParamValue(std::int64_t{1000}), false, "cases to wait for"},
-                 {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"}};
+  gate.params = {
+      {"hold", ParamType::kInt, ParamValue(std::int64_t{1000}), false, "cases to wait for"},
+      {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"}};
   r.add_stage(gate, [](const Params& p) { return std::make_unique<Gate>(p); });
 
   StageDescription fail;
   fail.kind = kind("fail");
   fail.summary = "fails chosen cases";
   fail.params = {{"ids", ParamType::kStringList, std::nullopt, true, "case ids to fail"},
-                 {"mode", ParamType::kString, ParamValue(std::string("std")), false, "exception kind",
+                 {"mode",
+                  ParamType::kString,
+                  ParamValue(std::string("std")),
+                  false,
+                  "exception kind",
                   {"std", "non_std"}}};
   fail.reads = {{"image"}};
   fail.writes = {{"checked"}};

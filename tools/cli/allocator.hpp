@@ -5,8 +5,8 @@
 
 namespace spineparse::cli {
 
-// Called first thing in main: one arena that keeps freed memory for reuse. SPINEPARSE_MALLOC=default
-// leaves glibc's behaviour alone.
+// Called first thing in main: one arena that keeps freed memory for reuse.
+// SPINEPARSE_MALLOC=default leaves glibc's behaviour alone.
 void tune_allocator();
 
 // What the executor calls after each finished case (RunOptions::after_case): hands the free pages

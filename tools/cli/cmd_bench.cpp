@@ -6,22 +6,22 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <optional>
-#include <tuple>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
+#include <tuple>
 
 #include "allocator.hpp"
 #include "commands.hpp"
+#include "io/synth.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
-#include "io/synth.hpp"
 
 namespace spineparse::cli {
 namespace fs = std::filesystem;
@@ -48,7 +48,8 @@ double current_rss_mb() {
   long pages = 0, resident = 0;
   const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
   std::fclose(f);
-  return got == 2 ? resident * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0.0;
+  return got == 2 ? resident * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0)
+                  : 0.0;
 }
 
 // Resident memory sampled every `interval` while the timed run goes on: the memory track of the
@@ -59,9 +60,12 @@ class RssSampler {
     thread_ = std::thread([this] {
       std::unique_lock<std::mutex> lk(mu_);
       do {
-        samples_.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
-                              current_rss_mb());
-      } while (!cv_.wait_for(lk, std::chrono::duration<double>(interval_), [this] { return stop_; }));
+        samples_.emplace_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+                .count(),
+            current_rss_mb());
+      } while (
+          !cv_.wait_for(lk, std::chrono::duration<double>(interval_), [this] { return stop_; }));
     });
   }
   ~RssSampler() { stop(); }
@@ -112,8 +116,8 @@ json memory_summary(const std::vector<std::pair<double, double>>& s, double inte
 // (resource "gpu"): what the networks cost with no other stage beside them. `threads` is the
 // intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
 // LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
-std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, const std::string& input, int n_cases,
-                                    int threads) {
+std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg,
+                                    const std::string& input, int n_cases, int threads) {
   std::pair<double, int> result{0.0, 0};
   std::exception_ptr error;
   std::thread worker([&] {
@@ -122,7 +126,8 @@ std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, con
       std::vector<bool> is_net;
       StageContext ctx;
       ctx.input_dir = input;
-      ctx.output_dir = (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
+      ctx.output_dir =
+          (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
       ctx.total_threads = threads;
       ctx.threads_per_case = threads;
       for (const auto& n : g.nodes) {
@@ -142,7 +147,8 @@ std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, con
         for (std::size_t s = 0; s < stages.size(); ++s) {
           const auto t0 = std::chrono::steady_clock::now();
           cur = stages[s]->process(cur);
-          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double dt =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           if (is_net[s]) t += dt;
         }
         if (i > 0) total += t, ++timed;  // the first case warms the networks up
@@ -163,15 +169,20 @@ std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg, con
 // The same graph as plain eager LibTorch runs it: the network stages without the inference
 // rewrites (optimize=false), one slice per forward pass (batch_size=1); the caller adds
 // LibTorch's default of one intra-op thread.
-GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg, std::vector<std::string>& changed) {
+GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
+                            std::vector<std::string>& changed) {
   GraphSpec b = g;
   for (auto& n : b.nodes) {
     const StageDescription* d = reg.find(n.stage);
     if (!d || d->resource != "gpu") continue;
     for (const auto& p : d->params) {
-      if (p.name == "optimize") n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
-      if (p.name == "batch_size") n.params.set("batch_size", ParamValue(std::int64_t{1})), changed.push_back(n.id + ".batch_size=1");
-      if (p.name == "amp") n.params.set("amp", ParamValue(false)), changed.push_back(n.id + ".amp=false");
+      if (p.name == "optimize")
+        n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
+      if (p.name == "batch_size")
+        n.params.set("batch_size", ParamValue(std::int64_t{1})),
+            changed.push_back(n.id + ".batch_size=1");
+      if (p.name == "amp")
+        n.params.set("amp", ParamValue(false)), changed.push_back(n.id + ".amp=false");
     }
   }
   return b;
@@ -182,12 +193,15 @@ constexpr double kRssInterval = 0.1;  // seconds between resident-memory samples
 // The graph with --set applied; a network node whose weights file is missing gets
 // random_weights=true (timing needs the networks' shapes, not their training). Exit code 2 and
 // nullopt when it does not validate.
-std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry, std::vector<std::string>& random_nodes) {
+std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry,
+                                     std::vector<std::string>& random_nodes) {
   GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
   std::vector<std::string> sets = a.sets;
   for (const auto& i : gl.issues) {
     if (i.code != "missing_path" || i.param != "weights") continue;
-    std::fprintf(stderr, "bench: note: %s has no weights file; timing it with random full-size weights (random_weights=true)\n",
+    std::fprintf(stderr,
+                 "bench: note: %s has no weights file; timing it with random full-size weights "
+                 "(random_weights=true)\n",
                  i.node.c_str());
     sets.push_back(i.node + ".random_weights=true");
     random_nodes.push_back(i.node);
@@ -211,15 +225,16 @@ std::string bench_input(const BenchArgs& a) {
     o.seed = 77;
     o.min_size = o.max_size = a.size;
     o.min_slices = o.max_slices = a.slices;
-    std::fprintf(stderr, "bench: making %d synthetic cases of %dx%dx%d in %s\n", o.cases, a.size, a.size, a.slices, input.c_str());
+    std::fprintf(stderr, "bench: making %d synthetic cases of %dx%dx%d in %s\n", o.cases, a.size,
+                 a.size, a.slices, input.c_str());
     io::write_cohort(o, input);
   }
   return input;
 }
 
 // The warm-up cases, then the timed run with resident memory sampled on the run's clock.
-RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArgs& a, const std::string& input,
-                    std::vector<std::pair<double, double>>& rss_samples) {
+RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArgs& a,
+                    const std::string& input, std::vector<std::pair<double, double>>& rss_samples) {
   RunOptions ro;
   ro.input_dir = input;
   ro.threads = a.threads;
@@ -237,7 +252,9 @@ RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArg
   ro.output_dir = (fs::path(a.output) / "run").string();
   ro.filter_seeds = [&](std::vector<CaseSeed> s) {
     std::vector<CaseSeed> out;
-    for (std::size_t i = static_cast<std::size_t>(a.warmup); i < s.size() && out.size() < static_cast<std::size_t>(a.cases); ++i) out.push_back(s[i]);
+    for (std::size_t i = static_cast<std::size_t>(a.warmup);
+         i < s.size() && out.size() < static_cast<std::size_t>(a.cases); ++i)
+      out.push_back(s[i]);
     if (out.empty()) out = s;
     return out;
   };
@@ -275,7 +292,8 @@ StageTimes stage_times(const GraphSpec& g, const RunReport& r) {
   return t;
 }
 
-json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& r, StageTimes& t, double& net_busy) {
+json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& r, StageTimes& t,
+                 double& net_busy) {
   auto& busy = t.busy;
   auto& waiting = t.waiting;
   auto& count = t.count;
@@ -283,10 +301,15 @@ json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& 
   for (const auto& n : g.nodes) {
     const bool is_net = registry.find(n.stage)->resource == "gpu";
     if (is_net) net_busy += busy[n.id];
-    stages.push_back({{"node", n.id}, {"stage", n.stage}, {"resource", registry.find(n.stage)->resource},
+    stages.push_back({{"node", n.id},
+                      {"stage", n.stage},
+                      {"resource", registry.find(n.stage)->resource},
                       {"concurrency", n.concurrency == 0 ? json("parallel") : json(n.concurrency)},
-                      {"cases", count[n.id]}, {"busy_s", busy[n.id]}, {"busy_per_case_s", count[n.id] ? busy[n.id] / count[n.id] : 0.0},
-                      {"share_of_wall", r.wall_s > 0 ? busy[n.id] / r.wall_s : 0.0}, {"waiting_s", waiting[n.id]},
+                      {"cases", count[n.id]},
+                      {"busy_s", busy[n.id]},
+                      {"busy_per_case_s", count[n.id] ? busy[n.id] / count[n.id] : 0.0},
+                      {"share_of_wall", r.wall_s > 0 ? busy[n.id] / r.wall_s : 0.0},
+                      {"waiting_s", waiting[n.id]},
                       {"waiting_per_case_s", count[n.id] ? waiting[n.id] / count[n.id] : 0.0}});
   }
   return stages;
@@ -316,27 +339,48 @@ double network_busy_union(const GraphSpec& g, const Registry& registry, const Ru
 }
 
 // Chrome trace events: one complete event per case and stage, one track per worker thread.
-void write_trace(const BenchArgs& a, const RunReport& r, const std::vector<std::pair<double, double>>& rss_samples) {
+void write_trace(const BenchArgs& a, const RunReport& r,
+                 const std::vector<std::pair<double, double>>& rss_samples) {
   json ev = json::array();
-  ev.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "spineparse " + a.graph}}}});
+  ev.push_back({{"name", "process_name"},
+                {"ph", "M"},
+                {"pid", 1},
+                {"args", {{"name", "spineparse " + a.graph}}}});
   std::map<int, bool> threads;
   for (const auto& s : r.spans) {
     threads[s.thread] = true;
-    ev.push_back({{"name", s.node}, {"cat", "stage"}, {"ph", "X"}, {"pid", 1}, {"tid", s.thread},
-                  {"ts", s.start_s * 1e6}, {"dur", (s.end_s - s.start_s) * 1e6},
+    ev.push_back({{"name", s.node},
+                  {"cat", "stage"},
+                  {"ph", "X"},
+                  {"pid", 1},
+                  {"tid", s.thread},
+                  {"ts", s.start_s * 1e6},
+                  {"dur", (s.end_s - s.start_s) * 1e6},
                   {"args", {{"case", r.cases[s.case_index].id}}}});
   }
   for (const auto& [t, _] : threads) {
-    ev.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", t}, {"args", {{"name", "worker " + std::to_string(t)}}}});
+    ev.push_back({{"name", "thread_name"},
+                  {"ph", "M"},
+                  {"pid", 1},
+                  {"tid", t},
+                  {"args", {{"name", "worker " + std::to_string(t)}}}});
   }
   for (const auto& [t, n] : r.in_flight) {
-    ev.push_back({{"name", "cases in flight"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"cases", n}}}});
+    ev.push_back({{"name", "cases in flight"},
+                  {"ph", "C"},
+                  {"pid", 1},
+                  {"ts", t * 1e6},
+                  {"args", {{"cases", n}}}});
   }
   for (const auto& [t, mb] : rss_samples) {
-    ev.push_back({{"name", "resident memory"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{"MB", mb}}}});
+    ev.push_back({{"name", "resident memory"},
+                  {"ph", "C"},
+                  {"pid", 1},
+                  {"ts", t * 1e6},
+                  {"args", {{"MB", mb}}}});
   }
-  write_file_atomic((fs::path(a.output) / "trace.json").string(), json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
-
+  write_file_atomic((fs::path(a.output) / "trace.json").string(),
+                    json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump() + "\n");
 }
 
 void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const json& j) {
@@ -346,30 +390,46 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
   const double net_s = j["network_only"]["seconds_per_case"].get<double>();
   const double rss = j["peak_rss_mb"].get<double>();
   const int peak_inflight = j["peak_in_flight"].get<int>();
-  std::printf("\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n", processed, r.wall_s,
-              j["cases_per_s"].get<double>(), sec_per_case, r.threads, g.max_in_flight);
-  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share", "waiting s");
+  std::printf(
+      "\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n",
+      processed, r.wall_s, j["cases_per_s"].get<double>(), sec_per_case, r.threads,
+      g.max_in_flight);
+  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share",
+              "waiting s");
   for (const auto& s : stages) {
     std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
-                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(), s["busy_per_case_s"].get<double>(),
-                100 * s["share_of_wall"].get<double>(), s["waiting_s"].get<double>());
+                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(),
+                s["busy_per_case_s"].get<double>(), 100 * s["share_of_wall"].get<double>(),
+                s["waiting_s"].get<double>());
   }
-  std::printf("network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / end-to-end) %.2f\n", net_s,
-              sec_per_case, j["end_to_end_vs_network_only"].get<double>());
-  std::printf("network stages busy (at least one running) %.0f%% of the wall time (the GPU busy share on a GPU)\n",
-              100 * j["network_busy_share"].get<double>());
+  std::printf(
+      "network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / "
+      "end-to-end) %.2f\n",
+      net_s, sec_per_case, j["end_to_end_vs_network_only"].get<double>());
+  std::printf(
+      "network stages busy (at least one running) %.0f%% of the wall time (the GPU busy share on a "
+      "GPU)\n",
+      100 * j["network_busy_share"].get<double>());
   if (a.baseline) {
-    std::printf("eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager baseline %.2f\n", j["eager_baseline"]["seconds_per_case"].get<double>(),
-                j["network_only_vs_eager_baseline"].get<double>());
+    std::printf(
+        "eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager "
+        "baseline %.2f\n",
+        j["eager_baseline"]["seconds_per_case"].get<double>(),
+        j["network_only_vs_eager_baseline"].get<double>());
   }
   const json& mem = j["memory"];
   if (mem.contains("max_mb")) {
-    std::printf("resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f MB, in the second %.0f MB (x%.2f)\n",
-                mem["median_mb"].get<double>(), mem["max_mb"].get<double>(), mem["first_half_max_mb"].get<double>(),
-                mem["second_half_max_mb"].get<double>(), mem["second_half_vs_first_half"].get<double>());
+    std::printf(
+        "resident memory during the run: median %.0f MB, max %.0f MB; max in the first half %.0f "
+        "MB, in the second %.0f MB (x%.2f)\n",
+        mem["median_mb"].get<double>(), mem["max_mb"].get<double>(),
+        mem["first_half_max_mb"].get<double>(), mem["second_half_max_mb"].get<double>(),
+        mem["second_half_vs_first_half"].get<double>());
   }
-  std::printf("peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open in Perfetto or chrome://tracing)\n",
-              peak_inflight, rss, a.output.c_str(), a.output.c_str());
+  std::printf(
+      "peak in flight %d, peak resident memory %.0f MB\nbench: %s/bench.json, %s/trace.json (open "
+      "in Perfetto or chrome://tracing)\n",
+      peak_inflight, rss, a.output.c_str(), a.output.c_str());
 }
 
 void run_bench(const BenchArgs& a) {
@@ -388,12 +448,16 @@ void run_bench(const BenchArgs& a) {
   StageTimes times = stage_times(g, r);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  auto [net_s, net_n] = network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
+  auto [net_s, net_n] =
+      network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
   double base_s = 0;
   int base_n = 0;
   std::vector<std::string> base_changes;
   if (a.baseline) {
-    std::fprintf(stderr, "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n", a.network_cases);
+    std::fprintf(
+        stderr,
+        "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n",
+        a.network_cases);
     const GraphSpec base = eager_baseline_of(g, registry, base_changes);
     std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
   }
@@ -404,7 +468,8 @@ void run_bench(const BenchArgs& a) {
   const double sec_per_case = processed ? r.wall_s / processed : 0.0;
   json j;
   j["graph"] = a.graph;
-  j["random_weights"] = random_nodes;  // nodes timed with random weights (their weights file was missing)
+  j["random_weights"] =
+      random_nodes;  // nodes timed with random weights (their weights file was missing)
   j["input"] = input;
   j["cases"] = processed;
   j["failed"] = r.failed;
@@ -416,15 +481,26 @@ void run_bench(const BenchArgs& a) {
   j["seconds_per_case"] = sec_per_case;
   j["stages"] = stages;
   j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
-  j["network_busy_share"] = r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
-  j["network_only"] = {{"seconds_per_case", net_s}, {"cases", net_n},
-                       {"how", "the network stages timed alone: the graph replayed case by case with nothing overlapping, first case as warm-up"}};
-  j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
+  j["network_busy_share"] =
+      r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
+  j["network_only"] = {{"seconds_per_case", net_s},
+                       {"cases", net_n},
+                       {"how",
+                        "the network stages timed alone: the graph replayed case by case with "
+                        "nothing overlapping, first case as warm-up"}};
+  j["end_to_end_vs_network_only"] =
+      sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
   if (a.baseline) {
-    j["eager_baseline"] = {{"seconds_per_case", base_s}, {"cases", base_n}, {"changes", base_changes},
-                           {"how", "the network-only replay as plain eager LibTorch runs it: LibTorch's default of 1 intra-op thread, "
-                                   "one slice per forward pass, no BatchNorm folding or channels-last, float32"}};
-    j["network_only_vs_eager_baseline"] = base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
+    j["eager_baseline"] = {
+        {"seconds_per_case", base_s},
+        {"cases", base_n},
+        {"changes", base_changes},
+        {"how",
+         "the network-only replay as plain eager LibTorch runs it: LibTorch's default of 1 "
+         "intra-op thread, "
+         "one slice per forward pass, no BatchNorm folding or channels-last, float32"}};
+    j["network_only_vs_eager_baseline"] =
+        base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
   }
   json inflight = json::array();
   for (const auto& [t, n] : r.in_flight) inflight.push_back({t, n});
@@ -445,14 +521,24 @@ void run_bench(const BenchArgs& a) {
 
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* sub = app.add_subcommand("bench", "Measure a graph's throughput: per-stage busy/waiting time, memory, network-only time, trace");
+  auto* sub = app.add_subcommand("bench",
+                                 "Measure a graph's throughput: per-stage busy/waiting time, "
+                                 "memory, network-only time, trace");
   sub->add_option("graph", a->graph, "graph file")->required();
-  sub->add_option("--cases,-n", a->cases, "cases to time")->capture_default_str()->check(CLI::Range(1, 100000));
-  sub->add_option("--input,-i", a->input, "dataset folder (default: a synthetic cohort of real-scan size)");
-  sub->add_option("--warmup", a->warmup, "untimed cases first")->capture_default_str()->check(CLI::Range(0, 1000));
-  sub->add_option("--network-cases", a->network_cases, "cases for the network-only replay")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--cases,-n", a->cases, "cases to time")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  sub->add_option("--input,-i", a->input,
+                  "dataset folder (default: a synthetic cohort of real-scan size)");
+  sub->add_option("--warmup", a->warmup, "untimed cases first")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  sub->add_option("--network-cases", a->network_cases, "cases for the network-only replay")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   sub->add_flag("!--no-baseline", a->baseline, "skip the eager-LibTorch baseline replay");
-  sub->add_option("--output,-o", a->output, "where bench.json, trace.json and the run go")->capture_default_str();
+  sub->add_option("--output,-o", a->output, "where bench.json, trace.json and the run go")
+      ->capture_default_str();
   sub->add_option("--threads", a->threads, "worker threads (0: all cores)");
   sub->add_option("--size", a->size, "in-plane size of the synthetic cases")->capture_default_str();
   sub->add_option("--slices", a->slices, "slices of the synthetic cases")->capture_default_str();

@@ -1,8 +1,8 @@
 // spineparse import-checkpoint: an original trainer's best_checkpoint.pytorch -> safetensors.
 #include <cstdio>
 
-#include "nn/checkpoint.hpp"
 #include "commands.hpp"
+#include "nn/checkpoint.hpp"
 #include "nn/networks.hpp"
 #include "nn/safetensors.hpp"
 
@@ -13,9 +13,14 @@ void add_import(CLI::App& app) {
   auto model = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto* sub = app.add_subcommand("import-checkpoint",
-                                 "Convert a checkpoint saved by the original code (torch.save) to safetensors, without Python");
-  sub->add_option("checkpoint", *file, "best_checkpoint.pytorch (or a torch.save'd state dict)")->required()->check(CLI::ExistingFile);
-  sub->add_option("--model", *model, "the network the checkpoint holds")->required()->check(CLI::IsMember({"gcsn", "deeplab", "resunet2d"}));
+                                 "Convert a checkpoint saved by the original code (torch.save) to "
+                                 "safetensors, without Python");
+  sub->add_option("checkpoint", *file, "best_checkpoint.pytorch (or a torch.save'd state dict)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sub->add_option("--model", *model, "the network the checkpoint holds")
+      ->required()
+      ->check(CLI::IsMember({"gcsn", "deeplab", "resunet2d"}));
   sub->add_option("--out,-o", *out, "output .safetensors file")->required();
   sub->callback([file, model, out] {
     try {
@@ -28,12 +33,14 @@ void add_import(CLI::App& app) {
         nn::Gcsn net(*model == "gcsn");
         nn::load_state(*net, ck.state_dict, *file);
       }
-      std::map<std::string, std::string> meta = {{"source", *file}, {"model", *model}, {"format", "spineparse-1"}};
+      std::map<std::string, std::string> meta = {
+          {"source", *file}, {"model", *model}, {"format", "spineparse-1"}};
       for (const auto& [k, v] : ck.info) meta["checkpoint." + k] = v;
       nn::save_safetensors(*out, ck.state_dict, meta);
       std::printf("wrote %s: %zu tensors (%s)", out->c_str(), ck.state_dict.size(), model->c_str());
       if (ck.info.count("epoch")) std::printf(", epoch %s", ck.info.at("epoch").c_str());
-      if (ck.info.count("best_eval_score")) std::printf(", best_eval_score %s", ck.info.at("best_eval_score").c_str());
+      if (ck.info.count("best_eval_score"))
+        std::printf(", best_eval_score %s", ck.info.at("best_eval_score").c_str());
       std::printf("\n");
       set_exit_code(0);
     } catch (const std::exception& e) {

@@ -1,13 +1,13 @@
 // spineparse run / validate
+#include <fmt/core.h>
+
 #include <cstdio>
 #include <filesystem>
-#include <fmt/core.h>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "allocator.hpp"
 #include "commands.hpp"
-#include <nlohmann/json.hpp>
-
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
@@ -79,10 +79,12 @@ void print_summary(const RunReport& r) {
       std::printf("\nDice per structure (%d cases with masks):\n", j["cases_scored"].get<int>());
       for (const auto& p : j["per_structure"]) {
         if (p["cases_with_structure"].get<int>() == 0 && p["dice"]["mean"].is_null()) continue;
-        std::printf("  %2d %-8s %s\n", p["label"].get<int>(), p["structure"].get<std::string>().c_str(), ms(p["dice"]).c_str());
+        std::printf("  %2d %-8s %s\n", p["label"].get<int>(),
+                    p["structure"].get<std::string>().c_str(), ms(p["dice"]).c_str());
       }
-      std::printf("  vertebrae   %s\n  discs       %s\n  all 19      %s\n", ms(j["dice"]["vertebrae"]).c_str(),
-                  ms(j["dice"]["discs"]).c_str(), ms(j["dice"]["all"]).c_str());
+      std::printf("  vertebrae   %s\n  discs       %s\n  all 19      %s\n",
+                  ms(j["dice"]["vertebrae"]).c_str(), ms(j["dice"]["discs"]).c_str(),
+                  ms(j["dice"]["all"]).c_str());
       if (j.contains("refinement")) {
         std::printf("  before refinement %s\n", ms(j["refinement"]["dice_before"]).c_str());
       }
@@ -128,7 +130,8 @@ void add_run(CLI::App& app) {
 
 void add_validate(CLI::App& app) {
   auto a = std::make_shared<GraphArgs>();
-  auto* sub = app.add_subcommand("validate", "Check a graph file; report every problem (exit 2 if any)");
+  auto* sub =
+      app.add_subcommand("validate", "Check a graph file; report every problem (exit 2 if any)");
   add_graph_args(sub, *a);
   sub->callback([a] {
     Registry registry;

@@ -23,8 +23,8 @@ void print_fields(const char* what, const std::vector<FieldUse>& fields, bool fu
   for (const auto& f : fields) {
     std::string type = f.dtype.empty() ? "any" : f.dtype;
     if (!f.axes.empty()) type += " [" + f.axes + "]";
-    std::printf("    %-18s %-22s %s%s\n", f.name.c_str(), type.c_str(), f.optional ? "(optional) " : "",
-                f.help.c_str());
+    std::printf("    %-18s %-22s %s%s\n", f.name.c_str(), type.c_str(),
+                f.optional ? "(optional) " : "", f.help.c_str());
   }
 }
 
@@ -33,7 +33,8 @@ void print_params(const StageDescription& d) {
   for (const auto& p : d.params) width = std::max(width, static_cast<int>(p.name.size()));
   for (const auto& p : d.params) {
     const std::string def = p.default_value ? param_value_to_string(*p.default_value) : "";
-    const std::string shown = p.default_value ? "[default " + (def.empty() ? std::string("\"\"") : def) + "] " : "";
+    const std::string shown =
+        p.default_value ? "[default " + (def.empty() ? std::string("\"\"") : def) + "] " : "";
     std::printf("    %-*s %-11s %s%s%s\n", width, p.name.c_str(), param_type_name(p.type),
                 p.required ? "(required) " : "", shown.c_str(), p.help.c_str());
     if (!p.allowed.empty()) {
@@ -47,7 +48,8 @@ void print_params(const StageDescription& d) {
 void print_kind(const StageDescription& d, const std::string& plugin, bool full) {
   std::printf("\n%s  [%s%s, %s]%s\n  %s\n", d.kind.c_str(), d.is_source ? "source, " : "",
               d.concurrency == Concurrency::kSerial ? "serial" : "parallel", d.resource.c_str(),
-              full && !plugin.empty() ? (" from plugin '" + plugin + "'").c_str() : "", d.summary.c_str());
+              full && !plugin.empty() ? (" from plugin '" + plugin + "'").c_str() : "",
+              d.summary.c_str());
   auto reads = d.reads, writes = d.writes;
   std::vector<ConfigIssue> issues;
   const Params defaults = resolve_params(d, {}, &issues);
@@ -84,8 +86,10 @@ Conventions for every stage:
 void add_stages(CLI::App& app) {
   auto dirs = std::make_shared<std::vector<std::string>>();
   auto kind = std::make_shared<std::string>();
-  auto* sub = app.add_subcommand("stages", "List the stage kinds of every loaded plugin, or one kind in full");
-  sub->add_option("kind", *kind, "a stage kind (coarse.gcsn) or a plugin's prefix (coarse): shown in full");
+  auto* sub = app.add_subcommand(
+      "stages", "List the stage kinds of every loaded plugin, or one kind in full");
+  sub->add_option("kind", *kind,
+                  "a stage kind (coarse.gcsn) or a plugin's prefix (coarse): shown in full");
   sub->add_option("--plugin-dir", *dirs, "extra folder to load plugins from (repeatable)");
   sub->callback([dirs, kind] {
     Registry registry;
@@ -103,8 +107,10 @@ void add_stages(CLI::App& app) {
       ++shown;
     }
     if (!kind->empty() && shown == 0) {
-      std::fprintf(stderr, "error: no stage kind '%s' among the loaded plugins (spineparse stages lists them)\n",
-                   kind->c_str());
+      std::fprintf(
+          stderr,
+          "error: no stage kind '%s' among the loaded plugins (spineparse stages lists them)\n",
+          kind->c_str());
       set_exit_code(2);
       return;
     }

@@ -11,10 +11,14 @@ void add_synth(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto size = std::make_shared<std::vector<int>>();
   auto slices = std::make_shared<std::vector<int>>();
-  auto* sub = app.add_subcommand("synth", "Make a synthetic cohort (phantoms with masks) in the original layout");
-  sub->add_option("--cases,-n", o->cases, "number of cases")->capture_default_str()->check(CLI::Range(1, 100000));
+  auto* sub = app.add_subcommand(
+      "synth", "Make a synthetic cohort (phantoms with masks) in the original layout");
+  sub->add_option("--cases,-n", o->cases, "number of cases")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   sub->add_option("--out,-o", *out, "output folder (gets original_mr/ and mask/)")->required();
-  sub->add_option("--seed", o->seed, "random seed: the same seed gives the same cohort")->capture_default_str();
+  sub->add_option("--seed", o->seed, "random seed: the same seed gives the same cohort")
+      ->capture_default_str();
   sub->add_option("--first", o->first_case, "number of the first case")->capture_default_str();
   sub->add_option("--size", *size, "in-plane size range MIN MAX (default 512 880)")->expected(2);
   sub->add_option("--slices", *slices, "slice count range MIN MAX (default 12 15)")->expected(2);
@@ -31,7 +35,8 @@ void add_synth(CLI::App& app) {
                      s.geometry.spacing[0], s.geometry.spacing[1], s.geometry.spacing[2],
                      s.labels_present);
       });
-      std::printf("wrote %d cases to %s (original_mr/, mask/, cohort.json)\n", o->cases, out->c_str());
+      std::printf("wrote %d cases to %s (original_mr/, mask/, cohort.json)\n", o->cases,
+                  out->c_str());
       set_exit_code(0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s\n", e.what());

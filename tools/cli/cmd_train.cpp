@@ -5,16 +5,16 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "train/folds.hpp"
 #include "io/dataset.hpp"
+#include "io/volume_io.hpp"
 #include "metrics/scores.hpp"
+#include "nn/torch_util.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
-#include "nn/torch_util.hpp"
+#include "train/folds.hpp"
 #include "train/training.hpp"
-#include "io/volume_io.hpp"
 
 namespace spineparse::cli {
 namespace fs = std::filesystem;
@@ -53,13 +53,14 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
       test.push_back(&seeds[c - 1]);
       ids += (ids.empty() ? "" : ",") + seeds[c - 1].id;
     }
-    GraphLoad g = load_graph_file(graph, registry,
-                                  {"read.cases=" + ids, "coarse.weights=" + dir + "/coarse/gcsn/best.safetensors",
-                                   "fine.weights=" + dir + "/fine/best.safetensors",
-                                   "coarse_prep.height=" + std::to_string(cfg.coarse_height),
-                                   "coarse_prep.width=" + std::to_string(cfg.coarse_cols),
-                                   "crop_resample.height=" + std::to_string(cfg.fine_height),
-                                   "crop_resample.width=" + std::to_string(cfg.fine_cols)});
+    GraphLoad g = load_graph_file(
+        graph, registry,
+        {"read.cases=" + ids, "coarse.weights=" + dir + "/coarse/gcsn/best.safetensors",
+         "fine.weights=" + dir + "/fine/best.safetensors",
+         "coarse_prep.height=" + std::to_string(cfg.coarse_height),
+         "coarse_prep.width=" + std::to_string(cfg.coarse_cols),
+         "crop_resample.height=" + std::to_string(cfg.fine_height),
+         "crop_resample.width=" + std::to_string(cfg.fine_cols)});
     if (!g.ok()) throw std::runtime_error(g.issues[0].to_string());
     RunOptions o;
     o.input_dir = a.data;
@@ -71,13 +72,16 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
       const std::string seg = o.output_dir + "/seg_" + id + ".nii.gz";
       if (!fs::exists(seg) || !s->attrs.count("mask_path")) continue;
       auto P = io::read_labels(seg, 19), G = io::read_labels(s->attrs.at("mask_path"), 19);
-      all.push_back({id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
+      all.push_back(
+          {id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
     }
   }
   auto j = nlohmann::json::parse(metrics::write_reports(all, a.output + "/cv/metrics"));
-  std::printf("cross-validated Dice over %zu cases: vertebrae %.4f, discs %.4f, all %.4f (%s/cv/metrics)\n", all.size(),
-              j["dice"]["vertebrae"]["mean"].get<double>(), j["dice"]["discs"]["mean"].get<double>(),
-              j["dice"]["all"]["mean"].get<double>(), a.output.c_str());
+  std::printf(
+      "cross-validated Dice over %zu cases: vertebrae %.4f, discs %.4f, all %.4f (%s/cv/metrics)\n",
+      all.size(), j["dice"]["vertebrae"]["mean"].get<double>(),
+      j["dice"]["discs"]["mean"].get<double>(), j["dice"]["all"]["mean"].get<double>(),
+      a.output.c_str());
 }
 
 void run(const std::string& what, const TrainArgs& a) {
@@ -85,7 +89,9 @@ void run(const std::string& what, const TrainArgs& a) {
     nn::TrainConfig cfg;
     if (!a.config.empty()) cfg = nn::TrainConfig::from_json_file(a.config);
     if (!a.init.empty()) cfg.fine_init = a.init;
-    nn::set_torch_threads(a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    nn::set_torch_threads(
+        a.threads > 0 ? a.threads
+                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     auto progress = [](const std::string& line) {
       std::fprintf(stderr, "[train] %s\n", line.c_str());
       std::fflush(stderr);
@@ -96,11 +102,12 @@ void run(const std::string& what, const TrainArgs& a) {
         r = nn::train_coarse(a.data, fold, cfg, a.output, a.resume, progress);
       } else {
         std::string cw = a.coarse_weights;
-        if (cw.empty()) cw = a.output + "/fold" + std::to_string(fold + 1) + "/coarse/gcsn/best.safetensors";
+        if (cw.empty())
+          cw = a.output + "/fold" + std::to_string(fold + 1) + "/coarse/gcsn/best.safetensors";
         r = nn::train_fine(a.data, fold, cfg, a.output, cw, a.resume, progress);
       }
-      std::printf("fold %d %s: best validation Dice %.4f at epoch %d -> %s\n", fold + 1, what.c_str(), r.best_dice,
-                  r.best_epoch, r.best_weights.c_str());
+      std::printf("fold %d %s: best validation Dice %.4f at epoch %d -> %s\n", fold + 1,
+                  what.c_str(), r.best_dice, r.best_epoch, r.best_weights.c_str());
     }
     if (what == "fine" && a.fold == "all") cross_validate(a, cfg);
     set_exit_code(0);
@@ -112,24 +119,33 @@ void run(const std::string& what, const TrainArgs& a) {
 }  // namespace
 
 void add_train(CLI::App& app) {
-  auto* train = app.add_subcommand("train", "Train the networks (the original's recipe, its training bugs fixed)");
+  auto* train = app.add_subcommand(
+      "train", "Train the networks (the original's recipe, its training bugs fixed)");
   train->require_subcommand(1);
   for (const char* what : {"coarse", "fine"}) {
     auto a = std::make_shared<TrainArgs>();
     auto* sub = train->add_subcommand(what, std::string(what) == std::string("coarse")
                                                 ? "DeepLabv3+, then the GCSN from its best weights"
                                                 : "ResUNet2D on slices with the coarse logits");
-    sub->add_option("--data", a->data, "dataset folder with masks (original layout or flat)")->required()->check(CLI::ExistingDirectory);
+    sub->add_option("--data", a->data, "dataset folder with masks (original layout or flat)")
+        ->required()
+        ->check(CLI::ExistingDirectory);
     sub->add_option("--fold", a->fold, "1..5 or all")->capture_default_str();
-    sub->add_option("--config", a->config, "training configuration (JSON; see README)")->check(CLI::ExistingFile);
-    sub->add_option("--output,-o", a->output, "folder for fold{K}/... checkpoints and logs")->capture_default_str();
+    sub->add_option("--config", a->config, "training configuration (JSON; see README)")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--output,-o", a->output, "folder for fold{K}/... checkpoints and logs")
+        ->capture_default_str();
     sub->add_flag("--resume", a->resume, "continue an interrupted run from its last epoch");
-    sub->add_option("--threads", a->threads, "LibTorch intra-op threads (default: all cores; augmentation runs on one more)")
+    sub->add_option("--threads", a->threads,
+                    "LibTorch intra-op threads (default: all cores; augmentation runs on one more)")
         ->check(CLI::Range(0, 1024));
     if (std::string(what) == "fine") {
-      sub->add_option("--coarse-weights", a->coarse_weights,
-                      "GCSN for in-sample logits (default: OUTPUT/fold{K}/coarse/gcsn/best.safetensors)");
-    sub->add_option("--init", a->init, "start from these ResUNet2D weights (overrides the config's fine_init)")->check(CLI::ExistingFile);
+      sub->add_option(
+          "--coarse-weights", a->coarse_weights,
+          "GCSN for in-sample logits (default: OUTPUT/fold{K}/coarse/gcsn/best.safetensors)");
+      sub->add_option("--init", a->init,
+                      "start from these ResUNet2D weights (overrides the config's fine_init)")
+          ->check(CLI::ExistingFile);
     }
     sub->callback([what, a] { run(what, *a); });
   }

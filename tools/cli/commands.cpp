@@ -4,7 +4,6 @@
 #include <filesystem>
 
 #include "build_paths.hpp"
-
 #include "spineparse/registry.hpp"
 
 namespace spineparse::cli {
@@ -30,7 +29,8 @@ std::string data_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const fs::path installed = (exe.parent_path() / SPINEPARSE_DATA_DIR_FROM_BIN).lexically_normal();
+    const fs::path installed =
+        (exe.parent_path() / SPINEPARSE_DATA_DIR_FROM_BIN).lexically_normal();
     if (fs::is_directory(installed / "graphs", ec)) return installed.string();
   }
   return SPINEPARSE_SOURCE_DIR;

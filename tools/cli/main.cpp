@@ -1,14 +1,14 @@
 // spineparse: the command-line front end. Exit codes: 0 every case succeeded, 1 some cases
 // failed (the run completed), 2 bad graph, arguments or plugins.
-#include <CLI/CLI.hpp>
+#include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <filesystem>
-#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 
 #include "allocator.hpp"
 #include "commands.hpp"

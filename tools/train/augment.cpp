@@ -31,8 +31,10 @@ torch::Tensor smooth(const torch::Tensor& noise, double sigma) {
 torch::Tensor sample(const torch::Tensor& x, const torch::Tensor& grid, bool nearest) {
   const auto D = x.size(0);
   auto opts = F::GridSampleFuncOptions().padding_mode(torch::kReflection).align_corners(true);
-  if (nearest) opts.mode(torch::kNearest);
-  else opts.mode(torch::kBilinear);
+  if (nearest)
+    opts.mode(torch::kNearest);
+  else
+    opts.mode(torch::kBilinear);
   return F::grid_sample(x, grid.expand({D, grid.size(1), grid.size(2), 2}), opts);
 }
 }  // namespace
@@ -42,7 +44,10 @@ AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std
   torch::NoGradGuard ng;
   std::uint64_t s = mix(seed);
   const int64_t H = in.image.size(2), W = in.image.size(3);
-  const int angle = cfg.rotate_deg > 0 ? static_cast<int>(std::floor(uniform(s) * 2 * cfg.rotate_deg)) - cfg.rotate_deg : 0;
+  const int angle =
+      cfg.rotate_deg > 0
+          ? static_cast<int>(std::floor(uniform(s) * 2 * cfg.rotate_deg)) - cfg.rotate_deg
+          : 0;
   const bool elastic = uniform(s) < cfg.elastic_p;
   const bool contrast = uniform(s) < cfg.contrast_p;
   const double factor = 0.5 + uniform(s);
@@ -57,8 +62,12 @@ AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std
     sh = sh + smooth(torch::randn({H, W}), cfg.elastic_sigma) * cfg.elastic_alpha;
     sw = sw + smooth(torch::randn({H, W}), cfg.elastic_sigma) * cfg.elastic_alpha;
   }
-  // grid_sample wants (x = w, y = h) in [-1, 1] (align_corners: -1 and 1 are the edge pixel centres).
-  auto grid = torch::stack({sw / std::max<int64_t>(1, W - 1) * 2 - 1, sh / std::max<int64_t>(1, H - 1) * 2 - 1}, -1).unsqueeze(0);
+  // grid_sample wants (x = w, y = h) in [-1, 1] (align_corners: -1 and 1 are the edge pixel
+  // centres).
+  auto grid =
+      torch::stack(
+          {sw / std::max<int64_t>(1, W - 1) * 2 - 1, sh / std::max<int64_t>(1, H - 1) * 2 - 1}, -1)
+          .unsqueeze(0);
   AugmentedSample out;
   out.image = sample(in.image, grid, false);
   if (contrast) out.image = torch::clamp(out.image * factor, -10.0, 10.0);
@@ -66,13 +75,18 @@ AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std
     auto g = grid;
     const int64_t h = in.extra.size(2), w = in.extra.size(3);
     if (h != H || w != W) {  // the same normalised field, sampled on the extra's own grid
-      g = F::interpolate(grid.permute({0, 3, 1, 2}), F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w})
-                                                          .mode(torch::kBilinear).align_corners(true))
+      g = F::interpolate(grid.permute({0, 3, 1, 2}), F::InterpolateFuncOptions()
+                                                         .size(std::vector<int64_t>{h, w})
+                                                         .mode(torch::kBilinear)
+                                                         .align_corners(true))
               .permute({0, 2, 3, 1});
     }
     out.extra = sample(in.extra, g, false);
   }
-  out.labels = sample(in.labels.unsqueeze(1).to(torch::kFloat32), grid, true).squeeze(1).round().to(torch::kInt64);
+  out.labels = sample(in.labels.unsqueeze(1).to(torch::kFloat32), grid, true)
+                   .squeeze(1)
+                   .round()
+                   .to(torch::kInt64);
   return out;
 }
 

@@ -29,20 +29,26 @@ std::vector<int> numpy_permutation(int n, std::uint32_t seed) {
 }
 
 Fold make_fold(int n, int fold, int n_folds) {
-  if (n < n_folds + 2) throw std::runtime_error("cross-validation needs at least " + std::to_string(n_folds + 2) + " cases, got " + std::to_string(n));
-  if (fold < 0 || fold >= n_folds) throw std::runtime_error("fold must be 1.." + std::to_string(n_folds));
+  if (n < n_folds + 2)
+    throw std::runtime_error("cross-validation needs at least " + std::to_string(n_folds + 2) +
+                             " cases, got " + std::to_string(n));
+  if (fold < 0 || fold >= n_folds)
+    throw std::runtime_error("fold must be 1.." + std::to_string(n_folds));
   const auto perm = numpy_permutation(n, 0);
   // The original: test size n - train - val with train 168, val 4 for 215 (43 = 215 / 5).
   const int n_test = n / n_folds;
   const int n_val = n == 215 ? 4 : std::max(1, static_cast<int>(std::lround(0.02 * n)));
   Fold f;
   std::vector<bool> in_test(n, false);
-  const int end = fold == n_folds - 1 ? n : (fold + 1) * n_test;  // the last fold takes the remainder
+  const int end =
+      fold == n_folds - 1 ? n : (fold + 1) * n_test;  // the last fold takes the remainder
   for (int k = fold * n_test; k < end; ++k) in_test[perm[k]] = true;
   std::vector<int> rest;
   for (int i = 0; i < n; ++i) {
-    if (in_test[i]) f.test.push_back(i + 1);
-    else rest.push_back(i + 1);
+    if (in_test[i])
+      f.test.push_back(i + 1);
+    else
+      rest.push_back(i + 1);
   }
   f.val.assign(rest.begin(), rest.begin() + n_val);
   f.train.assign(rest.begin() + n_val, rest.end());

@@ -16,11 +16,11 @@
 // function of the seed, the epoch and the iteration).
 #pragma once
 
+#include <torch/types.h>
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "train/augment.hpp"
 
@@ -45,7 +45,8 @@ struct TrainConfig {
   std::string loss = "ce";
   double weight_decay = 1e-4;
   int iterations_per_epoch = 0;  // 0: training items / batch (the original)
-  int stop_after_epochs = 0;     // >0: stop this invocation after so many epochs (continue with resume)
+  int stop_after_epochs =
+      0;  // >0: stop this invocation after so many epochs (continue with resume)
   std::uint64_t seed = 0;
   AugmentConfig augment;
 
@@ -55,7 +56,8 @@ struct TrainConfig {
 
 // The training loss for logits [N,C,...] and labels [N,...] (int64): cross-entropy, plus the
 // soft Dice term when cfg.loss is "ce+dice".
-torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& labels, const TrainConfig& cfg);
+torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& labels,
+                                const TrainConfig& cfg);
 
 struct EpochLog {
   int epoch = 0, iterations = 0;
@@ -73,11 +75,12 @@ using ProgressFn = std::function<void(const std::string& line)>;
 
 // data_dir: a dataset folder with masks (original layout or flat); fold: 0-based; out_dir gets
 // fold{K}/coarse/{deeplab,gcsn}/. Returns the GCSN's result.
-TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfig& cfg, const std::string& out_dir,
-                         bool resume, const ProgressFn& progress);
+TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfig& cfg,
+                         const std::string& out_dir, bool resume, const ProgressFn& progress);
 // coarse_weights: the GCSN for in-sample logits (ignored for out-of-fold, which reads
 // out_dir/fold{k}/coarse/gcsn/best.safetensors of every fold). Writes out_dir/fold{K}/fine/.
-TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig& cfg, const std::string& out_dir,
-                       const std::string& coarse_weights, bool resume, const ProgressFn& progress);
+TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig& cfg,
+                       const std::string& out_dir, const std::string& coarse_weights, bool resume,
+                       const ProgressFn& progress);
 
 }  // namespace spineparse::nn

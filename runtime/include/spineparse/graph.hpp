@@ -37,14 +37,14 @@ struct NodeSpec {
   std::string stage;
   std::string comment;
   Params params;
-  int concurrency = 1;  // 0 = unlimited
+  int concurrency = 1;               // 0 = unlimited
   std::vector<std::string> inputs;   // predecessor ids (at most one)
   std::vector<std::string> outputs;  // successor ids
 };
 
 struct GraphSpec {
   int schema_version = 1;
-  std::string path;  // the file it came from
+  std::string path;                  // the file it came from
   std::vector<std::string> plugins;  // resolved absolute paths
   int max_in_flight = 4;
   std::vector<NodeSpec> nodes;  // topological order, source first

@@ -40,7 +40,7 @@ class Params {
   bool has(const std::string& key) const { return values_.count(key) != 0; }
   bool get_bool(const std::string& key) const;
   std::int64_t get_int(const std::string& key) const;
-  double get_float(const std::string& key) const;  // ints convert
+  double get_float(const std::string& key) const;               // ints convert
   const std::string& get_string(const std::string& key) const;  // strings and paths
   const std::vector<std::string>& get_string_list(const std::string& key) const;
 

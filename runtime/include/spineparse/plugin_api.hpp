@@ -51,11 +51,13 @@
 #define SPINEPARSE_CXX_ABI SPINEPARSE_CXX_ABI_BASE "/" SPINEPARSE_CXX_STDLIB
 
 #if defined(__clang__)
-#define SPINEPARSE_COMPILER \
-  "clang " SPINEPARSE_STR(__clang_major__) "." SPINEPARSE_STR(__clang_minor__) "." SPINEPARSE_STR(__clang_patchlevel__)
+#define SPINEPARSE_COMPILER                                                                        \
+  "clang " SPINEPARSE_STR(__clang_major__) "." SPINEPARSE_STR(__clang_minor__) "." SPINEPARSE_STR( \
+      __clang_patchlevel__)
 #elif defined(__GNUC__)
-#define SPINEPARSE_COMPILER \
-  "gcc " SPINEPARSE_STR(__GNUC__) "." SPINEPARSE_STR(__GNUC_MINOR__) "." SPINEPARSE_STR(__GNUC_PATCHLEVEL__)
+#define SPINEPARSE_COMPILER                                                              \
+  "gcc " SPINEPARSE_STR(__GNUC__) "." SPINEPARSE_STR(__GNUC_MINOR__) "." SPINEPARSE_STR( \
+      __GNUC_PATCHLEVEL__)
 #else
 #define SPINEPARSE_COMPILER "unknown"
 #endif
@@ -63,17 +65,17 @@
 // The LibTorch and ITK versions a plugin was compiled against, read from their own headers.
 #if defined(SPINEPARSE_PLUGIN_USES_TORCH)
 #include <torch/version.h>
-#define SPINEPARSE_PLUGIN_TORCH                                              \
-  SPINEPARSE_STR(TORCH_VERSION_MAJOR) "." SPINEPARSE_STR(TORCH_VERSION_MINOR) \
-  "." SPINEPARSE_STR(TORCH_VERSION_PATCH)
+#define SPINEPARSE_PLUGIN_TORCH       \
+  SPINEPARSE_STR(TORCH_VERSION_MAJOR) \
+  "." SPINEPARSE_STR(TORCH_VERSION_MINOR) "." SPINEPARSE_STR(TORCH_VERSION_PATCH)
 #else
 #define SPINEPARSE_PLUGIN_TORCH ""
 #endif
 #if defined(SPINEPARSE_PLUGIN_USES_ITK)
 #include <itkConfigure.h>
-#define SPINEPARSE_PLUGIN_ITK                                            \
-  SPINEPARSE_STR(ITK_VERSION_MAJOR) "." SPINEPARSE_STR(ITK_VERSION_MINOR) \
-  "." SPINEPARSE_STR(ITK_VERSION_PATCH)
+#define SPINEPARSE_PLUGIN_ITK       \
+  SPINEPARSE_STR(ITK_VERSION_MAJOR) \
+  "." SPINEPARSE_STR(ITK_VERSION_MINOR) "." SPINEPARSE_STR(ITK_VERSION_PATCH)
 #else
 #define SPINEPARSE_PLUGIN_ITK ""
 #endif
@@ -100,13 +102,17 @@ struct SpineparsePluginDescriptor {
 
 #define SPINEPARSE_ENTRY_POINT_NAME "spineparse_plugin_descriptor"
 
-#define SPINEPARSE_PLUGIN(NAME, VERSION, REGISTER_FN)                                             \
-  extern "C" __attribute__((visibility("default"))) const SpineparsePluginDescriptor*             \
-  spineparse_plugin_descriptor() {                                                                \
-    static const SpineparsePluginDescriptor d{                                                    \
-        SPINEPARSE_ABI_MAJOR,    SPINEPARSE_ABI_MINOR,    NAME,                                   \
-        VERSION,                 SPINEPARSE_CXX_ABI,      SPINEPARSE_COMPILER,                    \
-        SPINEPARSE_PLUGIN_TORCH, SPINEPARSE_PLUGIN_ITK,                                           \
-        [](spineparse::Registry* r) { REGISTER_FN(*r); }};                                        \
-    return &d;                                                                                    \
+#define SPINEPARSE_PLUGIN(NAME, VERSION, REGISTER_FN)                                            \
+  extern "C" __attribute__((visibility("default"))) const SpineparsePluginDescriptor*            \
+  spineparse_plugin_descriptor() {                                                               \
+    static const SpineparsePluginDescriptor d{SPINEPARSE_ABI_MAJOR,                              \
+                                              SPINEPARSE_ABI_MINOR,                              \
+                                              NAME,                                              \
+                                              VERSION,                                           \
+                                              SPINEPARSE_CXX_ABI,                                \
+                                              SPINEPARSE_COMPILER,                               \
+                                              SPINEPARSE_PLUGIN_TORCH,                           \
+                                              SPINEPARSE_PLUGIN_ITK,                             \
+                                              [](spineparse::Registry* r) { REGISTER_FN(*r); }}; \
+    return &d;                                                                                   \
   }

@@ -18,9 +18,9 @@ namespace spineparse {
 struct PluginInfo {
   std::string name;
   std::string version;
-  std::string path;  // empty for stages registered in-process
-  std::string compiler;     // what built it, as it says
-  std::string torch, itk;   // the LibTorch/ITK versions it uses ("" for none)
+  std::string path;        // empty for stages registered in-process
+  std::string compiler;    // what built it, as it says
+  std::string torch, itk;  // the LibTorch/ITK versions it uses ("" for none)
 };
 
 class PluginError : public std::runtime_error {
@@ -68,7 +68,8 @@ std::vector<std::string> default_plugin_folders();
 // The folder of libspineparse_runtime.so as loaded in this process.
 std::string runtime_library_dir();
 
-// The C++ ABI tag the runtime was compiled for (see plugin_api.hpp), e.g. "itanium/libstdc++/cxx11".
+// The C++ ABI tag the runtime was compiled for (see plugin_api.hpp), e.g.
+// "itanium/libstdc++/cxx11".
 const char* runtime_cxx_abi();
 
 }  // namespace spineparse

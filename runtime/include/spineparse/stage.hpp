@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <functional>
 #include <map>
-#include <utility>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spineparse/case.hpp"
@@ -58,8 +58,8 @@ struct StageDescription {
 // What open() gets: the run's folders and thread budget.
 struct StageContext {
   std::string node_id;
-  std::string input_dir;   // --input, may be empty
-  std::string output_dir;  // --output
+  std::string input_dir;     // --input, may be empty
+  std::string output_dir;    // --output
   int threads_per_case = 1;  // intra-op threads a stage may use inside one process() call
   int total_threads = 1;
   // The executor's count of stage calls running right now (this one included); empty outside

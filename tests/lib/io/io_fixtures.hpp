@@ -7,7 +7,6 @@
 #include <itkImageRegionIteratorWithIndex.h>
 
 #include <array>
-
 #include <string>
 
 namespace spineparse::testing {

@@ -5,10 +5,10 @@
 #include <map>
 
 #include "io/dataset.hpp"
-#include "spineparse/files.hpp"
 #include "io/synth.hpp"
-#include "test_util.hpp"
 #include "io/volume_io.hpp"
+#include "spineparse/files.hpp"
+#include "test_util.hpp"
 
 using namespace spineparse;
 using namespace spineparse::io;
@@ -131,5 +131,6 @@ TEST(Synth, WritesTheOriginalLayout) {
   // Same seed, same bytes on disk.
   spineparse::testing::TempDir d2;
   write_cohort(o, d2.str());
-  EXPECT_EQ(read_file((d / "mask/mask_case2.nii.gz").string()), read_file((d2 / "mask/mask_case2.nii.gz").string()));
+  EXPECT_EQ(read_file((d / "mask/mask_case2.nii.gz").string()),
+            read_file((d2 / "mask/mask_case2.nii.gz").string()));
 }

@@ -7,9 +7,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
 #include "test_util.hpp"
-#include "io/volume_io.hpp"
 
 using namespace spineparse;
 using namespace spineparse::io;
@@ -34,7 +34,8 @@ class RoundTrip : public ::testing::TestWithParam<std::string> {};
 TEST_P(RoundTrip, KeepsValuesAndGeometry) {
   TempDir d;
   auto arr = NdArray::make<std::int16_t>({4, 6, 9});
-  for (std::int64_t i = 0; i < arr->numel(); ++i) arr->data<std::int16_t>()[i] = static_cast<std::int16_t>(i * 7 - 300);
+  for (std::int64_t i = 0; i < arr->numel(); ++i)
+    arr->data<std::int16_t>()[i] = static_cast<std::int16_t>(i * 7 - 300);
   Geometry g;
   g.spacing = {0.6875, 0.7, 4.4};
   g.origin = {12.5, -140.25, 33.0};
@@ -43,7 +44,8 @@ TEST_P(RoundTrip, KeepsValuesAndGeometry) {
   write_volume(f, *arr, g);
   Volume v = read_image(f);
   EXPECT_EQ(v.data->shape(), arr->shape());
-  for (std::int64_t i = 0; i < arr->numel(); ++i) ASSERT_EQ(v.data->data<float>()[i], arr->data<std::int16_t>()[i]);
+  for (std::int64_t i = 0; i < arr->numel(); ++i)
+    ASSERT_EQ(v.data->data<float>()[i], arr->data<std::int16_t>()[i]);
   EXPECT_TRUE(v.geometry.same_as(g, 1e-5)) << v.geometry.describe();
   for (int i = 0; i < 9; ++i) EXPECT_NEAR(v.geometry.direction[i], g.direction[i], 1e-6);
   // Writing again from what was read gives the same geometry: nothing drifts.
@@ -60,7 +62,8 @@ TEST(VolumeIo, LabelsAreCheckedAndStoredAsUint8) {
   Volume v = read_labels(f, 19);
   EXPECT_EQ(v.data->dtype(), DType::kUInt8);
   write_itk<unsigned char, 3>(f, {4, 4, 2}, [](auto idx) { return idx[0] == 3 ? 25 : 1; });
-  EXPECT_THAT([&] { read_labels(f, 19); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("not a label in 0..19")));
+  EXPECT_THAT([&] { read_labels(f, 19); }, ::testing::ThrowsMessage<std::runtime_error>(
+                                               ::testing::HasSubstr("not a label in 0..19")));
 }
 
 TEST(VolumeIo, StemsAndExtensions) {
@@ -75,7 +78,8 @@ TEST(VolumeIo, ReadsTheReferenceVolumeWithItsGeometry) {
   const std::string f = spineparse::testing::reference_dir() + "/raw.nii.gz";
   if (!std::filesystem::exists(f)) GTEST_SKIP() << "no ../shared/reference beside the checkout";
   Volume v = read_image(f);
-  EXPECT_EQ(v.data->shape(), (std::vector<std::int64_t>{12, 64, 128}));  // H x W x D = 64 x 128 x 12
+  EXPECT_EQ(v.data->shape(),
+            (std::vector<std::int64_t>{12, 64, 128}));  // H x W x D = 64 x 128 x 12
   EXPECT_NEAR(v.geometry.spacing[0], 0.6875, 1e-6);
   EXPECT_NEAR(v.geometry.spacing[2], 4.4, 1e-5);
   EXPECT_EQ(v.info.component_type, "short");
@@ -86,9 +90,12 @@ TEST(VolumeIo, NonFiniteVoxelsAndTruncationAreFoundInNifti) {
   TempDir d;
   for (const char* ext : {".nii.gz", ".nii"}) {
     const std::string f = (d / (std::string("n") + ext)).string();
-    write_itk<float, 3>(f, {8, 10, 3}, [](auto i) { return i[0] == 1 && i[1] == 2 ? NAN : 1.0f * i[1]; });
+    write_itk<float, 3>(f, {8, 10, 3},
+                        [](auto i) { return i[0] == 1 && i[1] == 2 ? NAN : 1.0f * i[1]; });
     EXPECT_EQ(scan_nifti(f).non_finite, 3) << ext;
-    EXPECT_THAT([&] { read_image(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("3 non-finite voxels"))) << ext;
+    EXPECT_THAT([&] { read_image(f); }, ::testing::ThrowsMessage<std::runtime_error>(
+                                            ::testing::HasSubstr("3 non-finite voxels")))
+        << ext;
   }
   const std::string g = (d / "t.nii").string();
   write_itk<short, 3>(g, {8, 10, 3}, [](auto i) { return i[0]; });
@@ -96,7 +103,9 @@ TEST(VolumeIo, NonFiniteVoxelsAndTruncationAreFoundInNifti) {
   auto s = scan_nifti(g);
   EXPECT_EQ(s.data_bytes_expected, 480);
   EXPECT_EQ(s.data_bytes_found, 100);
-  EXPECT_THAT([&] { read_image(g); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("truncated: 100 of 480 data bytes")));
+  EXPECT_THAT([&] { read_image(g); },
+              ::testing::ThrowsMessage<std::runtime_error>(
+                  ::testing::HasSubstr("truncated: 100 of 480 data bytes")));
 }
 
 namespace {
@@ -108,7 +117,8 @@ void expect_same_volume(const Volume& a, const Volume& b, const std::string& wha
   std::int64_t differ = 0;
   for (std::int64_t i = 0; i < a.data->numel(); ++i) differ += x[i] != y[i];
   EXPECT_EQ(differ, 0) << what;
-  EXPECT_TRUE(a.geometry.same_as(b.geometry, 0.0)) << what << ": " << a.geometry.describe() << " vs " << b.geometry.describe();
+  EXPECT_TRUE(a.geometry.same_as(b.geometry, 0.0))
+      << what << ": " << a.geometry.describe() << " vs " << b.geometry.describe();
 }
 
 // A NIfTI-1 file written byte by byte: int16 voxels v(x, y, z) = 100 z + 10 y + x - 7, in either
@@ -142,7 +152,8 @@ void write_nifti_by_hand(const std::string& path, bool big_endian, float slope, 
         f.resize(at + 2);
         i16(at, static_cast<std::int16_t>(100 * z + 10 * y + x - 7));
       }
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
 }
 
 }  // namespace
@@ -153,14 +164,28 @@ TEST(VolumeIo, NiftiDecodedInOnePassEqualsItksReading) {
   TempDir d;
   auto value = [](auto i) { return static_cast<double>(i[0] + 10 * i[1] + 50 * i[2]) - 30.0; };
   std::vector<std::string> files;
-  auto add = [&](const std::string& name) { files.push_back((d / name).string()); return files.back(); };
-  write_itk<std::uint8_t, 3>(add("u8.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint8_t>(value(i) + 40); }, {}, true);
-  write_itk<std::int8_t, 3>(add("i8.nii"), {7, 6, 3}, [&](auto i) { return static_cast<std::int8_t>(value(i) / 2); });
-  write_itk<std::int16_t, 3>(add("i16.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::int16_t>(value(i) * 3); });
-  write_itk<std::uint16_t, 3>(add("u16.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint16_t>(value(i) * 100 + 5000); });
-  write_itk<std::int32_t, 3>(add("i32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::int32_t>(value(i) * 1000); });
-  write_itk<std::uint32_t, 3>(add("u32.nii"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint32_t>(value(i) * 1000 + 100000); });
-  write_itk<float, 3>(add("f32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<float>(value(i) / 7.0); }, {0.4, 0.4, 4.4}, true);
+  auto add = [&](const std::string& name) {
+    files.push_back((d / name).string());
+    return files.back();
+  };
+  write_itk<std::uint8_t, 3>(
+      add("u8.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<std::uint8_t>(value(i) + 40); },
+      {}, true);
+  write_itk<std::int8_t, 3>(add("i8.nii"), {7, 6, 3},
+                            [&](auto i) { return static_cast<std::int8_t>(value(i) / 2); });
+  write_itk<std::int16_t, 3>(add("i16.nii.gz"), {7, 6, 3},
+                             [&](auto i) { return static_cast<std::int16_t>(value(i) * 3); });
+  write_itk<std::uint16_t, 3>(add("u16.nii.gz"), {7, 6, 3}, [&](auto i) {
+    return static_cast<std::uint16_t>(value(i) * 100 + 5000);
+  });
+  write_itk<std::int32_t, 3>(add("i32.nii.gz"), {7, 6, 3},
+                             [&](auto i) { return static_cast<std::int32_t>(value(i) * 1000); });
+  write_itk<std::uint32_t, 3>(add("u32.nii"), {7, 6, 3}, [&](auto i) {
+    return static_cast<std::uint32_t>(value(i) * 1000 + 100000);
+  });
+  write_itk<float, 3>(
+      add("f32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<float>(value(i) / 7.0); },
+      {0.4, 0.4, 4.4}, true);
   write_itk<double, 3>(add("f64.nii.gz"), {7, 6, 3}, [&](auto i) { return value(i) / 3.0; });
   write_nifti_by_hand(add("little.nii"), false, 0, 0);
   write_nifti_by_hand(add("big.nii"), true, 0, 0);

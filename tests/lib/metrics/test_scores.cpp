@@ -12,11 +12,14 @@ using namespace spineparse;
 using namespace spineparse::metrics;
 
 namespace {
-std::shared_ptr<NdArray> vol(std::int64_t D, std::int64_t H, std::int64_t W) { return NdArray::make<std::uint8_t>({D, H, W}); }
+std::shared_ptr<NdArray> vol(std::int64_t D, std::int64_t H, std::int64_t W) {
+  return NdArray::make<std::uint8_t>({D, H, W});
+}
 void set(NdArray& a, std::int64_t d, std::int64_t h, std::int64_t w, int l) {
   a.data<std::uint8_t>()[(d * a.dim(1) + h) * a.dim(2) + w] = static_cast<std::uint8_t>(l);
 }
-void box(NdArray& a, int l, std::int64_t d0, std::int64_t d1, std::int64_t h0, std::int64_t h1, std::int64_t w0, std::int64_t w1) {
+void box(NdArray& a, int l, std::int64_t d0, std::int64_t d1, std::int64_t h0, std::int64_t h1,
+         std::int64_t w0, std::int64_t w1) {
   for (auto d = d0; d < d1; ++d)
     for (auto h = h0; h < h1; ++h)
       for (auto w = w0; w < w1; ++w) set(a, d, h, w, l);
@@ -106,15 +109,16 @@ TEST(Scores, MissingAndSpuriousStructures) {
 
 TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
   auto g = vol(2, 10, 10), p1 = vol(2, 10, 10), p2 = vol(2, 10, 10);
-  box(*g, 1, 0, 2, 0, 10, 0, 5);     // vertebra S
-  box(*g, 11, 0, 2, 0, 10, 5, 10);   // disc L5/S
+  box(*g, 1, 0, 2, 0, 10, 0, 5);    // vertebra S
+  box(*g, 11, 0, 2, 0, 10, 5, 10);  // disc L5/S
   box(*p1, 1, 0, 2, 0, 10, 0, 5);
   box(*p1, 11, 0, 2, 0, 10, 5, 10);  // perfect
   box(*p2, 1, 0, 2, 0, 10, 0, 5);    // disc missed
   spineparse::testing::TempDir d;
   auto j = nlohmann::json::parse(write_reports(
-      {{"A", score_case(*p1, *g, {1, 1, 1}), -1}, {"B", score_case(*p2, *g, {1, 1, 1}), -1}}, d.str()));
-  EXPECT_NEAR(j["dice"]["all"]["mean"].get<double>(), 0.75, 1e-9);   // (1 + 0.5) / 2
+      {{"A", score_case(*p1, *g, {1, 1, 1}), -1}, {"B", score_case(*p2, *g, {1, 1, 1}), -1}},
+      d.str()));
+  EXPECT_NEAR(j["dice"]["all"]["mean"].get<double>(), 0.75, 1e-9);  // (1 + 0.5) / 2
   EXPECT_NEAR(j["dice"]["all"]["std"].get<double>(), 0.25, 1e-9);
   EXPECT_NEAR(j["dice"]["vertebrae"]["mean"].get<double>(), 1.0, 1e-9);
   EXPECT_NEAR(j["dice"]["discs"]["mean"].get<double>(), 0.5, 1e-9);
@@ -131,7 +135,8 @@ TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
 TEST(Overlay, WritesAPngWithTheLabelColours) {
   spineparse::testing::TempDir d;
   auto img = NdArray::make<float>({3, 40, 60});
-  for (std::int64_t i = 0; i < img->numel(); ++i) img->data<float>()[i] = static_cast<float>(i % 97);
+  for (std::int64_t i = 0; i < img->numel(); ++i)
+    img->data<float>()[i] = static_cast<float>(i % 97);
   auto lab = vol(3, 40, 60);
   box(*lab, 12, 0, 3, 10, 30, 20, 40);
   const std::string f = (d / "qc/c.png").string();
@@ -141,7 +146,7 @@ TEST(Overlay, WritesAPngWithTheLabelColours) {
   r->SetFileName(f);
   r->Update();
   const auto size = r->GetOutput()->GetLargestPossibleRegion().GetSize();
-  EXPECT_EQ(size[1], 270u);  // the legend sets the height for small panels
+  EXPECT_EQ(size[1], 270u);      // the legend sets the height for small panels
   EXPECT_GE(size[0], 2u * 80u);  // two panels of 80 x 120 (H x W scaled to 120) and a legend
   // A pixel inside the box carries label 12's colour, blended with grey.
   const auto px = r->GetOutput()->GetPixel({{10 + 40, 60}});  // panel column = h * 2, row = w * 2
@@ -167,7 +172,8 @@ TEST(Report, InlinesSmallRunsAndLinksTheOverlaysOfLargeOnes) {
   std::string page = spineparse::read_file(write_report_html((d / "run.json").string(), 1 << 20));
   EXPECT_NE(page.find("data:image/png;base64,"), std::string::npos);
   EXPECT_EQ(page.find("\"qc/Case1.png\""), std::string::npos);
-  page = spineparse::read_file(write_report_html((d / "run.json").string(), 100));  // smaller than two PNGs
+  page = spineparse::read_file(
+      write_report_html((d / "run.json").string(), 100));  // smaller than two PNGs
   EXPECT_EQ(page.find("data:image/png;base64,"), std::string::npos);
   EXPECT_NE(page.find("\"qc/Case1.png\""), std::string::npos);
   EXPECT_NE(page.find("\"qc/Case2.png\""), std::string::npos);
@@ -187,7 +193,8 @@ TEST(Scores, ConfusionCountsTrueRowsAgainstPredictedColumns) {
   EXPECT_EQ(c[0 * 20 + 2], 3);
   EXPECT_EQ(c[0 * 20 + 0], 17);
   spineparse::testing::TempDir d;
-  write_reports({{"A", score_case(*p, *g, {1, 1, 1}, false), -1, c}, {"B", score_case(*p, *g, {1, 1, 1}, false), -1, c}},
+  write_reports({{"A", score_case(*p, *g, {1, 1, 1}, false), -1, c},
+                 {"B", score_case(*p, *g, {1, 1, 1}, false), -1, c}},
                 d.str());
   std::string text = read_file((d / "confusion.csv").string());
   EXPECT_THAT(text, ::testing::StartsWith("truth\\predicted,background,S,L5,"));
@@ -200,21 +207,28 @@ TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
   const std::array<double, 3> sp = {3.7, 0.45, 0.6};
   const std::int64_t D = 7, H = 23, W = 31;
   std::uint64_t r = 12345;
-  auto rnd = [&] { r = r * 6364136223846793005ULL + 1442695040888963407ULL; return (r >> 33) / double(1ULL << 31); };
+  auto rnd = [&] {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (r >> 33) / double(1ULL << 31);
+  };
   for (int trial = 0; trial < 4; ++trial) {
     auto g = vol(D, H, W), p = vol(D, H, W);
-    for (auto* a : {g.get(), p.get()}) {  // a few overlapping boxes each, touching the array's edges too
+    for (auto* a :
+         {g.get(), p.get()}) {  // a few overlapping boxes each, touching the array's edges too
       for (int b = 0; b < 3; ++b) {
-        const std::int64_t d0 = static_cast<std::int64_t>(rnd() * D), h0 = static_cast<std::int64_t>(rnd() * H),
+        const std::int64_t d0 = static_cast<std::int64_t>(rnd() * D),
+                           h0 = static_cast<std::int64_t>(rnd() * H),
                            w0 = static_cast<std::int64_t>(rnd() * W);
         box(*a, 8, d0, std::min(D, d0 + 1 + static_cast<std::int64_t>(rnd() * 4)), h0,
-            std::min(H, h0 + 2 + static_cast<std::int64_t>(rnd() * 10)), w0, std::min(W, w0 + 2 + static_cast<std::int64_t>(rnd() * 12)));
+            std::min(H, h0 + 2 + static_cast<std::int64_t>(rnd() * 10)), w0,
+            std::min(W, w0 + 2 + static_cast<std::int64_t>(rnd() * 12)));
       }
     }
     auto surf = [&](const NdArray& a) {
       std::vector<std::array<std::int64_t, 3>> s;
       auto in = [&](std::int64_t d, std::int64_t h, std::int64_t w) {
-        return d >= 0 && h >= 0 && w >= 0 && d < D && h < H && w < W && a.data<std::uint8_t>()[(d * H + h) * W + w] == 8;
+        return d >= 0 && h >= 0 && w >= 0 && d < D && h < H && w < W &&
+               a.data<std::uint8_t>()[(d * H + h) * W + w] == 8;
       };
       for (std::int64_t d = 0; d < D; ++d)
         for (std::int64_t h = 0; h < H; ++h)
@@ -224,7 +238,8 @@ TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
             for (int x = -1; x <= 1; ++x)
               for (int y = -1; y <= 1; ++y)
                 for (int z = -1; z <= 1; ++z)
-                  if (std::abs(x) + std::abs(y) + std::abs(z) <= 2 && !in(d + x, h + y, w + z)) border = true;
+                  if (std::abs(x) + std::abs(y) + std::abs(z) <= 2 && !in(d + x, h + y, w + z))
+                    border = true;
             if (border) s.push_back({d, h, w});
           }
       return s;
@@ -244,7 +259,11 @@ TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
     };
     const auto sg = surf(*g), spd = surf(*p);
     const auto a = directed(spd, sg), c = directed(sg, spd);
-    auto mean = [](const std::vector<double>& v) { double s = 0; for (double x : v) s += x; return s / v.size(); };
+    auto mean = [](const std::vector<double>& v) {
+      double s = 0;
+      for (double x : v) s += x;
+      return s / v.size();
+    };
     auto p95 = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       const double pos = 0.95 * (v.size() - 1);

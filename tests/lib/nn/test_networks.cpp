@@ -10,14 +10,16 @@
 #include "nn/checkpoint.hpp"
 #include "nn/networks.hpp"
 #include "nn/safetensors.hpp"
-#include "test_util.hpp"
 #include "nn/torch_util.hpp"
+#include "test_util.hpp"
 
 using namespace spineparse::nn;
 namespace fs = std::filesystem;
 
 namespace {
-std::string ref(const std::string& name) { return spineparse::testing::reference_dir() + "/" + name; }
+std::string ref(const std::string& name) {
+  return spineparse::testing::reference_dir() + "/" + name;
+}
 
 void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
@@ -34,7 +36,7 @@ Gcsn reference_gcsn(const std::map<std::string, torch::Tensor>& w) {
   return net;
 }
 
-#define REQUIRE_REFERENCE()                                                   \
+#define REQUIRE_REFERENCE() \
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference"
 }  // namespace
 
@@ -77,7 +79,8 @@ TEST(Networks, GcsnMatchesTheOriginal) {
   Gcsn deeplab(false);
   load_state(*deeplab, w.tensors, "gcsn_weights.safetensors (DeepLabv3+ subset)", true);
   deeplab->eval();
-  expect_close(deeplab->forward(io.tensors.at("input")).logits, io.tensors.at("deeplab_logits"), "DeepLabv3+ logits");
+  expect_close(deeplab->forward(io.tensors.at("input")).logits, io.tensors.at("deeplab_logits"),
+               "DeepLabv3+ logits");
 }
 
 TEST(Networks, ResUNet2dMatchesTheOriginal) {
@@ -103,12 +106,15 @@ TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
   Gcsn net = reference_gcsn(w.tensors);
   fold_batchnorm(net);
   to_channels_last(*net);
-  EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"), w.tensors.at("xception_features.conv1.weight")));
-  EXPECT_EQ(split_depthwise_convolutions(net), 22);  // every separable convolution (three with an in-plane stride of 2)
+  EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"),
+                            w.tensors.at("xception_features.conv1.weight")));
+  EXPECT_EQ(split_depthwise_convolutions(net),
+            22);  // every separable convolution (three with an in-plane stride of 2)
   auto x = io.tensors.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
   auto out = net->forward(x);
   expect_close(out.logits, io.tensors.at("logits"), "folded GCSN logits");
-  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "folded GCSN deep supervision");
+  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"),
+               "folded GCSN deep supervision");
 
   auto wr = load_safetensors(ref("resunet2d_weights.safetensors"));
   auto ior = load_safetensors(ref("resunet2d_io.safetensors"));
@@ -119,7 +125,9 @@ TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
   to_channels_last(*unet);
   EXPECT_TRUE(unet->decoders_[3]->bn[2].is_empty());
   EXPECT_TRUE(unet->encoders_[0]->conv[0]->bias.defined());
-  auto logits = unet->forward(ior.tensors.at("image"), ior.tensors.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
+  auto logits =
+      unet->forward(ior.tensors.at("image"),
+                    ior.tensors.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
   expect_close(logits, ior.tensors.at("logits"), "folded ResUNet2D logits");
 }
 
@@ -139,7 +147,8 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   }
   fold_batchnorm(plain);
   optimize_for_inference(fast, /*cuda=*/false);
-  EXPECT_EQ(fast->onednn_weights_.size(), 9u * 3u + 1u);  // three per residual block, and the final 1x1
+  EXPECT_EQ(fast->onednn_weights_.size(),
+            9u * 3u + 1u);  // three per residual block, and the final 1x1
   auto logits = fast->forward(io.tensors.at("image"), io.tensors.at("unary"));
   EXPECT_FALSE(logits.is_mkldnn());
   expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits in oneDNN layout");
@@ -155,7 +164,8 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   optimize_for_inference(wide, /*cuda=*/false);
   EXPECT_TRUE(wide->onednn_weights_.empty());
   auto as_double = wide->forward(image.to(torch::kDouble), unary.to(torch::kDouble));
-  EXPECT_LE((as_double.to(torch::kFloat) - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  EXPECT_LE((as_double.to(torch::kFloat) - want).abs().max().item<double>(),
+            1e-5 * want.abs().max().item<double>());
 }
 
 TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
@@ -163,7 +173,8 @@ TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
   auto w = load_safetensors(ref("gcsn_weights.safetensors")).tensors;
   w.erase("semantic.bias");
   w["semantic.weight"] = torch::zeros({19, 256, 1, 1, 1});
-  w["xception_features.bn1.running_mean"] = w["xception_features.bn1.running_mean"].to(torch::kFloat64);
+  w["xception_features.bn1.running_mean"] =
+      w["xception_features.bn1.running_mean"].to(torch::kFloat64);
   w["extra.tensor"] = torch::zeros({1});
   Gcsn net(true);
   try {
@@ -173,7 +184,8 @@ TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
     const std::string m = e.what();
     EXPECT_THAT(m, ::testing::HasSubstr("4 problems"));
     EXPECT_THAT(m, ::testing::HasSubstr("missing 'semantic.bias'"));
-    EXPECT_THAT(m, ::testing::HasSubstr("'semantic.weight' has shape [19, 256, 1, 1, 1], the network expects [20, 256, 1, 1, 1]"));
+    EXPECT_THAT(m, ::testing::HasSubstr("'semantic.weight' has shape [19, 256, 1, 1, 1], the "
+                                        "network expects [20, 256, 1, 1, 1]"));
     EXPECT_THAT(m, ::testing::HasSubstr("running_mean' is Double"));
     EXPECT_THAT(m, ::testing::HasSubstr("unexpected 'extra.tensor'"));
   }
@@ -181,8 +193,8 @@ TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
 
 TEST(Safetensors, RoundTrip) {
   spineparse::testing::TempDir d;
-  std::map<std::string, torch::Tensor> t = {{"a", torch::randn({3, 4})}, {"b", torch::arange(5)},
-                                            {"c", torch::ones({2}, torch::kUInt8)}};
+  std::map<std::string, torch::Tensor> t = {
+      {"a", torch::randn({3, 4})}, {"b", torch::arange(5)}, {"c", torch::ones({2}, torch::kUInt8)}};
   save_safetensors((d / "x.safetensors").string(), t, {{"k", "v"}});
   auto back = load_safetensors((d / "x.safetensors").string());
   EXPECT_EQ(back.metadata.at("k"), "v");
@@ -211,5 +223,7 @@ TEST(Checkpoint, RefusesFilesThatAreNotCheckpoints) {
   spineparse::testing::TempDir d;
   const std::string f = (d / "x.pytorch").string();
   { std::ofstream(f) << "not a zip"; }
-  EXPECT_THAT([&] { read_checkpoint(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("not a torch.save zip archive")));
+  EXPECT_THAT([&] { read_checkpoint(f); },
+              ::testing::ThrowsMessage<std::runtime_error>(
+                  ::testing::HasSubstr("not a torch.save zip archive")));
 }

@@ -4,10 +4,10 @@
 
 #include <functional>
 
-#include "refine/refine.hpp"
-#include "metrics/scores.hpp"
-#include "spine/labels.hpp"
 #include "io/synth.hpp"
+#include "metrics/scores.hpp"
+#include "refine/refine.hpp"
+#include "spine/labels.hpp"
 
 using namespace spineparse;
 
@@ -30,15 +30,18 @@ std::shared_ptr<NdArray> clean_mask(int case_number, int keep_levels = 19) {
 }
 
 double dice(const NdArray& a, const NdArray& clean) {
-  return metrics::case_mean(metrics::score_case(a, clean, {4, 0.5, 0.5}, false), &metrics::StructureScore::dice, "all");
+  return metrics::case_mean(metrics::score_case(a, clean, {4, 0.5, 0.5}, false),
+                            &metrics::StructureScore::dice, "all");
 }
 
 void relabel(NdArray& m, const std::function<int(int)>& f) {
-  for (std::int64_t i = 0; i < m.numel(); ++i) m.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(f(m.data<std::uint8_t>()[i]));
+  for (std::int64_t i = 0; i < m.numel(); ++i)
+    m.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(f(m.data<std::uint8_t>()[i]));
 }
 
 // Runs refinement on a corrupted copy; checks the corruption hurt and the refinement repaired it.
-void expect_repaired(const NdArray& clean, const std::function<void(NdArray&)>& corrupt, const std::string& what) {
+void expect_repaired(const NdArray& clean, const std::function<void(NdArray&)>& corrupt,
+                     const std::string& what) {
   NdArray bad(clean);
   corrupt(bad);
   const double before = dice(bad, clean);
@@ -68,57 +71,81 @@ TEST(Refine, CleanMasksAreLeftAlmostAlone) {
 
 TEST(Refine, RepairsSwappedLabels) {
   for (int c = 1; c <= 3; ++c) {
-    expect_repaired(*clean_mask(c), [](NdArray& m) { relabel(m, [](int v) { return v == 3 ? 4 : v == 4 ? 3 : v; }); }, "swap");
-    expect_repaired(*clean_mask(c), [](NdArray& m) { relabel(m, [](int v) { return v == 12 ? 13 : v == 13 ? 12 : v; }); }, "swap-disc");
+    expect_repaired(
+        *clean_mask(c),
+        [](NdArray& m) { relabel(m, [](int v) { return v == 3   ? 4
+                                                       : v == 4 ? 3
+                                                                : v; }); }, "swap");
+    expect_repaired(
+        *clean_mask(c),
+        [](NdArray& m) { relabel(m, [](int v) { return v == 12   ? 13
+                                                       : v == 13 ? 12
+                                                                 : v; }); },
+        "swap-disc");
   }
 }
 
 TEST(Refine, RepairsDuplicatedLabels) {
   for (int c = 1; c <= 3; ++c)
-    expect_repaired(*clean_mask(c), [](NdArray& m) { relabel(m, [](int v) { return v == 5 ? 4 : v; }); }, "duplicate");
+    expect_repaired(
+        *clean_mask(c), [](NdArray& m) { relabel(m, [](int v) { return v == 5 ? 4 : v; }); },
+        "duplicate");
 }
 
 TEST(Refine, RepairsAShiftByOneLevel) {
   for (int c = 1; c <= 3; ++c) {
-    expect_repaired(*clean_mask(c, 15), [](NdArray& m) {
-      // Every vertebra called the next one up (S -> L5, L5 -> L4, ...), discs likewise: a
-      // miscounted level.
-      relabel(m, [](int v) { return v >= 1 && v <= 9 ? v + 1 : v >= 11 && v <= 18 ? v + 1 : v; });
-    }, "shift");
+    expect_repaired(
+        *clean_mask(c, 15),
+        [](NdArray& m) {
+          // Every vertebra called the next one up (S -> L5, L5 -> L4, ...), discs likewise: a
+          // miscounted level.
+          relabel(m, [](int v) {
+            return v >= 1 && v <= 9 ? v + 1 : v >= 11 && v <= 18 ? v + 1 : v;
+          });
+        },
+        "shift");
   }
 }
 
 TEST(Refine, RemovesIslandsAndMergesFragments) {
   for (int c = 1; c <= 3; ++c) {
-    expect_repaired(*clean_mask(c), [](NdArray& m) {
-      const std::int64_t D = m.dim(0), H = m.dim(1), W = m.dim(2);
-      auto* x = m.data<std::uint8_t>();
-      // Islands of spine labels in the background, far from the spine (top rows).
-      for (int k = 0; k < 12; ++k) {
-        const std::int64_t d = k % D, h = 2 + (k % 3) * 7, w = 5 + k * 8 % (W - 10);
-        for (int a = 0; a < 5; ++a)
-          for (int b = 0; b < 5; ++b) x[(d * H + h + a) * W + w + b] = static_cast<std::uint8_t>(1 + k % 19);
-      }
-    }, "islands");
+    expect_repaired(
+        *clean_mask(c),
+        [](NdArray& m) {
+          const std::int64_t D = m.dim(0), H = m.dim(1), W = m.dim(2);
+          auto* x = m.data<std::uint8_t>();
+          // Islands of spine labels in the background, far from the spine (top rows).
+          for (int k = 0; k < 12; ++k) {
+            const std::int64_t d = k % D, h = 2 + (k % 3) * 7, w = 5 + k * 8 % (W - 10);
+            for (int a = 0; a < 5; ++a)
+              for (int b = 0; b < 5; ++b)
+                x[(d * H + h + a) * W + w + b] = static_cast<std::uint8_t>(1 + k % 19);
+          }
+        },
+        "islands");
   }
 }
 
 TEST(Refine, FillsHoles) {
   for (int c = 1; c <= 3; ++c) {
-    expect_repaired(*clean_mask(c), [](NdArray& m) {
-      const std::int64_t D = m.dim(0), H = m.dim(1), W = m.dim(2);
-      auto* x = m.data<std::uint8_t>();
-      // Punch the interior of every vertebra and disc in every slice: keep a 1-voxel rim.
-      std::vector<std::uint8_t> copy(x, x + m.numel());
-      for (std::int64_t d = 0; d < D; ++d)
-        for (std::int64_t h = 1; h + 1 < H; ++h)
-          for (std::int64_t w = 1; w + 1 < W; ++w) {
-            const auto i = (d * H + h) * W + w;
-            const auto v = copy[i];
-            if (v && copy[i - 1] == v && copy[i + 1] == v && copy[i - W] == v && copy[i + W] == v &&
-                copy[i - 2 < 0 ? i : i - 2] == v && copy[i + 2 < m.numel() ? i + 2 : i] == v)
-              x[i] = 0;
-          }
-    }, "holes");
+    expect_repaired(
+        *clean_mask(c),
+        [](NdArray& m) {
+          const std::int64_t D = m.dim(0), H = m.dim(1), W = m.dim(2);
+          auto* x = m.data<std::uint8_t>();
+          // Punch the interior of every vertebra and disc in every slice: keep a 1-voxel rim.
+          std::vector<std::uint8_t> copy(x, x + m.numel());
+          for (std::int64_t d = 0; d < D; ++d)
+            for (std::int64_t h = 1; h + 1 < H; ++h)
+              for (std::int64_t w = 1; w + 1 < W; ++w) {
+                const auto i = (d * H + h) * W + w;
+                const auto v = copy[i];
+                if (v && copy[i - 1] == v && copy[i + 1] == v && copy[i - W] == v &&
+                    copy[i + W] == v && copy[i - 2 < 0 ? i : i - 2] == v &&
+                    copy[i + 2 < m.numel() ? i + 2 : i] == v)
+                  x[i] = 0;
+              }
+        },
+        "holes");
   }
 }

@@ -28,7 +28,8 @@ TEST_F(CoarsePreprocess, PadsSlicesWithTheNormalisedRawZeroAndResizesTheCentralR
   auto norm = NdArray::make<double>({2});
   norm->data<double>()[0] = 466.0;
   norm->data<double>()[1] = 379.0;
-  auto c = StageHarness::make_case("Case1", {{"image", constant_image(5, 24, 48, 0.5f)}, {"norm", norm}});
+  auto c = StageHarness::make_case("Case1",
+                                   {{"image", constant_image(5, 24, 48, 0.5f)}, {"norm", norm}});
   auto out = h.process(c);
   ASSERT_FALSE(out->failed()) << out->error()->message;
   auto in = out->get("coarse_input");
@@ -41,13 +42,15 @@ TEST_F(CoarsePreprocess, PadsSlicesWithTheNormalisedRawZeroAndResizesTheCentralR
   for (std::int64_t d = 0; d < 18; ++d) {
     const bool padded = d < 7 || d >= 12;
     const float want = padded ? static_cast<float>(-466.0 / 379.0) : 0.5f;
-    for (std::int64_t i = 0; i < plane; ++i) ASSERT_NEAR(x[d * plane + i], want, 1e-4) << "slice " << d;
+    for (std::int64_t i = 0; i < plane; ++i)
+      ASSERT_NEAR(x[d * plane + i], want, 1e-4) << "slice " << d;
   }
 }
 
 TEST_F(CoarsePreprocess, KeepsMoreSlicesThanTheMinimumUnpadded) {
   StageHarness h(registry_, "coarse.preprocess", {"height=16", "width=16"});
-  auto out = h.process(StageHarness::make_case("Case2", {{"image", constant_image(20, 16, 16, 1.0f)}}));
+  auto out =
+      h.process(StageHarness::make_case("Case2", {{"image", constant_image(20, 16, 16, 1.0f)}}));
   ASSERT_FALSE(out->failed());
   EXPECT_EQ(out->get("coarse_input")->dim(2), 20);
   EXPECT_EQ(out->get("coarse_pad")->data<std::int64_t>()[0], 0);
@@ -68,7 +71,8 @@ TEST_F(CoarsePreprocess, ParametersAreResolvedAndCheckedAsInAGraph) {
   EXPECT_THAT([&] { StageHarness(registry_, "coarse.preprocess", {"height=4"}); },
               ::testing::ThrowsMessage<std::invalid_argument>(::testing::HasSubstr("outside")));
   EXPECT_THAT([&] { StageHarness(registry_, "coarse.preprocess", {"heigth=64"}); },
-              ::testing::ThrowsMessage<std::invalid_argument>(::testing::HasSubstr("no parameter 'heigth'")));
+              ::testing::ThrowsMessage<std::invalid_argument>(
+                  ::testing::HasSubstr("no parameter 'heigth'")));
 }
 
 }  // namespace

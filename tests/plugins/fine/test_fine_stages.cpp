@@ -24,7 +24,8 @@ NdArrayPtr constant_image(std::int64_t D, std::int64_t H, std::int64_t W, float 
 
 TEST_F(FineStages, PrepareResizesTheCentralRowsOfEverySliceWithoutPadding) {
   StageHarness h(registry_, "fine.prepare", {"height=16", "width=32"});
-  auto out = h.process(StageHarness::make_case("Case1", {{"image", constant_image(3, 20, 40, -0.25f)}}));
+  auto out =
+      h.process(StageHarness::make_case("Case1", {{"image", constant_image(3, 20, 40, -0.25f)}}));
   ASSERT_FALSE(out->failed()) << out->error()->message;
   auto mr = out->get("fine_mr");
   EXPECT_EQ(mr->shape(), (std::vector<std::int64_t>{3, 16, 32}));
@@ -39,9 +40,11 @@ TEST_F(FineStages, ToRawTakesTheArgmaxOnTheCentralRowsAndBackgroundOutside) {
   std::fill(probs->data<float>(), probs->data<float>() + probs->numel(), 0.01f);
   for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t y = 0; y < h; ++y)
-      for (std::int64_t x = 0; x < w; ++x) probs->data<float>()[(((x < w / 2 ? 3 : 12) * D + d) * h + y) * w + x] = 0.9f;
+      for (std::int64_t x = 0; x < w; ++x)
+        probs->data<float>()[(((x < w / 2 ? 3 : 12) * D + d) * h + y) * w + x] = 0.9f;
   StageHarness harness(registry_, "fine.to_raw", {"keep_probabilities=true"});
-  auto out = harness.process(StageHarness::make_case("Case1", {{"fine_probs", probs}, {"image", constant_image(D, H, W, 0)}}));
+  auto out = harness.process(StageHarness::make_case(
+      "Case1", {{"fine_probs", probs}, {"image", constant_image(D, H, W, 0)}}));
   ASSERT_FALSE(out->failed()) << out->error()->message;
   EXPECT_FALSE(out->has("fine_probs"));  // consumed
   EXPECT_EQ(out->get("probabilities")->shape(), (std::vector<std::int64_t>{C, D, H, W}));
@@ -59,8 +62,9 @@ TEST_F(FineStages, ToRawTakesTheArgmaxOnTheCentralRowsAndBackgroundOutside) {
 
 TEST_F(FineStages, ToRawFailsTheCaseWhenTheSlicesDisagree) {
   StageHarness h(registry_, "fine.to_raw");
-  auto out = h.process(StageHarness::make_case(
-      "Case1", {{"fine_probs", NdArray::make<float>({20, 3, 4, 4})}, {"image", constant_image(2, 8, 8, 0)}}));
+  auto out = h.process(
+      StageHarness::make_case("Case1", {{"fine_probs", NdArray::make<float>({20, 3, 4, 4})},
+                                        {"image", constant_image(2, 8, 8, 0)}}));
   ASSERT_TRUE(out->failed());
   EXPECT_EQ(out->error()->node, "fine.to_raw");
   EXPECT_THAT(out->error()->message, ::testing::HasSubstr("3 slices, the image 2"));

@@ -1,7 +1,6 @@
 // SliceBatcher: slices of concurrent cases share forward passes, and every case gets back exactly
 // its own rows, in order; a failing pass fails the cases it held and no other.
 #include <gmock/gmock.h>
-
 #include <torch/torch.h>
 
 #include <atomic>
@@ -20,7 +19,8 @@ struct FakeCase {
 };
 FakeCase make_case(int id, std::int64_t slices) {
   auto s = torch::arange(slices, torch::kFloat32).view({slices, 1, 1, 1});
-  return {(s + 1000.0f * id).expand({slices, 1, 4, 6}).contiguous(), (-(s + 1000.0f * id)).expand({slices, 3, 2, 3}).contiguous()};
+  return {(s + 1000.0f * id).expand({slices, 1, 4, 6}).contiguous(),
+          (-(s + 1000.0f * id)).expand({slices, 3, 2, 3}).contiguous()};
 }
 // [n,C,h,w]: channel c holds image * (c + 1) + image + mean(unary), which is image * (c + 1) only
 // when the image and unary rows come from the same slice of the same case.
@@ -76,7 +76,8 @@ TEST(SliceBatcher, AFailingPassFailsOnlyTheCasesItHeld) {
     return fake_forward(image, unary);
   };
   auto bad = make_case(2, 10);
-  EXPECT_THAT([&] { batcher.run(bad.image, bad.unary, forward); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("out of memory")));
+  EXPECT_THAT([&] { batcher.run(bad.image, bad.unary, forward); },
+              ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("out of memory")));
   auto good = make_case(1, 10);  // the batcher is still usable afterwards
   auto r = batcher.run(good.image, good.unary, forward);
   expect_rows_of(r.out, 1, 10);

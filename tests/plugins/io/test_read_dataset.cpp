@@ -4,15 +4,15 @@
 #include <cmath>
 #include <fstream>
 
+#include "io/dataset.hpp"
+#include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
 #include "io_stages.hpp"
-#include "io/dataset.hpp"
 #include "read_dataset.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "test_util.hpp"
-#include "io/volume_io.hpp"
 
 using namespace spineparse;
 using spineparse::testing::TempDir;
@@ -23,8 +23,9 @@ namespace fs = std::filesystem;
 namespace {
 
 void write_good(const fs::path& p, std::size_t slices = 3, bool rotate = true) {
-  write_itk<short, 3>(p.string(), {8, 10, slices}, [](auto i) { return 50 + i[0] * 3 + i[1] * 5 + i[2]; },
-                      {0.5, 0.5, 4.0}, rotate);
+  write_itk<short, 3>(
+      p.string(), {8, 10, slices}, [](auto i) { return 50 + i[0] * 3 + i[1] * 5 + i[2]; },
+      {0.5, 0.5, 4.0}, rotate);
 }
 
 std::string bytes_of(const fs::path& p) { return read_file(p.string()); }
@@ -61,9 +62,10 @@ class ReadDatasetTest : public ::testing::Test {
 TEST_F(ReadDatasetTest, OriginalLayoutPairsMasksAndSortsNaturally) {
   fs::create_directories(in_ / "original_mr");
   fs::create_directories(in_ / "mask");
-  for (int i : {10, 2, 1}) write_good(in_ / "original_mr" / ("Case" + std::to_string(i) + ".nii.gz"));
-  write_itk<unsigned char, 3>((in_ / "mask" / "mask_case2.nii.gz").string(), {8, 10, 3}, [](auto i) { return i[0] % 3; },
-                              {0.5, 0.5, 4.0}, true);
+  for (int i : {10, 2, 1})
+    write_good(in_ / "original_mr" / ("Case" + std::to_string(i) + ".nii.gz"));
+  write_itk<unsigned char, 3>((in_ / "mask" / "mask_case2.nii.gz").string(), {8, 10, 3},
+                              [](auto i) { return i[0] % 3; }, {0.5, 0.5, 4.0}, true);
   { std::ofstream(in_ / "original_mr" / ".Case3.tmp-1-0.nii.gz") << "partial"; }  // hidden temp
   auto seeds = io::list_dataset(in_.str(), "auto");
   ASSERT_EQ(seeds.size(), 3u);
@@ -84,9 +86,11 @@ TEST_F(ReadDatasetTest, FlatLayoutFindsOtherFormatsAndMaskFiles) {
   write_good(in_ / "b.nrrd");
   write_good(in_ / "a.mha");
   write_good(in_ / "c.nii");
-  write_itk<unsigned char, 3>((in_ / "mask_b.nrrd").string(), {8, 10, 3}, [](auto) { return 1; }, {0.5, 0.5, 4.0}, true);
+  write_itk<unsigned char, 3>((in_ / "mask_b.nrrd").string(), {8, 10, 3}, [](auto) { return 1; },
+                              {0.5, 0.5, 4.0}, true);
   fs::create_directories(in_ / "masks");
-  write_itk<unsigned char, 3>((in_ / "masks" / "c.nii").string(), {8, 10, 3}, [](auto) { return 2; }, {0.5, 0.5, 4.0}, true);
+  write_itk<unsigned char, 3>((in_ / "masks" / "c.nii").string(), {8, 10, 3},
+                              [](auto) { return 2; }, {0.5, 0.5, 4.0}, true);
   { std::ofstream(in_ / "notes.txt") << "not a volume"; }
   auto seeds = io::list_dataset(in_.str(), "auto");
   ASSERT_EQ(seeds.size(), 3u);
@@ -101,7 +105,8 @@ TEST_F(ReadDatasetTest, FlatLayoutFindsOtherFormatsAndMaskFiles) {
 
 TEST_F(ReadDatasetTest, EachBadInputFailsOnlyItsCaseWithAClearReason) {
   // Good cases.
-  for (const char* id : {"good1", "good2", "good3"}) write_good(in_ / (std::string(id) + ".nii.gz"));
+  for (const char* id : {"good1", "good2", "good3"})
+    write_good(in_ / (std::string(id) + ".nii.gz"));
   // Corrupt: not an image at all.
   { std::ofstream(in_ / "corrupt.nii.gz", std::ios::binary) << std::string(500, '\x17'); }
   // Truncated: a valid file cut in half.
@@ -112,18 +117,22 @@ TEST_F(ReadDatasetTest, EachBadInputFailsOnlyItsCaseWithAClearReason) {
     fs::remove(in_ / "whole.tmp.nii");
   }
   // 4-D.
-  write_itk<float, 4>((in_ / "fourd.nii.gz").string(), {8, 10, 3, 2}, [](auto i) { return i[0] + i[3]; });
+  write_itk<float, 4>((in_ / "fourd.nii.gz").string(), {8, 10, 3, 2},
+                      [](auto i) { return i[0] + i[3]; });
   // Image and mask of different size, and of different geometry.
   write_good(in_ / "badsize.nii.gz");
-  write_itk<unsigned char, 3>((in_ / "mask_badsize.nii.gz").string(), {8, 11, 3}, [](auto) { return 1; }, {0.5, 0.5, 4.0}, true);
+  write_itk<unsigned char, 3>((in_ / "mask_badsize.nii.gz").string(), {8, 11, 3},
+                              [](auto) { return 1; }, {0.5, 0.5, 4.0}, true);
   write_good(in_ / "badgeom.nii.gz");
-  write_itk<unsigned char, 3>((in_ / "mask_badgeom.nii.gz").string(), {8, 10, 3}, [](auto) { return 1; }, {0.5, 0.5, 3.0}, true);
+  write_itk<unsigned char, 3>((in_ / "mask_badgeom.nii.gz").string(), {8, 10, 3},
+                              [](auto) { return 1; }, {0.5, 0.5, 3.0}, true);
   // Mask with a value that is not a label.
   write_good(in_ / "badlabel.nii.gz");
-  write_itk<unsigned char, 3>((in_ / "mask_badlabel.nii.gz").string(), {8, 10, 3}, [](auto i) { return i[0] == 2 ? 40 : 0; },
-                              {0.5, 0.5, 4.0}, true);
+  write_itk<unsigned char, 3>((in_ / "mask_badlabel.nii.gz").string(), {8, 10, 3},
+                              [](auto i) { return i[0] == 2 ? 40 : 0; }, {0.5, 0.5, 4.0}, true);
   // Non-finite voxels; a constant (empty) volume; too many slices.
-  write_itk<float, 3>((in_ / "nan.nii.gz").string(), {8, 10, 3}, [](auto i) { return i[0] == 1 && i[1] == 2 ? NAN : 1.0f * i[1]; });
+  write_itk<float, 3>((in_ / "nan.nii.gz").string(), {8, 10, 3},
+                      [](auto i) { return i[0] == 1 && i[1] == 2 ? NAN : 1.0f * i[1]; });
   write_itk<short, 3>((in_ / "empty.nii.gz").string(), {8, 10, 3}, [](auto) { return 0; });
   write_good(in_ / "toolong.nii.gz", 41);
 

@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
 #include "spineparse/files.hpp"
 #include "test_util.hpp"
-#include "io/volume_io.hpp"
 
 using spineparse::testing::TempDir;
 using ::testing::HasSubstr;
@@ -30,7 +30,9 @@ Result sp(const std::string& args) {
   int status = pclose(p);
   return {WEXITSTATUS(status), out};
 }
-std::string graph(const std::string& name) { return spineparse::testing::source_dir() + "/graphs/" + name; }
+std::string graph(const std::string& name) {
+  return spineparse::testing::source_dir() + "/graphs/" + name;
+}
 }  // namespace
 
 TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
@@ -38,10 +40,13 @@ TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
   const std::string cohort = (d / "cohort").string();
   auto r = sp("synth --cases 3 --size 64 96 --seed 4 --out " + cohort);
   ASSERT_EQ(r.code, 0) << r.output;
-  { std::ofstream(d / "cohort/original_mr/Case4.nii.gz", std::ios::binary) << std::string(300, 'x'); }
-  spineparse::testing::write_itk<float, 4>((d / "cohort/original_mr/Case5.nii.gz").string(), {16, 16, 4, 3},
-                                           [](auto i) { return i[0]; });
-  r = sp("run " + graph("default.json") + " --input " + cohort + " --output " + (d / "out").string() + " --progress plain");
+  {
+    std::ofstream(d / "cohort/original_mr/Case4.nii.gz", std::ios::binary) << std::string(300, 'x');
+  }
+  spineparse::testing::write_itk<float, 4>((d / "cohort/original_mr/Case5.nii.gz").string(),
+                                           {16, 16, 4, 3}, [](auto i) { return i[0]; });
+  r = sp("run " + graph("default.json") + " --input " + cohort + " --output " +
+         (d / "out").string() + " --progress plain");
   EXPECT_EQ(r.code, 1) << r.output;  // completed, some cases failed
   EXPECT_THAT(r.output, HasSubstr("3 ok, 2 failed"));
   EXPECT_THAT(r.output, HasSubstr("Case4.nii.gz: not an image file"));
@@ -58,7 +63,8 @@ TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
     EXPECT_EQ(out.data->shape(), in.data->shape());
   }
   // --resume: everything complete is skipped, the failed ones are tried again.
-  r = sp("run " + graph("default.json") + " --input " + cohort + " --output " + (d / "out").string() + " --resume --progress none");
+  r = sp("run " + graph("default.json") + " --input " + cohort + " --output " +
+         (d / "out").string() + " --resume --progress none");
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("0 ok, 2 failed, 3 skipped"));
 }
@@ -66,7 +72,8 @@ TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
 TEST(Cli, ValidateReportsEveryProblemAndExits2) {
   TempDir d;
   const std::string g = (d / "bad.json").string();
-  std::ofstream(g) << R"({"schema_version": 1, "nodes": [{"id": "read", "stage": "io.read_dataset", "params": {"layout": "weird"}},
+  std::ofstream(g)
+      << R"({"schema_version": 1, "nodes": [{"id": "read", "stage": "io.read_dataset", "params": {"layout": "weird"}},
     {"id": "w", "stage": "io.write_nifti", "params": {"feild": "x"}}]})";
   auto r = sp("validate " + g);
   EXPECT_EQ(r.code, 2);
@@ -110,25 +117,28 @@ std::string ref(const std::string& f) { return spineparse::testing::reference_di
 TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
-  auto r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " + (d / "gcsn.safetensors").string());
+  auto r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " +
+              (d / "gcsn.safetensors").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("tensors (gcsn)"));
-  r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model resunet2d --out " + (d / "x.safetensors").string());
+  r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model resunet2d --out " +
+         (d / "x.safetensors").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("does not fit the network"));
   EXPECT_FALSE(fs::exists(d / "x.safetensors"));
 
   fs::create_directories(d / "in/original_mr");
   fs::copy_file(ref("raw.nii.gz"), d / "in/original_mr/Case1.nii.gz");
-  r = sp("run " + graph("spineparsenet.json") + " --input " + (d / "in").string() + " --output " + (d / "out").string() +
-         " --set coarse.weights=" + (d / "gcsn.safetensors").string() + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
-         " --progress none");
+  r = sp("run " + graph("spineparsenet.json") + " --input " + (d / "in").string() + " --output " +
+         (d / "out").string() + " --set coarse.weights=" + (d / "gcsn.safetensors").string() +
+         " --set fine.weights=" + ref("resunet2d_weights.safetensors") + " --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
   auto got = spineparse::io::read_labels((d / "out/seg_Case1.nii.gz").string(), 19);
   auto want = spineparse::io::read_labels(ref("seg_expected.nii.gz"), 19);
   ASSERT_EQ(got.data->shape(), want.data->shape());
   std::int64_t same = 0;
-  for (std::int64_t i = 0; i < want.data->numel(); ++i) same += got.data->data<std::uint8_t>()[i] == want.data->data<std::uint8_t>()[i];
+  for (std::int64_t i = 0; i < want.data->numel(); ++i)
+    same += got.data->data<std::uint8_t>()[i] == want.data->data<std::uint8_t>()[i];
   EXPECT_GE(static_cast<double>(same) / want.data->numel(), 0.999);
   auto j = nlohmann::json::parse(spineparse::read_file((d / "out/run.json").string()));
   std::vector<std::string> plugins;
@@ -144,11 +154,14 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   ASSERT_EQ(sp("synth --cases 3 --size 80 100 --seed 21 --out " + cohort).code, 0);
   // The reference weights (random but fixed) on small network grids keep this quick.
   auto r = sp("run " + graph("spineparsenet.json") + " --input " + cohort + " --output " + out +
-              " --set coarse.weights=" + ref("gcsn_weights.safetensors") + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
-              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128"
+              " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
+              " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
+              "crop_resample.height=64 --set crop_resample.width=128"
               " --set refine.enabled=true --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
-  for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png", "qc/Case3.png", "seg_Case2.nii.gz"})
+  for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png",
+                        "qc/Case3.png", "seg_Case2.nii.gz"})
     EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;
   auto graph_summary = nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
   EXPECT_EQ(graph_summary["cases_scored"], 3);
@@ -157,7 +170,8 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   // `spineparse evaluate` on the written segmentations gives the same numbers.
   r = sp("evaluate --pred " + out + " --truth " + cohort + " --output " + (d / "again").string());
   ASSERT_EQ(r.code, 0) << r.output;
-  auto again = nlohmann::json::parse(spineparse::read_file((d / "again/metrics/summary.json").string()));
+  auto again =
+      nlohmann::json::parse(spineparse::read_file((d / "again/metrics/summary.json").string()));
   for (const char* m : {"dice", "precision", "recall", "assd_mm", "hd95_mm"})
     for (const char* g : {"vertebrae", "discs", "all"}) {
       const auto& a = graph_summary[m][g]["mean"];
@@ -165,20 +179,25 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
       ASSERT_EQ(a.is_null(), b.is_null()) << m << " " << g;
       if (!a.is_null()) EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-9) << m << " " << g;
     }
-  EXPECT_EQ(spineparse::read_file(out + "/metrics/cases.csv"), spineparse::read_file((d / "again/metrics/cases.csv").string()));
+  EXPECT_EQ(spineparse::read_file(out + "/metrics/cases.csv"),
+            spineparse::read_file((d / "again/metrics/cases.csv").string()));
 
   // The report renders in a browser: one row per case.
-  if (!fs::exists("/usr/bin/chromium")) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
-  const std::string cmd = "timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                          "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-                          (d / "chromium").string() + " --dump-dom file://" + out + "/report.html 2>/dev/null";
+  if (!fs::exists("/usr/bin/chromium"))
+    GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
+  const std::string cmd =
+      "timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-quic "
+      "--no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
+      (d / "chromium").string() + " --dump-dom file://" + out + "/report.html 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   std::string dom;
   std::array<char, 4096> buf;
   while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) dom.append(buf.data(), n);
   pclose(p);
   std::size_t rows = 0;
-  for (std::size_t pos = 0; (pos = dom.find("<tr class=\"case ", pos)) != std::string::npos; ++pos) ++rows;
+  for (std::size_t pos = 0; (pos = dom.find("<tr class=\"case ", pos)) != std::string::npos; ++pos)
+    ++rows;
   EXPECT_EQ(rows, 3u) << dom.substr(0, 2000);
   EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // thumbnails inline
   EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
@@ -187,17 +206,22 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
 TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
   TempDir d;
   const std::string out = (d / "bench").string();
-  auto r = sp("bench " + graph("spineparsenet.json") + " --cases 1 --warmup 0 --size 64 --slices 12 --network-cases 1 --no-baseline --output " +
-              out + " --set coarse.weights=" + (d / "none.safetensors").string() + " --set fine.weights=" + (d / "none2.safetensors").string() +
-              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128");
+  auto r =
+      sp("bench " + graph("spineparsenet.json") +
+         " --cases 1 --warmup 0 --size 64 --slices 12 --network-cases 1 --no-baseline --output " +
+         out + " --set coarse.weights=" + (d / "none.safetensors").string() +
+         " --set fine.weights=" + (d / "none2.safetensors").string() +
+         " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 "
+         "--set crop_resample.width=128");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("coarse has no weights file"));
   auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
   EXPECT_EQ(b["random_weights"], nlohmann::json::array({"coarse", "fine"}));
   EXPECT_FALSE(b.contains("eager_baseline"));
   // A run (not a bench) still refuses the missing file.
-  auto run = sp("run " + graph("spineparsenet.json") + " --input " + (out + "/cohort") + " --output " + (d / "run").string() +
-                " --set coarse.weights=" + (d / "none.safetensors").string());
+  auto run =
+      sp("run " + graph("spineparsenet.json") + " --input " + (out + "/cohort") + " --output " +
+         (d / "run").string() + " --set coarse.weights=" + (d / "none.safetensors").string());
   EXPECT_EQ(run.code, 2) << run.output;
   EXPECT_THAT(run.output, HasSubstr("does not exist"));
 }
@@ -206,9 +230,12 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   const std::string out = (d / "bench").string();
-  auto r = sp("bench " + graph("spineparsenet.json") + " --cases 3 --warmup 1 --size 72 --slices 12 --network-cases 1 --output " + out +
-              " --set coarse.weights=" + ref("gcsn_weights.safetensors") + " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
-              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set crop_resample.height=64 --set crop_resample.width=128");
+  auto r = sp("bench " + graph("spineparsenet.json") +
+              " --cases 3 --warmup 1 --size 72 --slices 12 --network-cases 1 --output " + out +
+              " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
+              " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
+              "crop_resample.height=64 --set crop_resample.width=128");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("network-only:"));
   auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
@@ -237,7 +264,8 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   const auto& m = b["memory"];
   EXPECT_GT(m["samples"].get<int>(), 0);
   EXPECT_GT(m["median_mb"].get<double>(), 10.0);
-  EXPECT_LE(m["max_mb"].get<double>(), b["peak_rss_mb"].get<double>() + 1.0);  // sampled within the process peak
+  EXPECT_LE(m["max_mb"].get<double>(),
+            b["peak_rss_mb"].get<double>() + 1.0);  // sampled within the process peak
   EXPECT_GE(m["max_mb"].get<double>(), m["median_mb"].get<double>());
   EXPECT_GT(m["second_half_vs_first_half"].get<double>(), 0.0);
   auto t = nlohmann::json::parse(spineparse::read_file(out + "/trace.json"));

@@ -6,12 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "train/augment.hpp"
-#include "train/folds.hpp"
+#include "io/synth.hpp"
 #include "nn/safetensors.hpp"
 #include "spineparse/files.hpp"
-#include "io/synth.hpp"
 #include "test_util.hpp"
+#include "train/augment.hpp"
+#include "train/folds.hpp"
 #include "train/training.hpp"
 
 using namespace spineparse;
@@ -30,11 +30,16 @@ std::vector<int> ints(const std::string& s) {
 TEST(Folds, ReproduceTheOriginalSplitsFor215Cases) {
   // Spec Appendix C.
   const char* tests[5] = {
-      "6 8 13 16 19 34 38 56 64 72 75 76 84 87 90 91 97 98 107 113 127 137 138 140 142 144 145 146 154 155 159 161 163 169 170 172 182 186 191 199 204 210 212",
-      "5 9 14 17 20 23 25 27 31 41 45 46 52 53 55 57 61 62 67 77 81 93 102 105 108 109 110 111 112 123 130 136 139 150 153 156 158 160 162 174 180 188 198",
-      "1 3 4 11 15 21 28 42 44 47 49 50 51 60 63 65 70 74 86 94 95 96 99 114 117 119 124 125 126 131 135 147 151 157 183 189 192 195 201 206 207 209 211",
-      "2 7 12 18 24 29 35 36 39 43 54 58 66 69 79 85 92 101 103 106 115 120 121 122 129 132 133 134 152 164 165 167 171 179 184 185 187 197 200 202 213 214 215",
-      "10 22 26 30 32 33 37 40 48 59 68 71 73 78 80 82 83 88 89 100 104 116 118 128 141 143 148 149 166 168 173 175 176 177 178 181 190 193 194 196 203 205 208"};
+      "6 8 13 16 19 34 38 56 64 72 75 76 84 87 90 91 97 98 107 113 127 137 138 140 142 144 145 146 "
+      "154 155 159 161 163 169 170 172 182 186 191 199 204 210 212",
+      "5 9 14 17 20 23 25 27 31 41 45 46 52 53 55 57 61 62 67 77 81 93 102 105 108 109 110 111 112 "
+      "123 130 136 139 150 153 156 158 160 162 174 180 188 198",
+      "1 3 4 11 15 21 28 42 44 47 49 50 51 60 63 65 70 74 86 94 95 96 99 114 117 119 124 125 126 "
+      "131 135 147 151 157 183 189 192 195 201 206 207 209 211",
+      "2 7 12 18 24 29 35 36 39 43 54 58 66 69 79 85 92 101 103 106 115 120 121 122 129 132 133 "
+      "134 152 164 165 167 171 179 184 185 187 197 200 202 213 214 215",
+      "10 22 26 30 32 33 37 40 48 59 68 71 73 78 80 82 83 88 89 100 104 116 118 128 141 143 148 "
+      "149 166 168 173 175 176 177 178 181 190 193 194 196 203 205 208"};
   const char* vals[5] = {"1 2 3 4", "1 2 3 4", "2 5 6 7", "1 3 4 5", "1 2 3 4"};
   for (int f = 0; f < 5; ++f) {
     Fold fold = make_fold(215, f);
@@ -52,7 +57,8 @@ TEST(Folds, AnyOtherCountIsCoveredOnce) {
       for (int c : fold.test) ++seen[c];
       EXPECT_FALSE(fold.train.empty());
       EXPECT_FALSE(fold.val.empty());
-      EXPECT_EQ(fold.train.size() + fold.val.size() + fold.test.size(), static_cast<std::size_t>(n));
+      EXPECT_EQ(fold.train.size() + fold.val.size() + fold.test.size(),
+                static_cast<std::size_t>(n));
     }
     for (int c = 1; c <= n; ++c) EXPECT_EQ(seen[c], 1) << "n " << n << " case " << c;
   }
@@ -65,18 +71,27 @@ TEST(Augment, OneFieldKeepsImageLogitsAndLabelsAligned) {
   labels.narrow(1, 20, 20).narrow(2, 30, 30).fill_(3);
   labels.narrow(1, 10, 8).narrow(2, 10, 60).fill_(12);
   AugmentedSample s{labels.to(torch::kFloat32).unsqueeze(1), {}, labels};
-  s.extra = torch::nn::functional::interpolate(s.image, torch::nn::functional::InterpolateFuncOptions()
-                                                            .size(std::vector<int64_t>{32, 48}).mode(torch::kNearest));
+  s.extra =
+      torch::nn::functional::interpolate(s.image, torch::nn::functional::InterpolateFuncOptions()
+                                                      .size(std::vector<int64_t>{32, 48})
+                                                      .mode(torch::kNearest));
   AugmentConfig cfg;
   cfg.elastic_p = 1.0;
   for (std::uint64_t seed = 0; seed < 6; ++seed) {
     auto a = augment(s, cfg, seed);
     ASSERT_EQ(a.labels.sizes(), labels.sizes());
-    const double agree = (a.image.squeeze(1).round().to(torch::kInt64) == a.labels).to(torch::kFloat32).mean().item<double>();
-    EXPECT_GT(agree, 0.93) << "seed " << seed;  // bilinear image vs nearest labels differ only at borders
+    const double agree = (a.image.squeeze(1).round().to(torch::kInt64) == a.labels)
+                             .to(torch::kFloat32)
+                             .mean()
+                             .item<double>();
+    EXPECT_GT(agree, 0.93) << "seed "
+                           << seed;  // bilinear image vs nearest labels differ only at borders
     auto small = torch::nn::functional::interpolate(a.labels.unsqueeze(1).to(torch::kFloat32),
-                                                    torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{32, 48}).mode(torch::kNearest));
-    const double agree_extra = ((a.extra - small).abs() < 0.5).to(torch::kFloat32).mean().item<double>();
+                                                    torch::nn::functional::InterpolateFuncOptions()
+                                                        .size(std::vector<int64_t>{32, 48})
+                                                        .mode(torch::kNearest));
+    const double agree_extra =
+        ((a.extra - small).abs() < 0.5).to(torch::kFloat32).mean().item<double>();
     EXPECT_GT(agree_extra, 0.9) << "seed " << seed;
   }
   auto same = augment(s, cfg, 4), again = augment(s, cfg, 4);
@@ -108,7 +123,8 @@ TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   auto r = train_coarse((d / "cohort").string(), 0, cfg, (d / "a").string(), false, progress);
   EXPECT_EQ(r.log.size(), 2u);
   EXPECT_TRUE(fs::exists(d / "a/fold1/coarse/deeplab/best.safetensors"));
-  for (const char* f : {"best.safetensors", "last.safetensors", "optimizer.pt", "state.json", "training.csv", "curve.svg"})
+  for (const char* f : {"best.safetensors", "last.safetensors", "optimizer.pt", "state.json",
+                        "training.csv", "curve.svg"})
     EXPECT_TRUE(fs::exists(d / ("a/fold1/coarse/gcsn/" + std::string(f)))) << f;
   EXPECT_THAT(lines.back(), ::testing::HasSubstr("gcsn epoch 2/3"));
 
@@ -116,32 +132,39 @@ TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   cfg.stop_after_epochs = 0;
   auto resumed = train_coarse((d / "cohort").string(), 0, cfg, (d / "a").string(), true, progress);
   EXPECT_EQ(resumed.log.size(), 3u);
-  auto straight = train_coarse((d / "cohort").string(), 0, cfg, (d / "b").string(), false, progress);
+  auto straight =
+      train_coarse((d / "cohort").string(), 0, cfg, (d / "b").string(), false, progress);
   auto wa = load_safetensors((d / "a/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   auto wb = load_safetensors((d / "b/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   ASSERT_EQ(wa.size(), wb.size());
   double max_diff = 0;
   for (auto& [k, v] : wa) {
-    if (v.is_floating_point()) max_diff = std::max(max_diff, (v - wb.at(k)).abs().max().item<double>());
+    if (v.is_floating_point())
+      max_diff = std::max(max_diff, (v - wb.at(k)).abs().max().item<double>());
   }
   EXPECT_LT(max_diff, 1e-4);
   EXPECT_NEAR(resumed.log.back().loss, straight.log.back().loss, 1e-4);
 
-  auto f = train_fine((d / "cohort").string(), 0, cfg, (d / "a").string(), resumed.best_weights, false, progress);
+  auto f = train_fine((d / "cohort").string(), 0, cfg, (d / "a").string(), resumed.best_weights,
+                      false, progress);
   EXPECT_EQ(f.log.size(), 2u);
   EXPECT_TRUE(fs::exists(d / "a/fold1/fine/best.safetensors"));
   const std::string csv = read_file((d / "a/fold1/fine/training.csv").string());
   EXPECT_THAT(csv, ::testing::StartsWith("epoch,iterations,loss,lr,val_dice,seconds\n1,2,"));
   cfg.fine_logits = "out-of-fold";
-  EXPECT_THAT([&] { train_fine((d / "cohort").string(), 0, cfg, (d / "a").string(), "", false, progress); },
-              ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("out-of-fold logits need every fold's coarse model")));
+  EXPECT_THAT(
+      [&] { train_fine((d / "cohort").string(), 0, cfg, (d / "a").string(), "", false, progress); },
+      ::testing::ThrowsMessage<std::runtime_error>(
+          ::testing::HasSubstr("out-of-fold logits need every fold's coarse model")));
 }
 
 TEST(Training, ConfigRejectsUnknownKeys) {
   spineparse::testing::TempDir d;
   const std::string f = (d / "c.json").string();
   write_file_atomic(f, R"({"coarse_width": 0.5, "epochz": 3})");
-  EXPECT_THAT([&] { TrainConfig::from_json_file(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("unknown key /epochz")));
+  EXPECT_THAT(
+      [&] { TrainConfig::from_json_file(f); },
+      ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("unknown key /epochz")));
   write_file_atomic(f, R"({"coarse_width": 0.5, "augment": {"elastic_p": 0.5}})");
   EXPECT_DOUBLE_EQ(TrainConfig::from_json_file(f).augment.elastic_p, 0.5);
 }
@@ -169,5 +192,6 @@ TEST(Training, DiceTermWeighsARareStructureTheCrossEntropyIgnores) {
   spineparse::testing::TempDir d;
   const std::string f = (d / "c.json").string();
   write_file_atomic(f, R"({"loss": "dice"})");
-  EXPECT_THAT([&] { TrainConfig::from_json_file(f); }, ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("loss is")));
+  EXPECT_THAT([&] { TrainConfig::from_json_file(f); },
+              ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("loss is")));
 }
