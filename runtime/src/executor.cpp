@@ -251,8 +251,8 @@ class CaseStream {
     std::vector<std::unique_ptr<Node>> nodes;
     for (std::size_t i = 0; i < graph_.nodes.size(); ++i) {
       const NodeSpec& n = graph_.nodes[i];
-      const std::size_t conc =
-          n.concurrency == 0 ? tbb::flow::unlimited : static_cast<std::size_t>(n.concurrency);
+      const std::size_t conc = n.concurrency == 0 ? std::size_t{tbb::flow::unlimited}
+                                                  : static_cast<std::size_t>(n.concurrency);
       Stage* stage = open_.stages[i].get();
       nodes.push_back(std::make_unique<Node>(
           g, conc, [this, stage, i](const CasePtr& in) { return call(*stage, i, in); }));

@@ -45,8 +45,8 @@ struct TrainConfig {
   std::string loss = "ce";
   double weight_decay = 1e-4;
   int iterations_per_epoch = 0;  // 0: training items / batch (the original)
-  int stop_after_epochs =
-      0;  // >0: stop this invocation after so many epochs (continue with resume)
+  // >0: stop this invocation after so many epochs (continue with resume).
+  int stop_after_epochs = 0;
   std::uint64_t seed = 0;
   AugmentConfig augment;
 

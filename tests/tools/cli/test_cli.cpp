@@ -177,7 +177,9 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
       const auto& a = graph_summary[m][g]["mean"];
       const auto& b = again[m][g]["mean"];
       ASSERT_EQ(a.is_null(), b.is_null()) << m << " " << g;
-      if (!a.is_null()) EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-9) << m << " " << g;
+      if (!a.is_null()) {
+        EXPECT_NEAR(a.get<double>(), b.get<double>(), 1e-9) << m << " " << g;
+      }
     }
   EXPECT_EQ(spineparse::read_file(out + "/metrics/cases.csv"),
             spineparse::read_file((d / "again/metrics/cases.csv").string()));
