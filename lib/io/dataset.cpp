@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "io/header.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -19,15 +20,54 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Entries of `dir` named like volumes, whatever they are (regular files, links, folders): an
+// entry that cannot be read becomes a failed case rather than vanishing from the run.
 std::vector<std::string> volumes_in(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) throw std::runtime_error("cannot list " + dir.string() + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw std::runtime_error("cannot list " + dir.string() + ": " + ec.message());
+    const std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;  // hidden: temporary files of atomic writes
-    if (e.is_regular_file() && is_volume_file(name)) out.push_back(e.path().string());
+    if (is_volume_file(name)) out.push_back(it->path().string());
   }
   return out;
+}
+
+// Files grouped by case id (lower case for masks); an id named by two files is ambiguous.
+using ByKey = std::map<std::string, std::vector<std::string>>;
+
+std::string names_of(const std::vector<std::string>& files) {
+  std::string s;
+  for (std::size_t i = 0; i < files.size(); ++i)
+    s += (i ? (i + 1 == files.size() ? " and " : ", ") : "") + fs::path(files[i]).filename().string();
+  return s;
+}
+
+// One seed per image: its mask when there is exactly one, and a `problem` attribute (the case
+// fails with it) for unreadable entries and ids or masks named by more than one file.
+std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
+  std::vector<CaseSeed> seeds;
+  for (const auto& [id, files] : images) {
+    for (const auto& f : files) {
+      CaseSeed s;
+      s.id = files.size() == 1 ? id : fs::path(f).filename().string();
+      s.attrs["image_path"] = f;
+      if (files.size() > 1)
+        s.attrs["problem"] = "case id '" + id + "' is ambiguous: " + names_of(files) +
+                             " both give it; remove or rename all but one";
+      else if (auto p = file_problem(f); !p.empty())
+        s.attrs["problem"] = f + ": " + p;
+      auto m = masks.find(lower(id));
+      if (m != masks.end() && m->second.size() == 1) s.attrs["mask_path"] = m->second[0];
+      if (m != masks.end() && m->second.size() > 1 && !s.attrs.count("problem"))
+        s.attrs["problem"] = "the mask of case '" + id + "' is ambiguous: " + names_of(m->second);
+      seeds.push_back(s);
+    }
+  }
+  return seeds;
 }
 
 }  // namespace
@@ -37,75 +77,38 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
   if (!fs::is_directory(dir))
     throw std::runtime_error("dataset folder " + dir_in + " does not exist");
   std::string layout = layout_in;
-  fs::path image_dir = dir, mask_dir;
-  if (layout == "auto") {
-    if (fs::is_directory(dir / "original_mr"))
-      layout = "original";
-    else if (dir.filename() == "original_mr")
-      layout = "original";
-    else
-      layout = "flat";
-  }
-  std::vector<CaseSeed> seeds;
+  if (layout == "auto")
+    layout = fs::is_directory(dir / "original_mr") || dir.filename() == "original_mr" ? "original"
+                                                                                      : "flat";
+  ByKey images, masks;
+  auto add_mask = [&](const std::string& m, bool need_prefix) {
+    std::string stem = volume_stem(m);
+    const bool prefixed = lower(stem).rfind("mask_", 0) == 0;
+    if (prefixed) stem = stem.substr(5);
+    if (prefixed || !need_prefix) masks[lower(stem)].push_back(m);
+  };
   if (layout == "original") {
-    if (fs::is_directory(dir / "original_mr")) {
-      image_dir = dir / "original_mr";
-      mask_dir = dir / "mask";
-    } else {
-      image_dir = dir;
-      mask_dir = dir.parent_path() / "mask";
-    }
-    if (!fs::is_directory(image_dir)) {
+    const bool inside = !fs::is_directory(dir / "original_mr");
+    const fs::path image_dir = inside ? dir : dir / "original_mr";
+    const fs::path mask_dir = inside ? dir.parent_path() / "mask" : dir / "mask";
+    if (!fs::is_directory(image_dir))
       throw std::runtime_error(dir_in + " has no original_mr folder (layout \"original\")");
-    }
-    std::map<std::string, std::string> masks;  // lower-case id -> path
-    if (fs::is_directory(mask_dir)) {
-      for (const auto& m : volumes_in(mask_dir)) {
-        std::string stem = volume_stem(m);
-        if (lower(stem).rfind("mask_", 0) == 0) masks[lower(stem.substr(5))] = m;
-      }
-    }
-    for (const auto& f : volumes_in(image_dir)) {
-      CaseSeed s;
-      s.id = volume_stem(f);
-      s.attrs["image_path"] = f;
-      auto it = masks.find(lower(s.id));
-      if (it != masks.end()) s.attrs["mask_path"] = it->second;
-      seeds.push_back(s);
-    }
+    if (fs::is_directory(mask_dir))
+      for (const auto& m : volumes_in(mask_dir)) add_mask(m, true);
+    for (const auto& f : volumes_in(image_dir)) images[volume_stem(f)].push_back(f);
   } else {
-    std::map<std::string, std::string> masks;
-    for (const char* sub : {"mask", "masks"}) {
-      if (fs::is_directory(dir / sub)) {
-        for (const auto& m : volumes_in(dir / sub)) {
-          std::string stem = volume_stem(m);
-          if (lower(stem).rfind("mask_", 0) == 0) stem = stem.substr(5);
-          masks[lower(stem)] = m;
-        }
-      }
-    }
-    std::vector<std::string> images;
+    for (const char* sub : {"mask", "masks"})
+      if (fs::is_directory(dir / sub))
+        for (const auto& m : volumes_in(dir / sub)) add_mask(m, false);
     for (const auto& f : volumes_in(dir)) {
-      std::string stem = volume_stem(f);
-      if (lower(stem).rfind("mask_", 0) == 0)
-        masks[lower(stem.substr(5))] = f;
+      if (lower(volume_stem(f)).rfind("mask_", 0) == 0)
+        add_mask(f, true);
       else
-        images.push_back(f);
-    }
-    std::set<std::string> ids;
-    for (const auto& f : images) {
-      CaseSeed s;
-      s.id = volume_stem(f);
-      if (!ids.insert(s.id).second) {
-        // Same stem in two formats (Case1.nii and Case1.nrrd): keep both, distinguishable.
-        s.id = fs::path(f).filename().string();
-      }
-      s.attrs["image_path"] = f;
-      auto it = masks.find(lower(volume_stem(f)));
-      if (it != masks.end()) s.attrs["mask_path"] = it->second;
-      seeds.push_back(s);
+        images[volume_stem(f)].push_back(f);
     }
   }
+  for (auto& [id, files] : images) std::sort(files.begin(), files.end());
+  std::vector<CaseSeed> seeds = seeds_for(images, masks);
   std::sort(seeds.begin(), seeds.end(),
             [](const CaseSeed& a, const CaseSeed& b) { return natural_less(a.id, b.id); });
   return seeds;

@@ -137,6 +137,13 @@ void write_typed(const std::string& path, const NdArray& data, const Geometry& g
     std::remove(tmp.c_str());
     throw std::runtime_error("cannot write " + path + ": " + e.GetDescription());
   }
+  // ITK's writers ignore short writes (a full disk): read what was written back before it may
+  // replace anything.
+  if (const std::string problem = volume_problem(tmp); !problem.empty()) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + path + " (disk full?): the written file is " +
+                             "incomplete: " + problem);
+  }
   commit_file(tmp, path);
 }
 
@@ -163,8 +170,10 @@ std::string volume_stem(const std::string& path) {
   return fs::path(name).stem().string();
 }
 
-VolumeInfo read_info(const std::string& path) {
-  if (!fs::exists(path)) throw std::runtime_error(path + ": no such file");
+namespace {
+
+// The header as ITK reads it; only called on files check_volume_file accepted.
+VolumeInfo itk_info(const std::string& path) {
   VolumeInfo info;
   info.path = path;
   auto io = make_io(path, false);
@@ -183,20 +192,21 @@ VolumeInfo read_info(const std::string& path) {
   return info;
 }
 
-namespace {
-
 // NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
-// reading each element by memcpy (the bytes carry no type) and swapping its bytes when asked.
+// reading each element by memcpy (the bytes carry no type), swapping its bytes when asked and
+// applying the header's intensity scaling (scl_slope 0: none).
 template <typename T>
-void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t H, std::int64_t W,
-                   std::int64_t D) {
+void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, std::int64_t H,
+                   std::int64_t W, std::int64_t D) {
+  const bool scale = h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
   auto value = [&](std::int64_t i) {
     unsigned char b[sizeof(T)];
     std::memcpy(b, src + i * sizeof(T), sizeof(T));
-    if (swap) std::reverse(b, b + sizeof(T));
+    if (h.swap) std::reverse(b, b + sizeof(T));
     T v;
     std::memcpy(&v, b, sizeof(T));
-    return static_cast<float>(v);
+    return scale ? static_cast<float>(static_cast<double>(v) * h.scl_slope + h.scl_inter)
+                 : static_cast<float>(v);
   };
   constexpr std::int64_t B = 32;
   for (std::int64_t z = 0; z < D; ++z)
@@ -207,36 +217,35 @@ void decode_to_dhw(const unsigned char* src, bool swap, float* out, std::int64_t
             out[(z * H + x) * W + y] = value((z * W + y) * H + x);
 }
 
-bool decode_nifti(const NiftiScan& scan, const std::vector<unsigned char>& bytes, float* out,
-                  std::int64_t H, std::int64_t W, std::int64_t D) {
-  const unsigned char* p = bytes.data();
-  switch (scan.datatype) {
-    case 2:
-      decode_to_dhw<std::uint8_t>(p, scan.swap, out, H, W, D);
-      return true;
-    case 4:
-      decode_to_dhw<std::int16_t>(p, scan.swap, out, H, W, D);
-      return true;
-    case 8:
-      decode_to_dhw<std::int32_t>(p, scan.swap, out, H, W, D);
-      return true;
-    case 16:
-      decode_to_dhw<float>(p, scan.swap, out, H, W, D);
-      return true;
-    case 64:
-      decode_to_dhw<double>(p, scan.swap, out, H, W, D);
-      return true;
-    case 256:
-      decode_to_dhw<std::int8_t>(p, scan.swap, out, H, W, D);
-      return true;
-    case 512:
-      decode_to_dhw<std::uint16_t>(p, scan.swap, out, H, W, D);
-      return true;
-    case 768:
-      decode_to_dhw<std::uint32_t>(p, scan.swap, out, H, W, D);
-      return true;
-    default:
-      return false;
+void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std::int64_t H,
+                  std::int64_t W, std::int64_t D) {
+  switch (h.datatype) {
+    case 2: return decode_to_dhw<std::uint8_t>(p, h, out, H, W, D);
+    case 4: return decode_to_dhw<std::int16_t>(p, h, out, H, W, D);
+    case 8: return decode_to_dhw<std::int32_t>(p, h, out, H, W, D);
+    case 16: return decode_to_dhw<float>(p, h, out, H, W, D);
+    case 64: return decode_to_dhw<double>(p, h, out, H, W, D);
+    case 256: return decode_to_dhw<std::int8_t>(p, h, out, H, W, D);
+    case 512: return decode_to_dhw<std::uint16_t>(p, h, out, H, W, D);
+    case 768: return decode_to_dhw<std::uint32_t>(p, h, out, H, W, D);
+    case 1024: return decode_to_dhw<std::int64_t>(p, h, out, H, W, D);
+    case 1280: return decode_to_dhw<std::uint64_t>(p, h, out, H, W, D);
+    default: throw std::logic_error("decode_nifti: datatype not checked");
+  }
+}
+
+const char* nifti_type_name(int datatype) {
+  switch (datatype) {
+    case 2: return "unsigned_char";
+    case 4: return "short";
+    case 8: return "int";
+    case 16: return "float";
+    case 64: return "double";
+    case 256: return "char";
+    case 512: return "unsigned_short";
+    case 768: return "unsigned_int";
+    case 1024: return "long_long";
+    default: return "unsigned_long_long";
   }
 }
 
@@ -306,45 +315,68 @@ Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
 }  // namespace
 
 Volume read_image_with_itk(const std::string& path) {
-  VolumeInfo info = read_info(path);
+  check_volume_file(path, ReadLimits{0, 0});
+  VolumeInfo info = itk_info(path);
   check_scalar_3d(path, info);
   return itk_read(path, std::move(info), true);
 }
 
-Volume read_image(const std::string& path) {
-  VolumeInfo info = read_info(path);
-  const auto [H, W, D] = check_scalar_3d(path, info);
-  // ITK reads truncated NIfTI data and NaN silently wrong: check the stored bytes first. The same
-  // pass keeps the bytes of plain NIfTI files, decoded below, so the file is decompressed once.
+namespace {
+
+// A checked single-file NIfTI-1/2: data scanned once (truncation, non-finite floats) and decoded
+// here; the geometry of NIfTI-1 as ITK reads it, of NIfTI-2 (which ITK 5.2 cannot read) from
+// the header, by the same rules.
+Volume read_nifti(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
   std::vector<unsigned char> bytes;
-  const NiftiScan scan = scan_nifti(path, &bytes);
-  if (scan.is_nifti) {
-    if (scan.data_bytes_found < scan.data_bytes_expected) {
-      throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) +
-                               " of " + std::to_string(scan.data_bytes_expected) +
-                               " data bytes present" +
-                               (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
-    }
-    if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
-    if (scan.non_finite > 0) {
-      throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
-                               " non-finite voxels (NaN or infinity)");
-    }
+  const NiftiScan scan = scan_nifti(path, h, &bytes);
+  if (scan.data_bytes_found < scan.data_bytes_expected) {
+    throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) +
+                             " of " + std::to_string(scan.data_bytes_expected) +
+                             " data bytes present" +
+                             (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
   }
-  if (scan.plain && scan.voxels == H * W * D &&
-      static_cast<std::int64_t>(bytes.size()) == scan.data_bytes_expected) {
-    Volume v = itk_read(path, std::move(info), false);  // geometry exactly as the ITK path gives it
-    auto arr = NdArray::make<float>({D, H, W});
-    if (decode_nifti(scan, bytes, arr->data<float>(), H, W, D)) {
-      v.data = arr;
-      return v;
-    }
+  if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
+  if (scan.non_finite > 0) {
+    throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
+                             " non-finite voxels (NaN or infinity)");
   }
-  return itk_read(path, std::move(info), true);
+  Volume v;
+  if (h.format == "nifti1") {
+    v = itk_read(path, std::move(info), false);
+  } else {
+    v.info = std::move(info);
+    v.geometry = h.geometry;
+  }
+  const std::int64_t H = h.size[0], W = h.size[1], D = h.size[2];
+  auto arr = NdArray::make<float>({D, H, W});
+  decode_nifti(h, bytes.data(), arr->data<float>(), H, W, D);
+  v.data = arr;
+  return v;
 }
 
-Volume read_labels(const std::string& path, int max_label) {
-  Volume f = read_image(path);
+}  // namespace
+
+Volume read_image(const std::string& path, const ReadLimits& limits) {
+  const HeaderFacts h = check_volume_file(path, limits);
+  const bool nifti = (h.format == "nifti1" || h.format == "nifti2") && h.data_file == path;
+  VolumeInfo info;
+  if (nifti) {
+    info.path = path;
+    info.dimensions = static_cast<int>(h.size.size());
+    info.size = h.size;
+    info.component_type = nifti_type_name(h.datatype);
+    info.geometry = h.geometry;
+  } else {
+    info = itk_info(path);
+  }
+  check_scalar_3d(path, info);
+  Volume v = nifti ? read_nifti(path, h, std::move(info)) : itk_read(path, std::move(info), true);
+  v.warnings = h.warnings;
+  return v;
+}
+
+Volume read_labels(const std::string& path, int max_label, const ReadLimits& limits) {
+  Volume f = read_image(path, limits);
   const float* src = f.data->data<float>();
   auto arr = NdArray::make<std::uint8_t>(f.data->shape());
   std::uint8_t* dst = arr->data<std::uint8_t>();
@@ -360,7 +392,24 @@ Volume read_labels(const std::string& path, int max_label) {
   v.data = arr;
   v.geometry = f.geometry;
   v.info = f.info;
+  v.warnings = f.warnings;
   return v;
+}
+
+std::string volume_problem(const std::string& path) {
+  try {
+    const HeaderFacts h = check_volume_file(path, ReadLimits{0, 0});
+    if ((h.format == "nifti1" || h.format == "nifti2") && h.data_file == path) {
+      const NiftiScan s = scan_nifti(path, h, nullptr);
+      if (s.data_bytes_found < s.data_bytes_expected)
+        return "truncated: " + std::to_string(s.data_bytes_found) + " of " +
+               std::to_string(s.data_bytes_expected) + " data bytes present";
+      if (!s.problem.empty()) return s.problem;
+    }
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
 }
 
 void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/header.hpp"
 #include "spineparse/case.hpp"
 
 namespace spineparse::io {
@@ -22,24 +23,28 @@ struct VolumeInfo {
   Geometry geometry;
 };
 
-// Reads the header only. Throws std::runtime_error naming the file on any problem.
-VolumeInfo read_info(const std::string& path);
-
 struct Volume {
   NdArrayPtr data;  // float32 [D, H, W] for images, uint8 for label maps
   Geometry geometry;
   VolumeInfo info;
+  std::vector<std::string> warnings;  // valid but unusual header fields (HeaderFacts::warnings)
 };
 
 // Reads a 3-D scalar volume (trailing axes of length 1 are dropped; anything else that is not
-// 3-D is refused) as float32 [D,H,W].
-Volume read_image(const std::string& path);
+// 3-D is refused) as float32 [D,H,W]. The header is checked first (check_volume_file, with
+// `limits`), so nothing is allocated for a file that lies about its size; NIfTI data is checked
+// for truncation and non-finite values. Throws std::runtime_error naming the file.
+Volume read_image(const std::string& path, const ReadLimits& limits = {});
 // Reads a label map as uint8 [D,H,W]; refuses values outside [0, max_label] or non-integers.
-Volume read_labels(const std::string& path, int max_label);
+Volume read_labels(const std::string& path, int max_label, const ReadLimits& limits = {});
 
 // Writes a [D,H,W] array (uint8, int16 or float32) with the given geometry, atomically
 // (temporary file in the same folder, then rename). The format follows the extension.
 void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry);
+
+// Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
+// NIfTI), or "" when it is. Reads the data once; allocates nothing of its size.
+std::string volume_problem(const std::string& path);
 
 // File name without folder and without the volume extension: "a/Case1.nii.gz" -> "Case1".
 std::string volume_stem(const std::string& path);
@@ -57,20 +62,15 @@ struct NiftiScan {
   std::int64_t data_bytes_found = 0;
   std::int64_t non_finite = 0;  // float32/float64 data only
   std::string problem;          // header or stream error, empty if none
-  // Set when the voxels can be decoded without ITK: a single-file NIfTI-1/2 of a plain integer
-  // or float datatype with no intensity scaling (scl_slope 0 or 1, scl_inter 0).
-  int datatype = 0;
-  bool swap = false;  // the file's byte order differs from this machine's
-  bool plain = false;
-  std::int64_t voxels = 0;
 };
-// Reads a NIfTI file once: checks the header, counts the data bytes (truncation) and non-finite
-// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them instead
-// of decompressing the file a second time through ITK).
+// Reads a checked NIfTI file's data once: counts the data bytes (truncation) and non-finite
+// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them).
+NiftiScan scan_nifti(const std::string& path, const HeaderFacts& header,
+                     std::vector<unsigned char>* keep);
+// The same, checking the header first (no limits); for tests.
 NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep = nullptr);
 
-// read_image through ITK's reader only (what read_image falls back to for other formats and
-// for NIfTI files with intensity scaling or unusual datatypes); for tests.
+// read_image through ITK's reader only (what read_image uses for NRRD and MetaImage); for tests.
 Volume read_image_with_itk(const std::string& path);
 
 }  // namespace spineparse::io

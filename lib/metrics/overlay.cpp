@@ -1,9 +1,6 @@
 #include "metrics/overlay.hpp"
 
-#include <itkImage.h>
-#include <itkImageFileWriter.h>
-#include <itkPNGImageIO.h>
-#include <itkRGBPixel.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -101,6 +98,48 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
 
 }  // namespace
 
+namespace {
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
+}
+
+void put_chunk(std::string& out, const char* type, const std::string& data) {
+  put_u32(out, static_cast<std::uint32_t>(data.size()));
+  const std::string body = std::string(type, 4) + data;
+  out += body;
+  put_u32(out, static_cast<std::uint32_t>(
+                   crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+}
+
+}  // namespace
+
+std::string encode_png_rgb(int w, int h, const std::vector<unsigned char>& rgb) {
+  std::string raw;  // each row: filter type 0, then the row's RGB bytes
+  raw.reserve(static_cast<std::size_t>(h) * (3 * w + 1));
+  for (int y = 0; y < h; ++y) {
+    raw.push_back('\0');
+    raw.append(reinterpret_cast<const char*>(rgb.data()) + static_cast<std::size_t>(y) * 3 * w,
+               static_cast<std::size_t>(3 * w));
+  }
+  uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
+  std::string packed(packed_size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
+                reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()),
+                6) != Z_OK)
+    throw std::runtime_error("PNG: compression failed");
+  packed.resize(packed_size);
+  std::string out("\x89PNG\r\n\x1a\n", 8);
+  std::string ihdr;
+  put_u32(ihdr, static_cast<std::uint32_t>(w));
+  put_u32(ihdr, static_cast<std::uint32_t>(h));
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bits, RGB, deflate, no filter, no interlace
+  put_chunk(out, "IHDR", ihdr);
+  put_chunk(out, "IDAT", packed);
+  put_chunk(out, "IEND", "");
+  return out;
+}
+
 void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
                        int max_size) {
   const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
@@ -129,25 +168,8 @@ void write_overlay_png(const std::string& path, const NdArray& image, const NdAr
       for (int b = 0; b < 10; ++b) cv.put(lx + a, y + b, label_colour(label));
     cv.text(lx + 14, y + 1, structure_name(label), {230, 230, 230});
   }
-  using Pixel = itk::RGBPixel<unsigned char>;
-  using Image = itk::Image<Pixel, 2>;
-  auto img = Image::New();
-  Image::RegionType region;
-  Image::SizeType size = {
-      {static_cast<itk::SizeValueType>(cv.w), static_cast<itk::SizeValueType>(cv.h)}};
-  region.SetSize(size);
-  img->SetRegions(region);
-  img->Allocate();
-  std::copy(cv.rgb.begin(), cv.rgb.end(),
-            reinterpret_cast<unsigned char*>(img->GetBufferPointer()));
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  const std::string tmp = temp_path_for(path);
-  auto writer = itk::ImageFileWriter<Image>::New();
-  writer->SetFileName(tmp);
-  writer->SetImageIO(itk::PNGImageIO::New());
-  writer->SetInput(img);
-  writer->Update();
-  commit_file(tmp, path);
+  write_file_atomic(path, encode_png_rgb(cv.w, cv.h, cv.rgb));
 }
 
 }  // namespace spineparse::metrics

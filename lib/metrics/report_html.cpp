@@ -118,6 +118,7 @@ for (const c of RUN.cases) {
   const secs = Object.entries(c.stage_seconds || {}).map(([k, v]) => `${k} ${f(v, 2)}`).join('\n');
   const status = el('td', {className: 'l'}, c.status);
   if (c.error) status.append(el('div', {className: 'err', textContent: `[${c.error.node}] ${c.error.message}`}));
+  for (const w of c.warnings || []) status.append(el('div', {className: 'warn', textContent: `warning: ${w}`}));
   const img = OVERLAYS[c.id] ? el('img', {className: 'thumb', src: OVERLAYS[c.id], alt: c.id}) : '';
   tb.append(el('tr', {className: 'case ' + c.status}, el('td', {className: 'l', textContent: c.id}), status,
     el('td', {textContent: f(m.dice_all)}), el('td', {textContent: f(m.dice_vertebrae)}), el('td', {textContent: f(m.dice_discs)}),

@@ -1,5 +1,6 @@
 #include "io_stages.hpp"
 
+#include "io/volume_io.hpp"
 #include "normalise.hpp"
 #include "read_dataset.hpp"
 #include "spineparse/registry.hpp"
@@ -14,6 +15,9 @@ void register_io_stages(Registry& r) {
               [](const Params& p) { return std::make_unique<io::Normalise>(p); });
   r.add_stage(io::write_nifti_description(),
               [](const Params& p) { return std::make_unique<io::WriteNifti>(p); });
+  // --resume trusts a volume only when its header is valid and all its data is there.
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".mha"})
+    r.add_output_check(suffix, [](const std::string& path) { return io::volume_problem(path); });
 }
 
 }  // namespace spineparse

@@ -87,22 +87,14 @@ std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
 }
 
 CasePtr ReadDataset::process(const CasePtr& in) {
+  if (auto problem = in->attr("problem"); !problem.empty()) throw std::runtime_error(problem);
   const std::string image_path = in->attr("image_path");
   auto out = in->derive();
-  Volume v = read_image(image_path);
+  const ReadLimits limits{params_.get_int("max_voxels"), params_.get_int("max_slices")};
+  Volume v = read_image(image_path, limits);
   const auto& a = *v.data;
   const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
   const std::string dims = std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(D);
-  if (a.numel() > params_.get_int("max_voxels")) {
-    throw std::runtime_error(
-        image_path + " has " + std::to_string(a.numel()) + " voxels (" + dims +
-        "), over the limit max_voxels=" + std::to_string(params_.get_int("max_voxels")));
-  }
-  if (D > params_.get_int("max_slices")) {
-    throw std::runtime_error(
-        image_path + " has " + std::to_string(D) +
-        " slices, over the limit max_slices=" + std::to_string(params_.get_int("max_slices")));
-  }
   const float* x = a.data<float>();
   std::int64_t non_finite = 0;
   float lo = INFINITY, hi = -INFINITY;
@@ -127,7 +119,8 @@ CasePtr ReadDataset::process(const CasePtr& in) {
 
   const std::string mask_path = in->attr("mask_path");
   if (!mask_path.empty() && params_.get_bool("read_mask")) {
-    Volume m = read_labels(mask_path, 19);
+    Volume m = read_labels(mask_path, 19, limits);
+    for (auto& w : m.warnings) v.warnings.push_back("mask: " + w);
     if (m.data->shape() != v.data->shape()) {
       const auto& ms = m.data->shape();
       throw std::runtime_error("mask " + mask_path + " is " + std::to_string(ms[1]) + "x" +
@@ -140,6 +133,11 @@ CasePtr ReadDataset::process(const CasePtr& in) {
                                v.geometry.describe() + ")");
     }
     out->set("mask", m.data);
+  }
+  if (!v.warnings.empty()) {
+    std::string joined;
+    for (const auto& w : v.warnings) joined += (joined.empty() ? "" : "\n") + w;
+    out->set_attr("warnings", joined);
   }
   return out;
 }

@@ -39,7 +39,9 @@ void WriteNifti::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
 
 std::string WriteNifti::path_for(const std::string& id, const std::string& output_dir) const {
   std::string name = params_.get_string("name");
-  for (std::size_t p; (p = name.find("{id}")) != std::string::npos;) name.replace(p, 4, id);
+  // Left to right, never rescanning what was put in: an id may itself contain "{id}".
+  for (std::size_t p = 0; (p = name.find("{id}", p)) != std::string::npos; p += id.size())
+    name.replace(p, 4, id);
   return (fs::path(output_dir) / params_.get_string("folder") / name).string();
 }
 

@@ -165,9 +165,9 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
 
 // The source's cases, with a record each in the report; with --resume, those whose outputs
 // from every stage exist are marked skipped (returned true).
-std::vector<bool> list_cases(const GraphSpec& graph, const OpenStages& open,
-                             const RunOptions& options, std::vector<CaseSeed>& seeds,
-                             RunReport& report) {
+std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
+                             const OpenStages& open, const RunOptions& options,
+                             std::vector<CaseSeed>& seeds, RunReport& report) {
   try {
     seeds = open.stages[0]->enumerate(open.contexts[0]);
   } catch (const std::exception& e) {
@@ -188,8 +188,16 @@ std::vector<bool> list_cases(const GraphSpec& graph, const OpenStages& open,
       auto o = open.stages[s]->outputs_for(seeds[i], open.contexts[s]);
       outs.insert(outs.end(), o.begin(), o.end());
     }
+    // Each output is verified (readable, complete), not merely found: a damaged one reruns the case.
     bool complete = !outs.empty();
-    for (const auto& o : outs) complete = complete && fs::exists(o);
+    for (const auto& o : outs) {
+      if (!complete) break;
+      const std::string problem = registry.check_output(o);
+      complete = problem.empty();
+      if (!complete && problem != "missing")
+        std::fprintf(stderr, "resume: case %s runs again: %s is not a complete output (%s)\n",
+                     seeds[i].id.c_str(), o.c_str(), problem.c_str());
+    }
     if (complete) {
       skip[i] = true;
       oc.status = "skipped";
@@ -372,6 +380,12 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
     for (const auto& st : oc.timings) t[st.node] = st.seconds;
     c["stage_seconds"] = t;
     if (!oc.metrics.empty()) c["metrics"] = oc.metrics;
+    if (auto w = oc.attrs.find("warnings"); w != oc.attrs.end()) {
+      json list = json::array();
+      std::istringstream lines(w->second);
+      for (std::string line; std::getline(lines, line);) list.push_back(line);
+      c["warnings"] = list;
+    }
     c["attrs"] = oc.attrs;
     cases.push_back(c);
   }
@@ -379,16 +393,23 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
   return j;
 }
 
-// Calls `hook` for every stage; its errors are printed as warnings, never fatal.
+// Calls `hook` for every stage; a failure is printed and collected in `errors`, and the other
+// stages' hooks still run.
 void each_stage(const GraphSpec& graph, OpenStages& open, const char* what,
-                const std::function<void(Stage&, const StageContext&)>& hook) {
+                const std::function<void(Stage&, const StageContext&)>& hook,
+                std::vector<std::string>& errors) {
   for (std::size_t s = 0; s < open.stages.size(); ++s) {
+    std::string error;
     try {
       hook(*open.stages[s], open.contexts[s]);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: node '%s' failed %s: %s\n", graph.nodes[s].id.c_str(), what,
-                   first_lines(e.what()).c_str());
+      error = first_lines(e.what());
+    } catch (...) {
+      error = "unknown exception";
     }
+    if (error.empty()) continue;
+    errors.push_back("node '" + graph.nodes[s].id + "' failed " + what + ": " + error);
+    std::fprintf(stderr, "error: %s\n", errors.back().c_str());
   }
 }
 
@@ -406,13 +427,18 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(report.threads));
   fs::create_directories(options.output_dir);
+  if (const int n = remove_stale_temporaries(options.output_dir))
+    std::fprintf(stderr, "removed %d temporary file(s) left in %s by an interrupted run\n", n,
+                 options.output_dir.c_str());
 
   std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
   OpenStages open = open_stages(graph, registry, options, report, running_calls);
   std::vector<CaseSeed> seeds;
-  const std::vector<bool> skip = list_cases(graph, open, options, seeds, report);
+  const std::vector<bool> skip = list_cases(graph, registry, open, options, seeds, report);
   CaseStream(graph, open, options, report, running_calls).run(seeds, skip);
-  each_stage(graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); });
+  each_stage(
+      graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); },
+      report.run_errors);
   for (const auto& oc : report.cases) {
     if (oc.status == "ok") ++report.ok;
     if (oc.status == "failed") ++report.failed;
@@ -420,8 +446,10 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
                     run_record(graph, registry, options, report).dump(2) + "\n");
-  each_stage(graph, open, "after the run",
-             [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); });
+  each_stage(
+      graph, open, "after the run",
+      [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); },
+      report.run_errors);
   open.stages.clear();
   return report;
 }

@@ -1,8 +1,13 @@
 #include "spineparse/files.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <regex>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -15,8 +20,28 @@
 namespace spineparse {
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string this_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "host";
+  std::string h(buf);
+  for (char& c : h)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return h;
+}
+
+[[noreturn]] void fail_write(const std::string& tmp, const std::string& final_path,
+                             const std::string& why) {
+  ::unlink(tmp.c_str());
+  throw std::runtime_error("cannot write " + final_path + ": " + why);
+}
+
+}  // namespace
+
 std::string temp_path_for(const std::string& final_path) {
   static std::atomic<unsigned> counter{0};
+  static const std::string host = this_host();
   fs::path p(final_path);
   std::string name = p.filename().string();
   std::string stem = name, ext;
@@ -33,34 +58,83 @@ std::string temp_path_for(const std::string& final_path) {
     ext = p.extension().string();
     stem = p.stem().string();
   }
-  std::string tmp = "." + stem + ".tmp-" + std::to_string(::getpid()) + "-" +
+  std::string tmp = "." + stem + ".tmp-" + host + "-" + std::to_string(::getpid()) + "-" +
                     std::to_string(counter.fetch_add(1)) + ext;
   return (p.parent_path() / tmp).string();
 }
 
-void commit_file(const std::string& tmp_path, const std::string& final_path) {
-  if (std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp_path.c_str());
-    throw std::runtime_error("cannot move " + tmp_path + " to " + final_path + ": " + why);
+void commit_file(const std::string& tmp_path, const std::string& final_path,
+                 long long expected_size) {
+  const int fd = ::open(tmp_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail_write(tmp_path, final_path, std::strerror(errno));
+  struct stat st {};
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_errno = errno;
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  ::close(fd);
+  if (!synced) fail_write(tmp_path, final_path, std::strerror(sync_errno));
+  if (!stat_ok || !S_ISREG(st.st_mode)) fail_write(tmp_path, final_path, "not a regular file");
+  if (st.st_size == 0) fail_write(tmp_path, final_path, "the writer produced an empty file");
+  if (expected_size >= 0 && st.st_size != expected_size)
+    fail_write(tmp_path, final_path,
+               std::to_string(st.st_size) + " of " + std::to_string(expected_size) +
+                   " bytes written (disk full?)");
+  if (std::rename(tmp_path.c_str(), final_path.c_str()) != 0)
+    fail_write(tmp_path, final_path, std::string("rename failed: ") + std::strerror(errno));
+  std::string dir = fs::path(final_path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // the rename itself on disk; some filesystems refuse, which is harmless
+    ::close(dfd);
   }
 }
 
-void write_file_atomic(const std::string& final_path, const std::string& text) {
+void commit_file(const std::string& tmp_path, const std::string& final_path) {
+  commit_file(tmp_path, final_path, -1);
+}
+
+void write_file_atomic(const std::string& final_path, const std::string& bytes) {
   fs::path parent = fs::path(final_path).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   const std::string tmp = temp_path_for(final_path);
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("write failed for " + final_path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail_write(tmp, final_path, std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "no progress";
+      ::close(fd);
+      fail_write(tmp, final_path, why);
     }
+    done += static_cast<std::size_t>(n);
   }
-  commit_file(tmp, final_path);
+  if (::close(fd) != 0) fail_write(tmp, final_path, std::strerror(errno));
+  if (bytes.empty()) {  // an empty file is legitimate here: commit it without the size check
+    if (std::rename(tmp.c_str(), final_path.c_str()) != 0)
+      fail_write(tmp, final_path, std::strerror(errno));
+    return;
+  }
+  commit_file(tmp, final_path, static_cast<long long>(bytes.size()));
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  static const std::regex kTemp(R"(^\..*\.tmp-(.+)-([0-9]+)-[0-9]+(\..*)?$)");
+  const std::string host = this_host();
+  int removed = 0;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::smatch m;
+    const std::string name = it->path().filename().string();
+    if (!std::regex_match(name, m, kTemp) || !it->is_regular_file(ec)) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(m[2].str()));
+    const bool dead = m[1].str() == host && ::kill(pid, 0) != 0 && errno == ESRCH;
+    const auto age = fs::file_time_type::clock::now() - fs::last_write_time(it->path(), ec);
+    if ((dead || age > std::chrono::hours(24)) && fs::remove(it->path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 std::string read_file(const std::string& path) {

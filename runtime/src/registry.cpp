@@ -89,6 +89,7 @@ struct Registry::Impl {
   std::vector<std::string> duplicates;       // found while a plugin registers
   std::vector<std::string> added_by_plugin;  // kinds the plugin being loaded registered
   LibraryUsers library_users;
+  std::map<std::string, OutputCheck> output_checks;  // by file name suffix; plugin code too
 };
 
 Registry::Registry() : impl_(std::make_unique<Impl>()) {
@@ -101,6 +102,7 @@ Registry::Registry() : impl_(std::make_unique<Impl>()) {
 Registry::~Registry() {
   // Factories are code of the plugins: destroy them while the libraries are still loaded.
   impl_->kinds.clear();
+  impl_->output_checks.clear();
   impl_->libraries.clear();
 }
 
@@ -255,6 +257,33 @@ std::vector<const StageDescription*> Registry::kinds() const {
 std::string Registry::plugin_of(const std::string& kind) const {
   auto it = impl_->kinds.find(kind);
   return it == impl_->kinds.end() ? "" : it->second.plugin;
+}
+
+void Registry::add_output_check(const std::string& suffix, OutputCheck check) {
+  impl_->output_checks[suffix] = std::move(check);
+}
+
+std::string Registry::check_output(const std::string& path) const {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return "missing";
+  if (!fs::is_regular_file(st)) return "not a regular file";
+  if (fs::file_size(path, ec) == 0 || ec) return "empty";
+  const OutputCheck* best = nullptr;
+  std::size_t best_len = 0;
+  for (const auto& [suffix, check] : impl_->output_checks) {
+    if (suffix.size() > best_len && path.size() >= suffix.size() &&
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      best = &check;
+      best_len = suffix.size();
+    }
+  }
+  if (!best) return "";
+  try {
+    return (*best)(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
 }
 
 std::string runtime_library_dir() {

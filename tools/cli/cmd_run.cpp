@@ -117,7 +117,8 @@ void add_run(CLI::App& app) {
     try {
       RunReport r = run_graph(*graph, registry, *opts);
       print_summary(r);
-      set_exit_code(r.failed > 0 ? 1 : 0);
+      // 1: some cases failed, or a whole-run product (the report page) could not be written.
+      set_exit_code(r.failed > 0 || !r.run_errors.empty() ? 1 : 0);
     } catch (const RunError& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
       set_exit_code(2);

@@ -1,5 +1,6 @@
 // spineparse: the command-line front end. Exit codes: 0 every case succeeded, 1 some cases
 // failed (the run completed), 2 bad graph, arguments or plugins.
+#include <csignal>
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,9 @@
 
 int main(int argc, char** argv) {
   spineparse::cli::tune_allocator();
+  // A file size limit (ulimit -f) makes writes fail with EFBIG, which fails the case being
+  // written, instead of killing the whole run.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"spineparse: spine parsing in MR volumes (SpineParseNet) as a streaming pipeline"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "spineparse 0.1.0");

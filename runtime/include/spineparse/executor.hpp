@@ -68,6 +68,9 @@ struct RunReport {
   int threads_per_case = 0;
   int ok = 0, failed = 0, skipped = 0;
   std::string run_json_path;
+  // Whole-run steps that failed after the cases (a stage's close() or after_run(), such as the
+  // report page): the run's products are incomplete even when every case is ok.
+  std::vector<std::string> run_errors;
 };
 
 class RunError : public std::runtime_error {

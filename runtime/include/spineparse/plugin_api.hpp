@@ -27,7 +27,7 @@
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 0
+#define SPINEPARSE_ABI_MINOR 1
 #endif
 
 #define SPINEPARSE_STR_(x) #x

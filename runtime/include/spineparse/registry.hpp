@@ -54,6 +54,15 @@ class Registry {
   // The plugin that registered a kind ("" for in-process registrations).
   std::string plugin_of(const std::string& kind) const;
 
+  // How --resume tells a complete output from a damaged one: `check` says why the file at a path
+  // ending in `suffix` (".nii.gz") is not a complete output, or returns "" when it is. Plugins
+  // add checks for the formats they write; the longest matching suffix wins. ABI 2.1.
+  using OutputCheck = std::function<std::string(const std::string& path)>;
+  void add_output_check(const std::string& suffix, OutputCheck check);
+  // Why `path` is not a complete output ("" when it is): not a regular file, empty, or what the
+  // matching check says.
+  std::string check_output(const std::string& path) const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -146,7 +146,7 @@ TEST_F(ReadDatasetTest, EachBadInputFailsOnlyItsCaseWithAClearReason) {
     EXPECT_THAT(c.error, HasSubstr(fragment)) << id;
   };
   expect_fail("corrupt", "corrupt.nii.gz");
-  expect_fail("corrupt", "not an image file ITK can read");
+  expect_fail("corrupt", "not a NIfTI, NRRD or MetaImage file");
   expect_fail("truncated", "truncated.nii");
   expect_fail("fourd", "is 4-D (8x10x3x2)");
   expect_fail("badsize", "mask_badsize.nii.gz is 8x11x3, image");

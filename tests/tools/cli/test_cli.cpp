@@ -49,7 +49,7 @@ TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
          (d / "out").string() + " --progress plain");
   EXPECT_EQ(r.code, 1) << r.output;  // completed, some cases failed
   EXPECT_THAT(r.output, HasSubstr("3 ok, 2 failed"));
-  EXPECT_THAT(r.output, HasSubstr("Case4.nii.gz: not an image file"));
+  EXPECT_THAT(r.output, HasSubstr("Case4.nii.gz: shorter than a NIfTI header (300 bytes)"));
   EXPECT_THAT(r.output, HasSubstr("is 4-D (16x16x4x3)"));
   EXPECT_THAT(r.output, HasSubstr("[progress] cases 5/5"));
   auto j = nlohmann::json::parse(spineparse::read_file((d / "out/run.json").string()));
