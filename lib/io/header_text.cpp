@@ -253,8 +253,10 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
   std::int64_t channels = 1;
   if (const auto* c = field("elementnumberofchannels")) {
     const auto v = integers(*c, name, "ElementNumberOfChannels");
-    if (v.size() != 1 || v[0] < 1 || v[0] > 1024)
-      refuse(name, "ElementNumberOfChannels must be 1..1024");
+    if (v.size() != 1 || v[0] < 1) refuse(name, "ElementNumberOfChannels must be >= 1");
+    if (v[0] != 1)
+      refuse(name, "has " + std::to_string(v[0]) +
+                       " components per voxel; a scalar volume is expected");
     channels = v[0];
   }
   out.element_bytes = t->second * static_cast<int>(channels);

@@ -51,7 +51,12 @@ std::string leading_bytes(const std::string& path, std::size_t n, bool& gzipped)
   std::string buf(n, '\0');
   const int got = gzread(f, buf.data(), static_cast<unsigned>(n));
   gzipped = !gzdirect(f);
+  int err = Z_OK;
+  const char* msg = got < 0 ? gzerror(f, &err) : nullptr;
+  std::string why = msg ? msg : "";
+  if (why.compare(0, path.size() + 2, path + ": ") == 0) why = why.substr(path.size() + 2);
   gzclose(f);
+  if (got < 0) refuse(path, "compressed data is corrupt (" + why + ")");
   buf.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
   return buf;
 }
@@ -190,6 +195,8 @@ HeaderFacts check_volume_file(const std::string& path, const ReadLimits& limits)
                           lead.compare(0, 5, "NDims") == 0)) {
     h = check_text_format(path, false);
   } else if (lead.size() >= 4) {
+    if (gzipped && lead.compare(0, 2, "\x1f\x8b") == 0)
+      refuse(path, "is compressed twice (gzip inside gzip); decompress it once");
     if (gzipped && lead.size() < 348) refuse(path, "compressed data ends before the header does");
     h = parse_nifti_header(reinterpret_cast<const unsigned char*>(lead.data()), lead.size(), path);
     h.data_file = path;

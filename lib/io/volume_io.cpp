@@ -360,16 +360,17 @@ Volume read_image(const std::string& path, const ReadLimits& limits) {
   const HeaderFacts h = check_volume_file(path, limits);
   const bool nifti = (h.format == "nifti1" || h.format == "nifti2") && h.data_file == path;
   VolumeInfo info;
+  info.path = path;
+  info.dimensions = static_cast<int>(h.size.size());
+  info.size = h.size;
+  check_scalar_3d(path, info);  // from the header, before ITK sees the file
   if (nifti) {
-    info.path = path;
-    info.dimensions = static_cast<int>(h.size.size());
-    info.size = h.size;
     info.component_type = nifti_type_name(h.datatype);
     info.geometry = h.geometry;
   } else {
     info = itk_info(path);
+    check_scalar_3d(path, info);
   }
-  check_scalar_3d(path, info);
   Volume v = nifti ? read_nifti(path, h, std::move(info)) : itk_read(path, std::move(info), true);
   v.warnings = h.warnings;
   return v;
