@@ -192,48 +192,6 @@ VolumeInfo itk_info(const std::string& path) {
   return info;
 }
 
-// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
-// reading each element by memcpy (the bytes carry no type), swapping its bytes when asked and
-// applying the header's intensity scaling (scl_slope 0: none).
-template <typename T>
-void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, std::int64_t H,
-                   std::int64_t W, std::int64_t D) {
-  const bool scale = h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
-  auto value = [&](std::int64_t i) {
-    unsigned char b[sizeof(T)];
-    std::memcpy(b, src + i * sizeof(T), sizeof(T));
-    if (h.swap) std::reverse(b, b + sizeof(T));
-    T v;
-    std::memcpy(&v, b, sizeof(T));
-    return scale ? static_cast<float>(static_cast<double>(v) * h.scl_slope + h.scl_inter)
-                 : static_cast<float>(v);
-  };
-  constexpr std::int64_t B = 32;
-  for (std::int64_t z = 0; z < D; ++z)
-    for (std::int64_t y0 = 0; y0 < W; y0 += B)
-      for (std::int64_t x0 = 0; x0 < H; x0 += B)
-        for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
-          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
-            out[(z * H + x) * W + y] = value((z * W + y) * H + x);
-}
-
-void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std::int64_t H,
-                  std::int64_t W, std::int64_t D) {
-  switch (h.datatype) {
-    case 2: return decode_to_dhw<std::uint8_t>(p, h, out, H, W, D);
-    case 4: return decode_to_dhw<std::int16_t>(p, h, out, H, W, D);
-    case 8: return decode_to_dhw<std::int32_t>(p, h, out, H, W, D);
-    case 16: return decode_to_dhw<float>(p, h, out, H, W, D);
-    case 64: return decode_to_dhw<double>(p, h, out, H, W, D);
-    case 256: return decode_to_dhw<std::int8_t>(p, h, out, H, W, D);
-    case 512: return decode_to_dhw<std::uint16_t>(p, h, out, H, W, D);
-    case 768: return decode_to_dhw<std::uint32_t>(p, h, out, H, W, D);
-    case 1024: return decode_to_dhw<std::int64_t>(p, h, out, H, W, D);
-    case 1280: return decode_to_dhw<std::uint64_t>(p, h, out, H, W, D);
-    default: throw std::logic_error("decode_nifti: datatype not checked");
-  }
-}
-
 const char* nifti_type_name(int datatype) {
   switch (datatype) {
     case 2: return "unsigned_char";
@@ -323,23 +281,10 @@ Volume read_image_with_itk(const std::string& path) {
 
 namespace {
 
-// A checked single-file NIfTI-1/2: data scanned once (truncation, non-finite floats) and decoded
-// here; the geometry of NIfTI-1 as ITK reads it, of NIfTI-2 (which ITK 5.2 cannot read) from
-// the header, by the same rules.
+// A checked single-file NIfTI-1/2: voxels decoded here; the geometry of NIfTI-1 as ITK reads it,
+// of NIfTI-2 (which ITK 5.2 cannot read) from the header, by the same rules.
 Volume read_nifti(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
-  std::vector<unsigned char> bytes;
-  const NiftiScan scan = scan_nifti(path, h, &bytes);
-  if (scan.data_bytes_found < scan.data_bytes_expected) {
-    throw std::runtime_error(path + " is truncated: " + std::to_string(scan.data_bytes_found) +
-                             " of " + std::to_string(scan.data_bytes_expected) +
-                             " data bytes present" +
-                             (scan.problem.empty() ? "" : " (" + scan.problem + ")"));
-  }
-  if (!scan.problem.empty()) throw std::runtime_error(path + " is corrupt: " + scan.problem);
-  if (scan.non_finite > 0) {
-    throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
-                             " non-finite voxels (NaN or infinity)");
-  }
+  NdArrayPtr voxels = read_nifti_voxels(path, h);
   Volume v;
   if (h.format == "nifti1") {
     v = itk_read(path, std::move(info), false);
@@ -347,10 +292,7 @@ Volume read_nifti(const std::string& path, const HeaderFacts& h, VolumeInfo info
     v.info = std::move(info);
     v.geometry = h.geometry;
   }
-  const std::int64_t H = h.size[0], W = h.size[1], D = h.size[2];
-  auto arr = NdArray::make<float>({D, H, W});
-  decode_nifti(h, bytes.data(), arr->data<float>(), H, W, D);
-  v.data = arr;
+  v.data = voxels;
   return v;
 }
 
@@ -395,22 +337,6 @@ Volume read_labels(const std::string& path, int max_label, const ReadLimits& lim
   v.info = f.info;
   v.warnings = f.warnings;
   return v;
-}
-
-std::string volume_problem(const std::string& path) {
-  try {
-    const HeaderFacts h = check_volume_file(path, ReadLimits{0, 0});
-    if ((h.format == "nifti1" || h.format == "nifti2") && h.data_file == path) {
-      const NiftiScan s = scan_nifti(path, h, nullptr);
-      if (s.data_bytes_found < s.data_bytes_expected)
-        return "truncated: " + std::to_string(s.data_bytes_found) + " of " +
-               std::to_string(s.data_bytes_expected) + " data bytes present";
-      if (!s.problem.empty()) return s.problem;
-    }
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
 }
 
 void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/header.hpp"
+#include "io/nifti_data.hpp"
 #include "spineparse/case.hpp"
 
 namespace spineparse::io {
@@ -42,10 +43,6 @@ Volume read_labels(const std::string& path, int max_label, const ReadLimits& lim
 // (temporary file in the same folder, then rename). The format follows the extension.
 void write_volume(const std::string& path, const NdArray& data, const Geometry& geometry);
 
-// Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
-// NIfTI), or "" when it is. Reads the data once; allocates nothing of its size.
-std::string volume_problem(const std::string& path);
-
 // File name without folder and without the volume extension: "a/Case1.nii.gz" -> "Case1".
 std::string volume_stem(const std::string& path);
 bool is_volume_file(const std::string& path);
@@ -53,22 +50,6 @@ bool is_volume_file(const std::string& path);
 }  // namespace spineparse::io
 
 namespace spineparse::io {
-
-// What a NIfTI file's data really holds, read with zlib independently of ITK: ITK 5.2 reads
-// truncated .nii/.nii.gz files without complaint and turns NaN into numbers.
-struct NiftiScan {
-  bool is_nifti = false;
-  std::int64_t data_bytes_expected = 0;
-  std::int64_t data_bytes_found = 0;
-  std::int64_t non_finite = 0;  // float32/float64 data only
-  std::string problem;          // header or stream error, empty if none
-};
-// Reads a checked NIfTI file's data once: counts the data bytes (truncation) and non-finite
-// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them).
-NiftiScan scan_nifti(const std::string& path, const HeaderFacts& header,
-                     std::vector<unsigned char>* keep);
-// The same, checking the header first (no limits); for tests.
-NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep = nullptr);
 
 // read_image through ITK's reader only (what read_image uses for NRRD and MetaImage); for tests.
 Volume read_image_with_itk(const std::string& path);

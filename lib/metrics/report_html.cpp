@@ -47,7 +47,7 @@ std::string base64(const std::string& in) {
 
 // JSON safe inside a <script> element.
 std::string script_json(const json& j) {
-  std::string s = j.dump();
+  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3)
     s.replace(p, 2, "<\\/");
   return s;

@@ -319,7 +319,7 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
   }
   if (!before.empty())
     j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
-  const std::string text = j.dump(2) + "\n";
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   std::vector<std::int64_t> conf(kNumClasses * kNumClasses, 0);
   bool any_conf = false;
   for (const auto& c : cases) {

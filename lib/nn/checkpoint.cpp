@@ -3,6 +3,7 @@
 #include <zip.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -54,6 +55,8 @@ torch::ScalarType storage_dtype(const std::string& name) {
 class Archive {
  public:
   explicit Archive(const std::string& path) : path_(path) {
+    std::error_code ec;
+    archive_bytes_ = std::filesystem::file_size(path, ec);
     int err = 0;
     z_ = zip_open(path.c_str(), ZIP_RDONLY, &err);
     if (!z_) {
@@ -68,13 +71,16 @@ class Archive {
     // Entries live under "<archive name>/"; find data.pkl to learn the prefix.
     const zip_int64_t n = zip_get_num_entries(z_, 0);
     for (zip_int64_t i = 0; i < n; ++i) {
-      std::string name = zip_get_name(z_, i, 0);
+      const char* entry = zip_get_name(z_, static_cast<zip_uint64_t>(i), 0);
+      const std::string name = entry ? entry : "";
       if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0) {
         prefix_ = name.substr(0, name.size() - 8);
         break;
       }
     }
     if (n > 0 && prefix_.empty() && zip_name_locate(z_, "data.pkl", 0) < 0) {
+      zip_discard(z_);  // the destructor does not run when the constructor throws
+      z_ = nullptr;
       throw std::runtime_error(path + ": no data.pkl in the archive (not a torch.save file)");
     }
   }
@@ -86,6 +92,10 @@ class Archive {
     zip_stat_t st;
     if (zip_stat(z_, full.c_str(), 0, &st) != 0)
       throw std::runtime_error(path_ + ": archive has no entry " + full);
+    // Deflate expands at most ~1032:1: an entry claiming more than that lies (no allocation).
+    if (!(st.valid & ZIP_STAT_SIZE) || st.size > 1100 * archive_bytes_ + 4096)
+      throw std::runtime_error(path_ + ": entry " + full + " claims " + std::to_string(st.size) +
+                               " bytes, more than the archive can hold");
     zip_file_t* f = zip_fopen(z_, full.c_str(), 0);
     if (!f) throw std::runtime_error(path_ + ": cannot open entry " + full);
     std::string data(st.size, '\0');
@@ -99,6 +109,7 @@ class Archive {
  private:
   std::string path_, prefix_;
   zip_t* z_ = nullptr;
+  std::uintmax_t archive_bytes_ = 0;
 };
 
 class Unpickler {
@@ -150,18 +161,18 @@ class Unpickler {
           break;      // BININT
         case 0x8a: {  // LONG1
           const int n = u8();
-          std::int64_t v = 0;
-          for (int i = 0; i < n; ++i)
-            v |= static_cast<std::int64_t>(static_cast<unsigned char>(d_[pos_ + i])) << (8 * i);
-          if (n > 0 && n < 8 && (d_[pos_ + n - 1] & 0x80)) v -= std::int64_t{1} << (8 * n);
-          pos_ += n;
-          push(make(v));
+          if (n > 8) throw std::runtime_error(path_ + ": pickle integer wider than 64 bits");
+          const std::string b = str(static_cast<std::size_t>(n));  // bounds-checked
+          std::uint64_t u = 0;
+          for (int i = 0; i < n; ++i) u |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+          if (n > 0 && n < 8 && (b[n - 1] & 0x80)) u -= std::uint64_t{1} << (8 * n);  // two's complement
+          push(make(static_cast<std::int64_t>(u)));
           break;
         }
         case 'G': {  // BINFLOAT, big-endian double
+          const std::string raw = str(8);  // bounds-checked
           std::uint64_t b = 0;
-          for (int i = 0; i < 8; ++i) b = (b << 8) | static_cast<unsigned char>(d_[pos_ + i]);
-          pos_ += 8;
+          for (int i = 0; i < 8; ++i) b = (b << 8) | static_cast<unsigned char>(raw[i]);
           double v;
           std::memcpy(&v, &b, 8);
           push(make(v));
@@ -327,9 +338,12 @@ class Unpickler {
     auto it = storages_.find(s.key);
     if (it != storages_.end()) return it->second;
     const std::string bytes = archive_.read("data/" + s.key);
-    const std::int64_t want = s.numel * static_cast<std::int64_t>(c10::elementSize(s.dtype));
-    if (static_cast<std::int64_t>(bytes.size()) < want)
-      throw std::runtime_error(path_ + ": storage " + s.key + " is truncated");
+    const auto elem = static_cast<std::int64_t>(c10::elementSize(s.dtype));
+    if (s.numel < 0 || s.numel > static_cast<std::int64_t>(bytes.size()) / elem)
+      throw std::runtime_error(path_ + ": storage " + s.key + " holds " +
+                               std::to_string(bytes.size()) + " bytes, not " +
+                               std::to_string(s.numel) + " elements (truncated or corrupt)");
+    const std::int64_t want = s.numel * elem;
     auto t = torch::empty({s.numel}, torch::TensorOptions().dtype(s.dtype));
     std::memcpy(t.data_ptr(), bytes.data(), static_cast<std::size_t>(want));
     storages_[s.key] = t;
@@ -383,9 +397,7 @@ bool is_state_dict(const std::vector<std::pair<ValuePtr, ValuePtr>>& d) {
   return true;
 }
 
-}  // namespace
-
-Checkpoint read_checkpoint(const std::string& path) {
+Checkpoint read_checkpoint_unchecked(const std::string& path) {
   Archive archive(path);
   const std::string pkl = archive.read("data.pkl");
   Unpickler u(pkl, archive, path);
@@ -415,6 +427,17 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.state_dict[name] = *t;
   }
   return c;
+}
+
+}  // namespace
+
+Checkpoint read_checkpoint(const std::string& path) {
+  try {
+    return read_checkpoint_unchecked(path);
+  } catch (const std::bad_variant_access&) {
+    throw std::runtime_error(path + ": malformed pickle (a value of an unexpected type where "
+                                    "torch.save writes a string, number, tuple or dict)");
+  }
 }
 
 }  // namespace spineparse::nn

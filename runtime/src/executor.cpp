@@ -445,7 +445,7 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   }
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
-                    run_record(graph, registry, options, report).dump(2) + "\n");
+                    run_record(graph, registry, options, report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   each_stage(
       graph, open, "after the run",
       [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); },

@@ -96,7 +96,7 @@ class Validator {
     auto bad_type = [&] {
       issue("bad_param_type", ptr,
             "node '" + node_id + "': parameter '" + spec.name + "' must be " +
-                param_type_name(spec.type) + ", got " + json_type(v) + " " + v.dump());
+                param_type_name(spec.type) + ", got " + json_type(v) + " " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return std::nullopt;
     };
     ParamValue out;
@@ -108,7 +108,8 @@ class Validator {
       case ParamType::kInt:
         if (v.is_number_integer()) {
           out = v.get<std::int64_t>();
-        } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+        } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                   std::fabs(v.get<double>()) < 9.2e18) {  // whole and within int64
           out = static_cast<std::int64_t>(v.get<double>());
         } else {
           return bad_type();
@@ -218,7 +219,7 @@ class Validator {
       const json& m = root["max_in_flight"];
       if (!m.is_number_integer() || m.get<int>() < 1) {
         issue("bad_value", "/max_in_flight",
-              "max_in_flight must be a positive integer, got " + m.dump());
+              "max_in_flight must be a positive integer, got " + m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
         g.max_in_flight = m.get<int>();
       }
@@ -244,7 +245,7 @@ class Validator {
     for (const auto& n : g.nodes) {
       if (n.outputs.empty()) g.leaf_ids.push_back(n.id);
     }
-    g.resolved_json = resolved(g).dump(2);
+    g.resolved_json = resolved(g).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
     result.graph = std::move(g);
     return result;
   }
@@ -278,7 +279,7 @@ class Validator {
     } else if (!root["schema_version"].is_number_integer() ||
                root["schema_version"].get<int>() != kSchemaVersion) {
       issue("bad_schema_version", "/schema_version",
-            "schema_version " + root["schema_version"].dump() + " is not supported (expected " +
+            "schema_version " + root["schema_version"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is not supported (expected " +
                 std::to_string(kSchemaVersion) + ")");
     }
     return true;

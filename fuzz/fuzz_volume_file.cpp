@@ -1,0 +1,35 @@
+// libFuzzer: reading a volume file as the reader does before ITK is involved: the file-level and
+// header checks, and for NIfTI the data scan and decoding (all of the NIfTI-2 path). The input is
+// written to a temporary file whose name (.nii, .nii.gz, .nrrd, .mha) the first byte picks;
+// limits keep allocations small. (ITK's own readers are third-party: not fuzzed here.)
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "io/header.hpp"
+#include "io/nifti_data.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  static const char* kExt[] = {".nii", ".nii.gz", ".nrrd", ".mha"};
+  const std::string path = "/tmp/spineparse-fuzz-" + std::to_string(::getpid()) + kExt[data[0] % 4];
+  if (FILE* f = std::fopen(path.c_str(), "wb")) {
+    std::fwrite(data + 1, 1, size - 1, f);
+    std::fclose(f);
+  }
+  try {
+    const auto h = spineparse::io::check_volume_file(path, {1 << 20, 512});
+    if ((h.format == "nifti1" || h.format == "nifti2") && h.data_file == path) {
+      auto v = spineparse::io::read_nifti_voxels(path, h);
+      if (v->numel() != h.voxels) std::abort();
+    }
+  } catch (const std::runtime_error&) {
+  }
+  (void)spineparse::io::volume_problem(path);
+  std::remove(path.c_str());
+  return 0;
+}

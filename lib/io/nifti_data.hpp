@@ -1,0 +1,39 @@
+// NIfTI voxel data read without ITK (ITK 5.2 reads truncated .nii/.nii.gz files without
+// complaint, turns NaN into numbers and cannot read NIfTI-2): one pass over the data that checks
+// it and keeps it, then decoding to float [D, H, W].
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/header.hpp"
+#include "spineparse/ndarray.hpp"
+
+namespace spineparse::io {
+
+// What a NIfTI file's data really holds.
+struct NiftiScan {
+  bool is_nifti = false;
+  std::int64_t data_bytes_expected = 0;
+  std::int64_t data_bytes_found = 0;
+  std::int64_t non_finite = 0;  // float32/float64 data only
+  std::string problem;          // header or stream error, empty if none
+};
+// Reads a checked NIfTI file's data once: counts the data bytes (truncation) and non-finite
+// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them).
+NiftiScan scan_nifti(const std::string& path, const HeaderFacts& header,
+                     std::vector<unsigned char>* keep);
+// The same, checking the header first (no limits); for tests.
+NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep = nullptr);
+
+// The voxels of a checked single-file NIfTI-1/2 as float32 [D, H, W] (file axes x, y, z = H, W,
+// D; intensity scaling applied). Throws std::runtime_error naming the file when the data is
+// truncated, corrupt or holds NaN/infinity.
+NdArrayPtr read_nifti_voxels(const std::string& path, const HeaderFacts& header);
+
+// Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
+// NIfTI), or "" when it is. Reads the data once; allocates nothing of its size.
+std::string volume_problem(const std::string& path);
+
+}  // namespace spineparse::io
