@@ -1,5 +1,6 @@
 // libFuzzer: reading a volume file as the reader does before ITK is involved: the file-level and
-// header checks, and for NIfTI the data scan and decoding (all of the NIfTI-2 path). The input is
+// header checks, the data scan and decoding (all of the NIfTI-2 path; every binary format's
+// voxels). The input is
 // written to a temporary file whose name (.nii, .nii.gz, .nrrd, .mha) the first byte picks;
 // limits keep allocations small. (ITK's own readers are third-party: not fuzzed here.)
 #include <unistd.h>
@@ -11,7 +12,7 @@
 #include <string>
 
 #include "io/header.hpp"
-#include "io/nifti_data.hpp"
+#include "io/voxel_data.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
@@ -23,8 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const auto h = spineparse::io::check_volume_file(path, {1 << 20, 512});
-    if ((h.format == "nifti1" || h.format == "nifti2") && h.data_file == path) {
-      auto v = spineparse::io::read_nifti_voxels(path, h);
+    if (h.binary) {
+      auto v = spineparse::io::read_voxels(path, h);
       if (v->numel() != h.voxels) std::abort();
     }
   } catch (const std::runtime_error&) {

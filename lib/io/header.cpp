@@ -35,8 +35,9 @@ std::string num(double v) {
   return buf;
 }
 
-// Bytes per voxel of a scalar NIfTI datatype, 0 for types that are not read (complex, RGB).
-int nifti_element_bytes(int datatype) {
+}  // namespace
+
+int datatype_bytes(int datatype) {
   switch (datatype) {
     case 2:     // uint8
     case 256:   // int8
@@ -56,6 +57,8 @@ int nifti_element_bytes(int datatype) {
       return 0;
   }
 }
+
+namespace {
 
 // The raw fields both NIfTI versions share, widened to 64 bits and doubles.
 struct NiftiFields {
@@ -125,7 +128,7 @@ void check_nifti_sizes(const NiftiFields& f, const std::string& name, HeaderFact
     out.voxels = checked_mul(out.voxels, f.dim[i]);
     if (out.voxels < 0) refuse(name, "dim[1..dim[0]] overflow 64 bits");
   }
-  out.element_bytes = nifti_element_bytes(f.datatype);
+  out.element_bytes = datatype_bytes(f.datatype);
   if (out.element_bytes == 0)
     refuse(name, "datatype " + std::to_string(f.datatype) + " is not a scalar type that is read");
   if (f.bitpix != 8 * out.element_bytes) {

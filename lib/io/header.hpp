@@ -41,9 +41,14 @@ struct HeaderFacts {
   Encoding encoding = Encoding::kRaw;   // of the data file from data_offset on
   bool whole_file_gzip = false;         // .nii.gz: the offset counts decompressed bytes
   std::vector<std::string> warnings;    // valid but unusual: recorded on the case
-  // NIfTI only.
+  // The element type as a NIfTI datatype code (2 uint8, 4 int16, 16 float32, ... for every
+  // format), and whether its bytes are in the other order than this machine's.
   int datatype = 0;
   bool swap = false;
+  // The voxels can be read without ITK: binary data at a known offset (not NRRD's ASCII/hex
+  // encodings or its "line skip").
+  bool binary = true;
+  // NIfTI only.
   bool pair = false;  // "ni1"/"ni2" magic: a .hdr whose voxels are in the .img beside it
   double scl_slope = 0, scl_inter = 0;
   Geometry geometry;  // NIfTI: what the header says, converted to ITK's LPS convention
@@ -67,6 +72,9 @@ HeaderFacts check_volume_file(const std::string& path, const ReadLimits& limits)
 // Why `path` cannot be read as a volume file ("is a directory", "dangling symbolic link", ...),
 // or "" for a readable regular file.
 std::string file_problem(const std::string& path);
+
+// Bytes per element of a scalar NIfTI datatype code, 0 for codes that are not read (complex, RGB).
+int datatype_bytes(int datatype);
 
 // a * b, or -1 when it overflows or either is negative.
 std::int64_t checked_mul(std::int64_t a, std::int64_t b);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -16,6 +17,13 @@ namespace {
 
 [[noreturn]] void refuse(const std::string& name, const std::string& why) {
   throw std::runtime_error(name + ": " + why);
+}
+
+bool machine_is_big_endian() {
+  const std::uint16_t one = 1;
+  unsigned char first;
+  std::memcpy(&first, &one, 1);
+  return first == 0;
 }
 
 std::string trim(std::string_view s) {
@@ -94,28 +102,29 @@ std::string data_file_in(const std::string& dir, const std::string& file, const 
   return t;
 }
 
-int nrrd_type_bytes(const std::string& t) {
+// NIfTI datatype code of a NRRD type name, 0 when unknown.
+int nrrd_datatype(const std::string& t) {
   static const std::map<std::string, int> kTypes = {
-      {"signed char", 1},        {"int8", 1},
-      {"int8_t", 1},             {"uchar", 1},
-      {"unsigned char", 1},      {"uint8", 1},
-      {"uint8_t", 1},            {"short", 2},
-      {"short int", 2},          {"signed short", 2},
-      {"signed short int", 2},   {"int16", 2},
-      {"int16_t", 2},            {"ushort", 2},
-      {"unsigned short", 2},     {"unsigned short int", 2},
-      {"uint16", 2},             {"uint16_t", 2},
-      {"int", 4},                {"signed int", 4},
-      {"int32", 4},              {"int32_t", 4},
-      {"uint", 4},               {"unsigned int", 4},
-      {"uint32", 4},             {"uint32_t", 4},
-      {"longlong", 8},           {"long long", 8},
-      {"long long int", 8},      {"signed long long", 8},
-      {"signed long long int", 8}, {"int64", 8},
-      {"int64_t", 8},            {"ulonglong", 8},
-      {"unsigned long long", 8}, {"unsigned long long int", 8},
-      {"uint64", 8},             {"uint64_t", 8},
-      {"float", 4},              {"double", 8}};
+      {"signed char", 256},      {"int8", 256},
+      {"int8_t", 256},           {"uchar", 2},
+      {"unsigned char", 2},      {"uint8", 2},
+      {"uint8_t", 2},            {"short", 4},
+      {"short int", 4},          {"signed short", 4},
+      {"signed short int", 4},   {"int16", 4},
+      {"int16_t", 4},            {"ushort", 512},
+      {"unsigned short", 512},   {"unsigned short int", 512},
+      {"uint16", 512},           {"uint16_t", 512},
+      {"int", 8},                {"signed int", 8},
+      {"int32", 8},              {"int32_t", 8},
+      {"uint", 768},             {"unsigned int", 768},
+      {"uint32", 768},           {"uint32_t", 768},
+      {"longlong", 1024},        {"long long", 1024},
+      {"long long int", 1024},   {"signed long long", 1024},
+      {"signed long long int", 1024}, {"int64", 1024},
+      {"int64_t", 1024},         {"ulonglong", 1280},
+      {"unsigned long long", 1280}, {"unsigned long long int", 1280},
+      {"uint64", 1280},          {"uint64_t", 1280},
+      {"float", 16},             {"double", 64}};
   auto it = kTypes.find(t);
   return it == kTypes.end() ? 0 : it->second;
 }
@@ -181,7 +190,8 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
     refuse(name, "sizes has " + std::to_string(s.size()) + " numbers for dimension " +
                      std::to_string(d[0]));
   set_sizes(out, s, name, "sizes");
-  out.element_bytes = nrrd_type_bytes(lower(*type));
+  out.datatype = nrrd_datatype(lower(*type));
+  out.element_bytes = datatype_bytes(out.datatype);
   if (!out.element_bytes) refuse(name, "type \"" + *type + "\" is not a scalar type that is read");
   out.data_bytes = checked_mul(out.voxels, out.element_bytes);
   if (out.data_bytes < 0) refuse(name, "the data size overflows 64 bits");
@@ -191,7 +201,7 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
   else if (e == "gzip" || e == "gz")
     out.encoding = Encoding::kGzip;
   else if (e == "ascii" || e == "text" || e == "txt" || e == "hex")
-    out.encoding = Encoding::kOther;
+    out.encoding = Encoding::kOther, out.binary = false;
   else
     refuse(name, "encoding \"" + *enc + "\" is not read (raw, gzip, ascii or hex)");
   if (const auto* df = field("data file", "datafile")) out.data_file = data_file_in(dir, *df, name);
@@ -204,6 +214,14 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
   if (const auto* ls = field("line skip", "lineskip")) {
     const auto v = integers(*ls, name, "line skip");
     if (v.size() != 1 || v[0] < 0) refuse(name, "line skip must be a whole number >= 0");
+    out.binary = out.binary && v[0] == 0;
+  }
+  if (out.element_bytes > 1 && out.binary) {
+    const std::string* endian = field("endian");
+    if (!endian || (lower(*endian) != "little" && lower(*endian) != "big"))
+      refuse(name, "endian (little or big) is required for " + std::to_string(out.element_bytes) +
+                       "-byte binary data");
+    out.swap = (lower(*endian) == "big") != machine_is_big_endian();
   }
   if (const auto* sd = field("space directions")) {
     const auto m = numbers(*sd, name, "space directions");
@@ -244,12 +262,17 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
     refuse(name, "DimSize has " + std::to_string(s.size()) + " numbers for NDims " +
                      std::to_string(n[0]));
   set_sizes(out, s, name, "DimSize");
-  static const std::map<std::string, int> kTypes = {
-      {"met_char", 1},  {"met_uchar", 1}, {"met_short", 2},     {"met_ushort", 2},
-      {"met_int", 4},   {"met_uint", 4},  {"met_long", 4},      {"met_ulong", 4},
-      {"met_long_long", 8}, {"met_ulong_long", 8}, {"met_float", 4}, {"met_double", 8}};
+  static const std::map<std::string, int> kTypes = {  // as NIfTI datatype codes
+      {"met_char", 256}, {"met_uchar", 2},  {"met_short", 4},          {"met_ushort", 512},
+      {"met_int", 8},    {"met_uint", 768}, {"met_long", 8},           {"met_ulong", 768},
+      {"met_long_long", 1024}, {"met_ulong_long", 1280}, {"met_float", 16}, {"met_double", 64}};
   auto t = kTypes.find(lower(*et));
   if (t == kTypes.end()) refuse(name, "ElementType " + *et + " is not a scalar type that is read");
+  out.datatype = t->second;
+  for (const char* k : {"binarydatabyteordermsb", "elementbyteordermsb"})
+    if (const auto* msb = field(k)) out.swap = (lower(*msb) == "true") != machine_is_big_endian();
+  if (const auto* bin = field("binarydata"); bin && lower(*bin) != "true")
+    refuse(name, "BinaryData = " + *bin + ": text MetaImage data is not read");
   std::int64_t channels = 1;
   if (const auto* c = field("elementnumberofchannels")) {
     const auto v = integers(*c, name, "ElementNumberOfChannels");
@@ -259,7 +282,7 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
                        " components per voxel; a scalar volume is expected");
     channels = v[0];
   }
-  out.element_bytes = t->second * static_cast<int>(channels);
+  out.element_bytes = datatype_bytes(t->second) * static_cast<int>(channels);
   out.data_bytes = checked_mul(out.voxels, out.element_bytes);
   if (out.data_bytes < 0) refuse(name, "the data size overflows 64 bits");
   if (const auto* c = field("compresseddata"); c && lower(*c) == "true")

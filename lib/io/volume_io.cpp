@@ -281,12 +281,12 @@ Volume read_image_with_itk(const std::string& path) {
 
 namespace {
 
-// A checked single-file NIfTI-1/2: voxels decoded here; the geometry of NIfTI-1 as ITK reads it,
-// of NIfTI-2 (which ITK 5.2 cannot read) from the header, by the same rules.
-Volume read_nifti(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
-  NdArrayPtr voxels = read_nifti_voxels(path, h);
+// A checked file with binary data: voxels decoded here; the geometry as ITK reads it, except for
+// NIfTI-2 (which ITK 5.2 cannot read): from the header, by the rules ITK applies to NIfTI-1.
+Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
+  NdArrayPtr voxels = read_voxels(path, h);
   Volume v;
-  if (h.format == "nifti1") {
+  if (h.format != "nifti2") {
     v = itk_read(path, std::move(info), false);
   } else {
     v.info = std::move(info);
@@ -300,7 +300,7 @@ Volume read_nifti(const std::string& path, const HeaderFacts& h, VolumeInfo info
 
 Volume read_image(const std::string& path, const ReadLimits& limits) {
   const HeaderFacts h = check_volume_file(path, limits);
-  const bool nifti = (h.format == "nifti1" || h.format == "nifti2") && h.data_file == path;
+  const bool nifti = h.format == "nifti1" || h.format == "nifti2";
   VolumeInfo info;
   info.path = path;
   info.dimensions = static_cast<int>(h.size.size());
@@ -313,7 +313,7 @@ Volume read_image(const std::string& path, const ReadLimits& limits) {
     info = itk_info(path);
     check_scalar_3d(path, info);
   }
-  Volume v = nifti ? read_nifti(path, h, std::move(info)) : itk_read(path, std::move(info), true);
+  Volume v = h.binary ? read_binary(path, h, std::move(info)) : itk_read(path, std::move(info), true);
   v.warnings = h.warnings;
   return v;
 }

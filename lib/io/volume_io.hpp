@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/header.hpp"
-#include "io/nifti_data.hpp"
+#include "io/voxel_data.hpp"
 #include "spineparse/case.hpp"
 
 namespace spineparse::io {

@@ -147,6 +147,24 @@ TEST(Corpus, EveryBadFileFailsAloneAndEveryGoodOneIsWrittenWithItsGeometry) {
         << id << ": " << a.geometry.describe() << " vs " << b.geometry.describe();
   }
   for (const auto& g : good) EXPECT_EQ(records_of(run, g).at(0)["status"], "ok") << g;
+  // What was read is what the files hold: every corpus volume stores v = x + 2y + 3z + 1 at file
+  // index (x, y, z) (the scaled kind 2v - 3), whatever its format, byte order or compression.
+  for (const auto& c2 : run["cases"]) {
+    if (c2["status"] != "ok") continue;
+    const std::string id = c2["id"];
+    const auto v = spineparse::io::read_image(c2["attrs"]["image_path"].get<std::string>());
+    const auto& a = *v.data;
+    const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
+    std::int64_t wrong = 0;
+    for (std::int64_t z = 0; z < D; ++z)
+      for (std::int64_t x = 0; x < H; ++x)
+        for (std::int64_t y = 0; y < W; ++y) {
+          float want = static_cast<float>(x + 2 * y + 3 * z + 1);
+          if (id == "n1_slope_scaled") want = 2 * want - 3;
+          wrong += a.data<float>()[(z * H + x) * W + y] != want;
+        }
+    EXPECT_EQ(wrong, 0) << id << ": voxels differ from what the file stores";
+  }
   // Headers claiming up to 15 GB were refused before allocation.
   std::printf("peak resident memory of the run: %.1f MB\n", c.max_rss_kb / 1024.0);
   EXPECT_LT(c.max_rss_kb, 1024 * 1024) << "peak RSS " << c.max_rss_kb << " kB";

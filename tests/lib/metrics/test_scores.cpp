@@ -1,5 +1,9 @@
 // Scores on shapes with known answers.
 #include <gmock/gmock.h>
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkPNGImageIO.h>
+#include <itkRGBPixel.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -274,4 +278,23 @@ TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
     EXPECT_NEAR(of(s, 8).assd_mm, (mean(a) + mean(c)) / 2, 1e-9) << "trial " << trial;
     EXPECT_NEAR(of(s, 8).hd95_mm, std::max(p95(a), p95(c)), 1e-9) << "trial " << trial;
   }
+}
+
+TEST(Overlay, PngEncodedInMemoryDecodesToTheSamePixels) {
+  const int w = 37, h = 11;
+  std::vector<unsigned char> rgb(static_cast<std::size_t>(w) * h * 3);
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<unsigned char>((i * 31) % 251);
+  spineparse::testing::TempDir d;
+  const std::string f = (d / "x.png").string();
+  spineparse::write_file_atomic(f, spineparse::metrics::encode_png_rgb(w, h, rgb));
+  using Image = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+  auto reader = itk::ImageFileReader<Image>::New();
+  reader->SetFileName(f);
+  reader->SetImageIO(itk::PNGImageIO::New());
+  reader->Update();
+  const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
+  ASSERT_EQ(size[0], static_cast<unsigned>(w));
+  ASSERT_EQ(size[1], static_cast<unsigned>(h));
+  const auto* px = reinterpret_cast<const unsigned char*>(reader->GetOutput()->GetBufferPointer());
+  EXPECT_TRUE(std::equal(rgb.begin(), rgb.end(), px));
 }

@@ -1,6 +1,8 @@
 // The spineparse binary end to end: exit codes, messages, outputs.
 #include <gmock/gmock.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -21,8 +23,9 @@ struct Result {
   int code;
   std::string output;
 };
-Result sp(const std::string& args) {
-  const std::string cmd = std::string(SPINEPARSE_CLI) + " " + args + " 2>&1";
+// Runs a shell command line, stderr with stdout.
+Result shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -30,6 +33,9 @@ Result sp(const std::string& args) {
   int status = pclose(p);
   return {WEXITSTATUS(status), out};
 }
+Result sp(const std::string& args) { return shell(std::string(SPINEPARSE_CLI) + " " + args); }
+// Whether this build has the network plugins (LibTorch); the tests that run them skip otherwise.
+bool has_networks() { return sp("stages coarse.gcsn").code == 0; }
 std::string graph(const std::string& name) {
   return spineparse::testing::source_dir() + "/graphs/" + name;
 }
@@ -115,6 +121,7 @@ std::string ref(const std::string& f) { return spineparse::testing::reference_di
 }  // namespace
 
 TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   auto r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " +
@@ -148,6 +155,7 @@ TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
 }
 
 TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduces) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
@@ -206,6 +214,7 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
 }
 
 TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   TempDir d;
   const std::string out = (d / "bench").string();
   auto r =
@@ -229,6 +238,7 @@ TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
 }
 
 TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   const std::string out = (d / "bench").string();
@@ -289,4 +299,88 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_EQ(memory_counters, m["samples"].get<int>());
   EXPECT_EQ(spans, 3 * 11);  // one span per case per stage
   EXPECT_EQ(cases.size(), 3u);
+}
+
+namespace {
+// read -> normalise -> write: the io plugin alone.
+std::string io_graph(const TempDir& d) {
+  const std::string path = (d / "io.json").string();
+  spineparse::write_file_atomic(path, R"({"schema_version": 1, "max_in_flight": 3, "nodes": [
+    {"id": "read", "stage": "io.read_dataset"},
+    {"id": "normalise", "stage": "io.normalise"},
+    {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
+  return path;
+}
+// A temporary name as a run with process `pid` would make for `final_path`.
+std::string temp_name_of_pid(const std::string& final_path, const std::string& pid) {
+  std::string t = spineparse::temp_path_for(final_path);
+  const std::string own = "-" + std::to_string(::getpid()) + "-";
+  return t.replace(t.find(own), own.size(), "-" + pid + "-");
+}
+}  // namespace
+
+TEST(Cli, AFullDiskFailsTheCasesBeingWrittenAndResumeVerifiesWhatIsThere) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 3 --size 64 96 --seed 4 --out " + cohort).code, 0);
+  const std::string graph_file = io_graph(d);
+  fs::create_directories(out);
+  // Left by a killed run (its process is gone) and by a live one (this test): only the first
+  // may be removed.
+  const std::string stale = temp_name_of_pid(out + "/norm_Case1.nii.gz", "999999");
+  const std::string live = spineparse::temp_path_for(out + "/norm_Case2.nii.gz");
+  spineparse::write_file_atomic(stale, "half a volume");
+  spineparse::write_file_atomic(live, "being written");
+
+  // Files may grow to 24 KiB: run.json fits, no output volume does.
+  auto r = shell("bash -c 'ulimit -f 24; exec " + std::string(SPINEPARSE_CLI) + " run " + graph_file +
+              " --input " + cohort + " --output " + out + " --progress none'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("removed 1 temporary file(s)"));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove(live);
+  auto run = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  for (const auto& c : run["cases"]) {
+    EXPECT_EQ(c["status"], "failed") << c.dump();
+    EXPECT_EQ(c["error"]["node"], "write");
+    EXPECT_THAT(c["error"]["message"].get<std::string>(), HasSubstr("cannot write " + out));
+  }
+  for (const auto& e : fs::directory_iterator(out))  // complete or absent, nothing in between
+    EXPECT_EQ(e.path().filename().string(), "run.json");
+
+  r = sp("run " + graph_file + " --input " + cohort + " --output " + out + " --resume --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("3 ok, 0 failed, 0 skipped"));
+  // A damaged output is found by --resume and its case runs again; whole ones are kept.
+  const std::string damaged = out + "/norm_Case2.nii.gz";
+  fs::resize_file(damaged, fs::file_size(damaged) / 2);
+  r = sp("run " + graph_file + " --input " + cohort + " --output " + out + " --resume --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("case Case2 runs again: " + damaged + " is not a complete output"));
+  EXPECT_THAT(r.output, HasSubstr("1 ok, 0 failed, 2 skipped"));
+  EXPECT_EQ(spineparse::io::volume_problem(damaged), "");
+}
+
+TEST(Cli, AReportThatCannotBeWrittenMakesTheRunExitNonZero) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 2 --size 64 96 --seed 5 --out " + cohort).code, 0);
+  // 16 KiB: the QC pictures do not fit; their cases fail with the reason (no crash, no short file).
+  auto r = shell("bash -c 'ulimit -f 16; exec " + std::string(SPINEPARSE_CLI) + " run " +
+                 graph("demo.json") + " --input " + cohort + " --output " + out +
+                 " --progress none'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[report] cannot write " + out + "/qc/Case1.png: File too large"));
+  EXPECT_FALSE(fs::exists(out + "/qc/Case1.png"));
+  fs::remove_all(out);
+  // 64 KiB: the segmentations and QC pictures (under 40 KiB) fit, the page embedding them does not.
+  r = shell("bash -c 'ulimit -f 64; exec " + std::string(SPINEPARSE_CLI) + " run " +
+              graph("demo.json") + " --input " + cohort + " --output " + out +
+              " --progress none'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("node 'report' failed after the run: cannot write"));
+  EXPECT_FALSE(fs::exists(out + "/report.html"));
+  EXPECT_TRUE(fs::exists(out + "/run.json"));
 }

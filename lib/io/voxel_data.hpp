@@ -1,6 +1,7 @@
-// NIfTI voxel data read without ITK (ITK 5.2 reads truncated .nii/.nii.gz files without
-// complaint, turns NaN into numbers and cannot read NIfTI-2): one pass over the data that checks
-// it and keeps it, then decoding to float [D, H, W].
+// Voxel data read without ITK, for every binary format (ITK 5.2 reads truncated NIfTI files
+// without complaint, turns NaN into numbers, cannot read NIfTI-2, and returns an unfilled buffer
+// for some compressed MetaImage files): one pass over the data that checks it and keeps it, then
+// decoding to float [D, H, W].
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,7 @@
 
 namespace spineparse::io {
 
-// What a NIfTI file's data really holds.
+// What a file's data really holds (every format whose HeaderFacts::binary is set).
 struct NiftiScan {
   bool is_nifti = false;
   std::int64_t data_bytes_expected = 0;
@@ -20,17 +21,18 @@ struct NiftiScan {
   std::int64_t non_finite = 0;  // float32/float64 data only
   std::string problem;          // header or stream error, empty if none
 };
-// Reads a checked NIfTI file's data once: counts the data bytes (truncation) and non-finite
-// floats. With `keep`, the data bytes are appended to it as well (read_image decodes them).
+// Reads a checked file's data once: counts the data bytes (truncation) and non-finite floats,
+// and reads compressed streams to their end (CRC). With `keep`, the data bytes are appended to
+// it as well (read_voxels decodes them).
 NiftiScan scan_nifti(const std::string& path, const HeaderFacts& header,
                      std::vector<unsigned char>* keep);
 // The same, checking the header first (no limits); for tests.
 NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep = nullptr);
 
-// The voxels of a checked single-file NIfTI-1/2 as float32 [D, H, W] (file axes x, y, z = H, W,
-// D; intensity scaling applied). Throws std::runtime_error naming the file when the data is
+// The voxels of a checked file with binary data as float32 [D, H, W] (file axes x, y, z = H, W,
+// D; NIfTI intensity scaling applied). Throws std::runtime_error naming the file when the data is
 // truncated, corrupt or holds NaN/infinity.
-NdArrayPtr read_nifti_voxels(const std::string& path, const HeaderFacts& header);
+NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& header);
 
 // Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
 // NIfTI), or "" when it is. Reads the data once; allocates nothing of its size.

@@ -1,13 +1,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "io/header.hpp"
-#include "io/nifti_data.hpp"
+#include "io/voxel_data.hpp"
 
 namespace spineparse::io {
 
@@ -37,23 +38,122 @@ std::size_t count_non_finite(const unsigned char* buf, std::size_t n, int dataty
 }
 }  // namespace
 
+namespace {
+
+// Where the data bytes come from: the whole file through zlib's gz reader (NIfTI: .nii.gz, or a
+// plain .nii read transparently), a plain file at an offset, or a zlib/gzip stream at an offset
+// (NRRD "encoding: gzip", MetaImage "CompressedData = True").
+class DataSource {
+ public:
+  explicit DataSource(const HeaderFacts& h) : h_(h) {}
+  ~DataSource() {
+    if (gz_) gzclose(gz_);
+    if (file_) std::fclose(file_);
+    if (z_open_) inflateEnd(&z_);
+  }
+  // Opens and positions at the data; "" or why not.
+  std::string open() {
+    if (h_.whole_file_gzip || h_.format == "nifti1" || h_.format == "nifti2") {
+      gz_ = gzopen(h_.data_file.c_str(), "rb");
+      if (!gz_) return "cannot open " + h_.data_file;
+      gzbuffer(gz_, 1 << 17);
+      if (h_.data_offset > 0 && gzseek(gz_, h_.data_offset, SEEK_SET) != h_.data_offset)
+        return "data starts past the end of the file (offset " + std::to_string(h_.data_offset) + ")";
+      return "";
+    }
+    file_ = std::fopen(h_.data_file.c_str(), "rb");
+    if (!file_) return "cannot open " + h_.data_file;
+    std::int64_t offset = h_.data_offset;
+    if (offset < 0) {  // -1: the data is the end of the file
+      std::fseek(file_, 0, SEEK_END);
+      offset = std::max<std::int64_t>(0, std::ftell(file_) - h_.data_bytes);
+    }
+    if (std::fseek(file_, offset, SEEK_SET) != 0) return "cannot seek to the data";
+    if (h_.encoding == Encoding::kGzip || h_.encoding == Encoding::kZlib) {
+      if (inflateInit2(&z_, 15 + 32) != Z_OK) return "zlib init failed";
+      z_open_ = true;
+      in_.resize(1 << 16);
+    }
+    return "";
+  }
+  // Up to n bytes; 0 at the end of the data stream; -1 on an error (problem() says which).
+  long read(unsigned char* out, std::size_t n) {
+    if (gz_) {
+      const int got = gzread(gz_, out, static_cast<unsigned>(n));
+      if (got < 0) problem_ = gz_problem();
+      return got;
+    }
+    if (!z_open_) return static_cast<long>(std::fread(out, 1, n, file_));
+    if (z_end_) return 0;
+    z_.next_out = out;
+    z_.avail_out = static_cast<uInt>(n);
+    while (z_.avail_out > 0 && !z_end_) {
+      if (z_.avail_in == 0) {
+        z_.avail_in = static_cast<uInt>(std::fread(in_.data(), 1, in_.size(), file_));
+        z_.next_in = in_.data();
+        if (z_.avail_in == 0) {
+          problem_ = "compressed stream ends early";
+          break;
+        }
+      }
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) z_end_ = true;
+      if (rc != Z_OK && rc != Z_STREAM_END) {
+        problem_ = z_.msg ? z_.msg : "compressed data is corrupt";
+        return -1;
+      }
+    }
+    return static_cast<long>(n - z_.avail_out);
+  }
+  // After the data: reads compressed streams to their end, so that a damaged trailer (CRC,
+  // length) is found too. Returns the problem found, if any.
+  std::string finish() {
+    if (!problem_.empty()) return problem_;
+    if (gz_) {
+      std::vector<unsigned char> sink(1 << 16);
+      while (gzread(gz_, sink.data(), static_cast<unsigned>(sink.size())) > 0) {
+      }
+      return gz_problem();
+    }
+    if (z_open_ && !z_end_) {
+      std::vector<unsigned char> sink(1 << 16);
+      while (read(sink.data(), sink.size()) > 0) {
+      }
+      if (!z_end_ && problem_.empty()) problem_ = "compressed stream ends early";
+    }
+    return problem_;
+  }
+  const std::string& problem() const { return problem_; }
+
+ private:
+  std::string gz_problem() {
+    int err = Z_OK;
+    const char* msg = gzerror(gz_, &err);
+    if (err == Z_OK || err == Z_BUF_ERROR) return err == Z_BUF_ERROR ? "compressed stream ends early" : "";
+    std::string m = msg ? msg : "compressed stream error";
+    const std::string prefix = h_.data_file + ": ";
+    return m.compare(0, prefix.size(), prefix) == 0 ? m.substr(prefix.size()) : m;
+  }
+  const HeaderFacts& h_;
+  gzFile gz_ = nullptr;
+  FILE* file_ = nullptr;
+  z_stream z_{};
+  bool z_open_ = false, z_end_ = false;
+  std::vector<unsigned char> in_;
+  std::string problem_;
+};
+
+}  // namespace
+
 NiftiScan scan_nifti(const std::string& path, const HeaderFacts& h,
                      std::vector<unsigned char>* keep) {
+  (void)path;
   NiftiScan s;
-  s.is_nifti = true;
+  s.is_nifti = h.format == "nifti1" || h.format == "nifti2";
   s.data_bytes_expected = h.data_bytes;
-  gzFile f = gzopen(h.data_file.c_str(), "rb");  // also reads uncompressed files transparently
-  if (!f) {
-    s.problem = "cannot open " + h.data_file;
-    return s;
-  }
-  gzbuffer(f, 1 << 17);
-  if (h.data_offset > 0 && gzseek(f, h.data_offset, SEEK_SET) != h.data_offset) {
-    s.problem = "data starts past the end of the file (vox_offset " +
-                std::to_string(h.data_offset) + ")";
-    gzclose(f);
-    return s;
-  }
+  DataSource src(h);
+  s.problem = src.open();
+  if (!s.problem.empty()) return s;
   if (keep) keep->reserve(keep->size() + static_cast<std::size_t>(h.data_bytes));
   std::vector<unsigned char> buf(1 << 20);
   std::int64_t found = 0;
@@ -61,7 +161,7 @@ NiftiScan scan_nifti(const std::string& path, const HeaderFacts& h,
   while (found < h.data_bytes) {
     const auto want = std::min<std::int64_t>(static_cast<std::int64_t>(buf.size() - carry),
                                              h.data_bytes - found);
-    const int n = gzread(f, buf.data() + carry, static_cast<unsigned>(want));
+    const long n = src.read(buf.data() + carry, static_cast<std::size_t>(want));
     if (n <= 0) break;
     if (keep) keep->insert(keep->end(), buf.data() + carry, buf.data() + carry + n);
     found += n;
@@ -70,16 +170,7 @@ NiftiScan scan_nifti(const std::string& path, const HeaderFacts& h,
     if (carry) std::memmove(buf.data(), buf.data() + avail - carry, carry);
   }
   s.data_bytes_found = found;
-  // Read on to the end, so that a damaged gzip trailer (CRC, length) is found too.
-  if (found == h.data_bytes)
-    while (gzread(f, buf.data(), static_cast<unsigned>(buf.size())) > 0) {
-    }
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  if (err != Z_OK && err != Z_BUF_ERROR) s.problem = msg ? msg : "compressed stream error";
-  if (err == Z_BUF_ERROR && found < h.data_bytes) s.problem = "compressed stream ends early";
-  gzclose(f);
-  (void)path;
+  s.problem = found < h.data_bytes ? src.problem() : src.finish();
   return s;
 }
 
@@ -87,7 +178,7 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
   NiftiScan s;
   try {
     const HeaderFacts h = check_volume_file(path, ReadLimits{0, 0});
-    if (h.format != "nifti1" && h.format != "nifti2") return s;
+    if (!h.binary) return s;
     return scan_nifti(path, h, keep);
   } catch (const std::exception& e) {
     s.problem = e.what();
@@ -141,7 +232,7 @@ void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std:
 
 }  // namespace
 
-NdArrayPtr read_nifti_voxels(const std::string& path, const HeaderFacts& h) {
+NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& h) {
   std::vector<unsigned char> bytes;
   const NiftiScan scan = scan_nifti(path, h, &bytes);
   if (scan.data_bytes_found < scan.data_bytes_expected) {
@@ -165,7 +256,7 @@ NdArrayPtr read_nifti_voxels(const std::string& path, const HeaderFacts& h) {
 std::string volume_problem(const std::string& path) {
   try {
     const HeaderFacts h = check_volume_file(path, ReadLimits{0, 0});
-    if ((h.format == "nifti1" || h.format == "nifti2") && h.data_file == path) {
+    if (h.binary) {
       const NiftiScan s = scan_nifti(path, h, nullptr);
       if (s.data_bytes_found < s.data_bytes_expected)
         return "truncated: " + std::to_string(s.data_bytes_found) + " of " +
