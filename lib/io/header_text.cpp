@@ -209,7 +209,10 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
     const auto v = integers(*bs, name, "byte skip");
     if (v.size() != 1 || v[0] < -1 || (v[0] == -1 && out.encoding != Encoding::kRaw))
       refuse(name, "byte skip must be a whole number >= 0 (or -1 with raw encoding)");
-    out.data_offset = v[0];
+    // With a compressed encoding the skip is counted in decompressed bytes: ITK reads those.
+    const bool compressed = out.encoding == Encoding::kGzip;
+    out.data_offset = compressed ? 0 : v[0];
+    out.binary = out.binary && !(compressed && v[0] > 0);
   }
   if (const auto* ls = field("line skip", "lineskip")) {
     const auto v = integers(*ls, name, "line skip");

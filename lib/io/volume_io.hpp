@@ -1,4 +1,6 @@
-// Reading and writing volumes through ITK, with the method's axis convention.
+// Reading and writing volumes, with the method's axis convention. Reading checks the header
+// (io/header.hpp) and decodes binary voxels itself (io/voxel_data.hpp); ITK supplies the geometry
+// of NIfTI-1, NRRD and MetaImage headers, NRRD's text encodings, and every write.
 //
 // Arrays follow spec 1.1: the file's array axes are (H, W, D) = ITK index axes (0, 1, 2), taken as
 // they are (no reorientation). In memory a volume is C-order [D, H, W], the layout every later
