@@ -76,7 +76,7 @@ TensorFile load_safetensors(const std::string& path) {
   json h;
   try {
     h = json::parse(header);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, or a number out of range
     throw std::runtime_error(path + " is not a safetensors file (bad JSON header: " + e.what() +
                              ")");
   }

@@ -255,7 +255,7 @@ class Validator {
   bool parse_root(const std::string& text, json& root) {
     try {
       root = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // syntax, or a number out of range (1e400)
       issue("bad_json", "", "graph " + path_ + " is not valid JSON: " + e.what());
       return false;
     }

@@ -61,6 +61,16 @@ TEST_F(GraphValidation, BadJson) {
   EXPECT_THAT(only(g, "bad_json").message, HasSubstr("not valid JSON"));
 }
 
+TEST_F(GraphValidation, WhatTheFuzzersFoundIsAnIssueNotACrash) {
+  // A number beyond double's range used to escape as an exception and abort the process.
+  auto g = load(R"({"schema_version": 1, "max_in_flight": 1e400, "nodes": []})");
+  EXPECT_THAT(only(g, "bad_json").message, HasSubstr("not valid JSON"));
+  // --set values that are not UTF-8, or integers beyond 64 bits, are reported, not thrown.
+  g = load(kGood, {"f.mode=\xff\xfe", "src.cases=1e300"});
+  EXPECT_FALSE(g.ok());
+  EXPECT_THAT(dump(g), HasSubstr("src.cases"));
+}
+
 TEST_F(GraphValidation, SchemaVersionIsRequiredAndChecked) {
   auto g = load(R"({"nodes": [{"id": "s", "stage": "test.source"}]})");
   EXPECT_EQ(only(g, "missing_key").pointer, "/schema_version");
