@@ -20,10 +20,20 @@ inline void register_fuzz_stages(Registry& r) {
   src.is_source = true;
   src.params = {
       {"dir", ParamType::kPath, ParamValue(std::string()), false, "folder"},
-      {"layout", ParamType::kString, ParamValue(std::string("auto")), false, "layout",
+      {"layout",
+       ParamType::kString,
+       ParamValue(std::string("auto")),
+       false,
+       "layout",
        {"auto", "flat"}},
       {"cases", ParamType::kStringList, ParamValue(std::vector<std::string>{}), false, "ids"},
-      {"max_voxels", ParamType::kInt, ParamValue(std::int64_t{64}), false, "limit", {}, 1.0,
+      {"max_voxels",
+       ParamType::kInt,
+       ParamValue(std::int64_t{64}),
+       false,
+       "limit",
+       {},
+       1.0,
        std::nullopt},
       {"flag", ParamType::kBool, ParamValue(true), false, "a flag"}};
   src.writes = {{"image", false, "volume", "float32", "D,H,W"},

@@ -35,7 +35,8 @@ std::string mha(const std::string& extra, bool compressed) {
   return std::string("ObjectType = Image\nNDims = 3\nBinaryData = True\n") +
          "CompressedData = " + (compressed ? "True" : "False") +
          "\nTransformMatrix = 1 0 0 0 1 0 0 0 1\nOffset = 10 -20 5\nElementSpacing = 0.5 0.75 4\n"
-         "DimSize = 4 3 2\nElementType = MET_FLOAT\n" + extra + "ElementDataFile = LOCAL\n";
+         "DimSize = 4 3 2\nElementType = MET_FLOAT\n" +
+         extra + "ElementDataFile = LOCAL\n";
 }
 
 // A torch.save archive holding {'w': tensor([1., 2.])}: the pickle opcodes torch.save writes.
@@ -43,7 +44,10 @@ std::string checkpoint_zip(const fs::path& tmp) {
   using namespace std::string_literals;  // the opcodes' arguments hold NUL bytes
   std::string pkl = "\x80\x02}X\x01\x00\x00\x00w"s;
   pkl += "ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage"s;
-  pkl += "ctorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x02tQ"s;
+  pkl +=
+      "ctorch\nFloatStorage\nX\x01\x00\x00\x00"
+      "0X\x03\x00\x00\x00"
+      "cpuK\x02tQ"s;
   pkl += "K\x00K\x02\x85K\x01\x85\x89"s;
   pkl += "ccollections\nOrderedDict\n)RtRs."s;
   const float w[2] = {1, 2};

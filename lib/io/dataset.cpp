@@ -42,7 +42,8 @@ using ByKey = std::map<std::string, std::vector<std::string>>;
 std::string names_of(const std::vector<std::string>& files) {
   std::string s;
   for (std::size_t i = 0; i < files.size(); ++i)
-    s += (i ? (i + 1 == files.size() ? " and " : ", ") : "") + fs::path(files[i]).filename().string();
+    s += (i ? (i + 1 == files.size() ? " and " : ", ") : "") +
+         fs::path(files[i]).filename().string();
   return s;
 }
 

@@ -39,15 +39,15 @@ std::string num(double v) {
 
 int datatype_bytes(int datatype) {
   switch (datatype) {
-    case 2:     // uint8
-    case 256:   // int8
+    case 2:    // uint8
+    case 256:  // int8
       return 1;
-    case 4:     // int16
-    case 512:   // uint16
+    case 4:    // int16
+    case 512:  // uint16
       return 2;
-    case 8:     // int32
-    case 16:    // float32
-    case 768:   // uint32
+    case 8:    // int32
+    case 16:   // float32
+    case 768:  // uint32
       return 4;
     case 64:    // float64
     case 1024:  // int64
@@ -144,16 +144,15 @@ void check_nifti_offset_and_scaling(const NiftiFields& f, const std::string& nam
                                     HeaderFacts& out) {
   const double min_offset = f.version == 1 ? 352 : 544;
   const double v = f.vox_offset;
-  if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > 1e12 ||
-      (!f.pair && v < min_offset)) {
+  if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > 1e12 || (!f.pair && v < min_offset)) {
     refuse(name, "vox_offset " + num(v) + " is invalid (a single-file NIfTI-" +
                      std::to_string(f.version) + " needs a whole number >= " + num(min_offset) +
                      ")");
   }
   out.data_offset = static_cast<std::int64_t>(v);
   if (!std::isfinite(f.scl_slope) || (f.scl_slope != 0 && !std::isfinite(f.scl_inter)))
-    refuse(name, "scl_slope/scl_inter " + num(f.scl_slope) + "/" + num(f.scl_inter) +
-                     " are not finite");
+    refuse(name,
+           "scl_slope/scl_inter " + num(f.scl_slope) + "/" + num(f.scl_inter) + " are not finite");
   out.scl_slope = f.scl_slope;
   out.scl_inter = f.scl_slope == 0 ? 0 : f.scl_inter;
 }
@@ -168,9 +167,10 @@ std::array<double, 9> quaternion_rotation(double b, double c, double d) {
   } else {
     a = std::sqrt(a);
   }
-  return {a * a + b * b - c * c - d * d, 2 * (b * c - a * d),         2 * (b * d + a * c),
-          2 * (b * c + a * d),         a * a + c * c - b * b - d * d, 2 * (c * d - a * b),
-          2 * (b * d - a * c),         2 * (c * d + a * b),         a * a + d * d - c * c - b * b};
+  return {
+      a * a + b * b - c * c - d * d, 2 * (b * c - a * d),           2 * (b * d + a * c),
+      2 * (b * c + a * d),           a * a + c * c - b * b - d * d, 2 * (c * d - a * b),
+      2 * (b * d - a * c),           2 * (c * d + a * b),           a * a + d * d - c * c - b * b};
 }
 
 double det3(const double m[3][4]) {

@@ -31,16 +31,16 @@ struct ReadLimits {
 enum class Encoding { kRaw, kGzip, kZlib, kOther };
 
 struct HeaderFacts {
-  std::string format;                   // "nifti1", "nifti2", "analyze", "nrrd", "metaimage"
-  std::vector<std::int64_t> size;       // file axes, fastest first (ITK order)
-  std::int64_t voxels = 0;              // product of size, overflow-checked
-  int element_bytes = 0;                // bytes per voxel
-  std::int64_t data_bytes = 0;          // voxels * element_bytes
-  std::string data_file;                // the file holding the voxels (the header's own or detached)
-  std::int64_t data_offset = 0;         // where they start in it; -1: at the end (NRRD, MetaImage)
-  Encoding encoding = Encoding::kRaw;   // of the data file from data_offset on
-  bool whole_file_gzip = false;         // .nii.gz: the offset counts decompressed bytes
-  std::vector<std::string> warnings;    // valid but unusual: recorded on the case
+  std::string format;                  // "nifti1", "nifti2", "analyze", "nrrd", "metaimage"
+  std::vector<std::int64_t> size;      // file axes, fastest first (ITK order)
+  std::int64_t voxels = 0;             // product of size, overflow-checked
+  int element_bytes = 0;               // bytes per voxel
+  std::int64_t data_bytes = 0;         // voxels * element_bytes
+  std::string data_file;               // the file holding the voxels (the header's own or detached)
+  std::int64_t data_offset = 0;        // where they start in it; -1: at the end (NRRD, MetaImage)
+  Encoding encoding = Encoding::kRaw;  // of the data file from data_offset on
+  bool whole_file_gzip = false;        // .nii.gz: the offset counts decompressed bytes
+  std::vector<std::string> warnings;   // valid but unusual: recorded on the case
   // The element type as a NIfTI datatype code (2 uint8, 4 int16, 16 float32, ... for every
   // format), and whether its bytes are in the other order than this machine's.
   int datatype = 0;

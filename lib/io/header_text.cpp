@@ -104,27 +104,46 @@ std::string data_file_in(const std::string& dir, const std::string& file, const 
 
 // NIfTI datatype code of a NRRD type name, 0 when unknown.
 int nrrd_datatype(const std::string& t) {
-  static const std::map<std::string, int> kTypes = {
-      {"signed char", 256},      {"int8", 256},
-      {"int8_t", 256},           {"uchar", 2},
-      {"unsigned char", 2},      {"uint8", 2},
-      {"uint8_t", 2},            {"short", 4},
-      {"short int", 4},          {"signed short", 4},
-      {"signed short int", 4},   {"int16", 4},
-      {"int16_t", 4},            {"ushort", 512},
-      {"unsigned short", 512},   {"unsigned short int", 512},
-      {"uint16", 512},           {"uint16_t", 512},
-      {"int", 8},                {"signed int", 8},
-      {"int32", 8},              {"int32_t", 8},
-      {"uint", 768},             {"unsigned int", 768},
-      {"uint32", 768},           {"uint32_t", 768},
-      {"longlong", 1024},        {"long long", 1024},
-      {"long long int", 1024},   {"signed long long", 1024},
-      {"signed long long int", 1024}, {"int64", 1024},
-      {"int64_t", 1024},         {"ulonglong", 1280},
-      {"unsigned long long", 1280}, {"unsigned long long int", 1280},
-      {"uint64", 1280},          {"uint64_t", 1280},
-      {"float", 16},             {"double", 64}};
+  static const std::map<std::string, int> kTypes = {{"signed char", 256},
+                                                    {"int8", 256},
+                                                    {"int8_t", 256},
+                                                    {"uchar", 2},
+                                                    {"unsigned char", 2},
+                                                    {"uint8", 2},
+                                                    {"uint8_t", 2},
+                                                    {"short", 4},
+                                                    {"short int", 4},
+                                                    {"signed short", 4},
+                                                    {"signed short int", 4},
+                                                    {"int16", 4},
+                                                    {"int16_t", 4},
+                                                    {"ushort", 512},
+                                                    {"unsigned short", 512},
+                                                    {"unsigned short int", 512},
+                                                    {"uint16", 512},
+                                                    {"uint16_t", 512},
+                                                    {"int", 8},
+                                                    {"signed int", 8},
+                                                    {"int32", 8},
+                                                    {"int32_t", 8},
+                                                    {"uint", 768},
+                                                    {"unsigned int", 768},
+                                                    {"uint32", 768},
+                                                    {"uint32_t", 768},
+                                                    {"longlong", 1024},
+                                                    {"long long", 1024},
+                                                    {"long long int", 1024},
+                                                    {"signed long long", 1024},
+                                                    {"signed long long int", 1024},
+                                                    {"int64", 1024},
+                                                    {"int64_t", 1024},
+                                                    {"ulonglong", 1280},
+                                                    {"unsigned long long", 1280},
+                                                    {"unsigned long long int", 1280},
+                                                    {"uint64", 1280},
+                                                    {"uint64_t", 1280},
+                                                    {"float", 16},
+                                                    {"double", 64}};
   auto it = kTypes.find(t);
   return it == kTypes.end() ? 0 : it->second;
 }
@@ -155,8 +174,8 @@ void check_orientation(const std::vector<double>& m, std::size_t axes, const std
   for (std::size_t a = 0; a < std::min<std::size_t>(axes, 3); ++a) {
     double n2 = 0;
     for (std::size_t r = 0; r < 3 && a * 3 + r < m.size(); ++r) {
-      if (std::isnan(m[a * 3 + r])) refuse(name, field + " has no direction for spatial axis " +
-                                                     std::to_string(a));
+      if (std::isnan(m[a * 3 + r]))
+        refuse(name, field + " has no direction for spatial axis " + std::to_string(a));
       n2 += m[a * 3 + r] * m[a * 3 + r];
     }
     if (!(n2 > 0)) refuse(name, field + " has a zero vector for axis " + std::to_string(a));
@@ -265,9 +284,10 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
     refuse(name, "DimSize has " + std::to_string(s.size()) + " numbers for NDims " +
                      std::to_string(n[0]));
   set_sizes(out, s, name, "DimSize");
-  static const std::map<std::string, int> kTypes = {  // as NIfTI datatype codes
-      {"met_char", 256}, {"met_uchar", 2},  {"met_short", 4},          {"met_ushort", 512},
-      {"met_int", 8},    {"met_uint", 768}, {"met_long", 8},           {"met_ulong", 768},
+  static const std::map<std::string, int> kTypes = {
+      // as NIfTI datatype codes
+      {"met_char", 256},       {"met_uchar", 2},         {"met_short", 4},  {"met_ushort", 512},
+      {"met_int", 8},          {"met_uint", 768},        {"met_long", 8},   {"met_ulong", 768},
       {"met_long_long", 1024}, {"met_ulong_long", 1280}, {"met_float", 16}, {"met_double", 64}};
   auto t = kTypes.find(lower(*et));
   if (t == kTypes.end()) refuse(name, "ElementType " + *et + " is not a scalar type that is read");
@@ -281,8 +301,8 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
     const auto v = integers(*c, name, "ElementNumberOfChannels");
     if (v.size() != 1 || v[0] < 1) refuse(name, "ElementNumberOfChannels must be >= 1");
     if (v[0] != 1)
-      refuse(name, "has " + std::to_string(v[0]) +
-                       " components per voxel; a scalar volume is expected");
+      refuse(name,
+             "has " + std::to_string(v[0]) + " components per voxel; a scalar volume is expected");
     channels = v[0];
   }
   out.element_bytes = datatype_bytes(t->second) * static_cast<int>(channels);

@@ -123,7 +123,8 @@ std::int64_t inflated_bytes(const std::string& path, std::int64_t offset, std::i
 
 void apply_limits(const HeaderFacts& h, const ReadLimits& limits, const std::string& path) {
   std::string dims;
-  for (std::size_t i = 0; i < h.size.size(); ++i) dims += (i ? "x" : "") + std::to_string(h.size[i]);
+  for (std::size_t i = 0; i < h.size.size(); ++i)
+    dims += (i ? "x" : "") + std::to_string(h.size[i]);
   if (limits.max_voxels > 0 && h.voxels > limits.max_voxels)
     refuse(path, "the header claims " + std::to_string(h.voxels) + " voxels (" + dims +
                      "), over the limit max_voxels=" + std::to_string(limits.max_voxels));
@@ -149,8 +150,8 @@ void check_data_present(const HeaderFacts& h, const std::string& path) {
                        std::to_string(h.voxels) + " voxels the header claims");
   } else {
     std::string problem;
-    const std::int64_t got =
-        inflated_bytes(h.data_file, std::max<std::int64_t>(0, h.data_offset), h.data_bytes, problem);
+    const std::int64_t got = inflated_bytes(h.data_file, std::max<std::int64_t>(0, h.data_offset),
+                                            h.data_bytes, problem);
     if (got < h.data_bytes)
       refuse(path, "is truncated: " + std::to_string(got) + " of " + std::to_string(h.data_bytes) +
                        " data bytes present" + where + " (" + problem + ")");
@@ -161,7 +162,8 @@ HeaderFacts check_text_format(const std::string& path, bool nrrd) {
   std::size_t length = 0;
   const std::string text = text_header(path, nrrd, length);
   const std::string dir = fs::path(path).parent_path().string();
-  HeaderFacts h = nrrd ? parse_nrrd_header(text, path, dir) : parse_metaimage_header(text, path, dir);
+  HeaderFacts h =
+      nrrd ? parse_nrrd_header(text, path, dir) : parse_metaimage_header(text, path, dir);
   if (h.data_file.empty()) {  // attached: the data follows the header
     h.data_file = path;
     h.data_offset = h.data_offset < 0 ? -1 : static_cast<std::int64_t>(length) + h.data_offset;

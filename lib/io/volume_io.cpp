@@ -194,16 +194,26 @@ VolumeInfo itk_info(const std::string& path) {
 
 const char* nifti_type_name(int datatype) {
   switch (datatype) {
-    case 2: return "unsigned_char";
-    case 4: return "short";
-    case 8: return "int";
-    case 16: return "float";
-    case 64: return "double";
-    case 256: return "char";
-    case 512: return "unsigned_short";
-    case 768: return "unsigned_int";
-    case 1024: return "long_long";
-    default: return "unsigned_long_long";
+    case 2:
+      return "unsigned_char";
+    case 4:
+      return "short";
+    case 8:
+      return "int";
+    case 16:
+      return "float";
+    case 64:
+      return "double";
+    case 256:
+      return "char";
+    case 512:
+      return "unsigned_short";
+    case 768:
+      return "unsigned_int";
+    case 1024:
+      return "long_long";
+    default:
+      return "unsigned_long_long";
   }
 }
 
@@ -313,7 +323,8 @@ Volume read_image(const std::string& path, const ReadLimits& limits) {
     info = itk_info(path);
     check_scalar_3d(path, info);
   }
-  Volume v = h.binary ? read_binary(path, h, std::move(info)) : itk_read(path, std::move(info), true);
+  Volume v =
+      h.binary ? read_binary(path, h, std::move(info)) : itk_read(path, std::move(info), true);
   v.warnings = h.warnings;
   return v;
 }

@@ -1,14 +1,15 @@
+#include "io/voxel_data.hpp"
+
 #include <zlib.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "io/header.hpp"
-#include "io/voxel_data.hpp"
 
 namespace spineparse::io {
 
@@ -29,7 +30,8 @@ std::size_t count_non_finite(const unsigned char* buf, std::size_t n, int dataty
   const std::size_t elem = datatype == 16 ? 4 : datatype == 64 ? 8 : 1;
   const std::size_t whole = n - n % elem;
   if (datatype == 16) {
-    for (std::size_t i = 0; i < whole; i += 4) non_finite += !std::isfinite(get<float>(buf + i, swap));
+    for (std::size_t i = 0; i < whole; i += 4)
+      non_finite += !std::isfinite(get<float>(buf + i, swap));
   } else if (datatype == 64) {
     for (std::size_t i = 0; i < whole; i += 8)
       non_finite += !std::isfinite(get<double>(buf + i, swap));
@@ -58,7 +60,8 @@ class DataSource {
       if (!gz_) return "cannot open " + h_.data_file;
       gzbuffer(gz_, 1 << 17);
       if (h_.data_offset > 0 && gzseek(gz_, h_.data_offset, SEEK_SET) != h_.data_offset)
-        return "data starts past the end of the file (offset " + std::to_string(h_.data_offset) + ")";
+        return "data starts past the end of the file (offset " + std::to_string(h_.data_offset) +
+               ")";
       return "";
     }
     file_ = std::fopen(h_.data_file.c_str(), "rb");
@@ -129,7 +132,8 @@ class DataSource {
   std::string gz_problem() {
     int err = Z_OK;
     const char* msg = gzerror(gz_, &err);
-    if (err == Z_OK || err == Z_BUF_ERROR) return err == Z_BUF_ERROR ? "compressed stream ends early" : "";
+    if (err == Z_OK || err == Z_BUF_ERROR)
+      return err == Z_BUF_ERROR ? "compressed stream ends early" : "";
     std::string m = msg ? msg : "compressed stream error";
     const std::string prefix = h_.data_file + ": ";
     return m.compare(0, prefix.size(), prefix) == 0 ? m.substr(prefix.size()) : m;
@@ -159,8 +163,8 @@ NiftiScan scan_nifti(const std::string& path, const HeaderFacts& h,
   std::int64_t found = 0;
   std::size_t carry = 0;  // bytes of a partial element carried between reads
   while (found < h.data_bytes) {
-    const auto want = std::min<std::int64_t>(static_cast<std::int64_t>(buf.size() - carry),
-                                             h.data_bytes - found);
+    const auto want =
+        std::min<std::int64_t>(static_cast<std::int64_t>(buf.size() - carry), h.data_bytes - found);
     const long n = src.read(buf.data() + carry, static_cast<std::size_t>(want));
     if (n <= 0) break;
     if (keep) keep->insert(keep->end(), buf.data() + carry, buf.data() + carry + n);
@@ -216,17 +220,28 @@ void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, s
 void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std::int64_t H,
                   std::int64_t W, std::int64_t D) {
   switch (h.datatype) {
-    case 2: return decode_to_dhw<std::uint8_t>(p, h, out, H, W, D);
-    case 4: return decode_to_dhw<std::int16_t>(p, h, out, H, W, D);
-    case 8: return decode_to_dhw<std::int32_t>(p, h, out, H, W, D);
-    case 16: return decode_to_dhw<float>(p, h, out, H, W, D);
-    case 64: return decode_to_dhw<double>(p, h, out, H, W, D);
-    case 256: return decode_to_dhw<std::int8_t>(p, h, out, H, W, D);
-    case 512: return decode_to_dhw<std::uint16_t>(p, h, out, H, W, D);
-    case 768: return decode_to_dhw<std::uint32_t>(p, h, out, H, W, D);
-    case 1024: return decode_to_dhw<std::int64_t>(p, h, out, H, W, D);
-    case 1280: return decode_to_dhw<std::uint64_t>(p, h, out, H, W, D);
-    default: throw std::logic_error("decode_nifti: datatype not checked");
+    case 2:
+      return decode_to_dhw<std::uint8_t>(p, h, out, H, W, D);
+    case 4:
+      return decode_to_dhw<std::int16_t>(p, h, out, H, W, D);
+    case 8:
+      return decode_to_dhw<std::int32_t>(p, h, out, H, W, D);
+    case 16:
+      return decode_to_dhw<float>(p, h, out, H, W, D);
+    case 64:
+      return decode_to_dhw<double>(p, h, out, H, W, D);
+    case 256:
+      return decode_to_dhw<std::int8_t>(p, h, out, H, W, D);
+    case 512:
+      return decode_to_dhw<std::uint16_t>(p, h, out, H, W, D);
+    case 768:
+      return decode_to_dhw<std::uint32_t>(p, h, out, H, W, D);
+    case 1024:
+      return decode_to_dhw<std::int64_t>(p, h, out, H, W, D);
+    case 1280:
+      return decode_to_dhw<std::uint64_t>(p, h, out, H, W, D);
+    default:
+      throw std::logic_error("decode_nifti: datatype not checked");
   }
 }
 

@@ -164,12 +164,14 @@ class Unpickler {
           if (n > 8) throw std::runtime_error(path_ + ": pickle integer wider than 64 bits");
           const std::string b = str(static_cast<std::size_t>(n));  // bounds-checked
           std::uint64_t u = 0;
-          for (int i = 0; i < n; ++i) u |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
-          if (n > 0 && n < 8 && (b[n - 1] & 0x80)) u -= std::uint64_t{1} << (8 * n);  // two's complement
+          for (int i = 0; i < n; ++i)
+            u |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+          if (n > 0 && n < 8 && (b[n - 1] & 0x80))
+            u -= std::uint64_t{1} << (8 * n);  // two's complement
           push(make(static_cast<std::int64_t>(u)));
           break;
         }
-        case 'G': {  // BINFLOAT, big-endian double
+        case 'G': {                        // BINFLOAT, big-endian double
           const std::string raw = str(8);  // bounds-checked
           std::uint64_t b = 0;
           for (int i = 0; i < 8; ++i) b = (b << 8) | static_cast<unsigned char>(raw[i]);
@@ -345,7 +347,7 @@ class Unpickler {
                                std::to_string(s.numel) + " elements (truncated or corrupt)");
     const std::int64_t want = s.numel * elem;
     auto t = torch::empty({s.numel}, torch::TensorOptions().dtype(s.dtype));
-    std::memcpy(t.data_ptr(), bytes.data(), static_cast<std::size_t>(want));
+    if (want > 0) std::memcpy(t.data_ptr(), bytes.data(), static_cast<std::size_t>(want));
     storages_[s.key] = t;
     return t;
   }
@@ -435,8 +437,9 @@ Checkpoint read_checkpoint(const std::string& path) {
   try {
     return read_checkpoint_unchecked(path);
   } catch (const std::bad_variant_access&) {
-    throw std::runtime_error(path + ": malformed pickle (a value of an unexpected type where "
-                                    "torch.save writes a string, number, tuple or dict)");
+    throw std::runtime_error(path +
+                             ": malformed pickle (a value of an unexpected type where "
+                             "torch.save writes a string, number, tuple or dict)");
   }
 }
 

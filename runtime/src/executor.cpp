@@ -188,7 +188,8 @@ std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
       auto o = open.stages[s]->outputs_for(seeds[i], open.contexts[s]);
       outs.insert(outs.end(), o.begin(), o.end());
     }
-    // Each output is verified (readable, complete), not merely found: a damaged one reruns the case.
+    // Each output is verified (readable, complete), not merely found: a damaged one reruns the
+    // case.
     bool complete = !outs.empty();
     for (const auto& o : outs) {
       if (!complete) break;
@@ -437,15 +438,16 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   const std::vector<bool> skip = list_cases(graph, registry, open, options, seeds, report);
   CaseStream(graph, open, options, report, running_calls).run(seeds, skip);
   each_stage(
-      graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); },
-      report.run_errors);
+      graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); }, report.run_errors);
   for (const auto& oc : report.cases) {
     if (oc.status == "ok") ++report.ok;
     if (oc.status == "failed") ++report.failed;
   }
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
-                    run_record(graph, registry, options, report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+                    run_record(graph, registry, options, report)
+                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                        "\n");
   each_stage(
       graph, open, "after the run",
       [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); },

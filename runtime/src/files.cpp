@@ -6,14 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
-#include <regex>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 

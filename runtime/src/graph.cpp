@@ -96,7 +96,8 @@ class Validator {
     auto bad_type = [&] {
       issue("bad_param_type", ptr,
             "node '" + node_id + "': parameter '" + spec.name + "' must be " +
-                param_type_name(spec.type) + ", got " + json_type(v) + " " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                param_type_name(spec.type) + ", got " + json_type(v) + " " +
+                v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return std::nullopt;
     };
     ParamValue out;
@@ -219,7 +220,8 @@ class Validator {
       const json& m = root["max_in_flight"];
       if (!m.is_number_integer() || m.get<int>() < 1) {
         issue("bad_value", "/max_in_flight",
-              "max_in_flight must be a positive integer, got " + m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+              "max_in_flight must be a positive integer, got " +
+                  m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       } else {
         g.max_in_flight = m.get<int>();
       }
@@ -279,8 +281,10 @@ class Validator {
     } else if (!root["schema_version"].is_number_integer() ||
                root["schema_version"].get<int>() != kSchemaVersion) {
       issue("bad_schema_version", "/schema_version",
-            "schema_version " + root["schema_version"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is not supported (expected " +
-                std::to_string(kSchemaVersion) + ")");
+            "schema_version " +
+                root["schema_version"].dump(-1, ' ', false,
+                                            nlohmann::json::error_handler_t::replace) +
+                " is not supported (expected " + std::to_string(kSchemaVersion) + ")");
     }
     return true;
   }

@@ -83,11 +83,11 @@ void nrrd(const fs::path& dir, const std::string& id, const std::map<std::string
 
 std::string mha_header(const std::map<std::string, std::string>& change) {
   std::vector<std::pair<std::string, std::string>> f = {
-      {"ObjectType", "Image"},      {"NDims", "3"},
-      {"BinaryData", "True"},       {"BinaryDataByteOrderMSB", "False"},
-      {"CompressedData", "False"},  {"TransformMatrix", "1 0 0 0 1 0 0 0 1"},
-      {"Offset", "10 -20 5"},       {"ElementSpacing", "0.5 0.75 4"},
-      {"DimSize", "12 10 6"},       {"ElementType", "MET_FLOAT"},
+      {"ObjectType", "Image"},     {"NDims", "3"},
+      {"BinaryData", "True"},      {"BinaryDataByteOrderMSB", "False"},
+      {"CompressedData", "False"}, {"TransformMatrix", "1 0 0 0 1 0 0 0 1"},
+      {"Offset", "10 -20 5"},      {"ElementSpacing", "0.5 0.75 4"},
+      {"DimSize", "12 10 6"},      {"ElementType", "MET_FLOAT"},
       {"ElementDataFile", "LOCAL"}};
   std::string out;
   for (auto& [k, v] : f) {
@@ -155,8 +155,7 @@ std::vector<CorpusKind> nifti1_kinds() {
       k("n1_claims_32767_cubed", "failed", "over the limit max_voxels",
         both(set<std::int16_t>(kDim + 2, 32767),
              both(set<std::int16_t>(kDim + 4, 32767), set<std::int16_t>(kDim + 6, 32767)))),
-      k("n1_claims_more_than_file", "failed", "truncated",
-        set<std::int16_t>(kDim + 6, 200)),
+      k("n1_claims_more_than_file", "failed", "truncated", set<std::int16_t>(kDim + 6, 200)),
       k("n1_datatype_unknown", "failed", "datatype 3", set<std::int16_t>(kDatatype, 3)),
       k("n1_datatype_rgb", "failed", "datatype 128",
         both(set<std::int16_t>(kDatatype, 128), set<std::int16_t>(kBitpix, 24))),
@@ -171,7 +170,8 @@ std::vector<CorpusKind> nifti1_kinds() {
       k("n1_pixdim_nan", "failed", "pixdim[2] is nan", set<float>(kPixdim + 8, NAN)),
       k("n1_pixdim_inf", "failed", "pixdim[3] is inf", set<float>(kPixdim + 12, INFINITY)),
       k("n1_pixdim_negative", "warning", "pixdim[1] is negative", set<float>(kPixdim + 4, -0.5f)),
-      k("n1_quaternion_nan", "failed", "qform", both(set<float>(kQuat, NAN), set<std::int16_t>(kScode, 0))),
+      k("n1_quaternion_nan", "failed", "qform",
+        both(set<float>(kQuat, NAN), set<std::int16_t>(kScode, 0))),
       k("n1_qoffset_inf", "failed", "qform", set<float>(kQoff, INFINITY)),
       k("n1_quaternion_too_long", "failed", "longer than 1", set<float>(kQuat + 4, 2.0f)),
       k("n1_sform_nan", "failed", "sform",
@@ -186,7 +186,8 @@ std::vector<CorpusKind> nifti1_kinds() {
       k("n1_slope_nan", "failed", "scl_slope", set<float>(kSlope, NAN)),
       k("n1_slope_scaled", "ok", "", both(set<float>(kSlope, 2.0f), set<float>(kInter, -3.0f))),
       k("n1_slope_zero", "ok", "", set<float>(kSlope, 0)),
-      k("n1_inter_inf", "failed", "scl_inter", both(set<float>(kSlope, 2.0f), set<float>(kInter, INFINITY))),
+      k("n1_inter_inf", "failed", "scl_inter",
+        both(set<float>(kSlope, 2.0f), set<float>(kInter, INFINITY))),
   };
 }
 
@@ -199,48 +200,64 @@ std::vector<CorpusKind> data_and_gzip_kinds() {
   };
   const std::size_t data0 = 352;
   return {
-      bytes("data_nan", "failed", "non-finite voxels", ".nii.gz",
-            [=](std::string& b) { std::memcpy(&b[data0 + 40], "\x00\x00\xc0\x7f", 4); }, false),
-      bytes("data_inf", "failed", "non-finite voxels", ".nii",
-            [=](std::string& b) { std::memcpy(&b[data0 + 80], "\x00\x00\x80\x7f", 4); }, false),
-      bytes("truncated_raw_half", "failed", "truncated", ".nii",
-            [](std::string& b) { b.resize(352 + (b.size() - 352) / 2); }, false),
-      bytes("header_only_raw", "failed", "truncated: 0 of 2880", ".nii",
-            [](std::string& b) { b.resize(352); }, false),
-      bytes("shorter_than_header", "failed", "shorter than a NIfTI header", ".nii",
-            [](std::string& b) { b.resize(100); }, false),
-      bytes("empty_file", "failed", "is empty (0 bytes)", ".nii.gz",
-            [](std::string& b) { b.clear(); }, false),
-      bytes("random_bytes", "failed", "not a NIfTI, NRRD or MetaImage", ".nii.gz",
-            [](std::string& b) {
-              for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 7919) >> 3);
-            },
-            false),
-      bytes("constant_volume", "failed", "every voxel is",  ".nii.gz",
-            [](std::string& b) { std::fill(b.begin() + 352, b.end(), '\0'); }, false),
-      bytes("gz_truncated", "failed", "truncated", ".nii.gz",
-            [](std::string& b) { b.resize(b.size() * 6 / 10); }, true),
-      bytes("gz_corrupt_middle", "failed", "corrupt", ".nii.gz",
-            [](std::string& b) {
-              for (std::size_t i = b.size() / 2; i < b.size() / 2 + 16; ++i) b[i] = '\x55';
-            },
-            true),
-      bytes("gz_bad_crc", "failed", "corrupt", ".nii.gz",
-            [](std::string& b) { b[b.size() - 6] = static_cast<char>(b[b.size() - 6] ^ 0x5a); },
-            true),
-      bytes("gz_header_only", "failed", "truncated", ".nii.gz",
-            [](std::string& b) { b = gzip(nifti1_header(H, W, D).str()); }, true),
-      bytes("gz_twice", "failed", "compressed twice", ".nii.gz",
-            [](std::string& b) { b = gzip(b); }, true),
-      bytes("gz_two_members", "ok", "", ".nii.gz",
-            [](std::string& b) {
-              std::string plain = nifti1_header(H, W, D).str() + voxel_bytes(H, W, D, true);
-              b = gzip(plain.substr(0, 1000)) + gzip(plain.substr(1000));
-            },
-            true),
-      bytes("raw_named_gz", "ok", "", ".nii.gz", [](std::string&) {}, false),
-      bytes("trailing_bytes_after_data", "ok", "", ".nii",
-            [](std::string& b) { b += std::string(100, '\x01'); }, false),
+      bytes(
+          "data_nan", "failed", "non-finite voxels", ".nii.gz",
+          [=](std::string& b) { std::memcpy(&b[data0 + 40], "\x00\x00\xc0\x7f", 4); }, false),
+      bytes(
+          "data_inf", "failed", "non-finite voxels", ".nii",
+          [=](std::string& b) { std::memcpy(&b[data0 + 80], "\x00\x00\x80\x7f", 4); }, false),
+      bytes(
+          "truncated_raw_half", "failed", "truncated", ".nii",
+          [](std::string& b) { b.resize(352 + (b.size() - 352) / 2); }, false),
+      bytes(
+          "header_only_raw", "failed", "truncated: 0 of 2880", ".nii",
+          [](std::string& b) { b.resize(352); }, false),
+      bytes(
+          "shorter_than_header", "failed", "shorter than a NIfTI header", ".nii",
+          [](std::string& b) { b.resize(100); }, false),
+      bytes(
+          "empty_file", "failed", "is empty (0 bytes)", ".nii.gz",
+          [](std::string& b) { b.clear(); }, false),
+      bytes(
+          "random_bytes", "failed", "not a NIfTI, NRRD or MetaImage", ".nii.gz",
+          [](std::string& b) {
+            for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 7919) >> 3);
+          },
+          false),
+      bytes(
+          "constant_volume", "failed", "every voxel is", ".nii.gz",
+          [](std::string& b) { std::fill(b.begin() + 352, b.end(), '\0'); }, false),
+      bytes(
+          "gz_truncated", "failed", "truncated", ".nii.gz",
+          [](std::string& b) { b.resize(b.size() * 6 / 10); }, true),
+      bytes(
+          "gz_corrupt_middle", "failed", "corrupt", ".nii.gz",
+          [](std::string& b) {
+            for (std::size_t i = b.size() / 2; i < b.size() / 2 + 16; ++i) b[i] = '\x55';
+          },
+          true),
+      bytes(
+          "gz_bad_crc", "failed", "corrupt", ".nii.gz",
+          [](std::string& b) { b[b.size() - 6] = static_cast<char>(b[b.size() - 6] ^ 0x5a); },
+          true),
+      bytes(
+          "gz_header_only", "failed", "truncated", ".nii.gz",
+          [](std::string& b) { b = gzip(nifti1_header(H, W, D).str()); }, true),
+      bytes(
+          "gz_twice", "failed", "compressed twice", ".nii.gz", [](std::string& b) { b = gzip(b); },
+          true),
+      bytes(
+          "gz_two_members", "ok", "", ".nii.gz",
+          [](std::string& b) {
+            std::string plain = nifti1_header(H, W, D).str() + voxel_bytes(H, W, D, true);
+            b = gzip(plain.substr(0, 1000)) + gzip(plain.substr(1000));
+          },
+          true),
+      bytes(
+          "raw_named_gz", "ok", "", ".nii.gz", [](std::string&) {}, false),
+      bytes(
+          "trailing_bytes_after_data", "ok", "", ".nii",
+          [](std::string& b) { b += std::string(100, '\x01'); }, false),
   };
 }
 
@@ -254,7 +271,8 @@ std::vector<CorpusKind> nifti2_kinds() {
       k("n2_good", "ok", "", nullptr),
       k("n2_good_raw", "ok", "", nullptr, true),
       k("n2_big_endian", "ok", "", nullptr, false, true),
-      k("n2_bad_magic", "failed", "NIfTI-2 magic", [](Bytes& h) { h.text(4, "n+2\0\n\n\032\n", 8); }),
+      k("n2_bad_magic", "failed", "NIfTI-2 magic",
+        [](Bytes& h) { h.text(4, "n+2\0\n\n\032\n", 8); }),
       k("n2_dims_overflow", "failed", "overflow",
         [](Bytes& h) {
           for (int i = 1; i <= 3; ++i) h.set<std::int64_t>(16 + 8 * i, std::int64_t{1} << 40);
@@ -289,11 +307,14 @@ std::vector<CorpusKind> nrrd_and_meta_kinds() {
       n("nrrd_type_block", "failed", "type \"block\"", {{"type", "block"}}),
       n("nrrd_sizes_short", "failed", "sizes has 2 numbers", {{"sizes", "12 10"}}),
       n("nrrd_size_negative", "failed", "every size must be >= 1", {{"sizes", "12 -10 6"}}),
-      n("nrrd_direction_nan", "failed", "space directions", {{"space directions", "(nan,0,0) (0,0.75,0) (0,0,4)"}}),
+      n("nrrd_direction_nan", "failed", "space directions",
+        {{"space directions", "(nan,0,0) (0,0.75,0) (0,0,4)"}}),
       n("nrrd_encoding_bzip2", "failed", "encoding \"bzip2\"", {{"encoding", "bzip2"}}),
       n("nrrd_no_sizes", "failed", "needs dimension, type, sizes", {{"sizes", ""}}),
-      n("nrrd_4d", "failed", "4-D", {{"dimension", "4"}, {"sizes", "12 10 3 2"},
-                                       {"space directions", "(0.5,0,0) (0,0.75,0) (0,0,4) none"}}),
+      n("nrrd_4d", "failed", "4-D",
+        {{"dimension", "4"},
+         {"sizes", "12 10 3 2"},
+         {"space directions", "(0.5,0,0) (0,0.75,0) (0,0,4) none"}}),
       CorpusKind{"nhdr_detached", "ok", "",
                  [](const fs::path& d, const std::string& id) {
                    write_bytes(file(d, id + ".raw"), voxel_bytes(H, W, D, true));
@@ -305,18 +326,21 @@ std::vector<CorpusKind> nrrd_and_meta_kinds() {
         {{"DimSize", "2000 2000 1000"}}, 0.0),
       m("mha_truncated", "failed", "truncated", {}, 0.5),
       m("mha_compressed_truncated", "failed", "truncated", {{"CompressedData", "True"}}, 0.5),
-      m("mha_element_type_bad", "failed", "ElementType MET_STRING", {{"ElementType", "MET_STRING"}}),
+      m("mha_element_type_bad", "failed", "ElementType MET_STRING",
+        {{"ElementType", "MET_STRING"}}),
       m("mha_dimsize_short", "failed", "DimSize has 2 numbers", {{"DimSize", "12 10"}}),
       m("mha_spacing_zero", "failed", "must be positive", {{"ElementSpacing", "0.5 0 4"}}),
       m("mha_three_channels", "failed", "3 components", {{"ElementNumberOfChannels", "3"}}),
-      m("mha_matrix_nan", "failed", "transformmatrix has no direction", {{"TransformMatrix", "nan 0 0 0 1 0 0 0 1"}}),
+      m("mha_matrix_nan", "failed", "transformmatrix has no direction",
+        {{"TransformMatrix", "nan 0 0 0 1 0 0 0 1"}}),
       m("mhd_data_file_etc_passwd", "failed", "outside the header's folder",
         {{"ElementDataFile", "/etc/passwd"}}),
-      CorpusKind{"mhd_detached", "ok", "",
-                 [](const fs::path& d, const std::string& id) {
-                   write_bytes(file(d, id + ".raw"), voxel_bytes(H, W, D, true));
-                   write_bytes(file(d, id + ".mhd"), mha_header({{"ElementDataFile", id + ".raw"}}));
-                 }},
+      CorpusKind{
+          "mhd_detached", "ok", "",
+          [](const fs::path& d, const std::string& id) {
+            write_bytes(file(d, id + ".raw"), voxel_bytes(H, W, D, true));
+            write_bytes(file(d, id + ".mhd"), mha_header({{"ElementDataFile", id + ".raw"}}));
+          }},
   };
 }
 
@@ -338,8 +362,8 @@ std::vector<CorpusKind> mask_kinds() {
   };
   return {
       with_mask("withmask_good", "ok", "", nullptr),
-      with_mask("withmask_truncated", "failed", "mask_withmask_truncated.nii.gz is truncated", nullptr,
-                [](std::string& b) { b.resize(b.size() / 2); }),
+      with_mask("withmask_truncated", "failed", "mask_withmask_truncated.nii.gz is truncated",
+                nullptr, [](std::string& b) { b.resize(b.size() / 2); }),
       with_mask("withmask_label_40", "failed", "is not a label", nullptr,
                 [](std::string& b) { b[352 + 10] = 40; }),
       with_mask("withmask_other_spacing", "failed", "does not share the geometry",
@@ -358,9 +382,12 @@ std::vector<CorpusKind> name_and_link_kinds() {
     return CorpusKind{name, expect, msg, make};
   };
   return {
-      k("x{id}braces", "ok", "", [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
-      k("name with spaces", "ok", "", [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
-      k("Fall_\xc3\xbc", "ok", "", [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
+      k("x{id}braces", "ok", "",
+        [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
+      k("name with spaces", "ok", "",
+        [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
+      k("Fall_\xc3\xbc", "ok", "",
+        [](const fs::path& d, const std::string& id) { write_good_case(d, id); }),
       k("dup_id", "failed", "is ambiguous",
         [](const fs::path& d, const std::string& id) {
           write_good_case(d, id);
@@ -381,7 +408,9 @@ std::vector<CorpusKind> name_and_link_kinds() {
           fs::create_symlink(d / "elsewhere" / (id + ".nii.gz"), d / (id + ".nii.gz"));
         }),
       k("directory_named_volume", "failed", "is a directory",
-        [](const fs::path& d, const std::string& id) { fs::create_directories(d / (id + ".nii.gz")); }),
+        [](const fs::path& d, const std::string& id) {
+          fs::create_directories(d / (id + ".nii.gz"));
+        }),
       k("fifo_named_volume", "failed", "not a regular file",
         [](const fs::path& d, const std::string& id) {
           ::mkfifo((d / (id + ".nii.gz")).c_str(), 0644);
@@ -389,7 +418,9 @@ std::vector<CorpusKind> name_and_link_kinds() {
       k("hidden_file", "absent", "",
         [](const fs::path& d, const std::string& id) { write_good_case(d, "." + id); }),
       k("not_a_volume_name", "absent", "",
-        [](const fs::path& d, const std::string& id) { write_bytes(file(d, id + ".txt"), "hello"); }),
+        [](const fs::path& d, const std::string& id) {
+          write_bytes(file(d, id + ".txt"), "hello");
+        }),
   };
 }
 

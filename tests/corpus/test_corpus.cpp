@@ -96,10 +96,10 @@ TEST(Corpus, EveryBadFileFailsAloneAndEveryGoodOneIsWrittenWithItsGeometry) {
   spineparse::write_file_atomic((d / "graph.json").string(), kGraph);
 
   const std::string log = (d / "log.txt").string();
-  const Child c = run_child({SPINEPARSE_CLI, "run", (d / "graph.json").string(),
-                             "--input", in.string(), "--output", out.string(), "--threads", "2",
-                             "--progress", "none"},
-                            log, 300);
+  const Child c =
+      run_child({SPINEPARSE_CLI, "run", (d / "graph.json").string(), "--input", in.string(),
+                 "--output", out.string(), "--threads", "2", "--progress", "none"},
+                log, 300);
   const std::string output = spineparse::read_file(log);
   ASSERT_FALSE(c.timed_out) << output;
   EXPECT_EQ(c.code, 1) << output;  // some cases failed, the run completed

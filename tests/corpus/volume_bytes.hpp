@@ -58,8 +58,14 @@ inline Bytes nifti1_header(int H, int W, int D, bool as_float = true, bool big_e
   h.big_endian = big_endian;
   h.b.assign(352, 0);
   h.set<std::int32_t>(0, 348);
-  const std::int16_t dim[8] = {3, static_cast<std::int16_t>(H), static_cast<std::int16_t>(W),
-                               static_cast<std::int16_t>(D), 1, 1, 1, 1};
+  const std::int16_t dim[8] = {3,
+                               static_cast<std::int16_t>(H),
+                               static_cast<std::int16_t>(W),
+                               static_cast<std::int16_t>(D),
+                               1,
+                               1,
+                               1,
+                               1};
   for (int i = 0; i < 8; ++i) h.set<std::int16_t>(40 + 2 * i, dim[i]);
   h.set<std::int16_t>(70, as_float ? 16 : 4);
   h.set<std::int16_t>(72, as_float ? 32 : 16);

@@ -380,7 +380,9 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                   {"args", {{"MB", mb}}}});
   }
   write_file_atomic((fs::path(a.output) / "trace.json").string(),
-                    json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+                    json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}})
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                        "\n");
 }
 
 void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const json& j) {
@@ -510,7 +512,8 @@ void run_bench(const BenchArgs& a) {
   j["peak_in_flight"] = peak_inflight;
   j["peak_rss_mb"] = rss;  // the process's peak, warm-up included
   j["memory"] = memory_summary(rss_samples, kRssInterval);
-  write_file_atomic((fs::path(a.output) / "bench.json").string(), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  write_file_atomic((fs::path(a.output) / "bench.json").string(),
+                    j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 
   write_trace(a, r, rss_samples);
   print_bench(a, g, r, j);

@@ -1,9 +1,9 @@
 // spineparse: the command-line front end. Exit codes: 0 every case succeeded, 1 some cases
 // failed (the run completed), 2 bad graph, arguments or plugins.
-#include <csignal>
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

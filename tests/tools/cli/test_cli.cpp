@@ -1,6 +1,5 @@
 // The spineparse binary end to end: exit codes, messages, outputs.
 #include <gmock/gmock.h>
-
 #include <unistd.h>
 
 #include <array>
@@ -333,8 +332,8 @@ TEST(Cli, AFullDiskFailsTheCasesBeingWrittenAndResumeVerifiesWhatIsThere) {
   spineparse::write_file_atomic(live, "being written");
 
   // Files may grow to 24 KiB: run.json fits, no output volume does.
-  auto r = shell("bash -c 'ulimit -f 24; exec " + std::string(SPINEPARSE_CLI) + " run " + graph_file +
-              " --input " + cohort + " --output " + out + " --progress none'");
+  auto r = shell("bash -c 'ulimit -f 24; exec " + std::string(SPINEPARSE_CLI) + " run " +
+                 graph_file + " --input " + cohort + " --output " + out + " --progress none'");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("removed 1 temporary file(s)"));
   EXPECT_FALSE(fs::exists(stale));
@@ -349,15 +348,18 @@ TEST(Cli, AFullDiskFailsTheCasesBeingWrittenAndResumeVerifiesWhatIsThere) {
   for (const auto& e : fs::directory_iterator(out))  // complete or absent, nothing in between
     EXPECT_EQ(e.path().filename().string(), "run.json");
 
-  r = sp("run " + graph_file + " --input " + cohort + " --output " + out + " --resume --progress none");
+  r = sp("run " + graph_file + " --input " + cohort + " --output " + out +
+         " --resume --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("3 ok, 0 failed, 0 skipped"));
   // A damaged output is found by --resume and its case runs again; whole ones are kept.
   const std::string damaged = out + "/norm_Case2.nii.gz";
   fs::resize_file(damaged, fs::file_size(damaged) / 2);
-  r = sp("run " + graph_file + " --input " + cohort + " --output " + out + " --resume --progress none");
+  r = sp("run " + graph_file + " --input " + cohort + " --output " + out +
+         " --resume --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("case Case2 runs again: " + damaged + " is not a complete output"));
+  EXPECT_THAT(r.output,
+              HasSubstr("case Case2 runs again: " + damaged + " is not a complete output"));
   EXPECT_THAT(r.output, HasSubstr("1 ok, 0 failed, 2 skipped"));
   EXPECT_EQ(spineparse::io::volume_problem(damaged), "");
 }
@@ -368,17 +370,17 @@ TEST(Cli, AReportThatCannotBeWrittenMakesTheRunExitNonZero) {
   const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
   ASSERT_EQ(sp("synth --cases 2 --size 64 96 --seed 5 --out " + cohort).code, 0);
   // 16 KiB: the QC pictures do not fit; their cases fail with the reason (no crash, no short file).
-  auto r = shell("bash -c 'ulimit -f 16; exec " + std::string(SPINEPARSE_CLI) + " run " +
-                 graph("demo.json") + " --input " + cohort + " --output " + out +
-                 " --progress none'");
+  auto r =
+      shell("bash -c 'ulimit -f 16; exec " + std::string(SPINEPARSE_CLI) + " run " +
+            graph("demo.json") + " --input " + cohort + " --output " + out + " --progress none'");
   EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("[report] cannot write " + out + "/qc/Case1.png: File too large"));
+  EXPECT_THAT(r.output,
+              HasSubstr("[report] cannot write " + out + "/qc/Case1.png: File too large"));
   EXPECT_FALSE(fs::exists(out + "/qc/Case1.png"));
   fs::remove_all(out);
   // 64 KiB: the segmentations and QC pictures (under 40 KiB) fit, the page embedding them does not.
   r = shell("bash -c 'ulimit -f 64; exec " + std::string(SPINEPARSE_CLI) + " run " +
-              graph("demo.json") + " --input " + cohort + " --output " + out +
-              " --progress none'");
+            graph("demo.json") + " --input " + cohort + " --output " + out + " --progress none'");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("node 'report' failed after the run: cannot write"));
   EXPECT_FALSE(fs::exists(out + "/report.html"));
