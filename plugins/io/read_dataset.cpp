@@ -58,6 +58,32 @@ StageDescription read_dataset_description() {
 
 ReadDataset::ReadDataset(const Params& p) : params_(p) {}
 
+namespace {
+
+// Outputs must never become inputs: an output folder that is a folder the volumes are listed
+// from, or one above it, would make the next run read its own outputs (seg_Case1) as new cases.
+void refuse_output_in_input(const std::vector<CaseSeed>& seeds, const std::string& output_dir) {
+  if (output_dir.empty()) return;
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(output_dir, ec);
+  if (ec) return;
+  std::set<fs::path> folders;
+  for (const auto& s : seeds) {
+    auto it = s.attrs.find("image_path");
+    if (it != s.attrs.end()) folders.insert(fs::weakly_canonical(it->second, ec).parent_path());
+  }
+  for (const auto& f : folders) {
+    const auto rel = f.lexically_relative(out);
+    if (!rel.empty() && *rel.begin() != "..") {
+      throw std::runtime_error("the output folder " + output_dir + " holds the input volumes (" +
+                               f.string() + "): its outputs would be read as cases by the next " +
+                               "run; give an --output outside the input folder");
+    }
+  }
+}
+
+}  // namespace
+
 void ReadDataset::open(const StageContext& ctx) {
   // Cases are read concurrently; each reader uses the per-case thread budget.
   itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(std::max(1, ctx.threads_per_case));
@@ -83,6 +109,7 @@ std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
     seeds = kept;
   }
   if (seeds.empty()) throw std::runtime_error("no volumes found in " + dir);
+  refuse_output_in_input(seeds, ctx.output_dir);
   return seeds;
 }
 

@@ -1,13 +1,16 @@
 #include "spineparse/executor.hpp"
 
+#include <fcntl.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -247,7 +250,7 @@ class CaseStream {
     std::size_t next = 0;
     tbb::flow::input_node<CasePtr> source(g, [&](tbb::flow_control& fc) -> CasePtr {
       while (next < seeds.size() && skip[next]) ++next;
-      if (next >= seeds.size()) {
+      if (next >= seeds.size() || (options_.stop && options_.stop->load() != 0)) {
         fc.stop();
         return nullptr;
       }
@@ -372,7 +375,14 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
   j["counts"] = {{"total", report.cases.size()},
                  {"ok", report.ok},
                  {"failed", report.failed},
-                 {"skipped", report.skipped}};
+                 {"skipped", report.skipped},
+                 {"not_run", report.not_run}};
+  if (report.stopped_by) {
+    json not_run = json::array();
+    for (const auto& oc : report.cases)
+      if (oc.status == "not_run") not_run.push_back(oc.id);
+    j["interrupted"] = {{"signal", report.stopped_by}, {"not_run", not_run}};
+  }
   json cases = json::array();
   for (const auto& oc : report.cases) {
     json c = {{"id", oc.id}, {"index", oc.index}, {"status", oc.status}};
@@ -414,6 +424,42 @@ void each_stage(const GraphSpec& graph, OpenStages& open, const char* what,
   }
 }
 
+// One run per output folder: a POSIX lock (which also works on NFS) on OUTPUT/.spineparse.lock,
+// held for the run, holding "pid host" of its owner for the message of a refused second run.
+class OutputLock {
+ public:
+  explicit OutputLock(const std::string& dir) {
+    const std::string path = (fs::path(dir) / ".spineparse.lock").string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw RunError("cannot create " + path + ": " + std::strerror(errno));
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd_, F_SETLK, &fl) != 0) {
+      char holder[256] = {};
+      const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+      ::close(fd_);
+      std::string who =
+          n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : "another process";
+      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+      throw RunError("output folder " + dir + " is in use by spineparse (" + who +
+                     "); wait for that run to end or give another --output");
+    }
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    const std::string me = "pid " + std::to_string(::getpid()) + " on host " + host + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+      // the lock holds regardless; only the message of a refused run would lack the holder
+    }
+  }
+  ~OutputLock() { ::close(fd_); }  // releases the lock
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace
 
 RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
@@ -428,6 +474,7 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(report.threads));
   fs::create_directories(options.output_dir);
+  const OutputLock lock(options.output_dir);
   if (const int n = remove_stale_temporaries(options.output_dir))
     std::fprintf(stderr, "removed %d temporary file(s) left in %s by an interrupted run\n", n,
                  options.output_dir.c_str());
@@ -439,9 +486,12 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   CaseStream(graph, open, options, report, running_calls).run(seeds, skip);
   each_stage(
       graph, open, "to close", [](Stage& s, const StageContext&) { s.close(); }, report.run_errors);
-  for (const auto& oc : report.cases) {
+  report.stopped_by = options.stop ? options.stop->load() : 0;
+  for (auto& oc : report.cases) {
+    if (oc.status.empty()) oc.status = "not_run";  // never started: the run was stopped
     if (oc.status == "ok") ++report.ok;
     if (oc.status == "failed") ++report.failed;
+    if (oc.status == "not_run") ++report.not_run;
   }
   report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,

@@ -1,6 +1,9 @@
 // spineparse run / validate
 #include <fmt/core.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -60,9 +63,10 @@ void print_summary(const RunReport& r) {
   }
   if (shown < n) std::printf("(%zu successful cases not listed; see run.json)\n", n - shown);
   const int processed = r.ok + r.failed;
-  std::printf("\n%d ok, %d failed, %d skipped of %zu cases in %.1f s (%.2f cases/s, %d threads)\n",
-              r.ok, r.failed, r.skipped, n, r.wall_s, r.wall_s > 0 ? processed / r.wall_s : 0.0,
-              r.threads);
+  std::printf(
+      "\n%d ok, %d failed, %d skipped%s of %zu cases in %.1f s (%.2f cases/s, %d threads)\n", r.ok,
+      r.failed, r.skipped, r.not_run ? (", " + std::to_string(r.not_run) + " not run").c_str() : "",
+      n, r.wall_s, r.wall_s > 0 ? processed / r.wall_s : 0.0, r.threads);
   std::printf("record: %s\n", r.run_json_path.c_str());
   // When the graph evaluated, the per-structure Dice table and where the reports are.
   const fs::path dir = fs::path(r.run_json_path).parent_path();
@@ -98,6 +102,53 @@ void print_summary(const RunReport& r) {
 
 }  // namespace
 
+// SIGINT/SIGTERM during a run: the first stops new cases (the executor polls it), a second one
+// exits at once. Either way no output is partial: files are renamed into place only when whole,
+// and the next run removes the temporaries of this one.
+std::atomic<int> g_stop{0};
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(sig) != 0) ::_exit(128 + sig);
+  static const char msg[] =
+      "\nstopping: no new case starts, the cases in flight finish (press Ctrl-C again to stop at "
+      "once)\n";
+  const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)n;
+}
+
+struct StopSignals {
+  struct sigaction old_int {
+  }, old_term{};
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int);
+    ::sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+  }
+};
+
+std::string quoted(const std::string& s) {
+  if (s.find_first_of(" '\"$\\") == std::string::npos) return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// The command that finishes an interrupted run.
+std::string resume_command(const GraphArgs& a, const RunOptions& o) {
+  std::string cmd = "spineparse run " + quoted(a.graph);
+  if (!o.input_dir.empty()) cmd += " --input " + quoted(o.input_dir);
+  cmd += " --output " + quoted(o.output_dir);
+  for (const auto& s : a.sets) cmd += " --set " + quoted(s);
+  for (const auto& d : a.plugin_dirs) cmd += " --plugin-dir " + quoted(d);
+  return cmd + " --resume";
+}
+
 void add_run(CLI::App& app) {
   auto a = std::make_shared<GraphArgs>();
   auto opts = std::make_shared<RunOptions>();
@@ -115,8 +166,20 @@ void add_run(CLI::App& app) {
     auto graph = load(*a, registry);
     if (!graph) return set_exit_code(2);
     try {
-      RunReport r = run_graph(*graph, registry, *opts);
+      opts->stop = &g_stop;
+      RunReport r;
+      {
+        StopSignals handlers;
+        r = run_graph(*graph, registry, *opts);
+      }
       print_summary(r);
+      if (r.stopped_by) {
+        std::fprintf(
+            stderr,
+            "interrupted: %d case(s) did not run (listed in %s); to finish the run:\n  %s\n",
+            r.not_run, r.run_json_path.c_str(), resume_command(*a, *opts).c_str());
+        return set_exit_code(128 + r.stopped_by);  // 130 for SIGINT, 143 for SIGTERM
+      }
       // 1: some cases failed, or a whole-run product (the report page) could not be written.
       set_exit_code(r.failed > 0 || !r.run_errors.empty() ? 1 : 0);
     } catch (const RunError& e) {

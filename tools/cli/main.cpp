@@ -1,5 +1,6 @@
 // spineparse: the command-line front end. Exit codes: 0 every case succeeded, 1 some cases
-// failed (the run completed), 2 bad graph, arguments or plugins.
+// failed (the run completed), 2 bad graph, arguments, plugins or a busy output folder, 130/143
+// the run was stopped by SIGINT/SIGTERM (its record lists the cases that did not run).
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>

@@ -10,6 +10,7 @@
 // default is set to 1 so that concurrent cases do not oversubscribe the cores.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -34,6 +35,9 @@ struct RunOptions {
   // Called once per finished case, after its record is released (the CLI returns freed memory
   // to the system here, so that peak memory does not creep up over a long cohort).
   std::function<void()> after_case;
+  // When it becomes non-zero (a signal number, set by a handler), no new case starts; the cases
+  // in flight finish and the record marks the run interrupted, listing the cases that did not run.
+  const std::atomic<int>* stop = nullptr;
 };
 
 // One span of work: a case in a stage, for the reports and the Chrome trace.
@@ -68,6 +72,8 @@ struct RunReport {
   int threads_per_case = 0;
   int ok = 0, failed = 0, skipped = 0;
   std::string run_json_path;
+  int not_run = 0;     // cases never started because the run was stopped
+  int stopped_by = 0;  // the signal that stopped it (RunOptions::stop), 0 when it ran out
   // Whole-run steps that failed after the cases (a stage's close() or after_run(), such as the
   // report page): the run's products are incomplete even when every case is ok.
   std::vector<std::string> run_errors;

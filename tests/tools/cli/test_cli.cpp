@@ -345,8 +345,10 @@ TEST(Cli, AFullDiskFailsTheCasesBeingWrittenAndResumeVerifiesWhatIsThere) {
     EXPECT_EQ(c["error"]["node"], "write");
     EXPECT_THAT(c["error"]["message"].get<std::string>(), HasSubstr("cannot write " + out));
   }
-  for (const auto& e : fs::directory_iterator(out))  // complete or absent, nothing in between
-    EXPECT_EQ(e.path().filename().string(), "run.json");
+  for (const auto& e : fs::directory_iterator(out)) {  // complete or absent, nothing in between
+    EXPECT_THAT(e.path().filename().string(),
+                ::testing::AnyOf("run.json", ".spineparse.lock"));
+  }
 
   r = sp("run " + graph_file + " --input " + cohort + " --output " + out +
          " --resume --progress none");
@@ -385,4 +387,101 @@ TEST(Cli, AReportThatCannotBeWrittenMakesTheRunExitNonZero) {
   EXPECT_THAT(r.output, HasSubstr("node 'report' failed after the run: cannot write"));
   EXPECT_FALSE(fs::exists(out + "/report.html"));
   EXPECT_TRUE(fs::exists(out + "/run.json"));
+}
+
+namespace {
+// read -> a 400 ms pause (the test plugin's test.delay) -> normalise -> write, one case at a time.
+std::string slow_graph(const TempDir& d) {
+  const std::string path = (d / "slow.json").string();
+  spineparse::write_file_atomic(path, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
+    {"id": "read", "stage": "io.read_dataset"},
+    {"id": "pause", "stage": "test.delay", "params": {"ms": 400}},
+    {"id": "normalise", "stage": "io.normalise"},
+    {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
+  return path;
+}
+// Starts `run` in the background, waits for its first output, sends it `signals` SIGINTs and
+// reports its exit status.
+Result interrupt_run(const std::string& run_args, const std::string& out, int signals) {
+  std::string kills;
+  for (int i = 0; i < signals; ++i) kills += "kill -INT $pid; ";
+  return shell("bash -c '" + std::string(SPINEPARSE_CLI) + " run " + run_args +
+               " --progress none & pid=$!; while [ ! -e " + out +
+               "/norm_Case1.nii.gz ]; do sleep 0.02; done; " + kills + "wait $pid; echo EXIT=$?'");
+}
+}  // namespace
+
+TEST(Cli, CtrlCStopsTakingCasesRecordsTheRestAndResumeFinishes) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 5 --size 48 64 --seed 6 --out " + cohort).code, 0);
+  const std::string args = slow_graph(d) + " --input " + cohort + " --output " + out +
+                           " --threads 1 --plugin-dir " + spineparse::testing::test_plugin_dir();
+  auto r = interrupt_run(args, out, 1);
+  EXPECT_THAT(r.output, HasSubstr("EXIT=130"));
+  EXPECT_THAT(r.output, HasSubstr("to finish the run:"));
+  EXPECT_THAT(r.output, HasSubstr("--resume"));
+  auto run = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  ASSERT_TRUE(run.contains("interrupted")) << run.dump(1);
+  EXPECT_EQ(run["interrupted"]["signal"], 2);
+  const int ok = run["counts"]["ok"], not_run = run["counts"]["not_run"];
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(not_run, 1);
+  EXPECT_EQ(ok + not_run, 5);
+  EXPECT_EQ(run["interrupted"]["not_run"].size(), static_cast<std::size_t>(not_run));
+  for (const auto& e : fs::directory_iterator(out)) {  // whole outputs only
+    const std::string name = e.path().filename().string();
+    EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+    if (name.rfind("norm_", 0) == 0) {
+      EXPECT_EQ(spineparse::io::volume_problem(e.path()), "");
+    }
+  }
+  r = sp("run " + args + " --resume --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(std::to_string(not_run) + " ok, 0 failed, " + std::to_string(ok) +
+                                  " skipped of 5 cases"));
+}
+
+TEST(Cli, ASecondCtrlCStopsAtOnceLeavingNoPartialOutput) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 4 --size 48 64 --seed 7 --out " + cohort).code, 0);
+  const std::string args = slow_graph(d) + " --input " + cohort + " --output " + out +
+                           " --threads 1 --plugin-dir " + spineparse::testing::test_plugin_dir();
+  auto r = interrupt_run(args, out, 2);
+  EXPECT_THAT(r.output, HasSubstr("EXIT=130"));
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("norm_", 0) == 0) {
+      EXPECT_EQ(spineparse::io::volume_problem(e.path()), "");
+    }
+  }
+  r = sp("run " + args + " --resume --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST(Cli, OneRunPerOutputFolderAndOutputsNeverBecomeInputs) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 4 --size 48 64 --seed 8 --out " + cohort).code, 0);
+  const std::string graph_file = slow_graph(d);
+  const std::string plugins = " --plugin-dir " + spineparse::testing::test_plugin_dir();
+  // A second run into a folder a run is writing is refused, naming the holder.
+  auto r =
+      shell("bash -c '" + std::string(SPINEPARSE_CLI) + " run " + graph_file + " --input " +
+            cohort + " --output " + out + plugins + " --progress none & pid=$!; while [ ! -e " +
+            out + "/norm_Case1.nii.gz ]; do sleep 0.02; done; " + SPINEPARSE_CLI + " run " +
+            graph_file + " --input " + cohort + " --output " + out + plugins +
+            "; echo SECOND=$?; wait $pid; echo FIRST=$?'");
+  EXPECT_THAT(r.output, HasSubstr("is in use by spineparse (pid "));
+  EXPECT_THAT(r.output, HasSubstr("SECOND=2"));
+  EXPECT_THAT(r.output, HasSubstr("FIRST=0"));
+  // An output folder that holds the input volumes is refused before any case.
+  for (const std::string& o : {cohort + "/original_mr", cohort}) {
+    r = sp("run " + io_graph(d) + " --input " + cohort + " --output " + o + " --progress none");
+    EXPECT_EQ(r.code, 2) << o << r.output;
+    EXPECT_THAT(r.output, HasSubstr("holds the input volumes")) << o;
+  }
 }
