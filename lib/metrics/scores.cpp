@@ -248,6 +248,49 @@ std::string fmt(double v) {
 }
 }  // namespace
 
+std::string case_scores_to_json(const CaseScores& c) {
+  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json s = json::array();
+  for (const auto& t : c.structures)
+    s.push_back({{"label", t.label},
+                 {"dice", num(t.dice)},
+                 {"precision", num(t.precision)},
+                 {"recall", num(t.recall)},
+                 {"assd_mm", num(t.assd_mm)},
+                 {"hd95_mm", num(t.hd95_mm)},
+                 {"truth_voxels", t.truth_voxels},
+                 {"pred_voxels", t.pred_voxels}});
+  json j = {
+      {"id", c.id}, {"structures", s}, {"dice_before", c.dice_before}, {"confusion", c.confusion}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+CaseScores case_scores_from_json(const std::string& text) {
+  try {
+    const json j = json::parse(text);
+    auto num = [](const json& v) { return v.is_null() ? NAN : v.get<double>(); };
+    CaseScores c;
+    c.id = j.at("id").get<std::string>();
+    for (const auto& t : j.at("structures")) {
+      StructureScore s;
+      s.label = t.at("label").get<int>();
+      s.dice = num(t.at("dice"));
+      s.precision = num(t.at("precision"));
+      s.recall = num(t.at("recall"));
+      s.assd_mm = num(t.at("assd_mm"));
+      s.hd95_mm = num(t.at("hd95_mm"));
+      s.truth_voxels = t.at("truth_voxels").get<std::int64_t>();
+      s.pred_voxels = t.at("pred_voxels").get<std::int64_t>();
+      c.structures.push_back(s);
+    }
+    c.dice_before = j.at("dice_before").get<double>();
+    c.confusion = j.at("confusion").get<std::vector<std::int64_t>>();
+    return c;
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("not a case score record: ") + e.what());
+  }
+}
+
 std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
                           int failed_cases) {
   std::ostringstream csv;

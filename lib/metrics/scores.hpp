@@ -49,6 +49,10 @@ struct CaseScores {
 double case_mean(const std::vector<StructureScore>& s, double StructureScore::*field,
                  const std::string& which);
 
+// One case's scores as JSON (NaN as null) and back: the per-case records reports are built from.
+std::string case_scores_to_json(const CaseScores& c);
+CaseScores case_scores_from_json(const std::string& text);  // throws std::runtime_error
+
 // metrics/cases.csv, metrics/summary.json and metrics/confusion.csv (cohort voxel counts, true
 // label rows x predicted label columns, when the cases carry them) under `folder` (atomically);
 // returns the summary JSON text.

@@ -4,15 +4,14 @@
 //          labels_unrefined (optional: written by refine.anatomy, scored too, so the summary
 //          reports Dice before and after refinement).
 // Outputs: case metrics dice_all, dice_vertebrae, dice_discs, assd_mm, hd95_mm, missed (in
-//          run.json); after the last case OUTPUT/<folder>/cases.csv and summary.json (scores.hpp
-//          has the definitions).
+//          run.json); each case's full scores in OUTPUT/<folder>/cases/<id>.json; after the run,
+//          OUTPUT/<folder>/cases.csv and summary.json over every case run.json lists as ok or
+//          skipped (so a resumed run reports the whole cohort; scores.hpp has the definitions).
 // Params:  folder, distances (ASSD/HD95 cost about as much as the rest together on large volumes).
 // Concurrency: parallel.
 //
 //   {"id": "evaluate", "stage": "metrics.evaluate"}
 #pragma once
-
-#include <mutex>
 
 #include "metrics/scores.hpp"
 #include "spineparse/stage.hpp"
@@ -26,13 +25,12 @@ class Evaluate : public Stage {
   explicit Evaluate(const Params& p) : params_(p) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
-  void close() override;
+  void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
+  std::string record_path(const std::string& id) const;  // OUTPUT/<folder>/cases/<id>.json
   Params params_;
   std::string output_dir_;
-  std::mutex mu_;
-  std::vector<CaseScores> scores_;
 };
 
 }  // namespace spineparse::metrics

@@ -166,8 +166,38 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
   return open;
 }
 
+// The previous record of an output folder (run.json), by case id; empty when there is none.
+std::map<std::string, json> earlier_records(const std::string& output_dir) {
+  std::map<std::string, json> out;
+  try {
+    const json run = json::parse(read_file((fs::path(output_dir) / "run.json").string()));
+    for (const auto& c : run.at("cases")) out[c.at("id").get<std::string>()] = c;
+  } catch (const std::exception&) {
+  }
+  return out;
+}
+
+// A skipped case keeps what the run that made its outputs recorded: stage times, metrics,
+// attributes and warnings, and that run's status as attribute earlier_status.
+void carry_over(const json& earlier, CaseOutcome& oc) {
+  const std::string status = earlier.value("status", "");
+  const std::string before = status == "skipped" && earlier.contains("attrs")
+                                 ? earlier["attrs"].value("earlier_status", "ok")
+                                 : status;
+  if (earlier.contains("stage_seconds"))
+    for (const auto& [node, sec] : earlier["stage_seconds"].items())
+      if (sec.is_number()) oc.timings.push_back({node, sec.get<double>()});
+  if (earlier.contains("metrics"))
+    for (const auto& [k, v] : earlier["metrics"].items())
+      if (v.is_number()) oc.metrics[k] = v.get<double>();
+  if (earlier.contains("attrs"))
+    for (const auto& [k, v] : earlier["attrs"].items())
+      if (v.is_string() && !oc.attrs.count(k)) oc.attrs[k] = v.get<std::string>();
+  oc.attrs["earlier_status"] = before;
+}
+
 // The source's cases, with a record each in the report; with --resume, those whose outputs
-// from every stage exist are marked skipped (returned true).
+// from every stage exist are marked skipped (returned true) and keep their earlier record.
 std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
                              const OpenStages& open, const RunOptions& options,
                              std::vector<CaseSeed>& seeds, RunReport& report) {
@@ -180,6 +210,8 @@ std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
   if (options.filter_seeds) seeds = options.filter_seeds(std::move(seeds));
   report.cases.resize(seeds.size());
   std::vector<bool> skip(seeds.size(), false);
+  const auto earlier =
+      options.resume ? earlier_records(options.output_dir) : std::map<std::string, json>{};
   for (std::size_t i = 0; i < seeds.size(); ++i) {
     auto& oc = report.cases[i];
     oc.id = seeds[i].id;
@@ -206,6 +238,7 @@ std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
       skip[i] = true;
       oc.status = "skipped";
       ++report.skipped;
+      if (auto e = earlier.find(oc.id); e != earlier.end()) carry_over(e->second, oc);
     }
   }
   return skip;

@@ -98,6 +98,24 @@ class Fail : public Stage {
   std::string mode_;
 };
 
+// labels = mask with one structure removed (label index % 19 + 1): a stand-in segmentation whose
+// scores differ from case to case.
+class MaskAsLabels : public Stage {
+ public:
+  CasePtr process(const CasePtr& in) override {
+    const auto& m = *in->get("mask");
+    auto labels = NdArray::make<std::uint8_t>(m.shape());
+    const auto drop = static_cast<std::uint8_t>(in->index() % 19 + 1);
+    for (std::int64_t i = 0; i < m.numel(); ++i) {
+      const std::uint8_t v = m.data<std::uint8_t>()[i];
+      labels->data<std::uint8_t>()[i] = v == drop ? 0 : v;
+    }
+    auto out = in->derive();
+    out->set("labels", labels);
+    return out;
+  }
+};
+
 class FailOpen : public Stage {
  public:
   void open(const StageContext&) override { throw std::runtime_error("cannot open the device"); }
@@ -169,6 +187,13 @@ void register_test_stages(spineparse::Registry& r) {
   serial.summary = "a stage that must run one case at a time";
   serial.concurrency = Concurrency::kSerial;
   r.add_stage(serial, [](const Params&) { return std::make_unique<Pass>(); });
+
+  StageDescription mal;
+  mal.kind = kind("mask_as_labels");
+  mal.summary = "labels = the mask with one structure removed";
+  mal.reads = {{"mask", false, "", "uint8", "D,H,W"}};
+  mal.writes = {{"labels", false, "", "uint8", "D,H,W"}};
+  r.add_stage(mal, [](const Params&) { return std::make_unique<MaskAsLabels>(); });
 
   StageDescription fo;
   fo.kind = kind("fail_open");

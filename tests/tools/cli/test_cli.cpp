@@ -346,8 +346,7 @@ TEST(Cli, AFullDiskFailsTheCasesBeingWrittenAndResumeVerifiesWhatIsThere) {
     EXPECT_THAT(c["error"]["message"].get<std::string>(), HasSubstr("cannot write " + out));
   }
   for (const auto& e : fs::directory_iterator(out)) {  // complete or absent, nothing in between
-    EXPECT_THAT(e.path().filename().string(),
-                ::testing::AnyOf("run.json", ".spineparse.lock"));
+    EXPECT_THAT(e.path().filename().string(), ::testing::AnyOf("run.json", ".spineparse.lock"));
   }
 
   r = sp("run " + graph_file + " --input " + cohort + " --output " + out +
@@ -484,4 +483,44 @@ TEST(Cli, OneRunPerOutputFolderAndOutputsNeverBecomeInputs) {
     EXPECT_EQ(r.code, 2) << o << r.output;
     EXPECT_THAT(r.output, HasSubstr("holds the input volumes")) << o;
   }
+}
+
+TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 5 --size 48 64 --seed 9 --out " + cohort).code, 0);
+  const std::string graph_file = (d / "scored.json").string();
+  spineparse::write_file_atomic(graph_file, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
+    {"id": "read", "stage": "io.read_dataset"},
+    {"id": "pause", "stage": "test.delay", "params": {"ms": 300}},
+    {"id": "labels", "stage": "test.mask_as_labels"},
+    {"id": "evaluate", "stage": "metrics.evaluate"},
+    {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
+  const std::string plugins = " --threads 1 --plugin-dir " + spineparse::testing::test_plugin_dir();
+  auto r = sp("run " + graph_file + " --input " + cohort + " --output " + (d / "whole").string() +
+              plugins + " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = interrupt_run(graph_file + " --input " + cohort + " --output " + out + plugins, out, 1);
+  ASSERT_THAT(r.output, HasSubstr("EXIT=130"));
+  r = sp("run " + graph_file + " --input " + cohort + " --output " + out + plugins +
+         " --resume --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("skipped of 5 cases"));
+  // The same per-case table and summary, case by case, as the run that was never interrupted.
+  EXPECT_EQ(spineparse::read_file(out + "/metrics/cases.csv"),
+            spineparse::read_file((d / "whole/metrics/cases.csv").string()));
+  EXPECT_EQ(
+      nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json")),
+      nlohmann::json::parse(spineparse::read_file((d / "whole/metrics/summary.json").string())));
+  // run.json keeps the earlier run's record of the skipped cases.
+  auto run = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  int skipped = 0;
+  for (const auto& c : run["cases"]) {
+    if (c["status"] != "skipped") continue;
+    ++skipped;
+    EXPECT_EQ(c["attrs"].value("earlier_status", ""), "ok") << c.dump();
+    EXPECT_TRUE(c.contains("metrics") && c["metrics"].contains("dice_all")) << c.dump();
+    EXPECT_TRUE(c["stage_seconds"].contains("pause")) << c.dump();
+  }
+  EXPECT_GE(skipped, 1);
 }
