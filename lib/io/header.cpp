@@ -19,16 +19,6 @@ namespace {
   throw std::runtime_error(name + ": " + why);
 }
 
-template <typename T>
-T get(const unsigned char* p, bool swap) {
-  unsigned char b[sizeof(T)];
-  std::memcpy(b, p, sizeof(T));
-  if (swap) std::reverse(b, b + sizeof(T));
-  T v;
-  std::memcpy(&v, b, sizeof(T));
-  return v;
-}
-
 std::string num(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -76,19 +66,19 @@ struct NiftiFields {
 NiftiFields nifti1_fields(const unsigned char* h, bool swap) {
   NiftiFields f;
   f.pair = std::memcmp(h + 344, "ni1", 4) == 0;
-  for (int i = 0; i < 8; ++i) f.dim[i] = get<std::int16_t>(h + 40 + 2 * i, swap);
-  f.datatype = get<std::int16_t>(h + 70, swap);
-  f.bitpix = get<std::int16_t>(h + 72, swap);
-  for (int i = 0; i < 8; ++i) f.pixdim[i] = get<float>(h + 76 + 4 * i, swap);
-  f.vox_offset = get<float>(h + 108, swap);
-  f.scl_slope = get<float>(h + 112, swap);
-  f.scl_inter = get<float>(h + 116, swap);
-  f.qform_code = get<std::int16_t>(h + 252, swap);
-  f.sform_code = get<std::int16_t>(h + 254, swap);
+  for (int i = 0; i < 8; ++i) f.dim[i] = read_as<std::int16_t>(h + 40 + 2 * i, swap);
+  f.datatype = read_as<std::int16_t>(h + 70, swap);
+  f.bitpix = read_as<std::int16_t>(h + 72, swap);
+  for (int i = 0; i < 8; ++i) f.pixdim[i] = read_as<float>(h + 76 + 4 * i, swap);
+  f.vox_offset = read_as<float>(h + 108, swap);
+  f.scl_slope = read_as<float>(h + 112, swap);
+  f.scl_inter = read_as<float>(h + 116, swap);
+  f.qform_code = read_as<std::int16_t>(h + 252, swap);
+  f.sform_code = read_as<std::int16_t>(h + 254, swap);
   for (int i = 0; i < 3; ++i) {
-    f.quatern[i] = get<float>(h + 256 + 4 * i, swap);
-    f.qoffset[i] = get<float>(h + 268 + 4 * i, swap);
-    for (int j = 0; j < 4; ++j) f.srow[i][j] = get<float>(h + 280 + 16 * i + 4 * j, swap);
+    f.quatern[i] = read_as<float>(h + 256 + 4 * i, swap);
+    f.qoffset[i] = read_as<float>(h + 268 + 4 * i, swap);
+    for (int j = 0; j < 4; ++j) f.srow[i][j] = read_as<float>(h + 280 + 16 * i + 4 * j, swap);
   }
   return f;
 }
@@ -97,19 +87,19 @@ NiftiFields nifti2_fields(const unsigned char* h, bool swap) {
   NiftiFields f;
   f.version = 2;
   f.pair = std::memcmp(h + 4, "ni2", 4) == 0;
-  f.datatype = get<std::int16_t>(h + 12, swap);
-  f.bitpix = get<std::int16_t>(h + 14, swap);
-  for (int i = 0; i < 8; ++i) f.dim[i] = get<std::int64_t>(h + 16 + 8 * i, swap);
-  for (int i = 0; i < 8; ++i) f.pixdim[i] = get<double>(h + 104 + 8 * i, swap);
-  f.vox_offset = static_cast<double>(get<std::int64_t>(h + 168, swap));
-  f.scl_slope = get<double>(h + 176, swap);
-  f.scl_inter = get<double>(h + 184, swap);
-  f.qform_code = get<std::int32_t>(h + 344, swap);
-  f.sform_code = get<std::int32_t>(h + 348, swap);
+  f.datatype = read_as<std::int16_t>(h + 12, swap);
+  f.bitpix = read_as<std::int16_t>(h + 14, swap);
+  for (int i = 0; i < 8; ++i) f.dim[i] = read_as<std::int64_t>(h + 16 + 8 * i, swap);
+  for (int i = 0; i < 8; ++i) f.pixdim[i] = read_as<double>(h + 104 + 8 * i, swap);
+  f.vox_offset = static_cast<double>(read_as<std::int64_t>(h + 168, swap));
+  f.scl_slope = read_as<double>(h + 176, swap);
+  f.scl_inter = read_as<double>(h + 184, swap);
+  f.qform_code = read_as<std::int32_t>(h + 344, swap);
+  f.sform_code = read_as<std::int32_t>(h + 348, swap);
   for (int i = 0; i < 3; ++i) {
-    f.quatern[i] = get<double>(h + 352 + 8 * i, swap);
-    f.qoffset[i] = get<double>(h + 376 + 8 * i, swap);
-    for (int j = 0; j < 4; ++j) f.srow[i][j] = get<double>(h + 400 + 32 * i + 8 * j, swap);
+    f.quatern[i] = read_as<double>(h + 352 + 8 * i, swap);
+    f.qoffset[i] = read_as<double>(h + 376 + 8 * i, swap);
+    for (int j = 0; j < 4; ++j) f.srow[i][j] = read_as<double>(h + 400 + 32 * i + 8 * j, swap);
   }
   return f;
 }
@@ -270,9 +260,9 @@ void check_nifti_geometry(const NiftiFields& f, const std::string& name, HeaderF
 
 HeaderFacts parse_nifti_header(const unsigned char* h, std::size_t n, const std::string& name) {
   if (n < 348) refuse(name, "shorter than a NIfTI header (" + std::to_string(n) + " bytes)");
-  const std::int32_t size_le = get<std::int32_t>(h, false);
+  const std::int32_t size_le = read_as<std::int32_t>(h, false);
   const bool swap = size_le != 348 && size_le != 540;
-  const std::int32_t sizeof_hdr = get<std::int32_t>(h, swap);
+  const std::int32_t sizeof_hdr = read_as<std::int32_t>(h, swap);
   HeaderFacts out;
   out.swap = swap;
   NiftiFields f;
@@ -298,7 +288,7 @@ HeaderFacts parse_nifti_header(const unsigned char* h, std::size_t n, const std:
     out.format = "nifti2";
   } else {
     refuse(name, "not a NIfTI, NRRD or MetaImage file (read as NIfTI, sizeof_hdr is " +
-                     std::to_string(get<std::int32_t>(h, false)) +
+                     std::to_string(read_as<std::int32_t>(h, false)) +
                      ", neither 348 nor 540 in either byte order)");
   }
   out.datatype = f.datatype;

@@ -12,8 +12,10 @@
 // targets drive exactly the code that reads files.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +77,18 @@ std::string file_problem(const std::string& path);
 
 // Bytes per element of a scalar NIfTI datatype code, 0 for codes that are not read (complex, RGB).
 int datatype_bytes(int datatype);
+
+// A T stored at p (any alignment), its bytes reversed first when `swap` (the file's byte order is
+// not this machine's).
+template <typename T>
+T read_as(const unsigned char* p, bool swap) {
+  unsigned char b[sizeof(T)];
+  std::memcpy(b, p, sizeof(T));
+  if (swap) std::reverse(b, b + sizeof(T));
+  T v;
+  std::memcpy(&v, b, sizeof(T));
+  return v;
+}
 
 // a * b, or -1 when it overflows or either is negative.
 std::int64_t checked_mul(std::int64_t a, std::int64_t b);

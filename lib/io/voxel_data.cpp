@@ -14,16 +14,6 @@
 namespace spineparse::io {
 
 namespace {
-template <typename T>
-T get(const unsigned char* p, bool swap) {
-  unsigned char b[sizeof(T)];
-  std::memcpy(b, p, sizeof(T));
-  if (swap) std::reverse(b, b + sizeof(T));
-  T v;
-  std::memcpy(&v, b, sizeof(T));
-  return v;
-}
-
 // Counts non-finite floats among the whole elements of buf[0, n); returns the bytes left over.
 std::size_t count_non_finite(const unsigned char* buf, std::size_t n, int datatype, bool swap,
                              std::int64_t& non_finite) {
@@ -31,10 +21,10 @@ std::size_t count_non_finite(const unsigned char* buf, std::size_t n, int dataty
   const std::size_t whole = n - n % elem;
   if (datatype == 16) {
     for (std::size_t i = 0; i < whole; i += 4)
-      non_finite += !std::isfinite(get<float>(buf + i, swap));
+      non_finite += !std::isfinite(read_as<float>(buf + i, swap));
   } else if (datatype == 64) {
     for (std::size_t i = 0; i < whole; i += 8)
-      non_finite += !std::isfinite(get<double>(buf + i, swap));
+      non_finite += !std::isfinite(read_as<double>(buf + i, swap));
   }
   return n - whole;
 }
@@ -200,11 +190,7 @@ void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, s
                    std::int64_t W, std::int64_t D) {
   const bool scale = h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
   auto value = [&](std::int64_t i) {
-    unsigned char b[sizeof(T)];
-    std::memcpy(b, src + i * sizeof(T), sizeof(T));
-    if (h.swap) std::reverse(b, b + sizeof(T));
-    T v;
-    std::memcpy(&v, b, sizeof(T));
+    const T v = read_as<T>(src + i * sizeof(T), h.swap);
     return scale ? static_cast<float>(static_cast<double>(v) * h.scl_slope + h.scl_inter)
                  : static_cast<float>(v);
   };
