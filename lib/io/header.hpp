@@ -67,8 +67,9 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
                                    const std::string& dir);
 
 // Reads and checks the header of `path` (format by content), applies `limits`, and checks that
-// the data file holds at least data_bytes (raw data by its size; compressed data by inflating
-// it in fixed-size chunks, nothing kept). Throws std::runtime_error naming the file.
+// the data file holds at least data_bytes: raw data by its size; compressed data ITK will read by
+// inflating it in fixed-size chunks (nothing kept). Compressed data with `binary` set is left to
+// the one pass that reads it (scan_nifti / read_voxels). Throws std::runtime_error naming the file.
 HeaderFacts check_volume_file(const std::string& path, const ReadLimits& limits);
 
 // Why `path` cannot be read as a volume file ("is a directory", "dangling symbolic link", ...),

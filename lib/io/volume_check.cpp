@@ -133,11 +133,14 @@ void apply_limits(const HeaderFacts& h, const ReadLimits& limits, const std::str
                      " slices, over the limit max_slices=" + std::to_string(limits.max_slices));
 }
 
-// Whether the data file holds the bytes the header promises (raw: by size; compressed: by
-// inflating). Whole-file gzip NIfTI is checked by the reader's single decompression pass.
+// Whether the data file holds the bytes the header promises (raw: by size; compressed data ITK
+// reads: by inflating). Compressed data our own reader decodes (whole-file gzip NIfTI, gzip NRRD,
+// zlib MetaImage) is checked by that single decompression pass (scan_nifti) instead, so it is
+// not inflated twice; it allocates at most data_bytes, already bounded by the limits.
 void check_data_present(const HeaderFacts& h, const std::string& path) {
   if (h.whole_file_gzip) return;
   const std::int64_t size = regular_file_size(h.data_file);
+  if (h.binary && h.encoding != Encoding::kRaw) return;
   const std::string where = h.data_file == path ? "" : " in " + h.data_file;
   if (h.encoding == Encoding::kRaw) {
     const std::int64_t available = h.data_offset < 0 ? size : size - h.data_offset;
