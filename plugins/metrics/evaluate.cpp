@@ -60,19 +60,20 @@ std::string Evaluate::record_path(const std::string& id) const {
 
 // The reports cover the whole cohort as run.json lists it: the cases scored now and those a
 // resumed run skipped (scored by an earlier run), each from its record in <folder>/cases/.
-void Evaluate::after_run(const std::string& run_json_path, const StageContext&) {
+void Evaluate::after_run(const std::string& run_json_path, const StageContext& ctx) {
   const auto run = nlohmann::json::parse(read_file(run_json_path));
+  const std::string folder = (fs::path(ctx.output_dir) / params_.get_string("folder")).string();
   std::vector<CaseScores> scores;
   for (const auto& c : run.at("cases")) {
     const std::string status = c.at("status");
-    const std::string path = record_path(c.at("id").get<std::string>());
+    const std::string path = (fs::path(folder) / "cases" / (c.at("id").get<std::string>() + ".json")).string();
     if ((status == "ok" || status == "skipped") && fs::exists(path))
       scores.push_back(case_scores_from_json(read_file(path)));
   }
   std::sort(scores.begin(), scores.end(),
             [](const CaseScores& a, const CaseScores& b) { return natural_less(a.id, b.id); });
   if (scores.empty()) return;
-  write_reports(scores, (fs::path(output_dir_) / params_.get_string("folder")).string());
+  write_reports(scores, folder);
 }
 
 }  // namespace spineparse::metrics

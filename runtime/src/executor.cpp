@@ -1,6 +1,7 @@
 #include "spineparse/executor.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -19,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "output_folder.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse {
@@ -166,13 +169,19 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
   return open;
 }
 
-// The previous record of an output folder (run.json), by case id; empty when there is none.
-std::map<std::string, json> earlier_records(const std::string& output_dir) {
+// The records of earlier runs into this output folder, by case id: the shard's own record
+// first (a sharded run), then OUTPUT/run.json; empty when there is none.
+std::map<std::string, json> earlier_records(const RunOptions& options) {
   std::map<std::string, json> out;
-  try {
-    const json run = json::parse(read_file((fs::path(output_dir) / "run.json").string()));
-    for (const auto& c : run.at("cases")) out[c.at("id").get<std::string>()] = c;
-  } catch (const std::exception&) {
+  std::vector<std::string> paths;
+  if (options.shard.active()) paths.push_back(shard_record_path(options.output_dir, options.shard));
+  paths.push_back((fs::path(options.output_dir) / "run.json").string());
+  for (const auto& path : paths) {
+    try {
+      const json run = json::parse(read_file(path));
+      for (const auto& c : run.at("cases")) out.emplace(c.at("id").get<std::string>(), c);
+    } catch (const std::exception&) {
+    }
   }
   return out;
 }
@@ -196,26 +205,41 @@ void carry_over(const json& earlier, CaseOutcome& oc) {
   oc.attrs["earlier_status"] = before;
 }
 
-// The source's cases, with a record each in the report; with --resume, those whose outputs
-// from every stage exist are marked skipped (returned true) and keep their earlier record.
-std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
-                             const OpenStages& open, const RunOptions& options,
-                             std::vector<CaseSeed>& seeds, RunReport& report) {
+// The cases of this run, in the source's order: all of them, or the shard's part.
+std::vector<CaseSeed> enumerate_cases(const GraphSpec& graph, const OpenStages& open,
+                                      const RunOptions& options, RunReport& report,
+                                      std::vector<std::size_t>& cohort_index) {
+  std::vector<CaseSeed> all;
   try {
-    seeds = open.stages[0]->enumerate(open.contexts[0]);
+    all = open.stages[0]->enumerate(open.contexts[0]);
   } catch (const std::exception& e) {
     throw RunError("source node '" + graph.nodes[0].id +
                    "' cannot list cases: " + first_lines(e.what()));
   }
-  if (options.filter_seeds) seeds = options.filter_seeds(std::move(seeds));
+  if (options.filter_seeds) all = options.filter_seeds(std::move(all));
+  report.cohort_cases = all.size();
+  std::vector<std::string> ids;
+  for (const auto& s : all) ids.push_back(s.id);
+  cohort_index = shard_members(ids, options.shard);
+  std::vector<CaseSeed> mine;
+  for (std::size_t i : cohort_index) mine.push_back(std::move(all[i]));
+  return mine;
+}
+
+// The cases of the run, with a record each in the report; with --resume, those whose outputs
+// from every stage exist are marked skipped (returned true) and keep their earlier record.
+std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
+                             const OpenStages& open, const RunOptions& options,
+                             std::vector<CaseSeed>& seeds, RunReport& report) {
+  std::vector<std::size_t> cohort_index;
+  seeds = enumerate_cases(graph, open, options, report, cohort_index);
   report.cases.resize(seeds.size());
   std::vector<bool> skip(seeds.size(), false);
-  const auto earlier =
-      options.resume ? earlier_records(options.output_dir) : std::map<std::string, json>{};
+  const auto earlier = options.resume ? earlier_records(options) : std::map<std::string, json>{};
   for (std::size_t i = 0; i < seeds.size(); ++i) {
     auto& oc = report.cases[i];
     oc.id = seeds[i].id;
-    oc.index = i;
+    oc.index = cohort_index[i];
     oc.attrs = seeds[i].attrs;
     if (!options.resume) continue;
     std::vector<std::string> outs;
@@ -399,6 +423,14 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
   j["plugins"] = plugins;
   j["input_dir"] = options.input_dir;
   j["output_dir"] = options.output_dir;
+  j["host"] = host_name();
+  j["started_at"] = utc_time(report.started_at);
+  j["finished_at"] = utc_time(std::time(nullptr));
+  j["cohort_cases"] = report.cohort_cases;
+  if (options.shard.active())
+    j["shard"] = {{"index", options.shard.index},
+                  {"count", options.shard.count},
+                  {"source", options.shard.source}};
   j["threads"] = report.threads;
   j["threads_per_case"] = report.threads_per_case;
   j["max_in_flight"] = graph.max_in_flight;
@@ -457,47 +489,18 @@ void each_stage(const GraphSpec& graph, OpenStages& open, const char* what,
   }
 }
 
-// One run per output folder: a POSIX lock (which also works on NFS) on OUTPUT/.spineparse.lock,
-// held for the run, holding "pid host" of its owner for the message of a refused second run.
-class OutputLock {
- public:
-  explicit OutputLock(const std::string& dir) {
-    const std::string path = (fs::path(dir) / ".spineparse.lock").string();
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw RunError("cannot create " + path + ": " + std::strerror(errno));
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    if (::fcntl(fd_, F_SETLK, &fl) != 0) {
-      char holder[256] = {};
-      const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
-      ::close(fd_);
-      std::string who =
-          n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : "another process";
-      while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-      throw RunError("output folder " + dir + " is in use by spineparse (" + who +
-                     "); wait for that run to end or give another --output");
-    }
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    const std::string me = "pid " + std::to_string(::getpid()) + " on host " + host + "\n";
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
-      // the lock holds regardless; only the message of a refused run would lack the holder
-    }
-  }
-  ~OutputLock() { ::close(fd_); }  // releases the lock
-  OutputLock(const OutputLock&) = delete;
-  OutputLock& operator=(const OutputLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
 }  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options) {
   RunReport report;
-  const int hw = std::max(1u, std::thread::hardware_concurrency());
+  const int hw = available_cores();
   report.threads = options.threads > 0 ? options.threads : hw;
   report.threads_per_case =
       options.threads_per_case > 0
@@ -507,7 +510,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
   tbb::global_control tbb_threads(tbb::global_control::max_allowed_parallelism,
                                   static_cast<std::size_t>(report.threads));
   fs::create_directories(options.output_dir);
-  const OutputLock lock(options.output_dir);
+  const OutputLock lock(options.output_dir, options.shard);
+  report.started_at = std::time(nullptr);
   if (const int n = remove_stale_temporaries(options.output_dir))
     std::fprintf(stderr, "removed %d temporary file(s) left in %s by an interrupted run\n", n,
                  options.output_dir.c_str());
@@ -526,15 +530,18 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
     if (oc.status == "failed") ++report.failed;
     if (oc.status == "not_run") ++report.not_run;
   }
-  report.run_json_path = (fs::path(options.output_dir) / "run.json").string();
+  report.run_json_path = options.shard.active()
+                             ? shard_record_path(options.output_dir, options.shard)
+                             : (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
                     run_record(graph, registry, options, report)
                             .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
                         "\n");
-  each_stage(
-      graph, open, "after the run",
-      [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); },
-      report.run_errors);
+  if (!options.shard.active())  // a shard's part is combined by `spineparse merge`
+    each_stage(
+        graph, open, "after the run",
+        [&](Stage& s, const StageContext& ctx) { s.after_run(report.run_json_path, ctx); },
+        report.run_errors);
   open.stages.clear();
   return report;
 }

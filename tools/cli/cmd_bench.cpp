@@ -448,7 +448,7 @@ void run_bench(const BenchArgs& a) {
   const double rss = peak_rss_mb();
   const int processed = r.ok + r.failed;
   StageTimes times = stage_times(g, r);
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hw = available_cores();
   std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
   auto [net_s, net_n] =
       network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);

@@ -47,7 +47,7 @@ std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   return std::make_unique<GraphSpec>(*g.graph);
 }
 
-void print_summary(const RunReport& r) {
+void print_summary(const RunReport& r, const Shard& shard) {
   const std::size_t n = r.cases.size();
   std::printf("\n%-14s %-8s %9s  %s\n", "case", "status", "seconds", "detail");
   std::size_t shown = 0;
@@ -68,36 +68,15 @@ void print_summary(const RunReport& r) {
       r.failed, r.skipped, r.not_run ? (", " + std::to_string(r.not_run) + " not run").c_str() : "",
       n, r.wall_s, r.wall_s > 0 ? processed / r.wall_s : 0.0, r.threads);
   std::printf("record: %s\n", r.run_json_path.c_str());
-  // When the graph evaluated, the per-structure Dice table and where the reports are.
-  const fs::path dir = fs::path(r.run_json_path).parent_path();
-  const fs::path summary = dir / "metrics" / "summary.json";
-  if (fs::exists(summary)) {
-    try {
-      auto j = nlohmann::json::parse(read_file(summary.string()));
-      auto ms = [](const nlohmann::json& s) {
-        if (s["mean"].is_null()) return std::string("   -");
-        char b[64];
-        std::snprintf(b, sizeof b, "%.4f +- %.4f", s["mean"].get<double>(), s["std"].get<double>());
-        return std::string(b);
-      };
-      std::printf("\nDice per structure (%d cases with masks):\n", j["cases_scored"].get<int>());
-      for (const auto& p : j["per_structure"]) {
-        if (p["cases_with_structure"].get<int>() == 0 && p["dice"]["mean"].is_null()) continue;
-        std::printf("  %2d %-8s %s\n", p["label"].get<int>(),
-                    p["structure"].get<std::string>().c_str(), ms(p["dice"]).c_str());
-      }
-      std::printf("  vertebrae   %s\n  discs       %s\n  all 19      %s\n",
-                  ms(j["dice"]["vertebrae"]).c_str(), ms(j["dice"]["discs"]).c_str(),
-                  ms(j["dice"]["all"]).c_str());
-      if (j.contains("refinement")) {
-        std::printf("  before refinement %s\n", ms(j["refinement"]["dice_before"]).c_str());
-      }
-      std::printf("metrics: %s\n", (dir / "metrics").c_str());
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
-    }
+  if (shard.active()) {
+    const fs::path out = fs::path(r.run_json_path).parent_path().parent_path();
+    std::printf(
+        "shard %d of %d: %zu of the cohort's %zu cases. When every shard is done, `spineparse "
+        "merge %s` writes the cohort's run.json, metrics and report.\n",
+        shard.index, shard.count, n, r.cohort_cases, out.c_str());
+    return;
   }
-  if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
+  print_run_products(fs::path(r.run_json_path).parent_path().string());
 }
 
 }  // namespace
@@ -132,20 +111,15 @@ struct StopSignals {
   }
 };
 
-std::string quoted(const std::string& s) {
-  if (s.find_first_of(" '\"$\\") == std::string::npos) return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 // The command that finishes an interrupted run.
 std::string resume_command(const GraphArgs& a, const RunOptions& o) {
-  std::string cmd = "spineparse run " + quoted(a.graph);
-  if (!o.input_dir.empty()) cmd += " --input " + quoted(o.input_dir);
-  cmd += " --output " + quoted(o.output_dir);
-  for (const auto& s : a.sets) cmd += " --set " + quoted(s);
-  for (const auto& d : a.plugin_dirs) cmd += " --plugin-dir " + quoted(d);
+  std::string cmd = "spineparse run " + shell_quote(a.graph);
+  if (!o.input_dir.empty()) cmd += " --input " + shell_quote(o.input_dir);
+  cmd += " --output " + shell_quote(o.output_dir);
+  for (const auto& s : a.sets) cmd += " --set " + shell_quote(s);
+  for (const auto& d : a.plugin_dirs) cmd += " --plugin-dir " + shell_quote(d);
+  if (o.shard.active())
+    cmd += " --shard " + std::to_string(o.shard.index) + "/" + std::to_string(o.shard.count);
   return cmd + " --resume";
 }
 
@@ -160,8 +134,25 @@ void add_run(CLI::App& app) {
   sub->add_option("--threads", opts->threads, "worker threads in total (0: all cores)");
   sub->add_option("--progress", opts->progress, "auto, plain or none")
       ->check(CLI::IsMember({"auto", "plain", "none"}));
-  sub->callback([a, opts] {
+  auto shard = std::make_shared<std::string>();
+  auto shards = std::make_shared<int>(0);
+  sub->add_option("--shard", *shard,
+                  "run shard K/N of the cohort (0 <= K < N), or 'auto': from the environment "
+                  "(Slurm array or tasks, MPI, torchrun, Kubernetes); then `spineparse merge`");
+  sub->add_option("--shards", *shards,
+                  "the shard count for --shard auto where the environment has none (Kubernetes)");
+  sub->callback([a, opts, shard, shards] {
     opts->after_case = release_after_case();
+    if (!shard->empty() || *shards > 0) {
+      try {
+        opts->shard = parse_shard(shard->empty() ? "auto" : *shard, *shards);
+      } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return set_exit_code(2);
+      }
+      std::fprintf(stderr, "shard %d of %d (%s)\n", opts->shard.index, opts->shard.count,
+                   opts->shard.source.c_str());
+    }
     Registry registry;
     auto graph = load(*a, registry);
     if (!graph) return set_exit_code(2);
@@ -172,7 +163,7 @@ void add_run(CLI::App& app) {
         StopSignals handlers;
         r = run_graph(*graph, registry, *opts);
       }
-      print_summary(r);
+      print_summary(r, opts->shard);
       if (r.stopped_by) {
         std::fprintf(
             stderr,

@@ -78,7 +78,8 @@ Conventions for every stage:
   hooks    open(ctx) once before any case; process(case) per case (concurrently when parallel;
            throwing fails only that case); close() after the last case; enumerate(ctx) for
            sources; outputs_for(seed, ctx) lists a case's files so that --resume can skip it;
-           after_run(run.json, ctx) once after the run's record is written.
+           after_run(run.json, ctx) once after the run's record is written (by `merge` for a
+           sharded run, on an instance never opened: use only the record, ctx and params).
 )";
 
 }  // namespace

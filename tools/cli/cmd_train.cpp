@@ -89,9 +89,7 @@ void run(const std::string& what, const TrainArgs& a) {
     nn::TrainConfig cfg;
     if (!a.config.empty()) cfg = nn::TrainConfig::from_json_file(a.config);
     if (!a.init.empty()) cfg.fine_init = a.init;
-    nn::set_torch_threads(
-        a.threads > 0 ? a.threads
-                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    nn::set_torch_threads(a.threads > 0 ? a.threads : available_cores());
     auto progress = [](const std::string& line) {
       std::fprintf(stderr, "[train] %s\n", line.c_str());
       std::fflush(stderr);

@@ -2,11 +2,14 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "build_paths.hpp"
+#include "spineparse/files.hpp"
 #include "spineparse/registry.hpp"
 
 namespace spineparse::cli {
+namespace fs = std::filesystem;
 
 namespace {
 int g_exit_code = 0;
@@ -36,6 +39,48 @@ std::string data_dir() {
   return SPINEPARSE_SOURCE_DIR;
 }
 
+void print_run_products(const std::string& output_dir) {
+  const fs::path dir(output_dir);
+  // When the graph evaluated, the per-structure Dice table and where the reports are.
+  const fs::path summary = dir / "metrics" / "summary.json";
+  if (fs::exists(summary)) {
+    try {
+      auto j = nlohmann::json::parse(read_file(summary.string()));
+      auto ms = [](const nlohmann::json& s) {
+        if (s["mean"].is_null()) return std::string("   -");
+        char b[64];
+        std::snprintf(b, sizeof b, "%.4f +- %.4f", s["mean"].get<double>(), s["std"].get<double>());
+        return std::string(b);
+      };
+      std::printf("\nDice per structure (%d cases with masks):\n", j["cases_scored"].get<int>());
+      for (const auto& p : j["per_structure"]) {
+        if (p["cases_with_structure"].get<int>() == 0 && p["dice"]["mean"].is_null()) continue;
+        std::printf("  %2d %-8s %s\n", p["label"].get<int>(),
+                    p["structure"].get<std::string>().c_str(), ms(p["dice"]).c_str());
+      }
+      std::printf("  vertebrae   %s\n  discs       %s\n  all 19      %s\n",
+                  ms(j["dice"]["vertebrae"]).c_str(), ms(j["dice"]["discs"]).c_str(),
+                  ms(j["dice"]["all"]).c_str());
+      if (j.contains("refinement")) {
+        std::printf("  before refinement %s\n", ms(j["refinement"]["dice_before"]).c_str());
+      }
+      std::printf("metrics: %s\n", (dir / "metrics").c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
+    }
+  }
+  if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
+}
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_-+=.,/:@%") == std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
 void add_commands(CLI::App& app) {
   add_run(app);
   add_validate(app);
@@ -43,6 +88,8 @@ void add_commands(CLI::App& app) {
   add_synth(app);
   add_evaluate(app);
   add_bench(app);
+  add_merge(app);
+  add_slurm(app);
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
   add_train(app);

@@ -21,7 +21,16 @@ bool load_default_plugins(Registry& registry, const std::vector<std::string>& ex
 // source tree for one in the build tree.
 std::string data_dir();
 
+// After a run or merge: the Dice table of OUTPUT/metrics/summary.json and where the report is,
+// when the graph made them.
+void print_run_products(const std::string& output_dir);
+
+// s quoted for a POSIX shell (unchanged when it needs no quotes).
+std::string shell_quote(const std::string& s);
+
 void add_run(CLI::App& app);
+void add_merge(CLI::App& app);  // cmd_cluster.cpp
+void add_slurm(CLI::App& app);  // cmd_cluster.cpp
 void add_validate(CLI::App& app);
 void add_stages(CLI::App& app);
 void add_synth(CLI::App& app);

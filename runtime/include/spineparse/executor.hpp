@@ -18,6 +18,7 @@
 
 #include "spineparse/case.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/shard.hpp"
 
 namespace spineparse {
 
@@ -25,7 +26,7 @@ struct RunOptions {
   std::string input_dir;
   std::string output_dir = "out";
   bool resume = false;
-  int threads = 0;           // 0: all cores
+  int threads = 0;           // 0: available_cores()
   int threads_per_case = 0;  // 0: threads / min(threads, max_in_flight), at least 1
   // Progress: "auto" (a live line on a terminal, periodic lines otherwise), "plain", "none".
   std::string progress = "auto";
@@ -38,6 +39,11 @@ struct RunOptions {
   // When it becomes non-zero (a signal number, set by a handler), no new case starts; the cases
   // in flight finish and the record marks the run interrupted, listing the cases that did not run.
   const std::atomic<int>* stop = nullptr;
+  // A shard runs its part of the cohort (shard_members), records it in shard_record_path and
+  // leaves the whole-run products (stages' after_run: metrics summaries, report) to
+  // `spineparse merge`. Shards of one run may share the output folder; the same shard twice may
+  // not, nor a shard and an unsharded run.
+  Shard shard;
 };
 
 // One span of work: a case in a stage, for the reports and the Chrome trace.
@@ -51,8 +57,8 @@ struct Span {
 
 struct CaseOutcome {
   std::string id;
-  std::size_t index = 0;
-  std::string status;  // "ok", "failed", "skipped"
+  std::size_t index = 0;  // in the whole cohort (a shard runs some of them)
+  std::string status;     // "ok", "failed", "skipped", "not_run"
   std::string error_node;
   std::string error;
   std::vector<StageTiming> timings;
@@ -68,12 +74,14 @@ struct RunReport {
   // When the cases started (std::chrono::steady_clock, seconds since its epoch): span and
   // in-flight times are relative to it, after the stages opened.
   double started_s = 0.0;
+  long long started_at = 0;  // when the run began, seconds since the Unix epoch
   int threads = 0;
   int threads_per_case = 0;
   int ok = 0, failed = 0, skipped = 0;
-  std::string run_json_path;
-  int not_run = 0;     // cases never started because the run was stopped
-  int stopped_by = 0;  // the signal that stopped it (RunOptions::stop), 0 when it ran out
+  std::string run_json_path;     // OUTPUT/run.json, or the shard's record
+  std::size_t cohort_cases = 0;  // cases in the whole cohort (cases.size() unless sharded)
+  int not_run = 0;               // cases never started because the run was stopped
+  int stopped_by = 0;            // the signal that stopped it (RunOptions::stop), 0 when it ran out
   // Whole-run steps that failed after the cases (a stage's close() or after_run(), such as the
   // report page): the run's products are incomplete even when every case is ok.
   std::vector<std::string> run_errors;
@@ -84,13 +92,19 @@ class RunError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The cores this process may run on (its affinity mask, which taskset, Slurm and container
+// cpusets narrow), at least 1: what `threads = 0` means.
+int available_cores();
+
 // One stage call under the executor's error rules: a failed case passes through untouched; an
 // exception (its first lines, without LibTorch's backtrace) or a null result marks the returned
 // copy failed with {node_id, message}. Never throws.
 CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in);
 
-// Opens every stage, runs all cases, closes the stages, writes OUTPUT/run.json. Throws RunError
-// when a stage cannot open or the source cannot enumerate; case failures are in the report.
+// Opens every stage, runs all cases (of the shard), closes the stages, writes OUTPUT/run.json (a
+// shard: its record) and calls the stages' after_run (not for a shard). Throws RunError when the
+// output folder is in use, a stage cannot open or the source cannot enumerate; case failures are
+// in the report.
 RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunOptions& options);
 
 }  // namespace spineparse

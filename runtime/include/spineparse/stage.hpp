@@ -7,7 +7,9 @@
 //   3. process(case) once per case, possibly concurrently when the description allows it. Throwing
 //      is fine: the runtime turns the exception into a failed case and the run goes on;
 //   4. close() once, after the last case;
-//   5. after_run(run.json) once, after the run's record is written (whole-run reports).
+//   5. after_run(run.json) once, after the run's record is written (whole-run reports). A sharded
+//      run skips it; `spineparse merge` calls it on a new instance that was never opened, with
+//      the merged record of all shards: it may depend only on the record, ctx and the params.
 // A source stage (the root of every graph) additionally enumerates the cases of a run.
 #pragma once
 
@@ -96,6 +98,7 @@ class Stage {
 
   // Called once after the run, when OUTPUT/run.json (every case's status, error and stage
   // times) has been written: for reports over the whole run. Errors are printed, not fatal.
+  // Also called by `spineparse merge` without open() (see the lifecycle above).
   virtual void after_run(const std::string& run_json_path, const StageContext& ctx);
 
   // Files this stage writes for a case; the runtime's --resume skips a case whose outputs from
