@@ -311,7 +311,7 @@ class CaseStream {
         fc.stop();
         return nullptr;
       }
-      auto c = std::make_shared<Case>(seeds[next].id, next);
+      auto c = std::make_shared<Case>(seeds[next].id, report_.cases[next].index);
       for (const auto& [k, v] : seeds[next].attrs) c->set_attr(k, v);
       ++next;
       return c;
@@ -356,14 +356,14 @@ class CaseStream {
     }
     const double end = since(t0_);
     std::lock_guard<std::mutex> lk(mu_);
-    spans_.push_back({graph_.nodes[i].id, in->index(), start, end, thread_slot()});
+    spans_.push_back({graph_.nodes[i].id, slot(in->index()), start, end, thread_slot()});
     return out;
   }
 
   // A case leaving a leaf. With several leaves it completes when every branch delivered it; the
   // first failure seen on any branch is the one reported.
   void record(const CasePtr& c) {
-    const std::size_t idx = c->index();
+    const std::size_t idx = slot(c->index());
     if (graph_.leaf_ids.size() > 1) {
       if (++arrivals_[idx] < graph_.leaf_ids.size()) {
         if (c->failed() && !first_failure_.count(idx)) first_failure_[idx] = c;
@@ -387,6 +387,14 @@ class CaseStream {
     rec.reset();
     if (options_.after_case)
       options_.after_case();  // the caller's record goes when the body returns
+  }
+
+  // The report's entry of the case with cohort index `index` (entries are in cohort order).
+  std::size_t slot(std::size_t index) const {
+    const auto it =
+        std::lower_bound(report_.cases.begin(), report_.cases.end(), index,
+                         [](const CaseOutcome& oc, std::size_t i) { return oc.index < i; });
+    return static_cast<std::size_t>(it - report_.cases.begin());
   }
 
   void log_in_flight(int now) {

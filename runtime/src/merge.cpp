@@ -159,9 +159,27 @@ json merged_record(const std::vector<ShardRecord>& shards, const std::string& ou
   return j;
 }
 
+// The plugins the shards ran with, where this process has not loaded one of that name.
+void load_recorded_plugins(const json& record, Registry& registry, MergeReport& report) {
+  for (const auto& p : record.value("plugins", json::array())) {
+    const std::string name = p.value("name", ""), path = p.value("path", "");
+    const auto& loaded = registry.plugins();
+    if (std::any_of(loaded.begin(), loaded.end(),
+                    [&](const PluginInfo& i) { return i.name == name; }))
+      continue;
+    try {
+      registry.load_plugin(path);
+    } catch (const std::exception& e) {
+      report.run_errors.push_back("plugin " + name + " the shards used: " + e.what() +
+                                  " (give its folder with --plugin-dir)");
+    }
+  }
+}
+
 // Each node's after_run on the merged record, from new stage instances (never opened).
 void run_after_hooks(const json& record, const std::string& output_dir, Registry& registry,
                      MergeReport& report) {
+  load_recorded_plugins(record, registry, report);
   GraphLoad g = load_graph_text(record["graph"].dump(), record.value("graph_file", ""), registry);
   if (!g.ok()) {
     for (const auto& i : g.issues)

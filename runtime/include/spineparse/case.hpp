@@ -55,6 +55,7 @@ class Case {
   std::shared_ptr<Case> derive() const { return std::make_shared<Case>(*this); }
 
   const std::string& id() const { return id_; }
+  // The case's position in the whole cohort (in the source's order), the same in every shard.
   std::size_t index() const { return index_; }
 
   // Source attributes such as "image_path" and "mask_path".

@@ -49,7 +49,7 @@ struct RunOptions {
 // One span of work: a case in a stage, for the reports and the Chrome trace.
 struct Span {
   std::string node;
-  std::size_t case_index = 0;
+  std::size_t case_index = 0;  // its entry in RunReport::cases
   double start_s = 0.0;  // since run start
   double end_s = 0.0;
   int thread = 0;  // small id of the worker thread

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cli_util.hpp"
 #include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
 #include "spineparse/files.hpp"
@@ -16,29 +17,6 @@
 using spineparse::testing::TempDir;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
-
-namespace {
-struct Result {
-  int code;
-  std::string output;
-};
-// Runs a shell command line, stderr with stdout.
-Result shell(const std::string& command) {
-  const std::string cmd = command + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-Result sp(const std::string& args) { return shell(std::string(SPINEPARSE_CLI) + " " + args); }
-// Whether this build has the network plugins (LibTorch); the tests that run them skip otherwise.
-bool has_networks() { return sp("stages coarse.gcsn").code == 0; }
-std::string graph(const std::string& name) {
-  return spineparse::testing::source_dir() + "/graphs/" + name;
-}
-}  // namespace
 
 TEST(Cli, DefaultGraphOverACohortWithACorruptAndA4DFile) {
   TempDir d;
