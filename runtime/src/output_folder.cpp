@@ -77,6 +77,15 @@ int OutputLock::take(const std::string& path, short type, const std::string& wha
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
   if (::fcntl(fd, F_SETLK, &fl) != 0) {
+    const int err = errno;
+    if (err != EACCES && err != EAGAIN) {  // no lock could be taken at all (ENOLCK, ...)
+      ::close(fd);
+      if (main_ >= 0) ::close(main_);
+      main_ = -1;
+      throw RunError("cannot lock " + path + ": " + std::strerror(err) +
+                     " (the output folder needs a file system with POSIX locks: NFSv4, or NFSv3 "
+                     "with lockd)");
+    }
     const std::string who = holder(fd);
     ::close(fd);
     if (main_ >= 0) ::close(main_);

@@ -172,3 +172,41 @@ TEST(Cluster, MpirunWithShardAutoThenMergeEqualsOneProcess) {
   EXPECT_THAT(r.output, HasSubstr("merged 3 shards: 5 ok, 1 failed, 0 skipped of 6 cases"));
   c.expect_merged_equals_single(out, 3, "Open MPI");
 }
+
+TEST(Cluster, SlurmTrainsTheFiveFoldsAsAnArrayThenCrossValidates) {
+  NEED_TOOLS("slurmctld", "slurmd", "sbatch", "squeue");
+  if (!has_networks()) GTEST_SKIP() << "a build without LibTorch does not train";
+  TempDir d;
+  const std::string data = (d / "cohort").string(), out = (d / "training").string();
+  ASSERT_EQ(sp("synth --cases 8 --size 70 90 --seed 3 --out " + data).code, 0);
+  const std::string config = (d / "tiny.json").string();
+  spineparse::write_file_atomic(config, R"({"coarse_width": 0.125, "coarse_height": 32,
+    "coarse_cols": 64, "deeplab_epochs": 1, "gcsn_epochs": 1, "fine_fmaps": 4, "fine_height": 32,
+    "fine_cols": 64, "fine_epochs": 1, "iterations_per_epoch": 1})");
+  SlurmCluster cluster(d / "slurm");
+  ASSERT_TRUE(cluster.started()) << cluster.log();
+  std::smatch m;
+  for (const std::string what : {"coarse", "fine"}) {
+    auto r = sp("slurm-train " + what + " --data " + data + " --output " + out + " --config " +
+                config + " --sbatch-arg=--cpus-per-task=1 --submit");
+    ASSERT_EQ(r.code, 0) << r.output;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(training array job (\d+))")));
+    std::string jobs = m[1].str();
+    if (what == "fine") {
+      ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(cross-validation job (\d+))")));
+      jobs += "," + m[1].str();
+    }
+    ASSERT_TRUE(SlurmCluster::wait_for(jobs, 600)) << shell("squeue").output;
+    for (int k = 1; k <= 5; ++k) {
+      const std::string fold = out + "/fold" + std::to_string(k);
+      EXPECT_TRUE(
+          fs::exists(fold + (what == "coarse" ? "/coarse/gcsn" : "/fine") + "/best.safetensors"))
+          << what << " fold " << k << ": "
+          << shell("tail -n 5 " + out + "/slurm/train-" + what + "-fold" + std::to_string(k) +
+                   ".log")
+                 .output;
+    }
+  }
+  EXPECT_THAT(spineparse::read_file(out + "/slurm/train-fine-cv.log"),
+              HasSubstr("cross-validated Dice over 8 cases"));
+}

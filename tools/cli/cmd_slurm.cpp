@@ -128,6 +128,58 @@ void write_scripts(const SlurmArgs& a) {
       merge_id.c_str(), absolute(a.output).c_str());
 }
 
+struct TrainArrayArgs {
+  std::string what, data, output, config, coarse_weights;
+  std::vector<std::string> sbatch_args;
+  bool submit = false;
+};
+
+// `spineparse train WHAT ...` with the given fold argument.
+std::string train_command(const TrainArrayArgs& a, const std::string& fold) {
+  std::string cmd = shell_quote(self_exe()) + " train " + a.what + " --data " +
+                    shell_quote(absolute(a.data)) + " --output " + shell_quote(absolute(a.output)) +
+                    " --fold " + fold + " --resume";
+  if (!a.config.empty()) cmd += " --config " + shell_quote(absolute(a.config));
+  if (!a.coarse_weights.empty())
+    cmd += " --coarse-weights " + shell_quote(absolute(a.coarse_weights));
+  return cmd;
+}
+
+// The five folds as a five-task array; for the fine network, the cross-validated evaluation
+// (train fine --fold all --resume: the folds are done, so it only evaluates) once all succeeded.
+void write_train_scripts(const TrainArrayArgs& a) {
+  const fs::path dir = fs::path(absolute(a.output)) / "slurm";
+  fs::create_directories(dir);
+  const std::string folds = (dir / ("train-" + a.what + ".sbatch")).string();
+  std::string s = header("spineparse-train-" + a.what,
+                         (dir / ("train-" + a.what + "-fold%a.log")).string(), a.sbatch_args);
+  s.insert(s.find("#SBATCH --output"), "#SBATCH --array=1-5\n");
+  write_file_atomic(folds, s + "# Fold K of the five-fold cross-validation per array task.\nexec " +
+                               train_command(a, "\"$SLURM_ARRAY_TASK_ID\"") + "\n");
+  std::string cv;
+  if (a.what == "fine") {
+    cv = (dir / "train-fine-cv.sbatch").string();
+    // --kill-on-invalid-dep: a failed fold cancels it instead of leaving it pending forever.
+    write_file_atomic(
+        cv, header("spineparse-train-cv", (dir / "train-fine-cv.log").string(), a.sbatch_args) +
+                "#SBATCH --kill-on-invalid-dep=yes\n# After the five folds: their models segment "
+                "their test folds.\nexec " +
+                train_command(a, "all") + "\n");
+  }
+  if (!a.submit) {
+    std::printf("wrote %s (folds 1-5)%s%s\nsubmit with: sbatch %s%s\n", folds.c_str(),
+                cv.empty() ? "" : " and ", cv.c_str(), shell_quote(folds).c_str(),
+                cv.empty() ? "" : "  (then the cv script with --dependency=afterok:JOBID)");
+    return;
+  }
+  const std::string id = sbatch(shell_quote(folds));
+  std::printf("submitted training array job %s (folds 1-5, logs %s/train-%s-fold<K>.log)\n",
+              id.c_str(), dir.c_str(), a.what.c_str());
+  if (!cv.empty())
+    std::printf("submitted cross-validation job %s (after every fold succeeds)\n",
+                sbatch("--dependency=afterok:" + id + " " + shell_quote(cv)).c_str());
+}
+
 }  // namespace
 
 void add_slurm(CLI::App& app) {
@@ -158,6 +210,41 @@ void add_slurm(CLI::App& app) {
     try {
       check_sbatch_args(a->sbatch_args);
       write_scripts(*a);
+      set_exit_code(0);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      set_exit_code(2);
+    }
+  });
+}
+
+}  // namespace spineparse::cli
+
+namespace spineparse::cli {
+
+void add_slurm_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArrayArgs>();
+  auto* sub = app.add_subcommand(
+      "slurm-train",
+      "Write (and with --submit, submit) five-fold training as a Slurm job array (one fold each)");
+  sub->add_option("what", a->what, "coarse or fine")
+      ->required()
+      ->check(CLI::IsMember({"coarse", "fine"}));
+  sub->add_option("--data", a->data, "dataset folder with masks")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--output,-o", a->output, "training folder on a file system every node shares")
+      ->required();
+  sub->add_option("--config", a->config, "training configuration (JSON)")->check(CLI::ExistingFile);
+  sub->add_option("--coarse-weights", a->coarse_weights, "fine: GCSN weights for every fold")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--sbatch-arg", a->sbatch_args,
+                  "an sbatch option for the jobs, e.g. --sbatch-arg=--gres=gpu:1 (repeatable)");
+  sub->add_flag("--submit", a->submit, "submit with sbatch and print the job ids");
+  sub->callback([a] {
+    try {
+      check_sbatch_args(a->sbatch_args);
+      write_train_scripts(*a);
       set_exit_code(0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s\n", e.what());

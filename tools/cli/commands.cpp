@@ -93,6 +93,7 @@ void add_commands(CLI::App& app) {
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
   add_train(app);
+  add_slurm_train(app);
 #endif
 }
 

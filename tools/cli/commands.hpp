@@ -29,8 +29,9 @@ void print_run_products(const std::string& output_dir);
 std::string shell_quote(const std::string& s);
 
 void add_run(CLI::App& app);
-void add_merge(CLI::App& app);  // cmd_cluster.cpp
-void add_slurm(CLI::App& app);  // cmd_cluster.cpp
+void add_merge(CLI::App& app);        // cmd_cluster.cpp
+void add_slurm(CLI::App& app);        // cmd_slurm.cpp
+void add_slurm_train(CLI::App& app);  // cmd_slurm.cpp, only in builds with LibTorch
 void add_validate(CLI::App& app);
 void add_stages(CLI::App& app);
 void add_synth(CLI::App& app);
