@@ -218,10 +218,7 @@ void check_nifti_geometry(const NiftiFields& f, const std::string& name, HeaderF
     if (!(std::fabs(det3(f.srow)) > 1e-9 * scale * scale * scale) || scale == 0)
       refuse(name, "the sform's 3x3 matrix is singular");
   }
-  if (f.qform_code == 0 && f.sform_code == 0)
-    out.warnings.push_back(
-        "neither qform nor sform is set (both codes 0): orientation is not in the file, so the "
-        "reader's default is used");
+  if (f.qform_code == 0 && f.sform_code == 0) out.warnings.push_back(kNoOrientationWarning);
   Geometry& g = out.geometry;
   double m[3][4] = {};
   double spacing[3] = {};  // from pixdim, whichever transform is used (as ITK does)

@@ -26,11 +26,17 @@ namespace spineparse::io {
 
 struct ReadLimits {
   std::int64_t max_voxels = std::int64_t{1} << 31;  // refused above this, before allocation
-  std::int64_t max_slices = 0;                      // array axis 2 (D); 0: no limit
+  std::int64_t max_slices = 0;  // along the axis of largest spacing; 0: no limit
 };
 
 // How and where the voxels of a file are stored.
 enum class Encoding { kRaw, kGzip, kZlib, kOther };
+
+// The warning of a NIfTI file without qform and sform: its axes' directions are unknown (the
+// orientation stage then uses the volume as stored).
+inline constexpr const char* kNoOrientationWarning =
+    "neither qform nor sform is set (both codes 0): orientation is not in the file, so the "
+    "reader's default is used";
 
 struct HeaderFacts {
   std::string format;                  // "nifti1", "nifti2", "analyze", "nrrd", "metaimage"

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "io/orientation.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -223,12 +224,26 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   return ph;
 }
 
+namespace {
+// The phantom stored in other axis codes.
+void stored_as(const std::string& codes, Phantom& ph) {
+  const Reorientation r = plan_reorientation(axis_codes(ph.geometry), codes);
+  const std::array<std::int64_t, 3> ijk{ph.image->dim(1), ph.image->dim(2), ph.image->dim(0)};
+  ph.geometry = reorient(ph.geometry, ijk, r);
+  ph.image = reorient(*ph.image, r);
+  ph.mask = reorient(*ph.mask, r);
+}
+}  // namespace
+
 std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string& out_dir,
                                        const std::function<void(const SynthSummary&)>& progress) {
   if (o.cases < 1) throw std::runtime_error("synth: --cases must be at least 1");
   if (o.min_size < 16 || o.max_size < o.min_size) throw std::runtime_error("synth: bad size range");
   if (o.min_slices < 1 || o.max_slices < o.min_slices)
     throw std::runtime_error("synth: bad slice range");
+  std::string why;
+  if (!o.orientation.empty() && !valid_axis_codes(o.orientation, &why))
+    throw std::runtime_error("synth: --orientation " + why);
   fs::create_directories(fs::path(out_dir) / "original_mr");
   if (o.masks) fs::create_directories(fs::path(out_dir) / "mask");
   std::vector<SynthSummary> out(o.cases);
@@ -236,6 +251,7 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
   tbb::parallel_for(0, o.cases, [&](int i) {
     const int number = o.first_case + i;
     Phantom ph = make_phantom(o, number);
+    if (!o.orientation.empty()) stored_as(o.orientation, ph);
     write_volume((fs::path(out_dir) / "original_mr" / (ph.id + ".nii.gz")).string(), *ph.image,
                  ph.geometry);
     if (o.masks) {

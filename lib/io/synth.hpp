@@ -23,6 +23,9 @@ struct SynthOptions {
   int min_size = 512, max_size = 880;  // in-plane size (H and W), inclusive
   int min_slices = 12, max_slices = 15;
   bool masks = true;
+  // Axis codes to store the volumes in ("" or "PIL": as the training data, i toward posterior,
+  // j toward inferior, k toward left); the voxels are the same, permuted and flipped exactly.
+  std::string orientation;
 };
 
 struct Phantom {

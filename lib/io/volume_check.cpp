@@ -128,9 +128,17 @@ void apply_limits(const HeaderFacts& h, const ReadLimits& limits, const std::str
   if (limits.max_voxels > 0 && h.voxels > limits.max_voxels)
     refuse(path, "the header claims " + std::to_string(h.voxels) + " voxels (" + dims +
                      "), over the limit max_voxels=" + std::to_string(limits.max_voxels));
-  if (limits.max_slices > 0 && h.size.size() >= 3 && h.size[2] > limits.max_slices)
-    refuse(path, "the header claims " + std::to_string(h.size[2]) +
-                     " slices, over the limit max_slices=" + std::to_string(limits.max_slices));
+  if (limits.max_slices > 0 && h.size.size() >= 3) {
+    // The slices run along the axis with the largest spacing (k when spacings tie), whichever
+    // file axis holds it: a sagittal series stored RAS has them along i.
+    std::size_t a = 2;
+    for (std::size_t i : {1u, 0u})
+      if (h.geometry.spacing[i] > h.geometry.spacing[a]) a = i;
+    if (h.size[a] > limits.max_slices)
+      refuse(path, "the header claims " + std::to_string(h.size[a]) + " slices (file axis " +
+                       "ijk"[a] + ", the largest spacing), over the limit max_slices=" +
+                       std::to_string(limits.max_slices));
+  }
 }
 
 // Whether the data file holds the bytes the header promises (raw: by size; compressed data ITK

@@ -46,7 +46,7 @@ StageDescription read_dataset_description() {
        ParamType::kInt,
        ParamValue(std::int64_t{256}),
        false,
-       "refuse volumes with more slices (array axis 2)",
+       "refuse volumes with more slices (along the file axis of largest spacing)",
        {},
        1.0,
        std::nullopt},

@@ -124,7 +124,8 @@ class Validator {
       case ParamType::kPath: {
         if (!v.is_string()) return bad_type();
         std::string s = v.get<std::string>();
-        if (spec.type == ParamType::kPath && from_file && !s.empty() && fs::path(s).is_relative()) {
+        if (spec.type == ParamType::kPath && from_file && !s.empty() && s[0] != '@' &&
+            fs::path(s).is_relative()) {
           // Paths written in a graph file are relative to that file's folder.
           fs::path base = fs::path(path_).parent_path();
           if (!base.empty()) s = (base / s).lexically_normal().string();
@@ -150,7 +151,7 @@ class Validator {
   bool check_value(const ParamSpec& spec, const ParamValue& v, const std::string& ptr,
                    const std::string& node_id) {
     if (!spec.allowed.empty()) {
-      if (auto* s = std::get_if<std::string>(&v)) {
+      if (auto* s = std::get_if<std::string>(&v); s && s->rfind('@', 0) != 0) {  // not @NODE.PARAM
         if (std::find(spec.allowed.begin(), spec.allowed.end(), *s) == spec.allowed.end()) {
           std::string allowed;
           for (const auto& a : spec.allowed) allowed += (allowed.empty() ? "" : ", ") + a;
@@ -231,6 +232,7 @@ class Validator {
     std::vector<const StageDescription*> descs;
     parse_nodes(root, nodes, descs, index_of);
     apply_overrides(overrides, nodes, descs, index_of);
+    resolve_references(nodes, descs, index_of);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (descs[i]) check_paths(nodes[i], *descs[i], "/nodes/" + std::to_string(i));
     }
@@ -601,6 +603,37 @@ class Validator {
       issue("missing_param", m.pointer,
             "node '" + m.node + "': stage '" + m.kind + "' requires parameter '" + m.param +
                 "' (set it in the graph or with --set " + m.node + "." + m.param + "=...)");
+    }
+  }
+
+  // A string or path parameter "@NODE.PARAM" takes that node's resolved value (after --set), so
+  // that one setting serves two nodes (io.reorient reads the coarse network's weights).
+  void resolve_references(std::vector<NodeSpec>& nodes,
+                          const std::vector<const StageDescription*>& descs,
+                          const std::map<std::string, std::size_t>& index_of) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (!descs[i]) continue;
+      for (const auto& spec : descs[i]->params) {
+        if (spec.type != ParamType::kString && spec.type != ParamType::kPath) continue;
+        if (!nodes[i].params.has(spec.name)) continue;
+        const std::string ref = nodes[i].params.get_string(spec.name);
+        if (ref.empty() || ref[0] != '@') continue;
+        const std::string ptr = "/nodes/" + std::to_string(i) + "/params/" + spec.name;
+        const auto dot = ref.find('.');
+        const auto it =
+            dot == std::string::npos ? index_of.end() : index_of.find(ref.substr(1, dot - 1));
+        const std::string param = dot == std::string::npos ? "" : ref.substr(dot + 1);
+        if (it == index_of.end() || !nodes[it->second].params.has(param) ||
+            !std::holds_alternative<std::string>(nodes[it->second].params.values().at(param)) ||
+            nodes[it->second].params.get_string(param).rfind('@', 0) == 0) {
+          issue("bad_reference", ptr,
+                "node '" + nodes[i].id + "': parameter '" + spec.name + "' is '" + ref +
+                    "', which names no string parameter of another node (write @NODE.PARAM)");
+          continue;
+        }
+        const ParamValue value = nodes[it->second].params.get_string(param);
+        if (check_value(spec, value, ptr, nodes[i].id)) nodes[i].params.set(spec.name, value);
+      }
     }
   }
 

@@ -56,6 +56,21 @@ TEST_F(GraphValidation, AcceptsAGoodGraphAndFillsDefaults) {
   EXPECT_THAT(g.graph->resolved_json, HasSubstr("\"mode\": \"std\""));
 }
 
+TEST_F(GraphValidation, AParameterMayTakeAnotherNodesValue) {
+  const char* text = R"({"schema_version": 1, "nodes": [
+    {"id": "src", "stage": "test.source"},
+    {"id": "f", "stage": "test.fail", "params": {"mode": "std", "ids": []}},
+    {"id": "g", "stage": "test.fail", "params": {"mode": "@f.mode", "ids": []}}]})";
+  auto g = load(text, {"f.mode=non_std"});  // the reference follows --set
+  ASSERT_TRUE(g.ok()) << dump(g);
+  EXPECT_EQ(g.graph->node("g")->params.get_string("mode"), "non_std");
+  for (const char* bad : {"@f", "@nobody.mode", "@f.nothing", "@f.ids", "@g.mode"}) {
+    std::string t = text;
+    t.replace(t.find("@f.mode"), 7, bad);
+    EXPECT_THAT(only(load(t), "bad_reference").message, HasSubstr(bad)) << bad;
+  }
+}
+
 TEST_F(GraphValidation, BadJson) {
   auto g = load("{ nope");
   EXPECT_THAT(only(g, "bad_json").message, HasSubstr("not valid JSON"));

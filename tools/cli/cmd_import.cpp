@@ -2,6 +2,8 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "io/orientation.hpp"
+#include "io/weights_metadata.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/networks.hpp"
 #include "nn/safetensors.hpp"
@@ -22,8 +24,16 @@ void add_import(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"gcsn", "deeplab", "resunet2d"}));
   sub->add_option("--out,-o", *out, "output .safetensors file")->required();
-  sub->callback([file, model, out] {
+  auto orientation = std::make_shared<std::string>();
+  sub->add_option("--orientation", *orientation,
+                  "axis codes of the data the model was trained on (e.g. PIL for the original's "
+                  "dataset); io.reorient then brings other scans to it. Without it inputs are "
+                  "used as stored");
+  sub->callback([file, model, out, orientation] {
     try {
+      std::string why;
+      if (!orientation->empty() && !io::valid_axis_codes(*orientation, &why))
+        throw std::runtime_error("--orientation " + why);
       auto ck = nn::read_checkpoint(*file);
       // Check every name, shape and dtype against the network before writing anything.
       if (*model == "resunet2d") {
@@ -36,6 +46,7 @@ void add_import(CLI::App& app) {
       std::map<std::string, std::string> meta = {
           {"source", *file}, {"model", *model}, {"format", "spineparse-1"}};
       for (const auto& [k, v] : ck.info) meta["checkpoint." + k] = v;
+      if (!orientation->empty()) meta[io::kOrientationKey] = *orientation;
       nn::save_safetensors(*out, ck.state_dict, meta);
       std::printf("wrote %s: %zu tensors (%s)", out->c_str(), ck.state_dict.size(), model->c_str());
       if (ck.info.count("epoch")) std::printf(", epoch %s", ck.info.at("epoch").c_str());

@@ -23,6 +23,9 @@ void add_synth(CLI::App& app) {
   sub->add_option("--size", *size, "in-plane size range MIN MAX (default 512 880)")->expected(2);
   sub->add_option("--slices", *slices, "slice count range MIN MAX (default 12 15)")->expected(2);
   sub->add_flag("!--no-masks", o->masks, "write no masks");
+  sub->add_option("--orientation", o->orientation,
+                  "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "
+                  "training data's)");
   sub->callback([o, out, size, slices] {
     if (size->size() == 2) o->min_size = (*size)[0], o->max_size = (*size)[1];
     if (slices->size() == 2) o->min_slices = (*slices)[0], o->max_slices = (*slices)[1];

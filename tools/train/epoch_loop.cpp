@@ -195,15 +195,17 @@ EpochLog train_epoch(Task& t, torch::optim::Adam& opt, const TrainConfig& cfg, i
 void save_weights(Task& t, torch::optim::Adam& opt, const TaskFiles& f, TrainResult& res,
                   const EpochLog& e) {
   const auto state = state_of(*t.model);
+  auto meta = t.metadata;
+  meta["epoch"] = std::to_string(e.epoch);
+  meta["task"] = t.name;
   if (e.val_dice > res.best_dice || res.best_epoch < 0) {
     res.best_dice = e.val_dice;
     res.best_epoch = e.epoch;
-    save_safetensors(f.best, state,
-                     {{"epoch", std::to_string(e.epoch)},
-                      {"val_dice", std::to_string(e.val_dice)},
-                      {"task", t.name}});
+    auto best = meta;
+    best["val_dice"] = std::to_string(e.val_dice);
+    save_safetensors(f.best, state, best);
   }
-  save_safetensors(f.last, state, {{"epoch", std::to_string(e.epoch)}, {"task", t.name}});
+  save_safetensors(f.last, state, meta);
   const std::string tmp = temp_path_for(f.optimizer);
   torch::save(opt, tmp);
   commit_file(tmp, f.optimizer);

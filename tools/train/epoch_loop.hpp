@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct Task {
   std::function<Batch(const std::vector<int>& items, std::uint64_t seed)> make_batch;
   std::function<torch::Tensor(const Batch&)> loss;
   std::function<double()> validate;
+  std::map<std::string, std::string> metadata;  // more entries for the weight files' metadata
 };
 
 TrainResult run_task(Task& t, const TrainConfig& cfg, bool resume, const ProgressFn& progress);

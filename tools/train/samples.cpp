@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "io/orientation.hpp"
 #include "io/volume_io.hpp"
 #include "nn/resample.hpp"
 
@@ -28,7 +29,8 @@ torch::Tensor as_tensor(const NdArray& a) {
 }  // namespace
 
 std::vector<Volume> load_cases(const std::string& data_dir, const std::vector<int>& numbers,
-                               const std::vector<CaseSeed>& seeds) {
+                               const std::vector<CaseSeed>& seeds,
+                               std::map<std::string, std::string>* orientation_of) {
   std::vector<Volume> out;
   for (int n : numbers) {
     const CaseSeed& s = seeds.at(n - 1);
@@ -38,13 +40,32 @@ std::vector<Volume> load_cases(const std::string& data_dir, const std::vector<in
                                " has no mask; training needs one per case");
     Volume v;
     v.id = s.id;
-    v.image = io::read_image(s.attrs.at("image_path")).data;
+    auto image = io::read_image(s.attrs.at("image_path"));
+    v.image = image.data;
+    if (orientation_of) (*orientation_of)[s.id] = io::axis_codes(image.geometry);
     v.mask = io::read_labels(it->second, 19).data;
     if (v.mask->shape() != v.image->shape())
       throw std::runtime_error("case " + s.id + ": mask and image differ in size");
     out.push_back(v);
   }
   return out;
+}
+
+std::string common_orientation(const std::map<std::string, std::string>& orientation_of) {
+  std::map<std::string, int> count;
+  for (const auto& [id, codes] : orientation_of) ++count[codes];
+  if (count.empty()) return "";
+  std::string most = count.begin()->first;
+  for (const auto& [codes, n] : count)
+    if (n > count[most]) most = codes;
+  if (count.size() == 1) return most;
+  std::string odd;
+  for (const auto& [id, codes] : orientation_of)
+    if (codes != most) odd += (odd.empty() ? "" : ", ") + id + " " + codes;
+  throw std::runtime_error("the training cases are stored in different orientations (most " + most +
+                           "; " + odd +
+                           "): store them alike, e.g. as the majority, so that the model learns "
+                           "one orientation");
 }
 
 torch::Tensor resize_labels(const NdArray& m, std::int64_t oh, std::int64_t ow) {

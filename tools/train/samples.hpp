@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,8 +23,14 @@ struct Volume {
 };
 
 // The cases numbered `numbers` (1-based into `seeds`); each must have a mask of its image's size.
+// Each case's axis codes go to `orientation_of` (by id) when given.
 std::vector<Volume> load_cases(const std::string& data_dir, const std::vector<int>& numbers,
-                               const std::vector<CaseSeed>& seeds);
+                               const std::vector<CaseSeed>& seeds,
+                               std::map<std::string, std::string>* orientation_of = nullptr);
+
+// The axis codes all training cases share (recorded in the weights' metadata, so that inference
+// reorients other scans to them). Throws naming the cases that differ from the majority.
+std::string common_orientation(const std::map<std::string, std::string>& orientation_of);
 
 // Nearest-neighbour resize of the central rows, skimage order 0 (pixel centres): int64 [D,oh,ow].
 torch::Tensor resize_labels(const NdArray& mask, std::int64_t oh, std::int64_t ow);

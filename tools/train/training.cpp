@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/dataset.hpp"
+#include "io/weights_metadata.hpp"
 #include "nn/networks.hpp"
 #include "nn/resample.hpp"
 #include "nn/safetensors.hpp"
@@ -61,8 +62,12 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
              " training, " + std::to_string(f.val.size()) + " validation, " +
              std::to_string(f.test.size()) + " test cases");
   std::vector<std::pair<torch::Tensor, torch::Tensor>> train, val;
-  for (const auto& v : load_cases(data_dir, f.train, seeds)) train.push_back(coarse_sample(v, cfg));
-  for (const auto& v : load_cases(data_dir, f.val, seeds)) val.push_back(coarse_sample(v, cfg));
+  std::map<std::string, std::string> orientation_of;
+  for (const auto& v : load_cases(data_dir, f.train, seeds, &orientation_of))
+    train.push_back(coarse_sample(v, cfg));
+  for (const auto& v : load_cases(data_dir, f.val, seeds, &orientation_of))
+    val.push_back(coarse_sample(v, cfg));
+  const std::string orientation = common_orientation(orientation_of);
   const std::string base = fold_dir(out_dir, fold) + "/coarse";
   fs::create_directories(base);
   write_file_atomic(base + "/config.json", cfg.to_json());
@@ -89,6 +94,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
   Gcsn deeplab(false, 20, cfg.coarse_width);
   Task t1;
   t1.name = "deeplab";
+  t1.metadata[io::kOrientationKey] = orientation;
   t1.dir = base + "/deeplab";
   t1.model = deeplab.get();
   t1.n_items = static_cast<int>(train.size());
@@ -179,9 +185,10 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
   struct Slices {
     torch::Tensor mr, unary, y;  // [D,1,H,W], [D,20,h,w], [D,H,W]
   };
+  std::map<std::string, std::string> orientation_of;
   auto build = [&](const std::vector<int>& numbers) {
     std::vector<Slices> out;
-    auto vols = load_cases(data_dir, numbers, seeds);
+    auto vols = load_cases(data_dir, numbers, seeds, &orientation_of);
     for (std::size_t i = 0; i < vols.size(); ++i) {
       Slices s;
       s.mr = fine_mr(vols[i], cfg).unsqueeze(1);
@@ -205,6 +212,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
     load_state(*net, load_safetensors(cfg.fine_init).tensors, cfg.fine_init);
   Task t;
   t.name = "resunet2d";
+  t.metadata[io::kOrientationKey] = common_orientation(orientation_of);
   t.dir = dir;
   t.model = net.get();
   t.n_items = static_cast<int>(items.size());

@@ -62,6 +62,7 @@ class Case {
   const std::map<std::string, std::string>& attrs() const { return attrs_; }
   std::string attr(const std::string& key, const std::string& fallback = "") const;
   void set_attr(const std::string& key, std::string value) { attrs_[key] = std::move(value); }
+  void erase_attr(const std::string& key) { attrs_.erase(key); }
 
   const Geometry& geometry() const { return geometry_; }
   void set_geometry(const Geometry& g) { geometry_ = g; }

@@ -154,7 +154,7 @@ TEST_F(ReadDatasetTest, EachBadInputFailsOnlyItsCaseWithAClearReason) {
   expect_fail("badlabel", "not a label in 0..19");
   expect_fail("nan", "3 non-finite voxels");
   expect_fail("empty", "is empty: every voxel is 0");
-  expect_fail("toolong", "41 slices, over the limit max_slices=40");
+  expect_fail("toolong", "41 slices (file axis k, the largest spacing), over the limit max_slices=40");
 
   // Every good case is written, normalised, with its geometry intact.
   for (const char* id : {"good1", "good2", "good3"}) {

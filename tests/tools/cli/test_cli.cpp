@@ -9,7 +9,9 @@
 #include <set>
 
 #include "cli_util.hpp"
+#include "io/orientation.hpp"
 #include "io/volume_io.hpp"
+#include "io/weights_metadata.hpp"
 #include "io_fixtures.hpp"
 #include "spineparse/files.hpp"
 #include "test_util.hpp"
@@ -105,6 +107,21 @@ TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
               (d / "gcsn.safetensors").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("tensors (gcsn)"));
+  // The orientation the model was trained in, as the training files' headers state it (the
+  // reference volume's header says RAS), is recorded for io.reorient.
+  r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " +
+         (d / "gcsn_ras.safetensors").string() + " --orientation RAS");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(
+      spineparse::io::safetensors_metadata((d / "gcsn_ras.safetensors").string())["orientation"],
+      "RAS");
+  EXPECT_EQ(
+      spineparse::io::safetensors_metadata((d / "gcsn.safetensors").string()).count("orientation"),
+      0u);
+  r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model gcsn --out " +
+         (d / "x.safetensors").string() + " --orientation PPL");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("'PPL' is not three letters"));
   r = sp("import-checkpoint " + ref("gcsn_best_checkpoint.pytorch") + " --model resunet2d --out " +
          (d / "x.safetensors").string());
   EXPECT_EQ(r.code, 2);
@@ -114,7 +131,7 @@ TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
   fs::create_directories(d / "in/original_mr");
   fs::copy_file(ref("raw.nii.gz"), d / "in/original_mr/Case1.nii.gz");
   r = sp("run " + graph("spineparsenet.json") + " --input " + (d / "in").string() + " --output " +
-         (d / "out").string() + " --set coarse.weights=" + (d / "gcsn.safetensors").string() +
+         (d / "out").string() + " --set coarse.weights=" + (d / "gcsn_ras.safetensors").string() +
          " --set fine.weights=" + ref("resunet2d_weights.safetensors") + " --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
   auto got = spineparse::io::read_labels((d / "out/seg_Case1.nii.gz").string(), 19);
@@ -129,6 +146,7 @@ TEST(Cli, ImportCheckpointThenRunTheWholeGraphThroughThePlugins) {
   for (const auto& p : j["plugins"]) plugins.push_back(p["name"]);
   EXPECT_THAT(plugins, ::testing::IsSupersetOf({"io", "coarse", "fine"}));
   EXPECT_TRUE(j["cases"][0]["stage_seconds"].contains("fine"));
+  EXPECT_EQ(j["cases"][0]["attrs"]["orientation_action"], "none: stored as RAS");
 }
 
 TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduces) {
@@ -501,4 +519,53 @@ TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
     EXPECT_TRUE(c["stage_seconds"].contains("pause")) << c.dump();
   }
   EXPECT_GE(skipped, 1);
+}
+
+// A cohort stored in other orientations gives the same labels, on each input's own grid; an axial
+// series is a clear per-case error.
+TEST(Cli, ScansInAnyOrientationGiveTheSameLabelsOnTheirOwnGrid) {
+  namespace io = spineparse::io;
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::vector<std::string> orientations = {"PIL", "RAS", "LPS", "IPL"};
+  for (const auto& o : orientations) {
+    const std::string in = (d / ("in" + o)).string(), out = (d / ("out" + o)).string();
+    ASSERT_EQ(sp("synth --cases 2 --seed 5 --size 96 128 --orientation " + o + " --out " + in).code,
+              0);
+    const auto r = sp("run " + graph("demo.json") + " --input " + in + " --output " + out +
+                      " --progress none");
+    ASSERT_EQ(r.code, 0) << o << r.output;
+    const auto j = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+    EXPECT_EQ(j["cases"][0]["attrs"]["orientation"], o);
+    EXPECT_THAT(j["cases"][0]["attrs"]["orientation_action"].get<std::string>(),
+                HasSubstr(o == "PIL" ? "none: stored as PIL" : "reoriented " + o + " -> PIL"));
+  }
+  for (int c = 1; c <= 2; ++c) {
+    const std::string id = "Case" + std::to_string(c);
+    const auto pil = io::read_labels((d / ("outPIL/seg_" + id + ".nii.gz")).string(), 19);
+    for (const auto& o : orientations) {
+      const auto in = io::read_image((d / ("in" + o + "/original_mr/" + id + ".nii.gz")).string());
+      const auto got = io::read_labels((d / ("out" + o + "/seg_" + id + ".nii.gz")).string(), 19);
+      EXPECT_TRUE(got.geometry.same_as(in.geometry, 1e-6)) << o;  // the input's own grid
+      ASSERT_EQ(got.data->shape(), in.data->shape()) << o;
+      const auto back = io::reorient(*got.data, io::plan_reorientation(o, "PIL"));
+      ASSERT_EQ(back->shape(), pil.data->shape()) << o;
+      std::int64_t same = 0;
+      for (std::int64_t i = 0; i < back->numel(); ++i)
+        same += back->data<std::uint8_t>()[i] == pil.data->data<std::uint8_t>()[i];
+      EXPECT_GE(static_cast<double>(same) / back->numel(), 0.999) << o << " " << id;
+    }
+  }
+  // The same voxels with a header that stacks the 4 mm slices along S-I: an axial series.
+  const auto v = io::read_image((d / "inPIL/original_mr/Case1.nii.gz").string());
+  spineparse::Geometry axial = v.geometry;
+  axial.direction = {0, 1, 0, 1, 0, 0, 0, 0, -1};  // i P, j L, k I
+  axial.spacing = {0.7, 0.7, 4.0};                 // thin rows and columns, thick slices
+  fs::create_directories(d / "axial/original_mr");
+  io::write_volume((d / "axial/original_mr/Case1.nii.gz").string(), *v.data, axial);
+  const auto r = sp("run " + graph("demo.json") + " --input " + (d / "axial").string() +
+                    " --output " + (d / "outaxial").string() + " --progress none");
+  EXPECT_EQ(r.code, 1) << spineparse::read_file((d / "outaxial/run.json").string());
+  EXPECT_THAT(r.output, HasSubstr("is an axial series"));
+  EXPECT_THAT(r.output, HasSubstr("but the model segments sagittal slices"));
 }

@@ -104,24 +104,29 @@ TEST(Shards, MergedShardsEqualOneProcessCaseByCaseAndMergeIsIdempotent) {
 TEST(Shards, LocksLetShardsShareAFolderButNotTheSameShardTwice) {
   TempDir d;
   const std::string cohort = cohort_with_a_corrupt_case(d, 4);
-  const std::string g = scored_graph(d, 1500), out = (d / "out").string();
+  const std::string g = scored_graph(d, 100), out = (d / "out").string();
   const std::string run = std::string(SPINEPARSE_CLI) + " run " + g + " --input " + cohort +
                           " --output " + out + plugins() + " --progress none";
-  // While shard 0/2 runs (3 cases, 4.5 s): shard 1/2 may run, shard 0/2 may not, nor an
-  // unsharded run or merge.
-  auto r =
-      shell("bash -c '" + run + " --shard 0/2 & pid=$!; while [ ! -e " + out +
-            "/norm_Case1.nii.gz ]; do sleep 0.02; done; " + run + " --shard 0/2; echo SAME=$?; " +
-            run + "; echo WHOLE=$?; " + SPINEPARSE_CLI + " merge " + out + "; echo MERGE=$?; " +
-            run + " --shard 1/2; echo OTHER=$?; wait $pid; echo FIRST=$?'");
+  // While shard 0/2 holds its lock (a minute per case; stopped at the end by two Ctrl-Cs): shard
+  // 1/2 may run, shard 0/2 may not, nor an unsharded run or merge. Its lock file names its owner
+  // once the lock is held.
+  auto r = shell("bash -c '" + run + " --shard 0/2 --set pause.ms=60000 & pid=$!; while [ ! -s " +
+                 out + "/shards/.0-of-2.lock ]; do sleep 0.02; done; " + run +
+                 " --shard 0/2; echo SAME=$?; " + run + "; echo WHOLE=$?; " + SPINEPARSE_CLI +
+                 " merge " + out + "; echo MERGE=$?; " + run +
+                 " --shard 1/2; echo OTHER=$?; kill -INT $pid; sleep 0.2; kill -INT $pid; wait "
+                 "$pid; echo FIRST=$?'");
   EXPECT_THAT(r.output, HasSubstr("shard 0/2 of output folder"));
   EXPECT_THAT(r.output, HasSubstr("SAME=2"));
   EXPECT_THAT(r.output, HasSubstr("shards of a sharded run"));
   EXPECT_THAT(r.output, HasSubstr("WHOLE=2"));
   EXPECT_THAT(r.output, HasSubstr("MERGE=2"));
   EXPECT_THAT(r.output, HasSubstr("OTHER=0"));
-  EXPECT_THAT(r.output, HasSubstr("FIRST=1"));  // its part holds the corrupt case
-  EXPECT_EQ(sp("merge " + out).code, 1);
+  EXPECT_THAT(r.output, HasSubstr("FIRST=130"));  // stopped at once by the second Ctrl-C
+  // Shard 1/2 is whole; shard 0/2 never wrote a record, and merge says so.
+  r = sp("merge " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("shard(s) 0 of 2 have no record"));
 }
 
 TEST(Shards, AnInterruptedShardIsNamedByMergeAndResumeCompletesIt) {
