@@ -172,7 +172,11 @@ void add_run(CLI::App& app) {
         return set_exit_code(128 + r.stopped_by);  // 130 for SIGINT, 143 for SIGTERM
       }
       // 1: some cases failed, or a whole-run product (the report page) could not be written.
-      set_exit_code(r.failed > 0 || !r.run_errors.empty() ? 1 : 0);
+      // A shard that ran exits 0 even with failed cases (its record lists them and `merge`
+      // exits 1 for them): launchers such as mpirun stop every other rank when one exits
+      // non-zero.
+      const bool failed_cases = r.failed > 0 && !opts->shard.active();
+      set_exit_code(failed_cases || !r.run_errors.empty() ? 1 : 0);
     } catch (const RunError& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
       set_exit_code(2);

@@ -68,6 +68,7 @@ TEST(Shards, MergedShardsEqualOneProcessCaseByCaseAndMergeIsIdempotent) {
            std::to_string(k) + "/3" + plugins() + " --progress none");
     EXPECT_THAT(r.output, HasSubstr("shard " + std::to_string(k) + " of 3"));
     EXPECT_THAT(r.output, HasSubstr("spineparse merge"));
+    EXPECT_EQ(r.code, 0) << r.output;  // shard 1 holds the corrupt Case8, and ran
   }
   EXPECT_FALSE(fs::exists(out + "/metrics/summary.json"));  // whole-run products wait for merge
   // A shard missing: nothing is written, the shard is named.
@@ -140,7 +141,9 @@ TEST(Shards, AnInterruptedShardIsNamedByMergeAndResumeCompletesIt) {
                  "EXIT=$?'");
   EXPECT_THAT(r.output, HasSubstr("EXIT=130"));
   EXPECT_THAT(r.output, HasSubstr("--shard 0/2 --resume"));  // the command that finishes it
-  ASSERT_EQ(sp("run " + args + " --shard 1/2 --progress none").code, 1);
+  // A shard that ran exits 0 with failed cases (mpirun would stop the other ranks otherwise);
+  // its record and merge report them.
+  ASSERT_EQ(sp("run " + args + " --shard 1/2 --progress none").code, 0);
   r = sp("merge " + out);
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("(shard 0) did not run: run that shard again with --resume"));
