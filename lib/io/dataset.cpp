@@ -75,8 +75,15 @@ std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
 
 std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string& layout_in) {
   fs::path dir(dir_in);
+  if (fs::is_regular_file(dir)) {  // one volume: one case, without a mask
+    if (!is_volume_file(dir_in))
+      throw std::runtime_error("input " + dir_in +
+                               " is a file but not a volume (.nii, .nii.gz, .nrrd, .nhdr, .mha, "
+                               ".mhd)");
+    return {CaseSeed{volume_stem(dir_in), {{"image_path", dir_in}}}};
+  }
   if (!fs::is_directory(dir))
-    throw std::runtime_error("dataset folder " + dir_in + " does not exist");
+    throw std::runtime_error("input " + dir_in + " does not exist (give a folder or a volume)");
   std::string layout = layout_in;
   if (layout == "auto")
     layout = fs::is_directory(dir / "original_mr") || dir.filename() == "original_mr" ? "original"

@@ -14,7 +14,8 @@
 namespace spineparse::io {
 
 // The cases of a folder in natural order, each with attrs image_path and, when it has one,
-// mask_path. Throws std::runtime_error naming the folder when it does not exist.
+// mask_path; a volume file given instead of a folder is one case without a mask. Throws
+// std::runtime_error naming the path when it does not exist.
 std::vector<CaseSeed> list_dataset(const std::string& dir, const std::string& layout);
 
 }  // namespace spineparse::io

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
@@ -50,6 +51,14 @@ int thread_slot() {
   return slot;
 }
 
+// The width of the terminal on stderr (80 when it does not say), at least 20.
+std::size_t terminal_columns() {
+  struct winsize ws {};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return std::max<std::size_t>(20, ws.ws_col);
+  return 80;
+}
+
 std::string format_eta(double s) {
   if (!(s >= 0) || s > 1e7) return "--";
   int t = static_cast<int>(s + 0.5);
@@ -96,10 +105,20 @@ class Progress {
                   done_, total_, failed_,
                   skipped_ ? (" skipped " + std::to_string(skipped_)).c_str() : "", rate,
                   format_eta(el).c_str(), final_line ? "0s" : format_eta(eta).c_str());
-    if (mode_ == "live")
-      std::fprintf(stderr, "\r%-100s", buf);
-    else
+    if (mode_ == "live") {  // one line that fits the terminal, overwritten in place
+      std::string line = buf;
+      const std::size_t width = terminal_columns();
+      if (line.size() >= width) {  // the essentials: done/total, failures, ETA
+        char brief[96];
+        std::snprintf(brief, sizeof brief, "%zu/%zu fail %zu ETA %s", done_, total_, failed_,
+                      final_line ? "0s" : format_eta(eta).c_str());
+        line = brief;
+      }
+      if (line.size() >= width) line.resize(width - 1);
+      std::fprintf(stderr, "\r%-*s", static_cast<int>(width - 1), line.c_str());
+    } else {
       std::fprintf(stderr, "[progress] %s\n", buf);
+    }
     std::fflush(stderr);
   }
   std::string mode_;

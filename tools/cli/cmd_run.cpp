@@ -25,6 +25,7 @@ struct GraphArgs {
   std::string graph;
   std::vector<std::string> sets;
   std::vector<std::string> plugin_dirs;
+  std::string device;  // run --device: every network node's device
 };
 
 void add_graph_args(CLI::App* sub, GraphArgs& a) {
@@ -37,6 +38,13 @@ void add_graph_args(CLI::App* sub, GraphArgs& a) {
 std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   bool plugins_ok = load_default_plugins(registry, a.plugin_dirs);
   GraphLoad g = load_graph_file(a.graph, registry, a.sets);
+  if (!a.device.empty() && g.ok()) {  // --device: a --set for every node with a device
+    std::vector<std::string> sets;
+    for (const auto& n : g.graph->nodes)
+      if (n.params.has("device")) sets.push_back(n.id + ".device=" + a.device);
+    sets.insert(sets.end(), a.sets.begin(), a.sets.end());  // an explicit --set wins
+    g = load_graph_file(a.graph, registry, sets);
+  }
   if (!g.ok()) {
     std::fprintf(stderr, "%s: %zu problem%s:\n", a.graph.c_str(), g.issues.size(),
                  g.issues.size() == 1 ? "" : "s");
@@ -118,6 +126,7 @@ std::string resume_command(const GraphArgs& a, const RunOptions& o) {
   cmd += " --output " + shell_quote(o.output_dir);
   for (const auto& s : a.sets) cmd += " --set " + shell_quote(s);
   for (const auto& d : a.plugin_dirs) cmd += " --plugin-dir " + shell_quote(d);
+  if (!a.device.empty()) cmd += " --device " + shell_quote(a.device);
   if (o.shard.active())
     cmd += " --shard " + std::to_string(o.shard.index) + "/" + std::to_string(o.shard.count);
   return cmd + " --resume";
@@ -131,6 +140,12 @@ void add_run(CLI::App& app) {
   sub->add_option("--input,-i", opts->input_dir, "dataset folder (original layout or flat)");
   sub->add_option("--output,-o", opts->output_dir, "output folder")->capture_default_str();
   sub->add_flag("--resume", opts->resume, "skip cases whose outputs are already complete");
+  sub->add_option("--device", a->device,
+                  "device of every network node: cpu, cuda, cuda:N or auto (a --set for one "
+                  "node wins)");
+  sub->add_flag_callback(
+      "--quiet,-q", [opts] { opts->progress = "none"; },
+      "no progress lines (the summary is still printed)");
   sub->add_option("--threads", opts->threads, "worker threads in total (0: all cores)");
   sub->add_option("--progress", opts->progress, "auto, plain or none")
       ->check(CLI::IsMember({"auto", "plain", "none"}));

@@ -569,3 +569,28 @@ TEST(Cli, ScansInAnyOrientationGiveTheSameLabelsOnTheirOwnGrid) {
   EXPECT_THAT(r.output, HasSubstr("is an axial series"));
   EXPECT_THAT(r.output, HasSubstr("but the model segments sagittal slices"));
 }
+
+TEST(Cli, OneVolumeAsInputDeviceForEveryNetworkNodeAndQuiet) {
+  TempDir d;
+  ASSERT_EQ(sp("synth --cases 2 --size 48 64 --seed 3 --out " + (d / "c").string()).code, 0);
+  const std::string file = (d / "c/original_mr/Case2.nii.gz").string();
+  auto r = sp("run " + graph("default.json") + " --input " + file + " --output " +
+              (d / "one").string() + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("1 ok, 0 failed, 0 skipped of 1 cases"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("[progress]")));
+  EXPECT_TRUE(fs::exists(d / "one/norm_Case2.nii.gz"));
+  r = sp("run " + graph("default.json") + " --input " + (d / "c/cohort.json").string() +
+         " --output " + (d / "x").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("is a file but not a volume"));
+  if (!has_networks()) return;
+  r = sp("run " + graph("demo.json") + " --input " + file + " --output " + (d / "dev").string() +
+         " --device cpu --set fine.device=auto --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(spineparse::read_file((d / "dev/run.json").string()));
+  for (const auto& n : j["graph"]["nodes"]) {
+    if (n["id"] == "coarse") EXPECT_EQ(n["params"]["device"], "cpu");
+    if (n["id"] == "fine") EXPECT_EQ(n["params"]["device"], "auto");  // an explicit --set wins
+  }
+}
