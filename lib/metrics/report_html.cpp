@@ -72,7 +72,7 @@ pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:400px
 <div id="chart"></div>
 <table id="structures"></table>
 <h2>Cases</h2>
-<table id="cases"><thead><tr><th>case</th><th>status</th><th>Dice (all)</th><th>vertebrae</th><th>discs</th><th>ASSD mm</th><th>seconds per stage</th><th>overlay</th></tr></thead><tbody></tbody></table>
+<table id="cases"><thead><tr><th>case</th><th>status</th><th>Dice (all)</th><th>vertebrae</th><th>discs</th><th>ASSD mm</th><th>structures (ml)</th><th>seconds per stage</th><th>overlay</th></tr></thead><tbody></tbody></table>
 <h2>Graph and plugins</h2>
 <div id="plugins"></div>
 <pre id="graph"></pre>
@@ -122,7 +122,9 @@ for (const c of RUN.cases) {
   const img = OVERLAYS[c.id] ? el('img', {className: 'thumb', src: OVERLAYS[c.id], alt: c.id}) : '';
   tb.append(el('tr', {className: 'case ' + c.status}, el('td', {className: 'l', textContent: c.id}), status,
     el('td', {textContent: f(m.dice_all)}), el('td', {textContent: f(m.dice_vertebrae)}), el('td', {textContent: f(m.dice_discs)}),
-    el('td', {textContent: f(m.assd_mm, 2)}), el('td', {className: 'l'}, el('pre', {textContent: secs})), el('td', {}, img)));
+    el('td', {textContent: f(m.assd_mm, 2)}),
+    el('td', {textContent: m.structures_found === undefined ? '' : `${m.structures_found} (${f(m.labelled_volume_ml, 1)})`}),
+    el('td', {className: 'l'}, el('pre', {textContent: secs})), el('td', {}, img)));
 }
 document.getElementById('plugins').textContent = RUN.plugins.map(p => `${p.name} ${p.version} (${p.path})`).join(' · ');
 document.getElementById('graph').textContent = JSON.stringify(RUN.graph, null, 2);

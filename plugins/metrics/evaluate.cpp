@@ -66,7 +66,8 @@ void Evaluate::after_run(const std::string& run_json_path, const StageContext& c
   std::vector<CaseScores> scores;
   for (const auto& c : run.at("cases")) {
     const std::string status = c.at("status");
-    const std::string path = (fs::path(folder) / "cases" / (c.at("id").get<std::string>() + ".json")).string();
+    const std::string path =
+        (fs::path(folder) / "cases" / (c.at("id").get<std::string>() + ".json")).string();
     if ((status == "ok" || status == "skipped") && fs::exists(path))
       scores.push_back(case_scores_from_json(read_file(path)));
   }

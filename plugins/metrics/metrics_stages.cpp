@@ -3,12 +3,15 @@
 #include "evaluate.hpp"
 #include "report.hpp"
 #include "spineparse/registry.hpp"
+#include "statistics.hpp"
 
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
   r.add_stage(metrics::evaluate_description(),
               [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
+  r.add_stage(metrics::statistics_description(),
+              [](const Params& p) { return std::make_unique<metrics::Statistics>(p); });
   r.add_stage(metrics::report_description(),
               [](const Params& p) { return std::make_unique<metrics::Report>(p); });
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "cli_util.hpp"
 #include "io/orientation.hpp"
@@ -554,6 +555,33 @@ TEST(Cli, ScansInAnyOrientationGiveTheSameLabelsOnTheirOwnGrid) {
       for (std::int64_t i = 0; i < back->numel(); ++i)
         same += back->data<std::uint8_t>()[i] == pil.data->data<std::uint8_t>()[i];
       EXPECT_GE(static_cast<double>(same) / back->numel(), 0.999) << o << " " << id;
+    }
+  }
+  // Statistics are the same in every orientation: voxel counts exactly, centroids in patient
+  // coordinates to the headers' float32 precision.
+  auto rows = [&](const std::string& o) {
+    std::vector<std::vector<std::string>> out;
+    std::istringstream in(
+        spineparse::read_file((d / ("out" + o + "/metrics/statistics.csv")).string()));
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::istringstream cells(line);
+      for (std::string c; std::getline(cells, c, ',');) f.push_back(c);
+      out.push_back(f);
+    }
+    return out;
+  };
+  const auto want = rows("PIL");
+  ASSERT_EQ(want.size(), 2u * 19u);
+  for (const auto& o : orientations) {
+    const auto got = rows(o);
+    ASSERT_EQ(got.size(), want.size()) << o;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i][3], want[i][3]) << o << " row " << i;  // voxels
+      for (int c = 7; c < 10 && !want[i][c].empty(); ++c)
+        EXPECT_NEAR(std::stod(got[i][c]), std::stod(want[i][c]), 0.01) << o << " row " << i;
     }
   }
   // The same voxels with a header that stacks the 4 mm slices along S-I: an axial series.

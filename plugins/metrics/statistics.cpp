@@ -1,0 +1,80 @@
+#include "statistics.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "metrics/statistics.hpp"
+#include "spineparse/files.hpp"
+
+namespace spineparse::metrics {
+namespace fs = std::filesystem;
+
+StageDescription statistics_description() {
+  StageDescription d;
+  d.kind = "metrics.statistics";
+  d.summary =
+      "Per-structure voxels, volume, mean/median MR intensity and centroid of every case "
+      "(no mask needed): statistics.csv";
+  d.params = {{"folder", ParamType::kString, ParamValue(std::string("metrics")), false,
+               "sub-folder of the output for statistics.csv"}};
+  d.reads = {{"labels", false, "", "uint8", "D,H,W"},
+             {"image", false, "", "float32", "D,H,W"},
+             {"norm", true, "to report the file's intensities", "float64", "2"}};
+  return d;
+}
+
+std::string Statistics::record_path(const std::string& output_dir, const std::string& id) const {
+  return (fs::path(output_dir) / params_.get_string("folder") / "statistics" / (id + ".csv"))
+      .string();
+}
+
+CasePtr Statistics::process(const CasePtr& in) {
+  auto image = in->get("image");
+  if (in->has("norm")) {  // back to the file's intensities: raw = normalised * scale + offset
+    const auto* n = in->get("norm")->data<double>();
+    auto raw = NdArray::make<float>(image->shape());
+    const float* x = image->data<float>();
+    float* y = raw->data<float>();
+    for (std::int64_t i = 0; i < image->numel(); ++i) y[i] = static_cast<float>(x[i] * n[1] + n[0]);
+    image = raw;
+  }
+  const auto stats = structure_statistics(*in->get("labels"), *image, in->geometry());
+  write_file_atomic(record_path(output_dir_, in->id()), statistics_csv_rows(in->id(), stats));
+  int found = 0;
+  double mm3 = 0;
+  for (const auto& s : stats) {
+    found += s.voxels > 0;
+    mm3 += s.volume_mm3;
+  }
+  auto out = in->derive();
+  out->set_metric("structures_found", found);
+  out->set_metric("labelled_volume_ml", mm3 / 1000.0);
+  return out;
+}
+
+std::vector<std::string> Statistics::outputs_for(const CaseSeed& seed,
+                                                 const StageContext& ctx) const {
+  return {record_path(ctx.output_dir, seed.id)};
+}
+
+// statistics.csv over the whole cohort as run.json lists it (cases done now and those a resumed
+// or sharded run recorded earlier), from each case's rows.
+void Statistics::after_run(const std::string& run_json_path, const StageContext& ctx) {
+  const auto run = nlohmann::json::parse(read_file(run_json_path));
+  std::vector<std::string> ids;
+  for (const auto& c : run.at("cases")) {
+    const std::string status = c.at("status");
+    if (status == "ok" || status == "skipped") ids.push_back(c.at("id"));
+  }
+  std::sort(ids.begin(), ids.end(), natural_less);
+  std::string csv = statistics_csv_header();
+  for (const auto& id : ids) {
+    const std::string path = record_path(ctx.output_dir, id);
+    if (fs::exists(path)) csv += read_file(path);
+  }
+  write_file_atomic(
+      (fs::path(ctx.output_dir) / params_.get_string("folder") / "statistics.csv").string(), csv);
+}
+
+}  // namespace spineparse::metrics

@@ -1,0 +1,36 @@
+// metrics.statistics — per-structure statistics of every case, with or without a mask (like
+// TotalSegmentator's --statistics).
+//
+// Inputs:  labels uint8 [D,H,W]; image float32 [D,H,W]; norm (optional: io.normalise's offset
+//          and scale, so that the MR intensities reported are the file's, not the normalised).
+// Outputs: case metrics structures_found and labelled_volume_ml (run.json, report); each case's
+//          rows in OUTPUT/<folder>/statistics/<id>.csv; after the run OUTPUT/<folder>/
+//          statistics.csv over every case run.json lists as ok or skipped: voxels, volume (mm3),
+//          mean and median intensity, centroid in patient coordinates (LPS, mm) per structure.
+// Params:  folder. Concurrency: parallel.
+//
+//   {"id": "statistics", "stage": "metrics.statistics"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::metrics {
+
+StageDescription statistics_description();
+
+class Statistics : public Stage {
+ public:
+  explicit Statistics(const Params& p) : params_(p) {}
+  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  CasePtr process(const CasePtr& in) override;
+  void after_run(const std::string& run_json_path, const StageContext& ctx) override;
+  std::vector<std::string> outputs_for(const CaseSeed& seed,
+                                       const StageContext& ctx) const override;
+
+ private:
+  std::string record_path(const std::string& output_dir, const std::string& id) const;
+  Params params_;
+  std::string output_dir_;
+};
+
+}  // namespace spineparse::metrics
