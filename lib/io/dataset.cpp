@@ -4,8 +4,10 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
 
+#include "io/dicom.hpp"
 #include "io/header.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
@@ -73,7 +75,50 @@ std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
 
 }  // namespace
 
-std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string& layout_in) {
+// One case per DICOM series under dir: the folder's name when the folder holds one series,
+// else "S<number>_<description>"; made unique against the other cases. Series that are not
+// volumes, or whose SeriesDescription does not match `series_filter`, are listed with attr
+// "skipped" (the reason).
+void add_dicom_series(const std::string& dir, const std::string& series_filter,
+                      std::vector<CaseSeed>& seeds) {
+  const auto series = find_dicom_series(dir);
+  std::map<std::string, int> per_folder;
+  for (const auto& s : series) ++per_folder[s.folder];
+  std::set<std::string> taken;
+  for (const auto& s : seeds) taken.insert(s.id);
+  std::regex filter;
+  if (!series_filter.empty()) {
+    try {
+      filter = std::regex(series_filter, std::regex::ECMAScript | std::regex::icase);
+    } catch (const std::regex_error& e) {
+      throw std::runtime_error("series filter '" + series_filter +
+                               "' is not a regular expression: " + e.what());
+    }
+  }
+  for (const auto& s : series) {
+    std::string id = per_folder[s.folder] == 1 ? safe_name(fs::path(s.folder).filename().string())
+                                               : safe_name("S" + s.number + "_" + s.description);
+    if (id.empty()) id = "series";
+    if (taken.count(id))
+      id += "_" + safe_name(s.uid.substr(s.uid.size() > 8 ? s.uid.size() - 8 : 0));
+    taken.insert(id);
+    CaseSeed seed{id, {{"image_path", s.files.front()}, {"dicom_series", s.uid}}};
+    std::string files;
+    for (const auto& f : s.files) files += (files.empty() ? "" : "\n") + f;
+    seed.attrs["dicom_files"] = files;
+    seed.attrs["series_description"] = s.description;
+    if (!s.not_a_volume.empty())
+      seed.attrs["skipped"] =
+          "DICOM series " + s.number + " '" + s.description + "': " + s.not_a_volume;
+    else if (!series_filter.empty() && !std::regex_search(s.description, filter))
+      seed.attrs["skipped"] = "DICOM series " + s.number + " '" + s.description +
+                              "' does not match the series filter '" + series_filter + "'";
+    seeds.push_back(std::move(seed));
+  }
+}
+
+std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string& layout_in,
+                                   const std::string& series_filter) {
   fs::path dir(dir_in);
   if (fs::is_regular_file(dir)) {  // one volume: one case, without a mask
     if (!is_volume_file(dir_in))
@@ -117,6 +162,7 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
   }
   for (auto& [id, files] : images) std::sort(files.begin(), files.end());
   std::vector<CaseSeed> seeds = seeds_for(images, masks);
+  add_dicom_series(dir_in, series_filter, seeds);
   std::sort(seeds.begin(), seeds.end(),
             [](const CaseSeed& a, const CaseSeed& b) { return natural_less(a.id, b.id); });
   return seeds;

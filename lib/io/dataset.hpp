@@ -14,8 +14,12 @@
 namespace spineparse::io {
 
 // The cases of a folder in natural order, each with attrs image_path and, when it has one,
-// mask_path; a volume file given instead of a folder is one case without a mask. Throws
-// std::runtime_error naming the path when it does not exist.
-std::vector<CaseSeed> list_dataset(const std::string& dir, const std::string& layout);
+// mask_path; a volume file given instead of a folder is one case without a mask. DICOM series
+// anywhere under the folder are cases too (attrs dicom_files, dicom_series, series_description;
+// "skipped" with the reason for series that are not volumes or do not match `series_filter`, a
+// case-insensitive regular expression on SeriesDescription). Throws std::runtime_error naming
+// the path when it does not exist.
+std::vector<CaseSeed> list_dataset(const std::string& dir, const std::string& layout,
+                                   const std::string& series_filter = "");
 
 }  // namespace spineparse::io

@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "io/dataset.hpp"
+#include "io/dicom.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -34,6 +36,9 @@ StageDescription read_dataset_description() {
       {"cases", ParamType::kStringList, ParamValue(std::vector<std::string>{}), false,
        "only these case ids (e.g. [\"Case3\", \"Case7\"]); empty: all"},
       {"read_mask", ParamType::kBool, ParamValue(true), false, "read masks when present"},
+      {"series", ParamType::kString, ParamValue(std::string()), false,
+       "DICOM: only series whose SeriesDescription matches this regular expression (case "
+       "insensitive, e.g. \"sag.*t2\"); the others are listed as skipped"},
       {"max_voxels",
        ParamType::kInt,
        ParamValue(std::int64_t{64} * 1024 * 1024),
@@ -57,6 +62,15 @@ StageDescription read_dataset_description() {
 }
 
 ReadDataset::ReadDataset(const Params& p) : params_(p) {}
+
+namespace {
+std::vector<std::string> dicom_files(const Case& c) {
+  std::vector<std::string> files;
+  std::istringstream lines(c.attr("dicom_files"));
+  for (std::string f; std::getline(lines, f);) files.push_back(f);
+  return files;
+}
+}  // namespace
 
 namespace {
 
@@ -96,7 +110,7 @@ std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
   if (dir.empty()) {
     throw std::runtime_error("no input folder: give --input DIR or set the node's 'dir' parameter");
   }
-  auto seeds = list_dataset(dir, params_.get_string("layout"));
+  auto seeds = list_dataset(dir, params_.get_string("layout"), params_.get_string("series"));
   const auto& only = params_.get_string_list("cases");
   if (!only.empty()) {
     std::vector<CaseSeed> kept;
@@ -118,7 +132,8 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   const std::string image_path = in->attr("image_path");
   auto out = in->derive();
   const ReadLimits limits{params_.get_int("max_voxels"), params_.get_int("max_slices")};
-  Volume v = read_image(image_path, limits);
+  Volume v = in->attr("dicom_files").empty() ? read_image(image_path, limits)
+                                             : read_dicom_series(dicom_files(*in), limits);
   const auto& a = *v.data;
   const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
   const std::string dims = std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(D);

@@ -1,6 +1,7 @@
 #include "reorient.hpp"
 
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -95,9 +96,15 @@ void Reorient::open(const StageContext& ctx) {
     if (!valid_axis_codes(given, &why)) throw std::runtime_error("orientation " + why);
     target_ = given;
   } else if (!weights.empty()) {
-    const auto meta = safetensors_metadata(weights);
+    std::map<std::string, std::string> meta;
+    try {
+      meta = safetensors_metadata(weights);
+    } catch (const std::exception& e) {  // TorchScript, random weights: no recorded orientation
+      why_as_stored_ = "the model's orientation is unknown (" + std::string(e.what()) + ")";
+    }
     auto it = meta.find(kOrientationKey);
-    if (it == meta.end()) {
+    if (!why_as_stored_.empty()) {
+    } else if (it == meta.end()) {
       why_as_stored_ = weights + " records no orientation";
     } else if (!valid_axis_codes(it->second, &why)) {
       throw std::runtime_error(weights + ": orientation " + why);

@@ -260,6 +260,13 @@ std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
     oc.id = seeds[i].id;
     oc.index = cohort_index[i];
     oc.attrs = seeds[i].attrs;
+    if (auto why = seeds[i].attrs.find("skipped");
+        why != seeds[i].attrs.end() && !why->second.empty()) {
+      skip[i] = true;  // the source lists it but will not run it (attr "skipped": why)
+      oc.status = "skipped";
+      ++report.skipped;
+      continue;
+    }
     if (!options.resume) continue;
     std::vector<std::string> outs;
     for (std::size_t s = 0; s < open.stages.size(); ++s) {

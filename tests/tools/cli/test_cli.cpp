@@ -250,7 +250,7 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_EQ(b["cases"], 3);
   EXPECT_EQ(b["warmup_cases"], 1);
   EXPECT_GT(b["cases_per_s"].get<double>(), 0.0);
-  EXPECT_EQ(b["stages"].size(), 11u);
+  EXPECT_EQ(b["stages"].size(), 14u);  // the nodes of spineparsenet.json
   double net_busy = 0;
   for (const auto& s : b["stages"]) {
     EXPECT_EQ(s["cases"], 3) << s["node"];
@@ -293,7 +293,7 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
     }
   }
   EXPECT_EQ(memory_counters, m["samples"].get<int>());
-  EXPECT_EQ(spans, 3 * 11);  // one span per case per stage
+  EXPECT_EQ(spans, 3 * 14);  // one span per case per stage
   EXPECT_EQ(cases.size(), 3u);
 }
 
@@ -618,7 +618,11 @@ TEST(Cli, OneVolumeAsInputDeviceForEveryNetworkNodeAndQuiet) {
   ASSERT_EQ(r.code, 0) << r.output;
   const auto j = nlohmann::json::parse(spineparse::read_file((d / "dev/run.json").string()));
   for (const auto& n : j["graph"]["nodes"]) {
-    if (n["id"] == "coarse") EXPECT_EQ(n["params"]["device"], "cpu");
-    if (n["id"] == "fine") EXPECT_EQ(n["params"]["device"], "auto");  // an explicit --set wins
+    if (n["id"] == "coarse") {
+      EXPECT_EQ(n["params"]["device"], "cpu");
+    }
+    if (n["id"] == "fine") {
+      EXPECT_EQ(n["params"]["device"], "auto");  // an explicit --set wins
+    }
   }
 }

@@ -1,0 +1,259 @@
+#include "io/dicom.hpp"
+
+#include <gdcmScanner.h>
+#include <gdcmTag.h>
+#include <itkGDCMImageIO.h>
+#include <itkImage.h>
+#include <itkImageSeriesReader.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "spineparse/files.hpp"
+
+namespace spineparse::io {
+namespace fs = std::filesystem;
+
+namespace {
+
+const gdcm::Tag kSeriesUid(0x0020, 0x000e), kSeriesNumber(0x0020, 0x0011),
+    kDescription(0x0008, 0x103e), kModality(0x0008, 0x0060), kPosition(0x0020, 0x0032),
+    kOrientation(0x0020, 0x0037), kRows(0x0028, 0x0010), kFrames(0x0028, 0x0008);
+
+bool has_dicom_preamble(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  char magic[4] = {};
+  return f.seekg(128) && f.read(magic, 4) && std::string(magic, 4) == "DICM";
+}
+
+// Part 10 files under dir (hidden folders and known volume files skipped), sorted.
+std::vector<std::string> candidate_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.empty() && name[0] == '.') {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec) || is_volume_file(it->path().string())) continue;
+    if (it->file_size(ec) >= 132 && has_dicom_preamble(it->path()))
+      out.push_back(it->path().string());
+  }
+  std::sort(out.begin(), out.end(), natural_less);
+  return out;
+}
+
+std::string trimmed(const char* v) {
+  std::string s = v ? v : "";
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+  return s;
+}
+
+// "a\b\c" as numbers; empty when the value is not n numbers.
+std::vector<double> numbers(const std::string& s, std::size_t n) {
+  std::vector<double> out;
+  std::istringstream in(s);
+  for (std::string part; std::getline(in, part, '\\');) {
+    try {
+      out.push_back(std::stod(part));
+    } catch (const std::exception&) {
+      return {};
+    }
+  }
+  return out.size() == n ? out : std::vector<double>{};
+}
+
+std::string common_folder(const std::vector<std::string>& files) {
+  fs::path common = fs::path(files.front()).parent_path();
+  for (const auto& f : files)
+    while (!common.empty() && fs::path(f).parent_path().string().rfind(common.string(), 0) != 0)
+      common = common.parent_path();
+  return common.string();
+}
+
+// The files of one series in slice order (by position along the normal of the orientation);
+// throws when orientations differ, positions repeat or the spacing is uneven.
+struct Slice {
+  double at;
+  std::string file;
+};
+std::vector<Slice> slices_in_order(const gdcm::Scanner& s, const std::vector<std::string>& files,
+                                   const std::string& what) {
+  const auto o0 = numbers(trimmed(s.GetValue(files.front().c_str(), kOrientation)), 6);
+  if (o0.empty())
+    throw std::runtime_error(what + ": no ImageOrientationPatient in " + files.front());
+  const std::array<double, 3> n{o0[1] * o0[5] - o0[2] * o0[4], o0[2] * o0[3] - o0[0] * o0[5],
+                                o0[0] * o0[4] - o0[1] * o0[3]};
+  std::vector<Slice> out;
+  for (const auto& f : files) {
+    const auto o = numbers(trimmed(s.GetValue(f.c_str(), kOrientation)), 6);
+    const auto p = numbers(trimmed(s.GetValue(f.c_str(), kPosition)), 3);
+    if (p.empty()) throw std::runtime_error(what + ": no ImagePositionPatient in " + f);
+    for (std::size_t i = 0; i < 6 && !o.empty(); ++i)
+      if (std::abs(o[i] - o0[i]) > 1e-3)
+        throw std::runtime_error(what + ": slices in different orientations (" + f + " and " +
+                                 files.front() + ")");
+    if (o.empty()) throw std::runtime_error(what + ": no ImageOrientationPatient in " + f);
+    out.push_back({p[0] * n[0] + p[1] * n[1] + p[2] * n[2], f});
+  }
+  std::sort(out.begin(), out.end(), [](const Slice& a, const Slice& b) { return a.at < b.at; });
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < out.size(); ++i) gaps.push_back(out[i].at - out[i - 1].at);
+  if (gaps.empty()) return out;
+  std::vector<double> sorted = gaps;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
+                   sorted.end());
+  const double typical = sorted[sorted.size() / 2];
+  for (std::size_t i = 0; i < gaps.size(); ++i) {
+    char buf[160];
+    if (gaps[i] < 1e-3) {
+      throw std::runtime_error(what + ": two slices at one position (" + out[i].file + " and " +
+                               out[i + 1].file + ")");
+    }
+    if (std::abs(gaps[i] - typical) > 0.05 * typical + 1e-3) {
+      std::snprintf(buf, sizeof buf,
+                    "%.3g mm between slices %zu and %zu where the others are %.3g mm", gaps[i],
+                    i + 1, i + 2, typical);
+      throw std::runtime_error(what + ": uneven slice spacing, " + buf + " (a missing slice?) at " +
+                               out[i + 1].file);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string safe_name(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    if (ok)
+      out += c;
+    else if (out.empty() || out.back() != '_')
+      out += '_';
+  }
+  while (!out.empty() && (out.back() == '_' || out.back() == '.')) out.pop_back();
+  while (!out.empty() && (out.front() == '_' || out.front() == '.')) out.erase(0, 1);
+  return out.substr(0, 64);
+}
+
+std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
+  const auto files = candidate_files(dir);
+  if (files.empty()) return {};
+  gdcm::Scanner scanner;
+  for (const auto& t : {kSeriesUid, kSeriesNumber, kDescription, kModality, kPosition, kOrientation,
+                        kRows, kFrames})
+    scanner.AddTag(t);
+  if (!scanner.Scan(files)) throw std::runtime_error("cannot scan the DICOM files in " + dir);
+  std::map<std::string, DicomSeries> by_uid;
+  for (const auto& f : files) {
+    if (!scanner.IsKey(f.c_str())) continue;  // not readable as DICOM
+    const std::string uid = trimmed(scanner.GetValue(f.c_str(), kSeriesUid));
+    DicomSeries& s = by_uid[uid];
+    if (s.files.empty()) {
+      s.uid = uid;
+      s.number = trimmed(scanner.GetValue(f.c_str(), kSeriesNumber));
+      s.description = trimmed(scanner.GetValue(f.c_str(), kDescription));
+      s.modality = trimmed(scanner.GetValue(f.c_str(), kModality));
+    }
+    s.files.push_back(f);
+    const std::string frames = trimmed(scanner.GetValue(f.c_str(), kFrames));
+    if (!scanner.GetValue(f.c_str(), kRows))
+      s.not_a_volume = "no pixel data (" + (s.modality.empty() ? "?" : s.modality) + ")";
+    else if (s.modality == "SEG")
+      s.not_a_volume = "a segmentation (SEG), not an image series";
+    else if (!frames.empty() && frames != "1")
+      s.not_a_volume = "a multi-frame object (" + frames +
+                       " frames in one file): convert it to one file per slice";
+  }
+  std::vector<DicomSeries> out;
+  for (auto& [uid, s] : by_uid) {
+    s.folder = common_folder(s.files);
+    if (s.not_a_volume.empty() && s.files.size() < 3)
+      s.not_a_volume = std::to_string(s.files.size()) + " image(s): not a 3-D series";
+    if (s.not_a_volume.empty()) {
+      try {  // slice order now; a broken series fails its case when read
+        std::vector<std::string> ordered;
+        for (const auto& sl : slices_in_order(scanner, s.files, "series"))
+          ordered.push_back(sl.file);
+        s.files = ordered;
+      } catch (const std::exception&) {
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const DicomSeries& a, const DicomSeries& b) {
+    if (a.folder != b.folder) return natural_less(a.folder, b.folder);
+    return natural_less(a.number, b.number);
+  });
+  return out;
+}
+
+Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits) {
+  if (files.empty()) throw std::runtime_error("an empty DICOM series");
+  const std::string what = "DICOM series in " + common_folder(files);
+  gdcm::Scanner scanner;
+  for (const auto& t : {kPosition, kOrientation}) scanner.AddTag(t);
+  if (!scanner.Scan(files)) throw std::runtime_error(what + ": cannot read its files");
+  for (const auto& f : files)
+    if (!scanner.IsKey(f.c_str()))
+      throw std::runtime_error(what + ": " + f + " is not readable DICOM");
+  const auto slices = slices_in_order(scanner, files, what);
+  if (limits.max_slices > 0 && static_cast<std::int64_t>(slices.size()) > limits.max_slices)
+    throw std::runtime_error(
+        what + ": " + std::to_string(slices.size()) +
+        " slices, over the limit max_slices=" + std::to_string(limits.max_slices));
+  using Image = itk::Image<float, 3>;
+  auto reader = itk::ImageSeriesReader<Image>::New();
+  reader->SetImageIO(itk::GDCMImageIO::New());
+  std::vector<std::string> ordered;
+  for (const auto& s : slices) ordered.push_back(s.file);
+  reader->SetFileNames(ordered);
+  try {
+    reader->UpdateOutputInformation();
+    const auto size = reader->GetOutput()->GetLargestPossibleRegion().GetSize();
+    const std::int64_t voxels = static_cast<std::int64_t>(size[0]) * size[1] * size[2];
+    if (limits.max_voxels > 0 && voxels > limits.max_voxels)
+      throw std::runtime_error(
+          what + ": " + std::to_string(voxels) +
+          " voxels, over the limit max_voxels=" + std::to_string(limits.max_voxels));
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw std::runtime_error(what + ": cannot read the series: " + e.GetDescription());
+  }
+  Image::Pointer img = reader->GetOutput();
+  const auto size = img->GetLargestPossibleRegion().GetSize();
+  const std::int64_t H = size[0], W = size[1], D = size[2];
+  Volume v;
+  for (int i = 0; i < 3; ++i) {
+    v.geometry.spacing[i] = img->GetSpacing()[i];
+    v.geometry.origin[i] = img->GetOrigin()[i];
+    for (int j = 0; j < 3; ++j) v.geometry.direction[i * 3 + j] = img->GetDirection()[i][j];
+  }
+  auto arr = NdArray::make<float>({D, H, W});
+  const float* in = img->GetBufferPointer();
+  float* out = arr->data<float>();
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t w = 0; w < W; ++w) out[(d * H + h) * W + w] = in[(d * W + w) * H + h];
+  for (std::int64_t i = 0; i < arr->numel(); ++i)
+    if (!std::isfinite(out[i])) throw std::runtime_error(what + ": non-finite voxels");
+  v.data = arr;
+  v.info.path = common_folder(files);
+  v.info.dimensions = 3;
+  v.info.size = {H, W, D};
+  v.info.geometry = v.geometry;
+  return v;
+}
+
+}  // namespace spineparse::io

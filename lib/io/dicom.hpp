@@ -1,0 +1,37 @@
+// DICOM series: found in a folder tree (Part 10 files, any name), checked (one orientation,
+// evenly spaced slices, nothing missing or doubled) and read as one volume with its geometry.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "io/header.hpp"
+#include "io/volume_io.hpp"
+
+namespace spineparse::io {
+
+struct DicomSeries {
+  std::string uid;          // SeriesInstanceUID
+  std::string number;       // SeriesNumber
+  std::string description;  // SeriesDescription
+  std::string modality;
+  std::string folder;              // the folder holding its files (their common parent)
+  std::vector<std::string> files;  // in slice order where positions allow, else by name
+  // Why this series cannot be a case ("" when it can): no pixel data, a segmentation, a single
+  // image, a multi-frame object.
+  std::string not_a_volume;
+};
+
+// Every DICOM series under `dir` (recursively; files with the Part 10 preamble, whatever their
+// names, volume files and hidden folders skipped), in order of folder, then series number.
+std::vector<DicomSeries> find_dicom_series(const std::string& dir);
+
+// A series as float32 [D, H, W] (D: the slices, in position order) with ITK's geometry (LPS).
+// Refuses, naming the series and files: mixed orientations or sizes, slices at one position,
+// uneven or missing slices, and sizes over `limits`.
+Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits = {});
+
+// A name safe for files: letters, digits, '.', '-' and '_' kept, runs of others become '_'.
+std::string safe_name(const std::string& s);
+
+}  // namespace spineparse::io
