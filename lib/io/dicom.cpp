@@ -2,6 +2,7 @@
 
 #include <gdcmScanner.h>
 #include <gdcmTag.h>
+#include <gdcmTrace.h>
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
 #include <itkImageSeriesReader.h>
@@ -148,6 +149,7 @@ std::string safe_name(const std::string& s) {
 }
 
 std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
+  gdcm::Trace::WarningOff();  // GDCM's notes on unusual files would interleave with progress
   const auto files = candidate_files(dir);
   if (files.empty()) return {};
   gdcm::Scanner scanner;

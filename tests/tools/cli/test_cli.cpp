@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli_util.hpp"
+#include "dicom_fixtures.hpp"
 #include "io/orientation.hpp"
 #include "io/volume_io.hpp"
 #include "io/weights_metadata.hpp"
@@ -625,4 +626,55 @@ TEST(Cli, OneVolumeAsInputDeviceForEveryNetworkNodeAndQuiet) {
       EXPECT_EQ(n["params"]["device"], "auto");  // an explicit --set wins
     }
   }
+}
+
+// A DICOM study folder: each sagittal series is a case whose labels equal those of the same
+// volume given as NIfTI, on the series' own grid; the series filter picks series by description.
+TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {
+  namespace io = spineparse::io;
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::vector<std::string> orientations = {"PIL", "IPL", "ASR"};
+  int number = 1;
+  for (const auto& o : orientations) {
+    const std::string nii = (d / ("nii" + o)).string();
+    ASSERT_EQ(
+        sp("synth --cases 1 --seed 8 --size 96 128 --no-masks --orientation " + o + " --out " + nii)
+            .code,
+        0);
+    const auto v = io::read_image(nii + "/original_mr/Case1.nii.gz");
+    spineparse::testing::write_dicom_series(
+        *v.data, v.geometry,
+        {(d / "study/series" / o).string(), "1.2.826.0.1.3680043.8.498.7." + std::to_string(number),
+         "1.2.826.0.1.3680043.8.498.7", number, "sag T2 " + o});
+    ++number;
+  }
+  auto r = sp("run " + graph("demo.json") + " --input " + (d / "study").string() + " --output " +
+              (d / "out").string() + " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const auto& o : orientations) {
+    const std::string nii = (d / ("nii" + o)).string();
+    ASSERT_EQ(sp("run " + graph("demo.json") + " --input " + nii + " --output " + nii +
+                 "/out --progress none")
+                  .code,
+              0);
+    const auto want = io::read_labels(nii + "/out/seg_Case1.nii.gz", 19);
+    const auto got = io::read_labels((d / ("out/seg_" + o + ".nii.gz")).string(), 19);
+    // The series' grid may run its slices the other way (DICOM orders them along the normal).
+    const auto r2 = io::plan_reorientation(io::axis_codes(got.geometry), o);
+    const auto back = io::reorient(*got.data, r2);
+    ASSERT_EQ(back->shape(), want.data->shape()) << o;
+    std::int64_t same = 0;
+    for (std::int64_t i = 0; i < back->numel(); ++i)
+      same += back->data<std::uint8_t>()[i] == want.data->data<std::uint8_t>()[i];
+    EXPECT_GE(static_cast<double>(same) / back->numel(), 0.999) << o;
+  }
+  // Only the series whose description matches: the others are listed as skipped, with why.
+  r = sp("run " + graph("demo.json") + " --input " + (d / "study").string() + " --output " +
+         (d / "filtered").string() + " --set 'read.series=t2 ipl' --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("1 ok, 0 failed, 2 skipped of 3 cases"));
+  const auto j = nlohmann::json::parse(spineparse::read_file((d / "filtered/run.json").string()));
+  EXPECT_THAT(j["cases"][0]["attrs"]["skipped"].get<std::string>(),
+              HasSubstr("does not match the series filter"));
 }

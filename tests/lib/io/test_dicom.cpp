@@ -1,0 +1,134 @@
+// DICOM series: found at any depth, read with their geometry, broken ones refused with reasons.
+#include <gmock/gmock.h>
+
+#include "dicom_fixtures.hpp"
+#include "io/dataset.hpp"
+#include "io/dicom.hpp"
+#include "io/orientation.hpp"
+#include "io/synth.hpp"
+#include "test_util.hpp"
+
+using namespace spineparse;
+using namespace spineparse::io;
+using spineparse::testing::DicomSeriesSpec;
+using spineparse::testing::TempDir;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+namespace {
+// A synthetic case stored in `orientation` (k stays the sagittal slice axis).
+Phantom phantom(const std::string& orientation) {
+  SynthOptions o;
+  o.min_size = 64;
+  o.max_size = 80;
+  Phantom ph = make_phantom(o, 1);
+  const Reorientation r = plan_reorientation(axis_codes(ph.geometry), orientation);
+  const std::array<std::int64_t, 3> ijk{ph.image->dim(1), ph.image->dim(2), ph.image->dim(0)};
+  ph.geometry = reorient(ph.geometry, ijk, r);
+  ph.image = reorient(*ph.image, r);
+  return ph;
+}
+std::vector<std::string> files_of(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().string());
+  return out;
+}
+}  // namespace
+
+TEST(Dicom, SeriesInAnyInPlaneOrientationReadBackAsTheVolume) {
+  for (const std::string o : {"PIL", "IPL", "ASR"}) {
+    TempDir d;
+    const Phantom ph = phantom(o);
+    NdArray img(DType::kFloat32, ph.image->shape());
+    for (std::int64_t i = 0; i < img.numel(); ++i)
+      img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+    spineparse::testing::write_dicom_series(img, ph.geometry, {(d / "study/sag").string()});
+    const auto found = find_dicom_series(d.str());
+    ASSERT_EQ(found.size(), 1u) << o;
+    EXPECT_EQ(found[0].description, "sag T2");
+    EXPECT_EQ(found[0].not_a_volume, "");
+    const Volume v = read_dicom_series(found[0].files);
+    // Slices come in order along the normal of their rows and columns, which may run against
+    // the volume's k: the same voxels in the same places, up to that flip.
+    const std::string got = axis_codes(v.geometry);
+    EXPECT_EQ(got.substr(0, 2), o.substr(0, 2));
+    const Reorientation r = plan_reorientation(got, o);
+    const std::array<std::int64_t, 3> ijk{v.data->dim(1), v.data->dim(2), v.data->dim(0)};
+    const auto back = reorient(*v.data, r);
+    ASSERT_EQ(back->shape(), img.shape()) << o;
+    EXPECT_TRUE(reorient(v.geometry, ijk, r).same_as(ph.geometry, 1e-4))
+        << o << " " << v.geometry.describe() << " vs " << ph.geometry.describe();
+    EXPECT_EQ(std::memcmp(back->raw(), img.raw(), img.nbytes()), 0) << o;
+  }
+}
+
+TEST(Dicom, BrokenSeriesFailWithTheirReason) {
+  TempDir d;
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  DicomSeriesSpec gap{(d / "gap").string(), "1.2.3.1"};
+  gap.drop_slices = {5};
+  spineparse::testing::write_dicom_series(img, ph.geometry, gap);
+  EXPECT_THAT([&] { read_dicom_series(files_of(gap.folder)); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("uneven slice spacing")));
+  // The same slice twice (a copy under another name).
+  DicomSeriesSpec twice{(d / "twice").string(), "1.2.3.2"};
+  spineparse::testing::write_dicom_series(img, ph.geometry, twice);
+  fs::copy_file(twice.folder + "/S1_IM3.dcm", twice.folder + "/S1_IM3copy.dcm");
+  EXPECT_THAT(
+      [&] { read_dicom_series(files_of(twice.folder)); },
+      ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("two slices at one position")));
+  // One slice of another orientation.
+  DicomSeriesSpec mixed{(d / "mixed").string(), "1.2.3.3"};
+  spineparse::testing::write_dicom_series(img, ph.geometry, mixed);
+  const Phantom other = phantom("IPL");
+  NdArray one(DType::kFloat32, {1, other.image->dim(1), other.image->dim(2)});
+  for (std::int64_t i = 0; i < one.numel(); ++i)
+    one.data<float>()[i] = static_cast<float>(other.image->data<std::int16_t>()[i]);
+  spineparse::testing::write_dicom_series(one, other.geometry,
+                                          {(d / "mixed_one").string(), "1.2.3.3"});
+  fs::copy_file(d / "mixed_one/S1_IM1.dcm", d / "mixed/IMX.dcm");
+  std::vector<std::string> files = files_of(mixed.folder);
+  EXPECT_THAT([&] { read_dicom_series(files); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("different orientations")));
+}
+
+TEST(Dicom, DatasetListsSeriesWithIdsAndSkipsWhatIsNotAVolume) {
+  TempDir d;
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  // patientA/: one series (id: the folder); study/: two series in one folder, files without
+  // extension; a single-image localizer; a NIfTI case beside them.
+  spineparse::testing::write_dicom_series(img, ph.geometry,
+                                          {(d / "patientA").string(), "1.9.1", "1.8", 2, "T1 sag"});
+  spineparse::testing::write_dicom_series(
+      img, ph.geometry, {(d / "study/noext").string(), "1.9.2", "1.9", 3, "t2_tse_sag"});
+  spineparse::testing::write_dicom_series(
+      img, ph.geometry, {(d / "study/noext").string(), "1.9.3", "1.9", 4, "t1 sag"});
+  NdArray loc(DType::kFloat32, {1, img.dim(1), img.dim(2)});
+  spineparse::testing::write_dicom_series(
+      loc, ph.geometry, {(d / "study/noext").string(), "1.9.4", "1.9", 1, "localizer"});
+  write_volume((d / "Case9.nii.gz").string(), img, ph.geometry);
+  auto seeds = list_dataset(d.str(), "flat", "t2");
+  std::map<std::string, CaseSeed> by_id;
+  for (const auto& s : seeds) by_id[s.id] = s;
+  ASSERT_EQ(by_id.size(), 5u) << [&] {
+    std::string ids;
+    for (const auto& s : seeds) ids += s.id + " ";
+    return ids;
+  }();
+  EXPECT_TRUE(by_id.count("Case9"));
+  EXPECT_THAT(by_id["patientA"].attrs["skipped"], HasSubstr("does not match the series filter"));
+  EXPECT_EQ(by_id["S3_t2_tse_sag"].attrs.count("skipped"), 0u);
+  EXPECT_THAT(by_id["S4_t1_sag"].attrs["skipped"], HasSubstr("'t1 sag' does not match"));
+  EXPECT_THAT(by_id["S1_localizer"].attrs["skipped"], HasSubstr("not a 3-D series"));
+  // Without a filter every volume series is a case.
+  seeds = list_dataset(d.str(), "flat");
+  int runnable = 0;
+  for (const auto& s : seeds) runnable += s.attrs.count("skipped") == 0;
+  EXPECT_EQ(runnable, 4);
+}
