@@ -5,6 +5,7 @@
 #include "read_dataset.hpp"
 #include "reorient.hpp"
 #include "spineparse/registry.hpp"
+#include "write_dicom_seg.hpp"
 #include "write_nifti.hpp"
 
 namespace spineparse {
@@ -18,6 +19,8 @@ void register_io_stages(Registry& r) {
               [](const Params& p) { return std::make_unique<io::Reorient>(p); });
   r.add_stage(io::restore_orientation_description(),
               [](const Params& p) { return std::make_unique<io::RestoreOrientation>(p); });
+  r.add_stage(io::write_dicom_seg_description(),
+              [](const Params& p) { return std::make_unique<io::WriteDicomSeg>(p); });
   r.add_stage(io::write_nifti_description(),
               [](const Params& p) { return std::make_unique<io::WriteNifti>(p); });
   // --resume trusts a volume only when its header is valid and all its data is there.

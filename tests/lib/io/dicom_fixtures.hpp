@@ -80,6 +80,7 @@ inline void write_dicom_series(const NdArray& image, const Geometry& g,
     set(m, "0008|0016", "1.2.840.10008.5.1.4.1.1.4");
     set(m, "0008|0018", spec.series_uid + "." + std::to_string(k + 1));
     set(m, "0020|000d", spec.study_uid);
+    set(m, "0020|0052", spec.study_uid + ".100");  // FrameOfReferenceUID
     set(m, "0020|000e", spec.series_uid);
     set(m, "0020|0011", std::to_string(spec.series_number));
     set(m, "0008|103e", spec.description);

@@ -1,11 +1,23 @@
 // DICOM series: found at any depth, read with their geometry, broken ones refused with reasons.
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmfg/fgderimg.h>
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmfg/fgseg.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+#include <dcmtk/dcmseg/segutils.h>
 #include <gmock/gmock.h>
+
+#include <set>
 
 #include "dicom_fixtures.hpp"
 #include "io/dataset.hpp"
 #include "io/dicom.hpp"
+#include "io/dicom_seg.hpp"
 #include "io/orientation.hpp"
 #include "io/synth.hpp"
+#include "spine/labels.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -131,4 +143,92 @@ TEST(Dicom, DatasetListsSeriesWithIdsAndSkipsWhatIsNotAVolume) {
   int runnable = 0;
   for (const auto& s : seeds) runnable += s.attrs.count("skipped") == 0;
   EXPECT_EQ(runnable, 4);
+}
+
+// The DICOM-SEG of a label map on a series' grid: one segment per structure present, one frame
+// per structure and slice holding it, each frame's pixels, position and source image right.
+TEST(Dicom, SegmentationReadsBackWithItsFramesGeometryAndReferences) {
+  TempDir d;
+  SynthOptions o;
+  o.min_size = 64;
+  o.max_size = 80;
+  const Phantom ph = make_phantom(o, 2);
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  spineparse::testing::write_dicom_series(img, ph.geometry, {(d / "sag").string(), "1.7.7"});
+  const auto series = find_dicom_series(d.str());
+  ASSERT_EQ(series.size(), 1u);
+  const Volume v = read_dicom_series(series[0].files);
+  const auto labels =
+      reorient(*ph.mask, plan_reorientation(axis_codes(ph.geometry), axis_codes(v.geometry)));
+  ASSERT_EQ(labels->shape(), v.data->shape());
+  const std::string path = (d / "seg.dcm").string();
+  write_dicom_seg(path, *labels, v.geometry, series[0].files);
+
+  DcmSegmentation* raw = nullptr;
+  ASSERT_TRUE(DcmSegmentation::loadFile(path.c_str(), raw).good());
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  const std::int64_t D = labels->dim(0), H = labels->dim(1), W = labels->dim(2);
+  const auto* l = labels->data<std::uint8_t>();
+  std::set<int> present;
+  std::size_t frames_expected = 0;
+  for (int s = 1; s < 20; ++s)
+    for (std::int64_t k = 0; k < D; ++k) {
+      bool any = false;
+      for (std::int64_t i = 0; i < H * W && !any; ++i) any = l[k * H * W + i] == s;
+      if (any) {
+        present.insert(s);
+        ++frames_expected;
+      }
+    }
+  EXPECT_EQ(seg->getNumberOfSegments(), present.size());
+  ASSERT_EQ(seg->getNumberOfFrames(), frames_expected);
+  OFString study;
+  seg->getStudy().getStudyInstanceUID(study);
+  EXPECT_EQ(std::string(study.c_str()), "1.2.826.0.1.3680043.8.498.2");
+  std::vector<std::string> sops;  // SOPInstanceUID of each source slice, in slice order
+  for (const auto& f : series[0].files) {
+    DcmFileFormat ff;
+    ASSERT_TRUE(ff.loadFile(f.c_str()).good());
+    OFString uid;
+    ff.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, uid);
+    sops.push_back(uid.c_str());
+  }
+  FGInterface& fg = seg->getFunctionalGroups();
+  const auto& g = v.geometry;
+  for (Uint32 f = 0; f < seg->getNumberOfFrames(); ++f) {
+    auto* pos = dynamic_cast<FGPlanePosPatient*>(fg.get(f, DcmFGTypes::EFG_PLANEPOSPATIENT));
+    auto* sg = dynamic_cast<FGSegmentation*>(fg.get(f, DcmFGTypes::EFG_SEGMENTATION));
+    auto* der = dynamic_cast<FGDerivationImage*>(fg.get(f, DcmFGTypes::EFG_DERIVATIONIMAGE));
+    ASSERT_TRUE(pos && sg && der) << f;
+    Float64 x, y, z;
+    ASSERT_TRUE(pos->getImagePositionPatient(x, y, z).good());
+    // The slice at that position.
+    const double along = (x - g.origin[0]) * g.direction[2] + (y - g.origin[1]) * g.direction[5] +
+                         (z - g.origin[2]) * g.direction[8];
+    const auto k = static_cast<std::int64_t>(std::llround(along / g.spacing[2]));
+    ASSERT_GE(k, 0);
+    ASSERT_LT(k, D);
+    Uint16 segment = 0;
+    sg->getReferencedSegmentNumber(segment);
+    OFString label;
+    seg->getSegment(segment)->getSegmentLabel(label);
+    int s = 0;
+    while (s < 20 && structure_name(s) != std::string(label.c_str())) ++s;
+    ASSERT_LT(s, 20) << label;
+    OFString source;
+    der->getDerivationImageItems()[0]
+        ->getSourceImageItems()[0]
+        ->getImageSOPInstanceReference()
+        .getReferencedSOPInstanceUID(source);
+    EXPECT_EQ(std::string(source.c_str()), sops[static_cast<std::size_t>(k)]) << f;
+    std::unique_ptr<DcmIODTypes::Frame> px(DcmSegUtils::unpackBinaryFrame(
+        seg->getFrame(f), static_cast<Uint16>(W), static_cast<Uint16>(H)));
+    std::int64_t wrong = 0;
+    for (std::int64_t r = 0; r < W; ++r)
+      for (std::int64_t c = 0; c < H; ++c)
+        wrong += (px->pixData[r * H + c] != 0) != (l[(k * H + c) * W + r] == s);
+    EXPECT_EQ(wrong, 0) << "frame " << f << " " << label;
+  }
 }

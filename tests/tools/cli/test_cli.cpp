@@ -1,4 +1,5 @@
 // The spineparse binary end to end: exit codes, messages, outputs.
+#include <dcmtk/dcmseg/segdoc.h>
 #include <gmock/gmock.h>
 #include <unistd.h>
 
@@ -251,7 +252,7 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_EQ(b["cases"], 3);
   EXPECT_EQ(b["warmup_cases"], 1);
   EXPECT_GT(b["cases_per_s"].get<double>(), 0.0);
-  EXPECT_EQ(b["stages"].size(), 14u);  // the nodes of spineparsenet.json
+  EXPECT_EQ(b["stages"].size(), 15u);  // the nodes of spineparsenet.json
   double net_busy = 0;
   for (const auto& s : b["stages"]) {
     EXPECT_EQ(s["cases"], 3) << s["node"];
@@ -294,7 +295,7 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
     }
   }
   EXPECT_EQ(memory_counters, m["samples"].get<int>());
-  EXPECT_EQ(spans, 3 * 14);  // one span per case per stage
+  EXPECT_EQ(spans, 3 * 15);  // one span per case per stage
   EXPECT_EQ(cases.size(), 3u);
 }
 
@@ -668,6 +669,16 @@ TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {
     for (std::int64_t i = 0; i < back->numel(); ++i)
       same += back->data<std::uint8_t>()[i] == want.data->data<std::uint8_t>()[i];
     EXPECT_GE(static_cast<double>(same) / back->numel(), 0.999) << o;
+  }
+  // Each DICOM case also has its DICOM-SEG, which DCMTK reads back (its content is checked in
+  // test_dicom); the NIfTI runs have none.
+  for (const auto& o : orientations) {
+    DcmSegmentation* seg = nullptr;
+    ASSERT_TRUE(DcmSegmentation::loadFile((d / ("out/seg_" + o + ".dcm")).c_str(), seg).good())
+        << o;
+    EXPECT_GE(seg->getNumberOfSegments(), 10u) << o;
+    delete seg;
+    EXPECT_FALSE(fs::exists(d / ("nii" + o + "/out/seg_Case1.dcm")));
   }
   // Only the series whose description matches: the others are listed as skipped, with why.
   r = sp("run " + graph("demo.json") + " --input " + (d / "study").string() + " --output " +

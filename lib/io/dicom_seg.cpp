@@ -1,0 +1,160 @@
+#include "io/dicom_seg.hpp"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmfg/fgderimg.h>
+#include <dcmtk/dcmfg/fgfracon.h>
+#include <dcmtk/dcmfg/fgpixmsr.h>
+#include <dcmtk/dcmfg/fgplanor.h>
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "spine/labels.hpp"
+#include "spineparse/files.hpp"
+
+namespace spineparse::io {
+
+namespace {
+
+void check(const OFCondition& c, const std::string& what) {
+  if (c.bad()) throw std::runtime_error(what + ": " + c.text());
+}
+
+std::string ds(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+// SNOMED CT codes of the vertebrae (DICOM CID 7151); the discs share "intervertebral disc".
+CodeSequenceMacro property_type(int label) {
+  static const char* kVertebra[11] = {"",         "54735007", "49668003", "11994002",
+                                      "36470004", "14293000", "66794005", "23215003",
+                                      "12989004", "7610001",  "82687006"};
+  if (is_vertebra(label)) {
+    const std::string name =
+        label == 1 ? "Sacrum" : std::string(structure_name(label)) + " vertebra";
+    return CodeSequenceMacro(kVertebra[label], "SCT", name.c_str());
+  }
+  return CodeSequenceMacro("80144004", "SCT", "Intervertebral disc");
+}
+
+struct SourceSlice {
+  std::string sop_class, sop_instance;
+};
+
+SourceSlice source_of(const std::string& file) {
+  DcmFileFormat f;
+  check(f.loadFile(file.c_str()), "cannot read " + file);
+  SourceSlice s;
+  OFString v;
+  f.getDataset()->findAndGetOFString(DCM_SOPClassUID, v);
+  s.sop_class = v.c_str();
+  f.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, v);
+  s.sop_instance = v.c_str();
+  if (s.sop_instance.empty()) throw std::runtime_error(file + " has no SOPInstanceUID");
+  return s;
+}
+
+}  // namespace
+
+void write_dicom_seg(const std::string& path, const NdArray& labels, const Geometry& g,
+                     const std::vector<std::string>& source_files) {
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
+  const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
+  if (static_cast<std::int64_t>(source_files.size()) != D)
+    throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +
+                             std::to_string(source_files.size()) + " source images");
+  // Rows run along the image's second axis (W), columns along its first (H).
+  IODGeneralEquipmentModule::EquipmentInfo eq("spineparse", "spineparse", "0", "0.1.0");
+  ContentIdentificationMacro ci("1", "SPINE", "SpineParseNet: vertebrae and discs", "spineparse");
+  DcmSegmentation* raw = nullptr;
+  check(DcmSegmentation::createBinarySegmentation(raw, static_cast<Uint16>(W),
+                                                  static_cast<Uint16>(H), eq, ci),
+        path);
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  check(seg->importFromSourceImage(source_files.front().c_str()),
+        path + ": " + source_files.front());
+  seg->getSeries().setSeriesDescription("spineparse segmentation");
+  seg->getSeries().setSeriesNumber("9901");
+  std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
+      ds(g.direction[0]).c_str(), ds(g.direction[3]).c_str(), ds(g.direction[6]).c_str(),
+      ds(g.direction[1]).c_str(), ds(g.direction[4]).c_str(), ds(g.direction[7]).c_str()));
+  check(seg->addForAllFrames(*orientation), path);
+  FGPixelMeasures measures;
+  measures.setPixelSpacing((ds(g.spacing[1]) + "\\" + ds(g.spacing[0])).c_str());
+  measures.setSliceThickness(ds(g.spacing[2]).c_str());
+  measures.setSpacingBetweenSlices(ds(g.spacing[2]).c_str());
+  check(seg->addForAllFrames(measures), path);
+  char uid[100];
+  dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
+  IODMultiframeDimensionModule& dims = seg->getDimensions();
+  check(dims.addDimensionIndex(DCM_ReferencedSegmentNumber, uid, DCM_SegmentIdentificationSequence,
+                               "Segment Number"),
+        path);
+  check(dims.addDimensionIndex(DCM_ImagePositionPatient, uid, DCM_PlanePositionSequence,
+                               "Image Position Patient"),
+        path);
+
+  const auto* l = labels.data<std::uint8_t>();
+  std::vector<SourceSlice> sources;
+  for (const auto& f : source_files) sources.push_back(source_of(f));
+  std::vector<Uint8> frame(static_cast<std::size_t>(H * W));
+  for (int label = 1; label < kNumClasses; ++label) {
+    bool present = false;
+    for (std::int64_t i = 0; i < labels.numel() && !present; ++i) present = l[i] == label;
+    if (!present) continue;
+    DcmSegment* segment = nullptr;
+    check(DcmSegment::create(segment, structure_name(label),
+                             CodeSequenceMacro("91723000", "SCT", "Anatomical Structure"),
+                             property_type(label), DcmSegTypes::SAT_AUTOMATIC, "SpineParseNet"),
+          path);
+    Uint16 number = 0;
+    check(seg->addSegment(segment, number), path);
+    for (std::int64_t d = 0; d < D; ++d) {
+      bool any = false;
+      for (std::int64_t r = 0; r < W; ++r)  // frame row r = image W index, column c = H index
+        for (std::int64_t c = 0; c < H; ++c) {
+          const bool on = l[(d * H + c) * W + r] == label;
+          frame[static_cast<std::size_t>(r * H + c)] = on;
+          any |= on;
+        }
+      if (!any) continue;
+      double p[3];
+      for (int w = 0; w < 3; ++w)
+        p[w] = g.origin[w] + g.direction[w * 3 + 2] * g.spacing[2] * static_cast<double>(d);
+      std::unique_ptr<FGPlanePosPatient> position(
+          FGPlanePosPatient::createMinimal(ds(p[0]).c_str(), ds(p[1]).c_str(), ds(p[2]).c_str()));
+      FGFrameContent content;
+      content.setDimensionIndexValues(number, 0);
+      content.setDimensionIndexValues(static_cast<Uint32>(d + 1), 1);
+      const auto& src = sources[static_cast<std::size_t>(d)];
+      ImageSOPInstanceReferenceMacro* ref = nullptr;
+      check(ImageSOPInstanceReferenceMacro::create(src.sop_class.c_str(), src.sop_instance.c_str(),
+                                                   OFVector<Uint16>(), ref),
+            path);
+      OFVector<ImageSOPInstanceReferenceMacro> refs;
+      refs.push_back(*ref);
+      delete ref;
+      std::unique_ptr<FGDerivationImage> derivation(
+          DcmSegmentation::createDerivationImageFG(refs, "Segmentation by spineparse"));
+      OFVector<FGBase*> groups;
+      groups.push_back(position.get());
+      groups.push_back(&content);
+      if (derivation) groups.push_back(derivation.get());
+      check(seg->addFrame(frame.data(), number, groups), path);
+    }
+  }
+  const std::string tmp = temp_path_for(path);
+  check(seg->saveFile(tmp.c_str(), EXS_LittleEndianExplicit), "cannot write " + path);
+  commit_file(tmp, path);
+}
+
+}  // namespace spineparse::io

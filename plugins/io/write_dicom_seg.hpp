@@ -1,0 +1,31 @@
+// io.write_dicom_seg — the label map of a case read from a DICOM series as a DICOM-SEG object
+// beside the other outputs (cases read from NIfTI/NRRD/MetaImage pass untouched).
+//
+// Inputs:  labels uint8 [D,H,W] on the series' own grid (after io.restore_orientation).
+// Outputs: OUTPUT/<name> with {id} replaced: one segment per structure found, frames per slice,
+//          referencing the source images (io/dicom_seg.hpp). Concurrency: parallel.
+//
+//   {"id": "dicom_seg", "stage": "io.write_dicom_seg"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::io {
+
+StageDescription write_dicom_seg_description();
+
+class WriteDicomSeg : public Stage {
+ public:
+  explicit WriteDicomSeg(const Params& p) : params_(p) {}
+  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  CasePtr process(const CasePtr& in) override;
+  std::vector<std::string> outputs_for(const CaseSeed& seed,
+                                       const StageContext& ctx) const override;
+
+ private:
+  std::string path_for(const std::string& id, const std::string& output_dir) const;
+  Params params_;
+  std::string output_dir_;
+};
+
+}  // namespace spineparse::io
