@@ -680,6 +680,12 @@ TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {
     delete seg;
     EXPECT_FALSE(fs::exists(d / ("nii" + o + "/out/seg_Case1.dcm")));
   }
+  // One series' folder as --input: one case, named after the folder.
+  r = sp("run " + graph("demo.json") + " --input " + (d / "study/series/IPL").string() +
+         " --output " + (d / "one").string() + " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("1 ok, 0 failed, 0 skipped of 1 cases"));
+  EXPECT_TRUE(fs::exists(d / "one/seg_IPL.dcm"));
   // Only the series whose description matches: the others are listed as skipped, with why.
   r = sp("run " + graph("demo.json") + " --input " + (d / "study").string() + " --output " +
          (d / "filtered").string() + " --set 'read.series=t2 ipl' --progress none");

@@ -12,6 +12,7 @@
 #include "test_util.hpp"
 #include "train/augment.hpp"
 #include "train/folds.hpp"
+#include "train/samples.hpp"
 #include "train/training.hpp"
 
 using namespace spineparse;
@@ -134,6 +135,10 @@ TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   EXPECT_EQ(resumed.log.size(), 3u);
   auto straight =
       train_coarse((d / "cohort").string(), 0, cfg, (d / "b").string(), false, progress);
+  // The weights say which orientation the model learnt (the synthetic cohort's), for io.reorient.
+  EXPECT_EQ(load_safetensors((d / "a/fold1/coarse/gcsn/best.safetensors").string())
+                .metadata.at("orientation"),
+            "PIL");
   auto wa = load_safetensors((d / "a/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   auto wb = load_safetensors((d / "b/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   ASSERT_EQ(wa.size(), wb.size());
@@ -194,4 +199,14 @@ TEST(Training, DiceTermWeighsARareStructureTheCrossEntropyIgnores) {
   write_file_atomic(f, R"({"loss": "dice"})");
   EXPECT_THAT([&] { TrainConfig::from_json_file(f); },
               ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr("loss is")));
+}
+
+TEST(Training, CasesStoredInDifferentOrientationsAreRefusedByName) {
+  EXPECT_EQ(common_orientation({{"Case1", "PIL"}, {"Case2", "PIL"}}), "PIL");
+  try {
+    common_orientation({{"Case1", "PIL"}, {"Case2", "RAS"}, {"Case3", "PIL"}});
+    FAIL() << "accepted mixed orientations";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("most PIL; Case2 RAS"));
+  }
 }
