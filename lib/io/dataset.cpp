@@ -103,9 +103,7 @@ void add_dicom_series(const std::string& dir, const std::string& series_filter,
       id += "_" + safe_name(s.uid.substr(s.uid.size() > 8 ? s.uid.size() - 8 : 0));
     taken.insert(id);
     CaseSeed seed{id, {{"image_path", s.files.front()}, {"dicom_series", s.uid}}};
-    std::string files;
-    for (const auto& f : s.files) files += (files.empty() ? "" : "\n") + f;
-    seed.attrs["dicom_files"] = files;
+    seed.attrs["dicom_files"] = file_list(s.files);
     seed.attrs["series_description"] = s.description;
     if (!s.not_a_volume.empty())
       seed.attrs["skipped"] =

@@ -134,6 +134,19 @@ std::vector<Slice> slices_in_order(const gdcm::Scanner& s, const std::vector<std
 
 }  // namespace
 
+std::string file_list(const std::vector<std::string>& files) {
+  std::string text;
+  for (const auto& f : files) text += (text.empty() ? "" : "\n") + f;
+  return text;
+}
+
+std::vector<std::string> file_list(const std::string& text) {
+  std::vector<std::string> files;
+  std::istringstream lines(text);
+  for (std::string f; std::getline(lines, f);) files.push_back(f);
+  return files;
+}
+
 std::string safe_name(const std::string& s) {
   std::string out;
   for (char c : s) {

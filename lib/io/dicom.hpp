@@ -31,6 +31,10 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir);
 // uneven or missing slices, and sizes over `limits`.
 Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits = {});
 
+// The files of a series kept in one text (a case attribute): one path per line.
+std::string file_list(const std::vector<std::string>& files);
+std::vector<std::string> file_list(const std::string& text);
+
 // A name safe for files: letters, digits, '.', '-' and '_' kept, runs of others become '_'.
 std::string safe_name(const std::string& s);
 

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "io/dataset.hpp"
 #include "io/dicom.hpp"
@@ -62,15 +61,6 @@ StageDescription read_dataset_description() {
 }
 
 ReadDataset::ReadDataset(const Params& p) : params_(p) {}
-
-namespace {
-std::vector<std::string> dicom_files(const Case& c) {
-  std::vector<std::string> files;
-  std::istringstream lines(c.attr("dicom_files"));
-  for (std::string f; std::getline(lines, f);) files.push_back(f);
-  return files;
-}
-}  // namespace
 
 namespace {
 
@@ -132,8 +122,9 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   const std::string image_path = in->attr("image_path");
   auto out = in->derive();
   const ReadLimits limits{params_.get_int("max_voxels"), params_.get_int("max_slices")};
-  Volume v = in->attr("dicom_files").empty() ? read_image(image_path, limits)
-                                             : read_dicom_series(dicom_files(*in), limits);
+  Volume v = in->attr("dicom_files").empty()
+                 ? read_image(image_path, limits)
+                 : read_dicom_series(file_list(in->attr("dicom_files")), limits);
   const auto& a = *v.data;
   const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
   const std::string dims = std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(D);

@@ -1,9 +1,10 @@
 #include "write_dicom_seg.hpp"
 
 #include <filesystem>
-#include <sstream>
 
+#include "io/dicom.hpp"
 #include "io/dicom_seg.hpp"
+#include "output_name.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -19,20 +20,14 @@ StageDescription write_dicom_seg_description() {
 }
 
 std::string WriteDicomSeg::path_for(const std::string& id, const std::string& output_dir) const {
-  std::string name = params_.get_string("name");
-  for (std::size_t p = 0; (p = name.find("{id}", p)) != std::string::npos; p += id.size())
-    name.replace(p, 4, id);
-  return (fs::path(output_dir) / name).string();
+  return (fs::path(output_dir) / with_case_id(params_.get_string("name"), id)).string();
 }
 
 CasePtr WriteDicomSeg::process(const CasePtr& in) {
   const std::string list = in->attr("dicom_files");
   if (list.empty()) return in;  // not read from DICOM
-  std::vector<std::string> files;
-  std::istringstream lines(list);
-  for (std::string f; std::getline(lines, f);) files.push_back(f);
   const std::string path = path_for(in->id(), output_dir_);
-  write_dicom_seg(path, *in->get("labels"), in->geometry(), files);
+  write_dicom_seg(path, *in->get("labels"), in->geometry(), file_list(list));
   auto out = in->derive();
   out->set_attr("output:dicom_seg", path);
   return out;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "io/volume_io.hpp"
+#include "output_name.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -38,11 +39,9 @@ StageDescription write_nifti_description() {
 void WriteNifti::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
 
 std::string WriteNifti::path_for(const std::string& id, const std::string& output_dir) const {
-  std::string name = params_.get_string("name");
-  // Left to right, never rescanning what was put in: an id may itself contain "{id}".
-  for (std::size_t p = 0; (p = name.find("{id}", p)) != std::string::npos; p += id.size())
-    name.replace(p, 4, id);
-  return (fs::path(output_dir) / params_.get_string("folder") / name).string();
+  return (fs::path(output_dir) / params_.get_string("folder") /
+          with_case_id(params_.get_string("name"), id))
+      .string();
 }
 
 std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed,
