@@ -387,4 +387,15 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
   return text;
 }
 
+std::vector<std::string> recorded_case_ids(const std::string& run_json_path) {
+  const auto run = nlohmann::json::parse(read_file(run_json_path));
+  std::vector<std::string> ids;
+  for (const auto& c : run.at("cases")) {
+    const std::string status = c.at("status");
+    if (status == "ok" || status == "skipped") ids.push_back(c.at("id"));
+  }
+  std::sort(ids.begin(), ids.end(), natural_less);
+  return ids;
+}
+
 }  // namespace spineparse::metrics

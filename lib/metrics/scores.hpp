@@ -56,6 +56,10 @@ CaseScores case_scores_from_json(const std::string& text);  // throws std::runti
 // metrics/cases.csv, metrics/summary.json and metrics/confusion.csv (cohort voxel counts, true
 // label rows x predicted label columns, when the cases carry them) under `folder` (atomically);
 // returns the summary JSON text.
+// The cases a run's record (run.json) lists as ok or skipped, in natural order: those whose
+// per-case records the whole-run reports cover, after a resumed or merged run too.
+std::vector<std::string> recorded_case_ids(const std::string& run_json_path);
+
 std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
                           int failed_cases = 0);
 

@@ -50,31 +50,24 @@ CasePtr Evaluate::process(const CasePtr& in) {
   for (const auto& s : cs.structures) missed += s.truth_voxels > 0 && s.pred_voxels == 0;
   out->set_metric("missed", missed);
   if (cs.dice_before >= 0) out->set_metric("dice_before_refinement", cs.dice_before);
-  write_file_atomic(record_path(cs.id), case_scores_to_json(cs) + "\n");
+  write_file_atomic(record_path(output_dir_, cs.id), case_scores_to_json(cs) + "\n");
   return out;
 }
 
-std::string Evaluate::record_path(const std::string& id) const {
-  return (fs::path(output_dir_) / params_.get_string("folder") / "cases" / (id + ".json")).string();
+std::string Evaluate::record_path(const std::string& output_dir, const std::string& id) const {
+  return (fs::path(output_dir) / params_.get_string("folder") / "cases" / (id + ".json")).string();
 }
 
 // The reports cover the whole cohort as run.json lists it: the cases scored now and those a
 // resumed run skipped (scored by an earlier run), each from its record in <folder>/cases/.
 void Evaluate::after_run(const std::string& run_json_path, const StageContext& ctx) {
-  const auto run = nlohmann::json::parse(read_file(run_json_path));
-  const std::string folder = (fs::path(ctx.output_dir) / params_.get_string("folder")).string();
   std::vector<CaseScores> scores;
-  for (const auto& c : run.at("cases")) {
-    const std::string status = c.at("status");
-    const std::string path =
-        (fs::path(folder) / "cases" / (c.at("id").get<std::string>() + ".json")).string();
-    if ((status == "ok" || status == "skipped") && fs::exists(path))
-      scores.push_back(case_scores_from_json(read_file(path)));
+  for (const auto& id : recorded_case_ids(run_json_path)) {
+    const std::string path = record_path(ctx.output_dir, id);
+    if (fs::exists(path)) scores.push_back(case_scores_from_json(read_file(path)));
   }
-  std::sort(scores.begin(), scores.end(),
-            [](const CaseScores& a, const CaseScores& b) { return natural_less(a.id, b.id); });
   if (scores.empty()) return;
-  write_reports(scores, folder);
+  write_reports(scores, (fs::path(ctx.output_dir) / params_.get_string("folder")).string());
 }
 
 }  // namespace spineparse::metrics

@@ -28,7 +28,8 @@ class Evaluate : public Stage {
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
-  std::string record_path(const std::string& id) const;  // OUTPUT/<folder>/cases/<id>.json
+  // OUTPUT/<folder>/cases/<id>.json
+  std::string record_path(const std::string& output_dir, const std::string& id) const;
   Params params_;
   std::string output_dir_;
 };

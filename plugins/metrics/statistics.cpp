@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "metrics/scores.hpp"
 #include "metrics/statistics.hpp"
 #include "spineparse/files.hpp"
 
@@ -61,15 +62,8 @@ std::vector<std::string> Statistics::outputs_for(const CaseSeed& seed,
 // statistics.csv over the whole cohort as run.json lists it (cases done now and those a resumed
 // or sharded run recorded earlier), from each case's rows.
 void Statistics::after_run(const std::string& run_json_path, const StageContext& ctx) {
-  const auto run = nlohmann::json::parse(read_file(run_json_path));
-  std::vector<std::string> ids;
-  for (const auto& c : run.at("cases")) {
-    const std::string status = c.at("status");
-    if (status == "ok" || status == "skipped") ids.push_back(c.at("id"));
-  }
-  std::sort(ids.begin(), ids.end(), natural_less);
   std::string csv = statistics_csv_header();
-  for (const auto& id : ids) {
+  for (const auto& id : recorded_case_ids(run_json_path)) {
     const std::string path = record_path(ctx.output_dir, id);
     if (fs::exists(path)) csv += read_file(path);
   }
