@@ -321,9 +321,10 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_)
   layers = L;
 }
 
-GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
+GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
   auto& L = *layers;
   auto& xf = *L.xf;
+  const auto x = input.to(L.semantic->weight.scalar_type());
   const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
   auto l2 = torch::relu(bn_(xf.bn2, xf.conv2(torch::relu(bn_(xf.bn1, xf.conv1(x))))));
   auto y = xf.block1(l2).first;
@@ -369,7 +370,9 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& x) {
   }
   auto d2 = cat_channels(cl, {interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2});
   auto z = conv1(cl, L.semantic, L.dec2b(L.dec2a(d2)));
-  out.logits = interp3(z, {D, H, W}).contiguous();
+  out.logits = interp3(z.to(torch::kFloat32), {D, H, W}).contiguous();
+  if (out.deep_supervision.defined())
+    out.deep_supervision = out.deep_supervision.to(torch::kFloat32);
   return out;
 }
 
@@ -422,9 +425,17 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
                                       .size(std::vector<int64_t>{image.size(2), image.size(3)})
                                       .mode(torch::kBilinear)
                                       .align_corners(true));
-  auto x = torch::cat({image, up}, 1);
-  if (!onednn_weights_.empty() && x.is_cpu() && x.scalar_type() == torch::kFloat32)
-    return forward_onednn(x);
+  const auto dtype = final_conv->weight.scalar_type();
+  if (!onednn_weights_.empty() && image.is_cpu()) {
+    // [image, up] concatenated, converted and laid out channels-last in one pass each.
+    auto x = torch::empty({image.size(0), image.size(1) + up.size(1), image.size(2), image.size(3)},
+                          image.options().dtype(dtype), torch::MemoryFormat::ChannelsLast);
+    x.narrow(1, 0, image.size(1)).copy_(image);
+    x.narrow(1, image.size(1), up.size(1)).copy_(up);
+    auto logits = forward_onednn(x);  // channels-last, the network's dtype
+    return torch::empty(logits.sizes(), logits.options().dtype(torch::kFloat32)).copy_(logits);
+  }
+  auto x = torch::cat({image, up}, 1).to(dtype);
   std::vector<torch::Tensor> feats;
   for (int k = 0; k < 5; ++k) {
     if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
@@ -432,14 +443,18 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
     feats.push_back(x);
   }
   for (int k = 0; k < 4; ++k) {
-    // Transposed convolutions may be kept in float32 while the rest runs in bfloat16 (LibTorch's
-    // CPU kernels have no bfloat16 transposed convolution without AVX-512).
-    const auto wt = upsample_[k]->weight.scalar_type();
-    x = (x.scalar_type() == wt ? upsample_[k](x) : upsample_[k](x.to(wt)).to(x.scalar_type()))
-            .add_(feats[3 - k]);
+    x = upsample(k, x).add_(feats[3 - k]);
     x = decoders_[k](x);
   }
-  return final_conv(x);
+  return final_conv(x).to(torch::kFloat32);
+}
+
+torch::Tensor ResUNet2dImpl::upsample(int k, const torch::Tensor& x) const {
+  const auto& u = upsample_[k];
+  if (!(x.is_cpu() && x.scalar_type() == torch::kBFloat16))
+    return torch::conv_transpose2d(x, u->weight, u->bias, 2, 1, 1);
+  auto z = torch::conv2d(x, subpixel_weights(u->weight), u->bias.repeat({4}), 1, 1);
+  return subpixel_shuffle(z);
 }
 
 namespace {
@@ -468,8 +483,7 @@ torch::Tensor ResUNet2dImpl::block_onednn(const ExtResBlock& b, const torch::Ten
   return conv_onednn(b->conv[2], c).add_(a).relu_();
 }
 
-torch::Tensor ResUNet2dImpl::forward_onednn(const torch::Tensor& input) {
-  auto x = input.to_mkldnn();
+torch::Tensor ResUNet2dImpl::forward_onednn(torch::Tensor x) {
   std::vector<torch::Tensor> feats;
   for (int k = 0; k < 5; ++k) {
     if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));
@@ -477,24 +491,58 @@ torch::Tensor ResUNet2dImpl::forward_onednn(const torch::Tensor& input) {
     feats.push_back(x);
   }
   for (int k = 0; k < 4; ++k) {
-    x = upsample_[k](x.to_dense()).to_mkldnn().add_(feats[3 - k]);
+    const OneDnnConv& u = onednn_upsample_[k];
+    auto z = at::mkldnn_convolution(x, u.weight, onednn_upsample_bias_[k], u.padding, u.stride,
+                                    u.dilation, u.groups);
+    x = subpixel_shuffle(z).add_(feats[3 - k]);
     x = block_onednn(decoders_[k], x);
   }
-  return conv_onednn(final_conv, x).to_dense();
+  return conv_onednn(final_conv, x);
+}
+
+torch::Tensor subpixel_weights(const torch::Tensor& w) {
+  if (w.dim() != 4 || w.size(2) != 3 || w.size(3) != 3)
+    throw std::logic_error("subpixel_weights: expects a 3x3 transposed convolution weight");
+  const int64_t in = w.size(0), out = w.size(1);
+  // Tap of the 3x3 kernel that phase r takes from window position d (-1: none): even outputs
+  // 2m read input m through tap 1; odd outputs 2m+1 read m through tap 2 and m+1 through tap 0.
+  const int tap[2][2] = {{1, -1}, {2, 0}};
+  auto k = torch::zeros({2, 2, out, in, 2, 2}, w.options());
+  for (int ri = 0; ri < 2; ++ri)
+    for (int rj = 0; rj < 2; ++rj)
+      for (int d = 0; d < 2; ++d)
+        for (int e = 0; e < 2; ++e) {
+          if (tap[ri][d] < 0 || tap[rj][e] < 0) continue;
+          k[ri][rj].select(3, e).select(2, d).copy_(
+              w.select(3, tap[rj][e]).select(2, tap[ri][d]).t());
+        }
+  return k.reshape({4 * out, in, 2, 2});
+}
+
+torch::Tensor subpixel_shuffle(const torch::Tensor& z) {
+  const int64_t N = z.size(0), out = z.size(1) / 4, H = z.size(2) - 1, W = z.size(3) - 1;
+  auto phases = z.slice(2, 1).slice(3, 1).permute({0, 2, 3, 1}).reshape({N, H, W, 2, 2, out});
+  // [N, H, ri, W, rj, out] is [N, 2H, 2W, out]: the result in channels-last memory.
+  return phases.permute({0, 1, 3, 2, 4, 5}).reshape({N, 2 * H, 2 * W, out}).permute({0, 3, 1, 2});
 }
 
 bool use_onednn_layout(ResUNet2d& net) {
   const auto& w0 = net->final_conv->weight;
-  if (!at::hasMKLDNN() || !w0.is_cpu() || w0.scalar_type() != torch::kFloat32) return false;
+  const auto dtype = w0.scalar_type();
+  if (!at::hasMKLDNN() || !w0.is_cpu() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16))
+    return false;
   torch::NoGradGuard ng;
-  std::map<const torch::nn::Conv2dImpl*, ResUNet2dImpl::OneDnnConv> w;
+  using OneDnnConv = ResUNet2dImpl::OneDnnConv;
+  auto reorder = [](const torch::Tensor& weight, OneDnnConv p) {
+    p.weight = weight.contiguous(torch::MemoryFormat::ChannelsLast);
+    return p;
+  };
+  std::map<const torch::nn::Conv2dImpl*, OneDnnConv> w;
   auto pack = [&](const torch::nn::Conv2d& c) {
     if (!c->bias.defined()) throw std::logic_error("use_onednn_layout: fold the BatchNorms first");
     const auto& o = c->options;
-    ResUNet2dImpl::OneDnnConv p{{}, padding_of(*c), vec(o.stride()), vec(o.dilation()), o.groups()};
-    p.weight = at::mkldnn_reorder_conv2d_weight(c->weight.contiguous().to_mkldnn(), p.padding,
-                                                p.stride, p.dilation, p.groups);
-    w[c.get()] = std::move(p);
+    w[c.get()] =
+        reorder(c->weight, {{}, padding_of(*c), vec(o.stride()), vec(o.dilation()), o.groups()});
   };
   for (auto* blocks : {&net->encoders_, &net->decoders_}) {
     for (auto& b : *blocks) {
@@ -502,7 +550,15 @@ bool use_onednn_layout(ResUNet2d& net) {
     }
   }
   pack(net->final_conv);
+  std::vector<OneDnnConv> up;
+  std::vector<torch::Tensor> up_bias;
+  for (auto& u : net->upsample_) {
+    up.push_back(reorder(subpixel_weights(u->weight), {{}, {1, 1}, {1, 1}, {1, 1}, 1}));
+    up_bias.push_back(u->bias.repeat({4}).contiguous());
+  }
   net->onednn_weights_ = std::move(w);
+  net->onednn_upsample_ = std::move(up);
+  net->onednn_upsample_bias_ = std::move(up_bias);
   return true;
 }
 
@@ -574,6 +630,84 @@ void to_channels_last(torch::nn::Module& net) {
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
     if (p.dim() == 5) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast3d));
   }
+}
+
+namespace {
+
+// Output size of a convolution along one axis (kernel 3 or 1, padding = dilation for 3).
+int64_t conv_out(int64_t n, int64_t stride) { return (n - 1) / stride + 1; }
+
+struct Grid {
+  int64_t d, h, w;
+  double voxels() const { return static_cast<double>(d) * h * w; }
+  Grid strided(int64_t s) const { return {d, conv_out(h, s), conv_out(w, s)}; }
+};
+
+template <class Conv>
+double conv_flops(const Conv& c, const Grid& out) {
+  return 2.0 * static_cast<double>(c->weight.numel()) * out.voxels();
+}
+
+// A separable convolution whose input is on grid `in`; returns its output grid.
+double sep_flops(const SeparableConv& s, Grid& g) {
+  const Grid out = g.strided(s->stride[1]);
+  g = out;
+  return conv_flops(s->depthwise, out) + conv_flops(s->pointwise, out);
+}
+
+}  // namespace
+
+double forward_flops(const Gcsn& net, int64_t D, int64_t H, int64_t W) {
+  const auto& L = *net->layers;
+  const auto& xf = *L.xf;
+  Grid g = Grid{D, H, W}.strided(2);  // conv1: in-plane stride 2
+  double f = conv_flops(xf.conv1, g) + conv_flops(xf.conv2, g);
+  Grid l2 = g, l4{};
+  for (const auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    for (std::size_t i = 0; i < (*b)->main.size(); ++i) {
+      f += sep_flops((*b)->main[i], g);
+      if ((*b)->id == 2 && i == 1) l4 = g;  // L4: before block 2's strided convolution
+    }
+    f += conv_flops((*b)->skip, g);
+  }
+  for (const auto* s : {&xf.conv3, &xf.conv4, &xf.conv5}) f += sep_flops(*s, g);
+  const Grid top = g;
+  f += conv_flops(L.aspp1_conv, top);
+  for (const auto* s : {&L.aspp2, &L.aspp3, &L.aspp4}) {
+    Grid a = top;
+    f += sep_flops(*s, a);
+  }
+  f += conv_flops(L.gap_conv, Grid{1, 1, 1}) + conv_flops(L.concat_conv, top);
+  f += conv_flops(L.proj4_conv, l4) + conv_flops(L.proj2_conv, l2);
+  Grid d = l4;
+  f += sep_flops(L.dec1a, d) + sep_flops(L.dec1b, d);
+  if (net->with_graph) {
+    const double V = l4.voxels(), C = static_cast<double>(L.graph_weight.size(0)),
+                 K = static_cast<double>(L.pre_fea.size(1));
+    f += 2 * V * C * K + 2 * V * C * C + 2 * V * K * C + 2 * V * K * C;  // Z, T, pooling, unpooling
+    f += 3 * (2 * K * C * C + 2 * K * K * C);                            // the GCN layers
+    f += conv_flops(L.g2f_conv, l4) + conv_flops(L.skip_conv, l4);
+  }
+  Grid e = l2;
+  f += sep_flops(L.dec2a, e) + sep_flops(L.dec2b, e);
+  return f + conv_flops(L.semantic, l2);
+}
+
+double forward_flops(const ResUNet2d& net, int64_t H, int64_t W) {
+  double f = 0;
+  std::vector<Grid> level;
+  Grid g{1, H, W};
+  for (int k = 0; k < 5; ++k) {
+    if (k > 0) g = {1, g.h / 2, g.w / 2};  // max pooling
+    level.push_back(g);
+    for (const auto& c : net->encoders_[k]->conv) f += conv_flops(c, g);
+  }
+  for (int k = 0; k < 4; ++k) {
+    // The transposed convolution: every input voxel meets every weight once.
+    f += conv_flops(net->upsample_[k], level[4 - k]);
+    for (const auto& c : net->decoders_[k]->conv) f += conv_flops(c, level[3 - k]);
+  }
+  return f + conv_flops(net->final_conv, level[0]);
 }
 
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {

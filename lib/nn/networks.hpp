@@ -55,6 +55,7 @@ struct GcsnLayers;
 struct GcsnImpl : torch::nn::Module {
   // width scales every channel count (1 = the original network; the demo models use less).
   explicit GcsnImpl(bool with_graph = true, int64_t n_classes = 20, double width = 1.0);
+  // x [N,1,D,H,W] in any float dtype (converted to the network's); outputs in float32.
   GcsnOutput forward(const torch::Tensor& x);
   bool with_graph;
   double width;
@@ -73,23 +74,31 @@ TORCH_MODULE(ExtResBlock);
 
 struct ResUNet2dImpl : torch::nn::Module {
   explicit ResUNet2dImpl(int64_t in_channels = 21, int64_t out_channels = 20, int64_t f_maps = 32);
-  // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W]
+  // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W], float32. The inputs
+  // are upsampled and concatenated in their dtype, then converted to the network's.
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary);
   std::vector<ExtResBlock> encoders_;
   std::vector<torch::nn::ConvTranspose2d> upsample_;
   std::vector<ExtResBlock> decoders_;
   torch::nn::Conv2d final_conv{nullptr};
-  // Set by use_onednn_layout(): each convolution's weights in oneDNN's own layout and its
-  // geometry, by module.
+  // Set by use_onednn_layout(): each convolution's weights (channels-last) and its geometry, by
+  // module.
   struct OneDnnConv {
     torch::Tensor weight;
     std::vector<int64_t> padding, stride, dilation;
     int64_t groups = 1;
   };
   std::map<const torch::nn::Conv2dImpl*, OneDnnConv> onednn_weights_;
+  // Set by use_onednn_layout(): each transposed convolution as a sub-pixel convolution (see
+  // subpixel_weights) and its bias repeated per phase.
+  std::vector<OneDnnConv> onednn_upsample_;
+  std::vector<torch::Tensor> onednn_upsample_bias_;
 
  private:
-  torch::Tensor forward_onednn(const torch::Tensor& x);
+  // Decoder k's transposed convolution; on the CPU in bfloat16 as a sub-pixel convolution.
+  torch::Tensor upsample(int k, const torch::Tensor& x) const;
+  // x: [image, upsampled unary] in channels-last memory -> logits, channels-last.
+  torch::Tensor forward_onednn(torch::Tensor x);
   torch::Tensor conv_onednn(const torch::nn::Conv2d& conv, const torch::Tensor& x) const;
   torch::Tensor block_onednn(const ExtResBlock& block, const torch::Tensor& x) const;
 };
@@ -113,14 +122,26 @@ void to_channels_last(torch::nn::Module& net);
 // switched.
 int split_depthwise_convolutions(Gcsn& net);
 
-// CPU inference of a BatchNorm-folded ResUNet2D with its activations kept in oneDNN's own blocked
-// layout (LibTorch's mkldnn tensors) from the first convolution to the last, each convolution's
-// weights reordered once here, instead of every convolution reordering its plain NCHW input, output
-// and weights. Only the transposed convolutions (LibTorch has no oneDNN kernel for them) go through
-// plain tensors. The same oneDNN convolutions run, so the results are the same to float rounding:
-// ResUNet2D 9-11 % faster here (12 slices of 256x512: 5.40 -> 4.82 s on 2 threads, 9.79 -> 9.01 s
-// on 1). Float32 CPU inputs only; others take the plain path. Returns false (and changes nothing)
-// for a network that is not float32 on the CPU, or when LibTorch was built without oneDNN.
+// A transposed convolution with kernel 3, stride 2, padding 1 and output padding 1 (weight
+// [in, out, 3, 3]) as a sub-pixel convolution: an ordinary 2x2 convolution with padding 1 whose
+// 4 x out output channels, ordered (row phase, column phase, out), are the four output phases.
+// Output (t, u) of that convolution, for t, u >= 1, reads input rows t-1, t and columns u-1, u,
+// and its channel (ri, rj, o) is the transposed convolution's output (2(t-1)+ri, 2(u-1)+rj, o).
+// Same sums (to float rounding), but a kernel that oneDNN has in every precision: LibTorch 1.13
+// has no bfloat16 transposed convolution on the CPU.
+torch::Tensor subpixel_weights(const torch::Tensor& transposed_weight);
+// The transposed convolution's output [N, out, 2H, 2W] from the sub-pixel convolution's output z
+// [N, 4 x out, H+1, W+1], in one copy, in channels-last memory.
+torch::Tensor subpixel_shuffle(const torch::Tensor& z);
+
+// CPU inference of a BatchNorm-folded ResUNet2D through oneDNN's convolutions with the activations
+// in channels-last memory (NHWC, the layout oneDNN's AVX-512 and AMX kernels read and write, so no
+// activation is reordered between layers) from the first convolution to the last, each weight
+// converted once here. The transposed convolutions run as sub-pixel convolutions
+// (subpixel_weights); the phase interleaving writes channels-last memory directly. Float32 or
+// bfloat16 (the network's dtype: inputs are converted to it, the logits come back in it, plain
+// NCHW). Returns false (and changes nothing) for a network of another dtype or device, or when
+// LibTorch was built without oneDNN.
 bool use_onednn_layout(ResUNet2d& net);
 
 // What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
@@ -135,6 +156,13 @@ inline bool uses_channels_last(bool cuda) { return cuda; }
 // one.
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state);
 int64_t resunet_fmaps_of(const std::map<std::string, torch::Tensor>& state);
+
+// Floating-point operations (multiply and add counted separately) of one forward pass: every
+// convolution's 2 x weights x output voxels, and the graph module's matrix products; no
+// elementwise work, interpolation or softmax. GCSN input [1,1,D,H,W]; ResUNet2D one slice of
+// H x W. For reports of achieved GFLOP/s.
+double forward_flops(const Gcsn& net, int64_t D, int64_t H, int64_t W);
+double forward_flops(const ResUNet2d& net, int64_t H, int64_t W);
 
 // Spec 3.4 / Appendix B.
 torch::Tensor spine_adjacency();

@@ -86,10 +86,12 @@ torch::Device parse_device(const std::string& spec) {
   throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
 }
 
-void set_cuda_autocast(bool on) {
+void set_cuda_autocast(bool on, torch::ScalarType dtype) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (on) at::autocast::set_autocast_dtype(at::kCUDA, dtype);
   at::autocast::set_autocast_enabled(at::kCUDA, on);
 #else
+  if (on) at::autocast::set_autocast_gpu_dtype(dtype);
   at::autocast::set_enabled(on);
 #endif
 }

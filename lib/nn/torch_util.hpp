@@ -21,18 +21,20 @@ std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
 // Throws with the parameter value when CUDA is asked for but unavailable.
 torch::Device parse_device(const std::string& spec);
 
-// Turns CUDA autocast (float16 mixed precision) on or off, across LibTorch 1.13 and 2.x APIs.
-void set_cuda_autocast(bool on);
+// Turns CUDA autocast on (in float16 or bfloat16) or off, across LibTorch 1.13 and 2.x APIs.
+void set_cuda_autocast(bool on, torch::ScalarType dtype = torch::kHalf);
 
-// Float16 autocast on CUDA for the lifetime of the object (nothing elsewhere).
+// CUDA autocast in `dtype` for the lifetime of the object when `on` (nothing otherwise).
 class CudaAutocast {
  public:
-  explicit CudaAutocast(bool on) : on_(on) {
-    if (on_) set_cuda_autocast(true);
+  CudaAutocast(bool on, torch::ScalarType dtype) : on_(on) {
+    if (on_) set_cuda_autocast(true, dtype);
   }
   ~CudaAutocast() {
     if (on_) set_cuda_autocast(false);
   }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
 
  private:
   bool on_;

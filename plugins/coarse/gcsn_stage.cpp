@@ -62,7 +62,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
     x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
   torch::Tensor logits;
   {
-    nn::CudaAutocast autocast(setup.amp && setup.device.is_cuda());
+    nn::CudaAutocast autocast(setup.cuda_autocast(), setup.autocast_dtype());
     if (setup.script) {
       auto r = setup.script->forward({x});
       if (r.isTuple()) {
@@ -72,8 +72,6 @@ CasePtr GcsnStage::process(const CasePtr& in) {
       } else {
         logits = r.toTensor();
       }
-    } else if (setup.amp && !setup.device.is_cuda()) {
-      logits = impl_->net->forward(x.to(torch::kBFloat16)).logits;  // weights converted at open()
     } else {
       logits = impl_->net->forward(x).logits;
     }
@@ -87,6 +85,9 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto kept = stage.to_host(logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32));
   auto out = in->derive();
   out->set("coarse_logits", nn::to_ndarray(kept));
+  if (impl_->net)
+    nn::record_gflop(*out, stage.ctx,
+                     nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
   out->erase("coarse_input");  // no longer needed: keeps memory per case in flight low
   return out;
 }

@@ -4,8 +4,8 @@
 // Outputs: coarse_logits float32 [20, D, 128, 256]: raw logits (the fine network's input, spec
 //          4.1), slice padding removed.
 // Params:  weights (safetensors, or a TorchScript file with model=torchscript), model
-//          (gcsn | deeplab | torchscript), device (cpu | cuda | cuda:N | auto), amp (bfloat16 on
-//          CPU, float16 on CUDA; off by default).
+//          (gcsn | deeplab | torchscript), device (cpu | cuda | cuda:N | auto), precision (auto |
+//          fp32 | bf16 | fp16, nn/precision.hpp; recorded in run.json's "nodes").
 // Errors:  weights that do not fit the network stop the run at open(), listing every mismatch.
 // Concurrency: parallel on the CPU (each call takes the executor's thread share, see
 //          nn::NetworkCall); on CUDA one call at a time on the stage's stream.

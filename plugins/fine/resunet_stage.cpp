@@ -86,9 +86,6 @@ void ResUNetStage::open(const StageContext& ctx) {
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(stage.setup.state));
   stage.install(impl_->net);
-  if (stage.setup.amp && !cuda) {
-    for (auto& u : impl_->net->upsample_) u->to(torch::kFloat32);  // see ResUNet2dImpl::forward
-  }
 }
 
 CasePtr ResUNetStage::process(const CasePtr& in) {
@@ -114,8 +111,6 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     torch::Tensor logits;
     if (setup.script) {
       logits = setup.script->forward({img, un}).toTensor();
-    } else if (setup.amp && !cuda) {
-      logits = impl_->net->forward(img.to(torch::kBFloat16), un.to(torch::kBFloat16));
     } else {
       logits = impl_->net->forward(img, un);
     }
@@ -125,7 +120,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   auto unaries = unary.permute({1, 0, 2, 3});  // [D,C,h',w']
   nn::NetworkCall call(setup, stage.ctx, impl_->batcher ? nullptr : &stage.device_mutex);
   nn::StageStream::Use on_stream(stage.stream);
-  nn::CudaAutocast autocast(setup.amp && cuda);
+  nn::CudaAutocast autocast(setup.cuda_autocast(), setup.autocast_dtype());
   torch::Tensor probs;  // [C,D,h,w]
   std::shared_ptr<NdArray>
       host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
@@ -151,6 +146,9 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     }
   }
   probs = stage.to_host(probs);
+  if (impl_->net)
+    nn::record_gflop(*out, stage.ctx,
+                     D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);
   out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
   out->erase("fine_mr");
   return out;

@@ -5,7 +5,7 @@
 //          upsamples the logits bilinearly inside and concatenates [MR, logits], spec 4.1).
 // Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward,
 //          0: 1 on the CPU, 16 on CUDA; BatchNorm runs in inference form, so batching does not
-//          change results), amp.
+//          change results), precision (as coarse.gcsn).
 //          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
 //          forward passes (SliceBatcher), batch_wait_ms.
 // Concurrency: parallel. On the CPU cases run side by side, each batch with the executor's thread

@@ -15,15 +15,19 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
   set_torch_threads(ctx.total_threads);
   NetworkSetup s;
   s.device = parse_device(params.get_string("device"));
-  s.amp = params.get_bool("amp");
-  if (s.amp && !s.device.is_cuda()) {
-    std::fprintf(stderr,
-                 "warning: node '%s': amp=true on the CPU runs the network in bfloat16, which "
-                 "LibTorch 1.13's convolutions "
-                 "ran 30-40x slower than float32 on the development machine (GCSN 61 s against 1.5 "
-                 "s); keep amp for CUDA "
-                 "unless your LibTorch has fast bfloat16 convolutions\n",
-                 ctx.node_id.c_str());
+  std::string requested = params.get_string("precision");
+  if (params.has("amp") && params.get_bool("amp") && requested == "auto")
+    requested = s.device.is_cuda() ? "fp16" : "bf16";  // the former parameter, kept as an alias
+  try {
+    s.precision = choose_precision(requested, s.device.is_cuda());
+  } catch (const std::exception& e) {
+    throw std::runtime_error("node '" + ctx.node_id + "': " + e.what());
+  }
+  if (ctx.note) {
+    ctx.note("precision", precision_name(s.precision.precision));
+    ctx.note("precision_reason", s.precision.reason);
+    ctx.note("device", s.device.str());
+    if (!s.device.is_cuda()) ctx.note("cpu", cpu_features().model);
   }
   s.weights = params.get_string("weights");
   if (params.has("random_weights") && params.get_bool("random_weights")) {
@@ -62,7 +66,7 @@ ParamSpec optimize_param() {
 void place(torch::nn::Module& net, const NetworkSetup& setup) {
   net.eval();
   net.to(setup.device);
-  if (setup.amp && !setup.device.is_cuda()) net.to(torch::kBFloat16);
+  if (setup.cpu_bf16()) net.to(torch::kBFloat16);
 }
 
 std::vector<ParamSpec> network_params() {
@@ -79,8 +83,15 @@ std::vector<ParamSpec> network_params() {
        /*exists_unless=*/"random_weights"},
       {"device", ParamType::kString, ParamValue(std::string("auto")), false,
        "cpu, cuda, cuda:N or auto"},
+      {"precision",
+       ParamType::kString,
+       ParamValue(std::string("auto")),
+       false,
+       "auto: bf16 on CPUs with native bfloat16 (AVX512_BF16, AMX-BF16; detected at run time), "
+       "fp16 autocast on CUDA, fp32 elsewhere; fp32; bf16; fp16 (CUDA only)",
+       {"auto", "fp32", "bf16", "fp16"}},
       {"amp", ParamType::kBool, ParamValue(false), false,
-       "mixed precision (bfloat16 on CPU, float16 on CUDA)"},
+       "former name: amp=true with precision=auto means bf16 on the CPU, fp16 on CUDA"},
       optimize_param(),
       random_weights_param(),
   };
@@ -103,6 +114,12 @@ void NetworkStage::open(const Params& params, const StageContext& context) {
   setup = setup_network(params, ctx);
   stream = StageStream(setup.device);
   optimize = params.get_bool("optimize");
+}
+
+void record_gflop(Case& c, const StageContext& ctx, double gflop) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", gflop);
+  c.set_attr("gflop." + ctx.node_id, buf);
 }
 
 torch::Tensor NetworkStage::to_host(const torch::Tensor& t) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nn/networks.hpp"
+#include "nn/precision.hpp"
 #include "nn/torch_util.hpp"
 #include "spineparse/stage.hpp"
 
@@ -23,27 +24,40 @@ namespace spineparse::nn {
 
 // What a network stage's open() does: thread count, device, precision, and its weights file,
 // either a TorchScript module (model == "torchscript") or a safetensors state dict that the stage
-// loads into its own network. Reads the params "weights", "model", "device" and "amp".
+// loads into its own network. Reads the params "weights", "model", "device", "precision" (and its
+// alias "amp").
 struct NetworkSetup {
   torch::Device device{torch::kCPU};
-  bool amp = false;
+  PrecisionChoice precision;  // what the network runs in, and why (see nn/precision.hpp)
   std::string weights;
   std::shared_ptr<torch::jit::Module> script;
   std::map<std::string, torch::Tensor> state;
   // random_weights=true (benchmarking only): no file is read; the stage keeps the full-size
   // network's seeded default initialisation. The segmentation is meaningless, the timing is not.
   bool random = false;
+
+  // Built-in networks on the CPU in bfloat16: weights converted when placed, inputs converted
+  // by the network, logits returned in float32.
+  bool cpu_bf16() const { return !device.is_cuda() && precision.precision == Precision::kBFloat16; }
+  // CUDA autocast (float16 or bfloat16) around every forward pass.
+  bool cuda_autocast() const {
+    return device.is_cuda() && precision.precision != Precision::kFloat32;
+  }
+  torch::ScalarType autocast_dtype() const {
+    return precision.precision == Precision::kBFloat16 ? torch::kBFloat16 : torch::kHalf;
+  }
 };
 // The parameters of the network stages' descriptions that every network stage shares.
 ParamSpec random_weights_param();
 ParamSpec optimize_param();  // see optimize_for_inference (networks.hpp)
 NetworkSetup setup_network(const Params& params, const StageContext& ctx);
 
-// Puts a loaded network in inference form on the setup's device (bfloat16 on CPU with amp).
+// Puts a loaded network in inference form on the setup's device (bfloat16 weights on the CPU
+// with precision bf16).
 void place(torch::nn::Module& net, const NetworkSetup& setup);
 
-// The parameters every network stage has besides `model`: weights (required), device, amp,
-// optimize, random_weights.
+// The parameters every network stage has besides `model`: weights (required), device, precision,
+// amp (alias), optimize, random_weights.
 std::vector<ParamSpec> network_params();
 
 // One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
@@ -64,6 +78,10 @@ class NetworkCall {
   bool cpu_;
   int threads_ = 0;
 };
+
+// Records the floating-point work of a case's forward passes (nn::forward_flops, built-in
+// networks) as the case attribute "gflop.<node id>", for bench's achieved GFLOP/s.
+void record_gflop(Case& c, const StageContext& ctx, double gflop);
 
 // A network stage's state after open(): the setup, its stream and device lock, and the context.
 // install() finishes a stage's own network: weights loaded (unless random), placed on the device,

@@ -164,11 +164,16 @@ struct OpenStages {
 
 // Creates and opens every stage. A failure here stops the run: nothing could succeed.
 OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const RunOptions& options,
-                       const RunReport& report, std::atomic<int>& running_calls) {
+                       RunReport& report, std::atomic<int>& running_calls,
+                       std::mutex& notes_mutex) {
   OpenStages open;
   for (const auto& n : graph.nodes) {
     StageContext ctx;
     ctx.running_calls = [&running_calls] { return running_calls.load(std::memory_order_relaxed); };
+    ctx.note = [&report, &notes_mutex, id = n.id](const std::string& key, const std::string& v) {
+      std::lock_guard<std::mutex> lock(notes_mutex);
+      report.node_notes[id][key] = v;
+    };
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
@@ -468,6 +473,7 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
   j["threads"] = report.threads;
   j["threads_per_case"] = report.threads_per_case;
   j["max_in_flight"] = graph.max_in_flight;
+  if (!report.node_notes.empty()) j["nodes"] = report.node_notes;
   j["wall_s"] = report.wall_s;
   const int processed = report.ok + report.failed;
   j["cases_per_s"] = report.wall_s > 0 ? processed / report.wall_s : 0.0;
@@ -551,7 +557,8 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
                  options.output_dir.c_str());
 
   std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
-  OpenStages open = open_stages(graph, registry, options, report, running_calls);
+  std::mutex notes_mutex;             // StageContext::note
+  OpenStages open = open_stages(graph, registry, options, report, running_calls, notes_mutex);
   std::vector<CaseSeed> seeds;
   const std::vector<bool> skip = list_cases(graph, registry, open, options, seeds, report);
   CaseStream(graph, open, options, report, running_calls).run(seeds, skip);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,7 @@ struct RunOptions {
 struct Span {
   std::string node;
   std::size_t case_index = 0;  // its entry in RunReport::cases
-  double start_s = 0.0;  // since run start
+  double start_s = 0.0;        // since run start
   double end_s = 0.0;
   int thread = 0;  // small id of the worker thread
 };
@@ -85,6 +86,8 @@ struct RunReport {
   // Whole-run steps that failed after the cases (a stage's close() or after_run(), such as the
   // report page): the run's products are incomplete even when every case is ok.
   std::vector<std::string> run_errors;
+  // What stages recorded about themselves (StageContext::note): node id -> key -> value.
+  std::map<std::string, std::map<std::string, std::string>> node_notes;
 };
 
 class RunError : public std::runtime_error {

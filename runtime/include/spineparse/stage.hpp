@@ -67,6 +67,10 @@ struct StageContext {
   // The executor's count of stage calls running right now (this one included); empty outside
   // the executor (stage harness, bench replays). ABI 1.1.
   std::function<int()> running_calls;
+  // Records a fact about this node under run.json's "nodes" -> node id -> key (what the stage
+  // chose and why: a network's precision and device, say); may be called from open() and
+  // process(), from any thread; the last value of a key wins. Empty outside the executor. ABI 2.2.
+  std::function<void(const std::string& key, const std::string& value)> note;
 
   // Intra-op threads a call may start now: the cores divided among the stage calls running at
   // this moment, at least 1. A network alone gets every core; with a second case in another

@@ -156,7 +156,7 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   auto image = torch::randn({3, 1, 64, 128}), unary = torch::randn({3, 20, 32, 64});
   auto want = plain->forward(image, unary), got = fast->forward(image, unary);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
-  // A network in another precision (here float64; bfloat16 under amp) keeps the plain path.
+  // A network in another dtype (here float64) keeps the plain path.
   ResUNet2d wide;
   load_state(*wide, w.tensors, "resunet2d_weights.safetensors");
   wide->eval();

@@ -1,0 +1,115 @@
+// The precision a network runs in, per machine (nn/precision.hpp), and the kernels that make
+// bfloat16 fast keeping the results: the sub-pixel form of the transposed convolutions, and the
+// FLOP counts that bench reports against.
+#include <gmock/gmock.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "nn/networks.hpp"
+#include "nn/precision.hpp"
+
+using namespace spineparse::nn;
+using ::testing::HasSubstr;
+
+namespace {
+CpuFeatures cpu(bool avx512, bool bf16, bool amx) {
+  CpuFeatures f;
+  f.avx2 = f.fma = true;
+  f.avx512f = avx512;
+  f.avx512_bf16 = bf16;
+  f.amx_tile = f.amx_bf16 = amx;
+  return f;
+}
+}  // namespace
+
+TEST(Precision, AutoFollowsTheMachine) {
+  auto amx = choose_precision("auto", false, cpu(true, true, true));
+  EXPECT_EQ(amx.precision, Precision::kBFloat16);
+  EXPECT_THAT(amx.reason, HasSubstr("AMX-BF16"));
+  auto zen = choose_precision("auto", false, cpu(true, true, false));
+  EXPECT_EQ(zen.precision, Precision::kBFloat16);
+  EXPECT_THAT(zen.reason, HasSubstr("AVX512_BF16"));
+  for (const auto& f : {cpu(true, false, false), cpu(false, false, false)}) {
+    auto c = choose_precision("auto", false, f);
+    EXPECT_EQ(c.precision, Precision::kFloat32);
+    EXPECT_THAT(c.reason, HasSubstr("no native bfloat16"));
+  }
+  EXPECT_EQ(choose_precision("auto", true, cpu(false, false, false)).precision,
+            Precision::kFloat16);
+}
+
+TEST(Precision, ExplicitChoicesAndTheirLimits) {
+  EXPECT_EQ(choose_precision("fp32", false, cpu(true, true, true)).precision, Precision::kFloat32);
+  auto emulated = choose_precision("bf16", false, cpu(true, false, false));
+  EXPECT_EQ(emulated.precision, Precision::kBFloat16);
+  EXPECT_THAT(emulated.reason, HasSubstr("emulated"));
+  EXPECT_EQ(choose_precision("bf16", true, cpu(true, false, false)).precision,
+            Precision::kBFloat16);
+  EXPECT_EQ(choose_precision("fp16", true, cpu(true, false, false)).precision, Precision::kFloat16);
+  EXPECT_THROW(
+      {
+        try {
+          choose_precision("fp16", false, cpu(true, true, true));
+        } catch (const std::runtime_error& e) {
+          EXPECT_THAT(e.what(), HasSubstr("needs CUDA"));
+          throw;
+        }
+      },
+      std::runtime_error);
+  EXPECT_THROW(choose_precision("half", false, cpu(true, true, true)), std::runtime_error);
+}
+
+// The detected features agree with the kernel's own list of CPU flags.
+TEST(Precision, DetectionAgreesWithProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, flags;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) {
+      flags = " " + line.substr(line.find(':') + 1) + " ";
+      break;
+    }
+  if (flags.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
+  const auto has = [&](const char* f) {
+    return flags.find(" " + std::string(f) + " ") != std::string::npos;
+  };
+  const CpuFeatures& f = cpu_features();
+  EXPECT_EQ(f.avx512f, has("avx512f"));
+  EXPECT_EQ(f.avx2, has("avx2"));
+  const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");
+  if (!cap) {
+    EXPECT_EQ(f.avx512_bf16, has("avx512_bf16"));
+    EXPECT_EQ(f.amx_bf16, has("amx_bf16"));
+  }
+  EXPECT_FALSE(f.model.empty());
+}
+
+// A transposed convolution (kernel 3, stride 2, padding 1, output padding 1) and its sub-pixel
+// form give the same output, for odd and even sizes.
+TEST(Precision, SubPixelConvolutionEqualsTheTransposedOne) {
+  torch::manual_seed(5);
+  c10::InferenceMode im;
+  auto w = torch::randn({6, 4, 3, 3}), b = torch::randn({4});
+  for (auto shape : {std::vector<int64_t>{2, 6, 5, 7}, std::vector<int64_t>{1, 6, 8, 8}}) {
+    auto x = torch::randn(shape);
+    auto want = torch::conv_transpose2d(x, w, b, 2, 1, 1);
+    auto z = torch::conv2d(x, subpixel_weights(w), b.repeat({4}), 1, 1);
+    auto got = subpixel_shuffle(z);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-5);
+  }
+}
+
+// The FLOP counts: the full-size ResUNet2D is about 65 GFLOP per 256 x 512 slice and the GCSN
+// about 77 per 18-slice case.
+TEST(Precision, FlopCountsOfTheFullSizeNetworks) {
+  ResUNet2d fine;
+  Gcsn coarse(true);
+  EXPECT_NEAR(forward_flops(fine, 256, 512) / 1e9, 64.6, 0.5);
+  EXPECT_NEAR(forward_flops(coarse, 18, 128, 256) / 1e9, 76.9, 1.0);
+  // Doubling the slices doubles the GCSN's convolutions (no strides along the slices); only the
+  // small GCN layers stay the same.
+  EXPECT_NEAR(forward_flops(coarse, 36, 128, 256) / forward_flops(coarse, 18, 128, 256), 2.0, 1e-4);
+  // A quarter of the pixels, a quarter of the work (sizes divisible by 16).
+  EXPECT_NEAR(forward_flops(fine, 128, 256) / forward_flops(fine, 256, 512), 0.25, 1e-12);
+}
