@@ -22,6 +22,9 @@
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
+#ifdef SPINEPARSE_WITH_TORCH
+#include "nn/peak.hpp"
+#endif
 
 namespace spineparse::cli {
 namespace fs = std::filesystem;
@@ -112,13 +115,21 @@ json memory_summary(const std::vector<std::pair<double, double>>& s, double inte
   return m;
 }
 
+// What the network-only replay measured: per network node its mean seconds per timed case and
+// the GFLOP per case it reported (case attribute "gflop.<node>"; 0 for custom networks).
+struct NetworkTimes {
+  double seconds_per_case = 0;  // all network stages together
+  int cases = 0;
+  std::map<std::string, double> node_s, node_gflop;
+};
+
 // Runs the graph case by case with nothing overlapping and times only the network stages
 // (resource "gpu"): what the networks cost with no other stage beside them. `threads` is the
 // intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
 // LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
-std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg,
-                                    const std::string& input, int n_cases, int threads) {
-  std::pair<double, int> result{0.0, 0};
+NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::string& input,
+                          int n_cases, int threads) {
+  NetworkTimes result;
   std::exception_ptr error;
   std::thread worker([&] {
     try {
@@ -137,26 +148,34 @@ std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg,
         is_net.push_back(reg.find(n.stage)->resource == "gpu");
       }
       auto seeds = stages[0]->enumerate(ctx);
-      double total = 0;
-      int timed = 0;
       for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
         auto c = std::make_shared<Case>(seeds[i].id, i);
         for (const auto& [k, v] : seeds[i].attrs) c->set_attr(k, v);
         CasePtr cur = c;
-        double t = 0;
+        std::map<std::string, double> t;
         for (std::size_t s = 0; s < stages.size(); ++s) {
           const auto t0 = std::chrono::steady_clock::now();
           cur = stages[s]->process(cur);
           const double dt =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          if (is_net[s]) t += dt;
+          if (is_net[s]) t[g.nodes[s].id] += dt;
         }
-        if (i > 0) total += t, ++timed;  // the first case warms the networks up
+        if (i == 0) continue;  // the first case warms the networks up
+        ++result.cases;
+        for (const auto& [node, dt] : t) {
+          result.node_s[node] += dt;
+          result.seconds_per_case += dt;
+          result.node_gflop[node] += std::atof(cur->attr("gflop." + node, "0").c_str());
+        }
       }
       for (auto& s : stages) s->close();
       std::error_code ec;
       fs::remove_all(ctx.output_dir, ec);
-      result = {timed ? total / timed : 0.0, timed};
+      if (result.cases > 0) {
+        result.seconds_per_case /= result.cases;
+        for (auto* m : {&result.node_s, &result.node_gflop})
+          for (auto& [node, v] : *m) v /= result.cases;
+      }
     } catch (...) {
       error = std::current_exception();
     }
@@ -167,8 +186,8 @@ std::pair<double, int> network_only(const GraphSpec& g, const Registry& reg,
 }
 
 // The same graph as plain eager LibTorch runs it: the network stages without the inference
-// rewrites (optimize=false), one slice per forward pass (batch_size=1); the caller adds
-// LibTorch's default of one intra-op thread.
+// rewrites (optimize=false), in float32, one slice per forward pass (batch_size=1); the caller
+// gives it every core, as LibTorch users set their intra-op threads.
 GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
                             std::vector<std::string>& changed) {
   GraphSpec b = g;
@@ -181,8 +200,10 @@ GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
       if (p.name == "batch_size")
         n.params.set("batch_size", ParamValue(std::int64_t{1})),
             changed.push_back(n.id + ".batch_size=1");
-      if (p.name == "amp")
-        n.params.set("amp", ParamValue(false)), changed.push_back(n.id + ".amp=false");
+      if (p.name == "precision")
+        n.params.set("precision", ParamValue(std::string("fp32"))),
+            changed.push_back(n.id + ".precision=fp32");
+      if (p.name == "amp") n.params.set("amp", ParamValue(false));
     }
   }
   return b;
@@ -265,6 +286,82 @@ RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArg
   for (const auto& [t, mb] : sampler.samples())
     if (t >= r.started_s) rss_samples.emplace_back(t - r.started_s, mb);
   return r;
+}
+
+// The machine's measured peak (nn/peak.hpp) at each precision a network may run in, on each
+// device a network ran on: float32 and bfloat16 on the CPU, also float16 on a GPU. Keyed
+// "device/precision" in `peak_of`. Empty without LibTorch.
+json measure_peaks(const RunReport& r, int threads, std::map<std::string, double>& peak_of) {
+  json peaks = json::array();
+#ifdef SPINEPARSE_WITH_TORCH
+  std::map<std::string, std::vector<nn::Precision>> wanted = {
+      {"cpu", {nn::Precision::kFloat32, nn::Precision::kBFloat16}}};
+  for (const auto& [node, notes] : r.node_notes) {
+    auto d = notes.find("device");
+    if (d != notes.end() && d->second != "cpu")
+      wanted[d->second] = {nn::Precision::kFloat32, nn::Precision::kFloat16,
+                           nn::Precision::kBFloat16};
+  }
+  for (const auto& [device, precisions] : wanted) {
+    for (const auto p : precisions) {
+      std::fprintf(stderr, "bench: measuring the %s peak on %s\n", nn::precision_name(p),
+                   device.c_str());
+      const nn::PeakProbe probe = nn::measure_peak(p, device, threads);
+      peak_of[device + "/" + probe.precision] = probe.peak_gflops();
+      peaks.push_back({{"device", device},
+                       {"precision", probe.precision},
+                       {"threads", probe.threads},
+                       {"gemm_gflops", probe.gemm_gflops},
+                       {"conv_gflops", probe.conv_gflops},
+                       {"peak_gflops", probe.peak_gflops()}});
+    }
+  }
+#else
+  (void)r, (void)threads, (void)peak_of;
+#endif
+  return peaks;
+}
+
+// Per network node: the precision it ran in and why, its work per case, its network-only time,
+// the GFLOP/s it achieved and the share of the measured peak of its precision on its device.
+json network_table(const GraphSpec& g, const Registry& registry, const RunReport& r,
+                   const NetworkTimes& net, const std::map<std::string, double>& peak_of) {
+  json nets = json::array();
+  double gflop = 0, seconds = 0;
+  std::string key_all;
+  bool one_key = true;
+  for (const auto& n : g.nodes) {
+    if (registry.find(n.stage)->resource != "gpu") continue;
+    std::map<std::string, std::string> notes;
+    if (auto it = r.node_notes.find(n.id); it != r.node_notes.end()) notes = it->second;
+    const std::string precision = notes.count("precision") ? notes["precision"] : "unknown";
+    const std::string device = notes.count("device") ? notes["device"] : "unknown";
+    const double s = net.node_s.count(n.id) ? net.node_s.at(n.id) : 0.0;
+    const double f = net.node_gflop.count(n.id) ? net.node_gflop.at(n.id) : 0.0;
+    json row = {{"node", n.id},
+                {"precision", precision},
+                {"precision_reason", notes["precision_reason"]},
+                {"device", device},
+                {"gflop_per_case", f},
+                {"seconds_per_case", s},
+                {"gflops", s > 0 ? f / s : 0.0}};
+    const std::string key = device + "/" + precision;
+    if (auto pk = peak_of.find(key); pk != peak_of.end() && s > 0 && f > 0)
+      row["share_of_peak"] = f / s / pk->second;
+    one_key = one_key && (key_all.empty() || key_all == key);
+    key_all = key;
+    gflop += f;
+    seconds += s;
+    nets.push_back(row);
+  }
+  json total = {{"node", "all networks"},
+                {"gflop_per_case", gflop},
+                {"seconds_per_case", seconds},
+                {"gflops", seconds > 0 ? gflop / seconds : 0.0}};
+  if (auto pk = peak_of.find(key_all); one_key && pk != peak_of.end() && seconds > 0 && gflop > 0)
+    total["share_of_peak"] = gflop / seconds / pk->second;
+  nets.push_back(total);
+  return nets;
 }
 
 struct StageTimes {
@@ -385,6 +482,48 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                         "\n");
 }
 
+// The CPU this ran on, for bench.json (figures are only comparable on one machine).
+json cpu_summary() {
+  json c = {{"cores", available_cores()}};
+#ifdef SPINEPARSE_WITH_TORCH
+  const nn::CpuFeatures& f = nn::cpu_features();
+  c["model"] = f.model;
+  c["fp32_isa"] = f.fp32_isa();
+  c["bf16_isa"] = f.bf16_isa();
+#endif
+  return c;
+}
+
+// Peaks, then per network its precision, work, time, rate and share of the peak.
+void print_networks(const json& j) {
+  if (j["cpu"].contains("model"))
+    std::printf("machine: %s, %d cores; float32 %s, bfloat16 %s\n",
+                j["cpu"]["model"].get<std::string>().c_str(), j["cpu"]["cores"].get<int>(),
+                j["cpu"]["fp32_isa"].get<std::string>().c_str(),
+                j["cpu"]["bf16_isa"].get<std::string>().c_str());
+  for (const auto& p : j["peak"])
+    std::printf("measured peak %s %s: %.0f GFLOP/s (matrix product %.0f, 3x3 convolution %.0f)\n",
+                p["device"].get<std::string>().c_str(), p["precision"].get<std::string>().c_str(),
+                p["peak_gflops"].get<double>(), p["gemm_gflops"].get<double>(),
+                p["conv_gflops"].get<double>());
+  std::printf("%-13s %-9s %-7s %11s %9s %9s %8s\n", "network", "precision", "device", "GFLOP/case",
+              "s/case", "GFLOP/s", "of peak");
+  for (const auto& n : j["networks"]) {
+    const std::string share =
+        n.contains("share_of_peak")
+            ? std::to_string(static_cast<int>(100 * n["share_of_peak"].get<double>() + 0.5)) + "%"
+            : "-";
+    std::printf("%-13s %-9s %-7s %11.1f %9.2f %9.0f %8s\n", n["node"].get<std::string>().c_str(),
+                n.value("precision", "").c_str(), n.value("device", "").c_str(),
+                n["gflop_per_case"].get<double>(), n["seconds_per_case"].get<double>(),
+                n["gflops"].get<double>(), share.c_str());
+  }
+  for (const auto& n : j["networks"])
+    if (n.contains("precision_reason") && !n["precision_reason"].get<std::string>().empty())
+      std::printf("  %s: %s\n", n["node"].get<std::string>().c_str(),
+                  n["precision_reason"].get<std::string>().c_str());
+}
+
 void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const json& j) {
   const json& stages = j["stages"];
   const int processed = j["cases"].get<int>();
@@ -414,11 +553,12 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
       100 * j["network_busy_share"].get<double>());
   if (a.baseline) {
     std::printf(
-        "eager baseline (1 thread, batch 1, no rewrites): %.2f s per case; network-only / eager "
-        "baseline %.2f\n",
-        j["eager_baseline"]["seconds_per_case"].get<double>(),
+        "eager baseline (%d threads, float32, batch 1, no rewrites): %.2f s per case; network-only "
+        "/ eager baseline %.2f\n",
+        r.threads, j["eager_baseline"]["seconds_per_case"].get<double>(),
         j["network_only_vs_eager_baseline"].get<double>());
   }
+  print_networks(j);
   const json& mem = j["memory"];
   if (mem.contains("max_mb")) {
     std::printf(
@@ -450,19 +590,22 @@ void run_bench(const BenchArgs& a) {
   StageTimes times = stage_times(g, r);
   const int hw = available_cores();
   std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  auto [net_s, net_n] =
-      network_only(g, registry, input, a.network_cases, r.threads > 0 ? r.threads : hw);
-  double base_s = 0;
-  int base_n = 0;
+  const int threads = r.threads > 0 ? r.threads : hw;
+  const NetworkTimes net = network_only(g, registry, input, a.network_cases, threads);
+  const double net_s = net.seconds_per_case;
+  NetworkTimes base;
   std::vector<std::string> base_changes;
   if (a.baseline) {
-    std::fprintf(
-        stderr,
-        "bench: eager baseline replay of %d case(s) (1 intra-op thread, batch 1, no rewrites)\n",
-        a.network_cases);
-    const GraphSpec base = eager_baseline_of(g, registry, base_changes);
-    std::tie(base_s, base_n) = network_only(base, registry, input, a.network_cases, 1);
+    std::fprintf(stderr,
+                 "bench: eager baseline replay of %d case(s) (%d intra-op threads, float32, batch "
+                 "1, no rewrites)\n",
+                 a.network_cases, threads);
+    const GraphSpec base_graph = eager_baseline_of(g, registry, base_changes);
+    base = network_only(base_graph, registry, input, a.network_cases, threads);
   }
+  const double base_s = base.seconds_per_case;
+  std::map<std::string, double> peak_of;
+  const json peaks = measure_peaks(r, threads, peak_of);
 
   double net_busy = 0;
   const json stages = stage_table(g, registry, r, times, net_busy);
@@ -485,8 +628,11 @@ void run_bench(const BenchArgs& a) {
   j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
   j["network_busy_share"] =
       r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
+  j["cpu"] = cpu_summary();
+  j["peak"] = peaks;
+  j["networks"] = network_table(g, registry, r, net, peak_of);
   j["network_only"] = {{"seconds_per_case", net_s},
-                       {"cases", net_n},
+                       {"cases", net.cases},
                        {"how",
                         "the network stages timed alone: the graph replayed case by case with "
                         "nothing overlapping, first case as warm-up"}};
@@ -495,12 +641,12 @@ void run_bench(const BenchArgs& a) {
   if (a.baseline) {
     j["eager_baseline"] = {
         {"seconds_per_case", base_s},
-        {"cases", base_n},
+        {"cases", base.cases},
+        {"threads", threads},
         {"changes", base_changes},
         {"how",
-         "the network-only replay as plain eager LibTorch runs it: LibTorch's default of 1 "
-         "intra-op thread, "
-         "one slice per forward pass, no BatchNorm folding or channels-last, float32"}};
+         "the network-only replay as plain eager LibTorch runs it: every core as intra-op "
+         "threads, float32, one slice per forward pass, no BatchNorm folding or layout rewrites"}};
     j["network_only_vs_eager_baseline"] =
         base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
   }

@@ -235,6 +235,17 @@ TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
   EXPECT_THAT(run.output, HasSubstr("does not exist"));
 }
 
+namespace {
+// A flag of /proc/cpuinfo's first "flags" line.
+bool cpu_flag(const std::string& flag) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("flags", 0) == 0)
+      return (line + " ").find(" " + flag + " ") != std::string::npos;
+  return false;
+}
+}  // namespace
+
 TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
@@ -268,6 +279,34 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_THAT(b["eager_baseline"]["changes"].dump(), HasSubstr("fine.batch_size=1"));
   EXPECT_THAT(b["eager_baseline"]["changes"].dump(), HasSubstr("coarse.optimize=false"));
   EXPECT_GT(b["network_only_vs_eager_baseline"].get<double>(), 0.0);
+  EXPECT_THAT(b["eager_baseline"]["changes"].dump(), HasSubstr("fine.precision=fp32"));
+  EXPECT_EQ(b["eager_baseline"]["threads"], b["threads"]);  // every core, as users run LibTorch
+  // The machine's measured peaks, and per network its precision (as this CPU's flags say auto
+  // picks), its work per case and its share of the peak of that precision.
+  const bool native_bf16 = cpu_flag("avx512_bf16") || cpu_flag("amx_bf16");
+  const std::string expected = native_bf16 ? "bf16" : "fp32";
+  ASSERT_EQ(b["peak"].size(), 2u);
+  for (const auto& p : b["peak"]) {
+    EXPECT_EQ(p["device"], "cpu");
+    EXPECT_GT(p["peak_gflops"].get<double>(), 1.0) << p.dump();
+    EXPECT_GE(p["peak_gflops"].get<double>(), p["gemm_gflops"].get<double>());
+  }
+  ASSERT_EQ(b["networks"].size(), 3u);  // coarse, fine, all networks
+  for (const auto& n : b["networks"]) {
+    EXPECT_GT(n["gflop_per_case"].get<double>(), 0.0) << n.dump();
+    EXPECT_GT(n["gflops"].get<double>(), 0.0) << n.dump();
+    ASSERT_TRUE(n.contains("share_of_peak")) << n.dump();
+    EXPECT_GT(n["share_of_peak"].get<double>(), 0.0);
+    EXPECT_LT(n["share_of_peak"].get<double>(), 1.5);  // a probe may undershoot, not by 50 %
+    if (n["node"] != "all networks") {
+      EXPECT_EQ(n["precision"], expected) << n.dump();
+      EXPECT_THAT(n["precision_reason"].get<std::string>(), HasSubstr("auto"));
+    }
+  }
+  EXPECT_THAT(r.output, HasSubstr("of peak"));
+  auto run = nlohmann::json::parse(spineparse::read_file(out + "/run/run.json"));
+  EXPECT_EQ(run["nodes"]["fine"]["precision"], expected);
+  EXPECT_EQ(run["nodes"]["coarse"]["device"], "cpu");
   EXPECT_GT(b["peak_rss_mb"].get<double>(), 10.0);
   EXPECT_LE(b["peak_in_flight"].get<int>(), b["max_in_flight"].get<int>());
   EXPECT_FALSE(b["in_flight"].empty());
