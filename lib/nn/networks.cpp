@@ -1,5 +1,11 @@
 #include "nn/networks.hpp"
 
+#include "nn/precision.hpp"
+
+#ifdef SPINEPARSE_WITH_ONEDNN
+#include "nn/onednn_resunet.hpp"
+#endif
+
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/container/any.h>
 #include <torch/torch.h>
@@ -432,6 +438,9 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
                           image.options().dtype(dtype), torch::MemoryFormat::ChannelsLast);
     x.narrow(1, 0, image.size(1)).copy_(image);
     x.narrow(1, image.size(1), up.size(1)).copy_(up);
+#ifdef SPINEPARSE_WITH_ONEDNN
+    if (fused_ && x.size(2) % 16 == 0 && x.size(3) % 16 == 0) return fused_->forward(x);
+#endif
     auto logits = forward_onednn(x);  // channels-last, the network's dtype
     return torch::empty(logits.sizes(), logits.options().dtype(torch::kFloat32)).copy_(logits);
   }
@@ -531,6 +540,9 @@ bool use_onednn_layout(ResUNet2d& net) {
   const auto dtype = w0.scalar_type();
   if (!at::hasMKLDNN() || !w0.is_cpu() || (dtype != torch::kFloat32 && dtype != torch::kBFloat16))
     return false;
+  // oneDNN's bfloat16 convolutions need AVX-512 (natively or emulated on AVX512_CORE); below
+  // that LibTorch's own kernels run bfloat16.
+  if (dtype == torch::kBFloat16 && !cpu_features().avx512f) return false;
   torch::NoGradGuard ng;
   using OneDnnConv = ResUNet2dImpl::OneDnnConv;
   auto reorder = [](const torch::Tensor& weight, OneDnnConv p) {
@@ -559,6 +571,13 @@ bool use_onednn_layout(ResUNet2d& net) {
   net->onednn_weights_ = std::move(w);
   net->onednn_upsample_ = std::move(up);
   net->onednn_upsample_bias_ = std::move(up_bias);
+#ifdef SPINEPARSE_WITH_ONEDNN
+  try {
+    net->fused_ = std::make_shared<const FusedResUNet>(*net, dtype);
+  } catch (const std::runtime_error&) {
+    net->fused_.reset();  // LibTorch's own operators, which emulate what the CPU lacks
+  }
+#endif
   return true;
 }
 
@@ -708,6 +727,14 @@ double forward_flops(const ResUNet2d& net, int64_t H, int64_t W) {
     for (const auto& c : net->decoders_[k]->conv) f += conv_flops(c, level[3 - k]);
   }
   return f + conv_flops(net->final_conv, level[0]);
+}
+
+bool has_fused_onednn() {
+#ifdef SPINEPARSE_WITH_ONEDNN
+  return true;
+#else
+  return false;
+#endif
 }
 
 double gcsn_width_of(const std::map<std::string, torch::Tensor>& state) {

@@ -72,6 +72,8 @@ struct ExtResBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(ExtResBlock);
 
+class FusedResUNet;  // nn/onednn_resunet.hpp
+
 struct ResUNet2dImpl : torch::nn::Module {
   explicit ResUNet2dImpl(int64_t in_channels = 21, int64_t out_channels = 20, int64_t f_maps = 32);
   // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W], float32. The inputs
@@ -93,6 +95,9 @@ struct ResUNet2dImpl : torch::nn::Module {
   // subpixel_weights) and its bias repeated per phase.
   std::vector<OneDnnConv> onednn_upsample_;
   std::vector<torch::Tensor> onednn_upsample_bias_;
+  // Set by use_onednn_layout() when built with oneDNN's own API: the whole network as fused
+  // oneDNN primitives (nn/onednn_resunet.hpp), used for inputs whose sizes divide by 16.
+  std::shared_ptr<const FusedResUNet> fused_;
 
  private:
   // Decoder k's transposed convolution; on the CPU in bfloat16 as a sub-pixel convolution.
@@ -140,9 +145,12 @@ torch::Tensor subpixel_shuffle(const torch::Tensor& z);
 // converted once here. The transposed convolutions run as sub-pixel convolutions
 // (subpixel_weights); the phase interleaving writes channels-last memory directly. Float32 or
 // bfloat16 (the network's dtype: inputs are converted to it, the logits come back in it, plain
-// NCHW). Returns false (and changes nothing) for a network of another dtype or device, or when
-// LibTorch was built without oneDNN.
+// NCHW). Where this library was built with oneDNN's own API (libdnnl-dev), each convolution also
+// runs with its ReLU and residual sum fused (FusedResUNet). Returns false (and changes nothing)
+// for a network of another dtype or device, or when LibTorch was built without oneDNN.
 bool use_onednn_layout(ResUNet2d& net);
+// Whether this library was built with oneDNN's own API (the fused ResUNet2D).
+bool has_fused_onednn();
 
 // What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
 // folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA

@@ -106,8 +106,9 @@ std::string CpuFeatures::fp32_isa() const {
 
 namespace {
 
-// oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA, or its former name DNNL_MAX_CPU_ISA): below
-// AVX512_CORE_BF16 its kernels do not use the bfloat16 instructions, so neither may `auto`.
+// oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA, or its former name DNNL_MAX_CPU_ISA): what oneDNN will
+// not use counts as absent. Below AVX512_CORE_BF16 its kernels do not use the bfloat16
+// instructions, so neither may `auto`.
 void apply_isa_cap(CpuFeatures& f) {
   const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");
   if (!cap) cap = std::getenv("DNNL_MAX_CPU_ISA");
@@ -118,6 +119,10 @@ void apply_isa_cap(CpuFeatures& f) {
   f.amx_tile = f.amx_bf16 = false;
   if (isa == "AVX512_CORE_BF16" || isa == "AVX512_CORE_FP16") return;
   f.avx512_bf16 = false;
+  if (isa.rfind("AVX512", 0) == 0) return;
+  f.avx512f = f.avx512_fp16 = false;
+  if (isa.rfind("AVX2", 0) == 0) return;
+  f.avx2 = false;
 }
 
 }  // namespace

@@ -149,6 +149,9 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   optimize_for_inference(fast, /*cuda=*/false);
   EXPECT_EQ(fast->onednn_weights_.size(),
             9u * 3u + 1u);  // three per residual block, and the final 1x1
+  // scripts/setup installs libdnnl-dev: the fused primitives run (the inputs divide by 16).
+  EXPECT_TRUE(has_fused_onednn());
+  EXPECT_TRUE(fast->fused_ != nullptr);
   auto logits = fast->forward(io.tensors.at("image"), io.tensors.at("unary"));
   EXPECT_FALSE(logits.is_mkldnn());
   expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits in oneDNN layout");
