@@ -1,0 +1,79 @@
+#include "nn/onednn_conv.hpp"
+
+#include <torch/torch.h>
+
+#include <cstring>
+
+namespace spineparse::nn::onednn {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+const dnnl::engine& engine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+namespace {
+memory::data_type dnnl_type(torch::ScalarType t) {
+  return t == torch::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+int64_t out_size(int64_t n, int64_t k, int64_t pad, int64_t dil, int64_t stride) {
+  return (n + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+}
+}  // namespace
+
+ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w) {
+  const auto dt = dnnl_type(dtype);
+  const int64_t O = c.weight.size(0), Ig = c.weight.size(1), k = c.weight.size(2), G = c.groups;
+  const memory::dims pad = {c.pad, c.pad}, stride = {c.stride, c.stride},
+                     dil = {c.dilation - 1, c.dilation - 1};
+  ConvPrim p;
+  p.out_h = out_size(h, k, c.pad, c.dilation, c.stride);
+  p.out_w = out_size(w, k, c.pad, c.dilation, c.stride);
+  p.out_c = O;
+  const memory::desc src({n, Ig * G, h, w}, dt, tag::nhwc);
+  const memory::dims wdims = G > 1 ? memory::dims{G, O / G, Ig, k, k} : memory::dims{O, Ig, k, k};
+  const memory::desc wei(wdims, dt, tag::any);
+  const memory::desc bia({O}, memory::data_type::f32, tag::a);
+  const memory::desc dst({n, O, p.out_h, p.out_w}, c.float_out ? memory::data_type::f32 : dt,
+                         tag::nhwc);
+  dnnl::post_ops po;
+  if (c.sum) po.append_sum(1.f);
+  if (c.relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                          dnnl::algorithm::convolution_direct, src, wei, bia, dst,
+                                          stride, dil, pad, pad);
+  const dnnl::convolution_forward::primitive_desc pd(d, attr, engine());
+  p.conv = dnnl::convolution_forward(pd);
+  p.src = pd.src_desc();
+  p.dst = pd.dst_desc();
+  p.scratch = pd.scratchpad_desc();
+  // Weights and bias: reordered (and converted) once into memory the primitive owns.
+  auto user_w = c.weight.to(dtype).contiguous();
+  memory user(memory::desc(wdims, dt, G > 1 ? tag::goihw : tag::oihw), engine(), user_w.data_ptr());
+  p.weights = memory(pd.weights_desc(), engine());
+  dnnl::stream s(engine());
+  dnnl::reorder(user, p.weights).execute(s, user, p.weights);
+  s.wait();
+  p.bias = memory(bia, engine());
+  auto b = c.bias.to(torch::kFloat32).contiguous();
+  std::memcpy(p.bias.get_data_handle(), b.data_ptr(), static_cast<std::size_t>(O) * sizeof(float));
+  return p;
+}
+
+void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch) {
+  memory src_m(p.src, engine(), const_cast<void*>(src));
+  memory dst_m(p.dst, engine(), dst);
+  memory scr(p.scratch, engine(), scratch);
+  p.conv.execute(s, {{DNNL_ARG_SRC, src_m},
+                     {DNNL_ARG_WEIGHTS, p.weights},
+                     {DNNL_ARG_BIAS, p.bias},
+                     {DNNL_ARG_DST, dst_m},
+                     {DNNL_ARG_SCRATCHPAD, scr}});
+}
+
+}  // namespace spineparse::nn::onednn

@@ -1,0 +1,39 @@
+// 2-D convolutions as oneDNN primitives on channels-last (NHWC) activations, with ReLU and a
+// sum into the destination fused after them. Internal to lib/nn (the fused CPU networks); needs
+// oneDNN's own headers (libdnnl-dev).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace spineparse::nn::onednn {
+
+// weight [O, I/groups, k, k] in the network's dtype, bias float (any float dtype), padding and
+// dilation as LibTorch counts them (dilation 1 = none).
+struct ConvSpec {
+  torch::Tensor weight, bias;
+  int64_t stride = 1, pad = 0, dilation = 1, groups = 1;
+  bool sum = false;        // dst = conv + dst (what the destination holds before)
+  bool relu = false;       // then ReLU
+  bool float_out = false;  // float32 output whatever the network's dtype
+};
+
+// A convolution made for one input size [n, I, h, w]: the primitive, its weights in the layout
+// it chose (reordered once), its activations' and scratchpad's descriptors.
+struct ConvPrim {
+  dnnl::convolution_forward conv;
+  dnnl::memory weights, bias;
+  dnnl::memory::desc src, dst, scratch;
+  int64_t out_h = 0, out_w = 0, out_c = 0;
+};
+
+const dnnl::engine& engine();
+// Throws dnnl::error when oneDNN has no kernel for this dtype on this CPU.
+ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w);
+// Runs p from src into dst (memory laid out as p's descriptors say) with a scratchpad of at least
+// p.scratch.get_size() bytes.
+void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch);
+
+}  // namespace spineparse::nn::onednn
