@@ -19,6 +19,8 @@
 
 namespace spineparse::nn {
 
+class FusedSeparableConv;  // nn/onednn_separable.hpp
+
 // Depthwise 3x3x3 -> BN -> [ReLU] -> pointwise 1x1x1 -> BN -> [ReLU]. The Xception blocks use it
 // without activations (SepSame), the exit flow, ASPP and decoders with them (SepASPP).
 struct SeparableConvImpl : torch::nn::Module {
@@ -31,6 +33,9 @@ struct SeparableConvImpl : torch::nn::Module {
   std::vector<int64_t> stride;
   int64_t dilation;
   bool split_depthwise = false;  // set by split_depthwise_convolutions() (inference on CPU)
+  // Set with split_depthwise where this library has oneDNN's own API: the same computation as
+  // fused oneDNN primitives.
+  std::shared_ptr<const FusedSeparableConv> fused;
 };
 TORCH_MODULE(SeparableConv);
 
@@ -123,9 +128,13 @@ void to_channels_last(torch::nn::Module& net);
 // on this CPU), while 2-D depthwise convolutions on channels-last tensors get oneDNN's direct AVX2
 // kernel: 6-9x faster per layer. Their output stays in channels-last-3d memory, and the 1x1x1
 // convolution after each reads it as one matrix product over the voxels, so chains of separable
-// convolutions run without transposing copies. For CPU inference; returns how many convolutions it
-// switched.
+// convolutions run without transposing copies. With oneDNN's own API (has_fused_onednn) each
+// switched convolution runs as fused oneDNN primitives instead (FusedSeparableConv: the planes'
+// sums, biases and ReLUs inside the convolutions). For CPU inference of a folded network; returns
+// how many convolutions it switched.
 int split_depthwise_convolutions(Gcsn& net);
+// How many of the GCSN's separable convolutions run as fused oneDNN primitives.
+int fused_separable_convolutions(const Gcsn& net);
 
 // A transposed convolution with kernel 3, stride 2, padding 1 and output padding 1 (weight
 // [in, out, 3, 3]) as a sub-pixel convolution: an ordinary 2x2 convolution with padding 1 whose

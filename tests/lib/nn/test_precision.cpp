@@ -113,3 +113,31 @@ TEST(Precision, FlopCountsOfTheFullSizeNetworks) {
   // A quarter of the pixels, a quarter of the work (sizes divisible by 16).
   EXPECT_NEAR(forward_flops(fine, 128, 256) / forward_flops(fine, 256, 512), 0.25, 1e-12);
 }
+
+// The GCSN with its separable convolutions as fused oneDNN primitives (optimize on the CPU)
+// equals the plain network in float32: dilations below and above the slice count (5 slices:
+// the exit flow's 2 below, ASPP's 6, 12 and 18 above; 20 slices: all below), in-plane strides.
+TEST(Precision, FusedSeparableConvolutionsKeepTheGcsnOutputs) {
+  if (!has_fused_onednn()) GTEST_SKIP() << "built without oneDNN's own API";
+  torch::manual_seed(9);
+  c10::InferenceMode im;
+  Gcsn plain(true, 20, 0.05), fast(true, 20, 0.05);
+  for (auto* net : {&plain, &fast}) {
+    torch::manual_seed(9);
+    for (auto& p : (*net)->parameters()) p.uniform_(-0.3, 0.3);
+    for (auto& b : (*net)->named_buffers()) {
+      if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 1.5);
+      if (b.key().find("running_mean") != std::string::npos) b.value().uniform_(-0.2, 0.2);
+    }
+    (*net)->eval();
+  }
+  optimize_for_inference(fast, /*cuda=*/false);
+  EXPECT_EQ(fused_separable_convolutions(fast), 22);  // every one (three with in-plane strides)
+  for (int64_t slices : {5, 20}) {
+    auto x = torch::randn({1, 1, slices, 32, 64});
+    auto want = plain->forward(x).logits, got = fast->forward(x).logits;
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
+        << slices << " slices";
+  }
+}
