@@ -25,15 +25,19 @@ int64_t out_size(int64_t n, int64_t k, int64_t pad, int64_t dil, int64_t stride)
 
 ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w) {
   const auto dt = dnnl_type(dtype);
-  const int64_t O = c.weight.size(0), Ig = c.weight.size(1), k = c.weight.size(2), G = c.groups;
-  const memory::dims pad = {c.pad, c.pad}, stride = {c.stride, c.stride},
-                     dil = {c.dilation - 1, c.dilation - 1};
+  const int64_t O = c.weight.size(0), Ig = c.weight.size(1), kh = c.weight.size(2),
+                kw = c.weight.size(3), G = c.groups;
+  // A kernel of size 1 along an axis has no padding or dilation there.
+  const int64_t ph = kh > 1 ? c.pad : 0, pw = kw > 1 ? c.pad : 0;
+  const int64_t dh = kh > 1 ? c.dilation : 1, dw = kw > 1 ? c.dilation : 1;
+  const memory::dims pad = {ph, pw}, stride = {c.stride, c.stride}, dil = {dh - 1, dw - 1};
   ConvPrim p;
-  p.out_h = out_size(h, k, c.pad, c.dilation, c.stride);
-  p.out_w = out_size(w, k, c.pad, c.dilation, c.stride);
+  p.out_h = out_size(h, kh, ph, dh, c.stride);
+  p.out_w = out_size(w, kw, pw, dw, c.stride);
   p.out_c = O;
   const memory::desc src({n, Ig * G, h, w}, dt, tag::nhwc);
-  const memory::dims wdims = G > 1 ? memory::dims{G, O / G, Ig, k, k} : memory::dims{O, Ig, k, k};
+  const memory::dims wdims =
+      G > 1 ? memory::dims{G, O / G, Ig, kh, kw} : memory::dims{O, Ig, kh, kw};
   const memory::desc wei(wdims, dt, tag::any);
   const memory::desc bia({O}, memory::data_type::f32, tag::a);
   const memory::desc dst({n, O, p.out_h, p.out_w}, c.float_out ? memory::data_type::f32 : dt,

@@ -10,8 +10,9 @@
 
 namespace spineparse::nn::onednn {
 
-// weight [O, I/groups, k, k] in the network's dtype, bias float (any float dtype), padding and
-// dilation as LibTorch counts them (dilation 1 = none).
+// weight [O, I/groups, kh, kw] in the network's dtype (kh, kw: 1 or the odd size that `pad`
+// keeps the output size for), bias float (any float dtype), padding and dilation as LibTorch
+// counts them (dilation 1 = none), applied along the axes where the kernel is larger than 1.
 struct ConvSpec {
   torch::Tensor weight, bias;
   int64_t stride = 1, pad = 0, dilation = 1, groups = 1;

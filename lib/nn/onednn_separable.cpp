@@ -18,18 +18,40 @@ using onednn::ConvSpec;
 // The depthwise planes run in this order: the lower plane (writes its slices), the upper plane
 // (sums into its slices, after the slices only it covers are zeroed), then the centre plane over
 // every slice (sums, adds the bias and, with activations, the ReLU). With a dilation of at least
-// the slice count only the centre plane touches the volume.
+// the slice count only the centre plane touches the volume. Likewise in the plane: kernel rows
+// (columns) a dilation puts wholly outside the image only ever meet padding, so they are left out
+// (ASPP's dilations of 12 and 18 on the 8 x 16 top of the encoder leave the centre tap alone).
 struct FusedSeparableConv::Impl {
   torch::ScalarType dtype;
   int64_t dilation = 1, stride = 1;
-  ConvSpec lower, upper, centre, centre_alone, pointwise;
+  bool activations = false;
+  torch::Tensor depthwise, bias;  // [C, 1, 3, 3, 3], [C]
+  ConvSpec pointwise;
   std::mutex mu;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t>, ConvPrim> prims;  // (which, n, h, w)
+  // by (plane 0-2, or 3 for the pointwise; alone; n, h, w)
+  std::map<std::tuple<int, bool, int64_t, int64_t, int64_t>, ConvPrim> prims;
 
-  const ConvPrim& prim(int which, const ConvSpec& c, int64_t n, int64_t h, int64_t w) {
+  // Depthwise plane kd over slices of h x w; `alone`: no other plane sums with the centre one.
+  ConvSpec plane(int64_t kd, bool alone, int64_t h, int64_t w) const {
+    ConvSpec c;
+    auto k = depthwise.select(2, kd);  // [C, 1, 3, 3]
+    if (dilation >= h) k = k.narrow(2, 1, 1);
+    if (dilation >= w) k = k.narrow(3, 1, 1);
+    c.weight = k.contiguous();
+    c.bias = kd == 1 ? bias : torch::zeros_like(bias);
+    c.stride = stride;
+    c.pad = c.dilation = dilation;
+    c.groups = depthwise.size(0);
+    c.sum = kd == 2 || (kd == 1 && !alone);
+    c.relu = kd == 1 && activations;
+    return c;
+  }
+
+  const ConvPrim& prim(int which, bool alone, int64_t n, int64_t h, int64_t w) {
     std::lock_guard<std::mutex> lock(mu);
-    const auto key = std::make_tuple(which, n, h, w);
+    const auto key = std::make_tuple(which, alone, n, h, w);
     if (auto it = prims.find(key); it != prims.end()) return it->second;
+    const ConvSpec c = which == 3 ? pointwise : plane(which, alone, h, w);
     return prims.emplace(key, onednn::make_conv(c, dtype, n, h, w)).first->second;
   }
 };
@@ -40,31 +62,20 @@ FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::Scalar
   m.dtype = dtype;
   m.dilation = s.dilation;
   m.stride = s.stride[1];
+  m.activations = s.activations;
   const auto& dw = s.depthwise;
   if (!dw->bias.defined() || !s.pointwise->bias.defined())
     throw std::logic_error("FusedSeparableConv: fold the BatchNorms first");
-  const int64_t C = dw->weight.size(0);
-  auto plane = [&](int64_t kd, bool sum, bool with_bias, bool relu) {
-    ConvSpec c;
-    c.weight = dw->weight.select(2, kd).contiguous();  // [C, 1, 3, 3]
-    c.bias = with_bias ? dw->bias : torch::zeros({C});
-    c.stride = m.stride;
-    c.pad = c.dilation = m.dilation;
-    c.groups = C;
-    c.sum = sum;
-    c.relu = relu;
-    return c;
-  };
-  m.lower = plane(0, false, false, false);
-  m.upper = plane(2, true, false, false);
-  m.centre = plane(1, true, true, s.activations);
-  m.centre_alone = plane(1, false, true, s.activations);
+  m.depthwise = dw->weight;
+  m.bias = dw->bias;
   m.pointwise.weight = s.pointwise->weight.flatten(1).unsqueeze(2).unsqueeze(3);  // [O, C, 1, 1]
   m.pointwise.bias = s.pointwise->bias;
   m.pointwise.relu = s.activations;
   try {
-    for (const auto* c : {&m.lower, &m.centre, &m.pointwise})
-      (void)onednn::make_conv(*c, dtype, 1, 8, 8);
+    for (int which : {0, 1, 3}) {
+      const ConvSpec c = which == 3 ? m.pointwise : m.plane(which, false, 8, 8);
+      (void)onednn::make_conv(c, dtype, 1, 8, 8);
+    }
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string("oneDNN has no ") + c10::toString(dtype) +
                              " depthwise convolution for this CPU: " + e.what());
@@ -78,12 +89,12 @@ torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
   const auto x = input.to(m.dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t dil = m.dilation, partial = D - dil;  // slices the lower and upper planes reach
-  const ConvPrim& centre =
-      partial > 0 ? m.prim(2, m.centre, D, H, W) : m.prim(3, m.centre_alone, D, H, W);
+  const bool alone = partial <= 0;
+  const ConvPrim& centre = m.prim(1, alone, D, H, W);
   const int64_t Ho = centre.out_h, Wo = centre.out_w;
-  const ConvPrim* lower = partial > 0 ? &m.prim(0, m.lower, partial, H, W) : nullptr;
-  const ConvPrim* upper = partial > 0 ? &m.prim(1, m.upper, partial, H, W) : nullptr;
-  const ConvPrim& point = m.prim(4, m.pointwise, N * D, Ho, Wo);
+  const ConvPrim* lower = alone ? nullptr : &m.prim(0, false, partial, H, W);
+  const ConvPrim* upper = alone ? nullptr : &m.prim(2, false, partial, H, W);
+  const ConvPrim& point = m.prim(3, false, N * D, Ho, Wo);
   std::size_t scratch_bytes = std::max(centre.scratch.get_size(), point.scratch.get_size());
   if (lower)
     scratch_bytes = std::max({scratch_bytes, lower->scratch.get_size(), upper->scratch.get_size()});
