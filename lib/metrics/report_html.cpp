@@ -88,6 +88,9 @@ const add = (k, v) => { sum.append(el('b', {textContent: k}), el('span', {textCo
 add('graph', RUN.graph_file); add('input', RUN.input_dir); add('output', RUN.output_dir);
 add('cases', `${RUN.counts.total} (${RUN.counts.ok} ok, ${RUN.counts.failed} failed, ${RUN.counts.skipped} skipped)`);
 add('wall time', `${f(RUN.wall_s, 1)} s (${f(RUN.cases_per_s, 3)} cases/s, ${RUN.threads} threads)`);
+for (const [id, n] of Object.entries(RUN.nodes || {})) {
+  if (n.precision) add(`network ${id}`, `${n.precision} on ${n.device}${n.cpu ? ' (' + n.cpu + ')' : ''}: ${n.precision_reason || ''}`);
+}
 if (SUMMARY) {
   for (const g of ['vertebrae', 'discs', 'all']) { const s = SUMMARY.dice[g]; if (s.mean !== null) add(`Dice ${g}`, `${f(s.mean)} ± ${f(s.std)}`); }
   add('missed / spurious structures', `${SUMMARY.missed_structures} / ${SUMMARY.spurious_structures}`);

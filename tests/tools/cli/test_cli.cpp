@@ -209,6 +209,14 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   EXPECT_EQ(rows, 3u) << dom.substr(0, 2000);
   EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // thumbnails inline
   EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
+  // What each network ran in, and why (run.json's nodes).
+  auto run = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  const std::string fine = run["nodes"]["fine"]["precision"].get<std::string>();
+  EXPECT_THAT(fine, ::testing::AnyOf("fp32", "bf16"));
+  EXPECT_NE(dom.find("network fine"), std::string::npos);
+  EXPECT_NE(dom.find(fine + " on cpu"), std::string::npos) << dom.substr(0, 3000);
+  EXPECT_NE(dom.find(run["nodes"]["fine"]["precision_reason"].get<std::string>()),
+            std::string::npos);
 }
 
 TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
