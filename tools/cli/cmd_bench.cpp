@@ -288,25 +288,43 @@ RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArg
   return r;
 }
 
+[[maybe_unused]] std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 // The machine's measured peak (nn/peak.hpp) at each precision a network may run in, on each
 // device a network ran on: float32 and bfloat16 on the CPU, also float16 on a GPU. Keyed
 // "device/precision" in `peak_of`. Empty without LibTorch.
 json measure_peaks(const RunReport& r, int threads, std::map<std::string, double>& peak_of) {
   json peaks = json::array();
 #ifdef SPINEPARSE_WITH_TORCH
-  std::map<std::string, std::vector<nn::Precision>> wanted = {
-      {"cpu", {nn::Precision::kFloat32, nn::Precision::kBFloat16}}};
+  // bfloat16 on the CPU when it has it natively or a network ran in it (emulated otherwise).
+  bool cpu_bf16 = nn::cpu_features().native_bf16();
+  std::map<std::string, std::vector<nn::Precision>> wanted;
   for (const auto& [node, notes] : r.node_notes) {
     auto d = notes.find("device");
+    auto p = notes.find("precision");
+    if (d != notes.end() && d->second == "cpu" && p != notes.end() && p->second == "bf16")
+      cpu_bf16 = true;
     if (d != notes.end() && d->second != "cpu")
       wanted[d->second] = {nn::Precision::kFloat32, nn::Precision::kFloat16,
                            nn::Precision::kBFloat16};
   }
+  wanted["cpu"] = {nn::Precision::kFloat32};
+  if (cpu_bf16) wanted["cpu"].push_back(nn::Precision::kBFloat16);
   for (const auto& [device, precisions] : wanted) {
     for (const auto p : precisions) {
       std::fprintf(stderr, "bench: measuring the %s peak on %s\n", nn::precision_name(p),
                    device.c_str());
-      const nn::PeakProbe probe = nn::measure_peak(p, device, threads);
+      nn::PeakProbe probe;
+      try {
+        probe = nn::measure_peak(p, device, threads);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench: the %s peak on %s could not be measured: %s\n",
+                     nn::precision_name(p), device.c_str(), first_line(e.what()).c_str());
+        peaks.push_back({{"device", device},
+                         {"precision", nn::precision_name(p)},
+                         {"error", first_line(e.what())}});
+        continue;
+      }
       peak_of[device + "/" + probe.precision] = probe.peak_gflops();
       peaks.push_back({{"device", device},
                        {"precision", probe.precision},
@@ -501,11 +519,13 @@ void print_networks(const json& j) {
                 j["cpu"]["model"].get<std::string>().c_str(), j["cpu"]["cores"].get<int>(),
                 j["cpu"]["fp32_isa"].get<std::string>().c_str(),
                 j["cpu"]["bf16_isa"].get<std::string>().c_str());
-  for (const auto& p : j["peak"])
+  for (const auto& p : j["peak"]) {
+    if (p.contains("error")) continue;
     std::printf("measured peak %s %s: %.0f GFLOP/s (matrix product %.0f, 3x3 convolution %.0f)\n",
                 p["device"].get<std::string>().c_str(), p["precision"].get<std::string>().c_str(),
                 p["peak_gflops"].get<double>(), p["gemm_gflops"].get<double>(),
                 p["conv_gflops"].get<double>());
+  }
   std::printf("%-13s %-9s %-7s %11s %9s %9s %8s\n", "network", "precision", "device", "GFLOP/case",
               "s/case", "GFLOP/s", "of peak");
   for (const auto& n : j["networks"]) {
