@@ -59,8 +59,9 @@ ParamSpec random_weights_param() {
 ParamSpec optimize_param() {
   return {"optimize", ParamType::kBool, ParamValue(true), false,
           "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "
-          "CPU the GCSN's "
-          "depthwise convolutions as 2-D planes; on CUDA channels-last layout"};
+          "the CPU channels-last oneDNN convolutions with their ReLUs and sums fused (the GCSN's "
+          "depthwise convolutions as 2-D planes, ResUNet2D's upsampling as sub-pixel "
+          "convolutions); on CUDA channels-last layout"};
 }
 
 void place(torch::nn::Module& net, const NetworkSetup& setup) {
