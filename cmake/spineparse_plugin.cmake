@@ -11,7 +11,8 @@
 # or find_package(ITK) + include(${ITK_USE_FILE}) must have run), and the handshake then checks
 # their versions against those of the spineparse build and of the other plugins.
 # The module goes to OUTPUT_DIRECTORY (default: the build's plugin folder in this tree, else the
-# current binary folder); INSTALL installs it into the plugin folder of the install prefix.
+# current binary folder); INSTALL installs it into the plugin folder of the install prefix and
+# lists it in the global property SPINEPARSE_INSTALLED_PLUGINS.
 function(spineparse_add_plugin)
   cmake_parse_arguments(P "ITK;TORCH;INSTALL" "NAME;ENTRY;OUTPUT_DIRECTORY" "SOURCES;LINK" ${ARGN})
   if(NOT P_NAME OR NOT P_ENTRY)
@@ -64,5 +65,6 @@ function(spineparse_add_plugin)
       set(SPINEPARSE_INSTALL_PLUGIN_DIR "lib/spineparse/plugins")
     endif()
     install(TARGETS ${module} LIBRARY DESTINATION "${SPINEPARSE_INSTALL_PLUGIN_DIR}")
+    set_property(GLOBAL APPEND PROPERTY SPINEPARSE_INSTALLED_PLUGINS ${module})
   endif()
 endfunction()
