@@ -163,8 +163,8 @@ bool has_fused_onednn();
 
 // What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
 // folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA
-// channels-last (on this CPU it made ResUNet2D 27 % slower and the GCSN no faster, README
-// Benchmarks). Feed channels-last inputs when uses_channels_last(device).
+// channels-last (on the CPU it made ResUNet2D 27 % slower and the GCSN no faster). Feed
+// channels-last inputs when uses_channels_last(device).
 void optimize_for_inference(Gcsn& net, bool cuda);
 void optimize_for_inference(ResUNet2d& net, bool cuda);
 inline bool uses_channels_last(bool cuda) { return cuda; }

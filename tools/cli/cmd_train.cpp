@@ -129,7 +129,7 @@ void add_train(CLI::App& app) {
         ->required()
         ->check(CLI::ExistingDirectory);
     sub->add_option("--fold", a->fold, "1..5 or all")->capture_default_str();
-    sub->add_option("--config", a->config, "training configuration (JSON; see README)")
+    sub->add_option("--config", a->config, "training configuration (JSON; see docs/training.md)")
         ->check(CLI::ExistingFile);
     sub->add_option("--output,-o", a->output, "folder for fold{K}/... checkpoints and logs")
         ->capture_default_str();

@@ -5,9 +5,10 @@
 // limiter slot. Cases in flight are therefore bounded whatever the cohort size. No exception ever
 // reaches TBB: each stage call is wrapped and a failure becomes an error on that case.
 //
-// Thread policy (documented in README "Threads"): TBB gets `threads` workers in total; a stage's
-// process() may use `threads_per_case` intra-op threads (LibTorch, ITK filters). ITK's global
-// default is set to 1 so that concurrent cases do not oversubscribe the cores.
+// Thread policy (docs/performance.md, "Threads and memory"): TBB gets `threads` workers in total; a
+// stage's process() may use `threads_per_case` intra-op threads (ITK filters; io.read_dataset sets
+// ITK's global default to it when it opens) and a network call the share StageContext::threads_now()
+// gives at that moment, so that concurrent cases do not oversubscribe the cores.
 #pragma once
 
 #include <atomic>

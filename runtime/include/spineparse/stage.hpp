@@ -39,7 +39,7 @@ struct FieldUse {
 enum class Concurrency { kSerial, kParallel };
 
 struct StageDescription {
-  std::string kind;  // "io.read_nifti": plugin group, dot, stage name
+  std::string kind;  // "io.read_dataset": plugin group, dot, stage name
   std::string summary;
   std::vector<ParamSpec> params;
   std::vector<FieldUse> reads;
