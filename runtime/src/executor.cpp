@@ -359,8 +359,8 @@ class CaseStream {
     }
     tbb::flow::function_node<CasePtr, tbb::flow::continue_msg> complete(
         g, tbb::flow::serial, [&](const CasePtr& c) {
-          record(c);
-          limiter.decrementer().try_put(tbb::flow::continue_msg());
+          // A case's limiter slot is released once, when its last branch has delivered it.
+          if (record(c)) limiter.decrementer().try_put(tbb::flow::continue_msg());
           return tbb::flow::continue_msg{};
         });
     std::map<std::string, std::size_t> pos;
@@ -392,13 +392,13 @@ class CaseStream {
   }
 
   // A case leaving a leaf. With several leaves it completes when every branch delivered it; the
-  // first failure seen on any branch is the one reported.
-  void record(const CasePtr& c) {
+  // first failure seen on any branch is the one reported. Returns whether the case completed.
+  bool record(const CasePtr& c) {
     const std::size_t idx = slot(c->index());
     if (graph_.leaf_ids.size() > 1) {
       if (++arrivals_[idx] < graph_.leaf_ids.size()) {
         if (c->failed() && !first_failure_.count(idx)) first_failure_[idx] = c;
-        return;
+        return false;
       }
       arrivals_.erase(idx);
     }
@@ -418,6 +418,7 @@ class CaseStream {
     rec.reset();
     if (options_.after_case)
       options_.after_case();  // the caller's record goes when the body returns
+    return true;
   }
 
   // The report's entry of the case with cohort index `index` (entries are in cohort order).
@@ -451,17 +452,23 @@ class CaseStream {
 // run.json: what ran, with which plugins, and what happened to every case.
 json run_record(const GraphSpec& graph, const Registry& registry, const RunOptions& options,
                 const RunReport& report) {
+  // Paths are recorded absolute: merge and --resume may run from another folder.
+  auto absolute = [](const std::string& p) {
+    std::error_code ec;
+    const auto a = p.empty() ? std::filesystem::path() : std::filesystem::absolute(p, ec);
+    return ec || p.empty() ? p : a.lexically_normal().string();
+  };
   json j;
   j["spineparse_run"] = 1;
-  j["graph_file"] = graph.path;
+  j["graph_file"] = absolute(graph.path);
   j["graph"] = json::parse(graph.resolved_json);
   json plugins = json::array();
   for (const auto& p : registry.plugins()) {
     plugins.push_back({{"name", p.name}, {"version", p.version}, {"path", p.path}});
   }
   j["plugins"] = plugins;
-  j["input_dir"] = options.input_dir;
-  j["output_dir"] = options.output_dir;
+  j["input_dir"] = absolute(options.input_dir);
+  j["output_dir"] = absolute(options.output_dir);
   j["host"] = host_name();
   j["started_at"] = utc_time(report.started_at);
   j["finished_at"] = utc_time(std::time(nullptr));

@@ -124,11 +124,15 @@ class Validator {
       case ParamType::kPath: {
         if (!v.is_string()) return bad_type();
         std::string s = v.get<std::string>();
-        if (spec.type == ParamType::kPath && from_file && !s.empty() && s[0] != '@' &&
+        if (spec.type == ParamType::kPath && !s.empty() && s[0] != '@' &&
             fs::path(s).is_relative()) {
-          // Paths written in a graph file are relative to that file's folder.
-          fs::path base = fs::path(path_).parent_path();
-          if (!base.empty()) s = (base / s).lexically_normal().string();
+          // Paths written in a graph file are relative to that file's folder, those given by
+          // --set to the current folder. Both are made absolute here, so that the graph recorded
+          // in run.json names the same files wherever merge or --resume runs later.
+          std::error_code ec;
+          const fs::path base = from_file ? fs::path(path_).parent_path() : fs::path();
+          const fs::path p = fs::absolute(base / s, ec);
+          if (!ec) s = p.lexically_normal().string();
         }
         out = s;
         break;
@@ -306,7 +310,7 @@ class Validator {
         continue;
       }
       fs::path p = pl[i].get<std::string>();
-      if (p.is_relative()) p = fs::path(path_).parent_path() / p;
+      if (p.is_relative()) p = fs::absolute(fs::path(path_).parent_path() / p);
       try {
         g.plugins.push_back(registry_.load_plugin(p.lexically_normal().string()).path);
       } catch (const PluginError& e) {

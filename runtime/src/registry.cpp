@@ -165,6 +165,9 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   loading_plugin_ = name;
   impl_->duplicates.clear();
   impl_->added_by_plugin.clear();
+  // A refused plugin leaves nothing behind: its output checks (code in its library, which is
+  // unloaded when this returns) go with its kinds, and checks it replaced come back.
+  auto checks_before = impl_->output_checks;
   std::string register_error;
   try {
     d->register_stages(this);
@@ -176,6 +179,7 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   loading_plugin_.clear();
   if (!register_error.empty() || !impl_->duplicates.empty()) {
     for (const auto& k : impl_->added_by_plugin) impl_->kinds.erase(k);
+    impl_->output_checks = std::move(checks_before);
     std::string msg = where + " refused: ";
     if (!register_error.empty()) msg += "register_stages failed: " + register_error;
     for (std::size_t i = 0; i < impl_->duplicates.size(); ++i) {

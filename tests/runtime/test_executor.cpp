@@ -82,6 +82,24 @@ TEST_F(Executor, CasesInFlightNeverExceedTheCap) {
   EXPECT_LE(peak, 3);
 }
 
+TEST_F(Executor, TheCapHoldsWhenTheGraphFansOutToSeveralLeaves) {
+  // Three leaves after the gate: a case must free its slot once, not once per leaf.
+  const char* graph = R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 24}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 8, "timeout_ms": 40}, "concurrency": "parallel"},
+    {"id": "a", "stage": "test.delay", "params": {"ms": 1}},
+    {"id": "b", "stage": "test.delay", "params": {"ms": 1}},
+    {"id": "c", "stage": "test.delay", "params": {"ms": 1}}],
+    "edges": [["src", "gate"], ["gate", "a"], ["gate", "b"], ["gate", "c"]]})";
+  RunOptions o;
+  o.threads = 8;
+  auto r = run(graph, o);
+  ASSERT_EQ(r.ok, 24);
+  double seen = 0;
+  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
+  EXPECT_EQ(seen, 2.0);  // reached, and never exceeded
+}
+
 TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
   RunOptions o;
   o.threads = 8;

@@ -1,6 +1,8 @@
 // Every kind of graph validation error, with its code, pointer and message.
 #include <gmock/gmock.h>
 
+#include <filesystem>
+
 #include "spineparse/graph.hpp"
 #include "test_util.hpp"
 
@@ -253,6 +255,14 @@ TEST_F(GraphValidation, PathParametersResolveAgainstTheGraphFolder) {
   g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
     {"id": "w", "stage": "t.weights"}]})",
            {"w.weights=rel/b.safetensors"});
+  // --set: against the current folder, made absolute so that a recorded graph means the same
+  // file from any folder.
   EXPECT_EQ(g.graph->node("w")->params.get_string("weights"),
-            "rel/b.safetensors");  // --set: as given
+            (std::filesystem::current_path() / "rel/b.safetensors").string());
+  // A recorded graph read back (merge, from another folder): absolute paths stay as they are.
+  const std::string recorded = g.graph->resolved_json;
+  auto again = load_graph_text(recorded, "/elsewhere/g.json", registry_);
+  ASSERT_TRUE(again.ok()) << dump(again);
+  EXPECT_EQ(again.graph->node("w")->params.get_string("weights"),
+            (std::filesystem::current_path() / "rel/b.safetensors").string());
 }

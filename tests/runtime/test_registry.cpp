@@ -100,6 +100,21 @@ TEST(Registry, RefusesDuplicateStageKindsAndKeepsTheFirst) {
   EXPECT_EQ(r.plugins().size(), 1u);
 }
 
+TEST(Registry, ARefusedPluginLeavesNoOutputChecksBehind) {
+  Registry r;
+  r.load_plugin(plugin("spineparse_test"));
+  ASSERT_FALSE(refusal(r, plugin("test_duplicate")).empty());  // registered checks, then refused
+  spineparse::testing::TempDir tmp;
+  for (const char* name : {"a.shared_probe", "a.test_probe", "a.dup_probe"}) {
+    std::ofstream(tmp / name) << "data";
+  }
+  // The refused plugin's library is unloaded: its checks must be gone and the ones it replaced
+  // back, or these calls would run code that is no longer mapped.
+  EXPECT_EQ(r.check_output((tmp / "a.shared_probe").string()), "checked by test");
+  EXPECT_EQ(r.check_output((tmp / "a.test_probe").string()), "checked by test");
+  EXPECT_EQ(r.check_output((tmp / "a.dup_probe").string()), "");
+}
+
 TEST(Registry, RefusesFilesThatAreNotPlugins) {
   Registry r;
   EXPECT_THAT(refusal(r, "/nonexistent/plugin.so"), HasSubstr("no such file"));

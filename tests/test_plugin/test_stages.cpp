@@ -195,10 +195,27 @@ void register_test_stages(spineparse::Registry& r) {
   mal.writes = {{"labels", false, "", "uint8", "D,H,W"}};
   r.add_stage(mal, [](const Params&) { return std::make_unique<MaskAsLabels>(); });
 
+  StageDescription needs;
+  needs.kind = kind("needs_file");
+  needs.summary = "pass-through with a path parameter that must exist";
+  ParamSpec file;
+  file.name = "file";
+  file.type = ParamType::kPath;
+  file.required = true;
+  file.help = "any existing file";
+  file.must_exist = true;
+  needs.params = {file};
+  r.add_stage(needs, [](const Params&) { return std::make_unique<Pass>(); });
+
   StageDescription fo;
   fo.kind = kind("fail_open");
   fo.summary = "open() throws";
   r.add_stage(fo, [](const Params&) { return std::make_unique<FailOpen>(); });
+
+  // Output checks: one suffix every build of this plugin claims, one its own.
+  auto check = [](const std::string&) { return std::string("checked by " TEST_PLUGIN_NAME); };
+  r.add_output_check(".shared_probe", check);
+  r.add_output_check("." TEST_PLUGIN_NAME "_probe", check);
 }
 
 SPINEPARSE_PLUGIN(TEST_PLUGIN_NAME, "1.2.3", register_test_stages)

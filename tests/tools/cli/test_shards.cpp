@@ -102,6 +102,37 @@ TEST(Shards, MergedShardsEqualOneProcessCaseByCaseAndMergeIsIdempotent) {
   EXPECT_EQ(spineparse::read_file(out + "/run.json"), before);
 }
 
+TEST(Shards, ShardsAndMergeRunFromDifferentFoldersWithRelativePaths) {
+  // A graph in its own folder naming a file relative to that folder; shards started from two
+  // other folders with relative arguments, the merge from a third.
+  TempDir d;
+  fs::create_directories(d / "graphs");
+  fs::create_directories(d / "data");
+  for (const char* w : {"a", "b", "c"}) fs::create_directories(d / w);
+  spineparse::write_file_atomic((d / "data/needed.txt").string(), "x");
+  spineparse::write_file_atomic((d / "graphs/g.json").string(), R"({"schema_version": 1, "nodes": [
+    {"id": "read", "stage": "io.read_dataset"},
+    {"id": "needs", "stage": "test.needs_file", "params": {"file": "../data/needed.txt"}},
+    {"id": "labels", "stage": "test.mask_as_labels"},
+    {"id": "evaluate", "stage": "metrics.evaluate"}]})");
+  ASSERT_EQ(sp("synth --cases 3 --size 40 56 --seed 5 --out " + (d / "cohort").string()).code, 0);
+  const std::string bin = SPINEPARSE_CLI;
+  for (const auto& [k, where] : {std::pair{0, "a"}, {1, "b"}}) {
+    auto r = shell("cd " + (d / where).string() + " && " + bin +
+                   " run ../graphs/g.json --input ../cohort --output ../out --shard " +
+                   std::to_string(k) + "/2" + plugins() + " --progress none");
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  auto r = shell("cd " + (d / "c").string() + " && " + bin + " merge ../out --plugin-dir " +
+                 spineparse::testing::test_plugin_dir());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(d / "out/metrics/cases.csv")) << r.output;
+  const json merged = load(d / "out/run.json");
+  EXPECT_EQ(merged["graph"]["nodes"][1]["params"]["file"],
+            fs::weakly_canonical(d / "data/needed.txt").string());
+  EXPECT_EQ(merged["input_dir"], fs::weakly_canonical(d / "cohort").string());
+}
+
 TEST(Shards, LocksLetShardsShareAFolderButNotTheSameShardTwice) {
   TempDir d;
   const std::string cohort = cohort_with_a_corrupt_case(d, 4);
