@@ -263,8 +263,10 @@ Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
     else
       reader->UpdateOutputInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw std::runtime_error(
-        path + ": cannot read voxels (truncated or corrupt file?): " + e.GetDescription());
+    throw std::runtime_error(path +
+                             (voxels ? ": cannot read voxels (truncated or corrupt file?): "
+                                     : ": cannot read the header: ") +
+                             e.GetDescription());
   }
   FloatImage::Pointer img = reader->GetOutput();
   Volume v;
@@ -291,12 +293,14 @@ Volume read_image_with_itk(const std::string& path) {
 
 namespace {
 
-// A checked file with binary data: voxels decoded here; the geometry as ITK reads it, except for
-// NIfTI-2 (which ITK 5.2 cannot read): from the header, by the rules ITK applies to NIfTI-1.
+// A checked file with binary data: voxels decoded here; the geometry of NIfTI (1 and 2) from the
+// header by our own reading of qform and sform (header.cpp: ITK's rules, without ITK 5.2's refusal
+// of valid sform-only and improper-rotation headers that nibabel writes), of other formats as ITK
+// reads it.
 Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
   NdArrayPtr voxels = read_voxels(path, h);
   Volume v;
-  if (h.format != "nifti2") {
+  if (h.format != "nifti1" && h.format != "nifti2") {
     v = itk_read(path, std::move(info), false);
   } else {
     v.info = std::move(info);
