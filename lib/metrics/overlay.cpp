@@ -67,15 +67,66 @@ struct Canvas {
   }
 };
 
-// Draws slice d with W vertical (rows) and H horizontal (columns) into a pw x ph panel
-// (nearest neighbour, so labels stay crisp when shrunk or enlarged).
-void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels, std::int64_t d,
-                int pw, int ph) {
-  const std::int64_t H = image.dim(1), W = image.dim(2);
-  const float* I = image.data<float>() + d * H * W;
-  const std::uint8_t* Lb = labels.data<std::uint8_t>() + d * H * W;
-  // The 1st and 99th percentiles as a full sort would give them, in linear time.
-  std::vector<float> v(I, I + H * W);
+// How one display axis runs through the stored [D, H, W] array: the array axis, whether the
+// array index grows along the display direction, the voxel count and spacing (mm).
+struct DisplayAxis {
+  int array_axis = 0;
+  bool forward = true;
+  std::int64_t n = 1;
+  double spacing = 1.0;
+  std::int64_t index(std::int64_t t) const { return forward ? t : n - 1 - t; }
+};
+
+// The display axes of a sagittal view: [0] the patient's left-right axis (looked along, slices
+// counted toward the left), [1] rows, superior to inferior, [2] columns, anterior to posterior.
+// Each is the stored axis closest to that patient axis (the signed permutation of the direction
+// cosines with the largest sum of |cosines|), so oblique scans take their nearest plane.
+std::array<DisplayAxis, 3> sagittal_axes(const Geometry& g, const NdArray& image) {
+  // File axes H, W, D (geometry columns 0, 1, 2) are array axes 1, 2, 0.
+  static const int kArrayAxis[3] = {1, 2, 0};
+  auto cosine = [&](int world, int file) { return g.direction[world * 3 + file]; };
+  std::array<int, 3> best{0, 1, 2}, perm{0, 1, 2};  // world axis (L, P, S) -> file axis
+  double best_sum = -1;
+  do {
+    double sum = 0;
+    for (int w = 0; w < 3; ++w) sum += std::fabs(cosine(w, perm[w]));
+    if (sum > best_sum) best_sum = sum, best = perm;
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  // LPS: +x left, +y posterior, +z superior. Display directions: left, inferior (-z), posterior.
+  const double toward[3] = {1.0, 1.0, -1.0};
+  const int world_of_display[3] = {0, 2, 1};
+  std::array<DisplayAxis, 3> out;
+  for (int k = 0; k < 3; ++k) {
+    const int w = world_of_display[k], f = best[w];
+    DisplayAxis& a = out[k];
+    a.array_axis = kArrayAxis[f];
+    a.forward = cosine(w, f) * toward[w] > 0;
+    a.n = image.dim(a.array_axis);
+    a.spacing = g.spacing[f];
+  }
+  return out;
+}
+
+// Array offset of the voxel at display position (slice s, row r, column c), all canonical.
+std::int64_t offset_of(const NdArray& a, const std::array<DisplayAxis, 3>& ax, std::int64_t s,
+                       std::int64_t r, std::int64_t c) {
+  std::int64_t idx[3] = {0, 0, 0};
+  idx[ax[0].array_axis] = ax[0].index(s);
+  idx[ax[1].array_axis] = ax[1].index(r);
+  idx[ax[2].array_axis] = ax[2].index(c);
+  return (idx[0] * a.dim(1) + idx[1]) * a.dim(2) + idx[2];
+}
+
+// Draws sagittal slice s (canonical index) into a pw x ph panel at x0: superior up, anterior
+// left, nearest neighbour (labels stay crisp), grey from the slice's 1st-99th percentiles.
+void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
+                const std::array<DisplayAxis, 3>& ax, std::int64_t s, int pw, int ph) {
+  const float* I = image.data<float>();
+  const std::uint8_t* Lb = labels.data<std::uint8_t>();
+  std::vector<float> v;
+  v.reserve(static_cast<std::size_t>(ax[1].n * ax[2].n));
+  for (std::int64_t r = 0; r < ax[1].n; ++r)
+    for (std::int64_t c = 0; c < ax[2].n; ++c) v.push_back(I[offset_of(image, ax, s, r, c)]);
   const auto lo_at = v.begin() + v.size() / 100, hi_at = v.begin() + v.size() * 99 / 100;
   std::nth_element(v.begin(), hi_at, v.end());
   const float hi = *hi_at;
@@ -83,16 +134,18 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
   const float lo = *lo_at;
   for (int oy = 0; oy < ph; ++oy)
     for (int ox = 0; ox < pw; ++ox) {
-      const std::int64_t w = static_cast<std::int64_t>(oy) * W / ph,
-                         h = static_cast<std::int64_t>(ox) * H / pw;
-      const float g = hi > lo ? std::clamp((I[h * W + w] - lo) / (hi - lo), 0.0f, 1.0f) : 0.0f;
+      const std::int64_t r = std::min(ax[1].n - 1, (2 * oy + 1) * ax[1].n / (2 * ph)),
+                         c = std::min(ax[2].n - 1, (2 * ox + 1) * ax[2].n / (2 * pw));
+      const std::int64_t o = offset_of(image, ax, s, r, c);
+      const float g = hi > lo ? std::clamp((I[o] - lo) / (hi - lo), 0.0f, 1.0f) : 0.0f;
       const unsigned char grey = static_cast<unsigned char>(g * 255);
-      std::array<unsigned char, 3> c = {grey, grey, grey};
-      if (const int l = Lb[h * W + w]) {
+      std::array<unsigned char, 3> col = {grey, grey, grey};
+      if (const int l = Lb[o]) {
         const auto lc = label_colour(l);
-        for (int k = 0; k < 3; ++k) c[k] = static_cast<unsigned char>(0.45 * c[k] + 0.55 * lc[k]);
+        for (int k = 0; k < 3; ++k)
+          col[k] = static_cast<unsigned char>(0.45 * col[k] + 0.55 * lc[k]);
       }
-      cv.put(x0 + ox, oy, c);
+      cv.put(x0 + ox, oy, col);
     }
 }
 
@@ -140,25 +193,28 @@ std::string encode_png_rgb(int w, int h, const std::vector<unsigned char>& rgb) 
   return out;
 }
 
-void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
-                       int max_size) {
-  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+std::string render_overlay_png(const NdArray& image, const NdArray& labels,
+                               const Geometry& geometry, int max_size) {
   if (labels.shape() != image.shape())
     throw std::runtime_error("overlay: labels and image differ in size");
-  std::int64_t best = D / 2, best_n = -1;
-  for (std::int64_t d = 0; d < D; ++d) {
-    std::int64_t n = 0;
-    const std::uint8_t* Lb = labels.data<std::uint8_t>() + d * H * W;
-    for (std::int64_t i = 0; i < H * W; ++i) n += Lb[i] != 0;
-    if (n > best_n) best_n = n, best = d;
-  }
-  const double scale = static_cast<double>(max_size) / static_cast<double>(std::max(H, W));
-  const int pw = std::max(1, static_cast<int>(std::lround(H * scale))),
-            ph = std::max(1, static_cast<int>(std::lround(W * scale)));
+  const auto ax = sagittal_axes(geometry, image);
+  // The sagittal slice with the most labelled voxels (the first of equals, counted left-ward).
+  std::vector<std::int64_t> count(static_cast<std::size_t>(ax[0].n), 0);
+  const std::uint8_t* Lb = labels.data<std::uint8_t>();
+  for (std::int64_t s = 0; s < ax[0].n; ++s)
+    for (std::int64_t r = 0; r < ax[1].n; ++r)
+      for (std::int64_t c = 0; c < ax[2].n; ++c)
+        count[s] += Lb[offset_of(labels, ax, s, r, c)] != 0;
+  const std::int64_t best = std::max_element(count.begin(), count.end()) - count.begin();
+  // Every pixel the same physical size: the longer side of the plane is max_size pixels.
+  const double rows_mm = ax[1].n * ax[1].spacing, cols_mm = ax[2].n * ax[2].spacing;
+  const double scale = max_size / std::max(rows_mm, cols_mm);
+  const int pw = std::max(1, static_cast<int>(std::lround(cols_mm * scale))),
+            ph = std::max(1, static_cast<int>(std::lround(rows_mm * scale)));
   const int legend_w = 70, gap = 6;
   Canvas cv(2 * pw + gap + legend_w, std::max(ph, kMaxLabel * 14 + 4));
-  draw_panel(cv, 0, image, labels, D / 2, pw, ph);
-  draw_panel(cv, pw + gap, image, labels, best, pw, ph);
+  draw_panel(cv, 0, image, labels, ax, ax[0].n / 2, pw, ph);
+  draw_panel(cv, pw + gap, image, labels, ax, best, pw, ph);
   const int lx = 2 * pw + gap + 6;
   for (int i = 0; i < kMaxLabel; ++i) {
     // Cranial to caudal, as the original prints: T9 ... S, then T9/T10 ... L5/S.
@@ -168,8 +224,14 @@ void write_overlay_png(const std::string& path, const NdArray& image, const NdAr
       for (int b = 0; b < 10; ++b) cv.put(lx + a, y + b, label_colour(label));
     cv.text(lx + 14, y + 1, structure_name(label), {230, 230, 230});
   }
+  return encode_png_rgb(cv.w, cv.h, cv.rgb);
+}
+
+void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
+                       const Geometry& geometry, int max_size) {
+  const std::string png = render_overlay_png(image, labels, geometry, max_size);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  write_file_atomic(path, encode_png_rgb(cv.w, cv.h, cv.rgb));
+  write_file_atomic(path, png);
 }
 
 }  // namespace spineparse::metrics

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "spineparse/case.hpp"
 #include "spineparse/ndarray.hpp"
 
 namespace spineparse::metrics {
@@ -12,13 +13,19 @@ namespace spineparse::metrics {
 // RGB of a label in the fixed palette (0 = none).
 std::array<unsigned char, 3> label_colour(int label);
 
-// Two panels (the mid-sagittal slice and the slice with the most labelled voxels) side by side,
-// each shown with the long axis (W) vertical, scaled so its longer side is `max_size` pixels,
-// then a legend.
-// image float32 [D,H,W], labels uint8 [D,H,W]. Written with write_file_atomic: every write
-// checked, so a full disk fails the case instead of leaving a short file.
+// The QC picture of a case, in the anatomical display convention whatever the storage
+// orientation and spacing: two sagittal panels (the middle slice along the patient's left-right
+// axis, and the sagittal slice with the most labelled voxels) side by side, each with superior up
+// and anterior to the left, every pixel the same physical size (nearest neighbour; the longer side
+// of the plane `max_size` pixels), then a legend. The stored axes closest to the patient's axes
+// are used (oblique scans: their nearest plane). image float32 [D,H,W], labels uint8 [D,H,W];
+// geometry: the image's (LPS, direction columns the file axes H, W, D).
+std::string render_overlay_png(const NdArray& image, const NdArray& labels,
+                               const Geometry& geometry, int max_size = 384);
+// The same, written with write_file_atomic: every write checked, so a full disk fails the case
+// instead of leaving a short file.
 void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
-                       int max_size = 384);
+                       const Geometry& geometry, int max_size = 384);
 
 // An 8-bit RGB PNG of w x h pixels (rgb: row-major, 3 bytes each), encoded in memory.
 std::string encode_png_rgb(int w, int h, const std::vector<unsigned char>& rgb);

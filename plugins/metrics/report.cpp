@@ -20,7 +20,7 @@ StageDescription report_description() {
        ParamType::kInt,
        ParamValue(std::int64_t{320}),
        false,
-       "pixels per panel side",
+       "pixels along the longer side of each sagittal panel",
        {},
        32.0,
        2048.0},
@@ -40,7 +40,7 @@ StageDescription report_description() {
 CasePtr Report::process(const CasePtr& in) {
   const std::string path =
       (fs::path(output_dir_) / params_.get_string("folder") / (in->id() + ".png")).string();
-  write_overlay_png(path, *in->get("image"), *in->get("labels"),
+  write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
                     static_cast<int>(params_.get_int("max_size")));
   auto out = in->derive();
   out->set_attr("overlay", path);

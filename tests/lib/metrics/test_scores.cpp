@@ -133,8 +133,21 @@ TEST(Scores, AggregatesAreMeanAndPopulationStdOverCases) {
 #include <itkImageFileReader.h>
 #include <itkRGBPixel.h>
 
+#include "io/orientation.hpp"
 #include "metrics/overlay.hpp"
 #include "metrics/report_html.hpp"
+
+namespace {
+// The synthetic cohort's orientation, PIL: file axis H toward posterior, W toward inferior, D
+// toward the patient's left (ITK's LPS direction columns).
+spineparse::Geometry pil(double sh, double sw, double sd) {
+  spineparse::Geometry g;
+  g.spacing = {sh, sw, sd};
+  g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};
+  g.origin = {-20.0, 15.0, 60.0};
+  return g;
+}
+}  // namespace
 
 TEST(Overlay, WritesAPngWithTheLabelColours) {
   spineparse::testing::TempDir d;
@@ -144,7 +157,7 @@ TEST(Overlay, WritesAPngWithTheLabelColours) {
   auto lab = vol(3, 40, 60);
   box(*lab, 12, 0, 3, 10, 30, 20, 40);
   const std::string f = (d / "qc/c.png").string();
-  write_overlay_png(f, *img, *lab, 120);
+  write_overlay_png(f, *img, *lab, pil(1, 1, 1), 120);
   using Image = itk::Image<itk::RGBPixel<unsigned char>, 2>;
   auto r = itk::ImageFileReader<Image>::New();
   r->SetFileName(f);
@@ -159,6 +172,54 @@ TEST(Overlay, WritesAPngWithTheLabelColours) {
   EXPECT_GT(px[2] + 1, static_cast<int>(0.55 * c[2]));
 }
 
+// The picture is anatomical: the same scan stored in four orientations gives the same bytes,
+// superior up and anterior left at the physical aspect ratio.
+TEST(Overlay, TheSameScanInFourOrientationsGivesTheSamePicture) {
+  const std::int64_t D = 7, H = 30, W = 44;  // PIL: H posterior, W inferior, D left
+  auto img = NdArray::make<float>({D, H, W});
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t w = 0; w < W; ++w)
+        img->data<float>()[(d * H + h) * W + w] = static_cast<float>(d * 7 + h * 3 + w * w % 17);
+  auto lab = vol(D, H, W);
+  box(*lab, 2, 1, 4, 3, 12, 30, 40);  // an inferior-anterior block, off the middle slice
+  box(*lab, 14, 2, 6, 15, 25, 5, 9);  // a superior-posterior one
+  const spineparse::Geometry g = pil(0.8, 0.6, 4.0);
+  const std::string reference = render_overlay_png(*img, *lab, g, 100);
+  for (const char* codes : {"RAS", "LPS", "IPL", "ASR"}) {
+    const auto r = spineparse::io::plan_reorientation("PIL", codes);
+    const auto img2 = spineparse::io::reorient(*img, r), lab2 = spineparse::io::reorient(*lab, r);
+    const auto g2 = spineparse::io::reorient(g, {H, W, D}, r);
+    ASSERT_EQ(spineparse::io::axis_codes(g2), codes);
+    EXPECT_EQ(render_overlay_png(*img2, *lab2, g2, 100), reference) << codes;
+  }
+  // Physical aspect: rows span W x 0.6 mm (26.4, the longer side: 100 px), columns H x 0.8 mm
+  // (24 mm: 91 px). Anterior (h = 0) is on the left, superior (w = 0) at the top.
+  spineparse::testing::TempDir d;
+  const std::string f = (d / "qc.png").string();
+  spineparse::write_file_atomic(f, reference);
+  using Image = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+  auto reader = itk::ImageFileReader<Image>::New();
+  reader->SetFileName(f);
+  reader->Update();
+  const Image* out = reader->GetOutput();
+  EXPECT_EQ(out->GetLargestPossibleRegion().GetSize()[0], 2u * 91u + 6u + 70u);
+  // Panel 2 shows slice d = 2 or 3 (the most labels); label 2's block (h 3..12, w 30..40) lies
+  // low and to the left there, label 14's (h 15..25, w 5..9) high and to the right.
+  const int x0 = 91 + 6;  // panel 2; voxel (h, w) is at x = h * 91 / 30, y = w * 100 / 44
+  const auto low_left = out->GetPixel({{x0 + 7 * 91 / 30, 35 * 100 / 44}});
+  const auto high_right = out->GetPixel({{x0 + 20 * 91 / 30, 7 * 100 / 44}});
+  const auto c2 = label_colour(2), c14 = label_colour(14);
+  auto is_label = [](const itk::RGBPixel<unsigned char>& p, std::array<unsigned char, 3> c) {
+    // Blended 0.55 label + 0.45 grey: each channel within the grey part of the label's.
+    for (int k = 0; k < 3; ++k)
+      if (p[k] < 0.55 * c[k] - 1 || p[k] > 0.55 * c[k] + 0.45 * 255 + 1) return false;
+    return true;
+  };
+  EXPECT_TRUE(is_label(low_left, c2));
+  EXPECT_TRUE(is_label(high_right, c14));
+}
+
 // report.html inlines the overlays of a small run and links those of a large one, so that the
 // page (and the memory to build it) does not grow with the cohort.
 TEST(Report, InlinesSmallRunsAndLinksTheOverlaysOfLargeOnes) {
@@ -169,7 +230,7 @@ TEST(Report, InlinesSmallRunsAndLinksTheOverlaysOfLargeOnes) {
   nlohmann::json run = {{"cases", nlohmann::json::array()}};
   for (const char* id : {"Case1", "Case2"}) {
     const std::string png = (d / ("qc/" + std::string(id) + ".png")).string();
-    write_overlay_png(png, *img, *lab, 64);
+    write_overlay_png(png, *img, *lab, pil(1, 1, 1), 64);
     run["cases"].push_back({{"id", id}, {"status", "ok"}, {"attrs", {{"overlay", png}}}});
   }
   spineparse::write_file_atomic((d / "run.json").string(), run.dump());
