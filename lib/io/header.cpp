@@ -182,9 +182,10 @@ bool orthogonal_columns(const double m[3][4]) {
   return true;
 }
 
-// Checks the orientation fields and derives the geometry as ITK 5.2 does for NIfTI-1 (LPS: the
-// first two world axes negated; spacing from pixdim): the sform when it is set and has orthogonal
-// axes, else the qform, else identity axes.
+// Checks the orientation fields and derives the geometry (LPS: the first two world axes negated):
+// the sform when it is set and has orthogonal axes (spacing: its axes' lengths, as nibabel), else
+// the qform (spacing from pixdim), else identity axes. The same affine as nibabel's wherever a
+// transform is set (tests/lib/io/test_nibabel_geometry.cpp).
 void check_nifti_geometry(const NiftiFields& f, const std::string& name, HeaderFacts& out) {
   for (int i = 1; i <= 3; ++i) {
     if (i > f.dim[0]) break;
@@ -221,7 +222,7 @@ void check_nifti_geometry(const NiftiFields& f, const std::string& name, HeaderF
   if (f.qform_code == 0 && f.sform_code == 0) out.warnings.push_back(kNoOrientationWarning);
   Geometry& g = out.geometry;
   double m[3][4] = {};
-  double spacing[3] = {};  // from pixdim, whichever transform is used (as ITK does)
+  double spacing[3] = {};  // from pixdim, unless the sform is used (below)
   for (int i = 0; i < 3; ++i) spacing[i] = i < f.dim[0] ? std::fabs(f.pixdim[i + 1]) : 1.0;
   bool use_sform = f.sform_code > 0;
   if (use_sform && !orthogonal_columns(f.srow)) {
@@ -232,6 +233,16 @@ void check_nifti_geometry(const NiftiFields& f, const std::string& name, HeaderF
   }
   if (use_sform) {
     std::memcpy(m, f.srow, sizeof m);
+    // The sform states the voxel size itself (its axes' lengths), as nibabel reads it; ITK takes
+    // pixdim even then. Where the two disagree the sform wins, with a warning.
+    for (int j = 0; j < 3; ++j) {
+      const double len = std::sqrt(m[0][j] * m[0][j] + m[1][j] * m[1][j] + m[2][j] * m[2][j]);
+      if (std::fabs(len - spacing[j]) > 1e-4 * std::max(1.0, len))
+        out.warnings.push_back("pixdim[" + std::to_string(j + 1) + "] is " + num(spacing[j]) +
+                               " but the sform's axis is " + num(len) +
+                               " mm long; the sform's length is used");
+      spacing[j] = len;
+    }
   } else if (f.qform_code > 0) {
     const auto r = quaternion_rotation(f.quatern[0], f.quatern[1], f.quatern[2]);
     const double qfac = f.pixdim[0] < 0 ? -1.0 : 1.0;

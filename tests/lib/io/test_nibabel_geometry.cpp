@@ -68,6 +68,11 @@ TEST(NibabelGeometry, EveryOrientationAndTransformCodeReadsAsNibabelSeesIt) {
         for (std::int64_t j = 0; j < W && voxels_ok; ++j)
           voxels_ok = x[(k * H + i) * W + j] == static_cast<float>(i + 100 * j + 10000 * k);
     EXPECT_TRUE(voxels_ok) << file << ": voxel values are not in nibabel's (i, j, k) order";
+    // A qform stores its rotation as a float32 quaternion. For rotations of about 180 degrees
+    // (a = sqrt(1 - b^2 - c^2 - d^2) near 0) NIfTI's reference code, ITK and we take a = 0, while
+    // nibabel keeps the float32 remainder (about 1e-4): the two rotations differ by about 1e-4
+    // rad, 4 um at these corners. The sform is stored as it is: no such difference.
+    const double tolerance = e["sform_code"].get<int>() > 0 ? 1e-4 : 1e-2;
     const auto& a = e["affine"];
     for (int corner = 0; corner < 8; ++corner) {
       const std::array<double, 3> ijk{(corner & 1) ? H - 1.0 : 0.0, (corner & 2) ? W - 1.0 : 0.0,
@@ -76,7 +81,7 @@ TEST(NibabelGeometry, EveryOrientationAndTransformCodeReadsAsNibabelSeesIt) {
       for (int r = 0; r < 3; ++r) {
         double want = a[r][3].get<double>();
         for (int c = 0; c < 3; ++c) want += a[r][c].get<double>() * ijk[c];
-        EXPECT_NEAR(got[r], want, 1e-3) << file << " corner " << corner << " axis " << r;
+        EXPECT_NEAR(got[r], want, tolerance) << file << " corner " << corner << " axis " << r;
       }
     }
     ++checked;
