@@ -33,6 +33,13 @@ class Executor : public ::testing::Test {
   spineparse::testing::TempDir out_;
 };
 
+// The most cases the test.gate stage saw at once, over the run.
+double gate_max(const RunReport& r) {
+  double seen = 0;
+  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
+  return seen;
+}
+
 }  // namespace
 
 TEST_F(Executor, OneFailingCaseDoesNotStopTheOthers) {
@@ -74,9 +81,7 @@ TEST_F(Executor, CasesInFlightNeverExceedTheCap) {
   o.threads = 8;
   auto r = run(graph, o);
   ASSERT_EQ(r.ok, 24);
-  double seen = 0;
-  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
-  EXPECT_EQ(seen, 3.0);  // reached, and never exceeded
+  EXPECT_EQ(gate_max(r), 3.0);  // reached, and never exceeded
   int peak = 0;
   for (const auto& [t, n] : r.in_flight) peak = std::max(peak, n);
   EXPECT_LE(peak, 3);
@@ -95,9 +100,7 @@ TEST_F(Executor, TheCapHoldsWhenTheGraphFansOutToSeveralLeaves) {
   o.threads = 8;
   auto r = run(graph, o);
   ASSERT_EQ(r.ok, 24);
-  double seen = 0;
-  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
-  EXPECT_EQ(seen, 2.0);  // reached, and never exceeded
+  EXPECT_EQ(gate_max(r), 2.0);  // reached, and never exceeded
 }
 
 TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
@@ -107,10 +110,8 @@ TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
     {"id": "src", "stage": "test.source", "params": {"cases": 24}},
     {"id": "gate", "stage": "test.gate", "params": {"hold": 6, "timeout_ms": 200}}]})",
                o);
-  double seen = 0;
-  for (const auto& c : r.cases) seen = std::max(seen, c.metrics.at("gate_max"));
-  EXPECT_GT(seen, 3.0);
-  EXPECT_LE(seen, 6.0);
+  EXPECT_GT(gate_max(r), 3.0);
+  EXPECT_LE(gate_max(r), 6.0);
 }
 
 TEST_F(Executor, StageCallsShareTheCoresWithTheCallsRunningBesideThem) {

@@ -53,6 +53,16 @@ def affines():
         yield "oblique%d" % n, a
 
 
+def entry(path):
+    """The manifest's record of one written file: nibabel's own reading of it."""
+    back = nib.load(path)
+    return {"file": os.path.basename(path),
+            "sform_code": int(back.header["sform_code"]),
+            "qform_code": int(back.header["qform_code"]),
+            "affine": back.affine.tolist(),
+            "shape": list(back.shape)}
+
+
 VARIANTS = [("sform%d" % c, c, 0) for c in (1, 2, 3, 4)] + [("qform", 0, 1)] + \
            [("both%d" % c, c, 1) for c in (1, 2, 3, 4)]
 
@@ -69,12 +79,7 @@ def main():
             img.set_qform(affine if qcode else None, code=qcode)
             path = os.path.join(out, "%s_%s.nii.gz" % (name, variant))
             nib.save(img, path)
-            back = nib.load(path)
-            manifest.append({"file": os.path.basename(path),
-                             "sform_code": int(back.header["sform_code"]),
-                             "qform_code": int(back.header["qform_code"]),
-                             "affine": back.affine.tolist(),
-                             "shape": list(back.shape)})
+            manifest.append(entry(path))
     # The sform's axes longer than pixdim says (a header edited after the sform was set):
     # nibabel's affine is the sform's.
     for name, affine in list(affines())[:48:7]:
@@ -84,12 +89,7 @@ def main():
         img.header.set_zooms((1.0, 1.0, 1.0))
         path = os.path.join(out, "%s_pixdim1.nii.gz" % name)
         nib.save(img, path)
-        back = nib.load(path)
-        manifest.append({"file": os.path.basename(path),
-                         "sform_code": int(back.header["sform_code"]),
-                         "qform_code": int(back.header["qform_code"]),
-                         "affine": back.affine.tolist(),
-                         "shape": list(back.shape)})
+        manifest.append(entry(path))
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f)
     print(len(manifest))
