@@ -436,11 +436,12 @@ TEST(Cli, AReportThatCannotBeWrittenMakesTheRunExitNonZero) {
 
 namespace {
 // read -> a 400 ms pause (the test plugin's test.delay) -> normalise -> write, one case at a time.
-std::string slow_graph(const TempDir& d) {
+// A graph that takes `ms` per case, one case at a time.
+std::string slow_graph(const TempDir& d, int ms = 400) {
   const std::string path = (d / "slow.json").string();
   spineparse::write_file_atomic(path, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "read", "stage": "io.read_dataset"},
-    {"id": "pause", "stage": "test.delay", "params": {"ms": 400}},
+    {"id": "pause", "stage": "test.delay", "params": {"ms": )" + std::to_string(ms) + R"(}},
     {"id": "normalise", "stage": "io.normalise"},
     {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
   return path;
@@ -511,7 +512,9 @@ TEST(Cli, OneRunPerOutputFolderAndOutputsNeverBecomeInputs) {
   TempDir d;
   const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
   ASSERT_EQ(sp("synth --cases 4 --size 48 64 --seed 8 --out " + cohort).code, 0);
-  const std::string graph_file = slow_graph(d);
+  // 3 s per case: the first run still holds the folder when the second has started, even on a
+  // loaded machine (starting takes seconds there).
+  const std::string graph_file = slow_graph(d, 3000);
   const std::string plugins = " --plugin-dir " + spineparse::testing::test_plugin_dir();
   // A second run into a folder a run is writing is refused, naming the holder.
   auto r =
