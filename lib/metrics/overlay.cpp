@@ -8,6 +8,7 @@
 #include <map>
 #include <vector>
 
+#include "io/orientation.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
@@ -78,31 +79,20 @@ struct DisplayAxis {
 };
 
 // The display axes of a sagittal view: [0] the patient's left-right axis (looked along, slices
-// counted toward the left), [1] rows, superior to inferior, [2] columns, anterior to posterior.
-// Each is the stored axis closest to that patient axis (the signed permutation of the direction
-// cosines with the largest sum of |cosines|), so oblique scans take their nearest plane.
+// counted toward the left), [1] rows, superior to inferior, [2] columns, anterior to posterior:
+// the stored axes that io.reorient would bring to "LIP" (closest axes for oblique scans).
 std::array<DisplayAxis, 3> sagittal_axes(const Geometry& g, const NdArray& image) {
   // File axes H, W, D (geometry columns 0, 1, 2) are array axes 1, 2, 0.
   static const int kArrayAxis[3] = {1, 2, 0};
-  auto cosine = [&](int world, int file) { return g.direction[world * 3 + file]; };
-  std::array<int, 3> best{0, 1, 2}, perm{0, 1, 2};  // world axis (L, P, S) -> file axis
-  double best_sum = -1;
-  do {
-    double sum = 0;
-    for (int w = 0; w < 3; ++w) sum += std::fabs(cosine(w, perm[w]));
-    if (sum > best_sum) best_sum = sum, best = perm;
-  } while (std::next_permutation(perm.begin(), perm.end()));
-  // LPS: +x left, +y posterior, +z superior. Display directions: left, inferior (-z), posterior.
-  const double toward[3] = {1.0, 1.0, -1.0};
-  const int world_of_display[3] = {0, 2, 1};
+  const io::Reorientation r = io::plan_reorientation(io::axis_codes(g), "LIP");
   std::array<DisplayAxis, 3> out;
   for (int k = 0; k < 3; ++k) {
-    const int w = world_of_display[k], f = best[w];
-    DisplayAxis& a = out[k];
+    const int f = r.source[static_cast<std::size_t>(k)];
+    DisplayAxis& a = out[static_cast<std::size_t>(k)];
     a.array_axis = kArrayAxis[f];
-    a.forward = cosine(w, f) * toward[w] > 0;
+    a.forward = !r.flip[static_cast<std::size_t>(k)];
     a.n = image.dim(a.array_axis);
-    a.spacing = g.spacing[f];
+    a.spacing = g.spacing[static_cast<std::size_t>(f)];
   }
   return out;
 }
