@@ -60,13 +60,21 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   ph.id = "Case" + std::to_string(case_number);
   const int n = rng.integer(o.min_size, o.max_size);
   const std::int64_t H = n, W = n;
-  const std::int64_t D = rng.integer(o.min_slices, o.max_slices);
+  std::int64_t D = rng.integer(o.min_slices, o.max_slices);
   // Field of view; the in-plane spacing follows, kept within real scans' range where possible.
   double fov = rng.uniform(300.0, 420.0);
   double sp = std::clamp(fov / n, 0.3, 0.75);
   if (n < 300) sp = fov / n;  // tiny test volumes keep a whole spine in view
   fov = sp * n;
-  const double sz = rng.uniform(3.6, 4.6);
+  double sz = rng.uniform(3.6, 4.6);
+  // Slice d's centre lies lr_shift + d * sz mm from the drawn grid's first slice centre.
+  const double sz_drawn = sz, D_drawn = static_cast<double>(D);
+  double lr_shift = 0;
+  if (o.slice_spacing > 0) {  // the same slab, sampled more or less densely
+    D = std::max<std::int64_t>(1, std::llround(D_drawn * sz / o.slice_spacing));
+    sz = o.slice_spacing;
+    lr_shift = 0.5 * (sz - sz_drawn);
+  }
 
   Geometry g;
   g.spacing = {sp, sp, sz};
@@ -74,6 +82,7 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   // Axis 0 (H) runs anterior->posterior, axis 1 (W) superior->inferior, axis 2 (D) right->left:
   // a sagittal acquisition, so the direction matrix is not the identity (LPS, columns = axes).
   g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};
+  for (int r = 0; r < 3; ++r) g.origin[r] += g.direction[r * 3 + 2] * lr_shift;
   ph.geometry = g;
 
   // The spine's centre line: AP position (mm) as a function of s (mm from the top edge, along W).
@@ -81,7 +90,7 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   const double amp = fov * rng.uniform(0.02, 0.07);
   const double period = fov * rng.uniform(1.4, 2.4);
   const double phase = rng.uniform(0, 2 * kPi);
-  const double lr0 = (D - 1) * sz * 0.5 + rng.uniform(-0.5, 0.5) * sz;
+  const double lr0 = (D_drawn - 1) * sz_drawn * 0.5 + rng.uniform(-0.5, 0.5) * sz_drawn;
   const double lr_slope = rng.uniform(-0.03, 0.03);  // a slight scoliosis
   auto centre = [&](double s) { return ap0 + amp * std::sin(2 * kPi * s / period + phase); };
   auto slope = [&](double s) {
@@ -154,7 +163,7 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
 
   tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
     Rng& nr = row_rngs[d];
-    const double lr = d * sz;
+    const double lr = lr_shift + d * sz;
     for (std::int64_t h = 0; h < H; ++h) {
       const double y = h * sp;
       for (std::int64_t w = 0; w < W; ++w) {
@@ -241,6 +250,8 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
   if (o.min_size < 16 || o.max_size < o.min_size) throw std::runtime_error("synth: bad size range");
   if (o.min_slices < 1 || o.max_slices < o.min_slices)
     throw std::runtime_error("synth: bad slice range");
+  if (!(o.slice_spacing >= 0) || o.slice_spacing > 50)
+    throw std::runtime_error("synth: slice spacing must be 0 (drawn) or up to 50 mm");
   std::string why;
   if (!o.orientation.empty() && !valid_axis_codes(o.orientation, &why))
     throw std::runtime_error("synth: --orientation " + why);

@@ -23,6 +23,10 @@ struct SynthOptions {
   int min_size = 512, max_size = 880;  // in-plane size (H and W), inclusive
   int min_slices = 12, max_slices = 15;
   bool masks = true;
+  // Slice spacing in mm; 0: drawn per case (3.6-4.6 mm). Given, each case shows the same anatomy
+  // over the same slab (the slice count scales: a 13-slice 4 mm case is 52 slices at 1 mm), as a
+  // thin-slice (e.g. 3D) acquisition of the same spine would.
+  double slice_spacing = 0;
   // Axis codes to store the volumes in ("" or "PIL": as the training data, i toward posterior,
   // j toward inferior, k toward left); the voxels are the same, permuted and flipped exactly.
   std::string orientation;

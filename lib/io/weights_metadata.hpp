@@ -10,6 +10,11 @@ namespace spineparse::io {
 // std::runtime_error naming the file when it is not a safetensors file.
 std::map<std::string, std::string> safetensors_metadata(const std::string& path);
 
+// Sets (adds or replaces) metadata entries of the safetensors file at `path`, rewriting it
+// atomically with the same tensors (their bytes are copied unchanged). Throws naming the file.
+void set_safetensors_metadata(const std::string& path,
+                              const std::map<std::string, std::string>& entries);
+
 // The metadata key of the axis codes a model was trained in ("PIL").
 inline constexpr const char* kOrientationKey = "orientation";
 

@@ -7,6 +7,7 @@
 
 #include "io/header.hpp"
 #include "io/orientation.hpp"
+#include "io/slice_axis.hpp"
 #include "io/weights_metadata.hpp"
 
 namespace spineparse::io {
@@ -30,6 +31,32 @@ Geometry decode(const std::string& text) {
   for (double& v : g.direction) s >> v;
   if (!s) throw std::runtime_error("io.restore_orientation: unreadable geometry_as_stored");
   return g;
+}
+
+void add_warning(Case& c, const std::string& text) {
+  const std::string w = c.attr("warnings");
+  c.set_attr("warnings", w.empty() ? text : w + "\n" + text);
+}
+
+std::string encode(const SlicePlan& p) {
+  std::ostringstream s;
+  s.precision(17);
+  s << p.from << ' ' << p.to << ' ' << p.from_spacing << ' ' << p.to_spacing;
+  return s.str();
+}
+
+SlicePlan decode_plan(const std::string& text) {
+  std::istringstream s(text);
+  SlicePlan p;
+  s >> p.from >> p.to >> p.from_spacing >> p.to_spacing;
+  if (!s) throw std::runtime_error("io.restore_orientation: unreadable resample_plan");
+  return p;
+}
+
+std::string mm(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
 }
 
 std::string shape_of(const NdArray& a) {
@@ -72,6 +99,13 @@ StageDescription reorient_description() {
        "weights file whose metadata names the model's orientation (e.g. the coarse network's)"},
       {"orientation", ParamType::kString, ParamValue(std::string()), false,
        "axis codes to use instead (e.g. PIL), or as_stored"},
+      {"resample", ParamType::kString, ParamValue(std::string("auto")), false,
+       "resample the slice axis to the model's median training slice spacing: off, auto (when "
+       "the case's lies outside the training range), always",
+       {"off", "auto", "always"}},
+      {"range_tolerance", ParamType::kFloat, ParamValue(0.25), false,
+       "relative margin around the model's 5-95 % training range before a property is flagged",
+       {}, 0.0, 10.0},
   };
   d.reads = {{"image", false, "", "", "D,H,W"}, {"mask", true, "", "", "D,H,W"}};
   d.writes = {{"image", false, "in the model's orientation", "", "D,H,W"},
@@ -89,6 +123,17 @@ StageDescription restore_orientation_description() {
 void Reorient::open(const StageContext& ctx) {
   const std::string given = params_.get_string("orientation");
   const std::string weights = params_.get_string("weights");
+  resample_ = params_.get_string("resample");
+  tolerance_ = params_.get_float("range_tolerance");
+  std::map<std::string, std::string> meta;
+  std::string unreadable;
+  if (!weights.empty()) {
+    try {
+      meta = safetensors_metadata(weights);
+    } catch (const std::exception& e) {  // TorchScript, random weights: nothing recorded
+      unreadable = e.what();
+    }
+  }
   std::string why;
   if (given == "as_stored") {
     why_as_stored_ = "orientation=as_stored";
@@ -96,14 +141,9 @@ void Reorient::open(const StageContext& ctx) {
     if (!valid_axis_codes(given, &why)) throw std::runtime_error("orientation " + why);
     target_ = given;
   } else if (!weights.empty()) {
-    std::map<std::string, std::string> meta;
-    try {
-      meta = safetensors_metadata(weights);
-    } catch (const std::exception& e) {  // TorchScript, random weights: no recorded orientation
-      why_as_stored_ = "the model's orientation is unknown (" + std::string(e.what()) + ")";
-    }
     auto it = meta.find(kOrientationKey);
-    if (!why_as_stored_.empty()) {
+    if (!unreadable.empty()) {
+      why_as_stored_ = "the model's orientation is unknown (" + unreadable + ")";
     } else if (it == meta.end()) {
       why_as_stored_ = weights + " records no orientation";
     } else if (!valid_axis_codes(it->second, &why)) {
@@ -119,48 +159,142 @@ void Reorient::open(const StageContext& ctx) {
                  "%s: %s; volumes are used as stored (the original's behaviour), whatever their "
                  "orientation\n",
                  ctx.node_id.c_str(), why_as_stored_.c_str());
+  if (auto it = meta.find(kTrainingRangeKey); it != meta.end())
+    range_ = TrainingRange::from_json(it->second, weights);
+  const bool slice_range = range_.properties.count("slice_spacing_mm") != 0;
+  if (resample_ == "always" && !slice_range)
+    throw std::runtime_error("resample=always needs the model's training slice spacing, and " +
+                             (weights.empty() ? std::string("no weights are given")
+                                              : weights + " records no training_range") +
+                             " (train and import-checkpoint record it; spineparse model-info "
+                             "--training-data adds it)");
+  if (range_.empty())
+    std::fprintf(stderr,
+                 "%s: the model records no training range (%s); scans are not checked against "
+                 "it\n",
+                 ctx.node_id.c_str(), weights.empty() ? "no weights given" : weights.c_str());
 }
 
 CasePtr Reorient::process(const CasePtr& in) {
   auto out = in->derive();
-  if (in->attr("warnings").find(kNoOrientationWarning) != std::string::npos) {
-    out->set_attr("orientation_action", "as stored: the file records no orientation");
-    return out;
-  }
-  const std::string codes = axis_codes(in->geometry());
-  out->set_attr("orientation", codes);
-  if (target_.empty()) {
-    out->set_attr("orientation_action", "as stored: " + why_as_stored_);
-    return out;
-  }
-  check_plane(*in, codes, target_);
-  out->set_attr("orientation_model", target_);
-  const Reorientation r = plan_reorientation(codes, target_);
-  if (r.identity()) {
-    out->set_attr("orientation_action", "none: stored as " + target_);
-    return out;
-  }
-  const auto img = in->get("image");
-  const std::array<std::int64_t, 3> ijk{img->dim(1), img->dim(2), img->dim(0)};
-  out->set_attr("geometry_as_stored", encode(in->geometry()));
-  out->set_geometry(reorient(in->geometry(), ijk, r));
-  auto moved = reorient(*img, r);
-  out->set_attr("orientation_grid", shape_of(*moved));
-  out->set("image", moved);
-  if (in->has("mask")) out->set("mask", reorient(*in->get("mask"), r));
-  out->set_attr("orientation_action", "reoriented " + codes + " -> " + target_ + " (" +
-                                          r.describe() + "); results restored to " + codes);
+  orient(*in, *out);
+  check_and_resample(*out);
   return out;
 }
 
+void Reorient::orient(const Case& in, Case& out) const {
+  if (in.attr("warnings").find(kNoOrientationWarning) != std::string::npos) {
+    out.set_attr("orientation_action", "as stored: the file records no orientation");
+    return;
+  }
+  const std::string codes = axis_codes(in.geometry());
+  out.set_attr("orientation", codes);
+  if (target_.empty()) {
+    out.set_attr("orientation_action", "as stored: " + why_as_stored_);
+    return;
+  }
+  check_plane(in, codes, target_);
+  out.set_attr("orientation_model", target_);
+  const Reorientation r = plan_reorientation(codes, target_);
+  if (r.identity()) {
+    out.set_attr("orientation_action", "none: stored as " + target_);
+    return;
+  }
+  const auto img = in.get("image");
+  const std::array<std::int64_t, 3> ijk{img->dim(1), img->dim(2), img->dim(0)};
+  out.set_attr("geometry_as_stored", encode(in.geometry()));
+  out.set_geometry(reorient(in.geometry(), ijk, r));
+  auto moved = reorient(*img, r);
+  out.set_attr("orientation_grid", shape_of(*moved));
+  out.set("image", moved);
+  if (in.has("mask")) out.set("mask", reorient(*in.get("mask"), r));
+  out.set_attr("orientation_action", "reoriented " + codes + " -> " + target_ + " (" +
+                                         r.describe() + "); results restored to " + codes);
+}
+
+// The case (on the grid the networks will see) against the model's training range; the slice
+// axis resampled to the model's slice spacing when resample_ asks for it.
+void Reorient::check_and_resample(Case& c) const {
+  if (range_.empty()) return;
+  auto props = [](const Case& k) {
+    const auto img = k.get("image");
+    return volume_properties(k.geometry(), {img->dim(1), img->dim(2), img->dim(0)});
+  };
+  const auto before = props(c);
+  const auto slice = range_.properties.find("slice_spacing_mm");
+  bool resample = false;
+  if (slice != range_.properties.end()) {
+    resample = resample_ == "always" ||
+               (resample_ == "auto" && outside(slice->second, before.at("slice_spacing_mm"), tolerance_));
+  }
+  SlicePlan plan;
+  if (resample) {
+    plan = plan_slices(c.get("image")->dim(0), c.geometry().spacing[2], slice->second.median);
+    resample = !plan.identity();
+  }
+  if (!resample) {
+    for (const auto& f : check_range(range_, before, tolerance_))
+      add_warning(c, f.message + (f.property == "slice_spacing_mm" && resample_ == "off"
+                                      ? " (resample=off: the slices are used as they are)"
+                                      : ""));
+    return;
+  }
+  c.set("image", resample_slices(*c.get("image"), plan));
+  if (c.has("mask")) {
+    c.set("mask_before_resample", c.get("mask"));
+    c.set("mask", resample_label_slices(*c.get("mask"), plan));
+  }
+  c.set_attr("geometry_before_resample", encode(c.geometry()));
+  c.set_geometry(resample_geometry(c.geometry(), plan));
+  c.set_attr("resample_plan", encode(plan));
+  c.set_attr("resample_grid", shape_of(*c.get("image")));
+  const std::string action = "slice axis resampled (resample=" + resample_ + "): " +
+                             std::to_string(plan.from) + " slices " + mm(plan.from_spacing) +
+                             " mm apart -> " + std::to_string(plan.to) + " slices " +
+                             mm(plan.to_spacing) + " mm apart; labels back by nearest slice";
+  c.set_attr("resample_action", action);
+  for (const auto& f : check_range(range_, before, tolerance_))
+    if (f.property == "slice_spacing_mm")
+      add_warning(c, f.message + "; " + action);
+  for (const auto& f : check_range(range_, props(c), tolerance_))
+    if (f.property != "slice_spacing_mm") add_warning(c, f.message + " (after resampling)");
+}
+
+namespace {
+
+// The fields on the resampled grid back on the input's slices; the mask is the input's own (the
+// image is the networks' input, normalised by later stages, so it is resampled back like the rest).
+void undo_resample(Case& c) {
+  const SlicePlan back = inverse(decode_plan(c.attr("resample_plan")));
+  const std::string grid = c.attr("resample_grid");
+  for (const auto& name : c.field_names()) {
+    const auto a = c.get(name);
+    if (a->ndim() < 3 || shape_of(*a) != grid) continue;
+    const bool integer = a->dtype() != DType::kFloat32 && a->dtype() != DType::kFloat64;
+    c.set(name, integer ? resample_label_slices(*a, back) : resample_slices(*a, back));
+  }
+  if (c.has("mask_before_resample")) {
+    c.set("mask", c.get("mask_before_resample"));
+    c.erase("mask_before_resample");
+  }
+  c.set_geometry(decode(c.attr("geometry_before_resample")));
+  for (const char* k : {"resample_plan", "resample_grid", "geometry_before_resample"})
+    c.erase_attr(k);
+}
+
+}  // namespace
+
 CasePtr RestoreOrientation::process(const CasePtr& in) {
+  const bool resampled = !in->attr("resample_grid").empty();
   const std::string grid = in->attr("orientation_grid");
-  if (grid.empty()) return in;  // stored as the model's, or used as stored
+  if (!resampled && grid.empty()) return in;  // stored as the model's, or used as stored
+  auto out = in->derive();
+  if (resampled) undo_resample(*out);
+  if (grid.empty()) return out;
   const Reorientation back =
       plan_reorientation(in->attr("orientation_model"), in->attr("orientation"));
-  auto out = in->derive();
-  for (const auto& name : in->field_names()) {
-    const auto a = in->get(name);
+  for (const auto& name : out->field_names()) {
+    const auto a = out->get(name);
     if (a->ndim() >= 3 && shape_of(*a) == grid) out->set(name, reorient(*a, back));
   }
   out->set_geometry(decode(in->attr("geometry_as_stored")));

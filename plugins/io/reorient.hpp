@@ -10,13 +10,25 @@
 //            import-checkpoint --orientation record it); orientation: axis codes that override
 //            it, or "as_stored". Without either (or a model that records none) volumes are used
 //            as stored, the original's behaviour, said once on stderr and per case.
+//            resample: off | auto (default) | always: resample the slice axis to the model's
+//            median training slice spacing (thick slices as the average of the thin ones they
+//            cover), auto only when the case's slice spacing lies outside the model's training
+//            range; the input's mask is kept aside (mask_before_resample) and
+//            io.restore_orientation puts the labels back on the input's slices (nearest slice:
+//            each input slice takes the label of the model slice that covers its centre). range_tolerance: how far (relative) outside the 5-95 %
+//            training range a property may lie before it is flagged (default 0.25).
+//            Every property outside the model's training range (weights metadata
+//            "training_range": slice and in-plane spacing, slice count, field of view) is a
+//            warning on the case (run.json "warnings", the report).
 //   Errors:  a series whose slices are not in the model's plane (an axial series for a sagittal
 //            model): the thickest axis (spacing > 1.5 x the others) must run along the model's
 //            slice axis. Concurrency: parallel.
 //
 // io.restore_orientation
 //   Every field whose last three axes are the reoriented grid [D,H,W] (labels, probabilities,
-//   image, mask, ...) and the geometry go back to the input's grid. A no-op for cases io.reorient
+//   image, mask, ...) and the geometry go back to the input's grid: first to the input's slices
+//   when io.reorient resampled them (integer fields by nearest slice, others linearly; the mask
+//   is the input's own, kept aside), then to the input's orientation. A no-op for cases io.reorient
 //   left as stored. Put it before the writers and reports.
 //
 //   {"id": "reorient", "stage": "io.reorient", "params": {"weights":
@@ -26,6 +38,7 @@
 
 #include <atomic>
 
+#include "io/training_range.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::io {
@@ -40,9 +53,15 @@ class Reorient : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
+  void orient(const Case& in, Case& out) const;
+  void check_and_resample(Case& c) const;
+
   Params params_;
   std::string target_;  // the model's axis codes; "" = as stored
   std::string why_as_stored_;
+  TrainingRange range_;  // empty: the model records none
+  std::string resample_;
+  double tolerance_ = 0.25;
 };
 
 class RestoreOrientation : public Stage {

@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 #include "io/orientation.hpp"
+#include "io/training_range.hpp"
 #include "io/weights_metadata.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/networks.hpp"
@@ -29,7 +30,14 @@ void add_import(CLI::App& app) {
                   "axis codes of the data the model was trained on (e.g. PIL for the original's "
                   "dataset); io.reorient then brings other scans to it. Without it inputs are "
                   "used as stored");
-  sub->callback([file, model, out, orientation] {
+  auto data = std::make_shared<std::string>();
+  sub->add_option("--training-data", *data,
+                  "the original's dataset folder (original_mr/ with its cases): the training "
+                  "range (slice and in-plane spacing, slice count, field of view) is measured on "
+                  "it; without it the documented defaults for MRSpineSeg are recorded "
+                  "(docs/training.md)")
+      ->check(CLI::ExistingDirectory);
+  sub->callback([file, model, out, orientation, data] {
     try {
       std::string why;
       if (!orientation->empty() && !io::valid_axis_codes(*orientation, &why))
@@ -47,6 +55,9 @@ void add_import(CLI::App& app) {
           {"source", *file}, {"model", *model}, {"format", "spineparse-1"}};
       for (const auto& [k, v] : ck.info) meta["checkpoint." + k] = v;
       if (!orientation->empty()) meta[io::kOrientationKey] = *orientation;
+      meta[io::kTrainingRangeKey] = (data->empty() ? io::original_data_range()
+                                                   : io::measure_training_range(*data, *orientation))
+                                        .to_json();
       nn::save_safetensors(*out, ck.state_dict, meta);
       std::printf("wrote %s: %zu tensors (%s)", out->c_str(), ck.state_dict.size(), model->c_str());
       if (ck.info.count("epoch")) std::printf(", epoch %s", ck.info.at("epoch").c_str());

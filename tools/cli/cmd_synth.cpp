@@ -22,6 +22,10 @@ void add_synth(CLI::App& app) {
   sub->add_option("--first", o->first_case, "number of the first case")->capture_default_str();
   sub->add_option("--size", *size, "in-plane size range MIN MAX (default 512 880)")->expected(2);
   sub->add_option("--slices", *slices, "slice count range MIN MAX (default 12 15)")->expected(2);
+  sub->add_option("--slice-spacing", o->slice_spacing,
+                  "slice spacing in mm (default: drawn per case, 3.6-4.6); the same anatomy over "
+                  "the same slab, e.g. 1 for a thin-slice 3D acquisition")
+      ->check(CLI::Range(0.0, 50.0));
   sub->add_flag("!--no-masks", o->masks, "write no masks");
   sub->add_option("--orientation", o->orientation,
                   "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "build_paths.hpp"
@@ -39,6 +40,32 @@ std::string data_dir() {
   return SPINEPARSE_SOURCE_DIR;
 }
 
+namespace {
+
+// How many cases of run.json carry warnings, with the first few.
+void print_warnings(const fs::path& run_json) {
+  if (!fs::exists(run_json)) return;
+  try {
+    const auto j = nlohmann::json::parse(read_file(run_json.string()));
+    int with = 0;
+    std::vector<std::string> shown;
+    for (const auto& c : j["cases"]) {
+      if (!c.contains("warnings")) continue;
+      ++with;
+      if (shown.size() < 3)
+        shown.push_back(c["id"].get<std::string>() + ": " + c["warnings"][0].get<std::string>());
+    }
+    if (with == 0) return;
+    std::printf("warnings: %d of %zu cases (run.json \"warnings\", the report), e.g.\n", with,
+                j["cases"].size());
+    for (const auto& w : shown) std::printf("  %s\n", w.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: cannot read %s: %s\n", run_json.c_str(), e.what());
+  }
+}
+
+}  // namespace
+
 void print_run_products(const std::string& output_dir) {
   const fs::path dir(output_dir);
   // When the graph evaluated, the per-structure Dice table and where the reports are.
@@ -69,6 +96,7 @@ void print_run_products(const std::string& output_dir) {
       std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
     }
   }
+  print_warnings(dir / "run.json");
   if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
 }
 
@@ -90,6 +118,7 @@ void add_commands(CLI::App& app) {
   add_bench(app);
   add_merge(app);
   add_slurm(app);
+  add_model_info(app);
 #ifdef SPINEPARSE_WITH_TORCH
   add_import(app);
   add_train(app);

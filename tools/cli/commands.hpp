@@ -37,6 +37,7 @@ void add_stages(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_evaluate(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_model_info(CLI::App& app);
 void add_import(CLI::App& app);  // only in builds with LibTorch
 void add_train(CLI::App& app);   // only in builds with LibTorch
 

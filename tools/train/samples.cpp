@@ -43,6 +43,8 @@ std::vector<Volume> load_cases(const std::string& data_dir, const std::vector<in
     auto image = io::read_image(s.attrs.at("image_path"));
     v.image = image.data;
     if (orientation_of) (*orientation_of)[s.id] = io::axis_codes(image.geometry);
+    v.properties = io::volume_properties(
+        image.geometry, {image.data->dim(1), image.data->dim(2), image.data->dim(0)});
     v.mask = io::read_labels(it->second, 19).data;
     if (v.mask->shape() != v.image->shape())
       throw std::runtime_error("case " + s.id + ": mask and image differ in size");

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/training_range.hpp"
 #include "spineparse/case.hpp"
 #include "spineparse/stage.hpp"
 #include "train/training.hpp"
@@ -20,6 +21,7 @@ struct Volume {
   std::string id;
   NdArrayPtr image;  // raw float32 [D,H,W]
   NdArrayPtr mask;   // uint8 [D,H,W]
+  io::VolumeProperties properties;  // spacing, slices, field of view (io/training_range.hpp)
 };
 
 // The cases numbered `numbers` (1-based into `seeds`); each must have a mask of its image's size.

@@ -37,6 +37,13 @@ torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor
 
 namespace {
 
+// The weights' training_range metadata: the properties of the fold's training cases.
+std::string range_of(const std::vector<io::VolumeProperties>& cases, const std::string& data_dir) {
+  return io::training_range_of(cases, "measured on " + std::to_string(cases.size()) +
+                                          " training cases of " + data_dir)
+      .to_json();
+}
+
 std::vector<CaseSeed> dataset(const std::string& data_dir) {
   auto seeds = io::list_dataset(data_dir, "auto");
   if (seeds.empty()) throw std::runtime_error("no volumes in " + data_dir);
@@ -63,8 +70,11 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
              std::to_string(f.test.size()) + " test cases");
   std::vector<std::pair<torch::Tensor, torch::Tensor>> train, val;
   std::map<std::string, std::string> orientation_of;
-  for (const auto& v : load_cases(data_dir, f.train, seeds, &orientation_of))
+  std::vector<io::VolumeProperties> train_properties;
+  for (const auto& v : load_cases(data_dir, f.train, seeds, &orientation_of)) {
     train.push_back(coarse_sample(v, cfg));
+    train_properties.push_back(v.properties);
+  }
   for (const auto& v : load_cases(data_dir, f.val, seeds, &orientation_of))
     val.push_back(coarse_sample(v, cfg));
   const std::string orientation = common_orientation(orientation_of);
@@ -95,6 +105,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
   Task t1;
   t1.name = "deeplab";
   t1.metadata[io::kOrientationKey] = orientation;
+  t1.metadata[io::kTrainingRangeKey] = range_of(train_properties, data_dir);
   t1.dir = base + "/deeplab";
   t1.model = deeplab.get();
   t1.n_items = static_cast<int>(train.size());
@@ -186,10 +197,12 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
     torch::Tensor mr, unary, y;  // [D,1,H,W], [D,20,h,w], [D,H,W]
   };
   std::map<std::string, std::string> orientation_of;
-  auto build = [&](const std::vector<int>& numbers) {
+  std::vector<io::VolumeProperties> train_properties;
+  auto build = [&](const std::vector<int>& numbers, bool training) {
     std::vector<Slices> out;
     auto vols = load_cases(data_dir, numbers, seeds, &orientation_of);
     for (std::size_t i = 0; i < vols.size(); ++i) {
+      if (training) train_properties.push_back(vols[i].properties);
       Slices s;
       s.mr = fine_mr(vols[i], cfg).unsqueeze(1);
       s.unary = logits_for(vols[i], numbers[i]);
@@ -199,8 +212,8 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
     return out;
   };
   if (progress) progress("fine: computing coarse logits (" + cfg.fine_logits + ")");
-  auto train = build(f.train);
-  auto val = build(f.val);
+  auto train = build(f.train, true);
+  auto val = build(f.val, false);
   std::vector<std::pair<int, int>> items;  // (case, slice)
   for (std::size_t c = 0; c < train.size(); ++c)
     for (int d = 0; d < train[c].mr.size(0); ++d) items.emplace_back(static_cast<int>(c), d);
@@ -213,6 +226,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
   Task t;
   t.name = "resunet2d";
   t.metadata[io::kOrientationKey] = common_orientation(orientation_of);
+  t.metadata[io::kTrainingRangeKey] = range_of(train_properties, data_dir);
   t.dir = dir;
   t.model = net.get();
   t.n_items = static_cast<int>(items.size());

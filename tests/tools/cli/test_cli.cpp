@@ -574,6 +574,48 @@ TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
   EXPECT_GE(skipped, 1);
 }
 
+// A thin-slice (1 mm) acquisition lies outside the demo models' training range (about 4 mm
+// slices): each case carries a warning naming the property, its value and the range; with
+// resample=auto (the default) the slice axis is resampled to the model's spacing and the labels
+// come back on the input's own grid, and the result is clearly better than with resample=off.
+TEST(Cli, AThinSliceScanIsFlaggedAndResampledToTheModelsSpacing) {
+  namespace io = spineparse::io;
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::string in = (d / "thin").string();
+  ASSERT_EQ(sp("synth --cases 3 --seed 11 --size 128 160 --slice-spacing 1 --out " + in).code, 0);
+  const auto info = sp("model-info " + spineparse::testing::source_dir() +
+                       "/models/demo_gcsn.safetensors");
+  ASSERT_EQ(info.code, 0) << info.output;
+  EXPECT_THAT(info.output, HasSubstr("slice_spacing_mm"));
+  std::map<std::string, double> dice;
+  for (const std::string mode : {"off", "auto"}) {
+    const std::string out = (d / mode).string();
+    const auto r = sp("run " + graph("demo.json") + " --input " + in + " --output " + out +
+                      " --progress none --set reorient.resample=" + mode);
+    ASSERT_EQ(r.code, 0) << mode << r.output;
+    const auto j = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+    for (const auto& c : j["cases"]) {
+      ASSERT_TRUE(c.contains("warnings")) << c.dump();
+      std::string w;  // these small test volumes are outside the in-plane range too
+      for (const auto& line : c["warnings"]) w += line.get<std::string>() + "\n";
+      EXPECT_THAT(w, HasSubstr("slice_spacing_mm 1 is outside the model's training range"));
+      EXPECT_THAT(w, HasSubstr(mode == "auto" ? "slice axis resampled (resample=auto)"
+                                              : "resample=off"));
+      const std::string id = c["id"];
+      const auto image = io::read_image(in + "/original_mr/" + id + ".nii.gz");
+      const auto labels = io::read_labels(out + "/seg_" + id + ".nii.gz", 19);
+      EXPECT_EQ(labels.data->shape(), image.data->shape()) << mode << " " << id;
+      EXPECT_TRUE(labels.geometry.same_as(image.geometry, 1e-6)) << mode << " " << id;
+    }
+    EXPECT_THAT(spineparse::read_file(out + "/report.html"), HasSubstr("outside the model"));
+    const auto summary =
+        nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
+    dice[mode] = summary["dice"]["all"]["mean"];
+  }
+  EXPECT_GT(dice["auto"], dice["off"] + 0.03) << "auto " << dice["auto"] << ", off " << dice["off"];
+}
+
 // A cohort stored in other orientations gives the same labels, on each input's own grid; an axial
 // series is a clear per-case error.
 TEST(Cli, ScansInAnyOrientationGiveTheSameLabelsOnTheirOwnGrid) {
