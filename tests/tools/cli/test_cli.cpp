@@ -616,6 +616,38 @@ TEST(Cli, AThinSliceScanIsFlaggedAndResampledToTheModelsSpacing) {
   EXPECT_GT(dice["auto"], dice["off"] + 0.03) << "auto " << dice["auto"] << ", off " << dice["off"];
 }
 
+// A real scan (tests/data/sct_t2: a 1 mm isotropic 3D T2 of the cervical spine, PSR, written by
+// nibabel) is read with the geometry nibabel gives it, runs, and says how far it lies outside the
+// demo models' training range; its labels come back on its own grid.
+TEST(Cli, ARealThinSliceScanRunsWithWarningsOnItsOwnGrid) {
+  namespace io = spineparse::io;
+  const std::string scan = spineparse::testing::source_dir() + "/tests/data/sct_t2/t2.nii.gz";
+  const auto image = io::read_image(scan);
+  EXPECT_EQ(image.data->shape(), (std::vector<std::int64_t>{52, 60, 55}));  // [D,H,W] of 60x55x52
+  EXPECT_EQ(io::axis_codes(image.geometry), "PSR");
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::string out = (d / "out").string();
+  const auto r = sp("run " + graph("demo.json") + " --input " + scan + " --output " + out +
+                    " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("warnings: 1 of 1 cases"));
+  const auto j = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  const auto& c = j["cases"][0];
+  EXPECT_EQ(c["status"], "ok");
+  std::string w;
+  for (const auto& line : c["warnings"]) w += line.get<std::string>() + "\n";
+  EXPECT_THAT(w, HasSubstr("slice_spacing_mm 1 is outside the model's training range"));
+  EXPECT_THAT(w, HasSubstr("52 slices 1.00 mm apart -> 13 slices 4.00 mm apart"));
+  EXPECT_THAT(w, HasSubstr("fov_h_mm 60 is outside"));
+  EXPECT_THAT(w, HasSubstr("fov_w_mm 55 is outside"));
+  EXPECT_THAT(w, HasSubstr("inplane_spacing_mm 1 is outside"));
+  EXPECT_EQ(c["attrs"]["orientation"], "PSR");
+  const auto labels = io::read_labels(out + "/seg_t2.nii.gz", 19);
+  EXPECT_EQ(labels.data->shape(), image.data->shape());
+  EXPECT_TRUE(labels.geometry.same_as(image.geometry, 1e-6));
+}
+
 // A cohort stored in other orientations gives the same labels, on each input's own grid; an axial
 // series is a clear per-case error.
 TEST(Cli, ScansInAnyOrientationGiveTheSameLabelsOnTheirOwnGrid) {
