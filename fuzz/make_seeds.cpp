@@ -65,6 +65,38 @@ std::string checkpoint_zip(const fs::path& tmp) {
   return slurp(tmp);
 }
 
+// A minimal Part 10 MR slice (explicit VR little endian), 4 x 3 pixels of 16 bits.
+std::string dicom_slice() {
+  auto element = [](std::uint16_t group, std::uint16_t elem, const char* vr, std::string value) {
+    if (value.size() % 2) value += (std::string(vr) == "UI" ? '\0' : ' ');
+    std::string e;
+    auto u16 = [&](std::uint32_t v) { e += static_cast<char>(v & 0xff), e += static_cast<char>(v >> 8); };
+    u16(group), u16(elem);
+    e += vr;
+    const bool long_form = std::string(vr) == "OW" || std::string(vr) == "OB";
+    if (long_form) {
+      u16(0);
+      u16(value.size() & 0xffff), u16(value.size() >> 16);
+    } else {
+      u16(static_cast<std::uint32_t>(value.size()));
+    }
+    return e + value;
+  };
+  auto us = [](std::uint16_t v) { return std::string{static_cast<char>(v & 0xff), static_cast<char>(v >> 8)}; };
+  const std::string ts = element(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1");
+  std::string meta = element(0x0002, 0x0000, "UL", std::string{static_cast<char>(ts.size()), 0, 0, 0}) + ts;
+  std::string ds = element(0x0008, 0x0060, "CS", "MR") +
+                   element(0x0020, 0x0032, "DS", "10\\-20\\5") +
+                   element(0x0020, 0x0037, "DS", "0\\1\\0\\0\\0\\-1") +
+                   element(0x0028, 0x0002, "US", us(1)) + element(0x0028, 0x0004, "CS", "MONOCHROME2") +
+                   element(0x0028, 0x0010, "US", us(4)) + element(0x0028, 0x0011, "US", us(3)) +
+                   element(0x0028, 0x0030, "DS", "0.5\\0.75") + element(0x0028, 0x0100, "US", us(16)) +
+                   element(0x0028, 0x0101, "US", us(12)) + element(0x0028, 0x0102, "US", us(11)) +
+                   element(0x0028, 0x0103, "US", us(0)) +
+                   element(0x7fe0, 0x0010, "OW", std::string(24, '\x01'));
+  return std::string(128, '\0') + "DICM" + meta + ds;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +141,13 @@ int main(int argc, char** argv) {
   std::string st(8, '\0');
   st[0] = static_cast<char>(header.size());
   put(out / "safetensors", "tiny", st + header + std::string(8, '\x01'));
+  // dicom: one MR slice, and the same with 12 bits allocated.
+  const std::string slice = dicom_slice();
+  put(out / "dicom", "slice", slice);
+  std::string twelve = slice;
+  const auto at = twelve.find(std::string("\x28\x00\x00\x01US", 6));
+  if (at != std::string::npos) twelve[at + 8] = 12;
+  put(out / "dicom", "bits12", twelve);
   // checkpoint: a tiny torch.save archive.
   fs::create_directories(out / "checkpoint");
   put(out / "checkpoint", "tiny", checkpoint_zip(out / "checkpoint" / ".tmp.zip"));

@@ -75,15 +75,19 @@ std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
 
 }  // namespace
 
-// One case per DICOM series under dir: the folder's name when the folder holds one series,
-// else "S<number>_<description>"; made unique against the other cases. Series that are not
+// One case per DICOM series under dir: the folder's name when the folder holds one image series
+// (or nothing else), else "S<number>_<description>", and "<folder>_<file name>" for a file that
+// is not a readable image; made unique against the other cases. Series that are not
 // volumes, or whose SeriesDescription does not match `series_filter`, are listed with attr
 // "skipped" (the reason).
 void add_dicom_series(const std::string& dir, const std::string& series_filter,
                       std::vector<CaseSeed>& seeds) {
   const auto series = find_dicom_series(dir);
-  std::map<std::string, int> per_folder;
-  for (const auto& s : series) ++per_folder[s.folder];
+  std::map<std::string, int> images, entries;  // image series, and all, per folder
+  for (const auto& s : series) {
+    ++entries[s.folder];
+    if (s.not_a_volume.empty()) ++images[s.folder];
+  }
   std::set<std::string> taken;
   for (const auto& s : seeds) taken.insert(s.id);
   std::regex filter;
@@ -96,8 +100,14 @@ void add_dicom_series(const std::string& dir, const std::string& series_filter,
     }
   }
   for (const auto& s : series) {
-    std::string id = per_folder[s.folder] == 1 ? safe_name(fs::path(s.folder).filename().string())
-                                               : safe_name("S" + s.number + "_" + s.description);
+    const std::string folder = fs::path(s.folder).filename().string();
+    std::string id;
+    if (entries[s.folder] == 1 || (s.not_a_volume.empty() && images[s.folder] == 1))
+      id = safe_name(folder);
+    else if (s.uid.rfind("file:", 0) == 0)
+      id = safe_name(folder + "_" + s.description);
+    else
+      id = safe_name("S" + s.number + "_" + s.description);
     if (id.empty()) id = "series";
     if (taken.count(id))
       id += "_" + safe_name(s.uid.substr(s.uid.size() > 8 ? s.uid.size() - 8 : 0));
@@ -105,7 +115,9 @@ void add_dicom_series(const std::string& dir, const std::string& series_filter,
     CaseSeed seed{id, {{"image_path", s.files.front()}, {"dicom_series", s.uid}}};
     seed.attrs["dicom_files"] = file_list(s.files);
     seed.attrs["series_description"] = s.description;
-    if (!s.not_a_volume.empty())
+    if (!s.not_a_volume.empty() && s.uid.rfind("file:", 0) == 0)
+      seed.attrs["skipped"] = "DICOM file " + s.files.front() + ": " + s.not_a_volume;
+    else if (!s.not_a_volume.empty())
       seed.attrs["skipped"] =
           "DICOM series " + s.number + " '" + s.description + "': " + s.not_a_volume;
     else if (!series_filter.empty() && !std::regex_search(s.description, filter))

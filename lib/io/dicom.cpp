@@ -14,9 +14,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "io/dicom_check.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::io {
@@ -26,7 +28,8 @@ namespace {
 
 const gdcm::Tag kSeriesUid(0x0020, 0x000e), kSeriesNumber(0x0020, 0x0011),
     kDescription(0x0008, 0x103e), kModality(0x0008, 0x0060), kPosition(0x0020, 0x0032),
-    kOrientation(0x0020, 0x0037), kRows(0x0028, 0x0010), kFrames(0x0028, 0x0008);
+    kOrientation(0x0020, 0x0037), kRows(0x0028, 0x0010), kFrames(0x0028, 0x0008),
+    kEcho(0x0018, 0x0086);
 
 bool has_dicom_preamble(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -34,7 +37,19 @@ bool has_dicom_preamble(const fs::path& p) {
   return f.seekg(128) && f.read(magic, 4) && std::string(magic, 4) == "DICM";
 }
 
-// Part 10 files under dir (hidden folders and known volume files skipped), sorted.
+// Named as DICOM files are (*.dcm, *.ima, *.dicom, DICOMDIR), whatever their content: such a
+// file is listed (a skipped case with the reason) even when it is not readable DICOM.
+bool named_like_dicom(const std::string& name) {
+  std::string n;
+  for (char c : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto ends = [&](const std::string& e) {
+    return n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0;
+  };
+  return n == "dicomdir" || ends(".dcm") || ends(".ima") || ends(".dicom");
+}
+
+// Part 10 files (with the preamble) and files named like DICOM under dir (hidden folders and
+// known volume files skipped), sorted.
 std::vector<std::string> candidate_files(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -46,7 +61,7 @@ std::vector<std::string> candidate_files(const std::string& dir) {
       continue;
     }
     if (!it->is_regular_file(ec) || is_volume_file(it->path().string())) continue;
-    if (it->file_size(ec) >= 132 && has_dicom_preamble(it->path()))
+    if (named_like_dicom(name) || (it->file_size(ec) >= 132 && has_dicom_preamble(it->path())))
       out.push_back(it->path().string());
   }
   std::sort(out.begin(), out.end(), natural_less);
@@ -60,16 +75,16 @@ std::string trimmed(const char* v) {
   return s;
 }
 
-// "a\b\c" as numbers; empty when the value is not n numbers.
+// "a\b\c" as numbers; empty when the value is not n finite numbers.
 std::vector<double> numbers(const std::string& s, std::size_t n) {
   std::vector<double> out;
   std::istringstream in(s);
   for (std::string part; std::getline(in, part, '\\');) {
-    try {
-      out.push_back(std::stod(part));
-    } catch (const std::exception&) {
-      return {};
-    }
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    while (end && *end == ' ') ++end;
+    if (part.empty() || !end || *end != '\0' || !std::isfinite(v)) return {};
+    out.push_back(v);
   }
   return out.size() == n ? out : std::vector<double>{};
 }
@@ -161,22 +176,55 @@ std::string safe_name(const std::string& s) {
   return out.substr(0, 64);
 }
 
+namespace {
+
+// A file listed as DICOM that is not a readable image: a skipped case of its own.
+DicomSeries not_an_image(const std::string& f) {
+  DicomSeries s;
+  s.uid = "file:" + f;
+  s.folder = fs::path(f).parent_path().string();
+  s.description = fs::path(f).filename().string();
+  s.files = {f};
+  std::error_code ec;
+  if (fs::path(f).filename() == "DICOMDIR")
+    s.not_a_volume = "a DICOMDIR (the index of a DICOM medium), not an image series";
+  else if (fs::file_size(f, ec) == 0)
+    s.not_a_volume = "an empty file";
+  else
+    s.not_a_volume = "not readable as DICOM (" + std::string(has_dicom_preamble(f)
+                                                                 ? "it has the Part 10 preamble"
+                                                                 : "no Part 10 preamble") +
+                     ", but GDCM cannot parse it)";
+  return s;
+}
+
+}  // namespace
+
 std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
   gdcm::Trace::WarningOff();  // GDCM's notes on unusual files would interleave with progress
   const auto files = candidate_files(dir);
   if (files.empty()) return {};
   gdcm::Scanner scanner;
   for (const auto& t : {kSeriesUid, kSeriesNumber, kDescription, kModality, kPosition, kOrientation,
-                        kRows, kFrames})
+                        kRows, kFrames, kEcho})
     scanner.AddTag(t);
   if (!scanner.Scan(files)) throw std::runtime_error("cannot scan the DICOM files in " + dir);
+  // By series and echo: the echoes of an interleaved multi-echo series are separate volumes.
   std::map<std::string, DicomSeries> by_uid;
+  std::map<std::string, std::set<std::string>> echoes_of;
+  std::vector<DicomSeries> unreadable;
   for (const auto& f : files) {
-    if (!scanner.IsKey(f.c_str())) continue;  // not readable as DICOM
+    if (!scanner.IsKey(f.c_str()) || fs::path(f).filename() == "DICOMDIR") {
+      unreadable.push_back(not_an_image(f));
+      continue;
+    }
     const std::string uid = trimmed(scanner.GetValue(f.c_str(), kSeriesUid));
-    DicomSeries& s = by_uid[uid];
+    const std::string echo = trimmed(scanner.GetValue(f.c_str(), kEcho));
+    echoes_of[uid].insert(echo);
+    DicomSeries& s = by_uid[uid + '\n' + echo];
     if (s.files.empty()) {
       s.uid = uid;
+      s.echo = echo;
       s.number = trimmed(scanner.GetValue(f.c_str(), kSeriesNumber));
       s.description = trimmed(scanner.GetValue(f.c_str(), kDescription));
       s.modality = trimmed(scanner.GetValue(f.c_str(), kModality));
@@ -191,8 +239,9 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
       s.not_a_volume = "a multi-frame object (" + frames +
                        " frames in one file): convert it to one file per slice";
   }
-  std::vector<DicomSeries> out;
-  for (auto& [uid, s] : by_uid) {
+  std::vector<DicomSeries> out = std::move(unreadable);
+  for (auto& [key, s] : by_uid) {
+    if (echoes_of[s.uid].size() > 1) s.description += " echo " + s.echo;
     s.folder = common_folder(s.files);
     if (s.not_a_volume.empty() && s.files.size() < 3)
       s.not_a_volume = std::to_string(s.files.size()) + " image(s): not a 3-D series";
@@ -217,6 +266,27 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
 Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits) {
   if (files.empty()) throw std::runtime_error("an empty DICOM series");
   const std::string what = "DICOM series in " + common_folder(files);
+  // Every file checked before GDCM or ITK decodes it (what they would assert on or misread).
+  std::vector<std::string> warnings;
+  DicomFileFacts first;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    DicomFileFacts f;
+    try {
+      f = check_dicom_file(files[i]);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(what + ": " + e.what());
+    }
+    if (i == 0) first = f;
+    if (f.rows != first.rows || f.columns != first.columns ||
+        f.bits_allocated != first.bits_allocated ||
+        f.pixel_representation != first.pixel_representation)
+      throw std::runtime_error(what + ": slices of different sizes or pixel types (" + files[i] +
+                               " is " + std::to_string(f.rows) + "x" + std::to_string(f.columns) +
+                               ", " + files[0] + " " + std::to_string(first.rows) + "x" +
+                               std::to_string(first.columns) + ")");
+    for (const auto& w : f.warnings)
+      if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+  }
   gdcm::Scanner scanner;
   for (const auto& t : {kPosition, kOrientation}) scanner.AddTag(t);
   if (!scanner.Scan(files)) throw std::runtime_error(what + ": cannot read its files");
@@ -264,6 +334,7 @@ Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits
   for (std::int64_t i = 0; i < arr->numel(); ++i)
     if (!std::isfinite(out[i])) throw std::runtime_error(what + ": non-finite voxels");
   v.data = arr;
+  v.warnings = warnings;
   v.info.path = common_folder(files);
   v.info.dimensions = 3;
   v.info.size = {H, W, D};

@@ -15,6 +15,7 @@ struct DicomSeries {
   std::string number;       // SeriesNumber
   std::string description;  // SeriesDescription
   std::string modality;
+  std::string echo;         // EchoNumbers ("" when absent)
   std::string folder;              // the folder holding its files (their common parent)
   std::vector<std::string> files;  // in slice order where positions allow, else by name
   // Why this series cannot be a case ("" when it can): no pixel data, a segmentation, a single
@@ -23,12 +24,16 @@ struct DicomSeries {
 };
 
 // Every DICOM series under `dir` (recursively; files with the Part 10 preamble, whatever their
-// names, volume files and hidden folders skipped), in order of folder, then series number.
+// names, and files named *.dcm, *.ima, *.dicom or DICOMDIR; volume files and hidden folders
+// skipped), in order of folder, then series number. A series with several EchoNumbers is one
+// series per echo (description " echo N"); a file that is not a readable image (unparseable,
+// empty, a DICOMDIR) is a series of its own with not_a_volume saying why.
 std::vector<DicomSeries> find_dicom_series(const std::string& dir);
 
 // A series as float32 [D, H, W] (D: the slices, in position order) with ITK's geometry (LPS).
-// Refuses, naming the series and files: mixed orientations or sizes, slices at one position,
-// uneven or missing slices, and sizes over `limits`.
+// Every file is checked first (io/dicom_check.hpp). Refuses, naming the series and files: what
+// that check refuses, mixed orientations or sizes, slices at one position, uneven or missing
+// slices, and sizes over `limits`. A missing PixelSpacing is a warning (1 mm is used).
 Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits = {});
 
 // The files of a series kept in one text (a case attribute): one path per line.

@@ -154,8 +154,8 @@ bool is_volume_file(const std::string& path) {
   for (const char* e : kExtensions) {
     const std::string ext(e);
     if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0 &&
-        ext != ".img.gz" && ext != ".hdr")
-      return true;
+        ext != ".img.gz")
+      return true;  // a .hdr is a NIfTI pair (or an Analyze header, refused with its reason)
   }
   return false;
 }

@@ -433,7 +433,7 @@ void write_good_case(const fs::path& dir, const std::string& id) { nii1(dir, id,
 std::vector<CorpusKind> corpus_kinds() {
   std::vector<CorpusKind> all;
   for (auto part : {nifti1_kinds(), data_and_gzip_kinds(), nifti2_kinds(), nrrd_and_meta_kinds(),
-                    mask_kinds(), name_and_link_kinds()})
+                    mask_kinds(), name_and_link_kinds(), analyze_pair_kinds(), dicom_kinds()})
     all.insert(all.end(), part.begin(), part.end());
   return all;
 }

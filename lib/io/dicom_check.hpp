@@ -1,0 +1,31 @@
+// One DICOM file checked before any decoder sees it: what GDCM or ITK would assert on, misread
+// or silently replace with a default (unsupported BitsAllocated, pixel data shorter or longer than
+// Rows x Columns promise, non-finite or non-orthonormal ImageOrientationPatient, zero
+// PixelSpacing) is refused here with the file's name and the reason. GDCM only (no ITK), so the
+// fuzz target drives exactly this code.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace spineparse::io {
+
+struct DicomFileFacts {
+  int rows = 0, columns = 0, bits_allocated = 0, bits_stored = 0, pixel_representation = 0;
+  bool has_orientation = false, has_position = false, has_pixel_spacing = false;
+  std::array<double, 6> orientation{};  // row direction, then column direction (LPS)
+  std::array<double, 3> position{};
+  std::array<double, 2> pixel_spacing{};  // between rows, between columns (mm)
+  bool encapsulated = false;              // compressed pixel data (its length is the codec's)
+  std::vector<std::string> warnings;      // valid but unusual: recorded on the case
+};
+
+// Reads and checks `path`. Throws std::runtime_error naming the file and the reason.
+DicomFileFacts check_dicom_file(const std::string& path);
+
+// The same on bytes in memory (`name` is used in messages).
+DicomFileFacts check_dicom_bytes(const char* data, std::size_t size, const std::string& name);
+
+}  // namespace spineparse::io
