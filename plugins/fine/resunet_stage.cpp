@@ -81,6 +81,12 @@ void ResUNetStage::open(const StageContext& ctx) {
   if (across == "on" || (across == "auto" && cuda)) {
     impl_->batcher =
         std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
+    // Its calls hold the stage's cores or device together: the batcher runs one pass at a time.
+    if (ctx.declare) {
+      ResourceUse use = stage.cpu_use;
+      use.shared_by_node = true;
+      ctx.declare(use);
+    }
   }
   if (stage.setup.script) return;
   // Demo models are narrower; without a state (random_weights) the network is full size.

@@ -61,10 +61,10 @@ void place(torch::nn::Module& net, const NetworkSetup& setup);
 std::vector<ParamSpec> network_params();
 
 // One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
-// batches); on the CPU the calls of several cases may run side by side, each with the intra-op
-// threads that the executor's share gives it (StageContext::threads_now): every core to a network
-// running alone, one each when other stage calls run beside it. refresh() asks again; long calls
-// call it between steps.
+// batches); on the CPU each call holds every core of the run alone (the stage declares
+// ResourceUse kAllCores in open(), the executor grants it) with that many intra-op threads
+// (StageContext::threads_now); outside the executor, every thread of the context. refresh() asks
+// again; long calls call it between steps.
 class NetworkCall {
  public:
   // one_at_a_time: locked for the call on CUDA (nullptr: the caller serialises device work).
@@ -92,6 +92,7 @@ struct NetworkStage {
   StageStream stream;       // its own CUDA stream (nothing on the CPU)
   std::mutex device_mutex;  // CUDA: one call at a time on the stream
   bool optimize = false;    // the `optimize` parameter
+  ResourceUse cpu_use;      // what each call holds (declared in open(); the `cores` parameter)
   bool optimized = false;   // install() applied optimize_for_inference
 
   void open(const Params& params, const StageContext& context);

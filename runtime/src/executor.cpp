@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "output_folder.hpp"
+#include "resource_gate.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse {
@@ -127,12 +128,32 @@ class Progress {
   Clock::time_point start_, last_;
 };
 
-// Counts a stage call as running for its lifetime (StageContext::threads_now).
+// Counts a stage call as running for its lifetime (StageContext::running_calls).
 struct Running {
   std::atomic<int>& n;
   explicit Running(std::atomic<int>& c) : n(c) { ++n; }
   ~Running() { --n; }
 };
+
+// The grant of the stage call running on this thread (StageContext::granted_cores): asking for
+// it lets an elastic grant grow.
+struct ThreadGrant {
+  ResourceGate* gate = nullptr;
+  ResourceGate::Grant* grant = nullptr;
+};
+thread_local ThreadGrant t_grant;
+struct GrantedOnThisThread {
+  ThreadGrant before;
+  GrantedOnThisThread(ResourceGate& gate, ResourceGate::Grant& g) : before(t_grant) {
+    t_grant = {&gate, &g};
+  }
+  ~GrantedOnThisThread() { t_grant = before; }
+};
+int granted_cores_now() {
+  if (!t_grant.grant) return 0;
+  t_grant.gate->grow(*t_grant.grant);
+  return t_grant.grant->cores;
+}
 
 }  // namespace
 
@@ -160,6 +181,8 @@ namespace {
 struct OpenStages {
   std::vector<std::unique_ptr<Stage>> stages;
   std::vector<StageContext> contexts;
+  // What each node's calls hold, as declared in open() (StageContext::declare).
+  std::shared_ptr<std::vector<ResourceUse>> uses = std::make_shared<std::vector<ResourceUse>>();
 };
 
 // Creates and opens every stage. A failure here stops the run: nothing could succeed.
@@ -174,6 +197,11 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
       std::lock_guard<std::mutex> lock(notes_mutex);
       report.node_notes[id][key] = v;
     };
+    open.uses->push_back(ResourceUse{});
+    ctx.declare = [uses = open.uses, i = open.uses->size() - 1](const ResourceUse& u) {
+      (*uses)[i] = u;
+    };
+    ctx.granted_cores = granted_cores_now;
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
@@ -189,6 +217,8 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
     } catch (...) {
       throw RunError("node '" + n.id + "' (" + n.stage + ") failed to open");
     }
+    report.node_resources[n.id] = open.uses->back();
+    report.node_notes[n.id]["resources"] = open.uses->back().describe();
   }
   return open;
 }
@@ -309,7 +339,8 @@ class CaseStream {
         open_(open),
         options_(options),
         report_(report),
-        running_calls_(running_calls) {}
+        running_calls_(running_calls),
+        gate_(report.threads) {}
 
   void run(const std::vector<CaseSeed>& seeds, const std::vector<bool>& skip) {
     t0_ = Clock::now();
@@ -327,6 +358,7 @@ class CaseStream {
     for (const auto& sp : spans_)
       report_.cases[sp.case_index].timings.push_back({sp.node, sp.end_s - sp.start_s});
     report_.spans = std::move(spans_);
+    report_.most_cores_held = gate_.most_held();
     report_.in_flight = std::move(in_flight_log_);
   }
 
@@ -375,19 +407,24 @@ class CaseStream {
     g.wait_for_all();
   }
 
-  // One stage call of one case (the body of node i), timed.
+  // One stage call of one case (the body of node i): its resources granted, run isolated, timed.
   CasePtr call(Stage& stage, std::size_t i, const CasePtr& in) {
     if (i == 0) log_in_flight(++in_flight_);
     if (in->failed()) return in;  // passed on untouched, no span
+    const double asked = since(t0_);
+    ResourceGate::Grant grant = gate_.acquire((*open_.uses)[i], i);
     const double start = since(t0_);
     CasePtr out;
     {
+      GrantedOnThisThread granted(gate_, grant);
       Running running(running_calls_);
-      out = call_stage(stage, graph_.nodes[i].id, in);
+      tbb::this_task_arena::isolate([&] { out = call_stage(stage, graph_.nodes[i].id, in); });
     }
-    const double end = since(t0_);
+    const double end = since(t0_);  // before the release: a call granted these cores starts later
+    gate_.release(grant, i);
     std::lock_guard<std::mutex> lk(mu_);
-    spans_.push_back({graph_.nodes[i].id, slot(in->index()), start, end, thread_slot()});
+    spans_.push_back({graph_.nodes[i].id, slot(in->index()), start, end, thread_slot(), asked,
+                      grant.cores, grant.device});
     return out;
   }
 
@@ -439,6 +476,7 @@ class CaseStream {
   const RunOptions& options_;
   RunReport& report_;
   std::atomic<int>& running_calls_;
+  ResourceGate gate_;
   Progress* progress_ = nullptr;
   Clock::time_point t0_;
   std::mutex mu_;  // spans_ and in_flight_log_
@@ -565,7 +603,9 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
 
   std::atomic<int> running_calls{0};  // stage calls in process() now, for StageContext::threads_now
   std::mutex notes_mutex;             // StageContext::note
+  const auto open_start = Clock::now();
   OpenStages open = open_stages(graph, registry, options, report, running_calls, notes_mutex);
+  report.open_s = since(open_start);
   std::vector<CaseSeed> seeds;
   const std::vector<bool> skip = list_cases(graph, registry, open, options, seeds, report);
   CaseStream(graph, open, options, report, running_calls).run(seeds, skip);

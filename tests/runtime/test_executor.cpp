@@ -1,6 +1,7 @@
 // The executor: failure isolation, the in-flight cap, fan-out, resume, run.json.
 #include <gmock/gmock.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -114,27 +115,104 @@ TEST_F(Executor, GateSeesMoreWhenTheCapIsHigher) {
   EXPECT_LE(gate_max(r), 6.0);
 }
 
-TEST_F(Executor, StageCallsShareTheCoresWithTheCallsRunningBesideThem) {
-  // StageContext::threads_now: every core to a call running alone, an equal share otherwise.
+// Whether two spans of the run overlap in time (by more than a millisecond).
+bool overlap(const Span& a, const Span& b) {
+  return std::min(a.end_s, b.end_s) - std::max(a.start_s, b.start_s) > 1e-3;
+}
+
+TEST_F(Executor, OrdinaryStageCallsHoldOneCoreEachAndRunSideBySide) {
   RunOptions o;
   o.threads = 4;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 4, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 8}},
+    {"id": "gate", "stage": "test.gate", "params": {"hold": 4, "timeout_ms": 300}, "concurrency": "parallel"}]})",
+               o);
+  ASSERT_EQ(r.ok, 8);
+  for (const auto& c : r.cases) EXPECT_EQ(c.metrics.at("gate_threads"), 1.0) << c.id;
+  EXPECT_GE(gate_max(r), 2.0);
+  EXPECT_EQ(r.node_resources.at("gate").describe(), "1 core");
+}
+
+// A network on the CPU (all cores, exclusively) never runs beside another stage call: not
+// another network call, not an ordinary stage; and it gets every core as its threads.
+TEST_F(Executor, ACallHoldingEveryCoreRunsAlone) {
+  RunOptions o;
+  o.threads = 4;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 4, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 8}},
+    {"id": "cpu", "stage": "test.delay", "params": {"ms": 15}},
+    {"id": "net", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20, "cores": -1}, "concurrency": "parallel"},
+    {"id": "after", "stage": "test.delay", "params": {"ms": 15}}]})",
+               o);
+  ASSERT_EQ(r.ok, 8);
+  EXPECT_EQ(gate_max(r), 1.0);  // never two network calls at once
+  for (const auto& c : r.cases) EXPECT_EQ(c.metrics.at("gate_threads"), 4.0) << c.id;
+  EXPECT_LE(r.most_cores_held, 4);
+  int cpu_pairs = 0;
+  for (const auto& a : r.spans) {
+    if (a.node == "net") {
+      EXPECT_EQ(a.cores, 4);
+      for (const auto& b : r.spans) {
+        if (&a != &b && b.node != "src") {
+          EXPECT_FALSE(overlap(a, b)) << a.node << " and " << b.node;
+        }
+      }
+    }
+    for (const auto& b : r.spans)
+      cpu_pairs += &a < &b && a.node != "net" && b.node != "net" && a.node != "src" &&
+                   b.node != "src" && overlap(a, b);
+  }
+  EXPECT_GT(cpu_pairs, 0);  // the ordinary stages did run side by side
+  EXPECT_EQ(r.node_resources.at("net").describe(), "all cores");
+}
+
+// An elastic network (up to every core, at least one) starts with the cores free at that moment
+// rather than waiting behind CPU stages, never holds a core another call holds, and gets every
+// core when it runs alone.
+TEST_F(Executor, AnElasticCallStartsWithTheFreeCoresAndNeverOversubscribes) {
+  RunOptions o;
+  o.threads = 4;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 4, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 12}},
+    {"id": "cpu", "stage": "test.delay", "params": {"ms": 15}},
+    {"id": "net", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20, "cores": -1, "min_cores": 1}, "concurrency": "parallel"}]})",
+               o);
+  ASSERT_EQ(r.ok, 12);
+  EXPECT_LE(r.most_cores_held, 4);
+  double least = 99, most = 0;
+  for (const auto& c : r.cases) {
+    least = std::min(least, c.metrics.at("gate_threads"));
+    most = std::max(most, c.metrics.at("gate_threads"));
+  }
+  EXPECT_GE(least, 1.0);
+  EXPECT_LT(least, 4.0);  // some calls started beside others, with what was free
+  EXPECT_EQ(r.node_resources.at("net").describe(), "up to all cores");
   auto alone = run(R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 3}},
-    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 20}, "concurrency": "parallel"}]})",
+    {"id": "net", "stage": "test.gate", "params": {"hold": 1, "cores": -1, "min_cores": 1}}]})",
                    o);
-  ASSERT_EQ(alone.ok, 3);
   for (const auto& c : alone.cases) EXPECT_EQ(c.metrics.at("gate_threads"), 4.0) << c.id;
-  auto pairs = run(R"({"schema_version": 1, "max_in_flight": 2, "nodes": [
-    {"id": "src", "stage": "test.source", "params": {"cases": 6}},
-    {"id": "gate", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 5000}, "concurrency": "parallel"}]})",
-                   o);
-  ASSERT_EQ(pairs.ok, 6);
-  double least = 99;
-  for (const auto& c : pairs.cases) {
-    least = std::min(least, c.metrics.at("gate_threads"));
-    EXPECT_GE(c.metrics.at("gate_threads"), 2.0) << c.id;
+}
+
+// A device is held by one call at a time, and CPU stages run while it is held.
+TEST_F(Executor, CpuStagesRunWhileADeviceIsHeld) {
+  RunOptions o;
+  o.threads = 2;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 4, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 8}},
+    {"id": "cpu", "stage": "test.delay", "params": {"ms": 20}},
+    {"id": "gpu", "stage": "test.gate", "params": {"hold": 2, "timeout_ms": 30, "cores": 0, "device": "fake:0"}, "concurrency": "parallel"}]})",
+               o);
+  ASSERT_EQ(r.ok, 8);
+  EXPECT_EQ(gate_max(r), 1.0);  // one call on the device at a time
+  int beside = 0;
+  for (const auto& a : r.spans) {
+    if (a.node != "gpu") continue;
+    EXPECT_EQ(a.device, "fake:0");
+    EXPECT_EQ(a.cores, 0);
+    for (const auto& b : r.spans) beside += b.node == "cpu" && overlap(a, b);
   }
-  EXPECT_EQ(least, 2.0);  // the case that completed a pair ran beside the other one
+  EXPECT_GT(beside, 0);
 }
 
 TEST_F(Executor, FanOutDeliversEveryCaseToEveryBranchOnce) {

@@ -53,12 +53,20 @@ class Delay : public Stage {
 };
 
 // Holds every case until `hold` cases are inside or `timeout_ms` passes, and records the largest
-// number of cases it ever held at once in each case's metric "gate_max", and the intra-op thread
-// share the executor offered when the case stopped waiting in "gate_threads".
+// number of cases it ever held at once in each case's metric "gate_max", and the intra-op threads
+// the executor granted when the case stopped waiting in "gate_threads". Declares the ResourceUse
+// of its params `cores` and `device` (a fake device stands for a GPU).
 class Gate : public Stage {
  public:
-  explicit Gate(const Params& p) : hold_(p.get_int("hold")), timeout_ms_(p.get_int("timeout_ms")) {}
-  void open(const StageContext& ctx) override { ctx_ = ctx; }
+  explicit Gate(const Params& p) : hold_(p.get_int("hold")), timeout_ms_(p.get_int("timeout_ms")) {
+    use_.cores = static_cast<int>(p.get_int("cores"));
+    use_.min_cores = static_cast<int>(p.get_int("min_cores"));
+    use_.device = p.get_string("device");
+  }
+  void open(const StageContext& ctx) override {
+    ctx_ = ctx;
+    if (ctx.declare) ctx.declare(use_);
+  }
   CasePtr process(const CasePtr& in) override {
     std::unique_lock<std::mutex> lk(mu_);
     ++inside_;
@@ -78,6 +86,7 @@ class Gate : public Stage {
   std::condition_variable cv_;
   std::int64_t inside_ = 0, max_ = 0;
   std::int64_t hold_, timeout_ms_;
+  ResourceUse use_;
 };
 
 class Fail : public Stage {
@@ -165,7 +174,13 @@ void register_test_stages(spineparse::Registry& r) {
   gate.summary = "in-flight probe";
   gate.params = {
       {"hold", ParamType::kInt, ParamValue(std::int64_t{1000}), false, "cases to wait for"},
-      {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"}};
+      {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"},
+      {"cores", ParamType::kInt, ParamValue(std::int64_t{1}), false,
+       "cores each call holds (-1: all, exclusively)"},
+      {"device", ParamType::kString, ParamValue(std::string()), false,
+       "a device each call holds alone (e.g. fake:0)"},
+      {"min_cores", ParamType::kInt, ParamValue(std::int64_t{0}), false,
+       "elastic: start with at least this many of `cores`"}};
   r.add_stage(gate, [](const Params& p) { return std::make_unique<Gate>(p); });
 
   StageDescription fail;

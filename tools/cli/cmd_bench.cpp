@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 #include <tuple>
 
@@ -117,14 +118,26 @@ json memory_summary(const std::vector<std::pair<double, double>>& s, double inte
 
 // What the network-only replay measured: per network node its mean seconds per timed case and
 // the GFLOP per case it reported (case attribute "gflop.<node>"; 0 for custom networks).
+// A node whose calls hold several cores or a device: a network (what it declared in open()).
+bool is_network(const ResourceUse& u) { return u.exclusive_cores() || !u.device.empty(); }
+
+std::set<std::string> network_nodes(const RunReport& r) {
+  std::set<std::string> out;
+  for (const auto& [node, use] : r.node_resources)
+    if (is_network(use)) out.insert(node);
+  return out;
+}
+
 struct NetworkTimes {
   double seconds_per_case = 0;  // all network stages together
   int cases = 0;
   std::map<std::string, double> node_s, node_gflop;
+  std::map<std::string, double> alone_s;  // every stage's seconds per case, run alone
 };
 
-// Runs the graph case by case with nothing overlapping and times only the network stages
-// (resource "gpu"): what the networks cost with no other stage beside them. `threads` is the
+// Runs the graph case by case with nothing overlapping and times every stage (alone_s), the
+// network stages (those declaring several cores or a device) also as node_s: what the networks
+// cost with no other stage beside them. `threads` is the
 // intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
 // LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
 NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::string& input,
@@ -135,7 +148,9 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
     try {
       std::vector<std::unique_ptr<Stage>> stages;
       std::vector<bool> is_net;
+      ResourceUse declared;
       StageContext ctx;
+      ctx.declare = [&declared](const ResourceUse& u) { declared = u; };
       ctx.input_dir = input;
       ctx.output_dir =
           (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
@@ -144,8 +159,9 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
       for (const auto& n : g.nodes) {
         stages.push_back(reg.create(n.stage, n.params));
         ctx.node_id = n.id;
+        declared = ResourceUse{};
         stages.back()->open(ctx);
-        is_net.push_back(reg.find(n.stage)->resource == "gpu");
+        is_net.push_back(is_network(declared));
       }
       auto seeds = stages[0]->enumerate(ctx);
       for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {
@@ -159,6 +175,7 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
           const double dt =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           if (is_net[s]) t[g.nodes[s].id] += dt;
+          if (i > 0) result.alone_s[g.nodes[s].id] += dt;
         }
         if (i == 0) continue;  // the first case warms the networks up
         ++result.cases;
@@ -173,7 +190,7 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
       fs::remove_all(ctx.output_dir, ec);
       if (result.cases > 0) {
         result.seconds_per_case /= result.cases;
-        for (auto* m : {&result.node_s, &result.node_gflop})
+        for (auto* m : {&result.node_s, &result.node_gflop, &result.alone_s})
           for (auto& [node, v] : *m) v /= result.cases;
       }
     } catch (...) {
@@ -189,11 +206,12 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
 // rewrites (optimize=false), in float32, one slice per forward pass (batch_size=1); the caller
 // gives it every core, as LibTorch users set their intra-op threads.
 GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
+                            const std::set<std::string>& networks,
                             std::vector<std::string>& changed) {
   GraphSpec b = g;
   for (auto& n : b.nodes) {
     const StageDescription* d = reg.find(n.stage);
-    if (!d || d->resource != "gpu") continue;
+    if (!d || !networks.count(n.id)) continue;
     for (const auto& p : d->params) {
       if (p.name == "optimize")
         n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
@@ -342,14 +360,15 @@ json measure_peaks(const RunReport& r, int threads, std::map<std::string, double
 
 // Per network node: the precision it ran in and why, its work per case, its network-only time,
 // the GFLOP/s it achieved and the share of the measured peak of its precision on its device.
-json network_table(const GraphSpec& g, const Registry& registry, const RunReport& r,
+json network_table(const GraphSpec& g, const RunReport& r,
                    const NetworkTimes& net, const std::map<std::string, double>& peak_of) {
   json nets = json::array();
   double gflop = 0, seconds = 0;
   std::string key_all;
   bool one_key = true;
+  const auto networks = network_nodes(r);
   for (const auto& n : g.nodes) {
-    if (registry.find(n.stage)->resource != "gpu") continue;
+    if (!networks.count(n.id)) continue;
     std::map<std::string, std::string> notes;
     if (auto it = r.node_notes.find(n.id); it != r.node_notes.end()) notes = it->second;
     const std::string precision = notes.count("precision") ? notes["precision"] : "unknown";
@@ -407,18 +426,20 @@ StageTimes stage_times(const GraphSpec& g, const RunReport& r) {
   return t;
 }
 
-json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& r, StageTimes& t,
+json stage_table(const GraphSpec& g, const RunReport& r, StageTimes& t, const NetworkTimes& alone,
                  double& net_busy) {
   auto& busy = t.busy;
   auto& waiting = t.waiting;
   auto& count = t.count;
   json stages = json::array();
   for (const auto& n : g.nodes) {
-    const bool is_net = registry.find(n.stage)->resource == "gpu";
-    if (is_net) net_busy += busy[n.id];
+    const ResourceUse use = r.node_resources.count(n.id) ? r.node_resources.at(n.id) : ResourceUse{};
+    if (is_network(use)) net_busy += busy[n.id];
+    const double alone_s = alone.alone_s.count(n.id) ? alone.alone_s.at(n.id) : 0.0;
     stages.push_back({{"node", n.id},
                       {"stage", n.stage},
-                      {"resource", registry.find(n.stage)->resource},
+                      {"resources", use.describe()},
+                      {"alone_per_case_s", alone_s},
                       {"concurrency", n.concurrency == 0 ? json("parallel") : json(n.concurrency)},
                       {"cases", count[n.id]},
                       {"busy_s", busy[n.id]},
@@ -432,12 +453,43 @@ json stage_table(const GraphSpec& g, const Registry& registry, const RunReport& 
 
 // Share of the wall time during which at least one network stage was running: the GPU busy
 // share when the networks run on a GPU (the union of their spans, so overlap counts once).
-double network_busy_union(const GraphSpec& g, const Registry& registry, const RunReport& r) {
+double union_of(std::vector<std::pair<double, double>> net_spans);
+
+double network_busy_union(const RunReport& r) {
+  const auto networks = network_nodes(r);
   std::vector<std::pair<double, double>> net_spans;
+  for (const auto& s : r.spans)
+    if (networks.count(s.node)) net_spans.emplace_back(s.start_s, s.end_s);
+  return union_of(net_spans);
+}
+
+// Seconds from the start of the cases to the end of the first one to complete (the stages were
+// opened before: RunReport::open_s).
+double first_case_s(const RunReport& r) {
+  std::map<std::size_t, double> done;
+  for (const auto& s : r.spans) done[s.case_index] = std::max(done[s.case_index], s.end_s);
+  double first = 0;
+  for (const auto& [c, t] : done) first = first == 0 ? t : std::min(first, t);
+  return first;
+}
+
+// The share of the wall time each resource was held: the cores (core-seconds granted over cores
+// x wall time) and each device (the union of the calls holding it).
+json resource_shares(const RunReport& r) {
+  double core_s = 0;
+  std::map<std::string, std::vector<std::pair<double, double>>> by_device;
   for (const auto& s : r.spans) {
-    const NodeSpec* n = g.node(s.node);
-    if (n && registry.find(n->stage)->resource == "gpu") net_spans.emplace_back(s.start_s, s.end_s);
+    core_s += s.cores * (s.end_s - s.start_s);
+    if (!s.device.empty()) by_device[s.device].emplace_back(s.start_s, s.end_s);
   }
+  json j = {{"cores", r.threads > 0 && r.wall_s > 0 ? core_s / (r.threads * r.wall_s) : 0.0}};
+  for (auto& [device, spans] : by_device)
+    j[device] = r.wall_s > 0 ? union_of(std::move(spans)) / r.wall_s : 0.0;
+  return j;
+}
+
+// The total length of the union of the intervals.
+double union_of(std::vector<std::pair<double, double>> net_spans) {
   std::sort(net_spans.begin(), net_spans.end());
   double net_union = 0, cur_start = -1, cur_end = -1;
   for (const auto& [b, e] : net_spans) {
@@ -471,7 +523,27 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                   {"tid", s.thread},
                   {"ts", s.start_s * 1e6},
                   {"dur", (s.end_s - s.start_s) * 1e6},
-                  {"args", {{"case", r.cases[s.case_index].id}}}});
+                  {"args",
+                   {{"case", r.cases[s.case_index].id},
+                    {"holds", s.cores == 0 && s.device.empty()
+                                  ? std::string("nothing")
+                                  : std::to_string(s.cores) + " core(s)" +
+                                        (s.device.empty() ? "" : " + " + s.device)},
+                    {"waited_ms", (s.start_s - s.asked_s) * 1e3}}}});
+  }
+  // The cores held over time, from the grants.
+  std::vector<std::pair<double, int>> steps;
+  for (const auto& s : r.spans) {
+    if (s.cores == 0) continue;
+    steps.emplace_back(s.start_s, s.cores);
+    steps.emplace_back(s.end_s, -s.cores);
+  }
+  std::sort(steps.begin(), steps.end());
+  int held = 0;
+  for (const auto& [t, d] : steps) {
+    held += d;
+    ev.push_back({{"name", "cores held"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6},
+                  {"args", {{"cores", held}}}});
   }
   for (const auto& [t, _] : threads) {
     ev.push_back({{"name", "thread_name"},
@@ -555,14 +627,19 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
       "\n%d cases in %.1f s: %.3f cases/s, %.2f s per case (%d threads, max_in_flight %d)\n",
       processed, r.wall_s, j["cases_per_s"].get<double>(), sec_per_case, r.threads,
       g.max_in_flight);
-  std::printf("%-15s %-9s %10s %10s %8s %10s\n", "node", "resource", "busy s", "per case", "share",
-              "waiting s");
+  std::printf("%-15s %-10s %10s %10s %8s %10s\n", "node", "holds", "busy/case", "alone/case",
+              "of wall", "waited/case");
   for (const auto& s : stages) {
-    std::printf("%-15s %-9s %10.2f %10.3f %7.0f%% %10.2f\n", s["node"].get<std::string>().c_str(),
-                s["resource"].get<std::string>().c_str(), s["busy_s"].get<double>(),
-                s["busy_per_case_s"].get<double>(), 100 * s["share_of_wall"].get<double>(),
-                s["waiting_s"].get<double>());
+    std::printf("%-15s %-10s %10.3f %10.3f %7.0f%% %10.3f\n", s["node"].get<std::string>().c_str(),
+                s["resources"].get<std::string>().c_str(), s["busy_per_case_s"].get<double>(),
+                s["alone_per_case_s"].get<double>(), 100 * s["share_of_wall"].get<double>(),
+                s["waiting_per_case_s"].get<double>());
   }
+  std::printf("resources held: cores %.0f%% of the wall time", 100 * j["resources_held"]["cores"].get<double>());
+  for (const auto& [k, v] : j["resources_held"].items())
+    if (k != "cores") std::printf(", %s %.0f%%", k.c_str(), 100 * v.get<double>());
+  std::printf("\nstart-up: stages opened in %.2f s; the first case done %.2f s after the cases began\n",
+              j["open_s"].get<double>(), j["first_case_s"].get<double>());
   std::printf(
       "network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / "
       "end-to-end) %.2f\n",
@@ -620,7 +697,7 @@ void run_bench(const BenchArgs& a) {
                  "bench: eager baseline replay of %d case(s) (%d intra-op threads, float32, batch "
                  "1, no rewrites)\n",
                  a.network_cases, threads);
-    const GraphSpec base_graph = eager_baseline_of(g, registry, base_changes);
+    const GraphSpec base_graph = eager_baseline_of(g, registry, network_nodes(r), base_changes);
     base = network_only(base_graph, registry, input, a.network_cases, threads);
   }
   const double base_s = base.seconds_per_case;
@@ -628,8 +705,8 @@ void run_bench(const BenchArgs& a) {
   const json peaks = measure_peaks(r, threads, peak_of);
 
   double net_busy = 0;
-  const json stages = stage_table(g, registry, r, times, net_busy);
-  const double net_union = network_busy_union(g, registry, r);
+  const json stages = stage_table(g, r, times, net, net_busy);
+  const double net_union = network_busy_union(r);
   const double sec_per_case = processed ? r.wall_s / processed : 0.0;
   json j;
   j["graph"] = a.graph;
@@ -648,9 +725,12 @@ void run_bench(const BenchArgs& a) {
   j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
   j["network_busy_share"] =
       r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
+  j["resources_held"] = resource_shares(r);
+  j["open_s"] = r.open_s;
+  j["first_case_s"] = first_case_s(r);
   j["cpu"] = cpu_summary();
   j["peak"] = peaks;
-  j["networks"] = network_table(g, registry, r, net, peak_of);
+  j["networks"] = network_table(g, r, net, peak_of);
   j["network_only"] = {{"seconds_per_case", net_s},
                        {"cases", net.cases},
                        {"how",

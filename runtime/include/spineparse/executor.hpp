@@ -5,10 +5,13 @@
 // limiter slot. Cases in flight are therefore bounded whatever the cohort size. No exception ever
 // reaches TBB: each stage call is wrapped and a failure becomes an error on that case.
 //
-// Thread policy (docs/performance.md, "Threads and memory"): TBB gets `threads` workers in total; a
-// stage's process() may use `threads_per_case` intra-op threads (ITK filters; io.read_dataset sets
-// ITK's global default to it when it opens) and a network call the share StageContext::threads_now()
-// gives at that moment, so that concurrent cases do not oversubscribe the cores.
+// Thread policy (docs/performance.md, "Cores, devices and threads"): TBB gets `threads` workers in
+// total, and the run's `threads` cores are a budget: before each call the executor grants the
+// node's declared ResourceUse (StageContext::declare; one core when undeclared), so a network on
+// the CPU holds every core alone with its intra-op threads set to them (threads_now()), ordinary
+// stages run one core each beside each other, and a device is held by one call at a time while CPU
+// stages use the cores. Stage calls run isolated (tbb::this_task_arena::isolate): a thread waiting
+// inside a stage never picks up another stage's call.
 #pragma once
 
 #include <atomic>
@@ -21,6 +24,7 @@
 #include "spineparse/case.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/shard.hpp"
+#include "spineparse/stage.hpp"
 
 namespace spineparse {
 
@@ -52,9 +56,12 @@ struct RunOptions {
 struct Span {
   std::string node;
   std::size_t case_index = 0;  // its entry in RunReport::cases
-  double start_s = 0.0;        // since run start
+  double start_s = 0.0;        // since run start: when the call got its resources and began
   double end_s = 0.0;
   int thread = 0;  // small id of the worker thread
+  double asked_s = 0.0;  // when it asked for its resources (start_s - asked_s: waited for them)
+  int cores = 0;         // what it held (ResourceUse granted)
+  std::string device;
 };
 
 struct CaseOutcome {
@@ -76,6 +83,7 @@ struct RunReport {
   // When the cases started (std::chrono::steady_clock, seconds since its epoch): span and
   // in-flight times are relative to it, after the stages opened.
   double started_s = 0.0;
+  double open_s = 0.0;       // seconds the stages took to open (weights, devices) before that
   long long started_at = 0;  // when the run began, seconds since the Unix epoch
   int threads = 0;
   int threads_per_case = 0;
@@ -89,6 +97,9 @@ struct RunReport {
   std::vector<std::string> run_errors;
   // What stages recorded about themselves (StageContext::note): node id -> key -> value.
   std::map<std::string, std::map<std::string, std::string>> node_notes;
+  // What each node's calls hold (StageContext::declare; 1 core when undeclared), by node id.
+  std::map<std::string, ResourceUse> node_resources;
+  int most_cores_held = 0;  // the most cores granted at once (never more than `threads`)
 };
 
 class RunError : public std::runtime_error {

@@ -27,7 +27,7 @@
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 2
+#define SPINEPARSE_ABI_MINOR 3
 #endif
 
 #define SPINEPARSE_STR_(x) #x

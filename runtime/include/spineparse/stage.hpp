@@ -50,11 +50,45 @@ struct StageDescription {
   bool is_source = false;
   // What the stage allows; a node may lower parallel to serial, never the reverse.
   Concurrency concurrency = Concurrency::kParallel;
-  // The device the stage mainly uses ("cpu" or "gpu"), for scheduling and reports.
+  // What the stage mainly uses ("cpu" or "gpu"), as `spineparse stages` lists it. Scheduling
+  // does not read it: a stage declares what its calls hold in open() (StageContext::declare).
   std::string resource = "cpu";
   // For stages whose fields depend on parameters (a writer's `field`): given a node's resolved
   // params, returns the fields it reads and writes. Empty: `reads` and `writes` above.
   std::function<std::pair<std::vector<FieldUse>, std::vector<FieldUse>>(const Params&)> fields_for;
+};
+
+// What each call of a stage holds while it runs, declared in open() (StageContext::declare);
+// the executor grants it before every call and releases it after (ABI 2.3). A stage that declares
+// nothing is an ordinary CPU stage: one core.
+struct ResourceUse {
+  // The run's cores the call holds: 1, a single-threaded CPU stage; kAllCores (or any number up
+  // to the run's threads) held exclusively, with the intra-op threads set to them (a network on
+  // the CPU); 0, none (the call mostly waits on a device).
+  int cores = 1;
+  // Elastic: at least this many of `cores` (0: exactly `cores`). The call starts with the cores
+  // free at that moment (at least min_cores) instead of waiting for all of them, and takes more
+  // as they free up whenever it asks threads_now() again while no other call waits for a core.
+  // Networks on the CPU are elastic: they never wait behind a CPU stage and never share cores.
+  int min_cores = 0;
+  // A device the call holds alone, e.g. "cuda:0" (one call per device at a time); "" none.
+  std::string device;
+  // The calls of this node share one grant: the first call takes the cores and the device, the
+  // others join it while it is held (the stage orders its own work on them, e.g. the fine network
+  // batching the slices of several cases into shared passes); other nodes wait as usual.
+  bool shared_by_node = false;
+  static constexpr int kAllCores = -1;
+  bool exclusive_cores() const { return cores == kAllCores || cores > 1; }
+  // What it holds, for reports: "1 core", "all cores", "up to all cores", "cuda:0".
+  std::string describe() const {
+    const bool elastic = min_cores > 0 && min_cores != cores;
+    std::string s = cores == kAllCores ? "all cores"
+                    : cores == 0       ? ""
+                                       : std::to_string(cores) + (cores == 1 ? " core" : " cores");
+    if (elastic && !s.empty()) s = "up to " + s;
+    if (!device.empty()) s += (s.empty() ? "" : " + ") + device;
+    return s.empty() ? "nothing" : s;
+  }
 };
 
 // What open() gets: the run's folders and thread budget.
@@ -71,13 +105,19 @@ struct StageContext {
   // chose and why: a network's precision and device, say); may be called from open() and
   // process(), from any thread; the last value of a key wins. Empty outside the executor. ABI 2.2.
   std::function<void(const std::string& key, const std::string& value)> note;
+  // Declares what every call of this node holds (see ResourceUse); call it from open(). Empty
+  // outside the executor. ABI 2.3.
+  std::function<void(const ResourceUse& use)> declare;
+  // The cores granted to the call running on this thread (its ResourceUse, granted); empty
+  // outside the executor. ABI 2.3.
+  std::function<int()> granted_cores;
 
-  // Intra-op threads a call may start now: the cores divided among the stage calls running at
-  // this moment, at least 1. A network alone gets every core; with a second case in another
-  // stage each gets one, so the cores are shared by single-threaded calls instead of being
-  // oversubscribed (an OpenMP team that loses a core stalls at every barrier). Long calls ask
-  // again between steps (the fine network per slice batch).
+  // Intra-op threads a call may use: the cores the executor granted it (every core to a network
+  // on the CPU, which holds them alone; 1 to an ordinary stage), so that nothing oversubscribes
+  // the cores (an OpenMP team that loses a core stalls at every barrier). Outside the executor
+  // (stage harness, bench replays): every thread the context has.
   int threads_now() const {
+    if (granted_cores) return std::max(1, granted_cores());
     if (!running_calls) return total_threads;
     const int running = running_calls();
     return running > 1 ? std::max(1, total_threads / running) : total_threads;

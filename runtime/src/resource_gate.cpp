@@ -1,0 +1,70 @@
+#include "resource_gate.hpp"
+
+#include <algorithm>
+
+namespace spineparse {
+
+ResourceGate::Grant ResourceGate::acquire(const ResourceUse& use, std::size_t node) {
+  Grant g;
+  g.want = use.cores == ResourceUse::kAllCores ? total_ : std::clamp(use.cores, 0, total_);
+  const int least = use.min_cores > 0 ? std::min(use.min_cores, g.want) : g.want;
+  g.device = use.device;
+  const bool exclusive = least > 1;  // must have several cores at once
+  std::unique_lock<std::mutex> lk(mu_);
+  if (use.shared_by_node) {
+    if (auto s = shared_.find(node); s != shared_.end()) {  // join the node's grant
+      ++s->second.calls;
+      return s->second.grant;
+    }
+  }
+  if (exclusive) ++exclusive_waiting_;
+  ++waiting_;
+  cv_.wait(lk, [&] {
+    if (use.shared_by_node && shared_.count(node)) return true;  // another call got it meanwhile
+    const bool device_free = g.device.empty() || busy_devices_.count(g.device) == 0;
+    const bool cores_free =
+        free_ >= least && (least == 0 || exclusive || exclusive_waiting_ == 0);
+    return device_free && cores_free;
+  });
+  --waiting_;
+  if (exclusive) --exclusive_waiting_;
+  if (use.shared_by_node) {
+    if (auto s = shared_.find(node); s != shared_.end()) {
+      ++s->second.calls;
+      return s->second.grant;
+    }
+  }
+  g.cores = least == g.want ? g.want : std::min(free_, g.want);
+  if (use.shared_by_node) shared_[node] = {1, g};
+  free_ -= g.cores;
+  most_held_ = std::max(most_held_, total_ - free_);
+  if (!g.device.empty()) busy_devices_.insert(g.device);
+  return g;
+}
+
+void ResourceGate::grow(Grant& g) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (g.cores >= g.want || waiting_ > 0 || free_ == 0) return;
+  const int more = std::min(free_, g.want - g.cores);
+  free_ -= more;
+  g.cores += more;
+  most_held_ = std::max(most_held_, total_ - free_);
+}
+
+void ResourceGate::release(const Grant& g, std::size_t node) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (auto s = shared_.find(node); s != shared_.end()) {
+      if (--s->second.calls > 0) return;  // the node's other calls still hold it
+      free_ += s->second.grant.cores;
+      if (!s->second.grant.device.empty()) busy_devices_.erase(s->second.grant.device);
+      shared_.erase(s);
+    } else {
+      free_ += g.cores;
+      if (!g.device.empty()) busy_devices_.erase(g.device);
+    }
+  }
+  cv_.notify_all();
+}
+
+}  // namespace spineparse
