@@ -277,9 +277,21 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
     EXPECT_EQ(s["cases"], 3) << s["node"];
     EXPECT_GE(s["busy_s"].get<double>(), 0.0);
     EXPECT_GE(s["waiting_s"].get<double>(), 0.0);
-    if (s["resource"] == "gpu") net_busy += s["busy_s"].get<double>();
+    EXPECT_GE(s["alone_per_case_s"].get<double>(), 0.0);
+    if (s["resources"] == "all cores") {  // the networks, as they declare themselves
+      net_busy += s["busy_s"].get<double>();
+      EXPECT_GT(s["alone_per_case_s"].get<double>(), 0.0) << s["node"];
+    } else {
+      EXPECT_EQ(s["resources"], "1 core") << s["node"];
+    }
   }
   EXPECT_GT(net_busy, 0.0);
+  EXPECT_GT(b["resources_held"]["cores"].get<double>(), 0.0);
+  EXPECT_LE(b["resources_held"]["cores"].get<double>(), 1.0 + 1e-9);
+  EXPECT_GT(b["open_s"].get<double>(), 0.0);
+  EXPECT_GT(b["first_case_s"].get<double>(), 0.0);
+  EXPECT_THAT(r.output, HasSubstr("resources held: cores"));
+  EXPECT_THAT(r.output, HasSubstr("start-up: stages opened in"));
   EXPECT_GT(b["network_only"]["seconds_per_case"].get<double>(), 0.0);
   EXPECT_GT(b["eager_baseline"]["seconds_per_case"].get<double>(), 0.0);
   EXPECT_GT(b["network_busy_share"].get<double>(), 0.0);
@@ -326,8 +338,8 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_GE(m["max_mb"].get<double>(), m["median_mb"].get<double>());
   EXPECT_GT(m["second_half_vs_first_half"].get<double>(), 0.0);
   auto t = nlohmann::json::parse(spineparse::read_file(out + "/trace.json"));
-  int spans = 0, memory_counters = 0;
-  std::set<std::string> cases;
+  int spans = 0, memory_counters = 0, cores_counters = 0;
+  std::set<std::string> cases, holds;
   for (const auto& e : t["traceEvents"]) {
     ASSERT_TRUE(e.contains("ph") && e.contains("pid"));
     if (e["ph"] == "X") {
@@ -335,6 +347,12 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
       EXPECT_GE(e["dur"].get<double>(), 0.0);
       EXPECT_TRUE(e.contains("tid") && e.contains("ts"));
       cases.insert(e["args"]["case"].get<std::string>());
+      holds.insert(e["args"]["holds"].get<std::string>());  // each call's grant
+      EXPECT_GE(e["args"]["waited_ms"].get<double>(), 0.0);
+    }
+    if (e["ph"] == "C" && e["name"] == "cores held") {
+      ++cores_counters;
+      EXPECT_LE(e["args"]["cores"].get<int>(), b["threads"].get<int>());
     }
     if (e["ph"] == "C" && e["name"] == "resident memory") {
       ++memory_counters;
@@ -344,6 +362,8 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   EXPECT_EQ(memory_counters, m["samples"].get<int>());
   EXPECT_EQ(spans, 3 * 15);  // one span per case per stage
   EXPECT_EQ(cases.size(), 3u);
+  EXPECT_GT(cores_counters, 0);
+  EXPECT_TRUE(holds.count("1 core(s)")) << nlohmann::json(holds).dump();
 }
 
 namespace {
