@@ -272,7 +272,7 @@ Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits
   for (std::size_t i = 0; i < files.size(); ++i) {
     DicomFileFacts f;
     try {
-      f = check_dicom_file(files[i]);
+      f = check_dicom_file_isolated(files[i]);
     } catch (const std::exception& e) {
       throw std::runtime_error(what + ": " + e.what());
     }

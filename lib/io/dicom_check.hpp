@@ -28,4 +28,15 @@ DicomFileFacts check_dicom_file(const std::string& path);
 // The same on bytes in memory (`name` is used in messages).
 DicomFileFacts check_dicom_bytes(const char* data, std::size_t size, const std::string& name);
 
+// The check of `path` in the helper process spineparse-dicom-check (beside the running
+// executable, or SPINEPARSE_DICOM_CHECK): Debian's GDCM asserts (aborts the process) on some
+// damaged headers, and a file must never take a run down. A helper that dies, or runs over 30 s,
+// is a refusal naming the file. Without the helper, the check runs in this process. Readers call
+// this. (Not fork(): ITK's thread pool joins its threads in a fork handler and hangs.)
+DicomFileFacts check_dicom_file_isolated(const std::string& path);
+
+// The facts as the helper prints them, and back.
+std::string serialise(const DicomFileFacts& f);
+DicomFileFacts deserialise(const std::string& text, const std::string& name);
+
 }  // namespace spineparse::io
