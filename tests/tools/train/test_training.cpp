@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/training_range.hpp"
 #include "io/synth.hpp"
 #include "nn/safetensors.hpp"
 #include "spineparse/files.hpp"
@@ -136,9 +137,17 @@ TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   auto straight =
       train_coarse((d / "cohort").string(), 0, cfg, (d / "b").string(), false, progress);
   // The weights say which orientation the model learnt (the synthetic cohort's), for io.reorient.
-  EXPECT_EQ(load_safetensors((d / "a/fold1/coarse/gcsn/best.safetensors").string())
-                .metadata.at("orientation"),
-            "PIL");
+  const auto meta = load_safetensors((d / "a/fold1/coarse/gcsn/best.safetensors").string()).metadata;
+  EXPECT_EQ(meta.at("orientation"), "PIL");
+  // And the range of scans it was trained on, measured on the fold's training cases.
+  const auto range = spineparse::io::TrainingRange::from_json(meta.at("training_range"), "best");
+  EXPECT_GT(range.cases, 0);
+  EXPECT_THAT(range.source, ::testing::HasSubstr("training cases of"));
+  const auto& slice = range.properties.at("slice_spacing_mm");
+  EXPECT_GE(slice.p5, 3.6);  // synth draws 3.6-4.6 mm
+  EXPECT_LE(slice.p95, 4.6);
+  EXPECT_LE(slice.p5, slice.median);
+  EXPECT_EQ(range.properties.size(), 5u);
   auto wa = load_safetensors((d / "a/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   auto wb = load_safetensors((d / "b/fold1/coarse/gcsn/last.safetensors").string()).tensors;
   ASSERT_EQ(wa.size(), wb.size());
