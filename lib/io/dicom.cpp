@@ -75,20 +75,6 @@ std::string trimmed(const char* v) {
   return s;
 }
 
-// "a\b\c" as numbers; empty when the value is not n finite numbers.
-std::vector<double> numbers(const std::string& s, std::size_t n) {
-  std::vector<double> out;
-  std::istringstream in(s);
-  for (std::string part; std::getline(in, part, '\\');) {
-    char* end = nullptr;
-    const double v = std::strtod(part.c_str(), &end);
-    while (end && *end == ' ') ++end;
-    if (part.empty() || !end || *end != '\0' || !std::isfinite(v)) return {};
-    out.push_back(v);
-  }
-  return out.size() == n ? out : std::vector<double>{};
-}
-
 std::string common_folder(const std::vector<std::string>& files) {
   fs::path common = fs::path(files.front()).parent_path();
   for (const auto& f : files)
@@ -97,30 +83,51 @@ std::string common_folder(const std::vector<std::string>& files) {
   return common.string();
 }
 
+// Where a file's slice lies: its orientation and position, when it states them.
+struct Placed {
+  std::string file;
+  bool has_orientation = false, has_position = false;
+  std::array<double, 6> orientation{};
+  std::array<double, 3> position{};
+};
+
+// The placement the scanner read (values that are not finite numbers count as absent).
+std::vector<Placed> placed_by(const gdcm::Scanner& s, const std::vector<std::string>& files) {
+  std::vector<Placed> out;
+  for (const auto& f : files) {
+    Placed p{f};
+    p.has_orientation = finite_numbers(trimmed(s.GetValue(f.c_str(), kOrientation)), 6,
+                                       p.orientation.data());
+    p.has_position =
+        finite_numbers(trimmed(s.GetValue(f.c_str(), kPosition)), 3, p.position.data());
+    out.push_back(p);
+  }
+  return out;
+}
+
 // The files of one series in slice order (by position along the normal of the orientation);
 // throws when orientations differ, positions repeat or the spacing is uneven.
 struct Slice {
   double at;
   std::string file;
 };
-std::vector<Slice> slices_in_order(const gdcm::Scanner& s, const std::vector<std::string>& files,
-                                   const std::string& what) {
-  const auto o0 = numbers(trimmed(s.GetValue(files.front().c_str(), kOrientation)), 6);
-  if (o0.empty())
-    throw std::runtime_error(what + ": no ImageOrientationPatient in " + files.front());
+std::vector<Slice> slices_in_order(const std::vector<Placed>& files, const std::string& what) {
+  if (!files.front().has_orientation)
+    throw std::runtime_error(what + ": no ImageOrientationPatient in " + files.front().file);
+  const auto& o0 = files.front().orientation;
   const std::array<double, 3> n{o0[1] * o0[5] - o0[2] * o0[4], o0[2] * o0[3] - o0[0] * o0[5],
                                 o0[0] * o0[4] - o0[1] * o0[3]};
   std::vector<Slice> out;
   for (const auto& f : files) {
-    const auto o = numbers(trimmed(s.GetValue(f.c_str(), kOrientation)), 6);
-    const auto p = numbers(trimmed(s.GetValue(f.c_str(), kPosition)), 3);
-    if (p.empty()) throw std::runtime_error(what + ": no ImagePositionPatient in " + f);
-    for (std::size_t i = 0; i < 6 && !o.empty(); ++i)
-      if (std::abs(o[i] - o0[i]) > 1e-3)
-        throw std::runtime_error(what + ": slices in different orientations (" + f + " and " +
-                                 files.front() + ")");
-    if (o.empty()) throw std::runtime_error(what + ": no ImageOrientationPatient in " + f);
-    out.push_back({p[0] * n[0] + p[1] * n[1] + p[2] * n[2], f});
+    if (!f.has_position) throw std::runtime_error(what + ": no ImagePositionPatient in " + f.file);
+    if (!f.has_orientation)
+      throw std::runtime_error(what + ": no ImageOrientationPatient in " + f.file);
+    for (std::size_t i = 0; i < 6; ++i)
+      if (std::abs(f.orientation[i] - o0[i]) > 1e-3)
+        throw std::runtime_error(what + ": slices in different orientations (" + f.file +
+                                 " and " + files.front().file + ")");
+    const auto& p = f.position;
+    out.push_back({p[0] * n[0] + p[1] * n[1] + p[2] * n[2], f.file});
   }
   std::sort(out.begin(), out.end(), [](const Slice& a, const Slice& b) { return a.at < b.at; });
   std::vector<double> gaps;
@@ -248,7 +255,7 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
     if (s.not_a_volume.empty()) {
       try {  // slice order now; a broken series fails its case when read
         std::vector<std::string> ordered;
-        for (const auto& sl : slices_in_order(scanner, s.files, "series"))
+        for (const auto& sl : slices_in_order(placed_by(scanner, s.files), "series"))
           ordered.push_back(sl.file);
         s.files = ordered;
       } catch (const std::exception&) {
@@ -268,6 +275,7 @@ Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits
   const std::string what = "DICOM series in " + common_folder(files);
   // Every file checked before GDCM or ITK decodes it (what they would assert on or misread).
   std::vector<std::string> warnings;
+  std::vector<Placed> placed;
   DicomFileFacts first;
   for (std::size_t i = 0; i < files.size(); ++i) {
     DicomFileFacts f;
@@ -286,14 +294,9 @@ Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits
                                std::to_string(first.columns) + ")");
     for (const auto& w : f.warnings)
       if (std::find(warnings.begin(), warnings.end(), w) == warnings.end()) warnings.push_back(w);
+    placed.push_back({files[i], f.has_orientation, f.has_position, f.orientation, f.position});
   }
-  gdcm::Scanner scanner;
-  for (const auto& t : {kPosition, kOrientation}) scanner.AddTag(t);
-  if (!scanner.Scan(files)) throw std::runtime_error(what + ": cannot read its files");
-  for (const auto& f : files)
-    if (!scanner.IsKey(f.c_str()))
-      throw std::runtime_error(what + ": " + f + " is not readable DICOM");
-  const auto slices = slices_in_order(scanner, files, what);
+  const auto slices = slices_in_order(placed, what);
   if (limits.max_slices > 0 && static_cast<std::int64_t>(slices.size()) > limits.max_slices)
     throw std::runtime_error(
         what + ": " + std::to_string(slices.size()) +

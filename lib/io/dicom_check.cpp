@@ -78,21 +78,6 @@ std::optional<std::string> text_value(const gdcm::DataSet& ds, const gdcm::Tag& 
   return s;
 }
 
-// "a\b\c" as exactly n finite numbers; false otherwise.
-bool finite_numbers(const std::string& s, std::size_t n, double* out) {
-  std::istringstream in(s);
-  std::size_t k = 0;
-  for (std::string part; std::getline(in, part, '\\');) {
-    while (!part.empty() && part.back() == ' ') part.pop_back();
-    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
-    char* end = nullptr;
-    const double v = std::strtod(part.c_str(), &end);
-    if (part.empty() || *end != '\0' || !std::isfinite(v) || k >= n) return false;
-    out[k++] = v;
-  }
-  return k == n;
-}
-
 void check_pixel_module(const gdcm::DataSet& ds, const std::string& name, DicomFileFacts& f) {
   const int samples = us_value(ds, gdcm::Tag(0x0028, 0x0002)).value_or(1);
   if (samples != 1)
@@ -203,6 +188,20 @@ DicomFileFacts check(gdcm::Reader& reader, const char* bytes, std::size_t size,
 }
 
 }  // namespace
+
+bool finite_numbers(const std::string& s, std::size_t n, double* out) {
+  std::istringstream in(s);
+  std::size_t k = 0;
+  for (std::string part; std::getline(in, part, '\\');) {
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    char* end = nullptr;
+    const double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || *end != '\0' || !std::isfinite(v) || k >= n) return false;
+    out[k++] = v;
+  }
+  return k == n;
+}
 
 DicomFileFacts check_dicom_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -22,6 +22,10 @@ struct DicomFileFacts {
   std::vector<std::string> warnings;      // valid but unusual: recorded on the case
 };
 
+// A multi-valued decimal string ("a\b\c", DICOM's DS) as exactly n finite numbers into `out`;
+// false otherwise.
+bool finite_numbers(const std::string& s, std::size_t n, double* out);
+
 // Reads and checks `path`. Throws std::runtime_error naming the file and the reason.
 DicomFileFacts check_dicom_file(const std::string& path);
 

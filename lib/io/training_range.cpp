@@ -65,11 +65,12 @@ TrainingRange measure_training_range(const std::string& dir,
     const auto v = read_image(it->second);
     Geometry g = v.geometry;
     std::array<std::int64_t, 3> ijk{v.data->dim(1), v.data->dim(2), v.data->dim(0)};
-    if (!model_orientation.empty()) {
+    if (!model_orientation.empty()) {  // the geometry and sizes only: no voxel moves
       const Reorientation r = plan_reorientation(axis_codes(g), model_orientation);
       g = reorient(g, ijk, r);
-      const auto moved = reorient(*v.data, r);
-      ijk = {moved->dim(1), moved->dim(2), moved->dim(0)};
+      const auto before = ijk;
+      for (std::size_t t = 0; t < 3; ++t)
+        ijk[t] = before[static_cast<std::size_t>(r.source[t])];
     }
     cases.push_back(volume_properties(g, ijk));
   }

@@ -11,12 +11,15 @@ ResourceGate::Grant ResourceGate::acquire(const ResourceUse& use, std::size_t no
   g.device = use.device;
   const bool exclusive = least > 1;  // must have several cores at once
   std::unique_lock<std::mutex> lk(mu_);
-  if (use.shared_by_node) {
-    if (auto s = shared_.find(node); s != shared_.end()) {  // join the node's grant
-      ++s->second.calls;
-      return s->second.grant;
-    }
-  }
+  // A node whose calls share one grant: join it while one of its calls holds it.
+  auto joined = [&] {
+    const auto s = use.shared_by_node ? shared_.find(node) : shared_.end();
+    if (s == shared_.end()) return false;
+    ++s->second.calls;
+    g = s->second.grant;
+    return true;
+  };
+  if (joined()) return g;
   if (exclusive) ++exclusive_waiting_;
   ++waiting_;
   cv_.wait(lk, [&] {
@@ -28,12 +31,7 @@ ResourceGate::Grant ResourceGate::acquire(const ResourceUse& use, std::size_t no
   });
   --waiting_;
   if (exclusive) --exclusive_waiting_;
-  if (use.shared_by_node) {
-    if (auto s = shared_.find(node); s != shared_.end()) {
-      ++s->second.calls;
-      return s->second.grant;
-    }
-  }
+  if (joined()) return g;
   g.cores = least == g.want ? g.want : std::min(free_, g.want);
   if (use.shared_by_node) shared_[node] = {1, g};
   free_ -= g.cores;

@@ -451,10 +451,25 @@ json stage_table(const GraphSpec& g, const RunReport& r, StageTimes& t, const Ne
   return stages;
 }
 
-// Share of the wall time during which at least one network stage was running: the GPU busy
-// share when the networks run on a GPU (the union of their spans, so overlap counts once).
-double union_of(std::vector<std::pair<double, double>> net_spans);
+// The total length of the union of the intervals.
+double union_of(std::vector<std::pair<double, double>> spans) {
+  std::sort(spans.begin(), spans.end());
+  double total = 0, cur_start = -1, cur_end = -1;
+  for (const auto& [b, e] : spans) {
+    if (b > cur_end) {
+      if (cur_end > cur_start) total += cur_end - cur_start;
+      cur_start = b;
+      cur_end = e;
+    } else {
+      cur_end = std::max(cur_end, e);
+    }
+  }
+  if (cur_end > cur_start) total += cur_end - cur_start;
+  return total;
+}
 
+// Seconds of the wall time during which at least one network stage was running: the GPU busy
+// time when the networks run on a GPU (the union of their spans, so overlap counts once).
 double network_busy_union(const RunReport& r) {
   const auto networks = network_nodes(r);
   std::vector<std::pair<double, double>> net_spans;
@@ -488,22 +503,6 @@ json resource_shares(const RunReport& r) {
   return j;
 }
 
-// The total length of the union of the intervals.
-double union_of(std::vector<std::pair<double, double>> net_spans) {
-  std::sort(net_spans.begin(), net_spans.end());
-  double net_union = 0, cur_start = -1, cur_end = -1;
-  for (const auto& [b, e] : net_spans) {
-    if (b > cur_end) {
-      if (cur_end > cur_start) net_union += cur_end - cur_start;
-      cur_start = b;
-      cur_end = e;
-    } else {
-      cur_end = std::max(cur_end, e);
-    }
-  }
-  if (cur_end > cur_start) net_union += cur_end - cur_start;
-  return net_union;
-}
 
 // Chrome trace events: one complete event per case and stage, one track per worker thread.
 void write_trace(const BenchArgs& a, const RunReport& r,

@@ -13,6 +13,7 @@
 #include "cli_util.hpp"
 #include "dicom_fixtures.hpp"
 #include "io/orientation.hpp"
+#include "io/training_range.hpp"
 #include "io/volume_io.hpp"
 #include "io/weights_metadata.hpp"
 #include "io_fixtures.hpp"
@@ -634,6 +635,36 @@ TEST(Cli, AThinSliceScanIsFlaggedAndResampledToTheModelsSpacing) {
     dice[mode] = summary["dice"]["all"]["mean"];
   }
   EXPECT_GT(dice["auto"], dice["off"] + 0.03) << "auto " << dice["auto"] << ", off " << dice["off"];
+}
+
+// model-info --training-data measures a cohort in the model's orientation: the same spines
+// stored as PIL or RAS give the same range, recorded in the weights (tensors unchanged).
+TEST(Cli, ModelInfoMeasuresTheTrainingRangeInTheModelsOrientation) {
+  namespace io = spineparse::io;
+  TempDir d;
+  std::map<std::string, std::string> ranges;
+  for (const std::string o : {"PIL", "RAS"}) {
+    const std::string cohort = (d / o).string(), w = (d / (o + ".safetensors")).string();
+    ASSERT_EQ(sp("synth --cases 3 --seed 4 --size 96 128 --orientation " + o + " --out " + cohort)
+                  .code,
+              0);
+    fs::copy_file(spineparse::testing::source_dir() + "/models/demo_gcsn.safetensors", w);
+    const auto r = sp("model-info " + w + " --training-data " + cohort);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto range = io::TrainingRange::from_json(
+        io::safetensors_metadata(w).at(io::kTrainingRangeKey), w);
+    EXPECT_EQ(range.cases, 3);
+    const auto& slices = range.properties.at("slices");
+    EXPECT_GE(slices.p5, 12.0) << o;  // synth's 12-15 slices, along the model's slice axis
+    EXPECT_LE(slices.p95, 15.0) << o;
+    EXPECT_GE(range.properties.at("slice_spacing_mm").p5, 3.6) << o;
+    std::string row;
+    for (const auto& [name, p] : range.properties)
+      row += name + " " + std::to_string(p.p5) + " " + std::to_string(p.median) + " " +
+             std::to_string(p.p95) + "\n";
+    ranges[o] = row;
+  }
+  EXPECT_EQ(ranges["PIL"], ranges["RAS"]);
 }
 
 // A real scan (tests/data/sct_t2: a 1 mm isotropic 3D T2 of the cervical spine, PSR, written by
