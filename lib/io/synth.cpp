@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "io/orientation.hpp"
+#include "spine/labels.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -50,7 +52,58 @@ struct Structure {
   double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
   double tilt_extra;                    // the sacrum's own tilt
   bool degenerate;
+  double fracture;                      // anterior height loss (0: intact)
 };
+
+// The structure's extent along its axis at AP position v (mm, + posterior), as [lo, hi] in the
+// synth's u (+ inferior): symmetric, the sacrum's wedge, or a fracture's lowered superior endplate.
+std::pair<double, double> extent_u(const Structure& c, double v) {
+  double hh = c.height / 2;
+  const double dd = c.depth / 2, t = std::clamp(v / dd, -1.0, 1.0);
+  if (c.label == 1) hh *= 1.0 - 0.35 * t * 0.5;
+  if (c.fracture > 0) return {-hh + c.height * c.fracture * (1 - t) / 2, hh};
+  return {-hh, hh};
+}
+
+// The truth of each structure (TrueLevel) from its shape, in patient (y, z): the synth's grid
+// has y = AP position and z = -s, so the superior axis is a = (-t_y, t_s) and the posterior
+// b = (t_s, t_y). `ap_max`, `s_max`: the field of view.
+std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double ap_max,
+                                   double s_max) {
+  const double nan = std::nan("");
+  std::vector<TrueLevel> out(19);
+  for (const auto& c : chain) {
+    TrueLevel& t = out[c.label - 1];
+    t.label = c.label;
+    const double r = 0.5 * std::hypot(c.height, c.depth) + 1;
+    t.complete = c.s_mid - r > 0 && c.s_mid + r < s_max && c.ap_mid - r > 0 && c.ap_mid + r < ap_max;
+    const double dd = c.depth / 2;
+    auto h = [&](double v) { return extent_u(c, v).second - extent_u(c, v).first; };
+    t.anterior_height_mm = c.label == 1 ? nan : h(-dd);
+    t.middle_height_mm = c.label == 1 ? nan : h(0);
+    t.posterior_height_mm = c.label == 1 ? nan : h(dd);
+    t.ap_depth_mm = c.label == 1 ? nan : c.depth;
+    t.fracture = c.fracture;
+    // Surface slopes in u per mm of v; the superior surface is u = lo(v), the inferior u = hi(v).
+    const double lo1 = (extent_u(c, dd / 2).first - extent_u(c, -dd / 2).first) / dd;
+    const double hi1 = (extent_u(c, dd / 2).second - extent_u(c, -dd / 2).second) / dd;
+    const double ay = -c.tangent_y, az = c.tangent_s, by = c.tangent_s, bz = c.tangent_y;
+    auto normal_deg = [&](double k) {  // the normal a + k b
+      return std::atan2(ay + k * by, az + k * bz) * 180.0 / kPi;
+    };
+    t.superior_deg = normal_deg(lo1);
+    t.inferior_deg = c.label == 1 ? nan : normal_deg(hi1);  // the sacrum's tip is no endplate
+    if (c.label == 11)  // the tilted sacrum is drawn over part of L5/S: its lower surface is cut
+      t.anterior_height_mm = t.middle_height_mm = t.posterior_height_mm = t.inferior_deg = nan;
+  }
+  // (The disc's lower surface before the sacrum is drawn over it: the disc's own axis.)
+  const double normal_of_disc = out[10].superior_deg;
+  // A sacrum turned more than 15 degrees from the L5/S disc meets it at a corner, not with its
+  // plate (no real sacrum does): its plate is then not a defined truth.
+  if (std::abs(out[0].superior_deg - normal_of_disc) > 15)
+    out[0].superior_deg = nan;
+  return out;
+}
 
 }  // namespace
 
@@ -129,6 +182,12 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
     s -= d.height;
     chain.push_back(d);
   }
+  if (o.fracture_rate > 0) {  // its own generator: the rest of the phantom stays as it was
+    Rng fr(o.seed * 0x2545F4914F6CDD1DULL + static_cast<std::uint64_t>(case_number) * 31 + 5);
+    for (auto& c : chain)
+      if (!c.disc && c.label >= 2 && fr.uniform() < o.fracture_rate)
+        c.fracture = fr.uniform(0.2, 0.45);
+  }
   for (auto& c : chain) {
     c.ap_mid = centre(c.s_mid);
     const double t = slope(c.s_mid) + (c.label == 1 ? std::tan(c.tilt_extra) : 0.0);
@@ -136,6 +195,8 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
     c.tangent_s = 1 / norm;
     c.tangent_y = t / norm;
   }
+
+  ph.truth = true_levels(chain, static_cast<double>(H - 1) * sp, static_cast<double>(W - 1) * sp);
 
   // Contrast (T2-like), with a per-case gain.
   const double gain = rng.uniform(0.75, 1.25);
@@ -187,9 +248,9 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
           const double ds = ss - c.s_mid, dy = y - c.ap_mid;
           const double u = ds * c.tangent_s + dy * c.tangent_y;   // along the spine
           const double v = -ds * c.tangent_y + dy * c.tangent_s;  // antero-posterior
-          double hh = c.height / 2, dd = c.depth / 2;
-          if (c.label == 1) hh *= 1.0 - 0.35 * std::clamp(v / dd, -1.0, 1.0) * 0.5;  // wedge
-          const double a = std::abs(u) / hh;
+          const double dd = c.depth / 2;
+          const auto [lo, hi] = extent_u(c, v);
+          const double a = std::abs(u - 0.5 * (lo + hi)) / (0.5 * (hi - lo));
           const double r2 = (v / dd) * (v / dd) + (dz / (c.width / 2)) * (dz / (c.width / 2));
           const double f = c.disc ? a * a * a * a + r2 * r2 : std::pow(a, 8) + r2 * r2 * r2;
           if (f <= 1) {
@@ -280,6 +341,7 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
     const auto* m = ph.mask->data<std::uint8_t>();
     for (std::int64_t k = 0; k < ph.mask->numel(); ++k) present[m[k]] = true;
     for (int k = 1; k < 20; ++k) s.labels_present += present[k];
+    s.truth = ph.truth;
     std::lock_guard<std::mutex> lk(mu);
     out[i] = s;
     if (progress) progress(s);
@@ -295,7 +357,58 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
                           {"labels_present", s.labels_present}});
   }
   write_file_atomic((fs::path(out_dir) / "cohort.json").string(), j.dump(2) + "\n");
+  std::vector<CaseTruth> truth;
+  for (const auto& s : out) truth.emplace_back(s.id, s.truth);
+  write_file_atomic((fs::path(out_dir) / "truth_measurements.csv").string(),
+                    truth_measurements_csv(truth));
+  write_file_atomic((fs::path(out_dir) / "truth_alignment.csv").string(),
+                    truth_alignment_csv(truth));
   return out;
+}
+
+namespace {
+std::string num(double v) {
+  if (std::isnan(v)) return "";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4f", v);
+  return b;
+}
+}  // namespace
+
+std::string truth_measurements_csv(const std::vector<CaseTruth>& cases) {
+  std::string csv =
+      "case,label,structure,complete,anterior_height_mm,middle_height_mm,posterior_height_mm,"
+      "ap_depth_mm,superior_endplate_deg,inferior_endplate_deg,fracture\n";
+  for (const auto& [id, levels] : cases)
+    for (const auto& t : levels)
+      csv += id + "," + std::to_string(t.label) + "," + structure_name(t.label) + "," +
+             (t.complete ? "1" : "0") + "," + num(t.anterior_height_mm) + "," +
+             num(t.middle_height_mm) + "," + num(t.posterior_height_mm) + "," +
+             num(t.ap_depth_mm) + "," + num(t.superior_deg) + "," + num(t.inferior_deg) + "," +
+             num(t.fracture) + "\n";
+  return csv;
+}
+
+std::string truth_alignment_csv(const std::vector<CaseTruth>& cases) {
+  std::string csv = "case,lordosis_l1_s1_deg,sacral_slope_deg";
+  for (int d = 11; d <= 19; ++d) {
+    std::string n = structure_name(d);
+    std::replace(n.begin(), n.end(), '/', '_');
+    csv += ",angle_" + n + "_deg";
+  }
+  csv += "\n";
+  for (const auto& [id, levels] : cases) {
+    auto ok = [&](int label) { return levels[label - 1].complete; };
+    const double nan = std::nan("");
+    const auto& S = levels[0];
+    csv += id + "," + num(ok(1) && ok(6) ? levels[5].superior_deg - S.superior_deg : nan) + "," +
+           num(ok(1) ? -S.superior_deg : nan);
+    for (int k = 1; k <= 9; ++k)  // disc 10+k: vertebra k+1's inferior against k's superior
+      csv += "," + num(ok(k) && ok(k + 1) ? levels[k].inferior_deg - levels[k - 1].superior_deg
+                                          : nan);
+    csv += "\n";
+  }
+  return csv;
 }
 
 }  // namespace spineparse::io

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,25 @@ struct SynthOptions {
   // Axis codes to store the volumes in ("" or "PIL": as the training data, i toward posterior,
   // j toward inferior, k toward left); the voxels are the same, permuted and flipped exactly.
   std::string orientation;
+  // Share of the vertebrae L5..T9 drawn with a wedge fracture (anterior height 20-45 % lower, the
+  // superior endplate tilted); drawn from its own generator, so 0 leaves the cohort unchanged.
+  double fracture_rate = 0;
+};
+
+// What the phantom's geometry says a measurement should find (metrics/measure.hpp has the
+// definitions): heights at the body's anterior and posterior borders and between, along the
+// structure's axis; AP depth; each endplate's superior normal, in degrees from the patient's
+// superior axis toward posterior. NaN where a value is not defined (the sacrum's heights).
+struct TrueLevel {
+  int label = 0;
+  bool complete = false;  // the whole structure lies inside the field of view
+  double anterior_height_mm = std::numeric_limits<double>::quiet_NaN();
+  double middle_height_mm = std::numeric_limits<double>::quiet_NaN();
+  double posterior_height_mm = std::numeric_limits<double>::quiet_NaN();
+  double ap_depth_mm = std::numeric_limits<double>::quiet_NaN();
+  double superior_deg = std::numeric_limits<double>::quiet_NaN();
+  double inferior_deg = std::numeric_limits<double>::quiet_NaN();
+  double fracture = 0;  // anterior height loss drawn (0: none)
 };
 
 struct Phantom {
@@ -38,7 +58,15 @@ struct Phantom {
   NdArrayPtr mask;   // uint8 [D,H,W]
   Geometry geometry;
   int highest_label_visible = 0;  // the most cranial vertebra label present
+  std::vector<TrueLevel> truth;   // labels 1..19 in label order
 };
+
+// The truth files of a cohort: truth_measurements.csv (case, label, structure, complete, the
+// TrueLevel values) and truth_alignment.csv (lordosis L1-S1, sacral slope, segmental angles,
+// blank where a structure involved is not complete), as measure writes them.
+using CaseTruth = std::pair<std::string, std::vector<TrueLevel>>;  // case id, levels
+std::string truth_measurements_csv(const std::vector<CaseTruth>& cases);
+std::string truth_alignment_csv(const std::vector<CaseTruth>& cases);
 
 // One phantom, computed in memory.
 Phantom make_phantom(const SynthOptions& options, int case_number);
@@ -48,10 +76,12 @@ struct SynthSummary {
   std::int64_t H = 0, W = 0, D = 0;
   Geometry geometry;
   int labels_present = 0;
+  std::vector<TrueLevel> truth;
 };
 
 // Writes OUT/original_mr/Case{i}.nii.gz and OUT/mask/mask_case{i}.nii.gz (atomically) and
-// OUT/cohort.json. `progress` is called after each case.
+// OUT/cohort.json, OUT/truth_measurements.csv and OUT/truth_alignment.csv. `progress` is called
+// after each case.
 std::vector<SynthSummary> write_cohort(
     const SynthOptions& options, const std::string& out_dir,
     const std::function<void(const SynthSummary&)>& progress = {});

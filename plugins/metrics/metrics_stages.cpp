@@ -1,6 +1,7 @@
 #include "metrics_stages.hpp"
 
 #include "evaluate.hpp"
+#include "measure.hpp"
 #include "report.hpp"
 #include "spineparse/registry.hpp"
 #include "statistics.hpp"
@@ -12,6 +13,8 @@ void register_metrics_stages(Registry& r) {
               [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
   r.add_stage(metrics::statistics_description(),
               [](const Params& p) { return std::make_unique<metrics::Statistics>(p); });
+  r.add_stage(metrics::measure_description(),
+              [](const Params& p) { return std::make_unique<metrics::Measure>(p); });
   r.add_stage(metrics::report_description(),
               [](const Params& p) { return std::make_unique<metrics::Report>(p); });
 }

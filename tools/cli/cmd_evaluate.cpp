@@ -1,5 +1,4 @@
 // spineparse evaluate: score any folder of label maps against a folder of masks.
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -15,29 +14,6 @@
 namespace spineparse::cli {
 namespace fs = std::filesystem;
 
-namespace {
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-// Case key of a file name: seg_Case3 -> case3, mask_case3 -> case3, Case3 -> case3.
-std::string key_of(const std::string& path) {
-  std::string s = lower(io::volume_stem(path));
-  for (const char* p : {"seg_", "mask_"}) {
-    if (s.rfind(p, 0) == 0) return s.substr(std::string(p).size());
-  }
-  return s;
-}
-std::map<std::string, std::string> volumes(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && name[0] != '.' && io::is_volume_file(name))
-      out[key_of(name)] = e.path().string();
-  }
-  return out;
-}
-}  // namespace
 
 void add_evaluate(CLI::App& app) {
   auto pred = std::make_shared<std::string>(), truth = std::make_shared<std::string>(),
@@ -60,7 +36,7 @@ void add_evaluate(CLI::App& app) {
   sub->callback([pred, truth, out, no_dist] {
     fs::path tdir = *truth;
     if (fs::is_directory(tdir / "mask")) tdir /= "mask";
-    auto preds = volumes(*pred), truths = volumes(tdir);
+    auto preds = volumes_by_case(*pred), truths = volumes_by_case(tdir.string());
     std::vector<metrics::CaseScores> all;
     int problems = 0;
     std::vector<std::pair<std::string, std::string>> pairs(preds.begin(), preds.end());

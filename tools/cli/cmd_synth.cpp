@@ -26,6 +26,10 @@ void add_synth(CLI::App& app) {
                   "slice spacing in mm (default: drawn per case, 3.6-4.6); the same anatomy over "
                   "the same slab, e.g. 1 for a thin-slice 3D acquisition")
       ->check(CLI::Range(0.0, 50.0));
+  sub->add_option("--fractures", o->fracture_rate,
+                  "share of the vertebrae L5-T9 drawn with a wedge fracture (anterior height "
+                  "20-45 % lower; default 0)")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_flag("!--no-masks", o->masks, "write no masks");
   sub->add_option("--orientation", o->orientation,
                   "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "
@@ -42,7 +46,7 @@ void add_synth(CLI::App& app) {
                      s.geometry.spacing[0], s.geometry.spacing[1], s.geometry.spacing[2],
                      s.labels_present);
       });
-      std::printf("wrote %d cases to %s (original_mr/, mask/, cohort.json)\n", o->cases,
+      std::printf("wrote %d cases to %s (original_mr/, mask/, cohort.json, truth_measurements.csv, truth_alignment.csv)\n", o->cases,
                   out->c_str());
       set_exit_code(0);
     } catch (const std::exception& e) {

@@ -1,11 +1,13 @@
 #include "commands.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 #include <nlohmann/json.hpp>
 
 #include "build_paths.hpp"
+#include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/registry.hpp"
 
@@ -100,6 +102,25 @@ void print_run_products(const std::string& output_dir) {
   if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
 }
 
+std::string case_key(const std::string& path) {
+  std::string s = io::volume_stem(path);
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* p : {"seg_", "mask_"}) {
+    if (s.rfind(p, 0) == 0) return s.substr(std::string(p).size());
+  }
+  return s;
+}
+
+std::map<std::string, std::string> volumes_by_case(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name[0] != '.' && io::is_volume_file(name))
+      out[case_key(name)] = e.path().string();
+  }
+  return out;
+}
+
 std::string shell_quote(const std::string& s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                         "0123456789_-+=.,/:@%") == std::string::npos)
@@ -115,6 +136,7 @@ void add_commands(CLI::App& app) {
   add_stages(app);
   add_synth(app);
   add_evaluate(app);
+  add_measure(app);
   add_bench(app);
   add_merge(app);
   add_slurm(app);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ std::string data_dir();
 // when the graph made them.
 void print_run_products(const std::string& output_dir);
 
+// Volume files of a folder by case key (seg_Case3 / mask_case3 / Case3 -> "case3").
+std::string case_key(const std::string& path);
+std::map<std::string, std::string> volumes_by_case(const std::string& dir);
+
 // s quoted for a POSIX shell (unchanged when it needs no quotes).
 std::string shell_quote(const std::string& s);
 
@@ -36,6 +41,7 @@ void add_validate(CLI::App& app);
 void add_stages(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_evaluate(CLI::App& app);
+void add_measure(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_model_info(CLI::App& app);
 void add_import(CLI::App& app);  // only in builds with LibTorch

@@ -1,0 +1,419 @@
+#include "metrics/measure.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "spine/labels.hpp"
+
+namespace spineparse::metrics {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kDeg = 57.29577951308232;
+
+struct V2 {
+  double y = 0, z = 0;  // patient posterior, superior (LPS y, z)
+};
+V2 operator+(V2 a, V2 b) { return {a.y + b.y, a.z + b.z}; }
+V2 operator-(V2 a, V2 b) { return {a.y - b.y, a.z - b.z}; }
+V2 operator*(double s, V2 a) { return {s * a.y, s * a.z}; }
+double dot(V2 a, V2 b) { return a.y * b.y + a.z * b.z; }
+V2 unit(V2 a) {
+  const double n = std::hypot(a.y, a.z);
+  return n > 0 ? V2{a.y / n, a.z / n} : V2{0, 1};
+}
+// The posterior-pointing perpendicular of a superior-pointing axis, in the sagittal plane.
+V2 posterior_of(V2 a) { return {a.z, -a.y}; }
+
+// Voxel centres of one label in patient coordinates, with what the frame fitting needs.
+struct Points {
+  std::vector<std::array<double, 3>> p;
+  std::array<double, 3> centroid{};
+  std::array<std::int64_t, 3> lo{}, hi{};  // index box (h, w, d)
+};
+
+// Index (h, w, d) = ITK (i, j, k) -> patient: origin + direction * diag(spacing) * index.
+struct Grid {
+  const Geometry& g;
+  std::array<double, 3> at(double h, double w, double d) const {
+    const double idx[3] = {h, w, d};
+    std::array<double, 3> p{};
+    for (int r = 0; r < 3; ++r) {
+      p[r] = g.origin[r];
+      for (int a = 0; a < 3; ++a) p[r] += g.direction[r * 3 + a] * g.spacing[a] * idx[a];
+    }
+    return p;
+  }
+  // A voxel's extent along a patient direction.
+  double extent(const std::array<double, 3>& dir) const {
+    double e = 0;
+    for (int a = 0; a < 3; ++a) {
+      double c = 0;
+      for (int r = 0; r < 3; ++r) c += dir[r] * g.direction[r * 3 + a];
+      e += std::abs(c) * g.spacing[a];
+    }
+    return e;
+  }
+  double extent(V2 v) const { return extent({0, v.y, v.z}); }
+};
+
+std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
+  const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
+  const auto* l = labels.data<std::uint8_t>();
+  std::vector<Points> pts(kNumClasses);
+  for (auto& p : pts) {
+    p.lo = {H, W, D};
+    p.hi = {-1, -1, -1};
+  }
+  for (std::int64_t d = 0, n = 0; d < D; ++d)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t w = 0; w < W; ++w, ++n) {
+        const int c = l[n];
+        if (c <= 0 || c >= kNumClasses) continue;
+        auto& P = pts[c];
+        P.p.push_back(grid.at(static_cast<double>(h), static_cast<double>(w),
+                              static_cast<double>(d)));
+        const std::int64_t idx[3] = {h, w, d};
+        for (int a = 0; a < 3; ++a) {
+          P.lo[a] = std::min(P.lo[a], idx[a]);
+          P.hi[a] = std::max(P.hi[a], idx[a]);
+        }
+      }
+  for (auto& P : pts) {
+    if (P.p.empty()) continue;
+    std::array<double, 3> s{0, 0, 0};
+    for (const auto& q : P.p)
+      for (int r = 0; r < 3; ++r) s[r] += q[r];
+    for (int r = 0; r < 3; ++r) P.centroid[r] = s[r] / static_cast<double>(P.p.size());
+  }
+  return pts;
+}
+
+// Whether the label reaches the volume's edge along an axis that is not left-right (a sagittal
+// stack's first and last slices cut every structure's sides, which the measurements do not use).
+bool touches_edge(const Points& P, const NdArray& labels, const Geometry& g) {
+  const std::int64_t size[3] = {labels.dim(1), labels.dim(2), labels.dim(0)};
+  for (int a = 0; a < 3; ++a) {
+    if (std::abs(g.direction[0 * 3 + a]) > 0.7) continue;  // mostly left-right
+    if (P.lo[a] == 0 || P.hi[a] == size[a] - 1) return true;
+  }
+  return false;
+}
+
+// A line u = alpha + beta * v fitted to (v, u) by least squares, refitted once without the points
+// more than 3 robust standard deviations (and half a voxel) off the first fit.
+struct Line {
+  bool ok = false;
+  double alpha = 0, beta = 0;
+  double at(double v) const { return alpha + beta * v; }
+};
+Line fit_line(const std::vector<std::pair<double, double>>& vu, double min_dev) {
+  auto ls = [](const std::vector<std::pair<double, double>>& xs) {
+    Line l;
+    const double n = static_cast<double>(xs.size());
+    if (xs.size() < 4) return l;
+    double sv = 0, su = 0, svv = 0, svu = 0;
+    for (const auto& [v, u] : xs) sv += v, su += u, svv += v * v, svu += v * u;
+    const double den = n * svv - sv * sv;
+    if (std::abs(den) < 1e-12) return l;
+    l.beta = (n * svu - sv * su) / den;
+    l.alpha = (su - l.beta * sv) / n;
+    l.ok = true;
+    return l;
+  };
+  Line l = ls(vu);
+  if (!l.ok) return l;
+  std::vector<double> r;
+  for (const auto& [v, u] : vu) r.push_back(std::abs(u - l.at(v)));
+  std::vector<double> sorted = r;
+  std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+  const double limit = std::max(3 * 1.4826 * sorted[sorted.size() / 2], min_dev);
+  std::vector<std::pair<double, double>> kept;
+  for (std::size_t i = 0; i < vu.size(); ++i)
+    if (r[i] <= limit) kept.push_back(vu[i]);
+  Line l2 = ls(kept);
+  return l2.ok ? l2 : l;
+}
+
+// A structure's frame in its mid-sagittal plane and the two surfaces found along its axis.
+struct Frame {
+  bool ok = false;
+  std::string why;
+  V2 c, a, b;              // centroid (y, z); axis (superior); posterior
+  double x = 0;            // the plane's left-right position
+  Line sup, inf;           // u = alpha + beta v, u along a and v along b from c
+  double v_ant = 0, v_post = 0;  // the body's anterior and posterior borders
+  double ea = 0, eb = 0;   // voxel extents along a and b
+  double height(double v) const { return sup.at(v) - inf.at(v) + ea; }
+  V2 normal(const Line& l) const { return unit(a - l.beta * b); }
+};
+
+// Points of the mid-sagittal slab, relative to the centroid.
+std::vector<V2> slab(const Points& P, const Grid& grid) {
+  const double half = std::max(0.5 * grid.extent({1, 0, 0}), 1.0);
+  std::vector<V2> out;
+  for (const auto& q : P.p)
+    if (std::abs(q[0] - P.centroid[0]) <= half + 1e-6)
+      out.push_back({q[1] - P.centroid[1], q[2] - P.centroid[2]});
+  return out;
+}
+
+// Column tops and bottoms along a, in bins of one voxel along b, fitted over the central 60 %
+// of [v_lo, v_hi] (the rounded corners left out).
+void fit_surfaces(Frame& f, const std::vector<V2>& pts, double v_lo, double v_hi) {
+  const double bin = f.eb;
+  const auto nb = static_cast<std::int64_t>(std::ceil((v_hi - v_lo) / bin)) + 1;
+  std::vector<double> top(nb, -1e300), bottom(nb, 1e300);
+  for (const auto& p : pts) {
+    const double v = dot(p, f.b), u = dot(p, f.a);
+    const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin));
+    if (k < 0 || k >= nb) continue;
+    top[k] = std::max(top[k], u);
+    bottom[k] = std::min(bottom[k], u);
+  }
+  std::vector<std::pair<double, double>> t, bt;
+  const double lo = v_lo + 0.2 * (v_hi - v_lo), hi = v_hi - 0.2 * (v_hi - v_lo);
+  for (std::int64_t k = 0; k < nb; ++k) {
+    const double v = v_lo + (static_cast<double>(k) + 0.5) * bin;
+    if (v < lo || v > hi || top[k] < bottom[k]) continue;
+    t.emplace_back(v, top[k]);
+    bt.emplace_back(v, bottom[k]);
+  }
+  f.sup = fit_line(t, 0.5 * f.ea);
+  f.inf = fit_line(bt, 0.5 * f.ea);
+}
+
+// The body's AP extent in the band around the middle between its surfaces.
+bool find_borders(Frame& f, const std::vector<V2>& pts) {
+  double lo = 1e300, hi = -1e300;
+  for (const auto& p : pts) {
+    const double v = dot(p, f.b), u = dot(p, f.a);
+    const double mid = 0.5 * (f.sup.at(v) + f.inf.at(v)), h = f.sup.at(v) - f.inf.at(v);
+    if (std::abs(u - mid) > std::max(0.25 * h, f.ea)) continue;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (!(hi > lo)) return false;
+  f.v_ant = lo - 0.5 * f.eb;
+  f.v_post = hi + 0.5 * f.eb;
+  return true;
+}
+
+// Fits the frame with axis `axis`; `refine`: 0 keep the axis, 1 turn it to the mean normal of
+// both surfaces, 2 to the superior surface's normal (the sacrum), a few times.
+Frame fit_frame(const Points& P, const Grid& grid, V2 axis, int refine) {
+  Frame f;
+  f.x = P.centroid[0];
+  f.c = {P.centroid[1], P.centroid[2]};
+  const auto pts = slab(P, grid);
+  if (pts.size() < 20) {
+    f.why = "too few voxels in its mid-sagittal plane";
+    return f;
+  }
+  f.a = unit(axis);
+  for (int it = 0; it < (refine ? 4 : 1); ++it) {
+    f.b = posterior_of(f.a);
+    f.ea = grid.extent(f.a);
+    f.eb = grid.extent(f.b);
+    double lo = 1e300, hi = -1e300;
+    for (const auto& p : pts) lo = std::min(lo, dot(p, f.b)), hi = std::max(hi, dot(p, f.b));
+    fit_surfaces(f, pts, lo, hi);
+    if (!f.sup.ok || !f.inf.ok || !find_borders(f, pts)) {
+      f.why = "its endplates could not be fitted (too few columns)";
+      return f;
+    }
+    fit_surfaces(f, pts, f.v_ant + 0.5 * f.eb, f.v_post - 0.5 * f.eb);
+    if (!f.sup.ok || !f.inf.ok || !find_borders(f, pts)) {
+      f.why = "its endplates could not be fitted (too few columns)";
+      return f;
+    }
+    if (!refine) break;
+    const V2 n = refine == 2 ? f.normal(f.sup) : unit(f.normal(f.sup) + f.normal(f.inf));
+    const double turn = std::acos(std::clamp(dot(n, f.a), -1.0, 1.0));
+    f.a = n;
+    if (turn < 1e-3) break;
+  }
+  f.ok = true;
+  return f;
+}
+
+Endplate endplate(const Frame& f, const Line& l, bool upper) {
+  Endplate e;
+  e.valid = true;
+  const V2 n = f.normal(l);
+  e.normal_deg = std::atan2(n.y, n.z) * kDeg;
+  const double half = (upper ? 0.5 : -0.5) * f.ea;
+  for (int end = 0; end < 2; ++end) {
+    const double v = end == 0 ? f.v_ant : f.v_post;
+    const V2 q = f.c + v * f.b + (l.at(v) + half) * f.a;
+    (end == 0 ? e.anterior : e.posterior) = {f.x, q.y, q.z};
+  }
+  return e;
+}
+
+void set_heights(LevelMeasurement& m, const Frame& f) {
+  m.superior = endplate(f, f.sup, true);
+  if (m.label == 1) return;  // the sacrum: its plate only
+  m.ap_depth_mm = f.v_post - f.v_ant;
+  m.inferior = endplate(f, f.inf, false);
+  m.anterior_height_mm = f.height(f.v_ant);
+  m.middle_height_mm = f.height(0.5 * (f.v_ant + f.v_post));
+  m.posterior_height_mm = f.height(f.v_post);
+}
+
+V2 centroid2(const Points& P) { return {P.centroid[1], P.centroid[2]}; }
+
+// The initial axis of a structure: from the structure below to the one above in the chain.
+V2 chain_axis(const std::vector<Points>& pts, int label) {
+  int pos = 0;
+  while (kSpineChain[pos] != label) ++pos;
+  const Points& self = pts[label];
+  const Points* below = pos > 0 && !pts[kSpineChain[pos - 1]].p.empty()
+                            ? &pts[kSpineChain[pos - 1]] : nullptr;
+  const Points* above = pos + 1 < static_cast<int>(kSpineChain.size()) &&
+                                !pts[kSpineChain[pos + 1]].p.empty()
+                            ? &pts[kSpineChain[pos + 1]] : nullptr;
+  V2 d{0, 1};
+  if (below && above) d = centroid2(*above) - centroid2(*below);
+  else if (above) d = centroid2(*above) - centroid2(self);
+  else if (below) d = centroid2(self) - centroid2(*below);
+  if (std::hypot(d.y, d.z) < 1e-6) d = {0, 1};
+  return unit(d);
+}
+
+void measure_intensities(LevelMeasurement& m, const NdArray& labels, const NdArray& image) {
+  const auto* l = labels.data<std::uint8_t>();
+  const auto* x = image.data<float>();
+  std::vector<float> v;
+  for (std::int64_t i = 0; i < labels.numel(); ++i)
+    if (l[i] == m.label) v.push_back(x[i]);
+  if (v.empty()) return;
+  double s = 0;
+  for (float f : v) s += f;
+  m.mean_intensity = s / static_cast<double>(v.size());
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  m.median_intensity = *mid;
+}
+
+double mean_of(std::initializer_list<double> xs) {
+  double s = 0;
+  int n = 0;
+  for (double x : xs)
+    if (!std::isnan(x)) s += x, ++n;
+  return n ? s / n : kNaN;
+}
+
+// Ratios and grades that compare a level with its neighbours.
+void derive_ratios(CaseMeasurement& c) {
+  auto lv = [&](int label) -> LevelMeasurement* {
+    return label >= 1 && label <= kMaxLabel ? &c.levels[label - 1] : nullptr;
+  };
+  for (int k = 2; k <= 10; ++k) {  // vertebrae above the sacrum
+    auto& m = *lv(k);
+    if (std::isnan(m.posterior_height_mm)) continue;
+    m.wedge_ratio = m.anterior_height_mm / m.posterior_height_mm;
+    m.biconcavity_ratio = m.middle_height_mm / m.posterior_height_mm;
+    double ref = mean_of({k > 2 ? lv(k - 1)->posterior_height_mm : kNaN,
+                          k < 10 ? lv(k + 1)->posterior_height_mm : kNaN});
+    double loss = std::max(1 - m.wedge_ratio, 1 - m.biconcavity_ratio);
+    if (!std::isnan(ref)) loss = std::max(loss, 1 - m.posterior_height_mm / ref);
+    m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
+  }
+  for (int k = 1; k <= 9; ++k) {  // disc 10+k between vertebra k (below) and k+1 (above)
+    auto& d = *lv(10 + k);
+    const auto &lower = *lv(k), &upper = *lv(k + 1);
+    if (!std::isnan(d.middle_height_mm)) {
+      const double disc_sum = d.anterior_height_mm + d.middle_height_mm + d.posterior_height_mm;
+      const double body_sum = upper.anterior_height_mm + upper.middle_height_mm +
+                              upper.posterior_height_mm;
+      d.dhi = disc_sum / body_sum;
+      d.disc_to_body_ratio =
+          d.middle_height_mm / mean_of({upper.middle_height_mm, lower.middle_height_mm});
+      d.farfan_index = (d.anterior_height_mm + d.posterior_height_mm) / d.ap_depth_mm;
+    }
+    if (!std::isnan(d.mean_intensity))
+      d.signal_ratio = d.mean_intensity / mean_of({upper.mean_intensity, lower.mean_intensity});
+    if (upper.inferior.valid && lower.superior.valid)
+      c.segmental_deg[k - 1] = upper.inferior.normal_deg - lower.superior.normal_deg;
+  }
+  const auto &s = *lv(1), &l1 = *lv(6);
+  if (s.superior.valid) c.sacral_slope_deg = -s.superior.normal_deg;
+  if (s.superior.valid && l1.superior.valid)
+    c.lordosis_l1_s1_deg = l1.superior.normal_deg - s.superior.normal_deg;
+}
+
+}  // namespace
+
+LevelMeasurement::LevelMeasurement()
+    : anterior_height_mm(kNaN), middle_height_mm(kNaN), posterior_height_mm(kNaN),
+      ap_depth_mm(kNaN), wedge_ratio(kNaN), biconcavity_ratio(kNaN), dhi(kNaN),
+      disc_to_body_ratio(kNaN), farfan_index(kNaN), mean_intensity(kNaN),
+      median_intensity(kNaN), signal_ratio(kNaN) {}
+
+CaseMeasurement::CaseMeasurement() : lordosis_l1_s1_deg(kNaN), sacral_slope_deg(kNaN) {
+  segmental_deg.fill(kNaN);
+}
+
+CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const Geometry& g,
+                             const NdArray* image) {
+  if (labels.ndim() != 3 || labels.dtype() != DType::kUInt8)
+    throw std::invalid_argument("measure: labels must be uint8 [D,H,W], not " +
+                                labels.shape_string());
+  if (image && image->shape() != labels.shape())
+    throw std::invalid_argument("measure: image " + image->shape_string() + " and labels " +
+                                labels.shape_string() + " differ");
+  const Grid grid{g};
+  const auto pts = collect(labels, grid);
+  CaseMeasurement c;
+  c.id = id;
+  c.levels.resize(kMaxLabel);
+  const double voxel_ml = g.spacing[0] * g.spacing[1] * g.spacing[2] / 1000.0;
+  std::vector<Frame> frames(kNumClasses);
+  auto measure_level = [&](int label, V2 axis, int refine) {
+    auto& m = c.levels[label - 1];
+    const Points& P = pts[label];
+    frames[label] = fit_frame(P, grid, axis, refine);
+    if (frames[label].ok) set_heights(m, frames[label]);
+    else m.note = frames[label].why;
+  };
+  for (int label = 1; label <= kMaxLabel; ++label) {
+    auto& m = c.levels[label - 1];
+    m.label = label;
+    m.voxels = static_cast<std::int64_t>(pts[label].p.size());
+    m.volume_ml = static_cast<double>(m.voxels) * voxel_ml;
+    if (m.voxels == 0) {
+      m.note = "absent";
+      continue;
+    }
+    m.centroid = pts[label].centroid;
+    m.complete = !touches_edge(pts[label], labels, g);
+    if (image) measure_intensities(m, labels, *image);
+  }
+  // Discs first (their own flat shape gives their axis), then the bodies between them (the mean
+  // of the adjacent discs' axes: the local spine axis), then the sacrum (its plate's normal).
+  for (int label = 11; label <= kMaxLabel; ++label)
+    if (c.levels[label - 1].voxels) measure_level(label, chain_axis(pts, label), 1);
+  for (int k = 2; k <= 10; ++k) {
+    if (!c.levels[k - 1].voxels) continue;
+    const Frame* below = &frames[9 + k];
+    const Frame* above = k < 10 ? &frames[10 + k] : nullptr;
+    V2 axis{0, 0};
+    int n = 0;
+    for (const Frame* f : {below, above})
+      if (f && f->ok) axis = axis + f->a, ++n;
+    if (n) measure_level(k, axis, 0);
+    else measure_level(k, chain_axis(pts, k), 1);
+  }
+  if (c.levels[0].voxels)
+    measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
+  for (auto& m : c.levels)
+    if (m.voxels && !m.complete && m.note.empty()) m.note = "touches the volume's edge";
+  derive_ratios(c);
+  return c;
+}
+
+}  // namespace spineparse::metrics

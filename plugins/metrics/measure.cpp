@@ -1,0 +1,72 @@
+#include "measure.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "metrics/measure.hpp"
+#include "metrics/scores.hpp"
+#include "spineparse/files.hpp"
+
+namespace spineparse::metrics {
+namespace fs = std::filesystem;
+
+StageDescription measure_description() {
+  StageDescription d;
+  d.kind = "metrics.measure";
+  d.summary =
+      "Per-level heights, depth, wedge/biconcavity, Genant grade, disc height index, segmental "
+      "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv";
+  d.params = {{"folder", ParamType::kString, ParamValue(std::string("measurements")), false,
+               "sub-folder of the output for the measurement files"}};
+  d.reads = {{"labels", false, "", "uint8", "D,H,W"},
+             {"image", true, "intensities and signal ratios", "float32", "D,H,W"},
+             {"norm", true, "to report the file's intensities", "float64", "2"}};
+  return d;
+}
+
+std::string Measure::record_path(const std::string& output_dir, const std::string& id) const {
+  return (fs::path(output_dir) / params_.get_string("folder") / "cases" / (id + ".json")).string();
+}
+
+CasePtr Measure::process(const CasePtr& in) {
+  NdArrayPtr image = in->has("image") ? in->get("image") : nullptr;
+  if (image && in->has("norm")) {  // the file's intensities: raw = normalised * scale + offset
+    const auto* n = in->get("norm")->data<double>();
+    auto raw = NdArray::make<float>(image->shape());
+    const float* x = image->data<float>();
+    float* y = raw->data<float>();
+    for (std::int64_t i = 0; i < image->numel(); ++i) y[i] = static_cast<float>(x[i] * n[1] + n[0]);
+    image = raw;
+  }
+  const auto m = measure_case(in->id(), *in->get("labels"), in->geometry(), image.get());
+  write_file_atomic(record_path(output_dir_, in->id()), case_measurement_to_json(m) + "\n");
+  int measured = 0, grade = -1;
+  for (const auto& l : m.levels) {
+    measured += l.superior.valid;
+    grade = std::max(grade, l.height_loss_grade);
+  }
+  auto out = in->derive();
+  out->set_metric("levels_measured", measured);
+  if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
+  if (!std::isnan(m.lordosis_l1_s1_deg)) out->set_metric("lordosis_l1_s1_deg", m.lordosis_l1_s1_deg);
+  return out;
+}
+
+std::vector<std::string> Measure::outputs_for(const CaseSeed& seed,
+                                              const StageContext& ctx) const {
+  return {record_path(ctx.output_dir, seed.id)};
+}
+
+void Measure::after_run(const std::string& run_json_path, const StageContext& ctx) {
+  std::vector<CaseMeasurement> cases;
+  for (const auto& id : recorded_case_ids(run_json_path)) {
+    const std::string path = record_path(ctx.output_dir, id);
+    if (fs::exists(path)) cases.push_back(case_measurement_from_json(read_file(path)));
+  }
+  if (cases.empty()) return;
+  write_measurement_reports(cases,
+                            (fs::path(ctx.output_dir) / params_.get_string("folder")).string());
+}
+
+}  // namespace spineparse::metrics
