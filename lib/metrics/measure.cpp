@@ -156,7 +156,7 @@ std::vector<V2> slab(const Points& P, const Grid& grid) {
   const double half = std::max(0.5 * grid.extent({1, 0, 0}), 1.0);
   std::vector<V2> out;
   for (const auto& q : P.p)
-    if (std::abs(q[0] - P.centroid[0]) <= half + 1e-6)
+    if (std::abs(q[0] - P.centroid[0]) <= half + 1e-3)  // ties in, whatever the sum order
       out.push_back({q[1] - P.centroid[1], q[2] - P.centroid[2]});
   return out;
 }
@@ -169,7 +169,7 @@ void fit_surfaces(Frame& f, const std::vector<V2>& pts, double v_lo, double v_hi
   std::vector<double> top(nb, -1e300), bottom(nb, 1e300);
   for (const auto& p : pts) {
     const double v = dot(p, f.b), u = dot(p, f.a);
-    const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin));
+    const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
     if (k < 0 || k >= nb) continue;
     top[k] = std::max(top[k], u);
     bottom[k] = std::min(bottom[k], u);
@@ -177,7 +177,7 @@ void fit_surfaces(Frame& f, const std::vector<V2>& pts, double v_lo, double v_hi
   std::vector<std::pair<double, double>> t, bt;
   const double lo = v_lo + 0.2 * (v_hi - v_lo), hi = v_hi - 0.2 * (v_hi - v_lo);
   for (std::int64_t k = 0; k < nb; ++k) {
-    const double v = v_lo + (static_cast<double>(k) + 0.5) * bin;
+    const double v = v_lo + static_cast<double>(k) * bin;
     if (v < lo || v > hi || top[k] < bottom[k]) continue;
     t.emplace_back(v, top[k]);
     bt.emplace_back(v, bottom[k]);
@@ -192,7 +192,7 @@ bool find_borders(Frame& f, const std::vector<V2>& pts) {
   for (const auto& p : pts) {
     const double v = dot(p, f.b), u = dot(p, f.a);
     const double mid = 0.5 * (f.sup.at(v) + f.inf.at(v)), h = f.sup.at(v) - f.inf.at(v);
-    if (std::abs(u - mid) > std::max(0.25 * h, f.ea)) continue;
+    if (std::abs(u - mid) > std::max(0.1 * h, f.ea)) continue;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }

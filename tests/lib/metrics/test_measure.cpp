@@ -1,0 +1,209 @@
+// Per-level measurements against known geometry: a hand-built label map of trapezoid bodies and
+// discs, and synthetic phantoms whose truth synth computes from their shapes, stored in several
+// orientations and slice spacings.
+#include <gmock/gmock.h>
+
+#include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "io/orientation.hpp"
+#include "io/synth.hpp"
+#include "metrics/measure.hpp"
+#include "spine/labels.hpp"
+
+using namespace spineparse;
+using namespace spineparse::metrics;
+
+namespace {
+
+constexpr double kDeg = 57.29577951308232;
+
+// A label map on an axial stack with identity direction: index (h, w, d) -> patient (x, y, z) =
+// (h, w, d) * 0.4 mm. `label_at(y, z)` gives the mid-sagittal drawing; every structure is 24 mm
+// wide (|x - 12| < 12).
+struct Drawing {
+  NdArrayPtr labels;
+  Geometry g;
+};
+Drawing draw(const std::function<int(double y, double z)>& label_at, double y_max, double z_max) {
+  const double sp = 0.4;
+  const auto H = static_cast<std::int64_t>(24 / sp) + 1, W = static_cast<std::int64_t>(y_max / sp),
+             D = static_cast<std::int64_t>(z_max / sp);
+  auto a = NdArray::make<std::uint8_t>({D, H, W});
+  auto* l = a->data<std::uint8_t>();
+  for (std::int64_t d = 0, n = 0; d < D; ++d)
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t w = 0; w < W; ++w, ++n)
+        l[n] = static_cast<std::uint8_t>(std::abs(h * sp - 12) < 12 ? label_at(w * sp, d * sp) : 0);
+  Drawing dr;
+  dr.labels = a;
+  dr.g.spacing = {sp, sp, sp};
+  dr.g.origin = {0, 0, 0};
+  return dr;
+}
+
+// Bodies and discs stacked along z, each between a lower and an upper line z = z0 + slope * y
+// (y from 5 to 35 mm: anterior border 5, posterior 35, depth 30).
+struct Slab {
+  int label;
+  double lo0, lo_slope, hi0, hi_slope;
+};
+int label_in(const std::vector<Slab>& slabs, double y, double z) {
+  if (y < 5 || y > 35) return 0;
+  for (const auto& s : slabs)
+    if (z >= s.lo0 + s.lo_slope * (y - 5) && z < s.hi0 + s.hi_slope * (y - 5)) return s.label;
+  return 0;
+}
+
+}  // namespace
+
+TEST(Measure, TrapezoidBodiesAndDiscsGiveTheirHeightsRatiosAndAngles) {
+  const double t20 = std::tan(20 / kDeg), t10 = std::tan(10 / kDeg);
+  // The sacral plate rises 20 deg toward posterior (sacral slope 20); L5 is a wedge (anterior
+  // 16 mm, posterior 25 mm); L4..L2 are 25 mm boxes with 10 mm discs; L1's upper endplate falls
+  // 10 deg toward posterior (its normal tilts posterior: lordosis L1-S1 = 10 - (-20) = 30).
+  const std::vector<Slab> slabs = {
+      {1, 2, 0, 12, t20},        // S, plate from z 12 (anterior) to 12 + 30 tan 20 (posterior)
+      {11, 12, t20, 26, 0},      // L5/S
+      {2, 26, 0, 42, 0.3},       // L5: 16 mm anterior, 25 mm posterior
+      {12, 42, 0.3, 61, 0},      // L4/L5
+      {3, 61, 0, 86, 0},         // L4
+      {13, 86, 0, 96, 0},        // L3/L4
+      {4, 96, 0, 121, 0},        // L3
+      {14, 121, 0, 131, 0},      // L2/L3
+      {5, 131, 0, 156, 0},       // L2
+      {15, 156, 0, 166, 0},      // L1/L2
+      {6, 166, 0, 191, -t10},    // L1
+  };
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 200);
+  const auto m = measure_case("trapezoids", *dr.labels, dr.g);
+
+  const auto& L5 = m.level(2);
+  EXPECT_NEAR(L5.anterior_height_mm, 16, 0.8);
+  EXPECT_NEAR(L5.posterior_height_mm, 25, 0.8);
+  EXPECT_NEAR(L5.wedge_ratio, 16.0 / 25, 0.04);
+  EXPECT_EQ(L5.height_loss_grade, 2);  // 36 % lower in front: Genant grade 2 (25-40 %)
+  EXPECT_NEAR(L5.superior.normal_deg, -std::atan(0.3) * kDeg, 1.0);
+  for (int label : {3, 4, 5}) {
+    const auto& b = m.level(label);
+    EXPECT_NEAR(b.anterior_height_mm, 25, 0.5) << structure_name(label);
+    EXPECT_NEAR(b.middle_height_mm, 25, 0.5) << structure_name(label);
+    EXPECT_NEAR(b.posterior_height_mm, 25, 0.5) << structure_name(label);
+    EXPECT_NEAR(b.ap_depth_mm, 30, 0.5) << structure_name(label);
+    EXPECT_EQ(b.height_loss_grade, 0) << structure_name(label);
+  }
+  const auto& d34 = m.level(13);
+  EXPECT_NEAR(d34.middle_height_mm, 10, 0.5);
+  EXPECT_NEAR(d34.dhi, 30.0 / 75, 0.02);  // disc heights over the upper body's (L3)
+  EXPECT_NEAR(d34.disc_to_body_ratio, 10.0 / 25, 0.02);
+  EXPECT_NEAR(d34.farfan_index, 20.0 / 30, 0.03);
+  EXPECT_NEAR(m.level(6).superior.normal_deg, 10, 1.0);
+  EXPECT_NEAR(m.level(1).superior.normal_deg, -20, 1.0);
+  EXPECT_NEAR(m.sacral_slope_deg, 20, 1.0);
+  EXPECT_NEAR(m.lordosis_l1_s1_deg, 30, 1.5);
+  EXPECT_NEAR(m.segmental_deg[0], 20, 1.0);                      // L5/S: L5 flat over the plate
+  EXPECT_NEAR(m.segmental_deg[1], std::atan(0.3) * kDeg, 1.0);  // L4/L5
+  EXPECT_NEAR(m.segmental_deg[2], 0, 1.0);
+  EXPECT_EQ(m.level(7).voxels, 0);
+  EXPECT_EQ(m.level(7).note, "absent");
+  EXPECT_TRUE(std::isnan(m.level(7).anterior_height_mm));
+}
+
+TEST(Measure, AStructureCutByTheFieldOfViewIsMarkedIncomplete) {
+  const std::vector<Slab> slabs = {{2, 0, 0, 25, 0}, {12, 25, 0, 35, 0}, {3, 35, 0, 60, 0}};
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 70);
+  const auto m = measure_case("cut", *dr.labels, dr.g);
+  EXPECT_FALSE(m.level(2).complete);  // L5 starts at the first axial slice
+  EXPECT_EQ(m.level(2).note, "touches the volume's edge");
+  EXPECT_TRUE(m.level(3).complete);
+  EXPECT_NEAR(m.level(3).middle_height_mm, 25, 0.5);
+}
+
+namespace {
+// Compares the measurements of a phantom with the truth synth gives; returns values compared.
+int expect_truth(const io::Phantom& ph, const CaseMeasurement& m) {
+  int compared = 0;
+  auto near = [&](double got, double want, double tol, const std::string& what) {
+    if (std::isnan(want)) return;
+    ++compared;
+    EXPECT_NEAR(got, want, tol) << ph.id << " " << what;
+  };
+  for (const auto& t : ph.truth) {
+    if (!t.complete) continue;
+    const auto& l = m.level(t.label);
+    const std::string s = structure_name(t.label);
+    near(l.anterior_height_mm, t.anterior_height_mm, 1.0, s + " anterior height");
+    near(l.middle_height_mm, t.middle_height_mm, 1.0, s + " middle height");
+    near(l.posterior_height_mm, t.posterior_height_mm, 1.0, s + " posterior height");
+    near(l.ap_depth_mm, t.ap_depth_mm, 1.5, s + " depth");
+    near(l.superior.normal_deg, t.superior_deg, 2.0, s + " superior endplate");
+    near(l.inferior.normal_deg, t.inferior_deg, 2.0, s + " inferior endplate");
+    if (t.label >= 2 && t.label <= 10)
+      near(l.wedge_ratio, t.anterior_height_mm / t.posterior_height_mm, 0.08, s + " wedge");
+  }
+  return compared;
+}
+}  // namespace
+
+TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
+  io::SynthOptions o;
+  o.seed = 7;
+  o.fracture_rate = 0.2;
+  int compared = 0, fractures = 0;
+  for (double spacing : {0.0, 1.5}) {
+    o.slice_spacing = spacing;
+    for (int i = 1; i <= 3; ++i) {
+      io::Phantom ph = io::make_phantom(o, i);
+      const auto m = measure_case(ph.id, *ph.mask, ph.geometry);
+      compared += expect_truth(ph, m);
+      for (const auto& t : ph.truth) fractures += t.fracture > 0 && t.complete;
+      // Stored as RAS (axes permuted and flipped): the same values.
+      const auto r = io::plan_reorientation(io::axis_codes(ph.geometry), "RAS");
+      const std::array<std::int64_t, 3> ijk{ph.mask->dim(1), ph.mask->dim(2), ph.mask->dim(0)};
+      const auto m2 = measure_case(ph.id, *io::reorient(*ph.mask, r),
+                                   io::reorient(ph.geometry, ijk, r));
+      for (int label = 1; label <= kMaxLabel; ++label) {
+        const auto &a = m.level(label), &b = m2.level(label);
+        if (std::isnan(a.middle_height_mm)) continue;
+        // (Equal up to the order of floating-point sums.)
+        EXPECT_NEAR(a.middle_height_mm, b.middle_height_mm, 0.01) << ph.id << " " << label;
+        EXPECT_NEAR(a.superior.normal_deg, b.superior.normal_deg, 0.01) << ph.id << " " << label;
+      }
+      EXPECT_NEAR(m.lordosis_l1_s1_deg, m2.lordosis_l1_s1_deg, 0.01);
+    }
+  }
+  EXPECT_GT(compared, 300);
+  EXPECT_GT(fractures, 0);
+}
+
+TEST(Measure, ReportsRoundTripAndFlagOutliers) {
+  io::SynthOptions o;
+  o.seed = 3;
+  std::vector<CaseMeasurement> cases;
+  for (int i = 1; i <= 6; ++i) {
+    io::Phantom ph = io::make_phantom(o, i);
+    auto m = measure_case(ph.id, *ph.mask, ph.geometry);
+    cases.push_back(case_measurement_from_json(case_measurement_to_json(m)));
+    EXPECT_EQ(measurements_csv_rows(cases.back()), measurements_csv_rows(m));
+    EXPECT_EQ(alignment_csv_row(cases.back()), alignment_csv_row(m));
+  }
+  cases[2].levels[3].middle_height_mm = 60;  // L3 twice as tall as in any other case
+  const auto dir = ::testing::TempDir() + "/measure_reports";
+  const auto summary = nlohmann::json::parse(write_measurement_reports(cases, dir));
+  bool found = false;
+  for (const auto& o : summary["outliers"])
+    found |= o["case"] == "Case3" && o["structure"] == "L3" && o["column"] == "middle_height_mm";
+  EXPECT_TRUE(found) << summary["outliers"].dump();
+  EXPECT_EQ(summary["levels"]["L3"]["middle_height_mm"]["n"], 6);
+}
+
+TEST(Measure, LabelMapsFromOtherToolsAreTranslatedOrRefusedByEntry) {
+  const auto map = parse_label_map("26:1,120:11,0:0");
+  EXPECT_EQ(map[26], 1);
+  EXPECT_EQ(map[120], 11);
+  EXPECT_EQ(map[5], 0);
+  EXPECT_THROW(parse_label_map("26=1"), std::runtime_error);
+  EXPECT_THROW(parse_label_map("26:40"), std::runtime_error);
+  EXPECT_THROW(parse_label_map("x:1"), std::runtime_error);
+}
