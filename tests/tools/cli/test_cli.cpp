@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -168,7 +170,8 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
               " --set refine.enabled=true --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png",
-                        "qc/Case3.png", "seg_Case2.nii.gz"})
+                        "qc/Case3.png", "seg_Case2.nii.gz", "measurements/measurements.csv",
+                        "measurements/alignment.csv", "measurements/summary.json"})
     EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;
   auto graph_summary = nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
   EXPECT_EQ(graph_summary["cases_scored"], 3);
@@ -218,6 +221,71 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   EXPECT_NE(dom.find(fine + " on cpu"), std::string::npos) << dom.substr(0, 3000);
   EXPECT_NE(dom.find(run["nodes"]["fine"]["precision_reason"].get<std::string>()),
             std::string::npos);
+}
+
+// spineparse measure on another tool's label maps (values 101-119, mapped with --labels-map) in
+// RAS, with the images, and a file that is no volume: that case fails alone.
+TEST(Cli, MeasureReadsOtherToolsLabelMapsWithTheirImagesAndMatchesTheTruth) {
+  namespace io = spineparse::io;
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), other = (d / "other").string();
+  ASSERT_EQ(sp("synth --cases 3 --size 500 560 --seed 9 --fractures 0.3 --orientation RAS --out " +
+               cohort).code, 0);
+  fs::create_directories(other);
+  std::string map;
+  for (int l = 1; l <= 19; ++l) map += (map.empty() ? "" : ",") + std::to_string(100 + l) + ":" +
+                                       std::to_string(l);
+  for (int i = 1; i <= 3; ++i) {
+    auto m = io::read_labels(cohort + "/mask/mask_case" + std::to_string(i) + ".nii.gz", 19);
+    auto shifted = spineparse::NdArray::make<std::uint8_t>(m.data->shape());
+    for (std::int64_t k = 0; k < m.data->numel(); ++k) {
+      const auto v = m.data->data<std::uint8_t>()[k];
+      shifted->data<std::uint8_t>()[k] = static_cast<std::uint8_t>(v ? v + 100 : 0);
+    }
+    io::write_volume(other + "/Case" + std::to_string(i) + ".nii.gz", *shifted, m.geometry);
+  }
+  spineparse::write_file_atomic(other + "/Case4.nii.gz", "not a volume");
+  const std::string out = (d / "measured").string();
+  auto r = sp("measure " + other + " --image " + cohort + " --labels-map " + map + " -o " + out);
+  EXPECT_EQ(r.code, 1) << r.output;  // one case failed
+  EXPECT_THAT(r.output, HasSubstr("Case4"));
+  EXPECT_THAT(r.output, HasSubstr("measured 3 of 4 cases"));
+  const auto csv = spineparse::read_file(out + "/measurements.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * 19);
+  // Each complete structure's middle height within 1 mm of synth's truth; intensities present.
+  std::map<std::string, double> truth;
+  std::istringstream t(spineparse::read_file(cohort + "/truth_measurements.csv"));
+  std::string line;
+  std::getline(t, line);
+  while (std::getline(t, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    if (f[3] == "1" && !f[5].empty()) truth[f[0] + "," + f[1]] = std::stod(f[5]);
+  }
+  std::istringstream m(csv);
+  std::getline(m, line);
+  ASSERT_THAT(line, HasSubstr("case,label,structure,complete,anterior_height_mm,middle_height_mm"));
+  int compared = 0, with_intensity = 0;
+  while (std::getline(m, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    auto it = truth.find(f[0] + "," + f[1]);
+    with_intensity += f.size() > 15 && !f[15].empty();  // mean_intensity
+    if (it == truth.end()) continue;
+    ASSERT_FALSE(f[5].empty()) << line;
+    EXPECT_NEAR(std::stod(f[5]), it->second, 1.0) << line;
+    ++compared;
+  }
+  EXPECT_GT(compared, 20);
+  EXPECT_GT(with_intensity, 30);
+  EXPECT_TRUE(fs::exists(out + "/alignment.csv"));
+  EXPECT_TRUE(fs::exists(out + "/summary.json"));
+  // Values outside the map's range are refused, naming the entry.
+  r = sp("measure " + other + " --labels-map 101:40 -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("101:40"));
 }
 
 TEST(Cli, BenchTimesNetworksWithoutWeightFilesWithRandomWeights) {
