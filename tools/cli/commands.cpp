@@ -68,6 +68,27 @@ void print_warnings(const fs::path& run_json) {
 
 }  // namespace
 
+namespace {
+// One line from metrics.measure's summary: cases, median lordosis, outliers, where the files are.
+void print_measurements(const fs::path& summary) {
+  if (!fs::exists(summary)) return;
+  try {
+    const auto j = nlohmann::json::parse(read_file(summary.string()));
+    std::printf("measurements of %d cases", j["cases"].get<int>());
+    const auto& a = j["alignment"];
+    if (a.contains("lordosis_l1_s1_deg"))
+      std::printf(": lordosis L1-S1 median %.1f deg (IQR %.1f to %.1f)",
+                  a["lordosis_l1_s1_deg"]["median"].get<double>(),
+                  a["lordosis_l1_s1_deg"]["q1"].get<double>(),
+                  a["lordosis_l1_s1_deg"]["q3"].get<double>());
+    std::printf(", %zu outlier values; %s\n", j["outliers"].size(),
+                (summary.parent_path() / "measurements.csv").c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
+  }
+}
+}  // namespace
+
 void print_run_products(const std::string& output_dir) {
   const fs::path dir(output_dir);
   // When the graph evaluated, the per-structure Dice table and where the reports are.
@@ -98,6 +119,7 @@ void print_run_products(const std::string& output_dir) {
       std::fprintf(stderr, "warning: cannot read %s: %s\n", summary.c_str(), e.what());
     }
   }
+  print_measurements(dir / "measurements" / "summary.json");
   print_warnings(dir / "run.json");
   if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
 }
