@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "file_intensities.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/scores.hpp"
 #include "spineparse/files.hpp"
@@ -30,15 +31,7 @@ std::string Measure::record_path(const std::string& output_dir, const std::strin
 }
 
 CasePtr Measure::process(const CasePtr& in) {
-  NdArrayPtr image = in->has("image") ? in->get("image") : nullptr;
-  if (image && in->has("norm")) {  // the file's intensities: raw = normalised * scale + offset
-    const auto* n = in->get("norm")->data<double>();
-    auto raw = NdArray::make<float>(image->shape());
-    const float* x = image->data<float>();
-    float* y = raw->data<float>();
-    for (std::int64_t i = 0; i < image->numel(); ++i) y[i] = static_cast<float>(x[i] * n[1] + n[0]);
-    image = raw;
-  }
+  const NdArrayPtr image = file_intensities(*in);
   const auto m = measure_case(in->id(), *in->get("labels"), in->geometry(), image.get());
   write_file_atomic(record_path(output_dir_, in->id()), case_measurement_to_json(m) + "\n");
   int measured = 0, grade = -1;

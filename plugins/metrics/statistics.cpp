@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "file_intensities.hpp"
 #include "metrics/scores.hpp"
 #include "metrics/statistics.hpp"
 #include "spineparse/files.hpp"
@@ -31,15 +32,7 @@ std::string Statistics::record_path(const std::string& output_dir, const std::st
 }
 
 CasePtr Statistics::process(const CasePtr& in) {
-  auto image = in->get("image");
-  if (in->has("norm")) {  // back to the file's intensities: raw = normalised * scale + offset
-    const auto* n = in->get("norm")->data<double>();
-    auto raw = NdArray::make<float>(image->shape());
-    const float* x = image->data<float>();
-    float* y = raw->data<float>();
-    for (std::int64_t i = 0; i < image->numel(); ++i) y[i] = static_cast<float>(x[i] * n[1] + n[0]);
-    image = raw;
-  }
+  const auto image = file_intensities(*in);
   const auto stats = structure_statistics(*in->get("labels"), *image, in->geometry());
   write_file_atomic(record_path(output_dir_, in->id()), statistics_csv_rows(in->id(), stats));
   int found = 0;
