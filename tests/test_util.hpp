@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -31,7 +33,11 @@ class TempDir {
             ("spineparse-test-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() {
+  ~TempDir() {  // SPINEPARSE_TEST_KEEP=1 keeps the folder to look into a failure
+    if (std::getenv("SPINEPARSE_TEST_KEEP")) {
+      std::fprintf(stderr, "kept %s\n", path_.string().c_str());
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }

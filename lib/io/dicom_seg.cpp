@@ -33,17 +33,9 @@ std::string ds(double v) {
   return b;
 }
 
-// SNOMED CT codes of the vertebrae (DICOM CID 7151); the discs share "intervertebral disc".
 CodeSequenceMacro property_type(int label) {
-  static const char* kVertebra[11] = {"",         "54735007", "49668003", "11994002",
-                                      "36470004", "14293000", "66794005", "23215003",
-                                      "12989004", "7610001",  "82687006"};
-  if (is_vertebra(label)) {
-    const std::string name =
-        label == 1 ? "Sacrum" : std::string(structure_name(label)) + " vertebra";
-    return CodeSequenceMacro(kVertebra[label], "SCT", name.c_str());
-  }
-  return CodeSequenceMacro("80144004", "SCT", "Intervertebral disc");
+  const SnomedCode c = snomed_code(label);
+  return CodeSequenceMacro(c.value, "SCT", c.meaning);
 }
 
 struct SourceSlice {

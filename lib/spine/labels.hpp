@@ -19,6 +19,29 @@ inline const char* structure_name(int label) {
 inline bool is_vertebra(int label) { return label >= 1 && label <= 10; }
 inline bool is_disc(int label) { return label >= 11 && label <= 19; }
 
+// A structure's SNOMED CT code for DICOM objects (CID 7151 for the vertebrae); every disc is
+// "Intervertebral disc" (its level is in the object's own label).
+struct SnomedCode {
+  const char* value;
+  const char* meaning;
+};
+inline SnomedCode snomed_code(int label) {
+  static const SnomedCode kVertebra[11] = {
+      {"", ""},
+      {"54735007", "Sacrum"},
+      {"49668003", "L5 vertebra"},
+      {"11994002", "L4 vertebra"},
+      {"36470004", "L3 vertebra"},
+      {"14293000", "L2 vertebra"},
+      {"66794005", "L1 vertebra"},
+      {"23215003", "T12 vertebra"},
+      {"12989004", "T11 vertebra"},
+      {"7610001", "T10 vertebra"},
+      {"82687006", "T9 vertebra"}};
+  if (is_vertebra(label)) return kVertebra[label];
+  return {"80144004", "Intervertebral disc"};
+}
+
 // The anatomical chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T9/T10, T9.
 constexpr std::array<int, 19> kSpineChain = {1, 11, 2, 12, 3, 13, 4, 14, 5, 15,
                                              6, 16, 7, 17, 8, 18, 9, 19, 10};

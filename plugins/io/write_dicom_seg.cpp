@@ -4,7 +4,7 @@
 
 #include "io/dicom.hpp"
 #include "io/dicom_seg.hpp"
-#include "output_name.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "io/volume_io.hpp"
-#include "output_name.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;

@@ -40,6 +40,7 @@ CasePtr Measure::process(const CasePtr& in) {
     grade = std::max(grade, l.height_loss_grade);
   }
   auto out = in->derive();
+  out->set_attr("measurements", record_path(output_dir_, in->id()));
   out->set_metric("levels_measured", measured);
   if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
   if (!std::isnan(m.lordosis_l1_s1_deg)) out->set_metric("lordosis_l1_s1_deg", m.lordosis_l1_s1_deg);

@@ -27,6 +27,14 @@ int remove_stale_temporaries(const std::string& dir);
 
 std::string read_file(const std::string& path);  // throws std::runtime_error naming the file
 
+// An output file name from a name template: each "{id}" replaced by the case id, left to right,
+// never rescanning what was put in (an id may itself contain "{id}").
+inline std::string with_case_id(std::string name, const std::string& id) {
+  for (std::size_t p = 0; (p = name.find("{id}", p)) != std::string::npos; p += id.size())
+    name.replace(p, 4, id);
+  return name;
+}
+
 // Natural order: "Case2" < "Case10".
 bool natural_less(const std::string& a, const std::string& b);
 

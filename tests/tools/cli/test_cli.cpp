@@ -14,6 +14,8 @@
 
 #include "cli_util.hpp"
 #include "dicom_fixtures.hpp"
+#include "metrics/measure_sr.hpp"
+#include "spine/labels.hpp"
 #include "io/orientation.hpp"
 #include "io/training_range.hpp"
 #include "io/volume_io.hpp"
@@ -874,6 +876,30 @@ TEST(Cli, OneVolumeAsInputDeviceForEveryNetworkNodeAndQuiet) {
   }
 }
 
+namespace {
+// The value in `column` of the CSV row whose first field is `case_id` and third `structure`.
+double csv_number(const std::string& csv, const std::string& case_id, const std::string& structure,
+                  const std::string& column) {
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  const auto split = [](const std::string& l) {
+    std::vector<std::string> f;
+    std::stringstream ss(l);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    return f;
+  };
+  const auto header = split(line);
+  const auto col = std::find(header.begin(), header.end(), column) - header.begin();
+  while (std::getline(in, line)) {
+    const auto f = split(line);
+    if (f.size() > 2 && f[0] == case_id && f[2] == structure) return std::stod(f.at(col));
+  }
+  ADD_FAILURE() << "no row " << case_id << " " << structure;
+  return NAN;
+}
+}  // namespace
+
 // A DICOM study folder: each sagittal series is a case whose labels equal those of the same
 // volume given as NIfTI, on the series' own grid; the series filter picks series by description.
 TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {
@@ -924,6 +950,20 @@ TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {
     EXPECT_GE(seg->getNumberOfSegments(), 10u) << o;
     delete seg;
     EXPECT_FALSE(fs::exists(d / ("nii" + o + "/out/seg_Case1.dcm")));
+    // ... and its measurements as a DICOM SR with the values of measurements.csv (test_measure_sr
+    // checks its references).
+    const auto values =
+        spineparse::metrics::read_measurement_sr((d / ("out/sr_" + o + ".dcm")).string());
+    const auto csv = spineparse::read_file((d / "out/measurements/measurements.csv").string());
+    int heights = 0;
+    for (const auto& v : values)
+      if (v.code == "AH") {
+        ++heights;
+        const double want = csv_number(csv, o, v.group, "anterior_height_mm");
+        EXPECT_NEAR(v.value, want, 1e-3 * want + 1e-3) << o << " " << v.group;
+      }
+    EXPECT_GE(heights, 5) << o;
+    EXPECT_FALSE(fs::exists(d / ("nii" + o + "/out/sr_Case1.dcm")));
   }
   // One series' folder as --input: one case, named after the folder.
   r = sp("run " + graph("demo.json") + " --input " + (d / "study/series/IPL").string() +

@@ -1,0 +1,51 @@
+#include "write_dicom_sr.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "io/dicom.hpp"
+#include "metrics/measure.hpp"
+#include "metrics/measure_sr.hpp"
+#include "spineparse/files.hpp"
+
+namespace spineparse::metrics {
+namespace fs = std::filesystem;
+
+StageDescription write_dicom_sr_description() {
+  StageDescription d;
+  d.kind = "metrics.write_dicom_sr";
+  d.summary =
+      "Measurements of cases read from DICOM series as a DICOM SR (TID 1500) referencing the "
+      "source series and the DICOM-SEG's segments";
+  d.params = {{"name", ParamType::kString, ParamValue(std::string("sr_{id}.dcm")), false,
+               "file name; {id} is the case id"}};
+  return d;
+}
+
+std::string WriteDicomSr::path_for(const std::string& id, const std::string& output_dir) const {
+  return (fs::path(output_dir) / with_case_id(params_.get_string("name"), id)).string();
+}
+
+CasePtr WriteDicomSr::process(const CasePtr& in) {
+  const std::string sources = in->attr("dicom_files");
+  if (sources.empty()) return in;  // not read from DICOM
+  const std::string record = in->attr("measurements"), seg = in->attr("output:dicom_seg");
+  if (record.empty())
+    throw std::runtime_error("metrics.write_dicom_sr needs a metrics.measure node before it");
+  if (seg.empty())
+    throw std::runtime_error("metrics.write_dicom_sr needs an io.write_dicom_seg node before it");
+  const std::string path = path_for(in->id(), output_dir_);
+  write_measurement_sr(path, case_measurement_from_json(read_file(record)), seg,
+                       io::file_list(sources));
+  auto out = in->derive();
+  out->set_attr("output:dicom_sr", path);
+  return out;
+}
+
+std::vector<std::string> WriteDicomSr::outputs_for(const CaseSeed& seed,
+                                                   const StageContext& ctx) const {
+  if (!seed.attrs.count("dicom_files")) return {};
+  return {path_for(seed.id, ctx.output_dir)};
+}
+
+}  // namespace spineparse::metrics

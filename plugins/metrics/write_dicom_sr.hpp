@@ -1,0 +1,36 @@
+// metrics.write_dicom_sr — the measurements of a case read from a DICOM series as a DICOM
+// Structured Report (TID 1500 measurement report) beside its DICOM-SEG, so a PACS viewer shows
+// the numbers (cases read from NIfTI/NRRD/MetaImage pass untouched).
+//
+// Inputs:  the case's measurement record (attr "measurements", from metrics.measure), its DICOM-SEG
+//          (attr "output:dicom_seg", from io.write_dicom_seg) and its source images (attr
+//          "dicom_files"); a DICOM case missing either of the first two fails, naming the stage
+//          it needs.
+// Outputs: OUTPUT/<name> with {id} replaced: one volumetric ROI group per structure, referencing
+//          the SEG's segment and the source series, and an alignment group (metrics/measure_sr.hpp).
+// Params:  name. Concurrency: parallel.
+//
+//   {"id": "dicom_sr", "stage": "metrics.write_dicom_sr"}
+#pragma once
+
+#include "spineparse/stage.hpp"
+
+namespace spineparse::metrics {
+
+StageDescription write_dicom_sr_description();
+
+class WriteDicomSr : public Stage {
+ public:
+  explicit WriteDicomSr(const Params& p) : params_(p) {}
+  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  CasePtr process(const CasePtr& in) override;
+  std::vector<std::string> outputs_for(const CaseSeed& seed,
+                                       const StageContext& ctx) const override;
+
+ private:
+  std::string path_for(const std::string& id, const std::string& output_dir) const;
+  Params params_;
+  std::string output_dir_;
+};
+
+}  // namespace spineparse::metrics
