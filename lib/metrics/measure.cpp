@@ -33,6 +33,7 @@ struct Points {
   std::vector<std::array<double, 3>> p;
   std::array<double, 3> centroid{};
   std::array<std::int64_t, 3> lo{}, hi{};  // index box (h, w, d)
+  std::vector<std::array<double, 3>> edge;  // those on the volume's boundary (not left-right)
 };
 
 // Index (h, w, d) = ITK (i, j, k) -> patient: origin + direction * diag(spacing) * index.
@@ -62,6 +63,11 @@ struct Grid {
 
 std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
+  // The boundaries that cut structures: those of the axes that are not mostly left-right (a
+  // sagittal stack's first and last slices cut every structure's sides, which are not measured).
+  const std::int64_t size[3] = {H, W, D};
+  bool cuts[3];
+  for (int a = 0; a < 3; ++a) cuts[a] = std::abs(grid.g.direction[a]) <= 0.7 && size[a] > 1;
   const auto* l = labels.data<std::uint8_t>();
   std::vector<Points> pts(kNumClasses);
   for (auto& p : pts) {
@@ -77,10 +83,13 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
         P.p.push_back(grid.at(static_cast<double>(h), static_cast<double>(w),
                               static_cast<double>(d)));
         const std::int64_t idx[3] = {h, w, d};
+        bool on_edge = false;
         for (int a = 0; a < 3; ++a) {
           P.lo[a] = std::min(P.lo[a], idx[a]);
           P.hi[a] = std::max(P.hi[a], idx[a]);
+          on_edge |= cuts[a] && (idx[a] == 0 || idx[a] == size[a] - 1);
         }
+        if (on_edge) P.edge.push_back(P.p.back());
       }
   for (auto& P : pts) {
     if (P.p.empty()) continue;
@@ -90,17 +99,6 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
     for (int r = 0; r < 3; ++r) P.centroid[r] = s[r] / static_cast<double>(P.p.size());
   }
   return pts;
-}
-
-// Whether the label reaches the volume's edge along an axis that is not left-right (a sagittal
-// stack's first and last slices cut every structure's sides, which the measurements do not use).
-bool touches_edge(const Points& P, const NdArray& labels, const Geometry& g) {
-  const std::int64_t size[3] = {labels.dim(1), labels.dim(2), labels.dim(0)};
-  for (int a = 0; a < 3; ++a) {
-    if (std::abs(g.direction[0 * 3 + a]) > 0.7) continue;  // mostly left-right
-    if (P.lo[a] == 0 || P.hi[a] == size[a] - 1) return true;
-  }
-  return false;
 }
 
 // A line u = alpha + beta * v fitted to (v, u) by least squares, refitted once without the points
@@ -264,6 +262,19 @@ void set_heights(LevelMeasurement& m, const Frame& f) {
   m.posterior_height_mm = f.height(f.v_post);
 }
 
+// A structure cut by the volume's edge: its heights and depth are those of the part in view, so
+// they are dropped; an endplate stays only when no cut lies on its side of the centroid (a
+// sacrum cut below keeps its plate).
+void drop_cut_values(LevelMeasurement& m, const Frame& f, const Points& P) {
+  m.anterior_height_mm = m.middle_height_mm = m.posterior_height_mm = m.ap_depth_mm = kNaN;
+  if (m.note.empty()) m.note = "touches the volume's edge";
+  if (!f.ok) return;
+  for (const auto& q : P.edge) {
+    const double u = dot(V2{q[1], q[2]} - f.c, f.a);
+    (u > 0 ? m.superior : m.inferior).valid = false;
+  }
+}
+
 V2 centroid2(const Points& P) { return {P.centroid[1], P.centroid[2]}; }
 
 // The initial axis of a structure: from the structure below to the one above in the chain.
@@ -390,7 +401,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
       continue;
     }
     m.centroid = pts[label].centroid;
-    m.complete = !touches_edge(pts[label], labels, g);
+    m.complete = pts[label].edge.empty();
     if (image) measure_intensities(m, labels, *image);
   }
   // Discs first (their own flat shape gives their axis), then the bodies between them (the mean
@@ -411,7 +422,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
   if (c.levels[0].voxels)
     measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
   for (auto& m : c.levels)
-    if (m.voxels && !m.complete && m.note.empty()) m.note = "touches the volume's edge";
+    if (m.voxels && !m.complete) drop_cut_values(m, frames[m.label], pts[m.label]);
   derive_ratios(c);
   return c;
 }

@@ -102,8 +102,14 @@ Stats stats_of(const std::vector<double>& v) {
   s.mad = 1.4826 * quantile(dev, 0.5);
   return s;
 }
-bool outlier(double x, const Stats& s) {
-  return s.n >= 5 && s.mad > 0 && !std::isnan(x) && std::abs(x - s.median) > 3 * s.mad;
+// More than 3 scaled MADs from the median, with at least kMinOutlierCases values; the spread is
+// at least `floor` (5 % of the median for lengths and ratios, 2 degrees for angles: the
+// measurement's own accuracy), so that a small cohort of similar cases flags no noise.
+constexpr int kMinOutlierCases = 8;
+bool outlier(double x, const Stats& s, double floor) {
+  const double spread = std::max(s.mad, floor);
+  return s.n >= kMinOutlierCases && spread > 0 && !std::isnan(x) &&
+         std::abs(x - s.median) > 3 * spread;
 }
 
 }  // namespace
@@ -203,8 +209,10 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
                                       const std::string& dir) {
   json summary;
   summary["cases"] = cases.size();
-  summary["outlier_rule"] = "more than 3 scaled MADs (1.4826 MAD) from the level's median, "
-                            "with at least 5 values";
+  summary["outlier_rule"] =
+      "more than 3 x max(1.4826 MAD, floor) from the level's median, with at least " +
+      std::to_string(kMinOutlierCases) + " values; floor: 5 % of the median (lengths, ratios), "
+      "2 degrees (angles)";
   json levels = json::object(), outliers = json::array();
   std::map<std::string, std::vector<std::string>> flagged;  // case -> "label:column"
   for (int label = 1; label <= kMaxLabel; ++label) {
@@ -220,7 +228,7 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
       per[col.name] = {{"n", s.n}, {"median", s.median}, {"q1", s.q1}, {"q3", s.q3}};
       for (const auto& c : cases) {
         const double x = c.level(label).*col.field;
-        if (!outlier(x, s)) continue;
+        if (!outlier(x, s, 0.05 * std::abs(s.median))) continue;
         flagged[c.id].push_back(std::to_string(label) + ":" + col.name);
         outliers.push_back({{"case", c.id}, {"structure", structure_name(label)},
                             {"column", col.name}, {"value", x}, {"median", s.median}});
@@ -237,7 +245,7 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
     if (!s.n) return;
     align[name] = {{"n", s.n}, {"median", s.median}, {"q1", s.q1}, {"q3", s.q3}};
     for (const auto& c : cases)
-      if (outlier(get(c), s))
+      if (outlier(get(c), s, 2.0))
         outliers.push_back({{"case", c.id}, {"structure", "spine"}, {"column", name},
                             {"value", get(c)}, {"median", s.median}});
   };

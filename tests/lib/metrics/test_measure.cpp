@@ -116,6 +116,14 @@ TEST(Measure, AStructureCutByTheFieldOfViewIsMarkedIncomplete) {
   const auto m = measure_case("cut", *dr.labels, dr.g);
   EXPECT_FALSE(m.level(2).complete);  // L5 starts at the first axial slice
   EXPECT_EQ(m.level(2).note, "touches the volume's edge");
+  // Its heights would be those of the part in view: blank, and no Genant grade from them; its
+  // superior endplate (in view) stays, the inferior one (the cut) does not.
+  EXPECT_TRUE(std::isnan(m.level(2).middle_height_mm));
+  EXPECT_TRUE(std::isnan(m.level(2).ap_depth_mm));
+  EXPECT_EQ(m.level(2).height_loss_grade, -1);
+  EXPECT_TRUE(m.level(2).superior.valid);
+  EXPECT_FALSE(m.level(2).inferior.valid);
+  EXPECT_FALSE(std::isnan(m.segmental_deg[1]));  // L4/L5: L4's inferior and L5's superior
   EXPECT_TRUE(m.level(3).complete);
   EXPECT_NEAR(m.level(3).middle_height_mm, 25, 0.5);
 }
@@ -181,7 +189,7 @@ TEST(Measure, ReportsRoundTripAndFlagOutliers) {
   io::SynthOptions o;
   o.seed = 3;
   std::vector<CaseMeasurement> cases;
-  for (int i = 1; i <= 6; ++i) {
+  for (int i = 1; i <= 8; ++i) {
     io::Phantom ph = io::make_phantom(o, i);
     auto m = measure_case(ph.id, *ph.mask, ph.geometry);
     cases.push_back(case_measurement_from_json(case_measurement_to_json(m)));
@@ -195,7 +203,11 @@ TEST(Measure, ReportsRoundTripAndFlagOutliers) {
   for (const auto& o : summary["outliers"])
     found |= o["case"] == "Case3" && o["structure"] == "L3" && o["column"] == "middle_height_mm";
   EXPECT_TRUE(found) << summary["outliers"].dump();
-  EXPECT_EQ(summary["levels"]["L3"]["middle_height_mm"]["n"], 6);
+  EXPECT_EQ(summary["levels"]["L3"]["middle_height_mm"]["n"], 8);
+  // Under 8 cases nothing is flagged: a MAD of a handful of values is noise.
+  cases.resize(7);
+  const auto small = nlohmann::json::parse(write_measurement_reports(cases, dir));
+  EXPECT_TRUE(small["outliers"].empty()) << small["outliers"].dump();
 }
 
 TEST(Measure, LabelMapsFromOtherToolsAreTranslatedOrRefusedByEntry) {
