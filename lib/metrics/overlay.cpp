@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/orientation.hpp"
+#include "metrics/measure.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
@@ -43,6 +44,7 @@ const std::map<char, std::array<const char*, 7>>& font() {
       {'L', {"10000", "10000", "10000", "10000", "10000", "10000", "11111"}},
       {'T', {"11111", "00100", "00100", "00100", "00100", "00100", "00100"}},
       {'/', {"00001", "00010", "00010", "00100", "01000", "01000", "10000"}},
+      {'G', {"01110", "10001", "10000", "10111", "10001", "10001", "01111"}},
   };
   return f;
 }
@@ -54,6 +56,14 @@ struct Canvas {
   void put(int x, int y, std::array<unsigned char, 3> c) {
     if (x < 0 || y < 0 || x >= w || y >= h) return;
     std::copy(c.begin(), c.end(), &rgb[(static_cast<std::size_t>(y) * w + x) * 3]);
+  }
+  void line(double x0, double y0, double x1, double y1, std::array<unsigned char, 3> c) {
+    const int n = static_cast<int>(std::ceil(std::max(std::abs(x1 - x0), std::abs(y1 - y0)))) + 1;
+    for (int i = 0; i <= n; ++i) {
+      const double t = static_cast<double>(i) / n;
+      put(static_cast<int>(std::lround(x0 + t * (x1 - x0))),
+          static_cast<int>(std::lround(y0 + t * (y1 - y0))), c);
+    }
   }
   void text(int x, int y, const std::string& s, std::array<unsigned char, 3> c) {
     for (char ch : s) {
@@ -107,10 +117,17 @@ std::int64_t offset_of(const NdArray& a, const std::array<DisplayAxis, 3>& ax, s
   return (idx[0] * a.dim(1) + idx[1]) * a.dim(2) + idx[2];
 }
 
-// Draws sagittal slice s (canonical index) into a pw x ph panel at x0: superior up, anterior
-// left, nearest neighbour (labels stay crisp), grey from the slice's 1st-99th percentiles.
+// A rectangle of a sagittal slice: rows [r0, r1), columns [c0, c1) (canonical indices).
+struct Window {
+  std::int64_t r0, r1, c0, c1;
+};
+
+// Draws window `win` of sagittal slice s (canonical index) into a pw x ph panel at x0: superior
+// up, anterior left, nearest neighbour (labels stay crisp), grey from the slice's 1st-99th
+// percentiles, labels blended with weight `alpha`.
 void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
-                const std::array<DisplayAxis, 3>& ax, std::int64_t s, int pw, int ph) {
+                const std::array<DisplayAxis, 3>& ax, std::int64_t s, const Window& win, int pw,
+                int ph, double alpha = 0.55) {
   const float* I = image.data<float>();
   const std::uint8_t* Lb = labels.data<std::uint8_t>();
   std::vector<float> v;
@@ -122,10 +139,11 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
   const float hi = *hi_at;
   std::nth_element(v.begin(), lo_at, hi_at);
   const float lo = *lo_at;
+  const std::int64_t nr = win.r1 - win.r0, nc = win.c1 - win.c0;
   for (int oy = 0; oy < ph; ++oy)
     for (int ox = 0; ox < pw; ++ox) {
-      const std::int64_t r = std::min(ax[1].n - 1, (2 * oy + 1) * ax[1].n / (2 * ph)),
-                         c = std::min(ax[2].n - 1, (2 * ox + 1) * ax[2].n / (2 * pw));
+      const std::int64_t r = win.r0 + std::min(nr - 1, (2 * oy + 1) * nr / (2 * ph)),
+                         c = win.c0 + std::min(nc - 1, (2 * ox + 1) * nc / (2 * pw));
       const std::int64_t o = offset_of(image, ax, s, r, c);
       const float g = hi > lo ? std::clamp((I[o] - lo) / (hi - lo), 0.0f, 1.0f) : 0.0f;
       const unsigned char grey = static_cast<unsigned char>(g * 255);
@@ -133,7 +151,7 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
       if (const int l = Lb[o]) {
         const auto lc = label_colour(l);
         for (int k = 0; k < 3; ++k)
-          col[k] = static_cast<unsigned char>(0.45 * col[k] + 0.55 * lc[k]);
+          col[k] = static_cast<unsigned char>((1 - alpha) * col[k] + alpha * lc[k]);
       }
       cv.put(x0 + ox, oy, col);
     }
@@ -203,8 +221,9 @@ std::string render_overlay_png(const NdArray& image, const NdArray& labels,
             ph = std::max(1, static_cast<int>(std::lround(rows_mm * scale)));
   const int legend_w = 70, gap = 6;
   Canvas cv(2 * pw + gap + legend_w, std::max(ph, kMaxLabel * 14 + 4));
-  draw_panel(cv, 0, image, labels, ax, ax[0].n / 2, pw, ph);
-  draw_panel(cv, pw + gap, image, labels, ax, best, pw, ph);
+  const Window all{0, ax[1].n, 0, ax[2].n};
+  draw_panel(cv, 0, image, labels, ax, ax[0].n / 2, all, pw, ph);
+  draw_panel(cv, pw + gap, image, labels, ax, best, all, pw, ph);
   const int lx = 2 * pw + gap + 6;
   for (int i = 0; i < kMaxLabel; ++i) {
     // Cranial to caudal, as the original prints: T9 ... S, then T9/T10 ... L5/S.
@@ -215,6 +234,138 @@ std::string render_overlay_png(const NdArray& image, const NdArray& labels,
     cv.text(lx + 14, y + 1, structure_name(label), {230, 230, 230});
   }
   return encode_png_rgb(cv.w, cv.h, cv.rgb);
+}
+
+namespace {
+
+// Continuous canonical (slice, row, column) position of a patient point (LPS, mm).
+struct ToDisplay {
+  std::array<DisplayAxis, 3> ax;
+  std::array<double, 3> origin{};
+  std::array<double, 9> inv{};  // inverse of direction * diag(spacing): patient -> file index
+  ToDisplay(const Geometry& g, const std::array<DisplayAxis, 3>& axes) : ax(axes) {
+    double m[9];
+    for (int r = 0; r < 3; ++r)
+      for (int a = 0; a < 3; ++a) m[r * 3 + a] = g.direction[r * 3 + a] * g.spacing[a];
+    const double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+                       m[2] * (m[3] * m[7] - m[4] * m[6]);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {  // inv[i][j] = cofactor[j][i] / det
+        const int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
+        inv[i * 3 + j] = (m[r0 * 3 + c0] * m[r1 * 3 + c1] - m[r0 * 3 + c1] * m[r1 * 3 + c0]) / det;
+      }
+    for (int r = 0; r < 3; ++r) origin[r] = g.origin[r];
+  }
+  std::array<double, 3> at(const std::array<double, 3>& p) const {
+    double idx[3];  // file axes H, W, D
+    for (int a = 0; a < 3; ++a) {
+      idx[a] = 0;
+      for (int r = 0; r < 3; ++r) idx[a] += inv[a * 3 + r] * (p[r] - origin[r]);
+    }
+    std::array<double, 3> out{};
+    for (int k = 0; k < 3; ++k) {
+      const double t = idx[(ax[k].array_axis + 2) % 3];  // array axes 1, 2, 0 are file H, W, D
+      out[k] = ax[k].forward ? t : static_cast<double>(ax[k].n - 1) - t;
+    }
+    return out;
+  }
+};
+
+// The spine's mid-sagittal slice: the median slice of the measured structures' centroids.
+std::int64_t spine_slice(const CaseMeasurement& m, const ToDisplay& to) {
+  std::vector<double> s;
+  for (const auto& l : m.levels)
+    if (l.voxels) s.push_back(to.at(l.centroid)[0]);
+  if (s.empty()) return to.ax[0].n / 2;
+  std::nth_element(s.begin(), s.begin() + s.size() / 2, s.end());
+  return std::clamp<std::int64_t>(std::llround(s[s.size() / 2]), 0, to.ax[0].n - 1);
+}
+
+// The labelled part of slice s with `margin_mm` around it (the whole slice when unlabelled).
+Window labelled_window(const NdArray& labels, const std::array<DisplayAxis, 3>& ax,
+                       std::int64_t s, double margin_mm) {
+  Window w{ax[1].n, -1, ax[2].n, -1};
+  const auto* L = labels.data<std::uint8_t>();
+  for (std::int64_t r = 0; r < ax[1].n; ++r)
+    for (std::int64_t c = 0; c < ax[2].n; ++c)
+      if (L[offset_of(labels, ax, s, r, c)]) {
+        w.r0 = std::min(w.r0, r), w.r1 = std::max(w.r1, r + 1);
+        w.c0 = std::min(w.c0, c), w.c1 = std::max(w.c1, c + 1);
+      }
+  if (w.r1 < 0) return {0, ax[1].n, 0, ax[2].n};
+  const auto mr = static_cast<std::int64_t>(margin_mm / ax[1].spacing),
+             mc = static_cast<std::int64_t>(margin_mm / ax[2].spacing);
+  return {std::max<std::int64_t>(0, w.r0 - mr), std::min(ax[1].n, w.r1 + mr),
+          std::max<std::int64_t>(0, w.c0 - mc), std::min(ax[2].n, w.c1 + mc)};
+}
+
+}  // namespace
+
+RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
+                                const Geometry& geometry, const CaseMeasurement& m,
+                                int max_size) {
+  if (labels.shape() != image.shape())
+    throw std::runtime_error("measurement picture: labels and image differ in size");
+  const auto ax = sagittal_axes(geometry, image);
+  const ToDisplay to(geometry, ax);
+  const std::int64_t s = spine_slice(m, to);
+  const Window win = labelled_window(labels, ax, s, 10.0);
+  const double rows_mm = static_cast<double>(win.r1 - win.r0) * ax[1].spacing,
+               cols_mm = static_cast<double>(win.c1 - win.c0) * ax[2].spacing;
+  const double scale = max_size / std::max(rows_mm, cols_mm);
+  const int pw = std::max(1, static_cast<int>(std::lround(cols_mm * scale))),
+            ph = std::max(1, static_cast<int>(std::lround(rows_mm * scale)));
+  const int left = 48;  // room for the level names
+  Canvas cv(left + pw, ph);
+  draw_panel(cv, left, image, labels, ax, s, win, pw, ph, 0.3);
+  auto px = [&](const std::array<double, 3>& p) {  // patient point -> canvas (x, y)
+    const auto d = to.at(p);
+    return std::array<double, 2>{
+        left + (d[2] - static_cast<double>(win.c0) + 0.5) * pw / static_cast<double>(win.c1 - win.c0) - 0.5,
+        (d[1] - static_cast<double>(win.r0) + 0.5) * ph / static_cast<double>(win.r1 - win.r0) - 0.5};
+  };
+  auto mid = [](const std::array<double, 3>& a, const std::array<double, 3>& b) {
+    return std::array<double, 3>{(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, (a[2] + b[2]) / 2};
+  };
+  const std::array<unsigned char, 3> kBody = {255, 225, 0}, kDisc = {0, 220, 255},
+                                     kHeight = {255, 255, 255}, kFlag = {255, 60, 60};
+  std::vector<const LevelMeasurement*> order;  // discs first: the bodies' endplates on top
+  for (const auto& l : m.levels)
+    if (is_disc(l.label)) order.push_back(&l);
+  for (const auto& l : m.levels)
+    if (is_vertebra(l.label)) order.push_back(&l);
+  for (const LevelMeasurement* lp : order) {
+    const LevelMeasurement& l = *lp;
+    const auto colour = is_vertebra(l.label) ? kBody : kDisc;
+    for (const Endplate* e : {&l.superior, &l.inferior}) {
+      if (!e->valid) continue;
+      const auto a = px(e->anterior), b = px(e->posterior);
+      cv.line(a[0], a[1], b[0], b[1], colour);
+    }
+    if (std::isnan(l.middle_height_mm) || !l.superior.valid || !l.inferior.valid) continue;
+    for (const auto& [top, bottom] :
+         {std::pair{l.superior.anterior, l.inferior.anterior},
+          std::pair{mid(l.superior.anterior, l.superior.posterior),
+                    mid(l.inferior.anterior, l.inferior.posterior)},
+          std::pair{l.superior.posterior, l.inferior.posterior}}) {
+      const auto a = px(top), b = px(bottom);
+      cv.line(a[0], a[1], b[0], b[1], kHeight);
+    }
+    if (!is_vertebra(l.label)) continue;
+    const auto at = px(mid(l.superior.anterior, l.inferior.anterior));
+    std::string name = structure_name(l.label);
+    if (l.height_loss_grade >= 1) name += " G" + std::to_string(l.height_loss_grade);
+    const int x = std::max(0, static_cast<int>(at[0]) - 6 * static_cast<int>(name.size()) - 4);
+    cv.text(x, static_cast<int>(at[1]) - 3, name, l.height_loss_grade >= 1 ? kFlag : kHeight);
+  }
+  return {cv.w, cv.h, std::move(cv.rgb)};
+}
+
+std::string render_measurement_png(const NdArray& image, const NdArray& labels,
+                                   const Geometry& geometry, const CaseMeasurement& m,
+                                   int max_size) {
+  const RgbImage p = render_measurement_rgb(image, labels, geometry, m, max_size);
+  return encode_png_rgb(p.w, p.h, p.rgb);
 }
 
 void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,

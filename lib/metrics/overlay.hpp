@@ -22,6 +22,24 @@ std::array<unsigned char, 3> label_colour(int label);
 // geometry: the image's (LPS, direction columns the file axes H, W, D).
 std::string render_overlay_png(const NdArray& image, const NdArray& labels,
                                const Geometry& geometry, int max_size = 384);
+// The measurement picture of a case (metrics/measure.hpp): the spine's mid-sagittal slice (the
+// median of the measured structures' centroids) around its labels (10 mm margin), labels faint,
+// superior up and anterior left; every valid endplate as a line between its anterior and
+// posterior ends (vertebrae yellow, discs cyan), the anterior, middle and posterior heights as
+// white lines between a structure's endplates, each vertebra named beside its anterior border
+// (red, with its grade, when Genant's grade is 1 or more). The longer side is max_size pixels.
+struct CaseMeasurement;
+struct RgbImage {
+  int w = 0, h = 0;
+  std::vector<unsigned char> rgb;  // row-major, 3 bytes per pixel
+};
+RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
+                                const Geometry& geometry, const CaseMeasurement& m,
+                                int max_size = 480);
+std::string render_measurement_png(const NdArray& image, const NdArray& labels,
+                                   const Geometry& geometry, const CaseMeasurement& m,
+                                   int max_size = 480);
+
 // The same, written with write_file_atomic: every write checked, so a full disk fails the case
 // instead of leaving a short file.
 void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,

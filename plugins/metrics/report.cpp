@@ -3,8 +3,10 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "metrics/report_html.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::metrics {
 namespace fs = std::filesystem;
@@ -44,6 +46,17 @@ CasePtr Report::process(const CasePtr& in) {
                     static_cast<int>(params_.get_int("max_size")));
   auto out = in->derive();
   out->set_attr("overlay", path);
+  const std::string record = in->attr("measurements");
+  if (!record.empty()) {  // metrics.measure ran before: its endplates and heights drawn
+    const std::string mpath = (fs::path(output_dir_) / params_.get_string("folder") /
+                               (in->id() + "_measures.png")).string();
+    const std::string png = render_measurement_png(
+        *in->get("image"), *in->get("labels"), in->geometry(),
+        case_measurement_from_json(read_file(record)),
+        static_cast<int>(params_.get_int("max_size")) * 3 / 2);
+    write_file_atomic(mpath, png);
+    out->set_attr("measure_overlay", mpath);
+  }
   return out;
 }
 

@@ -1,10 +1,13 @@
 // metrics.report — QC pictures per case and one self-contained report.html for the run.
 //
 // Inputs:  image float32 [D,H,W], labels uint8 [D,H,W].
-// Outputs: OUTPUT/<folder>/<case>.png per case (overlay.hpp); after the run OUTPUT/report.html:
+// Outputs: OUTPUT/<folder>/<case>.png per case (overlay.hpp) and, when metrics.measure ran before
+//          (attr "measurements"), OUTPUT/<folder>/<case>_measures.png with its endplates and
+//          heights drawn (1.5 x max_size); after the run OUTPUT/report.html:
 //          cohort summary (per-structure Dice mean +- std as a table and a chart, from
 //          metrics/summary.json when the graph evaluates), one row per case (Dice, failure and
-//          its reason, seconds per stage, overlay thumbnail), the graph and plugin versions. It
+//          its reason, seconds per stage, overlay thumbnail, measurements on demand: picture,
+//          per-level table, outliers), the graph and plugin versions. It
 //          opens offline: data and script are inline, and so are the pictures while they total
 //          at most embed_mb; a larger cohort's page links them (<folder>/<case>.png beside it),
 //          so that neither the page nor the memory to build it grows with the cohort.

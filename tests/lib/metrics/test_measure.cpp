@@ -10,6 +10,7 @@
 #include "io/orientation.hpp"
 #include "io/synth.hpp"
 #include "metrics/measure.hpp"
+#include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
 
 using namespace spineparse;
@@ -56,9 +57,8 @@ int label_in(const std::vector<Slab>& slabs, double y, double z) {
   return 0;
 }
 
-}  // namespace
-
-TEST(Measure, TrapezoidBodiesAndDiscsGiveTheirHeightsRatiosAndAngles) {
+// The hand-built spine of the trapezoid test, 40 mm deep and 200 mm tall.
+Drawing trapezoid_spine() {
   const double t20 = std::tan(20 / kDeg), t10 = std::tan(10 / kDeg);
   // The sacral plate rises 20 deg toward posterior (sacral slope 20); L5 is a wedge (anterior
   // 16 mm, posterior 25 mm); L4..L2 are 25 mm boxes with 10 mm discs; L1's upper endplate falls
@@ -76,7 +76,12 @@ TEST(Measure, TrapezoidBodiesAndDiscsGiveTheirHeightsRatiosAndAngles) {
       {15, 156, 0, 166, 0},      // L1/L2
       {6, 166, 0, 191, -t10},    // L1
   };
-  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 200);
+  return draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 200);
+}
+}  // namespace
+
+TEST(Measure, TrapezoidBodiesAndDiscsGiveTheirHeightsRatiosAndAngles) {
+  const Drawing dr = trapezoid_spine();
   const auto m = measure_case("trapezoids", *dr.labels, dr.g);
 
   const auto& L5 = m.level(2);
@@ -218,4 +223,49 @@ TEST(Measure, LabelMapsFromOtherToolsAreTranslatedOrRefusedByEntry) {
   EXPECT_THROW(parse_label_map("26=1"), std::runtime_error);
   EXPECT_THROW(parse_label_map("26:40"), std::runtime_error);
   EXPECT_THROW(parse_label_map("x:1"), std::runtime_error);
+}
+
+// The measurement picture of the trapezoid spine (overlay.hpp): 144 x 480 pixels (40 x 200 mm at
+// 2.4 px/mm beside 48 px for the names), superior up, anterior left; L3's superior endplate (z
+// 121 mm) a yellow line at row ~189 from its anterior to its posterior border (x 60-132), its
+// middle height a white line at x ~96 between z 96 and 121, L5 named in red (grade 2); the
+// same picture whatever the storage orientation.
+TEST(Measure, ThePictureDrawsTheEndplatesAndHeightsWhereTheyAre) {
+  const Drawing dr = trapezoid_spine();
+  NdArray image(DType::kFloat32, dr.labels->shape());
+  for (std::int64_t i = 0; i < image.numel(); ++i)
+    image.data<float>()[i] = 10.0f * dr.labels->data<std::uint8_t>()[i];
+  const auto m = measure_case("trapezoids", *dr.labels, dr.g);
+  const RgbImage p = render_measurement_rgb(image, *dr.labels, dr.g, m, 480);
+  ASSERT_EQ(p.w, 144);
+  ASSERT_EQ(p.h, 480);
+  auto count = [&](int x0, int x1, int y0, int y1, std::array<unsigned char, 3> c) {
+    int n = 0;
+    for (int y = y0; y <= y1; ++y)
+      for (int x = x0; x <= x1; ++x)
+        n += std::equal(c.begin(), c.end(), &p.rgb[(static_cast<std::size_t>(y) * p.w + x) * 3]);
+    return n;
+  };
+  const std::array<unsigned char, 3> yellow = {255, 225, 0}, white = {255, 255, 255},
+                                     red = {255, 60, 60};
+  EXPECT_GE(count(60, 132, 186, 192, yellow), 60);  // L3 superior endplate
+  EXPECT_EQ(count(60, 132, 170, 184, yellow), 0);   // inside the L2/L3 disc: no endplate
+  EXPECT_GE(count(94, 98, 195, 245, white), 45);    // L3 middle height
+  EXPECT_GT(count(0, 59, 330, 420, red), 10);       // "L5 G2" left of L5 (z 26-42)
+  EXPECT_EQ(count(0, 143, 0, 479, red) , count(0, 59, 330, 420, red));
+
+  for (const std::string o : {"RAS", "PIL", "SLA"}) {  // other storage orders
+    const auto r = io::plan_reorientation(io::axis_codes(dr.g), o);
+    const std::array<std::int64_t, 3> ijk{dr.labels->dim(1), dr.labels->dim(2),
+                                          dr.labels->dim(0)};
+    const Geometry g = io::reorient(dr.g, ijk, r);
+    const auto labels = io::reorient(*dr.labels, r), img = io::reorient(image, r);
+    const RgbImage q = render_measurement_rgb(*img, *labels, g, measure_case("t", *labels, g), 480);
+    ASSERT_EQ(q.w, p.w) << o;
+    ASSERT_EQ(q.h, p.h) << o;
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < p.rgb.size(); i += 3)
+      same += std::equal(&p.rgb[i], &p.rgb[i] + 3, &q.rgb[i]);
+    EXPECT_GE(static_cast<double>(same) / (p.rgb.size() / 3), 0.995) << o;
+  }
 }

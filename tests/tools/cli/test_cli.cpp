@@ -173,7 +173,8 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png",
                         "qc/Case3.png", "seg_Case2.nii.gz", "measurements/measurements.csv",
-                        "measurements/alignment.csv", "measurements/summary.json"})
+                        "measurements/alignment.csv", "measurements/summary.json",
+                        "qc/Case2_measures.png"})
     EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;
   auto graph_summary = nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
   EXPECT_EQ(graph_summary["cases_scored"], 3);
@@ -203,12 +204,16 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
       "timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-quic "
       "--no-first-run "
       "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-      (d / "chromium").string() + " --dump-dom file://" + out + "/report.html 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string dom;
-  std::array<char, 4096> buf;
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) dom.append(buf.data(), n);
-  pclose(p);
+      (d / "chromium").string() + " --dump-dom file://" + out + "/report.html";
+  auto dump = [&](const std::string& suffix) {
+    FILE* p = popen((cmd + suffix + " 2>/dev/null").c_str(), "r");
+    std::string dom;
+    std::array<char, 4096> buf;
+    while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) dom.append(buf.data(), n);
+    pclose(p);
+    return dom;
+  };
+  const std::string dom = dump("");
   std::size_t rows = 0;
   for (std::size_t pos = 0; (pos = dom.find("<tr class=\"case ", pos)) != std::string::npos; ++pos)
     ++rows;
@@ -223,6 +228,17 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   EXPECT_NE(dom.find(fine + " on cpu"), std::string::npos) << dom.substr(0, 3000);
   EXPECT_NE(dom.find(run["nodes"]["fine"]["precision_reason"].get<std::string>()),
             std::string::npos);
+  // Each case's measurements, closed until opened (report.html#measures-<case> opens one): the
+  // picture with the endplates drawn and the per-level table.
+  EXPECT_NE(dom.find("id=\"measures-Case1\""), std::string::npos);
+  EXPECT_EQ(dom.find("<th>Hm mm</th>"), std::string::npos);
+  const std::string opened = dump("#measures-Case2");
+  const auto at = opened.find("id=\"measures-Case2\" open");
+  ASSERT_NE(at, std::string::npos) << opened.substr(0, 3000);
+  const std::string details = opened.substr(at, opened.find("</details>", at) - at);
+  EXPECT_THAT(details, HasSubstr("<img src=\"data:image/png;base64,"));
+  EXPECT_THAT(details, HasSubstr("<th>Hm mm</th>"));
+  EXPECT_THAT(details, HasSubstr("<tr><td class=\"l\"><span class=\"swatch\""));  // a level
 }
 
 // spineparse measure on another tool's label maps (values 101-119, mapped with --labels-map) in
