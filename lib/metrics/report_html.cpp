@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "metrics/measure.hpp"
+#include "metrics/html_util.hpp"
 #include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
@@ -18,44 +19,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += t[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-// JSON safe inside a <script> element.
-std::string script_json(const json& j) {
-  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3)
-    s.replace(p, 2, "<\\/");
-  return s;
-}
 
 // Per case with a measurement record (metrics.measure): its picture, alignment, grade, the
 // per-level values and the outliers measurements/summary.json flags for it.
@@ -111,21 +74,28 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
 th{background:#f0f0f0}td.l{text-align:left}tr.failed td{background:#fde8e8}
-.err{color:#b00;max-width:420px;text-align:left;white-space:pre-wrap}
-img.thumb{height:110px;cursor:zoom-in}img.thumb:hover{height:330px}
+#cases th{cursor:pointer;user-select:none}#cases th.asc::after{content:" \25b2"}#cases th.desc::after{content:" \25bc"}
+tr.case{cursor:pointer}tr.case:hover td{background:#f4f8ff}tr.detail>td{background:#fafafa;text-align:left}
+.err{color:#b00;text-align:left;white-space:pre-wrap}.warn{color:#a60}
 .kv{display:grid;grid-template-columns:auto auto;gap:2px 16px;width:max-content}
 pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:400px}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
-details.measures summary{cursor:pointer;text-align:left}details.measures table{margin-top:6px}
-details.measures img{display:block;margin-top:6px;max-width:520px}.flag{color:#b00;font-weight:bold}
+.flag{color:#b00;font-weight:bold}.pics img{max-height:330px;margin:4px 8px 4px 0;vertical-align:top}
+.measures img{display:block;margin:6px 0;max-width:520px}.measures table{margin:6px 0}
+iframe.viewer{width:100%;height:640px;border:1px solid #999;background:#111}
+#filters{margin:6px 0}#filters input{width:220px}
 </style></head><body>
 <h1>spineparse run report</h1>
 <div id="summary" class="kv"></div>
+<div id="problems"></div>
+<h2>Time per case, by stage</h2>
+<div id="timing"></div>
 <h2>Per-structure Dice</h2>
 <div id="chart"></div>
 <table id="structures"></table>
 <h2>Cases</h2>
-<table id="cases"><thead><tr><th>case</th><th>status</th><th>Dice (all)</th><th>vertebrae</th><th>discs</th><th>ASSD mm</th><th>structures (ml)</th><th>seconds per stage</th><th>overlay</th><th>measurements</th></tr></thead><tbody></tbody></table>
+<div id="filters"><input id="filter" placeholder="filter: case id, status, warning"> <select id="status"><option value="">all</option><option>ok</option><option>failed</option><option>skipped</option></select> <span id="shown"></span> <span style="color:#777">click a row for its pictures, measurements and viewer</span></div>
+<table id="cases"><thead><tr></tr></thead><tbody></tbody></table>
 <h2>Graph and plugins</h2>
 <div id="plugins"></div>
 <pre id="graph"></pre>
@@ -135,8 +105,12 @@ const SUMMARY = @SUMMARY@;
 const OVERLAYS = @OVERLAYS@;
 const COLOURS = @COLOURS@;
 const MEASURES = @MEASURES@;
+const VIEWERS = @VIEWERS@;
 function el(tag, attrs, ...kids) { const e = document.createElement(tag); Object.assign(e, attrs || {}); for (const k of kids) e.append(k); return e; }
 function f(x, d) { return (x === null || x === undefined || Number.isNaN(x)) ? '' : Number(x).toFixed(d === undefined ? 3 : d); }
+const svgns = 'http://www.w3.org/2000/svg';
+function svgEl(tag, attrs, text) { const e = document.createElementNS(svgns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; }
+// Summary first: the run, the cohort's scores, failures with their reasons, warnings.
 const sum = document.getElementById('summary');
 const add = (k, v) => { sum.append(el('b', {textContent: k}), el('span', {textContent: v})); };
 add('graph', RUN.graph_file); add('input', RUN.input_dir); add('output', RUN.output_dir);
@@ -149,76 +123,146 @@ if (SUMMARY) {
   for (const g of ['vertebrae', 'discs', 'all']) { const s = SUMMARY.dice[g]; if (s.mean !== null) add(`Dice ${g}`, `${f(s.mean)} ± ${f(s.std)}`); }
   add('missed / spurious structures', `${SUMMARY.missed_structures} / ${SUMMARY.spurious_structures}`);
   if (SUMMARY.refinement) add('Dice before / after refinement', `${f(SUMMARY.refinement.dice_before.mean)} / ${f(SUMMARY.refinement.dice_after.mean)}`);
+}
+const failed = RUN.cases.filter(c => c.error), warned = RUN.cases.filter(c => (c.warnings || []).length);
+const problems = document.getElementById('problems');
+if (failed.length) {
+  problems.append(el('h2', {textContent: `Failures (${failed.length})`}));
+  const ul = el('ul');
+  for (const c of failed) ul.append(el('li', {className: 'err', textContent: `${c.id}: [${c.error.node}] ${c.error.message}`}));
+  problems.append(ul);
+}
+if (warned.length) {
+  problems.append(el('h2', {textContent: `Warnings (${warned.length} cases)`}));
+  const ul = el('ul');
+  for (const c of warned) for (const w of c.warnings) ul.append(el('li', {className: 'warn', textContent: `${c.id}: ${w}`}));
+  problems.append(ul);
+}
+// One chart of the run's time: mean seconds per case in each stage, in graph order.
+(() => {
+  const order = (RUN.graph && RUN.graph.nodes ? RUN.graph.nodes.map(n => n.id) : []);
+  const tot = {}, cnt = {};
+  for (const c of RUN.cases) for (const [k, v] of Object.entries(c.stage_seconds || {})) { tot[k] = (tot[k] || 0) + v; cnt[k] = (cnt[k] || 0) + 1; }
+  const ids = [...order.filter(k => k in tot), ...Object.keys(tot).filter(k => !order.includes(k))];
+  if (!ids.length) { document.getElementById('timing').textContent = 'no stage times recorded'; return; }
+  const mean = ids.map(k => tot[k] / cnt[k]), top = Math.max(...mean, 1e-9), W = 520, bh = 13;
+  const svg = svgEl('svg', {width: W + 200, height: ids.length * (bh + 3) + 10, id: 'timing-chart'});
+  ids.forEach((k, i) => {
+    const y = 4 + i * (bh + 3);
+    svg.append(svgEl('text', {x: 0, y: y + bh - 2, 'font-size': 11}, k));
+    svg.append(svgEl('rect', {x: 100, y, height: bh, width: Math.max(1, mean[i] / top * W), fill: '#6a8fc8'}));
+    svg.append(svgEl('text', {x: 106 + mean[i] / top * W, y: y + bh - 2, 'font-size': 11}, `${f(mean[i], 3)} s`));
+  });
+  document.getElementById('timing').append(svg);
+})();
+if (SUMMARY) {
   const st = document.getElementById('structures');
   st.append(el('tr', {}, ...['label', 'structure', 'Dice', '±', 'precision', 'recall', 'ASSD mm', 'HD95 mm', 'cases', 'missed'].map(h => el('th', {textContent: h}))));
-  const W = 640, bh = 14, svgns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(svgns, 'svg');
-  svg.setAttribute('width', W + 120); svg.setAttribute('height', SUMMARY.per_structure.length * (bh + 3) + 20);
+  const W = 640, bh = 14;
+  const svg = svgEl('svg', {width: W + 120, height: SUMMARY.per_structure.length * (bh + 3) + 20});
   SUMMARY.per_structure.forEach((p, i) => {
     st.append(el('tr', {}, el('td', {textContent: p.label}), el('td', {className: 'l'}, el('span', {className: 'swatch', style: `background:${COLOURS[p.label]}`}), p.structure),
       el('td', {textContent: f(p.dice.mean)}), el('td', {textContent: f(p.dice.std)}), el('td', {textContent: f(p.precision.mean)}),
       el('td', {textContent: f(p.recall.mean)}), el('td', {textContent: f(p.assd_mm.mean, 2)}), el('td', {textContent: f(p.hd95_mm.mean, 2)}),
       el('td', {textContent: p.cases_with_structure}), el('td', {textContent: p.missed})));
     const y = 10 + i * (bh + 3), m = p.dice.mean || 0;
-    const t = document.createElementNS(svgns, 'text'); t.setAttribute('x', 0); t.setAttribute('y', y + bh - 3); t.setAttribute('font-size', 11); t.textContent = p.structure; svg.append(t);
-    const r = document.createElementNS(svgns, 'rect'); r.setAttribute('x', 60); r.setAttribute('y', y); r.setAttribute('height', bh); r.setAttribute('width', Math.max(0, m) * W); r.setAttribute('fill', COLOURS[p.label]); r.setAttribute('stroke', '#555'); svg.append(r);
-    if (p.dice.std) { const l = document.createElementNS(svgns, 'line'); l.setAttribute('x1', 60 + Math.max(0, m - p.dice.std) * W); l.setAttribute('x2', 60 + Math.min(1, m + p.dice.std) * W); l.setAttribute('y1', y + bh / 2); l.setAttribute('y2', y + bh / 2); l.setAttribute('stroke', '#000'); svg.append(l); }
-    const v = document.createElementNS(svgns, 'text'); v.setAttribute('x', 66 + W); v.setAttribute('y', y + bh - 3); v.setAttribute('font-size', 11); v.textContent = f(p.dice.mean); svg.append(v);
+    svg.append(svgEl('text', {x: 0, y: y + bh - 3, 'font-size': 11}, p.structure));
+    svg.append(svgEl('rect', {x: 60, y, height: bh, width: Math.max(0, m) * W, fill: COLOURS[p.label], stroke: '#555'}));
+    if (p.dice.std) svg.append(svgEl('line', {x1: 60 + Math.max(0, m - p.dice.std) * W, x2: 60 + Math.min(1, m + p.dice.std) * W, y1: y + bh / 2, y2: y + bh / 2, stroke: '#000'}));
+    svg.append(svgEl('text', {x: 66 + W, y: y + bh - 3, 'font-size': 11}, f(p.dice.mean)));
   });
   document.getElementById('chart').append(svg);
 } else {
   document.getElementById('chart').textContent = 'No metrics: the graph has no metrics.evaluate node or no case had a mask.';
 }
-const tb = document.querySelector('#cases tbody');
-for (const c of RUN.cases) {
-  const m = c.metrics || {};
-  const secs = Object.entries(c.stage_seconds || {}).map(([k, v]) => `${k} ${f(v, 2)}`).join('\n');
-  const status = el('td', {className: 'l'}, c.status);
-  if (c.error) status.append(el('div', {className: 'err', textContent: `[${c.error.node}] ${c.error.message}`}));
-  for (const w of c.warnings || []) status.append(el('div', {className: 'warn', textContent: `warning: ${w}`}));
-  const img = OVERLAYS[c.id] ? el('img', {className: 'thumb', src: OVERLAYS[c.id], alt: c.id}) : '';
-  tb.append(el('tr', {className: 'case ' + c.status}, el('td', {className: 'l', textContent: c.id}), status,
-    el('td', {textContent: f(m.dice_all)}), el('td', {textContent: f(m.dice_vertebrae)}), el('td', {textContent: f(m.dice_discs)}),
-    el('td', {textContent: f(m.assd_mm, 2)}),
-    el('td', {textContent: m.structures_found === undefined ? '' : `${m.structures_found} (${f(m.labelled_volume_ml, 1)})`}),
-    el('td', {className: 'l'}, el('pre', {textContent: secs})), el('td', {}, img), measureCell(c.id)));
+// The case table: sortable by any column, filtered by text and status; a row opens its detail.
+const COLUMNS = [
+  ['case', c => c.id, 'l'], ['status', c => c.status, 'l'],
+  ['Dice (all)', c => (c.metrics || {}).dice_all, 3], ['vertebrae', c => (c.metrics || {}).dice_vertebrae, 3],
+  ['discs', c => (c.metrics || {}).dice_discs, 3], ['ASSD mm', c => (c.metrics || {}).assd_mm, 2],
+  ['structures', c => (c.metrics || {}).structures_found, 0], ['volume ml', c => (c.metrics || {}).labelled_volume_ml, 1],
+  ['warnings', c => (c.warnings || []).length, 0], ['outliers', c => MEASURES[c.id] ? MEASURES[c.id].outliers : undefined, 0],
+  ['L1-S1 lordosis °', c => MEASURES[c.id] ? MEASURES[c.id].lordosis : undefined, 1],
+  ['Genant grade', c => MEASURES[c.id] && MEASURES[c.id].grade_max >= 0 ? MEASURES[c.id].grade_max : undefined, 0]];
+const head = document.querySelector('#cases thead tr'), tb = document.querySelector('#cases tbody');
+let sortBy = 0, sortDir = 1;
+COLUMNS.forEach(([name], i) => {
+  const th = el('th', {textContent: name});
+  th.addEventListener('click', () => { sortDir = sortBy === i ? -sortDir : 1; sortBy = i; render(); });
+  head.append(th);
+});
+const rows = RUN.cases.map(c => {
+  const tr = el('tr', {className: 'case ' + c.status, id: `row-${c.id}`});
+  COLUMNS.forEach(([name, get, d], i) => {
+    const v = get(c);
+    const td = el('td', {className: d === 'l' ? 'l' : '', textContent: d === 'l' ? (v || '') : f(v, d)});
+    if (name === 'status' && c.error) td.append(el('div', {className: 'err', textContent: `[${c.error.node}] ${c.error.message}`}));
+    if ((name === 'outliers' && v > 0) || (name === 'Genant grade' && v > 0)) td.className = 'flag';
+    tr.append(td);
+  });
+  const detail = el('tr', {className: 'detail'}, el('td', {colSpan: COLUMNS.length}));
+  detail.hidden = true;
+  tr.addEventListener('click', () => toggle(c, detail));
+  return {c, tr, detail};
+});
+function cmp(a, b) {
+  const x = COLUMNS[sortBy][1](a.c), y = COLUMNS[sortBy][1](b.c);
+  if (x === undefined || x === null) return 1; if (y === undefined || y === null) return -1;
+  return (typeof x === 'string' ? x.localeCompare(y, undefined, {numeric: true}) : x - y) * sortDir;
 }
-// Per case: a line of the alignment, grade and outliers; opened, the picture with the endplates
-// and heights drawn and the per-level table (built when first opened).
-function measureCell(id) {
-  const m = MEASURES[id];
-  if (!m) return el('td');
-  const head = [`L1-S1 lordosis ${m.lordosis === null ? 'n/a' : f(m.lordosis, 1) + '\u00b0'}`];
-  if (m.grade_max > 0) head.push(`Genant grade ${m.grade_max}`);
-  const d = el('details', {className: 'measures', id: `measures-${id}`}, el('summary', {textContent: head.join(' \u00b7 ')}));
-  if (m.outliers) d.querySelector('summary').append(el('span', {className: 'flag', textContent: ` \u00b7 ${m.outliers} outlier values`}));
-  d.addEventListener('toggle', () => {
-    if (!d.open || d.dataset.built) return;
-    d.dataset.built = '1';
-    if (m.picture) d.append(el('img', {src: m.picture, alt: `${id} measurements`}));
+function render() {
+  const text = document.getElementById('filter').value.toLowerCase(), status = document.getElementById('status').value;
+  [...head.children].forEach((th, i) => th.className = i === sortBy ? (sortDir > 0 ? 'asc' : 'desc') : '');
+  tb.replaceChildren();
+  let n = 0;
+  for (const r of [...rows].sort(cmp)) {
+    const hay = [r.c.id, r.c.status, ...(r.c.warnings || []), r.c.error ? r.c.error.message : ''].join(' ').toLowerCase();
+    if ((status && r.c.status !== status) || (text && !hay.includes(text))) continue;
+    tb.append(r.tr, r.detail);
+    ++n;
+  }
+  document.getElementById('shown').textContent = `${n} of ${rows.length} cases`;
+}
+document.getElementById('filter').addEventListener('input', render);
+document.getElementById('status').addEventListener('change', render);
+// A case's detail, built when first opened: the static pictures, its measurements, its viewer.
+function toggle(c, detail) {
+  detail.hidden = !detail.hidden;
+  if (detail.hidden || detail.dataset.built) return;
+  detail.dataset.built = '1';
+  const td = detail.firstChild;
+  const pics = el('div', {className: 'pics'});
+  if (OVERLAYS[c.id]) pics.append(el('img', {src: OVERLAYS[c.id], alt: `${c.id} overlay`}));
+  td.append(pics);
+  const m = MEASURES[c.id];
+  if (m) {
+    const box = el('div', {className: 'measures', id: `measures-${c.id}`});
+    box.append(el('b', {textContent: `Measurements: L1-S1 lordosis ${m.lordosis === null ? 'n/a' : f(m.lordosis, 1) + '°'}` + (m.grade_max > 0 ? `, Genant grade ${m.grade_max}` : '') + (m.outliers ? `, ${m.outliers} outlier values` : '')}));
+    if (m.picture) box.append(el('img', {src: m.picture, alt: `${c.id} measurements`}));
     const t = el('table');
-    const cols = ['structure', 'Ha mm', 'Hm mm', 'Hp mm', 'depth mm', 'Ha/Hp', 'Hm/Hp', 'grade', 'DHI', 'note'];
-    t.append(el('tr', {}, ...cols.map(h => el('th', {textContent: h}))));
+    t.append(el('tr', {}, ...['structure', 'Ha mm', 'Hm mm', 'Hp mm', 'depth mm', 'Ha/Hp', 'Hm/Hp', 'grade', 'DHI', 'note'].map(h => el('th', {textContent: h}))));
     for (const r of m.levels) {
       const cells = [el('td', {className: 'l'}, el('span', {className: 'swatch', style: `background:${COLOURS[r.label]}`}), r.structure)];
-      for (const k of ['anterior_height_mm', 'middle_height_mm', 'posterior_height_mm', 'ap_depth_mm'])
-        cells.push(el('td', {textContent: f(r[k], 1), className: r.outliers.includes(k) ? 'flag' : ''}));
-      for (const k of ['wedge_ratio', 'biconcavity_ratio'])
-        cells.push(el('td', {textContent: f(r[k], 2), className: r.outliers.includes(k) ? 'flag' : ''}));
+      for (const [k, d] of [['anterior_height_mm', 1], ['middle_height_mm', 1], ['posterior_height_mm', 1], ['ap_depth_mm', 1], ['wedge_ratio', 2], ['biconcavity_ratio', 2]])
+        cells.push(el('td', {textContent: f(r[k], d), className: r.outliers.includes(k) ? 'flag' : ''}));
       cells.push(el('td', {textContent: r.height_loss_grade >= 0 ? r.height_loss_grade : '', className: r.height_loss_grade > 0 ? 'flag' : ''}));
       cells.push(el('td', {textContent: f(r.dhi, 2), className: r.outliers.includes('dhi') ? 'flag' : ''}));
       cells.push(el('td', {className: 'l', textContent: [r.note, ...r.outliers.map(o => 'outlier: ' + o)].filter(x => x).join('; ')}));
       t.append(el('tr', {}, ...cells));
     }
-    d.append(t);
-  });
-  return el('td', {className: 'l'}, d);
+    box.append(t);
+    td.append(box);
+  }
+  if (VIEWERS[c.id]) {
+    td.append(el('div', {}, el('a', {href: VIEWERS[c.id], target: '_blank', textContent: 'open the viewer on its own page'})));
+    td.append(el('iframe', {className: 'viewer', src: VIEWERS[c.id], title: `${c.id} viewer`}));
+  }
 }
-// report.html#measures-<case> opens that case's measurements.
-if (location.hash.startsWith('#measures-')) {
-  const d = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-  if (d) { d.open = true; d.dispatchEvent(new Event('toggle')); }
-}
+render();
+// report.html#case=<id> (or #measures-<id>) opens that case.
+const want = decodeURIComponent(location.hash.replace(/^#(case=|measures-)/, ''));
+const hit = rows.find(r => r.c.id === want);
+if (hit) toggle(hit.c, hit.detail);
 document.getElementById('plugins').textContent = RUN.plugins.map(p => `${p.name} ${p.version} (${p.path})`).join(' · ');
 document.getElementById('graph').textContent = JSON.stringify(RUN.graph, null, 2);
 </script></body></html>
@@ -260,16 +304,19 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
     std::snprintf(buf, sizeof buf, "#%02x%02x%02x", c[0], c[1], c[2]);
     colours.push_back(buf);
   }
-  std::string page = kPage;
-  auto put = [&](const std::string& key, const std::string& value) {
-    const auto p = page.find(key);
-    page.replace(p, key.size(), value);
-  };
-  put("@RUN@", script_json(run));
-  put("@SUMMARY@", script_json(summary));
-  put("@OVERLAYS@", script_json(overlays));
-  put("@COLOURS@", script_json(colours));
-  put("@MEASURES@", script_json(measures_of(run, measure_pictures)));
+  json viewers = json::object();  // case -> its viewer page, relative to the report
+  for (const auto& c : run["cases"])
+    if (c.contains("attrs") && c["attrs"].contains("viewer") &&
+        fs::exists(c["attrs"]["viewer"].get<std::string>()))
+      viewers[c["id"].get<std::string>()] =
+          fs::proximate(c["attrs"]["viewer"].get<std::string>(), dir).generic_string();
+  const std::string page = fill_template(
+      kPage, {{"@RUN@", script_json(run)},
+              {"@SUMMARY@", script_json(summary)},
+              {"@OVERLAYS@", script_json(overlays)},
+              {"@COLOURS@", script_json(colours)},
+              {"@MEASURES@", script_json(measures_of(run, measure_pictures))},
+              {"@VIEWERS@", script_json(viewers)}});
   const std::string out = (dir / "report.html").string();
   write_file_atomic(out, page);
   return out;

@@ -1,11 +1,14 @@
 #include "report.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "metrics/report_html.hpp"
+#include "metrics/viewer_page.hpp"
+#include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::metrics {
@@ -34,9 +37,87 @@ StageDescription report_description() {
        {},
        0.0,
        1024.0},
+      {"viewer", ParamType::kBool, ParamValue(true), false,
+       "an interactive viewer page per case (<folder>/<case>.html; needs viewer/ from scripts/setup)"},
+      {"viewer_max_side",
+       ParamType::kInt,
+       ParamValue(std::int64_t{256}),
+       false,
+       "voxels along each axis of the volumes a viewer page embeds (longer axes are reduced)",
+       {},
+       16.0,
+       1024.0},
   };
-  d.reads = {{"image", false, "", "float32", "D,H,W"}, {"labels", false, "", "uint8", "D,H,W"}};
+  d.reads = {{"image", false, "", "float32", "D,H,W"},
+             {"labels", false, "", "uint8", "D,H,W"},
+             {"mask", true, "the viewer's difference view", "uint8", "D,H,W"}};
   return d;
+}
+
+namespace {
+
+// The viewer's one-file build: SPINEPARSE_VIEWER_JS, else the build tree's copy, else the
+// installed one; empty when none exists.
+std::string viewer_script() {
+  for (const char* p : {static_cast<const char*>(std::getenv("SPINEPARSE_VIEWER_JS")),
+                        SPINEPARSE_VIEWER_BUILD,
+                        SPINEPARSE_VIEWER_INSTALLED})
+    if (p && *p && fs::exists(p)) return p;
+  return "";
+}
+
+}  // namespace
+
+void Report::open(const StageContext& ctx) {
+  output_dir_ = ctx.output_dir;
+  viewer_ = false;
+  if (!params_.get_bool("viewer")) return;
+  const std::string js = viewer_script();
+  if (js.empty()) {
+    std::fprintf(stderr,
+                 "report: the viewer (niivue.umd.js) is not installed (scripts/setup installs it "
+                 "into viewer/); the report shows static pictures only\n");
+    return;
+  }
+  const fs::path copy = fs::path(output_dir_) / params_.get_string("folder") / "niivue.umd.js";
+  try {
+    std::error_code ec;
+    if (fs::file_size(copy, ec) != fs::file_size(js)) {
+      fs::create_directories(copy.parent_path());
+      write_file_atomic(copy.string(), read_file(js));
+    }
+    viewer_ = true;
+  } catch (const std::exception& e) {  // the pictures and the report can still be written
+    std::fprintf(stderr, "report: no viewer pages: %s\n", e.what());
+  }
+}
+
+// qc/<case>.html: the case's volumes reduced to viewer_max_side, each written as gzip NIfTI to a
+// temporary file (ITK writes the geometry), read back and embedded in the page.
+void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
+  const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
+  const ViewerVolumes v = viewer_volumes(
+      *in->get("image"), *in->get("labels"), in->has("mask") ? in->get("mask").get() : nullptr,
+      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")));
+  auto nifti = [&](const NdArrayPtr& a, const std::string& what) -> std::string {
+    if (!a) return "";
+    const std::string tmp = (dir / ("." + in->id() + "." + what + ".nii.gz")).string();
+    io::write_volume(tmp, *a, v.geometry);
+    std::string bytes = read_file(tmp);
+    fs::remove(tmp);
+    return bytes;
+  };
+  ViewerPage page;
+  page.id = in->id();
+  page.mr_nii_gz = nifti(v.image, "mr");
+  page.labels_nii_gz = nifti(v.labels, "labels");
+  page.diff_nii_gz = nifti(v.diff, "difference");
+  page.fallback_png = fs::path(png).filename().string();
+  const auto& f = v.factor;
+  if (f[0] * f[1] * f[2] > 1)
+    page.note = "reduced " + std::to_string(f[1]) + "x" + std::to_string(f[2]) + "x" +
+                std::to_string(f[0]) + " for viewing";
+  write_file_atomic((dir / (in->id() + ".html")).string(), viewer_page_html(page));
 }
 
 CasePtr Report::process(const CasePtr& in) {
@@ -46,6 +127,11 @@ CasePtr Report::process(const CasePtr& in) {
                     static_cast<int>(params_.get_int("max_size")));
   auto out = in->derive();
   out->set_attr("overlay", path);
+  if (viewer_) {
+    write_viewer_page(in, path);
+    out->set_attr("viewer", (fs::path(output_dir_) / params_.get_string("folder") /
+                             (in->id() + ".html")).string());
+  }
   const std::string record = in->attr("measurements");
   if (!record.empty()) {  // metrics.measure ran before: its endplates and heights drawn
     const std::string mpath = (fs::path(output_dir_) / params_.get_string("folder") /

@@ -11,7 +11,11 @@
 //          opens offline: data and script are inline, and so are the pictures while they total
 //          at most embed_mb; a larger cohort's page links them (<folder>/<case>.png beside it),
 //          so that neither the page nor the memory to build it grows with the cohort.
-// Params:  folder, max_size (pixels per panel side), embed_mb. Concurrency: parallel.
+//          With the viewer installed (viewer/, scripts/setup) each case also gets
+//          OUTPUT/<folder>/<case>.html, its interactive viewer (metrics/viewer_page.hpp), with the
+//          viewer's script copied once into the folder; report.html opens it in the case's row.
+// Params:  folder, max_size (pixels per panel side), embed_mb, viewer, viewer_max_side.
+//          Concurrency: parallel.
 //
 //   {"id": "report", "stage": "metrics.report"}
 #pragma once
@@ -25,13 +29,15 @@ StageDescription report_description();
 class Report : public Stage {
  public:
   explicit Report(const Params& p) : params_(p) {}
-  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
+  void write_viewer_page(const CasePtr& in, const std::string& png);
   Params params_;
   std::string output_dir_;
+  bool viewer_ = false;  // niivue.umd.js copied into the folder: pages per case
 };
 
 }  // namespace spineparse::metrics

@@ -218,7 +218,7 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
   for (std::size_t pos = 0; (pos = dom.find("<tr class=\"case ", pos)) != std::string::npos; ++pos)
     ++rows;
   EXPECT_EQ(rows, 3u) << dom.substr(0, 2000);
-  EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // thumbnails inline
+  EXPECT_NE(dom.find("data:image/png;base64,"), std::string::npos);  // pictures inline
   EXPECT_NE(dom.find("L5/S"), std::string::npos);                    // the per-structure table
   // What each network ran in, and why (run.json's nodes).
   auto run = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
@@ -230,12 +230,12 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
             std::string::npos);
   // Each case's measurements, closed until opened (report.html#measures-<case> opens one): the
   // picture with the endplates drawn and the per-level table.
-  EXPECT_NE(dom.find("id=\"measures-Case1\""), std::string::npos);
+  EXPECT_EQ(dom.find("id=\"measures-Case1\""), std::string::npos);
   EXPECT_EQ(dom.find("<th>Hm mm</th>"), std::string::npos);
   const std::string opened = dump("#measures-Case2");
-  const auto at = opened.find("id=\"measures-Case2\" open");
+  const auto at = opened.find("id=\"measures-Case2\"");
   ASSERT_NE(at, std::string::npos) << opened.substr(0, 3000);
-  const std::string details = opened.substr(at, opened.find("</details>", at) - at);
+  const std::string details = opened.substr(at, opened.find("</table>", at) - at);
   EXPECT_THAT(details, HasSubstr("<img src=\"data:image/png;base64,"));
   EXPECT_THAT(details, HasSubstr("<th>Hm mm</th>"));
   EXPECT_THAT(details, HasSubstr("<tr><td class=\"l\"><span class=\"swatch\""));  // a level

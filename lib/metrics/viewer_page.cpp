@@ -1,0 +1,239 @@
+#include "metrics/viewer_page.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "metrics/html_util.hpp"
+#include "metrics/overlay.hpp"
+#include "spine/labels.hpp"
+
+namespace spineparse::metrics {
+
+namespace {
+
+// Array axes [D, H, W] are geometry columns 2, 0, 1 (the file axes H, W, D).
+constexpr int kColumnOf[3] = {2, 0, 1};
+
+// The image as uint8: linear from its 0.5th to its 99.5th percentile (sampled).
+std::vector<std::uint8_t> windowed(const NdArray& image) {
+  const float* v = image.data<float>();
+  const std::int64_t n = image.numel(), step = std::max<std::int64_t>(1, n / 200000);
+  std::vector<float> s;
+  for (std::int64_t i = 0; i < n; i += step) s.push_back(v[i]);
+  const auto lo_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() / 200),
+             hi_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() * 199 / 200);
+  std::nth_element(s.begin(), hi_at, s.end());
+  const float hi = *hi_at;
+  std::nth_element(s.begin(), lo_at, hi_at);
+  const float lo = *lo_at;
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i)
+    out[static_cast<std::size_t>(i)] =
+        hi > lo ? static_cast<std::uint8_t>(std::clamp((v[i] - lo) / (hi - lo), 0.0f, 1.0f) * 255)
+                : 0;
+  return out;
+}
+
+}  // namespace
+
+ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const NdArray* mask,
+                             const Geometry& g, int max_side) {
+  if (image.shape() != labels.shape() || (mask && mask->shape() != labels.shape()))
+    throw std::runtime_error("viewer: image, labels and mask differ in size");
+  ViewerVolumes out;
+  std::array<std::int64_t, 3> n{}, m{};
+  for (int a = 0; a < 3; ++a) {
+    n[a] = labels.dim(a);
+    out.factor[a] = (n[a] + max_side - 1) / max_side;
+    m[a] = (n[a] + out.factor[a] - 1) / out.factor[a];
+  }
+  const auto f = out.factor;
+  const std::vector<std::uint8_t> grey = windowed(image);
+  auto img = NdArray::make<std::uint8_t>({m[0], m[1], m[2]}),
+       lab = NdArray::make<std::uint8_t>({m[0], m[1], m[2]}),
+       dif = mask ? NdArray::make<std::uint8_t>({m[0], m[1], m[2]}) : nullptr;
+  const auto* L = labels.data<std::uint8_t>();
+  const std::uint8_t* M = mask ? mask->data<std::uint8_t>() : nullptr;
+  auto at = [&](std::int64_t d, std::int64_t h, std::int64_t w) { return (d * n[1] + h) * n[2] + w; };
+  for (std::int64_t d = 0, o = 0; d < m[0]; ++d)
+    for (std::int64_t h = 0; h < m[1]; ++h)
+      for (std::int64_t w = 0; w < m[2]; ++w, ++o) {
+        double sum = 0;
+        int count = 0;
+        for (std::int64_t i = d * f[0]; i < std::min(n[0], (d + 1) * f[0]); ++i)
+          for (std::int64_t j = h * f[1]; j < std::min(n[1], (h + 1) * f[1]); ++j)
+            for (std::int64_t k = w * f[2]; k < std::min(n[2], (w + 1) * f[2]); ++k, ++count)
+              sum += grey[static_cast<std::size_t>(at(i, j, k))];
+        img->data<std::uint8_t>()[o] = static_cast<std::uint8_t>(sum / count + 0.5);
+        const std::int64_t c = at(std::min(n[0] - 1, d * f[0] + f[0] / 2),
+                                  std::min(n[1] - 1, h * f[1] + f[1] / 2),
+                                  std::min(n[2] - 1, w * f[2] + f[2] / 2));
+        lab->data<std::uint8_t>()[o] = L[c];
+        if (M)
+          dif->data<std::uint8_t>()[o] =
+              M[c] && L[c] != M[c] ? 1 : (L[c] && !M[c] ? 2 : 0);
+      }
+  out.image = img;
+  out.labels = lab;
+  out.diff = dif;
+  out.geometry = g;
+  for (int a = 0; a < 3; ++a) {
+    const int col = kColumnOf[a];
+    const double shift = g.spacing[col] * static_cast<double>(f[a] / 2);  // the centre voxel
+    for (int r = 0; r < 3; ++r) out.geometry.origin[r] += g.direction[r * 3 + col] * shift;
+    out.geometry.spacing[col] = g.spacing[col] * static_cast<double>(f[a]);
+  }
+  return out;
+}
+
+namespace {
+
+const char* kViewerPage = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>@TITLE@ - spineparse viewer</title>
+<style>
+body{margin:0;font-family:system-ui,sans-serif;font-size:13px;background:#111;color:#ddd}
+#bar{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;padding:6px 10px;background:#222}
+#bar b{font-size:15px}button{background:#333;color:#ddd;border:1px solid #555;padding:2px 8px;cursor:pointer}
+button.on{background:#4a6;color:#fff}#here{font-family:monospace;min-width:260px}
+#legend{display:flex;flex-wrap:wrap;gap:2px 10px;padding:4px 10px;background:#1a1a1a}
+#legend label{cursor:pointer}.sw{display:inline-block;width:10px;height:10px;margin:0 3px 0 2px}
+#viewer{position:relative;width:100%;height:calc(100vh - 92px);min-height:320px}
+#gl{width:100%;height:100%;display:block}#fallback{max-width:100%;display:none}
+.note{color:#999}
+</style></head><body>
+<div id="bar"><b>@TITLE@</b><span class="note">@NOTE@</span>
+<span><button data-plane="sagittal">sagittal</button><button data-plane="coronal">coronal</button><button data-plane="axial">axial</button><button data-plane="3d">3D</button></span>
+<label>slice <input type="range" id="slice" min="0" max="1000" value="500"></label>
+<label>labels <input type="range" id="opacity" min="0" max="100" value="60"></label>
+<label id="difflabel" hidden><input type="checkbox" id="diff"> difference (missed <span class="sw" style="background:#ff2020"></span>, spurious <span class="sw" style="background:#2080ff"></span>)</label>
+<span id="here"></span></div>
+<div id="legend"></div>
+<div id="viewer"><canvas id="gl"></canvas><img id="fallback" alt="@TITLE@"></div>
+<script src="@SCRIPT@"></script>
+<script>
+const CASE = @CASE@, NAMES = @NAMES@, COLOURS = @COLOURS@, FALLBACK = @FALLBACK@;
+const MR = @MR@, LABELS = @LABELS@, DIFF = @DIFF@;
+const PLANES = {sagittal: 2, coronal: 1, axial: 0, '3d': 4};  // NiiVue's slice types
+const AXIS = {sagittal: 0, coronal: 1, axial: 2};               // RAS axis across the plane
+const opts = Object.fromEntries(location.hash.slice(1).split('&').filter(x => x).map(x => x.split('=')));
+const view = document.getElementById('viewer');
+function fallback(why) {
+  const img = document.getElementById('fallback');
+  document.getElementById('gl').style.display = 'none';
+  if (FALLBACK) { img.src = FALLBACK; img.style.display = 'block'; }
+  view.setAttribute('data-viewer-fallback', why);
+}
+function lut(shown) {  // NiiVue label colour map: the palette, hidden structures transparent
+  const R = [], G = [], B = [], A = [], I = [];
+  COLOURS.forEach((c, i) => { R.push(c[0]); G.push(c[1]); B.push(c[2]); A.push(i && shown[i] ? 255 : 0); I.push(i); });
+  return {R, G, B, A, I, labels: NAMES};
+}
+(async () => {
+  if (!window.niivue) return fallback('the viewer script is missing');
+  if (!document.createElement('canvas').getContext('webgl2')) return fallback('no WebGL2');
+  const nv = new niivue.Niivue({backColor: [0, 0, 0, 1], show3Dcrosshair: false, isOrientCube: false,
+                                sagittalNoseLeft: true, crosshairColor: [0.5, 0.5, 0.5, 1], crosshairWidth: 1});
+  await nv.attachTo('gl');
+  const mr = await niivue.NVImage.loadFromBase64({base64: MR, name: 'mr.nii.gz'});
+  const lb = await niivue.NVImage.loadFromBase64({base64: LABELS, name: 'labels.nii.gz'});
+  nv.addVolume(mr);
+  nv.addVolume(lb);
+  const shown = NAMES.map(() => true);
+  lb.setColormapLabel(lut(shown));
+  let df = null;
+  if (DIFF) {
+    df = await niivue.NVImage.loadFromBase64({base64: DIFF, name: 'difference.nii.gz'});
+    nv.addVolume(df);
+    df.setColormapLabel({R: [0, 255, 32], G: [0, 32, 128], B: [0, 32, 255], A: [0, 255, 255], I: [0, 1, 2], labels: ['', 'missed', 'spurious']});
+    document.getElementById('difflabel').hidden = false;
+  }
+  let plane = opts.plane in PLANES ? opts.plane : 'sagittal';
+  const opacity = document.getElementById('opacity'), slice = document.getElementById('slice'),
+        diff = document.getElementById('diff');
+  if (opts.opacity !== undefined) opacity.value = Math.round(100 * Number(opts.opacity));
+  if (opts.slice !== undefined) slice.value = Math.round(1000 * Number(opts.slice));
+  if (opts.labels === '0') opacity.value = 0;
+  if (opts.diff === '1' && df) diff.checked = true;
+  function layers() {
+    const o = opacity.value / 100;
+    nv.setOpacity(1, diff.checked ? 0 : o);
+    if (df) nv.setOpacity(2, diff.checked ? Math.max(o, 0.2) : 0);
+  }
+  function setPlane(p) {
+    plane = p;
+    nv.setSliceType(PLANES[p]);
+    for (const b of document.querySelectorAll('button[data-plane]')) b.classList.toggle('on', b.dataset.plane === p);
+    slice.disabled = p === '3d';
+    if (p !== '3d') slice.value = Math.round(1000 * nv.scene.crosshairPos[AXIS[p]]);
+  }
+  function setSlice() {
+    if (plane === '3d') return;
+    const pos = [...nv.scene.crosshairPos];
+    pos[AXIS[plane]] = slice.value / 1000;
+    nv.scene.crosshairPos = pos;
+    nv.drawScene();
+  }
+  const legend = document.getElementById('legend');
+  NAMES.forEach((name, i) => {
+    if (!i) return;
+    const box = Object.assign(document.createElement('input'), {type: 'checkbox', checked: true});
+    box.addEventListener('change', () => { shown[i] = box.checked; lb.setColormapLabel(lut(shown)); nv.updateGLVolume(); });
+    const sw = Object.assign(document.createElement('span'), {className: 'sw'});
+    sw.style.background = `rgb(${COLOURS[i].join(',')})`;
+    const l = document.createElement('label');
+    l.append(box, sw, name);
+    legend.append(l);
+  });
+  nv.onLocationChange = (data) => {
+    const v = data.values || [];
+    const label = v[1] ? Math.round(v[1].value) : 0;
+    const mm = data.mm ? data.mm.slice(0, 3).map(x => x.toFixed(1)).join(', ') : '';
+    document.getElementById('here').textContent =
+      `${label ? NAMES[label] : 'background'} | MR ${v[0] ? Math.round(v[0].value) : ''} | RAS ${mm} mm`;
+  };
+  for (const b of document.querySelectorAll('button[data-plane]')) b.addEventListener('click', () => setPlane(b.dataset.plane));
+  opacity.addEventListener('input', layers);
+  diff.addEventListener('change', layers);
+  slice.addEventListener('input', setSlice);
+  const start = slice.value;
+  setPlane(plane);
+  if (opts.slice !== undefined) { slice.value = start; }
+  layers();
+  setSlice();
+  nv.updateGLVolume();
+  requestAnimationFrame(() => requestAnimationFrame(() => view.setAttribute('data-viewer-ready', CASE)));
+})().catch(e => { console.error(e); fallback(String(e)); });
+</script></body></html>
+)HTML";
+
+}  // namespace
+
+std::string viewer_page_html(const ViewerPage& page) {
+  using nlohmann::json;
+  json names = json::array(), colours = json::array();
+  for (int l = 0; l < kNumClasses; ++l) {
+    names.push_back(l ? structure_name(l) : "");
+    const auto c = label_colour(l);
+    colours.push_back({c[0], c[1], c[2]});
+  }
+  auto b64 = [](const std::string& bytes) {
+    return bytes.empty() ? std::string("null") : "\"" + base64(bytes) + "\"";
+  };
+  const std::map<std::string, std::string> values = {
+      {"@TITLE@", html_escape(page.id)},
+      {"@NOTE@", html_escape(page.note)},
+      {"@SCRIPT@", html_escape(page.viewer_script)},
+      {"@CASE@", script_json(page.id)},
+      {"@NAMES@", script_json(names)},
+      {"@COLOURS@", script_json(colours)},
+      {"@FALLBACK@", page.fallback_png.empty() ? "null" : script_json(page.fallback_png)},
+      {"@MR@", b64(page.mr_nii_gz)},
+      {"@LABELS@", b64(page.labels_nii_gz)},
+      {"@DIFF@", b64(page.diff_nii_gz)}};
+  return fill_template(kViewerPage, values);
+}
+
+}  // namespace spineparse::metrics
