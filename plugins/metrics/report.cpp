@@ -101,11 +101,16 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
       in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")));
   auto nifti = [&](const NdArrayPtr& a, const std::string& what) -> std::string {
     if (!a) return "";
-    const std::string tmp = (dir / ("." + in->id() + "." + what + ".nii.gz")).string();
+    const std::string tmp = temp_path_for((dir / (in->id() + "." + what + ".nii.gz")).string());
+    struct Remove {  // also when writing or reading fails
+      std::string path;
+      ~Remove() {
+        std::error_code ec;
+        fs::remove(path, ec);
+      }
+    } remove{tmp};
     io::write_volume(tmp, *a, v.geometry);
-    std::string bytes = read_file(tmp);
-    fs::remove(tmp);
-    return bytes;
+    return read_file(tmp);
   };
   ViewerPage page;
   page.id = in->id();
