@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "metrics/html_util.hpp"
+#include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
 
@@ -39,8 +40,71 @@ std::vector<std::uint8_t> windowed(const NdArray& image) {
 
 }  // namespace
 
+namespace {
+
+// Draws the measured endplates (1) and heights (2) into `lines` on grid `g` (index (h, w, d) =
+// geometry columns): each segment sampled every half voxel, two voxels either side across the
+// array axis closest to the patient's left-right axis, so it shows on the sagittal planes around
+// the structure's own.
+void draw_measurements(NdArray& lines, const Geometry& g, const CaseMeasurement& m) {
+  double a[9], inv[9];
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) a[r * 3 + c] = g.direction[r * 3 + c] * g.spacing[c];
+  const double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
+                     a[2] * (a[3] * a[7] - a[4] * a[6]);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
+      inv[i * 3 + j] = (a[r0 * 3 + c0] * a[r1 * 3 + c1] - a[r0 * 3 + c1] * a[r1 * 3 + c0]) / det;
+    }
+  int lr = 0;  // the geometry column closest to left-right
+  for (int c = 1; c < 3; ++c)
+    if (std::abs(g.direction[c]) > std::abs(g.direction[lr])) lr = c;
+  const std::int64_t n[3] = {lines.dim(1), lines.dim(2), lines.dim(0)};  // columns H, W, D
+  auto* out = lines.data<std::uint8_t>();
+  auto segment = [&](const std::array<double, 3>& p, const std::array<double, 3>& q, int value) {
+    double ip[3], iq[3];
+    for (int c = 0; c < 3; ++c) {
+      ip[c] = iq[c] = 0;
+      for (int r = 0; r < 3; ++r) {
+        ip[c] += inv[c * 3 + r] * (p[r] - g.origin[r]);
+        iq[c] += inv[c * 3 + r] * (q[r] - g.origin[r]);
+      }
+    }
+    const double len = std::max({std::abs(iq[0] - ip[0]), std::abs(iq[1] - ip[1]), std::abs(iq[2] - ip[2])});
+    const int steps = static_cast<int>(2 * len) + 1;
+    for (int s = 0; s <= steps; ++s) {
+      const double t = static_cast<double>(s) / steps;
+      for (int off = -2; off <= 2; ++off) {
+        std::int64_t idx[3];
+        bool inside = true;
+        for (int c = 0; c < 3; ++c) {
+          idx[c] = std::llround(ip[c] + t * (iq[c] - ip[c])) + (c == lr ? off : 0);
+          inside &= idx[c] >= 0 && idx[c] < n[c];
+        }
+        if (inside) out[(idx[2] * n[0] + idx[0]) * n[1] + idx[1]] = static_cast<std::uint8_t>(value);
+      }
+    }
+  };
+  auto mid = [](const std::array<double, 3>& x, const std::array<double, 3>& y) {
+    return std::array<double, 3>{(x[0] + y[0]) / 2, (x[1] + y[1]) / 2, (x[2] + y[2]) / 2};
+  };
+  for (const auto& l : m.levels) {
+    if (!is_vertebra(l.label)) continue;  // the discs' surfaces are the bodies' endplates
+    for (const Endplate* e : {&l.superior, &l.inferior})
+      if (e->valid) segment(e->anterior, e->posterior, 1);
+    if (std::isnan(l.middle_height_mm) || !l.superior.valid || !l.inferior.valid) continue;
+    segment(l.superior.anterior, l.inferior.anterior, 2);
+    segment(mid(l.superior.anterior, l.superior.posterior),
+            mid(l.inferior.anterior, l.inferior.posterior), 2);
+    segment(l.superior.posterior, l.inferior.posterior, 2);
+  }
+}
+
+}  // namespace
+
 ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const NdArray* mask,
-                             const Geometry& g, int max_side) {
+                             const Geometry& g, int max_side, const CaseMeasurement* measurements) {
   if (image.shape() != labels.shape() || (mask && mask->shape() != labels.shape()))
     throw std::runtime_error("viewer: image, labels and mask differ in size");
   ViewerVolumes out;
@@ -86,6 +150,11 @@ ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const 
     for (int r = 0; r < 3; ++r) out.geometry.origin[r] += g.direction[r * 3 + col] * shift;
     out.geometry.spacing[col] = g.spacing[col] * static_cast<double>(f[a]);
   }
+  if (measurements) {
+    auto lines = NdArray::make<std::uint8_t>({m[0], m[1], m[2]});
+    draw_measurements(*lines, out.geometry, *measurements);
+    out.lines = lines;
+  }
   return out;
 }
 
@@ -108,6 +177,7 @@ button.on{background:#4a6;color:#fff}#here{font-family:monospace;min-width:260px
 <span><button data-plane="sagittal">sagittal</button><button data-plane="coronal">coronal</button><button data-plane="axial">axial</button><button data-plane="3d">3D</button></span>
 <label>slice <input type="range" id="slice" min="0" max="1000" value="500"></label>
 <label>labels <input type="range" id="opacity" min="0" max="100" value="60"></label>
+<label id="lineslabel" hidden><input type="checkbox" id="lines" checked> measurements (endplates <span class="sw" style="background:#ffe100"></span>, heights <span class="sw" style="background:#fff"></span>)</label>
 <label id="difflabel" hidden><input type="checkbox" id="diff"> difference (missed <span class="sw" style="background:#ff2020"></span>, spurious <span class="sw" style="background:#2080ff"></span>)</label>
 <span id="here"></span></div>
 <div id="legend"></div>
@@ -115,7 +185,7 @@ button.on{background:#4a6;color:#fff}#here{font-family:monospace;min-width:260px
 <script src="@SCRIPT@"></script>
 <script>
 const CASE = @CASE@, NAMES = @NAMES@, COLOURS = @COLOURS@, FALLBACK = @FALLBACK@;
-const MR = @MR@, LABELS = @LABELS@, DIFF = @DIFF@;
+const MR = @MR@, LABELS = @LABELS@, DIFF = @DIFF@, LINES = @LINES@;
 const PLANES = {sagittal: 2, coronal: 1, axial: 0, '3d': 4};  // NiiVue's slice types
 const AXIS = {sagittal: 0, coronal: 1, axial: 2};               // RAS axis across the plane
 const opts = Object.fromEntries(location.hash.slice(1).split('&').filter(x => x).map(x => x.split('=')));
@@ -150,6 +220,13 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
     df.setColormapLabel({R: [0, 255, 32], G: [0, 32, 128], B: [0, 32, 255], A: [0, 255, 255], I: [0, 1, 2], labels: ['', 'missed', 'spurious']});
     document.getElementById('difflabel').hidden = false;
   }
+  let ln = null;
+  if (LINES) {
+    ln = await niivue.NVImage.loadFromBase64({base64: LINES, name: 'measurements.nii.gz'});
+    nv.addVolume(ln);
+    ln.setColormapLabel({R: [0, 255, 255], G: [0, 225, 255], B: [0, 0, 255], A: [0, 255, 255], I: [0, 1, 2], labels: ['', 'endplate', 'height']});
+    document.getElementById('lineslabel').hidden = false;
+  }
   let plane = opts.plane in PLANES ? opts.plane : 'sagittal';
   const opacity = document.getElementById('opacity'), slice = document.getElementById('slice'),
         diff = document.getElementById('diff');
@@ -157,10 +234,13 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
   if (opts.slice !== undefined) slice.value = Math.round(1000 * Number(opts.slice));
   if (opts.labels === '0') opacity.value = 0;
   if (opts.diff === '1' && df) diff.checked = true;
+  const lines = document.getElementById('lines');
+  if (opts.lines === '0') lines.checked = false;
   function layers() {
     const o = opacity.value / 100;
     nv.setOpacity(1, diff.checked ? 0 : o);
-    if (df) nv.setOpacity(2, diff.checked ? Math.max(o, 0.2) : 0);
+    if (df) nv.setOpacity(nv.volumes.indexOf(df), diff.checked ? Math.max(o, 0.2) : 0);
+    if (ln) nv.setOpacity(nv.volumes.indexOf(ln), lines.checked ? 1 : 0);
   }
   function setPlane(p) {
     plane = p;
@@ -197,6 +277,7 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
   for (const b of document.querySelectorAll('button[data-plane]')) b.addEventListener('click', () => setPlane(b.dataset.plane));
   opacity.addEventListener('input', layers);
   diff.addEventListener('change', layers);
+  lines.addEventListener('change', layers);
   slice.addEventListener('input', setSlice);
   const start = slice.value;
   setPlane(plane);
@@ -232,7 +313,8 @@ std::string viewer_page_html(const ViewerPage& page) {
       {"@FALLBACK@", page.fallback_png.empty() ? "null" : script_json(page.fallback_png)},
       {"@MR@", b64(page.mr_nii_gz)},
       {"@LABELS@", b64(page.labels_nii_gz)},
-      {"@DIFF@", b64(page.diff_nii_gz)}};
+      {"@DIFF@", b64(page.diff_nii_gz)},
+      {"@LINES@", b64(page.lines_nii_gz)}};
   return fill_template(kViewerPage, values);
 }
 

@@ -8,7 +8,8 @@
 // under the cursor, a difference view (missed voxels red, spurious blue) where a mask exists;
 // once the first picture is drawn the element #viewer carries data-viewer-ready="<case>". The
 // URL's hash sets the starting view: #plane=sagittal|coronal|axial|3d&slice=0..1&opacity=0..1&
-// labels=0|1&diff=0|1. Without WebGL2 (or without the viewer script) the page shows the static
+// labels=0|1&diff=0|1&lines=0|1. With measurements, their endplates (yellow) and heights (white)
+// are a layer of their own, on by default. Without WebGL2 (or without the viewer script) the page shows the static
 // overlay picture instead and #viewer carries data-viewer-fallback.
 #pragma once
 
@@ -26,18 +27,23 @@ struct ViewerVolumes {
   NdArrayPtr labels;  // uint8 [D,H,W]
   NdArrayPtr diff;    // uint8: 1 missed (truth labelled, prediction differs), 2 spurious
                       // (prediction labelled, truth background); null without a mask
+  NdArrayPtr lines;   // uint8: the measurements drawn, 1 endplates, 2 heights, each two voxels
+                      // either side across the patient's left-right axis; null without them
   Geometry geometry;  // of the reduced grid (same physical extent, centred blocks)
   std::array<std::int64_t, 3> factor{1, 1, 1};  // per array axis [D,H,W]
 };
 
 // Each axis longer than max_side voxels is reduced by the smallest integer factor that brings it
 // to max_side or less: block means for the image, the block's centre voxel for labels and mask.
+struct CaseMeasurement;
 ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const NdArray* mask,
-                             const Geometry& g, int max_side = 256);
+                             const Geometry& g, int max_side = 256,
+                             const CaseMeasurement* measurements = nullptr);
 
 struct ViewerPage {
   std::string id;
-  std::string mr_nii_gz, labels_nii_gz, diff_nii_gz;  // file bytes; diff empty without a mask
+  std::string mr_nii_gz, labels_nii_gz, diff_nii_gz, lines_nii_gz;  // file bytes; the last two
+                                                                     // may be empty
   std::string viewer_script = "niivue.umd.js";        // relative to the page
   std::string fallback_png;                           // relative to the page; may be empty
   std::string note;                                   // shown under the title (e.g. reduced)

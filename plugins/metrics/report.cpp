@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
@@ -96,9 +97,13 @@ void Report::open(const StageContext& ctx) {
 // temporary file (ITK writes the geometry), read back and embedded in the page.
 void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
   const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
+  std::optional<CaseMeasurement> measured;
+  if (!in->attr("measurements").empty())
+    measured = case_measurement_from_json(read_file(in->attr("measurements")));
   const ViewerVolumes v = viewer_volumes(
       *in->get("image"), *in->get("labels"), in->has("mask") ? in->get("mask").get() : nullptr,
-      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")));
+      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")),
+      measured ? &*measured : nullptr);
   auto nifti = [&](const NdArrayPtr& a, const std::string& what) -> std::string {
     if (!a) return "";
     const std::string tmp = temp_path_for((dir / (in->id() + "." + what + ".nii.gz")).string());
@@ -117,6 +122,7 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
   page.mr_nii_gz = nifti(v.image, "mr");
   page.labels_nii_gz = nifti(v.labels, "labels");
   page.diff_nii_gz = nifti(v.diff, "difference");
+  page.lines_nii_gz = nifti(v.lines, "measurements");
   page.fallback_png = fs::path(png).filename().string();
   const auto& f = v.factor;
   if (f[0] * f[1] * f[2] > 1)

@@ -53,7 +53,7 @@ struct Browser {
                  (webgl ? " --use-angle=swiftshader --enable-unsafe-swiftshader" : " --disable-webgl") +
                  " --no-first-run --disable-background-networking --disable-component-update"
                  " --disable-sync --host-resolver-rules='MAP * ~NOTFOUND'"
-                 " --enable-logging=stderr --v=0 --virtual-time-budget=10000"
+                 " --enable-logging=stderr --v=0 --virtual-time-budget=60000"
                  " --log-net-log=" + (dir / "netlog.json").string() +
                  " --user-data-dir=" + profile + " " + extra + " " + what + " '" + url + "'")
         .output;
@@ -157,6 +157,22 @@ TEST(Viewer, EachCaseDrawsItsLabelsInThePaletteFromDiskWithNoNetwork) {
   std::int64_t differ = 0;
   for (std::size_t i = 0; i < a.px.size(); i += 3) differ += a.px[i] != c.px[i];
   EXPECT_GT(differ, static_cast<std::int64_t>(a.px.size() / 3 / 50));
+
+  // The measurements' layer: endplates in yellow over the MR, gone when it is switched off.
+  // (Thin lines are filtered with the MR at their edges: yellow is any strong red-green with
+  // little blue; the legend's swatches are above the canvas.)
+  auto yellow = [](const Rgb& p) {
+    int n = 0;
+    for (int y = 120; y < p.h; ++y)
+      for (int x = 0; x < p.w; ++x) {
+        const unsigned char* c = p.at(x, y);
+        n += c[0] > 150 && c[1] > 130 && c[2] < 80 && c[0] > c[2] + 100;
+      }
+    return n;
+  };
+  const int with_lines = yellow(b.screenshot(page + "#labels=0"));
+  EXPECT_GT(with_lines, 150);
+  EXPECT_LT(yellow(b.screenshot(page + "#labels=0&lines=0")), with_lines / 20);
 
   // Other planes draw too, and the difference view shows missed/spurious voxels.
   EXPECT_THAT(b.dom(page + "#plane=axial"), HasSubstr("data-viewer-ready=\"Case1\""));
