@@ -95,15 +95,12 @@ void Report::open(const StageContext& ctx) {
 
 // qc/<case>.html: the case's volumes reduced to viewer_max_side, each written as gzip NIfTI to a
 // temporary file (ITK writes the geometry), read back and embedded in the page.
-void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
+void Report::write_viewer_page(const CasePtr& in, const std::string& png,
+                               const CaseMeasurement* measured) {
   const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
-  std::optional<CaseMeasurement> measured;
-  if (!in->attr("measurements").empty())
-    measured = case_measurement_from_json(read_file(in->attr("measurements")));
   const ViewerVolumes v = viewer_volumes(
       *in->get("image"), *in->get("labels"), in->has("mask") ? in->get("mask").get() : nullptr,
-      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")),
-      measured ? &*measured : nullptr);
+      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")), measured);
   auto nifti = [&](const NdArrayPtr& a, const std::string& what) -> std::string {
     if (!a) return "";
     const std::string tmp = temp_path_for((dir / (in->id() + "." + what + ".nii.gz")).string());
@@ -132,27 +129,25 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png) {
 }
 
 CasePtr Report::process(const CasePtr& in) {
-  const std::string path =
-      (fs::path(output_dir_) / params_.get_string("folder") / (in->id() + ".png")).string();
+  const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
+  const std::string path = (dir / (in->id() + ".png")).string();
   write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
                     static_cast<int>(params_.get_int("max_size")));
   auto out = in->derive();
   out->set_attr("overlay", path);
-  if (viewer_) {
-    write_viewer_page(in, path);
-    out->set_attr("viewer", (fs::path(output_dir_) / params_.get_string("folder") /
-                             (in->id() + ".html")).string());
-  }
-  const std::string record = in->attr("measurements");
-  if (!record.empty()) {  // metrics.measure ran before: its endplates and heights drawn
-    const std::string mpath = (fs::path(output_dir_) / params_.get_string("folder") /
-                               (in->id() + "_measures.png")).string();
-    const std::string png = render_measurement_png(
-        *in->get("image"), *in->get("labels"), in->geometry(),
-        case_measurement_from_json(read_file(record)),
-        static_cast<int>(params_.get_int("max_size")) * 3 / 2);
-    write_file_atomic(mpath, png);
+  std::optional<CaseMeasurement> measured;  // metrics.measure ran before: its record
+  if (!in->attr("measurements").empty())
+    measured = case_measurement_from_json(read_file(in->attr("measurements")));
+  if (measured) {
+    const std::string mpath = (dir / (in->id() + "_measures.png")).string();
+    write_file_atomic(mpath, render_measurement_png(
+                                 *in->get("image"), *in->get("labels"), in->geometry(), *measured,
+                                 static_cast<int>(params_.get_int("max_size")) * 3 / 2));
     out->set_attr("measure_overlay", mpath);
+  }
+  if (viewer_) {
+    write_viewer_page(in, path, measured ? &*measured : nullptr);
+    out->set_attr("viewer", (dir / (in->id() + ".html")).string());
   }
   return out;
 }

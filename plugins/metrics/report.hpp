@@ -25,6 +25,7 @@
 namespace spineparse::metrics {
 
 StageDescription report_description();
+struct CaseMeasurement;
 
 class Report : public Stage {
  public:
@@ -34,7 +35,8 @@ class Report : public Stage {
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
-  void write_viewer_page(const CasePtr& in, const std::string& png);
+  void write_viewer_page(const CasePtr& in, const std::string& png,
+                         const CaseMeasurement* measured);
   Params params_;
   std::string output_dir_;
   bool viewer_ = false;  // niivue.umd.js copied into the folder: pages per case
