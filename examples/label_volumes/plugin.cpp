@@ -1,15 +1,11 @@
 // The plugin's one entry point: its name, version and the stage kinds it registers.
-#include <memory>
-
 #include "label_volumes.hpp"
 #include "spineparse/plugin_api.hpp"
 #include "spineparse/registry.hpp"
 
 namespace {
 void register_example_stages(spineparse::Registry& r) {
-  r.add_stage(example::label_volumes_description(), [](const spineparse::Params& p) {
-    return std::make_unique<example::LabelVolumes>(p);
-  });
+  r.add_stage<example::LabelVolumes>(example::label_volumes_description());
 }
 }  // namespace
 

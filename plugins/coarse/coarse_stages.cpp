@@ -7,10 +7,8 @@
 namespace spineparse {
 
 void register_coarse_stages(Registry& r) {
-  r.add_stage(coarse::preprocess_description(),
-              [](const Params& p) { return std::make_unique<coarse::Preprocess>(p); });
-  r.add_stage(coarse::gcsn_description(),
-              [](const Params& p) { return std::make_unique<coarse::GcsnStage>(p); });
+  r.add_stage<coarse::Preprocess>(coarse::preprocess_description());
+  r.add_stage<coarse::GcsnStage>(coarse::gcsn_description());
 }
 
 }  // namespace spineparse

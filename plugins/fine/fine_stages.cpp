@@ -8,12 +8,9 @@
 namespace spineparse {
 
 void register_fine_stages(Registry& r) {
-  r.add_stage(fine::prepare_description(),
-              [](const Params& p) { return std::make_unique<fine::Prepare>(p); });
-  r.add_stage(fine::resunet_description(),
-              [](const Params& p) { return std::make_unique<fine::ResUNetStage>(p); });
-  r.add_stage(fine::to_raw_description(),
-              [](const Params& p) { return std::make_unique<fine::ToRaw>(p); });
+  r.add_stage<fine::Prepare>(fine::prepare_description());
+  r.add_stage<fine::ResUNetStage>(fine::resunet_description());
+  r.add_stage<fine::ToRaw>(fine::to_raw_description());
 }
 
 }  // namespace spineparse

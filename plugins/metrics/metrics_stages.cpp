@@ -10,16 +10,11 @@
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
-  r.add_stage(metrics::evaluate_description(),
-              [](const Params& p) { return std::make_unique<metrics::Evaluate>(p); });
-  r.add_stage(metrics::statistics_description(),
-              [](const Params& p) { return std::make_unique<metrics::Statistics>(p); });
-  r.add_stage(metrics::measure_description(),
-              [](const Params& p) { return std::make_unique<metrics::Measure>(p); });
-  r.add_stage(metrics::write_dicom_sr_description(),
-              [](const Params& p) { return std::make_unique<metrics::WriteDicomSr>(p); });
-  r.add_stage(metrics::report_description(),
-              [](const Params& p) { return std::make_unique<metrics::Report>(p); });
+  r.add_stage<metrics::Evaluate>(metrics::evaluate_description());
+  r.add_stage<metrics::Statistics>(metrics::statistics_description());
+  r.add_stage<metrics::Measure>(metrics::measure_description());
+  r.add_stage<metrics::WriteDicomSr>(metrics::write_dicom_sr_description());
+  r.add_stage<metrics::Report>(metrics::report_description());
 }
 
 }  // namespace spineparse

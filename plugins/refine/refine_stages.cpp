@@ -6,8 +6,7 @@
 namespace spineparse {
 
 void register_refine_stages(Registry& r) {
-  r.add_stage(refine::refine_description(),
-              [](const Params& p) { return std::make_unique<refine::Refine>(p); });
+  r.add_stage<refine::Refine>(refine::refine_description());
 }
 
 }  // namespace spineparse

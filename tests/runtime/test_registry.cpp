@@ -135,6 +135,33 @@ TEST(Registry, LoadFolderCollectsRefusalsAndLoadsTheRest) {
   EXPECT_NE(r.find("test.source"), nullptr);
 }
 
+namespace {
+struct WithParams : Stage {
+  explicit WithParams(const Params& p) : limit(p.get_int("limit")) {}
+  CasePtr process(const CasePtr& in) override { return in; }
+  std::int64_t limit;
+};
+struct WithoutParams : Stage {
+  CasePtr process(const CasePtr& in) override { return in; }
+};
+}  // namespace
+
+// A stage class registers in one line; its instances get the node's parameters when it takes them.
+TEST(Registry, AStageClassRegistersWithItsConstructor) {
+  Registry r;
+  StageDescription a, b;
+  a.kind = "t.with";
+  a.params = {{"limit", ParamType::kInt, ParamValue(std::int64_t{3}), false, "a limit"}};
+  b.kind = "t.without";
+  r.add_stage<WithParams>(a);
+  r.add_stage<WithoutParams>(b);
+  auto s = r.create("t.with", Params({{"limit", ParamValue(std::int64_t{7})}}));
+  ASSERT_NE(dynamic_cast<WithParams*>(s.get()), nullptr);
+  EXPECT_EQ(dynamic_cast<WithParams*>(s.get())->limit, 7);
+  EXPECT_NE(dynamic_cast<WithoutParams*>(r.create("t.without", Params{}).get()), nullptr);
+  EXPECT_THROW(r.add_stage<WithoutParams>(b), PluginError);
+}
+
 TEST(Registry, InProcessRegistrationRejectsDuplicates) {
   Registry r;
   StageDescription d;

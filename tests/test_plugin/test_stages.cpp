@@ -156,18 +156,18 @@ void register_test_stages(spineparse::Registry& r) {
                  0.0,
                  std::nullopt}};
   src.writes = {{"image"}};
-  r.add_stage(src, [](const Params& p) { return std::make_unique<Source>(p); });
+  r.add_stage<Source>(src);
 
   StageDescription pass;
   pass.kind = kind("pass");
   pass.summary = "pass-through";
-  r.add_stage(pass, [](const Params&) { return std::make_unique<Pass>(); });
+  r.add_stage<Pass>(pass);
 
   StageDescription delay;
   delay.kind = kind("delay");
   delay.summary = "sleep";
   delay.params = {{"ms", ParamType::kInt, ParamValue(std::int64_t{10}), false, "milliseconds"}};
-  r.add_stage(delay, [](const Params& p) { return std::make_unique<Delay>(p); });
+  r.add_stage<Delay>(delay);
 
   StageDescription gate;
   gate.kind = kind("gate");
@@ -181,7 +181,7 @@ void register_test_stages(spineparse::Registry& r) {
        "a device each call holds alone (e.g. fake:0)"},
       {"min_cores", ParamType::kInt, ParamValue(std::int64_t{0}), false,
        "elastic: start with at least this many of `cores`"}};
-  r.add_stage(gate, [](const Params& p) { return std::make_unique<Gate>(p); });
+  r.add_stage<Gate>(gate);
 
   StageDescription fail;
   fail.kind = kind("fail");
@@ -195,20 +195,20 @@ void register_test_stages(spineparse::Registry& r) {
                   {"std", "non_std"}}};
   fail.reads = {{"image"}};
   fail.writes = {{"checked"}};
-  r.add_stage(fail, [](const Params& p) { return std::make_unique<Fail>(p); });
+  r.add_stage<Fail>(fail);
 
   StageDescription serial;
   serial.kind = kind("serial");
   serial.summary = "a stage that must run one case at a time";
   serial.concurrency = Concurrency::kSerial;
-  r.add_stage(serial, [](const Params&) { return std::make_unique<Pass>(); });
+  r.add_stage<Pass>(serial);
 
   StageDescription mal;
   mal.kind = kind("mask_as_labels");
   mal.summary = "labels = the mask with one structure removed";
   mal.reads = {{"mask", false, "", "uint8", "D,H,W"}};
   mal.writes = {{"labels", false, "", "uint8", "D,H,W"}};
-  r.add_stage(mal, [](const Params&) { return std::make_unique<MaskAsLabels>(); });
+  r.add_stage<MaskAsLabels>(mal);
 
   StageDescription needs;
   needs.kind = kind("needs_file");
@@ -220,12 +220,12 @@ void register_test_stages(spineparse::Registry& r) {
   file.help = "any existing file";
   file.must_exist = true;
   needs.params = {file};
-  r.add_stage(needs, [](const Params&) { return std::make_unique<Pass>(); });
+  r.add_stage<Pass>(needs);
 
   StageDescription fo;
   fo.kind = kind("fail_open");
   fo.summary = "open() throws";
-  r.add_stage(fo, [](const Params&) { return std::make_unique<FailOpen>(); });
+  r.add_stage<FailOpen>(fo);
 
   // Output checks: one suffix every build of this plugin claims, one its own.
   auto check = [](const std::string&) { return std::string("checked by " TEST_PLUGIN_NAME); };

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "spineparse/stage.hpp"
@@ -37,6 +38,18 @@ class Registry {
 
   // Called by plugins from their register function. Throws PluginError on a duplicate kind.
   void add_stage(StageDescription description, StageFactory factory);
+  // The same for a stage class: its instances are made with T(params), or T() when T takes
+  // no parameters.
+  template <class T>
+  void add_stage(StageDescription description) {
+    static_assert(std::is_base_of_v<Stage, T>, "add_stage<T>: T must derive from Stage");
+    add_stage(std::move(description), [](const Params& p) -> std::unique_ptr<Stage> {
+      if constexpr (std::is_constructible_v<T, const Params&>)
+        return std::make_unique<T>(p);
+      else
+        return std::make_unique<T>();
+    });
+  }
 
   // Loads one plugin library by path. Throws PluginError with the reason on refusal.
   const PluginInfo& load_plugin(const std::string& path);
