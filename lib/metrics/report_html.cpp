@@ -260,7 +260,8 @@ function toggle(c, detail) {
 }
 render();
 // report.html#case=<id> (or #measures-<id>) opens that case.
-const want = decodeURIComponent(location.hash.replace(/^#(case=|measures-)/, ''));
+let want = '';
+try { want = decodeURIComponent(location.hash.replace(/^#(case=|measures-)/, '')); } catch (e) {}
 const hit = rows.find(r => r.c.id === want);
 if (hit) toggle(hit.c, hit.detail);
 document.getElementById('plugins').textContent = RUN.plugins.map(p => `${p.name} ${p.version} (${p.path})`).join(' · ');
