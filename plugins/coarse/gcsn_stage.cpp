@@ -88,7 +88,6 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   if (impl_->net)
     nn::record_gflop(*out, stage.ctx,
                      nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
-  out->erase("coarse_input");  // no longer needed: keeps memory per case in flight low
   return out;
 }
 

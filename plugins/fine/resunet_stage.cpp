@@ -156,7 +156,6 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
     nn::record_gflop(*out, stage.ctx,
                      D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);
   out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
-  out->erase("fine_mr");
   return out;
 }
 

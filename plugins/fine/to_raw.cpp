@@ -84,7 +84,6 @@ CasePtr ToRaw::process(const CasePtr& in) {
   auto out = in->derive();
   out->set("labels", labels);
   if (keep) out->set("probabilities", full);
-  out->erase("fine_probs");
   return out;
 }
 

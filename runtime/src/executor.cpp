@@ -176,6 +176,18 @@ CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in) 
   return failed;
 }
 
+CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in,
+                   const std::vector<std::string>& consumes) {
+  CasePtr out = call_stage(stage, node_id, in);
+  if (out->failed() || consumes.empty()) return out;
+  bool any = false;
+  for (const auto& f : consumes) any |= out->has(f);
+  if (!any) return out;
+  auto trimmed = out->derive();
+  for (const auto& f : consumes) trimmed->erase(f);
+  return trimmed;
+}
+
 namespace {
 
 struct OpenStages {
@@ -183,6 +195,7 @@ struct OpenStages {
   std::vector<StageContext> contexts;
   // What each node's calls hold, as declared in open() (StageContext::declare).
   std::shared_ptr<std::vector<ResourceUse>> uses = std::make_shared<std::vector<ResourceUse>>();
+  std::vector<std::vector<std::string>> consumes;  // per node, as its kind declares
 };
 
 // Creates and opens every stage. A failure here stops the run: nothing could succeed.
@@ -210,6 +223,8 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
     open.contexts.push_back(ctx);
     try {
       open.stages.push_back(registry.create(n.stage, n.params));
+      const StageDescription* d = registry.find(n.stage);
+      open.consumes.push_back(d ? d->consumes : std::vector<std::string>{});
       open.stages.back()->open(ctx);
     } catch (const std::exception& e) {
       throw RunError("node '" + n.id + "' (" + n.stage +
@@ -418,7 +433,8 @@ class CaseStream {
     {
       GrantedOnThisThread granted(gate_, grant);
       Running running(running_calls_);
-      tbb::this_task_arena::isolate([&] { out = call_stage(stage, graph_.nodes[i].id, in); });
+      tbb::this_task_arena::isolate(
+          [&] { out = call_stage(stage, graph_.nodes[i].id, in, open_.consumes[i]); });
     }
     const double end = since(t0_);  // before the release: a call granted these cores starts later
     gate_.release(grant, i);

@@ -16,6 +16,7 @@ StageHarness::StageHarness(const Registry& registry, const std::string& kind,
     for (const auto& i : issues) all += (all.empty() ? "" : "; ") + i.message;
     throw std::invalid_argument(all);
   }
+  consumes_ = d->consumes;
   if (context_.node_id.empty()) context_.node_id = kind;
   stage_ = registry.create(kind, params_);
   stage_->open(context_);

@@ -9,6 +9,7 @@
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/stage_harness.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -314,4 +315,29 @@ TEST_F(Executor, ResumeSkipsCasesWhoseOutputsExist) {
   EXPECT_EQ(r.ok, 2);
   EXPECT_EQ(r.cases[0].status, "skipped");
   EXPECT_EQ(r.cases[1].status, "ok");
+}
+
+// What a stage declares it consumes is removed from its result by the executor's call, never from
+// the case it was given; a failed result keeps everything for the report.
+TEST(CallStage, ConsumedFieldsAreRemovedFromTheResultOnly) {
+  struct Keep : Stage {
+    CasePtr process(const CasePtr& in) override {
+      auto out = in->derive();
+      out->set("made", NdArray::make<float>({1}));
+      return out;
+    }
+  } keep;
+  struct Throw : Stage {
+    CasePtr process(const CasePtr&) override { throw std::runtime_error("no"); }
+  } fail;
+  const CasePtr in = StageHarness::make_case(
+      "c", {{"big", NdArray::make<float>({4})}, {"image", NdArray::make<float>({2})}});
+  const CasePtr out = call_stage(keep, "n", in, {"big", "absent"});
+  EXPECT_FALSE(out->has("big"));
+  EXPECT_TRUE(out->has("image"));
+  EXPECT_TRUE(out->has("made"));
+  EXPECT_TRUE(in->has("big"));
+  const CasePtr failed = call_stage(fail, "n", in, {"big"});
+  EXPECT_TRUE(failed->failed());
+  EXPECT_TRUE(failed->has("big"));
 }

@@ -115,6 +115,11 @@ int available_cores();
 // exception (its first lines, without LibTorch's backtrace) or a null result marks the returned
 // copy failed with {node_id, message}. Never throws.
 CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in);
+// The same, then the fields the stage declares it consumes (StageDescription::consumes) are
+// removed from a successful result (a copy: `in` is never changed). The executor and the stage
+// harness call this one; stages do not erase what they consume themselves.
+CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in,
+                   const std::vector<std::string>& consumes);
 
 // Opens every stage, runs all cases (of the shard), closes the stages, writes OUTPUT/run.json (a
 // shard: its record) and calls the stages' after_run (not for a shard). Throws RunError when the

@@ -44,8 +44,9 @@ struct StageDescription {
   std::vector<ParamSpec> params;
   std::vector<FieldUse> reads;
   std::vector<FieldUse> writes;
-  // Fields the stage removes from the case once used (large intermediates), so that memory per
-  // case in flight stays low; validation treats them as gone downstream.
+  // Fields removed from the case once the stage has used them (large intermediates), so that
+  // memory per case in flight stays low: the executor removes them from the stage's result;
+  // validation treats them as gone downstream.
   std::vector<std::string> consumes;
   bool is_source = false;
   // What the stage allows; a node may lower parallel to serial, never the reverse.

@@ -29,7 +29,7 @@ class StageHarness {
   StageHarness(const StageHarness&) = delete;
   StageHarness& operator=(const StageHarness&) = delete;
 
-  CasePtr process(const CasePtr& in) { return call_stage(*stage_, context_.node_id, in); }
+  CasePtr process(const CasePtr& in) { return call_stage(*stage_, context_.node_id, in, consumes_); }
   Stage& stage() { return *stage_; }
   const Params& params() const { return params_; }
 
@@ -39,6 +39,7 @@ class StageHarness {
 
  private:
   Params params_;
+  std::vector<std::string> consumes_;
   StageContext context_;
   std::unique_ptr<Stage> stage_;
 };

@@ -53,12 +53,25 @@ struct Browser {
                  (webgl ? " --use-angle=swiftshader --enable-unsafe-swiftshader" : " --disable-webgl") +
                  " --no-first-run --disable-background-networking --disable-component-update"
                  " --disable-sync --host-resolver-rules='MAP * ~NOTFOUND'"
-                 " --enable-logging=stderr --v=0 --virtual-time-budget=60000"
+                 " --enable-logging=stderr --v=0 --virtual-time-budget=600000"
                  " --log-net-log=" + (dir / "netlog.json").string() +
                  " --user-data-dir=" + profile + " " + extra + " " + what + " '" + url + "'")
         .output;
   }
   std::string dom(const std::string& url) { return run(url, "--dump-dom"); }
+  // The page's DOM once its viewer has drawn or given up: on a loaded machine the GPU process
+  // (software WebGL) can fall behind Chromium's virtual clock, so an undecided page is tried
+  // again, up to three times.
+  std::string settled_dom(const std::string& url) {
+    std::string d;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      d = dom(url);
+      if (d.find("data-viewer-ready=\"") != std::string::npos ||
+          d.find("data-viewer-fallback=\"") != std::string::npos)
+        break;
+    }
+    return d;
+  }
   Rgb screenshot(const std::string& url, int w = 900, int h = 800) {
     const std::string png = (dir / "shot.png").string();
     fs::remove(png);
@@ -122,7 +135,7 @@ TEST(Viewer, EachCaseDrawsItsLabelsInThePaletteFromDiskWithNoNetwork) {
       << "the viewer is not installed (scripts/setup installs it into viewer/)";
   Browser b;
   // It draws: the marker carries the case id.
-  const std::string dom = b.dom(page);
+  const std::string dom = b.settled_dom(page);
   EXPECT_THAT(dom, HasSubstr("data-viewer-ready=\"Case1\"")) << dom.substr(0, 2000);
   EXPECT_EQ(b.remote_requests(), std::vector<std::string>{});
 
@@ -175,8 +188,8 @@ TEST(Viewer, EachCaseDrawsItsLabelsInThePaletteFromDiskWithNoNetwork) {
   EXPECT_LT(yellow(b.screenshot(page + "#labels=0&lines=0")), with_lines / 20);
 
   // Other planes draw too, and the difference view shows missed/spurious voxels.
-  EXPECT_THAT(b.dom(page + "#plane=axial"), HasSubstr("data-viewer-ready=\"Case1\""));
-  EXPECT_THAT(b.dom(page + "#diff=1"), HasSubstr("data-viewer-ready=\"Case1\""));
+  EXPECT_THAT(b.settled_dom(page + "#plane=axial"), HasSubstr("data-viewer-ready=\"Case1\""));
+  EXPECT_THAT(b.settled_dom(page + "#diff=1"), HasSubstr("data-viewer-ready=\"Case1\""));
   EXPECT_EQ(b.remote_requests(), std::vector<std::string>{});
 }
 
@@ -186,7 +199,7 @@ TEST(Viewer, WithoutWebGlThePageShowsTheStaticPicture) {
   Reported rep;
   Browser b;
   b.webgl = false;
-  const std::string dom = b.dom("file://" + rep.out + "/qc/Case2.html");
+  const std::string dom = b.settled_dom("file://" + rep.out + "/qc/Case2.html");
   EXPECT_THAT(dom, HasSubstr("data-viewer-fallback"));
   EXPECT_THAT(dom, HasSubstr("src=\"Case2.png\""));
   EXPECT_THAT(dom, ::testing::Not(HasSubstr("data-viewer-ready=\"")));
