@@ -213,4 +213,26 @@ Geometry reorient(const Geometry& g, const std::array<std::int64_t, 3>& size_ijk
   return out;
 }
 
+PatientToIndex::PatientToIndex(const Geometry& g) {
+  double m[9];
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) m[r * 3 + c] = g.direction[r * 3 + c] * g.spacing[c];
+  const double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+                     m[2] * (m[3] * m[7] - m[4] * m[6]);
+  if (!(std::abs(det) > 0)) throw std::invalid_argument("singular grid (direction x spacing)");
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {  // inv[i][j] = cofactor[j][i] / det
+      const int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
+      inv_[i * 3 + j] = (m[r0 * 3 + c0] * m[r1 * 3 + c1] - m[r0 * 3 + c1] * m[r1 * 3 + c0]) / det;
+    }
+  for (int r = 0; r < 3; ++r) origin_[r] = g.origin[r];
+}
+
+std::array<double, 3> PatientToIndex::operator()(const std::array<double, 3>& p) const {
+  std::array<double, 3> idx{};
+  for (int c = 0; c < 3; ++c)
+    for (int r = 0; r < 3; ++r) idx[c] += inv_[c * 3 + r] * (p[r] - origin_[r]);
+  return idx;
+}
+
 }  // namespace spineparse::io

@@ -15,6 +15,19 @@
 
 namespace spineparse::io {
 
+// Patient coordinates (LPS, mm) to continuous file indices (h, w, d) = geometry columns 0, 1, 2:
+// the inverse of origin + direction * diag(spacing) * index. Throws std::invalid_argument for a
+// singular grid.
+class PatientToIndex {
+ public:
+  explicit PatientToIndex(const Geometry& g);
+  std::array<double, 3> operator()(const std::array<double, 3>& p) const;
+
+ private:
+  std::array<double, 9> inv_{};
+  std::array<double, 3> origin_{};
+};
+
 // The closest axis codes of a geometry (oblique axes take the nearest direction; each world axis
 // is used once). Throws std::invalid_argument for a singular direction.
 std::string axis_codes(const Geometry& g);

@@ -241,30 +241,13 @@ namespace {
 // Continuous canonical (slice, row, column) position of a patient point (LPS, mm).
 struct ToDisplay {
   std::array<DisplayAxis, 3> ax;
-  std::array<double, 3> origin{};
-  std::array<double, 9> inv{};  // inverse of direction * diag(spacing): patient -> file index
-  ToDisplay(const Geometry& g, const std::array<DisplayAxis, 3>& axes) : ax(axes) {
-    double m[9];
-    for (int r = 0; r < 3; ++r)
-      for (int a = 0; a < 3; ++a) m[r * 3 + a] = g.direction[r * 3 + a] * g.spacing[a];
-    const double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
-                       m[2] * (m[3] * m[7] - m[4] * m[6]);
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) {  // inv[i][j] = cofactor[j][i] / det
-        const int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
-        inv[i * 3 + j] = (m[r0 * 3 + c0] * m[r1 * 3 + c1] - m[r0 * 3 + c1] * m[r1 * 3 + c0]) / det;
-      }
-    for (int r = 0; r < 3; ++r) origin[r] = g.origin[r];
-  }
+  io::PatientToIndex to_index;
+  ToDisplay(const Geometry& g, const std::array<DisplayAxis, 3>& axes) : ax(axes), to_index(g) {}
   std::array<double, 3> at(const std::array<double, 3>& p) const {
-    double idx[3];  // file axes H, W, D
-    for (int a = 0; a < 3; ++a) {
-      idx[a] = 0;
-      for (int r = 0; r < 3; ++r) idx[a] += inv[a * 3 + r] * (p[r] - origin[r]);
-    }
+    const auto idx = to_index(p);  // file axes H, W, D
     std::array<double, 3> out{};
     for (int k = 0; k < 3; ++k) {
-      const double t = idx[(ax[k].array_axis + 2) % 3];  // array axes 1, 2, 0 are file H, W, D
+      const double t = idx[static_cast<std::size_t>((ax[k].array_axis + 2) % 3)];  // array 1, 2, 0
       out[k] = ax[k].forward ? t : static_cast<double>(ax[k].n - 1) - t;
     }
     return out;
@@ -301,6 +284,25 @@ Window labelled_window(const NdArray& labels, const std::array<DisplayAxis, 3>& 
 
 }  // namespace
 
+std::vector<MeasurementLine> measurement_lines(const CaseMeasurement& m) {
+  auto mid = [](const std::array<double, 3>& a, const std::array<double, 3>& b) {
+    return std::array<double, 3>{(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, (a[2] + b[2]) / 2};
+  };
+  std::vector<MeasurementLine> out;
+  for (const bool vertebrae : {false, true})
+    for (const auto& l : m.levels) {
+      if (is_vertebra(l.label) != vertebrae) continue;
+      for (const Endplate* e : {&l.superior, &l.inferior})
+        if (e->valid) out.push_back({e->anterior, e->posterior, l.label, false});
+      if (std::isnan(l.middle_height_mm) || !l.superior.valid || !l.inferior.valid) continue;
+      out.push_back({l.superior.anterior, l.inferior.anterior, l.label, true});
+      out.push_back({mid(l.superior.anterior, l.superior.posterior),
+                     mid(l.inferior.anterior, l.inferior.posterior), l.label, true});
+      out.push_back({l.superior.posterior, l.inferior.posterior, l.label, true});
+    }
+  return out;
+}
+
 RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
                                 const Geometry& geometry, const CaseMeasurement& m,
                                 int max_size) {
@@ -324,35 +326,19 @@ RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
         left + (d[2] - static_cast<double>(win.c0) + 0.5) * pw / static_cast<double>(win.c1 - win.c0) - 0.5,
         (d[1] - static_cast<double>(win.r0) + 0.5) * ph / static_cast<double>(win.r1 - win.r0) - 0.5};
   };
-  auto mid = [](const std::array<double, 3>& a, const std::array<double, 3>& b) {
-    return std::array<double, 3>{(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, (a[2] + b[2]) / 2};
-  };
   const std::array<unsigned char, 3> kBody = {255, 225, 0}, kDisc = {0, 220, 255},
                                      kHeight = {255, 255, 255}, kFlag = {255, 60, 60};
-  std::vector<const LevelMeasurement*> order;  // discs first: the bodies' endplates on top
-  for (const auto& l : m.levels)
-    if (is_disc(l.label)) order.push_back(&l);
-  for (const auto& l : m.levels)
-    if (is_vertebra(l.label)) order.push_back(&l);
-  for (const LevelMeasurement* lp : order) {
-    const LevelMeasurement& l = *lp;
-    const auto colour = is_vertebra(l.label) ? kBody : kDisc;
-    for (const Endplate* e : {&l.superior, &l.inferior}) {
-      if (!e->valid) continue;
-      const auto a = px(e->anterior), b = px(e->posterior);
-      cv.line(a[0], a[1], b[0], b[1], colour);
-    }
-    if (std::isnan(l.middle_height_mm) || !l.superior.valid || !l.inferior.valid) continue;
-    for (const auto& [top, bottom] :
-         {std::pair{l.superior.anterior, l.inferior.anterior},
-          std::pair{mid(l.superior.anterior, l.superior.posterior),
-                    mid(l.inferior.anterior, l.inferior.posterior)},
-          std::pair{l.superior.posterior, l.inferior.posterior}}) {
-      const auto a = px(top), b = px(bottom);
-      cv.line(a[0], a[1], b[0], b[1], kHeight);
-    }
-    if (!is_vertebra(l.label)) continue;
-    const auto at = px(mid(l.superior.anterior, l.inferior.anterior));
+  for (const MeasurementLine& l : measurement_lines(m)) {
+    const auto a = px(l.a), b = px(l.b);
+    cv.line(a[0], a[1], b[0], b[1], l.height ? kHeight : is_vertebra(l.label) ? kBody : kDisc);
+  }
+  for (const auto& l : m.levels) {  // vertebrae named beside their anterior border
+    if (!is_vertebra(l.label) || std::isnan(l.middle_height_mm) || !l.superior.valid ||
+        !l.inferior.valid)
+      continue;
+    const auto at = px({(l.superior.anterior[0] + l.inferior.anterior[0]) / 2,
+                        (l.superior.anterior[1] + l.inferior.anterior[1]) / 2,
+                        (l.superior.anterior[2] + l.inferior.anterior[2]) / 2});
     std::string name = structure_name(l.label);
     if (l.height_loss_grade >= 1) name += " G" + std::to_string(l.height_loss_grade);
     const int x = std::max(0, static_cast<int>(at[0]) - 6 * static_cast<int>(name.size()) - 4);

@@ -29,6 +29,17 @@ std::string render_overlay_png(const NdArray& image, const NdArray& labels,
 // white lines between a structure's endplates, each vertebra named beside its anterior border
 // (red, with its grade, when Genant's grade is 1 or more). The longer side is max_size pixels.
 struct CaseMeasurement;
+// What the measurement pictures (here and in the viewer pages) draw of a case, in patient
+// coordinates (LPS, mm): each valid endplate from its anterior to its posterior end, and for a
+// structure with heights the anterior, middle and posterior heights between its endplates; discs'
+// lines first, then the vertebrae's.
+struct MeasurementLine {
+  std::array<double, 3> a, b;
+  int label;
+  bool height;  // false: an endplate
+};
+std::vector<MeasurementLine> measurement_lines(const CaseMeasurement& m);
+
 struct RgbImage {
   int w = 0, h = 0;
   std::vector<unsigned char> rgb;  // row-major, 3 bytes per pixel

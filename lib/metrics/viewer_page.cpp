@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "io/orientation.hpp"
 #include "metrics/html_util.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
@@ -42,62 +43,34 @@ std::vector<std::uint8_t> windowed(const NdArray& image) {
 
 namespace {
 
-// Draws the measured endplates (1) and heights (2) into `lines` on grid `g` (index (h, w, d) =
-// geometry columns): each segment sampled every half voxel, two voxels either side across the
-// array axis closest to the patient's left-right axis, so it shows on the sagittal planes around
-// the structure's own.
+// Draws the vertebrae's measured endplates (1) and heights (2) (measurement_lines) into `lines`
+// on grid `g`: each line sampled every half voxel, two voxels either side across the geometry
+// column closest to the patient's left-right axis, so it shows on the sagittal planes around the
+// structure's own.
 void draw_measurements(NdArray& lines, const Geometry& g, const CaseMeasurement& m) {
-  double a[9], inv[9];
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c) a[r * 3 + c] = g.direction[r * 3 + c] * g.spacing[c];
-  const double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
-                     a[2] * (a[3] * a[7] - a[4] * a[6]);
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) {
-      const int r0 = (j + 1) % 3, r1 = (j + 2) % 3, c0 = (i + 1) % 3, c1 = (i + 2) % 3;
-      inv[i * 3 + j] = (a[r0 * 3 + c0] * a[r1 * 3 + c1] - a[r0 * 3 + c1] * a[r1 * 3 + c0]) / det;
-    }
-  int lr = 0;  // the geometry column closest to left-right
-  for (int c = 1; c < 3; ++c)
+  const io::PatientToIndex to_index(g);
+  std::size_t lr = 0;  // the geometry column closest to left-right
+  for (std::size_t c = 1; c < 3; ++c)
     if (std::abs(g.direction[c]) > std::abs(g.direction[lr])) lr = c;
   const std::int64_t n[3] = {lines.dim(1), lines.dim(2), lines.dim(0)};  // columns H, W, D
   auto* out = lines.data<std::uint8_t>();
-  auto segment = [&](const std::array<double, 3>& p, const std::array<double, 3>& q, int value) {
-    double ip[3], iq[3];
-    for (int c = 0; c < 3; ++c) {
-      ip[c] = iq[c] = 0;
-      for (int r = 0; r < 3; ++r) {
-        ip[c] += inv[c * 3 + r] * (p[r] - g.origin[r]);
-        iq[c] += inv[c * 3 + r] * (q[r] - g.origin[r]);
-      }
-    }
-    const double len = std::max({std::abs(iq[0] - ip[0]), std::abs(iq[1] - ip[1]), std::abs(iq[2] - ip[2])});
+  for (const MeasurementLine& l : measurement_lines(m)) {
+    if (!is_vertebra(l.label)) continue;  // the discs' surfaces are the bodies' endplates
+    const auto p = to_index(l.a), q = to_index(l.b);
+    const double len = std::max({std::abs(q[0] - p[0]), std::abs(q[1] - p[1]), std::abs(q[2] - p[2])});
     const int steps = static_cast<int>(2 * len) + 1;
     for (int s = 0; s <= steps; ++s) {
       const double t = static_cast<double>(s) / steps;
       for (int off = -2; off <= 2; ++off) {
         std::int64_t idx[3];
         bool inside = true;
-        for (int c = 0; c < 3; ++c) {
-          idx[c] = std::llround(ip[c] + t * (iq[c] - ip[c])) + (c == lr ? off : 0);
+        for (std::size_t c = 0; c < 3; ++c) {
+          idx[c] = std::llround(p[c] + t * (q[c] - p[c])) + (c == lr ? off : 0);
           inside &= idx[c] >= 0 && idx[c] < n[c];
         }
-        if (inside) out[(idx[2] * n[0] + idx[0]) * n[1] + idx[1]] = static_cast<std::uint8_t>(value);
+        if (inside) out[(idx[2] * n[0] + idx[0]) * n[1] + idx[1]] = l.height ? 2 : 1;
       }
     }
-  };
-  auto mid = [](const std::array<double, 3>& x, const std::array<double, 3>& y) {
-    return std::array<double, 3>{(x[0] + y[0]) / 2, (x[1] + y[1]) / 2, (x[2] + y[2]) / 2};
-  };
-  for (const auto& l : m.levels) {
-    if (!is_vertebra(l.label)) continue;  // the discs' surfaces are the bodies' endplates
-    for (const Endplate* e : {&l.superior, &l.inferior})
-      if (e->valid) segment(e->anterior, e->posterior, 1);
-    if (std::isnan(l.middle_height_mm) || !l.superior.valid || !l.inferior.valid) continue;
-    segment(l.superior.anterior, l.inferior.anterior, 2);
-    segment(mid(l.superior.anterior, l.superior.posterior),
-            mid(l.inferior.anterior, l.inferior.posterior), 2);
-    segment(l.superior.posterior, l.inferior.posterior, 2);
   }
 }
 

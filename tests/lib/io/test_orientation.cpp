@@ -120,3 +120,24 @@ TEST(Orientation, PlanesOfSliceAxes) {
   EXPECT_EQ(axis_along("RAS", 'L'), 0);
   EXPECT_EQ(axis_along("PIL", 'S'), 1);
 }
+
+// PatientToIndex inverts origin + direction * diag(spacing) * index, oblique grids included, and
+// refuses a singular one.
+TEST(Orientation, PatientToIndexInvertsTheGrid) {
+  Geometry g;
+  const double c = std::cos(0.3), s = std::sin(0.3);
+  g.direction = {c, 0, s, 0, -1, 0, -s, 0, c};  // rotated about y, the second axis flipped
+  g.spacing = {0.5, 0.8, 4.0};
+  g.origin = {-12, 30, 7};
+  const PatientToIndex to_index(g);
+  const std::array<double, 3> idx = {17.25, -3.5, 6.0};
+  std::array<double, 3> p{};
+  for (int r = 0; r < 3; ++r) {
+    p[r] = g.origin[r];
+    for (int a = 0; a < 3; ++a) p[r] += g.direction[r * 3 + a] * g.spacing[a] * idx[a];
+  }
+  const auto back = to_index(p);
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(back[a], idx[a], 1e-9) << a;
+  g.spacing = {1, 0, 1};
+  EXPECT_THROW(PatientToIndex{g}, std::invalid_argument);
+}
