@@ -270,13 +270,14 @@ TEST(Scores, ConfusionCountsTrueRowsAgainstPredictedColumns) {
 // with anisotropic spacing (medpy: 18-neighbourhood surfaces, exact Euclidean distances).
 TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
   const std::array<double, 3> sp = {3.7, 0.45, 0.6};
-  const std::int64_t D = 7, H = 23, W = 31;
   std::uint64_t r = 12345;
   auto rnd = [&] {
     r = r * 6364136223846793005ULL + 1442695040888963407ULL;
     return (r >> 33) / double(1ULL << 31);
   };
-  for (int trial = 0; trial < 4; ++trial) {
+  for (int trial = 0; trial < 6; ++trial) {
+    // a sagittal stack's few slices, then many (a 3-D scan's)
+    const std::int64_t D = trial < 4 ? 7 : 40, H = 23, W = trial < 4 ? 31 : 13;
     auto g = vol(D, H, W), p = vol(D, H, W);
     for (auto* a :
          {g.get(), p.get()}) {  // a few overlapping boxes each, touching the array's edges too
