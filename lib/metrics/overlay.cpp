@@ -117,6 +117,25 @@ std::int64_t offset_of(const NdArray& a, const std::array<DisplayAxis, 3>& ax, s
   return (idx[0] * a.dim(1) + idx[1]) * a.dim(2) + idx[2];
 }
 
+// Labelled voxels per index of one array axis, counted in memory order.
+std::vector<std::int64_t> labelled_per_index(const NdArray& labels, int axis) {
+  std::vector<std::int64_t> count(static_cast<std::size_t>(labels.dim(axis)), 0);
+  const std::uint8_t* L = labels.data<std::uint8_t>();
+  const std::int64_t n0 = labels.dim(0), n1 = labels.dim(1), n2 = labels.dim(2);
+  for (std::int64_t i = 0; i < n0; ++i)
+    for (std::int64_t j = 0; j < n1; ++j) {
+      const std::uint8_t* row = L + (i * n1 + j) * n2;
+      if (axis == 2) {
+        for (std::int64_t k = 0; k < n2; ++k) count[k] += row[k] != 0;
+        continue;
+      }
+      std::int64_t n = 0;
+      for (std::int64_t k = 0; k < n2; ++k) n += row[k] != 0;
+      count[axis == 0 ? i : j] += n;
+    }
+  return count;
+}
+
 // A rectangle of a sagittal slice: rows [r0, r1), columns [c0, c1) (canonical indices).
 struct Window {
   std::int64_t r0, r1, c0, c1;
@@ -207,12 +226,9 @@ std::string render_overlay_png(const NdArray& image, const NdArray& labels,
     throw std::runtime_error("overlay: labels and image differ in size");
   const auto ax = sagittal_axes(geometry, image);
   // The sagittal slice with the most labelled voxels (the first of equals, counted left-ward).
+  const auto per_index = labelled_per_index(labels, ax[0].array_axis);
   std::vector<std::int64_t> count(static_cast<std::size_t>(ax[0].n), 0);
-  const std::uint8_t* Lb = labels.data<std::uint8_t>();
-  for (std::int64_t s = 0; s < ax[0].n; ++s)
-    for (std::int64_t r = 0; r < ax[1].n; ++r)
-      for (std::int64_t c = 0; c < ax[2].n; ++c)
-        count[s] += Lb[offset_of(labels, ax, s, r, c)] != 0;
+  for (std::int64_t s = 0; s < ax[0].n; ++s) count[s] = per_index[ax[0].index(s)];
   const std::int64_t best = std::max_element(count.begin(), count.end()) - count.begin();
   // Every pixel the same physical size: the longer side of the plane is max_size pixels.
   const double rows_mm = ax[1].n * ax[1].spacing, cols_mm = ax[2].n * ax[2].spacing;

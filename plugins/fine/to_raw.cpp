@@ -42,6 +42,45 @@ std::vector<Lerp> lerps(std::int64_t in, std::int64_t out) {
   }
   return v;
 }
+
+
+// One slice's output rows [r0, r1) of the crop: each class's source rows resized along W once
+// (hz), then every output row a blend of two of them, compared with the best class so far. The
+// same arithmetic as one bilinear step per voxel, in fewer operations, vectorised along W.
+struct RowBlock {
+  const float* P;  // fine_probs [C, D, h, w]
+  std::int64_t C, D, h, w, W;
+  const std::vector<Lerp>& ly;
+  const std::vector<Lerp>& lx;
+  void run(std::int64_t d, std::int64_t r0, std::int64_t r1, std::uint8_t* lab, float* full,
+           std::int64_t full_row_stride) const {
+    const std::int64_t s0 = ly[r0].i0, s1 = ly[r1 - 1].i1, rows = r1 - r0;
+    std::vector<float> hz((s1 - s0 + 1) * W), best(rows * W, -1.0f);
+    for (std::int64_t c = 0; c < C; ++c) {
+      for (std::int64_t s = s0; s <= s1; ++s) {
+        const float* src = P + ((c * D + d) * h + s) * w;
+        float* dst = &hz[(s - s0) * W];
+        for (std::int64_t x = 0; x < W; ++x) dst[x] = lx[x].l0 * src[lx[x].i0] + lx[x].l1 * src[lx[x].i1];
+      }
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const Lerp& y = ly[r];
+        const float* a = &hz[(y.i0 - s0) * W];
+        const float* b = &hz[(y.i1 - s0) * W];
+        float* bst = &best[(r - r0) * W];
+        std::uint8_t* l = lab + (r - r0) * W;
+        float* f = full ? full + (c * D * full_row_stride) + (r - r0) * W : nullptr;
+        const auto cls = static_cast<std::uint8_t>(c);
+        for (std::int64_t x = 0; x < W; ++x) {
+          const float v = y.l0 * a[x] + y.l1 * b[x];
+          if (f) f[x] = v;
+          const bool better = v > bst[x];  // strict: the first maximum wins, as torch.argmax
+          bst[x] = better ? v : bst[x];
+          l[x] = better ? cls : l[x];
+        }
+      }
+    }
+  }
+};
 }  // namespace
 
 CasePtr ToRaw::process(const CasePtr& in) {
@@ -58,28 +97,15 @@ CasePtr ToRaw::process(const CasePtr& in) {
   auto labels = NdArray::make<std::uint8_t>({D, H, W});
   std::shared_ptr<NdArray> full;
   if (keep) full = NdArray::make<float>({C, D, H, W});  // zero outside the crop, as the original
-  const float* P = probs->data<float>();
   std::uint8_t* L = labels->data<std::uint8_t>();
-  tbb::parallel_for(std::int64_t{0}, D * crop.rows(), [&](std::int64_t job) {
-    const std::int64_t d = job / crop.rows(), r = job % crop.rows();
-    const Lerp& y = ly[r];
-    std::vector<float> best(W, -1.0f);
-    std::uint8_t* lab = L + (d * H + crop.begin + r) * W;
-    for (std::int64_t c = 0; c < C; ++c) {
-      const float* row0 = P + ((c * D + d) * h + y.i0) * w;
-      const float* row1 = P + ((c * D + d) * h + y.i1) * w;
-      float* dst = keep ? full->data<float>() + ((c * D + d) * H + crop.begin + r) * W : nullptr;
-      for (std::int64_t x = 0; x < W; ++x) {
-        const Lerp& e = lx[x];
-        const float v = y.l0 * (e.l0 * row0[e.i0] + e.l1 * row0[e.i1]) +
-                        y.l1 * (e.l0 * row1[e.i0] + e.l1 * row1[e.i1]);
-        if (dst) dst[x] = v;
-        if (v > best[x]) {  // strict: the first maximum wins, as torch.argmax
-          best[x] = v;
-          lab[x] = static_cast<std::uint8_t>(c);
-        }
-      }
-    }
+  const RowBlock block{probs->data<float>(), C, D, h, w, W, ly, lx};
+  constexpr std::int64_t kRows = 16;
+  const std::int64_t blocks = (crop.rows() + kRows - 1) / kRows;
+  tbb::parallel_for(std::int64_t{0}, D * blocks, [&](std::int64_t job) {
+    const std::int64_t d = job / blocks, r0 = job % blocks * kRows;
+    const std::int64_t r1 = std::min(crop.rows(), r0 + kRows);
+    const std::int64_t row = d * H + crop.begin + r0;  // first output row in [D, H]
+    block.run(d, r0, r1, L + row * W, keep ? full->data<float>() + row * W : nullptr, H * W);
   });
   auto out = in->derive();
   out->set("labels", labels);

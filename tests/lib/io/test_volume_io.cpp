@@ -9,6 +9,7 @@
 
 #include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
+#include "spineparse/files.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -51,6 +52,11 @@ TEST_P(RoundTrip, KeepsValuesAndGeometry) {
   // Writing again from what was read gives the same geometry: nothing drifts.
   write_volume(f, *arr, v.geometry);
   EXPECT_TRUE(read_image(f).geometry.same_as(g, 1e-5));
+  // Only the file itself is left (no temporary .nii beside a .nii.gz), and .gz means gzip.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(d.str()), std::filesystem::directory_iterator()), 1);
+  if (GetParam() == ".nii.gz") {
+    EXPECT_EQ(spineparse::read_file(f).substr(0, 2), "\x1f\x8b");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip, ::testing::Values(".nii.gz", ".nii", ".nrrd", ".mha"));

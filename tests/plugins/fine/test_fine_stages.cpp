@@ -70,4 +70,55 @@ TEST_F(FineStages, ToRawFailsTheCaseWhenTheSlicesDisagree) {
   EXPECT_THAT(out->error()->message, ::testing::HasSubstr("3 slices, the image 2"));
 }
 
+// Random probabilities on a fine grid smaller along H and larger along W than the raw crop,
+// over more rows than one block of work: every probability and label equals one bilinear
+// (align_corners) step per voxel and the first maximum over the classes.
+TEST_F(FineStages, ToRawEqualsBilinearPerVoxelAndTheFirstMaximum) {
+  const std::int64_t C = 20, D = 2, h = 23, w = 41, H = 150, W = 29;
+  auto probs = NdArray::make<float>({C, D, h, w});
+  std::uint32_t r = 7;
+  for (std::int64_t i = 0; i < probs->numel(); ++i) {
+    r = r * 1664525u + 1013904223u;
+    probs->data<float>()[i] = static_cast<float>((r >> 8) % 8) / 8.0f;  // ties on purpose
+  }
+  StageHarness harness(registry_, "fine.to_raw", {"keep_probabilities=true"});
+  auto out = harness.process(StageHarness::make_case(
+      "Case1", {{"fine_probs", probs}, {"image", constant_image(D, H, W, 0)}}));
+  ASSERT_FALSE(out->failed()) << out->error()->message;
+  const std::int64_t top = H / 4, rows = H - 2 * (H / 4);
+  auto lerp = [](std::int64_t in, std::int64_t out, std::int64_t o, std::int64_t* i0,
+                 std::int64_t* i1, float* l1) {
+    const float src = static_cast<float>(in - 1) / static_cast<float>(out - 1) * o;
+    *i0 = static_cast<std::int64_t>(src);
+    *i1 = *i0 + (*i0 < in - 1 ? 1 : 0);
+    *l1 = src - static_cast<float>(*i0);
+  };
+  const float* P = probs->data<float>();
+  const float* F = out->get("probabilities")->data<float>();
+  const std::uint8_t* L = out->get("labels")->data<std::uint8_t>();
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t y = 0; y < H; ++y)
+      for (std::int64_t x = 0; x < W; ++x) {
+        const bool inside = y >= top && y < top + rows;
+        int expected = 0;
+        float best = -1;
+        for (std::int64_t c = 0; c < C; ++c) {
+          float v = 0;
+          if (inside) {
+            std::int64_t y0, y1, x0, x1;
+            float ly, lx;
+            lerp(h, rows, y - top, &y0, &y1, &ly);
+            lerp(w, W, x, &x0, &x1, &lx);
+            const float* p = P + (c * D + d) * h * w;
+            v = (1 - ly) * ((1 - lx) * p[y0 * w + x0] + lx * p[y0 * w + x1]) +
+                ly * ((1 - lx) * p[y1 * w + x0] + lx * p[y1 * w + x1]);
+          }
+          ASSERT_NEAR(F[((c * D + d) * H + y) * W + x], v, 1e-6) << c << " " << d << " " << y;
+          if (v > best) best = v, expected = static_cast<int>(c);
+        }
+        if (inside) ASSERT_EQ(L[(d * H + y) * W + x], expected) << d << " " << y << " " << x;
+        if (!inside) ASSERT_EQ(L[(d * H + y) * W + x], 0);
+      }
+}
+
 }  // namespace
