@@ -295,12 +295,18 @@ V2 chain_axis(const std::vector<Points>& pts, int label) {
   return unit(d);
 }
 
-void measure_intensities(LevelMeasurement& m, const NdArray& labels, const NdArray& image) {
+// The image's voxels of every label, gathered in one pass.
+std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
+                                                     Rescale rescale) {
+  std::vector<std::vector<float>> v(kNumClasses);
   const auto* l = labels.data<std::uint8_t>();
   const auto* x = image.data<float>();
-  std::vector<float> v;
   for (std::int64_t i = 0; i < labels.numel(); ++i)
-    if (l[i] == m.label) v.push_back(x[i]);
+    if (l[i] > 0 && l[i] < kNumClasses) v[l[i]].push_back(rescale(x[i]));
+  return v;
+}
+
+void measure_intensities(LevelMeasurement& m, std::vector<float>& v) {
   if (v.empty()) return;
   double s = 0;
   for (float f : v) s += f;
@@ -370,7 +376,7 @@ CaseMeasurement::CaseMeasurement() : lordosis_l1_s1_deg(kNaN), sacral_slope_deg(
 }
 
 CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const Geometry& g,
-                             const NdArray* image) {
+                             const NdArray* image, Rescale rescale) {
   if (labels.ndim() != 3 || labels.dtype() != DType::kUInt8)
     throw std::invalid_argument("measure: labels must be uint8 [D,H,W], not " +
                                 labels.shape_string());
@@ -384,6 +390,8 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
   c.levels.resize(kMaxLabel);
   const double voxel_ml = g.spacing[0] * g.spacing[1] * g.spacing[2] / 1000.0;
   std::vector<Frame> frames(kNumClasses);
+  auto intensities = image ? intensities_by_label(labels, *image, rescale)
+                           : std::vector<std::vector<float>>(kNumClasses);
   auto measure_level = [&](int label, V2 axis, int refine) {
     auto& m = c.levels[label - 1];
     const Points& P = pts[label];
@@ -402,7 +410,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     }
     m.centroid = pts[label].centroid;
     m.complete = pts[label].edge.empty();
-    if (image) measure_intensities(m, labels, *image);
+    measure_intensities(m, intensities[label]);
   }
   // Discs first (their own flat shape gives their axis), then the bodies between them (the mean
   // of the adjacent discs' axes: the local spine axis), then the sacrum (its plate's normal).

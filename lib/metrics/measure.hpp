@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/rescale.hpp"
 #include "spineparse/case.hpp"
 #include "spineparse/ndarray.hpp"
 
@@ -55,9 +56,10 @@ struct CaseMeasurement {
   const LevelMeasurement& level(int label) const { return levels.at(label - 1); }
 };
 
-// labels: uint8 [D,H,W] on grid `g`; image: nullptr or float32 [D,H,W] in the file's intensities.
+// labels: uint8 [D,H,W] on grid `g`; image: nullptr or float32 [D,H,W], the file's intensities
+// after `rescale`.
 CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const Geometry& g,
-                             const NdArray* image = nullptr);
+                             const NdArray* image = nullptr, Rescale rescale = {});
 
 // The cohort files: one row per case and structure / per case; records round-trip through JSON.
 std::string measurements_csv_header();

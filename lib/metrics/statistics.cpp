@@ -11,7 +11,7 @@
 namespace spineparse::metrics {
 
 std::vector<StructureStats> structure_statistics(const NdArray& labels, const NdArray& image,
-                                                 const Geometry& g) {
+                                                 const Geometry& g, Rescale rescale) {
   if (labels.shape() != image.shape() || labels.ndim() != 3)
     throw std::invalid_argument("statistics: labels " + labels.shape_string() + " and image " +
                                 image.shape_string() + " differ");
@@ -25,7 +25,7 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
       for (std::int64_t w = 0; w < W; ++w, ++n) {
         const int c = l[n];
         if (c <= 0 || c >= kNumClasses) continue;
-        values[c].push_back(x[n]);
+        values[c].push_back(rescale(x[n]));
         index_sum[c][0] += static_cast<double>(h);
         index_sum[c][1] += static_cast<double>(w);
         index_sum[c][2] += static_cast<double>(d);

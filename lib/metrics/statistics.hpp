@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/rescale.hpp"
 #include "spineparse/case.hpp"
 #include "spineparse/ndarray.hpp"
 
@@ -20,9 +21,9 @@ struct StructureStats {
 };
 
 // Labels 1..19 of `labels` (uint8 [D,H,W]) over `image` (float32 [D,H,W], the intensities to
-// report) on the grid `g`.
+// report, after `rescale`) on the grid `g`.
 std::vector<StructureStats> structure_statistics(const NdArray& labels, const NdArray& image,
-                                                 const Geometry& g);
+                                                 const Geometry& g, Rescale rescale = {});
 
 // One CSV row per structure: case,label,structure,voxels,volume_mm3,mean,median,x,y,z (LPS).
 std::string statistics_csv_header();

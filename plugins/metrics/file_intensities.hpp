@@ -1,22 +1,17 @@
-// The MR as the file's intensities: a case's "image" undone from io.normalise's "norm" (offset,
-// scale) when present. Shared by the metrics stages that report intensities.
+// The MR as the file's intensities: how a case's "image" maps back through io.normalise's "norm"
+// (offset, scale), when present. Shared by the metrics stages that report intensities.
 #pragma once
 
+#include "metrics/rescale.hpp"
 #include "spineparse/case.hpp"
 
 namespace spineparse::metrics {
 
-// nullptr when the case has no image.
-inline NdArrayPtr file_intensities(const Case& c) {
-  if (!c.has("image")) return nullptr;
-  NdArrayPtr image = c.get("image");
-  if (!c.has("norm")) return image;
+// The identity when the case has no "norm".
+inline Rescale file_rescale(const Case& c) {
+  if (!c.has("norm")) return {};
   const auto* n = c.get("norm")->data<double>();
-  auto raw = NdArray::make<float>(image->shape());
-  const float* x = image->data<float>();
-  float* y = raw->data<float>();
-  for (std::int64_t i = 0; i < image->numel(); ++i) y[i] = static_cast<float>(x[i] * n[1] + n[0]);
-  return raw;
+  return {n[0], n[1]};
 }
 
 }  // namespace spineparse::metrics

@@ -31,8 +31,9 @@ std::string Measure::record_path(const std::string& output_dir, const std::strin
 }
 
 CasePtr Measure::process(const CasePtr& in) {
-  const NdArrayPtr image = file_intensities(*in);
-  const auto m = measure_case(in->id(), *in->get("labels"), in->geometry(), image.get());
+  const NdArrayPtr image = in->has("image") ? in->get("image") : nullptr;
+  const auto m =
+      measure_case(in->id(), *in->get("labels"), in->geometry(), image.get(), file_rescale(*in));
   write_file_atomic(record_path(output_dir_, in->id()), case_measurement_to_json(m) + "\n");
   int measured = 0, grade = -1;
   for (const auto& l : m.levels) {

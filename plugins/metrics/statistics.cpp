@@ -32,8 +32,8 @@ std::string Statistics::record_path(const std::string& output_dir, const std::st
 }
 
 CasePtr Statistics::process(const CasePtr& in) {
-  const auto image = file_intensities(*in);
-  const auto stats = structure_statistics(*in->get("labels"), *image, in->geometry());
+  const auto stats = structure_statistics(*in->get("labels"), *in->get("image"), in->geometry(),
+                                          file_rescale(*in));
   write_file_atomic(record_path(output_dir_, in->id()), statistics_csv_rows(in->id(), stats));
   int found = 0;
   double mm3 = 0;

@@ -269,3 +269,23 @@ TEST(Measure, ThePictureDrawsTheEndplatesAndHeightsWhereTheyAre) {
     EXPECT_GE(static_cast<double>(same) / (p.rgb.size() / 3), 0.995) << o;
   }
 }
+
+// Intensities per structure, of the image as given or rescaled to the file's values (as the
+// measure stage does for a normalised image): the mean, and the lower median.
+TEST(Measure, IntensitiesOfEachStructureWithAndWithoutRescale) {
+  auto labels = NdArray::make<std::uint8_t>({1, 2, 3});
+  auto image = NdArray::make<float>({1, 2, 3});
+  const std::uint8_t l[6] = {3, 3, 0, 3, 12, 12};
+  const float x[6] = {1, 4, 100, 2, -1, 0.5f};
+  std::copy(l, l + 6, labels->data<std::uint8_t>());
+  std::copy(x, x + 6, image->data<float>());
+  Geometry g;
+  const auto m = measure_case("i", *labels, g, image.get());
+  EXPECT_DOUBLE_EQ(m.level(3).mean_intensity, 7.0 / 3);
+  EXPECT_DOUBLE_EQ(m.level(3).median_intensity, 2.0);
+  EXPECT_DOUBLE_EQ(m.level(12).median_intensity, -1.0);
+  const auto r = measure_case("i", *labels, g, image.get(), Rescale{466, 379});
+  EXPECT_DOUBLE_EQ(r.level(3).mean_intensity, 7.0 / 3 * 379 + 466);
+  EXPECT_DOUBLE_EQ(r.level(12).median_intensity, -379.0 + 466);
+  EXPECT_TRUE(std::isnan(r.level(5).mean_intensity));
+}

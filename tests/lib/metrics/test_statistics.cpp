@@ -39,6 +39,10 @@ TEST(Statistics, CountsVolumesIntensitiesAndCentroids) {
   const std::string rows = statistics_csv_rows("Case,1", s);
   EXPECT_THAT(rows, ::testing::StartsWith("\"Case,1\",1,S,2,8,11.5,0,12,20.5,27\n"));
   EXPECT_THAT(rows, ::testing::HasSubstr("\"Case,1\",6,L1,0,0,,,,,\n"));
+  // A normalised image reports the file's intensities through the rescale (x * 379 + 466).
+  const auto r = structure_statistics(*labels, *image, g, Rescale{466, 379});
+  EXPECT_DOUBLE_EQ(r[0].mean_intensity, (466.0 + (23.0 * 379 + 466)) / 2);
+  EXPECT_DOUBLE_EQ(r[18].median_intensity, at(0, 1, 1) * 379.0 + 466);
   EXPECT_THROW(structure_statistics(*labels, *NdArray::make<float>({2, 3, 5}), g),
                std::invalid_argument);
 }
