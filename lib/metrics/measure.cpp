@@ -69,28 +69,36 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
   bool cuts[3];
   for (int a = 0; a < 3; ++a) cuts[a] = std::abs(grid.g.direction[a]) <= 0.7 && size[a] > 1;
   const auto* l = labels.data<std::uint8_t>();
+  std::vector<std::int64_t> count(kNumClasses, 0);
+  for (std::int64_t n = 0; n < labels.numel(); ++n) ++count[l[n] < kNumClasses ? l[n] : 0];
   std::vector<Points> pts(kNumClasses);
-  for (auto& p : pts) {
-    p.lo = {H, W, D};
-    p.hi = {-1, -1, -1};
+  for (int c = 0; c < kNumClasses; ++c) {
+    pts[c].lo = {H, W, D};
+    pts[c].hi = {-1, -1, -1};
+    if (c > 0) pts[c].p.reserve(static_cast<std::size_t>(count[c]));
   }
   for (std::int64_t d = 0, n = 0; d < D; ++d)
-    for (std::int64_t h = 0; h < H; ++h)
-      for (std::int64_t w = 0; w < W; ++w, ++n) {
-        const int c = l[n];
+    for (std::int64_t h = 0; h < H; ++h, n += W) {
+      // Voxel centres along the row: the row's first plus w column steps.
+      const auto first = grid.at(static_cast<double>(h), 0.0, static_cast<double>(d));
+      const auto next = grid.at(static_cast<double>(h), 1.0, static_cast<double>(d));
+      const double step[3] = {next[0] - first[0], next[1] - first[1], next[2] - first[2]};
+      const bool row_on_edge =
+          (cuts[0] && (h == 0 || h == H - 1)) || (cuts[2] && (d == 0 || d == D - 1));
+      for (std::int64_t w = 0; w < W; ++w) {
+        const int c = l[n + w];
         if (c <= 0 || c >= kNumClasses) continue;
         auto& P = pts[c];
-        P.p.push_back(grid.at(static_cast<double>(h), static_cast<double>(w),
-                              static_cast<double>(d)));
+        const double fw = static_cast<double>(w);
+        P.p.push_back({first[0] + step[0] * fw, first[1] + step[1] * fw, first[2] + step[2] * fw});
         const std::int64_t idx[3] = {h, w, d};
-        bool on_edge = false;
         for (int a = 0; a < 3; ++a) {
           P.lo[a] = std::min(P.lo[a], idx[a]);
           P.hi[a] = std::max(P.hi[a], idx[a]);
-          on_edge |= cuts[a] && (idx[a] == 0 || idx[a] == size[a] - 1);
         }
-        if (on_edge) P.edge.push_back(P.p.back());
+        if (row_on_edge || (cuts[1] && (w == 0 || w == W - 1))) P.edge.push_back(P.p.back());
       }
+    }
   for (auto& P : pts) {
     if (P.p.empty()) continue;
     std::array<double, 3> s{0, 0, 0};

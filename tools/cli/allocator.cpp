@@ -1,8 +1,13 @@
 #include "allocator.hpp"
 
 #include <malloc.h>
+#include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace spineparse::cli {
@@ -29,10 +34,42 @@ void tune_allocator() {
   mallopt(M_TOP_PAD, 64 << 20);
 }
 
+namespace {
+std::int64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return -1;
+  long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE) : -1;
+}
+}  // namespace
+
+// Trimming hands free pages back, and the next case faults them in again, zeroed: on 880x880x12
+// cases the GCSN then ran 0.16 s (18 %) slower inside the pipeline than alone. Never trimming let
+// resident memory creep (demo networks, 200 cases: the second half's peak 1.23x the first's).
+// So the free pages are kept while the resident set stays within 10 % of what it was at the end
+// of the first cases (the working set of a case), and trimmed when it grows past that.
 std::function<void()> release_after_case() {
   const std::string m = mode();
   if (m == "default" || m == "keep") return {};
-  return [] { malloc_trim(64 << 20); };
+  if (m == "trim") return [] { malloc_trim(64 << 20); };
+  struct State {
+    std::mutex mu;
+    int cases = 0;
+    std::int64_t usual = 0;  // the largest resident set at the end of the first kLearn cases
+  };
+  auto state = std::make_shared<State>();
+  return [state] {
+    constexpr int kLearn = 3;
+    const std::int64_t rss = resident_bytes();
+    std::lock_guard<std::mutex> lk(state->mu);
+    if (rss < 0 || state->cases++ < kLearn) {
+      state->usual = std::max(state->usual, rss);
+      return;
+    }
+    if (rss > state->usual + state->usual / 10) malloc_trim(64 << 20);
+  };
 }
 
 }  // namespace spineparse::cli
