@@ -7,16 +7,17 @@
 #include <itkMetaImageIO.h>
 #include <itkNiftiImageIO.h>
 #include <itkNrrdImageIO.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
-#include <zlib.h>
-
+#include "io/ascii.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::io {
@@ -89,40 +90,15 @@ void dhw_to_itk(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::in
   }
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Gzips file `from` into `to` (a new file) at `level`. Throws std::runtime_error on any failure.
-void gzip_file(const std::string& from, const std::string& to, int level) {
-  const std::string bytes = read_file(from);
-  gzFile out = gzopen(to.c_str(), ("wb" + std::to_string(level)).c_str());
-  if (!out) throw std::runtime_error("cannot create " + to);
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const auto chunk = static_cast<unsigned>(std::min<std::size_t>(bytes.size() - done, 1u << 30));
-    if (gzwrite(out, bytes.data() + done, chunk) != static_cast<int>(chunk)) {
-      int err = 0;
-      const std::string why = gzerror(out, &err);
-      gzclose(out);
-      throw std::runtime_error("gzip to " + to + " failed: " + why);
-    }
-    done += chunk;
-  }
-  if (gzclose(out) != Z_OK) throw std::runtime_error("gzip to " + to + " failed on close");
-}
-
+// An ITK image of size (H, W, D) with the geometry `g`.
 template <typename T>
-void write_typed(const std::string& path, const NdArray& data, const Geometry& g) {
+typename itk::Image<T, 3>::Pointer itk_image(std::int64_t H, std::int64_t W, std::int64_t D,
+                                             const Geometry& g) {
   using Image = itk::Image<T, 3>;
-  const std::int64_t D = data.dim(0), H = data.dim(1), W = data.dim(2);
   auto img = Image::New();
   typename Image::RegionType region;
-  typename Image::SizeType size = {{static_cast<itk::SizeValueType>(H),
-                                    static_cast<itk::SizeValueType>(W),
-                                    static_cast<itk::SizeValueType>(D)}};
-  region.SetSize(size);
+  region.SetSize({{static_cast<itk::SizeValueType>(H), static_cast<itk::SizeValueType>(W),
+                   static_cast<itk::SizeValueType>(D)}});
   img->SetRegions(region);
   img->Allocate();
   typename Image::SpacingType sp;
@@ -136,6 +112,70 @@ void write_typed(const std::string& path, const NdArray& data, const Geometry& g
   img->SetSpacing(sp);
   img->SetOrigin(org);
   img->SetDirection(dir);
+  return img;
+}
+
+template <typename T>
+void itk_write(const std::string& path, const std::string& io_path,
+               const typename itk::Image<T, 3>::Pointer& img, bool compress) {
+  auto writer = itk::ImageFileWriter<itk::Image<T, 3>>::New();
+  writer->SetFileName(path);
+  writer->SetImageIO(make_io(io_path, true));
+  writer->SetInput(img);
+  writer->SetUseCompression(compress);
+  writer->Update();
+}
+
+// `path` (.nii.gz) as gzip at level 1 of ITK's own .nii: the 352-byte header ITK writes for this
+// geometry and type (taken from a one-voxel image, its sizes set to H, W, D), then the voxels.
+// ITK 5.2's NIfTI writer ignores the compression level and spends 6x longer at level 6 for files
+// a third smaller. Sizes NIfTI-1 cannot hold go through ITK (returns false).
+template <typename T>
+bool write_nifti_gz(const std::string& path, const std::string& final_path, const T* voxels,
+                    std::int64_t H, std::int64_t W, std::int64_t D, const Geometry& g) {
+  constexpr std::int64_t kMaxDim = 32767;
+  if (H > kMaxDim || W > kMaxDim || D > kMaxDim) return false;
+  const std::string one = temp_path_for(final_path.substr(0, final_path.size() - 3));
+  std::string header;
+  try {
+    itk_write<T>(one, final_path, itk_image<T>(1, 1, 1, g), false);
+    header = read_file(one);
+  } catch (...) {
+    std::remove(one.c_str());
+    throw;
+  }
+  std::remove(one.c_str());
+  if (header.size() != 352 + sizeof(T))
+    throw std::runtime_error("unexpected NIfTI header from ITK (" +
+                             std::to_string(header.size()) + " bytes)");
+  header.resize(352);
+  const std::int16_t dims[4] = {3, static_cast<std::int16_t>(H), static_cast<std::int16_t>(W),
+                                static_cast<std::int16_t>(D)};
+  std::memcpy(&header[40], dims, sizeof dims);  // dim[0..3], in this machine's order as ITK writes
+  gzFile out = gzopen(path.c_str(), "wb1");
+  if (!out) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
+  auto put = [&](const char* p, std::size_t n) {
+    for (std::size_t done = 0; done < n;) {
+      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - done, 1u << 30));
+      if (gzwrite(out, p + done, chunk) != static_cast<int>(chunk)) {
+        int err = 0;
+        const std::string why = gzerror(out, &err);
+        gzclose(out);
+        throw std::runtime_error(why);
+      }
+      done += chunk;
+    }
+  };
+  put(header.data(), header.size());
+  put(reinterpret_cast<const char*>(voxels), static_cast<std::size_t>(H * W * D) * sizeof(T));
+  if (gzclose(out) != Z_OK) throw std::runtime_error("closing the gzip stream failed");
+  return true;
+}
+
+template <typename T>
+void write_typed(const std::string& path, const NdArray& data, const Geometry& g) {
+  const std::int64_t D = data.dim(0), H = data.dim(1), W = data.dim(2);
+  auto img = itk_image<T>(H, W, D, g);
   T* out = img->GetBufferPointer();
   switch (data.dtype()) {
     case DType::kUInt8:
@@ -152,26 +192,15 @@ void write_typed(const std::string& path, const NdArray& data, const Geometry& g
                                " volumes");
   }
   const std::string tmp = temp_path_for(path);
-  // .nii.gz: ITK writes the .nii, which is gzipped here at level 1 (ITK 5.2's NIfTI writer
-  // ignores the compression level and spends 6x longer for files a third smaller).
-  const bool gz = ends_with(path, ".nii.gz");
-  const std::string itk_path = gz ? temp_path_for(path.substr(0, path.size() - 3)) : tmp;
   try {
-    auto writer = itk::ImageFileWriter<Image>::New();
-    writer->SetFileName(itk_path);
-    writer->SetImageIO(make_io(path, true));
-    writer->SetInput(img);
-    writer->SetUseCompression(!gz);
-    writer->Update();
-    if (gz) gzip_file(itk_path, tmp, 1);
+    const bool done = ends_with(path, ".nii.gz") && write_nifti_gz<T>(tmp, path, out, H, W, D, g);
+    if (!done) itk_write<T>(tmp, path, img, true);
   } catch (const std::exception& e) {
-    std::remove(itk_path.c_str());
     std::remove(tmp.c_str());
     const auto* itk_error = dynamic_cast<const itk::ExceptionObject*>(&e);
     throw std::runtime_error("cannot write " + path + ": " +
                              (itk_error ? itk_error->GetDescription() : e.what()));
   }
-  if (gz) std::remove(itk_path.c_str());
   // ITK's writers ignore short writes (a full disk): read what was written back before it may
   // replace anything.
   if (const std::string problem = volume_problem(tmp); !problem.empty()) {
