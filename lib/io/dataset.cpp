@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "io/ascii.hpp"
 #include "io/dicom.hpp"
 #include "io/header.hpp"
 #include "io/volume_io.hpp"
@@ -16,11 +17,6 @@ namespace spineparse::io {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Entries of `dir` named like volumes, whatever they are (regular files, links, folders): an
 // entry that cannot be read becomes a failed case rather than vanishing from the run.
@@ -63,7 +59,7 @@ std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
                              " both give it; remove or rename all but one";
       else if (auto p = file_problem(f); !p.empty())
         s.attrs["problem"] = f + ": " + p;
-      auto m = masks.find(lower(id));
+      auto m = masks.find(ascii_lower(id));
       if (m != masks.end() && m->second.size() == 1) s.attrs["mask_path"] = m->second[0];
       if (m != masks.end() && m->second.size() > 1 && !s.attrs.count("problem"))
         s.attrs["problem"] = "the mask of case '" + id + "' is ambiguous: " + names_of(m->second);
@@ -146,9 +142,9 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
   ByKey images, masks;
   auto add_mask = [&](const std::string& m, bool need_prefix) {
     std::string stem = volume_stem(m);
-    const bool prefixed = lower(stem).rfind("mask_", 0) == 0;
+    const bool prefixed = ascii_lower(stem).rfind("mask_", 0) == 0;
     if (prefixed) stem = stem.substr(5);
-    if (prefixed || !need_prefix) masks[lower(stem)].push_back(m);
+    if (prefixed || !need_prefix) masks[ascii_lower(stem)].push_back(m);
   };
   if (layout == "original") {
     const bool inside = !fs::is_directory(dir / "original_mr");
@@ -164,7 +160,7 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
       if (fs::is_directory(dir / sub))
         for (const auto& m : volumes_in(dir / sub)) add_mask(m, false);
     for (const auto& f : volumes_in(dir)) {
-      if (lower(volume_stem(f)).rfind("mask_", 0) == 0)
+      if (ascii_lower(volume_stem(f)).rfind("mask_", 0) == 0)
         add_mask(f, true);
       else
         images[volume_stem(f)].push_back(f);

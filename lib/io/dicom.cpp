@@ -18,6 +18,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "io/ascii.hpp"
 #include "io/dicom_check.hpp"
 #include "spineparse/files.hpp"
 
@@ -40,11 +41,8 @@ bool has_dicom_preamble(const fs::path& p) {
 // Named as DICOM files are (*.dcm, *.ima, *.dicom, DICOMDIR), whatever their content: such a
 // file is listed (a skipped case with the reason) even when it is not readable DICOM.
 bool named_like_dicom(const std::string& name) {
-  std::string n;
-  for (char c : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto ends = [&](const std::string& e) {
-    return n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0;
-  };
+  const std::string n = ascii_lower(name);
+  auto ends = [&](const std::string& e) { return n.size() > e.size() && ends_with(n, e); };
   return n == "dicomdir" || ends(".dcm") || ends(".ima") || ends(".dicom");
 }
 
@@ -96,8 +94,8 @@ std::vector<Placed> placed_by(const gdcm::Scanner& s, const std::vector<std::str
   std::vector<Placed> out;
   for (const auto& f : files) {
     Placed p{f};
-    p.has_orientation = finite_numbers(trimmed(s.GetValue(f.c_str(), kOrientation)), 6,
-                                       p.orientation.data());
+    p.has_orientation =
+        finite_numbers(trimmed(s.GetValue(f.c_str(), kOrientation)), 6, p.orientation.data());
     p.has_position =
         finite_numbers(trimmed(s.GetValue(f.c_str(), kPosition)), 3, p.position.data());
     out.push_back(p);
@@ -124,8 +122,8 @@ std::vector<Slice> slices_in_order(const std::vector<Placed>& files, const std::
       throw std::runtime_error(what + ": no ImageOrientationPatient in " + f.file);
     for (std::size_t i = 0; i < 6; ++i)
       if (std::abs(f.orientation[i] - o0[i]) > 1e-3)
-        throw std::runtime_error(what + ": slices in different orientations (" + f.file +
-                                 " and " + files.front().file + ")");
+        throw std::runtime_error(what + ": slices in different orientations (" + f.file + " and " +
+                                 files.front().file + ")");
     const auto& p = f.position;
     out.push_back({p[0] * n[0] + p[1] * n[1] + p[2] * n[2], f.file});
   }
@@ -198,10 +196,10 @@ DicomSeries not_an_image(const std::string& f) {
   else if (fs::file_size(f, ec) == 0)
     s.not_a_volume = "an empty file";
   else
-    s.not_a_volume = "not readable as DICOM (" + std::string(has_dicom_preamble(f)
-                                                                 ? "it has the Part 10 preamble"
-                                                                 : "no Part 10 preamble") +
-                     ", but GDCM cannot parse it)";
+    s.not_a_volume =
+        "not readable as DICOM (" +
+        std::string(has_dicom_preamble(f) ? "it has the Part 10 preamble" : "no Part 10 preamble") +
+        ", but GDCM cannot parse it)";
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "io/ascii.hpp"
 #include "io/header.hpp"
 
 namespace spineparse::io {
@@ -31,11 +32,6 @@ std::string trim(std::string_view s) {
   while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
   while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
   return std::string(s.substr(a, b - a));
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // Whole numbers of a field ("256 256 30"); refuses anything else, naming the field.
@@ -64,7 +60,7 @@ std::vector<double> numbers(std::string v, const std::string& name, const std::s
   std::istringstream ss(v);
   std::string tok;
   while (ss >> tok) {
-    if (lower(tok) == "none" || lower(tok) == "nan") {
+    if (ascii_lower(tok) == "none" || ascii_lower(tok) == "nan") {
       out.push_back(NAN);
       continue;
     }
@@ -91,7 +87,7 @@ void set_sizes(HeaderFacts& out, const std::vector<std::int64_t>& sizes, const s
 // A detached data file: resolved against the header's folder and required to stay inside it.
 std::string data_file_in(const std::string& dir, const std::string& file, const std::string& name) {
   if (file.empty()) refuse(name, "the data file name is empty");
-  if (file.find('%') != std::string::npos || lower(file).rfind("list", 0) == 0)
+  if (file.find('%') != std::string::npos || ascii_lower(file).rfind("list", 0) == 0)
     refuse(name, "data split over several files (\"" + file + "\") is not read");
   const fs::path base = fs::weakly_canonical(fs::path(dir.empty() ? "." : dir));
   const fs::path target = fs::weakly_canonical(base / file);
@@ -163,7 +159,7 @@ std::vector<std::pair<std::string, std::string>> key_values(std::string_view tex
     const std::size_t k = line.find(sep);
     if (k == std::string::npos) continue;  // NRRD magic line, or free text
     if (sep == ':' && k + 1 < line.size() && line[k + 1] == '=') continue;  // key:=value
-    out.emplace_back(lower(trim(std::string_view(line).substr(0, k))),
+    out.emplace_back(ascii_lower(trim(std::string_view(line).substr(0, k))),
                      trim(std::string_view(line).substr(k + 1)));
   }
   return out;
@@ -209,12 +205,12 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
     refuse(name, "sizes has " + std::to_string(s.size()) + " numbers for dimension " +
                      std::to_string(d[0]));
   set_sizes(out, s, name, "sizes");
-  out.datatype = nrrd_datatype(lower(*type));
+  out.datatype = nrrd_datatype(ascii_lower(*type));
   out.element_bytes = datatype_bytes(out.datatype);
   if (!out.element_bytes) refuse(name, "type \"" + *type + "\" is not a scalar type that is read");
   out.data_bytes = checked_mul(out.voxels, out.element_bytes);
   if (out.data_bytes < 0) refuse(name, "the data size overflows 64 bits");
-  const std::string e = lower(*enc);
+  const std::string e = ascii_lower(*enc);
   if (e == "raw")
     out.encoding = Encoding::kRaw;
   else if (e == "gzip" || e == "gz")
@@ -240,10 +236,10 @@ HeaderFacts parse_nrrd_header(std::string_view text, const std::string& name,
   }
   if (out.element_bytes > 1 && out.binary) {
     const std::string* endian = field("endian");
-    if (!endian || (lower(*endian) != "little" && lower(*endian) != "big"))
+    if (!endian || (ascii_lower(*endian) != "little" && ascii_lower(*endian) != "big"))
       refuse(name, "endian (little or big) is required for " + std::to_string(out.element_bytes) +
                        "-byte binary data");
-    out.swap = (lower(*endian) == "big") != machine_is_big_endian();
+    out.swap = (ascii_lower(*endian) == "big") != machine_is_big_endian();
   }
   if (const auto* sd = field("space directions")) {
     const auto m = numbers(*sd, name, "space directions");
@@ -269,7 +265,7 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
   std::map<std::string, std::string> f;
   for (auto& [k, v] : key_values(text, '=', name)) f[k] = v;
   auto field = [&](const char* k) -> const std::string* { return f.count(k) ? &f[k] : nullptr; };
-  if (const auto* ot = field("objecttype"); ot && lower(*ot) != "image")
+  if (const auto* ot = field("objecttype"); ot && ascii_lower(*ot) != "image")
     refuse(name, "ObjectType is \"" + *ot + "\", not Image");
   const std::string* nd = field("ndims");
   const std::string* ds = field("dimsize");
@@ -289,12 +285,13 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
       {"met_char", 256},       {"met_uchar", 2},         {"met_short", 4},  {"met_ushort", 512},
       {"met_int", 8},          {"met_uint", 768},        {"met_long", 8},   {"met_ulong", 768},
       {"met_long_long", 1024}, {"met_ulong_long", 1280}, {"met_float", 16}, {"met_double", 64}};
-  auto t = kTypes.find(lower(*et));
+  auto t = kTypes.find(ascii_lower(*et));
   if (t == kTypes.end()) refuse(name, "ElementType " + *et + " is not a scalar type that is read");
   out.datatype = t->second;
   for (const char* k : {"binarydatabyteordermsb", "elementbyteordermsb"})
-    if (const auto* msb = field(k)) out.swap = (lower(*msb) == "true") != machine_is_big_endian();
-  if (const auto* bin = field("binarydata"); bin && lower(*bin) != "true")
+    if (const auto* msb = field(k))
+      out.swap = (ascii_lower(*msb) == "true") != machine_is_big_endian();
+  if (const auto* bin = field("binarydata"); bin && ascii_lower(*bin) != "true")
     refuse(name, "BinaryData = " + *bin + ": text MetaImage data is not read");
   std::int64_t channels = 1;
   if (const auto* c = field("elementnumberofchannels")) {
@@ -308,14 +305,14 @@ HeaderFacts parse_metaimage_header(std::string_view text, const std::string& nam
   out.element_bytes = datatype_bytes(t->second) * static_cast<int>(channels);
   out.data_bytes = checked_mul(out.voxels, out.element_bytes);
   if (out.data_bytes < 0) refuse(name, "the data size overflows 64 bits");
-  if (const auto* c = field("compresseddata"); c && lower(*c) == "true")
+  if (const auto* c = field("compresseddata"); c && ascii_lower(*c) == "true")
     out.encoding = Encoding::kZlib;
   if (const auto* hs = field("headersize")) {
     const auto v = integers(*hs, name, "HeaderSize");
     if (v.size() != 1 || v[0] < -1) refuse(name, "HeaderSize must be a whole number >= -1");
     out.data_offset = v[0];
   }
-  if (lower(*edf) != "local") out.data_file = data_file_in(dir, *edf, name);
+  if (ascii_lower(*edf) != "local") out.data_file = data_file_in(dir, *edf, name);
   for (const char* k : {"elementspacing", "elementsize"}) {
     if (const auto* sp = field(k)) {
       const auto v = numbers(*sp, name, k);

@@ -3,10 +3,11 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "build_paths.hpp"
+#include "io/ascii.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/registry.hpp"
@@ -125,8 +126,7 @@ void print_run_products(const std::string& output_dir) {
 }
 
 std::string case_key(const std::string& path) {
-  std::string s = io::volume_stem(path);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string s = io::ascii_lower(io::volume_stem(path));
   for (const char* p : {"seg_", "mask_"}) {
     if (s.rfind(p, 0) == 0) return s.substr(std::string(p).size());
   }
