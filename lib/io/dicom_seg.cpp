@@ -55,15 +55,11 @@ SourceSlice source_of(const std::string& file) {
   return s;
 }
 
-}  // namespace
-
-void write_dicom_seg(const std::string& path, const NdArray& labels, const Geometry& g,
-                     const std::vector<std::string>& source_files) {
-  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
-  const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
-  if (static_cast<std::int64_t>(source_files.size()) != D)
-    throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +
-                             std::to_string(source_files.size()) + " source images");
+// The segmentation object over the series: geometry shared by every frame and the dimension
+// index (segment, slice position).
+std::unique_ptr<DcmSegmentation> new_segmentation(const std::string& path, const Geometry& g,
+                                                  std::int64_t H, std::int64_t W,
+                                                  const std::string& first_source) {
   // Rows run along the image's second axis (W), columns along its first (H).
   IODGeneralEquipmentModule::EquipmentInfo eq("spineparse", "spineparse", "0", "0.1.0");
   ContentIdentificationMacro ci("1", "SPINE", "SpineParseNet: vertebrae and discs", "spineparse");
@@ -72,8 +68,7 @@ void write_dicom_seg(const std::string& path, const NdArray& labels, const Geome
                                                   static_cast<Uint16>(H), eq, ci),
         path);
   std::unique_ptr<DcmSegmentation> seg(raw);
-  check(seg->importFromSourceImage(source_files.front().c_str()),
-        path + ": " + source_files.front());
+  check(seg->importFromSourceImage(first_source.c_str()), path + ": " + first_source);
   seg->getSeries().setSeriesDescription("spineparse segmentation");
   seg->getSeries().setSeriesNumber("9901");
   std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
@@ -94,7 +89,46 @@ void write_dicom_seg(const std::string& path, const NdArray& labels, const Geome
   check(dims.addDimensionIndex(DCM_ImagePositionPatient, uid, DCM_PlanePositionSequence,
                                "Image Position Patient"),
         path);
+  return seg;
+}
 
+// Adds frame `frame` (slice d of segment `number`) with its position and its source image.
+void add_frame(DcmSegmentation& seg, const std::string& path, const Geometry& g, std::int64_t d,
+               Uint16 number, const SourceSlice& src, std::vector<Uint8>& frame) {
+  double p[3];
+  for (int w = 0; w < 3; ++w)
+    p[w] = g.origin[w] + g.direction[w * 3 + 2] * g.spacing[2] * static_cast<double>(d);
+  std::unique_ptr<FGPlanePosPatient> position(
+      FGPlanePosPatient::createMinimal(ds(p[0]).c_str(), ds(p[1]).c_str(), ds(p[2]).c_str()));
+  FGFrameContent content;
+  content.setDimensionIndexValues(number, 0);
+  content.setDimensionIndexValues(static_cast<Uint32>(d + 1), 1);
+  ImageSOPInstanceReferenceMacro* ref = nullptr;
+  check(ImageSOPInstanceReferenceMacro::create(src.sop_class.c_str(), src.sop_instance.c_str(),
+                                               OFVector<Uint16>(), ref),
+        path);
+  OFVector<ImageSOPInstanceReferenceMacro> refs;
+  refs.push_back(*ref);
+  delete ref;
+  std::unique_ptr<FGDerivationImage> derivation(
+      DcmSegmentation::createDerivationImageFG(refs, "Segmentation by spineparse"));
+  OFVector<FGBase*> groups;
+  groups.push_back(position.get());
+  groups.push_back(&content);
+  if (derivation) groups.push_back(derivation.get());
+  check(seg.addFrame(frame.data(), number, groups), path);
+}
+
+}  // namespace
+
+void write_dicom_seg(const std::string& path, const NdArray& labels, const Geometry& g,
+                     const std::vector<std::string>& source_files) {
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
+  const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
+  if (static_cast<std::int64_t>(source_files.size()) != D)
+    throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +
+                             std::to_string(source_files.size()) + " source images");
+  auto seg = new_segmentation(path, g, H, W, source_files.front());
   const auto* l = labels.data<std::uint8_t>();
   std::vector<SourceSlice> sources;
   for (const auto& f : source_files) sources.push_back(source_of(f));
@@ -118,30 +152,7 @@ void write_dicom_seg(const std::string& path, const NdArray& labels, const Geome
           frame[static_cast<std::size_t>(r * H + c)] = on;
           any |= on;
         }
-      if (!any) continue;
-      double p[3];
-      for (int w = 0; w < 3; ++w)
-        p[w] = g.origin[w] + g.direction[w * 3 + 2] * g.spacing[2] * static_cast<double>(d);
-      std::unique_ptr<FGPlanePosPatient> position(
-          FGPlanePosPatient::createMinimal(ds(p[0]).c_str(), ds(p[1]).c_str(), ds(p[2]).c_str()));
-      FGFrameContent content;
-      content.setDimensionIndexValues(number, 0);
-      content.setDimensionIndexValues(static_cast<Uint32>(d + 1), 1);
-      const auto& src = sources[static_cast<std::size_t>(d)];
-      ImageSOPInstanceReferenceMacro* ref = nullptr;
-      check(ImageSOPInstanceReferenceMacro::create(src.sop_class.c_str(), src.sop_instance.c_str(),
-                                                   OFVector<Uint16>(), ref),
-            path);
-      OFVector<ImageSOPInstanceReferenceMacro> refs;
-      refs.push_back(*ref);
-      delete ref;
-      std::unique_ptr<FGDerivationImage> derivation(
-          DcmSegmentation::createDerivationImageFG(refs, "Segmentation by spineparse"));
-      OFVector<FGBase*> groups;
-      groups.push_back(position.get());
-      groups.push_back(&content);
-      if (derivation) groups.push_back(derivation.get());
-      check(seg->addFrame(frame.data(), number, groups), path);
+      if (any) add_frame(*seg, path, g, d, number, sources[static_cast<std::size_t>(d)], frame);
     }
   }
   const std::string tmp = temp_path_for(path);

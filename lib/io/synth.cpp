@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/orientation.hpp"
-#include "spine/labels.hpp"
 #include "io/volume_io.hpp"
+#include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::io {
@@ -52,7 +52,7 @@ struct Structure {
   double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
   double tilt_extra;                    // the sacrum's own tilt
   bool degenerate;
-  double fracture;                      // anterior height loss (0: intact)
+  double fracture;  // anterior height loss (0: intact)
 };
 
 // The structure's extent along its axis at AP position v (mm, + posterior), as [lo, hi] in the
@@ -76,7 +76,8 @@ std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double a
     TrueLevel& t = out[c.label - 1];
     t.label = c.label;
     const double r = 0.5 * std::hypot(c.height, c.depth) + 1;
-    t.complete = c.s_mid - r > 0 && c.s_mid + r < s_max && c.ap_mid - r > 0 && c.ap_mid + r < ap_max;
+    t.complete =
+        c.s_mid - r > 0 && c.s_mid + r < s_max && c.ap_mid - r > 0 && c.ap_mid + r < ap_max;
     const double dd = c.depth / 2;
     auto h = [&](double v) { return extent_u(c, v).second - extent_u(c, v).first; };
     t.anterior_height_mm = c.label == 1 ? nan : h(-dd);
@@ -100,58 +101,70 @@ std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double a
   const double normal_of_disc = out[10].superior_deg;
   // A sacrum turned more than 15 degrees from the L5/S disc meets it at a corner, not with its
   // plate (no real sacrum does): its plate is then not a defined truth.
-  if (std::abs(out[0].superior_deg - normal_of_disc) > 15)
-    out[0].superior_deg = nan;
+  if (std::abs(out[0].superior_deg - normal_of_disc) > 15) out[0].superior_deg = nan;
   return out;
 }
 
-}  // namespace
+// The sampling grid: in-plane size and spacing, slices, and the sagittal geometry. With
+// o.slice_spacing the same slab is sampled more or less densely; slice d's centre then lies
+// lr_shift + d * sz mm from the drawn grid's first slice centre.
+struct PhantomGrid {
+  std::int64_t H = 0, W = 0, D = 0;
+  double sp = 0, fov = 0, sz = 0, sz_drawn = 0, D_drawn = 0, lr_shift = 0;
+  Geometry g;
+};
 
-Phantom make_phantom(const SynthOptions& o, int case_number) {
-  Rng rng(o.seed * 0x100000001B3ULL + static_cast<std::uint64_t>(case_number) * 0x9E3779B1ULL + 17);
-  Phantom ph;
-  ph.id = "Case" + std::to_string(case_number);
+PhantomGrid draw_grid(Rng& rng, const SynthOptions& o) {
+  PhantomGrid p;
   const int n = rng.integer(o.min_size, o.max_size);
-  const std::int64_t H = n, W = n;
-  std::int64_t D = rng.integer(o.min_slices, o.max_slices);
+  p.H = p.W = n;
+  p.D = rng.integer(o.min_slices, o.max_slices);
   // Field of view; the in-plane spacing follows, kept within real scans' range where possible.
   double fov = rng.uniform(300.0, 420.0);
-  double sp = std::clamp(fov / n, 0.3, 0.75);
-  if (n < 300) sp = fov / n;  // tiny test volumes keep a whole spine in view
-  fov = sp * n;
-  double sz = rng.uniform(3.6, 4.6);
-  // Slice d's centre lies lr_shift + d * sz mm from the drawn grid's first slice centre.
-  const double sz_drawn = sz, D_drawn = static_cast<double>(D);
-  double lr_shift = 0;
-  if (o.slice_spacing > 0) {  // the same slab, sampled more or less densely
-    D = std::max<std::int64_t>(1, std::llround(D_drawn * sz / o.slice_spacing));
-    sz = o.slice_spacing;
-    lr_shift = 0.5 * (sz - sz_drawn);
+  p.sp = std::clamp(fov / n, 0.3, 0.75);
+  if (n < 300) p.sp = fov / n;  // tiny test volumes keep a whole spine in view
+  p.fov = p.sp * n;
+  p.sz = rng.uniform(3.6, 4.6);
+  p.sz_drawn = p.sz;
+  p.D_drawn = static_cast<double>(p.D);
+  if (o.slice_spacing > 0) {
+    p.D = std::max<std::int64_t>(1, std::llround(p.D_drawn * p.sz / o.slice_spacing));
+    p.sz = o.slice_spacing;
+    p.lr_shift = 0.5 * (p.sz - p.sz_drawn);
   }
-
-  Geometry g;
-  g.spacing = {sp, sp, sz};
+  Geometry& g = p.g;
+  g.spacing = {p.sp, p.sp, p.sz};
   g.origin = {rng.uniform(-30, 30), rng.uniform(-200, -150), rng.uniform(-40, 0)};
   // Axis 0 (H) runs anterior->posterior, axis 1 (W) superior->inferior, axis 2 (D) right->left:
   // a sagittal acquisition, so the direction matrix is not the identity (LPS, columns = axes).
   g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};
-  for (int r = 0; r < 3; ++r) g.origin[r] += g.direction[r * 3 + 2] * lr_shift;
-  ph.geometry = g;
+  for (int r = 0; r < 3; ++r) g.origin[r] += g.direction[r * 3 + 2] * p.lr_shift;
+  return p;
+}
 
-  // The spine's centre line: AP position (mm) as a function of s (mm from the top edge, along W).
-  const double ap0 = fov * rng.uniform(0.42, 0.55);
-  const double amp = fov * rng.uniform(0.02, 0.07);
-  const double period = fov * rng.uniform(1.4, 2.4);
-  const double phase = rng.uniform(0, 2 * kPi);
-  const double lr0 = (D_drawn - 1) * sz_drawn * 0.5 + rng.uniform(-0.5, 0.5) * sz_drawn;
-  const double lr_slope = rng.uniform(-0.03, 0.03);  // a slight scoliosis
-  auto centre = [&](double s) { return ap0 + amp * std::sin(2 * kPi * s / period + phase); };
-  auto slope = [&](double s) {
+// The spine's centre line: AP position (mm) as a function of s (mm from the top edge, along W),
+// and its left-right course (a slight scoliosis).
+struct SpineCurve {
+  double ap0, amp, period, phase, lr0, lr_slope;
+  double centre(double s) const { return ap0 + amp * std::sin(2 * kPi * s / period + phase); }
+  double slope(double s) const {
     return amp * 2 * kPi / period * std::cos(2 * kPi * s / period + phase);
-  };
+  }
+};
 
-  // Chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T10, T9/T10, T9.
-  const double scale = rng.uniform(0.8, 1.12) * std::min(1.0, fov / 330.0);
+SpineCurve draw_curve(Rng& rng, const PhantomGrid& p) {
+  SpineCurve c;
+  c.ap0 = p.fov * rng.uniform(0.42, 0.55);
+  c.amp = p.fov * rng.uniform(0.02, 0.07);
+  c.period = p.fov * rng.uniform(1.4, 2.4);
+  c.phase = rng.uniform(0, 2 * kPi);
+  c.lr0 = (p.D_drawn - 1) * p.sz_drawn * 0.5 + rng.uniform(-0.5, 0.5) * p.sz_drawn;
+  c.lr_slope = rng.uniform(-0.03, 0.03);
+  return c;
+}
+
+// The chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T10, T9/T10, T9, sized by `scale`.
+std::vector<Structure> draw_chain(Rng& rng, double fov, double scale) {
   double s = fov - rng.uniform(0.02, 0.12) * fov;  // bottom of the sacrum
   std::vector<Structure> chain;
   for (int k = 1; k <= 10; ++k) {
@@ -182,113 +195,149 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
     s -= d.height;
     chain.push_back(d);
   }
-  if (o.fracture_rate > 0) {  // its own generator: the rest of the phantom stays as it was
+  return chain;
+}
+
+// Wedge fractures (their own generator: the rest of the phantom stays as it was), then each
+// structure placed on the curve.
+void place_chain(std::vector<Structure>& chain, const SpineCurve& curve, const SynthOptions& o,
+                 int case_number) {
+  if (o.fracture_rate > 0) {
     Rng fr(o.seed * 0x2545F4914F6CDD1DULL + static_cast<std::uint64_t>(case_number) * 31 + 5);
     for (auto& c : chain)
       if (!c.disc && c.label >= 2 && fr.uniform() < o.fracture_rate)
         c.fracture = fr.uniform(0.2, 0.45);
   }
   for (auto& c : chain) {
-    c.ap_mid = centre(c.s_mid);
-    const double t = slope(c.s_mid) + (c.label == 1 ? std::tan(c.tilt_extra) : 0.0);
+    c.ap_mid = curve.centre(c.s_mid);
+    const double t = curve.slope(c.s_mid) + (c.label == 1 ? std::tan(c.tilt_extra) : 0.0);
     const double norm = std::sqrt(1 + t * t);
     c.tangent_s = 1 / norm;
     c.tangent_y = t / norm;
   }
+}
 
-  ph.truth = true_levels(chain, static_cast<double>(H - 1) * sp, static_cast<double>(W - 1) * sp);
-
-  // Contrast (T2-like), with a per-case gain.
-  const double gain = rng.uniform(0.75, 1.25);
-  const double noise = rng.uniform(12, 30);
-  const double i_tissue = 260 * gain, i_fat = 620 * gain, i_body = rng.uniform(300, 380) * gain,
-               i_rim = 120 * gain, i_nucleus = rng.uniform(850, 1100) * gain,
-               i_annulus = 480 * gain, i_csf = rng.uniform(1100, 1300) * gain, i_cord = 560 * gain;
+// T2-like intensities with a per-case gain, noise level and smooth bias field.
+struct Contrast {
+  double gain, noise, tissue, fat, body, rim, nucleus, annulus, csf, cord;
   double bias[6];
-  for (double& b : bias) b = rng.uniform(-1, 1);
+  // The multiplicative bias field at relative position (bx, by, bz) in [0, 1].
+  double field(double bx, double by, double bz) const {
+    return 1 + 0.12 * bias[0] * std::cos(kPi * bx) + 0.12 * bias[1] * std::cos(kPi * by) +
+           0.06 * bias[2] * std::cos(2 * kPi * bx + bias[3]) + 0.08 * bias[4] * (bz - 0.5) +
+           0.05 * bias[5] * std::cos(kPi * (bx + by));
+  }
+};
 
-  auto img = NdArray::make<std::int16_t>({D, H, W});
-  auto mask = NdArray::make<std::uint8_t>({D, H, W});
-  std::int16_t* I = img->data<std::int16_t>();
-  std::uint8_t* M = mask->data<std::uint8_t>();
+Contrast draw_contrast(Rng& rng) {
+  Contrast c;
+  c.gain = rng.uniform(0.75, 1.25);
+  c.noise = rng.uniform(12, 30);
+  c.tissue = 260 * c.gain, c.fat = 620 * c.gain, c.body = rng.uniform(300, 380) * c.gain,
+  c.rim = 120 * c.gain, c.nucleus = rng.uniform(850, 1100) * c.gain, c.annulus = 480 * c.gain,
+  c.csf = rng.uniform(1100, 1300) * c.gain, c.cord = 560 * c.gain;
+  for (double& b : c.bias) b = rng.uniform(-1, 1);
+  return c;
+}
 
-  // Per-structure reach along s, for a quick rejection of far voxels.
-  std::vector<std::pair<double, double>> reach;
+// What lies at one point before noise: its label and intensity. (y, ss, dz): mm antero-posterior,
+// along the spine from the top edge, and left-right from the spine's midline.
+struct Scene {
+  const PhantomGrid& grid;
+  const SpineCurve& curve;
+  const std::vector<Structure>& chain;
+  const Contrast& k;
+  double scale;
+  std::vector<std::pair<double, double>> reach;  // per structure, its span along s (rejection)
+
+  std::pair<int, double> at(double y, double ss, double dz) const {
+    const double cy = curve.centre(ss), fov = grid.fov;
+    // Background: body tissue in an elliptic torso with a fat layer, air outside.
+    const double torso =
+        std::pow((y - cy + 0.05 * fov) / (0.46 * fov), 2) + std::pow(dz / 160.0, 2);
+    double val = torso < 1 ? (torso > 0.8 ? k.fat : k.tissue) : 8 * k.gain;
+    // Spinal canal behind the bodies: CSF with the cord inside.
+    const double behind = y - cy;
+    if (behind > 20 * scale && behind < 36 * scale && std::abs(dz) < 11)
+      val = std::abs(behind - 28 * scale) < 4.5 * scale && std::abs(dz) < 6 ? k.cord : k.csf;
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      if (ss < reach[i].first || ss > reach[i].second) continue;
+      const auto& c = chain[i];
+      const double ds = ss - c.s_mid, dy = y - c.ap_mid;
+      const double u = ds * c.tangent_s + dy * c.tangent_y;   // along the spine
+      const double v = -ds * c.tangent_y + dy * c.tangent_s;  // antero-posterior
+      const double dd = c.depth / 2;
+      const auto [lo, hi] = extent_u(c, v);
+      const double a = std::abs(u - 0.5 * (lo + hi)) / (0.5 * (hi - lo));
+      const double r2 = (v / dd) * (v / dd) + (dz / (c.width / 2)) * (dz / (c.width / 2));
+      const double f = c.disc ? a * a * a * a + r2 * r2 : std::pow(a, 8) + r2 * r2 * r2;
+      if (f > 1) continue;
+      if (c.disc) {
+        const double core = a * a + r2;
+        val =
+            (c.degenerate ? 0.45 : 1.0) * (core < 0.45 ? k.nucleus : 0.5 * (k.nucleus + k.annulus));
+        if (core > 0.8) val = k.annulus;
+      } else {
+        val = f > 0.75 ? k.rim : k.body * (1 + 0.06 * std::sin(0.9 * u + 1.3 * v));
+      }
+      return {c.label, val};
+    }
+    return {0, val};
+  }
+};
+
+// Slice d of the image (Rician noise from `nr`) and of the mask.
+void render_slice(const Scene& sc, std::int64_t d, Rng& nr, std::int16_t* I, std::uint8_t* M) {
+  const PhantomGrid& p = sc.grid;
+  const double lr = p.lr_shift + d * p.sz;
+  for (std::int64_t h = 0; h < p.H; ++h) {
+    const double y = h * p.sp;
+    for (std::int64_t w = 0; w < p.W; ++w) {
+      const double ss = w * p.sp;
+      const auto [label, val] = sc.at(y, ss, lr - (sc.curve.lr0 + sc.curve.lr_slope * ss));
+      const double bz = p.D > 1 ? static_cast<double>(d) / (p.D - 1) : 0.5;
+      const double re = val * sc.k.field(y / p.fov, ss / p.fov, bz) + sc.k.noise * nr.normal(),
+                   im = sc.k.noise * nr.normal();
+      const double m = std::sqrt(re * re + im * im);
+      const std::int64_t idx = (d * p.H + h) * p.W + w;
+      I[idx] = static_cast<std::int16_t>(std::clamp(std::lround(m), 0L, 32767L));
+      M[idx] = static_cast<std::uint8_t>(label);
+    }
+  }
+}
+
+}  // namespace
+
+Phantom make_phantom(const SynthOptions& o, int case_number) {
+  Rng rng(o.seed * 0x100000001B3ULL + static_cast<std::uint64_t>(case_number) * 0x9E3779B1ULL + 17);
+  Phantom ph;
+  ph.id = "Case" + std::to_string(case_number);
+  const PhantomGrid grid = draw_grid(rng, o);
+  ph.geometry = grid.g;
+  const SpineCurve curve = draw_curve(rng, grid);
+  const double scale = rng.uniform(0.8, 1.12) * std::min(1.0, grid.fov / 330.0);
+  std::vector<Structure> chain = draw_chain(rng, grid.fov, scale);
+  place_chain(chain, curve, o, case_number);
+  ph.truth = true_levels(chain, static_cast<double>(grid.H - 1) * grid.sp,
+                         static_cast<double>(grid.W - 1) * grid.sp);
+  const Contrast contrast = draw_contrast(rng);
+  Scene scene{grid, curve, chain, contrast, scale, {}};
   for (const auto& c : chain) {
     const double r = 0.5 * std::sqrt(c.height * c.height + c.depth * c.depth) + 2;
-    reach.emplace_back(c.s_mid - r, c.s_mid + r);
+    scene.reach.emplace_back(c.s_mid - r, c.s_mid + r);
   }
-
-  std::vector<Rng> row_rngs;
-  for (std::int64_t d = 0; d < D; ++d) row_rngs.emplace_back(rng.next());
-
-  tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
-    Rng& nr = row_rngs[d];
-    const double lr = lr_shift + d * sz;
-    for (std::int64_t h = 0; h < H; ++h) {
-      const double y = h * sp;
-      for (std::int64_t w = 0; w < W; ++w) {
-        const double ss = w * sp;
-        const double cy = centre(ss);
-        const double lrc = lr0 + lr_slope * ss;
-        const double dz = lr - lrc;
-        // Background: body tissue in an elliptic torso with a fat layer, air outside.
-        const double torso =
-            std::pow((y - cy + 0.05 * fov) / (0.46 * fov), 2) + std::pow(dz / 160.0, 2);
-        double val = torso < 1 ? (torso > 0.8 ? i_fat : i_tissue) : 8 * gain;
-        int label = 0;
-        // Spinal canal behind the bodies: CSF with the cord inside.
-        const double behind = y - cy;
-        if (behind > 20 * scale && behind < 36 * scale && std::abs(dz) < 11) {
-          val = std::abs(behind - 28 * scale) < 4.5 * scale && std::abs(dz) < 6 ? i_cord : i_csf;
-        }
-        for (std::size_t k = 0; k < chain.size(); ++k) {
-          if (ss < reach[k].first || ss > reach[k].second) continue;
-          const auto& c = chain[k];
-          const double ds = ss - c.s_mid, dy = y - c.ap_mid;
-          const double u = ds * c.tangent_s + dy * c.tangent_y;   // along the spine
-          const double v = -ds * c.tangent_y + dy * c.tangent_s;  // antero-posterior
-          const double dd = c.depth / 2;
-          const auto [lo, hi] = extent_u(c, v);
-          const double a = std::abs(u - 0.5 * (lo + hi)) / (0.5 * (hi - lo));
-          const double r2 = (v / dd) * (v / dd) + (dz / (c.width / 2)) * (dz / (c.width / 2));
-          const double f = c.disc ? a * a * a * a + r2 * r2 : std::pow(a, 8) + r2 * r2 * r2;
-          if (f <= 1) {
-            label = c.label;
-            if (c.disc) {
-              const double core = a * a + r2;
-              val = (c.degenerate ? 0.45 : 1.0) *
-                    (core < 0.45 ? i_nucleus : 0.5 * (i_nucleus + i_annulus));
-              if (core > 0.8) val = i_annulus;
-            } else {
-              val = f > 0.75 ? i_rim : i_body * (1 + 0.06 * std::sin(0.9 * u + 1.3 * v));
-            }
-            break;
-          }
-        }
-        // Smooth multiplicative bias field, then Rician noise.
-        const double bx = y / fov, by = ss / fov,
-                     bz = D > 1 ? static_cast<double>(d) / (D - 1) : 0.5;
-        const double field =
-            1 + 0.12 * bias[0] * std::cos(kPi * bx) + 0.12 * bias[1] * std::cos(kPi * by) +
-            0.06 * bias[2] * std::cos(2 * kPi * bx + bias[3]) + 0.08 * bias[4] * (bz - 0.5) +
-            0.05 * bias[5] * std::cos(kPi * (bx + by));
-        const double re = val * field + noise * nr.normal(), im = noise * nr.normal();
-        const double m = std::sqrt(re * re + im * im);
-        const std::int64_t idx = (d * H + h) * W + w;
-        I[idx] = static_cast<std::int16_t>(std::clamp(std::lround(m), 0L, 32767L));
-        M[idx] = static_cast<std::uint8_t>(label);
-      }
-    }
+  auto img = NdArray::make<std::int16_t>({grid.D, grid.H, grid.W});
+  auto mask = NdArray::make<std::uint8_t>({grid.D, grid.H, grid.W});
+  std::vector<Rng> slice_rngs;
+  for (std::int64_t d = 0; d < grid.D; ++d) slice_rngs.emplace_back(rng.next());
+  tbb::parallel_for(std::int64_t{0}, grid.D, [&](std::int64_t d) {
+    render_slice(scene, d, slice_rngs[d], img->data<std::int16_t>(), mask->data<std::uint8_t>());
   });
   bool present[20] = {false};
+  const std::uint8_t* M = mask->data<std::uint8_t>();
   for (std::int64_t i = 0; i < mask->numel(); ++i) present[M[i]] = true;
-  for (int k = 10; k >= 1; --k) {
-    if (present[k]) {
-      ph.highest_label_visible = k;
-      break;
-    }
-  }
+  for (int k = 10; k >= 1 && !ph.highest_label_visible; --k)
+    if (present[k]) ph.highest_label_visible = k;
   ph.image = img;
   ph.mask = mask;
   return ph;
@@ -383,9 +432,8 @@ std::string truth_measurements_csv(const std::vector<CaseTruth>& cases) {
     for (const auto& t : levels)
       csv += id + "," + std::to_string(t.label) + "," + structure_name(t.label) + "," +
              (t.complete ? "1" : "0") + "," + num(t.anterior_height_mm) + "," +
-             num(t.middle_height_mm) + "," + num(t.posterior_height_mm) + "," +
-             num(t.ap_depth_mm) + "," + num(t.superior_deg) + "," + num(t.inferior_deg) + "," +
-             num(t.fracture) + "\n";
+             num(t.middle_height_mm) + "," + num(t.posterior_height_mm) + "," + num(t.ap_depth_mm) +
+             "," + num(t.superior_deg) + "," + num(t.inferior_deg) + "," + num(t.fracture) + "\n";
   return csv;
 }
 
@@ -404,8 +452,8 @@ std::string truth_alignment_csv(const std::vector<CaseTruth>& cases) {
     csv += id + "," + num(ok(1) && ok(6) ? levels[5].superior_deg - S.superior_deg : nan) + "," +
            num(ok(1) ? -S.superior_deg : nan);
     for (int k = 1; k <= 9; ++k)  // disc 10+k: vertebra k+1's inferior against k's superior
-      csv += "," + num(ok(k) && ok(k + 1) ? levels[k].inferior_deg - levels[k - 1].superior_deg
-                                          : nan);
+      csv +=
+          "," + num(ok(k) && ok(k + 1) ? levels[k].inferior_deg - levels[k - 1].superior_deg : nan);
     csv += "\n";
   }
   return csv;

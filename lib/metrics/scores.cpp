@@ -336,8 +336,16 @@ CaseScores case_scores_from_json(const std::string& text) {
   }
 }
 
-std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
-                          int failed_cases) {
+namespace {
+
+const std::pair<const char*, double StructureScore::*> kScoreFields[] = {
+    {"dice", &StructureScore::dice},
+    {"precision", &StructureScore::precision},
+    {"recall", &StructureScore::recall},
+    {"assd_mm", &StructureScore::assd_mm},
+    {"hd95_mm", &StructureScore::hd95_mm}};
+
+std::string cases_csv(const std::vector<CaseScores>& cases) {
   std::ostringstream csv;
   csv << "case,label,structure,dice,precision,recall,assd_mm,hd95_mm,truth_voxels,pred_voxels\n";
   for (const auto& c : cases) {
@@ -348,36 +356,16 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
           << fmt(s.hd95_mm) << "," << s.truth_voxels << "," << s.pred_voxels << "\n";
     }
   }
-  json j;
-  j["cases_scored"] = cases.size();
-  j["cases_failed"] = failed_cases;
-  j["definitions"] =
-      "Dice, precision, recall as the original (spec 7.2): structures absent from both sides "
-      "excluded; "
-      "per case the mean over present structures, then mean and population std over cases. "
-      "ASSD and HD95 in mm need the structure on both sides; missed = in the truth only, spurious "
-      "= predicted only.";
-  const std::pair<const char*, double StructureScore::*> fields[] = {
-      {"dice", &StructureScore::dice},
-      {"precision", &StructureScore::precision},
-      {"recall", &StructureScore::recall},
-      {"assd_mm", &StructureScore::assd_mm},
-      {"hd95_mm", &StructureScore::hd95_mm}};
-  for (const auto& [name, field] : fields) {
-    json g;
-    for (const char* which : {"vertebrae", "discs", "all"}) {
-      std::vector<double> per_case;
-      for (const auto& c : cases) per_case.push_back(case_mean(c.structures, field, which));
-      g[which] = stats(per_case);
-    }
-    j[name] = g;
-  }
+  return csv.str();
+}
+
+// summary.json's per_structure list; adds the cohort's missed and spurious structure counts.
+json per_structure(const std::vector<CaseScores>& cases, int* missed, int* spurious) {
   json per = json::array();
-  int missed = 0, spurious = 0;
   for (int l = 1; l <= kMaxLabel; ++l) {
     json e = {{"label", l}, {"structure", structure_name(l)}};
     int present = 0, m = 0, sp = 0;
-    for (const auto& [name, field] : fields) {
+    for (const auto& [name, field] : kScoreFields) {
       std::vector<double> v;
       for (const auto& c : cases) v.push_back(c.structures[l - 1].*field);
       e[name] = stats(v);
@@ -391,11 +379,34 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
     e["cases_with_structure"] = present;
     e["missed"] = m;
     e["spurious"] = sp;
-    missed += m;
-    spurious += sp;
+    *missed += m;
+    *spurious += sp;
     per.push_back(e);
   }
-  j["per_structure"] = per;
+  return per;
+}
+
+json summary(const std::vector<CaseScores>& cases, int failed_cases) {
+  json j;
+  j["cases_scored"] = cases.size();
+  j["cases_failed"] = failed_cases;
+  j["definitions"] =
+      "Dice, precision, recall as the original (spec 7.2): structures absent from both sides "
+      "excluded; "
+      "per case the mean over present structures, then mean and population std over cases. "
+      "ASSD and HD95 in mm need the structure on both sides; missed = in the truth only, spurious "
+      "= predicted only.";
+  for (const auto& [name, field] : kScoreFields) {
+    json g;
+    for (const char* which : {"vertebrae", "discs", "all"}) {
+      std::vector<double> per_case;
+      for (const auto& c : cases) per_case.push_back(case_mean(c.structures, field, which));
+      g[which] = stats(per_case);
+    }
+    j[name] = g;
+  }
+  int missed = 0, spurious = 0;
+  j["per_structure"] = per_structure(cases, &missed, &spurious);
   j["missed_structures"] = missed;
   j["spurious_structures"] = spurious;
   std::vector<double> before, after;
@@ -407,27 +418,41 @@ std::string write_reports(const std::vector<CaseScores>& cases, const std::strin
   }
   if (!before.empty())
     j["refinement"] = {{"dice_before", stats(before)}, {"dice_after", stats(after)}};
-  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return j;
+}
+
+// The cohort's confusion matrix as CSV, or "" when no case carries one.
+std::string confusion_csv(const std::vector<CaseScores>& cases) {
   std::vector<std::int64_t> conf(kNumClasses * kNumClasses, 0);
-  bool any_conf = false;
+  bool any = false;
   for (const auto& c : cases) {
     if (c.confusion.size() != conf.size()) continue;
-    any_conf = true;
+    any = true;
     for (std::size_t i = 0; i < conf.size(); ++i) conf[i] += c.confusion[i];
   }
-  if (any_conf) {
-    std::ostringstream cm;
-    cm << "truth\\predicted";
-    for (int p = 0; p < kNumClasses; ++p) cm << "," << structure_name(p);
+  if (!any) return "";
+  std::ostringstream cm;
+  cm << "truth\\predicted";
+  for (int p = 0; p < kNumClasses; ++p) cm << "," << structure_name(p);
+  cm << "\n";
+  for (int g = 0; g < kNumClasses; ++g) {
+    cm << structure_name(g);
+    for (int p = 0; p < kNumClasses; ++p) cm << "," << conf[g * kNumClasses + p];
     cm << "\n";
-    for (int g = 0; g < kNumClasses; ++g) {
-      cm << structure_name(g);
-      for (int p = 0; p < kNumClasses; ++p) cm << "," << conf[g * kNumClasses + p];
-      cm << "\n";
-    }
-    write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm.str());
   }
-  write_file_atomic((fs::path(folder) / "cases.csv").string(), csv.str());
+  return cm.str();
+}
+
+}  // namespace
+
+std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
+                          int failed_cases) {
+  const std::string text =
+      summary(cases, failed_cases).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+      "\n";
+  if (const std::string cm = confusion_csv(cases); !cm.empty())
+    write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm);
+  write_file_atomic((fs::path(folder) / "cases.csv").string(), cases_csv(cases));
   write_file_atomic((fs::path(folder) / "summary.json").string(), text);
   return text;
 }
