@@ -129,6 +129,28 @@ void Case::set_payload(const std::string& key, std::shared_ptr<const Payload> p)
   payloads_[key] = std::move(p);
 }
 
+std::string param_limits(const ParamSpec& p) {
+  auto num = [](double v) { return param_value_to_string(ParamValue(v)); };
+  std::vector<std::string> parts;
+  if (!p.allowed.empty()) {
+    std::string a;
+    for (const auto& v : p.allowed) a += (a.empty() ? "" : ", ") + v;
+    parts.push_back("one of: " + a);
+  }
+  if (p.min && p.max)
+    parts.push_back(num(*p.min) + " to " + num(*p.max));
+  else if (p.min)
+    parts.push_back("at least " + num(*p.min));
+  else if (p.max)
+    parts.push_back("at most " + num(*p.max));
+  if (p.must_exist)
+    parts.push_back("must exist" +
+                    (p.exists_unless.empty() ? "" : " unless " + p.exists_unless + " is true"));
+  std::string out;
+  for (const auto& s : parts) out += (out.empty() ? "" : "; ") + s;
+  return out;
+}
+
 const char* param_type_name(ParamType t) {
   switch (t) {
     case ParamType::kBool:

@@ -31,6 +31,10 @@ struct ParamSpec {
   std::string exists_unless;
 };
 
+// What a spec accepts beyond its type, in words ("" when anything of the type): "one of: a, b",
+// "at least 16", "0 to 4096", "must exist unless random_weights is true".
+std::string param_limits(const ParamSpec& spec);
+
 // Resolved values of one stage instance: every declared parameter with a default or a given value.
 class Params {
  public:
