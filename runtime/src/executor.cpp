@@ -503,6 +503,24 @@ class CaseStream {
   std::map<std::size_t, CasePtr> first_failure_;
 };
 
+// One case's entry in run.json.
+json case_record(const CaseOutcome& oc) {
+  json c = {{"id", oc.id}, {"index", oc.index}, {"status", oc.status}};
+  if (oc.status == "failed") c["error"] = {{"node", oc.error_node}, {"message", oc.error}};
+  json t = json::object();
+  for (const auto& st : oc.timings) t[st.node] = st.seconds;
+  c["stage_seconds"] = t;
+  if (!oc.metrics.empty()) c["metrics"] = oc.metrics;
+  if (auto w = oc.attrs.find("warnings"); w != oc.attrs.end()) {
+    json list = json::array();
+    std::istringstream lines(w->second);
+    for (std::string line; std::getline(lines, line);) list.push_back(line);
+    c["warnings"] = list;
+  }
+  c["attrs"] = oc.attrs;
+  return c;
+}
+
 // run.json: what ran, with which plugins, and what happened to every case.
 json run_record(const GraphSpec& graph, const Registry& registry, const RunOptions& options,
                 const RunReport& report) {
@@ -550,22 +568,7 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
     j["interrupted"] = {{"signal", report.stopped_by}, {"not_run", not_run}};
   }
   json cases = json::array();
-  for (const auto& oc : report.cases) {
-    json c = {{"id", oc.id}, {"index", oc.index}, {"status", oc.status}};
-    if (oc.status == "failed") c["error"] = {{"node", oc.error_node}, {"message", oc.error}};
-    json t = json::object();
-    for (const auto& st : oc.timings) t[st.node] = st.seconds;
-    c["stage_seconds"] = t;
-    if (!oc.metrics.empty()) c["metrics"] = oc.metrics;
-    if (auto w = oc.attrs.find("warnings"); w != oc.attrs.end()) {
-      json list = json::array();
-      std::istringstream lines(w->second);
-      for (std::string line; std::getline(lines, line);) list.push_back(line);
-      c["warnings"] = list;
-    }
-    c["attrs"] = oc.attrs;
-    cases.push_back(c);
-  }
+  for (const auto& oc : report.cases) cases.push_back(case_record(oc));
   j["cases"] = cases;
   return j;
 }

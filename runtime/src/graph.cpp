@@ -82,6 +82,32 @@ json override_value(const ParamSpec& spec, const std::string& value) {
   }
 }
 
+// The spec of parameter `name` of a stage, or nullptr.
+const ParamSpec* find_param(const StageDescription& d, const std::string& name) {
+  for (const auto& p : d.params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+std::string known_params(const StageDescription& d) {
+  std::string known;
+  for (const auto& s : d.params) known += (known.empty() ? "" : ", ") + s.name;
+  return known.empty() ? "none" : known;
+}
+
+// Fills every parameter `values` lacks with its default; calls missing(spec) for a required one.
+template <class Missing>
+void fill_defaults(const StageDescription& d, std::map<std::string, ParamValue>& values,
+                   Missing missing) {
+  for (const auto& p : d.params) {
+    if (values.count(p.name)) continue;
+    if (p.default_value)
+      values[p.name] = *p.default_value;
+    else if (p.required)
+      missing(p);
+  }
+}
+
 class Validator {
  public:
   Validator(Registry& registry, std::string path) : registry_(registry), path_(std::move(path)) {}
@@ -188,24 +214,18 @@ class Validator {
       const std::string ptr = "--set " + set;
       const auto eq = set.find('=');
       const std::string name = set.substr(0, eq);
-      auto spec = std::find_if(d.params.begin(), d.params.end(),
-                               [&](const ParamSpec& p) { return p.name == name; });
-      if (eq == std::string::npos || spec == d.params.end()) {
+      const ParamSpec* spec = find_param(d, name);
+      if (eq == std::string::npos || !spec) {
         issue("unknown_param", ptr, "stage '" + d.kind + "' has no parameter '" + name + "'");
         continue;
       }
       if (auto v = convert(*spec, override_value(*spec, set.substr(eq + 1)), ptr, d.kind, false))
         values[name] = *v;
     }
-    for (const auto& p : d.params) {
-      if (values.count(p.name)) continue;
-      if (p.default_value) {
-        values[p.name] = *p.default_value;
-      } else if (p.required) {
-        issue("missing_param", "/params/" + p.name,
-              "stage '" + d.kind + "' requires parameter '" + p.name + "'");
-      }
-    }
+    fill_defaults(d, values, [&](const ParamSpec& p) {
+      issue("missing_param", "/params/" + p.name,
+            "stage '" + d.kind + "' requires parameter '" + p.name + "'");
+    });
     if (issues) *issues = issues_;
     return Params(values);
   }
@@ -467,6 +487,18 @@ class Validator {
       issue("bad_type", ptr, "a node must be an object with id and stage");
       return n;
     }
+    parse_node_id(jn, ptr, n);
+    const std::string label = n.id.empty() ? ptr : n.id;
+    const StageDescription* d = parse_stage_kind(jn, ptr, label, n);
+    if (!d) return n;
+    descs->back() = d;
+    n.concurrency = parse_concurrency(jn, ptr, label, *d);
+    n.params = parse_params(jn, ptr, label, *d, n.id);
+    return n;
+  }
+
+  // The node's keys, id and comment.
+  void parse_node_id(const json& jn, const std::string& ptr, NodeSpec& n) {
     static const std::set<std::string> kNodeKeys = {"id", "stage", "params", "concurrency",
                                                     "comment"};
     for (auto it = jn.begin(); it != jn.end(); ++it) {
@@ -485,83 +517,81 @@ class Validator {
               "node id '" + n.id + "' may not contain '.', '=', '/' or spaces");
       }
     }
-    const std::string label = n.id.empty() ? ptr : n.id;
     if (jn.contains("comment") && jn["comment"].is_string())
       n.comment = jn["comment"].get<std::string>();
+  }
+
+  // The stage kind's description, or nullptr (after an issue, unless its plugin was refused).
+  const StageDescription* parse_stage_kind(const json& jn, const std::string& ptr,
+                                           const std::string& label, NodeSpec& n) {
     if (!jn.contains("stage") || !jn["stage"].is_string()) {
       issue("missing_key", ptr + "/stage", "node '" + label + "' needs a stage kind");
-      return n;
+      return nullptr;
     }
     n.stage = jn["stage"].get<std::string>();
     const StageDescription* d = registry_.find(n.stage);
-    if (!d && plugin_refused_) return n;  // its plugin's refusal is the one error to read
-    if (!d) {
-      std::string near;
-      for (const auto* k : registry_.kinds()) {
-        if (k->kind.find(n.stage.substr(n.stage.find('.') + 1)) != std::string::npos)
-          near += (near.empty() ? "" : ", ") + k->kind;
-      }
-      issue("unknown_stage", ptr + "/stage",
-            "node '" + label + "': unknown stage kind '" + n.stage + "'" +
-                (near.empty() ? std::string(" (see `spineparse stages`)")
-                              : " (did you mean " + near + "?)"));
-      return n;
+    if (d || plugin_refused_) return d;  // a plugin's refusal is the one error to read
+    std::string near;
+    for (const auto* k : registry_.kinds()) {
+      if (k->kind.find(n.stage.substr(n.stage.find('.') + 1)) != std::string::npos)
+        near += (near.empty() ? "" : ", ") + k->kind;
     }
-    descs->back() = d;
+    issue("unknown_stage", ptr + "/stage",
+          "node '" + label + "': unknown stage kind '" + n.stage + "'" +
+              (near.empty() ? std::string(" (see `spineparse stages`)")
+                            : " (did you mean " + near + "?)"));
+    return nullptr;
+  }
 
-    // Concurrency.
-    n.concurrency = d->concurrency == Concurrency::kSerial ? 1 : 0;
-    if (jn.contains("concurrency")) {
-      const json& c = jn["concurrency"];
-      if (c.is_string() && c.get<std::string>() == "serial") {
-        n.concurrency = 1;
-      } else if (c.is_string() && c.get<std::string>() == "parallel") {
-        n.concurrency = 0;
-      } else if (c.is_number_integer() && c.get<int>() >= 1) {
-        n.concurrency = c.get<int>();
-      } else {
-        issue(
-            "bad_value", ptr + "/concurrency",
+  // 1 (serial), 0 (unlimited) or N, within what the stage allows.
+  int parse_concurrency(const json& jn, const std::string& ptr, const std::string& label,
+                        const StageDescription& d) {
+    int concurrency = d.concurrency == Concurrency::kSerial ? 1 : 0;
+    if (!jn.contains("concurrency")) return concurrency;
+    const json& c = jn["concurrency"];
+    if (c.is_string() && c.get<std::string>() == "serial") {
+      concurrency = 1;
+    } else if (c.is_string() && c.get<std::string>() == "parallel") {
+      concurrency = 0;
+    } else if (c.is_number_integer() && c.get<int>() >= 1) {
+      concurrency = c.get<int>();
+    } else {
+      issue("bad_value", ptr + "/concurrency",
             "node '" + label + "': concurrency is \"serial\", \"parallel\" or a positive integer");
-      }
-      if (d->concurrency == Concurrency::kSerial && n.concurrency != 1) {
-        issue("bad_concurrency", ptr + "/concurrency",
-              "node '" + label + "': stage '" + d->kind + "' processes one case at a time");
-        n.concurrency = 1;
-      }
     }
+    if (d.concurrency == Concurrency::kSerial && concurrency != 1) {
+      issue("bad_concurrency", ptr + "/concurrency",
+            "node '" + label + "': stage '" + d.kind + "' processes one case at a time");
+      concurrency = 1;
+    }
+    return concurrency;
+  }
 
-    // Parameters.
+  // The node's params, converted by their specs, and the defaults; a missing required one is
+  // remembered (an override may still give it).
+  Params parse_params(const json& jn, const std::string& ptr, const std::string& label,
+                      const StageDescription& d, const std::string& id) {
     std::map<std::string, ParamValue> values;
     const json params = jn.contains("params") ? jn["params"] : json::object();
     if (!params.is_object()) {
       issue("bad_type", ptr + "/params", "node '" + label + "': params must be an object");
     } else {
       for (auto it = params.begin(); it != params.end(); ++it) {
-        auto spec = std::find_if(d->params.begin(), d->params.end(),
-                                 [&](const ParamSpec& s) { return s.name == it.key(); });
+        const ParamSpec* spec = find_param(d, it.key());
         const std::string pptr = ptr + "/params/" + escape_pointer(it.key());
-        if (spec == d->params.end()) {
-          std::string known;
-          for (const auto& s : d->params) known += (known.empty() ? "" : ", ") + s.name;
+        if (!spec) {
           issue("unknown_param", pptr,
-                "node '" + label + "': stage '" + d->kind + "' has no parameter '" + it.key() +
-                    "' (known: " + (known.empty() ? "none" : known) + ")");
+                "node '" + label + "': stage '" + d.kind + "' has no parameter '" + it.key() +
+                    "' (known: " + known_params(d) + ")");
           continue;
         }
         if (auto v = convert(*spec, it.value(), pptr, label, true)) values[spec->name] = *v;
       }
     }
-    for (const auto& s : d->params) {
-      if (values.count(s.name)) continue;
-      if (s.default_value) {
-        values[s.name] = *s.default_value;
-      } else if (s.required) {
-        missing_.push_back({n.id, s.name, ptr + "/params/" + escape_pointer(s.name), d->kind});
-      }
-    }
-    n.params = Params(values);
-    return n;
+    fill_defaults(d, values, [&](const ParamSpec& s) {
+      missing_.push_back({id, s.name, ptr + "/params/" + escape_pointer(s.name), d.kind});
+    });
+    return Params(values);
   }
 
   void apply_overrides(const std::vector<std::string>& overrides, std::vector<NodeSpec>& nodes,
@@ -585,9 +615,8 @@ class Validator {
       }
       const StageDescription* d = descs[it->second];
       if (!d) continue;
-      auto spec = std::find_if(d->params.begin(), d->params.end(),
-                               [&](const ParamSpec& s) { return s.name == param; });
-      if (spec == d->params.end()) {
+      const ParamSpec* spec = find_param(*d, param);
+      if (!spec) {
         issue("unknown_param", ptr,
               "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param +
                   "'");

@@ -123,15 +123,10 @@ void Registry::add_stage(StageDescription description, StageFactory factory) {
   if (!loading_plugin_.empty()) impl_->added_by_plugin.push_back(kind);
 }
 
-const PluginInfo& Registry::load_plugin(const std::string& path_in) {
-  std::error_code ec;
-  fs::path path = fs::weakly_canonical(fs::path(path_in), ec);
-  if (ec) path = path_in;
-  for (const auto& p : plugins_) {
-    if (p.path == path.string()) return p;  // already loaded: the same file twice is harmless
-  }
-  if (!fs::exists(path)) throw PluginError("plugin " + path_in + ": no such file");
-
+namespace {
+// The library at `path`, loaded, and its descriptor. Throws PluginError saying why not.
+std::pair<std::shared_ptr<boost::dll::shared_library>, const SpineparsePluginDescriptor*>
+open_plugin(const fs::path& path) {
   auto lib = std::make_shared<boost::dll::shared_library>();
   boost::system::error_code bec;
   lib->load(boost::dll::fs::path(path.string()),
@@ -150,6 +145,19 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   if (d == nullptr || d->name == nullptr) {
     throw PluginError("plugin " + path.string() + " returned no descriptor");
   }
+  return {lib, d};
+}
+}  // namespace
+
+const PluginInfo& Registry::load_plugin(const std::string& path_in) {
+  std::error_code ec;
+  fs::path path = fs::weakly_canonical(fs::path(path_in), ec);
+  if (ec) path = path_in;
+  for (const auto& p : plugins_) {
+    if (p.path == path.string()) return p;  // already loaded: the same file twice is harmless
+  }
+  if (!fs::exists(path)) throw PluginError("plugin " + path_in + ": no such file");
+  auto [lib, d] = open_plugin(path);
   const std::string name = d->name;
   const std::string where = "plugin '" + name + "' (" + path.string() + ")";
   if (const std::string why = abi_mismatch(*d); !why.empty()) throw PluginError(where + " " + why);
@@ -161,32 +169,7 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
       throw PluginError(where + ": a plugin of that name is already loaded from " + p.path);
     }
   }
-
-  loading_plugin_ = name;
-  impl_->duplicates.clear();
-  impl_->added_by_plugin.clear();
-  // A refused plugin leaves nothing behind: its output checks (code in its library, which is
-  // unloaded when this returns) go with its kinds, and checks it replaced come back.
-  auto checks_before = impl_->output_checks;
-  std::string register_error;
-  try {
-    d->register_stages(this);
-  } catch (const std::exception& e) {
-    register_error = e.what();
-  } catch (...) {
-    register_error = "unknown exception";
-  }
-  loading_plugin_.clear();
-  if (!register_error.empty() || !impl_->duplicates.empty()) {
-    for (const auto& k : impl_->added_by_plugin) impl_->kinds.erase(k);
-    impl_->output_checks = std::move(checks_before);
-    std::string msg = where + " refused: ";
-    if (!register_error.empty()) msg += "register_stages failed: " + register_error;
-    for (std::size_t i = 0; i < impl_->duplicates.size(); ++i) {
-      msg += (i || !register_error.empty() ? "; " : "") + impl_->duplicates[i];
-    }
-    throw PluginError(msg);
-  }
+  register_plugin_stages(*d, where);
   impl_->libraries.push_back(std::move(lib));
   PluginInfo info{name, d->version ? d->version : "", path.string()};
   info.compiler = d->compiler ? d->compiler : "";
@@ -199,6 +182,35 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
   }
   plugins_.push_back(std::move(info));
   return plugins_.back();
+}
+
+// Runs the plugin's register function. A refused plugin leaves nothing behind: its kinds and
+// its output checks (code in its library, which is unloaded when load_plugin throws) go, and
+// checks it replaced come back.
+void Registry::register_plugin_stages(const SpineparsePluginDescriptor& d,
+                                      const std::string& where) {
+  loading_plugin_ = d.name;
+  impl_->duplicates.clear();
+  impl_->added_by_plugin.clear();
+  auto checks_before = impl_->output_checks;
+  std::string register_error;
+  try {
+    d.register_stages(this);
+  } catch (const std::exception& e) {
+    register_error = e.what();
+  } catch (...) {
+    register_error = "unknown exception";
+  }
+  loading_plugin_.clear();
+  if (register_error.empty() && impl_->duplicates.empty()) return;
+  for (const auto& k : impl_->added_by_plugin) impl_->kinds.erase(k);
+  impl_->output_checks = std::move(checks_before);
+  std::string msg = where + " refused: ";
+  if (!register_error.empty()) msg += "register_stages failed: " + register_error;
+  for (std::size_t i = 0; i < impl_->duplicates.size(); ++i) {
+    msg += (i || !register_error.empty() ? "; " : "") + impl_->duplicates[i];
+  }
+  throw PluginError(msg);
 }
 
 int Registry::load_folder(const std::string& folder, std::vector<std::string>* errors,

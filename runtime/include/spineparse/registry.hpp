@@ -14,6 +14,8 @@
 
 #include "spineparse/stage.hpp"
 
+struct SpineparsePluginDescriptor;
+
 namespace spineparse {
 
 struct PluginInfo {
@@ -77,6 +79,7 @@ class Registry {
   std::string check_output(const std::string& path) const;
 
  private:
+  void register_plugin_stages(const SpineparsePluginDescriptor& d, const std::string& where);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::vector<PluginInfo> plugins_;
