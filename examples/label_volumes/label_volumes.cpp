@@ -8,16 +8,22 @@
 namespace example {
 using namespace spineparse;
 
+// The parameters, declared once: each a member of the options struct, its initial value the
+// default. The same set describes them (validation, `spineparse stages`) and decodes a node's.
+void LabelVolumesOptions::declare(ParamSet<LabelVolumesOptions>& s) {
+  s.add(&LabelVolumesOptions::field, "field", "the label map to measure (labels, mask, ...)");
+}
+
 StageDescription label_volumes_description() {
   StageDescription d;
   d.kind = "example.label_volumes";
   d.summary = "Volume of every label in millilitres (an example plugin built outside the tree)";
-  d.params = {{"field", ParamType::kString, ParamValue(std::string("labels")), false,
-               "the label map to measure (labels, mask, ...)"}};
+  d.params = spineparse::params_of<LabelVolumesOptions>().specs();
   // The field read depends on the parameter: tell validation which one.
   d.fields_for = [](const Params& p) {
     return std::make_pair(
-        std::vector<FieldUse>{{p.get_string("field"), false, "uint8 [D,H,W]", "uint8", "D,H,W"}},
+        std::vector<FieldUse>{{spineparse::params_of<LabelVolumesOptions>().decode(p).field, false,
+                               "uint8 [D,H,W]", "uint8", "D,H,W"}},
         std::vector<FieldUse>{});
   };
   return d;

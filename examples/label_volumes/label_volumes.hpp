@@ -9,15 +9,21 @@
 //   {"id": "volumes", "stage": "example.label_volumes", "params": {"field": "labels"}}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
 namespace example {
 
+struct LabelVolumesOptions {
+  std::string field = "labels";
+  static void declare(spineparse::ParamSet<LabelVolumesOptions>& s);
+};
 spineparse::StageDescription label_volumes_description();
 
 class LabelVolumes : public spineparse::Stage {
  public:
-  explicit LabelVolumes(const spineparse::Params& p) : field_(p.get_string("field")) {}
+  explicit LabelVolumes(const spineparse::Params& p)
+      : field_(spineparse::params_of<LabelVolumesOptions>().decode(p).field) {}
   spineparse::CasePtr process(const spineparse::CasePtr& in) override;
 
  private:

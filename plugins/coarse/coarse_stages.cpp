@@ -7,8 +7,8 @@
 namespace spineparse {
 
 void register_coarse_stages(Registry& r) {
-  r.add_stage<coarse::Preprocess>(coarse::preprocess_description());
-  r.add_stage<coarse::GcsnStage>(coarse::gcsn_description());
+  r.add_stage<plugins::coarse::Preprocess>(plugins::coarse::preprocess_description());
+  r.add_stage<plugins::coarse::GcsnStage>(plugins::coarse::gcsn_description());
 }
 
 }  // namespace spineparse

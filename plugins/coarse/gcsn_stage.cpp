@@ -7,20 +7,13 @@
 
 #include "network_stage.hpp"
 
-namespace spineparse::coarse {
+namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description() {
   StageDescription d;
   d.kind = "coarse.gcsn";
   d.summary = "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid";
-  d.params = nn::network_params();
-  d.params.insert(d.params.begin() + 1, {"model",
-                                         ParamType::kString,
-                                         ParamValue(std::string("gcsn")),
-                                         false,
-                                         "gcsn; deeplab (the pretraining network without the graph "
-                                         "module); torchscript (custom network, same contract)",
-                                         {"gcsn", "deeplab", "torchscript"}});
+  d.params = params_of<network::GcsnOptions>().specs();
   d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"},
              {"coarse_pad", false, "", "int64", "2"}};
   d.writes = {{"coarse_logits", false, "raw logits on the coarse grid", "float32", "C,D,h,w"}};
@@ -32,18 +25,21 @@ StageDescription gcsn_description() {
 }
 
 struct GcsnStage::Impl {
-  nn::NetworkStage stage;
+  network::GcsnOptions options;
+  network::NetworkStage stage;
   nn::Gcsn net{nullptr};
 };
 
-GcsnStage::GcsnStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
+GcsnStage::GcsnStage(const Params& p) : impl_(std::make_unique<Impl>()) {
+  impl_->options = params_of<network::GcsnOptions>().decode(p);
+}
 GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
-  stage.open(params_, ctx);
+  stage.open(impl_->options, ctx);
   if (stage.setup.script) return;
-  const std::string model = params_.get_string("model");
+  const std::string& model = impl_->options.model;
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(stage.setup.state));
   stage.install(impl_->net, /*lenient=*/model == "deeplab");
@@ -55,7 +51,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   auto& stage = impl_->stage;
   const auto& setup = stage.setup;
-  nn::NetworkCall call(setup, stage.ctx, &stage.device_mutex);
+  network::NetworkCall call(setup, stage.ctx, &stage.device_mutex);
   nn::StageStream::Use on_stream(stage.stream);
   auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
   if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda()))
@@ -86,9 +82,9 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   auto out = in->derive();
   out->set("coarse_logits", nn::to_ndarray(kept));
   if (impl_->net)
-    nn::record_gflop(*out, stage.ctx,
+    network::record_gflop(*out, stage.ctx,
                      nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
   return out;
 }
 
-}  // namespace spineparse::coarse
+}  // namespace spineparse::plugins::coarse

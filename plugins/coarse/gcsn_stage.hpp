@@ -8,7 +8,7 @@
 //          fp32 | bf16 | fp16, nn/precision.hpp; recorded in run.json's "nodes").
 // Errors:  weights that do not fit the network stop the run at open(), listing every mismatch.
 // Concurrency: parallel on the CPU (each call takes the executor's thread share, see
-//          nn::NetworkCall); on CUDA one call at a time on the stage's stream.
+//          network::NetworkCall); on CUDA one call at a time on the stage's stream.
 //
 //   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device":
 //   "auto"}}
@@ -18,7 +18,7 @@
 
 #include "spineparse/stage.hpp"
 
-namespace spineparse::coarse {
+namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description();
 
@@ -30,9 +30,8 @@ class GcsnStage : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
-  struct Impl;
-  Params params_;
+  struct Impl;  // the decoded options among what it holds
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace spineparse::coarse
+}  // namespace spineparse::plugins::coarse

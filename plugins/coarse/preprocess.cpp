@@ -5,7 +5,14 @@
 
 #include "nn/resample.hpp"
 
-namespace spineparse::coarse {
+namespace spineparse::plugins::coarse {
+
+void PreprocessOptions::declare(ParamSet<PreprocessOptions>& s) {
+  using O = PreprocessOptions;
+  s.add(&O::height, "height", "rows of the network input").min(16);
+  s.add(&O::width, "width", "columns of the network input").min(16);
+  s.add(&O::min_slices, "min_slices", "pad the slice axis to this many").min(1);
+}
 
 StageDescription preprocess_description() {
   StageDescription d;
@@ -13,32 +20,7 @@ StageDescription preprocess_description() {
   d.summary =
       "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
       "(spec 2.1)";
-  d.params = {
-      {"height",
-       ParamType::kInt,
-       ParamValue(std::int64_t{128}),
-       false,
-       "rows of the network input",
-       {},
-       16.0,
-       std::nullopt},
-      {"width",
-       ParamType::kInt,
-       ParamValue(std::int64_t{256}),
-       false,
-       "columns of the network input",
-       {},
-       16.0,
-       std::nullopt},
-      {"min_slices",
-       ParamType::kInt,
-       ParamValue(std::int64_t{18}),
-       false,
-       "pad the slice axis to this many",
-       {},
-       1.0,
-       std::nullopt},
-  };
+  d.params = params_of<PreprocessOptions>().specs();
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
              {"norm", true, "offset and scale", "float64", "2"}};
   d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32",
@@ -49,8 +31,8 @@ StageDescription preprocess_description() {
 
 CasePtr Preprocess::process(const CasePtr& in) {
   auto [offset, scale] = nn::norm_of(*in);
-  auto ci = nn::make_coarse_input(*in->get("image"), offset, scale, params_.get_int("height"),
-                                  params_.get_int("width"), params_.get_int("min_slices"));
+  auto ci = nn::make_coarse_input(*in->get("image"), offset, scale, options_.height, options_.width,
+                                  options_.min_slices);
   auto pad = NdArray::make<std::int64_t>({2});
   pad->data<std::int64_t>()[0] = ci.pad_before;
   pad->data<std::int64_t>()[1] = in->get("image")->dim(0);
@@ -60,4 +42,4 @@ CasePtr Preprocess::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::coarse
+}  // namespace spineparse::plugins::coarse

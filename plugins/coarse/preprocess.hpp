@@ -13,19 +13,25 @@
 //   {"id": "coarse_prep", "stage": "coarse.preprocess"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::coarse {
+namespace spineparse::plugins::coarse {
 
+struct PreprocessOptions {
+  std::int64_t height = 128, width = 256;
+  std::int64_t min_slices = 18;
+  static void declare(ParamSet<PreprocessOptions>& s);
+};
 StageDescription preprocess_description();
 
 class Preprocess : public Stage {
  public:
-  explicit Preprocess(const Params& p) : params_(p) {}
+  explicit Preprocess(const Params& p) : options_(params_of<PreprocessOptions>().decode(p)) {}
   CasePtr process(const CasePtr& in) override;
 
  private:
-  Params params_;
+  PreprocessOptions options_;
 };
 
-}  // namespace spineparse::coarse
+}  // namespace spineparse::plugins::coarse

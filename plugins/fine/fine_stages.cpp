@@ -8,9 +8,9 @@
 namespace spineparse {
 
 void register_fine_stages(Registry& r) {
-  r.add_stage<fine::Prepare>(fine::prepare_description());
-  r.add_stage<fine::ResUNetStage>(fine::resunet_description());
-  r.add_stage<fine::ToRaw>(fine::to_raw_description());
+  r.add_stage<plugins::fine::Prepare>(plugins::fine::prepare_description());
+  r.add_stage<plugins::fine::ResUNetStage>(plugins::fine::resunet_description());
+  r.add_stage<plugins::fine::ToRaw>(plugins::fine::to_raw_description());
 }
 
 }  // namespace spineparse

@@ -11,19 +11,24 @@
 //   {"id": "crop_resample", "stage": "fine.prepare"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
+struct PrepareOptions {
+  std::int64_t height = 256, width = 512;
+  static void declare(ParamSet<PrepareOptions>& s);
+};
 StageDescription prepare_description();
 
 class Prepare : public Stage {
  public:
-  explicit Prepare(const Params& p) : params_(p) {}
+  explicit Prepare(const Params& p) : options_(params_of<PrepareOptions>().decode(p)) {}
   CasePtr process(const CasePtr& in) override;
 
  private:
-  Params params_;
+  PrepareOptions options_;
 };
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -8,7 +8,7 @@
 #include "network_stage.hpp"
 #include "slice_batcher.hpp"
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
 StageDescription resunet_description() {
   StageDescription d;
@@ -16,40 +16,7 @@ StageDescription resunet_description() {
   d.summary =
       "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the "
       "coarse logits";
-  d.params = nn::network_params();
-  d.params.insert(d.params.begin() + 1,
-                  {{"model",
-                    ParamType::kString,
-                    ParamValue(std::string("resunet2d")),
-                    false,
-                    "resunet2d; torchscript (custom network: forward(image, unary) -> logits)",
-                    {"resunet2d", "torchscript"}},
-                   {"batch_size",
-                    ParamType::kInt,
-                    ParamValue(std::int64_t{0}),
-                    false,
-                    "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes "
-                    "the thread share of the moment), 16 on CUDA",
-                    {},
-                    0.0,
-                    256.0},
-                   {"batch_across_cases",
-                    ParamType::kString,
-                    ParamValue(std::string("auto")),
-                    false,
-                    "let slices of different cases share a forward pass (one pass at a time); "
-                    "auto: on for CUDA, off on the CPU "
-                    "(where cases run side by side instead)",
-                    {"auto", "on", "off"}},
-                   {"batch_wait_ms",
-                    ParamType::kFloat,
-                    ParamValue(0.0),
-                    false,
-                    "with batch_across_cases: how long a pass waits for a full batch before "
-                    "running a partial one",
-                    {},
-                    0.0,
-                    10000.0}});
+  d.params = params_of<network::ResUNetOptions>().specs();
   d.reads = {{"fine_mr", false, "", "float32", "D,h,w"},
              {"coarse_logits", false, "", "float32", "C,D,h,w"}};
   d.writes = {{"fine_probs", false, "softmax on the fine grid", "float32", "C,D,h,w"}};
@@ -61,26 +28,59 @@ StageDescription resunet_description() {
 }
 
 struct ResUNetStage::Impl {
-  nn::NetworkStage stage;  // its device_mutex: CUDA without the batcher, one call at a time
+  network::ResUNetOptions options;
+  network::NetworkStage stage;  // its device_mutex: CUDA without the batcher, one call at a time
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
   nn::ResUNet2d net{nullptr};
+
+  // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device.
+  torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary_batch) {
+    const auto& setup = stage.setup;
+    auto img = nn::to_device_async(image, setup.device);
+    auto un = nn::to_device_async(unary_batch, setup.device);
+    if (stage.optimized && nn::uses_channels_last(stage.cuda()))
+      un = un.contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor logits =
+        setup.script ? setup.script->forward({img, un}).toTensor() : net->forward(img, un);
+    return torch::softmax(logits.to(torch::kFloat32), 1);
+  }
+
+  // The case's slices batch_size at a time -> probabilities [C,D,h,w]: on the CPU written into
+  // `host` (the case's field itself, no copy at the end), on CUDA into a device tensor.
+  torch::Tensor by_batches(const torch::Tensor& images, const torch::Tensor& unaries,
+                           network::NetworkCall& call, std::shared_ptr<NdArray>& host) {
+    const std::int64_t D = images.size(0), bs = batch_size;
+    torch::Tensor probs;
+    for (std::int64_t j = 0; j < D; j += bs) {
+      if (j > 0) call.refresh();
+      const std::int64_t n = std::min(bs, D - j);
+      auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
+      if (!probs.defined() && stage.cuda())
+        probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
+      if (!probs.defined()) {
+        host = NdArray::make<float>({sm.size(1), D, sm.size(2), sm.size(3)});
+        probs = nn::view_of(*host);
+      }
+      probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
+    }
+    return probs;
+  }
 };
 
-ResUNetStage::ResUNetStage(const Params& p) : params_(p), impl_(std::make_unique<Impl>()) {}
+ResUNetStage::ResUNetStage(const Params& p) : impl_(std::make_unique<Impl>()) {
+  impl_->options = params_of<network::ResUNetOptions>().decode(p);
+}
 ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
-  stage.open(params_, ctx);
+  const network::ResUNetOptions& o = impl_->options;
+  stage.open(o, ctx);
   const bool cuda = stage.cuda();
-  impl_->batch_size = params_.get_int("batch_size") > 0 ? params_.get_int("batch_size")
-                      : cuda                            ? 16
-                                                        : 1;
-  const std::string across = params_.get_string("batch_across_cases");
-  if (across == "on" || (across == "auto" && cuda)) {
-    impl_->batcher =
-        std::make_unique<SliceBatcher>(impl_->batch_size, params_.get_float("batch_wait_ms"));
+  impl_->batch_size = o.batch_size > 0 ? o.batch_size : cuda ? 16 : 1;
+  if (o.batch_across_cases == "on" || (o.batch_across_cases == "auto" && cuda)) {
+    impl_->batcher = std::make_unique<SliceBatcher>(impl_->batch_size, o.batch_wait_ms);
     // Its calls hold the stage's cores or device together: the batcher runs one pass at a time.
     if (ctx.declare) {
       ResourceUse use = stage.cpu_use;
@@ -107,56 +107,30 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   }
   auto& stage = impl_->stage;
   const auto& setup = stage.setup;
-  const bool cuda = stage.cuda();
-  // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device.
-  auto forward = [&](const torch::Tensor& image, const torch::Tensor& unary_batch) {
-    auto img = nn::to_device_async(image, setup.device);
-    auto un = nn::to_device_async(unary_batch, setup.device);
-    if (stage.optimized && nn::uses_channels_last(cuda))
-      un = un.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor logits;
-    if (setup.script) {
-      logits = setup.script->forward({img, un}).toTensor();
-    } else {
-      logits = impl_->net->forward(img, un);
-    }
-    return torch::softmax(logits.to(torch::kFloat32), 1);
-  };
   auto images = mr.unsqueeze(1);               // [D,1,h,w]
   auto unaries = unary.permute({1, 0, 2, 3});  // [D,C,h',w']
-  nn::NetworkCall call(setup, stage.ctx, impl_->batcher ? nullptr : &stage.device_mutex);
+  network::NetworkCall call(setup, stage.ctx, impl_->batcher ? nullptr : &stage.device_mutex);
   nn::StageStream::Use on_stream(stage.stream);
   nn::CudaAutocast autocast(setup.cuda_autocast(), setup.autocast_dtype());
-  torch::Tensor probs;  // [C,D,h,w]
-  std::shared_ptr<NdArray>
-      host_probs;  // CPU: the case's field itself, written in place (no copy at the end)
+  torch::Tensor probs;                  // [C,D,h,w]
+  std::shared_ptr<NdArray> host_probs;  // CPU: the case's field, written in place
   auto out = in->derive();
   if (impl_->batcher) {
-    auto r = impl_->batcher->run(images, unaries, forward);
+    auto r = impl_->batcher->run(
+        images, unaries,
+        [this](const torch::Tensor& i, const torch::Tensor& u) { return impl_->forward(i, u); });
     probs = r.out;
     out->set_attr("fine_passes", std::to_string(r.passes));
     out->set_attr("fine_shared_passes", std::to_string(r.shared_passes));
   } else {
-    const std::int64_t bs = impl_->batch_size;
-    for (std::int64_t j = 0; j < D; j += bs) {
-      if (j > 0) call.refresh();
-      const std::int64_t n = std::min(bs, D - j);
-      auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
-      if (!probs.defined() && cuda)
-        probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
-      if (!probs.defined()) {
-        host_probs = NdArray::make<float>({sm.size(1), D, sm.size(2), sm.size(3)});
-        probs = nn::view_of(*host_probs);
-      }
-      probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
-    }
+    probs = impl_->by_batches(images, unaries, call, host_probs);
   }
   probs = stage.to_host(probs);
   if (impl_->net)
-    nn::record_gflop(*out, stage.ctx,
+    network::record_gflop(*out, stage.ctx,
                      D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);
   out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
   return out;
 }
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

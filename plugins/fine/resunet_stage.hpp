@@ -9,7 +9,7 @@
 //          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
 //          forward passes (SliceBatcher), batch_wait_ms.
 // Concurrency: parallel. On the CPU cases run side by side, each batch with the executor's thread
-//          share of the moment (nn::NetworkCall); on CUDA one pass at a time on the stage's stream.
+//          share of the moment (network::NetworkCall); on CUDA one pass at a time on the stage's stream.
 //
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once
@@ -18,7 +18,7 @@
 
 #include "spineparse/stage.hpp"
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
 StageDescription resunet_description();
 
@@ -30,9 +30,8 @@ class ResUNetStage : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
-  struct Impl;
-  Params params_;
+  struct Impl;  // the decoded options among what it holds
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
 struct SliceBatcher::Request {
   torch::Tensor image, unary;
@@ -101,4 +101,4 @@ void SliceBatcher::lead(std::unique_lock<std::mutex>& lk, const Forward& forward
   cv_.notify_all();
 }
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -5,7 +5,7 @@
 // turn, so one pass runs at a time (one device stream) and no thread is added.
 //
 // The fine stage uses it on CUDA, where a 12-slice case fills a 16-slice batch only partly; on
-// the CPU, cases run side by side instead (see nn::NetworkCall). Included by the fine plugin only.
+// the CPU, cases run side by side instead (see network::NetworkCall). Included by the fine plugin only.
 #pragma once
 
 #include <torch/types.h>
@@ -17,7 +17,7 @@
 #include <functional>
 #include <mutex>
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
 class SliceBatcher {
  public:
@@ -51,4 +51,4 @@ class SliceBatcher {
   bool leading_ = false;
 };
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -8,15 +8,19 @@
 
 #include "nn/resample.hpp"
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
+
+void ToRawOptions::declare(ParamSet<ToRawOptions>& s) {
+  s.add(&ToRawOptions::keep_probabilities, "keep_probabilities",
+        "also keep the float32 [20,D,H,W] probabilities on the raw grid (large)");
+}
 
 StageDescription to_raw_description() {
   StageDescription d;
   d.kind = "fine.to_raw";
   d.summary =
       "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)";
-  d.params = {{"keep_probabilities", ParamType::kBool, ParamValue(false), false,
-               "also keep the float32 [20,D,H,W] probabilities on the raw grid (large)"}};
+  d.params = params_of<ToRawOptions>().specs();
   d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"},
              {"image", false, "for the raw size", "float32", "D,H,W"}};
   d.writes = {{"labels", false, "0 background, 1-10 vertebrae, 11-19 discs", "uint8", "D,H,W"},
@@ -43,7 +47,6 @@ std::vector<Lerp> lerps(std::int64_t in, std::int64_t out) {
   return v;
 }
 
-
 // One slice's output rows [r0, r1) of the crop: each class's source rows resized along W once
 // (hz), then every output row a blend of two of them, compared with the best class so far. The
 // same arithmetic as one bilinear step per voxel, in fewer operations, vectorised along W.
@@ -60,7 +63,8 @@ struct RowBlock {
       for (std::int64_t s = s0; s <= s1; ++s) {
         const float* src = P + ((c * D + d) * h + s) * w;
         float* dst = &hz[(s - s0) * W];
-        for (std::int64_t x = 0; x < W; ++x) dst[x] = lx[x].l0 * src[lx[x].i0] + lx[x].l1 * src[lx[x].i1];
+        for (std::int64_t x = 0; x < W; ++x)
+          dst[x] = lx[x].l0 * src[lx[x].i0] + lx[x].l1 * src[lx[x].i1];
       }
       for (std::int64_t r = r0; r < r1; ++r) {
         const Lerp& y = ly[r];
@@ -93,7 +97,7 @@ CasePtr ToRaw::process(const CasePtr& in) {
                              std::to_string(image->dim(0)));
   const nn::RowCrop crop = nn::central_rows(H);
   const auto ly = lerps(h, crop.rows()), lx = lerps(w, W);
-  const bool keep = params_.get_bool("keep_probabilities");
+  const bool keep = options_.keep_probabilities;
   auto labels = NdArray::make<std::uint8_t>({D, H, W});
   std::shared_ptr<NdArray> full;
   if (keep) full = NdArray::make<float>({C, D, H, W});  // zero outside the crop, as the original
@@ -113,4 +117,4 @@ CasePtr ToRaw::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -12,19 +12,24 @@
 //   {"id": "to_raw", "stage": "fine.to_raw"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::fine {
+namespace spineparse::plugins::fine {
 
+struct ToRawOptions {
+  bool keep_probabilities = false;
+  static void declare(ParamSet<ToRawOptions>& s);
+};
 StageDescription to_raw_description();
 
 class ToRaw : public Stage {
  public:
-  explicit ToRaw(const Params& p) : params_(p) {}
+  explicit ToRaw(const Params& p) : options_(params_of<ToRawOptions>().decode(p)) {}
   CasePtr process(const CasePtr& in) override;
 
  private:
-  Params params_;
+  ToRawOptions options_;
 };
 
-}  // namespace spineparse::fine
+}  // namespace spineparse::plugins::fine

@@ -11,12 +11,12 @@
 namespace spineparse {
 
 void register_io_stages(Registry& r) {
-  r.add_stage<io::ReadDataset>(io::read_dataset_description());
-  r.add_stage<io::Normalise>(io::normalise_description());
-  r.add_stage<io::Reorient>(io::reorient_description());
-  r.add_stage<io::RestoreOrientation>(io::restore_orientation_description());
-  r.add_stage<io::WriteDicomSeg>(io::write_dicom_seg_description());
-  r.add_stage<io::WriteNifti>(io::write_nifti_description());
+  r.add_stage<plugins::io::ReadDataset>(plugins::io::read_dataset_description());
+  r.add_stage<plugins::io::Normalise>(plugins::io::normalise_description());
+  r.add_stage<plugins::io::Reorient>(plugins::io::reorient_description());
+  r.add_stage<plugins::io::RestoreOrientation>(plugins::io::restore_orientation_description());
+  r.add_stage<plugins::io::WriteDicomSeg>(plugins::io::write_dicom_seg_description());
+  r.add_stage<plugins::io::WriteNifti>(plugins::io::write_nifti_description());
   // --resume trusts a volume only when its header is valid and all its data is there.
   for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".mha"})
     r.add_output_check(suffix, [](const std::string& path) { return io::volume_problem(path); });

@@ -3,30 +3,23 @@
 #include <cmath>
 #include <stdexcept>
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
+
+void NormaliseOptions::declare(ParamSet<NormaliseOptions>& s) {
+  using O = NormaliseOptions;
+  s.add(&O::mode, "mode",
+        "fixed: (x - mean) / std with the constants below; zscore: per-volume mean and std")
+      .one_of({"fixed", "zscore"});
+  s.add(&O::mean, "mean", "offset for mode fixed (spec 1.4)");
+  s.add(&O::std, "std", "scale for mode fixed (spec 1.4)").min(1e-12);
+}
 
 StageDescription normalise_description() {
   StageDescription d;
   d.kind = "io.normalise";
   d.summary =
       "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score";
-  d.params = {
-      {"mode",
-       ParamType::kString,
-       ParamValue(std::string("fixed")),
-       false,
-       "fixed: (x - mean) / std with the constants below; zscore: per-volume mean and std",
-       {"fixed", "zscore"}},
-      {"mean", ParamType::kFloat, ParamValue(466.0), false, "offset for mode fixed (spec 1.4)"},
-      {"std",
-       ParamType::kFloat,
-       ParamValue(379.0),
-       false,
-       "scale for mode fixed (spec 1.4)",
-       {},
-       1e-12,
-       std::nullopt},
-  };
+  d.params = params_of<NormaliseOptions>().specs();
   d.reads = {{"image", false, "", "float32", "D,H,W"}};
   d.writes = {{"image", false, "normalised", "float32", "D,H,W"},
               {"norm", false, "offset and scale used", "float64", "2"}};
@@ -37,8 +30,8 @@ CasePtr Normalise::process(const CasePtr& in) {
   auto img = in->get("image");
   const float* x = img->data<float>();
   const std::int64_t n = img->numel();
-  double offset = params_.get_float("mean"), scale = params_.get_float("std");
-  if (params_.get_string("mode") == "zscore") {
+  double offset = options_.mean, scale = options_.std;
+  if (options_.mode == "zscore") {
     double sum = 0, sq = 0;
     for (std::int64_t i = 0; i < n; ++i) sum += x[i];
     offset = sum / static_cast<double>(n);
@@ -61,4 +54,4 @@ CasePtr Normalise::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

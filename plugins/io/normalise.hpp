@@ -12,19 +12,25 @@
 //   {"id": "normalise", "stage": "io.normalise", "params": {"mode": "fixed"}}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
 
+struct NormaliseOptions {
+  std::string mode = "fixed";
+  double mean = 466.0, std = 379.0;
+  static void declare(ParamSet<NormaliseOptions>& s);
+};
 StageDescription normalise_description();
 
 class Normalise : public Stage {
  public:
-  explicit Normalise(const Params& p) : params_(p) {}
+  explicit Normalise(const Params& p) : options_(params_of<NormaliseOptions>().decode(p)) {}
   CasePtr process(const CasePtr& in) override;
 
  private:
-  Params params_;
+  NormaliseOptions options_;
 };
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

@@ -15,52 +15,40 @@
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
+
+using namespace spineparse::io;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void ReadDatasetOptions::declare(ParamSet<ReadDatasetOptions>& s) {
+  using O = ReadDatasetOptions;
+  s.add(&O::dir, "dir", "dataset folder; empty: the run's --input").path();
+  s.add(&O::layout, "layout",
+        "original: DIR/original_mr + DIR/mask; flat: volumes in DIR; auto: detect")
+      .one_of({"auto", "original", "flat"});
+  s.add(&O::cases, "cases", "only these case ids (e.g. [\"Case3\", \"Case7\"]); empty: all");
+  s.add(&O::read_mask, "read_mask", "read masks when present");
+  s.add(&O::series, "series",
+        "DICOM: only series whose SeriesDescription matches this regular expression (case "
+        "insensitive, e.g. \"sag.*t2\"); the others are listed as skipped");
+  s.add(&O::max_voxels, "max_voxels", "refuse volumes with more voxels").min(1);
+  s.add(&O::max_slices, "max_slices",
+        "refuse volumes with more slices (along the file axis of largest spacing)")
+      .min(1);
+}
 
 StageDescription read_dataset_description() {
   StageDescription d;
   d.kind = "io.read_dataset";
   d.summary = "Lists a dataset folder (original MRSpineSeg layout or flat) and reads each volume";
   d.is_source = true;
-  d.params = {
-      {"dir", ParamType::kPath, ParamValue(std::string()), false,
-       "dataset folder; empty: the run's --input"},
-      {"layout",
-       ParamType::kString,
-       ParamValue(std::string("auto")),
-       false,
-       "original: DIR/original_mr + DIR/mask; flat: volumes in DIR; auto: detect",
-       {"auto", "original", "flat"}},
-      {"cases", ParamType::kStringList, ParamValue(std::vector<std::string>{}), false,
-       "only these case ids (e.g. [\"Case3\", \"Case7\"]); empty: all"},
-      {"read_mask", ParamType::kBool, ParamValue(true), false, "read masks when present"},
-      {"series", ParamType::kString, ParamValue(std::string()), false,
-       "DICOM: only series whose SeriesDescription matches this regular expression (case "
-       "insensitive, e.g. \"sag.*t2\"); the others are listed as skipped"},
-      {"max_voxels",
-       ParamType::kInt,
-       ParamValue(std::int64_t{64} * 1024 * 1024),
-       false,
-       "refuse volumes with more voxels",
-       {},
-       1.0,
-       std::nullopt},
-      {"max_slices",
-       ParamType::kInt,
-       ParamValue(std::int64_t{256}),
-       false,
-       "refuse volumes with more slices (along the file axis of largest spacing)",
-       {},
-       1.0,
-       std::nullopt},
-  };
+  d.params = params_of<ReadDatasetOptions>().specs();
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},
               {"mask", true, "ground truth, when the case has one", "uint8", "D,H,W"}};
   return d;
 }
 
-ReadDataset::ReadDataset(const Params& p) : params_(p) {}
+ReadDataset::ReadDataset(const Params& p) : options_(params_of<ReadDatasetOptions>().decode(p)) {}
 
 namespace {
 
@@ -95,13 +83,13 @@ void ReadDataset::open(const StageContext& ctx) {
 }
 
 std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
-  std::string dir = params_.get_string("dir");
+  std::string dir = options_.dir;
   if (dir.empty()) dir = ctx.input_dir;
   if (dir.empty()) {
     throw std::runtime_error("no input folder: give --input DIR or set the node's 'dir' parameter");
   }
-  auto seeds = list_dataset(dir, params_.get_string("layout"), params_.get_string("series"));
-  const auto& only = params_.get_string_list("cases");
+  auto seeds = list_dataset(dir, options_.layout, options_.series);
+  const auto& only = options_.cases;
   if (!only.empty()) {
     std::vector<CaseSeed> kept;
     for (const auto& id : only) {
@@ -121,7 +109,7 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   if (auto problem = in->attr("problem"); !problem.empty()) throw std::runtime_error(problem);
   const std::string image_path = in->attr("image_path");
   auto out = in->derive();
-  const ReadLimits limits{params_.get_int("max_voxels"), params_.get_int("max_slices")};
+  const ReadLimits limits{options_.max_voxels, options_.max_slices};
   Volume v = in->attr("dicom_files").empty()
                  ? read_image(image_path, limits)
                  : read_dicom_series(file_list(in->attr("dicom_files")), limits);
@@ -151,7 +139,7 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   out->set_attr("image_size", dims);
 
   const std::string mask_path = in->attr("mask_path");
-  if (!mask_path.empty() && params_.get_bool("read_mask")) {
+  if (!mask_path.empty() && options_.read_mask) {
     Volume m = read_labels(mask_path, 19, limits);
     for (auto& w : m.warnings) v.warnings.push_back("mask: " + w);
     if (m.data->shape() != v.data->shape()) {
@@ -175,4 +163,4 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

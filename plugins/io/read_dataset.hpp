@@ -18,10 +18,21 @@
 //   {"id": "read", "stage": "io.read_dataset", "params": {"layout": "auto"}}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
 
+struct ReadDatasetOptions {
+  std::string dir;
+  std::string layout = "auto";
+  std::vector<std::string> cases;
+  bool read_mask = true;
+  std::string series;
+  std::int64_t max_voxels = std::int64_t{64} * 1024 * 1024;
+  std::int64_t max_slices = 256;
+  static void declare(ParamSet<ReadDatasetOptions>& s);
+};
 StageDescription read_dataset_description();
 
 class ReadDataset : public Stage {
@@ -32,7 +43,7 @@ class ReadDataset : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
-  Params params_;
+  ReadDatasetOptions options_;
 };
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

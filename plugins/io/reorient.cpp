@@ -10,7 +10,9 @@
 #include "io/slice_axis.hpp"
 #include "io/weights_metadata.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
+
+using namespace spineparse::io;  // the library floor this group builds on
 
 namespace {
 
@@ -90,23 +92,26 @@ void check_plane(const Case& c, const std::string& codes, const std::string& mod
 
 }  // namespace
 
+void ReorientOptions::declare(ParamSet<ReorientOptions>& s) {
+  using O = ReorientOptions;
+  s.add(&O::weights, "weights",
+        "weights file whose metadata names the model's orientation (e.g. the coarse network's)")
+      .path();
+  s.add(&O::orientation, "orientation", "axis codes to use instead (e.g. PIL), or as_stored");
+  s.add(&O::resample, "resample",
+        "resample the slice axis to the model's median training slice spacing: off, auto (when "
+        "the case's lies outside the training range), always")
+      .one_of({"off", "auto", "always"});
+  s.add(&O::range_tolerance, "range_tolerance",
+        "relative margin around the model's 5-95 % training range before a property is flagged")
+      .range(0, 10);
+}
+
 StageDescription reorient_description() {
   StageDescription d;
   d.kind = "io.reorient";
   d.summary = "Permute and flip (exactly) each volume to the orientation the model was trained in";
-  d.params = {
-      {"weights", ParamType::kPath, ParamValue(std::string()), false,
-       "weights file whose metadata names the model's orientation (e.g. the coarse network's)"},
-      {"orientation", ParamType::kString, ParamValue(std::string()), false,
-       "axis codes to use instead (e.g. PIL), or as_stored"},
-      {"resample", ParamType::kString, ParamValue(std::string("auto")), false,
-       "resample the slice axis to the model's median training slice spacing: off, auto (when "
-       "the case's lies outside the training range), always",
-       {"off", "auto", "always"}},
-      {"range_tolerance", ParamType::kFloat, ParamValue(0.25), false,
-       "relative margin around the model's 5-95 % training range before a property is flagged",
-       {}, 0.0, 10.0},
-  };
+  d.params = params_of<ReorientOptions>().specs();
   d.reads = {{"image", false, "", "", "D,H,W"}, {"mask", true, "", "", "D,H,W"}};
   d.writes = {{"image", false, "in the model's orientation", "", "D,H,W"},
               {"mask", true, "in the model's orientation", "", "D,H,W"}};
@@ -121,10 +126,10 @@ StageDescription restore_orientation_description() {
 }
 
 void Reorient::open(const StageContext& ctx) {
-  const std::string given = params_.get_string("orientation");
-  const std::string weights = params_.get_string("weights");
-  resample_ = params_.get_string("resample");
-  tolerance_ = params_.get_float("range_tolerance");
+  const std::string given = options_.orientation;
+  const std::string weights = options_.weights;
+  resample_ = options_.resample;
+  tolerance_ = options_.range_tolerance;
   std::map<std::string, std::string> meta;
   std::string unreadable;
   if (!weights.empty()) {
@@ -224,8 +229,9 @@ void Reorient::check_and_resample(Case& c) const {
   const auto slice = range_.properties.find("slice_spacing_mm");
   bool resample = false;
   if (slice != range_.properties.end()) {
-    resample = resample_ == "always" ||
-               (resample_ == "auto" && outside(slice->second, before.at("slice_spacing_mm"), tolerance_));
+    resample =
+        resample_ == "always" ||
+        (resample_ == "auto" && outside(slice->second, before.at("slice_spacing_mm"), tolerance_));
   }
   SlicePlan plan;
   if (resample) {
@@ -248,14 +254,13 @@ void Reorient::check_and_resample(Case& c) const {
   c.set_geometry(resample_geometry(c.geometry(), plan));
   c.set_attr("resample_plan", encode(plan));
   c.set_attr("resample_grid", shape_of(*c.get("image")));
-  const std::string action = "slice axis resampled (resample=" + resample_ + "): " +
-                             std::to_string(plan.from) + " slices " + mm(plan.from_spacing) +
-                             " mm apart -> " + std::to_string(plan.to) + " slices " +
-                             mm(plan.to_spacing) + " mm apart; labels back by nearest slice";
+  const std::string action =
+      "slice axis resampled (resample=" + resample_ + "): " + std::to_string(plan.from) +
+      " slices " + mm(plan.from_spacing) + " mm apart -> " + std::to_string(plan.to) + " slices " +
+      mm(plan.to_spacing) + " mm apart; labels back by nearest slice";
   c.set_attr("resample_action", action);
   for (const auto& f : check_range(range_, before, tolerance_))
-    if (f.property == "slice_spacing_mm")
-      add_warning(c, f.message + "; " + action);
+    if (f.property == "slice_spacing_mm") add_warning(c, f.message + "; " + action);
   for (const auto& f : check_range(range_, props(c), tolerance_))
     if (f.property != "slice_spacing_mm") add_warning(c, f.message + " (after resampling)");
 }
@@ -302,4 +307,4 @@ CasePtr RestoreOrientation::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

@@ -15,11 +15,11 @@
 //            cover), auto only when the case's slice spacing lies outside the model's training
 //            range; the input's mask is kept aside (mask_before_resample) and
 //            io.restore_orientation puts the labels back on the input's slices (nearest slice:
-//            each input slice takes the label of the model slice that covers its centre). range_tolerance: how far (relative) outside the 5-95 %
-//            training range a property may lie before it is flagged (default 0.25).
-//            Every property outside the model's training range (weights metadata
-//            "training_range": slice and in-plane spacing, slice count, field of view) is a
-//            warning on the case (run.json "warnings", the report).
+//            each input slice takes the label of the model slice that covers its centre).
+//            range_tolerance: how far (relative) outside the 5-95 % training range a property may
+//            lie before it is flagged (default 0.25). Every property outside the model's training
+//            range (weights metadata "training_range": slice and in-plane spacing, slice count,
+//            field of view) is a warning on the case (run.json "warnings", the report).
 //   Errors:  a series whose slices are not in the model's plane (an axial series for a sagittal
 //            model): the thickest axis (spacing > 1.5 x the others) must run along the model's
 //            slice axis. Concurrency: parallel.
@@ -39,16 +39,23 @@
 #include <atomic>
 
 #include "io/training_range.hpp"
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
 
+struct ReorientOptions {
+  std::string weights, orientation;
+  std::string resample = "auto";
+  double range_tolerance = 0.25;
+  static void declare(ParamSet<ReorientOptions>& s);
+};
 StageDescription reorient_description();
 StageDescription restore_orientation_description();
 
 class Reorient : public Stage {
  public:
-  explicit Reorient(const Params& p) : params_(p) {}
+  explicit Reorient(const Params& p) : options_(params_of<ReorientOptions>().decode(p)) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
 
@@ -56,10 +63,10 @@ class Reorient : public Stage {
   void orient(const Case& in, Case& out) const;
   void check_and_resample(Case& c) const;
 
-  Params params_;
+  ReorientOptions options_;
   std::string target_;  // the model's axis codes; "" = as stored
   std::string why_as_stored_;
-  TrainingRange range_;  // empty: the model records none
+  spineparse::io::TrainingRange range_;  // empty: the model records none
   std::string resample_;
   double tolerance_ = 0.25;
 };
@@ -70,4 +77,4 @@ class RestoreOrientation : public Stage {
   CasePtr process(const CasePtr& in) override;
 };
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

@@ -6,21 +6,27 @@
 #include "io/dicom_seg.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
+
+using namespace spineparse::io;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void WriteDicomSegOptions::declare(ParamSet<WriteDicomSegOptions>& s) {
+  using O = WriteDicomSegOptions;
+  s.add(&O::name, "name", "file name; {id} is the case id");
+}
 
 StageDescription write_dicom_seg_description() {
   StageDescription d;
   d.kind = "io.write_dicom_seg";
   d.summary = "Labels of cases read from DICOM series as DICOM-SEG (one segment per structure)";
-  d.params = {{"name", ParamType::kString, ParamValue(std::string("seg_{id}.dcm")), false,
-               "file name; {id} is the case id"}};
+  d.params = params_of<WriteDicomSegOptions>().specs();
   d.reads = {{"labels", false, "on the series' grid", "uint8", "D,H,W"}};
   return d;
 }
 
 std::string WriteDicomSeg::path_for(const std::string& id, const std::string& output_dir) const {
-  return (fs::path(output_dir) / with_case_id(params_.get_string("name"), id)).string();
+  return (fs::path(output_dir) / with_case_id(options_.name, id)).string();
 }
 
 CasePtr WriteDicomSeg::process(const CasePtr& in) {
@@ -39,4 +45,4 @@ std::vector<std::string> WriteDicomSeg::outputs_for(const CaseSeed& seed,
   return {path_for(seed.id, ctx.output_dir)};
 }
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

@@ -8,15 +8,20 @@
 //   {"id": "dicom_seg", "stage": "io.write_dicom_seg"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
 
+struct WriteDicomSegOptions {
+  std::string name = "seg_{id}.dcm";
+  static void declare(ParamSet<WriteDicomSegOptions>& s);
+};
 StageDescription write_dicom_seg_description();
 
 class WriteDicomSeg : public Stage {
  public:
-  explicit WriteDicomSeg(const Params& p) : params_(p) {}
+  explicit WriteDicomSeg(const Params& p) : options_(params_of<WriteDicomSegOptions>().decode(p)) {}
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -24,8 +29,8 @@ class WriteDicomSeg : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  Params params_;
+  WriteDicomSegOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

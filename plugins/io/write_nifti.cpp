@@ -6,31 +6,31 @@
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
+
+using namespace spineparse::io;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void WriteNiftiOptions::declare(ParamSet<WriteNiftiOptions>& s) {
+  using O = WriteNiftiOptions;
+  s.add(&O::field, "field", "case field to write");
+  s.add(&O::name, "name",
+        "file name; {id} is the case id (.nii.gz, .nii, .nrrd, .mha by extension)");
+  s.add(&O::folder, "folder", "sub-folder of the run's output folder");
+  s.add(&O::dtype, "dtype", "stored type: auto keeps the field's")
+      .one_of({"auto", "uint8", "int16", "float32"});
+}
 
 StageDescription write_nifti_description() {
   StageDescription d;
   d.kind = "io.write_nifti";
   d.summary =
       "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically";
-  d.params = {
-      {"field", ParamType::kString, ParamValue(std::string("labels")), false,
-       "case field to write"},
-      {"name", ParamType::kString, ParamValue(std::string("seg_{id}.nii.gz")), false,
-       "file name; {id} is the case id (.nii.gz, .nii, .nrrd, .mha by extension)"},
-      {"folder", ParamType::kString, ParamValue(std::string()), false,
-       "sub-folder of the run's output folder"},
-      {"dtype",
-       ParamType::kString,
-       ParamValue(std::string("auto")),
-       false,
-       "stored type: auto keeps the field's",
-       {"auto", "uint8", "int16", "float32"}},
-  };
+  d.params = params_of<WriteNiftiOptions>().specs();
   d.reads = {{"labels", false, "the field named by 'field'"}};
   d.fields_for = [](const Params& p) {
-    return std::make_pair(std::vector<FieldUse>{{p.get_string("field"), false, "written field"}},
+    return std::make_pair(std::vector<FieldUse>{{params_of<WriteNiftiOptions>().decode(p).field,
+                                                 false, "written field"}},
                           std::vector<FieldUse>{});
   };
   return d;
@@ -39,9 +39,7 @@ StageDescription write_nifti_description() {
 void WriteNifti::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
 
 std::string WriteNifti::path_for(const std::string& id, const std::string& output_dir) const {
-  return (fs::path(output_dir) / params_.get_string("folder") /
-          with_case_id(params_.get_string("name"), id))
-      .string();
+  return (fs::path(output_dir) / options_.folder / with_case_id(options_.name, id)).string();
 }
 
 std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed,
@@ -50,9 +48,9 @@ std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed,
 }
 
 CasePtr WriteNifti::process(const CasePtr& in) {
-  const std::string field = params_.get_string("field");
+  const std::string& field = options_.field;
   auto data = in->get(field);
-  const std::string dtype = params_.get_string("dtype");
+  const std::string& dtype = options_.dtype;
   NdArrayPtr to_write = data;
   auto convert = [&](auto tag) {
     using T = decltype(tag);
@@ -91,4 +89,4 @@ CasePtr WriteNifti::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

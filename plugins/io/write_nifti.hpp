@@ -10,15 +10,23 @@
 //   {"id": "write", "stage": "io.write_nifti", "params": {"field": "labels"}}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::io {
+namespace spineparse::plugins::io {
 
+struct WriteNiftiOptions {
+  std::string field = "labels";
+  std::string name = "seg_{id}.nii.gz";
+  std::string folder;
+  std::string dtype = "auto";
+  static void declare(ParamSet<WriteNiftiOptions>& s);
+};
 StageDescription write_nifti_description();
 
 class WriteNifti : public Stage {
  public:
-  explicit WriteNifti(const Params& p) : params_(p) {}
+  explicit WriteNifti(const Params& p) : options_(params_of<WriteNiftiOptions>().decode(p)) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -26,8 +34,8 @@ class WriteNifti : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  Params params_;
+  WriteNiftiOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::io
+}  // namespace spineparse::plugins::io

@@ -6,8 +6,16 @@
 
 #include "spineparse/files.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
+
+using namespace spineparse::metrics;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void EvaluateOptions::declare(ParamSet<EvaluateOptions>& s) {
+  using O = EvaluateOptions;
+  s.add(&O::folder, "folder", "sub-folder of the output for the reports");
+  s.add(&O::distances, "distances", "compute ASSD and HD95 (mm)");
+}
 
 StageDescription evaluate_description() {
   StageDescription d;
@@ -15,11 +23,7 @@ StageDescription evaluate_description() {
   d.summary =
       "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and "
       "summary.json";
-  d.params = {
-      {"folder", ParamType::kString, ParamValue(std::string("metrics")), false,
-       "sub-folder of the output for the reports"},
-      {"distances", ParamType::kBool, ParamValue(true), false, "compute ASSD and HD95 (mm)"},
-  };
+  d.params = params_of<EvaluateOptions>().specs();
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"mask", true, "ground truth", "uint8", "D,H,W"},
              {"labels_unrefined", true, "", "uint8", "D,H,W"}};
@@ -33,8 +37,8 @@ CasePtr Evaluate::process(const CasePtr& in) {
   CaseScores cs;
   cs.id = in->id();
   const auto sp = spacing_dhw(in->geometry());
-  cs.structures = score_case(*in->get("labels"), *in->get("mask"), sp,
-                             params_.get_bool("distances"), &cs.confusion);
+  cs.structures =
+      score_case(*in->get("labels"), *in->get("mask"), sp, options_.distances, &cs.confusion);
   if (in->has("labels_unrefined")) {
     cs.dice_before =
         case_mean(score_case(*in->get("labels_unrefined"), *in->get("mask"), sp, false),
@@ -55,7 +59,7 @@ CasePtr Evaluate::process(const CasePtr& in) {
 }
 
 std::string Evaluate::record_path(const std::string& output_dir, const std::string& id) const {
-  return (fs::path(output_dir) / params_.get_string("folder") / "cases" / (id + ".json")).string();
+  return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
 
 // The reports cover the whole cohort as run.json lists it: the cases scored now and those a
@@ -67,7 +71,7 @@ void Evaluate::after_run(const std::string& run_json_path, const StageContext& c
     if (fs::exists(path)) scores.push_back(case_scores_from_json(read_file(path)));
   }
   if (scores.empty()) return;
-  write_reports(scores, (fs::path(ctx.output_dir) / params_.get_string("folder")).string());
+  write_reports(scores, (fs::path(ctx.output_dir) / options_.folder).string());
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

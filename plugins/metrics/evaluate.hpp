@@ -14,15 +14,21 @@
 #pragma once
 
 #include "metrics/scores.hpp"
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
 
+struct EvaluateOptions {
+  std::string folder = "metrics";
+  bool distances = true;
+  static void declare(ParamSet<EvaluateOptions>& s);
+};
 StageDescription evaluate_description();
 
 class Evaluate : public Stage {
  public:
-  explicit Evaluate(const Params& p) : params_(p) {}
+  explicit Evaluate(const Params& p) : options_(params_of<EvaluateOptions>().decode(p)) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -30,8 +36,8 @@ class Evaluate : public Stage {
  private:
   // OUTPUT/<folder>/cases/<id>.json
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  Params params_;
+  EvaluateOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -5,13 +5,13 @@
 #include "metrics/rescale.hpp"
 #include "spineparse/case.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
 
 // The identity when the case has no "norm".
-inline Rescale file_rescale(const Case& c) {
+inline spineparse::metrics::Rescale file_rescale(const Case& c) {
   if (!c.has("norm")) return {};
   const auto* n = c.get("norm")->data<double>();
   return {n[0], n[1]};
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -9,8 +9,15 @@
 #include "metrics/scores.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
+
+using namespace spineparse::metrics;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void MeasureOptions::declare(ParamSet<MeasureOptions>& s) {
+  using O = MeasureOptions;
+  s.add(&O::folder, "folder", "sub-folder of the output for the measurement files");
+}
 
 StageDescription measure_description() {
   StageDescription d;
@@ -18,8 +25,7 @@ StageDescription measure_description() {
   d.summary =
       "Per-level heights, depth, wedge/biconcavity, Genant grade, disc height index, segmental "
       "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv";
-  d.params = {{"folder", ParamType::kString, ParamValue(std::string("measurements")), false,
-               "sub-folder of the output for the measurement files"}};
+  d.params = params_of<MeasureOptions>().specs();
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", true, "intensities and signal ratios", "float32", "D,H,W"},
              {"norm", true, "to report the file's intensities", "float64", "2"}};
@@ -27,7 +33,7 @@ StageDescription measure_description() {
 }
 
 std::string Measure::record_path(const std::string& output_dir, const std::string& id) const {
-  return (fs::path(output_dir) / params_.get_string("folder") / "cases" / (id + ".json")).string();
+  return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
 
 CasePtr Measure::process(const CasePtr& in) {
@@ -44,12 +50,12 @@ CasePtr Measure::process(const CasePtr& in) {
   out->set_attr("measurements", record_path(output_dir_, in->id()));
   out->set_metric("levels_measured", measured);
   if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
-  if (!std::isnan(m.lordosis_l1_s1_deg)) out->set_metric("lordosis_l1_s1_deg", m.lordosis_l1_s1_deg);
+  if (!std::isnan(m.lordosis_l1_s1_deg))
+    out->set_metric("lordosis_l1_s1_deg", m.lordosis_l1_s1_deg);
   return out;
 }
 
-std::vector<std::string> Measure::outputs_for(const CaseSeed& seed,
-                                              const StageContext& ctx) const {
+std::vector<std::string> Measure::outputs_for(const CaseSeed& seed, const StageContext& ctx) const {
   return {record_path(ctx.output_dir, seed.id)};
 }
 
@@ -60,8 +66,7 @@ void Measure::after_run(const std::string& run_json_path, const StageContext& ct
     if (fs::exists(path)) cases.push_back(case_measurement_from_json(read_file(path)));
   }
   if (cases.empty()) return;
-  write_measurement_reports(cases,
-                            (fs::path(ctx.output_dir) / params_.get_string("folder")).string());
+  write_measurement_reports(cases, (fs::path(ctx.output_dir) / options_.folder).string());
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -13,15 +13,20 @@
 //   {"id": "measure", "stage": "metrics.measure"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
 
+struct MeasureOptions {
+  std::string folder = "measurements";
+  static void declare(ParamSet<MeasureOptions>& s);
+};
 StageDescription measure_description();
 
 class Measure : public Stage {
  public:
-  explicit Measure(const Params& p) : params_(p) {}
+  explicit Measure(const Params& p) : options_(params_of<MeasureOptions>().decode(p)) {}
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -30,8 +35,8 @@ class Measure : public Stage {
 
  private:
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  Params params_;
+  MeasureOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

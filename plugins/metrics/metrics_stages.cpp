@@ -10,11 +10,11 @@
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
-  r.add_stage<metrics::Evaluate>(metrics::evaluate_description());
-  r.add_stage<metrics::Statistics>(metrics::statistics_description());
-  r.add_stage<metrics::Measure>(metrics::measure_description());
-  r.add_stage<metrics::WriteDicomSr>(metrics::write_dicom_sr_description());
-  r.add_stage<metrics::Report>(metrics::report_description());
+  r.add_stage<plugins::metrics::Evaluate>(plugins::metrics::evaluate_description());
+  r.add_stage<plugins::metrics::Statistics>(plugins::metrics::statistics_description());
+  r.add_stage<plugins::metrics::Measure>(plugins::metrics::measure_description());
+  r.add_stage<plugins::metrics::WriteDicomSr>(plugins::metrics::write_dicom_sr_description());
+  r.add_stage<plugins::metrics::Report>(plugins::metrics::report_description());
 }
 
 }  // namespace spineparse

@@ -5,50 +5,40 @@
 #include <filesystem>
 #include <optional>
 
+#include "io/volume_io.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "metrics/report_html.hpp"
 #include "metrics/viewer_page.hpp"
-#include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
+
+using namespace spineparse::metrics;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void ReportOptions::declare(ParamSet<ReportOptions>& s) {
+  using O = ReportOptions;
+  s.add(&O::folder, "folder", "sub-folder of the output for the overlays");
+  s.add(&O::max_size, "max_size", "pixels along the longer side of each sagittal panel")
+      .range(32, 2048);
+  s.add(&O::embed_mb, "embed_mb",
+        "inline the overlays in report.html while they total at most this many MB; link them "
+        "beyond")
+      .range(0, 1024);
+  s.add(&O::viewer, "viewer",
+        "an interactive viewer page per case (<folder>/<case>.html; needs viewer/ from "
+        "scripts/setup)");
+  s.add(&O::viewer_max_side, "viewer_max_side",
+        "voxels along each axis of the volumes a viewer page embeds (longer axes are reduced)")
+      .range(16, 1024);
+}
 
 StageDescription report_description() {
   StageDescription d;
   d.kind = "metrics.report";
   d.summary = "QC overlays (PNG) per case and a self-contained report.html for the run";
-  d.params = {
-      {"folder", ParamType::kString, ParamValue(std::string("qc")), false,
-       "sub-folder of the output for the overlays"},
-      {"max_size",
-       ParamType::kInt,
-       ParamValue(std::int64_t{320}),
-       false,
-       "pixels along the longer side of each sagittal panel",
-       {},
-       32.0,
-       2048.0},
-      {"embed_mb",
-       ParamType::kFloat,
-       ParamValue(8.0),
-       false,
-       "inline the overlays in report.html while they total at most this many MB; link them beyond",
-       {},
-       0.0,
-       1024.0},
-      {"viewer", ParamType::kBool, ParamValue(true), false,
-       "an interactive viewer page per case (<folder>/<case>.html; needs viewer/ from scripts/setup)"},
-      {"viewer_max_side",
-       ParamType::kInt,
-       ParamValue(std::int64_t{256}),
-       false,
-       "voxels along each axis of the volumes a viewer page embeds (longer axes are reduced)",
-       {},
-       16.0,
-       1024.0},
-  };
+  d.params = params_of<ReportOptions>().specs();
   d.reads = {{"image", false, "", "float32", "D,H,W"},
              {"labels", false, "", "uint8", "D,H,W"},
              {"mask", true, "the viewer's difference view", "uint8", "D,H,W"}};
@@ -61,8 +51,7 @@ namespace {
 // installed one; empty when none exists.
 std::string viewer_script() {
   for (const char* p : {static_cast<const char*>(std::getenv("SPINEPARSE_VIEWER_JS")),
-                        SPINEPARSE_VIEWER_BUILD,
-                        SPINEPARSE_VIEWER_INSTALLED})
+                        SPINEPARSE_VIEWER_BUILD, SPINEPARSE_VIEWER_INSTALLED})
     if (p && *p && fs::exists(p)) return p;
   return "";
 }
@@ -72,7 +61,7 @@ std::string viewer_script() {
 void Report::open(const StageContext& ctx) {
   output_dir_ = ctx.output_dir;
   viewer_ = false;
-  if (!params_.get_bool("viewer")) return;
+  if (!options_.viewer) return;
   const std::string js = viewer_script();
   if (js.empty()) {
     std::fprintf(stderr,
@@ -80,7 +69,7 @@ void Report::open(const StageContext& ctx) {
                  "into viewer/); the report shows static pictures only\n");
     return;
   }
-  const fs::path copy = fs::path(output_dir_) / params_.get_string("folder") / "niivue.umd.js";
+  const fs::path copy = fs::path(output_dir_) / options_.folder / "niivue.umd.js";
   try {
     std::error_code ec;
     if (fs::file_size(copy, ec) != fs::file_size(js)) {
@@ -97,10 +86,10 @@ void Report::open(const StageContext& ctx) {
 // temporary file (ITK writes the geometry), read back and embedded in the page.
 void Report::write_viewer_page(const CasePtr& in, const std::string& png,
                                const CaseMeasurement* measured) {
-  const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
+  const fs::path dir = fs::path(output_dir_) / options_.folder;
   const ViewerVolumes v = viewer_volumes(
       *in->get("image"), *in->get("labels"), in->has("mask") ? in->get("mask").get() : nullptr,
-      in->geometry(), static_cast<int>(params_.get_int("viewer_max_side")), measured);
+      in->geometry(), static_cast<int>(options_.viewer_max_side), measured);
   auto nifti = [&](const NdArrayPtr& a, const std::string& what) -> std::string {
     if (!a) return "";
     const std::string tmp = temp_path_for((dir / (in->id() + "." + what + ".nii.gz")).string());
@@ -129,10 +118,10 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png,
 }
 
 CasePtr Report::process(const CasePtr& in) {
-  const fs::path dir = fs::path(output_dir_) / params_.get_string("folder");
+  const fs::path dir = fs::path(output_dir_) / options_.folder;
   const std::string path = (dir / (in->id() + ".png")).string();
   write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
-                    static_cast<int>(params_.get_int("max_size")));
+                    static_cast<int>(options_.max_size));
   auto out = in->derive();
   out->set_attr("overlay", path);
   std::optional<CaseMeasurement> measured;  // metrics.measure ran before: its record
@@ -140,9 +129,9 @@ CasePtr Report::process(const CasePtr& in) {
     measured = case_measurement_from_json(read_file(in->attr("measurements")));
   if (measured) {
     const std::string mpath = (dir / (in->id() + "_measures.png")).string();
-    write_file_atomic(mpath, render_measurement_png(
-                                 *in->get("image"), *in->get("labels"), in->geometry(), *measured,
-                                 static_cast<int>(params_.get_int("max_size")) * 3 / 2));
+    write_file_atomic(
+        mpath, render_measurement_png(*in->get("image"), *in->get("labels"), in->geometry(),
+                                      *measured, static_cast<int>(options_.max_size) * 3 / 2));
     out->set_attr("measure_overlay", mpath);
   }
   if (viewer_) {
@@ -153,9 +142,9 @@ CasePtr Report::process(const CasePtr& in) {
 }
 
 void Report::after_run(const std::string& run_json_path, const StageContext&) {
-  const std::string p = write_report_html(
-      run_json_path, static_cast<std::int64_t>(params_.get_float("embed_mb") * (1 << 20)));
+  const std::string p =
+      write_report_html(run_json_path, static_cast<std::int64_t>(options_.embed_mb * (1 << 20)));
   std::fprintf(stderr, "report: %s\n", p.c_str());
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

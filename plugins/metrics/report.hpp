@@ -20,26 +20,38 @@
 //   {"id": "report", "stage": "metrics.report"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::metrics {
-
-StageDescription report_description();
 struct CaseMeasurement;
+}
+
+namespace spineparse::plugins::metrics {
+
+struct ReportOptions {
+  std::string folder = "qc";
+  std::int64_t max_size = 320;
+  double embed_mb = 8.0;
+  bool viewer = true;
+  std::int64_t viewer_max_side = 256;
+  static void declare(ParamSet<ReportOptions>& s);
+};
+StageDescription report_description();
 
 class Report : public Stage {
  public:
-  explicit Report(const Params& p) : params_(p) {}
+  explicit Report(const Params& p) : options_(params_of<ReportOptions>().decode(p)) {}
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
   void write_viewer_page(const CasePtr& in, const std::string& png,
-                         const CaseMeasurement* measured);
-  Params params_;
+                         const spineparse::metrics::CaseMeasurement* measured);
+  ReportOptions options_;
   std::string output_dir_;
   bool viewer_ = false;  // niivue.umd.js copied into the folder: pages per case
 };
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -9,8 +9,15 @@
 #include "metrics/statistics.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
+
+using namespace spineparse::metrics;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void StatisticsOptions::declare(ParamSet<StatisticsOptions>& s) {
+  using O = StatisticsOptions;
+  s.add(&O::folder, "folder", "sub-folder of the output for statistics.csv");
+}
 
 StageDescription statistics_description() {
   StageDescription d;
@@ -18,8 +25,7 @@ StageDescription statistics_description() {
   d.summary =
       "Per-structure voxels, volume, mean/median MR intensity and centroid of every case "
       "(no mask needed): statistics.csv";
-  d.params = {{"folder", ParamType::kString, ParamValue(std::string("metrics")), false,
-               "sub-folder of the output for statistics.csv"}};
+  d.params = params_of<StatisticsOptions>().specs();
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", false, "", "float32", "D,H,W"},
              {"norm", true, "to report the file's intensities", "float64", "2"}};
@@ -27,8 +33,7 @@ StageDescription statistics_description() {
 }
 
 std::string Statistics::record_path(const std::string& output_dir, const std::string& id) const {
-  return (fs::path(output_dir) / params_.get_string("folder") / "statistics" / (id + ".csv"))
-      .string();
+  return (fs::path(output_dir) / options_.folder / "statistics" / (id + ".csv")).string();
 }
 
 CasePtr Statistics::process(const CasePtr& in) {
@@ -60,8 +65,7 @@ void Statistics::after_run(const std::string& run_json_path, const StageContext&
     const std::string path = record_path(ctx.output_dir, id);
     if (fs::exists(path)) csv += read_file(path);
   }
-  write_file_atomic(
-      (fs::path(ctx.output_dir) / params_.get_string("folder") / "statistics.csv").string(), csv);
+  write_file_atomic((fs::path(ctx.output_dir) / options_.folder / "statistics.csv").string(), csv);
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -12,15 +12,20 @@
 //   {"id": "statistics", "stage": "metrics.statistics"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
 
+struct StatisticsOptions {
+  std::string folder = "metrics";
+  static void declare(ParamSet<StatisticsOptions>& s);
+};
 StageDescription statistics_description();
 
 class Statistics : public Stage {
  public:
-  explicit Statistics(const Params& p) : params_(p) {}
+  explicit Statistics(const Params& p) : options_(params_of<StatisticsOptions>().decode(p)) {}
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -29,8 +34,8 @@ class Statistics : public Stage {
 
  private:
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  Params params_;
+  StatisticsOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

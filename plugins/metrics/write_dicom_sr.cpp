@@ -8,8 +8,15 @@
 #include "metrics/measure_sr.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
+
+using namespace spineparse::metrics;  // the library floor this group builds on
 namespace fs = std::filesystem;
+
+void WriteDicomSrOptions::declare(ParamSet<WriteDicomSrOptions>& s) {
+  using O = WriteDicomSrOptions;
+  s.add(&O::name, "name", "file name; {id} is the case id");
+}
 
 StageDescription write_dicom_sr_description() {
   StageDescription d;
@@ -17,13 +24,12 @@ StageDescription write_dicom_sr_description() {
   d.summary =
       "Measurements of cases read from DICOM series as a DICOM SR (TID 1500) referencing the "
       "source series and the DICOM-SEG's segments";
-  d.params = {{"name", ParamType::kString, ParamValue(std::string("sr_{id}.dcm")), false,
-               "file name; {id} is the case id"}};
+  d.params = params_of<WriteDicomSrOptions>().specs();
   return d;
 }
 
 std::string WriteDicomSr::path_for(const std::string& id, const std::string& output_dir) const {
-  return (fs::path(output_dir) / with_case_id(params_.get_string("name"), id)).string();
+  return (fs::path(output_dir) / with_case_id(options_.name, id)).string();
 }
 
 CasePtr WriteDicomSr::process(const CasePtr& in) {
@@ -48,4 +54,4 @@ std::vector<std::string> WriteDicomSr::outputs_for(const CaseSeed& seed,
   return {path_for(seed.id, ctx.output_dir)};
 }
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -7,21 +7,27 @@
 //          "dicom_files"); a DICOM case missing either of the first two fails, naming the stage
 //          it needs.
 // Outputs: OUTPUT/<name> with {id} replaced: one volumetric ROI group per structure, referencing
-//          the SEG's segment and the source series, and an alignment group (metrics/measure_sr.hpp).
+//          the SEG's segment and the source series, and an alignment group
+//          (metrics/measure_sr.hpp).
 // Params:  name. Concurrency: parallel.
 //
 //   {"id": "dicom_sr", "stage": "metrics.write_dicom_sr"}
 #pragma once
 
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::metrics {
+namespace spineparse::plugins::metrics {
 
+struct WriteDicomSrOptions {
+  std::string name = "sr_{id}.dcm";
+  static void declare(ParamSet<WriteDicomSrOptions>& s);
+};
 StageDescription write_dicom_sr_description();
 
 class WriteDicomSr : public Stage {
  public:
-  explicit WriteDicomSr(const Params& p) : params_(p) {}
+  explicit WriteDicomSr(const Params& p) : options_(params_of<WriteDicomSrOptions>().decode(p)) {}
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -29,8 +35,8 @@ class WriteDicomSr : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  Params params_;
+  WriteDicomSrOptions options_;
   std::string output_dir_;
 };
 
-}  // namespace spineparse::metrics
+}  // namespace spineparse::plugins::metrics

@@ -9,14 +9,16 @@
 
 #include "nn/safetensors.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::plugins::network {
 
-NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
+using namespace spineparse::nn;  // the library floor this group builds on
+
+NetworkSetup setup_network(const NetworkOptions& o, const StageContext& ctx) {
   set_torch_threads(ctx.total_threads);
   NetworkSetup s;
-  s.device = parse_device(params.get_string("device"));
-  std::string requested = params.get_string("precision");
-  if (params.has("amp") && params.get_bool("amp") && requested == "auto")
+  s.device = parse_device(o.device);
+  std::string requested = o.precision;
+  if (o.amp && requested == "auto")
     requested = s.device.is_cuda() ? "fp16" : "bf16";  // the former parameter, kept as an alias
   try {
     s.precision = choose_precision(requested, s.device.is_cuda());
@@ -29,9 +31,9 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
     ctx.note("device", s.device.str());
     if (!s.device.is_cuda()) ctx.note("cpu", cpu_features().model);
   }
-  s.weights = params.get_string("weights");
-  if (params.has("random_weights") && params.get_bool("random_weights")) {
-    if (params.get_string("model") == "torchscript")
+  s.weights = o.weights;
+  if (o.random_weights) {
+    if (o.model == "torchscript")
       throw std::runtime_error("random_weights needs a built-in model, not torchscript");
     s.random = true;
     s.weights = "(random weights, seed 0)";
@@ -40,7 +42,7 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
   }
   if (!std::filesystem::exists(s.weights))
     throw std::runtime_error("weights file " + s.weights + " does not exist");
-  if (params.get_string("model") == "torchscript") {
+  if (o.model == "torchscript") {
     s.script = std::make_shared<torch::jit::Module>(torch::jit::load(s.weights, s.device));
     s.script->eval();
   } else {
@@ -49,58 +51,10 @@ NetworkSetup setup_network(const Params& params, const StageContext& ctx) {
   return s;
 }
 
-ParamSpec random_weights_param() {
-  return {"random_weights", ParamType::kBool, ParamValue(false), false,
-          "benchmarking only: the full-size network with seeded random weights instead of the "
-          "weights file "
-          "(meaningless segmentation; spineparse bench uses it when the weights file is missing)"};
-}
-
-ParamSpec optimize_param() {
-  return {"optimize", ParamType::kBool, ParamValue(true), false,
-          "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "
-          "the CPU channels-last oneDNN convolutions with their ReLUs and sums fused (the GCSN's "
-          "depthwise convolutions as 2-D planes, ResUNet2D's upsampling as sub-pixel "
-          "convolutions); on CUDA channels-last layout"};
-}
-
 void place(torch::nn::Module& net, const NetworkSetup& setup) {
   net.eval();
   net.to(setup.device);
   if (setup.cpu_bf16()) net.to(torch::kBFloat16);
-}
-
-std::vector<ParamSpec> network_params() {
-  return {
-      {"weights",
-       ParamType::kPath,
-       std::nullopt,
-       true,
-       "safetensors state dict (or TorchScript file for model=torchscript)",
-       {},
-       std::nullopt,
-       std::nullopt,
-       /*must_exist=*/true,
-       /*exists_unless=*/"random_weights"},
-      {"device", ParamType::kString, ParamValue(std::string("auto")), false,
-       "cpu, cuda, cuda:N or auto"},
-      {"precision",
-       ParamType::kString,
-       ParamValue(std::string("auto")),
-       false,
-       "auto: bf16 on CPUs with native bfloat16 (AVX512_BF16, AMX-BF16; detected at run time), "
-       "fp16 autocast on CUDA, fp32 elsewhere; fp32; bf16; fp16 (CUDA only)",
-       {"auto", "fp32", "bf16", "fp16"}},
-      {"amp", ParamType::kBool, ParamValue(false), false,
-       "former name: amp=true with precision=auto means bf16 on the CPU, fp16 on CUDA"},
-      {"cores", ParamType::kInt, ParamValue(std::int64_t{0}), false,
-       "CPU cores a call holds alone, its intra-op threads (the executor grants them, waiting "
-       "until they are all free): 0, every core of the run; N, N of them (at most the run's "
-       "threads), leaving the others to other stages",
-       {}, 0.0, 4096.0},
-      optimize_param(),
-      random_weights_param(),
-  };
 }
 
 NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx,
@@ -115,9 +69,9 @@ void NetworkCall::refresh() {
   set_torch_threads(threads_);
 }
 
-void NetworkStage::open(const Params& params, const StageContext& context) {
+void NetworkStage::open(const NetworkOptions& options, const StageContext& context) {
   ctx = context;
-  setup = setup_network(params, ctx);
+  setup = setup_network(options, ctx);
   // Each call holds what it runs on: on the CPU every core of the run (or `cores` of them),
   // alone, with that many intra-op threads; on a GPU that device, leaving the cores to the CPU
   // stages. Measured on a 2-core AMD EPYC (float32, 6 cases, two rounds): holding every core gave
@@ -129,14 +83,14 @@ void NetworkStage::open(const Params& params, const StageContext& context) {
       use.cores = 0;
       use.device = setup.device.str();
     } else {
-      const int cores = params.has("cores") ? static_cast<int>(params.get_int("cores")) : 0;
+      const int cores = static_cast<int>(options.cores);
       use.cores = cores > 0 ? cores : ResourceUse::kAllCores;
     }
     cpu_use = use;
     ctx.declare(use);
   }
   stream = StageStream(setup.device);
-  optimize = params.get_bool("optimize");
+  optimize = options.optimize;
 }
 
 void record_gflop(Case& c, const StageContext& ctx, double gflop) {
@@ -153,4 +107,4 @@ torch::Tensor NetworkStage::to_host(const torch::Tensor& t) {
   return host;
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::plugins::network

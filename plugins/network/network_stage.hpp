@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "network_options.hpp"
 #include "nn/networks.hpp"
 #include "nn/precision.hpp"
 #include "nn/torch_util.hpp"
@@ -20,12 +21,18 @@ namespace torch::jit {
 struct Module;
 }
 
-namespace spineparse::nn {
+namespace spineparse::plugins::network {
+
+// The library's network code (spineparse::nn) this floor builds on.
+using nn::load_state;
+using nn::optimize_for_inference;
+using nn::Precision;
+using nn::PrecisionChoice;
+using nn::StageStream;
 
 // What a network stage's open() does: thread count, device, precision, and its weights file,
 // either a TorchScript module (model == "torchscript") or a safetensors state dict that the stage
-// loads into its own network. Reads the params "weights", "model", "device", "precision" (and its
-// alias "amp").
+// loads into its own network, as the NetworkOptions say.
 struct NetworkSetup {
   torch::Device device{torch::kCPU};
   PrecisionChoice precision;  // what the network runs in, and why (see nn/precision.hpp)
@@ -48,9 +55,7 @@ struct NetworkSetup {
   }
 };
 // The parameters of the network stages' descriptions that every network stage shares.
-ParamSpec random_weights_param();
-ParamSpec optimize_param();  // see optimize_for_inference (networks.hpp)
-NetworkSetup setup_network(const Params& params, const StageContext& ctx);
+NetworkSetup setup_network(const NetworkOptions& options, const StageContext& ctx);
 
 // Puts a loaded network in inference form on the setup's device (bfloat16 weights on the CPU
 // with precision bf16).
@@ -58,8 +63,6 @@ void place(torch::nn::Module& net, const NetworkSetup& setup);
 
 // The parameters every network stage has besides `model`: weights (required), device, precision,
 // amp (alias), optimize, random_weights.
-std::vector<ParamSpec> network_params();
-
 // One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
 // batches); on the CPU each call holds every core of the run alone (the stage declares
 // ResourceUse kAllCores in open(), the executor grants it) with that many intra-op threads
@@ -91,11 +94,11 @@ struct NetworkStage {
   StageContext ctx;
   StageStream stream;       // its own CUDA stream (nothing on the CPU)
   std::mutex device_mutex;  // CUDA: one call at a time on the stream
-  bool optimize = false;    // the `optimize` parameter
-  ResourceUse cpu_use;      // what each call holds (declared in open(); the `cores` parameter)
+  bool optimize = false;    // NetworkOptions::optimize
+  ResourceUse cpu_use;      // what each call holds (declared in open(); NetworkOptions::cores)
   bool optimized = false;   // install() applied optimize_for_inference
 
-  void open(const Params& params, const StageContext& context);
+  void open(const NetworkOptions& options, const StageContext& context);
   bool cuda() const { return setup.device.is_cuda(); }
 
   template <class Net>
@@ -112,4 +115,4 @@ struct NetworkStage {
   torch::Tensor to_host(const torch::Tensor& t);
 };
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::plugins::network

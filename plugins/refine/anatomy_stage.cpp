@@ -1,44 +1,43 @@
 #include "anatomy_stage.hpp"
 
-namespace spineparse::refine {
+namespace spineparse::plugins::refine {
+
+using namespace spineparse::refine;  // the library floor this group builds on
+
+void AnatomyOptions::declare(ParamSet<AnatomyOptions>& s) {
+  using O = AnatomyOptions;
+  s.add(&O::enabled, "enabled",
+        "false: pass the labels through unchanged (labels_unrefined is still written)");
+  s.add(&O::anchor, "anchor",
+        "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement "
+        "alone")
+      .one_of({"sacrum", "none"});
+  s.add(&O::min_fraction, "min_fraction",
+        "components smaller than this fraction of their label's largest are fragments")
+      .range(0, 1);
+  s.add(&O::fill_holes, "fill_holes", "fill background enclosed by a structure in a slice");
+  s.add(&O::reorder, "reorder", "enforce the order along the spine");
+}
 
 StageDescription refine_description() {
   StageDescription d;
   d.kind = "refine.anatomy";
   d.summary =
       "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes";
-  d.params = {
-      {"enabled", ParamType::kBool, ParamValue(true), false,
-       "false: pass the labels through unchanged (labels_unrefined is still written)"},
-      {"anchor",
-       ParamType::kString,
-       ParamValue(std::string("sacrum")),
-       false,
-       "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement alone",
-       {"sacrum", "none"}},
-      {"min_fraction",
-       ParamType::kFloat,
-       ParamValue(0.3),
-       false,
-       "components smaller than this fraction of their label's largest are fragments",
-       {},
-       0.0,
-       1.0},
-      {"fill_holes", ParamType::kBool, ParamValue(true), false,
-       "fill background enclosed by a structure in a slice"},
-      {"reorder", ParamType::kBool, ParamValue(true), false, "enforce the order along the spine"},
-  };
+  d.params = params_of<AnatomyOptions>().specs();
   d.reads = {{"labels", false, "", "uint8", "D,H,W"}};
   d.writes = {{"labels", false, "refined", "uint8", "D,H,W"},
               {"labels_unrefined", false, "the input labels", "uint8", "D,H,W"}};
   return d;
 }
 
-Refine::Refine(const Params& p) : enabled_(p.get_bool("enabled")) {
-  options_.anchor_sacrum = p.get_string("anchor") == "sacrum";
-  options_.min_fraction = p.get_float("min_fraction");
-  options_.fill_holes = p.get_bool("fill_holes");
-  options_.reorder = p.get_bool("reorder");
+Refine::Refine(const Params& p) {
+  const AnatomyOptions o = params_of<AnatomyOptions>().decode(p);
+  enabled_ = o.enabled;
+  options_.anchor_sacrum = o.anchor == "sacrum";
+  options_.min_fraction = o.min_fraction;
+  options_.fill_holes = o.fill_holes;
+  options_.reorder = o.reorder;
 }
 
 CasePtr Refine::process(const CasePtr& in) {
@@ -59,4 +58,4 @@ CasePtr Refine::process(const CasePtr& in) {
   return out;
 }
 
-}  // namespace spineparse::refine
+}  // namespace spineparse::plugins::refine

@@ -9,10 +9,18 @@
 #pragma once
 
 #include "refine/refine.hpp"
+#include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
-namespace spineparse::refine {
+namespace spineparse::plugins::refine {
 
+struct AnatomyOptions {
+  bool enabled = true;
+  std::string anchor = "sacrum";
+  double min_fraction = 0.3;
+  bool fill_holes = true, reorder = true;
+  static void declare(ParamSet<AnatomyOptions>& s);
+};
 StageDescription refine_description();
 
 class Refine : public Stage {
@@ -21,8 +29,8 @@ class Refine : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
-  RefineOptions options_;
+  spineparse::refine::RefineOptions options_;
   bool enabled_ = true;
 };
 
-}  // namespace spineparse::refine
+}  // namespace spineparse::plugins::refine

@@ -6,7 +6,7 @@
 namespace spineparse {
 
 void register_refine_stages(Registry& r) {
-  r.add_stage<refine::Refine>(refine::refine_description());
+  r.add_stage<plugins::refine::Refine>(plugins::refine::refine_description());
 }
 
 }  // namespace spineparse

@@ -22,6 +22,7 @@
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 #ifdef SPINEPARSE_WITH_TORCH
 #include "nn/peak.hpp"
@@ -234,18 +235,23 @@ constexpr double kRssInterval = 0.1;  // seconds between resident-memory samples
 // nullopt when it does not validate.
 std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry,
                                      std::vector<std::string>& random_nodes) {
-  GraphLoad gl = load_graph_file(a.graph, registry, a.sets);
-  std::vector<std::string> sets = a.sets;
-  for (const auto& i : gl.issues) {
-    if (i.code != "missing_path" || i.param != "weights") continue;
-    std::fprintf(stderr,
-                 "bench: note: %s has no weights file; timing it with random full-size weights "
-                 "(random_weights=true)\n",
-                 i.node.c_str());
-    sets.push_back(i.node + ".random_weights=true");
-    random_nodes.push_back(i.node);
+  GraphLoad gl;
+  try {
+    GraphDraft draft = GraphDraft::from_file(a.graph);
+    gl = load_graph(draft, registry, a.sets);
+    for (const auto& i : gl.issues) {
+      if (i.code != "missing_path" || i.param != "weights") continue;
+      std::fprintf(stderr,
+                   "bench: note: %s has no weights file; timing it with random full-size weights "
+                   "(random_weights=true)\n",
+                   i.node.c_str());
+      draft.set(i.node, "random_weights", true);
+      random_nodes.push_back(i.node);
+    }
+    if (!random_nodes.empty()) gl = load_graph(draft, registry, a.sets);
+  } catch (const std::exception& e) {
+    gl.issues.push_back({"unreadable", "", e.what()});
   }
-  if (!random_nodes.empty()) gl = load_graph_file(a.graph, registry, sets);
   if (!gl.ok()) {
     for (const auto& i : gl.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
     set_exit_code(2);
@@ -360,8 +366,8 @@ json measure_peaks(const RunReport& r, int threads, std::map<std::string, double
 
 // Per network node: the precision it ran in and why, its work per case, its network-only time,
 // the GFLOP/s it achieved and the share of the measured peak of its precision on its device.
-json network_table(const GraphSpec& g, const RunReport& r,
-                   const NetworkTimes& net, const std::map<std::string, double>& peak_of) {
+json network_table(const GraphSpec& g, const RunReport& r, const NetworkTimes& net,
+                   const std::map<std::string, double>& peak_of) {
   json nets = json::array();
   double gflop = 0, seconds = 0;
   std::string key_all;
@@ -433,7 +439,8 @@ json stage_table(const GraphSpec& g, const RunReport& r, StageTimes& t, const Ne
   auto& count = t.count;
   json stages = json::array();
   for (const auto& n : g.nodes) {
-    const ResourceUse use = r.node_resources.count(n.id) ? r.node_resources.at(n.id) : ResourceUse{};
+    const ResourceUse use =
+        r.node_resources.count(n.id) ? r.node_resources.at(n.id) : ResourceUse{};
     if (is_network(use)) net_busy += busy[n.id];
     const double alone_s = alone.alone_s.count(n.id) ? alone.alone_s.at(n.id) : 0.0;
     stages.push_back({{"node", n.id},
@@ -503,7 +510,6 @@ json resource_shares(const RunReport& r) {
   return j;
 }
 
-
 // Chrome trace events: one complete event per case and stage, one track per worker thread.
 void write_trace(const BenchArgs& a, const RunReport& r,
                  const std::vector<std::pair<double, double>>& rss_samples) {
@@ -541,7 +547,10 @@ void write_trace(const BenchArgs& a, const RunReport& r,
   int held = 0;
   for (const auto& [t, d] : steps) {
     held += d;
-    ev.push_back({{"name", "cores held"}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6},
+    ev.push_back({{"name", "cores held"},
+                  {"ph", "C"},
+                  {"pid", 1},
+                  {"ts", t * 1e6},
                   {"args", {{"cores", held}}}});
   }
   for (const auto& [t, _] : threads) {
@@ -634,11 +643,13 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
                 s["alone_per_case_s"].get<double>(), 100 * s["share_of_wall"].get<double>(),
                 s["waiting_per_case_s"].get<double>());
   }
-  std::printf("resources held: cores %.0f%% of the wall time", 100 * j["resources_held"]["cores"].get<double>());
+  std::printf("resources held: cores %.0f%% of the wall time",
+              100 * j["resources_held"]["cores"].get<double>());
   for (const auto& [k, v] : j["resources_held"].items())
     if (k != "cores") std::printf(", %s %.0f%%", k.c_str(), 100 * v.get<double>());
-  std::printf("\nstart-up: stages opened in %.2f s; the first case done %.2f s after the cases began\n",
-              j["open_s"].get<double>(), j["first_case_s"].get<double>());
+  std::printf(
+      "\nstart-up: stages opened in %.2f s; the first case done %.2f s after the cases began\n",
+      j["open_s"].get<double>(), j["first_case_s"].get<double>());
   std::printf(
       "network-only: %.2f s per case; end-to-end %.2f s per case; ratio (network-only / "
       "end-to-end) %.2f\n",
@@ -670,6 +681,80 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
       peak_inflight, rss, a.output.c_str(), a.output.c_str());
 }
 
+// The replays: the networks alone (and, with a.baseline, as plain eager LibTorch runs them),
+// recorded into bench.json's "network_only" and "eager_baseline". Returns the network-only times.
+NetworkTimes replays(const BenchArgs& a, const GraphSpec& g, Registry& registry,
+                     const std::string& input, const RunReport& r, int threads, json& j) {
+  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
+  const NetworkTimes net = network_only(g, registry, input, a.network_cases, threads);
+  j["network_only"] = {{"seconds_per_case", net.seconds_per_case},
+                       {"cases", net.cases},
+                       {"how",
+                        "the network stages timed alone: the graph replayed case by case with "
+                        "nothing overlapping, first case as warm-up"}};
+  if (!a.baseline) return net;
+  std::fprintf(stderr,
+               "bench: eager baseline replay of %d case(s) (%d intra-op threads, float32, batch "
+               "1, no rewrites)\n",
+               a.network_cases, threads);
+  std::vector<std::string> changes;
+  const GraphSpec base_graph = eager_baseline_of(g, registry, network_nodes(r), changes);
+  const NetworkTimes base = network_only(base_graph, registry, input, a.network_cases, threads);
+  j["eager_baseline"] = {
+      {"seconds_per_case", base.seconds_per_case},
+      {"cases", base.cases},
+      {"threads", threads},
+      {"changes", changes},
+      {"how",
+       "the network-only replay as plain eager LibTorch runs it: every core as intra-op "
+       "threads, float32, one slice per forward pass, no BatchNorm folding or layout rewrites"}};
+  j["network_only_vs_eager_baseline"] = base.seconds_per_case > 0
+                                            ? net.seconds_per_case / base.seconds_per_case
+                                            : 0.0;  // time ratio: 0.5 = twice as fast
+  return net;
+}
+
+// bench.json's record of the timed run itself: throughput, stages, resources, memory.
+void record_run(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const NetworkTimes& net,
+                const json& peaks, const std::map<std::string, double>& peak_of,
+                const std::vector<std::pair<double, double>>& rss_samples, double peak_rss,
+                json& j) {
+  const int processed = r.ok + r.failed;
+  StageTimes times = stage_times(g, r);
+  double net_busy = 0;
+  j["stages"] = stage_table(g, r, times, net, net_busy);
+  const double sec_per_case = processed ? r.wall_s / processed : 0.0;
+  j["cases"] = processed;
+  j["failed"] = r.failed;
+  j["warmup_cases"] = a.warmup;
+  j["threads"] = r.threads;
+  j["max_in_flight"] = g.max_in_flight;
+  j["wall_s"] = r.wall_s;
+  j["cases_per_s"] = r.wall_s > 0 ? processed / r.wall_s : 0.0;
+  j["seconds_per_case"] = sec_per_case;
+  j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
+  // = the GPU busy share with the networks on a GPU
+  j["network_busy_share"] = r.wall_s > 0 ? network_busy_union(r) / r.wall_s : 0.0;
+  j["resources_held"] = resource_shares(r);
+  j["open_s"] = r.open_s;
+  j["first_case_s"] = first_case_s(r);
+  j["cpu"] = cpu_summary();
+  j["peak"] = peaks;
+  j["networks"] = network_table(g, r, net, peak_of);
+  // throughput ratio: 1 = all overhead hidden
+  j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net.seconds_per_case / sec_per_case : 0.0;
+  json inflight = json::array();
+  int peak_inflight = 0;
+  for (const auto& [t, n] : r.in_flight) {
+    inflight.push_back({t, n});
+    peak_inflight = std::max(peak_inflight, n);
+  }
+  j["in_flight"] = inflight;
+  j["peak_in_flight"] = peak_inflight;
+  j["peak_rss_mb"] = peak_rss;  // the process's peak before the replays, warm-up included
+  j["memory"] = memory_summary(rss_samples, kRssInterval);
+}
+
 void run_bench(const BenchArgs& a) {
   Registry registry;
   load_default_plugins(registry, a.plugin_dirs);
@@ -681,85 +766,18 @@ void run_bench(const BenchArgs& a) {
   const std::string input = bench_input(a);
   std::vector<std::pair<double, double>> rss_samples;
   const RunReport r = timed_run(g, registry, a, input, rss_samples);
-  const double rss = peak_rss_mb();
-  const int processed = r.ok + r.failed;
-  StageTimes times = stage_times(g, r);
-  const int hw = available_cores();
-  std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  const int threads = r.threads > 0 ? r.threads : hw;
-  const NetworkTimes net = network_only(g, registry, input, a.network_cases, threads);
-  const double net_s = net.seconds_per_case;
-  NetworkTimes base;
-  std::vector<std::string> base_changes;
-  if (a.baseline) {
-    std::fprintf(stderr,
-                 "bench: eager baseline replay of %d case(s) (%d intra-op threads, float32, batch "
-                 "1, no rewrites)\n",
-                 a.network_cases, threads);
-    const GraphSpec base_graph = eager_baseline_of(g, registry, network_nodes(r), base_changes);
-    base = network_only(base_graph, registry, input, a.network_cases, threads);
-  }
-  const double base_s = base.seconds_per_case;
-  std::map<std::string, double> peak_of;
-  const json peaks = measure_peaks(r, threads, peak_of);
-
-  double net_busy = 0;
-  const json stages = stage_table(g, r, times, net, net_busy);
-  const double net_union = network_busy_union(r);
-  const double sec_per_case = processed ? r.wall_s / processed : 0.0;
+  const double peak_rss = peak_rss_mb();
   json j;
   j["graph"] = a.graph;
-  j["random_weights"] =
-      random_nodes;  // nodes timed with random weights (their weights file was missing)
+  j["random_weights"] = random_nodes;  // nodes timed with random weights (no weights file)
   j["input"] = input;
-  j["cases"] = processed;
-  j["failed"] = r.failed;
-  j["warmup_cases"] = a.warmup;
-  j["threads"] = r.threads;
-  j["max_in_flight"] = g.max_in_flight;
-  j["wall_s"] = r.wall_s;
-  j["cases_per_s"] = r.wall_s > 0 ? processed / r.wall_s : 0.0;
-  j["seconds_per_case"] = sec_per_case;
-  j["stages"] = stages;
-  j["network_busy_per_case_s"] = processed ? net_busy / processed : 0.0;
-  j["network_busy_share"] =
-      r.wall_s > 0 ? net_union / r.wall_s : 0.0;  // = GPU busy share with the networks on a GPU
-  j["resources_held"] = resource_shares(r);
-  j["open_s"] = r.open_s;
-  j["first_case_s"] = first_case_s(r);
-  j["cpu"] = cpu_summary();
-  j["peak"] = peaks;
-  j["networks"] = network_table(g, r, net, peak_of);
-  j["network_only"] = {{"seconds_per_case", net_s},
-                       {"cases", net.cases},
-                       {"how",
-                        "the network stages timed alone: the graph replayed case by case with "
-                        "nothing overlapping, first case as warm-up"}};
-  j["end_to_end_vs_network_only"] =
-      sec_per_case > 0 ? net_s / sec_per_case : 0.0;  // throughput ratio: 1 = all overhead hidden
-  if (a.baseline) {
-    j["eager_baseline"] = {
-        {"seconds_per_case", base_s},
-        {"cases", base.cases},
-        {"threads", threads},
-        {"changes", base_changes},
-        {"how",
-         "the network-only replay as plain eager LibTorch runs it: every core as intra-op "
-         "threads, float32, one slice per forward pass, no BatchNorm folding or layout rewrites"}};
-    j["network_only_vs_eager_baseline"] =
-        base_s > 0 ? net_s / base_s : 0.0;  // time ratio: 0.5 = twice as fast
-  }
-  json inflight = json::array();
-  for (const auto& [t, n] : r.in_flight) inflight.push_back({t, n});
-  j["in_flight"] = inflight;
-  int peak_inflight = 0;
-  for (const auto& [t, n] : r.in_flight) peak_inflight = std::max(peak_inflight, n);
-  j["peak_in_flight"] = peak_inflight;
-  j["peak_rss_mb"] = rss;  // the process's peak, warm-up included
-  j["memory"] = memory_summary(rss_samples, kRssInterval);
+  const int threads = r.threads > 0 ? r.threads : available_cores();
+  const NetworkTimes net = replays(a, g, registry, input, r, threads, j);
+  std::map<std::string, double> peak_of;
+  const json peaks = measure_peaks(r, threads, peak_of);
+  record_run(a, g, r, net, peaks, peak_of, rss_samples, peak_rss, j);
   write_file_atomic((fs::path(a.output) / "bench.json").string(),
                     j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-
   write_trace(a, r, rss_samples);
   print_bench(a, g, r, j);
   set_exit_code(r.failed ? 1 : 0);

@@ -14,6 +14,7 @@
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 
 namespace spineparse::cli {
@@ -37,13 +38,13 @@ void add_graph_args(CLI::App* sub, GraphArgs& a) {
 // Loads plugins and the graph; prints every problem. Returns null on failure.
 std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   bool plugins_ok = load_default_plugins(registry, a.plugin_dirs);
-  GraphLoad g = load_graph_file(a.graph, registry, a.sets);
-  if (!a.device.empty() && g.ok()) {  // --device: a --set for every node with a device
-    std::vector<std::string> sets;
-    for (const auto& n : g.graph->nodes)
-      if (n.params.has("device")) sets.push_back(n.id + ".device=" + a.device);
-    sets.insert(sets.end(), a.sets.begin(), a.sets.end());  // an explicit --set wins
-    g = load_graph_file(a.graph, registry, sets);
+  GraphLoad g;
+  try {
+    GraphDraft draft = GraphDraft::from_file(a.graph);
+    if (!a.device.empty()) draft.set_where_declared(registry, "device", a.device);
+    g = load_graph(draft, registry, a.sets);  // an explicit --set wins
+  } catch (const std::exception& e) {
+    g.issues.push_back({"unreadable", "", e.what()});
   }
   if (!g.ok()) {
     std::fprintf(stderr, "%s: %zu problem%s:\n", a.graph.c_str(), g.issues.size(),

@@ -12,6 +12,7 @@
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 #include "train/folds.hpp"
 #include "train/training.hpp"
@@ -37,43 +38,56 @@ std::vector<int> folds_of(const std::string& s) {
   return {k - 1};
 }
 
+// graphs/spineparsenet.json for one fold: its test cases, its models, the grids they were trained
+// on. Nodes are found by their stage kind.
+GraphDraft fold_graph(const GraphDraft& base, const std::vector<std::string>& cases,
+                      const std::string& dir, const nn::TrainConfig& cfg) {
+  GraphDraft g = base;
+  auto set_all = [&](const std::string& kind, const std::string& param, const ParamValue& v) {
+    const auto ids = g.nodes_of_stage(kind);
+    if (ids.empty()) throw std::runtime_error(g.path() + " has no " + kind + " node");
+    for (const auto& id : ids) g.set(id, param, v);
+  };
+  set_all("io.read_dataset", "cases", cases);
+  set_all("coarse.gcsn", "weights", dir + "/coarse/gcsn/best.safetensors");
+  set_all("fine.resunet", "weights", dir + "/fine/best.safetensors");
+  set_all("coarse.preprocess", "height", std::int64_t{cfg.coarse_height});
+  set_all("coarse.preprocess", "width", std::int64_t{cfg.coarse_cols});
+  set_all("fine.prepare", "height", std::int64_t{cfg.fine_height});
+  set_all("fine.prepare", "width", std::int64_t{cfg.fine_cols});
+  return g;
+}
+
 // Cross-validated evaluation after `train fine --fold all`: each fold's models segment that fold's
-// test cases through graphs/spineparsenet.json, and every case is scored once.
+// test cases through graphs/spineparsenet.json, and every case is scored once, from the label
+// file the run wrote for it (its "output:labels").
 void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
   Registry registry;
   load_default_plugins(registry, {});
   const auto seeds = io::list_dataset(a.data, "auto");
-  const std::string graph = data_dir() + "/graphs/spineparsenet.json";
+  const GraphDraft base = GraphDraft::from_file(data_dir() + "/graphs/spineparsenet.json");
   std::vector<metrics::CaseScores> all;
   for (int fold = 0; fold < 5; ++fold) {
     const std::string dir = a.output + "/fold" + std::to_string(fold + 1);
-    std::vector<const CaseSeed*> test;
-    std::string ids;
+    std::map<std::string, std::string> masks;
+    std::vector<std::string> ids;
     for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) {
-      test.push_back(&seeds[c - 1]);
-      ids += (ids.empty() ? "" : ",") + seeds[c - 1].id;
+      const CaseSeed& s = seeds[c - 1];
+      ids.push_back(s.id);
+      if (s.attrs.count("mask_path")) masks[s.id] = s.attrs.at("mask_path");
     }
-    GraphLoad g = load_graph_file(
-        graph, registry,
-        {"read.cases=" + ids, "coarse.weights=" + dir + "/coarse/gcsn/best.safetensors",
-         "fine.weights=" + dir + "/fine/best.safetensors",
-         "coarse_prep.height=" + std::to_string(cfg.coarse_height),
-         "coarse_prep.width=" + std::to_string(cfg.coarse_cols),
-         "crop_resample.height=" + std::to_string(cfg.fine_height),
-         "crop_resample.width=" + std::to_string(cfg.fine_cols)});
+    GraphLoad g = load_graph(fold_graph(base, ids, dir, cfg), registry);
     if (!g.ok()) throw std::runtime_error(g.issues[0].to_string());
     RunOptions o;
     o.input_dir = a.data;
     o.output_dir = a.output + "/cv/fold" + std::to_string(fold + 1);
     o.progress = "plain";
-    run_graph(*g.graph, registry, o);
-    for (const CaseSeed* s : test) {
-      const std::string& id = s->id;
-      const std::string seg = o.output_dir + "/seg_" + id + ".nii.gz";
-      if (!fs::exists(seg) || !s->attrs.count("mask_path")) continue;
-      auto P = io::read_labels(seg, 19), G = io::read_labels(s->attrs.at("mask_path"), 19);
+    for (const CaseOutcome& c : run_graph(*g.graph, registry, o).cases) {
+      const auto seg = c.attrs.find("output:labels");
+      if (c.status != "ok" || seg == c.attrs.end() || !masks.count(c.id)) continue;
+      auto P = io::read_labels(seg->second, 19), G = io::read_labels(masks[c.id], 19);
       all.push_back(
-          {id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
+          {c.id, metrics::score_case(*P.data, *G.data, metrics::spacing_dhw(G.geometry)), -1});
     }
   }
   auto j = nlohmann::json::parse(metrics::write_reports(all, a.output + "/cv/metrics"));

@@ -9,7 +9,7 @@
 
 #include "slice_batcher.hpp"
 
-using spineparse::fine::SliceBatcher;
+using spineparse::plugins::fine::SliceBatcher;
 
 namespace {
 

@@ -7,7 +7,7 @@
 
 #include "network_stage.hpp"
 
-using namespace spineparse::nn;
+using namespace spineparse::plugins::network;
 
 TEST(NetworkCall, TakesTheExecutorsThreadShareAndAsksAgainOnRefresh) {
   // A CPU network call sets LibTorch's intra-op threads of its thread from

@@ -14,13 +14,13 @@
 
 #include "cli_util.hpp"
 #include "dicom_fixtures.hpp"
-#include "metrics/measure_sr.hpp"
-#include "spine/labels.hpp"
 #include "io/orientation.hpp"
 #include "io/training_range.hpp"
 #include "io/volume_io.hpp"
 #include "io/weights_metadata.hpp"
 #include "io_fixtures.hpp"
+#include "metrics/measure_sr.hpp"
+#include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 #include "test_util.hpp"
 
@@ -89,6 +89,21 @@ TEST(Cli, StagesListsKindsWithParameters) {
   EXPECT_THAT(r.output, HasSubstr("io.read_dataset"));
   EXPECT_THAT(r.output, HasSubstr("max_slices"));
   EXPECT_THAT(r.output, HasSubstr("one of: fixed, zscore"));
+  r = sp("stages fine.prepare");
+  EXPECT_THAT(r.output, HasSubstr("at least 16"));  // the declared limits, as validation applies
+}
+
+// docs/stages.md is what the stages declare: regenerate it with
+//   build/bin/spineparse stages --markdown > docs/stages.md
+TEST(Cli, StagesDocumentationIsTheDeclarations) {
+  if (!has_networks()) GTEST_SKIP() << "docs/stages.md lists the network stages too";
+  auto r = shell(std::string(SPINEPARSE_CLI) + " stages --markdown 2>/dev/null");
+  ASSERT_EQ(r.code, 0);
+  const std::string doc =
+      spineparse::read_file(spineparse::testing::source_dir() + "/docs/stages.md");
+  EXPECT_EQ(r.output, doc) << "docs/stages.md is out of date: regenerate it with "
+                              "spineparse stages --markdown > docs/stages.md";
+  EXPECT_THAT(doc, HasSubstr("| `height` | int | `256` | at least 16 | rows of the fine grid |"));
 }
 
 TEST(Cli, SynthIsDeterministicAndHelpWorks) {
@@ -171,10 +186,10 @@ TEST(Cli, SpineParseNetGraphWritesMetricsOverlaysAndAReportThatEvaluateReproduce
               "crop_resample.height=64 --set crop_resample.width=128"
               " --set refine.enabled=true --progress none");
   ASSERT_EQ(r.code, 0) << r.output;
-  for (const char* f : {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png",
-                        "qc/Case3.png", "seg_Case2.nii.gz", "measurements/measurements.csv",
-                        "measurements/alignment.csv", "measurements/summary.json",
-                        "qc/Case2_measures.png"})
+  for (const char* f :
+       {"metrics/cases.csv", "metrics/summary.json", "report.html", "qc/Case1.png", "qc/Case3.png",
+        "seg_Case2.nii.gz", "measurements/measurements.csv", "measurements/alignment.csv",
+        "measurements/summary.json", "qc/Case2_measures.png"})
     EXPECT_TRUE(fs::exists(d / ("out/" + std::string(f)))) << f;
   auto graph_summary = nlohmann::json::parse(spineparse::read_file(out + "/metrics/summary.json"));
   EXPECT_EQ(graph_summary["cases_scored"], 3);
@@ -248,11 +263,13 @@ TEST(Cli, MeasureReadsOtherToolsLabelMapsWithTheirImagesAndMatchesTheTruth) {
   TempDir d;
   const std::string cohort = (d / "cohort").string(), other = (d / "other").string();
   ASSERT_EQ(sp("synth --cases 3 --size 500 560 --seed 9 --fractures 0.3 --orientation RAS --out " +
-               cohort).code, 0);
+               cohort)
+                .code,
+            0);
   fs::create_directories(other);
   std::string map;
-  for (int l = 1; l <= 19; ++l) map += (map.empty() ? "" : ",") + std::to_string(100 + l) + ":" +
-                                       std::to_string(l);
+  for (int l = 1; l <= 19; ++l)
+    map += (map.empty() ? "" : ",") + std::to_string(100 + l) + ":" + std::to_string(l);
   for (int i = 1; i <= 3; ++i) {
     auto m = io::read_labels(cohort + "/mask/mask_case" + std::to_string(i) + ".nii.gz", 19);
     auto shifted = spineparse::NdArray::make<std::uint8_t>(m.data->shape());
@@ -550,7 +567,8 @@ std::string slow_graph(const TempDir& d, int ms = 400) {
   const std::string path = (d / "slow.json").string();
   spineparse::write_file_atomic(path, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "read", "stage": "io.read_dataset"},
-    {"id": "pause", "stage": "test.delay", "params": {"ms": )" + std::to_string(ms) + R"(}},
+    {"id": "pause", "stage": "test.delay", "params": {"ms": )" +
+                                          std::to_string(ms) + R"(}},
     {"id": "normalise", "stage": "io.normalise"},
     {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
   return path;
@@ -693,8 +711,8 @@ TEST(Cli, AThinSliceScanIsFlaggedAndResampledToTheModelsSpacing) {
   TempDir d;
   const std::string in = (d / "thin").string();
   ASSERT_EQ(sp("synth --cases 3 --seed 11 --size 128 160 --slice-spacing 1 --out " + in).code, 0);
-  const auto info = sp("model-info " + spineparse::testing::source_dir() +
-                       "/models/demo_gcsn.safetensors");
+  const auto info =
+      sp("model-info " + spineparse::testing::source_dir() + "/models/demo_gcsn.safetensors");
   ASSERT_EQ(info.code, 0) << info.output;
   EXPECT_THAT(info.output, HasSubstr("slice_spacing_mm"));
   std::map<std::string, double> dice;
@@ -709,8 +727,8 @@ TEST(Cli, AThinSliceScanIsFlaggedAndResampledToTheModelsSpacing) {
       std::string w;  // these small test volumes are outside the in-plane range too
       for (const auto& line : c["warnings"]) w += line.get<std::string>() + "\n";
       EXPECT_THAT(w, HasSubstr("slice_spacing_mm 1 is outside the model's training range"));
-      EXPECT_THAT(w, HasSubstr(mode == "auto" ? "slice axis resampled (resample=auto)"
-                                              : "resample=off"));
+      EXPECT_THAT(
+          w, HasSubstr(mode == "auto" ? "slice axis resampled (resample=auto)" : "resample=off"));
       const std::string id = c["id"];
       const auto image = io::read_image(in + "/original_mr/" + id + ".nii.gz");
       const auto labels = io::read_labels(out + "/seg_" + id + ".nii.gz", 19);
@@ -733,14 +751,14 @@ TEST(Cli, ModelInfoMeasuresTheTrainingRangeInTheModelsOrientation) {
   std::map<std::string, std::string> ranges;
   for (const std::string o : {"PIL", "RAS"}) {
     const std::string cohort = (d / o).string(), w = (d / (o + ".safetensors")).string();
-    ASSERT_EQ(sp("synth --cases 3 --seed 4 --size 96 128 --orientation " + o + " --out " + cohort)
-                  .code,
-              0);
+    ASSERT_EQ(
+        sp("synth --cases 3 --seed 4 --size 96 128 --orientation " + o + " --out " + cohort).code,
+        0);
     fs::copy_file(spineparse::testing::source_dir() + "/models/demo_gcsn.safetensors", w);
     const auto r = sp("model-info " + w + " --training-data " + cohort);
     ASSERT_EQ(r.code, 0) << r.output;
-    const auto range = io::TrainingRange::from_json(
-        io::safetensors_metadata(w).at(io::kTrainingRangeKey), w);
+    const auto range =
+        io::TrainingRange::from_json(io::safetensors_metadata(w).at(io::kTrainingRangeKey), w);
     EXPECT_EQ(range.cases, 3);
     const auto& slices = range.properties.at("slices");
     EXPECT_GE(slices.p5, 12.0) << o;  // synth's 12-15 slices, along the model's slice axis

@@ -1,0 +1,94 @@
+// The parameters of the network stages (coarse.gcsn, fine.resunet), declared once: the stages
+// decode their node's params with these sets, and so do the tools that look at a network node
+// (bench, run, train). Header only, without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spineparse/param_set.hpp"
+
+namespace spineparse::plugins::network {
+
+// What every network stage takes.
+struct NetworkOptions {
+  std::string weights;
+  std::string model;
+  std::string device = "auto";
+  std::string precision = "auto";
+  bool amp = false;
+  std::int64_t cores = 0;
+  bool optimize = true;
+  bool random_weights = false;
+};
+
+struct GcsnOptions : NetworkOptions {
+  GcsnOptions() { model = "gcsn"; }
+  static void declare(ParamSet<GcsnOptions>& s);
+};
+
+struct ResUNetOptions : NetworkOptions {
+  ResUNetOptions() { model = "resunet2d"; }
+  std::int64_t batch_size = 0;
+  std::string batch_across_cases = "auto";
+  double batch_wait_ms = 0.0;
+  static void declare(ParamSet<ResUNetOptions>& s);
+};
+
+// The shared parameters, `model` among them with the network's own choices.
+template <class O>
+void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::string model_help) {
+  s.add(&O::weights, "weights",
+        "safetensors state dict (or TorchScript file for model=torchscript)")
+      .required()
+      .existing("random_weights");
+  s.add(&O::model, "model", std::move(model_help)).one_of(std::move(models));
+  s.add(&O::device, "device", "cpu, cuda, cuda:N or auto");
+  s.add(&O::precision, "precision",
+        "auto: bf16 on CPUs with native bfloat16 (AVX512_BF16, AMX-BF16; detected at run time), "
+        "fp16 autocast on CUDA, fp32 elsewhere; fp32; bf16; fp16 (CUDA only)")
+      .one_of({"auto", "fp32", "bf16", "fp16"});
+  s.add(&O::amp, "amp",
+        "former name: amp=true with precision=auto means bf16 on the CPU, fp16 on CUDA");
+  s.add(&O::cores, "cores",
+        "CPU cores a call holds alone, its intra-op threads (the executor grants them, waiting "
+        "until they are all free): 0, every core of the run; N, N of them (at most the run's "
+        "threads), leaving the others to other stages")
+      .range(0, 4096);
+  s.add(&O::optimize, "optimize",
+        "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "
+        "the CPU channels-last oneDNN convolutions with their ReLUs and sums fused (the GCSN's "
+        "depthwise convolutions as 2-D planes, ResUNet2D's upsampling as sub-pixel "
+        "convolutions); on CUDA channels-last layout");
+  s.add(&O::random_weights, "random_weights",
+        "benchmarking only: the full-size network with seeded random weights instead of the "
+        "weights file (meaningless segmentation; spineparse bench uses it when the weights file "
+        "is missing)");
+}
+
+inline void GcsnOptions::declare(ParamSet<GcsnOptions>& s) {
+  add_network_params(s, {"gcsn", "deeplab", "torchscript"},
+                     "gcsn; deeplab (the pretraining network without the graph module); "
+                     "torchscript (custom network, same contract)");
+}
+
+inline void ResUNetOptions::declare(ParamSet<ResUNetOptions>& s) {
+  using O = ResUNetOptions;
+  add_network_params(s, {"resunet2d", "torchscript"},
+                     "resunet2d; torchscript (custom network: forward(image, unary) -> logits)");
+  s.add(&O::batch_size, "batch_size",
+        "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the "
+        "thread share of the moment), 16 on CUDA")
+      .range(0, 256);
+  s.add(&O::batch_across_cases, "batch_across_cases",
+        "let slices of different cases share a forward pass (one pass at a time); auto: on "
+        "for CUDA, off on the CPU (where cases run side by side instead)")
+      .one_of({"auto", "on", "off"});
+  s.add(&O::batch_wait_ms, "batch_wait_ms",
+        "with batch_across_cases: how long a pass waits for a full batch before running a "
+        "partial one")
+      .range(0, 10000);
+}
+
+}  // namespace spineparse::plugins::network
