@@ -15,10 +15,9 @@ void LabelVolumesOptions::declare(ParamSet<LabelVolumesOptions>& s) {
 }
 
 StageDescription label_volumes_description() {
-  StageDescription d;
-  d.kind = "example.label_volumes";
-  d.summary = "Volume of every label in millilitres (an example plugin built outside the tree)";
-  d.params = spineparse::params_of<LabelVolumesOptions>().specs();
+  StageDescription d = spineparse::describe<LabelVolumesOptions>(
+      "example.label_volumes",
+      "Volume of every label in millilitres (an example plugin built outside the tree)");
   // The field read depends on the parameter: tell validation which one.
   d.fields_for = [](const Params& p) {
     return std::make_pair(

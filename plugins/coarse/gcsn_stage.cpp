@@ -10,10 +10,9 @@
 namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description() {
-  StageDescription d;
-  d.kind = "coarse.gcsn";
-  d.summary = "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid";
-  d.params = params_of<network::GcsnOptions>().specs();
+  StageDescription d = describe<network::GcsnOptions>(
+      "coarse.gcsn",
+      "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid");
   d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"},
              {"coarse_pad", false, "", "int64", "2"}};
   d.writes = {{"coarse_logits", false, "raw logits on the coarse grid", "float32", "C,D,h,w"}};
@@ -83,7 +82,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
   out->set("coarse_logits", nn::to_ndarray(kept));
   if (impl_->net)
     network::record_gflop(*out, stage.ctx,
-                     nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
+                          nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
   return out;
 }
 

@@ -15,12 +15,10 @@ void PreprocessOptions::declare(ParamSet<PreprocessOptions>& s) {
 }
 
 StageDescription preprocess_description() {
-  StageDescription d;
-  d.kind = "coarse.preprocess";
-  d.summary =
+  StageDescription d = describe<PreprocessOptions>(
+      "coarse.preprocess",
       "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
-      "(spec 2.1)";
-  d.params = params_of<PreprocessOptions>().specs();
+      "(spec 2.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
              {"norm", true, "offset and scale", "float64", "2"}};
   d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32",

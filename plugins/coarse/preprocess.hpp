@@ -25,13 +25,10 @@ struct PreprocessOptions {
 };
 StageDescription preprocess_description();
 
-class Preprocess : public Stage {
+class Preprocess : public StageWith<PreprocessOptions> {
  public:
-  explicit Preprocess(const Params& p) : options_(params_of<PreprocessOptions>().decode(p)) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  PreprocessOptions options_;
 };
 
 }  // namespace spineparse::plugins::coarse

@@ -13,11 +13,9 @@ void PrepareOptions::declare(ParamSet<PrepareOptions>& s) {
 }
 
 StageDescription prepare_description() {
-  StageDescription d;
-  d.kind = "fine.prepare";
-  d.summary =
-      "Fine MR input: crop the central rows, anti-aliased cubic resize to 256x512 (spec 4.1)";
-  d.params = params_of<PrepareOptions>().specs();
+  StageDescription d = describe<PrepareOptions>(
+      "fine.prepare",
+      "Fine MR input: crop the central rows, anti-aliased cubic resize to 256x512 (spec 4.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
              {"norm", true, "offset and scale", "float64", "2"}};
   d.writes = {{"fine_mr", false, "h, w = height, width", "float32", "D,h,w"}};

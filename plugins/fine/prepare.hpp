@@ -22,13 +22,10 @@ struct PrepareOptions {
 };
 StageDescription prepare_description();
 
-class Prepare : public Stage {
+class Prepare : public StageWith<PrepareOptions> {
  public:
-  explicit Prepare(const Params& p) : options_(params_of<PrepareOptions>().decode(p)) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  PrepareOptions options_;
 };
 
 }  // namespace spineparse::plugins::fine

@@ -11,12 +11,10 @@
 namespace spineparse::plugins::fine {
 
 StageDescription resunet_description() {
-  StageDescription d;
-  d.kind = "fine.resunet";
-  d.summary =
+  StageDescription d = describe<network::ResUNetOptions>(
+      "fine.resunet",
       "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the "
-      "coarse logits";
-  d.params = params_of<network::ResUNetOptions>().specs();
+      "coarse logits");
   d.reads = {{"fine_mr", false, "", "float32", "D,h,w"},
              {"coarse_logits", false, "", "float32", "C,D,h,w"}};
   d.writes = {{"fine_probs", false, "softmax on the fine grid", "float32", "C,D,h,w"}};
@@ -128,7 +126,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   probs = stage.to_host(probs);
   if (impl_->net)
     network::record_gflop(*out, stage.ctx,
-                     D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);
+                          D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);
   out->set("fine_probs", host_probs ? host_probs : nn::to_ndarray(probs));
   return out;
 }

@@ -9,7 +9,8 @@
 //          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
 //          forward passes (SliceBatcher), batch_wait_ms.
 // Concurrency: parallel. On the CPU cases run side by side, each batch with the executor's thread
-//          share of the moment (network::NetworkCall); on CUDA one pass at a time on the stage's stream.
+//          share of the moment (network::NetworkCall); on CUDA one pass at a time on the stage's
+//          stream.
 //
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once

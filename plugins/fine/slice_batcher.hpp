@@ -5,7 +5,8 @@
 // turn, so one pass runs at a time (one device stream) and no thread is added.
 //
 // The fine stage uses it on CUDA, where a 12-slice case fills a 16-slice batch only partly; on
-// the CPU, cases run side by side instead (see network::NetworkCall). Included by the fine plugin only.
+// the CPU, cases run side by side instead (see network::NetworkCall). Included by the fine plugin
+// only.
 #pragma once
 
 #include <torch/types.h>

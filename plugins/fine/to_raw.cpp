@@ -16,11 +16,9 @@ void ToRawOptions::declare(ParamSet<ToRawOptions>& s) {
 }
 
 StageDescription to_raw_description() {
-  StageDescription d;
-  d.kind = "fine.to_raw";
-  d.summary =
-      "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)";
-  d.params = params_of<ToRawOptions>().specs();
+  StageDescription d = describe<ToRawOptions>(
+      "fine.to_raw",
+      "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)");
   d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"},
              {"image", false, "for the raw size", "float32", "D,H,W"}};
   d.writes = {{"labels", false, "0 background, 1-10 vertebrae, 11-19 discs", "uint8", "D,H,W"},

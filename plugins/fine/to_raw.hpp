@@ -23,13 +23,10 @@ struct ToRawOptions {
 };
 StageDescription to_raw_description();
 
-class ToRaw : public Stage {
+class ToRaw : public StageWith<ToRawOptions> {
  public:
-  explicit ToRaw(const Params& p) : options_(params_of<ToRawOptions>().decode(p)) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  ToRawOptions options_;
 };
 
 }  // namespace spineparse::plugins::fine

@@ -15,11 +15,9 @@ void NormaliseOptions::declare(ParamSet<NormaliseOptions>& s) {
 }
 
 StageDescription normalise_description() {
-  StageDescription d;
-  d.kind = "io.normalise";
-  d.summary =
-      "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score";
-  d.params = params_of<NormaliseOptions>().specs();
+  StageDescription d = describe<NormaliseOptions>(
+      "io.normalise",
+      "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score");
   d.reads = {{"image", false, "", "float32", "D,H,W"}};
   d.writes = {{"image", false, "normalised", "float32", "D,H,W"},
               {"norm", false, "offset and scale used", "float64", "2"}};

@@ -24,13 +24,10 @@ struct NormaliseOptions {
 };
 StageDescription normalise_description();
 
-class Normalise : public Stage {
+class Normalise : public StageWith<NormaliseOptions> {
  public:
-  explicit Normalise(const Params& p) : options_(params_of<NormaliseOptions>().decode(p)) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  NormaliseOptions options_;
 };
 
 }  // namespace spineparse::plugins::io

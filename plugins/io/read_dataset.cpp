@@ -38,11 +38,10 @@ void ReadDatasetOptions::declare(ParamSet<ReadDatasetOptions>& s) {
 }
 
 StageDescription read_dataset_description() {
-  StageDescription d;
-  d.kind = "io.read_dataset";
-  d.summary = "Lists a dataset folder (original MRSpineSeg layout or flat) and reads each volume";
+  StageDescription d = describe<ReadDatasetOptions>(
+      "io.read_dataset",
+      "Lists a dataset folder (original MRSpineSeg layout or flat) and reads each volume");
   d.is_source = true;
-  d.params = params_of<ReadDatasetOptions>().specs();
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},
               {"mask", true, "ground truth, when the case has one", "uint8", "D,H,W"}};
   return d;

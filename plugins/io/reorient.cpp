@@ -108,10 +108,9 @@ void ReorientOptions::declare(ParamSet<ReorientOptions>& s) {
 }
 
 StageDescription reorient_description() {
-  StageDescription d;
-  d.kind = "io.reorient";
-  d.summary = "Permute and flip (exactly) each volume to the orientation the model was trained in";
-  d.params = params_of<ReorientOptions>().specs();
+  StageDescription d = describe<ReorientOptions>(
+      "io.reorient",
+      "Permute and flip (exactly) each volume to the orientation the model was trained in");
   d.reads = {{"image", false, "", "", "D,H,W"}, {"mask", true, "", "", "D,H,W"}};
   d.writes = {{"image", false, "in the model's orientation", "", "D,H,W"},
               {"mask", true, "in the model's orientation", "", "D,H,W"}};

@@ -53,9 +53,9 @@ struct ReorientOptions {
 StageDescription reorient_description();
 StageDescription restore_orientation_description();
 
-class Reorient : public Stage {
+class Reorient : public StageWith<ReorientOptions> {
  public:
-  explicit Reorient(const Params& p) : options_(params_of<ReorientOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
 
@@ -63,7 +63,6 @@ class Reorient : public Stage {
   void orient(const Case& in, Case& out) const;
   void check_and_resample(Case& c) const;
 
-  ReorientOptions options_;
   std::string target_;  // the model's axis codes; "" = as stored
   std::string why_as_stored_;
   spineparse::io::TrainingRange range_;  // empty: the model records none

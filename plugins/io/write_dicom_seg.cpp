@@ -17,10 +17,9 @@ void WriteDicomSegOptions::declare(ParamSet<WriteDicomSegOptions>& s) {
 }
 
 StageDescription write_dicom_seg_description() {
-  StageDescription d;
-  d.kind = "io.write_dicom_seg";
-  d.summary = "Labels of cases read from DICOM series as DICOM-SEG (one segment per structure)";
-  d.params = params_of<WriteDicomSegOptions>().specs();
+  StageDescription d = describe<WriteDicomSegOptions>(
+      "io.write_dicom_seg",
+      "Labels of cases read from DICOM series as DICOM-SEG (one segment per structure)");
   d.reads = {{"labels", false, "on the series' grid", "uint8", "D,H,W"}};
   return d;
 }

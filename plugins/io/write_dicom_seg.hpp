@@ -19,9 +19,9 @@ struct WriteDicomSegOptions {
 };
 StageDescription write_dicom_seg_description();
 
-class WriteDicomSeg : public Stage {
+class WriteDicomSeg : public StageWith<WriteDicomSegOptions> {
  public:
-  explicit WriteDicomSeg(const Params& p) : options_(params_of<WriteDicomSegOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -29,7 +29,6 @@ class WriteDicomSeg : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  WriteDicomSegOptions options_;
   std::string output_dir_;
 };
 

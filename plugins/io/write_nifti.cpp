@@ -22,11 +22,9 @@ void WriteNiftiOptions::declare(ParamSet<WriteNiftiOptions>& s) {
 }
 
 StageDescription write_nifti_description() {
-  StageDescription d;
-  d.kind = "io.write_nifti";
-  d.summary =
-      "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically";
-  d.params = params_of<WriteNiftiOptions>().specs();
+  StageDescription d = describe<WriteNiftiOptions>(
+      "io.write_nifti",
+      "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically");
   d.reads = {{"labels", false, "the field named by 'field'"}};
   d.fields_for = [](const Params& p) {
     return std::make_pair(std::vector<FieldUse>{{params_of<WriteNiftiOptions>().decode(p).field,

@@ -24,9 +24,9 @@ struct WriteNiftiOptions {
 };
 StageDescription write_nifti_description();
 
-class WriteNifti : public Stage {
+class WriteNifti : public StageWith<WriteNiftiOptions> {
  public:
-  explicit WriteNifti(const Params& p) : options_(params_of<WriteNiftiOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -34,7 +34,6 @@ class WriteNifti : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  WriteNiftiOptions options_;
   std::string output_dir_;
 };
 

@@ -18,12 +18,10 @@ void EvaluateOptions::declare(ParamSet<EvaluateOptions>& s) {
 }
 
 StageDescription evaluate_description() {
-  StageDescription d;
-  d.kind = "metrics.evaluate";
-  d.summary =
+  StageDescription d = describe<EvaluateOptions>(
+      "metrics.evaluate",
       "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and "
-      "summary.json";
-  d.params = params_of<EvaluateOptions>().specs();
+      "summary.json");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"mask", true, "ground truth", "uint8", "D,H,W"},
              {"labels_unrefined", true, "", "uint8", "D,H,W"}};

@@ -26,9 +26,9 @@ struct EvaluateOptions {
 };
 StageDescription evaluate_description();
 
-class Evaluate : public Stage {
+class Evaluate : public StageWith<EvaluateOptions> {
  public:
-  explicit Evaluate(const Params& p) : options_(params_of<EvaluateOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -36,7 +36,6 @@ class Evaluate : public Stage {
  private:
   // OUTPUT/<folder>/cases/<id>.json
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  EvaluateOptions options_;
   std::string output_dir_;
 };
 

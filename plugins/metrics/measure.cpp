@@ -20,12 +20,10 @@ void MeasureOptions::declare(ParamSet<MeasureOptions>& s) {
 }
 
 StageDescription measure_description() {
-  StageDescription d;
-  d.kind = "metrics.measure";
-  d.summary =
+  StageDescription d = describe<MeasureOptions>(
+      "metrics.measure",
       "Per-level heights, depth, wedge/biconcavity, Genant grade, disc height index, segmental "
-      "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv";
-  d.params = params_of<MeasureOptions>().specs();
+      "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", true, "intensities and signal ratios", "float32", "D,H,W"},
              {"norm", true, "to report the file's intensities", "float64", "2"}};

@@ -24,9 +24,9 @@ struct MeasureOptions {
 };
 StageDescription measure_description();
 
-class Measure : public Stage {
+class Measure : public StageWith<MeasureOptions> {
  public:
-  explicit Measure(const Params& p) : options_(params_of<MeasureOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -35,7 +35,6 @@ class Measure : public Stage {
 
  private:
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  MeasureOptions options_;
   std::string output_dir_;
 };
 

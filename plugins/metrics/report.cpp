@@ -35,10 +35,8 @@ void ReportOptions::declare(ParamSet<ReportOptions>& s) {
 }
 
 StageDescription report_description() {
-  StageDescription d;
-  d.kind = "metrics.report";
-  d.summary = "QC overlays (PNG) per case and a self-contained report.html for the run";
-  d.params = params_of<ReportOptions>().specs();
+  StageDescription d = describe<ReportOptions>(
+      "metrics.report", "QC overlays (PNG) per case and a self-contained report.html for the run");
   d.reads = {{"image", false, "", "float32", "D,H,W"},
              {"labels", false, "", "uint8", "D,H,W"},
              {"mask", true, "the viewer's difference view", "uint8", "D,H,W"}};

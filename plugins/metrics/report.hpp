@@ -39,9 +39,9 @@ struct ReportOptions {
 };
 StageDescription report_description();
 
-class Report : public Stage {
+class Report : public StageWith<ReportOptions> {
  public:
-  explicit Report(const Params& p) : options_(params_of<ReportOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -49,7 +49,6 @@ class Report : public Stage {
  private:
   void write_viewer_page(const CasePtr& in, const std::string& png,
                          const spineparse::metrics::CaseMeasurement* measured);
-  ReportOptions options_;
   std::string output_dir_;
   bool viewer_ = false;  // niivue.umd.js copied into the folder: pages per case
 };

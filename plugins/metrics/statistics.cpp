@@ -20,12 +20,10 @@ void StatisticsOptions::declare(ParamSet<StatisticsOptions>& s) {
 }
 
 StageDescription statistics_description() {
-  StageDescription d;
-  d.kind = "metrics.statistics";
-  d.summary =
+  StageDescription d = describe<StatisticsOptions>(
+      "metrics.statistics",
       "Per-structure voxels, volume, mean/median MR intensity and centroid of every case "
-      "(no mask needed): statistics.csv";
-  d.params = params_of<StatisticsOptions>().specs();
+      "(no mask needed): statistics.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", false, "", "float32", "D,H,W"},
              {"norm", true, "to report the file's intensities", "float64", "2"}};

@@ -23,9 +23,9 @@ struct StatisticsOptions {
 };
 StageDescription statistics_description();
 
-class Statistics : public Stage {
+class Statistics : public StageWith<StatisticsOptions> {
  public:
-  explicit Statistics(const Params& p) : options_(params_of<StatisticsOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
@@ -34,7 +34,6 @@ class Statistics : public Stage {
 
  private:
   std::string record_path(const std::string& output_dir, const std::string& id) const;
-  StatisticsOptions options_;
   std::string output_dir_;
 };
 

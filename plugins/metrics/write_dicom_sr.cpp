@@ -19,12 +19,10 @@ void WriteDicomSrOptions::declare(ParamSet<WriteDicomSrOptions>& s) {
 }
 
 StageDescription write_dicom_sr_description() {
-  StageDescription d;
-  d.kind = "metrics.write_dicom_sr";
-  d.summary =
+  StageDescription d = describe<WriteDicomSrOptions>(
+      "metrics.write_dicom_sr",
       "Measurements of cases read from DICOM series as a DICOM SR (TID 1500) referencing the "
-      "source series and the DICOM-SEG's segments";
-  d.params = params_of<WriteDicomSrOptions>().specs();
+      "source series and the DICOM-SEG's segments");
   return d;
 }
 

@@ -25,9 +25,9 @@ struct WriteDicomSrOptions {
 };
 StageDescription write_dicom_sr_description();
 
-class WriteDicomSr : public Stage {
+class WriteDicomSr : public StageWith<WriteDicomSrOptions> {
  public:
-  explicit WriteDicomSr(const Params& p) : options_(params_of<WriteDicomSrOptions>().decode(p)) {}
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
   CasePtr process(const CasePtr& in) override;
   std::vector<std::string> outputs_for(const CaseSeed& seed,
@@ -35,7 +35,6 @@ class WriteDicomSr : public Stage {
 
  private:
   std::string path_for(const std::string& id, const std::string& output_dir) const;
-  WriteDicomSrOptions options_;
   std::string output_dir_;
 };
 

@@ -20,11 +20,9 @@ void AnatomyOptions::declare(ParamSet<AnatomyOptions>& s) {
 }
 
 StageDescription refine_description() {
-  StageDescription d;
-  d.kind = "refine.anatomy";
-  d.summary =
-      "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes";
-  d.params = params_of<AnatomyOptions>().specs();
+  StageDescription d = describe<AnatomyOptions>(
+      "refine.anatomy",
+      "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"}};
   d.writes = {{"labels", false, "refined", "uint8", "D,H,W"},
               {"labels_unrefined", false, "the input labels", "uint8", "D,H,W"}};

@@ -12,7 +12,7 @@
 //       s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
 //     }
 //   };
-//   d.params = params_of<PrepareOptions>().specs();          // the stage's description
+//   StageDescription d = describe<PrepareOptions>("fine.prepare", "...");  // kind, summary, params
 //   options_ = params_of<PrepareOptions>().decode(params);   // the stage's constructor
 //
 // Member types: bool, std::int64_t, int, double, std::string (a path with .path()),
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "spineparse/params.hpp"
+#include "spineparse/stage.hpp"
 
 namespace spineparse {
 
@@ -138,7 +139,7 @@ class ParamSet {
     s.type = K::type;
     s.help = std::move(help);
     if constexpr (!param_detail::IsOptional<M>::value)
-      s.default_value = K::value(Options{}.*member);
+      s.default_value = K::value(defaults().*member);
     specs_.push_back(std::move(s));
     decoders_.push_back([name, member](const Params& p, Options& o) {
       if (p.has(name)) o.*member = K::read(p, name);
@@ -154,6 +155,10 @@ class ParamSet {
   }
 
  private:
+  static const Options& defaults() {
+    static const Options d = Options();
+    return d;
+  }
   std::vector<ParamSpec> specs_;
   std::vector<std::function<void(const Params&, Options&)>> decoders_;
 };
@@ -168,6 +173,32 @@ const ParamSet<Options>& params_of() {
     return s;
   }();
   return set;
+}
+
+// A stage whose parameters are an options struct, decoded once into options_ when the stage is
+// made (so an instance that `merge` makes for after_run, never opened, has them too):
+//   class Prepare : public StageWith<PrepareOptions> {
+//    public:
+//     using StageWith::StageWith;
+//     ...
+template <class Options>
+class StageWith : public Stage {
+ public:
+  explicit StageWith(const Params& p) : options_(params_of<Options>().decode(p)) {}
+
+ protected:
+  const Options options_;
+};
+
+// A stage description with its kind, summary and the parameters Options declares; the caller
+// adds the fields and the rest.
+template <class Options>
+StageDescription describe(std::string kind, std::string summary) {
+  StageDescription d;
+  d.kind = std::move(kind);
+  d.summary = std::move(summary);
+  d.params = params_of<Options>().specs();
+  return d;
 }
 
 }  // namespace spineparse
