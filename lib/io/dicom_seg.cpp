@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "spine/labels.hpp"
@@ -123,7 +124,8 @@ void add_frame(DcmSegmentation& seg, const std::string& path, const Geometry& g,
 
 void write_dicom_seg(const std::string& path, const NdArray& labels, const Geometry& g,
                      const std::vector<std::string>& source_files) {
-  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
+  static std::once_flag quiet;  // DCMTK's logger setup is not thread-safe: once
+  std::call_once(quiet, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });  // failures throw
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
   if (static_cast<std::int64_t>(source_files.size()) != D)
     throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +

@@ -3,6 +3,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmsr/cmr/init.h>
 #include <dcmtk/dcmsr/cmr/tid1500.h>
 #include <dcmtk/dcmsr/dsrdoc.h>
 #include <dcmtk/oflog/oflog.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "spine/labels.hpp"
@@ -19,6 +21,17 @@
 namespace spineparse::metrics {
 
 namespace {
+
+// DCMTK's logger setup and its context groups (the code lists TID 1500 checks titles, procedures
+// and measurements against, filled on first use) are not thread-safe: set up once, before any
+// report is built, as DCMTK advises for threaded programs.
+void init_dcmtk() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
+    CMR_ContentMappingResource::initializeAllContextGroups();
+  });
+}
 
 void check(const OFCondition& c, const std::string& what) {
   if (c.bad()) throw std::runtime_error(what + ": " + c.text());
@@ -77,8 +90,7 @@ std::vector<Concept> alignment_concepts(const CaseMeasurement& m) {
   for (int disc = 11; disc <= kMaxLabel; ++disc) {
     const std::string name = structure_name(disc);
     c.push_back({DSRCodedEntryValue(("SEG" + std::to_string(disc - 10)).c_str(),
-                                    kMeasurementCodingScheme,
-                                    ("Segmental angle " + name).c_str()),
+                                    kMeasurementCodingScheme, ("Segmental angle " + name).c_str()),
                  "deg", m.segmental_deg[static_cast<std::size_t>(disc - 11)]});
   }
   return c;
@@ -126,7 +138,7 @@ void add_values(TID1500_MeasurementReport::TID1411_Measurements& g,
 void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
                           const std::string& seg_path,
                           const std::vector<std::string>& source_files) {
-  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);  // failures come back as OFCondition, thrown
+  init_dcmtk();
   if (source_files.empty()) throw std::runtime_error(path + ": no source images");
   DcmFileFormat seg, first;
   load(seg, seg_path);
@@ -135,14 +147,16 @@ void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
   const std::map<int, Uint16> segments = segment_numbers(seg_ds);
   const std::string series = get(*first.getDataset(), DCM_SeriesInstanceUID);
 
-  TID1500_MeasurementReport report(CID7021_MeasurementReportDocumentTitles::ImagingMeasurementReport);
+  TID1500_MeasurementReport report(
+      CID7021_MeasurementReportDocumentTitles::ImagingMeasurementReport);
   char uid[100];
   check(report.getObservationContext().addDeviceObserver(
             dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT), "spineparse", "spineparse",
             "SpineParseNet"),
         path);
-  check(report.addProcedureReported(CID100_QuantitativeDiagnosticImagingProcedures::ImagingProcedure),
-        path);
+  check(
+      report.addProcedureReported(CID100_QuantitativeDiagnosticImagingProcedures::ImagingProcedure),
+      path);
   bool first_group = true;
   for (const LevelMeasurement& l : m.levels) {
     const auto seg_it = segments.find(l.label);
@@ -166,9 +180,9 @@ void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
         path);
   for (const Concept& c : alignment_concepts(m)) {
     if (std::isnan(c.value)) continue;
-    check(align.addMeasurement(CID7469_GenericIntensityAndSizeMeasurements(c.code),
-                               CMR_SRNumericMeasurementValue(decimal(c.value).c_str(), unit(c.unit)),
-                               OFFalse),
+    check(align.addMeasurement(
+              CID7469_GenericIntensityAndSizeMeasurements(c.code),
+              CMR_SRNumericMeasurementValue(decimal(c.value).c_str(), unit(c.unit)), OFFalse),
           path + " (alignment)");
   }
   if (!report.isValid()) throw std::runtime_error(path + ": the measurement report is not valid");
@@ -200,7 +214,7 @@ void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
 
 std::vector<SrValue> read_measurement_sr(const std::string& path,
                                          std::vector<std::string>* evidence_instances) {
-  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+  init_dcmtk();
   DcmFileFormat f;
   check(f.loadFile(path.c_str()), "cannot read " + path);
   DSRDocument doc;
@@ -219,8 +233,8 @@ std::vector<SrValue> read_measurement_sr(const std::string& path,
         char* end = nullptr;
         const double x = std::strtod(text, &end);
         if (end == text)
-          throw std::runtime_error(path + ": numeric value of " +
-                                   name.getCodeMeaning().c_str() + " is not a number");
+          throw std::runtime_error(path + ": numeric value of " + name.getCodeMeaning().c_str() +
+                                   " is not a number");
         out.push_back({group, name.getCodeValue().c_str(), name.getCodeMeaning().c_str(),
                        v.getMeasurementUnit().getCodeValue().c_str(), x});
       }

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <string>
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 namespace {
 std::string mode() {
@@ -72,4 +72,4 @@ std::function<void()> release_after_case() {
   };
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

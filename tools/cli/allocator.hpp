@@ -3,7 +3,7 @@
 
 #include <functional>
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 // Called first thing in main: one arena that keeps freed memory for reuse.
 // SPINEPARSE_MALLOC=default leaves glibc's behaviour alone.
@@ -16,4 +16,4 @@ void tune_allocator();
 // SPINEPARSE_MALLOC=default (glibc then returns large blocks by itself) or =keep.
 std::function<void()> release_after_case();
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

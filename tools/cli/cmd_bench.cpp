@@ -28,7 +28,7 @@
 #include "nn/peak.hpp"
 #endif
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -820,4 +820,4 @@ void add_bench(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

@@ -12,7 +12,7 @@
 #include "spineparse/merge.hpp"
 #include "spineparse/registry.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -61,4 +61,4 @@ void add_merge(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

@@ -11,9 +11,8 @@
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
-
 
 void add_evaluate(CLI::App& app) {
   auto pred = std::make_shared<std::string>(), truth = std::make_shared<std::string>(),
@@ -91,4 +90,4 @@ void add_evaluate(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

@@ -9,7 +9,7 @@
 #include "nn/networks.hpp"
 #include "nn/safetensors.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 void add_import(CLI::App& app) {
   auto file = std::make_shared<std::string>();
@@ -55,9 +55,10 @@ void add_import(CLI::App& app) {
           {"source", *file}, {"model", *model}, {"format", "spineparse-1"}};
       for (const auto& [k, v] : ck.info) meta["checkpoint." + k] = v;
       if (!orientation->empty()) meta[io::kOrientationKey] = *orientation;
-      meta[io::kTrainingRangeKey] = (data->empty() ? io::original_data_range()
-                                                   : io::measure_training_range(*data, *orientation))
-                                        .to_json();
+      meta[io::kTrainingRangeKey] =
+          (data->empty() ? io::original_data_range()
+                         : io::measure_training_range(*data, *orientation))
+              .to_json();
       nn::save_safetensors(*out, ck.state_dict, meta);
       std::printf("wrote %s: %zu tensors (%s)", out->c_str(), ck.state_dict.size(), model->c_str());
       if (ck.info.count("epoch")) std::printf(", epoch %s", ck.info.at("epoch").c_str());
@@ -72,4 +73,4 @@ void add_import(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

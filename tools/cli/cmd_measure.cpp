@@ -10,7 +10,7 @@
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -129,9 +129,10 @@ void add_measure(CLI::App& app) {
       }
       if (done.empty()) return set_exit_code(2);
       const auto summary = metrics::write_measurement_reports(done, *out);
-      std::printf("\nmeasured %zu of %zu cases; %s/measurements.csv, alignment.csv, "
-                  "summary.json\n",
-                  done.size(), jobs.size(), out->c_str());
+      std::printf(
+          "\nmeasured %zu of %zu cases; %s/measurements.csv, alignment.csv, "
+          "summary.json\n",
+          done.size(), jobs.size(), out->c_str());
       set_exit_code(failed ? 1 : 0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
@@ -140,4 +141,4 @@ void add_measure(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

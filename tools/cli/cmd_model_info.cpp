@@ -6,7 +6,7 @@
 #include "io/training_range.hpp"
 #include "io/weights_metadata.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 namespace {
 
@@ -17,8 +17,9 @@ void print_model_info(const std::string& path) {
     if (k != io::kTrainingRangeKey) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
   auto it = meta.find(io::kTrainingRangeKey);
   if (it == meta.end()) {
-    std::printf("  training range: not recorded (scans are not checked against it; "
-                "--training-data DIR records it)\n");
+    std::printf(
+        "  training range: not recorded (scans are not checked against it; "
+        "--training-data DIR records it)\n");
     return;
   }
   const auto r = io::TrainingRange::from_json(it->second, path);
@@ -65,4 +66,4 @@ void add_model_info(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

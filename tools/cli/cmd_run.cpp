@@ -17,7 +17,7 @@
 #include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -218,4 +218,4 @@ void add_validate(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

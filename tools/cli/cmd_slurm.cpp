@@ -12,7 +12,7 @@
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -218,9 +218,9 @@ void add_slurm(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 void add_slurm_train(CLI::App& app) {
   auto a = std::make_shared<TrainArrayArgs>();
@@ -253,4 +253,4 @@ void add_slurm_train(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

@@ -8,7 +8,7 @@
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace {
 
 void print_fields(const char* what, const std::vector<FieldUse>& fields, bool full) {
@@ -154,4 +154,4 @@ void add_stages(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

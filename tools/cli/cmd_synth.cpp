@@ -4,7 +4,7 @@
 #include "commands.hpp"
 #include "io/synth.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 
 void add_synth(CLI::App& app) {
   auto o = std::make_shared<io::SynthOptions>();
@@ -46,8 +46,10 @@ void add_synth(CLI::App& app) {
                      s.geometry.spacing[0], s.geometry.spacing[1], s.geometry.spacing[2],
                      s.labels_present);
       });
-      std::printf("wrote %d cases to %s (original_mr/, mask/, cohort.json, truth_measurements.csv, truth_alignment.csv)\n", o->cases,
-                  out->c_str());
+      std::printf(
+          "wrote %d cases to %s (original_mr/, mask/, cohort.json, truth_measurements.csv, "
+          "truth_alignment.csv)\n",
+          o->cases, out->c_str());
       set_exit_code(0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
@@ -56,4 +58,4 @@ void add_synth(CLI::App& app) {
   });
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

@@ -17,7 +17,7 @@
 #include "train/folds.hpp"
 #include "train/training.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -41,7 +41,7 @@ std::vector<int> folds_of(const std::string& s) {
 // graphs/spineparsenet.json for one fold: its test cases, its models, the grids they were trained
 // on. Nodes are found by their stage kind.
 GraphDraft fold_graph(const GraphDraft& base, const std::vector<std::string>& cases,
-                      const std::string& dir, const nn::TrainConfig& cfg) {
+                      const std::string& dir, const train::TrainConfig& cfg) {
   GraphDraft g = base;
   auto set_all = [&](const std::string& kind, const std::string& param, const ParamValue& v) {
     const auto ids = g.nodes_of_stage(kind);
@@ -61,7 +61,7 @@ GraphDraft fold_graph(const GraphDraft& base, const std::vector<std::string>& ca
 // Cross-validated evaluation after `train fine --fold all`: each fold's models segment that fold's
 // test cases through graphs/spineparsenet.json, and every case is scored once, from the label
 // file the run wrote for it (its "output:labels").
-void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
+void cross_validate(const TrainArgs& a, const train::TrainConfig& cfg) {
   Registry registry;
   load_default_plugins(registry, {});
   const auto seeds = io::list_dataset(a.data, "auto");
@@ -71,7 +71,7 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
     const std::string dir = a.output + "/fold" + std::to_string(fold + 1);
     std::map<std::string, std::string> masks;
     std::vector<std::string> ids;
-    for (int c : nn::make_fold(static_cast<int>(seeds.size()), fold).test) {
+    for (int c : train::make_fold(static_cast<int>(seeds.size()), fold).test) {
       const CaseSeed& s = seeds[c - 1];
       ids.push_back(s.id);
       if (s.attrs.count("mask_path")) masks[s.id] = s.attrs.at("mask_path");
@@ -100,8 +100,8 @@ void cross_validate(const TrainArgs& a, const nn::TrainConfig& cfg) {
 
 void run(const std::string& what, const TrainArgs& a) {
   try {
-    nn::TrainConfig cfg;
-    if (!a.config.empty()) cfg = nn::TrainConfig::from_json_file(a.config);
+    train::TrainConfig cfg;
+    if (!a.config.empty()) cfg = train::TrainConfig::from_json_file(a.config);
     if (!a.init.empty()) cfg.fine_init = a.init;
     nn::set_torch_threads(a.threads > 0 ? a.threads : available_cores());
     auto progress = [](const std::string& line) {
@@ -109,14 +109,14 @@ void run(const std::string& what, const TrainArgs& a) {
       std::fflush(stderr);
     };
     for (int fold : folds_of(a.fold)) {
-      nn::TrainResult r;
+      train::TrainResult r;
       if (what == "coarse") {
-        r = nn::train_coarse(a.data, fold, cfg, a.output, a.resume, progress);
+        r = train::train_coarse(a.data, fold, cfg, a.output, a.resume, progress);
       } else {
         std::string cw = a.coarse_weights;
         if (cw.empty())
           cw = a.output + "/fold" + std::to_string(fold + 1) + "/coarse/gcsn/best.safetensors";
-        r = nn::train_fine(a.data, fold, cfg, a.output, cw, a.resume, progress);
+        r = train::train_fine(a.data, fold, cfg, a.output, cw, a.resume, progress);
       }
       std::printf("fold %d %s: best validation Dice %.4f at epoch %d -> %s\n", fold + 1,
                   what.c_str(), r.best_dice, r.best_epoch, r.best_weights.c_str());
@@ -163,4 +163,4 @@ void add_train(CLI::App& app) {
   }
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

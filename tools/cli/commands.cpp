@@ -12,7 +12,7 @@
 #include "spineparse/files.hpp"
 #include "spineparse/registry.hpp"
 
-namespace spineparse::cli {
+namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
 namespace {
@@ -170,4 +170,4 @@ void add_commands(CLI::App& app) {
 #endif
 }
 
-}  // namespace spineparse::cli
+}  // namespace spineparse::tools::cli

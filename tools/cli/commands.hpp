@@ -8,7 +8,9 @@
 
 namespace spineparse {
 class Registry;
-namespace cli {
+}
+
+namespace spineparse::tools::cli {
 
 void add_commands(CLI::App& app);
 int exit_code();
@@ -47,5 +49,4 @@ void add_model_info(CLI::App& app);
 void add_import(CLI::App& app);  // only in builds with LibTorch
 void add_train(CLI::App& app);   // only in builds with LibTorch
 
-}  // namespace cli
-}  // namespace spineparse
+}  // namespace spineparse::tools::cli

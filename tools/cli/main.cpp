@@ -16,14 +16,14 @@
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
-  spineparse::cli::tune_allocator();
+  spineparse::tools::cli::tune_allocator();
   // A file size limit (ulimit -f) makes writes fail with EFBIG, which fails the case being
   // written, instead of killing the whole run.
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"spineparse: spine parsing in MR volumes (SpineParseNet) as a streaming pipeline"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "spineparse 0.1.0");
-  spineparse::cli::add_commands(app);
+  spineparse::tools::cli::add_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -36,5 +36,5 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
-  return spineparse::cli::exit_code();
+  return spineparse::tools::cli::exit_code();
 }

@@ -5,7 +5,9 @@
 
 #include <cmath>
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 namespace F = torch::nn::functional;
 
 namespace {
@@ -90,4 +92,4 @@ AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std
   return out;
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
 
 struct AugmentConfig {
   bool enabled = true;
@@ -34,4 +34,4 @@ struct AugmentedSample {
 // Applies one random draw (determined by `seed`) to a sample; inputs as in AugmentedSample.
 AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std::uint64_t seed);
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

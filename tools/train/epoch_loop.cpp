@@ -16,7 +16,9 @@
 #include "nn/safetensors.hpp"
 #include "spineparse/files.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -278,4 +280,4 @@ TrainResult run_task(Task& t, const TrainConfig& cfg, bool resume, const Progres
   return res;
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

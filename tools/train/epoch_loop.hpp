@@ -20,7 +20,7 @@ namespace torch::nn {
 class Module;
 }
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
 
 struct Batch {
   torch::Tensor a, b, y;
@@ -41,4 +41,4 @@ struct Task {
 
 TrainResult run_task(Task& t, const TrainConfig& cfg, bool resume, const ProgressFn& progress);
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -5,7 +5,9 @@
 #include <random>
 #include <stdexcept>
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 
 std::vector<int> numpy_permutation(int n, std::uint32_t seed) {
   // numpy's RandomState(seed) seeds MT19937 with init_genrand(seed), as std::mt19937 does; the
@@ -55,4 +57,4 @@ Fold make_fold(int n, int fold, int n_folds) {
   return f;
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
 
 struct Fold {
   std::vector<int> train, val, test;  // 1-based case numbers, ascending
@@ -19,4 +19,4 @@ std::vector<int> numpy_permutation(int n, std::uint32_t seed);
 // fold: 0..4. For n == 215 this reproduces the original's split files.
 Fold make_fold(int n_cases, int fold, int n_folds = 5);
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -8,7 +8,9 @@
 #include "io/volume_io.hpp"
 #include "nn/resample.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 namespace {
 
 constexpr float kMean = 466.0f, kStd = 379.0f;
@@ -116,4 +118,4 @@ double dice_fg(const torch::Tensor& pred, const torch::Tensor& truth) {
   return n ? sum / n : 1.0;
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

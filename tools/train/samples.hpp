@@ -15,12 +15,12 @@
 #include "spineparse/stage.hpp"
 #include "train/training.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
 
 struct Volume {
   std::string id;
-  NdArrayPtr image;  // raw float32 [D,H,W]
-  NdArrayPtr mask;   // uint8 [D,H,W]
+  NdArrayPtr image;                 // raw float32 [D,H,W]
+  NdArrayPtr mask;                  // uint8 [D,H,W]
   io::VolumeProperties properties;  // spacing, slices, field of view (io/training_range.hpp)
 };
 
@@ -45,4 +45,4 @@ torch::Tensor fine_mr(const Volume& v, const TrainConfig& c);
 // Mean Dice over foreground classes present in either map (spec 6 DiceCoefficient, skip 0).
 double dice_fg(const torch::Tensor& pred, const torch::Tensor& truth);
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -4,7 +4,9 @@
 #include "spineparse/files.hpp"
 #include "train/training.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 using nlohmann::json;
 
 namespace {
@@ -108,4 +110,4 @@ std::string TrainConfig::to_json() const {
   return j.dump(2);
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

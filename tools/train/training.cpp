@@ -15,7 +15,9 @@
 #include "train/folds.hpp"
 #include "train/samples.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
+
+using namespace spineparse::nn;  // the library floor training builds on
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 using nlohmann::json;
@@ -255,4 +257,4 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
   return run_task(t, cfg, resume, progress);
 }
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -24,7 +24,7 @@
 
 #include "train/augment.hpp"
 
-namespace spineparse::nn {
+namespace spineparse::tools::train {
 
 struct TrainConfig {
   // Coarse network and grid.
@@ -83,4 +83,4 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
                        const std::string& out_dir, const std::string& coarse_weights, bool resume,
                        const ProgressFn& progress);
 
-}  // namespace spineparse::nn
+}  // namespace spineparse::tools::train

@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "dicom_fixtures.hpp"
 #include "io/dicom.hpp"
@@ -82,12 +84,10 @@ TEST(MeasureSr, ReadsBackWithEveryValueItsSegmentAndItsEvidence) {
     ++structures;
     const auto& g = got[structure_name(l.label)];
     EXPECT_NEAR(g.at("118565006"), l.volume_ml, 1e-5 * l.volume_ml) << l.label;
-    const std::pair<const char*, double> expect[] = {{"AH", l.anterior_height_mm},
-                                                     {"PH", l.posterior_height_mm},
-                                                     {"APD", l.ap_depth_mm},
-                                                     {"DHI", l.dhi},
-                                                     {"373098007", l.mean_intensity},
-                                                     {"SR", l.signal_ratio}};
+    const std::pair<const char*, double> expect[] = {
+        {"AH", l.anterior_height_mm},    {"PH", l.posterior_height_mm},
+        {"APD", l.ap_depth_mm},          {"DHI", l.dhi},
+        {"373098007", l.mean_intensity}, {"SR", l.signal_ratio}};
     for (const auto& [code, want] : expect) {
       if (std::isnan(want)) {
         EXPECT_EQ(g.count(code), 0u) << structure_name(l.label) << " " << code;  // blank: absent
@@ -137,8 +137,7 @@ TEST(MeasureSr, ReadsBackWithEveryValueItsSegmentAndItsEvidence) {
   ASSERT_GT(tree.gotoRoot(), 0u);
   do {
     const DSRContentItem& it = tree.getCurrentContentItem();
-    if (it.getValueType() == DSRTypes::VT_Text &&
-        it.getConceptName().getCodeValue() == "112039")
+    if (it.getValueType() == DSRTypes::VT_Text && it.getConceptName().getCodeValue() == "112039")
       group = it.getStringValue().c_str();
     if (it.getValueType() == DSRTypes::VT_Image) {  // (121191, DCM, "Referenced Segment")
       const DSRImageReferenceValue& ref = it.getImageReference();
@@ -162,4 +161,32 @@ TEST(MeasureSr, AMissingSegmentationIsNamed) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("absent.dcm"));
   }
   EXPECT_FALSE(fs::exists(d / "sr.dcm"));
+}
+
+// Reports and DICOM-SEGs written by several threads at once, the reports the first ones of the
+// process (ctest runs each test in its own): DCMTK's first uses are not all thread-safe.
+TEST(MeasureSr, WritersStartingTogetherAllSucceed) {
+  TempDir d;
+  const DicomCase c = dicom_case(d);
+  const CaseMeasurement m =
+      measure_case("Case1", *c.labels, c.volume.geometry, c.volume.data.get());
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::vector<std::string> errors;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        const std::string n = std::to_string(t);
+        if (t % 2)  // a DICOM-SEG written meanwhile, as the pipeline's other cases do
+          io::write_dicom_seg((d / ("seg" + n + ".dcm")).string(), *c.labels, c.volume.geometry,
+                              c.files);
+        else
+          write_measurement_sr((d / ("sr" + n + ".dcm")).string(), m, c.seg, c.files);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lk(mu);
+        errors.push_back(e.what());
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(errors.empty()) << errors.size() << " failed, e.g. " << errors[0];
 }

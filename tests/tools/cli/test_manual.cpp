@@ -110,7 +110,7 @@ struct Parsed {};
 std::string parse_error(const std::vector<std::string>& args) {
   CLI::App app{"spineparse"};
   app.require_subcommand(1);
-  spineparse::cli::add_commands(app);
+  spineparse::tools::cli::add_commands(app);
   std::vector<CLI::App*> subs = app.get_subcommands([](CLI::App*) { return true; });
   for (std::size_t k = 0; k < subs.size(); ++k) {  // nested ones too (train coarse|fine)
     for (CLI::App* nested : subs[k]->get_subcommands([](CLI::App*) { return true; }))
@@ -183,7 +183,7 @@ TEST(Manual, EveryCommandLineOfTheManualParses) {
 
 TEST(Manual, EveryShippedStageKindIsDocumented) {
   spineparse::Registry registry;
-  ASSERT_TRUE(spineparse::cli::load_default_plugins(registry, {}));
+  ASSERT_TRUE(spineparse::tools::cli::load_default_plugins(registry, {}));
   const std::string docs = source_file("README.md") + source_file("docs/plugins.md");
   const auto kinds = registry.kinds();
   ASSERT_GE(kinds.size(), 10u);

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/training_range.hpp"
 #include "io/synth.hpp"
+#include "io/training_range.hpp"
 #include "nn/safetensors.hpp"
 #include "spineparse/files.hpp"
 #include "test_util.hpp"
@@ -18,6 +18,7 @@
 
 using namespace spineparse;
 using namespace spineparse::nn;
+using namespace spineparse::tools::train;
 namespace fs = std::filesystem;
 
 namespace {
@@ -137,7 +138,8 @@ TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   auto straight =
       train_coarse((d / "cohort").string(), 0, cfg, (d / "b").string(), false, progress);
   // The weights say which orientation the model learnt (the synthetic cohort's), for io.reorient.
-  const auto meta = load_safetensors((d / "a/fold1/coarse/gcsn/best.safetensors").string()).metadata;
+  const auto meta =
+      load_safetensors((d / "a/fold1/coarse/gcsn/best.safetensors").string()).metadata;
   EXPECT_EQ(meta.at("orientation"), "PIL");
   // And the range of scans it was trained on, measured on the fold's training cases.
   const auto range = spineparse::io::TrainingRange::from_json(meta.at("training_range"), "best");
