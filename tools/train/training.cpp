@@ -61,6 +61,40 @@ std::string fold_dir(const std::string& out, int fold) {
 // ---------------------------------------------------------------------------------------------
 // Coarse
 
+namespace {
+
+using CoarseSample = std::pair<torch::Tensor, torch::Tensor>;
+
+// One training batch of whole coarse volumes, augmented slice by slice.
+Batch coarse_batch(const std::vector<CoarseSample>& train, const std::vector<int>& items,
+                   std::uint64_t seed, const TrainConfig& cfg) {
+  std::vector<torch::Tensor> xs, ys;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    const auto& [x, y] = train[items[k]];
+    AugmentedSample s{x.permute({1, 0, 2, 3}), {}, y};  // slices as the batch axis: [D,1,H,W]
+    auto a = augment(s, cfg.augment, seed * 31 + k);
+    xs.push_back(a.image.permute({1, 0, 2, 3}));
+    ys.push_back(a.labels);
+  }
+  return Batch{torch::stack(xs), {}, torch::stack(ys)};
+}
+
+// A GCSN whose layers shared with DeepLabv3+ start from its trained weights; the graph module
+// starts fresh.
+Gcsn gcsn_from_deeplab(const std::string& deeplab_weights, double width) {
+  Gcsn gcsn(true, 20, width);
+  auto pre = load_safetensors(deeplab_weights).tensors;
+  auto mine = state_of(*gcsn);
+  torch::NoGradGuard ng;
+  for (auto& [k, v] : mine) {
+    auto it = pre.find(k);
+    if (it != pre.end()) v.copy_(it->second.reshape(v.sizes()));
+  }
+  return gcsn;
+}
+
+}  // namespace
+
 TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfig& cfg,
                          const std::string& out_dir, bool resume, const ProgressFn& progress) {
   torch::manual_seed(cfg.seed);
@@ -70,7 +104,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
     progress("fold " + std::to_string(fold + 1) + ": " + std::to_string(f.train.size()) +
              " training, " + std::to_string(f.val.size()) + " validation, " +
              std::to_string(f.test.size()) + " test cases");
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> train, val;
+  std::vector<CoarseSample> train, val;
   std::map<std::string, std::string> orientation_of;
   std::vector<io::VolumeProperties> train_properties;
   for (const auto& v : load_cases(data_dir, f.train, seeds, &orientation_of)) {
@@ -85,15 +119,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
   write_file_atomic(base + "/config.json", cfg.to_json());
 
   auto make_batch = [&](const std::vector<int>& items, std::uint64_t seed) {
-    std::vector<torch::Tensor> xs, ys;
-    for (std::size_t k = 0; k < items.size(); ++k) {
-      const auto& [x, y] = train[items[k]];
-      AugmentedSample s{x.permute({1, 0, 2, 3}), {}, y};  // slices as the batch axis: [D,1,H,W]
-      auto a = augment(s, cfg.augment, seed * 31 + k);
-      xs.push_back(a.image.permute({1, 0, 2, 3}));
-      ys.push_back(a.labels);
-    }
-    return Batch{torch::stack(xs), {}, torch::stack(ys)};
+    return coarse_batch(train, items, seed, cfg);
   };
   auto validate_with = [&](Gcsn& net) {
     double sum = 0;
@@ -122,16 +148,7 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
   auto r1 = run_task(t1, cfg, resume, progress);
 
   // Stage 2: the GCSN from the best DeepLabv3+ weights (shared layers), graph module fresh.
-  Gcsn gcsn(true, 20, cfg.coarse_width);
-  {
-    auto pre = load_safetensors(r1.best_weights).tensors;
-    auto mine = state_of(*gcsn);
-    torch::NoGradGuard ng;
-    for (auto& [k, v] : mine) {
-      auto it = pre.find(k);
-      if (it != pre.end()) v.copy_(it->second.reshape(v.sizes()));
-    }
-  }
+  Gcsn gcsn = gcsn_from_deeplab(r1.best_weights, cfg.coarse_width);
   Task t2 = t1;
   t2.name = "gcsn";
   t2.dir = base + "/gcsn";
@@ -153,14 +170,12 @@ TrainResult train_coarse(const std::string& data_dir, int fold, const TrainConfi
 // ---------------------------------------------------------------------------------------------
 // Fine
 
-TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig& cfg,
-                       const std::string& out_dir, const std::string& coarse_weights, bool resume,
-                       const ProgressFn& progress) {
-  torch::manual_seed(cfg.seed);
-  const auto seeds = dataset(data_dir);
-  const int n = static_cast<int>(seeds.size());
-  const Fold f = make_fold(n, fold);
-  // Which GCSN gives each case its logits.
+namespace {
+
+// Which GCSN gives each case (by number, 1-based) its coarse logits: one model for all, or with
+// fine_logits = out-of-fold the model of the fold that held the case out.
+std::vector<std::string> logit_sources(int n, const TrainConfig& cfg, const std::string& out_dir,
+                                       const std::string& coarse_weights) {
   std::vector<std::string> source(n + 1, coarse_weights);
   if (cfg.fine_logits == "out-of-fold") {
     for (int k = 0; k < 5; ++k) {
@@ -175,8 +190,15 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
         "fine training needs the coarse model: --coarse-weights FILE (missing: '" + coarse_weights +
         "')");
   }
+  return source;
+}
+
+// The coarse logits of a case, [D,20,h,w], from its GCSN (each loaded once).
+struct CoarseLogits {
+  const TrainConfig& cfg;
+  std::vector<std::string> source;
   std::map<std::string, Gcsn> nets;
-  auto logits_for = [&](const Volume& v, int number) {
+  torch::Tensor operator()(const Volume& v, int number) {
     const std::string& w = source[number];
     if (!nets.count(w)) {
       auto st = load_safetensors(w).tensors;
@@ -193,29 +215,66 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
         .logits[0]
         .narrow(1, before, D)
         .permute({1, 0, 2, 3})
-        .contiguous();  // [D,20,h,w]
-  };
-  struct Slices {
-    torch::Tensor mr, unary, y;  // [D,1,H,W], [D,20,h,w], [D,H,W]
-  };
+        .contiguous();
+  }
+};
+
+struct Slices {
+  torch::Tensor mr, unary, y;  // [D,1,H,W], [D,20,h,w], [D,H,W]
+};
+
+// The fine network's inputs and targets for the cases `numbers`; their orientations and (for
+// training cases) properties are recorded.
+std::vector<Slices> fine_slices(const std::string& data_dir, const std::vector<int>& numbers,
+                                const std::vector<CaseSeed>& seeds, const TrainConfig& cfg,
+                                CoarseLogits& logits,
+                                std::map<std::string, std::string>* orientation_of,
+                                std::vector<io::VolumeProperties>* properties) {
+  std::vector<Slices> out;
+  const auto vols = load_cases(data_dir, numbers, seeds, orientation_of);
+  for (std::size_t i = 0; i < vols.size(); ++i) {
+    if (properties) properties->push_back(vols[i].properties);
+    Slices s;
+    s.mr = fine_mr(vols[i], cfg).unsqueeze(1);
+    s.unary = logits(vols[i], numbers[i]);
+    s.y = resize_labels(*vols[i].mask, cfg.fine_height, cfg.fine_cols);
+    out.push_back(s);
+  }
+  return out;
+}
+
+// One training batch of (case, slice) items, augmented.
+Batch fine_batch(const std::vector<Slices>& train, const std::vector<std::pair<int, int>>& items,
+                 const std::vector<int>& idx, std::uint64_t seed, const TrainConfig& cfg) {
+  std::vector<torch::Tensor> a, b, y;
+  for (std::size_t k = 0; k < idx.size(); ++k) {
+    const auto [c, d] = items[idx[k]];
+    AugmentedSample s{train[c].mr.narrow(0, d, 1), train[c].unary.narrow(0, d, 1),
+                      train[c].y.narrow(0, d, 1)};
+    auto r = augment(s, cfg.augment, seed * 31 + k);
+    a.push_back(r.image[0]);
+    b.push_back(r.extra[0]);
+    y.push_back(r.labels[0]);
+  }
+  return Batch{torch::stack(a), torch::stack(b), torch::stack(y)};
+}
+
+}  // namespace
+
+TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig& cfg,
+                       const std::string& out_dir, const std::string& coarse_weights, bool resume,
+                       const ProgressFn& progress) {
+  torch::manual_seed(cfg.seed);
+  const auto seeds = dataset(data_dir);
+  const int n = static_cast<int>(seeds.size());
+  const Fold f = make_fold(n, fold);
+  CoarseLogits logits{cfg, logit_sources(n, cfg, out_dir, coarse_weights), {}};
   std::map<std::string, std::string> orientation_of;
   std::vector<io::VolumeProperties> train_properties;
-  auto build = [&](const std::vector<int>& numbers, bool training) {
-    std::vector<Slices> out;
-    auto vols = load_cases(data_dir, numbers, seeds, &orientation_of);
-    for (std::size_t i = 0; i < vols.size(); ++i) {
-      if (training) train_properties.push_back(vols[i].properties);
-      Slices s;
-      s.mr = fine_mr(vols[i], cfg).unsqueeze(1);
-      s.unary = logits_for(vols[i], numbers[i]);
-      s.y = resize_labels(*vols[i].mask, cfg.fine_height, cfg.fine_cols);
-      out.push_back(s);
-    }
-    return out;
-  };
   if (progress) progress("fine: computing coarse logits (" + cfg.fine_logits + ")");
-  auto train = build(f.train, true);
-  auto val = build(f.val, false);
+  const auto train =
+      fine_slices(data_dir, f.train, seeds, cfg, logits, &orientation_of, &train_properties);
+  const auto val = fine_slices(data_dir, f.val, seeds, cfg, logits, &orientation_of, nullptr);
   std::vector<std::pair<int, int>> items;  // (case, slice)
   for (std::size_t c = 0; c < train.size(); ++c)
     for (int d = 0; d < train[c].mr.size(0); ++d) items.emplace_back(static_cast<int>(c), d);
@@ -236,17 +295,7 @@ TrainResult train_fine(const std::string& data_dir, int fold, const TrainConfig&
   t.batch = cfg.fine_batch;
   t.lr = cfg.fine_lr;
   t.make_batch = [&](const std::vector<int>& idx, std::uint64_t seed) {
-    std::vector<torch::Tensor> a, b, y;
-    for (std::size_t k = 0; k < idx.size(); ++k) {
-      const auto [c, d] = items[idx[k]];
-      AugmentedSample s{train[c].mr.narrow(0, d, 1), train[c].unary.narrow(0, d, 1),
-                        train[c].y.narrow(0, d, 1)};
-      auto r = augment(s, cfg.augment, seed * 31 + k);
-      a.push_back(r.image[0]);
-      b.push_back(r.extra[0]);
-      y.push_back(r.labels[0]);
-    }
-    return Batch{torch::stack(a), torch::stack(b), torch::stack(y)};
+    return fine_batch(train, items, idx, seed, cfg);
   };
   t.loss = [&](const Batch& bt) { return segmentation_loss(net->forward(bt.a, bt.b), bt.y, cfg); };
   t.validate = [&] {
