@@ -12,8 +12,8 @@
 //       s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
 //     }
 //   };
-//   StageDescription d = describe<PrepareOptions>("fine.prepare", "...");  // kind, summary, params
-//   options_ = params_of<PrepareOptions>().decode(params);   // the stage's constructor
+//   StageDescription d = describe<PrepareOptions>("fine.prepare", "...");  // the description
+//   class Prepare : public StageWith<PrepareOptions> { ... };  // options_ decoded when made
 //
 // Member types: bool, std::int64_t, int, double, std::string (a path with .path()),
 // std::vector<std::string>; std::optional of any of them for a parameter without a default that
