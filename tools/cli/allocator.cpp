@@ -50,25 +50,28 @@ std::int64_t resident_bytes() {
 // resident memory creep (demo networks, 200 cases: the second half's peak 1.23x the first's).
 // So the free pages are kept while the resident set stays within 10 % of what it was at the end
 // of the first cases (the working set of a case), and trimmed when it grows past that.
+bool TrimPolicy::after_case(std::int64_t resident) {
+  if (resident < 0) return false;
+  if (cases_++ < kLearn) {
+    usual_ = std::max(usual_, resident);
+    return false;
+  }
+  return resident > usual_ + usual_ / 10;
+}
+
 std::function<void()> release_after_case() {
   const std::string m = mode();
   if (m == "default" || m == "keep") return {};
   if (m == "trim") return [] { malloc_trim(64 << 20); };
   struct State {
     std::mutex mu;
-    int cases = 0;
-    std::int64_t usual = 0;  // the largest resident set at the end of the first kLearn cases
+    TrimPolicy policy;
   };
   auto state = std::make_shared<State>();
   return [state] {
-    constexpr int kLearn = 3;
     const std::int64_t rss = resident_bytes();
     std::lock_guard<std::mutex> lk(state->mu);
-    if (rss < 0 || state->cases++ < kLearn) {
-      state->usual = std::max(state->usual, rss);
-      return;
-    }
-    if (rss > state->usual + state->usual / 10) malloc_trim(64 << 20);
+    if (state->policy.after_case(rss)) malloc_trim(64 << 20);
   };
 }
 

@@ -1,6 +1,7 @@
 // glibc malloc policy for the spineparse process (see allocator.cpp).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 namespace spineparse::tools::cli {
@@ -15,5 +16,18 @@ void tune_allocator();
 // stays resident. SPINEPARSE_MALLOC=trim trims after every case; empty with
 // SPINEPARSE_MALLOC=default (glibc then returns large blocks by itself) or =keep.
 std::function<void()> release_after_case();
+
+// When release_after_case trims: never in the first kLearn cases (it learns the resident set at
+// their ends, a case's working set), then whenever the resident set is more than 10 % above it.
+class TrimPolicy {
+ public:
+  static constexpr int kLearn = 3;
+  // Called after each case with the resident set in bytes (< 0: unknown, never trims).
+  bool after_case(std::int64_t resident);
+
+ private:
+  int cases_ = 0;
+  std::int64_t usual_ = 0;
+};
 
 }  // namespace spineparse::tools::cli
