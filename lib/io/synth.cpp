@@ -290,12 +290,12 @@ struct Scene {
 void render_slice(const Scene& sc, std::int64_t d, Rng& nr, std::int16_t* I, std::uint8_t* M) {
   const PhantomGrid& p = sc.grid;
   const double lr = p.lr_shift + d * p.sz;
+  const double bz = p.D > 1 ? static_cast<double>(d) / (p.D - 1) : 0.5;
   for (std::int64_t h = 0; h < p.H; ++h) {
     const double y = h * p.sp;
     for (std::int64_t w = 0; w < p.W; ++w) {
       const double ss = w * p.sp;
       const auto [label, val] = sc.at(y, ss, lr - (sc.curve.lr0 + sc.curve.lr_slope * ss));
-      const double bz = p.D > 1 ? static_cast<double>(d) / (p.D - 1) : 0.5;
       const double re = val * sc.k.field(y / p.fov, ss / p.fov, bz) + sc.k.noise * nr.normal(),
                    im = sc.k.noise * nr.normal();
       const double m = std::sqrt(re * re + im * im);

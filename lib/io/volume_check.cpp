@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "io/ascii.hpp"
 #include "io/header.hpp"
 
 namespace spineparse::io {
@@ -21,11 +22,6 @@ constexpr std::size_t kMaxTextHeader = 1 << 20;
 
 [[noreturn]] void refuse(const std::string& name, const std::string& why) {
   throw std::runtime_error(name + ": " + why);
-}
-
-bool ends_with(const std::string& s, const char* e) {
-  const std::size_t n = std::strlen(e);
-  return s.size() >= n && s.compare(s.size() - n, n, e) == 0;
 }
 
 // Refuses anything that is not a readable regular file, saying what it is instead.

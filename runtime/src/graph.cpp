@@ -10,6 +10,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "param_json.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse {
@@ -50,10 +51,6 @@ const char* json_type(const json& j) {
   if (j.is_array()) return "array";
   if (j.is_object()) return "object";
   return "null";
-}
-
-json to_json(const ParamValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
 }
 
 // A --set value as the JSON its parameter's type reads: strings and paths as they are, lists
@@ -467,7 +464,7 @@ class Validator {
     json jnodes = json::array(), jedges = json::array();
     for (const auto& n : g.nodes) {
       json params = json::object();
-      for (const auto& [k, v] : n.params.values()) params[k] = to_json(v);
+      for (const auto& [k, v] : n.params.values()) params[k] = param_to_json(v);
       json jn = {{"id", n.id}, {"stage", n.stage}, {"params", params}};
       jn["concurrency"] = n.concurrency == 0 ? json("parallel") : json(n.concurrency);
       if (!n.comment.empty()) jn["comment"] = n.comment;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "param_json.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse {
@@ -17,12 +18,6 @@ struct GraphDraft::Impl {
     return nullptr;
   }
 };
-
-namespace {
-json to_json(const ParamValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
-}  // namespace
 
 GraphDraft GraphDraft::from_text(const std::string& text, const std::string& path) {
   GraphDraft d;
@@ -80,7 +75,7 @@ void GraphDraft::set(const std::string& node, const std::string& param, const Pa
   json* n = impl_->node(node);
   if (!n) throw std::invalid_argument(path_ + ": the graph has no node '" + node + "'");
   if (!n->contains("params") || !(*n)["params"].is_object()) (*n)["params"] = json::object();
-  (*n)["params"][param] = to_json(value);
+  (*n)["params"][param] = param_to_json(value);
 }
 
 std::vector<std::string> GraphDraft::set_where_declared(const Registry& registry,

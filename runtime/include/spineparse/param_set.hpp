@@ -118,7 +118,7 @@ struct Kind<std::vector<std::string>> {
 };
 template <class M>
 struct Kind<std::optional<M>> : Kind<M> {};
-template <class M, class = void>
+template <class M>
 struct IsOptional : std::false_type {};
 template <class M>
 struct IsOptional<std::optional<M>> : std::true_type {};
