@@ -232,10 +232,4 @@ std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, doubl
   return out;
 }
 
-std::pair<double, double> norm_of(const Case& c) {
-  if (!c.has("norm")) return {0.0, 1.0};
-  const double* n = c.get("norm")->data<double>();
-  return {n[0], n[1]};
-}
-
 }  // namespace spineparse::nn

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "spineparse/case.hpp"
+#include "spineparse/ndarray.hpp"
 
 namespace spineparse::nn {
 
@@ -43,8 +43,5 @@ CoarseInput make_coarse_input(const NdArray& image, double offset, double scale,
 // [D, height, width], not padded.
 std::shared_ptr<NdArray> make_fine_mr(const NdArray& image, double offset, double scale,
                                       std::int64_t height, std::int64_t width);
-
-// Offset and scale of a case's normalisation (its "norm" field; {0, 1} without one).
-std::pair<double, double> norm_of(const Case& c);
 
 }  // namespace spineparse::nn

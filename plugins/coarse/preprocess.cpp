@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "io/normalisation_field.hpp"
 #include "nn/resample.hpp"
 
 namespace spineparse::plugins::coarse {
@@ -20,7 +21,7 @@ StageDescription preprocess_description() {
       "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
       "(spec 2.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
-             {"norm", true, "offset and scale", "float64", "2"}};
+             io::normalisation_read("the padding value: a raw zero, normalised")};
   d.writes = {{"coarse_input", false, "Dp = max(D, min_slices); h, w = height, width", "float32",
                "1,1,Dp,h,w"},
               {"coarse_pad", false, "slices padded before, slices of the case", "int64", "2"}};
@@ -28,7 +29,7 @@ StageDescription preprocess_description() {
 }
 
 CasePtr Preprocess::process(const CasePtr& in) {
-  auto [offset, scale] = nn::norm_of(*in);
+  const auto [offset, scale] = io::normalisation_of(*in);
   auto ci = nn::make_coarse_input(*in->get("image"), offset, scale, options_.height, options_.width,
                                   options_.min_slices);
   auto pad = NdArray::make<std::int64_t>({2});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "io/normalisation_field.hpp"
 #include "nn/resample.hpp"
 
 namespace spineparse::plugins::fine {
@@ -17,13 +18,13 @@ StageDescription prepare_description() {
       "fine.prepare",
       "Fine MR input: crop the central rows, anti-aliased cubic resize to 256x512 (spec 4.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
-             {"norm", true, "offset and scale", "float64", "2"}};
+             io::normalisation_read("the padding value: a raw zero, normalised")};
   d.writes = {{"fine_mr", false, "h, w = height, width", "float32", "D,h,w"}};
   return d;
 }
 
 CasePtr Prepare::process(const CasePtr& in) {
-  auto [offset, scale] = nn::norm_of(*in);
+  const auto [offset, scale] = io::normalisation_of(*in);
   auto out = in->derive();
   out->set("fine_mr",
            nn::make_fine_mr(*in->get("image"), offset, scale, options_.height, options_.width));

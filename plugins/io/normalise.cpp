@@ -1,5 +1,7 @@
 #include "normalise.hpp"
 
+#include "io/normalisation_field.hpp"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -20,7 +22,7 @@ StageDescription normalise_description() {
       "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score");
   d.reads = {{"image", false, "", "float32", "D,H,W"}};
   d.writes = {{"image", false, "normalised", "float32", "D,H,W"},
-              {"norm", false, "offset and scale used", "float64", "2"}};
+              {kNormalisationField, false, "offset and scale used", "float64", "2"}};
   return d;
 }
 
@@ -43,12 +45,9 @@ CasePtr Normalise::process(const CasePtr& in) {
   // Same arithmetic as numpy on float32 data: (x - mean) / std in float32.
   const float fo = static_cast<float>(offset), fs = static_cast<float>(scale);
   for (std::int64_t i = 0; i < n; ++i) y[i] = (x[i] - fo) / fs;
-  auto norm = NdArray::make<double>({2});
-  norm->data<double>()[0] = offset;
-  norm->data<double>()[1] = scale;
   auto out = in->derive();
   out->set("image", out_img);
-  out->set("norm", norm);
+  out->set(kNormalisationField, normalisation_array({offset, scale}));
   return out;
 }
 

@@ -26,7 +26,7 @@ StageDescription measure_description() {
       "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", true, "intensities and signal ratios", "float32", "D,H,W"},
-             {"norm", true, "to report the file's intensities", "float64", "2"}};
+             plugins::io::normalisation_read("to report the file's intensities")};
   return d;
 }
 

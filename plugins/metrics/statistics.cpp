@@ -26,7 +26,7 @@ StageDescription statistics_description() {
       "(no mask needed): statistics.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", false, "", "float32", "D,H,W"},
-             {"norm", true, "to report the file's intensities", "float64", "2"}};
+             plugins::io::normalisation_read("to report the file's intensities")};
   return d;
 }
 
