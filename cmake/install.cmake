@@ -1,10 +1,10 @@
-# cmake --install: the spineparse binary, the runtime library and its headers (the plugin SDK),
+# cmake --install: the spineparse binary, the core and runtime libraries and their headers (the plugin SDK),
 # the project's plugins, graphs/ and the demo models (graphs name the models as ../models/..., so
 # they resolve after installation too), a CMake package and a pkg-config file. cpack -G DEB
 # makes a Debian package of the same.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS spineparse_runtime EXPORT spineparseTargets
+install(TARGETS spineparse_core spineparse_runtime EXPORT spineparseTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/runtime/include/spineparse

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "spineparse/stage.hpp"
+#include "spineparse/case.hpp"
 
 namespace spineparse::io {
 

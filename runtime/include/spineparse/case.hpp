@@ -112,4 +112,12 @@ class Case {
 
 using CasePtr = std::shared_ptr<const Case>;
 
+// A case the source will produce: id plus attributes (paths) known before reading. A seed with a
+// non-empty attribute "skipped" is listed in the run's record as skipped, with that reason, and
+// not run (e.g. a DICOM series that is not a volume).
+struct CaseSeed {
+  std::string id;
+  std::map<std::string, std::string> attrs;
+};
+
 }  // namespace spineparse

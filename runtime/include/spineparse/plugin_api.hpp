@@ -23,11 +23,16 @@
 
 #include "spineparse/build_info.hpp"
 
+// What each minor added (a plugin that uses it is refused by older hosts):
+//   2.1 Registry::add_output_check; 2.2 StageContext::note; 2.3 StageContext::declare (cores,
+//   devices) and threads_now; 2.4 declared parameters (param_set.hpp: ParamSet, describe,
+//   StageWith, param_limits), the executor removing a stage's consumed fields, and the data types
+//   in their own library (libspineparse_core, linked through spineparse::runtime).
 #ifndef SPINEPARSE_ABI_MAJOR
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 3
+#define SPINEPARSE_ABI_MINOR 4
 #endif
 
 #define SPINEPARSE_STR_(x) #x

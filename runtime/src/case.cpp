@@ -1,13 +1,11 @@
-// Key functions of the core polymorphic types and small value types, so that their vtables and
-// type information live in the runtime library, never in a plugin that may be unloaded.
+// The core library's key functions: arrays, geometry and the case, so that their vtables and type
+// information live in libspineparse_core, never in a plugin that may be unloaded.
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
 
 #include "spineparse/case.hpp"
 #include "spineparse/ndarray.hpp"
-#include "spineparse/params.hpp"
-#include "spineparse/stage.hpp"
 
 namespace spineparse {
 
@@ -127,98 +125,6 @@ std::shared_ptr<const Payload> Case::payload(const std::string& key) const {
 
 void Case::set_payload(const std::string& key, std::shared_ptr<const Payload> p) {
   payloads_[key] = std::move(p);
-}
-
-std::string param_limits(const ParamSpec& p) {
-  auto num = [](double v) { return param_value_to_string(ParamValue(v)); };
-  std::vector<std::string> parts;
-  if (!p.allowed.empty()) {
-    std::string a;
-    for (const auto& v : p.allowed) a += (a.empty() ? "" : ", ") + v;
-    parts.push_back("one of: " + a);
-  }
-  if (p.min && p.max)
-    parts.push_back(num(*p.min) + " to " + num(*p.max));
-  else if (p.min)
-    parts.push_back("at least " + num(*p.min));
-  else if (p.max)
-    parts.push_back("at most " + num(*p.max));
-  if (p.must_exist)
-    parts.push_back("must exist" +
-                    (p.exists_unless.empty() ? "" : " unless " + p.exists_unless + " is true"));
-  std::string out;
-  for (const auto& s : parts) out += (out.empty() ? "" : "; ") + s;
-  return out;
-}
-
-const char* param_type_name(ParamType t) {
-  switch (t) {
-    case ParamType::kBool:
-      return "bool";
-    case ParamType::kInt:
-      return "int";
-    case ParamType::kFloat:
-      return "float";
-    case ParamType::kString:
-      return "string";
-    case ParamType::kPath:
-      return "path";
-    case ParamType::kStringList:
-      return "string list";
-  }
-  return "?";
-}
-
-std::string param_value_to_string(const ParamValue& v) {
-  struct V {
-    std::string operator()(bool b) const { return b ? "true" : "false"; }
-    std::string operator()(std::int64_t i) const { return std::to_string(i); }
-    std::string operator()(double d) const {
-      std::ostringstream s;
-      s << d;
-      return s.str();
-    }
-    std::string operator()(const std::string& s) const { return s; }
-    std::string operator()(const std::vector<std::string>& l) const {
-      std::string out = "[";
-      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i];
-      return out + "]";
-    }
-  };
-  return std::visit(V{}, v);
-}
-
-const ParamValue& Params::at(const std::string& key) const {
-  auto it = values_.find(key);
-  if (it == values_.end()) throw std::out_of_range("parameter '" + key + "' is not set");
-  return it->second;
-}
-
-bool Params::get_bool(const std::string& key) const { return std::get<bool>(at(key)); }
-std::int64_t Params::get_int(const std::string& key) const {
-  return std::get<std::int64_t>(at(key));
-}
-double Params::get_float(const std::string& key) const {
-  const auto& v = at(key);
-  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
-  return std::get<double>(v);
-}
-const std::string& Params::get_string(const std::string& key) const {
-  return std::get<std::string>(at(key));
-}
-const std::vector<std::string>& Params::get_string_list(const std::string& key) const {
-  return std::get<std::vector<std::string>>(at(key));
-}
-
-Stage::~Stage() = default;
-void Stage::open(const StageContext&) {}
-void Stage::close() {}
-std::vector<CaseSeed> Stage::enumerate(const StageContext& ctx) {
-  throw std::logic_error("stage of node '" + ctx.node_id + "' is not a source");
-}
-void Stage::after_run(const std::string&, const StageContext&) {}
-std::vector<std::string> Stage::outputs_for(const CaseSeed&, const StageContext&) const {
-  return {};
 }
 
 }  // namespace spineparse
