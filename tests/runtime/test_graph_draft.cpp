@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 
 #include "spineparse/graph_draft.hpp"
+#include "test_stage_options.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -35,7 +36,9 @@ TEST_F(GraphDraftTest, FindsNodesByKindAndSetsTypedValues) {
   EXPECT_EQ(g.nodes_of_stage("test.delay"), (std::vector<std::string>{"slow", "also_slow"}));
   EXPECT_TRUE(g.nodes_of_stage("test.nothing").empty());
   EXPECT_EQ(g.stage_of("hold"), "test.gate");
-  for (const auto& id : g.nodes_of_stage("test.delay")) g.set(id, "ms", std::int64_t{3});
+  using spineparse::test_plugin::DelayOptions;
+  for (const auto& id : g.nodes_of_stage("test.delay"))
+    g.set<DelayOptions>(id, &DelayOptions::ms, 3);  // the key the stage's options declare
   g.set("src", "cases", std::int64_t{2});
   const GraphLoad l = load_graph(g, registry_);
   ASSERT_TRUE(l.ok()) << l.issues[0].to_string();

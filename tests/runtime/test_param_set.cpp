@@ -99,3 +99,34 @@ TEST(ParamSet, DecodesResolvedValuesIntoTheMembers) {
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_THAT(issues[0].message, ::testing::HasSubstr("height"));
 }
+
+TEST(ParamSet, NamesMembersAndEncodesOptionsBackToParams) {
+  EXPECT_EQ(options().name_of(&Options::height), "height");
+  EXPECT_EQ(options().name_of(&Base::weights), "weights");  // a member of a base struct
+  EXPECT_EQ(options().name_of(&Options::limit), "limit");
+  struct Other : Options {
+    int undeclared = 0;
+  };
+  ParamSet<Other> partial;
+  partial.add(&Other::height, "height", "rows");
+  EXPECT_THROW(partial.name_of(&Other::undeclared), std::logic_error);
+  EXPECT_THROW(partial.name_of(&Options::cores), std::logic_error);
+
+  Options o;
+  o.weights = "/w";
+  o.height = 64;
+  o.cases = {"A"};
+  Params p = options().encode(o);
+  EXPECT_EQ(p.get_string("weights"), "/w");
+  EXPECT_EQ(p.get_int("height"), 64);
+  EXPECT_EQ(p.get_int("cores"), 0);
+  EXPECT_EQ(p.get_string_list("cases"), (std::vector<std::string>{"A"}));
+  EXPECT_FALSE(p.has("limit"));  // an empty optional is left out
+  o.limit = 5;
+  const Options back = options().decode(options().encode(o));
+  EXPECT_EQ(back.height, 64);
+  EXPECT_EQ(back.tolerance, 0.25);
+  EXPECT_EQ(back.mode, "auto");
+  ASSERT_TRUE(back.limit.has_value());
+  EXPECT_EQ(*back.limit, 5);
+}

@@ -10,16 +10,18 @@
 
 #include "spineparse/plugin_api.hpp"
 #include "spineparse/registry.hpp"
+#include "test_stage_options.hpp"
 
 namespace {
 using namespace spineparse;
+using namespace spineparse::test_plugin;
 
-class Source : public Stage {
+class Source : public StageWith<SourceOptions> {
  public:
-  explicit Source(const Params& p) : n_(p.get_int("cases")) {}
+  using StageWith::StageWith;
   std::vector<CaseSeed> enumerate(const StageContext&) override {
     std::vector<CaseSeed> s;
-    for (std::int64_t i = 1; i <= n_; ++i)
+    for (std::int64_t i = 1; i <= options_.cases; ++i)
       s.push_back({"Case" + std::to_string(i), {{"n", std::to_string(i)}}});
     return s;
   }
@@ -30,9 +32,6 @@ class Source : public Stage {
     out->set("image", a);
     return out;
   }
-
- private:
-  std::int64_t n_;
 };
 
 class Pass : public Stage {
@@ -40,28 +39,25 @@ class Pass : public Stage {
   CasePtr process(const CasePtr& in) override { return in; }
 };
 
-class Delay : public Stage {
+class Delay : public StageWith<DelayOptions> {
  public:
-  explicit Delay(const Params& p) : ms_(p.get_int("ms")) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.ms));
     return in;
   }
-
- private:
-  std::int64_t ms_;
 };
 
 // Holds every case until `hold` cases are inside or `timeout_ms` passes, and records the largest
 // number of cases it ever held at once in each case's metric "gate_max", and the intra-op threads
 // the executor granted when the case stopped waiting in "gate_threads". Declares the ResourceUse
 // of its params `cores` and `device` (a fake device stands for a GPU).
-class Gate : public Stage {
+class Gate : public StageWith<GateOptions> {
  public:
-  explicit Gate(const Params& p) : hold_(p.get_int("hold")), timeout_ms_(p.get_int("timeout_ms")) {
-    use_.cores = static_cast<int>(p.get_int("cores"));
-    use_.min_cores = static_cast<int>(p.get_int("min_cores"));
-    use_.device = p.get_string("device");
+  explicit Gate(const Params& p) : StageWith(p) {
+    use_.cores = options_.cores;
+    use_.min_cores = options_.min_cores;
+    use_.device = options_.device;
   }
   void open(const StageContext& ctx) override {
     ctx_ = ctx;
@@ -72,7 +68,8 @@ class Gate : public Stage {
     ++inside_;
     max_ = std::max(max_, inside_);
     cv_.notify_all();
-    cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms_), [&] { return inside_ >= hold_; });
+    cv_.wait_for(lk, std::chrono::milliseconds(options_.timeout_ms),
+                 [&] { return inside_ >= options_.hold; });
     auto out = in->derive();
     out->set_metric("gate_max", static_cast<double>(max_));
     out->set_metric("gate_threads", static_cast<double>(ctx_.threads_now()));
@@ -85,26 +82,22 @@ class Gate : public Stage {
   std::mutex mu_;
   std::condition_variable cv_;
   std::int64_t inside_ = 0, max_ = 0;
-  std::int64_t hold_, timeout_ms_;
   ResourceUse use_;
 };
 
-class Fail : public Stage {
+class Fail : public StageWith<FailOptions> {
  public:
-  explicit Fail(const Params& p) : ids_(p.get_string_list("ids")), mode_(p.get_string("mode")) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override {
-    if (std::find(ids_.begin(), ids_.end(), in->id()) != ids_.end()) {
-      if (mode_ == "non_std") throw 42;
+    const auto& ids = options_.ids;
+    if (std::find(ids.begin(), ids.end(), in->id()) != ids.end()) {
+      if (options_.mode == "non_std") throw 42;
       throw std::runtime_error("deliberate failure of " + in->id());
     }
     auto out = in->derive();
     out->set("checked", in->get("image"));
     return out;
   }
-
- private:
-  std::vector<std::string> ids_;
-  std::string mode_;
 };
 
 // labels = mask with one structure removed (label index % 19 + 1): a stand-in segmentation whose
@@ -143,18 +136,9 @@ class FailOpen : public Stage {
 void register_test_stages(spineparse::Registry& r) {
   using namespace spineparse;
   auto kind = [](const char* k) { return std::string(TEST_KIND_PREFIX) + k; };
-  StageDescription src;
-  src.kind = kind("source");
-  src.summary = "N tiny cases";
+  using namespace spineparse::test_plugin;
+  StageDescription src = describe<SourceOptions>(kind("source"), "N tiny cases");
   src.is_source = true;
-  src.params = {{"cases",
-                 ParamType::kInt,
-                 ParamValue(std::int64_t{5}),
-                 false,
-                 "how many",
-                 {},
-                 0.0,
-                 std::nullopt}};
   src.writes = {{"image"}};
   r.add_stage<Source>(src);
 
@@ -163,36 +147,10 @@ void register_test_stages(spineparse::Registry& r) {
   pass.summary = "pass-through";
   r.add_stage<Pass>(pass);
 
-  StageDescription delay;
-  delay.kind = kind("delay");
-  delay.summary = "sleep";
-  delay.params = {{"ms", ParamType::kInt, ParamValue(std::int64_t{10}), false, "milliseconds"}};
-  r.add_stage<Delay>(delay);
+  r.add_stage<Delay>(describe<DelayOptions>(kind("delay"), "sleep"));
+  r.add_stage<Gate>(describe<GateOptions>(kind("gate"), "in-flight probe"));
 
-  StageDescription gate;
-  gate.kind = kind("gate");
-  gate.summary = "in-flight probe";
-  gate.params = {
-      {"hold", ParamType::kInt, ParamValue(std::int64_t{1000}), false, "cases to wait for"},
-      {"timeout_ms", ParamType::kInt, ParamValue(std::int64_t{100}), false, "max wait"},
-      {"cores", ParamType::kInt, ParamValue(std::int64_t{1}), false,
-       "cores each call holds (-1: all, exclusively)"},
-      {"device", ParamType::kString, ParamValue(std::string()), false,
-       "a device each call holds alone (e.g. fake:0)"},
-      {"min_cores", ParamType::kInt, ParamValue(std::int64_t{0}), false,
-       "elastic: start with at least this many of `cores`"}};
-  r.add_stage<Gate>(gate);
-
-  StageDescription fail;
-  fail.kind = kind("fail");
-  fail.summary = "fails chosen cases";
-  fail.params = {{"ids", ParamType::kStringList, std::nullopt, true, "case ids to fail"},
-                 {"mode",
-                  ParamType::kString,
-                  ParamValue(std::string("std")),
-                  false,
-                  "exception kind",
-                  {"std", "non_std"}}};
+  StageDescription fail = describe<FailOptions>(kind("fail"), "fails chosen cases");
   fail.reads = {{"image"}};
   fail.writes = {{"checked"}};
   r.add_stage<Fail>(fail);
@@ -210,6 +168,7 @@ void register_test_stages(spineparse::Registry& r) {
   mal.writes = {{"labels", false, "", "uint8", "D,H,W"}};
   r.add_stage<MaskAsLabels>(mal);
 
+  // A ParamSpec made by hand, as plugins written before param_set.hpp (ABI 2.3) do: still valid.
   StageDescription needs;
   needs.kind = kind("needs_file");
   needs.summary = "pass-through with a path parameter that must exist";

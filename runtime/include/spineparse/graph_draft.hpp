@@ -5,15 +5,18 @@
 // --set overrides still apply on top, and win).
 //
 //   GraphDraft g = GraphDraft::from_file("graphs/spineparsenet.json");
-//   for (const auto& id : g.nodes_of_stage("fine.resunet")) g.set(id, "weights", path);
+//   for (const auto& id : g.nodes_of_stage("fine.resunet"))
+//     g.set<ResUNetOptions>(id, &ResUNetOptions::weights, path);  // the key the options declare
 //   GraphLoad loaded = load_graph(g, registry, user_sets);
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spineparse/graph.hpp"
+#include "spineparse/param_set.hpp"
 #include "spineparse/params.hpp"
 
 namespace spineparse {
@@ -37,6 +40,11 @@ class GraphDraft {
   // Sets a parameter of a node (replacing what the file gave). Throws std::invalid_argument for
   // a node the draft does not have.
   void set(const std::string& node, const std::string& param, const ParamValue& value);
+  // The same, typed: the parameter is the one options struct O declares for `member`.
+  template <class O, class M, class C, class V>
+  void set(const std::string& node, M C::*member, V&& value) {
+    set(node, params_of<O>().name_of(member), ParamSet<O>::value(M(std::forward<V>(value))));
+  }
   // Sets `param` on every node whose stage (as `registry` knows it) declares it, e.g. "device";
   // returns their ids.
   std::vector<std::string> set_where_declared(const Registry& registry, const std::string& param,

@@ -3,7 +3,8 @@
 // same declaration gives the ParamSpecs (graph validation, `spineparse stages`, docs/stages.md,
 // the run's record) and decodes a node's resolved Params into the struct, once, when the stage is
 // made; the stage then reads typed members, never a key. Tools decode a node's params with the
-// same set (e.g. the network options) instead of reading keys.
+// same set (e.g. the network options) instead of reading keys, and name a parameter they set by
+// its member (`name_of(&Options::height)`, `GraphDraft::set<Options>(node, &Options::height, 128)`).
 //
 //   struct PrepareOptions {
 //     std::int64_t height = 256, width = 512;
@@ -20,8 +21,10 @@
 // may be left out (the member stays empty).
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -144,7 +147,30 @@ class ParamSet {
     decoders_.push_back([name, member](const Params& p, Options& o) {
       if (p.has(name)) o.*member = K::read(p, name);
     });
+    encoders_.push_back([name, member](const Options& o, Params& p) {
+      if constexpr (param_detail::IsOptional<M>::value) {
+        if ((o.*member).has_value()) p.set(name, K::value(*(o.*member)));
+      } else {
+        p.set(name, K::value(o.*member));
+      }
+    });
+    members_.emplace_back(member);
     return ParamBuilder(&specs_.back());
+  }
+  // The name member `m` was added under. Throws std::logic_error for a member never added.
+  template <class M, class C>
+  const std::string& name_of(M C::*m) const {
+    const M Options::*member = static_cast<M Options::*>(m);
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      const auto* held = std::any_cast<M Options::*>(&members_[i]);
+      if (held && *held == member) return specs_[i].name;
+    }
+    throw std::logic_error("a member of the options struct that declare() does not add");
+  }
+  // A value of member type M as a graph gives it.
+  template <class M>
+  static ParamValue value(const M& v) {
+    return param_detail::Kind<M>::value(v);
   }
   const std::vector<ParamSpec>& specs() const { return specs_; }
   // A node's resolved values as Options: what it sets, the declared defaults elsewhere.
@@ -152,6 +178,12 @@ class ParamSet {
     Options o{};
     for (const auto& d : decoders_) d(p, o);
     return o;
+  }
+  // Options as the Params a node would give (empty optionals left out); decode's inverse.
+  Params encode(const Options& o) const {
+    Params p;
+    for (const auto& e : encoders_) e(o, p);
+    return p;
   }
 
  private:
@@ -161,6 +193,8 @@ class ParamSet {
   }
   std::vector<ParamSpec> specs_;
   std::vector<std::function<void(const Params&, Options&)>> decoders_;
+  std::vector<std::function<void(const Options&, Params&)>> encoders_;
+  std::vector<std::any> members_;  // M Options::* of each spec, for name_of
 };
 
 // The parameter set of an options struct with a `static void declare(ParamSet<Options>&)`,
