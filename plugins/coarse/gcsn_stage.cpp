@@ -11,7 +11,7 @@ namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description() {
   StageDescription d = describe<network::GcsnOptions>(
-      "coarse.gcsn",
+      network::GcsnOptions::kKind,
       "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid");
   d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"},
              {"coarse_pad", false, "", "int64", "2"}};

@@ -3,21 +3,14 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "io/normalisation_field.hpp"
+#include "plugins/io/normalisation_field.hpp"
 #include "nn/resample.hpp"
 
 namespace spineparse::plugins::coarse {
 
-void PreprocessOptions::declare(ParamSet<PreprocessOptions>& s) {
-  using O = PreprocessOptions;
-  s.add(&O::height, "height", "rows of the network input").min(16);
-  s.add(&O::width, "width", "columns of the network input").min(16);
-  s.add(&O::min_slices, "min_slices", "pad the slice axis to this many").min(1);
-}
-
 StageDescription preprocess_description() {
   StageDescription d = describe<PreprocessOptions>(
-      "coarse.preprocess",
+      PreprocessOptions::kKind,
       "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
       "(spec 2.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},

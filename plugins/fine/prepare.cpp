@@ -3,19 +3,14 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "io/normalisation_field.hpp"
+#include "plugins/io/normalisation_field.hpp"
 #include "nn/resample.hpp"
 
 namespace spineparse::plugins::fine {
 
-void PrepareOptions::declare(ParamSet<PrepareOptions>& s) {
-  s.add(&PrepareOptions::height, "height", "rows of the fine grid").min(16);
-  s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
-}
-
 StageDescription prepare_description() {
   StageDescription d = describe<PrepareOptions>(
-      "fine.prepare",
+      PrepareOptions::kKind,
       "Fine MR input: crop the central rows, anti-aliased cubic resize to 256x512 (spec 4.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
              io::normalisation_read("the padding value: a raw zero, normalised")};

@@ -17,9 +17,16 @@
 namespace spineparse::plugins::fine {
 
 struct PrepareOptions {
+  static constexpr const char* kKind = "fine.prepare";
   std::int64_t height = 256, width = 512;
   static void declare(ParamSet<PrepareOptions>& s);
 };
+
+inline void PrepareOptions::declare(ParamSet<PrepareOptions>& s) {
+  s.add(&PrepareOptions::height, "height", "rows of the fine grid").min(16);
+  s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
+}
+
 StageDescription prepare_description();
 
 class Prepare : public StageWith<PrepareOptions> {

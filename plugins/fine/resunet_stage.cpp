@@ -12,7 +12,7 @@ namespace spineparse::plugins::fine {
 
 StageDescription resunet_description() {
   StageDescription d = describe<network::ResUNetOptions>(
-      "fine.resunet",
+      network::ResUNetOptions::kKind,
       "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the "
       "coarse logits");
   d.reads = {{"fine_mr", false, "", "float32", "D,h,w"},

@@ -1,6 +1,6 @@
 #include "normalise.hpp"
 
-#include "io/normalisation_field.hpp"
+#include "plugins/io/normalisation_field.hpp"
 
 #include <cmath>
 #include <stdexcept>

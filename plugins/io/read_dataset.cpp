@@ -20,26 +20,9 @@ namespace spineparse::plugins::io {
 using namespace spineparse::io;  // the library floor this group builds on
 namespace fs = std::filesystem;
 
-void ReadDatasetOptions::declare(ParamSet<ReadDatasetOptions>& s) {
-  using O = ReadDatasetOptions;
-  s.add(&O::dir, "dir", "dataset folder; empty: the run's --input").path();
-  s.add(&O::layout, "layout",
-        "original: DIR/original_mr + DIR/mask; flat: volumes in DIR; auto: detect")
-      .one_of({"auto", "original", "flat"});
-  s.add(&O::cases, "cases", "only these case ids (e.g. [\"Case3\", \"Case7\"]); empty: all");
-  s.add(&O::read_mask, "read_mask", "read masks when present");
-  s.add(&O::series, "series",
-        "DICOM: only series whose SeriesDescription matches this regular expression (case "
-        "insensitive, e.g. \"sag.*t2\"); the others are listed as skipped");
-  s.add(&O::max_voxels, "max_voxels", "refuse volumes with more voxels").min(1);
-  s.add(&O::max_slices, "max_slices",
-        "refuse volumes with more slices (along the file axis of largest spacing)")
-      .min(1);
-}
-
 StageDescription read_dataset_description() {
   StageDescription d = describe<ReadDatasetOptions>(
-      "io.read_dataset",
+      ReadDatasetOptions::kKind,
       "Lists a dataset folder (original MRSpineSeg layout or flat) and reads each volume");
   d.is_source = true;
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},

@@ -2,7 +2,7 @@
 // normalisation (io/normalisation_field.hpp), when present. Shared by the metrics stages that report intensities.
 #pragma once
 
-#include "io/normalisation_field.hpp"
+#include "plugins/io/normalisation_field.hpp"
 #include "metrics/rescale.hpp"
 #include "spineparse/case.hpp"
 

@@ -1,6 +1,7 @@
-// The parameters of the network stages (coarse.gcsn, fine.resunet), declared once: the stages
-// decode their node's params with these sets, and so do the tools that look at a network node
-// (bench, run, train). Header only, without LibTorch.
+// What the network stages (coarse.gcsn, fine.resunet) state for the tools, once: their kinds,
+// their parameters (the stages decode their node's params with these sets; bench, run and train
+// name a parameter by its member), the facts they note in run.json and the GFLOP attribute they
+// set on each case. Header only, without LibTorch.
 #pragma once
 
 #include <cstdint>
@@ -23,12 +24,33 @@ struct NetworkOptions {
   bool random_weights = false;
 };
 
+// The options plain eager LibTorch runs a network with: float32, one slice per forward pass, no
+// BatchNorm folding or layout rewrites (bench's baseline).
+inline void make_eager(NetworkOptions& o) {
+  o.precision = "fp32";
+  o.amp = false;
+  o.optimize = false;
+}
+
+// The facts each network node notes in run.json's "nodes" (StageContext::note), by key.
+struct NetworkNotes {
+  static constexpr const char* kPrecision = "precision";
+  static constexpr const char* kPrecisionReason = "precision_reason";
+  static constexpr const char* kDevice = "device";
+  static constexpr const char* kCpu = "cpu";  // the CPU model, for CPU devices
+};
+
+// The case attribute with the GFLOP a network node spent on the case (its forward passes).
+inline std::string gflop_attribute(const std::string& node_id) { return "gflop." + node_id; }
+
 struct GcsnOptions : NetworkOptions {
+  static constexpr const char* kKind = "coarse.gcsn";
   GcsnOptions() { model = "gcsn"; }
   static void declare(ParamSet<GcsnOptions>& s);
 };
 
 struct ResUNetOptions : NetworkOptions {
+  static constexpr const char* kKind = "fine.resunet";
   ResUNetOptions() { model = "resunet2d"; }
   std::int64_t batch_size = 0;
   std::string batch_across_cases = "auto";
@@ -65,6 +87,11 @@ void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::st
         "benchmarking only: the full-size network with seeded random weights instead of the "
         "weights file (meaningless segmentation; spineparse bench uses it when the weights file "
         "is missing)");
+}
+
+inline void make_eager(ResUNetOptions& o) {
+  make_eager(static_cast<NetworkOptions&>(o));
+  o.batch_size = 1;
 }
 
 inline void GcsnOptions::declare(ParamSet<GcsnOptions>& s) {

@@ -26,10 +26,10 @@ NetworkSetup setup_network(const NetworkOptions& o, const StageContext& ctx) {
     throw std::runtime_error("node '" + ctx.node_id + "': " + e.what());
   }
   if (ctx.note) {
-    ctx.note("precision", precision_name(s.precision.precision));
-    ctx.note("precision_reason", s.precision.reason);
-    ctx.note("device", s.device.str());
-    if (!s.device.is_cuda()) ctx.note("cpu", cpu_features().model);
+    ctx.note(NetworkNotes::kPrecision, precision_name(s.precision.precision));
+    ctx.note(NetworkNotes::kPrecisionReason, s.precision.reason);
+    ctx.note(NetworkNotes::kDevice, s.device.str());
+    if (!s.device.is_cuda()) ctx.note(NetworkNotes::kCpu, cpu_features().model);
   }
   s.weights = o.weights;
   if (o.random_weights) {
@@ -96,7 +96,7 @@ void NetworkStage::open(const NetworkOptions& options, const StageContext& conte
 void record_gflop(Case& c, const StageContext& ctx, double gflop) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", gflop);
-  c.set_attr("gflop." + ctx.node_id, buf);
+  c.set_attr(gflop_attribute(ctx.node_id), buf);
 }
 
 torch::Tensor NetworkStage::to_host(const torch::Tensor& t) {

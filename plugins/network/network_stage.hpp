@@ -83,7 +83,7 @@ class NetworkCall {
 };
 
 // Records the floating-point work of a case's forward passes (nn::forward_flops, built-in
-// networks) as the case attribute "gflop.<node id>", for bench's achieved GFLOP/s.
+// networks) as the case attribute gflop_attribute(node id), for bench's achieved GFLOP/s.
 void record_gflop(Case& c, const StageContext& ctx, double gflop);
 
 // A network stage's state after open(): the setup, its stream and device lock, and the context.

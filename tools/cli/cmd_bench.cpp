@@ -19,6 +19,7 @@
 #include "allocator.hpp"
 #include "commands.hpp"
 #include "io/synth.hpp"
+#include "plugins/network/network_options.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
@@ -31,6 +32,9 @@
 namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 using nlohmann::json;
+using plugins::network::NetworkNotes;
+using plugins::network::NetworkOptions;
+using plugins::network::ResUNetOptions;  // every network parameter (the GCSN's are a subset)
 
 namespace {
 
@@ -183,7 +187,7 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
         for (const auto& [node, dt] : t) {
           result.node_s[node] += dt;
           result.seconds_per_case += dt;
-          result.node_gflop[node] += std::atof(cur->attr("gflop." + node, "0").c_str());
+          result.node_gflop[node] += std::atof(cur->attr(plugins::network::gflop_attribute(node), "0").c_str());
         }
       }
       for (auto& s : stages) s->close();
@@ -203,26 +207,36 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
   return result;
 }
 
-// The same graph as plain eager LibTorch runs it: the network stages without the inference
-// rewrites (optimize=false), in float32, one slice per forward pass (batch_size=1); the caller
-// gives it every core, as LibTorch users set their intra-op threads.
+bool declares(const StageDescription& d, const std::string& param) {
+  return std::any_of(d.params.begin(), d.params.end(),
+                     [&](const ParamSpec& p) { return p.name == param; });
+}
+
+// The same graph as plain eager LibTorch runs it: each network node with network::make_eager's
+// options (float32, one slice per forward pass, no inference rewrites) where its stage declares
+// them, each change listed as "node.param=value"; the caller gives it every core, as LibTorch
+// users set their intra-op threads. A network whose parameters are not the network options (a
+// plugin's own) is timed as it is.
 GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
                             const std::set<std::string>& networks,
                             std::vector<std::string>& changed) {
   GraphSpec b = g;
+  const auto& set = params_of<ResUNetOptions>();
   for (auto& n : b.nodes) {
     const StageDescription* d = reg.find(n.stage);
     if (!d || !networks.count(n.id)) continue;
-    for (const auto& p : d->params) {
-      if (p.name == "optimize")
-        n.params.set("optimize", ParamValue(false)), changed.push_back(n.id + ".optimize=false");
-      if (p.name == "batch_size")
-        n.params.set("batch_size", ParamValue(std::int64_t{1})),
-            changed.push_back(n.id + ".batch_size=1");
-      if (p.name == "precision")
-        n.params.set("precision", ParamValue(std::string("fp32"))),
-            changed.push_back(n.id + ".precision=fp32");
-      if (p.name == "amp") n.params.set("amp", ParamValue(false));
+    ResUNetOptions o;
+    try {
+      o = set.decode(n.params);
+    } catch (const std::exception&) {
+      continue;  // a parameter of the same name and another type: not the network options
+    }
+    make_eager(o);
+    const Params eager = set.encode(o);
+    for (const auto& [key, value] : eager.values()) {
+      if (!declares(*d, key) || (n.params.has(key) && n.params.values().at(key) == value)) continue;
+      n.params.set(key, value);
+      changed.push_back(n.id + "." + key + "=" + param_value_to_string(value));
     }
   }
   return b;
@@ -240,12 +254,13 @@ std::optional<GraphSpec> bench_graph(const BenchArgs& a, Registry& registry,
     GraphDraft draft = GraphDraft::from_file(a.graph);
     gl = load_graph(draft, registry, a.sets);
     for (const auto& i : gl.issues) {
-      if (i.code != "missing_path" || i.param != "weights") continue;
+      const auto& net = params_of<ResUNetOptions>();
+      if (i.code != "missing_path" || i.param != net.name_of(&NetworkOptions::weights)) continue;
       std::fprintf(stderr,
                    "bench: note: %s has no weights file; timing it with random full-size weights "
                    "(random_weights=true)\n",
                    i.node.c_str());
-      draft.set(i.node, "random_weights", true);
+      draft.set<ResUNetOptions>(i.node, &NetworkOptions::random_weights, true);
       random_nodes.push_back(i.node);
     }
     if (!random_nodes.empty()) gl = load_graph(draft, registry, a.sets);
@@ -324,8 +339,8 @@ json measure_peaks(const RunReport& r, int threads, std::map<std::string, double
   bool cpu_bf16 = nn::cpu_features().native_bf16();
   std::map<std::string, std::vector<nn::Precision>> wanted;
   for (const auto& [node, notes] : r.node_notes) {
-    auto d = notes.find("device");
-    auto p = notes.find("precision");
+    auto d = notes.find(NetworkNotes::kDevice);
+    auto p = notes.find(NetworkNotes::kPrecision);
     if (d != notes.end() && d->second == "cpu" && p != notes.end() && p->second == "bf16")
       cpu_bf16 = true;
     if (d != notes.end() && d->second != "cpu")
@@ -377,13 +392,15 @@ json network_table(const GraphSpec& g, const RunReport& r, const NetworkTimes& n
     if (!networks.count(n.id)) continue;
     std::map<std::string, std::string> notes;
     if (auto it = r.node_notes.find(n.id); it != r.node_notes.end()) notes = it->second;
-    const std::string precision = notes.count("precision") ? notes["precision"] : "unknown";
-    const std::string device = notes.count("device") ? notes["device"] : "unknown";
+    const std::string precision =
+        notes.count(NetworkNotes::kPrecision) ? notes[NetworkNotes::kPrecision] : "unknown";
+    const std::string device =
+        notes.count(NetworkNotes::kDevice) ? notes[NetworkNotes::kDevice] : "unknown";
     const double s = net.node_s.count(n.id) ? net.node_s.at(n.id) : 0.0;
     const double f = net.node_gflop.count(n.id) ? net.node_gflop.at(n.id) : 0.0;
     json row = {{"node", n.id},
                 {"precision", precision},
-                {"precision_reason", notes["precision_reason"]},
+                {"precision_reason", notes[NetworkNotes::kPrecisionReason]},
                 {"device", device},
                 {"gflop_per_case", f},
                 {"seconds_per_case", s},

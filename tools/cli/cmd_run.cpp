@@ -11,6 +11,7 @@
 
 #include "allocator.hpp"
 #include "commands.hpp"
+#include "plugins/network/network_options.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
@@ -41,7 +42,12 @@ std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   GraphLoad g;
   try {
     GraphDraft draft = GraphDraft::from_file(a.graph);
-    if (!a.device.empty()) draft.set_where_declared(registry, "device", a.device);
+    if (!a.device.empty()) {
+      // The network options' device parameter, on every stage that declares one.
+      using plugins::network::GcsnOptions;
+      const auto& device = params_of<GcsnOptions>().name_of(&GcsnOptions::device);
+      draft.set_where_declared(registry, device, a.device);
+    }
     g = load_graph(draft, registry, a.sets);  // an explicit --set wins
   } catch (const std::exception& e) {
     g.issues.push_back({"unreadable", "", e.what()});

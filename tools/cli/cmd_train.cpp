@@ -9,6 +9,10 @@
 #include "io/volume_io.hpp"
 #include "metrics/scores.hpp"
 #include "nn/torch_util.hpp"
+#include "plugins/coarse/preprocess.hpp"
+#include "plugins/fine/prepare.hpp"
+#include "plugins/io/read_dataset.hpp"
+#include "plugins/network/network_options.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
@@ -40,21 +44,29 @@ std::vector<int> folds_of(const std::string& s) {
 
 // graphs/spineparsenet.json for one fold: its test cases, its models, the grids they were trained
 // on. Nodes are found by their stage kind.
+// set_all<O>(g, &O::member, value): sets the member on every node of O's stage kind (at least one).
+template <class O, class M, class C, class V>
+void set_all(GraphDraft& g, M C::*member, const V& value) {
+  const auto ids = g.nodes_of_stage(O::kKind);
+  if (ids.empty()) throw std::runtime_error(g.path() + " has no " + O::kKind + " node");
+  for (const auto& id : ids) g.set<O>(id, member, value);
+}
+
 GraphDraft fold_graph(const GraphDraft& base, const std::vector<std::string>& cases,
                       const std::string& dir, const train::TrainConfig& cfg) {
+  using plugins::coarse::PreprocessOptions;
+  using plugins::fine::PrepareOptions;
+  using plugins::io::ReadDatasetOptions;
+  using plugins::network::GcsnOptions;
+  using plugins::network::ResUNetOptions;
   GraphDraft g = base;
-  auto set_all = [&](const std::string& kind, const std::string& param, const ParamValue& v) {
-    const auto ids = g.nodes_of_stage(kind);
-    if (ids.empty()) throw std::runtime_error(g.path() + " has no " + kind + " node");
-    for (const auto& id : ids) g.set(id, param, v);
-  };
-  set_all("io.read_dataset", "cases", cases);
-  set_all("coarse.gcsn", "weights", dir + "/coarse/gcsn/best.safetensors");
-  set_all("fine.resunet", "weights", dir + "/fine/best.safetensors");
-  set_all("coarse.preprocess", "height", std::int64_t{cfg.coarse_height});
-  set_all("coarse.preprocess", "width", std::int64_t{cfg.coarse_cols});
-  set_all("fine.prepare", "height", std::int64_t{cfg.fine_height});
-  set_all("fine.prepare", "width", std::int64_t{cfg.fine_cols});
+  set_all<ReadDatasetOptions>(g, &ReadDatasetOptions::cases, cases);
+  set_all<GcsnOptions>(g, &GcsnOptions::weights, dir + "/coarse/gcsn/best.safetensors");
+  set_all<ResUNetOptions>(g, &ResUNetOptions::weights, dir + "/fine/best.safetensors");
+  set_all<PreprocessOptions>(g, &PreprocessOptions::height, std::int64_t{cfg.coarse_height});
+  set_all<PreprocessOptions>(g, &PreprocessOptions::width, std::int64_t{cfg.coarse_cols});
+  set_all<PrepareOptions>(g, &PrepareOptions::height, std::int64_t{cfg.fine_height});
+  set_all<PrepareOptions>(g, &PrepareOptions::width, std::int64_t{cfg.fine_cols});
   return g;
 }
 
