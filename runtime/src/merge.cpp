@@ -10,6 +10,7 @@
 #include "output_folder.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 #include "spineparse/stage.hpp"
 
@@ -180,7 +181,13 @@ void load_recorded_plugins(const json& record, Registry& registry, MergeReport& 
 void run_after_hooks(const json& record, const std::string& output_dir, Registry& registry,
                      MergeReport& report) {
   load_recorded_plugins(record, registry, report);
-  GraphLoad g = load_graph_text(record["graph"].dump(), record.value("graph_file", ""), registry);
+  GraphLoad g;
+  try {
+    const auto draft = GraphDraft::from_text(record["graph"].dump(), record.value("graph_file", ""));
+    g = load_graph(draft, registry);
+  } catch (const std::exception& e) {
+    g.issues.push_back({"unreadable", "", e.what()});
+  }
   if (!g.ok()) {
     for (const auto& i : g.issues)
       report.run_errors.push_back("the recorded graph: " + i.to_string());
