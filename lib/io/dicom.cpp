@@ -1,4 +1,5 @@
 #include "io/dicom.hpp"
+#include "io/volume_io.hpp"
 
 #include <gdcmScanner.h>
 #include <gdcmTag.h>
@@ -300,6 +301,7 @@ Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits
         what + ": " + std::to_string(slices.size()) +
         " slices, over the limit max_slices=" + std::to_string(limits.max_slices));
   using Image = itk::Image<float, 3>;
+  init_itk();
   auto reader = itk::ImageSeriesReader<Image>::New();
   reader->SetImageIO(itk::GDCMImageIO::New());
   std::vector<std::string> ordered;

@@ -5,6 +5,7 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOFactory.h>
 #include <itkMetaImageIO.h>
+#include <itkMultiThreaderBase.h>
 #include <itkNiftiImageIO.h>
 #include <itkNrrdImageIO.h>
 #include <zlib.h>
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 #include "io/ascii.hpp"
@@ -30,6 +32,7 @@ const char* kExtensions[] = {".nii.gz", ".nii", ".nrrd",   ".nhdr",
 
 // Picks the IO explicitly by content, so reading never depends on factory registration.
 itk::ImageIOBase::Pointer make_io(const std::string& path, bool for_write) {
+  init_itk();
   std::vector<itk::ImageIOBase::Pointer> candidates = {itk::NiftiImageIO::New().GetPointer(),
                                                        itk::NrrdImageIO::New().GetPointer(),
                                                        itk::MetaImageIO::New().GetPointer()};
@@ -95,6 +98,7 @@ template <typename T>
 typename itk::Image<T, 3>::Pointer itk_image(std::int64_t H, std::int64_t W, std::int64_t D,
                                              const Geometry& g) {
   using Image = itk::Image<T, 3>;
+  init_itk();
   auto img = Image::New();
   typename Image::RegionType region;
   region.SetSize({{static_cast<itk::SizeValueType>(H), static_cast<itk::SizeValueType>(W),
@@ -213,6 +217,19 @@ void write_typed(const std::string& path, const NdArray& data, const Geometry& g
 
 }  // namespace
 
+void init_itk() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    itk::Image<float, 3>::New();  // the object factories (ObjectFactoryBase::Initialize)
+    itk::NiftiImageIO::New();
+    itk::NrrdImageIO::New();
+    itk::MetaImageIO::New();
+    itk::ImageFileReader<itk::Image<float, 3>>::New();
+    itk::ImageFileWriter<itk::Image<float, 3>>::New();
+    itk::MultiThreaderBase::New();  // the global threader settings (and its pool)
+  });
+}
+
 bool is_volume_file(const std::string& path) {
   const std::string name = fs::path(path).filename().string();
   for (const char* e : kExtensions) {
@@ -318,6 +335,7 @@ Geometry geometry_of_image(const FloatImage& img) {
 // The ITK reader; with voxels=false only the header (geometry as the image reports it: ITK
 // resolves qform/sform the same way for every reader).
 Volume itk_read(const std::string& path, VolumeInfo info, bool voxels) {
+  init_itk();
   auto reader = itk::ImageFileReader<FloatImage>::New();
   reader->SetFileName(path);
   reader->SetImageIO(make_io(path, false));

@@ -49,6 +49,12 @@ void write_volume(const std::string& path, const NdArray& data, const Geometry& 
 std::string volume_stem(const std::string& path);
 bool is_volume_file(const std::string& path);
 
+// ITK's process-wide state (its object factories, the threader's globals) made once, under a
+// lock: ITK 5.2 makes it on first use without one, so two threads making their first ITK objects
+// at once corrupt it (a hang or crash at exit). Every function here that uses ITK calls it first;
+// call it before using ITK directly from several threads.
+void init_itk();
+
 }  // namespace spineparse::io
 
 namespace spineparse::io {

@@ -1,12 +1,16 @@
 // Reading and writing volumes: the axis convention of spec 1.1 and geometry round trips.
 #include <gmock/gmock.h>
-#include <zlib.h>
 #include <itkImageRegionIteratorWithIndex.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
@@ -54,7 +58,9 @@ TEST_P(RoundTrip, KeepsValuesAndGeometry) {
   write_volume(f, *arr, v.geometry);
   EXPECT_TRUE(read_image(f).geometry.same_as(g, 1e-5));
   // Only the file itself is left (no temporary .nii beside a .nii.gz), and .gz means gzip.
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(d.str()), std::filesystem::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(d.str()),
+                          std::filesystem::directory_iterator()),
+            1);
   if (GetParam() == ".nii.gz") {
     EXPECT_EQ(spineparse::read_file(f).substr(0, 2), "\x1f\x8b");
   }
@@ -90,6 +96,45 @@ TEST(VolumeIo, NiftiGzIsItksNiftiGzipped) {
       unzipped.append(buf.data(), static_cast<std::size_t>(n));
     gzclose(f);
     EXPECT_EQ(unzipped, spineparse::read_file(plain)) << dtype_name(t);
+  }
+}
+
+// Threads whose first ITK objects are made at the same moment, as a cohort's first cases are
+// (synth, the pipeline's readers and writers): ITK 5.2 builds its factories on first use without
+// a lock, which corrupted them and hung or crashed the process at exit about one run in 30. Each
+// try is a new process (the first use happens once per process): this test's binary again, as
+// the child below, which must exit cleanly.
+void concurrent_first_itk_use(const std::string& dir) {
+  auto a = NdArray::make<std::int16_t>({6, 9, 8});
+  for (std::int64_t i = 0; i < a->numel(); ++i)
+    a->data<std::int16_t>()[i] = static_cast<std::int16_t>(i);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      ++ready;
+      while (ready.load() < 8) std::this_thread::yield();  // all start together
+      const std::string path = dir + "/t" + std::to_string(t) + (t % 2 ? ".nii.gz" : ".nrrd");
+      write_volume(path, *a, Geometry{});
+      read_image(path);
+    });
+  }
+  for (auto& th : threads) th.join();
+}
+
+TEST(VolumeIo, ThreadsMakingTheirFirstItkObjectsAtOnceLeaveItWhole) {
+  if (const char* dir = std::getenv("SPINEPARSE_FIRST_ITK_USE_DIR")) {
+    concurrent_first_itk_use(dir);
+    return;
+  }
+  TempDir d;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  for (int run = 0; run < 40; ++run) {
+    const std::string cmd =
+        "SPINEPARSE_FIRST_ITK_USE_DIR=" + d.str() + " timeout 30 " + self +
+        " --gtest_filter=VolumeIo.ThreadsMakingTheirFirstItkObjectsAtOnceLeaveItWhole"
+        " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "run " << run << " did not exit cleanly";
   }
 }
 
