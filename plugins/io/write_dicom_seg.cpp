@@ -31,17 +31,15 @@ std::string WriteDicomSeg::path_for(const std::string& id, const std::string& ou
 CasePtr WriteDicomSeg::process(const CasePtr& in) {
   const std::string list = in->attr("dicom_files");
   if (list.empty()) return in;  // not read from DICOM
-  const std::string path = path_for(in->id(), output_dir_);
+  const std::string path = file_of(in->id());
   write_dicom_seg(path, *in->get("labels"), in->geometry(), file_list(list));
   auto out = in->derive();
   out->set_attr("output:dicom_seg", path);
   return out;
 }
 
-std::vector<std::string> WriteDicomSeg::outputs_for(const CaseSeed& seed,
-                                                    const StageContext& ctx) const {
-  if (!seed.attrs.count("dicom_files")) return {};
-  return {path_for(seed.id, ctx.output_dir)};
+bool WriteDicomSeg::writes_file_for(const CaseSeed& seed) const {
+  return seed.attrs.count("dicom_files") != 0;  // only cases read from DICOM
 }
 
 }  // namespace spineparse::plugins::io

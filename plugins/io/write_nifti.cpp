@@ -34,15 +34,8 @@ StageDescription write_nifti_description() {
   return d;
 }
 
-void WriteNifti::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
-
 std::string WriteNifti::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / options_.folder / with_case_id(options_.name, id)).string();
-}
-
-std::vector<std::string> WriteNifti::outputs_for(const CaseSeed& seed,
-                                                 const StageContext& ctx) const {
-  return {path_for(seed.id, ctx.output_dir)};
 }
 
 CasePtr WriteNifti::process(const CasePtr& in) {
@@ -80,7 +73,7 @@ CasePtr WriteNifti::process(const CasePtr& in) {
   if (dtype == "uint8" && data->dtype() != DType::kUInt8) convert(std::uint8_t{});
   if (dtype == "int16" && data->dtype() != DType::kInt16) convert(std::int16_t{});
   if (dtype == "float32" && data->dtype() != DType::kFloat32) convert(float{});
-  const std::string path = path_for(in->id(), output_dir_);
+  const std::string path = file_of(in->id());
   write_volume(path, *to_write, in->geometry());
   auto out = in->derive();
   out->set_attr("output:" + field, path);

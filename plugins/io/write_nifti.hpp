@@ -10,6 +10,7 @@
 //   {"id": "write", "stage": "io.write_nifti", "params": {"field": "labels"}}
 #pragma once
 
+#include "spineparse/case_file_stage.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
@@ -24,17 +25,13 @@ struct WriteNiftiOptions {
 };
 StageDescription write_nifti_description();
 
-class WriteNifti : public StageWith<WriteNiftiOptions> {
+class WriteNifti : public CaseFileStage<WriteNiftiOptions> {
  public:
-  using StageWith::StageWith;
-  void open(const StageContext& ctx) override;
+  using CaseFileStage::CaseFileStage;
   CasePtr process(const CasePtr& in) override;
-  std::vector<std::string> outputs_for(const CaseSeed& seed,
-                                       const StageContext& ctx) const override;
 
- private:
-  std::string path_for(const std::string& id, const std::string& output_dir) const;
-  std::string output_dir_;
+ protected:
+  std::string path_for(const std::string& id, const std::string& output_dir) const override;
 };
 
 }  // namespace spineparse::plugins::io

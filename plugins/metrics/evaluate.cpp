@@ -28,8 +28,6 @@ StageDescription evaluate_description() {
   return d;
 }
 
-void Evaluate::open(const StageContext& ctx) { output_dir_ = ctx.output_dir; }
-
 CasePtr Evaluate::process(const CasePtr& in) {
   if (!in->has("mask")) return in;  // nothing to score against
   CaseScores cs;
@@ -52,11 +50,15 @@ CasePtr Evaluate::process(const CasePtr& in) {
   for (const auto& s : cs.structures) missed += s.truth_voxels > 0 && s.pred_voxels == 0;
   out->set_metric("missed", missed);
   if (cs.dice_before >= 0) out->set_metric("dice_before_refinement", cs.dice_before);
-  write_file_atomic(record_path(output_dir_, cs.id), case_scores_to_json(cs) + "\n");
+  write_file_atomic(file_of(cs.id), case_scores_to_json(cs) + "\n");
   return out;
 }
 
-std::string Evaluate::record_path(const std::string& output_dir, const std::string& id) const {
+// A case has a record only when it has a mask to score against, which its seed does not tell
+// (read_mask may be off): --resume scores every case again rather than look for records.
+bool Evaluate::writes_file_for(const CaseSeed&) const { return false; }
+
+std::string Evaluate::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
 
@@ -65,7 +67,7 @@ std::string Evaluate::record_path(const std::string& output_dir, const std::stri
 void Evaluate::after_run(const std::string& run_json_path, const StageContext& ctx) {
   std::vector<CaseScores> scores;
   for (const auto& id : recorded_case_ids(run_json_path)) {
-    const std::string path = record_path(ctx.output_dir, id);
+    const std::string path = path_for(id, ctx.output_dir);
     if (fs::exists(path)) scores.push_back(case_scores_from_json(read_file(path)));
   }
   if (scores.empty()) return;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include "metrics/scores.hpp"
+#include "spineparse/case_file_stage.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
@@ -26,17 +27,16 @@ struct EvaluateOptions {
 };
 StageDescription evaluate_description();
 
-class Evaluate : public StageWith<EvaluateOptions> {
+class Evaluate : public CaseFileStage<EvaluateOptions> {
  public:
-  using StageWith::StageWith;
-  void open(const StageContext& ctx) override;
+  using CaseFileStage::CaseFileStage;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
- private:
+ protected:
   // OUTPUT/<folder>/cases/<id>.json
-  std::string record_path(const std::string& output_dir, const std::string& id) const;
-  std::string output_dir_;
+  std::string path_for(const std::string& id, const std::string& output_dir) const override;
+  bool writes_file_for(const CaseSeed& seed) const override;
 };
 
 }  // namespace spineparse::plugins::metrics

@@ -30,7 +30,7 @@ StageDescription measure_description() {
   return d;
 }
 
-std::string Measure::record_path(const std::string& output_dir, const std::string& id) const {
+std::string Measure::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
 
@@ -38,14 +38,14 @@ CasePtr Measure::process(const CasePtr& in) {
   const NdArrayPtr image = in->has("image") ? in->get("image") : nullptr;
   const auto m =
       measure_case(in->id(), *in->get("labels"), in->geometry(), image.get(), file_rescale(*in));
-  write_file_atomic(record_path(output_dir_, in->id()), case_measurement_to_json(m) + "\n");
+  write_file_atomic(file_of(in->id()), case_measurement_to_json(m) + "\n");
   int measured = 0, grade = -1;
   for (const auto& l : m.levels) {
     measured += l.superior.valid;
     grade = std::max(grade, l.height_loss_grade);
   }
   auto out = in->derive();
-  out->set_attr("measurements", record_path(output_dir_, in->id()));
+  out->set_attr("measurements", file_of(in->id()));
   out->set_metric("levels_measured", measured);
   if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
   if (!std::isnan(m.lordosis_l1_s1_deg))
@@ -53,14 +53,10 @@ CasePtr Measure::process(const CasePtr& in) {
   return out;
 }
 
-std::vector<std::string> Measure::outputs_for(const CaseSeed& seed, const StageContext& ctx) const {
-  return {record_path(ctx.output_dir, seed.id)};
-}
-
 void Measure::after_run(const std::string& run_json_path, const StageContext& ctx) {
   std::vector<CaseMeasurement> cases;
   for (const auto& id : recorded_case_ids(run_json_path)) {
-    const std::string path = record_path(ctx.output_dir, id);
+    const std::string path = path_for(id, ctx.output_dir);
     if (fs::exists(path)) cases.push_back(case_measurement_from_json(read_file(path)));
   }
   if (cases.empty()) return;

@@ -13,6 +13,7 @@
 //   {"id": "measure", "stage": "metrics.measure"}
 #pragma once
 
+#include "spineparse/case_file_stage.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
@@ -24,18 +25,14 @@ struct MeasureOptions {
 };
 StageDescription measure_description();
 
-class Measure : public StageWith<MeasureOptions> {
+class Measure : public CaseFileStage<MeasureOptions> {
  public:
-  using StageWith::StageWith;
-  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  using CaseFileStage::CaseFileStage;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
-  std::vector<std::string> outputs_for(const CaseSeed& seed,
-                                       const StageContext& ctx) const override;
 
- private:
-  std::string record_path(const std::string& output_dir, const std::string& id) const;
-  std::string output_dir_;
+ protected:
+  std::string path_for(const std::string& id, const std::string& output_dir) const override;
 };
 
 }  // namespace spineparse::plugins::metrics

@@ -30,14 +30,14 @@ StageDescription statistics_description() {
   return d;
 }
 
-std::string Statistics::record_path(const std::string& output_dir, const std::string& id) const {
+std::string Statistics::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / options_.folder / "statistics" / (id + ".csv")).string();
 }
 
 CasePtr Statistics::process(const CasePtr& in) {
   const auto stats = structure_statistics(*in->get("labels"), *in->get("image"), in->geometry(),
                                           file_rescale(*in));
-  write_file_atomic(record_path(output_dir_, in->id()), statistics_csv_rows(in->id(), stats));
+  write_file_atomic(file_of(in->id()), statistics_csv_rows(in->id(), stats));
   int found = 0;
   double mm3 = 0;
   for (const auto& s : stats) {
@@ -50,17 +50,12 @@ CasePtr Statistics::process(const CasePtr& in) {
   return out;
 }
 
-std::vector<std::string> Statistics::outputs_for(const CaseSeed& seed,
-                                                 const StageContext& ctx) const {
-  return {record_path(ctx.output_dir, seed.id)};
-}
-
 // statistics.csv over the whole cohort as run.json lists it (cases done now and those a resumed
 // or sharded run recorded earlier), from each case's rows.
 void Statistics::after_run(const std::string& run_json_path, const StageContext& ctx) {
   std::string csv = statistics_csv_header();
   for (const auto& id : recorded_case_ids(run_json_path)) {
-    const std::string path = record_path(ctx.output_dir, id);
+    const std::string path = path_for(id, ctx.output_dir);
     if (fs::exists(path)) csv += read_file(path);
   }
   write_file_atomic((fs::path(ctx.output_dir) / options_.folder / "statistics.csv").string(), csv);

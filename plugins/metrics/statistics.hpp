@@ -12,6 +12,7 @@
 //   {"id": "statistics", "stage": "metrics.statistics"}
 #pragma once
 
+#include "spineparse/case_file_stage.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
@@ -23,18 +24,14 @@ struct StatisticsOptions {
 };
 StageDescription statistics_description();
 
-class Statistics : public StageWith<StatisticsOptions> {
+class Statistics : public CaseFileStage<StatisticsOptions> {
  public:
-  using StageWith::StageWith;
-  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  using CaseFileStage::CaseFileStage;
   CasePtr process(const CasePtr& in) override;
   void after_run(const std::string& run_json_path, const StageContext& ctx) override;
-  std::vector<std::string> outputs_for(const CaseSeed& seed,
-                                       const StageContext& ctx) const override;
 
- private:
-  std::string record_path(const std::string& output_dir, const std::string& id) const;
-  std::string output_dir_;
+ protected:
+  std::string path_for(const std::string& id, const std::string& output_dir) const override;
 };
 
 }  // namespace spineparse::plugins::metrics

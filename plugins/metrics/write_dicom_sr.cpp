@@ -38,7 +38,7 @@ CasePtr WriteDicomSr::process(const CasePtr& in) {
     throw std::runtime_error("metrics.write_dicom_sr needs a metrics.measure node before it");
   if (seg.empty())
     throw std::runtime_error("metrics.write_dicom_sr needs an io.write_dicom_seg node before it");
-  const std::string path = path_for(in->id(), output_dir_);
+  const std::string path = file_of(in->id());
   write_measurement_sr(path, case_measurement_from_json(read_file(record)), seg,
                        io::file_list(sources));
   auto out = in->derive();
@@ -46,10 +46,8 @@ CasePtr WriteDicomSr::process(const CasePtr& in) {
   return out;
 }
 
-std::vector<std::string> WriteDicomSr::outputs_for(const CaseSeed& seed,
-                                                   const StageContext& ctx) const {
-  if (!seed.attrs.count("dicom_files")) return {};
-  return {path_for(seed.id, ctx.output_dir)};
+bool WriteDicomSr::writes_file_for(const CaseSeed& seed) const {
+  return seed.attrs.count("dicom_files") != 0;  // only cases read from DICOM
 }
 
 }  // namespace spineparse::plugins::metrics

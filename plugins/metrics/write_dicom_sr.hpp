@@ -14,6 +14,7 @@
 //   {"id": "dicom_sr", "stage": "metrics.write_dicom_sr"}
 #pragma once
 
+#include "spineparse/case_file_stage.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
 
@@ -25,17 +26,14 @@ struct WriteDicomSrOptions {
 };
 StageDescription write_dicom_sr_description();
 
-class WriteDicomSr : public StageWith<WriteDicomSrOptions> {
+class WriteDicomSr : public CaseFileStage<WriteDicomSrOptions> {
  public:
-  using StageWith::StageWith;
-  void open(const StageContext& ctx) override { output_dir_ = ctx.output_dir; }
+  using CaseFileStage::CaseFileStage;
   CasePtr process(const CasePtr& in) override;
-  std::vector<std::string> outputs_for(const CaseSeed& seed,
-                                       const StageContext& ctx) const override;
 
- private:
-  std::string path_for(const std::string& id, const std::string& output_dir) const;
-  std::string output_dir_;
+ protected:
+  std::string path_for(const std::string& id, const std::string& output_dir) const override;
+  bool writes_file_for(const CaseSeed& seed) const override;
 };
 
 }  // namespace spineparse::plugins::metrics
