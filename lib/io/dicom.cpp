@@ -1,5 +1,4 @@
 #include "io/dicom.hpp"
-#include "io/volume_io.hpp"
 
 #include <gdcmScanner.h>
 #include <gdcmTag.h>
@@ -21,6 +20,7 @@
 
 #include "io/ascii.hpp"
 #include "io/dicom_check.hpp"
+#include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::io {

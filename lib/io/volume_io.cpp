@@ -150,8 +150,8 @@ bool write_nifti_gz(const std::string& path, const std::string& final_path, cons
   }
   std::remove(one.c_str());
   if (header.size() != 352 + sizeof(T))
-    throw std::runtime_error("unexpected NIfTI header from ITK (" +
-                             std::to_string(header.size()) + " bytes)");
+    throw std::runtime_error("unexpected NIfTI header from ITK (" + std::to_string(header.size()) +
+                             " bytes)");
   header.resize(352);
   const std::int16_t dims[4] = {3, static_cast<std::int16_t>(H), static_cast<std::int16_t>(W),
                                 static_cast<std::int16_t>(D)};

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "plugins/io/normalisation_field.hpp"
 #include "nn/resample.hpp"
+#include "plugins/io/normalisation_field.hpp"
 
 namespace spineparse::plugins::fine {
 

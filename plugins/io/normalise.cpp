@@ -1,9 +1,9 @@
 #include "normalise.hpp"
 
-#include "plugins/io/normalisation_field.hpp"
-
 #include <cmath>
 #include <stdexcept>
+
+#include "plugins/io/normalisation_field.hpp"
 
 namespace spineparse::plugins::io {
 

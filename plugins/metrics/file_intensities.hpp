@@ -1,9 +1,10 @@
 // The MR as the file's intensities: how a case's "image" maps back through io.normalise's
-// normalisation (io/normalisation_field.hpp), when present. Shared by the metrics stages that report intensities.
+// normalisation (plugins/io/normalisation_field.hpp), when present. Shared by the metrics stages that
+// report intensities.
 #pragma once
 
-#include "plugins/io/normalisation_field.hpp"
 #include "metrics/rescale.hpp"
+#include "plugins/io/normalisation_field.hpp"
 #include "spineparse/case.hpp"
 
 namespace spineparse::plugins::metrics {

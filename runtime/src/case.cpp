@@ -1,10 +1,11 @@
 // The core library's key functions: arrays, geometry and the case, so that their vtables and type
 // information live in libspineparse_core, never in a plugin that may be unloaded.
+#include "spineparse/case.hpp"
+
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
 
-#include "spineparse/case.hpp"
 #include "spineparse/ndarray.hpp"
 
 namespace spineparse {

@@ -79,13 +79,6 @@ json override_value(const ParamSpec& spec, const std::string& value) {
   }
 }
 
-// The spec of parameter `name` of a stage, or nullptr.
-const ParamSpec* find_param(const StageDescription& d, const std::string& name) {
-  for (const auto& p : d.params)
-    if (p.name == name) return &p;
-  return nullptr;
-}
-
 std::string known_params(const StageDescription& d) {
   std::string known;
   for (const auto& s : d.params) known += (known.empty() ? "" : ", ") + s.name;
@@ -211,7 +204,7 @@ class Validator {
       const std::string ptr = "--set " + set;
       const auto eq = set.find('=');
       const std::string name = set.substr(0, eq);
-      const ParamSpec* spec = find_param(d, name);
+      const ParamSpec* spec = d.param(name);
       if (eq == std::string::npos || !spec) {
         issue("unknown_param", ptr, "stage '" + d.kind + "' has no parameter '" + name + "'");
         continue;
@@ -574,7 +567,7 @@ class Validator {
       issue("bad_type", ptr + "/params", "node '" + label + "': params must be an object");
     } else {
       for (auto it = params.begin(); it != params.end(); ++it) {
-        const ParamSpec* spec = find_param(d, it.key());
+        const ParamSpec* spec = d.param(it.key());
         const std::string pptr = ptr + "/params/" + escape_pointer(it.key());
         if (!spec) {
           issue("unknown_param", pptr,
@@ -612,7 +605,7 @@ class Validator {
       }
       const StageDescription* d = descs[it->second];
       if (!d) continue;
-      const ParamSpec* spec = find_param(*d, param);
+      const ParamSpec* spec = d->param(param);
       if (!spec) {
         issue("unknown_param", ptr,
               "--set: stage '" + d->kind + "' of node '" + node + "' has no parameter '" + param +

@@ -84,13 +84,9 @@ std::vector<std::string> GraphDraft::set_where_declared(const Registry& registry
   std::vector<std::string> ids;
   for (const auto& id : node_ids()) {
     const StageDescription* d = registry.find(stage_of(id));
-    if (!d) continue;
-    for (const auto& p : d->params)
-      if (p.name == param) {
-        set(id, param, value);
-        ids.push_back(id);
-        break;
-      }
+    if (!d || !d->param(param)) continue;
+    set(id, param, value);
+    ids.push_back(id);
   }
   return ids;
 }

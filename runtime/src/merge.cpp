@@ -183,7 +183,8 @@ void run_after_hooks(const json& record, const std::string& output_dir, Registry
   load_recorded_plugins(record, registry, report);
   GraphLoad g;
   try {
-    const auto draft = GraphDraft::from_text(record["graph"].dump(), record.value("graph_file", ""));
+    const auto draft =
+        GraphDraft::from_text(record["graph"].dump(), record.value("graph_file", ""));
     g = load_graph(draft, registry);
   } catch (const std::exception& e) {
     g.issues.push_back({"unreadable", "", e.what()});

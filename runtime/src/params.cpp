@@ -1,10 +1,11 @@
 // Key functions of the stage interface and the parameter types, so that their vtables and type
 // information live in the runtime library, never in a plugin that may be unloaded.
+#include "spineparse/params.hpp"
+
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
 
-#include "spineparse/params.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse {

@@ -19,9 +19,7 @@ struct SourceOptions {
 
 struct DelayOptions {
   std::int64_t ms = 10;
-  static void declare(ParamSet<DelayOptions>& s) {
-    s.add(&DelayOptions::ms, "ms", "milliseconds");
-  }
+  static void declare(ParamSet<DelayOptions>& s) { s.add(&DelayOptions::ms, "ms", "milliseconds"); }
 };
 
 struct GateOptions {

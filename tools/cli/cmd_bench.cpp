@@ -187,7 +187,8 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
         for (const auto& [node, dt] : t) {
           result.node_s[node] += dt;
           result.seconds_per_case += dt;
-          result.node_gflop[node] += std::atof(cur->attr(plugins::network::gflop_attribute(node), "0").c_str());
+          result.node_gflop[node] +=
+              std::atof(cur->attr(plugins::network::gflop_attribute(node), "0").c_str());
         }
       }
       for (auto& s : stages) s->close();
@@ -205,11 +206,6 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
   worker.join();
   if (error) std::rethrow_exception(error);
   return result;
-}
-
-bool declares(const StageDescription& d, const std::string& param) {
-  return std::any_of(d.params.begin(), d.params.end(),
-                     [&](const ParamSpec& p) { return p.name == param; });
 }
 
 // The same graph as plain eager LibTorch runs it: each network node with network::make_eager's
@@ -234,7 +230,7 @@ GraphSpec eager_baseline_of(const GraphSpec& g, const Registry& reg,
     make_eager(o);
     const Params eager = set.encode(o);
     for (const auto& [key, value] : eager.values()) {
-      if (!declares(*d, key) || (n.params.has(key) && n.params.values().at(key) == value)) continue;
+      if (!d->param(key) || (n.params.has(key) && n.params.values().at(key) == value)) continue;
       n.params.set(key, value);
       changed.push_back(n.id + "." + key + "=" + param_value_to_string(value));
     }

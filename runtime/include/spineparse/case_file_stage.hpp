@@ -39,7 +39,6 @@ class CaseFileStage : public StageWith<Options> {
   virtual bool writes_file_for(const CaseSeed&) const { return true; }
   // The case's file in this run (after open()).
   std::string file_of(const std::string& id) const { return path_for(id, output_dir_); }
-  const std::string& output_dir() const { return output_dir_; }
 
  private:
   std::string output_dir_;

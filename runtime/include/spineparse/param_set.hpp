@@ -4,7 +4,7 @@
 // the run's record) and decodes a node's resolved Params into the struct, once, when the stage is
 // made; the stage then reads typed members, never a key. Tools decode a node's params with the
 // same set (e.g. the network options) instead of reading keys, and name a parameter they set by
-// its member (`name_of(&Options::height)`, `GraphDraft::set<Options>(node, &Options::height, 128)`).
+// its member: `name_of(&Options::height)`, `GraphDraft::set<Options>(node, &Options::height, 8)`.
 //
 //   struct PrepareOptions {
 //     std::int64_t height = 256, width = 512;
@@ -24,8 +24,8 @@
 #include <any>
 #include <cstdint>
 #include <functional>
-#include <stdexcept>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>

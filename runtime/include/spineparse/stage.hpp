@@ -57,6 +57,13 @@ struct StageDescription {
   // For stages whose fields depend on parameters (a writer's `field`): given a node's resolved
   // params, returns the fields it reads and writes. Empty: `reads` and `writes` above.
   std::function<std::pair<std::vector<FieldUse>, std::vector<FieldUse>>(const Params&)> fields_for;
+
+  // The spec of parameter `name`, or nullptr when the stage does not declare it.
+  const ParamSpec* param(const std::string& name) const {
+    for (const auto& p : params)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
 };
 
 // What each call of a stage holds while it runs, declared in open() (StageContext::declare);
