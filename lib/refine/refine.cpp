@@ -1,34 +1,19 @@
 #include "refine/refine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 
+#include "refine/levels.hpp"
 #include "spine/labels.hpp"
 
 namespace spineparse::refine {
 
 namespace {
-
-struct Component {
-  int label = 0;
-  std::int64_t size = 0;
-  double sum_w = 0;
-  std::int64_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX}, hi[3] = {-1, -1, -1};
-  bool structure = false;
-  int new_label = -1;  // -1: fragment
-  double centroid_w() const { return sum_w / static_cast<double>(size); }
-};
-
-int chain_position(int label) {
-  for (std::size_t i = 0; i < kSpineChain.size(); ++i) {
-    if (kSpineChain[i] == label) return static_cast<int>(i);
-  }
-  return -1;
-}
-bool chain_is_disc(int pos) { return pos % 2 == 1; }
 
 struct Dims {
   std::int64_t D, H, W, N;
@@ -53,7 +38,7 @@ std::vector<Component> label_components(const std::uint8_t* L, const Dims& g,
       stack.pop_back();
       ++c.size;
       const std::int64_t d = v / (g.H * g.W), h = (v / g.W) % g.H, w = v % g.W;
-      c.sum_w += static_cast<double>(w);
+      c.m.add(static_cast<double>(h), static_cast<double>(w));
       const std::int64_t p[3] = {d, h, w};
       for (int k = 0; k < 3; ++k)
         c.lo[k] = std::min(c.lo[k], p[k]), c.hi[k] = std::max(c.hi[k], p[k]);
@@ -69,124 +54,149 @@ std::vector<Component> label_components(const std::uint8_t* L, const Dims& g,
             }
           }
     }
+    c.at_edge = c.lo[1] == 0 || c.lo[2] == 0 || c.hi[1] == g.H - 1 || c.hi[2] == g.W - 1;
     comps.push_back(c);
   }
   return comps;
 }
 
-// Structures vs fragments: returns the structures' indices and the median of the labels'
-// largest component sizes (the size of a typical structure).
-std::vector<int> find_structures(std::vector<Component>& comps, const RefineOptions& opt,
-                                 double* median) {
-  std::map<int, std::int64_t> largest;
-  for (const auto& c : comps) largest[c.label] = std::max(largest[c.label], c.size);
-  std::vector<std::int64_t> mains;
-  for (const auto& [l, s] : largest) mains.push_back(s);
-  std::sort(mains.begin(), mains.end());
-  *median = static_cast<double>(mains[mains.size() / 2]);
-  std::vector<int> order;
+// The spine's direction at each component (unit (h, w) in mm), from the nearest structure-sized
+// component on one side along W to the nearest on the other; (0, 0) where none is near.
+std::vector<std::pair<double, double>> spine_directions(const std::vector<Component>& comps,
+                                                        const std::vector<Shape>& shapes,
+                                                        double min_size) {
+  std::vector<std::pair<double, double>> dir(comps.size(), {0.0, 0.0});
   for (std::size_t i = 0; i < comps.size(); ++i) {
-    auto& c = comps[i];
-    const bool biggest = c.size == largest[c.label];
-    // A label's largest component is its structure unless it is mere noise (a structure cut by
-    // the field of view can be small); another component counts only when it is large (a
-    // duplicated label), else it is a fragment.
-    c.structure =
-        chain_position(c.label) >= 0 && (biggest ? c.size >= 0.02 * *median
-                                                 : c.size >= opt.min_fraction * largest[c.label] &&
-                                                       c.size >= 0.5 * opt.min_fraction * *median);
-    if (c.structure)
-      order.push_back(static_cast<int>(i));
-    else
-      c.new_label = -1;
-  }
-  return order;
-}
-
-// Sorts the structures caudal to cranial along W: the caudal end is where low chain positions
-// lie (the sign of the size-weighted covariance of W and chain position).
-void sort_caudal_first(const std::vector<Component>& comps, std::vector<int>& order) {
-  double sw = 0, sp = 0, n = 0;
-  for (int i : order)
-    sw += comps[i].centroid_w() * comps[i].size,
-        sp += chain_position(comps[i].label) * double(comps[i].size), n += comps[i].size;
-  double cov = 0;
-  for (int i : order)
-    cov += (comps[i].centroid_w() - sw / n) * (chain_position(comps[i].label) - sp / n) *
-           comps[i].size;
-  const bool caudal_high_w = cov < 0;
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    return caudal_high_w ? comps[a].centroid_w() > comps[b].centroid_w()
-                         : comps[a].centroid_w() < comps[b].centroid_w();
-  });
-}
-
-// Counts levels from the sacrum: the most caudal vertebra is S, then each structure takes the
-// next chain position of its type (a level is skipped only where two structures of the same type
-// follow each other, i.e. one is missing between them). Structures caudal to it are fragments.
-void count_from_sacrum(std::vector<Component>& comps, const std::vector<int>& order) {
-  const int n_p = static_cast<int>(kSpineChain.size());
-  int j = -1;
-  for (int i : order) {
-    if (j < 0 && !is_vertebra(comps[i].label)) continue;
-    int next = j < 0 ? 0 : j + 1;
-    while (next < n_p && chain_is_disc(next) != is_disc(comps[i].label)) ++next;
-    if (next >= n_p) break;
-    comps[i].new_label = kSpineChain[next];
-    j = next;
-  }
-}
-
-// The assignment of chain positions (in order, of the right type) that agrees most with the
-// labels, a skipped level costing `penalty` voxels: dynamic programming over (structure,
-// position).
-void best_chain(std::vector<Component>& comps, const std::vector<int>& order, double penalty) {
-  const int n_c = static_cast<int>(order.size()), n_p = static_cast<int>(kSpineChain.size());
-  const double kNeg = -std::numeric_limits<double>::infinity();
-  std::vector<std::vector<double>> best(n_c, std::vector<double>(n_p, kNeg));
-  std::vector<std::vector<std::pair<int, int>>> from(
-      n_c, std::vector<std::pair<int, int>>(n_p, {-1, -1}));
-  std::pair<int, int> at = {-1, -1};
-  double top = kNeg;
-  for (int i = 0; i < n_c; ++i) {
-    const Component& c = comps[order[i]];
-    for (int j = 0; j < n_p; ++j) {
-      if (chain_is_disc(j) != is_disc(c.label)) continue;
-      const double gain = (kSpineChain[j] == c.label ? 1.0 : 0.0) * c.size + 1e-3 * c.size;
-      double b = gain;  // the first assigned structure (nothing caudal to it kept)
-      std::pair<int, int> f = {-1, -1};
-      for (int i2 = 0; i2 < i; ++i2)
-        for (int j2 = 0; j2 < j; ++j2) {
-          if (best[i2][j2] == kNeg) continue;
-          const double v = best[i2][j2] + gain - penalty * (j - j2 - 1);
-          if (v > b) b = v, f = {i2, j2};
-        }
-      best[i][j] = b;
-      from[i][j] = f;
-      if (b > top) top = b, at = {i, j};
+    int lo = -1, hi = -1;
+    for (std::size_t j = 0; j < comps.size(); ++j) {
+      if (j == i || static_cast<double>(comps[j].size) < min_size) continue;
+      const double dw = shapes[j].w - shapes[i].w;
+      int& side = dw < 0 ? lo : hi;
+      if (side < 0 || std::abs(dw) < std::abs(shapes[side].w - shapes[i].w))
+        side = static_cast<int>(j);
     }
+    const Shape& a = shapes[lo >= 0 ? lo : i];
+    const Shape& b = shapes[hi >= 0 ? hi : i];
+    const double n = std::hypot(b.h - a.h, b.w - a.w);
+    if (n > 0) dir[i] = {(b.h - a.h) / n, (b.w - a.w) / n};
   }
-  while (at.first >= 0) {
-    comps[order[at.first]].new_label = kSpineChain[at.second];
-    at = from[at.first][at.second];
+  return dir;
+}
+
+// Cuts component `id` into k pieces of equal voxel counts along direction (uh, uw); the pieces
+// after the first become new components of the same label.
+void cut_component(int id, int k, std::pair<double, double> u, const Dims& g,
+                   const RefineOptions& opt, std::vector<std::int32_t>& comp,
+                   std::vector<Component>& comps) {
+  std::vector<std::pair<double, std::int64_t>> along;
+  for (std::int64_t i = 0; i < g.N; ++i)
+    if (comp[i] == id)
+      along.emplace_back(
+          ((i / g.W) % g.H) * opt.spacing_h * u.first + (i % g.W) * opt.spacing_w * u.second, i);
+  std::sort(along.begin(), along.end());
+  const int label = comps[id].label;
+  std::vector<int> ids = {id};
+  for (int p = 1; p < k; ++p) ids.push_back(static_cast<int>(comps.size())), comps.emplace_back();
+  for (int p : ids) comps[p] = Component(), comps[p].label = label;
+  for (std::size_t n = 0; n < along.size(); ++n) {
+    const int p = ids[n * k / along.size()];
+    const std::int64_t i = along[n].second;
+    const std::int64_t q[3] = {i / (g.H * g.W), (i / g.W) % g.H, i % g.W};
+    Component& c = comps[p];
+    comp[i] = p;
+    ++c.size;
+    c.m.add(static_cast<double>(q[1]), static_cast<double>(q[2]));
+    for (int a = 0; a < 3; ++a)
+      c.lo[a] = std::min(c.lo[a], q[a]), c.hi[a] = std::max(c.hi[a], q[a]);
+  }
+  for (int p : ids) {
+    Component& c = comps[p];
+    c.at_edge = c.lo[1] == 0 || c.lo[2] == 0 || c.hi[1] == g.H - 1 || c.hi[2] == g.W - 1;
   }
 }
 
-// Step 2: each structure's new label (> 0), or -1 for one that becomes a fragment.
-void assign_levels(std::vector<Component>& comps, std::vector<int> order, const RefineOptions& opt,
-                   double median) {
-  if (!opt.reorder || order.empty()) {
-    for (int i : order) comps[i].new_label = comps[i].label;
-    return;
+// The most caudal vertebra component of at least min_size (the sacrum, whatever its label): the
+// caudal end is where the labels' chain positions are low. -1 if none.
+int most_caudal_body(const std::vector<Component>& comps, const std::vector<Shape>& shapes,
+                     double min_size) {
+  double sw = 0, sp = 0, n = 0, cov = 0;
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    const auto s = static_cast<double>(comps[i].size);
+    sw += shapes[i].w * s, sp += chain_position(comps[i].label) * s, n += s;
   }
-  sort_caudal_first(comps, order);
-  for (int i : order) comps[i].new_label = -1;  // unassigned structures become fragments
-  bool any_vertebra = false;
-  for (int i : order) any_vertebra |= is_vertebra(comps[i].label);
-  if (opt.anchor_sacrum && any_vertebra)
-    count_from_sacrum(comps, order);
-  else
-    best_chain(comps, order, median);  // a skipped level costs about one structure's agreement
+  for (std::size_t i = 0; i < comps.size(); ++i)
+    cov += (shapes[i].w - sw / n) * (chain_position(comps[i].label) - sp / n) *
+           static_cast<double>(comps[i].size);
+  int best = -1;
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    if (!is_vertebra(comps[i].label) || static_cast<double>(comps[i].size) < min_size) continue;
+    if (best < 0 || (cov < 0 ? shapes[i].w > shapes[best].w : shapes[i].w < shapes[best].w))
+      best = static_cast<int>(i);
+  }
+  return best;
+}
+
+// Step 1b: a vertebra component as long along the spine as 1.7 or more typical bodies (a disc
+// missed, so two levels share a label and a component) is cut into that many pieces along the
+// spine. The sacrum (label 1, and the most caudal body whatever its label) is long by nature and
+// never cut.
+void split_merged_bodies(const Dims& g, const RefineOptions& opt, std::vector<std::int32_t>& comp,
+                         std::vector<Component>& comps) {
+  std::array<int, kNumClasses> largest;
+  largest.fill(-1);
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    int& l = largest[comps[i].label];
+    if (l < 0 || comps[i].size > comps[l].size) l = static_cast<int>(i);
+  }
+  std::vector<double> sizes;
+  for (int l : largest)
+    if (l >= 0) sizes.push_back(static_cast<double>(comps[l].size));
+  if (sizes.empty()) return;
+  std::nth_element(sizes.begin(), sizes.begin() + sizes.size() / 2, sizes.end());
+  std::vector<Shape> shapes;
+  for (const auto& c : comps) shapes.emplace_back(c.m, opt.spacing_h, opt.spacing_w);
+  const double min_size = 0.2 * sizes[sizes.size() / 2];
+  const auto dir = spine_directions(comps, shapes, min_size);
+  const int sacrum = most_caudal_body(comps, shapes, min_size);
+  auto length = [&](std::size_t i) { return shapes[i].extent(dir[i].first, dir[i].second); };
+  std::vector<double> body;  // the bodies' typical length along the spine
+  for (int label = 2; label <= 10; ++label)
+    if (largest[label] >= 0) body.push_back(length(largest[label]));
+  if (body.size() < 3) return;
+  std::nth_element(body.begin(), body.begin() + body.size() / 2, body.end());
+  const double typical = body[body.size() / 2];
+  if (typical <= 0) return;
+  const std::size_t n = comps.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (comps[i].label < 2 || comps[i].label > 10 || static_cast<int>(i) == sacrum) continue;
+    // Two bodies and the disc between them are about 2.4 bodies long; one body with part of a
+    // disc labelled as it, up to about 1.5.
+    const auto k = static_cast<long>(std::floor(length(i) / typical + 0.3));
+    if (k >= 2 && k <= 4)
+      cut_component(static_cast<int>(i), static_cast<int>(k), dir[i], g, opt, comp, comps);
+  }
+}
+
+// Pairs of components of different labels of one type (vertebra or disc) that touch
+// (26-neighbourhood): the candidates for one structure labelled two ways.
+Touching touching_pairs(const std::uint8_t* L, const Dims& g,
+                        const std::vector<std::int32_t>& comp) {
+  std::set<std::pair<int, int>> pairs;
+  for (std::int64_t i = 0; i < g.N; ++i) {
+    if (comp[i] < 0) continue;
+    const std::int64_t d = i / (g.H * g.W), h = (i / g.W) % g.H, w = i % g.W;
+    for (int a = 0; a <= 1; ++a)  // the 13 neighbours after i in memory order
+      for (int b = -1; b <= 1; ++b)
+        for (int e = -1; e <= 1; ++e) {
+          if (a == 0 && (b < 0 || (b == 0 && e <= 0))) continue;
+          const std::int64_t dd = d + a, hh = h + b, ww = w + e;
+          if (dd >= g.D || hh < 0 || ww < 0 || hh >= g.H || ww >= g.W) continue;
+          const std::int64_t u = (dd * g.H + hh) * g.W + ww;
+          if (comp[u] < 0 || L[u] == L[i] || is_disc(L[u]) != is_disc(L[i])) continue;
+          pairs.insert(std::minmax(comp[i], comp[u]));
+        }
+  }
+  return {pairs.begin(), pairs.end()};
 }
 
 // Step 3: fragments join the structure they touch most (6-neighbourhood); one touching nothing
@@ -275,18 +285,12 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
   std::vector<Component> comps = label_components(L, g, comp);
   rep.components = static_cast<int>(comps.size());
   if (comps.empty()) return rep;
-  double median = 0;
-  const std::vector<int> order = find_structures(comps, opt, &median);
-  assign_levels(comps, order, opt, median);
-  for (auto& c : comps) {
-    if (c.new_label > 0) {
-      ++rep.structures;
-      rep.relabelled += c.new_label != c.label;
-    } else {
-      ++rep.fragments;
-      rep.fragment_voxels += c.size;
-    }
-  }
+  split_merged_bodies(g, opt, comp, comps);
+  const LevelResult levels = assign_levels(comps, touching_pairs(L, g, comp), opt);
+  rep.structures = levels.structures;
+  rep.relabelled = levels.relabelled;
+  for (const auto& c : comps)
+    if (c.new_label <= 0) ++rep.fragments, rep.fragment_voxels += c.size;
   for (std::int64_t i = 0; i < g.N; ++i)
     if (comp[i] >= 0)
       L[i] = comps[comp[i]].new_label > 0 ? static_cast<std::uint8_t>(comps[comp[i]].new_label) : 0;

@@ -3,15 +3,21 @@
 // post-processing (spec 5); this is our addition and its effect is measured (tests corrupt
 // true masks in known ways; metrics.evaluate reports Dice before and after).
 //
-// 1. Components: 3-D connected components (26-neighbourhood) of every label. Per label the
-//    largest is the structure; any other component at least `min_fraction` of it (and of the
-//    typical structure size) is a candidate structure too (a duplicated label), smaller ones are
-//    fragments.
+// 1. Components: 3-D connected components (26-neighbourhood) of every label. A vertebra
+//    component about two bodies long along the spine (a disc between them missed) is cut in two.
+//    Touching components of one type at one height along the spine are one structure labelled
+//    two ways: an object whose voxels vote for its label (levels.hpp). Per label the largest
+//    object is the structure unless small for its type; any other object at least `min_fraction`
+//    of it (and of the typical structure size) is a candidate structure too (a duplicated label),
+//    smaller ones are fragments.
 // 2. Order: structures are sorted along the spine's long axis (array axis W; which end is caudal
-//    is read from the labels themselves) and given chain positions by dynamic programming:
-//    strictly increasing, vertebra/disc type kept, as many voxels keeping their label as possible,
-//    each skipped level penalised. With anchor "sacrum" the most caudal vertebra is S, which
-//    repairs a shift of every label by one level; with "none" agreement alone decides.
+//    is read from the labels themselves). With anchor "sacrum" the most caudal structure the
+//    networks call S (or, if none is, the most caudal vertebra when it has a sacrum's size) is S
+//    and the levels above it are counted (vertebra, disc, vertebra, ...), which repairs a
+//    network that names every level from some point on one off; without a sacrum, or with
+//    "none", chain positions come by dynamic programming: strictly
+//    increasing, vertebra/disc type kept, as many voxels keeping their label as possible, each
+//    skipped level penalised.
 // 3. Fragments go to the neighbouring structure they touch most (face contacts), else background.
 // 4. Holes: background enclosed by one structure within a slice is filled with it.
 #pragma once
@@ -27,6 +33,7 @@ struct RefineOptions {
   bool anchor_sacrum = true;
   bool fill_holes = true;
   bool reorder = true;
+  double spacing_h = 1, spacing_w = 1;  // the in-plane voxel size (mm) along array axes H and W
 };
 
 struct RefineReport {

@@ -9,8 +9,8 @@ void AnatomyOptions::declare(ParamSet<AnatomyOptions>& s) {
   s.add(&O::enabled, "enabled",
         "false: pass the labels through unchanged (labels_unrefined is still written)");
   s.add(&O::anchor, "anchor",
-        "sacrum: the most caudal vertebra is S (repairs level shifts); none: label agreement "
-        "alone")
+        "sacrum: the most caudal structure the networks call S is S and the levels above it are "
+        "counted (repairs level shifts; without one, as none); none: label agreement alone")
       .one_of({"sacrum", "none"});
   s.add(&O::min_fraction, "min_fraction",
         "components smaller than this fraction of their label's largest are fragments")
@@ -46,7 +46,10 @@ CasePtr Refine::process(const CasePtr& in) {
     return out;
   }
   auto refined = std::make_shared<NdArray>(*labels);  // a copy: the input stays as labels_unrefined
-  RefineReport r = refine_labels(*refined, options_);
+  RefineOptions o = options_;
+  o.spacing_h = in->geometry().spacing[0];  // array axes H and W are the geometry's first two
+  o.spacing_w = in->geometry().spacing[1];
+  RefineReport r = refine_labels(*refined, o);
   auto out = in->derive();
   out->set("labels_unrefined", labels);
   out->set("labels", refined);
