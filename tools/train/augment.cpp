@@ -53,12 +53,19 @@ AugmentedSample augment(const AugmentedSample& in, const AugmentConfig& cfg, std
   const bool elastic = uniform(s) < cfg.elastic_p;
   const bool contrast = uniform(s) < cfg.contrast_p;
   const double factor = 0.5 + uniform(s);
+  // The field of view along W: kept whole, or its part [0, keep) or [1 - keep, 1] (an end cut off).
+  double keep = 1, keep_from = 0;
+  if (cfg.fov_crop_p > 0 && uniform(s) < cfg.fov_crop_p) {
+    keep = 1 - cfg.fov_crop_max * uniform(s);
+    keep_from = uniform(s) < 0.5 ? 0 : 1 - keep;
+  }
   // Output pixel (h, w) samples the rotated (and displaced) source position, in pixels.
   auto hh = torch::arange(H, torch::kFloat32).view({H, 1}).expand({H, W});
   auto ww = torch::arange(W, torch::kFloat32).view({1, W}).expand({H, W});
   const double ch = (H - 1) / 2.0, cw = (W - 1) / 2.0, a = angle * M_PI / 180.0;
   auto sh = ch + (hh - ch) * std::cos(a) - (ww - cw) * std::sin(a);
   auto sw = cw + (hh - ch) * std::sin(a) + (ww - cw) * std::cos(a);
+  if (keep < 1) sw = sw * keep + keep_from * (W - 1);
   if (elastic) {
     torch::manual_seed(static_cast<std::uint64_t>(mix(s++) >> 1));
     sh = sh + smooth(torch::randn({H, W}), cfg.elastic_sigma) * cfg.elastic_alpha;

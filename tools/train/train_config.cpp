@@ -58,6 +58,8 @@ TrainConfig TrainConfig::from_json_file(const std::string& path) {
       take(a, "elastic_sigma", c.augment.elastic_sigma);
       take(a, "elastic_alpha", c.augment.elastic_alpha);
       take(a, "contrast_p", c.augment.contrast_p);
+      take(a, "fov_crop_p", c.augment.fov_crop_p);
+      take(a, "fov_crop_max", c.augment.fov_crop_max);
       if (!a.empty()) throw std::runtime_error("unknown key /augment/" + a.begin().key());
       j.erase("augment");
     }
@@ -69,6 +71,11 @@ TrainConfig TrainConfig::from_json_file(const std::string& path) {
   if (c.loss != "ce" && c.loss != "ce+dice") {
     throw std::runtime_error("training config " + path + ": loss is \"ce\" or \"ce+dice\", not \"" +
                              c.loss + "\"");
+  }
+  if (!(c.augment.fov_crop_p >= 0 && c.augment.fov_crop_p <= 1) ||
+      !(c.augment.fov_crop_max >= 0 && c.augment.fov_crop_max <= 0.9)) {
+    throw std::runtime_error("training config " + path +
+                             ": augment/fov_crop_p is in [0, 1] and fov_crop_max in [0, 0.9]");
   }
   if (c.fine_logits != "in-sample" && c.fine_logits != "out-of-fold") {
     throw std::runtime_error("training config " + path +
@@ -106,7 +113,9 @@ std::string TrainConfig::to_json() const {
               {"elastic_p", augment.elastic_p},
               {"elastic_sigma", augment.elastic_sigma},
               {"elastic_alpha", augment.elastic_alpha},
-              {"contrast_p", augment.contrast_p}}}};
+              {"contrast_p", augment.contrast_p},
+              {"fov_crop_p", augment.fov_crop_p},
+              {"fov_crop_max", augment.fov_crop_max}}}};
   return j.dump(2);
 }
 

@@ -101,6 +101,35 @@ TEST(Augment, OneFieldKeepsImageLogitsAndLabelsAligned) {
   EXPECT_TRUE(torch::equal(same.labels, again.labels));  // a function of the seed
 }
 
+TEST(Augment, FieldOfViewCropCutsOneEndAndStretchesTheRest) {
+  // Columns carry their own index: after a crop that keeps a fraction f of W from one end, the
+  // first and last output columns show that window's ends, and labels follow the image.
+  const std::int64_t W = 101;
+  auto cols = torch::arange(W, torch::kFloat32).view({1, 1, 1, W}).expand({1, 1, 40, W});
+  auto labels = (cols[0] / 10).floor().to(torch::kInt64);  // [1, 40, W]: 0..10 by column
+  AugmentedSample s{cols.contiguous(), {}, labels.contiguous()};
+  AugmentConfig cfg;
+  cfg.rotate_deg = 0, cfg.elastic_p = 0, cfg.contrast_p = 0;
+  cfg.fov_crop_p = 1, cfg.fov_crop_max = 0.4;
+  int cut_low = 0, cut_high = 0;
+  for (std::uint64_t seed = 0; seed < 16; ++seed) {
+    auto a = augment(s, cfg, seed);
+    const double first = a.image[0][0][20][0].item<double>();
+    const double last = a.image[0][0][20][W - 1].item<double>();
+    const double kept = (last - first) / (W - 1);
+    EXPECT_GE(kept, 0.6 - 1e-4) << "seed " << seed;
+    EXPECT_LT(kept, 1.0) << "seed " << seed;
+    EXPECT_TRUE(first < 1e-3 || last > W - 1 - 1e-3) << "one end stays: seed " << seed;
+    cut_low += first > 1e-3, cut_high += last < W - 1 - 1e-3;
+    EXPECT_EQ(a.labels[0][20][W - 1].item<std::int64_t>(), std::lround(last) / 10);
+  }
+  EXPECT_GT(cut_low, 0);
+  EXPECT_GT(cut_high, 0);
+  cfg.fov_crop_p = 0;  // off: the field of view is whole
+  auto a = augment(s, cfg, 3);
+  EXPECT_NEAR(a.image[0][0][20][W - 1].item<double>(), W - 1, 1e-4);
+}
+
 TEST(Training, ShortRunCheckpointsAndResumesExactly) {
   spineparse::testing::TempDir d;
   io::SynthOptions o;
