@@ -1,6 +1,7 @@
 #include "metrics/measure.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -377,10 +378,23 @@ LevelMeasurement::LevelMeasurement()
     : anterior_height_mm(kNaN), middle_height_mm(kNaN), posterior_height_mm(kNaN),
       ap_depth_mm(kNaN), wedge_ratio(kNaN), biconcavity_ratio(kNaN), dhi(kNaN),
       disc_to_body_ratio(kNaN), farfan_index(kNaN), mean_intensity(kNaN),
-      median_intensity(kNaN), signal_ratio(kNaN) {}
+      median_intensity(kNaN), signal_ratio(kNaN), confidence(kNaN) {}
 
 CaseMeasurement::CaseMeasurement() : lordosis_l1_s1_deg(kNaN), sacral_slope_deg(kNaN) {
   segmental_deg.fill(kNaN);
+}
+
+void apply_confidence(CaseMeasurement& m, const std::array<double, 19>& confidence,
+                      const std::array<double, 19>& reliable) {
+  for (auto& l : m.levels) {
+    if (l.label < 1 || l.label > kMaxLabel) continue;
+    l.confidence = confidence[l.label - 1];
+    if (reliable[l.label - 1] != 0.0) continue;  // 1 or NaN (not judged)
+    l.reliable = false;
+    char b[64];
+    std::snprintf(b, sizeof b, "unreliable: QC confidence %.2f", l.confidence);
+    l.note = l.note.empty() || l.note == "absent" ? b : l.note + "; " + b;
+  }
 }
 
 CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const Geometry& g,

@@ -41,7 +41,9 @@ struct LevelMeasurement {
   double mean_intensity, median_intensity, signal_ratio;  // with an image (signal_ratio: discs,
                                                           // disc / mean of the adjacent bodies)
   Endplate superior, inferior;
-  std::string note;  // why values are missing
+  double confidence;     // metrics.qc's confidence in the structure (NaN: not judged)
+  bool reliable = true;  // false: its values are kept but not to be trusted (the reason in note)
+  std::string note;      // why values are missing or unreliable
   LevelMeasurement();
 };
 
@@ -54,7 +56,17 @@ struct CaseMeasurement {
                                          // the lower body's superior endplate, + lordotic
   CaseMeasurement();
   const LevelMeasurement& level(int label) const { return levels.at(label - 1); }
+  // Whether every structure a value rests on is reliable: a level's own values, the segmental
+  // angle at disc 10+k (vertebrae k and k+1), the lordosis (S and L1), the sacral slope (S).
+  bool reliable(int label) const { return level(label).reliable; }
+  bool segmental_reliable(int k) const { return reliable(k) && reliable(k + 1); }
+  bool lordosis_reliable() const { return reliable(1) && reliable(6); }
 };
+
+// Marks the structures below `reliable_from` as unreliable (the reason in their note) and records
+// every judged structure's confidence; by label - 1, NaN for a structure not judged.
+void apply_confidence(CaseMeasurement& m, const std::array<double, 19>& confidence,
+                      const std::array<double, 19>& reliable);
 
 // labels: uint8 [D,H,W] on grid `g`; image: nullptr or float32 [D,H,W], the file's intensities
 // after `rescale`.

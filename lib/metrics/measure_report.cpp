@@ -115,7 +115,7 @@ bool outlier(double x, const Stats& s, double floor) {
 }  // namespace
 
 std::string measurements_csv_header() {
-  std::string h = "case,label,structure,complete";
+  std::string h = "case,label,structure,complete,confidence,reliable";
   for (const auto& c : level_columns()) {
     h += ",";
     h += c.name;
@@ -130,7 +130,9 @@ std::string measurements_csv_rows(const CaseMeasurement& m,
   std::string out;
   for (const auto& l : m.levels) {
     std::string row = csv_text(m.id) + "," + std::to_string(l.label) + "," +
-                      structure_name(l.label) + "," + (l.voxels ? (l.complete ? "1" : "0") : "");
+                      structure_name(l.label) + "," + (l.voxels ? (l.complete ? "1" : "0") : "") +
+                      "," + num(l.confidence, "%.3f") + "," +
+                      (l.voxels ? (l.reliable ? "1" : "0") : "");
     for (const auto& c : level_columns()) {
       row += "," + num(l.*c.field);
       if (std::string(c.name) == "biconcavity_ratio")
@@ -174,7 +176,8 @@ std::string case_measurement_to_json(const CaseMeasurement& m) {
               {"voxels", l.voxels},       {"complete", l.complete},
               {"centroid", l.centroid},   {"height_loss_grade", l.height_loss_grade},
               {"superior", endplate_json(l.superior)},
-              {"inferior", endplate_json(l.inferior)}, {"note", l.note}};
+              {"inferior", endplate_json(l.inferior)}, {"note", l.note},
+              {"confidence", number(l.confidence)}, {"reliable", l.reliable}};
     for (const auto& c : level_columns()) r[c.name] = number(l.*c.field);
     j["levels"].push_back(r);
   }
@@ -199,6 +202,8 @@ CaseMeasurement case_measurement_from_json(const std::string& text) {
     l.superior = endplate_from(r["superior"]);
     l.inferior = endplate_from(r["inferior"]);
     l.note = r["note"].get<std::string>();
+    l.confidence = r.contains("confidence") ? from(r["confidence"]) : kNaN;
+    l.reliable = r.value("reliable", true);
     for (const auto& c : level_columns()) l.*c.field = from(r[c.name]);
     m.levels.push_back(l);
   }
@@ -209,6 +214,8 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
                                       const std::string& dir) {
   json summary;
   summary["cases"] = cases.size();
+  summary["reliable_only"] =
+      "medians, IQRs and outliers use values whose structures metrics.qc judged reliable";
   summary["outlier_rule"] =
       "more than 3 x max(1.4826 MAD, floor) from the level's median, with at least " +
       std::to_string(kMinOutlierCases) + " values; floor: 5 % of the median (lengths, ratios), "
@@ -221,13 +228,13 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
       std::vector<double> v;
       for (const auto& c : cases) {
         const double x = c.level(label).*col.field;
-        if (!std::isnan(x)) v.push_back(x);
+        if (!std::isnan(x) && c.reliable(label)) v.push_back(x);
       }
       const Stats s = stats_of(v);
       if (!s.n) continue;
       per[col.name] = {{"n", s.n}, {"median", s.median}, {"q1", s.q1}, {"q3", s.q3}};
       for (const auto& c : cases) {
-        const double x = c.level(label).*col.field;
+        const double x = c.reliable(label) ? c.level(label).*col.field : kNaN;
         if (!outlier(x, s, 0.05 * std::abs(s.median))) continue;
         flagged[c.id].push_back(std::to_string(label) + ":" + col.name);
         outliers.push_back({{"case", c.id}, {"structure", structure_name(label)},
@@ -237,6 +244,7 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
     if (!per.empty()) levels[structure_name(label)] = per;
   }
   json align = json::object();
+  // Angles resting on an unreliable structure take no part (get returns NaN for them).
   auto align_stats = [&](const std::string& name, auto get) {
     std::vector<double> v;
     for (const auto& c : cases)
@@ -249,10 +257,15 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
         outliers.push_back({{"case", c.id}, {"structure", "spine"}, {"column", name},
                             {"value", get(c)}, {"median", s.median}});
   };
-  align_stats("lordosis_l1_s1_deg", [](const CaseMeasurement& c) { return c.lordosis_l1_s1_deg; });
-  align_stats("sacral_slope_deg", [](const CaseMeasurement& c) { return c.sacral_slope_deg; });
+  align_stats("lordosis_l1_s1_deg", [](const CaseMeasurement& c) {
+    return c.lordosis_reliable() ? c.lordosis_l1_s1_deg : kNaN;
+  });
+  align_stats("sacral_slope_deg",
+              [](const CaseMeasurement& c) { return c.reliable(1) ? c.sacral_slope_deg : kNaN; });
   for (int d = 11; d <= kMaxLabel; ++d)
-    align_stats(angle_column(d), [d](const CaseMeasurement& c) { return c.segmental_deg[d - 11]; });
+    align_stats(angle_column(d), [d](const CaseMeasurement& c) {
+      return c.segmental_reliable(d - 10) ? c.segmental_deg[d - 11] : kNaN;
+    });
   summary["levels"] = levels;
   summary["alignment"] = align;
   summary["outliers"] = outliers;

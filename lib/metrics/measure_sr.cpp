@@ -84,14 +84,18 @@ std::vector<Concept> level_concepts(const LevelMeasurement& l) {
 }
 
 std::vector<Concept> alignment_concepts(const CaseMeasurement& m) {
+  // An angle resting on an unreliable structure is left out (NaN).
   std::vector<Concept> c = {
-      {local_code("LL", "Lumbar lordosis L1-S1"), "deg", m.lordosis_l1_s1_deg},
-      {local_code("SS", "Sacral slope"), "deg", m.sacral_slope_deg}};
+      {local_code("LL", "Lumbar lordosis L1-S1"), "deg",
+       m.lordosis_reliable() ? m.lordosis_l1_s1_deg : NAN},
+      {local_code("SS", "Sacral slope"), "deg", m.reliable(1) ? m.sacral_slope_deg : NAN}};
   for (int disc = 11; disc <= kMaxLabel; ++disc) {
     const std::string name = structure_name(disc);
     c.push_back({DSRCodedEntryValue(("SEG" + std::to_string(disc - 10)).c_str(),
                                     kMeasurementCodingScheme, ("Segmental angle " + name).c_str()),
-                 "deg", m.segmental_deg[static_cast<std::size_t>(disc - 11)]});
+                 "deg",
+                 m.segmental_reliable(disc - 10) ? m.segmental_deg[static_cast<std::size_t>(disc - 11)]
+                                                 : NAN});
   }
   return c;
 }
@@ -160,7 +164,8 @@ void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
   bool first_group = true;
   for (const LevelMeasurement& l : m.levels) {
     const auto seg_it = segments.find(l.label);
-    if (seg_it == segments.end() || l.voxels == 0) continue;
+    // Unreliable structures (metrics.qc) are left out: the report lists them.
+    if (seg_it == segments.end() || l.voxels == 0 || !l.reliable) continue;
     if (!first_group) check(report.addVolumetricROIMeasurements(), path);
     first_group = false;
     auto& g = report.getVolumetricROIMeasurements();

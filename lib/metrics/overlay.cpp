@@ -45,6 +45,7 @@ const std::map<char, std::array<const char*, 7>>& font() {
       {'T', {"11111", "00100", "00100", "00100", "00100", "00100", "00100"}},
       {'/', {"00001", "00010", "00010", "00100", "01000", "01000", "10000"}},
       {'G', {"01110", "10001", "10000", "10111", "10001", "10001", "01111"}},
+      {'?', {"01110", "10001", "00001", "00110", "00100", "00000", "00100"}},
   };
   return f;
 }
@@ -343,7 +344,8 @@ RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
         (d[1] - static_cast<double>(win.r0) + 0.5) * ph / static_cast<double>(win.r1 - win.r0) - 0.5};
   };
   const std::array<unsigned char, 3> kBody = {255, 225, 0}, kDisc = {0, 220, 255},
-                                     kHeight = {255, 255, 255}, kFlag = {255, 60, 60};
+                                     kHeight = {255, 255, 255}, kFlag = {255, 60, 60},
+                                     kUnsure = {140, 140, 140};
   for (const MeasurementLine& l : measurement_lines(m)) {
     const auto a = px(l.a), b = px(l.b);
     cv.line(a[0], a[1], b[0], b[1], l.height ? kHeight : is_vertebra(l.label) ? kBody : kDisc);
@@ -355,10 +357,14 @@ RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
     const auto at = px({(l.superior.anterior[0] + l.inferior.anterior[0]) / 2,
                         (l.superior.anterior[1] + l.inferior.anterior[1]) / 2,
                         (l.superior.anterior[2] + l.inferior.anterior[2]) / 2});
+    // An unreliable structure gets no grade, only a grey question mark.
     std::string name = structure_name(l.label);
-    if (l.height_loss_grade >= 1) name += " G" + std::to_string(l.height_loss_grade);
+    const bool graded = l.reliable && l.height_loss_grade >= 1;
+    if (!l.reliable) name += " ?";
+    if (graded) name += " G" + std::to_string(l.height_loss_grade);
     const int x = std::max(0, static_cast<int>(at[0]) - 6 * static_cast<int>(name.size()) - 4);
-    cv.text(x, static_cast<int>(at[1]) - 3, name, l.height_loss_grade >= 1 ? kFlag : kHeight);
+    cv.text(x, static_cast<int>(at[1]) - 3, name,
+            !l.reliable ? kUnsure : graded ? kFlag : kHeight);
   }
   return {cv.w, cv.h, std::move(cv.rgb)};
 }

@@ -49,7 +49,7 @@ json measures_of(const json& run, const json& pictures) {
     int grade_max = -1;
     for (const auto& l : m.levels) {
       if (!l.voxels) continue;
-      grade_max = std::max(grade_max, l.height_loss_grade);
+      if (l.reliable) grade_max = std::max(grade_max, l.height_loss_grade);
       const std::string name = structure_name(l.label);
       levels.push_back({{"label", l.label}, {"structure", name},
                         {"anterior_height_mm", num(l.anterior_height_mm)},
@@ -58,10 +58,12 @@ json measures_of(const json& run, const json& pictures) {
                         {"ap_depth_mm", num(l.ap_depth_mm)}, {"wedge_ratio", num(l.wedge_ratio)},
                         {"biconcavity_ratio", num(l.biconcavity_ratio)},
                         {"height_loss_grade", l.height_loss_grade}, {"dhi", num(l.dhi)},
-                        {"note", l.note}, {"outliers", flagged[name]}});
+                        {"note", l.note}, {"outliers", flagged[name]},
+                        {"confidence", num(l.confidence)}, {"reliable", l.reliable}});
     }
     out[id] = {{"picture", pictures.contains(id) ? pictures[id] : json(nullptr)},
-               {"lordosis", num(m.lordosis_l1_s1_deg)}, {"grade_max", grade_max},
+               {"lordosis", num(m.lordosis_reliable() ? m.lordosis_l1_s1_deg : NAN)},
+               {"grade_max", grade_max},
                {"outliers", outliers}, {"levels", levels}};
   }
   return out;
@@ -84,9 +86,12 @@ pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto;max-height:400px
 .measures img{display:block;margin:6px 0;max-width:520px}.measures table{margin:6px 0}
 iframe.viewer{width:100%;height:640px;border:1px solid #999;background:#111}
 #filters{margin:6px 0}#filters input{width:220px}
+.qc-pass{color:#176b2c}.qc-review{color:#a65f00;font-weight:bold}.qc-fail{color:#b00;font-weight:bold}
+.unsure{color:#888}#review td.l{max-width:720px}
 </style></head><body>
 <h1>spineparse run report</h1>
 <div id="summary" class="kv"></div>
+<div id="review"></div>
 <div id="problems"></div>
 <h2>Time per case, by stage</h2>
 <div id="timing"></div>
@@ -123,6 +128,29 @@ if (SUMMARY) {
   for (const g of ['vertebrae', 'discs', 'all']) { const s = SUMMARY.dice[g]; if (s.mean !== null) add(`Dice ${g}`, `${f(s.mean)} ± ${f(s.std)}`); }
   add('missed / spurious structures', `${SUMMARY.missed_structures} / ${SUMMARY.spurious_structures}`);
   if (SUMMARY.refinement) add('Dice before / after refinement', `${f(SUMMARY.refinement.dice_before.mean)} / ${f(SUMMARY.refinement.dice_after.mean)}`);
+}
+// Quality control (metrics.qc): the verdicts counted at the top, the cases to review first.
+const QC_RANK = {fail: 0, review: 1, pass: 2};
+const judged = RUN.cases.filter(c => c.qc);
+if (judged.length) {
+  const n = v => judged.filter(c => c.qc.verdict === v).length;
+  add('quality control', `${n('pass')} pass, ${n('review')} review, ${n('fail')} fail (qc/review.csv)`);
+  const list = judged.filter(c => c.qc.verdict !== 'pass').sort((a, b) => (QC_RANK[a.qc.verdict] - QC_RANK[b.qc.verdict]) || (a.qc.score - b.qc.score));
+  const box = document.getElementById('review');
+  box.append(el('h2', {textContent: `To review (${list.length} of ${judged.length} cases, worst first)`}));
+  if (!list.length) box.append(el('p', {textContent: 'Every case passed quality control.'}));
+  else {
+    const t = el('table', {id: 'review-list'});
+    t.append(el('tr', {}, ...['case', 'QC', 'score', 'reasons', 'least confident'].map(h => el('th', {textContent: h}))));
+    for (const c of list) {
+      const a = el('a', {href: `#case=${encodeURIComponent(c.id)}`, textContent: c.id});
+      a.addEventListener('click', () => { const r = rows.find(x => x.c.id === c.id); if (r && r.detail.hidden) toggle(r.c, r.detail); });
+      const worst = c.qc.worst_structure ? `${c.qc.worst_structure} ${f(c.qc.confidence[c.qc.worst_structure], 2)}` : '';
+      t.append(el('tr', {}, el('td', {className: 'l'}, a), el('td', {className: 'l qc-' + c.qc.verdict, textContent: c.qc.verdict}),
+        el('td', {textContent: f(c.qc.score, 3)}), el('td', {className: 'l', textContent: c.qc.reasons.join('; ')}), el('td', {className: 'l', textContent: worst})));
+    }
+    box.append(t);
+  }
 }
 const failed = RUN.cases.filter(c => c.error), warned = RUN.cases.filter(c => (c.warnings || []).length);
 const problems = document.getElementById('problems');
@@ -178,6 +206,7 @@ if (SUMMARY) {
 // The case table: sortable by any column, filtered by text and status; a row opens its detail.
 const COLUMNS = [
   ['case', c => c.id, 'l'], ['status', c => c.status, 'l'],
+  ['QC', c => c.qc ? QC_RANK[c.qc.verdict] + c.qc.score / 2 : undefined, 'qc'],
   ['Dice (all)', c => (c.metrics || {}).dice_all, 3], ['vertebrae', c => (c.metrics || {}).dice_vertebrae, 3],
   ['discs', c => (c.metrics || {}).dice_discs, 3], ['ASSD mm', c => (c.metrics || {}).assd_mm, 2],
   ['structures', c => (c.metrics || {}).structures_found, 0], ['volume ml', c => (c.metrics || {}).labelled_volume_ml, 1],
@@ -195,7 +224,8 @@ const rows = RUN.cases.map(c => {
   const tr = el('tr', {className: 'case ' + c.status, id: `row-${c.id}`});
   COLUMNS.forEach(([name, get, d], i) => {
     const v = get(c);
-    const td = el('td', {className: d === 'l' ? 'l' : '', textContent: d === 'l' ? (v || '') : f(v, d)});
+    const td = d === 'qc' ? (c.qc ? el('td', {className: 'l qc-' + c.qc.verdict, textContent: `${c.qc.verdict} ${f(c.qc.score, 2)}`, title: c.qc.reasons.join('; ')}) : el('td'))
+      : el('td', {className: d === 'l' ? 'l' : '', textContent: d === 'l' ? (v || '') : f(v, d)});
     if (name === 'status' && c.error) td.append(el('div', {className: 'err', textContent: `[${c.error.node}] ${c.error.message}`}));
     if ((name === 'outliers' && v > 0) || (name === 'Genant grade' && v > 0)) td.className = 'flag';
     tr.append(td);
@@ -216,7 +246,7 @@ function render() {
   tb.replaceChildren();
   let n = 0;
   for (const r of [...rows].sort(cmp)) {
-    const hay = [r.c.id, r.c.status, ...(r.c.warnings || []), r.c.error ? r.c.error.message : ''].join(' ').toLowerCase();
+    const hay = [r.c.id, r.c.status, ...(r.c.warnings || []), r.c.error ? r.c.error.message : '', r.c.qc ? r.c.qc.verdict + ' ' + r.c.qc.reasons.join(' ') : ''].join(' ').toLowerCase();
     if ((status && r.c.status !== status) || (text && !hay.includes(text))) continue;
     tb.append(r.tr, r.detail);
     ++n;
@@ -234,18 +264,31 @@ function toggle(c, detail) {
   const pics = el('div', {className: 'pics'});
   if (OVERLAYS[c.id]) pics.append(el('img', {src: OVERLAYS[c.id], alt: `${c.id} overlay`}));
   td.append(pics);
+  if (c.qc) {
+    const q = el('div', {className: 'qc', id: `qc-${c.id}`});
+    q.append(el('b', {className: 'qc-' + c.qc.verdict, textContent: `QC ${c.qc.verdict}, score ${f(c.qc.score, 3)}`}), el('span', {textContent: c.qc.reasons.length ? ': ' + c.qc.reasons.join('; ') : ''}));
+    const t = el('table');
+    const names = Object.keys(c.qc.confidence);
+    t.append(el('tr', {}, el('th', {textContent: 'confidence'}), ...names.map(n => el('th', {textContent: n}))));
+    t.append(el('tr', {}, el('td'), ...names.map(n => el('td', {textContent: f(c.qc.confidence[n], 2), className: c.qc.confidence[n] < c.qc.reliable_from ? 'flag' : ''}))));
+    q.append(t);
+    td.append(q);
+  }
   const m = MEASURES[c.id];
   if (m) {
     const box = el('div', {className: 'measures', id: `measures-${c.id}`});
     box.append(el('b', {textContent: `Measurements: L1-S1 lordosis ${m.lordosis === null ? 'n/a' : f(m.lordosis, 1) + '°'}` + (m.grade_max > 0 ? `, Genant grade ${m.grade_max}` : '') + (m.outliers ? `, ${m.outliers} outlier values` : '')}));
     if (m.picture) box.append(el('img', {src: m.picture, alt: `${c.id} measurements`}));
     const t = el('table');
-    t.append(el('tr', {}, ...['structure', 'Ha mm', 'Hm mm', 'Hp mm', 'depth mm', 'Ha/Hp', 'Hm/Hp', 'grade', 'DHI', 'note'].map(h => el('th', {textContent: h}))));
+    t.append(el('tr', {}, ...['structure', 'confidence', 'Ha mm', 'Hm mm', 'Hp mm', 'depth mm', 'Ha/Hp', 'Hm/Hp', 'grade', 'DHI', 'note'].map(h => el('th', {textContent: h}))));
+    const left_out = m.levels.filter(r => !r.reliable).map(r => r.structure);
+    if (left_out.length) box.append(el('div', {className: 'unsure', textContent: `Unreliable (grey; no grade; left out of the DICOM SR and the cohort's medians): ${left_out.join(', ')}`}));
     for (const r of m.levels) {
-      const cells = [el('td', {className: 'l'}, el('span', {className: 'swatch', style: `background:${COLOURS[r.label]}`}), r.structure)];
+      const cells = [el('td', {className: 'l' + (r.reliable ? '' : ' unsure')}, el('span', {className: 'swatch', style: `background:${COLOURS[r.label]}`}), r.structure + (r.reliable ? '' : ' ?')),
+                     el('td', {textContent: f(r.confidence, 2), className: r.reliable ? '' : 'unsure'})];
       for (const [k, d] of [['anterior_height_mm', 1], ['middle_height_mm', 1], ['posterior_height_mm', 1], ['ap_depth_mm', 1], ['wedge_ratio', 2], ['biconcavity_ratio', 2]])
         cells.push(el('td', {textContent: f(r[k], d), className: r.outliers.includes(k) ? 'flag' : ''}));
-      cells.push(el('td', {textContent: r.height_loss_grade >= 0 ? r.height_loss_grade : '', className: r.height_loss_grade > 0 ? 'flag' : ''}));
+      cells.push(el('td', {textContent: r.height_loss_grade >= 0 && r.reliable ? r.height_loss_grade : '', className: r.height_loss_grade > 0 && r.reliable ? 'flag' : ''}));
       cells.push(el('td', {textContent: f(r.dhi, 2), className: r.outliers.includes('dhi') ? 'flag' : ''}));
       cells.push(el('td', {className: 'l', textContent: [r.note, ...r.outliers.map(o => 'outlier: ' + o)].filter(x => x).join('; ')}));
       t.append(el('tr', {}, ...cells));

@@ -62,7 +62,7 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
 
 std::string statistics_csv_header() {
   return "case,label,structure,voxels,volume_mm3,mean_intensity,median_intensity,"
-         "centroid_x_mm,centroid_y_mm,centroid_z_mm\n";
+         "centroid_x_mm,centroid_y_mm,centroid_z_mm,confidence\n";
 }
 
 std::string statistics_csv_rows(const std::string& case_id, const std::vector<StructureStats>& s) {
@@ -83,7 +83,7 @@ std::string statistics_csv_rows(const std::string& case_id, const std::vector<St
     out += id + "," + std::to_string(t.label) + "," + structure_name(t.label) + "," +
            std::to_string(t.voxels) + "," + num(t.volume_mm3) + "," + num(t.mean_intensity) + "," +
            num(t.median_intensity) + "," + num(t.centroid[0]) + "," + num(t.centroid[1]) + "," +
-           num(t.centroid[2]) + "\n";
+           num(t.centroid[2]) + "," + num(t.confidence) + "\n";
   return out;
 }
 

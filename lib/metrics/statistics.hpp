@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct StructureStats {
   double mean_intensity = 0.0;       // of the MR image, NaN without voxels
   double median_intensity = 0.0;     // the lower median for an even count
   std::array<double, 3> centroid{};  // patient coordinates (ITK's LPS, mm), NaN without voxels
+  double confidence = std::numeric_limits<double>::quiet_NaN();  // metrics.qc's, NaN: not judged
 };
 
 // Labels 1..19 of `labels` (uint8 [D,H,W]) over `image` (float32 [D,H,W], the intensities to
@@ -25,7 +27,8 @@ struct StructureStats {
 std::vector<StructureStats> structure_statistics(const NdArray& labels, const NdArray& image,
                                                  const Geometry& g, Rescale rescale = {});
 
-// One CSV row per structure: case,label,structure,voxels,volume_mm3,mean,median,x,y,z (LPS).
+// One CSV row per structure: case,label,structure,voxels,volume_mm3,mean,median,x,y,z (LPS),
+// confidence.
 std::string statistics_csv_header();
 std::string statistics_csv_rows(const std::string& case_id, const std::vector<StructureStats>& s);
 

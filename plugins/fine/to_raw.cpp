@@ -3,6 +3,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -13,6 +14,9 @@ namespace spineparse::plugins::fine {
 void ToRawOptions::declare(ParamSet<ToRawOptions>& s) {
   s.add(&ToRawOptions::keep_probabilities, "keep_probabilities",
         "also keep the float32 [20,D,H,W] probabilities on the raw grid (large)");
+  s.add(&ToRawOptions::label_probability, "label_probability",
+        "also write label_probability, uint8 [D,H,W]: 255 x the chosen label's probability (for "
+        "metrics.qc)");
 }
 
 StageDescription to_raw_description() {
@@ -22,7 +26,9 @@ StageDescription to_raw_description() {
   d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"},
              {"image", false, "for the raw size", "float32", "D,H,W"}};
   d.writes = {{"labels", false, "0 background, 1-10 vertebrae, 11-19 discs", "uint8", "D,H,W"},
-              {"probabilities", true, "when keep_probabilities", "float32", "C,D,H,W"}};
+              {"probabilities", true, "when keep_probabilities", "float32", "C,D,H,W"},
+              {"label_probability", true, "when label_probability: 255 x the top probability",
+               "uint8", "D,H,W"}};
   d.consumes = {"fine_probs"};
   return d;
 }
@@ -53,8 +59,8 @@ struct RowBlock {
   std::int64_t C, D, h, w, W;
   const std::vector<Lerp>& ly;
   const std::vector<Lerp>& lx;
-  void run(std::int64_t d, std::int64_t r0, std::int64_t r1, std::uint8_t* lab, float* full,
-           std::int64_t full_row_stride) const {
+  void run(std::int64_t d, std::int64_t r0, std::int64_t r1, std::uint8_t* lab, std::uint8_t* top,
+           float* full, std::int64_t full_row_stride) const {
     const std::int64_t s0 = ly[r0].i0, s1 = ly[r1 - 1].i1, rows = r1 - r0;
     std::vector<float> hz((s1 - s0 + 1) * W), best(rows * W, -1.0f);
     for (std::int64_t c = 0; c < C; ++c) {
@@ -81,6 +87,9 @@ struct RowBlock {
         }
       }
     }
+    if (top)
+      for (std::int64_t k = 0; k < rows * W; ++k)
+        top[k] = static_cast<std::uint8_t>(std::lround(std::clamp(best[k], 0.0f, 1.0f) * 255.0f));
   }
 };
 }  // namespace
@@ -97,6 +106,8 @@ CasePtr ToRaw::process(const CasePtr& in) {
   const auto ly = lerps(h, crop.rows()), lx = lerps(w, W);
   const bool keep = options_.keep_probabilities;
   auto labels = NdArray::make<std::uint8_t>({D, H, W});
+  std::shared_ptr<NdArray> top;  // zero outside the crop
+  if (options_.label_probability) top = NdArray::make<std::uint8_t>({D, H, W});
   std::shared_ptr<NdArray> full;
   if (keep) full = NdArray::make<float>({C, D, H, W});  // zero outside the crop, as the original
   std::uint8_t* L = labels->data<std::uint8_t>();
@@ -107,11 +118,13 @@ CasePtr ToRaw::process(const CasePtr& in) {
     const std::int64_t d = job / blocks, r0 = job % blocks * kRows;
     const std::int64_t r1 = std::min(crop.rows(), r0 + kRows);
     const std::int64_t row = d * H + crop.begin + r0;  // first output row in [D, H]
-    block.run(d, r0, r1, L + row * W, keep ? full->data<float>() + row * W : nullptr, H * W);
+    block.run(d, r0, r1, L + row * W, top ? top->data<std::uint8_t>() + row * W : nullptr,
+              keep ? full->data<float>() + row * W : nullptr, H * W);
   });
   auto out = in->derive();
   out->set("labels", labels);
   if (keep) out->set("probabilities", full);
+  if (top) out->set("label_probability", top);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "confidence_field.hpp"
 #include "file_intensities.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/scores.hpp"
@@ -26,7 +27,8 @@ StageDescription measure_description() {
       "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", true, "intensities and signal ratios", "float32", "D,H,W"},
-             plugins::io::normalisation_read("to report the file's intensities")};
+             plugins::io::normalisation_read("to report the file's intensities"),
+             confidence_read("to mark the values of unreliable structures")};
   return d;
 }
 
@@ -36,11 +38,13 @@ std::string Measure::path_for(const std::string& id, const std::string& output_d
 
 CasePtr Measure::process(const CasePtr& in) {
   const NdArrayPtr image = in->has("image") ? in->get("image") : nullptr;
-  const auto m =
+  auto m =
       measure_case(in->id(), *in->get("labels"), in->geometry(), image.get(), file_rescale(*in));
+  if (const auto conf = confidence_of(*in)) apply_confidence(m, conf->value, conf->is_reliable);
   write_file_atomic(file_of(in->id()), case_measurement_to_json(m) + "\n");
   int measured = 0, grade = -1;
   for (const auto& l : m.levels) {
+    if (!l.reliable) continue;  // run.json's numbers are the trusted ones
     measured += l.superior.valid;
     grade = std::max(grade, l.height_loss_grade);
   }
@@ -48,7 +52,7 @@ CasePtr Measure::process(const CasePtr& in) {
   out->set_attr("measurements", file_of(in->id()));
   out->set_metric("levels_measured", measured);
   if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
-  if (!std::isnan(m.lordosis_l1_s1_deg))
+  if (!std::isnan(m.lordosis_l1_s1_deg) && m.lordosis_reliable())
     out->set_metric("lordosis_l1_s1_deg", m.lordosis_l1_s1_deg);
   return out;
 }

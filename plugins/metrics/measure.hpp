@@ -3,9 +3,11 @@
 // lordosis and sacral slope, in patient coordinates; no mask needed.
 //
 // Inputs:  labels uint8 [D,H,W]; image float32 [D,H,W] (optional: intensities and signal ratios);
-//          norm (optional: io.normalise's offset and scale, so intensities are the file's).
+//          norm (optional: io.normalise's offset and scale, so intensities are the file's);
+//          structure_confidence (optional, metrics.qc: values of unreliable structures marked
+//          reliable=0 and left out of the summaries and run.json's metrics).
 // Outputs: case metrics lordosis_l1_s1_deg, levels_measured, height_loss_grade_max (run.json,
-//          report); each case's record in OUTPUT/<folder>/cases/<id>.json; after the run
+//          report; reliable structures only); each case's record in OUTPUT/<folder>/cases/<id>.json; after the run
 //          OUTPUT/<folder>/measurements.csv, alignment.csv and summary.json (median and IQR per
 //          level, outliers) over every case run.json lists as ok or skipped.
 // Params:  folder. Concurrency: parallel.

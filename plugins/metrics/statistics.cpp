@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "confidence_field.hpp"
 #include "file_intensities.hpp"
 #include "metrics/scores.hpp"
 #include "metrics/statistics.hpp"
@@ -26,7 +27,8 @@ StageDescription statistics_description() {
       "(no mask needed): statistics.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},
              {"image", false, "", "float32", "D,H,W"},
-             plugins::io::normalisation_read("to report the file's intensities")};
+             plugins::io::normalisation_read("to report the file's intensities"),
+             confidence_read("the confidence column")};
   return d;
 }
 
@@ -35,8 +37,10 @@ std::string Statistics::path_for(const std::string& id, const std::string& outpu
 }
 
 CasePtr Statistics::process(const CasePtr& in) {
-  const auto stats = structure_statistics(*in->get("labels"), *in->get("image"), in->geometry(),
-                                          file_rescale(*in));
+  auto stats = structure_statistics(*in->get("labels"), *in->get("image"), in->geometry(),
+                                    file_rescale(*in));
+  if (const auto conf = confidence_of(*in))
+    for (auto& s : stats) s.confidence = conf->of(s.label);
   write_file_atomic(file_of(in->id()), statistics_csv_rows(in->id(), stats));
   int found = 0;
   double mm3 = 0;

@@ -256,7 +256,8 @@ std::map<std::string, json> earlier_records(const RunOptions& options) {
 }
 
 // A skipped case keeps what the run that made its outputs recorded: stage times, metrics,
-// attributes and warnings, and that run's status as attribute earlier_status.
+// attributes, warnings and the stages' records, and that run's status as attribute
+// earlier_status.
 void carry_over(const json& earlier, CaseOutcome& oc) {
   const std::string status = earlier.value("status", "");
   const std::string before = status == "skipped" && earlier.contains("attrs")
@@ -271,6 +272,9 @@ void carry_over(const json& earlier, CaseOutcome& oc) {
   if (earlier.contains("attrs"))
     for (const auto& [k, v] : earlier["attrs"].items())
       if (v.is_string() && !oc.attrs.count(k)) oc.attrs[k] = v.get<std::string>();
+  for (const auto& [k, v] : earlier.items())  // the stages' records ("record:KEY" attributes)
+    if (v.is_object() && k != "stage_seconds" && k != "metrics" && k != "attrs" && k != "error")
+      oc.attrs.emplace(kRecordAttrPrefix + k, v.dump());
   oc.attrs["earlier_status"] = before;
 }
 
@@ -517,7 +521,20 @@ json case_record(const CaseOutcome& oc) {
     for (std::string line; std::getline(lines, line);) list.push_back(line);
     c["warnings"] = list;
   }
-  c["attrs"] = oc.attrs;
+  json attrs = json::object();
+  const std::string record = kRecordAttrPrefix;
+  for (const auto& [k, v] : oc.attrs) {
+    if (k.rfind(record, 0) != 0) {
+      attrs[k] = v;
+      continue;
+    }
+    try {
+      c[k.substr(record.size())] = json::parse(v);
+    } catch (const json::exception&) {
+      attrs[k] = v;  // not JSON: kept as text, where it can be read
+    }
+  }
+  c["attrs"] = attrs;
   return c;
 }
 

@@ -3,7 +3,9 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <vector>
 
 #include "build_paths.hpp"
@@ -90,6 +92,31 @@ void print_measurements(const fs::path& summary) {
 }
 }  // namespace
 
+namespace {
+// One line from metrics.qc's review.csv: the verdicts counted, and where the list is.
+void print_qc(const fs::path& review) {
+  if (!fs::exists(review)) return;
+  std::istringstream lines(read_file(review.string()));
+  std::string line;
+  std::getline(lines, line);  // header
+  std::map<std::string, int> n;
+  while (std::getline(lines, line)) {
+    std::size_t comma = 0;
+    if (!line.empty() && line[0] == '"') {  // a quoted case id
+      for (comma = 1; comma < line.size(); ++comma)
+        if (line[comma] == '"' && (comma + 1 == line.size() || line[comma + 1] != '"')) break;
+      ++comma;
+    } else {
+      comma = line.find(',');
+    }
+    if (comma == std::string::npos || comma >= line.size()) continue;
+    ++n[line.substr(comma + 1, line.find(',', comma + 1) - comma - 1)];
+  }
+  std::printf("qc: %d pass, %d review, %d fail; worst first: %s\n", n["pass"], n["review"],
+              n["fail"], review.c_str());
+}
+}  // namespace
+
 void print_run_products(const std::string& output_dir) {
   const fs::path dir(output_dir);
   // When the graph evaluated, the per-structure Dice table and where the reports are.
@@ -121,6 +148,7 @@ void print_run_products(const std::string& output_dir) {
     }
   }
   print_measurements(dir / "measurements" / "summary.json");
+  print_qc(dir / "qc" / "review.csv");
   print_warnings(dir / "run.json");
   if (fs::exists(dir / "report.html")) std::printf("report: %s\n", (dir / "report.html").c_str());
 }

@@ -112,6 +112,10 @@ class Case {
 
 using CasePtr = std::shared_ptr<const Case>;
 
+// An attribute "record:KEY" holds JSON text that the run's record (run.json) keeps as the case's
+// object KEY (e.g. "record:qc" -> "qc": {...}) instead of listing it with the attributes.
+inline constexpr const char* kRecordAttrPrefix = "record:";
+
 // A case the source will produce: id plus attributes (paths) known before reading. A seed with a
 // non-empty attribute "skipped" is listed in the run's record as skipped, with that reason, and
 // not run (e.g. a DICOM series that is not a volume).

@@ -804,9 +804,54 @@ TEST(Cli, ARealThinSliceScanRunsWithWarningsOnItsOwnGrid) {
   EXPECT_THAT(w, HasSubstr("fov_w_mm 55 is outside"));
   EXPECT_THAT(w, HasSubstr("inplane_spacing_mm 1 is outside"));
   EXPECT_EQ(c["attrs"]["orientation"], "PSR");
+  // Far outside the training range: never a confident pass.
+  EXPECT_NE(c["qc"]["verdict"], "pass") << c["qc"].dump();
+  EXPECT_THAT(c["qc"]["reasons"].dump(), HasSubstr("out_of_range: slice_spacing_mm 1"));
+  EXPECT_THAT(r.output, HasSubstr("qc: 0 pass"));
   const auto labels = io::read_labels(out + "/seg_t2.nii.gz", 19);
   EXPECT_EQ(labels.data->shape(), image.data->shape());
   EXPECT_TRUE(labels.geometry.same_as(image.geometry, 1e-6));
+}
+
+// Quality control ranks a degraded case (a T1-like scan: intensities inverted) below clean ones
+// and does not pass it; review.csv lists the cohort worst first and the run prints the counts.
+TEST(Cli, QualityControlRanksADegradedCaseBelowCleanOnes) {
+  namespace io = spineparse::io;
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  TempDir d;
+  const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
+  ASSERT_EQ(sp("synth --cases 3 --seed 2026 --out " + cohort).code, 0);
+  const auto v = io::read_image(cohort + "/original_mr/Case1.nii.gz");
+  auto inverted = spineparse::NdArray::make<std::int16_t>(v.data->shape());
+  float top = 0;
+  for (std::int64_t i = 0; i < v.data->numel(); ++i) top = std::max(top, v.data->data<float>()[i]);
+  for (std::int64_t i = 0; i < v.data->numel(); ++i)
+    inverted->data<std::int16_t>()[i] = static_cast<std::int16_t>(top - v.data->data<float>()[i]);
+  io::write_volume(cohort + "/original_mr/Case9.nii.gz", *inverted, v.geometry);
+  fs::copy_file(cohort + "/mask/mask_case1.nii.gz", cohort + "/mask/mask_case9.nii.gz");
+  const auto r = sp("run " + graph("demo.json") + " --input " + cohort + " --output " + out +
+                    " --progress none");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("qc: "));
+  EXPECT_THAT(r.output, HasSubstr("worst first: " + out + "/qc/review.csv"));
+  std::istringstream review(spineparse::read_file(out + "/qc/review.csv"));
+  std::string header, first;
+  std::getline(review, header);
+  std::getline(review, first);
+  EXPECT_EQ(header, "case,qc,qc_score,reasons,worst_structure,worst_confidence");
+  EXPECT_EQ(first.substr(0, 6), "Case9,") << spineparse::read_file(out + "/qc/review.csv");
+  EXPECT_EQ(first.find(",pass,"), std::string::npos) << first;
+  const auto j = nlohmann::json::parse(spineparse::read_file(out + "/run.json"));
+  for (const auto& c : j["cases"]) {
+    ASSERT_TRUE(c.contains("qc")) << c["id"];
+    for (const char* k : {"verdict", "score", "reasons", "confidence"})
+      EXPECT_TRUE(c["qc"].contains(k)) << c["id"] << " " << k;
+  }
+  // The confidence columns, and unreliable structures marked as such.
+  const std::string csv = spineparse::read_file(out + "/measurements/measurements.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')).find("case,label,structure,complete,confidence,reliable"), 0u);
+  EXPECT_THAT(csv, HasSubstr("unreliable: QC confidence"));
+  EXPECT_THAT(spineparse::read_file(out + "/metrics/statistics.csv"), HasSubstr(",confidence\n"));
 }
 
 // A cohort stored in other orientations gives the same labels, on each input's own grid; an axial

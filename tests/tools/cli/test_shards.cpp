@@ -17,13 +17,18 @@ namespace {
 json load(const fs::path& p) { return json::parse(spineparse::read_file(p.string())); }
 
 // Labels from the masks (no networks), scored: a fast graph with every whole-run product.
+// QC with a plain calibration (the signals that need no network).
 std::string scored_graph(const TempDir& d, int delay_ms = 0) {
   const std::string path = (d / "scored.json").string();
+  spineparse::write_file_atomic((d / "qc.json").string(), R"({
+    "structure": {"bias": 2, "weights": {"order_wrong": -6, "fragmented": -8}},
+    "case": {"bias": -4, "weights": {"mean_confidence": 9, "missing": -1}}})");
   spineparse::write_file_atomic(path, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "read", "stage": "io.read_dataset"},
     {"id": "pause", "stage": "test.delay", "params": {"ms": )" +
                                           std::to_string(delay_ms) + R"(}},
     {"id": "labels", "stage": "test.mask_as_labels"},
+    {"id": "qc", "stage": "metrics.qc", "params": {"calibration": "qc.json"}},
     {"id": "evaluate", "stage": "metrics.evaluate"},
     {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
   return path;
@@ -52,6 +57,7 @@ void expect_same_cases(const json& a, const json& b) {
     EXPECT_EQ(x["status"], y["status"]) << x["id"];
     EXPECT_EQ(x.value("error", json()), y.value("error", json())) << x["id"];
     EXPECT_EQ(x.value("metrics", json()), y.value("metrics", json())) << x["id"];
+    EXPECT_EQ(x.value("qc", json()), y.value("qc", json())) << x["id"];
   }
 }
 }  // namespace
@@ -93,7 +99,11 @@ TEST(Shards, MergedShardsEqualOneProcessCaseByCaseAndMergeIsIdempotent) {
       EXPECT_TRUE(ids.insert(c["id"].get<std::string>()).second) << c["id"];
   }
   EXPECT_EQ(ids.size(), 8u);
-  for (const char* f : {"metrics/summary.json", "metrics/cases.csv", "metrics/confusion.csv"})
+  EXPECT_TRUE(single["cases"][0].contains("qc"));
+  const std::string review = spineparse::read_file((d / "single/qc/review.csv").string());
+  EXPECT_THAT(review, HasSubstr("\nCase8,fail,0.0000,run_failed: [read]"));  // the corrupt one first
+  for (const char* f : {"metrics/summary.json", "metrics/cases.csv", "metrics/confusion.csv",
+                        "qc/review.csv"})
     EXPECT_EQ(spineparse::read_file((d / "single" / f).string()),
               spineparse::read_file(out + "/" + f))
         << f;
