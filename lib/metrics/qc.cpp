@@ -55,6 +55,9 @@ std::vector<Tally> tally(const NdArray& labels, const NdArray* unrefined,
   const auto* L = labels.data<std::uint8_t>();
   const auto* U = unrefined ? unrefined->data<std::uint8_t>() : nullptr;
   const auto* P = probability ? probability->data<std::uint8_t>() : nullptr;
+  std::vector<std::int64_t> coarse_col(coarse.empty() ? 0 : W);
+  for (std::int64_t w = 0; w < static_cast<std::int64_t>(coarse_col.size()); ++w)
+    coarse_col[w] = std::min(cw - 1, (2 * w + 1) * cw / (2 * W));
   std::vector<Tally> t(kNumClasses);
   for (std::int64_t d = 0, i = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h) {
@@ -77,16 +80,15 @@ std::vector<Tally> tally(const NdArray& labels, const NdArray* unrefined,
           a.low += P[i] < 128;
         }
         if (in_crop) {
-          const std::int64_t cc = std::min(cw - 1, (2 * w + 1) * cw / (2 * W));
           ++a.coarse_seen;
-          a.coarse_same += coarse[(d * ch + cr) * cw + cc] == l;
+          a.coarse_same += coarse[(d * ch + cr) * cw + coarse_col[w]] == l;
         }
       }
     }
   return t;
 }
 
-// Share of each label's voxels outside its largest 26-connected piece.
+// Share of each label's voxels outside its largest 6-connected (face-connected) piece.
 std::array<double, kNumClasses> fragmentation(const NdArray& labels) {
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2), N = labels.numel();
   const auto* L = labels.data<std::uint8_t>();
@@ -104,13 +106,12 @@ std::array<double, kNumClasses> fragmentation(const NdArray& labels) {
       stack.pop_back();
       ++size;
       const std::int64_t d = v / (H * W), h = (v / W) % H, w = v % W;
-      for (std::int64_t a = std::max<std::int64_t>(d - 1, 0); a <= std::min(d + 1, D - 1); ++a)
-        for (std::int64_t b = std::max<std::int64_t>(h - 1, 0); b <= std::min(h + 1, H - 1); ++b)
-          for (std::int64_t e = std::max<std::int64_t>(w - 1, 0); e <= std::min(w + 1, W - 1);
-               ++e) {
-            const std::int64_t u = (a * H + b) * W + e;
-            if (!seen[u] && L[u] == l) seen[u] = 1, stack.push_back(u);
-          }
+      const bool has[6] = {d > 0, d + 1 < D, h > 0, h + 1 < H, w > 0, w + 1 < W};
+      const std::int64_t step[6] = {-H * W, H * W, -W, W, -1, 1};
+      for (int k = 0; k < 6; ++k) {
+        const std::int64_t u = v + step[k];
+        if (has[k] && !seen[u] && L[u] == l) seen[u] = 1, stack.push_back(u);
+      }
     }
     total[l] += size;
     largest[l] = std::max(largest[l], size);

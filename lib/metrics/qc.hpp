@@ -30,7 +30,7 @@ struct StructureSignals {
   double low_share = kNaN;    // share of those voxels below probability 0.5
   double coarse_agreement = kNaN;  // share of voxels the coarse network labels alike
   double relabelled = 0;           // share of voxels refinement gave this label from another
-  double fragmented = 0;           // share outside the largest 26-connected piece
+  double fragmented = 0;           // share outside the largest face-connected piece
   double size_ratio = kNaN;        // |log(volume / same-type chain neighbours' volume)|
   double spacing_misfit = kNaN;  // largest |gap| to an adjacent chain neighbour / their mean height
   double off_axis = kNaN;        // distance from the line through its chain neighbours / own height

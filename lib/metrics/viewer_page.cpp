@@ -141,7 +141,7 @@ body{margin:0;font-family:system-ui,sans-serif;font-size:13px;background:#111;co
 #bar b{font-size:15px}button{background:#333;color:#ddd;border:1px solid #555;padding:2px 8px;cursor:pointer}
 button.on{background:#4a6;color:#fff}#here{font-family:monospace;min-width:260px}
 #legend{display:flex;flex-wrap:wrap;gap:2px 10px;padding:4px 10px;background:#1a1a1a}
-#legend label{cursor:pointer}.sw{display:inline-block;width:10px;height:10px;margin:0 3px 0 2px}
+#legend label{cursor:pointer}#legend label.unsure{color:#999}#legend small{color:#aaa;margin-left:3px}.sw{display:inline-block;width:10px;height:10px;margin:0 3px 0 2px}
 #viewer{position:relative;width:100%;height:calc(100vh - 92px);min-height:320px}
 #gl{width:100%;height:100%;display:block}#fallback{max-width:100%;display:none}
 .note{color:#999}
@@ -158,6 +158,7 @@ button.on{background:#4a6;color:#fff}#here{font-family:monospace;min-width:260px
 <script src="@SCRIPT@"></script>
 <script>
 const CASE = @CASE@, NAMES = @NAMES@, COLOURS = @COLOURS@, FALLBACK = @FALLBACK@;
+const CONFIDENCE = @CONFIDENCE@;  // by label: [confidence, reliable] or null
 const MR = @MR@, LABELS = @LABELS@, DIFF = @DIFF@, LINES = @LINES@;
 const PLANES = {sagittal: 2, coronal: 1, axial: 0, '3d': 4};  // NiiVue's slice types
 const AXIS = {sagittal: 0, coronal: 1, axial: 2};               // RAS axis across the plane
@@ -237,7 +238,10 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
     const sw = Object.assign(document.createElement('span'), {className: 'sw'});
     sw.style.background = `rgb(${COLOURS[i].join(',')})`;
     const l = document.createElement('label');
-    l.append(box, sw, name);
+    const q = CONFIDENCE[i];
+    l.append(box, sw, name + (q && q[1] === 0 ? ' ?' : ''));
+    if (q) { l.append(Object.assign(document.createElement('small'), {textContent: q[0].toFixed(2)})); l.title = `QC confidence ${q[0].toFixed(2)}${q[1] === 0 ? ': unreliable' : ''}`; }
+    if (q && q[1] === 0) l.className = 'unsure';
     legend.append(l);
   });
   nv.onLocationChange = (data) => {
@@ -245,7 +249,7 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
     const label = v[1] ? Math.round(v[1].value) : 0;
     const mm = data.mm ? data.mm.slice(0, 3).map(x => x.toFixed(1)).join(', ') : '';
     document.getElementById('here').textContent =
-      `${label ? NAMES[label] : 'background'} | MR ${v[0] ? Math.round(v[0].value) : ''} | RAS ${mm} mm`;
+      `${label ? NAMES[label] + (CONFIDENCE[label] ? ` (confidence ${CONFIDENCE[label][0].toFixed(2)})` : '') : 'background'} | MR ${v[0] ? Math.round(v[0].value) : ''} | RAS ${mm} mm`;
   };
   for (const b of document.querySelectorAll('button[data-plane]')) b.addEventListener('click', () => setPlane(b.dataset.plane));
   opacity.addEventListener('input', layers);
@@ -267,7 +271,13 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
 
 std::string viewer_page_html(const ViewerPage& page) {
   using nlohmann::json;
-  json names = json::array(), colours = json::array();
+  json names = json::array(), colours = json::array(), confidence = json::array({nullptr});
+  for (int l = 1; l < kNumClasses; ++l)
+    confidence.push_back(std::isnan(page.confidence[l - 1])
+                             ? json(nullptr)
+                             : json::array({page.confidence[l - 1],
+                                            std::isnan(page.reliable[l - 1]) ? 1.0
+                                                                             : page.reliable[l - 1]}));
   for (int l = 0; l < kNumClasses; ++l) {
     names.push_back(l ? structure_name(l) : "");
     const auto c = label_colour(l);
@@ -283,6 +293,7 @@ std::string viewer_page_html(const ViewerPage& page) {
       {"@CASE@", script_json(page.id)},
       {"@NAMES@", script_json(names)},
       {"@COLOURS@", script_json(colours)},
+      {"@CONFIDENCE@", script_json(confidence)},
       {"@FALLBACK@", page.fallback_png.empty() ? "null" : script_json(page.fallback_png)},
       {"@MR@", b64(page.mr_nii_gz)},
       {"@LABELS@", b64(page.labels_nii_gz)},

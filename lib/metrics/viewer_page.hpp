@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <string>
 
 #include "spineparse/case.hpp"
@@ -47,6 +48,10 @@ struct ViewerPage {
   std::string viewer_script = "niivue.umd.js";        // relative to the page
   std::string fallback_png;                           // relative to the page; may be empty
   std::string note;                                   // shown under the title (e.g. reduced)
+  // metrics.qc's confidence per structure (by label - 1; NaN: not judged) and whether each is
+  // reliable (0: shown greyed with a question mark).
+  std::array<double, 19> confidence, reliable;
+  ViewerPage() { confidence.fill(std::nan("")), reliable.fill(std::nan("")); }
 };
 std::string viewer_page_html(const ViewerPage& page);
 

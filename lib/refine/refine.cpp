@@ -239,15 +239,31 @@ void absorb_fragments(std::uint8_t* L, const Dims& g, const std::vector<std::int
       L[i] = static_cast<std::uint8_t>(fragment_label[comp[i]]);
 }
 
-// Background of slice S [H, W] enclosed by label l: flooded from the border of l's box, what
-// stays unreached is enclosed and takes l. Returns the voxels filled.
-std::int64_t fill_enclosed(std::uint8_t* S, std::int64_t H, std::int64_t W, int l,
-                           std::vector<std::uint8_t>& seen, std::vector<std::int64_t>& q) {
-  std::int64_t h0 = H, h1 = -1, w0 = W, w1 = -1;
+struct Box {
+  std::int64_t h0, h1, w0, w1;
+};
+
+// Every label's box in slice S [H, W], in one pass (h1 < 0: absent).
+std::array<Box, kNumClasses> label_boxes(const std::uint8_t* S, std::int64_t H, std::int64_t W) {
+  std::array<Box, kNumClasses> b;
+  b.fill({H, -1, W, -1});
   for (std::int64_t h = 0; h < H; ++h)
-    for (std::int64_t w = 0; w < W; ++w)
-      if (S[h * W + w] == l)
-        h0 = std::min(h0, h), h1 = std::max(h1, h), w0 = std::min(w0, w), w1 = std::max(w1, w);
+    for (std::int64_t w = 0; w < W; ++w) {
+      const int l = S[h * W + w];
+      if (!l || l >= kNumClasses) continue;
+      Box& x = b[l];
+      x.h0 = std::min(x.h0, h), x.h1 = std::max(x.h1, h), x.w0 = std::min(x.w0, w),
+      x.w1 = std::max(x.w1, w);
+    }
+  return b;
+}
+
+// Background of slice S [H, W] enclosed by label l: flooded from the border of l's box, what
+// stays unreached is enclosed and takes l. Returns the voxels filled. (Filling one label's holes
+// leaves the other labels' boxes as they were.)
+std::int64_t fill_enclosed(std::uint8_t* S, std::int64_t W, int l, const Box& box,
+                           std::vector<std::uint8_t>& seen, std::vector<std::int64_t>& q) {
+  const auto [h0, h1, w0, w1] = box;
   if (h1 < 0 || h1 - h0 < 2 || w1 - w0 < 2) return 0;
   for (std::int64_t h = h0; h <= h1; ++h) std::memset(&seen[h * W + w0], 0, w1 - w0 + 1);
   q.clear();
@@ -298,9 +314,12 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
   if (opt.fill_holes) {  // step 4: holes, background enclosed by one label within a slice
     std::vector<std::uint8_t> seen(g.H * g.W);
     std::vector<std::int64_t> q;
-    for (std::int64_t d = 0; d < g.D; ++d)
+    for (std::int64_t d = 0; d < g.D; ++d) {
+      std::uint8_t* S = L + d * g.H * g.W;
+      const auto boxes = label_boxes(S, g.H, g.W);
       for (int l = 1; l <= kMaxLabel; ++l)
-        rep.filled_voxels += fill_enclosed(L + d * g.H * g.W, g.H, g.W, l, seen, q);
+        rep.filled_voxels += fill_enclosed(S, g.W, l, boxes[l], seen, q);
+    }
   }
   for (std::int64_t i = 0; i < g.N; ++i) rep.changed_voxels += L[i] != original[i];
   return rep;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "confidence_field.hpp"
 #include "io/volume_io.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
@@ -39,7 +40,8 @@ StageDescription report_description() {
       "metrics.report", "QC overlays (PNG) per case and a self-contained report.html for the run");
   d.reads = {{"image", false, "", "float32", "D,H,W"},
              {"labels", false, "", "uint8", "D,H,W"},
-             {"mask", true, "the viewer's difference view", "uint8", "D,H,W"}};
+             {"mask", true, "the viewer's difference view", "uint8", "D,H,W"},
+             confidence_read("each structure's confidence in the viewer")};
   return d;
 }
 
@@ -103,6 +105,7 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png,
   };
   ViewerPage page;
   page.id = in->id();
+  if (const auto conf = confidence_of(*in)) page.confidence = conf->value, page.reliable = conf->is_reliable;
   page.mr_nii_gz = nifti(v.image, "mr");
   page.labels_nii_gz = nifti(v.labels, "labels");
   page.diff_nii_gz = nifti(v.diff, "difference");

@@ -218,6 +218,15 @@ TEST(Viewer, TheReportListsCasesFirstSummaryThenOpensACaseWithItsViewer) {
   EXPECT_THAT(dom, HasSubstr("id=\"timing-chart\""));
   EXPECT_THAT(dom, HasSubstr("2 of 2 cases"));
   EXPECT_THAT(dom, ::testing::Not(HasSubstr("<pre>coarse")));
+  // Quality control: the counts in the summary, the review list before the rest, a QC column,
+  // and the opened case's confidence per structure.
+  EXPECT_THAT(dom, ::testing::ContainsRegex("quality control</b><span>[0-9] pass, [0-9] review, "
+                                            "[0-9] fail \\(qc/review.csv\\)"));
+  EXPECT_LT(dom.find("To review ("), dom.find("id=\"cases\""));
+  EXPECT_LT(dom.find("id=\"review\""), dom.find("id=\"timing\""));
+  EXPECT_THAT(dom, HasSubstr("<th>QC</th>"));
+  EXPECT_THAT(dom, HasSubstr("id=\"qc-Case2\""));
+  EXPECT_THAT(dom, HasSubstr("<th>confidence</th>"));
   // The opened case: its pictures, measurements and viewer (an iframe of its page).
   EXPECT_THAT(dom, HasSubstr("<iframe class=\"viewer\" src=\"qc/Case2.html\""));
   EXPECT_THAT(dom, HasSubstr("id=\"measures-Case2\""));
