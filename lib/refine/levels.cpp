@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 namespace spineparse::refine {
 
@@ -59,12 +60,17 @@ std::vector<Object> group_objects(const std::vector<Component>& comps, const Tou
   std::vector<int> parent(comps.size());
   std::iota(parent.begin(), parent.end(), 0);
   const auto typical = typical_thickness(comps, opt.spacing_h, opt.spacing_w);
+  std::vector<Shape> shapes;
+  for (const auto& c : comps) shapes.emplace_back(c.m, opt.spacing_h, opt.spacing_w);
+  const auto dir = spine_directions(comps, shapes);
   for (const auto& [a, b] : touching) {
-    const Component &ca = comps[a], &cb = comps[b];
-    const Shape sa(ca.m, opt.spacing_h, opt.spacing_w), sb(cb.m, opt.spacing_h, opt.spacing_w);
-    const auto [uh, uw] = (ca.size >= cb.size ? sa : sb).thin_axis();
+    const Shape &sa = shapes[a], &sb = shapes[b];
+    // Along the spine there: from the larger piece's neighbours (its thin axis without any).
+    auto [uh, uw] = dir[comps[a].size >= comps[b].size ? a : b];
+    if (uh == 0 && uw == 0)
+      std::tie(uh, uw) = (comps[a].size >= comps[b].size ? sa : sb).thin_axis();
     const double apart = std::abs((sb.h - sa.h) * uh + (sb.w - sa.w) * uw);
-    if (apart < 0.6 * typical[is_disc(ca.label)]) parent[root(parent, a)] = root(parent, b);
+    if (apart < 0.6 * typical[is_disc(comps[a].label)]) parent[root(parent, a)] = root(parent, b);
   }
   std::vector<int> index(comps.size(), -1);
   std::vector<Object> objects;
@@ -105,7 +111,10 @@ std::vector<int> find_structures(std::vector<Object>& objects, const RefineOptio
     const auto size = static_cast<double>(o.size);
     const double typical = median_of(of_type[is_disc(o.label)], *median);
     const bool structure = o.size == largest[o.label]
-                               ? size >= (o.at_edge ? 0.02 : 0.25) * typical
+                               ? size >= (o.at_edge          ? 0.02
+                                          : is_disc(o.label) ? 0.1
+                                                             : 0.25) *
+                                             typical
                                : size >= opt.min_fraction * static_cast<double>(largest[o.label]) &&
                                      size >= 0.5 * opt.min_fraction * typical;
     if (structure) order.push_back(static_cast<int>(i));
@@ -147,21 +156,37 @@ int find_sacrum(const std::vector<Object>& objects, const std::vector<int>& orde
 }
 
 // Counts levels from the sacrum: it is S, then each structure takes the next chain position of
-// its type (a level is skipped only where two structures of the same type follow each other,
-// i.e. one is missing between them). Structures caudal to it are fragments. False (nothing
-// assigned) when there is no sacrum.
-bool count_from_sacrum(std::vector<Object>& objects, const std::vector<int>& order) {
+// its type. Two structures of one type in a row are either a level missed between them (a level
+// skipped) or, when their centres lie closer than half a vertebra and disc along the spine, two
+// pieces at one level (the second takes the first's label). Structures caudal to the sacrum are
+// fragments. False (nothing assigned) when there is no sacrum.
+bool count_from_sacrum(std::vector<Object>& objects, const std::vector<int>& order,
+                       const RefineOptions& opt) {
   const int sacrum = find_sacrum(objects, order);
   if (sacrum < 0) return false;
+  std::vector<double> thick[2];
+  for (int i : order)
+    thick[is_disc(objects[i].label)].push_back(
+        Shape(objects[i].m, opt.spacing_h, opt.spacing_w).thickness());
+  const double level = median_of(thick[0], 0) + median_of(thick[1], 0);
   const int n_p = static_cast<int>(kSpineChain.size());
   int j = -1;
+  const Object* last = nullptr;
   for (std::size_t k = static_cast<std::size_t>(sacrum); k < order.size(); ++k) {
     Object& o = objects[order[k]];
+    if (last && is_disc(last->label) == is_disc(o.label)) {
+      const Shape a(last->m, opt.spacing_h, opt.spacing_w), b(o.m, opt.spacing_h, opt.spacing_w);
+      if (std::hypot(b.h - a.h, b.w - a.w) < 0.5 * level) {
+        o.new_label = last->new_label;
+        continue;
+      }
+    }
     int next = j + 1;
     while (next < n_p && chain_is_disc(next) != is_disc(o.label)) ++next;
     if (next >= n_p) break;
     o.new_label = kSpineChain[next];
     j = next;
+    last = &o;
   }
   return true;
 }
@@ -229,6 +254,36 @@ double Shape::thickness() const {
   return extent(uh, uw);
 }
 
+// The spine's direction at each component (unit (h, w) in mm), from the nearest structure-sized
+// component on one side along W to the nearest on the other; (0, 0) where none is near.
+std::vector<std::pair<double, double>> spine_directions(const std::vector<Component>& comps,
+                                                        const std::vector<Shape>& shapes) {
+  std::array<std::int64_t, kNumClasses> largest{};
+  for (const auto& c : comps) largest[c.label] = std::max(largest[c.label], c.size);
+  std::vector<double> of_type[2];
+  for (int l = 1; l <= kMaxLabel; ++l)
+    if (largest[l] > 0) of_type[is_disc(l)].push_back(static_cast<double>(largest[l]));
+  const double min_size[2] = {0.25 * median_of(of_type[0], 0), 0.25 * median_of(of_type[1], 0)};
+  std::vector<std::pair<double, double>> dir(comps.size(), {0.0, 0.0});
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    const bool other = !is_disc(comps[i].label);  // the type of its neighbours along the spine
+    int lo = -1, hi = -1;
+    for (std::size_t j = 0; j < comps.size(); ++j) {
+      if (is_disc(comps[j].label) != other || static_cast<double>(comps[j].size) < min_size[other])
+        continue;
+      const double dw = shapes[j].w - shapes[i].w;
+      int& side = dw < 0 ? lo : hi;
+      if (side < 0 || std::abs(dw) < std::abs(shapes[side].w - shapes[i].w))
+        side = static_cast<int>(j);
+    }
+    const Shape& a = shapes[lo >= 0 ? lo : i];
+    const Shape& b = shapes[hi >= 0 ? hi : i];
+    const double n = std::hypot(b.h - a.h, b.w - a.w);
+    if (n > 0) dir[i] = {(b.h - a.h) / n, (b.w - a.w) / n};
+  }
+  return dir;
+}
+
 LevelResult assign_levels(std::vector<Component>& comps, const Touching& touching,
                           const RefineOptions& opt) {
   LevelResult r;
@@ -240,7 +295,7 @@ LevelResult assign_levels(std::vector<Component>& comps, const Touching& touchin
   } else if (!order.empty()) {
     sort_caudal_first(objects, order);
     // A skipped level costs about one structure's agreement.
-    if (!opt.anchor_sacrum || !count_from_sacrum(objects, order))
+    if (!opt.anchor_sacrum || !count_from_sacrum(objects, order, opt))
       best_chain(objects, order, median);
   }
   for (const auto& o : objects) {

@@ -51,6 +51,13 @@ struct Component {
   int new_label = -1;    // after step 2: > 0 the structure's label, -1 a fragment
 };
 
+// The spine's direction at each component (unit (h, w) in mm): from the nearest component of the
+// other type (disc for a vertebra, vertebra for a disc: never a piece of the same structure), at
+// least a quarter of that type's typical size, on one side along W to the nearest on the other;
+// (0, 0) where there is none.
+std::vector<std::pair<double, double>> spine_directions(const std::vector<Component>& comps,
+                                                        const std::vector<Shape>& shapes);
+
 // Components a and b (indices, a < b) of different labels of one type that share a face, edge or
 // corner.
 using Touching = std::vector<std::pair<int, int>>;

@@ -60,50 +60,35 @@ std::vector<Component> label_components(const std::uint8_t* L, const Dims& g,
   return comps;
 }
 
-// The spine's direction at each component (unit (h, w) in mm), from the nearest structure-sized
-// component on one side along W to the nearest on the other; (0, 0) where none is near.
-std::vector<std::pair<double, double>> spine_directions(const std::vector<Component>& comps,
-                                                        const std::vector<Shape>& shapes,
-                                                        double min_size) {
-  std::vector<std::pair<double, double>> dir(comps.size(), {0.0, 0.0});
-  for (std::size_t i = 0; i < comps.size(); ++i) {
-    int lo = -1, hi = -1;
-    for (std::size_t j = 0; j < comps.size(); ++j) {
-      if (j == i || static_cast<double>(comps[j].size) < min_size) continue;
-      const double dw = shapes[j].w - shapes[i].w;
-      int& side = dw < 0 ? lo : hi;
-      if (side < 0 || std::abs(dw) < std::abs(shapes[side].w - shapes[i].w))
-        side = static_cast<int>(j);
-    }
-    const Shape& a = shapes[lo >= 0 ? lo : i];
-    const Shape& b = shapes[hi >= 0 ? hi : i];
-    const double n = std::hypot(b.h - a.h, b.w - a.w);
-    if (n > 0) dir[i] = {(b.h - a.h) / n, (b.w - a.w) / n};
-  }
-  return dir;
-}
-
-// Cuts component `id` into k pieces of equal voxel counts along direction (uh, uw); the pieces
-// after the first become new components of the same label.
-void cut_component(int id, int k, std::pair<double, double> u, const Dims& g,
-                   const RefineOptions& opt, std::vector<std::int32_t>& comp,
-                   std::vector<Component>& comps) {
-  std::vector<std::pair<double, std::int64_t>> along;
+// Component `id`'s voxels by their position along direction (uh, uw) in mm, ascending.
+std::vector<std::pair<double, std::int64_t>> along(int id, std::pair<double, double> u,
+                                                   const Dims& g, const RefineOptions& opt,
+                                                   const std::vector<std::int32_t>& comp) {
+  std::vector<std::pair<double, std::int64_t>> out;
   for (std::int64_t i = 0; i < g.N; ++i)
     if (comp[i] == id)
-      along.emplace_back(
+      out.emplace_back(
           ((i / g.W) % g.H) * opt.spacing_h * u.first + (i % g.W) * opt.spacing_w * u.second, i);
-  std::sort(along.begin(), along.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Cuts component `id` (its voxels `by` position, ascending) at positions `cuts` (ascending): the
+// pieces after the first become new components of the same label.
+void cut_component(int id, const std::vector<std::pair<double, std::int64_t>>& by,
+                   const std::vector<double>& cuts, const Dims& g, std::vector<std::int32_t>& comp,
+                   std::vector<Component>& comps) {
   const int label = comps[id].label;
   std::vector<int> ids = {id};
-  for (int p = 1; p < k; ++p) ids.push_back(static_cast<int>(comps.size())), comps.emplace_back();
+  for (std::size_t p = 0; p < cuts.size(); ++p)
+    ids.push_back(static_cast<int>(comps.size())), comps.emplace_back();
   for (int p : ids) comps[p] = Component(), comps[p].label = label;
-  for (std::size_t n = 0; n < along.size(); ++n) {
-    const int p = ids[n * k / along.size()];
-    const std::int64_t i = along[n].second;
+  std::size_t piece = 0;
+  for (const auto& [x, i] : by) {
+    while (piece < cuts.size() && x >= cuts[piece]) ++piece;
     const std::int64_t q[3] = {i / (g.H * g.W), (i / g.W) % g.H, i % g.W};
-    Component& c = comps[p];
-    comp[i] = p;
+    Component& c = comps[ids[piece]];
+    comp[i] = ids[piece];
     ++c.size;
     c.m.add(static_cast<double>(q[1]), static_cast<double>(q[2]));
     for (int a = 0; a < 3; ++a)
@@ -113,6 +98,48 @@ void cut_component(int id, int k, std::pair<double, double> u, const Dims& g,
     Component& c = comps[p];
     c.at_edge = c.lo[1] == 0 || c.lo[2] == 0 || c.hi[1] == g.H - 1 || c.hi[2] == g.W - 1;
   }
+}
+
+// k pieces of equal voxel counts.
+void cut_equally(int id, int k, std::pair<double, double> u, const Dims& g,
+                 const RefineOptions& opt, std::vector<std::int32_t>& comp,
+                 std::vector<Component>& comps) {
+  const auto by = along(id, u, g, opt, comp);
+  std::vector<double> cuts;
+  for (int p = 1; p < k; ++p) cuts.push_back(by[by.size() * p / k].first);
+  cut_component(id, by, cuts, g, comp, comps);
+}
+
+// A sacrum longer than kSacrumBodies typical bodies along the spine has the levels above it
+// under its label (the L5/S disc missed, L5 called S): the part beyond a sacrum's length toward
+// `cranial` is cut off as a body of its own.
+constexpr double kSacrumBodies = 2.6, kSacrumLength = 1.8;
+void cut_long_sacrum(int id, double length, double typical, std::pair<double, double> cranial,
+                     const Dims& g, const RefineOptions& opt, std::vector<std::int32_t>& comp,
+                     std::vector<Component>& comps) {
+  if (length < kSacrumBodies * typical || (cranial.first == 0 && cranial.second == 0)) return;
+  const auto by = along(id, cranial, g, opt, comp);
+  const double lo = by.front().first, hi = by.back().first;
+  if (!(hi > lo)) return;
+  const double beyond = (length - kSacrumLength * typical) / length;
+  cut_component(id, by, {hi - beyond * (hi - lo)}, g, comp, comps);
+}
+
+// The unit direction from component i toward the nearest disc (i's cranial side, for the sacrum).
+std::pair<double, double> cranial_of(const std::vector<Component>& comps,
+                                     const std::vector<Shape>& shapes, std::size_t i) {
+  int best = -1;
+  double best_d = 0;
+  for (std::size_t j = 0; j < comps.size(); ++j) {
+    if (!is_disc(comps[j].label)) continue;
+    const double d = std::hypot(shapes[j].h - shapes[i].h, shapes[j].w - shapes[i].w) /
+                     std::sqrt(static_cast<double>(comps[j].size));
+    if (best < 0 || d < best_d) best = static_cast<int>(j), best_d = d;
+  }
+  if (best < 0) return {0, 0};
+  const double dh = shapes[best].h - shapes[i].h, dw = shapes[best].w - shapes[i].w;
+  const double n = std::hypot(dh, dw);
+  return n > 0 ? std::pair{dh / n, dw / n} : std::pair{0.0, 0.0};
 }
 
 // The most caudal vertebra component of at least min_size (the sacrum, whatever its label): the
@@ -155,9 +182,8 @@ void split_merged_bodies(const Dims& g, const RefineOptions& opt, std::vector<st
   std::nth_element(sizes.begin(), sizes.begin() + sizes.size() / 2, sizes.end());
   std::vector<Shape> shapes;
   for (const auto& c : comps) shapes.emplace_back(c.m, opt.spacing_h, opt.spacing_w);
-  const double min_size = 0.2 * sizes[sizes.size() / 2];
-  const auto dir = spine_directions(comps, shapes, min_size);
-  const int sacrum = most_caudal_body(comps, shapes, min_size);
+  const auto dir = spine_directions(comps, shapes);
+  const int sacrum = most_caudal_body(comps, shapes, 0.2 * sizes[sizes.size() / 2]);
   auto length = [&](std::size_t i) { return shapes[i].extent(dir[i].first, dir[i].second); };
   std::vector<double> body;  // the bodies' typical length along the spine
   for (int label = 2; label <= 10; ++label)
@@ -168,12 +194,17 @@ void split_merged_bodies(const Dims& g, const RefineOptions& opt, std::vector<st
   if (typical <= 0) return;
   const std::size_t n = comps.size();
   for (std::size_t i = 0; i < n; ++i) {
+    if (static_cast<int>(i) == sacrum && (dir[i].first != 0 || dir[i].second != 0)) {
+      cut_long_sacrum(static_cast<int>(i), length(i), typical, cranial_of(comps, shapes, i), g, opt,
+                      comp, comps);
+      continue;
+    }
     if (comps[i].label < 2 || comps[i].label > 10 || static_cast<int>(i) == sacrum) continue;
     // Two bodies and the disc between them are about 2.4 bodies long; one body with part of a
     // disc labelled as it, up to about 1.5.
     const auto k = static_cast<long>(std::floor(length(i) / typical + 0.3));
     if (k >= 2 && k <= 4)
-      cut_component(static_cast<int>(i), static_cast<int>(k), dir[i], g, opt, comp, comps);
+      cut_equally(static_cast<int>(i), static_cast<int>(k), dir[i], g, opt, comp, comps);
   }
 }
 

@@ -214,3 +214,23 @@ TEST(Refine, CutsTwoBodiesThatShareALabelWhereTheDiscWasMissed) {
       EXPECT_GE(dice_of(bad, *clean, label), 0.75) << "case " << c << " " << structure_name(label);
   }
 }
+
+TEST(Refine, CutsTheLevelsAboveALongSacrumOffIt) {
+  // The L5/S disc missed and L5 called S with it (one sacrum a level too long), every level
+  // above named one low. L5 is cut off the sacrum and the levels above are counted.
+  for (int c = 1; c <= 3; ++c) {
+    const auto clean = clean_mask(c, 15);
+    NdArray bad(*clean);
+    relabel(bad, [](int v) {
+      if (v == 11 || v == 2) return 1;       // L5/S and L5 become S
+      if (v >= 3 && v <= 8) return v - 1;    // L4 -> L5, ...
+      if (v >= 12 && v <= 17) return v - 1;  // L4/L5 -> L5/S, ...
+      return v;
+    });
+    refine::refine_labels(bad, {});
+    for (int label : {3, 4, 5, 12, 13, 14})
+      EXPECT_GE(dice_of(bad, *clean, label), 0.95) << "case " << c << " " << structure_name(label);
+    for (int label : {1, 2})  // the sacrum and L5, cut where the disc was
+      EXPECT_GE(dice_of(bad, *clean, label), 0.7) << "case " << c << " " << structure_name(label);
+  }
+}
