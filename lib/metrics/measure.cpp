@@ -1,8 +1,8 @@
 #include "metrics/measure.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
@@ -33,7 +33,7 @@ V2 posterior_of(V2 a) { return {a.z, -a.y}; }
 struct Points {
   std::vector<std::array<double, 3>> p;
   std::array<double, 3> centroid{};
-  std::array<std::int64_t, 3> lo{}, hi{};   // index box (h, w, d)
+  std::array<std::int64_t, 3> lo{}, hi{};  // index box (h, w, d)
   std::vector<std::array<double, 3>> edge;  // those on the volume's boundary (not left-right)
 };
 
@@ -149,11 +149,11 @@ Line fit_line(const std::vector<std::pair<double, double>>& vu, double min_dev) 
 struct Frame {
   bool ok = false;
   std::string why;
-  V2 c, a, b;                    // centroid (y, z); axis (superior); posterior
-  double x = 0;                  // the plane's left-right position
-  Line sup, inf;                 // u = alpha + beta v, u along a and v along b from c
+  V2 c, a, b;              // centroid (y, z); axis (superior); posterior
+  double x = 0;            // the plane's left-right position
+  Line sup, inf;           // u = alpha + beta v, u along a and v along b from c
   double v_ant = 0, v_post = 0;  // the body's anterior and posterior borders
-  double ea = 0, eb = 0;         // voxel extents along a and b
+  double ea = 0, eb = 0;   // voxel extents along a and b
   double height(double v) const { return sup.at(v) - inf.at(v) + ea; }
   V2 normal(const Line& l) const { return unit(a - l.beta * b); }
 };
@@ -176,8 +176,7 @@ void fit_surfaces(Frame& f, const std::vector<V2>& pts, double v_lo, double v_hi
   std::vector<double> top(nb, -1e300), bottom(nb, 1e300);
   for (const auto& p : pts) {
     const double v = dot(p, f.b), u = dot(p, f.a);
-    const auto k =
-        static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
+    const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
     if (k < 0 || k >= nb) continue;
     top[k] = std::max(top[k], u);
     bottom[k] = std::min(bottom[k], u);
@@ -292,19 +291,15 @@ V2 chain_axis(const std::vector<Points>& pts, int label) {
   int pos = 0;
   while (kSpineChain[pos] != label) ++pos;
   const Points& self = pts[label];
-  const Points* below =
-      pos > 0 && !pts[kSpineChain[pos - 1]].p.empty() ? &pts[kSpineChain[pos - 1]] : nullptr;
-  const Points* above =
-      pos + 1 < static_cast<int>(kSpineChain.size()) && !pts[kSpineChain[pos + 1]].p.empty()
-          ? &pts[kSpineChain[pos + 1]]
-          : nullptr;
+  const Points* below = pos > 0 && !pts[kSpineChain[pos - 1]].p.empty()
+                            ? &pts[kSpineChain[pos - 1]] : nullptr;
+  const Points* above = pos + 1 < static_cast<int>(kSpineChain.size()) &&
+                                !pts[kSpineChain[pos + 1]].p.empty()
+                            ? &pts[kSpineChain[pos + 1]] : nullptr;
   V2 d{0, 1};
-  if (below && above)
-    d = centroid2(*above) - centroid2(*below);
-  else if (above)
-    d = centroid2(*above) - centroid2(self);
-  else if (below)
-    d = centroid2(self) - centroid2(*below);
+  if (below && above) d = centroid2(*above) - centroid2(*below);
+  else if (above) d = centroid2(*above) - centroid2(self);
+  else if (below) d = centroid2(self) - centroid2(*below);
   if (std::hypot(d.y, d.z) < 1e-6) d = {0, 1};
   return unit(d);
 }
@@ -338,56 +333,6 @@ double mean_of(std::initializer_list<double> xs) {
   return n ? s / n : kNaN;
 }
 
-// The sacral plate against the L5/S disc that lies on it: a plate turned more than
-// kSacralPlateLimit from the disc's axis was fitted to the sacrum's corner, not its plate. It is
-// then fitted again with the disc's axis kept, and dropped (with the reason) if still that far.
-constexpr double kSacralPlateLimit = 15;
-void check_sacral_plate(CaseMeasurement& c, const Frame* disc, const Points& S, const Grid& grid) {
-  LevelMeasurement& m = c.levels[0];
-  if (!disc || !m.superior.valid) return;
-  const double axis = std::atan2(disc->a.y, disc->a.z) * kDeg;
-  if (std::abs(m.superior.normal_deg - axis) <= kSacralPlateLimit) return;
-  const Frame f = fit_frame(S, grid, disc->a, 0);
-  if (f.ok) {
-    const Endplate e = endplate(f, f.sup, true);
-    if (std::abs(e.normal_deg - axis) <= kSacralPlateLimit) {
-      m.superior = e;
-      return;
-    }
-  }
-  char b[96];
-  std::snprintf(b, sizeof b, "sacral plate not found (%.0f deg from the L5/S disc's axis)",
-                m.superior.normal_deg - axis);
-  m.superior.valid = false;
-  m.note = m.note.empty() ? b : m.note + "; " + b;
-}
-
-// A body's endplate and the facing surface of the disc against it are one interface seen from
-// both sides: where both were fitted and disagree by more than kPlateAgreement, the segmentation
-// there is too uncertain for an angle, and the endplate is dropped with the reason. (Where they
-// agree the body's own fit stands: a disc's surface is not its neighbour's endplate exactly.)
-constexpr double kPlateAgreement = 8;
-void reconcile_endplates(CaseMeasurement& c) {
-  for (int k = 2; k <= kMaxLabel - 9; ++k) {  // vertebrae L5..T9 (label 2..10)
-    LevelMeasurement& v = c.levels[k - 1];
-    for (const bool upper : {true, false}) {
-      const int disc = upper ? 10 + k : 9 + k;  // the disc above or below
-      if (disc > kMaxLabel) continue;
-      Endplate& e = upper ? v.superior : v.inferior;
-      const LevelMeasurement& d = c.levels[disc - 1];
-      const Endplate& f = upper ? d.inferior : d.superior;
-      if (!e.valid || !f.valid) continue;
-      const double diff = e.normal_deg - f.normal_deg;
-      if (std::abs(diff) <= kPlateAgreement) continue;
-      char b[112];
-      std::snprintf(b, sizeof b, "%s endplate %.0f deg off the %s disc's surface",
-                    upper ? "superior" : "inferior", diff, structure_name(disc));
-      e.valid = false;
-      v.note = v.note.empty() ? b : v.note + "; " + b;
-    }
-  }
-}
-
 // Ratios and grades that compare a level with its neighbours.
 void derive_ratios(CaseMeasurement& c) {
   auto lv = [&](int label) -> LevelMeasurement* {
@@ -409,8 +354,8 @@ void derive_ratios(CaseMeasurement& c) {
     const auto &lower = *lv(k), &upper = *lv(k + 1);
     if (!std::isnan(d.middle_height_mm)) {
       const double disc_sum = d.anterior_height_mm + d.middle_height_mm + d.posterior_height_mm;
-      const double body_sum =
-          upper.anterior_height_mm + upper.middle_height_mm + upper.posterior_height_mm;
+      const double body_sum = upper.anterior_height_mm + upper.middle_height_mm +
+                              upper.posterior_height_mm;
       d.dhi = disc_sum / body_sum;
       d.disc_to_body_ratio =
           d.middle_height_mm / mean_of({upper.middle_height_mm, lower.middle_height_mm});
@@ -430,19 +375,10 @@ void derive_ratios(CaseMeasurement& c) {
 }  // namespace
 
 LevelMeasurement::LevelMeasurement()
-    : anterior_height_mm(kNaN),
-      middle_height_mm(kNaN),
-      posterior_height_mm(kNaN),
-      ap_depth_mm(kNaN),
-      wedge_ratio(kNaN),
-      biconcavity_ratio(kNaN),
-      dhi(kNaN),
-      disc_to_body_ratio(kNaN),
-      farfan_index(kNaN),
-      mean_intensity(kNaN),
-      median_intensity(kNaN),
-      signal_ratio(kNaN),
-      confidence(kNaN) {}
+    : anterior_height_mm(kNaN), middle_height_mm(kNaN), posterior_height_mm(kNaN),
+      ap_depth_mm(kNaN), wedge_ratio(kNaN), biconcavity_ratio(kNaN), dhi(kNaN),
+      disc_to_body_ratio(kNaN), farfan_index(kNaN), mean_intensity(kNaN),
+      median_intensity(kNaN), signal_ratio(kNaN), confidence(kNaN) {}
 
 CaseMeasurement::CaseMeasurement() : lordosis_l1_s1_deg(kNaN), sacral_slope_deg(kNaN) {
   segmental_deg.fill(kNaN);
@@ -482,10 +418,8 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     auto& m = c.levels[label - 1];
     const Points& P = pts[label];
     frames[label] = fit_frame(P, grid, axis, refine);
-    if (frames[label].ok)
-      set_heights(m, frames[label]);
-    else
-      m.note = frames[label].why;
+    if (frames[label].ok) set_heights(m, frames[label]);
+    else m.note = frames[label].why;
   };
   for (int label = 1; label <= kMaxLabel; ++label) {
     auto& m = c.levels[label - 1];
@@ -512,18 +446,13 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     int n = 0;
     for (const Frame* f : {below, above})
       if (f && f->ok) axis = axis + f->a, ++n;
-    if (n)
-      measure_level(k, axis, 0);
-    else
-      measure_level(k, chain_axis(pts, k), 1);
+    if (n) measure_level(k, axis, 0);
+    else measure_level(k, chain_axis(pts, k), 1);
   }
-  if (c.levels[0].voxels) {
+  if (c.levels[0].voxels)
     measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
-    check_sacral_plate(c, frames[11].ok ? &frames[11] : nullptr, pts[1], grid);
-  }
   for (auto& m : c.levels)
     if (m.voxels && !m.complete) drop_cut_values(m, frames[m.label], pts[m.label]);
-  reconcile_endplates(c);
   derive_ratios(c);
   return c;
 }

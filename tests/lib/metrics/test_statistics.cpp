@@ -21,7 +21,7 @@ TEST(Statistics, CountsVolumesIntensitiesAndCentroids) {
   g.spacing = {0.5, 2.0, 4.0};  // along file axes i (H), j (W), k (D)
   g.origin = {10, 20, 30};
   g.direction = {0, 0, 1, 1, 0, 0, 0, -1, 0};  // i -> +y, j -> -z, k -> +x (LPS)
-  const auto s = structure_statistics(*labels, *image, g);
+  auto s = structure_statistics(*labels, *image, g);
   ASSERT_EQ(s.size(), 19u);
   EXPECT_EQ(s[0].label, 1);
   EXPECT_EQ(s[0].voxels, 2);
@@ -36,9 +36,11 @@ TEST(Statistics, CountsVolumesIntensitiesAndCentroids) {
   EXPECT_DOUBLE_EQ(s[18].mean_intensity, static_cast<double>(at(0, 1, 1)));
   EXPECT_EQ(s[5].voxels, 0);
   EXPECT_TRUE(std::isnan(s[5].mean_intensity));
-  const std::string rows = statistics_csv_rows("Case,1", s);
-  EXPECT_THAT(rows, ::testing::StartsWith("\"Case,1\",1,S,2,8,11.5,0,12,20.5,27\n"));
-  EXPECT_THAT(rows, ::testing::HasSubstr("\"Case,1\",6,L1,0,0,,,,,\n"));
+  const std::string rows = statistics_csv_rows("Case,1", s);  // no QC: the confidence is blank
+  EXPECT_THAT(rows, ::testing::StartsWith("\"Case,1\",1,S,2,8,11.5,0,12,20.5,27,\n"));
+  EXPECT_THAT(rows, ::testing::HasSubstr("\"Case,1\",6,L1,0,0,,,,,,\n"));
+  s[0].confidence = 0.25;
+  EXPECT_THAT(statistics_csv_rows("c", s), ::testing::StartsWith("c,1,S,2,8,11.5,0,12,20.5,27,0.25\n"));
   // A normalised image reports the file's intensities through the rescale (x * 379 + 466).
   const auto r = structure_statistics(*labels, *image, g, Rescale{466, 379});
   EXPECT_DOUBLE_EQ(r[0].mean_intensity, (466.0 + (23.0 * 379 + 466)) / 2);
