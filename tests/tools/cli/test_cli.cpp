@@ -670,10 +670,14 @@ TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
   const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
   ASSERT_EQ(sp("synth --cases 5 --size 48 64 --seed 9 --out " + cohort).code, 0);
   const std::string graph_file = (d / "scored.json").string();
+  spineparse::write_file_atomic((d / "qc.json").string(), R"({
+    "structure": {"bias": 2, "weights": {"order_wrong": -6}},
+    "case": {"bias": -4, "weights": {"mean_confidence": 9}}})");
   spineparse::write_file_atomic(graph_file, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "read", "stage": "io.read_dataset"},
     {"id": "pause", "stage": "test.delay", "params": {"ms": 300}},
     {"id": "labels", "stage": "test.mask_as_labels"},
+    {"id": "qc", "stage": "metrics.qc", "params": {"calibration": "qc.json"}},
     {"id": "evaluate", "stage": "metrics.evaluate"},
     {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "norm_{id}.nii.gz"}}]})");
   const std::string plugins = " --threads 1 --plugin-dir " + spineparse::testing::test_plugin_dir();
@@ -701,8 +705,12 @@ TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
     EXPECT_EQ(c["attrs"].value("earlier_status", ""), "ok") << c.dump();
     EXPECT_TRUE(c.contains("metrics") && c["metrics"].contains("dice_all")) << c.dump();
     EXPECT_TRUE(c["stage_seconds"].contains("pause")) << c.dump();
+    EXPECT_TRUE(c.contains("qc") && c["qc"].contains("verdict")) << c.dump();  // QC's record too
+    EXPECT_FALSE(c["attrs"].contains("record:qc")) << c.dump();
   }
   EXPECT_GE(skipped, 1);
+  EXPECT_EQ(spineparse::read_file(out + "/qc/review.csv"),
+            spineparse::read_file((d / "whole/qc/review.csv").string()));
 }
 
 // A thin-slice (1 mm) acquisition lies outside the demo models' training range (about 4 mm
