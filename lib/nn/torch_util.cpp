@@ -65,25 +65,32 @@ std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t) {
   return a;
 }
 
-torch::Device parse_device(const std::string& spec) {
-  if (spec == "cpu") return torch::kCPU;
-  if (spec == "auto")
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
-                                       : torch::Device(torch::kCPU);
-  if (spec.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw std::runtime_error(
-          "device '" + spec +
-          "' asked for, but this LibTorch has no CUDA or no GPU is visible (use cpu or auto)");
-    }
-    torch::Device d(spec);
-    if (d.index() >= static_cast<int>(torch::cuda::device_count())) {
-      throw std::runtime_error("device '" + spec + "': only " +
-                               std::to_string(torch::cuda::device_count()) + " GPU(s) visible");
-    }
-    return d;
+std::string canonical_device(const std::string& spec, bool cuda_available, int gpus) {
+  if (spec == "cpu") return "cpu";
+  if (spec == "auto") return cuda_available && gpus > 0 ? "cuda:0" : "cpu";
+  if (spec != "cuda" && spec.rfind("cuda:", 0) != 0)
+    throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
+  int index = 0;
+  if (spec != "cuda") {
+    const std::string n = spec.substr(5);
+    if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
+      throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
+    index = std::stoi(n);
   }
-  throw std::runtime_error("device '" + spec + "' is not cpu, cuda, cuda:N or auto");
+  if (!cuda_available || gpus <= 0)
+    throw std::runtime_error(
+        "device '" + spec +
+        "' asked for, but this LibTorch has no CUDA or no GPU is visible (use cpu or auto)");
+  if (index >= gpus)
+    throw std::runtime_error("device '" + spec + "': only " + std::to_string(gpus) +
+                             " GPU(s) visible");
+  return "cuda:" + std::to_string(index);
+}
+
+torch::Device parse_device(const std::string& spec) {
+  const bool cuda = torch::cuda::is_available();
+  return torch::Device(
+      canonical_device(spec, cuda, cuda ? static_cast<int>(torch::cuda::device_count()) : 0));
 }
 
 void set_cuda_autocast(bool on, torch::ScalarType dtype) {

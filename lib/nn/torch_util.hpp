@@ -17,9 +17,13 @@ torch::Tensor view_of(const NdArray& a);
 // uint8, int64, float64; other dtypes as float32), made in one copy.
 std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
 
-// "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch has it and a GPU is present).
-// Throws with the parameter value when CUDA is asked for but unavailable.
+// "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch has it and a GPU is present), always
+// with an index on CUDA: "cuda" and "auto" are "cuda:0" (a device of index -1 would make stream
+// guards index their per-device tables at -1, and the executor see "cuda" and "cuda:0" as two
+// GPUs). Throws with the parameter value when CUDA is asked for but unavailable.
 torch::Device parse_device(const std::string& spec);
+// The same rule on names, given what the machine has: "cpu" or "cuda:N". Throws likewise.
+std::string canonical_device(const std::string& spec, bool cuda_available, int gpus);
 
 // Turns CUDA autocast on (in float16 or bfloat16) or off, across LibTorch 1.13 and 2.x APIs.
 void set_cuda_autocast(bool on, torch::ScalarType dtype = torch::kHalf);

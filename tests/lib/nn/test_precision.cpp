@@ -8,6 +8,7 @@
 
 #include "nn/networks.hpp"
 #include "nn/precision.hpp"
+#include "nn/torch_util.hpp"
 
 using namespace spineparse::nn;
 using ::testing::HasSubstr;
@@ -22,6 +23,30 @@ CpuFeatures cpu(bool avx512, bool bf16, bool amx) {
   return f;
 }
 }  // namespace
+
+TEST(Device, NamesAreCanonicalWithAnIndexOnCudaWithOrWithoutAGpu) {
+  using spineparse::nn::canonical_device;
+  EXPECT_EQ(canonical_device("cpu", false, 0), "cpu");
+  EXPECT_EQ(canonical_device("auto", false, 0), "cpu");
+  EXPECT_EQ(canonical_device("auto", true, 0), "cpu");
+  EXPECT_EQ(canonical_device("auto", true, 2), "cuda:0");
+  EXPECT_EQ(canonical_device("cuda", true, 1), "cuda:0");  // never index -1
+  EXPECT_EQ(canonical_device("cuda:1", true, 2), "cuda:1");
+  EXPECT_THROW(canonical_device("cuda:2", true, 2), std::runtime_error);
+  EXPECT_THROW(canonical_device("cuda", false, 0), std::runtime_error);
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda0", "CUDA", ""})
+    EXPECT_THROW(canonical_device(bad, true, 4), std::runtime_error) << bad;
+  try {
+    canonical_device("cuda:3", true, 2);
+  } catch (const std::exception& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("device 'cuda:3': only 2 GPU(s) visible"));
+  }
+  // On this machine: a name the network stages can use, equal for cuda and cuda:0.
+  if (torch::cuda::is_available())
+    EXPECT_EQ(spineparse::nn::parse_device("cuda"), spineparse::nn::parse_device("cuda:0"));
+  else
+    EXPECT_EQ(spineparse::nn::parse_device("auto").str(), "cpu");
+}
 
 TEST(Precision, AutoFollowsTheMachine) {
   auto amx = choose_precision("auto", false, cpu(true, true, true));
