@@ -268,12 +268,19 @@ std::map<std::string, double> structure_features(const StructureSignals& s, cons
 
 std::map<std::string, double> case_features(const CaseSignals& c,
                                             const std::vector<double>& confidence) {
-  double mean = 0, low = 0, least = 1;
-  for (double v : confidence) mean += v, low += v < 0.5, least = std::min(least, v);
+  // The least confident and the share below 0.5 leave out structures cut by the view: a partial
+  // top level is expected and says nothing of the rest.
+  double mean = 0, low = 0, least = 1, inside = 0;
+  for (std::size_t k = 0; k < confidence.size(); ++k) {
+    const double v = confidence[k];
+    mean += v;
+    if (k < c.structures.size() && c.structures[k].cut) continue;
+    low += v < 0.5, least = std::min(least, v), ++inside;
+  }
   const double n = static_cast<double>(confidence.size());
   return {{"mean_confidence", n ? mean / n : 0},
-          {"least_confidence", n ? least : 0},
-          {"low_share", n ? low / n : 1},
+          {"least_confidence", inside ? least : 0},
+          {"low_share", inside ? low / inside : 1},
           {"structures", n},
           {"missing", static_cast<double>(c.missing.size())},
           {"out_of_range", static_cast<double>(c.out_of_range.size())}};

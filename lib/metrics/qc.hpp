@@ -51,7 +51,8 @@ CaseSignals qc_signals(const NdArray& labels, const NdArray* unrefined, const Nd
                        const NdArray* coarse_logits, std::array<double, 3> spacing,
                        const std::string& warnings);
 
-// The named inputs of the two logistic models.
+// The named inputs of the two logistic models; `confidence` is by structure, in the order of
+// c.structures.
 std::map<std::string, double> structure_features(const StructureSignals& s, const CaseSignals& c);
 std::map<std::string, double> case_features(const CaseSignals& c,
                                             const std::vector<double>& confidence);

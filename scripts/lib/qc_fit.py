@@ -18,12 +18,13 @@ import sys
 
 import numpy as np
 
+# The training-range warnings are left out of both models: the verdict demotes such a case to
+# review whatever its score, and the only out-of-range cases of the calibration (thin slices,
+# resampled) are good, which would teach the models to trust a warning.
 STRUCTURE_FEATURES = ["probability", "low_share", "coarse_agreement", "relabelled", "fragmented",
                       "size_ratio", "spacing_misfit", "off_axis", "cut", "order_wrong",
-                      "log_voxels", "case_probability", "case_structures", "case_missing",
-                      "case_out_of_range"]
-CASE_FEATURES = ["mean_confidence", "least_confidence", "low_share", "structures", "missing",
-                 "out_of_range"]
+                      "log_voxels", "case_probability", "case_structures", "case_missing"]
+CASE_FEATURES = ["mean_confidence", "least_confidence", "low_share", "structures", "missing"]
 NAMES = ["S", "L5", "L4", "L3", "L2", "L1", "T12", "T11", "T10", "T9", "L5/S", "L4/L5", "L3/L4",
          "L2/L3", "L1/L2", "T12/L1", "T11/T12", "T10/T11", "T9/T10"]
 
@@ -49,14 +50,14 @@ def case_mean(d):
 
 
 def structure_rows(cases):
-    """Feature rows, Dice, and (case index, label) of every structure QC saw."""
+    """Feature rows, Dice, and (case index, label, cut) of every structure QC saw."""
     X, y, where = [], [], []
     for k, (_, _, d, rec) in enumerate(cases):
         for label, sig in rec["signals"].items():
             label = int(label)
             X.append([sig.get(f, float("nan")) for f in STRUCTURE_FEATURES])
             y.append(d.get(label, 0.0) if not math.isnan(d.get(label, 0.0)) else 0.0)
-            where.append((k, label))
+            where.append((k, label, sig.get("cut", 0.0) > 0))
     return np.array(X, float), np.array(y, float), where
 
 
@@ -89,17 +90,19 @@ def predict(weights, bias, fill, X):
 
 
 def case_rows(cases, confidence, where):
+    """The case model's inputs, as metrics/qc.cpp's case_features computes them: the least
+    confident and the share below 0.5 leave out structures cut by the view."""
     per_case = {}
-    for (k, _), c in zip(where, confidence):
-        per_case.setdefault(k, []).append(c)
+    for (k, _, cut), c in zip(where, confidence):
+        per_case.setdefault(k, []).append((c, cut))
     X = []
     for k, (_, _, _, rec) in enumerate(cases):
-        conf = per_case.get(k, [])
+        conf = [c for c, _ in per_case.get(k, [])]
+        inside = [c for c, cut in per_case.get(k, []) if not cut]
         cs = rec["case_signals"]
-        n = len(conf)
-        X.append([np.mean(conf) if n else 0.0, min(conf) if n else 0.0,
-                  np.mean([c < 0.5 for c in conf]) if n else 1.0, n, cs["missing"],
-                  cs["out_of_range"]])
+        X.append([np.mean(conf) if conf else 0.0, min(inside) if inside else 0.0,
+                  np.mean([c < 0.5 for c in inside]) if inside else 1.0, len(conf),
+                  cs["missing"]])
     return np.array(X, float)
 
 
