@@ -1,5 +1,6 @@
-// A stage harness: runs a validated linear graph case by case without TBB, returning the final
-// case records (with every field), so tests can look at what stages produced.
+// A stage harness: runs a validated linear graph file case by case without TBB, returning the final
+// case records (with every field), so tests can look at what stages produced. Relative paths in
+// the graph resolve against its folder, as in `spineparse run`.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,11 +10,11 @@
 
 namespace spineparse::testing {
 
-inline std::vector<CasePtr> run_chain(Registry& registry, const std::string& graph_text,
+inline std::vector<CasePtr> run_chain(Registry& registry, const std::string& graph_path,
                                       const std::string& input_dir,
                                       const std::vector<std::string>& sets = {},
                                       const std::string& output_dir = "") {
-  auto g = load_graph_text(graph_text, "harness.json", registry, sets);
+  auto g = load_graph_file(graph_path, registry, sets);
   if (!g.ok()) {
     std::string all;
     for (const auto& i : g.issues) all += i.to_string() + "\n";

@@ -64,9 +64,7 @@ class SpineParseNet : public ::testing::Test {
   std::map<std::string, torch::Tensor> e2e_;
 };
 
-std::string graph_text() {
-  return read_file(spineparse::testing::source_dir() + "/graphs/spineparsenet.json");
-}
+std::string graph_file() { return spineparse::testing::source_dir() + "/graphs/spineparsenet.json"; }
 }  // namespace
 
 TEST_F(SpineParseNet, PreprocessingMatchesTheOriginal) {
@@ -98,7 +96,7 @@ TEST_F(SpineParseNet, WholeGraphMatchesProbabilitiesAndLabels) {
   sets.push_back("fine.device=cpu");
   sets.push_back("coarse.precision=fp32");  // the path that matches the original to 1e-3
   sets.push_back("fine.precision=fp32");
-  auto cases = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), sets, out_.str());
+  auto cases = spineparse::testing::run_chain(registry_, graph_file(), in_.str(), sets, out_.str());
   ASSERT_EQ(cases.size(), 1u);
   ASSERT_FALSE(cases[0]->failed()) << cases[0]->error()->message;
   auto probs = cases[0]->get("probabilities");
@@ -144,7 +142,7 @@ TEST_F(SpineParseNet, OddSizesGiveOutputsOnTheRawGrid) {
   for (const char* s : {"coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",
                         "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"})
     sets.push_back(s);
-  auto cases = spineparse::testing::run_chain(registry_, graph_text(), in2.str(), sets, out_.str());
+  auto cases = spineparse::testing::run_chain(registry_, graph_file(), in2.str(), sets, out_.str());
   ASSERT_EQ(cases.size(), sizes.size());
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     ASSERT_FALSE(cases[i]->failed()) << cases[i]->error()->message;
@@ -186,7 +184,7 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
                         "crop_resample.width=128", "coarse.device=cpu", "fine.device=cpu"})
     sets.push_back(s);
   auto one_at_a_time =
-      spineparse::testing::run_chain(registry_, graph_text(), in2.str(), sets, out_.str());
+      spineparse::testing::run_chain(registry_, graph_file(), in2.str(), sets, out_.str());
   ASSERT_EQ(one_at_a_time.size(), 4u);
   // As the CPU runs them (cases side by side, one call each), then with the slices of concurrent
   // cases sharing passes (the CUDA default, forced here on the CPU).
@@ -196,7 +194,7 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
                                  "fine.batch_wait_ms=50"}}) {
     auto all = sets;
     all.insert(all.end(), extra.begin(), extra.end());
-    auto g = load_graph_text(graph_text(), "g.json", registry_, all);
+    auto g = load_graph_file(graph_file(), registry_, all);
     ASSERT_TRUE(g.ok());
     TempDir out2;
     RunOptions o;
@@ -235,7 +233,7 @@ TEST_F(SpineParseNet, CasesSideBySideGetTheLabelsOfOneAtATime) {
 
 TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunBeforeAnyCase) {
   // A missing file: validation, before any stage opens.
-  auto g = load_graph_text(graph_text(), "g.json", registry_,
+  auto g = load_graph_file(graph_file(), registry_,
                            {"coarse.weights=/nonexistent.safetensors",
                             "fine.weights=" + ref("resunet2d_weights.safetensors")});
   ASSERT_FALSE(g.ok());
@@ -250,7 +248,7 @@ TEST_F(SpineParseNet, MissingOrWrongWeightsStopTheRunBeforeAnyCase) {
   o.input_dir = in_.str();
   o.output_dir = out_.str();
   o.progress = "none";
-  g = load_graph_text(graph_text(), "g.json", registry_,
+  g = load_graph_file(graph_file(), registry_,
                       {"coarse.weights=" + ref("resunet2d_weights.safetensors"),
                        "fine.weights=" + ref("resunet2d_weights.safetensors")});
   EXPECT_THAT([&] { run_graph(*g.graph, registry_, o); },
@@ -292,9 +290,9 @@ std::vector<std::string> with_precision(std::vector<std::string> sets, const std
 // the reference test's threshold.
 TEST_F(SpineParseNet, BFloat16AgreesWithFloat32OnTheReferenceCase) {
   const auto sets = agreement_sets(weights());
-  auto fp32 = spineparse::testing::run_chain(registry_, graph_text(), in_.str(),
+  auto fp32 = spineparse::testing::run_chain(registry_, graph_file(), in_.str(),
                                              with_precision(sets, "fp32"), out_.str());
-  auto bf16 = spineparse::testing::run_chain(registry_, graph_text(), in_.str(),
+  auto bf16 = spineparse::testing::run_chain(registry_, graph_file(), in_.str(),
                                              with_precision(sets, "bf16"), out_.str());
   ASSERT_EQ(fp32.size(), 1u);
   ASSERT_EQ(bf16.size(), 1u);
@@ -327,9 +325,9 @@ TEST_F(SpineParseNet, BFloat16AgreesWithFloat32OnFullSizeSyntheticCases) {
   io::write_cohort(o, cohort.str());
   const auto sets = agreement_sets(weights());
   TempDir out32, out16;
-  auto fp32 = spineparse::testing::run_chain(registry_, graph_text(), cohort.str(),
+  auto fp32 = spineparse::testing::run_chain(registry_, graph_file(), cohort.str(),
                                              with_precision(sets, "fp32"), out32.str());
-  auto bf16 = spineparse::testing::run_chain(registry_, graph_text(), cohort.str(),
+  auto bf16 = spineparse::testing::run_chain(registry_, graph_file(), cohort.str(),
                                              with_precision(sets, "bf16"), out16.str());
   ASSERT_EQ(fp32.size(), 2u);
   ASSERT_EQ(bf16.size(), 2u);
@@ -352,15 +350,15 @@ TEST_F(SpineParseNet, AmpIsAnAliasAndFp16NeedsCuda) {
   auto alias = sets, bf16 = with_precision(sets, "bf16");
   alias.push_back("coarse.amp=true");
   alias.push_back("fine.amp=true");
-  auto a = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), alias, out_.str());
-  auto b = spineparse::testing::run_chain(registry_, graph_text(), in_.str(), bf16, out_.str());
+  auto a = spineparse::testing::run_chain(registry_, graph_file(), in_.str(), alias, out_.str());
+  auto b = spineparse::testing::run_chain(registry_, graph_file(), in_.str(), bf16, out_.str());
   ASSERT_FALSE(a[0]->failed()) << a[0]->error()->message;
   ASSERT_FALSE(b[0]->failed()) << b[0]->error()->message;
   EXPECT_EQ(label_agreement(*a[0]->get("labels"), *b[0]->get("labels")), 1.0);
 
   auto fp16 = with_precision(sets, "fp16");
   try {
-    spineparse::testing::run_chain(registry_, graph_text(), in_.str(), fp16, out_.str());
+    spineparse::testing::run_chain(registry_, graph_file(), in_.str(), fp16, out_.str());
     FAIL() << "fp16 on the CPU ran";
   } catch (const std::exception& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("coarse"));
@@ -386,7 +384,7 @@ def forward(self, image, unary):
   coarse.save((out_ / "coarse.pt").string());
   fine.save((out_ / "fine.pt").string());
   auto cases = spineparse::testing::run_chain(
-      registry_, graph_text(), in_.str(),
+      registry_, graph_file(), in_.str(),
       {"coarse.model=torchscript", "coarse.weights=" + (out_ / "coarse.pt").string(),
        "fine.model=torchscript", "fine.weights=" + (out_ / "fine.pt").string(),
        "coarse_prep.height=32", "coarse_prep.width=64", "crop_resample.height=64",

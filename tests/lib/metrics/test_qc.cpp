@@ -68,9 +68,12 @@ TEST(QcSignals, ACleanMaskIsInOrderOnTheSpineWithNothingMissing) {
     for (const auto& x : s.structures) {
       EXPECT_TRUE(x.order_ok) << "case " << c << " " << structure_name(x.label);
       EXPECT_EQ(x.fragmented, 0.0) << structure_name(x.label);
-      if (!std::isnan(x.off_axis)) EXPECT_LT(x.off_axis, 0.5) << structure_name(x.label);
-      if (!x.cut && !std::isnan(x.spacing_misfit))  // neighbours touch
+      if (!std::isnan(x.off_axis)) {
+        EXPECT_LT(x.off_axis, 0.5) << structure_name(x.label);
+      }
+      if (!x.cut && !std::isnan(x.spacing_misfit)) {  // neighbours touch
         EXPECT_LT(x.spacing_misfit, 0.35) << "case " << c << " " << structure_name(x.label);
+      }
     }
     const QcResult r = assess(s, plain_model());
     EXPECT_EQ(r.verdict, "pass") << "case " << c;
