@@ -55,13 +55,14 @@ const char* json_type(const json& j) {
 
 // A --set value as the JSON its parameter's type reads: strings and paths as they are, lists
 // split at commas, everything else parsed as JSON (left a string when it is not, so that the
-// type check reports it).
+// type check reports it, or a JSON parameter holds the string).
 json override_value(const ParamSpec& spec, const std::string& value) {
   switch (spec.type) {
     case ParamType::kString:
     case ParamType::kPath:
       return value;
-    case ParamType::kStringList: {
+    case ParamType::kStringList:
+    case ParamType::kPathList: {
       json arr = json::array();
       std::stringstream ss(value);
       std::string item;
@@ -140,32 +141,39 @@ class Validator {
       case ParamType::kPath: {
         if (!v.is_string()) return bad_type();
         std::string s = v.get<std::string>();
-        if (spec.type == ParamType::kPath && !s.empty() && s[0] != '@' &&
-            fs::path(s).is_relative()) {
-          // Paths written in a graph file are relative to that file's folder, those given by
-          // --set to the current folder. Both are made absolute here, so that the graph recorded
-          // in run.json names the same files wherever merge or --resume runs later.
-          std::error_code ec;
-          const fs::path base = from_file ? fs::path(path_).parent_path() : fs::path();
-          const fs::path p = fs::absolute(base / s, ec);
-          if (!ec) s = p.lexically_normal().string();
-        }
+        if (spec.type == ParamType::kPath && s[0] != '@') s = absolute_path(s, from_file);
         out = s;
         break;
       }
-      case ParamType::kStringList: {
+      case ParamType::kStringList:
+      case ParamType::kPathList: {
         if (!v.is_array()) return bad_type();
         std::vector<std::string> list;
         for (const auto& e : v) {
           if (!e.is_string()) return bad_type();
-          list.push_back(e.get<std::string>());
+          const std::string s = e.get<std::string>();
+          list.push_back(spec.type == ParamType::kPathList ? absolute_path(s, from_file) : s);
         }
         out = list;
         break;
       }
+      case ParamType::kJson:
+        out = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        break;
     }
     if (!check_value(spec, out, ptr, node_id)) return std::nullopt;
     return out;
+  }
+
+  // Paths written in a graph file are relative to that file's folder, those given by --set to
+  // the current folder. Both are made absolute here, so that the graph recorded in run.json
+  // names the same files wherever merge or --resume runs later.
+  std::string absolute_path(const std::string& s, bool from_file) const {
+    if (s.empty() || !fs::path(s).is_relative()) return s;
+    std::error_code ec;
+    const fs::path base = from_file ? fs::path(path_).parent_path() : fs::path();
+    const fs::path p = fs::absolute(base / s, ec);
+    return ec ? s : p.lexically_normal().string();
   }
 
   bool check_value(const ParamSpec& spec, const ParamValue& v, const std::string& ptr,
@@ -450,14 +458,20 @@ class Validator {
   }
 
   // The graph as resolved (defaults filled in, overrides applied), for run.json.
-  static json resolved(const GraphSpec& g) {
+  json resolved(const GraphSpec& g) const {
     json out = {{"schema_version", kSchemaVersion},
                 {"max_in_flight", g.max_in_flight},
                 {"plugins", g.plugins}};
     json jnodes = json::array(), jedges = json::array();
     for (const auto& n : g.nodes) {
       json params = json::object();
-      for (const auto& [k, v] : n.params.values()) params[k] = param_to_json(v);
+      const StageDescription* d = registry_.find(n.stage);
+      for (const auto& [k, v] : n.params.values()) {
+        const ParamSpec* spec = d ? d->param(k) : nullptr;
+        params[k] = spec && spec->type == ParamType::kJson
+                        ? json::parse(std::get<std::string>(v), nullptr, false)  // as written
+                        : param_to_json(v);
+      }
       json jn = {{"id", n.id}, {"stage", n.stage}, {"params", params}};
       jn["concurrency"] = n.concurrency == 0 ? json("parallel") : json(n.concurrency);
       if (!n.comment.empty()) jn["comment"] = n.comment;
@@ -731,7 +745,15 @@ class Validator {
       if (!nodes[i].inputs.empty()) have = available[index_of.at(nodes[i].inputs[0])];
       auto reads = descs[i]->reads;
       auto writes = descs[i]->writes;
-      if (descs[i]->fields_for) std::tie(reads, writes) = descs[i]->fields_for(nodes[i].params);
+      if (descs[i]->fields_for) {
+        try {
+          std::tie(reads, writes) = descs[i]->fields_for(nodes[i].params);
+        } catch (const std::exception& e) {  // parameters the stage cannot read its fields from
+          issue("bad_param_value", "/nodes/" + std::to_string(i) + "/params",
+                "node '" + nodes[i].id + "' (stage " + descs[i]->kind + "): " + e.what());
+          continue;
+        }
+      }
       for (const auto& r : reads) {
         if (r.optional || have.count(r.name)) continue;
         std::string up;

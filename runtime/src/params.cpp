@@ -46,6 +46,10 @@ const char* param_type_name(ParamType t) {
       return "path";
     case ParamType::kStringList:
       return "string list";
+    case ParamType::kJson:
+      return "JSON";
+    case ParamType::kPathList:
+      return "path list";
   }
   return "?";
 }

@@ -11,6 +11,12 @@
 namespace spineparse::tools::cli {
 namespace {
 
+#ifndef SPINEPARSE_UNBUILT_PLUGINS
+#define SPINEPARSE_UNBUILT_PLUGINS ""
+#endif
+// Plugin kinds this build left out, with the reason (one per line; "" when none).
+const char* const kUnbuilt = SPINEPARSE_UNBUILT_PLUGINS;
+
 void print_fields(const char* what, const std::vector<FieldUse>& fields, bool full) {
   if (fields.empty()) return;
   if (!full) {
@@ -133,6 +139,7 @@ void add_stages(CLI::App& app) {
       for (const auto& p : registry.plugins()) {
         std::printf("plugin %s %s (%s)\n", p.name.c_str(), p.version.c_str(), p.path.c_str());
       }
+      if (*kUnbuilt) std::printf("not built: %s\n", kUnbuilt);
     }
     int shown = 0;
     for (const auto* d : registry.kinds()) {
@@ -144,8 +151,8 @@ void add_stages(CLI::App& app) {
     if (!kind->empty() && shown == 0) {
       std::fprintf(
           stderr,
-          "error: no stage kind '%s' among the loaded plugins (spineparse stages lists them)\n",
-          kind->c_str());
+          "error: no stage kind '%s' among the loaded plugins (spineparse stages lists them)\n%s",
+          kind->c_str(), *kUnbuilt ? (std::string("not built: ") + kUnbuilt + "\n").c_str() : "");
       set_exit_code(2);
       return;
     }

@@ -60,9 +60,14 @@ class ParamBuilder {
     s_->default_value.reset();
     return *this;
   }
-  // A file or folder (shown and checked as a path).
+  // A file or folder (shown and checked as a path); on a list member, a list of them.
   ParamBuilder& path() {
-    s_->type = ParamType::kPath;
+    s_->type = s_->type == ParamType::kStringList ? ParamType::kPathList : ParamType::kPath;
+    return *this;
+  }
+  // On a string member: any JSON value (an object, a list), held as its text.
+  ParamBuilder& json() {
+    s_->type = ParamType::kJson;
     return *this;
   }
   // A path the stage reads: validation refuses a non-empty value that does not exist, unless the

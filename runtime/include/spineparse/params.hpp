@@ -10,7 +10,9 @@
 
 namespace spineparse {
 
-enum class ParamType { kBool, kInt, kFloat, kString, kPath, kStringList };
+// kJson (ABI 2.5): any JSON value, held as its text (a std::string); kPathList (ABI 2.5): a list
+// of paths, each relative one resolved as a kPath is.
+enum class ParamType { kBool, kInt, kFloat, kString, kPath, kStringList, kJson, kPathList };
 const char* param_type_name(ParamType t);
 
 using ParamValue = std::variant<bool, std::int64_t, double, std::string, std::vector<std::string>>;
@@ -45,8 +47,8 @@ class Params {
   bool get_bool(const std::string& key) const;
   std::int64_t get_int(const std::string& key) const;
   double get_float(const std::string& key) const;               // ints convert
-  const std::string& get_string(const std::string& key) const;  // strings and paths
-  const std::vector<std::string>& get_string_list(const std::string& key) const;
+  const std::string& get_string(const std::string& key) const;  // strings, paths, JSON text
+  const std::vector<std::string>& get_string_list(const std::string& key) const;  // and path lists
 
   const std::map<std::string, ParamValue>& values() const { return values_; }
   void set(const std::string& key, ParamValue v) { values_[key] = std::move(v); }

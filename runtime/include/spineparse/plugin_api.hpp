@@ -27,12 +27,13 @@
 //   2.1 Registry::add_output_check; 2.2 StageContext::note; 2.3 StageContext::declare (cores,
 //   devices) and threads_now; 2.4 declared parameters (param_set.hpp: ParamSet, describe,
 //   StageWith, param_limits), the executor removing a stage's consumed fields, and the data types
-//   in their own library (libspineparse_core, linked through spineparse::runtime).
+//   in their own library (libspineparse_core, linked through spineparse::runtime); 2.5 parameter
+//   types JSON and path list (ParamBuilder::json, path on a list member).
 #ifndef SPINEPARSE_ABI_MAJOR
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 4
+#define SPINEPARSE_ABI_MINOR 5
 #endif
 
 #define SPINEPARSE_STR_(x) #x

@@ -1,0 +1,1 @@
+"""Example python.stage code for spineparse (docs/python.md)."""

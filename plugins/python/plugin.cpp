@@ -1,0 +1,12 @@
+// Entry point of the python plugin: stages written in Python (python.stage).
+#include "python_stage.hpp"
+#include "spineparse/plugin_api.hpp"
+#include "spineparse/registry.hpp"
+
+namespace spineparse {
+void register_python_stages(Registry& r) {
+  r.add_stage<plugins::python::PythonStage>(plugins::python::python_description());
+}
+}  // namespace spineparse
+
+SPINEPARSE_PLUGIN("python", "0.1.0", spineparse::register_python_stages)
