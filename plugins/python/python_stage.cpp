@@ -181,8 +181,12 @@ py::object load_callable(const std::string& callable, const std::vector<std::str
 
 void PythonStage::open(const StageContext& ctx) {
   node_ = ctx.node_id;
-  start_interpreter();
   std::string error;
+  try {
+    start_interpreter();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("node '" + node_ + "': cannot start Python: " + e.what());
+  }
   {
     py::gil_scoped_acquire gil;
     try {
@@ -228,12 +232,14 @@ std::vector<std::int64_t> case_grid(const Case& c) {
   return {};
 }
 
+std::string type_name(const py::handle& o) {
+  return py::str(py::type::of(o).attr("__name__")).cast<std::string>();
+}
+
 // A returned array checked against its declaration: dtype, one dimension per axis, and D, H, W
 // equal to the case's grid. "" when it fits, else what differs.
 std::string misfit(const FieldUse& f, const py::handle& a, const std::vector<std::int64_t>& grid) {
-  if (!py::isinstance<py::array>(a))
-    return "is " + py::str(py::type::of(a).attr("__name__")).cast<std::string>() +
-           ", not a numpy array";
+  if (!py::isinstance<py::array>(a)) return "is " + type_name(a) + ", not a numpy array";
   const std::string dtype = numpy_dtype(a);
   if (dtype != f.dtype) return "is " + dtype + ", declared " + f.dtype;
   const py::array arr = py::reinterpret_borrow<py::array>(a);
@@ -259,10 +265,6 @@ std::string fmt_seconds(double s) {
   std::ostringstream o;
   o << s << " s";
   return o.str();
-}
-
-std::string type_name(const py::handle& o) {
-  return py::str(py::type::of(o).attr("__name__")).cast<std::string>();
 }
 
 // What the code returned, applied to `out`; throws std::runtime_error naming what is wrong.
