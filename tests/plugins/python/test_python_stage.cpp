@@ -319,12 +319,17 @@ TEST(PythonStageCli, CtrlCDuringAPythonCallEndsTheRunCleanly) {
   TempDir d;
   const std::string cohort = (d / "cohort").string(), out = (d / "out").string();
   ASSERT_EQ(sp("synth --cases 3 --size 32 48 --seed 3 --out " + cohort).code, 0);
+  const std::string marks = (d / "marks").string();
+  std::filesystem::create_directories(marks);
   write_file_atomic((d / "slow.py").string(),
-                    "import time\ndef run(case, options):\n    time.sleep(2)\n    return {}\n");
+                    "import time\ndef run(case, options):\n"
+                    "    open(options['marks'] + '/' + case.id, 'w').close()\n"
+                    "    time.sleep(2)\n    return {}\n");
   const std::string g = (d / "g.json").string();
   write_file_atomic(g, R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
     {"id": "read", "stage": "io.read_dataset"},
-    {"id": "slow", "stage": "python.stage", "params": {"callable": "slow:run", "path": ["."]}},
+    {"id": "slow", "stage": "python.stage", "params": {"callable": "slow:run", "path": ["."],
+                                                          "options": {"marks": ")" + marks + R"("}}},
     {"id": "write", "stage": "io.write_nifti", "params": {"field": "image", "name": "img_{id}.nii.gz"}}]})");
   const std::string cmd = std::string(SPINEPARSE_CLI) + " run " + g + " --input " + cohort +
                           " --output " + out + " --progress none";
@@ -333,7 +338,13 @@ TEST(PythonStageCli, CtrlCDuringAPythonCallEndsTheRunCleanly) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), nullptr);
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // inside the first call
+  // Wait (bounded) until the first case is inside its call, whatever the machine's load.
+  std::string first;
+  for (int i = 0; i < 600 && first.empty(); ++i) {
+    for (const auto& e : std::filesystem::directory_iterator(marks)) first = e.path().filename().string();
+    if (first.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(first.empty()) << "no case entered the Python call within 30 s";
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -342,7 +353,7 @@ TEST(PythonStageCli, CtrlCDuringAPythonCallEndsTheRunCleanly) {
   const auto j = nlohmann::json::parse(read_file(out + "/run.json"));
   const std::size_t not_run = j["interrupted"]["not_run"].size();
   EXPECT_GE(not_run, 1u) << j.dump();
-  EXPECT_EQ(io::volume_problem(out + "/img_Case1.nii.gz"), "");  // the case in flight finished
+  EXPECT_EQ(io::volume_problem(out + "/img_" + first + ".nii.gz"), "");  // the call in flight finished
   for (const auto& c : j["cases"]) EXPECT_NE(c["status"], "failed") << c.dump();
   const auto r = sp("run " + g + " --input " + cohort + " --output " + out +
                     " --resume --progress none");
