@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -140,12 +141,18 @@ struct Running {
 struct ThreadGrant {
   ResourceGate* gate = nullptr;
   ResourceGate::Grant* grant = nullptr;
+  // The call's device scopes (StageContext::hold_device), seconds since the run's start.
+  std::vector<std::pair<double, double>>* device_held = nullptr;
+  const Clock::time_point* t0 = nullptr;
+  bool in_scope = false;
 };
 thread_local ThreadGrant t_grant;
 struct GrantedOnThisThread {
   ThreadGrant before;
-  GrantedOnThisThread(ResourceGate& gate, ResourceGate::Grant& g) : before(t_grant) {
-    t_grant = {&gate, &g};
+  GrantedOnThisThread(ResourceGate& gate, ResourceGate::Grant& g,
+                      std::vector<std::pair<double, double>>& held, const Clock::time_point& t0)
+      : before(t_grant) {
+    t_grant = {&gate, &g, &held, &t0, false};
   }
   ~GrantedOnThisThread() { t_grant = before; }
 };
@@ -154,6 +161,23 @@ int granted_cores_now() {
   t_grant.gate->grow(*t_grant.grant);
   return t_grant.grant->cores;
 }
+// StageContext::hold_device: the device of a device_in_scopes call, held until the token goes.
+std::shared_ptr<void> hold_device_now() {
+  ThreadGrant* t = &t_grant;
+  if (!t->grant || t->grant->scoped_device.empty()) return {};
+  if (t->in_scope) throw std::logic_error("hold_device: scopes do not nest");
+  t->gate->hold_device(t->grant->scoped_device);
+  t->in_scope = true;
+  const double start = since(*t->t0);
+  return std::shared_ptr<void>(nullptr, [t, start, g = *t](void*) {
+    g.device_held->emplace_back(start, since(*g.t0));  // before another call can take it
+    g.gate->release_device(g.grant->scoped_device);
+    t->in_scope = false;
+  });
+}
+
+// A stage's StopRun on this thread (call_stage sets it, the executor's call takes it).
+thread_local std::string t_stop_run;
 
 }  // namespace
 
@@ -164,6 +188,10 @@ CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in) 
   try {
     out = stage.process(in);
     if (!out) error = "stage returned no case";
+  } catch (const StopRun& e) {
+    error = first_lines(e.what());
+    if (error.empty()) error = "the stage stopped the run";
+    t_stop_run = error;
   } catch (const std::exception& e) {
     error = first_lines(e.what());
     if (error.empty()) error = "exception without message";
@@ -211,10 +239,14 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
       report.node_notes[id][key] = v;
     };
     open.uses->push_back(ResourceUse{});
-    ctx.declare = [uses = open.uses, i = open.uses->size() - 1](const ResourceUse& u) {
+    // A plugin built for ABI 2.5 or older has no device_in_scopes (its padding is not ours).
+    ctx.declare = [uses = open.uses, i = open.uses->size() - 1,
+                   scopes = registry.abi_minor_of(n.stage) >= 6](const ResourceUse& u) {
       (*uses)[i] = u;
+      if (!scopes) (*uses)[i].device_in_scopes = false;
     };
     ctx.granted_cores = granted_cores_now;
+    ctx.hold_device = hold_device_now;
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
@@ -389,7 +421,7 @@ class CaseStream {
     std::size_t next = 0;
     tbb::flow::input_node<CasePtr> source(g, [&](tbb::flow_control& fc) -> CasePtr {
       while (next < seeds.size() && skip[next]) ++next;
-      if (next >= seeds.size() || (options_.stop && options_.stop->load() != 0)) {
+      if (next >= seeds.size() || (options_.stop && options_.stop->load() != 0) || halted_) {
         fc.stop();
         return nullptr;
       }
@@ -430,21 +462,38 @@ class CaseStream {
   CasePtr call(Stage& stage, std::size_t i, const CasePtr& in) {
     if (i == 0) log_in_flight(++in_flight_);
     if (in->failed()) return in;  // passed on untouched, no span
+    if (i == 0 && halted_) {  // taken from the source before a stage stopped the run
+      std::lock_guard<std::mutex> lk(mu_);
+      never_started_.insert(slot(in->index()));
+      auto skipped = in->derive();
+      skipped->fail(graph_.nodes[i].id, "not run: the run was stopped");
+      return skipped;
+    }
     const double asked = since(t0_);
     ResourceGate::Grant grant = gate_.acquire((*open_.uses)[i], i);
     const double start = since(t0_);
     CasePtr out;
+    std::vector<std::pair<double, double>> device_held;
     {
-      GrantedOnThisThread granted(gate_, grant);
+      GrantedOnThisThread granted(gate_, grant, device_held, t0_);
       Running running(running_calls_);
       tbb::this_task_arena::isolate(
           [&] { out = call_stage(stage, graph_.nodes[i].id, in, open_.consumes[i]); });
     }
     const double end = since(t0_);  // before the release: a call granted these cores starts later
     gate_.release(grant, i);
+    if (!grant.device.empty()) device_held = {{start, end}};
     std::lock_guard<std::mutex> lk(mu_);
+    if (!t_stop_run.empty()) {
+      if (!halted_)
+        report_.stop_reason = "node '" + graph_.nodes[i].id + "', case '" + in->id() + "': " +
+                              t_stop_run;
+      halted_ = true;
+      t_stop_run.clear();
+    }
     spans_.push_back({graph_.nodes[i].id, slot(in->index()), start, end, thread_slot(), asked,
-                      grant.cores, grant.device});
+                      grant.cores, grant.device.empty() ? grant.scoped_device : grant.device,
+                      std::move(device_held)});
     return out;
   }
 
@@ -462,6 +511,15 @@ class CaseStream {
     CasePtr rec = c;
     if (!c->failed() && first_failure_.count(idx)) rec = first_failure_[idx];
     first_failure_.erase(idx);
+    bool never_started;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      never_started = never_started_.erase(idx) > 0;
+    }
+    if (never_started) {  // left "not_run"
+      log_in_flight(--in_flight_);
+      return true;
+    }
     auto& oc = report_.cases[idx];
     oc.status = rec->failed() ? "failed" : "ok";
     if (rec->failed()) {
@@ -503,6 +561,8 @@ class CaseStream {
   std::vector<Span> spans_;
   std::vector<std::pair<double, int>> in_flight_log_;
   std::atomic<int> in_flight_{0};
+  std::atomic<bool> halted_{false};  // a stage threw StopRun: no new case starts
+  std::set<std::size_t> never_started_;  // cases the source gave out after that (under mu_)
   std::map<std::size_t, std::size_t> arrivals_;  // completion node only (serial)
   std::map<std::size_t, CasePtr> first_failure_;
 };
@@ -578,11 +638,12 @@ json run_record(const GraphSpec& graph, const Registry& registry, const RunOptio
                  {"failed", report.failed},
                  {"skipped", report.skipped},
                  {"not_run", report.not_run}};
-  if (report.stopped_by) {
+  if (report.stopped_by || !report.stop_reason.empty()) {
     json not_run = json::array();
     for (const auto& oc : report.cases)
       if (oc.status == "not_run") not_run.push_back(oc.id);
     j["interrupted"] = {{"signal", report.stopped_by}, {"not_run", not_run}};
+    if (!report.stop_reason.empty()) j["interrupted"]["reason"] = report.stop_reason;
   }
   json cases = json::array();
   for (const auto& oc : report.cases) cases.push_back(case_record(oc));

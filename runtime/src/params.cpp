@@ -96,6 +96,7 @@ const std::vector<std::string>& Params::get_string_list(const std::string& key) 
 }
 
 Stage::~Stage() = default;
+StopRun::~StopRun() = default;
 void Stage::open(const StageContext&) {}
 void Stage::close() {}
 std::vector<CaseSeed> Stage::enumerate(const StageContext& ctx) {

@@ -19,6 +19,7 @@ struct Kind {
   StageDescription description;
   StageFactory factory;
   std::string plugin;
+  int abi_minor = SPINEPARSE_ABI_MINOR;
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -119,7 +120,8 @@ void Registry::add_stage(StageDescription description, StageFactory factory) {
     }
     throw PluginError(msg);
   }
-  impl_->kinds[kind] = Kind{std::move(description), std::move(factory), loading_plugin_};
+  impl_->kinds[kind] = Kind{std::move(description), std::move(factory), loading_plugin_,
+                            loading_abi_minor_ >= 0 ? loading_abi_minor_ : SPINEPARSE_ABI_MINOR};
   if (!loading_plugin_.empty()) impl_->added_by_plugin.push_back(kind);
 }
 
@@ -190,6 +192,7 @@ const PluginInfo& Registry::load_plugin(const std::string& path_in) {
 void Registry::register_plugin_stages(const SpineparsePluginDescriptor& d,
                                       const std::string& where) {
   loading_plugin_ = d.name;
+  loading_abi_minor_ = static_cast<int>(d.abi_minor);
   impl_->duplicates.clear();
   impl_->added_by_plugin.clear();
   auto checks_before = impl_->output_checks;
@@ -202,6 +205,7 @@ void Registry::register_plugin_stages(const SpineparsePluginDescriptor& d,
     register_error = "unknown exception";
   }
   loading_plugin_.clear();
+  loading_abi_minor_ = -1;
   if (register_error.empty() && impl_->duplicates.empty()) return;
   for (const auto& k : impl_->added_by_plugin) impl_->kinds.erase(k);
   impl_->output_checks = std::move(checks_before);
@@ -273,6 +277,11 @@ std::vector<const StageDescription*> Registry::kinds() const {
 std::string Registry::plugin_of(const std::string& kind) const {
   auto it = impl_->kinds.find(kind);
   return it == impl_->kinds.end() ? "" : it->second.plugin;
+}
+
+int Registry::abi_minor_of(const std::string& kind) const {
+  auto it = impl_->kinds.find(kind);
+  return it == impl_->kinds.end() ? SPINEPARSE_ABI_MINOR : it->second.abi_minor;
 }
 
 void Registry::add_output_check(const std::string& suffix, OutputCheck check) {

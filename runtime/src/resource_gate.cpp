@@ -8,7 +8,7 @@ ResourceGate::Grant ResourceGate::acquire(const ResourceUse& use, std::size_t no
   Grant g;
   g.want = use.cores == ResourceUse::kAllCores ? total_ : std::clamp(use.cores, 0, total_);
   const int least = use.min_cores > 0 ? std::min(use.min_cores, g.want) : g.want;
-  g.device = use.device;
+  (use.device_in_scopes ? g.scoped_device : g.device) = use.device;
   const bool exclusive = least > 1;  // must have several cores at once
   std::unique_lock<std::mutex> lk(mu_);
   // A node whose calls share one grant: join it while one of its calls holds it.
@@ -47,6 +47,20 @@ void ResourceGate::grow(Grant& g) {
   free_ -= more;
   g.cores += more;
   most_held_ = std::max(most_held_, total_ - free_);
+}
+
+void ResourceGate::hold_device(const std::string& device) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return busy_devices_.count(device) == 0; });
+  busy_devices_.insert(device);
+}
+
+void ResourceGate::release_device(const std::string& device) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    busy_devices_.erase(device);
+  }
+  cv_.notify_all();
 }
 
 void ResourceGate::release(const Grant& g, std::size_t node) {

@@ -3,7 +3,8 @@
 // granted to a call that wants fewer, so the stream of short CPU stages never starves the networks
 // and a network never shares its cores. A device is held by one call at a time. Requests are
 // clamped to the run's cores, so every call can eventually run; a call holds its grant only while
-// its own process() runs (no nested grants), so there is no deadlock. The calls of a node that
+// its own process() runs (no nested grants), so there is no deadlock; a device held in scopes is
+// taken while the call already holds its cores, but a scope waits for nothing else. The calls of a node that
 // declares shared_by_node join the grant one of them holds.
 #pragma once
 
@@ -23,12 +24,17 @@ class ResourceGate {
 
   struct Grant {
     int cores = 0;
-    std::string device;
+    std::string device;         // held for the whole call
+    std::string scoped_device;  // held only inside hold_device() (ResourceUse::device_in_scopes)
     int want = 0;  // an elastic grant grows toward this (grow())
   };
   // Blocks until `use` of node `node` can be granted.
   Grant acquire(const ResourceUse& use, std::size_t node);
   void release(const Grant& g, std::size_t node);
+  // Blocks until `device` is free and marks it held (a scope of a device_in_scopes call), and
+  // gives it back.
+  void hold_device(const std::string& device);
+  void release_device(const std::string& device);
   // An elastic grant takes free cores toward its want while no other call waits for cores.
   void grow(Grant& g);
   int cores() const { return total_; }

@@ -216,6 +216,67 @@ TEST_F(Executor, CpuStagesRunWhileADeviceIsHeld) {
   EXPECT_GT(beside, 0);
 }
 
+// A call that holds its device only in scopes gives it back for its host work: the device
+// work of the calls never overlaps, their host work does, and the device's busy time is the
+// scopes'. Held for the whole call (the default), the calls never overlap at all.
+TEST_F(Executor, ADeviceHeldInScopesIsFreeDuringTheCallsHostWork) {
+  auto graph = [](bool scopes) {
+    return std::string(R"({"schema_version": 1, "max_in_flight": 4, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 6}},
+    {"id": "net", "stage": "test.device_work", "concurrency": "parallel",
+     "params": {"host_ms": 60, "device_ms": 30, "after_ms": 60, "scopes": )") +
+           (scopes ? "true" : "false") + "}}]}";
+  };
+  RunOptions o;
+  o.threads = 4;
+  for (const bool scopes : {true, false}) {
+    auto r = run(graph(scopes), o);
+    ASSERT_EQ(r.ok, 6) << scopes;
+    int overlapping = 0;
+    double held = 0, called = 0;
+    std::vector<std::pair<double, double>> all;
+    for (const auto& a : r.spans) {
+      if (a.node != "net") continue;
+      EXPECT_EQ(a.device, "fake:0");
+      ASSERT_EQ(a.device_held.size(), 1u);
+      called += a.end_s - a.start_s;
+      held += a.device_held[0].second - a.device_held[0].first;
+      all.push_back(a.device_held[0]);
+      for (const auto& b : r.spans) overlapping += &a != &b && b.node == "net" && overlap(a, b);
+    }
+    for (const auto& c : r.cases) EXPECT_EQ(c.metrics.at("device_max"), 1.0) << c.id;
+    std::sort(all.begin(), all.end());
+    for (std::size_t k = 1; k < all.size(); ++k) EXPECT_GE(all[k].first, all[k - 1].second - 1e-9);
+    if (scopes) {
+      EXPECT_GT(overlapping, 0);
+      EXPECT_LT(held, 0.5 * called);  // 30 of 150 ms per call
+    } else {
+      EXPECT_EQ(overlapping, 0);
+      EXPECT_DOUBLE_EQ(held, called);
+    }
+  }
+}
+
+// StopRun fails its case and stops the run: no case starts after it, the cases in flight
+// finish, the rest are not run, and run.json says why.
+TEST_F(Executor, AStageThatStopsTheRunEndsItWithItsReason) {
+  RunOptions o;
+  o.threads = 2;
+  auto r = run(R"({"schema_version": 1, "max_in_flight": 1, "nodes": [
+    {"id": "src", "stage": "test.source", "params": {"cases": 6}},
+    {"id": "net", "stage": "test.device_work", "params": {"host_ms": 1, "device_ms": 1, "after_ms": 1, "stop_on": "Case3"}}]})",
+               o);
+  EXPECT_EQ(r.ok, 2);
+  EXPECT_EQ(r.failed, 1);
+  EXPECT_EQ(r.not_run, 3);
+  EXPECT_EQ(r.cases[2].status, "failed");
+  EXPECT_THAT(r.cases[2].error, HasSubstr("unrecoverable"));
+  EXPECT_EQ(r.stop_reason, "node 'net', case 'Case3': fake:0 is in an unrecoverable state");
+  const auto j = nlohmann::json::parse(read_file(r.run_json_path));
+  EXPECT_EQ(j["interrupted"]["reason"], r.stop_reason);
+  EXPECT_EQ(j["interrupted"]["not_run"].size(), 3u);
+}
+
 TEST_F(Executor, FanOutDeliversEveryCaseToEveryBranchOnce) {
   auto r = run(R"({"schema_version": 1, "nodes": [
     {"id": "src", "stage": "test.source", "params": {"cases": 5}},

@@ -38,6 +38,20 @@ struct GateOptions {
   }
 };
 
+struct DeviceWorkOptions {
+  std::int64_t host_ms = 20, device_ms = 20, after_ms = 20;
+  bool scopes = true;
+  std::string stop_on;  // a case id whose call throws StopRun
+  static void declare(ParamSet<DeviceWorkOptions>& s) {
+    using O = DeviceWorkOptions;
+    s.add(&O::host_ms, "host_ms", "host work before the device work");
+    s.add(&O::device_ms, "device_ms", "device work, in a hold_device scope");
+    s.add(&O::after_ms, "after_ms", "host work after it");
+    s.add(&O::scopes, "scopes", "hold fake:0 in scopes (false: for the whole call)");
+    s.add(&O::stop_on, "stop_on", "the case whose call throws StopRun");
+  }
+};
+
 struct FailOptions {
   std::vector<std::string> ids;
   std::string mode = "std";

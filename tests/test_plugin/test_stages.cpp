@@ -85,6 +85,43 @@ class Gate : public StageWith<GateOptions> {
   ResourceUse use_;
 };
 
+// Host work, device work on "fake:0" and host work again, each a sleep. Declares the device in
+// scopes (or for the whole call) and records in "device_max" the most calls ever inside the
+// device work at once; throws StopRun for the case `stop_on`.
+class DeviceWork : public StageWith<DeviceWorkOptions> {
+ public:
+  using StageWith::StageWith;
+  void open(const StageContext& ctx) override {
+    ctx_ = ctx;
+    ResourceUse use;
+    use.cores = 0;
+    use.device = "fake:0";
+    use.device_in_scopes = options_.scopes;
+    if (ctx.declare) ctx.declare(use);
+  }
+  CasePtr process(const CasePtr& in) override {
+    if (in->id() == options_.stop_on) throw StopRun("fake:0 is in an unrecoverable state");
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.host_ms));
+    {
+      auto held = ctx_.hold_device ? ctx_.hold_device() : nullptr;
+      const int now = ++inside_;
+      int seen = max_.load();
+      while (now > seen && !max_.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.device_ms));
+      --inside_;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.after_ms));
+    auto out = in->derive();
+    out->set_metric("device_max", static_cast<double>(max_.load()));
+    return out;
+  }
+
+ private:
+  StageContext ctx_;
+  std::atomic<int> inside_{0}, max_{0};
+};
+
 class Fail : public StageWith<FailOptions> {
  public:
   using StageWith::StageWith;
@@ -149,6 +186,8 @@ void register_test_stages(spineparse::Registry& r) {
 
   r.add_stage<Delay>(describe<DelayOptions>(kind("delay"), "sleep"));
   r.add_stage<Gate>(describe<GateOptions>(kind("gate"), "in-flight probe"));
+  r.add_stage<DeviceWork>(
+      describe<DeviceWorkOptions>(kind("device_work"), "host, fake device, host work"));
 
   StageDescription fail = describe<FailOptions>(kind("fail"), "fails chosen cases");
   fail.reads = {{"image"}};

@@ -509,13 +509,14 @@ double first_case_s(const RunReport& r) {
 }
 
 // The share of the wall time each resource was held: the cores (core-seconds granted over cores
-// x wall time) and each device (the union of the calls holding it).
+// x wall time) and each device (the union of the times calls held it: whole calls, or the
+// scopes of a call that holds its device only for its device work).
 json resource_shares(const RunReport& r) {
   double core_s = 0;
   std::map<std::string, std::vector<std::pair<double, double>>> by_device;
   for (const auto& s : r.spans) {
     core_s += s.cores * (s.end_s - s.start_s);
-    if (!s.device.empty()) by_device[s.device].emplace_back(s.start_s, s.end_s);
+    for (const auto& held : s.device_held) by_device[s.device].push_back(held);
   }
   json j = {{"cores", r.threads > 0 && r.wall_s > 0 ? core_s / (r.threads * r.wall_s) : 0.0}};
   for (auto& [device, spans] : by_device)
@@ -548,6 +549,15 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                                   : std::to_string(s.cores) + " core(s)" +
                                         (s.device.empty() ? "" : " + " + s.device)},
                     {"waited_ms", (s.start_s - s.asked_s) * 1e3}}}});
+    for (const auto& [from, to] : s.device_held)  // the device's own track
+      ev.push_back({{"name", s.node},
+                    {"cat", "device"},
+                    {"ph", "X"},
+                    {"pid", 2},
+                    {"tid", 0},
+                    {"ts", from * 1e6},
+                    {"dur", (to - from) * 1e6},
+                    {"args", {{"case", r.cases[s.case_index].id}, {"device", s.device}}}});
   }
   // The cores held over time, from the grants.
   std::vector<std::pair<double, int>> steps;

@@ -193,6 +193,14 @@ void add_run(CLI::App& app) {
             r.not_run, r.run_json_path.c_str(), resume_command(*a, *opts).c_str());
         return set_exit_code(128 + r.stopped_by);  // 130 for SIGINT, 143 for SIGTERM
       }
+      if (!r.stop_reason.empty()) {
+        std::fprintf(stderr,
+                     "stopped: %s\nno later case could succeed, so %d case(s) did not run "
+                     "(listed in %s); once the cause is fixed, finish the run with:\n  %s\n",
+                     r.stop_reason.c_str(), r.not_run, r.run_json_path.c_str(),
+                     resume_command(*a, *opts).c_str());
+        return set_exit_code(1);
+      }
       // 1: some cases failed, or a whole-run product (the report page) could not be written.
       // A shard that ran exits 0 even with failed cases (its record lists them and `merge`
       // exits 1 for them): launchers such as mpirun stop every other rank when one exits

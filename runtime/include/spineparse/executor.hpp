@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spineparse/case.hpp"
@@ -62,6 +63,8 @@ struct Span {
   double asked_s = 0.0;  // when it asked for its resources (start_s - asked_s: waited for them)
   int cores = 0;         // what it held (ResourceUse granted)
   std::string device;
+  // When it held the device: the whole call, or its hold_device() scopes (device_in_scopes).
+  std::vector<std::pair<double, double>> device_held;
 };
 
 struct CaseOutcome {
@@ -92,6 +95,7 @@ struct RunReport {
   std::size_t cohort_cases = 0;  // cases in the whole cohort (cases.size() unless sharded)
   int not_run = 0;               // cases never started because the run was stopped
   int stopped_by = 0;            // the signal that stopped it (RunOptions::stop), 0 when it ran out
+  std::string stop_reason;       // a stage's StopRun: "node 'id', case 'id': message"
   // Whole-run steps that failed after the cases (a stage's close() or after_run(), such as the
   // report page): the run's products are incomplete even when every case is ok.
   std::vector<std::string> run_errors;

@@ -28,12 +28,13 @@
 //   devices) and threads_now; 2.4 declared parameters (param_set.hpp: ParamSet, describe,
 //   StageWith, param_limits), the executor removing a stage's consumed fields, and the data types
 //   in their own library (libspineparse_core, linked through spineparse::runtime); 2.5 parameter
-//   types JSON and path list (ParamBuilder::json, path on a list member).
+//   types JSON and path list (ParamBuilder::json, path on a list member); 2.6 a device held in
+//   scopes (ResourceUse::device_in_scopes, StageContext::hold_device) and StopRun.
 #ifndef SPINEPARSE_ABI_MAJOR
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 5
+#define SPINEPARSE_ABI_MINOR 6
 #endif
 
 #define SPINEPARSE_STR_(x) #x

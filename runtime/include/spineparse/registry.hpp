@@ -68,6 +68,9 @@ class Registry {
   const std::vector<PluginInfo>& plugins() const { return plugins_; }
   // The plugin that registered a kind ("" for in-process registrations).
   std::string plugin_of(const std::string& kind) const;
+  // The runtime ABI minor the kind's plugin was built for (this runtime's for in-process ones):
+  // the executor reads newer fields of what a stage hands it only from plugins that know them.
+  int abi_minor_of(const std::string& kind) const;
 
   // How --resume tells a complete output from a damaged one: `check` says why the file at a path
   // ending in `suffix` (".nii.gz") is not a complete output, or returns "" when it is. Plugins
@@ -84,6 +87,7 @@ class Registry {
   std::unique_ptr<Impl> impl_;
   std::vector<PluginInfo> plugins_;
   std::string loading_plugin_;
+  int loading_abi_minor_ = -1;  // while a plugin registers its kinds
 };
 
 // Folders searched by default: spineparse/plugins beside the runtime library (installed or in

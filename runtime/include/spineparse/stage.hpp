@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +86,10 @@ struct ResourceUse {
   // others join it while it is held (the stage orders its own work on them, e.g. the fine network
   // batching the slices of several cases into shared passes); other nodes wait as usual.
   bool shared_by_node = false;
+  // With `device`: the call holds the device only inside its StageContext::hold_device() scopes,
+  // not for the whole call, so that its host work (staging inputs, copying results out) runs
+  // while other calls use the device. ABI 2.6 (ignored from plugins built for an older minor).
+  bool device_in_scopes = false;
   static constexpr int kAllCores = -1;
   bool exclusive_cores() const { return cores == kAllCores || cores > 1; }
   // What it holds, for reports: "1 core", "all cores", "up to all cores", "cuda:0".
@@ -94,7 +99,8 @@ struct ResourceUse {
                     : cores == 0       ? ""
                                        : std::to_string(cores) + (cores == 1 ? " core" : " cores");
     if (elastic && !s.empty()) s = "up to " + s;
-    if (!device.empty()) s += (s.empty() ? "" : " + ") + device;
+    if (!device.empty())
+      s += (s.empty() ? "" : " + ") + device + (device_in_scopes ? " (in scopes)" : "");
     return s.empty() ? "nothing" : s;
   }
 };
@@ -119,6 +125,12 @@ struct StageContext {
   // The cores granted to the call running on this thread (its ResourceUse, granted); empty
   // outside the executor. ABI 2.3.
   std::function<int()> granted_cores;
+  // With ResourceUse::device_in_scopes: blocks until the node's device is free and holds it for
+  // the calling stage call until the returned token is destroyed. Scopes do not nest, and a scope
+  // holds nothing else the executor grants, so waiting in it cannot deadlock. An empty token at
+  // once when the call holds its device for the whole call, declares none, or runs outside the
+  // executor. ABI 2.6.
+  std::function<std::shared_ptr<void>()> hold_device;
 
   // Intra-op threads a call may use: the cores the executor granted it (every core to a network
   // on the CPU, which holds them alone; 1 to an ordinary stage), so that nothing oversubscribes
@@ -130,6 +142,16 @@ struct StageContext {
     const int running = running_calls();
     return running > 1 ? std::max(1, total_threads / running) : total_threads;
   }
+};
+
+// Thrown by process() when no later case could succeed either (a device left in an
+// unrecoverable state, say): the case fails with the message, no new case starts, the cases in
+// flight finish, and the run ends with the message and the cases not run listed (RunReport::
+// stop_reason; `--resume` runs them). Any other exception fails only its case. ABI 2.6.
+class StopRun : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+  ~StopRun() override;  // defined in the runtime: one type_info for every plugin
 };
 
 class Stage {
