@@ -99,6 +99,19 @@ torch::Tensor pointwise_channels_last(const torch::nn::Conv3d& conv, torch::Tens
   return y.view({N, D, H, W, y.size(1)}).permute({0, 4, 1, 2, 3});
 }
 
+}  // namespace
+
+torch::Tensor region_pool(const torch::Tensor& S, const torch::Tensor& T) {
+  // Outside autocast: S / sum_v S is about 1 / V (V ~ 37k voxels), below float16's smallest
+  // normal, and the sum over V of S * T can pass float16's largest value.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const auto s = S.to(torch::kFloat32);
+  const auto s_hat = s / s.sum(1, true);
+  return torch::matmul(s_hat.transpose(1, 2), T.to(torch::kFloat32)).to(T.scalar_type());
+}
+
+namespace {
+
 // A BatchNorm that fold_batchnorm() has merged into its convolution is an empty holder: identity.
 template <class BN>
 torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
@@ -380,9 +393,8 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
     out.deep_supervision =
         Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
     auto S = torch::softmax(Z, 2);
-    auto S_hat = S / S.sum(1, true);
     auto T = torch::matmul(X, L.graph_weight);
-    auto Hn = torch::relu(torch::matmul(S_hat.transpose(1, 2), T));  // [N,20,C]
+    auto Hn = torch::relu(region_pool(S, T));  // [N,20,C]
     for (auto* w : {&L.gc1, &L.gc2, &L.gc3})
       Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
     // [N,V,C] read as [N,C,D,H,W] in channels-last-3d memory: no copy.
@@ -675,13 +687,14 @@ int split_depthwise_convolutions(Gcsn& net) {
   return n;
 }
 
-void optimize_for_inference(Gcsn& net, bool cuda) {
+void optimize_for_inference(Gcsn& net, bool cuda, Depthwise depthwise) {
   fold_batchnorm(net);
   if (uses_channels_last(cuda)) to_channels_last(*net);
-  if (!cuda) split_depthwise_convolutions(net);
+  const bool planes = depthwise == Depthwise::kAuto ? !cuda : depthwise == Depthwise::kPlanes;
+  if (planes) split_depthwise_convolutions(net);
 }
 
-void optimize_for_inference(ResUNet2d& net, bool cuda) {
+void optimize_for_inference(ResUNet2d& net, bool cuda, Depthwise) {
   fold_batchnorm(net);
   if (uses_channels_last(cuda)) to_channels_last(*net);
   if (!cuda) use_onednn_layout(net);

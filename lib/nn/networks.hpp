@@ -165,8 +165,17 @@ bool has_fused_onednn();
 // folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA
 // channels-last (on the CPU it made ResUNet2D 27 % slower and the GCSN no faster). Feed
 // channels-last inputs when uses_channels_last(device).
-void optimize_for_inference(Gcsn& net, bool cuda);
-void optimize_for_inference(ResUNet2d& net, bool cuda);
+// The GCSN's region pooling (spec 3.3): the soft assignment S [N,V,K] normalised over the
+// voxels, times the features T [N,V,C] -> [N,K,C], in float32 whatever autocast is on (the
+// result in T's dtype).
+torch::Tensor region_pool(const torch::Tensor& S, const torch::Tensor& T);
+
+// How the GCSN's depthwise 3x3x3 convolutions run after optimize_for_inference: auto, planes on
+// the CPU (split_depthwise_convolutions) and grouped 3-D on CUDA, where the planes have not yet
+// been measured against cuDNN's grouped path.
+enum class Depthwise { kAuto, kPlanes, kGrouped };
+void optimize_for_inference(Gcsn& net, bool cuda, Depthwise depthwise = Depthwise::kAuto);
+void optimize_for_inference(ResUNet2d& net, bool cuda, Depthwise unused = Depthwise::kAuto);
 inline bool uses_channels_last(bool cuda) { return cuda; }
 
 // The width of a GCSN state dict (conv5 has 1024 x width filters) and the f_maps of a ResUNet2D

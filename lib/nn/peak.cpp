@@ -25,9 +25,10 @@ torch::ScalarType dtype_of(Precision p) {
 }
 
 // Best rate over `reps` timed runs of `op` (after one untimed run), in GFLOP/s.
-double best_rate(const std::function<void()>& op, double flops, bool cuda, int reps) {
-  auto sync = [cuda] {
-    if (cuda) torch::cuda::synchronize();
+double best_rate(const std::function<void()>& op, double flops, const torch::Device& device,
+                 int reps) {
+  auto sync = [&device] {  // the probed device, not the current one
+    if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : 0);
   };
   op();
   sync();
@@ -55,13 +56,13 @@ PeakProbe probe(Precision precision, const std::string& device_spec, int threads
   const int64_t n = cuda ? 4096 : 2048;
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   const double gemm_flops = 2.0 * n * n * n;
-  p.gemm_gflops = best_rate([&] { (void)torch::mm(a, b); }, gemm_flops, cuda, 5);
+  p.gemm_gflops = best_rate([&] { (void)torch::mm(a, b); }, gemm_flops, device, 5);
   const int64_t c = 128, h = 128, w = 256;
   auto x =
       torch::randn({cuda ? 16 : 1, c, h, w}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
   auto k = torch::randn({c, c, 3, 3}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
   const double conv_flops = 2.0 * x.size(0) * c * c * 9 * h * w;
-  p.conv_gflops = best_rate([&] { (void)torch::conv2d(x, k, {}, 1, 1); }, conv_flops, cuda, 5);
+  p.conv_gflops = best_rate([&] { (void)torch::conv2d(x, k, {}, 1, 1); }, conv_flops, device, 5);
   return p;
 }
 

@@ -1,6 +1,7 @@
 #include "nn/torch_util.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
@@ -101,40 +102,70 @@ void set_cuda_autocast(bool on, torch::ScalarType dtype) {
   if (on) at::autocast::set_autocast_gpu_dtype(dtype);
   at::autocast::set_enabled(on);
 #endif
+  if (!on) at::autocast::clear_cache();
 }
 
-StageStream::StageStream(torch::Device device) : device_(device) {
+namespace {
+std::mutex tf32_mutex;
+int tf32_state = -1;  // -1 not set yet, else 0 / 1
+}  // namespace
+
+void set_tf32(bool allow) {
+  std::lock_guard<std::mutex> lk(tf32_mutex);
+  if (tf32_state >= 0 && tf32_state != static_cast<int>(allow))
+    throw std::runtime_error(
+        std::string("tf32=") + (allow ? "true" : "false") + " but another network node of this "
+        "process runs with tf32=" + (allow ? "false" : "true") +
+        ": TensorFloat-32 is one switch per process; give every CUDA node the same tf32");
+  tf32_state = allow;
+  at::globalContext().setAllowTF32CuDNN(allow);
+  at::globalContext().setAllowTF32CuBLAS(allow);
+}
+
+bool tf32_allowed() {
+  return at::globalContext().allowTF32CuDNN() || at::globalContext().allowTF32CuBLAS();
+}
+
+bool is_sticky_device_error(const std::string& message) {
+  static const char* const kSticky[] = {
+      "illegal memory access", "device-side assert", "unspecified launch failure",
+      "illegal instruction",   "misaligned address", "invalid program counter",
+      "hardware stack error",  "launch timed out",   "uncorrectable ECC error",
+      "CUDA driver is shutting down", "device is no longer available"};
+  for (const char* s : kSticky)
+    if (message.find(s) != std::string::npos) return true;
+  return false;
+}
+
+StageStream::StageStream(torch::Device device) {
   if (!device.is_cuda()) return;
+  if (!device.has_index())  // parse_device always gives one; a stream of index -1 corrupts memory
+    throw std::logic_error("StageStream needs a device with an index, not " + device.str());
   const auto* impl = c10::impl::getDeviceGuardImpl(device.type());
-  const c10::Stream st = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/false);
-  stream_id_ = st.id();
+  stream_ = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/false);
   active_ = true;
 }
 
 StageStream::Use::Use(const StageStream& s) {
   if (!s.active_) return;
-  guard_ =
-      std::make_shared<c10::StreamGuard>(c10::Stream(c10::Stream::UNSAFE, s.device_, s.stream_id_));
+  guard_ = std::make_shared<c10::StreamGuard>(s.stream_);  // also makes its device current
 }
 StageStream::Use::~Use() = default;
 
 void StageStream::synchronize() const {
   if (!active_) return;
-  c10::impl::getDeviceGuardImpl(device_.type())
-      ->synchronizeStream(c10::Stream(c10::Stream::UNSAFE, device_, stream_id_));
+  c10::impl::getDeviceGuardImpl(stream_.device_type())->synchronizeStream(stream_);
 }
 
-torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device) {
-  return torch::empty(
-      sizes, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(for_device.is_cuda()));
+torch::Tensor pinned_copy(const torch::Tensor& host, torch::Device for_device) {
+  if (!for_device.is_cuda()) return host;
+  return torch::empty(host.sizes(), host.options().pinned_memory(true)).copy_(host);
 }
 
-torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device) {
-  if (!device.is_cuda()) return host.to(device);
-  auto staged = host_buffer(host.sizes(), device).copy_(host);
-  return staged.to(
-      device,
-      /*non_blocking=*/true);  // the caching allocator keeps `staged` alive until the copy ran
+torch::Tensor to_device_async(const torch::Tensor& staged, torch::Device device) {
+  if (!device.is_cuda()) return staged.to(device);
+  // The pinned-memory allocator records the copy on the stream and keeps `staged` until it ran.
+  return staged.to(device, /*non_blocking=*/true);
 }
 
 void set_torch_threads(int threads) {

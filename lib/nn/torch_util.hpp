@@ -2,6 +2,7 @@
 // the network plugins' sources, never by widely included headers.
 #pragma once
 
+#include <c10/core/Stream.h>
 #include <torch/types.h>
 
 #include <memory>
@@ -25,8 +26,20 @@ torch::Device parse_device(const std::string& spec);
 // The same rule on names, given what the machine has: "cpu" or "cuda:N". Throws likewise.
 std::string canonical_device(const std::string& spec, bool cuda_available, int gpus);
 
-// Turns CUDA autocast on (in float16 or bfloat16) or off, across LibTorch 1.13 and 2.x APIs.
+// Turns CUDA autocast on (in float16 or bfloat16) or off, across LibTorch 1.13 and 2.x APIs;
+// turning it off also clears autocast's cache of cast weights.
 void set_cuda_autocast(bool on, torch::ScalarType dtype = torch::kHalf);
+
+// TensorFloat-32 for CUDA's float32 convolutions and matrix products (cuDNN and cuBLAS allow it
+// by default, which would make fp32 on the GPU not float32). One switch per process: the first
+// call sets it, a later call asking the other way throws naming both. Readable without CUDA.
+void set_tf32(bool allow);
+bool tf32_allowed();
+
+// Whether a CUDA error leaves the device unusable for the rest of the process (an illegal
+// address, a device-side assert, a launch failure: "sticky" errors), from the error's message.
+// Out-of-memory and invalid arguments are not: they fail one call only.
+bool is_sticky_device_error(const std::string& message);
 
 // CUDA autocast in `dtype` for the lifetime of the object when `on` (nothing otherwise).
 class CudaAutocast {
@@ -65,18 +78,19 @@ class StageStream {
   };
   // Waits for everything queued on the stream (results copied to the host are then valid).
   void synchronize() const;
+  const c10::Stream& stream() const { return stream_; }
 
  private:
   bool active_ = false;
-  torch::Device device_{torch::kCPU};
-  std::int64_t stream_id_ = 0;
+  c10::Stream stream_{c10::Stream::DEFAULT, c10::Device(c10::kCPU)};  // kept whole: its device
+                                                                      // index and id together
 };
 
-// Host -> device through a page-locked staging buffer with an asynchronous copy on the current
-// stream (CUDA); the tensor itself elsewhere.
-torch::Tensor to_device_async(const torch::Tensor& host, torch::Device device);
-// A page-locked host tensor of the given shape (CUDA builds with a GPU), else an ordinary one.
-torch::Tensor host_buffer(c10::IntArrayRef sizes, torch::Device for_device);
+// Host -> device in two steps, so that a stage holds its device only for the second: a
+// page-locked copy of `host` for a CUDA device (host work; `host` itself for the CPU), then an
+// asynchronous copy of that to the device on the current stream.
+torch::Tensor pinned_copy(const torch::Tensor& host, torch::Device for_device);
+torch::Tensor to_device_async(const torch::Tensor& staged, torch::Device device);
 
 // Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md) for the calling thread
 // and for threads that have not run a parallel operator yet: OpenMP keeps the count per thread,

@@ -27,6 +27,7 @@ struct GcsnStage::Impl {
   network::GcsnOptions options;
   network::NetworkStage stage;
   nn::Gcsn net{nullptr};
+  torch::Tensor forward(const torch::Tensor& x);
 };
 
 GcsnStage::GcsnStage(const Params& p) : impl_(std::make_unique<Impl>()) {
@@ -41,20 +42,54 @@ void GcsnStage::open(const StageContext& ctx) {
   const std::string& model = impl_->options.model;
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(stage.setup.state));
+  const std::string& dw = impl_->options.depthwise;
+  stage.depthwise = dw == "planes"    ? nn::Depthwise::kPlanes
+                    : dw == "grouped" ? nn::Depthwise::kGrouped
+                                      : nn::Depthwise::kAuto;
   stage.install(impl_->net, /*lenient=*/model == "deeplab");
 }
 
 CasePtr GcsnStage::process(const CasePtr& in) {
+  try {
+    return run(in);
+  } catch (const std::exception& e) {
+    impl_->stage.stop_if_device_lost(e);
+    throw;
+  }
+}
+
+// Host work (staging, the copy into the case's array) outside the DeviceScope, device work in it.
+CasePtr GcsnStage::run(const CasePtr& in) {
   c10::InferenceMode guard;
   auto input_arr = in->get("coarse_input");
   const std::int64_t* pad = in->get("coarse_pad")->data<std::int64_t>();
   auto& stage = impl_->stage;
   const auto& setup = stage.setup;
-  network::NetworkCall call(setup, stage.ctx, &stage.device_mutex);
+  network::NetworkCall call(stage.ctx);
   nn::StageStream::Use on_stream(stage.stream);
-  auto x = nn::to_device_async(nn::view_of(*input_arr), setup.device);
-  if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda()))
-    x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const auto staged = nn::pinned_copy(nn::view_of(*input_arr), setup.device);
+  torch::Tensor kept;
+  {
+    network::DeviceScope on_device(stage);
+    auto x = nn::to_device_async(staged, setup.device);
+    if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda()))
+      x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
+    const torch::Tensor logits = impl_->forward(x);
+    kept = stage.to_host(logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32));
+    on_device.finish();
+  }
+  auto out = in->derive();
+  out->set("coarse_logits", nn::to_ndarray(kept));
+  if (impl_->net)
+    network::record_gflop(*out, stage.ctx,
+                          nn::forward_flops(impl_->net, staged.size(2), staged.size(3),
+                                            staged.size(4)) / 1e9);
+  return out;
+}
+
+// logits [1, C, Dp, H, W] of x [1, 1, Dp, H, W] on the device, shape checked.
+torch::Tensor GcsnStage::Impl::forward(const torch::Tensor& x) {
+  const auto& setup = stage.setup;
   torch::Tensor logits;
   {
     nn::CudaAutocast autocast(setup.cuda_autocast(), setup.autocast_dtype());
@@ -68,7 +103,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
         logits = r.toTensor();
       }
     } else {
-      logits = impl_->net->forward(x).logits;
+      logits = net->forward(x).logits;
     }
   }
   if (logits.dim() != 5 || logits.size(0) != 1 || logits.size(2) != x.size(2)) {
@@ -77,13 +112,7 @@ CasePtr GcsnStage::process(const CasePtr& in) {
       << ", H, W]";
     throw std::runtime_error(s.str());
   }
-  auto kept = stage.to_host(logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32));
-  auto out = in->derive();
-  out->set("coarse_logits", nn::to_ndarray(kept));
-  if (impl_->net)
-    network::record_gflop(*out, stage.ctx,
-                          nn::forward_flops(impl_->net, x.size(2), x.size(3), x.size(4)) / 1e9);
-  return out;
+  return logits;
 }
 
 }  // namespace spineparse::plugins::coarse

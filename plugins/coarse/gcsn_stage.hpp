@@ -7,8 +7,9 @@
 //          (gcsn | deeplab | torchscript), device (cpu | cuda | cuda:N | auto), precision (auto |
 //          fp32 | bf16 | fp16, nn/precision.hpp; recorded in run.json's "nodes").
 // Errors:  weights that do not fit the network stop the run at open(), listing every mismatch.
-// Concurrency: parallel on the CPU (each call takes the executor's thread share, see
-//          network::NetworkCall); on CUDA one call at a time on the stage's stream.
+// Concurrency: parallel on the CPU (each call holds every core, see network::NetworkCall); on
+//          CUDA the device work of one call at a time on the stage's stream (DeviceScope), the
+//          staging and copies out of other calls beside it.
 //
 //   {"id": "coarse", "stage": "coarse.gcsn", "params": {"weights": "gcsn.safetensors", "device":
 //   "auto"}}
@@ -30,6 +31,7 @@ class GcsnStage : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
+  CasePtr run(const CasePtr& in);
   struct Impl;  // the decoded options among what it holds
   std::unique_ptr<Impl> impl_;
 };

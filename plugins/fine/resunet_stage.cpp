@@ -27,21 +27,27 @@ StageDescription resunet_description() {
 
 struct ResUNetStage::Impl {
   network::ResUNetOptions options;
-  network::NetworkStage stage;  // its device_mutex: CUDA without the batcher, one call at a time
+  network::NetworkStage stage;
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
   nn::ResUNet2d net{nullptr};
 
-  // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device.
+  // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device: staged on the
+  // host, then run in a DeviceScope, finished when this returns.
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary_batch) {
     const auto& setup = stage.setup;
-    auto img = nn::to_device_async(image, setup.device);
-    auto un = nn::to_device_async(unary_batch, setup.device);
+    const auto image_staged = nn::pinned_copy(image, setup.device);
+    const auto unary_staged = nn::pinned_copy(unary_batch, setup.device);
+    network::DeviceScope on_device(stage);
+    auto img = nn::to_device_async(image_staged, setup.device);
+    auto un = nn::to_device_async(unary_staged, setup.device);
     if (stage.optimized && nn::uses_channels_last(stage.cuda()))
       un = un.contiguous(torch::MemoryFormat::ChannelsLast);
     torch::Tensor logits =
         setup.script ? setup.script->forward({img, un}).toTensor() : net->forward(img, un);
-    return torch::softmax(logits.to(torch::kFloat32), 1);
+    auto probs = torch::softmax(logits.to(torch::kFloat32), 1);
+    on_device.finish();
+    return probs;
   }
 
   // The case's slices batch_size at a time -> probabilities [C,D,h,w]: on the CPU written into
@@ -93,6 +99,15 @@ void ResUNetStage::open(const StageContext& ctx) {
 }
 
 CasePtr ResUNetStage::process(const CasePtr& in) {
+  try {
+    return run(in);
+  } catch (const std::exception& e) {
+    impl_->stage.stop_if_device_lost(e);
+    throw;
+  }
+}
+
+CasePtr ResUNetStage::run(const CasePtr& in) {
   c10::InferenceMode guard;
   auto mr_arr = in->get("fine_mr");
   auto lg_arr = in->get("coarse_logits");
@@ -107,7 +122,7 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   const auto& setup = stage.setup;
   auto images = mr.unsqueeze(1);               // [D,1,h,w]
   auto unaries = unary.permute({1, 0, 2, 3});  // [D,C,h',w']
-  network::NetworkCall call(setup, stage.ctx, impl_->batcher ? nullptr : &stage.device_mutex);
+  network::NetworkCall call(stage.ctx);
   nn::StageStream::Use on_stream(stage.stream);
   nn::CudaAutocast autocast(setup.cuda_autocast(), setup.autocast_dtype());
   torch::Tensor probs;                  // [C,D,h,w]
@@ -123,7 +138,11 @@ CasePtr ResUNetStage::process(const CasePtr& in) {
   } else {
     probs = impl_->by_batches(images, unaries, call, host_probs);
   }
-  probs = stage.to_host(probs);
+  if (stage.cuda()) {  // the copy to the host on the device, then the case's array without it
+    network::DeviceScope on_device(stage);
+    probs = stage.to_host(probs);
+    on_device.finish();
+  }
   if (impl_->net)
     network::record_gflop(*out, stage.ctx,
                           D * nn::forward_flops(impl_->net, mr.size(1), mr.size(2)) / 1e9);

@@ -8,9 +8,9 @@
 //          change results), precision (as coarse.gcsn).
 //          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
 //          forward passes (SliceBatcher), batch_wait_ms.
-// Concurrency: parallel. On the CPU cases run side by side, each batch with the executor's thread
-//          share of the moment (network::NetworkCall); on CUDA one pass at a time on the stage's
-//          stream.
+// Concurrency: parallel. On the CPU cases run side by side, each holding every core
+//          (network::NetworkCall); on CUDA one pass at a time on the stage's stream, the device
+//          held only for the passes and the copy out (network::DeviceScope).
 //
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once
@@ -31,6 +31,7 @@ class ResUNetStage : public Stage {
   CasePtr process(const CasePtr& in) override;
 
  private:
+  CasePtr run(const CasePtr& in);
   struct Impl;  // the decoded options among what it holds
   std::unique_ptr<Impl> impl_;
 };

@@ -22,6 +22,7 @@ struct NetworkOptions {
   std::int64_t cores = 0;
   bool optimize = true;
   bool random_weights = false;
+  bool tf32 = false;
 };
 
 // The options plain eager LibTorch runs a network with: float32, one slice per forward pass, no
@@ -38,6 +39,7 @@ struct NetworkNotes {
   static constexpr const char* kPrecisionReason = "precision_reason";
   static constexpr const char* kDevice = "device";
   static constexpr const char* kCpu = "cpu";  // the CPU model, for CPU devices
+  static constexpr const char* kTf32 = "tf32";  // CUDA: "on" or "off"
 };
 
 // The case attribute with the GFLOP a network node spent on the case (its forward passes).
@@ -46,6 +48,7 @@ inline std::string gflop_attribute(const std::string& node_id) { return "gflop."
 struct GcsnOptions : NetworkOptions {
   static constexpr const char* kKind = "coarse.gcsn";
   GcsnOptions() { model = "gcsn"; }
+  std::string depthwise = "auto";
   static void declare(ParamSet<GcsnOptions>& s);
 };
 
@@ -83,6 +86,10 @@ void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::st
         "the CPU channels-last oneDNN convolutions with their ReLUs and sums fused (the GCSN's "
         "depthwise convolutions as 2-D planes, ResUNet2D's upsampling as sub-pixel "
         "convolutions); on CUDA channels-last layout");
+  s.add(&O::tf32, "tf32",
+        "CUDA: let float32 convolutions and matrix products use TensorFloat-32 (faster on "
+        "Ampere and later, about 3 decimal digits); off, fp32 is float32 as on the CPU. One "
+        "setting per process");
   s.add(&O::random_weights, "random_weights",
         "benchmarking only: the full-size network with seeded random weights instead of the "
         "weights file (meaningless segmentation; spineparse bench uses it when the weights file "
@@ -98,6 +105,11 @@ inline void GcsnOptions::declare(ParamSet<GcsnOptions>& s) {
   add_network_params(s, {"gcsn", "deeplab", "torchscript"},
                      "gcsn; deeplab (the pretraining network without the graph module); "
                      "torchscript (custom network, same contract)");
+  s.add(&GcsnOptions::depthwise, "depthwise",
+        "with optimize, how the 3x3x3 depthwise convolutions run: planes (as 2-D convolutions "
+        "over all slices, summed over the kernel's planes), grouped (one grouped 3-D "
+        "convolution); auto: planes on the CPU, grouped on CUDA (not yet measured on a GPU)")
+      .one_of({"auto", "planes", "grouped"});
 }
 
 inline void ResUNetOptions::declare(ParamSet<ResUNetOptions>& s) {

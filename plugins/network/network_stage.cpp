@@ -1,5 +1,7 @@
 #include "network_stage.hpp"
 
+#include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
@@ -17,6 +19,16 @@ NetworkSetup setup_network(const NetworkOptions& o, const StageContext& ctx) {
   set_torch_threads(ctx.total_threads);
   NetworkSetup s;
   s.device = parse_device(o.device);
+  if (s.device.is_cuda()) {
+    try {
+      set_tf32(o.tf32);  // off: fp32 is float32, as the reference is
+    } catch (const std::exception& e) {
+      throw std::runtime_error("node '" + ctx.node_id + "': " + e.what());
+    }
+    // The grids are fixed (128 x 256, 256 x 512) and slice counts repeat across a cohort: let
+    // cuDNN time its algorithms once per shape.
+    at::globalContext().setBenchmarkCuDNN(true);
+  }
   std::string requested = o.precision;
   if (o.amp && requested == "auto")
     requested = s.device.is_cuda() ? "fp16" : "bf16";  // the former parameter, kept as an alias
@@ -29,6 +41,7 @@ NetworkSetup setup_network(const NetworkOptions& o, const StageContext& ctx) {
     ctx.note(NetworkNotes::kPrecision, precision_name(s.precision.precision));
     ctx.note(NetworkNotes::kPrecisionReason, s.precision.reason);
     ctx.note(NetworkNotes::kDevice, s.device.str());
+    if (s.device.is_cuda()) ctx.note(NetworkNotes::kTf32, o.tf32 ? "on" : "off");
     if (!s.device.is_cuda()) ctx.note(NetworkNotes::kCpu, cpu_features().model);
   }
   s.weights = o.weights;
@@ -55,42 +68,65 @@ void place(torch::nn::Module& net, const NetworkSetup& setup) {
   net.eval();
   net.to(setup.device);
   if (setup.cpu_bf16()) net.to(torch::kBFloat16);
+  for (auto& p : net.parameters(/*recurse=*/true)) p.set_requires_grad(false);
 }
 
-NetworkCall::NetworkCall(const NetworkSetup& setup, const StageContext& ctx,
-                         std::mutex* one_at_a_time)
-    : ctx_(ctx), cpu_(!setup.device.is_cuda()) {
-  if (!cpu_ && one_at_a_time) lock_ = std::unique_lock<std::mutex>(*one_at_a_time);
-  refresh();
-}
+NetworkCall::NetworkCall(const StageContext& ctx) : ctx_(ctx) { refresh(); }
 
 void NetworkCall::refresh() {
-  threads_ = cpu_ ? ctx_.threads_now() : ctx_.total_threads;
+  threads_ = ctx_.threads_now();
   set_torch_threads(threads_);
+}
+
+DeviceScope::DeviceScope(NetworkStage& stage) {
+  if (!stage.cuda()) return;
+  stage_ = &stage;
+  if (stage.ctx.hold_device) held_ = stage.ctx.hold_device();
+  lock_ = std::unique_lock<std::mutex>(stage.device_mutex);
+}
+
+void DeviceScope::finish() {
+  if (!stage_) return;
+  stage_->stream.synchronize();
+  lock_ = {};
+  held_.reset();
+  stage_ = nullptr;
+}
+
+void NetworkStage::placed() {
+  if (!cuda()) return;
+  // install() copied the weights on the device's default stream; the calls run on `stream`.
+  const auto* impl = c10::impl::getDeviceGuardImpl(setup.device.type());
+  impl->synchronizeStream(impl->getDefaultStream(setup.device));
+}
+
+void NetworkStage::stop_if_device_lost(const std::exception& e) const {
+  if (!cuda() || !is_sticky_device_error(e.what())) return;
+  std::string first = e.what();
+  first = first.substr(0, first.find('\n'));
+  throw StopRun(setup.device.str() + " is in an unrecoverable state (" + first +
+                "); no later case can run on it in this process");
 }
 
 void NetworkStage::open(const NetworkOptions& options, const StageContext& context) {
   ctx = context;
   setup = setup_network(options, ctx);
-  // Each call holds what it runs on: on the CPU every core of the run (or `cores` of them),
-  // alone, with that many intra-op threads; on a GPU that device, leaving the cores to the CPU
-  // stages. Measured on a 2-core AMD EPYC (float32, 6 cases, two rounds): holding every core gave
-  // 7.70-7.77 s per case end to end, starting with the free cores and growing (ResourceUse
-  // min_cores) 8.04-8.43 s, the former per-call thread share 8.56-8.60 s.
-  if (ctx.declare) {
-    ResourceUse use;
-    if (cuda()) {
-      use.cores = 0;
-      use.device = setup.device.str();
-    } else {
-      const int cores = static_cast<int>(options.cores);
-      use.cores = cores > 0 ? cores : ResourceUse::kAllCores;
-    }
-    cpu_use = use;
-    ctx.declare(use);
-  }
+  cpu_use = resource_use(setup.device, options.cores);
+  if (ctx.declare) ctx.declare(cpu_use);
   stream = StageStream(setup.device);
   optimize = options.optimize;
+}
+
+ResourceUse resource_use(const torch::Device& device, std::int64_t cores) {
+  ResourceUse use;
+  if (device.is_cuda()) {  // the device only for the device work (DeviceScope)
+    use.cores = 0;
+    use.device = device.str();
+    use.device_in_scopes = true;
+  } else {
+    use.cores = cores > 0 ? static_cast<int>(cores) : ResourceUse::kAllCores;
+  }
+  return use;
 }
 
 void record_gflop(Case& c, const StageContext& ctx, double gflop) {
@@ -101,9 +137,8 @@ void record_gflop(Case& c, const StageContext& ctx, double gflop) {
 
 torch::Tensor NetworkStage::to_host(const torch::Tensor& t) {
   if (!cuda()) return t;
-  auto host = host_buffer(t.sizes(), setup.device);
+  auto host = torch::empty(t.sizes(), t.options().device(torch::kCPU).pinned_memory(true));
   host.copy_(t, /*non_blocking=*/true);
-  stream.synchronize();
   return host;
 }
 

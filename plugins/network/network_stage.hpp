@@ -61,30 +61,51 @@ NetworkSetup setup_network(const NetworkOptions& options, const StageContext& ct
 // with precision bf16).
 void place(torch::nn::Module& net, const NetworkSetup& setup);
 
-// The parameters every network stage has besides `model`: weights (required), device, precision,
-// amp (alias), optimize, random_weights.
-// One call of a network stage. On CUDA calls run one at a time (the stage's stream and its
-// batches); on the CPU each call holds every core of the run alone (the stage declares
-// ResourceUse kAllCores in open(), the executor grants it) with that many intra-op threads
-// (StageContext::threads_now); outside the executor, every thread of the context. refresh() asks
-// again; long calls call it between steps.
+// The intra-op threads of one call of a network stage: on the CPU each call holds every core of
+// the run alone (the stage declares ResourceUse kAllCores in open(), the executor grants it) and
+// uses that many; on CUDA the call holds no core, so its host work uses one thread; outside the
+// executor, every thread of the context (StageContext::threads_now). refresh() asks again; long
+// calls call it between steps.
 class NetworkCall {
  public:
-  // one_at_a_time: locked for the call on CUDA (nullptr: the caller serialises device work).
-  NetworkCall(const NetworkSetup& setup, const StageContext& ctx, std::mutex* one_at_a_time);
+  explicit NetworkCall(const StageContext& ctx);
   void refresh();
   int threads() const { return threads_; }
 
  private:
-  std::unique_lock<std::mutex> lock_;
   const StageContext& ctx_;
-  bool cpu_;
   int threads_ = 0;
 };
+
+// What each call of a network stage holds: on the CPU every core of the run (or `cores` of
+// them), alone, with that many intra-op threads; on a GPU that device, only inside its
+// DeviceScopes, leaving the cores to the CPU stages. Measured on a 2-core AMD EPYC (float32, 6
+// cases, two rounds): holding every core gave 7.70-7.77 s per case end to end, starting with the
+// free cores and growing (ResourceUse min_cores) 8.04-8.43 s, the former per-call thread share
+// 8.56-8.60 s.
+ResourceUse resource_use(const torch::Device& device, std::int64_t cores);
 
 // Records the floating-point work of a case's forward passes (nn::forward_flops, built-in
 // networks) as the case attribute gflop_attribute(node id), for bench's achieved GFLOP/s.
 void record_gflop(Case& c, const StageContext& ctx, double gflop);
+
+struct NetworkStage;
+
+// One stretch of a CUDA call's device work: the device granted by the executor (the stage
+// declares device_in_scopes; StageContext::hold_device) and the stage's own lock (the same rule
+// outside the executor), on the stage's stream. finish() waits for the stream, so the time the
+// device is held is the time it works; the staging of inputs and the copies of results into the
+// case's arrays happen outside, while other calls use the device. Nothing on the CPU.
+class DeviceScope {
+ public:
+  explicit DeviceScope(NetworkStage& stage);
+  void finish();  // waits for the stream and gives the device back (the destructor only gives)
+
+ private:
+  NetworkStage* stage_ = nullptr;
+  std::shared_ptr<void> held_;
+  std::unique_lock<std::mutex> lock_;
+};
 
 // A network stage's state after open(): the setup, its stream and device lock, and the context.
 // install() finishes a stage's own network: weights loaded (unless random), placed on the device,
@@ -93,10 +114,11 @@ struct NetworkStage {
   NetworkSetup setup;
   StageContext ctx;
   StageStream stream;       // its own CUDA stream (nothing on the CPU)
-  std::mutex device_mutex;  // CUDA: one call at a time on the stream
+  std::mutex device_mutex;  // CUDA: one DeviceScope at a time on the stream
   bool optimize = false;    // NetworkOptions::optimize
-  ResourceUse cpu_use;      // what each call holds (declared in open(); NetworkOptions::cores)
+  ResourceUse cpu_use;      // what each call holds (resource_use(), declared in open())
   bool optimized = false;   // install() applied optimize_for_inference
+  nn::Depthwise depthwise = nn::Depthwise::kAuto;  // the GCSN's choice, for install()
 
   void open(const NetworkOptions& options, const StageContext& context);
   bool cuda() const { return setup.device.is_cuda(); }
@@ -106,13 +128,22 @@ struct NetworkStage {
     if (!setup.random) load_state(*net, setup.state, setup.weights, lenient);
     place(*net, setup);
     optimized = optimize;
-    if (optimized) optimize_for_inference(net, cuda());
+    if (optimized) optimize_for_inference(net, cuda(), depthwise);
     setup.state.clear();
+    placed();
   }
 
-  // The result on the host: on CUDA through a page-locked buffer after the stream finishes; on
-  // the CPU the tensor itself.
+  // The result on the host, inside a DeviceScope: on CUDA a page-locked copy queued on the
+  // stream (valid after DeviceScope::finish()); on the CPU the tensor itself.
   torch::Tensor to_host(const torch::Tensor& t);
+
+  // Called from a catch block of process(): a CUDA error that leaves the device unusable
+  // (nn::is_sticky_device_error) becomes StopRun naming the device, so the run stops instead of
+  // failing every later case; any other error returns for the caller to rethrow.
+  void stop_if_device_lost(const std::exception& e) const;
+
+ private:
+  void placed();  // CUDA: waits for the weights' copies before the first call's stream uses them
 };
 
 }  // namespace spineparse::plugins::network

@@ -1,7 +1,9 @@
 // The networks against the original code's outputs (../shared/reference), within the tolerances
 // of its README: max |difference| <= 1e-3 x max |reference| for every output tensor.
 #include <gmock/gmock.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <fstream>
 #include <mutex>
@@ -169,6 +171,52 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   auto as_double = wide->forward(image.to(torch::kDouble), unary.to(torch::kDouble));
   EXPECT_LE((as_double.to(torch::kFloat) - want).abs().max().item<double>(),
             1e-5 * want.abs().max().item<double>());
+}
+
+// depthwise=grouped keeps cuDNN's (here oneDNN's) grouped 3-D convolution after the rewrites,
+// planes splits it into 2-D planes as on the CPU; both give the original's outputs. Channels-last
+// weights and inputs (what optimize does on CUDA) with the planes too.
+TEST(Networks, DepthwiseByPlanesOrGroupedGiveTheSameGcsn) {
+  REQUIRE_REFERENCE();
+  c10::InferenceMode im;
+  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
+  auto io = load_safetensors(ref("gcsn_io.safetensors"));
+  Gcsn grouped = reference_gcsn(w.tensors), planes = reference_gcsn(w.tensors);
+  optimize_for_inference(grouped, /*cuda=*/false, Depthwise::kGrouped);
+  optimize_for_inference(planes, /*cuda=*/true, Depthwise::kPlanes);  // channels-last, as on CUDA
+  EXPECT_EQ(fused_separable_convolutions(grouped), 0);  // nothing split, nothing fused
+  auto x = io.tensors.at("input");
+  expect_close(grouped->forward(x).logits, io.tensors.at("logits"), "GCSN, grouped depthwise");
+  expect_close(planes->forward(x.contiguous(torch::MemoryFormat::ChannelsLast3d)).logits,
+               io.tensors.at("logits"), "GCSN, depthwise by planes in channels-last memory");
+}
+
+// The region pooling divides by a sum over every voxel: each weight about 1 / V. Under autocast
+// in a 16-bit type it would lose most of its digits; it stays float32.
+TEST(Networks, RegionPoolingStaysFloat32UnderAutocast) {
+  torch::manual_seed(5);
+  const auto S = torch::softmax(torch::randn({1, 40000, 20}), 2);
+  const auto T = torch::randn({1, 40000, 16});
+  const auto S64 = S.to(torch::kDouble);
+  const auto want = torch::matmul((S64 / S64.sum(1, true)).transpose(1, 2), T.to(torch::kDouble));
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(at::kCPU, torch::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+#else
+  at::autocast::set_autocast_cpu_dtype(torch::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+#endif
+  ASSERT_EQ(torch::matmul(S.transpose(1, 2), T).scalar_type(), torch::kBFloat16);  // it is on
+  const auto got = region_pool(S, T);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+#else
+  at::autocast::set_cpu_enabled(false);
+#endif
+  at::autocast::clear_cache();
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  const double err = (got.to(torch::kDouble) - want).abs().max().item<double>();
+  EXPECT_LT(err, 1e-5 * want.abs().max().item<double>());
 }
 
 TEST(Networks, LoadingReportsEveryMismatchAtOnce) {
