@@ -8,6 +8,9 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+#include <link.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -166,6 +169,37 @@ torch::Tensor to_device_async(const torch::Tensor& staged, torch::Device device)
   if (!device.is_cuda()) return staged.to(device);
   // The pinned-memory allocator records the copy on the stream and keeps `staged` until it ran.
   return staged.to(device, /*non_blocking=*/true);
+}
+
+std::string loaded_library(const std::string& prefix) {
+  struct Search {
+    const std::string* prefix;
+    std::string found;
+  } search{&prefix, {}};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* data) {
+        auto* s = static_cast<Search*>(data);
+        const std::string path = info->dlpi_name ? info->dlpi_name : "";
+        const std::string name = std::filesystem::path(path).filename().string();
+        if (name.rfind(*s->prefix, 0) != 0) return 0;
+        s->found = path;
+        return 1;
+      },
+      &search);
+  return search.found;
+}
+
+bool release_pinned_cache() {
+  const std::string path = loaded_library("libtorch_cuda.so");
+  if (path.empty()) return false;
+  void* lib = dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (!lib) return false;
+  // at::cuda::CachingHostAllocator_emptyCache(), exported by LibTorch 1.13 to 2.6.
+  using Fn = void (*)();
+  auto fn = reinterpret_cast<Fn>(dlsym(lib, "_ZN2at4cuda30CachingHostAllocator_emptyCacheEv"));
+  if (fn) fn();
+  dlclose(lib);
+  return fn != nullptr;
 }
 
 void set_torch_threads(int threads) {

@@ -92,6 +92,14 @@ class StageStream {
 torch::Tensor pinned_copy(const torch::Tensor& host, torch::Device for_device);
 torch::Tensor to_device_async(const torch::Tensor& staged, torch::Device device);
 
+// Gives LibTorch's cached page-locked host blocks back to the system (the staging buffers of a
+// CUDA stage, kept for reuse, rounded up to powers of two): at a CUDA stage's close(). Looked up
+// in the loaded libtorch_cuda at run time, so CPU builds need no CUDA headers; does nothing
+// without it. Returns whether it found the function.
+bool release_pinned_cache();
+// The path of a loaded shared library whose file name starts with `prefix` ("" if none).
+std::string loaded_library(const std::string& prefix);
+
 // Sets LibTorch's intra-op threads (it starts with 1 here, see STYLE.md) for the calling thread
 // and for threads that have not run a parallel operator yet: OpenMP keeps the count per thread,
 // so concurrent calls on different threads may use different counts.

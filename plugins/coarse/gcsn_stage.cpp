@@ -49,6 +49,8 @@ void GcsnStage::open(const StageContext& ctx) {
   stage.install(impl_->net, /*lenient=*/model == "deeplab");
 }
 
+void GcsnStage::close() { impl_->stage.close(); }
+
 CasePtr GcsnStage::process(const CasePtr& in) {
   try {
     return run(in);

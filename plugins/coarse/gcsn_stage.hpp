@@ -29,6 +29,7 @@ class GcsnStage : public Stage {
   ~GcsnStage() override;
   void open(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
+  void close() override;
 
  private:
   CasePtr run(const CasePtr& in);

@@ -98,6 +98,8 @@ void ResUNetStage::open(const StageContext& ctx) {
   stage.install(impl_->net);
 }
 
+void ResUNetStage::close() { impl_->stage.close(); }
+
 CasePtr ResUNetStage::process(const CasePtr& in) {
   try {
     return run(in);

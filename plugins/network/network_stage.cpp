@@ -100,6 +100,10 @@ void NetworkStage::placed() {
   impl->synchronizeStream(impl->getDefaultStream(setup.device));
 }
 
+void NetworkStage::close() {
+  if (cuda()) release_pinned_cache();
+}
+
 void NetworkStage::stop_if_device_lost(const std::exception& e) const {
   if (!cuda() || !is_sticky_device_error(e.what())) return;
   std::string first = e.what();

@@ -137,6 +137,9 @@ struct NetworkStage {
   // stream (valid after DeviceScope::finish()); on the CPU the tensor itself.
   torch::Tensor to_host(const torch::Tensor& t);
 
+  // At the stage's close(): on CUDA, the page-locked staging blocks go back to the system.
+  void close();
+
   // Called from a catch block of process(): a CUDA error that leaves the device unusable
   // (nn::is_sticky_device_error) becomes StopRun naming the device, so the run stops instead of
   // failing every later case; any other error returns for the caller to rethrow.

@@ -153,3 +153,12 @@ TEST(StageStream, ACudaDeviceWithoutAnIndexIsRefused) {
   EXPECT_THROW(spineparse::nn::StageStream(torch::Device("cuda")), std::logic_error);
   EXPECT_FALSE(spineparse::nn::StageStream(torch::Device("cpu")).active());
 }
+
+TEST(PinnedCache, ReleasedThroughTheLoadedLibTorchOnlyWhereItHasCuda) {
+  // The lookup finds LibTorch's own library in this process; without libtorch_cuda there is
+  // nothing to release and nothing breaks.
+  EXPECT_NE(spineparse::nn::loaded_library("libtorch_cpu.so"), "");
+  EXPECT_EQ(spineparse::nn::loaded_library("libnot_a_library.so"), "");
+  const bool cuda_loaded = !spineparse::nn::loaded_library("libtorch_cuda.so").empty();
+  EXPECT_EQ(spineparse::nn::release_pinned_cache(), cuda_loaded);
+}
