@@ -289,8 +289,11 @@ std::string bench_input(const BenchArgs& a) {
 }
 
 // The warm-up cases, then the timed run with resident memory sampled on the run's clock.
+// The warm-up run (the first of the process, as a user starts one: weights read, primitives
+// created, memory first touched) goes to `warm`; the timed run is returned.
 RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArgs& a,
-                    const std::string& input, std::vector<std::pair<double, double>>& rss_samples) {
+                    const std::string& input, std::vector<std::pair<double, double>>& rss_samples,
+                    RunReport& warm) {
   RunOptions ro;
   ro.input_dir = input;
   ro.threads = a.threads;
@@ -303,7 +306,7 @@ RunReport timed_run(const GraphSpec& g, const Registry& registry, const BenchArg
       return s;
     };
     std::fprintf(stderr, "bench: %d warm-up case(s)\n", a.warmup);
-    run_graph(g, registry, ro);
+    warm = run_graph(g, registry, ro);
   }
   ro.output_dir = (fs::path(a.output) / "run").string();
   ro.filter_seeds = [&](std::vector<CaseSeed> s) {
@@ -418,6 +421,41 @@ json network_table(const GraphSpec& g, const RunReport& r, const NetworkTimes& n
     total["share_of_peak"] = gflop / seconds / pk->second;
   nets.push_back(total);
   return nets;
+}
+
+// The limit: the networks' GFLOP per case over the measured peak of each one's precision on its
+// device, the fastest any implementation doing the same arithmetic could go; the run, the
+// networks alone and a user's first run (start-up included) as shares of it. Empty without a
+// peak for every network.
+json limit_of(const json& networks, const std::map<std::string, double>& peak_of,
+              double seconds_per_case, double network_only_s, const RunReport& first_run) {
+  double limit = 0;
+  for (const auto& n : networks) {
+    if (n["node"] == "all networks") continue;
+    const auto pk = peak_of.find(n["device"].get<std::string>() + "/" +
+                                 n["precision"].get<std::string>());
+    if (pk == peak_of.end() || pk->second <= 0) return json::object();
+    limit += n["gflop_per_case"].get<double>() / pk->second;
+  }
+  if (limit <= 0) return json::object();
+  auto share = [limit](double s) { return s > 0 ? limit / s : 0.0; };
+  json j = {{"seconds_per_case", limit},
+            {"how",
+             "the networks' GFLOP per case / the measured peak of each network's precision on its "
+             "device: the fastest any implementation doing the same arithmetic could go"},
+            {"end_to_end_share", share(seconds_per_case)},
+            {"network_only_share", share(network_only_s)}};
+  const int n = first_run.ok + first_run.failed;
+  if (n > 0) {
+    const double s = first_run.open_s + first_run.wall_s;
+    j["first_run"] = {{"cases", n},
+                      {"seconds", s},
+                      {"share", share(s / n)},
+                      {"how",
+                       "the warm-up run, the first of the process as a user starts one: stages "
+                       "opened (weights, primitives) and its cases, over the limit for as many"}};
+  }
+  return j;
 }
 
 struct StageTimes {
@@ -647,6 +685,23 @@ void print_networks(const json& j) {
                   n["precision_reason"].get<std::string>().c_str());
 }
 
+void print_limit(const json& j) {
+  const json& l = j["limit"];
+  if (!l.contains("seconds_per_case")) {
+    std::printf("limit: not known (a network's precision has no measured peak)\n");
+    return;
+  }
+  std::printf(
+      "limit (the networks' GFLOP / the measured peaks): %.2f s per case; end to end at %.0f%% of "
+      "it, the networks alone at %.0f%%",
+      l["seconds_per_case"].get<double>(), 100 * l["end_to_end_share"].get<double>(),
+      100 * l["network_only_share"].get<double>());
+  if (l.contains("first_run"))
+    std::printf("; a first run of %d case(s), start-up included, at %.0f%%",
+                l["first_run"]["cases"].get<int>(), 100 * l["first_run"]["share"].get<double>());
+  std::printf("\n");
+}
+
 void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const json& j) {
   const json& stages = j["stages"];
   const int processed = j["cases"].get<int>();
@@ -689,6 +744,7 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
         j["network_only_vs_eager_baseline"].get<double>());
   }
   print_networks(j);
+  print_limit(j);
   const json& mem = j["memory"];
   if (mem.contains("max_mb")) {
     std::printf(
@@ -741,7 +797,7 @@ NetworkTimes replays(const BenchArgs& a, const GraphSpec& g, Registry& registry,
 void record_run(const BenchArgs& a, const GraphSpec& g, const RunReport& r, const NetworkTimes& net,
                 const json& peaks, const std::map<std::string, double>& peak_of,
                 const std::vector<std::pair<double, double>>& rss_samples, double peak_rss,
-                json& j) {
+                const RunReport& warm, json& j) {
   const int processed = r.ok + r.failed;
   StageTimes times = stage_times(g, r);
   double net_busy = 0;
@@ -764,6 +820,8 @@ void record_run(const BenchArgs& a, const GraphSpec& g, const RunReport& r, cons
   j["cpu"] = cpu_summary();
   j["peak"] = peaks;
   j["networks"] = network_table(g, r, net, peak_of);
+  j["limit"] = limit_of(j["networks"], peak_of, sec_per_case, net.seconds_per_case,
+                        a.warmup > 0 ? warm : r);
   // throughput ratio: 1 = all overhead hidden
   j["end_to_end_vs_network_only"] = sec_per_case > 0 ? net.seconds_per_case / sec_per_case : 0.0;
   json inflight = json::array();
@@ -788,7 +846,8 @@ void run_bench(const BenchArgs& a) {
   fs::create_directories(a.output);
   const std::string input = bench_input(a);
   std::vector<std::pair<double, double>> rss_samples;
-  const RunReport r = timed_run(g, registry, a, input, rss_samples);
+  RunReport warm;
+  const RunReport r = timed_run(g, registry, a, input, rss_samples, warm);
   const double peak_rss = peak_rss_mb();
   json j;
   j["graph"] = a.graph;
@@ -798,7 +857,7 @@ void run_bench(const BenchArgs& a) {
   const NetworkTimes net = replays(a, g, registry, input, r, threads, j);
   std::map<std::string, double> peak_of;
   const json peaks = measure_peaks(r, threads, peak_of);
-  record_run(a, g, r, net, peaks, peak_of, rss_samples, peak_rss, j);
+  record_run(a, g, r, net, peaks, peak_of, rss_samples, peak_rss, warm, j);
   write_file_atomic((fs::path(a.output) / "bench.json").string(),
                     j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   write_trace(a, r, rss_samples);

@@ -438,6 +438,26 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
     }
   }
   EXPECT_THAT(r.output, HasSubstr("of peak"));
+  // The limit: each network's GFLOP over the peak of its precision, summed; the run, the networks
+  // alone and the first run (the warm-up, start-up included) as shares of it.
+  const auto& l = b["limit"];
+  ASSERT_TRUE(l.contains("seconds_per_case")) << l.dump();
+  double limit = 0;
+  for (const auto& n : b["networks"])
+    for (const auto& p : b["peak"])
+      if (n["node"] != "all networks" && p["device"] == n["device"] &&
+          p["precision"] == n["precision"])
+        limit += n["gflop_per_case"].get<double>() / p["peak_gflops"].get<double>();
+  EXPECT_NEAR(l["seconds_per_case"].get<double>(), limit, 1e-9 * limit);
+  EXPECT_NEAR(l["end_to_end_share"].get<double>(), limit / b["seconds_per_case"].get<double>(),
+              1e-9);
+  EXPECT_NEAR(l["network_only_share"].get<double>(),
+              limit / b["network_only"]["seconds_per_case"].get<double>(), 1e-9);
+  EXPECT_EQ(l["first_run"]["cases"], 1);  // --warmup 1
+  EXPECT_GT(l["first_run"]["share"].get<double>(), 0.0);
+  EXPECT_LT(l["first_run"]["share"].get<double>(), 1.5);
+  EXPECT_THAT(r.output, HasSubstr("limit (the networks' GFLOP / the measured peaks)"));
+  EXPECT_THAT(r.output, HasSubstr("a first run of 1 case(s), start-up included"));
   auto run = nlohmann::json::parse(spineparse::read_file(out + "/run/run.json"));
   EXPECT_EQ(run["nodes"]["fine"]["precision"], expected);
   EXPECT_EQ(run["nodes"]["coarse"]["device"], "cpu");
