@@ -1,4 +1,5 @@
 #include "metrics/html_util.hpp"
+#include "spineparse/text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -35,7 +36,7 @@ std::string base64(const std::string& in) {
 }
 
 std::string script_json(const nlohmann::json& j) {
-  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string s = json_text(j);
   for (std::size_t p = 0; (p = s.find("</", p)) != std::string::npos; p += 3)
     s.replace(p, 2, "<\\/");
   return s;

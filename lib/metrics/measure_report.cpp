@@ -11,6 +11,7 @@
 #include "metrics/measure.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse::metrics {
 namespace fs = std::filesystem;
@@ -181,7 +182,7 @@ std::string case_measurement_to_json(const CaseMeasurement& m) {
     for (const auto& c : level_columns()) r[c.name] = number(l.*c.field);
     j["levels"].push_back(r);
   }
-  return j.dump(1, ' ', false, json::error_handler_t::replace);
+  return json_text(j, 1);
 }
 
 CaseMeasurement case_measurement_from_json(const std::string& text) {
@@ -278,7 +279,7 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
   fs::create_directories(dir);
   write_file_atomic((fs::path(dir) / "measurements.csv").string(), csv);
   write_file_atomic((fs::path(dir) / "alignment.csv").string(), acsv);
-  const std::string text = summary.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  const std::string text = json_text(summary, 2) + "\n";
   write_file_atomic((fs::path(dir) / "summary.json").string(), text);
   return text;
 }

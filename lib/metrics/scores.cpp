@@ -9,6 +9,7 @@
 
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse::metrics {
 
@@ -307,7 +308,7 @@ std::string case_scores_to_json(const CaseScores& c) {
                  {"pred_voxels", t.pred_voxels}});
   json j = {
       {"id", c.id}, {"structures", s}, {"dice_before", c.dice_before}, {"confusion", c.confusion}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(j);
 }
 
 CaseScores case_scores_from_json(const std::string& text) {
@@ -448,7 +449,7 @@ std::string confusion_csv(const std::vector<CaseScores>& cases) {
 std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
                           int failed_cases) {
   const std::string text =
-      summary(cases, failed_cases).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+      json_text(summary(cases, failed_cases), 2) +
       "\n";
   if (const std::string cm = confusion_csv(cases); !cm.empty())
     write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm);

@@ -26,6 +26,7 @@
 #include "output_folder.hpp"
 #include "resource_gate.hpp"
 #include "spineparse/files.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse {
 namespace fs = std::filesystem;
@@ -719,9 +720,7 @@ RunReport run_graph(const GraphSpec& graph, const Registry& registry, const RunO
                              ? shard_record_path(options.output_dir, options.shard)
                              : (fs::path(options.output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
-                    run_record(graph, registry, options, report)
-                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
-                        "\n");
+                    json_text(run_record(graph, registry, options, report), 2) + "\n");
   if (!options.shard.active())  // a shard's part is combined by `spineparse merge`
     each_stage(
         graph, open, "after the run",

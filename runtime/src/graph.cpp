@@ -12,6 +12,7 @@
 
 #include "param_json.hpp"
 #include "spineparse/files.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse {
 namespace fs = std::filesystem;
@@ -81,8 +82,7 @@ json override_value(const ParamSpec& spec, const std::string& value) {
 }
 
 std::string known_params(const StageDescription& d) {
-  std::string known;
-  for (const auto& s : d.params) known += (known.empty() ? "" : ", ") + s.name;
+  std::string known = join(d.params, ", ", [](const ParamSpec& s) { return s.name; });
   return known.empty() ? "none" : known;
 }
 
@@ -114,7 +114,7 @@ class Validator {
       issue("bad_param_type", ptr,
             "node '" + node_id + "': parameter '" + spec.name + "' must be " +
                 param_type_name(spec.type) + ", got " + json_type(v) + " " +
-                v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                json_text(v));
       return std::nullopt;
     };
     ParamValue out;
@@ -158,7 +158,7 @@ class Validator {
         break;
       }
       case ParamType::kJson:
-        out = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        out = json_text(v);
         break;
     }
     if (!check_value(spec, out, ptr, node_id)) return std::nullopt;
@@ -181,8 +181,7 @@ class Validator {
     if (!spec.allowed.empty()) {
       if (auto* s = std::get_if<std::string>(&v); s && s->rfind('@', 0) != 0) {  // not @NODE.PARAM
         if (std::find(spec.allowed.begin(), spec.allowed.end(), *s) == spec.allowed.end()) {
-          std::string allowed;
-          for (const auto& a : spec.allowed) allowed += (allowed.empty() ? "" : ", ") + a;
+          const std::string allowed = join(spec.allowed);
           issue("bad_param_value", ptr,
                 "node '" + node_id + "': parameter '" + spec.name + "' is '" + *s +
                     "', allowed: " + allowed);
@@ -244,7 +243,7 @@ class Validator {
       if (!m.is_number_integer() || m.get<int>() < 1) {
         issue("bad_value", "/max_in_flight",
               "max_in_flight must be a positive integer, got " +
-                  m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                  json_text(m));
       } else {
         g.max_in_flight = m.get<int>();
       }
@@ -271,7 +270,7 @@ class Validator {
     for (const auto& n : g.nodes) {
       if (n.outputs.empty()) g.leaf_ids.push_back(n.id);
     }
-    g.resolved_json = resolved(g).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    g.resolved_json = json_text(resolved(g), 2);
     result.graph = std::move(g);
     return result;
   }
@@ -306,8 +305,7 @@ class Validator {
                root["schema_version"].get<int>() != kSchemaVersion) {
       issue("bad_schema_version", "/schema_version",
             "schema_version " +
-                root["schema_version"].dump(-1, ' ', false,
-                                            nlohmann::json::error_handler_t::replace) +
+                json_text(root["schema_version"]) +
                 " is not supported (expected " + std::to_string(kSchemaVersion) + ")");
     }
     return true;
@@ -417,8 +415,7 @@ class Validator {
     }
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (nodes[i].inputs.size() <= 1) continue;
-      std::string ins;
-      for (const auto& s : nodes[i].inputs) ins += (ins.empty() ? "" : ", ") + s;
+      const std::string ins = join(nodes[i].inputs);
       issue("join_unsupported", "/nodes/" + std::to_string(i),
             "node '" + nodes[i].id + "' has several inputs (" + ins +
                 "); each node takes its cases from exactly one upstream node");
@@ -433,8 +430,8 @@ class Validator {
       if (nodes[i].inputs.empty() && !nodes[i].id.empty()) roots.push_back(i);
     }
     if (!nodes.empty() && roots.size() != 1 && issues_.empty()) {
-      std::string names;
-      for (auto r : roots) names += (names.empty() ? "" : ", ") + nodes[r].id;
+      const std::string names =
+          join(roots, ", ", [&](std::size_t r) { return nodes[r].id; });
       issue("bad_topology", "/edges",
             roots.empty() ? "the graph has no source node (every node has an input)"
                           : "the graph has several nodes without input (" + names +
@@ -756,8 +753,7 @@ class Validator {
       }
       for (const auto& r : reads) {
         if (r.optional || have.count(r.name)) continue;
-        std::string up;
-        for (const auto& h : have) up += (up.empty() ? "" : ", ") + h;
+        const std::string up = join(have);
         issue("missing_field", "/nodes/" + std::to_string(i),
               "node '" + nodes[i].id + "' (stage " + descs[i]->kind + ") reads case field '" +
                   r.name + "', which no upstream stage writes (upstream writes: " +

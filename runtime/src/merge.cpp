@@ -13,6 +13,7 @@
 #include "spineparse/graph_draft.hpp"
 #include "spineparse/registry.hpp"
 #include "spineparse/stage.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse {
 namespace fs = std::filesystem;
@@ -238,7 +239,7 @@ MergeReport merge_shards(const std::string& output_dir, Registry& registry) {
   const json record = merged_record(shards, output_dir, report);
   report.run_json_path = (fs::path(output_dir) / "run.json").string();
   write_file_atomic(report.run_json_path,
-                    record.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+                    json_text(record, 2) + "\n");
   run_after_hooks(record, output_dir, registry, report);
   return report;
 }

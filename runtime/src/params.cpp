@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "spineparse/stage.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse {
 
@@ -14,9 +15,7 @@ std::string param_limits(const ParamSpec& p) {
   auto num = [](double v) { return param_value_to_string(ParamValue(v)); };
   std::vector<std::string> parts;
   if (!p.allowed.empty()) {
-    std::string a;
-    for (const auto& v : p.allowed) a += (a.empty() ? "" : ", ") + v;
-    parts.push_back("one of: " + a);
+    parts.push_back("one of: " + join(p.allowed));
   }
   if (p.min && p.max)
     parts.push_back(num(*p.min) + " to " + num(*p.max));
@@ -65,9 +64,7 @@ std::string param_value_to_string(const ParamValue& v) {
     }
     std::string operator()(const std::string& s) const { return s; }
     std::string operator()(const std::vector<std::string>& l) const {
-      std::string out = "[";
-      for (std::size_t i = 0; i < l.size(); ++i) out += (i ? ", " : "") + l[i];
-      return out + "]";
+      return "[" + join(l) + "]";
     }
   };
   return std::visit(V{}, v);

@@ -27,6 +27,7 @@
 #include "spineparse/registry.hpp"
 #ifdef SPINEPARSE_WITH_TORCH
 #include "nn/peak.hpp"
+#include "spineparse/text.hpp"
 #endif
 
 namespace spineparse::tools::cli {
@@ -152,6 +153,7 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
   std::thread worker([&] {
     try {
       std::vector<std::unique_ptr<Stage>> stages;
+      std::vector<std::vector<std::string>> consumes;  // as the executor removes them
       std::vector<bool> is_net;
       ResourceUse declared;
       StageContext ctx;
@@ -163,6 +165,8 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
       ctx.threads_per_case = threads;
       for (const auto& n : g.nodes) {
         stages.push_back(reg.create(n.stage, n.params));
+        const StageDescription* d = reg.find(n.stage);
+        consumes.push_back(d ? d->consumes : std::vector<std::string>{});
         ctx.node_id = n.id;
         declared = ResourceUse{};
         stages.back()->open(ctx);
@@ -176,9 +180,13 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
         std::map<std::string, double> t;
         for (std::size_t s = 0; s < stages.size(); ++s) {
           const auto t0 = std::chrono::steady_clock::now();
-          cur = stages[s]->process(cur);
+          cur = call_stage(*stages[s], g.nodes[s].id, cur, consumes[s]);  // the executor's rules
           const double dt =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (cur->failed())
+            throw std::runtime_error("the network-only replay: case " + cur->id() +
+                                     " failed at node '" + cur->error()->node +
+                                     "': " + cur->error()->message);
           if (is_net[s]) t[g.nodes[s].id] += dt;
           if (i > 0) result.alone_s[g.nodes[s].id] += dt;
         }
@@ -636,9 +644,7 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                   {"args", {{"MB", mb}}}});
   }
   write_file_atomic((fs::path(a.output) / "trace.json").string(),
-                    json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}})
-                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                        "\n");
+                    json_text(json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}})) + "\n");
 }
 
 // The CPU this ran on, for bench.json (figures are only comparable on one machine).
@@ -859,7 +865,7 @@ void run_bench(const BenchArgs& a) {
   const json peaks = measure_peaks(r, threads, peak_of);
   record_run(a, g, r, net, peaks, peak_of, rss_samples, peak_rss, warm, j);
   write_file_atomic((fs::path(a.output) / "bench.json").string(),
-                    j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+                    json_text(j, 2) + "\n");
   write_trace(a, r, rss_samples);
   print_bench(a, g, r, j);
   set_exit_code(r.failed ? 1 : 0);

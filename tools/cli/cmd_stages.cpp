@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/registry.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse::tools::cli {
 namespace {
@@ -64,9 +65,7 @@ void print_kind(const StageDescription& d, const std::string& plugin, bool full)
                 issues.empty() ? "for the defaults" : "as declared: a parameter is required");
   }
   if (full && !d.consumes.empty()) {
-    std::string c;
-    for (const auto& f : d.consumes) c += (c.empty() ? "" : ", ") + f;
-    std::printf("  consumes (removed from the case after use): %s\n", c.c_str());
+    std::printf("  consumes (removed from the case after use): %s\n", join(d.consumes).c_str());
   }
   if (full) std::printf("  params:\n");
   print_params(d);
