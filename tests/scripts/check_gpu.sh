@@ -55,6 +55,20 @@ verdict "a|PASS|1|x" "b|SKIP|0|y"; [ $? -eq 0 ] && ok || bad "pass and skip shou
 verdict "a|PASS|1|x" "b|FAIL|2|y"; [ $? -eq 1 ] && ok || bad "a failure should exit 1"
 verdict "a|SKIP|0|x" "b|SKIP|0|y"; [ $? -eq 3 ] && ok || bad "nothing checked should exit 3"
 
+# With a GPU listed, a check that prints no verdict counts as failed, and fails the run.
+mkdir -p "$tmp/gpubin"
+printf '#!/bin/sh\necho "GPU 0: Fake GPU (UUID: GPU-0)"\n' >"$tmp/gpubin/nvidia-smi"
+chmod +x "$tmp/gpubin/nvidia-smi"
+out=$(
+  CHECK_GPU_SOURCE_ONLY=1
+  source "$SCRIPT"
+  check_gpu_visible() { echo "something went wrong"; }
+  PATH="$tmp/gpubin:$PATH" main --build "$BUILD" --out "$tmp/noverdict" --only gpu_visible
+)
+rc=$?
+[ $rc -eq 1 ] && [[ $out == *"FAIL   "*"the check gave no verdict"* ]] && ok ||
+  bad "no verdict: exit $rc: ${out:0:300}"
+
 # Two checks run for real on this (CPU) build: auto must be found on the CPU and said so, and
 # --device cuda refused.
 r=$(
