@@ -11,21 +11,10 @@
 //   {"id": "crop_resample", "stage": "fine.prepare"}
 #pragma once
 
-#include "spineparse/param_set.hpp"
+#include "prepare_options.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::plugins::fine {
-
-struct PrepareOptions {
-  static constexpr const char* kKind = "fine.prepare";
-  std::int64_t height = 256, width = 512;
-  static void declare(ParamSet<PrepareOptions>& s);
-};
-
-inline void PrepareOptions::declare(ParamSet<PrepareOptions>& s) {
-  s.add(&PrepareOptions::height, "height", "rows of the fine grid").min(16);
-  s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
-}
 
 StageDescription prepare_description();
 
