@@ -102,12 +102,15 @@ torch::Tensor pointwise_channels_last(const torch::nn::Conv3d& conv, torch::Tens
 }  // namespace
 
 torch::Tensor region_pool(const torch::Tensor& S, const torch::Tensor& T) {
-  // Outside autocast: S / sum_v S is about 1 / V (V ~ 37k voxels), below float16's smallest
-  // normal, and the sum over V of S * T can pass float16's largest value.
+  // Outside autocast, in the wider of the two types and never float16: S / sum_v S is about
+  // 1 / V (V ~ 37k voxels), below float16's smallest normal, and the sum over V of S * T can pass
+  // its largest value. Under autocast S is float32 (softmax), so this is float32; without it the
+  // networks' own type (bfloat16 weights on the CPU stay bfloat16).
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  const auto s = S.to(torch::kFloat32);
-  const auto s_hat = s / s.sum(1, true);
-  return torch::matmul(s_hat.transpose(1, 2), T.to(torch::kFloat32)).to(T.scalar_type());
+  auto type = c10::promoteTypes(S.scalar_type(), T.scalar_type());
+  if (type == torch::kHalf) type = torch::kFloat32;
+  const auto s = S.to(type);
+  return torch::matmul((s / s.sum(1, true)).transpose(1, 2), T.to(type)).to(T.scalar_type());
 }
 
 namespace {

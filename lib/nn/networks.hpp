@@ -166,8 +166,8 @@ bool has_fused_onednn();
 // channels-last (on the CPU it made ResUNet2D 27 % slower and the GCSN no faster). Feed
 // channels-last inputs when uses_channels_last(device).
 // The GCSN's region pooling (spec 3.3): the soft assignment S [N,V,K] normalised over the
-// voxels, times the features T [N,V,C] -> [N,K,C], in float32 whatever autocast is on (the
-// result in T's dtype).
+// voxels, times the features T [N,V,C] -> [N,K,C], never in float16 whatever autocast is on
+// (the result in T's dtype).
 torch::Tensor region_pool(const torch::Tensor& S, const torch::Tensor& T);
 
 // How the GCSN's depthwise 3x3x3 convolutions run after optimize_for_inference: auto, planes on

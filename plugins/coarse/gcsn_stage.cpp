@@ -52,12 +52,7 @@ void GcsnStage::open(const StageContext& ctx) {
 void GcsnStage::close() { impl_->stage.close(); }
 
 CasePtr GcsnStage::process(const CasePtr& in) {
-  try {
-    return run(in);
-  } catch (const std::exception& e) {
-    impl_->stage.stop_if_device_lost(e);
-    throw;
-  }
+  return impl_->stage.guarded([&] { return run(in); });
 }
 
 // Host work (staging, the copy into the case's array) outside the DeviceScope, device work in it.

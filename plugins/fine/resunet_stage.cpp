@@ -101,12 +101,7 @@ void ResUNetStage::open(const StageContext& ctx) {
 void ResUNetStage::close() { impl_->stage.close(); }
 
 CasePtr ResUNetStage::process(const CasePtr& in) {
-  try {
-    return run(in);
-  } catch (const std::exception& e) {
-    impl_->stage.stop_if_device_lost(e);
-    throw;
-  }
+  return impl_->stage.guarded([&] { return run(in); });
 }
 
 CasePtr ResUNetStage::run(const CasePtr& in) {

@@ -140,10 +140,20 @@ struct NetworkStage {
   // At the stage's close(): on CUDA, the page-locked staging blocks go back to the system.
   void close();
 
-  // Called from a catch block of process(): a CUDA error that leaves the device unusable
-  // (nn::is_sticky_device_error) becomes StopRun naming the device, so the run stops instead of
-  // failing every later case; any other error returns for the caller to rethrow.
+  // A CUDA error that leaves the device unusable (nn::is_sticky_device_error) becomes StopRun
+  // naming the device, so the run stops instead of failing every later case; any other error
+  // returns for the caller to rethrow.
   void stop_if_device_lost(const std::exception& e) const;
+  // A stage's process() body under that rule.
+  template <class Body>
+  CasePtr guarded(Body&& body) const {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      stop_if_device_lost(e);
+      throw;
+    }
+  }
 
  private:
   void placed();  // CUDA: waits for the weights' copies before the first call's stream uses them

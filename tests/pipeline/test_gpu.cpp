@@ -4,19 +4,13 @@
 #include <gmock/gmock.h>
 #include <torch/cuda.h>
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
-#include "coarse_stages.hpp"
-#include "fine_stages.hpp"
 #include "harness.hpp"
-#include "io/volume_io.hpp"
-#include "io_stages.hpp"
-#include "metrics_stages.hpp"
 #include "nn/safetensors.hpp"
 #include "nn/torch_util.hpp"
-#include "refine_stages.hpp"
+#include "reference_case.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -24,7 +18,8 @@ namespace fs = std::filesystem;
 using spineparse::testing::TempDir;
 
 namespace {
-std::string ref(const std::string& f) { return spineparse::testing::reference_dir() + "/" + f; }
+using spineparse::testing::label_agreement;
+using spineparse::testing::ref;
 
 class Gpu : public ::testing::Test {
  protected:
@@ -33,13 +28,8 @@ class Gpu : public ::testing::Test {
       GTEST_SKIP() << "no CUDA GPU visible to LibTorch (a CPU LibTorch, no driver, or "
                       "CUDA_VISIBLE_DEVICES empty)";
     if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
-    register_io_stages(registry_);
-    register_coarse_stages(registry_);
-    register_fine_stages(registry_);
-    register_refine_stages(registry_);
-    register_metrics_stages(registry_);
-    fs::create_directories(in_ / "original_mr");
-    fs::copy_file(ref("raw.nii.gz"), in_ / "original_mr" / "Case1.nii.gz");
+    spineparse::testing::set_up_reference_case(registry_, in_.str());
+    e2e_ = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
   }
   // The reference case on `device` in `precision`, with TF32 as asked; its case.
   CasePtr run(const std::string& device, const std::string& precision, bool tf32 = false) {
@@ -60,31 +50,30 @@ class Gpu : public ::testing::Test {
     EXPECT_FALSE(cases[0]->failed()) << cases[0]->error()->message;
     return cases[0];
   }
+  // The case's labels against the original's: the share that agree.
+  double agreement(const Case& c) const {
+    const auto& labels = *c.get("labels");
+    return label_agreement(labels.data<std::uint8_t>(),
+                           e2e_.at("labels").data_ptr<std::uint8_t>(), labels.numel());
+  }
+  // Its probabilities against the original's: the largest difference.
+  double max_diff(const Case& c) const {
+    const auto& probs = *c.get("probabilities");
+    return spineparse::testing::diff(probs.data<float>(),
+                                     e2e_.at("probabilities").data_ptr<float>(), probs.numel())
+        .max;
+  }
   Registry registry_;
   TempDir in_;
+  std::map<std::string, torch::Tensor> e2e_;
 };
-
-double max_diff(const NdArray& a, const torch::Tensor& b) {
-  double m = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i)
-    m = std::max(m, std::abs(static_cast<double>(a.data<float>()[i]) - b.data_ptr<float>()[i]));
-  return m;
-}
-
-double agreement(const NdArray& a, const std::uint8_t* b) {
-  std::int64_t same = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) same += a.data<std::uint8_t>()[i] == b[i];
-  return static_cast<double>(same) / static_cast<double>(a.numel());
-}
 
 // The reference's tolerances (1e-3 on the probabilities, 99.9 % of labels) at float32, TF32 off.
 TEST_F(Gpu, Fp32WithoutTf32MatchesTheOriginal) {
   auto c = run("cuda:0", "fp32", false);
   ASSERT_TRUE(c && !c->failed());
   EXPECT_FALSE(nn::tf32_allowed());
-  const auto e2e = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
-  const double d = max_diff(*c->get("probabilities"), e2e.at("probabilities"));
-  const double a = agreement(*c->get("labels"), e2e.at("labels").data_ptr<std::uint8_t>());
+  const double d = max_diff(*c), a = agreement(*c);
   std::printf("cuda fp32, tf32 off: probabilities max diff %.3g, labels agree %.5f\n", d, a);
   EXPECT_LE(d, 1e-3);
   EXPECT_GE(a, 0.999);
@@ -95,20 +84,17 @@ TEST_F(Gpu, Tf32KeepsTheOriginalsLabels) {
   auto c = run("cuda:0", "fp32", true);
   ASSERT_TRUE(c && !c->failed());
   EXPECT_TRUE(nn::tf32_allowed());
-  const auto e2e = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
-  const double d = max_diff(*c->get("probabilities"), e2e.at("probabilities"));
-  const double a = agreement(*c->get("labels"), e2e.at("labels").data_ptr<std::uint8_t>());
+  const double d = max_diff(*c), a = agreement(*c);
   std::printf("cuda fp32, tf32 on: probabilities max diff %.3g, labels agree %.5f\n", d, a);
   EXPECT_GE(a, 0.999);
 }
 
 // Autocast in float16 (what auto picks on CUDA) and bfloat16 against the original's labels.
 TEST_F(Gpu, HalfPrecisionsKeepTheOriginalsLabels) {
-  const auto e2e = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
   for (const char* p : {"fp16", "bf16"}) {
     auto c = run("cuda:0", p);
     ASSERT_TRUE(c && !c->failed()) << p;
-    const double a = agreement(*c->get("labels"), e2e.at("labels").data_ptr<std::uint8_t>());
+    const double a = agreement(*c);
     std::printf("cuda %s: labels agree with the original's %.5f\n", p, a);
     EXPECT_GE(a, 0.995) << p;
   }
@@ -119,7 +105,9 @@ TEST_F(Gpu, CudaIsCuda0) {
   auto a = run("cuda", "fp32"), b = run("cuda:0", "fp32");
   ASSERT_TRUE(a && b && !a->failed() && !b->failed());
   const auto& la = *a->get("labels");
-  EXPECT_EQ(agreement(la, b->get("labels")->data<std::uint8_t>()), 1.0);
+  EXPECT_EQ(label_agreement(la.data<std::uint8_t>(), b->get("labels")->data<std::uint8_t>(),
+                            la.numel()),
+            1.0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "coarse_stages.hpp"
 #include "fine_stages.hpp"
 #include "harness.hpp"
+#include "reference_case.hpp"
 #include "io/synth.hpp"
 #include "io/volume_io.hpp"
 #include "io_stages.hpp"
@@ -26,33 +27,15 @@ namespace fs = std::filesystem;
 using spineparse::testing::TempDir;
 
 namespace {
-std::string ref(const std::string& f) { return spineparse::testing::reference_dir() + "/" + f; }
-
-struct Diff {
-  double mean = 0, max = 0;
-};
-Diff diff(const float* a, const float* b, std::int64_t n) {
-  Diff d;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double e = std::abs(static_cast<double>(a[i]) - b[i]);
-    d.mean += e;
-    d.max = std::max(d.max, e);
-  }
-  d.mean /= static_cast<double>(n);
-  return d;
-}
+using spineparse::testing::diff;
+using spineparse::testing::Diff;
+using spineparse::testing::ref;
 
 class SpineParseNet : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
-    register_io_stages(registry_);
-    register_coarse_stages(registry_);
-    register_fine_stages(registry_);
-    register_refine_stages(registry_);
-    register_metrics_stages(registry_);
-    fs::create_directories(in_ / "original_mr");
-    fs::copy_file(ref("raw.nii.gz"), in_ / "original_mr" / "Case1.nii.gz");
+    spineparse::testing::set_up_reference_case(registry_, in_.str());
     e2e_ = nn::load_safetensors(ref("end_to_end.safetensors")).tensors;
   }
   std::vector<std::string> weights() const {
@@ -259,10 +242,8 @@ namespace {
 double label_agreement(const NdArray& a, const NdArray& b) {
   EXPECT_EQ(a.shape(), b.shape());
   if (a.shape() != b.shape()) return 0;
-  std::int64_t same = 0;
-  for (std::int64_t i = 0; i < a.numel(); ++i)
-    same += a.data<std::uint8_t>()[i] == b.data<std::uint8_t>()[i];
-  return static_cast<double>(same) / static_cast<double>(a.numel());
+  return spineparse::testing::label_agreement(a.data<std::uint8_t>(), b.data<std::uint8_t>(),
+                                              a.numel());
 }
 
 // The graph's settings for the bfloat16 agreement checks: the full-size grids on a CPU with
