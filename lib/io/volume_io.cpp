@@ -227,6 +227,10 @@ void init_itk() {
     itk::ImageFileReader<itk::Image<float, 3>>::New();
     itk::ImageFileWriter<itk::Image<float, 3>>::New();
     itk::MultiThreaderBase::New();  // the global threader settings (and its pool)
+    // ITK 5.2 creates its global flags lazily without a lock: two threads reading one first
+    // both allocate it and one allocation is lost (LeakSanitizer sees it), so read them here.
+    itk::Object::GetGlobalWarningDisplay();
+    itk::DataObject::GetGlobalReleaseDataFlag();
   });
 }
 
