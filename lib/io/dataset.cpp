@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/ascii.hpp"
+#include "io/case_attributes.hpp"
 #include "io/dicom.hpp"
 #include "io/header.hpp"
 #include "io/volume_io.hpp"
@@ -53,16 +54,16 @@ std::vector<CaseSeed> seeds_for(const ByKey& images, const ByKey& masks) {
     for (const auto& f : files) {
       CaseSeed s;
       s.id = files.size() == 1 ? id : fs::path(f).filename().string();
-      s.attrs["image_path"] = f;
+      s.attrs[kImagePathAttr] = f;
       if (files.size() > 1)
-        s.attrs["problem"] = "case id '" + id + "' is ambiguous: " + names_of(files) +
+        s.attrs[kProblemAttr] = "case id '" + id + "' is ambiguous: " + names_of(files) +
                              " both give it; remove or rename all but one";
       else if (auto p = file_problem(f); !p.empty())
-        s.attrs["problem"] = f + ": " + p;
+        s.attrs[kProblemAttr] = f + ": " + p;
       auto m = masks.find(ascii_lower(id));
-      if (m != masks.end() && m->second.size() == 1) s.attrs["mask_path"] = m->second[0];
-      if (m != masks.end() && m->second.size() > 1 && !s.attrs.count("problem"))
-        s.attrs["problem"] = "the mask of case '" + id + "' is ambiguous: " + names_of(m->second);
+      if (m != masks.end() && m->second.size() == 1) s.attrs[kMaskPathAttr] = m->second[0];
+      if (m != masks.end() && m->second.size() > 1 && !s.attrs.count(kProblemAttr))
+        s.attrs[kProblemAttr] = "the mask of case '" + id + "' is ambiguous: " + names_of(m->second);
       seeds.push_back(s);
     }
   }
@@ -108,16 +109,16 @@ void add_dicom_series(const std::string& dir, const std::string& series_filter,
     if (taken.count(id))
       id += "_" + safe_name(s.uid.substr(s.uid.size() > 8 ? s.uid.size() - 8 : 0));
     taken.insert(id);
-    CaseSeed seed{id, {{"image_path", s.files.front()}, {"dicom_series", s.uid}}};
-    seed.attrs["dicom_files"] = file_list(s.files);
+    CaseSeed seed{id, {{kImagePathAttr, s.files.front()}, {kDicomSeriesAttr, s.uid}}};
+    seed.attrs[kDicomFilesAttr] = file_list(s.files);
     seed.attrs["series_description"] = s.description;
     if (!s.not_a_volume.empty() && s.uid.rfind("file:", 0) == 0)
-      seed.attrs["skipped"] = "DICOM file " + s.files.front() + ": " + s.not_a_volume;
+      seed.attrs[kSkippedAttr] = "DICOM file " + s.files.front() + ": " + s.not_a_volume;
     else if (!s.not_a_volume.empty())
-      seed.attrs["skipped"] =
+      seed.attrs[kSkippedAttr] =
           "DICOM series " + s.number + " '" + s.description + "': " + s.not_a_volume;
     else if (!series_filter.empty() && !std::regex_search(s.description, filter))
-      seed.attrs["skipped"] = "DICOM series " + s.number + " '" + s.description +
+      seed.attrs[kSkippedAttr] = "DICOM series " + s.number + " '" + s.description +
                               "' does not match the series filter '" + series_filter + "'";
     seeds.push_back(std::move(seed));
   }

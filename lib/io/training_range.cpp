@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "io/case_attributes.hpp"
 #include "io/dataset.hpp"
 #include "io/orientation.hpp"
 #include "io/volume_io.hpp"
@@ -56,8 +57,8 @@ TrainingRange measure_training_range(const std::string& dir,
                                      const std::string& model_orientation) {
   std::vector<VolumeProperties> cases;
   for (const auto& seed : list_dataset(dir, "auto")) {
-    if (seed.attrs.count("skipped")) continue;
-    auto it = seed.attrs.find("image_path");
+    if (seed.attrs.count(kSkippedAttr)) continue;
+    auto it = seed.attrs.find(kImagePathAttr);
     if (it == seed.attrs.end())
       throw std::runtime_error("case " + seed.id + " in " + dir +
                                " is not a volume file (DICOM series: convert them to NIfTI to "

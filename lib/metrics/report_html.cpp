@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "metrics/measure.hpp"
+#include "metrics/case_attributes.hpp"
 #include "metrics/html_util.hpp"
 #include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
@@ -26,8 +27,8 @@ json measures_of(const json& run, const json& pictures) {
   json out = json::object();
   std::map<std::string, json> summaries;  // by the record folder's summary.json
   for (const auto& c : run["cases"]) {
-    if (!c.contains("attrs") || !c["attrs"].contains("measurements")) continue;
-    const fs::path record = c["attrs"]["measurements"].get<std::string>();
+    if (!c.contains("attrs") || !c["attrs"].contains(kMeasurementsAttr)) continue;
+    const fs::path record = c["attrs"][kMeasurementsAttr].get<std::string>();
     if (!fs::exists(record)) continue;
     const std::string id = c["id"].get<std::string>();
     const CaseMeasurement m = case_measurement_from_json(read_file(record.string()));
@@ -324,7 +325,7 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
   std::vector<std::tuple<std::string, std::string, fs::path>> pictures;
   std::int64_t total = 0;
   for (const auto& c : run["cases"]) {
-    for (const char* attr : {"overlay", "measure_overlay"}) {
+    for (const char* attr : {kOverlayAttr, kMeasureOverlayAttr}) {
       if (!c.contains("attrs") || !c["attrs"].contains(attr)) continue;
       const fs::path p = c["attrs"][attr].get<std::string>();
       std::error_code ec;
@@ -337,7 +338,7 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
   const bool embed = total <= embed_bytes;
   json overlays = json::object(), measure_pictures = json::object();
   for (const auto& [id, attr, p] : pictures) {
-    (attr == "overlay" ? overlays : measure_pictures)[id] =
+    (attr == kOverlayAttr ? overlays : measure_pictures)[id] =
         embed ? "data:image/png;base64," + base64(read_file(p.string()))
               : fs::proximate(p, dir).generic_string();
   }
@@ -350,10 +351,10 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
   }
   json viewers = json::object();  // case -> its viewer page, relative to the report
   for (const auto& c : run["cases"])
-    if (c.contains("attrs") && c["attrs"].contains("viewer") &&
-        fs::exists(c["attrs"]["viewer"].get<std::string>()))
+    if (c.contains("attrs") && c["attrs"].contains(kViewerAttr) &&
+        fs::exists(c["attrs"][kViewerAttr].get<std::string>()))
       viewers[c["id"].get<std::string>()] =
-          fs::proximate(c["attrs"]["viewer"].get<std::string>(), dir).generic_string();
+          fs::proximate(c["attrs"][kViewerAttr].get<std::string>(), dir).generic_string();
   const std::string page = fill_template(
       kPage, {{"@RUN@", script_json(run)},
               {"@SUMMARY@", script_json(summary)},

@@ -9,7 +9,8 @@ namespace spineparse {
 
 void register_fine_stages(Registry& r) {
   r.add_stage<plugins::fine::Prepare>(plugins::fine::prepare_description());
-  r.add_stage<plugins::fine::ResUNetStage>(plugins::fine::resunet_description());
+  r.add_stage<plugins::fine::ResUNetStage>(plugins::fine::resunet_description(),
+                                            plugins::fine::resunet_attributes());
   r.add_stage<plugins::fine::ToRaw>(plugins::fine::to_raw_description());
 }
 

@@ -25,6 +25,13 @@ StageDescription resunet_description() {
   return d;
 }
 
+StageAttributes resunet_attributes() {
+  StageAttributes a = network::network_attributes();
+  a.writes.push_back({"fine_passes", true, "forward passes (slices shared between cases)"});
+  a.writes.push_back({"fine_shared_passes", true, "of those, passes shared with other cases"});
+  return a;
+}
+
 struct ResUNetStage::Impl {
   network::ResUNetOptions options;
   network::NetworkStage stage;

@@ -22,6 +22,7 @@
 namespace spineparse::plugins::fine {
 
 StageDescription resunet_description();
+StageAttributes resunet_attributes();
 
 class ResUNetStage : public Stage {
  public:

@@ -11,12 +11,14 @@
 namespace spineparse {
 
 void register_io_stages(Registry& r) {
-  r.add_stage<plugins::io::ReadDataset>(plugins::io::read_dataset_description());
-  r.add_stage<plugins::io::Normalise>(plugins::io::normalise_description());
-  r.add_stage<plugins::io::Reorient>(plugins::io::reorient_description());
-  r.add_stage<plugins::io::RestoreOrientation>(plugins::io::restore_orientation_description());
-  r.add_stage<plugins::io::WriteDicomSeg>(plugins::io::write_dicom_seg_description());
-  r.add_stage<plugins::io::WriteNifti>(plugins::io::write_nifti_description());
+  using namespace plugins::io;
+  r.add_stage<ReadDataset>(read_dataset_description(), read_dataset_attributes());
+  r.add_stage<Normalise>(normalise_description());
+  r.add_stage<Reorient>(reorient_description(), reorient_attributes());
+  r.add_stage<RestoreOrientation>(restore_orientation_description(),
+                                  restore_orientation_attributes());
+  r.add_stage<WriteDicomSeg>(write_dicom_seg_description(), write_dicom_seg_attributes());
+  r.add_stage<WriteNifti>(write_nifti_description(), write_nifti_attributes());
   // --resume trusts a volume only when its header is valid and all its data is there.
   for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".mha"})
     r.add_output_check(suffix, [](const std::string& path) { return io::volume_problem(path); });

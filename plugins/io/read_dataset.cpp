@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "io/case_attributes.hpp"
 #include "io/dataset.hpp"
 #include "io/dicom.hpp"
 #include "io/volume_io.hpp"
@@ -28,6 +29,17 @@ StageDescription read_dataset_description() {
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},
               {"mask", true, "ground truth, when the case has one", "uint8", "D,H,W"}};
   return d;
+}
+
+StageAttributes read_dataset_attributes() {
+  StageAttributes a;
+  a.writes = {{kImagePathAttr, false, "the volume's file (a DICOM series: its first file)"},
+              {kMaskPathAttr, true, "the case's mask file, when the cohort has one"},
+              {kDicomSeriesAttr, true, "the DICOM series instance UID"},
+              {kDicomFilesAttr, true, "the DICOM series' files, one per line"},
+              {"image_size", false, "H x W x D as read"},
+              {kWarningsAttr, true, "what the reader found doubtful in the files"}};
+  return a;
 }
 
 ReadDataset::ReadDataset(const Params& p) : options_(params_of<ReadDatasetOptions>().decode(p)) {}
@@ -88,13 +100,13 @@ std::vector<CaseSeed> ReadDataset::enumerate(const StageContext& ctx) {
 }
 
 CasePtr ReadDataset::process(const CasePtr& in) {
-  if (auto problem = in->attr("problem"); !problem.empty()) throw std::runtime_error(problem);
-  const std::string image_path = in->attr("image_path");
+  if (auto problem = in->attr(kProblemAttr); !problem.empty()) throw std::runtime_error(problem);
+  const std::string image_path = in->attr(kImagePathAttr);
   auto out = in->derive();
   const ReadLimits limits{options_.max_voxels, options_.max_slices};
-  Volume v = in->attr("dicom_files").empty()
+  Volume v = in->attr(kDicomFilesAttr).empty()
                  ? read_image(image_path, limits)
-                 : read_dicom_series(file_list(in->attr("dicom_files")), limits);
+                 : read_dicom_series(file_list(in->attr(kDicomFilesAttr)), limits);
   const auto& a = *v.data;
   const std::int64_t D = a.dim(0), H = a.dim(1), W = a.dim(2);
   const std::string dims = std::to_string(H) + "x" + std::to_string(W) + "x" + std::to_string(D);
@@ -120,7 +132,7 @@ CasePtr ReadDataset::process(const CasePtr& in) {
   out->set_geometry(v.geometry);
   out->set_attr("image_size", dims);
 
-  const std::string mask_path = in->attr("mask_path");
+  const std::string mask_path = in->attr(kMaskPathAttr);
   if (!mask_path.empty() && options_.read_mask) {
     Volume m = read_labels(mask_path, 19, limits);
     for (auto& w : m.warnings) v.warnings.push_back("mask: " + w);
@@ -137,11 +149,7 @@ CasePtr ReadDataset::process(const CasePtr& in) {
     }
     out->set("mask", m.data);
   }
-  if (!v.warnings.empty()) {
-    std::string joined;
-    for (const auto& w : v.warnings) joined += (joined.empty() ? "" : "\n") + w;
-    out->set_attr("warnings", joined);
-  }
+  for (const auto& w : v.warnings) add_warning(*out, w);
   return out;
 }
 

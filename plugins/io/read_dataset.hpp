@@ -24,6 +24,7 @@
 namespace spineparse::plugins::io {
 
 StageDescription read_dataset_description();
+StageAttributes read_dataset_attributes();
 
 class ReadDataset : public Stage {
  public:

@@ -2,9 +2,9 @@
 
 #include <cstdio>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 
+#include "io/case_attributes.hpp"
 #include "io/header.hpp"
 #include "io/orientation.hpp"
 #include "io/slice_axis.hpp"
@@ -16,55 +16,10 @@ using namespace spineparse::io;  // the library floor this group builds on
 
 namespace {
 
-std::string encode(const Geometry& g) {
-  std::ostringstream s;
-  s.precision(17);
-  for (double v : g.spacing) s << v << ' ';
-  for (double v : g.origin) s << v << ' ';
-  for (double v : g.direction) s << v << ' ';
-  return s.str();
-}
-
-Geometry decode(const std::string& text) {
-  std::istringstream s(text);
-  Geometry g;
-  for (double& v : g.spacing) s >> v;
-  for (double& v : g.origin) s >> v;
-  for (double& v : g.direction) s >> v;
-  if (!s) throw std::runtime_error("io.restore_orientation: unreadable geometry_as_stored");
-  return g;
-}
-
-void add_warning(Case& c, const std::string& text) {
-  const std::string w = c.attr("warnings");
-  c.set_attr("warnings", w.empty() ? text : w + "\n" + text);
-}
-
-std::string encode(const SlicePlan& p) {
-  std::ostringstream s;
-  s.precision(17);
-  s << p.from << ' ' << p.to << ' ' << p.from_spacing << ' ' << p.to_spacing;
-  return s.str();
-}
-
-SlicePlan decode_plan(const std::string& text) {
-  std::istringstream s(text);
-  SlicePlan p;
-  s >> p.from >> p.to >> p.from_spacing >> p.to_spacing;
-  if (!s) throw std::runtime_error("io.restore_orientation: unreadable resample_plan");
-  return p;
-}
-
 std::string mm(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", v);
   return buf;
-}
-
-std::string shape_of(const NdArray& a) {
-  const std::size_t n = a.ndim();
-  return std::to_string(a.dim(n - 3)) + "," + std::to_string(a.dim(n - 2)) + "," +
-         std::to_string(a.dim(n - 1));
 }
 
 // The slices must lie in the model's plane: the axis with clearly the largest spacing (the
@@ -117,11 +72,30 @@ StageDescription reorient_description() {
   return d;
 }
 
+StageAttributes reorient_attributes() {
+  StageAttributes a;
+  a.reads = {{kWarningsAttr, true, "a volume whose file records no orientation is used as stored"}};
+  a.writes = {
+      grid_history_use("how the case left the input's grid, for io.restore_orientation"),
+      {"orientation", true, "the input's closest axis codes"},
+      {"orientation_model", true, "the model's axis codes"},
+      {"orientation_action", false, "what was done about the orientation"},
+      {"resample_action", true, "how the slice axis was resampled"},
+      {kWarningsAttr, true, "properties outside the model's training range"}};
+  return a;
+}
+
 StageDescription restore_orientation_description() {
   StageDescription d;
   d.kind = "io.restore_orientation";
   d.summary = "Every volume of the case back on the input's own grid (undoes io.reorient)";
   return d;
+}
+
+StageAttributes restore_orientation_attributes() {
+  StageAttributes a;
+  a.reads = {grid_history_use("the grid to restore, from io.reorient (removed from the case)")};
+  return a;
 }
 
 void Reorient::open(const StageContext& ctx) {
@@ -181,13 +155,15 @@ void Reorient::open(const StageContext& ctx) {
 
 CasePtr Reorient::process(const CasePtr& in) {
   auto out = in->derive();
-  orient(*in, *out);
-  check_and_resample(*out);
+  GridHistory history;
+  orient(*in, *out, history);
+  check_and_resample(*out, history);
+  out->set_payload(kGridHistoryValue, std::make_shared<const GridHistory>(std::move(history)));
   return out;
 }
 
-void Reorient::orient(const Case& in, Case& out) const {
-  if (in.attr("warnings").find(kNoOrientationWarning) != std::string::npos) {
+void Reorient::orient(const Case& in, Case& out, GridHistory& history) const {
+  if (in.attr(kWarningsAttr).find(kNoOrientationWarning) != std::string::npos) {
     out.set_attr("orientation_action", "as stored: the file records no orientation");
     return;
   }
@@ -206,10 +182,10 @@ void Reorient::orient(const Case& in, Case& out) const {
   }
   const auto img = in.get("image");
   const std::array<std::int64_t, 3> ijk{img->dim(1), img->dim(2), img->dim(0)};
-  out.set_attr("geometry_as_stored", encode(in.geometry()));
   out.set_geometry(reorient(in.geometry(), ijk, r));
   auto moved = reorient(*img, r);
-  out.set_attr("orientation_grid", shape_of(*moved));
+  history.reoriented =
+      GridHistory::Reoriented{plan_reorientation(target_, codes), grid_of(*moved), in.geometry()};
   out.set("image", moved);
   if (in.has("mask")) out.set("mask", reorient(*in.get("mask"), r));
   out.set_attr("orientation_action", "reoriented " + codes + " -> " + target_ + " (" +
@@ -218,7 +194,7 @@ void Reorient::orient(const Case& in, Case& out) const {
 
 // The case (on the grid the networks will see) against the model's training range; the slice
 // axis resampled to the model's slice spacing when resample_ asks for it.
-void Reorient::check_and_resample(Case& c) const {
+void Reorient::check_and_resample(Case& c, GridHistory& history) const {
   if (range_.empty()) return;
   auto props = [](const Case& k) {
     const auto img = k.get("image");
@@ -245,14 +221,13 @@ void Reorient::check_and_resample(Case& c) const {
     return;
   }
   c.set("image", resample_slices(*c.get("image"), plan));
+  GridHistory::Resampled r{plan, grid_of(*c.get("image")), c.geometry(), nullptr};
   if (c.has("mask")) {
-    c.set("mask_before_resample", c.get("mask"));
+    r.mask_before = c.get("mask");
     c.set("mask", resample_label_slices(*c.get("mask"), plan));
   }
-  c.set_attr("geometry_before_resample", encode(c.geometry()));
   c.set_geometry(resample_geometry(c.geometry(), plan));
-  c.set_attr("resample_plan", encode(plan));
-  c.set_attr("resample_grid", shape_of(*c.get("image")));
+  history.resampled = std::move(r);
   const std::string action =
       "slice axis resampled (resample=" + resample_ + "): " + std::to_string(plan.from) +
       " slices " + mm(plan.from_spacing) + " mm apart -> " + std::to_string(plan.to) + " slices " +
@@ -268,41 +243,35 @@ namespace {
 
 // The fields on the resampled grid back on the input's slices; the mask is the input's own (the
 // image is the networks' input, normalised by later stages, so it is resampled back like the rest).
-void undo_resample(Case& c) {
-  const SlicePlan back = inverse(decode_plan(c.attr("resample_plan")));
-  const std::string grid = c.attr("resample_grid");
+void undo_resample(Case& c, const GridHistory::Resampled& r) {
+  const SlicePlan back = inverse(r.plan);
   for (const auto& name : c.field_names()) {
     const auto a = c.get(name);
-    if (a->ndim() < 3 || shape_of(*a) != grid) continue;
+    if (a->ndim() < 3 || grid_of(*a) != r.grid) continue;
     const bool integer = a->dtype() != DType::kFloat32 && a->dtype() != DType::kFloat64;
     c.set(name, integer ? resample_label_slices(*a, back) : resample_slices(*a, back));
   }
-  if (c.has("mask_before_resample")) {
-    c.set("mask", c.get("mask_before_resample"));
-    c.erase("mask_before_resample");
-  }
-  c.set_geometry(decode(c.attr("geometry_before_resample")));
-  for (const char* k : {"resample_plan", "resample_grid", "geometry_before_resample"})
-    c.erase_attr(k);
+  if (r.mask_before) c.set("mask", r.mask_before);
+  c.set_geometry(r.before);
 }
 
 }  // namespace
 
 CasePtr RestoreOrientation::process(const CasePtr& in) {
-  const bool resampled = !in->attr("resample_grid").empty();
-  const std::string grid = in->attr("orientation_grid");
-  if (!resampled && grid.empty()) return in;  // stored as the model's, or used as stored
+  const auto history = std::dynamic_pointer_cast<const GridHistory>(in->payload(kGridHistoryValue));
+  if (!history)
+    throw std::runtime_error("case " + in->id() + ": its value '" + kGridHistoryValue +
+                             "' is not io.reorient's GridHistory");
   auto out = in->derive();
-  if (resampled) undo_resample(*out);
-  if (grid.empty()) return out;
-  const Reorientation back =
-      plan_reorientation(in->attr("orientation_model"), in->attr("orientation"));
+  out->erase_payload(kGridHistoryValue);
+  if (history->resampled) undo_resample(*out, *history->resampled);
+  if (!history->reoriented) return out;
+  const auto& r = *history->reoriented;
   for (const auto& name : out->field_names()) {
     const auto a = out->get(name);
-    if (a->ndim() >= 3 && shape_of(*a) == grid) out->set(name, reorient(*a, back));
+    if (a->ndim() >= 3 && grid_of(*a) == r.grid) out->set(name, reorient(*a, r.back));
   }
-  out->set_geometry(decode(in->attr("geometry_as_stored")));
-  for (const char* k : {"orientation_grid", "geometry_as_stored"}) out->erase_attr(k);
+  out->set_geometry(r.as_stored);
   return out;
 }
 

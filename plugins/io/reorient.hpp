@@ -4,7 +4,8 @@
 // io.reorient
 //   Reads:   image (and mask when present) [D,H,W], the case geometry.
 //   Writes:  image, mask permuted and flipped (exact, no resampling) to the model's axis codes,
-//            the geometry of that grid; attrs orientation (the input's closest axis codes),
+//            the geometry of that grid; the typed value io.grid (GridHistory, grid_history.hpp:
+//            how to go back); attrs orientation (the input's closest axis codes),
 //            orientation_model, orientation_action (what was done, for run.json).
 //   Params:  weights: a weights file whose metadata names the model's orientation (train and
 //            import-checkpoint --orientation record it); orientation: axis codes that override
@@ -13,7 +14,7 @@
 //            resample: off | auto (default) | always: resample the slice axis to the model's
 //            median training slice spacing (thick slices as the average of the thin ones they
 //            cover), auto only when the case's slice spacing lies outside the model's training
-//            range; the input's mask is kept aside (mask_before_resample) and
+//            range; the input's mask is kept aside (in the case's GridHistory) and
 //            io.restore_orientation puts the labels back on the input's slices (nearest slice:
 //            each input slice takes the label of the model slice that covers its centre).
 //            range_tolerance: how far (relative) outside the 5-95 % training range a property may
@@ -38,6 +39,7 @@
 
 #include <atomic>
 
+#include "grid_history.hpp"
 #include "io/training_range.hpp"
 #include "spineparse/param_set.hpp"
 #include "spineparse/stage.hpp"
@@ -51,7 +53,9 @@ struct ReorientOptions {
   static void declare(ParamSet<ReorientOptions>& s);
 };
 StageDescription reorient_description();
+StageAttributes reorient_attributes();
 StageDescription restore_orientation_description();
+StageAttributes restore_orientation_attributes();
 
 class Reorient : public StageWith<ReorientOptions> {
  public:
@@ -60,8 +64,8 @@ class Reorient : public StageWith<ReorientOptions> {
   CasePtr process(const CasePtr& in) override;
 
  private:
-  void orient(const Case& in, Case& out) const;
-  void check_and_resample(Case& c) const;
+  void orient(const Case& in, Case& out, GridHistory& history) const;
+  void check_and_resample(Case& c, GridHistory& history) const;
 
   std::string target_;  // the model's axis codes; "" = as stored
   std::string why_as_stored_;

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "io/case_attributes.hpp"
 #include "io/dicom.hpp"
 #include "io/dicom_seg.hpp"
 #include "spineparse/files.hpp"
@@ -24,17 +25,24 @@ StageDescription write_dicom_seg_description() {
   return d;
 }
 
+StageAttributes write_dicom_seg_attributes() {
+  StageAttributes a;
+  a.reads = {{kDicomFilesAttr, true, "the source series (cases read from NIfTI get no file)"}};
+  a.writes = {output_write("dicom_seg", "the DICOM-SEG written (cases read from DICOM only)")};
+  return a;
+}
+
 std::string WriteDicomSeg::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / with_case_id(options_.name, id)).string();
 }
 
 CasePtr WriteDicomSeg::process(const CasePtr& in) {
-  const std::string list = in->attr("dicom_files");
+  const std::string list = in->attr(kDicomFilesAttr);
   if (list.empty()) return in;  // not read from DICOM
   const std::string path = file_of(in->id());
   write_dicom_seg(path, *in->get("labels"), in->geometry(), file_list(list));
   auto out = in->derive();
-  out->set_attr("output:dicom_seg", path);
+  out->set_attr(output_attr("dicom_seg"), path);
   return out;
 }
 

@@ -19,6 +19,7 @@ struct WriteDicomSegOptions {
   static void declare(ParamSet<WriteDicomSegOptions>& s);
 };
 StageDescription write_dicom_seg_description();
+StageAttributes write_dicom_seg_attributes();
 
 class WriteDicomSeg : public CaseFileStage<WriteDicomSegOptions> {
  public:

@@ -1,5 +1,7 @@
 #include "write_nifti.hpp"
 
+#include "io/case_attributes.hpp"
+
 #include <cmath>
 #include <filesystem>
 
@@ -32,6 +34,15 @@ StageDescription write_nifti_description() {
                           std::vector<FieldUse>{});
   };
   return d;
+}
+
+StageAttributes write_nifti_attributes() {
+  StageAttributes a;
+  a.writes = {output_write("labels", "the file written (output:FIELD for the field written)")};
+  a.for_params = [](const Params& p, std::vector<AttributeUse>&, std::vector<AttributeUse>& w) {
+    w = {output_write(params_of<WriteNiftiOptions>().decode(p).field, "the file written")};
+  };
+  return a;
 }
 
 std::string WriteNifti::path_for(const std::string& id, const std::string& output_dir) const {
@@ -76,7 +87,7 @@ CasePtr WriteNifti::process(const CasePtr& in) {
   const std::string path = file_of(in->id());
   write_volume(path, *to_write, in->geometry());
   auto out = in->derive();
-  out->set_attr("output:" + field, path);
+  out->set_attr(output_attr(field), path);
   return out;
 }
 

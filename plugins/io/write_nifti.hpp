@@ -24,6 +24,7 @@ struct WriteNiftiOptions {
   static void declare(ParamSet<WriteNiftiOptions>& s);
 };
 StageDescription write_nifti_description();
+StageAttributes write_nifti_attributes();
 
 class WriteNifti : public CaseFileStage<WriteNiftiOptions> {
  public:

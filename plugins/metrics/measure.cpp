@@ -6,6 +6,7 @@
 
 #include "confidence_field.hpp"
 #include "file_intensities.hpp"
+#include "metrics/case_attributes.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/scores.hpp"
 #include "spineparse/files.hpp"
@@ -32,6 +33,12 @@ StageDescription measure_description() {
   return d;
 }
 
+StageAttributes measure_attributes() {
+  StageAttributes a;
+  a.writes = {{kMeasurementsAttr, false, "the case's measurement record (JSON)"}};
+  return a;
+}
+
 std::string Measure::path_for(const std::string& id, const std::string& output_dir) const {
   return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
@@ -49,7 +56,7 @@ CasePtr Measure::process(const CasePtr& in) {
     grade = std::max(grade, l.height_loss_grade);
   }
   auto out = in->derive();
-  out->set_attr("measurements", file_of(in->id()));
+  out->set_attr(kMeasurementsAttr, file_of(in->id()));
   out->set_metric("levels_measured", measured);
   if (grade >= 0) out->set_metric("height_loss_grade_max", grade);
   if (!std::isnan(m.lordosis_l1_s1_deg) && m.lordosis_reliable())

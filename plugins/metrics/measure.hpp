@@ -26,6 +26,7 @@ struct MeasureOptions {
   static void declare(ParamSet<MeasureOptions>& s);
 };
 StageDescription measure_description();
+StageAttributes measure_attributes();
 
 class Measure : public CaseFileStage<MeasureOptions> {
  public:

@@ -11,12 +11,13 @@
 namespace spineparse {
 
 void register_metrics_stages(Registry& r) {
-  r.add_stage<plugins::metrics::Evaluate>(plugins::metrics::evaluate_description());
-  r.add_stage<plugins::metrics::Statistics>(plugins::metrics::statistics_description());
-  r.add_stage<plugins::metrics::Qc>(plugins::metrics::qc_description());
-  r.add_stage<plugins::metrics::Measure>(plugins::metrics::measure_description());
-  r.add_stage<plugins::metrics::WriteDicomSr>(plugins::metrics::write_dicom_sr_description());
-  r.add_stage<plugins::metrics::Report>(plugins::metrics::report_description());
+  using namespace plugins::metrics;
+  r.add_stage<Evaluate>(evaluate_description());
+  r.add_stage<Statistics>(statistics_description());
+  r.add_stage<Qc>(qc_description(), qc_attributes());
+  r.add_stage<Measure>(measure_description(), measure_attributes());
+  r.add_stage<WriteDicomSr>(write_dicom_sr_description(), write_dicom_sr_attributes());
+  r.add_stage<Report>(report_description(), report_attributes());
 }
 
 }  // namespace spineparse

@@ -57,13 +57,20 @@ std::string Qc::path_for(const std::string& id, const std::string& output_dir) c
   return (fs::path(output_dir) / options_.folder / "cases" / (id + ".json")).string();
 }
 
+StageAttributes qc_attributes() {
+  StageAttributes a;
+  a.reads = {{kWarningsAttr, true, "a case flagged outside the model's training range scores lower"}};
+  a.writes = {{std::string(kRecordAttrPrefix) + "qc", false, "the case's QC record (run.json \"qc\")"}};
+  return a;
+}
+
 CasePtr Qc::process(const CasePtr& in) {
   auto optional = [&](const char* name) { return in->has(name) ? in->get(name) : nullptr; };
   const auto unrefined = optional("labels_unrefined"), probability = optional("label_probability");
   const auto coarse = optional("coarse_logits");
   const auto& sp = in->geometry().spacing;
   const CaseSignals signals = qc_signals(*in->get("labels"), unrefined.get(), probability.get(),
-                                         coarse.get(), sp, in->attr("warnings"));
+                                         coarse.get(), sp, in->attr(kWarningsAttr));
   const QcResult r = assess(signals, model_);
   write_file_atomic(file_of(in->id()), qc_record_json(r, &signals) + "\n");
   StructureConfidence conf;

@@ -29,6 +29,7 @@ struct QcOptions {
   static void declare(ParamSet<QcOptions>& s);
 };
 StageDescription qc_description();
+StageAttributes qc_attributes();
 
 class Qc : public CaseFileStage<QcOptions> {
  public:

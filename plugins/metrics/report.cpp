@@ -7,6 +7,7 @@
 
 #include "confidence_field.hpp"
 #include "io/volume_io.hpp"
+#include "metrics/case_attributes.hpp"
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "metrics/report_html.hpp"
@@ -118,26 +119,35 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png,
   write_file_atomic((dir / (in->id() + ".html")).string(), viewer_page_html(page));
 }
 
+StageAttributes report_attributes() {
+  StageAttributes a;
+  a.reads = {{kMeasurementsAttr, true, "metrics.measure's record: drawn as the measurement picture"}};
+  a.writes = {{kOverlayAttr, false, "the labels drawn over the image (PNG)"},
+              {kMeasureOverlayAttr, true, "the measured endplates and heights (PNG)"},
+              {kViewerAttr, true, "the case's viewer page (viewer=true)"}};
+  return a;
+}
+
 CasePtr Report::process(const CasePtr& in) {
   const fs::path dir = fs::path(output_dir_) / options_.folder;
   const std::string path = (dir / (in->id() + ".png")).string();
   write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
                     static_cast<int>(options_.max_size));
   auto out = in->derive();
-  out->set_attr("overlay", path);
+  out->set_attr(kOverlayAttr, path);
   std::optional<CaseMeasurement> measured;  // metrics.measure ran before: its record
-  if (!in->attr("measurements").empty())
-    measured = case_measurement_from_json(read_file(in->attr("measurements")));
+  if (!in->attr(kMeasurementsAttr).empty())
+    measured = case_measurement_from_json(read_file(in->attr(kMeasurementsAttr)));
   if (measured) {
     const std::string mpath = (dir / (in->id() + "_measures.png")).string();
     write_file_atomic(
         mpath, render_measurement_png(*in->get("image"), *in->get("labels"), in->geometry(),
                                       *measured, static_cast<int>(options_.max_size) * 3 / 2));
-    out->set_attr("measure_overlay", mpath);
+    out->set_attr(kMeasureOverlayAttr, mpath);
   }
   if (viewer_) {
     write_viewer_page(in, path, measured ? &*measured : nullptr);
-    out->set_attr("viewer", (dir / (in->id() + ".html")).string());
+    out->set_attr(kViewerAttr, (dir / (in->id() + ".html")).string());
   }
   return out;
 }

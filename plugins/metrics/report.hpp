@@ -38,6 +38,7 @@ struct ReportOptions {
   static void declare(ParamSet<ReportOptions>& s);
 };
 StageDescription report_description();
+StageAttributes report_attributes();
 
 class Report : public StageWith<ReportOptions> {
  public:

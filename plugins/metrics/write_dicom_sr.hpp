@@ -25,6 +25,7 @@ struct WriteDicomSrOptions {
   static void declare(ParamSet<WriteDicomSrOptions>& s);
 };
 StageDescription write_dicom_sr_description();
+StageAttributes write_dicom_sr_attributes();
 
 class WriteDicomSr : public CaseFileStage<WriteDicomSrOptions> {
  public:

@@ -45,6 +45,14 @@ struct NetworkNotes {
 // The case attribute with the GFLOP a network node spent on the case (its forward passes).
 inline std::string gflop_attribute(const std::string& node_id) { return "gflop." + node_id; }
 
+// What a network stage declares it writes beside its fields.
+inline StageAttributes network_attributes() {
+  StageAttributes a;
+  a.writes = {{gflop_attribute("NODE"), false,
+               "GFLOP of the case's forward passes (NODE: the node's id), for bench"}};
+  return a;
+}
+
 struct GcsnOptions : NetworkOptions {
   static constexpr const char* kKind = "coarse.gcsn";
   GcsnOptions() { model = "gcsn"; }

@@ -5,7 +5,10 @@
 
 namespace spineparse {
 void register_python_stages(Registry& r) {
-  r.add_stage<plugins::python::PythonStage>(plugins::python::python_description());
+  // Python code reads any attribute (optional) and writes any it returns.
+  StageAttributes any;
+  any.writes_any = true;
+  r.add_stage<plugins::python::PythonStage>(plugins::python::python_description(), any);
 }
 }  // namespace spineparse
 

@@ -323,11 +323,8 @@ void apply_result(const py::object& result, const std::vector<FieldUse>& writes,
     py::object w = d["warnings"];
     py::list lines;
     if (py::isinstance<py::str>(w)) lines.append(w); else lines = py::list(w);
-    for (const auto& line : lines) {
-      const std::string prev = out.attr("warnings");
-      out.set_attr("warnings", (prev.empty() ? "" : prev + "\n") + node + ": " +
-                                   py::str(line).cast<std::string>());
-    }
+    for (const auto& line : lines)
+      add_warning(out, node + ": " + py::str(line).cast<std::string>());
   }
 }
 

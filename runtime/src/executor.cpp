@@ -347,7 +347,7 @@ std::vector<bool> list_cases(const GraphSpec& graph, const Registry& registry,
     oc.id = seeds[i].id;
     oc.index = cohort_index[i];
     oc.attrs = seeds[i].attrs;
-    if (auto why = seeds[i].attrs.find("skipped");
+    if (auto why = seeds[i].attrs.find(kSkippedAttr);
         why != seeds[i].attrs.end() && !why->second.empty()) {
       skip[i] = true;  // the source lists it but will not run it (attr "skipped": why)
       oc.status = "skipped";
@@ -576,7 +576,7 @@ json case_record(const CaseOutcome& oc) {
   for (const auto& st : oc.timings) t[st.node] = st.seconds;
   c["stage_seconds"] = t;
   if (!oc.metrics.empty()) c["metrics"] = oc.metrics;
-  if (auto w = oc.attrs.find("warnings"); w != oc.attrs.end()) {
+  if (auto w = oc.attrs.find(kWarningsAttr); w != oc.attrs.end()) {
     json list = json::array();
     std::istringstream lines(w->second);
     for (std::string line; std::getline(lines, line);) list.push_back(line);

@@ -260,7 +260,11 @@ class Validator {
     connect(parse_edges(root, nodes, index_of), nodes, index_of);
     std::vector<std::size_t> order = topo_order(nodes, index_of);
     const std::vector<std::size_t> roots = check_source(nodes, descs);
-    if (order.size() == nodes.size()) check_fields(nodes, descs, order, index_of);
+    if (order.size() == nodes.size()) {
+      check_fields(nodes, descs, order, index_of);
+      check_attributes(nodes, descs, order, index_of);
+    }
+    result.notes = notes_;
     if (!issues_.empty()) {
       result.issues = issues_;
       return result;
@@ -765,12 +769,98 @@ class Validator {
     }
   }
 
+  // A node's declared attribute uses for its params; false (with an issue) when the stage cannot
+  // name them for these params.
+  bool attribute_uses(const NodeSpec& n, std::size_t i, const StageAttributes& a,
+                      std::vector<AttributeUse>& reads, std::vector<AttributeUse>& writes,
+                      bool report = true) {
+    reads = a.reads;
+    writes = a.writes;
+    if (!a.for_params) return true;
+    try {
+      a.for_params(n.params, reads, writes);
+      return true;
+    } catch (const std::exception& e) {
+      if (report)
+        issue("bad_param_value", "/nodes/" + std::to_string(i) + "/params",
+              "node '" + n.id + "' (stage " + n.stage + "): " + e.what());
+      return false;
+    }
+  }
+
+  // Why no writer of `name` runs before node i: a node that writes it elsewhere in the graph, or
+  // the loaded stage kinds that write it.
+  std::string writers_of(const std::string& name, std::size_t i,
+                         const std::vector<NodeSpec>& nodes) {
+    for (std::size_t j = 0; j < nodes.size(); ++j) {
+      const StageAttributes* a = j == i ? nullptr : registry_.attributes(nodes[j].stage);
+      std::vector<AttributeUse> reads, writes;
+      if (!a || !attribute_uses(nodes[j], j, *a, reads, writes, false)) continue;
+      for (const auto& w : writes)
+        if (w.name == name)
+          return "node '" + nodes[j].id + "' (stage " + nodes[j].stage +
+                 ") writes it but does not run before it";
+    }
+    std::vector<std::string> kinds;
+    for (const auto* d : registry_.kinds()) {
+      const StageAttributes* a = registry_.attributes(d->kind);
+      if (!a) continue;
+      for (const auto& w : a->writes)
+        if (w.name == name) kinds.push_back(d->kind);
+    }
+    return kinds.empty() ? "no loaded stage writes it"
+                         : "add a node of stage " + join(kinds, " or ") + " before it";
+  }
+
+  // Attributes and typed values as check_fields checks fields: a read that is not optional
+  // needs a writer upstream. Below a kind that declares none (built before ABI 2.7) or writes
+  // any, every read passes; such kinds get a note.
+  void check_attributes(const std::vector<NodeSpec>& nodes,
+                        const std::vector<const StageDescription*>& descs,
+                        const std::vector<std::size_t>& order,
+                        const std::map<std::string, std::size_t>& index_of) {
+    std::vector<std::set<std::string>> available(nodes.size());
+    std::vector<bool> open(nodes.size(), false);  // anything may have been written above
+    for (auto i : order) {
+      const std::size_t up = nodes[i].inputs.empty() ? i : index_of.at(nodes[i].inputs[0]);
+      std::set<std::string> have = up == i ? std::set<std::string>{} : available[up];
+      bool any = up != i && open[up];
+      const StageAttributes* a = descs[i] ? registry_.attributes(nodes[i].stage) : nullptr;
+      std::vector<AttributeUse> reads, writes;
+      if (!descs[i] || !a || !attribute_uses(nodes[i], i, *a, reads, writes)) {
+        if (descs[i] && !a)
+          notes_.push_back("node '" + nodes[i].id + "' (stage " + nodes[i].stage + ", plugin " +
+                           registry_.plugin_of(nodes[i].stage) + " built for ABI 2." +
+                           std::to_string(registry_.abi_minor_of(nodes[i].stage)) +
+                           ") declares no case attributes: what it reads is not checked, and "
+                           "the nodes below it may read any attribute");
+        available[i] = have;
+        open[i] = true;
+        continue;
+      }
+      if (descs[i]->is_source)
+        for (const auto& w : writes) have.insert(w.name);  // its own seeds' attributes
+      for (const auto& r : reads) {
+        if (r.optional || any || have.count(r.name)) continue;
+        issue("missing_attribute", "/nodes/" + std::to_string(i),
+              "node '" + nodes[i].id + "' (stage " + nodes[i].stage + ") reads case " +
+                  (r.type.empty() ? "attribute" : "value") + " '" + r.name + "'" +
+                  (r.type.empty() ? "" : " (" + r.type + ")") +
+                  ", which no upstream node writes: " + writers_of(r.name, i, nodes));
+      }
+      for (const auto& w : writes) have.insert(w.name);
+      available[i] = std::move(have);
+      open[i] = any || a->writes_any;
+    }
+  }
+
   struct Missing {
     std::string node, param, pointer, kind;
   };
   Registry& registry_;
   std::string path_;
   std::vector<ConfigIssue> issues_;
+  std::vector<std::string> notes_;
   std::vector<Missing> missing_;
   std::set<std::string> overridden_;  // "node.param" given by --set
   bool plugin_refused_ = false;       // a plugin the graph lists did not load

@@ -6,6 +6,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "spineparse/build_info.hpp"
@@ -20,6 +21,7 @@ struct Kind {
   StageFactory factory;
   std::string plugin;
   int abi_minor = SPINEPARSE_ABI_MINOR;
+  std::optional<StageAttributes> attributes;  // Registry::declare_attributes
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -277,6 +279,22 @@ std::vector<const StageDescription*> Registry::kinds() const {
 std::string Registry::plugin_of(const std::string& kind) const {
   auto it = impl_->kinds.find(kind);
   return it == impl_->kinds.end() ? "" : it->second.plugin;
+}
+
+void Registry::declare_attributes(const std::string& kind, StageAttributes attributes) {
+  auto it = impl_->kinds.find(kind);
+  if (it == impl_->kinds.end())
+    throw PluginError("declare_attributes: stage kind '" + kind + "' is not registered (call " +
+                      "add_stage first)");
+  it->second.attributes = std::move(attributes);
+}
+
+const StageAttributes* Registry::attributes(const std::string& kind) const {
+  static const StageAttributes kNone;
+  auto it = impl_->kinds.find(kind);
+  if (it == impl_->kinds.end()) return nullptr;
+  if (it->second.attributes) return &*it->second.attributes;
+  return it->second.abi_minor >= 7 ? &kNone : nullptr;
 }
 
 int Registry::abi_minor_of(const std::string& kind) const {

@@ -196,6 +196,71 @@ TEST_F(GraphValidation, FieldNoUpstreamStageWrites) {
           "reads case field 'labels', which no upstream stage writes (upstream writes: image)"));
 }
 
+namespace {
+// An in-process kind declaring the attributes it reads and writes.
+void add_attribute_kind(Registry& r, const std::string& kind, std::vector<AttributeUse> reads,
+                        std::vector<AttributeUse> writes, bool writes_any = false) {
+  StageDescription d;
+  d.kind = kind;
+  r.add_stage(d, [](const Params&) -> std::unique_ptr<Stage> { return nullptr; });
+  StageAttributes a;
+  a.reads = std::move(reads);
+  a.writes = std::move(writes);
+  a.writes_any = writes_any;
+  r.declare_attributes(kind, a);
+}
+}  // namespace
+
+TEST_F(GraphValidation, AnAttributeReadNeedsAWriterUpstreamNamedInTheError) {
+  add_attribute_kind(registry_, "t.write_grid", {}, {{"grid", false, "", "Grid, grid.hpp"}});
+  add_attribute_kind(registry_, "t.read_grid", {{"grid", false, "", "Grid, grid.hpp"},
+                                                {"warnings", true}, {"n"}}, {});
+  auto graph = [](const char* middle) {
+    return std::string(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},)") +
+           middle + "]}";
+  };
+  auto g = load(graph(R"({"id": "w", "stage": "t.write_grid"}, {"id": "r", "stage": "t.read_grid"})"));
+  EXPECT_TRUE(g.ok()) << dump(g);  // "n" comes with the source's seeds, "warnings" is optional
+  EXPECT_TRUE(g.notes.empty());
+
+  g = load(graph(R"({"id": "r", "stage": "t.read_grid"})"));
+  auto i = only(g, "missing_attribute");
+  EXPECT_EQ(i.pointer, "/nodes/1");
+  EXPECT_THAT(i.message, HasSubstr("node 'r' (stage t.read_grid) reads case value 'grid' (Grid, "
+                                   "grid.hpp), which no upstream node writes: add a node of "
+                                   "stage t.write_grid before it"));
+  // The writer after the reader: both named.
+  g = load(graph(R"({"id": "r", "stage": "t.read_grid"}, {"id": "w", "stage": "t.write_grid"})"));
+  EXPECT_THAT(only(g, "missing_attribute").message,
+              HasSubstr("node 'w' (stage t.write_grid) writes it but does not run before it"));
+  // A branch does not see its sibling's writes.
+  g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
+    {"id": "w", "stage": "t.write_grid"}, {"id": "r", "stage": "t.read_grid"}],
+    "edges": [["s", "w"], ["s", "r"]]})");
+  EXPECT_THAT(only(g, "missing_attribute").message, HasSubstr("node 'r'"));
+}
+
+TEST_F(GraphValidation, BelowAStageThatWritesAnyAttributeOrAnOlderPluginEveryReadPasses) {
+  add_attribute_kind(registry_, "t.read_x", {{"x"}}, {});
+  add_attribute_kind(registry_, "t.python_like", {}, {}, /*writes_any=*/true);
+  auto g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
+    {"id": "p", "stage": "t.python_like"}, {"id": "r", "stage": "t.read_x"}]})");
+  EXPECT_TRUE(g.ok()) << dump(g);
+  // A kind of a plugin built for ABI 2.6 declares nothing: allowed, with a note naming it.
+  registry_.load_plugin(spineparse::testing::test_plugin_dir() + "/test_older_minor.so");
+  EXPECT_EQ(registry_.attributes("older.pass"), nullptr);
+  ASSERT_NE(registry_.attributes("test.pass"), nullptr);  // this minor: declares none
+  g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
+    {"id": "o", "stage": "older.pass"}, {"id": "r", "stage": "t.read_x"}]})");
+  EXPECT_TRUE(g.ok()) << dump(g);
+  ASSERT_EQ(g.notes.size(), 1u);
+  EXPECT_THAT(g.notes[0], HasSubstr("node 'o' (stage older.pass, plugin older built for ABI "
+                                    "2.6) declares no case attributes"));
+  g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
+    {"id": "r", "stage": "t.read_x"}]})");
+  EXPECT_THAT(only(g, "missing_attribute").message, HasSubstr("no loaded stage writes it"));
+}
+
 TEST_F(GraphValidation, SerialStagesCannotRunInParallel) {
   auto g = load(R"({"schema_version": 1, "nodes": [{"id": "s", "stage": "test.source"},
     {"id": "x", "stage": "test.serial", "concurrency": "parallel"}]})");

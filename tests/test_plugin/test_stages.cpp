@@ -178,6 +178,11 @@ void register_test_stages(spineparse::Registry& r) {
   src.is_source = true;
   src.writes = {{"image"}};
   r.add_stage<Source>(src);
+#if SPINEPARSE_ABI_MINOR >= 7  // built as an older plugin, it declares no attributes
+  StageAttributes seed;
+  seed.writes = {{"n", false, "the case's number"}};
+  r.declare_attributes(kind("source"), seed);
+#endif
 
   StageDescription pass;
   pass.kind = kind("pass");

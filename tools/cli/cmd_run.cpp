@@ -52,6 +52,7 @@ std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   } catch (const std::exception& e) {
     g.issues.push_back({"unreadable", "", e.what()});
   }
+  for (const auto& n : g.notes) std::fprintf(stderr, "%s: note: %s\n", a.graph.c_str(), n.c_str());
   if (!g.ok()) {
     std::fprintf(stderr, "%s: %zu problem%s:\n", a.graph.c_str(), g.issues.size(),
                  g.issues.size() == 1 ? "" : "s");

@@ -2,6 +2,7 @@
 // kinds: "coarse") in full: fields with dtype and axes, parameters, conventions and hooks.
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <tuple>
 
 #include "commands.hpp"
@@ -35,6 +36,32 @@ void print_fields(const char* what, const std::vector<FieldUse>& fields, bool fu
   }
 }
 
+// The attributes a kind declares, for its params (the defaults); nullopt for a kind of a plugin
+// built before attributes were declared.
+std::optional<std::pair<std::vector<AttributeUse>, std::vector<AttributeUse>>> attributes_of(
+    const Registry& registry, const StageDescription& d, const Params& params, bool resolved) {
+  const StageAttributes* a = registry.attributes(d.kind);
+  if (!a) return std::nullopt;
+  auto uses = std::make_pair(a->reads, a->writes);
+  if (resolved && a->for_params) a->for_params(params, uses.first, uses.second);
+  if (a->writes_any) uses.second.push_back({"(any)", true, "attributes named when it runs"});
+  return uses;
+}
+
+void print_attributes(const char* what, const std::vector<AttributeUse>& uses, bool full) {
+  if (uses.empty()) return;
+  if (!full) {
+    std::printf("  %s:", what);
+    for (const auto& u : uses) std::printf(" %s%s", u.name.c_str(), u.optional ? "?" : "");
+    std::printf("\n");
+    return;
+  }
+  std::printf("  %s:\n", what);
+  for (const auto& u : uses)
+    std::printf("    %-18s %-22s %s%s\n", u.name.c_str(), u.type.empty() ? "text" : u.type.c_str(),
+                u.optional ? "(optional) " : "", u.help.c_str());
+}
+
 void print_params(const StageDescription& d) {
   int width = 14;  // the longest parameter name of the stage sets the column
   for (const auto& p : d.params) width = std::max(width, static_cast<int>(p.name.size()));
@@ -49,7 +76,8 @@ void print_params(const StageDescription& d) {
   }
 }
 
-void print_kind(const StageDescription& d, const std::string& plugin, bool full) {
+void print_kind(const Registry& registry, const StageDescription& d, bool full) {
+  const std::string plugin = registry.plugin_of(d.kind);
   std::printf("\n%s  [%s%s, %s]%s\n  %s\n", d.kind.c_str(), d.is_source ? "source, " : "",
               d.concurrency == Concurrency::kSerial ? "serial" : "parallel", d.resource.c_str(),
               full && !plugin.empty() ? (" from plugin '" + plugin + "'").c_str() : "",
@@ -64,11 +92,35 @@ void print_kind(const StageDescription& d, const std::string& plugin, bool full)
     std::printf("  (the fields depend on the parameters; shown %s)\n",
                 issues.empty() ? "for the defaults" : "as declared: a parameter is required");
   }
+  if (const auto uses = attributes_of(registry, d, defaults, full && issues.empty())) {
+    print_attributes("reads attributes", uses->first, full);
+    print_attributes("writes attributes", uses->second, full);
+  } else if (full) {
+    std::printf("  attributes: not declared (plugin built for ABI 2.%d)\n",
+                registry.abi_minor_of(d.kind));
+  }
   if (full && !d.consumes.empty()) {
     std::printf("  consumes (removed from the case after use): %s\n", join(d.consumes).c_str());
   }
   if (full) std::printf("  params:\n");
   print_params(d);
+}
+
+// The case attributes a kind reads and writes, one line each ("" when none).
+void print_markdown_attributes(const Registry& registry, const StageDescription& d) {
+  std::vector<ConfigIssue> issues;
+  const Params defaults = resolve_params(d, {}, &issues);
+  const auto uses = attributes_of(registry, d, defaults, issues.empty());
+  if (!uses) return;
+  auto line = [](const char* what, const std::vector<AttributeUse>& list) {
+    if (list.empty()) return;
+    std::printf("\n%s: %s.\n", what, join(list, ", ", [](const AttributeUse& u) {
+                  return "`" + u.name + "`" + (u.type.empty() ? "" : " (" + u.type + ")") +
+                         (u.optional ? " (optional)" : "");
+                }).c_str());
+  };
+  line("Reads case attributes", uses->first);
+  line("Writes case attributes", uses->second);
 }
 
 // docs/stages.md: every kind's parameters as a table, from the same declarations.
@@ -85,6 +137,7 @@ void print_markdown(const Registry& registry) {
   };
   for (const auto* d : registry.kinds()) {
     std::printf("\n## %s\n\n%s\n", d->kind.c_str(), d->summary.c_str());
+    print_markdown_attributes(registry, *d);
     if (d->params.empty()) {
       std::printf("\nNo parameters.\n");
       continue;
@@ -144,7 +197,7 @@ void add_stages(CLI::App& app) {
     for (const auto* d : registry.kinds()) {
       const bool match = kind->empty() || d->kind == *kind || d->kind.rfind(*kind + ".", 0) == 0;
       if (!match) continue;
-      print_kind(*d, registry.plugin_of(d->kind), !kind->empty());
+      print_kind(registry, *d, !kind->empty());
       ++shown;
     }
     if (!kind->empty() && shown == 0) {

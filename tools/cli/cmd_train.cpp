@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "io/case_attributes.hpp"
 #include "io/dataset.hpp"
 #include "io/volume_io.hpp"
 #include "metrics/scores.hpp"
@@ -86,7 +87,7 @@ void cross_validate(const TrainArgs& a, const train::TrainConfig& cfg) {
     for (int c : train::make_fold(static_cast<int>(seeds.size()), fold).test) {
       const CaseSeed& s = seeds[c - 1];
       ids.push_back(s.id);
-      if (s.attrs.count("mask_path")) masks[s.id] = s.attrs.at("mask_path");
+      if (s.attrs.count(io::kMaskPathAttr)) masks[s.id] = s.attrs.at(io::kMaskPathAttr);
     }
     GraphLoad g = load_graph(fold_graph(base, ids, dir, cfg), registry);
     if (!g.ok()) throw std::runtime_error(g.issues[0].to_string());
@@ -95,7 +96,7 @@ void cross_validate(const TrainArgs& a, const train::TrainConfig& cfg) {
     o.output_dir = a.output + "/cv/fold" + std::to_string(fold + 1);
     o.progress = "plain";
     for (const CaseOutcome& c : run_graph(*g.graph, registry, o).cases) {
-      const auto seg = c.attrs.find("output:labels");
+      const auto seg = c.attrs.find(io::output_attr("labels"));
       if (c.status != "ok" || seg == c.attrs.end() || !masks.count(c.id)) continue;
       auto P = io::read_labels(seg->second, 19), G = io::read_labels(masks[c.id], 19);
       all.push_back(

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "io/case_attributes.hpp"
 #include "io/orientation.hpp"
 #include "io/volume_io.hpp"
 #include "nn/resample.hpp"
@@ -36,13 +37,13 @@ std::vector<Volume> load_cases(const std::string& data_dir, const std::vector<in
   std::vector<Volume> out;
   for (int n : numbers) {
     const CaseSeed& s = seeds.at(n - 1);
-    auto it = s.attrs.find("mask_path");
+    auto it = s.attrs.find(io::kMaskPathAttr);
     if (it == s.attrs.end())
       throw std::runtime_error("case " + s.id + " in " + data_dir +
                                " has no mask; training needs one per case");
     Volume v;
     v.id = s.id;
-    auto image = io::read_image(s.attrs.at("image_path"));
+    auto image = io::read_image(s.attrs.at(io::kImagePathAttr));
     v.image = image.data;
     if (orientation_of) (*orientation_of)[s.id] = io::axis_codes(image.geometry);
     v.properties = io::volume_properties(

@@ -116,9 +116,19 @@ using CasePtr = std::shared_ptr<const Case>;
 // object KEY (e.g. "record:qc" -> "qc": {...}) instead of listing it with the attributes.
 inline constexpr const char* kRecordAttrPrefix = "record:";
 
+// The attribute "warnings": what a stage found doubtful about the case, one per line; run.json
+// lists them and the report shows them. Stages add to it with add_warning and declare it written
+// (and read optional, when they look at it).
+inline constexpr const char* kWarningsAttr = "warnings";
+inline void add_warning(Case& c, const std::string& text) {
+  const std::string w = c.attr(kWarningsAttr);
+  c.set_attr(kWarningsAttr, w.empty() ? text : w + "\n" + text);
+}
+
 // A case the source will produce: id plus attributes (paths) known before reading. A seed with a
 // non-empty attribute "skipped" is listed in the run's record as skipped, with that reason, and
 // not run (e.g. a DICOM series that is not a volume).
+inline constexpr const char* kSkippedAttr = "skipped";
 struct CaseSeed {
   std::string id;
   std::map<std::string, std::string> attrs;

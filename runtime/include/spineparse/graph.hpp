@@ -59,6 +59,8 @@ struct GraphSpec {
 struct GraphLoad {
   std::optional<GraphSpec> graph;
   std::vector<ConfigIssue> issues;
+  // What validation could not check (nodes of plugins built before a contract was declared).
+  std::vector<std::string> notes;
   bool ok() const { return issues.empty() && graph.has_value(); }
 };
 

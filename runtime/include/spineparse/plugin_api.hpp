@@ -29,12 +29,14 @@
 //   StageWith, param_limits), the executor removing a stage's consumed fields, and the data types
 //   in their own library (libspineparse_core, linked through spineparse::runtime); 2.5 parameter
 //   types JSON and path list (ParamBuilder::json, path on a list member); 2.6 a device held in
-//   scopes (ResourceUse::device_in_scopes, StageContext::hold_device) and StopRun.
+//   scopes (ResourceUse::device_in_scopes, StageContext::hold_device) and StopRun; 2.7 declared
+//   case attributes and typed values (Registry::declare_attributes, StageAttributes), checked by
+//   validation; kinds of older plugins are not checked (a note says so).
 #ifndef SPINEPARSE_ABI_MAJOR
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 6
+#define SPINEPARSE_ABI_MINOR 7
 #endif
 
 #define SPINEPARSE_STR_(x) #x

@@ -53,6 +53,22 @@ class Registry {
     });
   }
 
+  // The case attributes and typed values a kind reads and writes (ABI 2.7); call it after
+  // add_stage for the kind. A kind of a plugin built for ABI 2.7 or later that declares none
+  // reads and writes none.
+  void declare_attributes(const std::string& kind, StageAttributes attributes);
+  // What the kind declared; nullptr for a kind of a plugin built before ABI 2.7, whose attribute
+  // uses are unknown (validation lets it read anything and the nodes below it read anything).
+  const StageAttributes* attributes(const std::string& kind) const;
+
+  // add_stage<T> and declare_attributes in one call.
+  template <class T>
+  void add_stage(StageDescription description, StageAttributes attributes) {
+    const std::string kind = description.kind;
+    add_stage<T>(std::move(description));
+    declare_attributes(kind, std::move(attributes));
+  }
+
   // Loads one plugin library by path. Throws PluginError with the reason on refusal.
   const PluginInfo& load_plugin(const std::string& path);
   // Loads every *.so in a folder whose name starts with "spineparse_" (sorted). Returns the

@@ -37,6 +37,30 @@ struct FieldUse {
   std::string axes;   // comma-separated axis names, slowest first ("" when any)
 };
 
+// A case attribute (text: Case::attr) or typed value (a Payload: Case::payload) a stage reads or
+// writes, declared with Registry::declare_attributes (ABI 2.7) and checked by validation as fields
+// are: a read that is not optional needs a writer upstream. Attributes that more than one stage or
+// tool reads have their name (and a typed value its type) in one contract header.
+struct AttributeUse {
+  std::string name;
+  bool optional = false;  // read only when present (e.g. "warnings")
+  std::string help;
+  std::string type;  // "" for a text attribute; a typed value's C++ type and contract header
+};
+
+struct StageAttributes {
+  std::vector<AttributeUse> reads;
+  std::vector<AttributeUse> writes;
+  // Writes attributes named only when it runs (a Python stage's): validation lets the nodes
+  // below it read any attribute.
+  bool writes_any = false;
+  // For stages whose attributes depend on parameters (a writer's "output:FIELD"): given a node's
+  // resolved params, fills reads and writes. Empty: `reads` and `writes` above.
+  std::function<void(const Params&, std::vector<AttributeUse>& reads,
+                     std::vector<AttributeUse>& writes)>
+      for_params;
+};
+
 enum class Concurrency { kSerial, kParallel };
 
 struct StageDescription {

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "grid_history.hpp"
 #include "io/synth.hpp"
 #include "io/training_range.hpp"
 #include "io/weights_metadata.hpp"
@@ -41,6 +42,12 @@ std::string weights_file(const spineparse::testing::TempDir& d, bool with_range 
   const std::string path = (d / (with_range ? "w.safetensors" : "w_norange.safetensors")).string();
   spineparse::write_file_atomic(path, bytes + meta);
   return path;
+}
+
+// What io.reorient recorded for io.restore_orientation.
+std::shared_ptr<const spineparse::plugins::io::GridHistory> history_of(const CasePtr& c) {
+  return std::dynamic_pointer_cast<const spineparse::plugins::io::GridHistory>(
+      c->payload(spineparse::plugins::io::kGridHistoryValue));
 }
 
 CasePtr phantom_case(double slice_spacing) {
@@ -88,6 +95,11 @@ TEST_F(ReorientRange, AThinSliceScanIsResampledToTheModelsSpacingAndRestored) {
   EXPECT_THAT(seen->attr("warnings"), HasSubstr("slice axis resampled (resample=auto)"));
   EXPECT_THAT(seen->attr("warnings"), Not(HasSubstr("\nslices ")));  // in range once resampled
   EXPECT_THAT(seen->attr("resample_action"), HasSubstr(std::to_string(D) + " slices 1.00 mm"));
+  const auto history = history_of(seen);
+  ASSERT_TRUE(history && history->resampled);
+  EXPECT_EQ(history->resampled->plan.from, D);
+  EXPECT_EQ(history->resampled->mask_before, in->get("mask"));
+  EXPECT_FALSE(history->reoriented);  // stored as the model's (PIL)
 
   const auto back = restore.process(with_labels(seen));
   ASSERT_FALSE(back->failed()) << back->error()->message;
@@ -95,7 +107,7 @@ TEST_F(ReorientRange, AThinSliceScanIsResampledToTheModelsSpacingAndRestored) {
   EXPECT_EQ(back->get("labels")->shape(), in->get("mask")->shape());
   EXPECT_EQ(back->get("image")->shape(), in->get("image")->shape());
   EXPECT_EQ(back->get("mask"), in->get("mask"));  // the input's own mask, untouched
-  EXPECT_FALSE(back->has("mask_before_resample"));
+  EXPECT_FALSE(back->has_payload(spineparse::plugins::io::kGridHistoryValue));  // used up
   // Labels that went through the thick grid agree with the thin mask on most labelled voxels.
   std::int64_t same = 0, labelled = 0;
   const auto* a = back->get("labels")->data<std::uint8_t>();
@@ -115,7 +127,8 @@ TEST_F(ReorientRange, OffWarnsButLeavesTheSlicesAlone) {
   EXPECT_THAT(seen->attr("warnings"), HasSubstr("slice_spacing_mm 1 is outside"));
   EXPECT_THAT(seen->attr("warnings"), HasSubstr("resample=off"));
   EXPECT_THAT(seen->attr("warnings"), HasSubstr("\nslices "));
-  EXPECT_EQ(seen->attr("resample_grid"), "");
+  ASSERT_TRUE(history_of(seen));
+  EXPECT_FALSE(history_of(seen)->resampled);
 }
 
 TEST_F(ReorientRange, ACaseInsideTheRangeIsNeitherFlaggedNorResampled) {

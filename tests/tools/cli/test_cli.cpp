@@ -83,6 +83,34 @@ TEST(Cli, ValidateReportsEveryProblemAndExits2) {
   EXPECT_EQ(r.code, 2);
 }
 
+TEST(Cli, ValidateRefusesAnAttributeReadWithoutItsWriterNamingBothNodes) {
+  // The orientation round trip without io.reorient, and a DICOM SR without the SEG it references.
+  TempDir d;
+  const std::string g = (d / "g.json").string();
+  std::ofstream(g) << R"({"schema_version": 1, "nodes": [
+    {"id": "read", "stage": "io.read_dataset"},
+    {"id": "labels", "stage": "test.mask_as_labels"},
+    {"id": "restore", "stage": "io.restore_orientation"},
+    {"id": "measure", "stage": "metrics.measure"},
+    {"id": "sr", "stage": "metrics.write_dicom_sr"},
+    {"id": "seg", "stage": "io.write_dicom_seg"}]})";
+  const std::string plugins = " --plugin-dir " + spineparse::testing::test_plugin_dir();
+  auto r = sp("validate " + g + plugins);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("2 problems"));
+  EXPECT_THAT(r.output, HasSubstr("node 'restore' (stage io.restore_orientation) reads case value "
+                                  "'io.grid'"));
+  EXPECT_THAT(r.output, HasSubstr("add a node of stage io.reorient before it"));
+  EXPECT_THAT(r.output, HasSubstr("node 'sr' (stage metrics.write_dicom_sr) reads case attribute "
+                                  "'output:dicom_seg', which no upstream node writes: node 'seg' "
+                                  "(stage io.write_dicom_seg) writes it but does not run before "
+                                  "it"));
+  r = sp("stages io.restore_orientation");
+  EXPECT_THAT(r.output, HasSubstr("io.grid"));
+  r = sp("stages metrics.write_dicom_sr");
+  EXPECT_THAT(r.output, HasSubstr("measurements"));
+}
+
 TEST(Cli, StagesListsKindsWithParameters) {
   auto r = sp("stages");
   EXPECT_EQ(r.code, 0) << r.output;
