@@ -11,6 +11,7 @@
 #include "io/case_attributes.hpp"
 #include "io/dicom.hpp"
 #include "io/header.hpp"
+#include "io/volume_formats.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -129,10 +130,9 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
   fs::path dir(dir_in);
   if (fs::is_regular_file(dir)) {  // one volume: one case, without a mask
     if (!is_volume_file(dir_in))
-      throw std::runtime_error("input " + dir_in +
-                               " is a file but not a volume (.nii, .nii.gz, .nrrd, .nhdr, .mha, "
-                               ".mhd)");
-    return {CaseSeed{volume_stem(dir_in), {{"image_path", dir_in}}}};
+      throw std::runtime_error("input " + dir_in + " is a file but not a volume (" +
+                               volume_extensions_text() + ")");
+    return {CaseSeed{volume_stem(dir_in), {{kImagePathAttr, dir_in}}}};
   }
   if (!fs::is_directory(dir))
     throw std::runtime_error("input " + dir_in + " does not exist (give a folder or a volume)");

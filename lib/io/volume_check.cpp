@@ -12,6 +12,7 @@
 
 #include "io/ascii.hpp"
 #include "io/header.hpp"
+#include "io/volume_formats.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -197,7 +198,8 @@ HeaderFacts check_volume_file(const std::string& path, const ReadLimits& limits)
   bool gzipped = false;
   const std::string lead = leading_bytes(path, 540, gzipped);
   HeaderFacts h;
-  const bool meta_name = ends_with(path, ".mha") || ends_with(path, ".mhd");
+  const VolumeExtension* named = volume_extension_of(path);
+  const bool meta_name = named && named->format == VolumeFormat::kMetaImage;
   if (!gzipped && lead.compare(0, 4, "NRRD") == 0) {
     h = check_text_format(path, true);
   } else if (!gzipped && (meta_name || lead.compare(0, 10, "ObjectType") == 0 ||

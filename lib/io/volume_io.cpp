@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "io/ascii.hpp"
+#include "io/volume_formats.hpp"
 #include "spineparse/files.hpp"
 
 namespace spineparse::io {
@@ -27,15 +28,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kExtensions[] = {".nii.gz", ".nii", ".nrrd",   ".nhdr",
-                             ".mha",    ".mhd", ".img.gz", ".hdr"};
+// ITK's reader and writer of a format.
+itk::ImageIOBase::Pointer itk_io(VolumeFormat f) {
+  switch (f) {
+    case VolumeFormat::kNifti: return itk::NiftiImageIO::New().GetPointer();
+    case VolumeFormat::kNrrd: return itk::NrrdImageIO::New().GetPointer();
+    case VolumeFormat::kMetaImage: return itk::MetaImageIO::New().GetPointer();
+  }
+  return nullptr;
+}
 
 // Picks the IO explicitly by content, so reading never depends on factory registration.
 itk::ImageIOBase::Pointer make_io(const std::string& path, bool for_write) {
   init_itk();
-  std::vector<itk::ImageIOBase::Pointer> candidates = {itk::NiftiImageIO::New().GetPointer(),
-                                                       itk::NrrdImageIO::New().GetPointer(),
-                                                       itk::MetaImageIO::New().GetPointer()};
+  std::vector<itk::ImageIOBase::Pointer> candidates;
+  for (VolumeFormat f : {VolumeFormat::kNifti, VolumeFormat::kNrrd, VolumeFormat::kMetaImage})
+    candidates.push_back(itk_io(f));
   for (auto& io : candidates) {
     if (for_write ? io->CanWriteFile(path.c_str()) : io->CanReadFile(path.c_str())) return io;
   }
@@ -235,23 +243,15 @@ void init_itk() {
 }
 
 bool is_volume_file(const std::string& path) {
-  const std::string name = fs::path(path).filename().string();
-  for (const char* e : kExtensions) {
-    const std::string ext(e);
-    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0 &&
-        ext != ".img.gz")
-      return true;  // a .hdr is a NIfTI pair (or an Analyze header, refused with its reason)
-  }
-  return false;
+  // A .hdr is a NIfTI pair (or an Analyze header, refused with its reason).
+  const VolumeExtension* e = volume_extension_of(fs::path(path).filename().string());
+  return e && e->listed;
 }
 
 std::string volume_stem(const std::string& path) {
-  std::string name = fs::path(path).filename().string();
-  for (const char* e : kExtensions) {
-    const std::string ext(e);
-    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0)
-      return name.substr(0, name.size() - ext.size());
-  }
+  const std::string name = fs::path(path).filename().string();
+  if (const VolumeExtension* e = volume_extension_of(name))
+    return name.substr(0, name.size() - std::string(e->extension).size());
   return fs::path(name).stem().string();
 }
 

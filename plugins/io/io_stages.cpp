@@ -1,5 +1,6 @@
 #include "io_stages.hpp"
 
+#include "io/volume_formats.hpp"
 #include "io/volume_io.hpp"
 #include "normalise.hpp"
 #include "read_dataset.hpp"
@@ -20,8 +21,9 @@ void register_io_stages(Registry& r) {
   r.add_stage<WriteDicomSeg>(write_dicom_seg_description(), write_dicom_seg_attributes());
   r.add_stage<WriteNifti>(write_nifti_description(), write_nifti_attributes());
   // --resume trusts a volume only when its header is valid and all its data is there.
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".mha"})
-    r.add_output_check(suffix, [](const std::string& path) { return io::volume_problem(path); });
+  for (const auto& e : io::kVolumeExtensions)
+    if (e.writable)
+      r.add_output_check(e.extension, [](const std::string& path) { return io::volume_problem(path); });
 }
 
 }  // namespace spineparse

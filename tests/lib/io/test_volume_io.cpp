@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "io/volume_formats.hpp"
 #include "io/volume_io.hpp"
 #include "io_fixtures.hpp"
 #include "spineparse/files.hpp"
@@ -66,7 +67,14 @@ TEST_P(RoundTrip, KeepsValuesAndGeometry) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip, ::testing::Values(".nii.gz", ".nii", ".nrrd", ".mha"));
+// Every format the table says is writable.
+std::vector<std::string> writable_extensions() {
+  std::vector<std::string> out;
+  for (const auto& e : spineparse::io::kVolumeExtensions)
+    if (e.writable) out.push_back(e.extension);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip, ::testing::ValuesIn(writable_extensions()));
 
 // A .nii.gz is gzip of exactly the .nii ITK writes for the same volume (its header for the
 // geometry and type, then the voxels), for every stored type and oblique, flipped geometries.
@@ -155,6 +163,16 @@ TEST(VolumeIo, StemsAndExtensions) {
   EXPECT_TRUE(is_volume_file("a.mha"));
   EXPECT_FALSE(is_volume_file("a.txt"));
   EXPECT_FALSE(is_volume_file("a.png"));
+  EXPECT_FALSE(is_volume_file("a.img.gz"));  // the data half of a pair is not a case
+  EXPECT_EQ(volume_stem("b.img.gz"), "b");
+  // The table is the documentation's list: every listed ending is named in docs/inputs.md.
+  const std::string doc =
+      spineparse::read_file(spineparse::testing::source_dir() + "/docs/inputs.md");
+  for (const auto& e : spineparse::io::kVolumeExtensions) {
+    EXPECT_EQ(is_volume_file(std::string("a") + e.extension), e.listed) << e.extension;
+    if (e.listed) EXPECT_THAT(doc, ::testing::HasSubstr(std::string("`") + e.extension + "`"));
+  }
+  EXPECT_THAT(spineparse::io::volume_extensions_text(true), ::testing::StartsWith(".nii.gz, .nii"));
 }
 
 TEST(VolumeIo, ReadsTheReferenceVolumeWithItsGeometry) {
