@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "metrics/measure.hpp"
+#include "metrics/measurement_columns.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/text.hpp"
@@ -32,29 +33,6 @@ std::string csv_text(const std::string& s) {
   std::string q = "\"";
   for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
   return q + "\"";
-}
-
-// The numeric columns of a level row, by name (one list: CSV, JSON, summary and outliers).
-struct Column {
-  const char* name;
-  double LevelMeasurement::*field;
-};
-const std::vector<Column>& level_columns() {
-  static const std::vector<Column> c = {
-      {"anterior_height_mm", &LevelMeasurement::anterior_height_mm},
-      {"middle_height_mm", &LevelMeasurement::middle_height_mm},
-      {"posterior_height_mm", &LevelMeasurement::posterior_height_mm},
-      {"ap_depth_mm", &LevelMeasurement::ap_depth_mm},
-      {"wedge_ratio", &LevelMeasurement::wedge_ratio},
-      {"biconcavity_ratio", &LevelMeasurement::biconcavity_ratio},
-      {"dhi", &LevelMeasurement::dhi},
-      {"disc_to_body_ratio", &LevelMeasurement::disc_to_body_ratio},
-      {"farfan_index", &LevelMeasurement::farfan_index},
-      {"volume_ml", &LevelMeasurement::volume_ml},
-      {"mean_intensity", &LevelMeasurement::mean_intensity},
-      {"median_intensity", &LevelMeasurement::median_intensity},
-      {"signal_ratio", &LevelMeasurement::signal_ratio}};
-  return c;
 }
 
 std::string angle_column(int disc) {  // angle_L5_S_deg for disc 11
@@ -117,11 +95,7 @@ bool outlier(double x, const Stats& s, double floor) {
 
 std::string measurements_csv_header() {
   std::string h = "case,label,structure,complete,confidence,reliable";
-  for (const auto& c : level_columns()) {
-    h += ",";
-    h += c.name;
-    if (std::string(c.name) == "biconcavity_ratio") h += ",height_loss_grade";
-  }
+  for (const auto& c : measurement_columns()) h += std::string(",") + c.name;
   return h + ",superior_endplate_deg,inferior_endplate_deg,centroid_x_mm,centroid_y_mm,"
              "centroid_z_mm,outliers,note\n";
 }
@@ -134,10 +108,10 @@ std::string measurements_csv_rows(const CaseMeasurement& m,
                       structure_name(l.label) + "," + (l.voxels ? (l.complete ? "1" : "0") : "") +
                       "," + num(l.confidence, "%.3f") + "," +
                       (l.voxels ? (l.reliable ? "1" : "0") : "");
-    for (const auto& c : level_columns()) {
-      row += "," + num(l.*c.field);
-      if (std::string(c.name) == "biconcavity_ratio")
-        row += "," + (l.height_loss_grade >= 0 ? std::to_string(l.height_loss_grade) : "");
+    for (const auto& c : measurement_columns()) {
+      row += ",";
+      if (!c.integer) row += num(l.*c.real);
+      else if (l.*c.integer >= 0) row += std::to_string(l.*c.integer);
     }
     row += "," + num(l.superior.valid ? l.superior.normal_deg : kNaN) + "," +
            num(l.inferior.valid ? l.inferior.normal_deg : kNaN);
@@ -175,11 +149,11 @@ std::string case_measurement_to_json(const CaseMeasurement& m) {
   for (const auto& l : m.levels) {
     json r = {{"label", l.label},         {"structure", structure_name(l.label)},
               {"voxels", l.voxels},       {"complete", l.complete},
-              {"centroid", l.centroid},   {"height_loss_grade", l.height_loss_grade},
-              {"superior", endplate_json(l.superior)},
+              {"centroid", l.centroid},   {"superior", endplate_json(l.superior)},
               {"inferior", endplate_json(l.inferior)}, {"note", l.note},
               {"confidence", number(l.confidence)}, {"reliable", l.reliable}};
-    for (const auto& c : level_columns()) r[c.name] = number(l.*c.field);
+    for (const auto& c : measurement_columns())
+      r[c.name] = c.integer ? json(l.*c.integer) : number(l.*c.real);
     j["levels"].push_back(r);
   }
   return json_text(j, 1);
@@ -199,13 +173,15 @@ CaseMeasurement case_measurement_from_json(const std::string& text) {
     l.voxels = r["voxels"].get<std::int64_t>();
     l.complete = r["complete"].get<bool>();
     l.centroid = r["centroid"].get<std::array<double, 3>>();
-    l.height_loss_grade = r["height_loss_grade"].get<int>();
     l.superior = endplate_from(r["superior"]);
     l.inferior = endplate_from(r["inferior"]);
     l.note = r["note"].get<std::string>();
     l.confidence = r.contains("confidence") ? from(r["confidence"]) : kNaN;
     l.reliable = r.value("reliable", true);
-    for (const auto& c : level_columns()) l.*c.field = from(r[c.name]);
+    for (const auto& c : measurement_columns()) {
+      if (c.integer) l.*c.integer = r[c.name].get<int>();
+      else l.*c.real = from(r[c.name]);
+    }
     m.levels.push_back(l);
   }
   return m;
@@ -225,17 +201,18 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
   std::map<std::string, std::vector<std::string>> flagged;  // case -> "label:column"
   for (int label = 1; label <= kMaxLabel; ++label) {
     json per = json::object();
-    for (const auto& col : level_columns()) {
+    for (const auto& col : measurement_columns()) {
+      if (!col.summarised) continue;
       std::vector<double> v;
       for (const auto& c : cases) {
-        const double x = c.level(label).*col.field;
+        const double x = col.value(c.level(label));
         if (!std::isnan(x) && c.reliable(label)) v.push_back(x);
       }
       const Stats s = stats_of(v);
       if (!s.n) continue;
       per[col.name] = {{"n", s.n}, {"median", s.median}, {"q1", s.q1}, {"q3", s.q3}};
       for (const auto& c : cases) {
-        const double x = c.reliable(label) ? c.level(label).*col.field : kNaN;
+        const double x = c.reliable(label) ? col.value(c.level(label)) : kNaN;
         if (!outlier(x, s, 0.05 * std::abs(s.median))) continue;
         flagged[c.id].push_back(std::to_string(label) + ":" + col.name);
         outliers.push_back({{"case", c.id}, {"structure", structure_name(label)},
@@ -333,6 +310,75 @@ NdArrayPtr apply_label_map(const NdArray& labels, const std::array<std::uint8_t,
   const auto* l = labels.data<std::uint8_t>();
   auto* o = out->data<std::uint8_t>();
   for (std::int64_t i = 0; i < labels.numel(); ++i) o[i] = map[l[i]];
+  return out;
+}
+
+}  // namespace spineparse::metrics
+
+namespace spineparse::metrics {
+
+const std::vector<MeasurementColumn>& measurement_columns() {
+  using L = LevelMeasurement;
+  const char* local = kMeasurementCodingScheme;
+  static const std::vector<MeasurementColumn> c = {
+      {"anterior_height_mm", &L::anterior_height_mm, nullptr, "mm", "all",
+       "Ha: height between the fitted endplates at the anterior border", "AH", local,
+       "Anterior height", true, "Ha mm", 1},
+      {"middle_height_mm", &L::middle_height_mm, nullptr, "mm", "all",
+       "Hm: height midway between the borders", "MH", local, "Middle height", true, "Hm mm", 1},
+      {"posterior_height_mm", &L::posterior_height_mm, nullptr, "mm", "all",
+       "Hp: height at the posterior border", "PH", local, "Posterior height", true, "Hp mm", 1},
+      {"ap_depth_mm", &L::ap_depth_mm, nullptr, "mm", "all",
+       "distance between the anterior and posterior borders", "APD", local,
+       "Anteroposterior depth", true, "depth mm", 1},
+      {"wedge_ratio", &L::wedge_ratio, nullptr, "1", "vertebrae", "Ha / Hp", "WR", local,
+       "Wedge ratio", true, "Ha/Hp", 2},
+      {"biconcavity_ratio", &L::biconcavity_ratio, nullptr, "1", "vertebrae", "Hm / Hp", "BR",
+       local, "Biconcavity ratio", true, "Hm/Hp", 2},
+      {"height_loss_grade", nullptr, &L::height_loss_grade, "1", "vertebrae",
+       "Genant's semi-quantitative grade 0-3 (blank: not measurable)", "GHL", local,
+       "Genant height loss grade", false, "grade", 0},
+      {"dhi", &L::dhi, nullptr, "1", "discs",
+       "disc height index: (Ha + Hm + Hp) of the disc / of the body above", "DHI", local,
+       "Disc height index", true, "DHI", 2},
+      {"disc_to_body_ratio", &L::disc_to_body_ratio, nullptr, "1", "discs",
+       "disc Hm / mean Hm of the adjacent bodies", "DBR", local, "Disc to body height ratio",
+       true, nullptr, 0},
+      {"farfan_index", &L::farfan_index, nullptr, "1", "discs", "(Ha + Hp) / depth", "FI", local,
+       "Farfan index", true, nullptr, 0},
+      {"volume_ml", &L::volume_ml, nullptr, "ml", "all", "the structure's labelled volume",
+       "118565006", "SCT", "Volume", true, nullptr, 0},
+      {"mean_intensity", &L::mean_intensity, nullptr, "1", "all",
+       "mean intensity in the file's units (with an image)", "373098007", "SCT", "Mean", true,
+       nullptr, 0},
+      {"median_intensity", &L::median_intensity, nullptr, "1", "all",
+       "median intensity in the file's units (with an image)", nullptr, nullptr, nullptr, true,
+       nullptr, 0},
+      {"signal_ratio", &L::signal_ratio, nullptr, "1", "discs",
+       "disc mean intensity / mean of the adjacent bodies' (with an image)", "SR", local,
+       "Signal ratio to adjacent bodies", true, nullptr, 0}};
+  return c;
+}
+
+double MeasurementColumn::value(const LevelMeasurement& l) const {
+  if (real) return l.*real;
+  return l.*integer >= 0 ? l.*integer : kNaN;
+}
+
+void MeasurementColumn::set(LevelMeasurement& l, double v) const {
+  if (real) l.*real = v;
+  else l.*integer = std::isnan(v) ? -1 : static_cast<int>(v);
+}
+
+std::string measurement_columns_markdown() {
+  std::string out = "| column | unit | structures | meaning | DICOM SR concept |\n|---|---|---|---|---|\n";
+  for (const auto& c : measurement_columns()) {
+    const std::string sr = c.sr_code ? std::string(c.sr_code) + " (" + c.sr_scheme + ") " +
+                                           c.sr_meaning
+                                     : "not in the SR";
+    out += "| `" + std::string(c.name) + "` | " + c.unit + " | " + c.applies_to + " | " +
+           c.description + " | " + sr + " |\n";
+  }
   return out;
 }
 

@@ -65,21 +65,11 @@ struct Concept {
 };
 
 std::vector<Concept> level_concepts(const LevelMeasurement& l) {
-  std::vector<Concept> c = {
-      {DSRCodedEntryValue("118565006", "SCT", "Volume"), "ml", l.volume_ml},
-      {local_code("AH", "Anterior height"), "mm", l.anterior_height_mm},
-      {local_code("MH", "Middle height"), "mm", l.middle_height_mm},
-      {local_code("PH", "Posterior height"), "mm", l.posterior_height_mm},
-      {local_code("APD", "Anteroposterior depth"), "mm", l.ap_depth_mm},
-      {local_code("WR", "Wedge ratio"), "1", l.wedge_ratio},
-      {local_code("BR", "Biconcavity ratio"), "1", l.biconcavity_ratio},
-      {local_code("GHL", "Genant height loss grade"), "1",
-       l.height_loss_grade >= 0 ? l.height_loss_grade : NAN},
-      {local_code("DHI", "Disc height index"), "1", l.dhi},
-      {local_code("DBR", "Disc to body height ratio"), "1", l.disc_to_body_ratio},
-      {local_code("FI", "Farfan index"), "1", l.farfan_index},
-      {DSRCodedEntryValue("373098007", "SCT", "Mean"), "1", l.mean_intensity},
-      {local_code("SR", "Signal ratio to adjacent bodies"), "1", l.signal_ratio}};
+  std::vector<Concept> c;
+  for (const auto& col : measurement_columns())
+    if (col.sr_code)
+      c.push_back({DSRCodedEntryValue(col.sr_code, col.sr_scheme, col.sr_meaning), col.unit,
+                   col.value(l)});
   return c;
 }
 

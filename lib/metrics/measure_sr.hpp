@@ -13,11 +13,9 @@
 #include <vector>
 
 #include "metrics/measure.hpp"
+#include "metrics/measurement_columns.hpp"
 
 namespace spineparse::metrics {
-
-// Coding scheme designator of the concepts no standard code covers (a DICOM "99" local scheme).
-inline constexpr const char* kMeasurementCodingScheme = "99SPINEPARSE";
 
 // Writes the report to `path` atomically; throws std::runtime_error naming the file at fault.
 void write_measurement_sr(const std::string& path, const CaseMeasurement& m,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "metrics/measure.hpp"
+#include "metrics/measurement_columns.hpp"
 #include "metrics/case_attributes.hpp"
 #include "metrics/html_util.hpp"
 #include "metrics/overlay.hpp"
@@ -23,6 +24,14 @@ namespace {
 
 // Per case with a measurement record (metrics.measure): its picture, alignment, grade, the
 // per-level values and the outliers measurements/summary.json flags for it.
+// The report's level table: [column, heading, decimals, integer grade] per column it shows.
+json level_columns_json() {
+  json out = json::array();
+  for (const auto& c : measurement_columns())
+    if (c.report) out.push_back({c.name, c.report, c.report_decimals, c.integer != nullptr});
+  return out;
+}
+
 json measures_of(const json& run, const json& pictures) {
   json out = json::object();
   std::map<std::string, json> summaries;  // by the record folder's summary.json
@@ -52,15 +61,12 @@ json measures_of(const json& run, const json& pictures) {
       if (!l.voxels) continue;
       if (l.reliable) grade_max = std::max(grade_max, l.height_loss_grade);
       const std::string name = structure_name(l.label);
-      levels.push_back({{"label", l.label}, {"structure", name},
-                        {"anterior_height_mm", num(l.anterior_height_mm)},
-                        {"middle_height_mm", num(l.middle_height_mm)},
-                        {"posterior_height_mm", num(l.posterior_height_mm)},
-                        {"ap_depth_mm", num(l.ap_depth_mm)}, {"wedge_ratio", num(l.wedge_ratio)},
-                        {"biconcavity_ratio", num(l.biconcavity_ratio)},
-                        {"height_loss_grade", l.height_loss_grade}, {"dhi", num(l.dhi)},
-                        {"note", l.note}, {"outliers", flagged[name]},
-                        {"confidence", num(l.confidence)}, {"reliable", l.reliable}});
+      json level = {{"label", l.label},         {"structure", name},
+                    {"note", l.note},           {"outliers", flagged[name]},
+                    {"confidence", num(l.confidence)}, {"reliable", l.reliable}};
+      for (const auto& c : measurement_columns())
+        if (c.report) level[c.name] = c.integer ? json(l.*c.integer) : num(l.*c.real);
+      levels.push_back(level);
     }
     out[id] = {{"picture", pictures.contains(id) ? pictures[id] : json(nullptr)},
                {"lordosis", num(m.lordosis_reliable() ? m.lordosis_l1_s1_deg : NAN)},
@@ -111,6 +117,7 @@ const SUMMARY = @SUMMARY@;
 const OVERLAYS = @OVERLAYS@;
 const COLOURS = @COLOURS@;
 const MEASURES = @MEASURES@;
+const LEVEL_COLUMNS = @LEVEL_COLUMNS@;
 const VIEWERS = @VIEWERS@;
 function el(tag, attrs, ...kids) { const e = document.createElement(tag); Object.assign(e, attrs || {}); for (const k of kids) e.append(k); return e; }
 function f(x, d) { return (x === null || x === undefined || Number.isNaN(x)) ? '' : Number(x).toFixed(d === undefined ? 3 : d); }
@@ -281,16 +288,15 @@ function toggle(c, detail) {
     box.append(el('b', {textContent: `Measurements: L1-S1 lordosis ${m.lordosis === null ? 'n/a' : f(m.lordosis, 1) + '°'}` + (m.grade_max > 0 ? `, Genant grade ${m.grade_max}` : '') + (m.outliers ? `, ${m.outliers} outlier values` : '')}));
     if (m.picture) box.append(el('img', {src: m.picture, alt: `${c.id} measurements`}));
     const t = el('table');
-    t.append(el('tr', {}, ...['structure', 'confidence', 'Ha mm', 'Hm mm', 'Hp mm', 'depth mm', 'Ha/Hp', 'Hm/Hp', 'grade', 'DHI', 'note'].map(h => el('th', {textContent: h}))));
+    t.append(el('tr', {}, ...['structure', 'confidence', ...LEVEL_COLUMNS.map(c => c[1]), 'note'].map(h => el('th', {textContent: h}))));
     const left_out = m.levels.filter(r => !r.reliable).map(r => r.structure);
     if (left_out.length) box.append(el('div', {className: 'unsure', textContent: `Unreliable (grey; no grade; left out of the DICOM SR and the cohort's medians): ${left_out.join(', ')}`}));
     for (const r of m.levels) {
       const cells = [el('td', {className: 'l' + (r.reliable ? '' : ' unsure')}, el('span', {className: 'swatch', style: `background:${COLOURS[r.label]}`}), r.structure + (r.reliable ? '' : ' ?')),
                      el('td', {textContent: f(r.confidence, 2), className: r.reliable ? '' : 'unsure'})];
-      for (const [k, d] of [['anterior_height_mm', 1], ['middle_height_mm', 1], ['posterior_height_mm', 1], ['ap_depth_mm', 1], ['wedge_ratio', 2], ['biconcavity_ratio', 2]])
-        cells.push(el('td', {textContent: f(r[k], d), className: r.outliers.includes(k) ? 'flag' : ''}));
-      cells.push(el('td', {textContent: r.height_loss_grade >= 0 && r.reliable ? r.height_loss_grade : '', className: r.height_loss_grade > 0 && r.reliable ? 'flag' : ''}));
-      cells.push(el('td', {textContent: f(r.dhi, 2), className: r.outliers.includes('dhi') ? 'flag' : ''}));
+      for (const [k, , d, grade] of LEVEL_COLUMNS)  // a grade: shown when reliable, flagged above 0
+        cells.push(grade ? el('td', {textContent: r[k] >= 0 && r.reliable ? r[k] : '', className: r[k] > 0 && r.reliable ? 'flag' : ''})
+                         : el('td', {textContent: f(r[k], d), className: r.outliers.includes(k) ? 'flag' : ''}));
       cells.push(el('td', {className: 'l', textContent: [r.note, ...r.outliers.map(o => 'outlier: ' + o)].filter(x => x).join('; ')}));
       t.append(el('tr', {}, ...cells));
     }
@@ -361,6 +367,7 @@ std::string write_report_html(const std::string& run_json_path, std::int64_t emb
               {"@OVERLAYS@", script_json(overlays)},
               {"@COLOURS@", script_json(colours)},
               {"@MEASURES@", script_json(measures_of(run, measure_pictures))},
+              {"@LEVEL_COLUMNS@", script_json(level_columns_json())},
               {"@VIEWERS@", script_json(viewers)}});
   const std::string out = (dir / "report.html").string();
   write_file_atomic(out, page);

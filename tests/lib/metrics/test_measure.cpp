@@ -10,8 +10,11 @@
 #include "io/orientation.hpp"
 #include "io/synth.hpp"
 #include "metrics/measure.hpp"
+#include "metrics/measurement_columns.hpp"
 #include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
+#include "spineparse/files.hpp"
+#include "test_util.hpp"
 
 using namespace spineparse;
 using namespace spineparse::metrics;
@@ -213,6 +216,39 @@ TEST(Measure, ReportsRoundTripAndFlagOutliers) {
   cases.resize(7);
   const auto small = nlohmann::json::parse(write_measurement_reports(cases, dir));
   EXPECT_TRUE(small["outliers"].empty()) << small["outliers"].dump();
+}
+
+TEST(Measure, EveryOutputTakesItsColumnsFromTheOneTable) {
+  const std::string header = measurements_csv_header();
+  std::size_t at = 0;
+  for (const auto& c : measurement_columns()) {  // the CSV's columns, in the table's order
+    const std::size_t next = header.find(std::string(",") + c.name + ",", at);
+    ASSERT_NE(next, std::string::npos) << c.name;
+    at = next + 1;
+  }
+  io::SynthOptions o;
+  const io::Phantom ph = io::make_phantom(o, 1);
+  const auto record = nlohmann::json::parse(case_measurement_to_json(
+      measure_case(ph.id, *ph.mask, ph.geometry)));
+  const auto summary = nlohmann::json::parse(
+      write_measurement_reports({measure_case(ph.id, *ph.mask, ph.geometry)},
+                                ::testing::TempDir() + "/columns"));
+  for (const auto& c : measurement_columns())
+    EXPECT_TRUE(record["levels"][5].contains(c.name)) << c.name;
+  // summary.json's statistics: only the summarised columns, the heights among them.
+  const auto& l5 = summary["levels"]["L5"];
+  EXPECT_TRUE(l5.contains("anterior_height_mm"));
+  for (auto it = l5.begin(); it != l5.end(); ++it) {
+    bool summarised = false;
+    for (const auto& c : measurement_columns()) summarised |= c.name == it.key() && c.summarised;
+    EXPECT_TRUE(summarised) << it.key();
+  }
+  // docs/measurements.md's column table is the table's.
+  const std::string doc =
+      spineparse::read_file(spineparse::testing::source_dir() + "/docs/measurements.md");
+  EXPECT_THAT(doc, ::testing::HasSubstr(measurement_columns_markdown()))
+      << "docs/measurements.md's \"Columns\" section is out of date; it should read:\n"
+      << measurement_columns_markdown();
 }
 
 TEST(Measure, LabelMapsFromOtherToolsAreTranslatedOrRefusedByEntry) {
