@@ -14,6 +14,7 @@
 #include "io/volume_formats.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
+#include "spineparse/text.hpp"
 
 namespace spineparse::io {
 namespace fs = std::filesystem;
@@ -131,7 +132,7 @@ std::vector<CaseSeed> list_dataset(const std::string& dir_in, const std::string&
   if (fs::is_regular_file(dir)) {  // one volume: one case, without a mask
     if (!is_volume_file(dir_in))
       throw std::runtime_error("input " + dir_in + " is a file but not a volume (" +
-                               volume_extensions_text() + ")");
+                               join(volume_extensions()) + ")");
     return {CaseSeed{volume_stem(dir_in), {{kImagePathAttr, dir_in}}}};
   }
   if (!fs::is_directory(dir))

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace spineparse::io {
 
@@ -43,11 +44,11 @@ inline const VolumeExtension* volume_extension_of(const std::string& name) {
   return nullptr;
 }
 
-// The listed (or, with writable_only, the writable) extensions: ".nii.gz, .nii, ...".
-inline std::string volume_extensions_text(bool writable_only = false) {
-  std::string out;
+// The listed (or, with writable_only, the writable) extensions: ".nii.gz", ".nii", ...
+inline std::vector<std::string> volume_extensions(bool writable_only = false) {
+  std::vector<std::string> out;
   for (const auto& e : kVolumeExtensions)
-    if (writable_only ? e.writable : e.listed) out += (out.empty() ? "" : ", ") + std::string(e.extension);
+    if (writable_only ? e.writable : e.listed) out.push_back(e.extension);
   return out;
 }
 

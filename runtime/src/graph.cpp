@@ -536,11 +536,12 @@ class Validator {
     n.stage = jn["stage"].get<std::string>();
     const StageDescription* d = registry_.find(n.stage);
     if (d || plugin_refused_) return d;  // a plugin's refusal is the one error to read
-    std::string near;
+    std::vector<std::string> similar;
     for (const auto* k : registry_.kinds()) {
       if (k->kind.find(n.stage.substr(n.stage.find('.') + 1)) != std::string::npos)
-        near += (near.empty() ? "" : ", ") + k->kind;
+        similar.push_back(k->kind);
     }
+    const std::string near = join(similar);
     issue("unknown_stage", ptr + "/stage",
           "node '" + label + "': unknown stage kind '" + n.stage + "'" +
               (near.empty() ? std::string(" (see `spineparse stages`)")
@@ -719,11 +720,11 @@ class Validator {
       }
     }
     if (order.size() != nodes.size()) {
-      std::string cyc;
+      std::vector<std::string> cycle;
       for (std::size_t i = 0; i < nodes.size(); ++i) {
-        if (indeg[i] > 0) cyc += (cyc.empty() ? "" : ", ") + nodes[i].id;
+        if (indeg[i] > 0) cycle.push_back(nodes[i].id);
       }
-      issue("cycle", "/edges", "the edges form a cycle through nodes: " + cyc);
+      issue("cycle", "/edges", "the edges form a cycle through nodes: " + join(cycle));
     }
     return order;
   }

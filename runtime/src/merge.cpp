@@ -58,12 +58,11 @@ void check_split(int count, std::vector<ShardRecord>& shards, std::vector<std::s
   std::vector<bool> seen(static_cast<std::size_t>(count), false);
   for (const auto& s : shards)
     if (s.index < count) seen[static_cast<std::size_t>(s.index)] = true;
-  std::string missing;
+  std::vector<std::string> missing;
   for (int k = 0; k < count; ++k)
-    if (!seen[static_cast<std::size_t>(k)])
-      missing += (missing.empty() ? "" : ", ") + std::to_string(k);
+    if (!seen[static_cast<std::size_t>(k)]) missing.push_back(std::to_string(k));
   if (!missing.empty())
-    problems.push_back("shard(s) " + missing + " of " + std::to_string(count) +
+    problems.push_back("shard(s) " + join(missing) + " of " + std::to_string(count) +
                        " have no record: run them (--shard K/" + std::to_string(count) +
                        ") and merge again");
   if (shards.empty()) return;
@@ -223,10 +222,10 @@ MergeReport merge_shards(const std::string& output_dir, Registry& registry) {
   if (by_count.empty() && report.problems.empty())
     report.problems.push_back("no shard records (run-K-of-N.json) in " + dir.string());
   if (by_count.size() > 1) {
-    std::string counts;
-    for (const auto& [n, recs] : by_count)
-      counts += (counts.empty() ? "" : ", ") + std::to_string(recs.size()) + " record(s) of a " +
-                std::to_string(n) + "-shard split";
+    const std::string counts = join(by_count, ", ", [](const auto& split) {
+      return std::to_string(split.second.size()) + " record(s) of a " +
+             std::to_string(split.first) + "-shard split";
+    });
     report.problems.push_back("the shard records belong to different splits (" + counts +
                               "): remove the records of the split you abandoned from " +
                               dir.string());

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "spineparse/executor.hpp"
+#include "spineparse/run_error.hpp"
 
 namespace spineparse {
 namespace fs = std::filesystem;

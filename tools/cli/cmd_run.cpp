@@ -1,4 +1,4 @@
-// spineparse run / validate
+// spineparse run, and the graph arguments it shares with validate
 #include <fmt/core.h>
 #include <signal.h>
 #include <unistd.h>
@@ -21,23 +21,13 @@
 namespace spineparse::tools::cli {
 namespace fs = std::filesystem;
 
-namespace {
-
-struct GraphArgs {
-  std::string graph;
-  std::vector<std::string> sets;
-  std::vector<std::string> plugin_dirs;
-  std::string device;  // run --device: every network node's device
-};
-
 void add_graph_args(CLI::App* sub, GraphArgs& a) {
   sub->add_option("graph", a.graph, "graph file (JSON)")->required();
   sub->add_option("--set", a.sets, "override a parameter: NODE.PARAM=VALUE (repeatable)");
   sub->add_option("--plugin-dir", a.plugin_dirs, "extra folder to load plugins from (repeatable)");
 }
 
-// Loads plugins and the graph; prints every problem. Returns null on failure.
-std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
+std::unique_ptr<GraphSpec> load_graph_args(const GraphArgs& a, Registry& registry) {
   bool plugins_ok = load_default_plugins(registry, a.plugin_dirs);
   GraphLoad g;
   try {
@@ -62,6 +52,8 @@ std::unique_ptr<GraphSpec> load(const GraphArgs& a, Registry& registry) {
   if (!plugins_ok) return nullptr;
   return std::make_unique<GraphSpec>(*g.graph);
 }
+
+namespace {
 
 void print_summary(const RunReport& r, const Shard& shard) {
   const std::size_t n = r.cases.size();
@@ -177,7 +169,7 @@ void add_run(CLI::App& app) {
                    opts->shard.source.c_str());
     }
     Registry registry;
-    auto graph = load(*a, registry);
+    auto graph = load_graph_args(*a, registry);
     if (!graph) return set_exit_code(2);
     try {
       opts->stop = &g_stop;
@@ -215,21 +207,6 @@ void add_run(CLI::App& app) {
       std::fprintf(stderr, "error: %s\n", e.what());
       set_exit_code(2);
     }
-  });
-}
-
-void add_validate(CLI::App& app) {
-  auto a = std::make_shared<GraphArgs>();
-  auto* sub =
-      app.add_subcommand("validate", "Check a graph file; report every problem (exit 2 if any)");
-  add_graph_args(sub, *a);
-  sub->callback([a] {
-    Registry registry;
-    auto graph = load(*a, registry);
-    if (!graph) return set_exit_code(2);
-    std::printf("%s: valid (%zu nodes, source '%s', max_in_flight %d)\n", a->graph.c_str(),
-                graph->nodes.size(), graph->source_id.c_str(), graph->max_in_flight);
-    set_exit_code(0);
   });
 }
 

@@ -3,11 +3,13 @@
 
 #include <CLI/CLI.hpp>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace spineparse {
 class Registry;
+struct GraphSpec;
 }
 
 namespace spineparse::tools::cli {
@@ -35,8 +37,20 @@ std::map<std::string, std::string> volumes_by_case(const std::string& dir);
 // s quoted for a POSIX shell (unchanged when it needs no quotes).
 std::string shell_quote(const std::string& s);
 
+// The graph arguments of run and validate (cmd_run.cpp): the graph, --set, --plugin-dir.
+struct GraphArgs {
+  std::string graph;
+  std::vector<std::string> sets;
+  std::vector<std::string> plugin_dirs;
+  std::string device;  // run --device: every network node's device
+};
+void add_graph_args(CLI::App* sub, GraphArgs& a);
+// Loads plugins and the graph; prints every problem (and validation's notes). Returns null on
+// failure.
+std::unique_ptr<GraphSpec> load_graph_args(const GraphArgs& a, Registry& registry);
+
 void add_run(CLI::App& app);
-void add_merge(CLI::App& app);        // cmd_cluster.cpp
+void add_merge(CLI::App& app);
 void add_slurm(CLI::App& app);        // cmd_slurm.cpp
 void add_slurm_train(CLI::App& app);  // cmd_slurm.cpp, only in builds with LibTorch
 void add_validate(CLI::App& app);

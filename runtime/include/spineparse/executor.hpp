@@ -24,6 +24,7 @@
 
 #include "spineparse/case.hpp"
 #include "spineparse/graph.hpp"
+#include "spineparse/run_error.hpp"
 #include "spineparse/shard.hpp"
 #include "spineparse/stage.hpp"
 
@@ -104,11 +105,6 @@ struct RunReport {
   // What each node's calls hold (StageContext::declare; 1 core when undeclared), by node id.
   std::map<std::string, ResourceUse> node_resources;
   int most_cores_held = 0;  // the most cores granted at once (never more than `threads`)
-};
-
-class RunError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 // The cores this process may run on (its affinity mask, which taskset, Slurm and container

@@ -1,4 +1,4 @@
-// spineparse merge / slurm: cohorts split into shards over a cluster.
+// spineparse merge: the shard records of a sharded run combined into one run.
 #include <unistd.h>
 
 #include <cstdio>
