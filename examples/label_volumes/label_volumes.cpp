@@ -16,7 +16,6 @@ void LabelVolumesOptions::declare(ParamSet<LabelVolumesOptions>& s) {
 
 StageDescription label_volumes_description() {
   StageDescription d = spineparse::describe<LabelVolumesOptions>(
-      "example.label_volumes",
       "Volume of every label in millilitres (an example plugin built outside the tree)");
   // The field read depends on the parameter: tell validation which one.
   d.fields_for = [](const Params& p) {
@@ -29,9 +28,9 @@ StageDescription label_volumes_description() {
 }
 
 CasePtr LabelVolumes::process(const CasePtr& in) {
-  auto labels = in->get(field_);
+  auto labels = in->get(options_.field);
   if (labels->dtype() != DType::kUInt8)
-    throw std::runtime_error("field '" + field_ + "' is not uint8");
+    throw std::runtime_error("field '" + options_.field + "' is not uint8");
   std::array<std::int64_t, 256> counts{};
   const std::uint8_t* p = labels->data<std::uint8_t>();
   for (std::int64_t i = 0; i < labels->numel(); ++i) ++counts[p[i]];

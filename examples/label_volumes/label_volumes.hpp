@@ -15,19 +15,17 @@
 namespace example {
 
 struct LabelVolumesOptions {
+  static constexpr const char* kKind = "example.label_volumes";  // the kind, named once
   std::string field = "labels";
   static void declare(spineparse::ParamSet<LabelVolumesOptions>& s);
 };
 spineparse::StageDescription label_volumes_description();
 
-class LabelVolumes : public spineparse::Stage {
+// StageWith decodes a node's params into options_ once, when the stage is made.
+class LabelVolumes : public spineparse::StageWith<LabelVolumesOptions> {
  public:
-  explicit LabelVolumes(const spineparse::Params& p)
-      : field_(spineparse::params_of<LabelVolumesOptions>().decode(p).field) {}
+  using StageWith::StageWith;
   spineparse::CasePtr process(const spineparse::CasePtr& in) override;
-
- private:
-  std::string field_;
 };
 
 }  // namespace example

@@ -11,7 +11,6 @@ namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description() {
   StageDescription d = describe<network::GcsnOptions>(
-      network::GcsnOptions::kKind,
       "Coarse 3-D network (GCSN, gcn_mode 2): logits for 20 classes on the 128x256 grid");
   d.reads = {{"coarse_input", false, "", "float32", "1,1,Dp,h,w"},
              {"coarse_pad", false, "", "int64", "2"}};
@@ -24,25 +23,22 @@ StageDescription gcsn_description() {
 }
 
 struct GcsnStage::Impl {
-  network::GcsnOptions options;
   network::NetworkStage stage;
   nn::Gcsn net{nullptr};
   torch::Tensor forward(const torch::Tensor& x);
 };
 
-GcsnStage::GcsnStage(const Params& p) : impl_(std::make_unique<Impl>()) {
-  impl_->options = params_of<network::GcsnOptions>().decode(p);
-}
+GcsnStage::GcsnStage(const Params& p) : StageWith(p), impl_(std::make_unique<Impl>()) {}
 GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
-  stage.open(impl_->options, ctx);
+  stage.open(options_, ctx);
   if (stage.setup.script) return;
-  const std::string& model = impl_->options.model;
+  const std::string& model = options_.model;
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::Gcsn(model == "gcsn", 20, nn::gcsn_width_of(stage.setup.state));
-  const std::string& dw = impl_->options.depthwise;
+  const std::string& dw = options_.depthwise;
   stage.depthwise = dw == "planes"    ? nn::Depthwise::kPlanes
                     : dw == "grouped" ? nn::Depthwise::kGrouped
                                       : nn::Depthwise::kAuto;
@@ -78,9 +74,9 @@ CasePtr GcsnStage::run(const CasePtr& in) {
   auto out = in->derive();
   out->set("coarse_logits", nn::to_ndarray(kept));
   if (impl_->net)
-    network::record_gflop(*out, stage.ctx,
-                          nn::forward_flops(impl_->net, staged.size(2), staged.size(3),
-                                            staged.size(4)) / 1e9);
+    network::record_gflop(
+        *out, stage.ctx,
+        nn::forward_flops(impl_->net, staged.size(2), staged.size(3), staged.size(4)) / 1e9);
   return out;
 }
 

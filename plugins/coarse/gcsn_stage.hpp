@@ -17,13 +17,14 @@
 
 #include <memory>
 
+#include "network_options.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description();
 
-class GcsnStage : public Stage {
+class GcsnStage : public StageWith<network::GcsnOptions> {
  public:
   explicit GcsnStage(const Params& p);
   ~GcsnStage() override;
@@ -33,7 +34,7 @@ class GcsnStage : public Stage {
 
  private:
   CasePtr run(const CasePtr& in);
-  struct Impl;  // the decoded options among what it holds
+  struct Impl;  // the network and its state
   std::unique_ptr<Impl> impl_;
 };
 

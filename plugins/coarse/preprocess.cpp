@@ -10,7 +10,6 @@ namespace spineparse::plugins::coarse {
 
 StageDescription preprocess_description() {
   StageDescription d = describe<PreprocessOptions>(
-      PreprocessOptions::kKind,
       "GCSN input: crop the central rows, anti-aliased cubic resize to 128x256, pad slices to 18 "
       "(spec 2.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},

@@ -10,7 +10,6 @@ namespace spineparse::plugins::fine {
 
 StageDescription prepare_description() {
   StageDescription d = describe<PrepareOptions>(
-      PrepareOptions::kKind,
       "Fine MR input: crop the central rows, anti-aliased cubic resize to 256x512 (spec 4.1)");
   d.reads = {{"image", false, "normalised", "float32", "D,H,W"},
              io::normalisation_read("the padding value: a raw zero, normalised")};

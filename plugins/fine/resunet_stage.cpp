@@ -12,7 +12,6 @@ namespace spineparse::plugins::fine {
 
 StageDescription resunet_description() {
   StageDescription d = describe<network::ResUNetOptions>(
-      network::ResUNetOptions::kKind,
       "Fine 2-D network (ResUNet2D): per-slice softmax on the 256x512 grid from the MR and the "
       "coarse logits");
   d.reads = {{"fine_mr", false, "", "float32", "D,h,w"},
@@ -33,7 +32,6 @@ StageAttributes resunet_attributes() {
 }
 
 struct ResUNetStage::Impl {
-  network::ResUNetOptions options;
   network::NetworkStage stage;
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
@@ -79,14 +77,12 @@ struct ResUNetStage::Impl {
   }
 };
 
-ResUNetStage::ResUNetStage(const Params& p) : impl_(std::make_unique<Impl>()) {
-  impl_->options = params_of<network::ResUNetOptions>().decode(p);
-}
+ResUNetStage::ResUNetStage(const Params& p) : StageWith(p), impl_(std::make_unique<Impl>()) {}
 ResUNetStage::~ResUNetStage() = default;
 
 void ResUNetStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
-  const network::ResUNetOptions& o = impl_->options;
+  const network::ResUNetOptions& o = options_;
   stage.open(o, ctx);
   const bool cuda = stage.cuda();
   impl_->batch_size = o.batch_size > 0 ? o.batch_size : cuda ? 16 : 1;

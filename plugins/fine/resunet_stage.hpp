@@ -17,6 +17,7 @@
 
 #include <memory>
 
+#include "network_options.hpp"
 #include "spineparse/stage.hpp"
 
 namespace spineparse::plugins::fine {
@@ -24,7 +25,7 @@ namespace spineparse::plugins::fine {
 StageDescription resunet_description();
 StageAttributes resunet_attributes();
 
-class ResUNetStage : public Stage {
+class ResUNetStage : public StageWith<network::ResUNetOptions> {
  public:
   explicit ResUNetStage(const Params& p);
   ~ResUNetStage() override;
@@ -34,7 +35,7 @@ class ResUNetStage : public Stage {
 
  private:
   CasePtr run(const CasePtr& in);
-  struct Impl;  // the decoded options among what it holds
+  struct Impl;  // the network and its state
   std::unique_ptr<Impl> impl_;
 };
 

@@ -21,7 +21,6 @@ void ToRawOptions::declare(ParamSet<ToRawOptions>& s) {
 
 StageDescription to_raw_description() {
   StageDescription d = describe<ToRawOptions>(
-      "fine.to_raw",
       "Fine softmax back to the raw grid (bilinear, align_corners) and argmax labels (spec 4.3)");
   d.reads = {{"fine_probs", false, "", "float32", "C,D,h,w"},
              {"image", false, "for the raw size", "float32", "D,H,W"}};

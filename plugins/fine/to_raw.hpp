@@ -20,6 +20,7 @@
 namespace spineparse::plugins::fine {
 
 struct ToRawOptions {
+  static constexpr const char* kKind = "fine.to_raw";
   bool keep_probabilities = false;
   bool label_probability = true;
   static void declare(ParamSet<ToRawOptions>& s);

@@ -18,7 +18,6 @@ void NormaliseOptions::declare(ParamSet<NormaliseOptions>& s) {
 
 StageDescription normalise_description() {
   StageDescription d = describe<NormaliseOptions>(
-      "io.normalise",
       "Intensity normalisation: the original's fixed (x - 466) / 379, or per-volume z-score");
   d.reads = {{"image", false, "", "float32", "D,H,W"}};
   d.writes = {{"image", false, "normalised", "float32", "D,H,W"},

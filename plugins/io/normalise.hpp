@@ -18,6 +18,7 @@
 namespace spineparse::plugins::io {
 
 struct NormaliseOptions {
+  static constexpr const char* kKind = "io.normalise";
   std::string mode = "fixed";
   double mean = 466.0, std = 379.0;
   static void declare(ParamSet<NormaliseOptions>& s);

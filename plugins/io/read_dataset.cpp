@@ -23,7 +23,6 @@ namespace fs = std::filesystem;
 
 StageDescription read_dataset_description() {
   StageDescription d = describe<ReadDatasetOptions>(
-      ReadDatasetOptions::kKind,
       "Lists a dataset folder (original MRSpineSeg layout or flat) and reads each volume");
   d.is_source = true;
   d.writes = {{"image", false, "MR volume", "float32", "D,H,W"},
@@ -41,8 +40,6 @@ StageAttributes read_dataset_attributes() {
               {kWarningsAttr, true, "what the reader found doubtful in the files"}};
   return a;
 }
-
-ReadDataset::ReadDataset(const Params& p) : options_(params_of<ReadDatasetOptions>().decode(p)) {}
 
 namespace {
 

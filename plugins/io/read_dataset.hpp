@@ -26,15 +26,12 @@ namespace spineparse::plugins::io {
 StageDescription read_dataset_description();
 StageAttributes read_dataset_attributes();
 
-class ReadDataset : public Stage {
+class ReadDataset : public StageWith<ReadDatasetOptions> {
  public:
-  explicit ReadDataset(const Params& p);
+  using StageWith::StageWith;
   void open(const StageContext& ctx) override;
   std::vector<CaseSeed> enumerate(const StageContext& ctx) override;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  ReadDatasetOptions options_;
 };
 
 }  // namespace spineparse::plugins::io

@@ -64,7 +64,6 @@ void ReorientOptions::declare(ParamSet<ReorientOptions>& s) {
 
 StageDescription reorient_description() {
   StageDescription d = describe<ReorientOptions>(
-      "io.reorient",
       "Permute and flip (exactly) each volume to the orientation the model was trained in");
   d.reads = {{"image", false, "", "", "D,H,W"}, {"mask", true, "", "", "D,H,W"}};
   d.writes = {{"image", false, "in the model's orientation", "", "D,H,W"},
@@ -75,21 +74,18 @@ StageDescription reorient_description() {
 StageAttributes reorient_attributes() {
   StageAttributes a;
   a.reads = {{kWarningsAttr, true, "a volume whose file records no orientation is used as stored"}};
-  a.writes = {
-      grid_history_use("how the case left the input's grid, for io.restore_orientation"),
-      {"orientation", true, "the input's closest axis codes"},
-      {"orientation_model", true, "the model's axis codes"},
-      {"orientation_action", false, "what was done about the orientation"},
-      {"resample_action", true, "how the slice axis was resampled"},
-      {kWarningsAttr, true, "properties outside the model's training range"}};
+  a.writes = {grid_history_use("how the case left the input's grid, for io.restore_orientation"),
+              {"orientation", true, "the input's closest axis codes"},
+              {"orientation_model", true, "the model's axis codes"},
+              {"orientation_action", false, "what was done about the orientation"},
+              {"resample_action", true, "how the slice axis was resampled"},
+              {kWarningsAttr, true, "properties outside the model's training range"}};
   return a;
 }
 
 StageDescription restore_orientation_description() {
-  StageDescription d;
-  d.kind = "io.restore_orientation";
-  d.summary = "Every volume of the case back on the input's own grid (undoes io.reorient)";
-  return d;
+  return describe<RestoreOrientationOptions>(
+      "Every volume of the case back on the input's own grid (undoes io.reorient)");
 }
 
 StageAttributes restore_orientation_attributes() {

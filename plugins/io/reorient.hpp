@@ -47,6 +47,7 @@
 namespace spineparse::plugins::io {
 
 struct ReorientOptions {
+  static constexpr const char* kKind = "io.reorient";
   std::string weights, orientation;
   std::string resample = "auto";
   double range_tolerance = 0.25;
@@ -74,9 +75,14 @@ class Reorient : public StageWith<ReorientOptions> {
   double tolerance_ = 0.25;
 };
 
-class RestoreOrientation : public Stage {
+struct RestoreOrientationOptions {
+  static constexpr const char* kKind = "io.restore_orientation";
+  static void declare(ParamSet<RestoreOrientationOptions>&) {}
+};
+
+class RestoreOrientation : public StageWith<RestoreOrientationOptions> {
  public:
-  explicit RestoreOrientation(const Params&) {}
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
 };
 

@@ -19,7 +19,6 @@ void WriteDicomSegOptions::declare(ParamSet<WriteDicomSegOptions>& s) {
 
 StageDescription write_dicom_seg_description() {
   StageDescription d = describe<WriteDicomSegOptions>(
-      "io.write_dicom_seg",
       "Labels of cases read from DICOM series as DICOM-SEG (one segment per structure)");
   d.reads = {{"labels", false, "on the series' grid", "uint8", "D,H,W"}};
   return d;

@@ -15,6 +15,7 @@
 namespace spineparse::plugins::io {
 
 struct WriteDicomSegOptions {
+  static constexpr const char* kKind = "io.write_dicom_seg";
   std::string name = "seg_{id}.dcm";
   static void declare(ParamSet<WriteDicomSegOptions>& s);
 };

@@ -1,10 +1,9 @@
 #include "write_nifti.hpp"
 
-#include "io/case_attributes.hpp"
-
 #include <cmath>
 #include <filesystem>
 
+#include "io/case_attributes.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -25,7 +24,6 @@ void WriteNiftiOptions::declare(ParamSet<WriteNiftiOptions>& s) {
 
 StageDescription write_nifti_description() {
   StageDescription d = describe<WriteNiftiOptions>(
-      "io.write_nifti",
       "Writes a case field (default: labels) as NIfTI with the input's geometry, atomically");
   d.reads = {{"labels", false, "the field named by 'field'"}};
   d.fields_for = [](const Params& p) {

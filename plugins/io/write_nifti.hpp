@@ -17,6 +17,7 @@
 namespace spineparse::plugins::io {
 
 struct WriteNiftiOptions {
+  static constexpr const char* kKind = "io.write_nifti";
   std::string field = "labels";
   std::string name = "seg_{id}.nii.gz";
   std::string folder;

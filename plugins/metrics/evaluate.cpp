@@ -19,7 +19,6 @@ void EvaluateOptions::declare(ParamSet<EvaluateOptions>& s) {
 
 StageDescription evaluate_description() {
   StageDescription d = describe<EvaluateOptions>(
-      "metrics.evaluate",
       "Dice, precision, recall (as the original), ASSD and HD95 per structure; cases.csv and "
       "summary.json");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},

@@ -21,6 +21,7 @@
 namespace spineparse::plugins::metrics {
 
 struct EvaluateOptions {
+  static constexpr const char* kKind = "metrics.evaluate";
   std::string folder = "metrics";
   bool distances = true;
   static void declare(ParamSet<EvaluateOptions>& s);

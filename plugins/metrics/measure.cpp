@@ -23,7 +23,6 @@ void MeasureOptions::declare(ParamSet<MeasureOptions>& s) {
 
 StageDescription measure_description() {
   StageDescription d = describe<MeasureOptions>(
-      "metrics.measure",
       "Per-level heights, depth, wedge/biconcavity, Genant grade, disc height index, segmental "
       "angles, L1-S1 lordosis (no mask needed): measurements.csv, alignment.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},

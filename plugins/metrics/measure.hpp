@@ -7,9 +7,10 @@
 //          structure_confidence (optional, metrics.qc: values of unreliable structures marked
 //          reliable=0 and left out of the summaries and run.json's metrics).
 // Outputs: case metrics lordosis_l1_s1_deg, levels_measured, height_loss_grade_max (run.json,
-//          report; reliable structures only); each case's record in OUTPUT/<folder>/cases/<id>.json; after the run
-//          OUTPUT/<folder>/measurements.csv, alignment.csv and summary.json (median and IQR per
-//          level, outliers) over every case run.json lists as ok or skipped.
+//          report; reliable structures only); each case's record in
+//          OUTPUT/<folder>/cases/<id>.json; after the run OUTPUT/<folder>/measurements.csv,
+//          alignment.csv and summary.json (median and IQR per level, outliers) over every case
+//          run.json lists as ok or skipped.
 // Params:  folder. Concurrency: parallel.
 //
 //   {"id": "measure", "stage": "metrics.measure"}
@@ -22,6 +23,7 @@
 namespace spineparse::plugins::metrics {
 
 struct MeasureOptions {
+  static constexpr const char* kKind = "metrics.measure";
   std::string folder = "measurements";
   static void declare(ParamSet<MeasureOptions>& s);
 };

@@ -34,7 +34,6 @@ void QcOptions::declare(ParamSet<QcOptions>& s) {
 
 StageDescription qc_description() {
   StageDescription d = describe<QcOptions>(
-      "metrics.qc",
       "Confidence per structure, a QC score and verdict (pass, review, fail) with reasons per "
       "case, and review.csv, the cohort worst first");
   d.reads = {{"labels", false, "after refinement, on the model's grid", "uint8", "D,H,W"},
@@ -59,8 +58,10 @@ std::string Qc::path_for(const std::string& id, const std::string& output_dir) c
 
 StageAttributes qc_attributes() {
   StageAttributes a;
-  a.reads = {{kWarningsAttr, true, "a case flagged outside the model's training range scores lower"}};
-  a.writes = {{std::string(kRecordAttrPrefix) + "qc", false, "the case's QC record (run.json \"qc\")"}};
+  a.reads = {
+      {kWarningsAttr, true, "a case flagged outside the model's training range scores lower"}};
+  a.writes = {
+      {std::string(kRecordAttrPrefix) + "qc", false, "the case's QC record (run.json \"qc\")"}};
   return a;
 }
 

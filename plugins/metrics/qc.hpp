@@ -23,6 +23,7 @@
 namespace spineparse::plugins::metrics {
 
 struct QcOptions {
+  static constexpr const char* kKind = "metrics.qc";
   std::string calibration;
   double reliable_from = 0.5, pass_from = 0.7, fail_below = 0.3;
   std::string folder = "qc";

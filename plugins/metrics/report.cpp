@@ -38,7 +38,7 @@ void ReportOptions::declare(ParamSet<ReportOptions>& s) {
 
 StageDescription report_description() {
   StageDescription d = describe<ReportOptions>(
-      "metrics.report", "QC overlays (PNG) per case and a self-contained report.html for the run");
+      "QC overlays (PNG) per case and a self-contained report.html for the run");
   d.reads = {{"image", false, "", "float32", "D,H,W"},
              {"labels", false, "", "uint8", "D,H,W"},
              {"mask", true, "the viewer's difference view", "uint8", "D,H,W"},
@@ -106,7 +106,8 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png,
   };
   ViewerPage page;
   page.id = in->id();
-  if (const auto conf = confidence_of(*in)) page.confidence = conf->value, page.reliable = conf->is_reliable;
+  if (const auto conf = confidence_of(*in))
+    page.confidence = conf->value, page.reliable = conf->is_reliable;
   page.mr_nii_gz = nifti(v.image, "mr");
   page.labels_nii_gz = nifti(v.labels, "labels");
   page.diff_nii_gz = nifti(v.diff, "difference");
@@ -121,7 +122,8 @@ void Report::write_viewer_page(const CasePtr& in, const std::string& png,
 
 StageAttributes report_attributes() {
   StageAttributes a;
-  a.reads = {{kMeasurementsAttr, true, "metrics.measure's record: drawn as the measurement picture"}};
+  a.reads = {
+      {kMeasurementsAttr, true, "metrics.measure's record: drawn as the measurement picture"}};
   a.writes = {{kOverlayAttr, false, "the labels drawn over the image (PNG)"},
               {kMeasureOverlayAttr, true, "the measured endplates and heights (PNG)"},
               {kViewerAttr, true, "the case's viewer page (viewer=true)"}};

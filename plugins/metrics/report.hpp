@@ -30,6 +30,7 @@ struct CaseMeasurement;
 namespace spineparse::plugins::metrics {
 
 struct ReportOptions {
+  static constexpr const char* kKind = "metrics.report";
   std::string folder = "qc";
   std::int64_t max_size = 320;
   double embed_mb = 8.0;

@@ -22,7 +22,6 @@ void StatisticsOptions::declare(ParamSet<StatisticsOptions>& s) {
 
 StageDescription statistics_description() {
   StageDescription d = describe<StatisticsOptions>(
-      "metrics.statistics",
       "Per-structure voxels, volume, mean/median MR intensity and centroid of every case "
       "(no mask needed): statistics.csv");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"},

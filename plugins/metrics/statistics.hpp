@@ -19,6 +19,7 @@
 namespace spineparse::plugins::metrics {
 
 struct StatisticsOptions {
+  static constexpr const char* kKind = "metrics.statistics";
   std::string folder = "metrics";
   static void declare(ParamSet<StatisticsOptions>& s);
 };

@@ -22,7 +22,6 @@ void WriteDicomSrOptions::declare(ParamSet<WriteDicomSrOptions>& s) {
 
 StageDescription write_dicom_sr_description() {
   StageDescription d = describe<WriteDicomSrOptions>(
-      "metrics.write_dicom_sr",
       "Measurements of cases read from DICOM series as a DICOM SR (TID 1500) referencing the "
       "source series and the DICOM-SEG's segments");
   return d;

@@ -21,6 +21,7 @@
 namespace spineparse::plugins::metrics {
 
 struct WriteDicomSrOptions {
+  static constexpr const char* kKind = "metrics.write_dicom_sr";
   std::string name = "sr_{id}.dcm";
   static void declare(ParamSet<WriteDicomSrOptions>& s);
 };

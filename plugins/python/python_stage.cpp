@@ -33,15 +33,16 @@ void PythonOptions::declare(ParamSet<PythonOptions>& s) {
         "checked against the case's grid; \"optional\": true when it may be left out)")
       .json();
   s.add(&O::options, "options", "a JSON object handed to the code as a dict").json();
-  s.add(&O::concurrency, "concurrency", "cases inside the code at once (the GIL still serialises "
-                                        "Python; code that releases it, numpy or torch, overlaps)")
+  s.add(&O::concurrency, "concurrency",
+        "cases inside the code at once (the GIL still serialises "
+        "Python; code that releases it, numpy or torch, overlaps)")
       .min(1);
   s.add(&O::timeout_s, "timeout_s", "a call running longer fails its case (0: no limit)").min(0);
 }
 
 std::vector<FieldUse> declared_writes(const std::string& writes_json) {
-  static const std::set<std::string> kDtypes{"uint8",   "int16",   "int32",
-                                             "int64",   "float32", "float64"};
+  static const std::set<std::string> kDtypes{"uint8", "int16",   "int32",
+                                             "int64", "float32", "float64"};
   static const std::set<std::string> kKeys{"name", "dtype", "axes", "optional", "help"};
   const json w = json::parse(writes_json, nullptr, false);
   if (!w.is_array()) throw std::invalid_argument("parameter 'writes' must be a list of objects");
@@ -58,7 +59,8 @@ std::vector<FieldUse> declared_writes(const std::string& writes_json) {
     f.name = e["name"];
     f.dtype = e.value("dtype", "");
     if (!kDtypes.count(f.dtype))
-      throw std::invalid_argument(at + " (" + f.name + ") needs a \"dtype\": uint8, int16, int32, "
+      throw std::invalid_argument(at + " (" + f.name +
+                                  ") needs a \"dtype\": uint8, int16, int32, "
                                   "int64, float32 or float64");
     f.axes = e.value("axes", "");
     f.optional = e.value("optional", false);
@@ -70,7 +72,7 @@ std::vector<FieldUse> declared_writes(const std::string& writes_json) {
 
 StageDescription python_description() {
   StageDescription d = describe<PythonOptions>(
-      "python.stage", "A Python function or class run on each case (numpy arrays, no copy in)");
+      "A Python function or class run on each case (numpy arrays, no copy in)");
   d.fields_for = [](const Params& p) {
     const auto o = params_of<PythonOptions>().decode(p);
     const auto colon = o.callable.find(':');
@@ -113,7 +115,8 @@ struct PythonStage::Impl {
         lock.unlock();
         {
           py::gil_scoped_acquire gil;
-          std::lock_guard<std::mutex> again(m);  // still running: its caller unregisters under the GIL
+          // Still running: its caller unregisters under the GIL.
+          std::lock_guard<std::mutex> again(m);
           if (calls.count(id)) PyThreadState_SetAsyncExc(thread, PyExc_TimeoutError);
         }
         lock.lock();
@@ -168,10 +171,12 @@ py::object load_callable(const std::string& callable, const std::vector<std::str
   std::stringstream names(callable.substr(colon + 1));
   for (std::string name; std::getline(names, name, '.');) {
     if (!py::hasattr(target, name.c_str())) {
-      const std::string file =
-          py::hasattr(target, "__file__") ? py::str(target.attr("__file__")).cast<std::string>() : "";
+      const std::string file = py::hasattr(target, "__file__")
+                                   ? py::str(target.attr("__file__")).cast<std::string>()
+                                   : "";
       throw std::invalid_argument("'" + callable.substr(0, colon) + "'" +
-                                  (file.empty() ? "" : " (" + file + ")") + " has no '" + name + "'");
+                                  (file.empty() ? "" : " (" + file + ")") + " has no '" + name +
+                                  "'");
     }
     target = target.attr(name.c_str());
   }
@@ -208,7 +213,8 @@ void PythonStage::open(const StageContext& ctx) {
     }
   }
   if (!error.empty())
-    throw std::runtime_error("node '" + node_ + "': cannot use " + options_.callable + ": " + error);
+    throw std::runtime_error("node '" + node_ + "': cannot use " + options_.callable + ": " +
+                             error);
   if (options_.timeout_s > 0) impl_->watchdog = std::thread([this] { impl_->watch(); });
 }
 
@@ -322,7 +328,10 @@ void apply_result(const py::object& result, const std::vector<FieldUse>& writes,
   if (d.contains("warnings")) {
     py::object w = d["warnings"];
     py::list lines;
-    if (py::isinstance<py::str>(w)) lines.append(w); else lines = py::list(w);
+    if (py::isinstance<py::str>(w))
+      lines.append(w);
+    else
+      lines = py::list(w);
     for (const auto& line : lines)
       add_warning(out, node + ": " + py::str(line).cast<std::string>());
   }

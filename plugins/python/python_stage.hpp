@@ -23,6 +23,7 @@
 namespace spineparse::plugins::python {
 
 struct PythonOptions {
+  static constexpr const char* kKind = "python.stage";
   std::string callable;
   std::vector<std::string> path;
   std::vector<std::string> reads;

@@ -21,7 +21,6 @@ void AnatomyOptions::declare(ParamSet<AnatomyOptions>& s) {
 
 StageDescription refine_description() {
   StageDescription d = describe<AnatomyOptions>(
-      "refine.anatomy",
       "Anatomical graph refinement: components, spine order (S, L5/S, L5, ...), fragments, holes");
   d.reads = {{"labels", false, "", "uint8", "D,H,W"}};
   d.writes = {{"labels", false, "refined", "uint8", "D,H,W"},
@@ -29,24 +28,19 @@ StageDescription refine_description() {
   return d;
 }
 
-Refine::Refine(const Params& p) {
-  const AnatomyOptions o = params_of<AnatomyOptions>().decode(p);
-  enabled_ = o.enabled;
-  options_.anchor_sacrum = o.anchor == "sacrum";
-  options_.min_fraction = o.min_fraction;
-  options_.fill_holes = o.fill_holes;
-  options_.reorder = o.reorder;
-}
-
 CasePtr Refine::process(const CasePtr& in) {
   auto labels = in->get("labels");
-  if (!enabled_) {
+  if (!options_.enabled) {
     auto out = in->derive();
     out->set("labels_unrefined", labels);
     return out;
   }
   auto refined = std::make_shared<NdArray>(*labels);  // a copy: the input stays as labels_unrefined
-  RefineOptions o = options_;
+  RefineOptions o;
+  o.anchor_sacrum = options_.anchor == "sacrum";
+  o.min_fraction = options_.min_fraction;
+  o.fill_holes = options_.fill_holes;
+  o.reorder = options_.reorder;
   o.spacing_h = in->geometry().spacing[0];  // array axes H and W are the geometry's first two
   o.spacing_w = in->geometry().spacing[1];
   RefineReport r = refine_labels(*refined, o);

@@ -15,6 +15,7 @@
 namespace spineparse::plugins::refine {
 
 struct AnatomyOptions {
+  static constexpr const char* kKind = "refine.anatomy";
   bool enabled = true;
   std::string anchor = "sacrum";
   double min_fraction = 0.3;
@@ -23,14 +24,10 @@ struct AnatomyOptions {
 };
 StageDescription refine_description();
 
-class Refine : public Stage {
+class Refine : public StageWith<AnatomyOptions> {
  public:
-  explicit Refine(const Params& p);
+  using StageWith::StageWith;
   CasePtr process(const CasePtr& in) override;
-
- private:
-  spineparse::refine::RefineOptions options_;
-  bool enabled_ = true;
 };
 
 }  // namespace spineparse::plugins::refine

@@ -7,13 +7,14 @@
 // its member: `name_of(&Options::height)`, `GraphDraft::set<Options>(node, &Options::height, 8)`.
 //
 //   struct PrepareOptions {
+//     static constexpr const char* kKind = "fine.prepare";  // the kind, named once
 //     std::int64_t height = 256, width = 512;
 //     static void declare(ParamSet<PrepareOptions>& s) {
 //       s.add(&PrepareOptions::height, "height", "rows of the fine grid").min(16);
 //       s.add(&PrepareOptions::width, "width", "columns of the fine grid").min(16);
 //     }
 //   };
-//   StageDescription d = describe<PrepareOptions>("fine.prepare", "...");  // the description
+//   StageDescription d = describe<PrepareOptions>("...");  // the description, kind kKind
 //   class Prepare : public StageWith<PrepareOptions> { ... };  // options_ decoded when made
 //
 // Member types: bool, std::int64_t, int, double, std::string (a path with .path()),
@@ -238,6 +239,11 @@ StageDescription describe(std::string kind, std::string summary) {
   d.summary = std::move(summary);
   d.params = params_of<Options>().specs();
   return d;
+}
+// The same for options that name their kind (static constexpr const char* kKind).
+template <class Options>
+StageDescription describe(std::string summary) {
+  return describe<Options>(Options::kKind, std::move(summary));
 }
 
 }  // namespace spineparse
