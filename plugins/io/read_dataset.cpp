@@ -68,8 +68,8 @@ void refuse_output_in_input(const std::vector<CaseSeed>& seeds, const std::strin
 }  // namespace
 
 void ReadDataset::open(const StageContext& ctx) {
-  // Cases are read concurrently; each reader uses the per-case thread budget.
-  itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(std::max(1, ctx.threads_per_case));
+  // Cases are read concurrently, each call on the one core it holds (ITK's filters included).
+  itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(ctx.threads_now());
   itk::Object::GlobalWarningDisplayOff();
 }
 

@@ -251,7 +251,7 @@ OpenStages open_stages(const GraphSpec& graph, const Registry& registry, const R
     ctx.node_id = n.id;
     ctx.input_dir = options.input_dir;
     ctx.output_dir = options.output_dir;
-    ctx.threads_per_case = report.threads_per_case;
+    ctx.threads_per_case_before_2_7 = report.threads_per_case;
     ctx.total_threads = report.threads;
     open.contexts.push_back(ctx);
     try {

@@ -162,7 +162,6 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
       ctx.output_dir =
           (fs::temp_directory_path() / ("spineparse-bench-" + std::to_string(::getpid()))).string();
       ctx.total_threads = threads;
-      ctx.threads_per_case = threads;
       for (const auto& n : g.nodes) {
         stages.push_back(reg.create(n.stage, n.params));
         const StageDescription* d = reg.find(n.stage);

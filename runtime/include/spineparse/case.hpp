@@ -83,19 +83,11 @@ class Case {
   const std::map<std::string, double>& metrics() const { return metrics_; }
   void set_metric(const std::string& key, double v) { metrics_[key] = v; }
 
-  const std::vector<StageTiming>& timings() const { return timings_; }
-  void add_timing(std::string node, double seconds) {
-    timings_.push_back({std::move(node), seconds});
-  }
-
   bool failed() const { return error_.has_value(); }
   const std::optional<CaseError>& error() const { return error_; }
   void fail(std::string node, std::string message) {
     error_ = CaseError{std::move(node), std::move(message)};
   }
-
-  bool skipped() const { return skipped_; }
-  void set_skipped(bool s) { skipped_ = s; }
 
  private:
   std::string id_;
@@ -105,9 +97,9 @@ class Case {
   std::map<std::string, NdArrayPtr> fields_;
   std::map<std::string, std::shared_ptr<const Payload>> payloads_;
   std::map<std::string, double> metrics_;
-  std::vector<StageTiming> timings_;
+  std::vector<StageTiming> unused_timings_;  // unused: kept so that the layout stays ABI 2's
   std::optional<CaseError> error_;
-  bool skipped_ = false;
+  bool unused_skipped_ = false;              // unused: as above
 };
 
 using CasePtr = std::shared_ptr<const Case>;

@@ -134,7 +134,9 @@ struct StageContext {
   std::string node_id;
   std::string input_dir;     // --input, may be empty
   std::string output_dir;    // --output
-  int threads_per_case = 1;  // intra-op threads a stage may use inside one process() call
+  // What plugins built for ABI 2.6 or older read as their thread budget (the run's threads over
+  // the cases in flight); kept in its place for them. Use threads_now().
+  int threads_per_case_before_2_7 = 1;
   int total_threads = 1;
   // The executor's count of stage calls running right now (this one included); empty outside
   // the executor (stage harness, bench replays). ABI 1.1.
