@@ -1,12 +1,10 @@
-// Key functions of the stage interface and the parameter types, so that their vtables and type
-// information live in the runtime library, never in a plugin that may be unloaded.
+// The parameter types: values, their limits as text, typed access.
 #include "spineparse/params.hpp"
 
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
 
-#include "spineparse/stage.hpp"
 #include "spineparse/text.hpp"
 
 namespace spineparse {
@@ -90,18 +88,6 @@ const std::string& Params::get_string(const std::string& key) const {
 }
 const std::vector<std::string>& Params::get_string_list(const std::string& key) const {
   return std::get<std::vector<std::string>>(at(key));
-}
-
-Stage::~Stage() = default;
-StopRun::~StopRun() = default;
-void Stage::open(const StageContext&) {}
-void Stage::close() {}
-std::vector<CaseSeed> Stage::enumerate(const StageContext& ctx) {
-  throw std::logic_error("stage of node '" + ctx.node_id + "' is not a source");
-}
-void Stage::after_run(const std::string&, const StageContext&) {}
-std::vector<std::string> Stage::outputs_for(const CaseSeed&, const StageContext&) const {
-  return {};
 }
 
 }  // namespace spineparse
