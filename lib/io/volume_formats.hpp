@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "io/ascii.hpp"
+
 namespace spineparse::io {
 
 enum class VolumeFormat { kNifti, kNrrd, kMetaImage };
@@ -32,15 +34,10 @@ inline constexpr VolumeExtension kVolumeExtensions[] = {
     {".mhd", VolumeFormat::kMetaImage, true, false, "text header, detached data file"},
 };
 
-inline bool has_ending(const std::string& name, const std::string& ending) {
-  return name.size() > ending.size() &&
-         name.compare(name.size() - ending.size(), ending.size(), ending) == 0;
-}
-
-// The table's entry whose extension ends `name`, or nullptr.
+// The table's entry whose extension ends `name` (after at least one other character), or nullptr.
 inline const VolumeExtension* volume_extension_of(const std::string& name) {
   for (const auto& e : kVolumeExtensions)
-    if (has_ending(name, e.extension)) return &e;
+    if (name.size() > std::string(e.extension).size() && ends_with(name, e.extension)) return &e;
   return nullptr;
 }
 

@@ -178,10 +178,8 @@ CaseMeasurement case_measurement_from_json(const std::string& text) {
     l.note = r["note"].get<std::string>();
     l.confidence = r.contains("confidence") ? from(r["confidence"]) : kNaN;
     l.reliable = r.value("reliable", true);
-    for (const auto& c : measurement_columns()) {
-      if (c.integer) l.*c.integer = r[c.name].get<int>();
-      else l.*c.real = from(r[c.name]);
-    }
+    for (const auto& c : measurement_columns())
+      c.set(l, c.integer ? r[c.name].get<int>() : from(r[c.name]));
     m.levels.push_back(l);
   }
   return m;

@@ -19,21 +19,26 @@ namespace {
 // Plugin kinds this build left out, with the reason (one per line; "" when none).
 const char* const kUnbuilt = SPINEPARSE_UNBUILT_PLUGINS;
 
-void print_fields(const char* what, const std::vector<FieldUse>& fields, bool full) {
-  if (fields.empty()) return;
+std::string type_of(const FieldUse& f) {
+  std::string type = f.dtype.empty() ? "any" : f.dtype;
+  return f.axes.empty() ? type : type + " [" + f.axes + "]";
+}
+std::string type_of(const AttributeUse& u) { return u.type.empty() ? "text" : u.type; }
+
+// Fields or attributes a kind reads or writes: names only, or in full with type and help.
+template <class Use>
+void print_uses(const char* what, const std::vector<Use>& uses, bool full) {
+  if (uses.empty()) return;
   if (!full) {
     std::printf("  %s:", what);
-    for (const auto& f : fields) std::printf(" %s%s", f.name.c_str(), f.optional ? "?" : "");
+    for (const auto& u : uses) std::printf(" %s%s", u.name.c_str(), u.optional ? "?" : "");
     std::printf("\n");
     return;
   }
   std::printf("  %s:\n", what);
-  for (const auto& f : fields) {
-    std::string type = f.dtype.empty() ? "any" : f.dtype;
-    if (!f.axes.empty()) type += " [" + f.axes + "]";
-    std::printf("    %-18s %-22s %s%s\n", f.name.c_str(), type.c_str(),
-                f.optional ? "(optional) " : "", f.help.c_str());
-  }
+  for (const auto& u : uses)
+    std::printf("    %-18s %-22s %s%s\n", u.name.c_str(), type_of(u).c_str(),
+                u.optional ? "(optional) " : "", u.help.c_str());
 }
 
 // The attributes a kind declares, for its params (the defaults); nullopt for a kind of a plugin
@@ -46,20 +51,6 @@ std::optional<std::pair<std::vector<AttributeUse>, std::vector<AttributeUse>>> a
   if (resolved && a->for_params) a->for_params(params, uses.first, uses.second);
   if (a->writes_any) uses.second.push_back({"(any)", true, "attributes named when it runs"});
   return uses;
-}
-
-void print_attributes(const char* what, const std::vector<AttributeUse>& uses, bool full) {
-  if (uses.empty()) return;
-  if (!full) {
-    std::printf("  %s:", what);
-    for (const auto& u : uses) std::printf(" %s%s", u.name.c_str(), u.optional ? "?" : "");
-    std::printf("\n");
-    return;
-  }
-  std::printf("  %s:\n", what);
-  for (const auto& u : uses)
-    std::printf("    %-18s %-22s %s%s\n", u.name.c_str(), u.type.empty() ? "text" : u.type.c_str(),
-                u.optional ? "(optional) " : "", u.help.c_str());
 }
 
 void print_params(const StageDescription& d) {
@@ -86,15 +77,15 @@ void print_kind(const Registry& registry, const StageDescription& d, bool full) 
   std::vector<ConfigIssue> issues;
   const Params defaults = resolve_params(d, {}, &issues);
   if (full && d.fields_for && issues.empty()) std::tie(reads, writes) = d.fields_for(defaults);
-  print_fields("reads", reads, full);
-  print_fields("writes", writes, full);
+  print_uses("reads", reads, full);
+  print_uses("writes", writes, full);
   if (full && d.fields_for) {
     std::printf("  (the fields depend on the parameters; shown %s)\n",
                 issues.empty() ? "for the defaults" : "as declared: a parameter is required");
   }
   if (const auto uses = attributes_of(registry, d, defaults, full && issues.empty())) {
-    print_attributes("reads attributes", uses->first, full);
-    print_attributes("writes attributes", uses->second, full);
+    print_uses("reads attributes", uses->first, full);
+    print_uses("writes attributes", uses->second, full);
   } else if (full) {
     std::printf("  attributes: not declared (plugin built for ABI 2.%d)\n",
                 registry.abi_minor_of(d.kind));
@@ -115,9 +106,10 @@ void print_markdown_attributes(const Registry& registry, const StageDescription&
   auto line = [](const char* what, const std::vector<AttributeUse>& list) {
     if (list.empty()) return;
     std::printf("\n%s: %s.\n", what, join(list, ", ", [](const AttributeUse& u) {
-                  return "`" + u.name + "`" + (u.type.empty() ? "" : " (" + u.type + ")") +
-                         (u.optional ? " (optional)" : "");
-                }).c_str());
+                                       return "`" + u.name + "`" +
+                                              (u.type.empty() ? "" : " (" + u.type + ")") +
+                                              (u.optional ? " (optional)" : "");
+                                     }).c_str());
   };
   line("Reads case attributes", uses->first);
   line("Writes case attributes", uses->second);
