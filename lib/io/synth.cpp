@@ -50,19 +50,32 @@ struct Structure {
   bool disc;
   double s_mid, height, depth, width;   // mm: along the spine, antero-posterior, left-right
   double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
-  double tilt_extra;                    // the sacrum's own tilt
+  double lumbosacral_wedge;             // the sacrum: the L5/S disc's wedge angle (rad)
+  double lower_slope;                   // the L5/S disc: its lower surface's slope (u per mm v)
   bool degenerate;
   double fracture;  // anterior height loss (0: intact)
 };
 
 // The structure's extent along its axis at AP position v (mm, + posterior), as [lo, hi] in the
-// synth's u (+ inferior): symmetric, the sacrum's wedge, or a fracture's lowered superior endplate.
+// synth's u (+ inferior): symmetric, the sacrum's wedge, the L5/S disc's wedge (its lower surface
+// on the sacral plate), or a fracture's lowered superior endplate.
 std::pair<double, double> extent_u(const Structure& c, double v) {
   double hh = c.height / 2;
   const double dd = c.depth / 2, t = std::clamp(v / dd, -1.0, 1.0);
   if (c.label == 1) hh *= 1.0 - 0.35 * t * 0.5;
+  if (c.lower_slope != 0) return {-hh, hh + c.lower_slope * t * dd};
   if (c.fracture > 0) return {-hh + c.height * c.fracture * (1 - t) / 2, hh};
   return {-hh, hh};
+}
+
+// The distance from a structure's centre to its farthest corner (its extent is linear in v).
+double radius(const Structure& c) {
+  double r = 0;
+  for (double v : {-c.depth / 2, c.depth / 2}) {
+    const auto [lo, hi] = extent_u(c, v);
+    r = std::max(r, std::hypot(std::max(-lo, hi), c.depth / 2));
+  }
+  return r;
 }
 
 // The truth of each structure (TrueLevel) from its shape, in patient (y, z): the synth's grid
@@ -75,7 +88,7 @@ std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double a
   for (const auto& c : chain) {
     TrueLevel& t = out[c.label - 1];
     t.label = c.label;
-    const double r = 0.5 * std::hypot(c.height, c.depth) + 1;
+    const double r = radius(c) + 1;
     t.complete =
         c.s_mid - r > 0 && c.s_mid + r < s_max && c.ap_mid - r > 0 && c.ap_mid + r < ap_max;
     const double dd = c.depth / 2;
@@ -94,14 +107,7 @@ std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double a
     };
     t.superior_deg = normal_deg(lo1);
     t.inferior_deg = c.label == 1 ? nan : normal_deg(hi1);  // the sacrum's tip is no endplate
-    if (c.label == 11)  // the tilted sacrum is drawn over part of L5/S: its lower surface is cut
-      t.anterior_height_mm = t.middle_height_mm = t.posterior_height_mm = t.inferior_deg = nan;
   }
-  // (The disc's lower surface before the sacrum is drawn over it: the disc's own axis.)
-  const double normal_of_disc = out[10].superior_deg;
-  // A sacrum turned more than 15 degrees from the L5/S disc meets it at a corner, not with its
-  // plate (no real sacrum does): its plate is then not a defined truth.
-  if (std::abs(out[0].superior_deg - normal_of_disc) > 15) out[0].superior_deg = nan;
   return out;
 }
 
@@ -180,7 +186,7 @@ std::vector<Structure> draw_chain(Rng& rng, double fov, double scale) {
                                 : rng.uniform(27, 32));
     v.width = scale * (lumbar ? rng.uniform(40, 50) : rng.uniform(32, 40));
     v.s_mid = s - v.height / 2;
-    v.tilt_extra = k == 1 ? rng.uniform(0.35, 0.6) : 0.0;
+    v.lumbosacral_wedge = k == 1 ? rng.uniform(0.07, 0.24) : 0.0;  // 4-14 degrees
     s -= v.height;
     chain.push_back(v);
     if (k == 10) break;
@@ -198,6 +204,25 @@ std::vector<Structure> draw_chain(Rng& rng, double fov, double scale) {
   return chain;
 }
 
+// The L5/S disc as a wedge, taller in front, and the sacrum turned and placed so that its plate
+// lies on the disc's lower surface, centred under it (as in a real spine: no gap, no corner).
+void seat_sacrum(Structure& sacrum, Structure& disc) {
+  const double dd = disc.depth / 2, hh = disc.height / 2;
+  // The wedge, its posterior height kept above half its middle height.
+  disc.lower_slope = -std::min(std::tan(sacrum.lumbosacral_wedge), (hh - 1) / dd);
+  // A line u = alpha + k v of a frame turned by theta runs at theta + atan2(1, k) in (s, y).
+  const double ds = sacrum.depth / 2;
+  const double ks = (extent_u(sacrum, ds / 2).first - extent_u(sacrum, -ds / 2).first) / ds;
+  const double theta = std::atan2(disc.tangent_y, disc.tangent_s) +
+                       std::atan2(1.0, disc.lower_slope) - std::atan2(1.0, ks);
+  sacrum.tangent_s = std::cos(theta);
+  sacrum.tangent_y = std::sin(theta);
+  // The plate's middle (u = -hh_s at v = 0) on the disc's lower surface's middle (u = hh, v = 0).
+  const double hs = -extent_u(sacrum, 0).first;
+  sacrum.s_mid = disc.s_mid + hh * disc.tangent_s + hs * sacrum.tangent_s;
+  sacrum.ap_mid = disc.ap_mid + hh * disc.tangent_y + hs * sacrum.tangent_y;
+}
+
 // Wedge fractures (their own generator: the rest of the phantom stays as it was), then each
 // structure placed on the curve.
 void place_chain(std::vector<Structure>& chain, const SpineCurve& curve, const SynthOptions& o,
@@ -210,11 +235,12 @@ void place_chain(std::vector<Structure>& chain, const SpineCurve& curve, const S
   }
   for (auto& c : chain) {
     c.ap_mid = curve.centre(c.s_mid);
-    const double t = curve.slope(c.s_mid) + (c.label == 1 ? std::tan(c.tilt_extra) : 0.0);
+    const double t = curve.slope(c.s_mid);
     const double norm = std::sqrt(1 + t * t);
     c.tangent_s = 1 / norm;
     c.tangent_y = t / norm;
   }
+  seat_sacrum(chain[0], chain[1]);
 }
 
 // T2-like intensities with a per-case gain, noise level and smooth bias field.
@@ -323,7 +349,7 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   const Contrast contrast = draw_contrast(rng);
   Scene scene{grid, curve, chain, contrast, scale, {}};
   for (const auto& c : chain) {
-    const double r = 0.5 * std::sqrt(c.height * c.height + c.depth * c.depth) + 2;
+    const double r = radius(c) + 2;
     scene.reach.emplace_back(c.s_mid - r, c.s_mid + r);
   }
   auto img = NdArray::make<std::int16_t>({grid.D, grid.H, grid.W});

@@ -158,45 +158,61 @@ struct Frame {
   V2 normal(const Line& l) const { return unit(a - l.beta * b); }
 };
 
-// Points of the mid-sagittal slab, relative to the centroid.
-std::vector<V2> slab(const Points& P, const Grid& grid) {
-  const double half = std::max(0.5 * grid.extent({1, 0, 0}), 1.0);
-  std::vector<V2> out;
-  for (const auto& q : P.p)
-    if (std::abs(q[0] - P.centroid[0]) <= half + 1e-3)  // ties in, whatever the sum order
-      out.push_back({q[1] - P.centroid[1], q[2] - P.centroid[2]});
+// The parasagittal planes within kSlabHalfMm of the centroid (at least the nearest one): their
+// points relative to the centroid, each with its plane's number. The endplates are fitted to
+// the column ends of every plane at once: a segmentation's ragged border in one slice weighs less.
+constexpr double kSlabHalfMm = 5.0;
+struct Slab {
+  std::vector<V2> pts;
+  std::vector<int> plane;  // per point, 0 .. planes - 1
+  int planes = 0;
+};
+
+Slab slab(const Points& P, const Grid& grid) {
+  const double ex = grid.extent({1, 0, 0});
+  const int reach = static_cast<int>(std::floor(std::max(kSlabHalfMm / ex, 0.5) + 1e-6));
+  Slab out;
+  out.planes = 2 * reach + 1;
+  for (const auto& q : P.p) {
+    const double dx = (q[0] - P.centroid[0]) / ex;
+    if (std::abs(dx) > reach + 0.5 + 1e-6) continue;  // ties in, whatever the sum order
+    const int k = std::clamp(static_cast<int>(std::lround(dx)), -reach, reach);
+    out.pts.push_back({q[1] - P.centroid[1], q[2] - P.centroid[2]});
+    out.plane.push_back(k + reach);
+  }
   return out;
 }
 
-// Column tops and bottoms along a, in bins of one voxel along b, fitted over the central 60 %
-// of [v_lo, v_hi] (the rounded corners left out).
-void fit_surfaces(Frame& f, const std::vector<V2>& pts, double v_lo, double v_hi) {
+// Column tops and bottoms along a, in bins of one voxel along b per plane, fitted over the
+// central 60 % of [v_lo, v_hi] (the rounded corners left out).
+void fit_surfaces(Frame& f, const Slab& sl, double v_lo, double v_hi) {
   const double bin = f.eb;
   const auto nb = static_cast<std::int64_t>(std::ceil((v_hi - v_lo) / bin)) + 1;
-  std::vector<double> top(nb, -1e300), bottom(nb, 1e300);
-  for (const auto& p : pts) {
-    const double v = dot(p, f.b), u = dot(p, f.a);
+  std::vector<double> top(nb * sl.planes, -1e300), bottom(nb * sl.planes, 1e300);
+  for (std::size_t i = 0; i < sl.pts.size(); ++i) {
+    const double v = dot(sl.pts[i], f.b), u = dot(sl.pts[i], f.a);
     const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
     if (k < 0 || k >= nb) continue;
-    top[k] = std::max(top[k], u);
-    bottom[k] = std::min(bottom[k], u);
+    const std::int64_t at = k * sl.planes + sl.plane[i];
+    top[at] = std::max(top[at], u);
+    bottom[at] = std::min(bottom[at], u);
   }
   std::vector<std::pair<double, double>> t, bt;
   const double lo = v_lo + 0.2 * (v_hi - v_lo), hi = v_hi - 0.2 * (v_hi - v_lo);
-  for (std::int64_t k = 0; k < nb; ++k) {
-    const double v = v_lo + static_cast<double>(k) * bin;
-    if (v < lo || v > hi || top[k] < bottom[k]) continue;
-    t.emplace_back(v, top[k]);
-    bt.emplace_back(v, bottom[k]);
+  for (std::int64_t at = 0; at < nb * sl.planes; ++at) {
+    const double v = v_lo + static_cast<double>(at / sl.planes) * bin;
+    if (v < lo || v > hi || top[at] < bottom[at]) continue;
+    t.emplace_back(v, top[at]);
+    bt.emplace_back(v, bottom[at]);
   }
   f.sup = fit_line(t, 0.5 * f.ea);
   f.inf = fit_line(bt, 0.5 * f.ea);
 }
 
 // The body's AP extent in the band around the middle between its surfaces.
-bool find_borders(Frame& f, const std::vector<V2>& pts) {
+bool find_borders(Frame& f, const Slab& sl) {
   double lo = 1e300, hi = -1e300;
-  for (const auto& p : pts) {
+  for (const auto& p : sl.pts) {
     const double v = dot(p, f.b), u = dot(p, f.a);
     const double mid = 0.5 * (f.sup.at(v) + f.inf.at(v)), h = f.sup.at(v) - f.inf.at(v);
     if (std::abs(u - mid) > std::max(0.1 * h, f.ea)) continue;
@@ -215,8 +231,8 @@ Frame fit_frame(const Points& P, const Grid& grid, V2 axis, int refine) {
   Frame f;
   f.x = P.centroid[0];
   f.c = {P.centroid[1], P.centroid[2]};
-  const auto pts = slab(P, grid);
-  if (pts.size() < 20) {
+  const Slab pts = slab(P, grid);
+  if (pts.pts.size() < 20) {
     f.why = "too few voxels in its mid-sagittal plane";
     return f;
   }
@@ -226,7 +242,7 @@ Frame fit_frame(const Points& P, const Grid& grid, V2 axis, int refine) {
     f.ea = grid.extent(f.a);
     f.eb = grid.extent(f.b);
     double lo = 1e300, hi = -1e300;
-    for (const auto& p : pts) lo = std::min(lo, dot(p, f.b)), hi = std::max(hi, dot(p, f.b));
+    for (const auto& p : pts.pts) lo = std::min(lo, dot(p, f.b)), hi = std::max(hi, dot(p, f.b));
     fit_surfaces(f, pts, lo, hi);
     if (!f.sup.ok || !f.inf.ok || !find_borders(f, pts)) {
       f.why = "its endplates could not be fitted (too few columns)";
@@ -343,8 +359,13 @@ void derive_ratios(CaseMeasurement& c) {
     if (std::isnan(m.posterior_height_mm)) continue;
     m.wedge_ratio = m.anterior_height_mm / m.posterior_height_mm;
     m.biconcavity_ratio = m.middle_height_mm / m.posterior_height_mm;
-    double ref = mean_of({k > 2 ? lv(k - 1)->posterior_height_mm : kNaN,
-                          k < 10 ? lv(k + 1)->posterior_height_mm : kNaN});
+    // Against the smaller neighbour: heights grow down the spine (a T12 is smaller than its L1),
+    // and a crushed body is lower than both of its neighbours.
+    double ref = kNaN;
+    for (int n : {k - 1, k + 1})
+      if (n >= 2 && n <= 10 && !std::isnan(lv(n)->posterior_height_mm))
+        ref = std::isnan(ref) ? lv(n)->posterior_height_mm
+                              : std::min(ref, lv(n)->posterior_height_mm);
     double loss = std::max(1 - m.wedge_ratio, 1 - m.biconcavity_ratio);
     if (!std::isnan(ref)) loss = std::max(loss, 1 - m.posterior_height_mm / ref);
     m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
@@ -451,6 +472,11 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
   }
   if (c.levels[0].voxels)
     measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
+  // The sacral plate is the surface the L5/S disc lies on: where the disc's lower surface was
+  // fitted, it is the plate (the disc's frame is sure of it; the sacrum's own top has free,
+  // rounded corners and, in a segmentation, ragged borders near the canal).
+  if (c.levels[0].voxels && c.levels[0].superior.valid && c.levels[10].inferior.valid)
+    c.levels[0].superior = c.levels[10].inferior;
   for (auto& m : c.levels)
     if (m.voxels && !m.complete) drop_cut_values(m, frames[m.label], pts[m.label]);
   derive_ratios(c);

@@ -1,6 +1,7 @@
 // Synthetic cohorts: layout, labels in anatomical order, realistic geometry, determinism.
 #include <gmock/gmock.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -56,6 +57,41 @@ TEST(Synth, RealScanGeometryByDefault) {
     EXPECT_LE(p.geometry.spacing[0], 0.75 + 1e-9);
     EXPECT_GE(p.geometry.spacing[2], 3.5);
     EXPECT_LE(p.geometry.spacing[2], 4.7);
+  }
+}
+
+TEST(Synth, TheSacrumLiesOnTheL5SDiscAWedgeTallerInFront) {
+  for (int i = 1; i <= 6; ++i) {
+    const auto p = make_phantom(small(11), i);
+    const auto &s = p.truth[0], &d = p.truth[10];
+    // The plate is the disc's lower surface: one truth, always defined.
+    EXPECT_NEAR(s.superior_deg, d.inferior_deg, 1e-9) << p.id;
+    EXPECT_GT(d.anterior_height_mm, d.posterior_height_mm + 0.5) << p.id;  // lordotic
+    EXPECT_GT(d.posterior_height_mm, 0.5 * d.middle_height_mm) << p.id;
+    // In the mask's middle slice of the disc, under the middle half of the disc's rows (H runs
+    // anterior to posterior, W superior to inferior), the sacrum begins where the disc ends.
+    const auto* m = p.mask->data<std::uint8_t>();
+    const std::int64_t D = p.mask->dim(0), H = p.mask->dim(1), W = p.mask->dim(2);
+    std::int64_t mid = 0, most = -1;
+    for (std::int64_t k = 0; k < D; ++k) {
+      const auto n = std::count(m + k * H * W, m + (k + 1) * H * W, 11);
+      if (n > most) most = n, mid = k;
+    }
+    std::vector<std::int64_t> bottom;  // per row with disc: the disc's lowest voxel
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::uint8_t* row = m + (mid * H + h) * W;
+      for (std::int64_t w = W - 2; w >= 0; --w)
+        if (row[w] == 11) {
+          bottom.push_back((mid * H + h) * W + w);
+          break;
+        }
+    }
+    const std::size_t ends = bottom.size() / 2;
+    std::size_t on_sacrum = 0;
+    for (std::size_t i = bottom.size() / 4; i < bottom.size() / 4 + ends; ++i)
+      on_sacrum += m[bottom[i] + 1] == 1;
+    ASSERT_GT(ends, 3u) << p.id;
+    EXPECT_GE(static_cast<double>(on_sacrum) / static_cast<double>(ends), 0.9) << p.id;
   }
 }
 

@@ -162,6 +162,60 @@ int expect_truth(const io::Phantom& ph, const CaseMeasurement& m) {
 }
 }  // namespace
 
+TEST(Measure, TheSacralPlateIsTheSurfaceTheL5SDiscLiesOn) {
+  // The sacrum reaches 12 mm behind the disc and its top falls away there (a ragged, rounded
+  // corner as in a segmentation); under the disc its plate rises 20 deg toward posterior.
+  const double t20 = std::tan(20 / kDeg);
+  auto label_at = [&](double y, double z) -> int {
+    if (y < 5 || y > 47) return 0;
+    const double plate = 12 + t20 * (y - 5) - (y > 33 ? 1.5 * (y - 33) : 0.0);
+    if (z >= 2 && z < plate) return 1;
+    if (y > 35) return 0;
+    if (z >= plate && z < 26) return 11;
+    if (z >= 26 && z < 51) return 2;
+    return 0;
+  };
+  const Drawing dr = draw(label_at, 50, 60);
+  const auto m = measure_case("plate", *dr.labels, dr.g);
+  ASSERT_TRUE(m.level(1).superior.valid);
+  EXPECT_NEAR(m.sacral_slope_deg, 20, 1.0);
+  EXPECT_NEAR(m.level(1).superior.normal_deg, m.level(11).inferior.normal_deg, 1e-9);
+  // Its ends are those of the contact (the disc's borders, y 5 and 35), not the sacrum's (47).
+  EXPECT_NEAR(m.level(1).superior.anterior[1], 5, 2.0);
+  EXPECT_NEAR(m.level(1).superior.posterior[1], 35, 2.0);
+}
+
+TEST(Measure, AGenantCrushIsAgainstTheSmallerNeighbour) {
+  // T11 20 mm, T12 18 mm and L1 28 mm tall (heights grow down the spine): T12 is 25 % below their
+  // mean but 10 % below T11, so not graded. L3 at 18 mm between 25 mm bodies is 28 % below both: 2.
+  const std::vector<Slab> slabs = {
+      {4, 2, 0, 20, 0},      // L3
+      {14, 20, 0, 28, 0},    // L2/L3
+      {5, 28, 0, 53, 0},     // L2
+      {15, 53, 0, 61, 0},    // L1/L2
+      {6, 61, 0, 89, 0},     // L1
+      {16, 89, 0, 97, 0},    // T12/L1
+      {7, 97, 0, 115, 0},    // T12
+      {17, 115, 0, 122, 0},  // T11/T12
+      {8, 122, 0, 142, 0},   // T11
+  };
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 144);
+  const auto m = measure_case("crush", *dr.labels, dr.g);
+  EXPECT_EQ(m.level(7).height_loss_grade, 0);
+  EXPECT_NEAR(m.level(7).posterior_height_mm, 18, 0.5);
+  // L3 touches the first axial slice (cut, not graded): a second spine with L3 inside the view.
+  const std::vector<Slab> crushed = {
+      {3, 2, 0, 27, 0},    // L4
+      {13, 27, 0, 35, 0},  // L3/L4
+      {4, 35, 0, 53, 0},   // L3
+      {14, 53, 0, 61, 0},  // L2/L3
+      {5, 61, 0, 86, 0},   // L2
+  };
+  const Drawing dc = draw([&](double y, double z) { return label_in(crushed, y, z); }, 40, 88);
+  const auto c = measure_case("crush", *dc.labels, dc.g);
+  EXPECT_EQ(c.level(4).height_loss_grade, 2);
+}
+
 TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
   io::SynthOptions o;
   o.seed = 7;
