@@ -63,45 +63,51 @@ struct NiftiFields {
   double srow[3][4] = {};
 };
 
-NiftiFields nifti1_fields(const unsigned char* h, bool swap) {
+// Where each field lies in one version's header, and the types it stores them in: Dim for dim[],
+// Real for the spacings, scalings and transforms, Offset for vox_offset, Code for the form codes.
+struct NiftiLayout {
+  int version, magic, datatype, bitpix, dim, pixdim, vox_offset, scl_slope, scl_inter, qform_code,
+      sform_code, quatern, qoffset, srow;
+  const char* pair_magic;
+};
+constexpr NiftiLayout kNifti1{1,   344, 70,  72,  40,  76,  108, 112, 116, 252, 254, 256, 268, 280,
+                              "ni1"};
+constexpr NiftiLayout kNifti2{2,   4,   12,  14,  16,  104, 168, 176, 184, 344, 348, 352, 376, 400,
+                              "ni2"};
+
+template <class Dim, class Real, class Offset, class Code>
+NiftiFields nifti_fields(const unsigned char* h, bool swap, const NiftiLayout& at) {
   NiftiFields f;
-  f.pair = std::memcmp(h + 344, "ni1", 4) == 0;
-  for (int i = 0; i < 8; ++i) f.dim[i] = read_as<std::int16_t>(h + 40 + 2 * i, swap);
-  f.datatype = read_as<std::int16_t>(h + 70, swap);
-  f.bitpix = read_as<std::int16_t>(h + 72, swap);
-  for (int i = 0; i < 8; ++i) f.pixdim[i] = read_as<float>(h + 76 + 4 * i, swap);
-  f.vox_offset = read_as<float>(h + 108, swap);
-  f.scl_slope = read_as<float>(h + 112, swap);
-  f.scl_inter = read_as<float>(h + 116, swap);
-  f.qform_code = read_as<std::int16_t>(h + 252, swap);
-  f.sform_code = read_as<std::int16_t>(h + 254, swap);
+  f.version = at.version;
+  f.pair = std::memcmp(h + at.magic, at.pair_magic, 4) == 0;
+  f.datatype = read_as<std::int16_t>(h + at.datatype, swap);
+  f.bitpix = read_as<std::int16_t>(h + at.bitpix, swap);
+  const auto real = [&](int offset, int i) {
+    return static_cast<double>(read_as<Real>(h + offset + static_cast<int>(sizeof(Real)) * i, swap));
+  };
+  for (int i = 0; i < 8; ++i) {
+    f.dim[i] = read_as<Dim>(h + at.dim + static_cast<int>(sizeof(Dim)) * i, swap);
+    f.pixdim[i] = real(at.pixdim, i);
+  }
+  f.vox_offset = static_cast<double>(read_as<Offset>(h + at.vox_offset, swap));
+  f.scl_slope = real(at.scl_slope, 0);
+  f.scl_inter = real(at.scl_inter, 0);
+  f.qform_code = read_as<Code>(h + at.qform_code, swap);
+  f.sform_code = read_as<Code>(h + at.sform_code, swap);
   for (int i = 0; i < 3; ++i) {
-    f.quatern[i] = read_as<float>(h + 256 + 4 * i, swap);
-    f.qoffset[i] = read_as<float>(h + 268 + 4 * i, swap);
-    for (int j = 0; j < 4; ++j) f.srow[i][j] = read_as<float>(h + 280 + 16 * i + 4 * j, swap);
+    f.quatern[i] = real(at.quatern, i);
+    f.qoffset[i] = real(at.qoffset, i);
+    for (int j = 0; j < 4; ++j) f.srow[i][j] = real(at.srow, 4 * i + j);
   }
   return f;
 }
 
+NiftiFields nifti1_fields(const unsigned char* h, bool swap) {
+  return nifti_fields<std::int16_t, float, float, std::int16_t>(h, swap, kNifti1);
+}
+
 NiftiFields nifti2_fields(const unsigned char* h, bool swap) {
-  NiftiFields f;
-  f.version = 2;
-  f.pair = std::memcmp(h + 4, "ni2", 4) == 0;
-  f.datatype = read_as<std::int16_t>(h + 12, swap);
-  f.bitpix = read_as<std::int16_t>(h + 14, swap);
-  for (int i = 0; i < 8; ++i) f.dim[i] = read_as<std::int64_t>(h + 16 + 8 * i, swap);
-  for (int i = 0; i < 8; ++i) f.pixdim[i] = read_as<double>(h + 104 + 8 * i, swap);
-  f.vox_offset = static_cast<double>(read_as<std::int64_t>(h + 168, swap));
-  f.scl_slope = read_as<double>(h + 176, swap);
-  f.scl_inter = read_as<double>(h + 184, swap);
-  f.qform_code = read_as<std::int32_t>(h + 344, swap);
-  f.sform_code = read_as<std::int32_t>(h + 348, swap);
-  for (int i = 0; i < 3; ++i) {
-    f.quatern[i] = read_as<double>(h + 352 + 8 * i, swap);
-    f.qoffset[i] = read_as<double>(h + 376 + 8 * i, swap);
-    for (int j = 0; j < 4; ++j) f.srow[i][j] = read_as<double>(h + 400 + 32 * i + 8 * j, swap);
-  }
-  return f;
+  return nifti_fields<std::int64_t, double, std::int64_t, std::int32_t>(h, swap, kNifti2);
 }
 
 void check_nifti_sizes(const NiftiFields& f, const std::string& name, HeaderFacts& out) {

@@ -72,33 +72,30 @@ Geometry geometry_of(const itk::ImageIOBase& io) {
 
 using FloatImage = itk::Image<float, 3>;
 
-// ITK buffer (x fastest: H, then W, then D) -> C-order [D, H, W].
+// Each of D planes of `in`, an R x C matrix (row-major), into `out` transposed (C x R), in
+// blocks that stay in cache.
 template <typename Src, typename Dst>
-void itk_to_dhw(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+void transpose_planes(const Src* in, Dst* out, std::int64_t R, std::int64_t C, std::int64_t D) {
   constexpr std::int64_t B = 32;
   for (std::int64_t z = 0; z < D; ++z) {
-    const Src* s = in + z * H * W;
-    Dst* d = out + z * H * W;
-    for (std::int64_t y0 = 0; y0 < W; y0 += B)
-      for (std::int64_t x0 = 0; x0 < H; x0 += B)
-        for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
-          for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
-            d[x * W + y] = static_cast<Dst>(s[y * H + x]);
+    const Src* s = in + z * R * C;
+    Dst* d = out + z * R * C;
+    for (std::int64_t r0 = 0; r0 < R; r0 += B)
+      for (std::int64_t c0 = 0; c0 < C; c0 += B)
+        for (std::int64_t r = r0; r < std::min(R, r0 + B); ++r)
+          for (std::int64_t c = c0; c < std::min(C, c0 + B); ++c)
+            d[c * R + r] = static_cast<Dst>(s[r * C + c]);
   }
 }
 
+// ITK buffer (x fastest: H, then W, then D) -> C-order [D, H, W], and back.
+template <typename Src, typename Dst>
+void itk_to_dhw(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::int64_t D) {
+  transpose_planes(in, out, W, H, D);
+}
 template <typename Src, typename Dst>
 void dhw_to_itk(const Src* in, Dst* out, std::int64_t H, std::int64_t W, std::int64_t D) {
-  constexpr std::int64_t B = 32;
-  for (std::int64_t z = 0; z < D; ++z) {
-    const Src* s = in + z * H * W;
-    Dst* d = out + z * H * W;
-    for (std::int64_t x0 = 0; x0 < H; x0 += B)
-      for (std::int64_t y0 = 0; y0 < W; y0 += B)
-        for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
-          for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
-            d[y * H + x] = static_cast<Dst>(s[x * W + y]);
-  }
+  transpose_planes(in, out, H, W, D);
 }
 
 // An ITK image of size (H, W, D) with the geometry `g`.

@@ -14,14 +14,7 @@
 namespace spineparse::nn {
 
 const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::kBFloat16:
-      return "bf16";
-    case Precision::kFloat16:
-      return "fp16";
-    default:
-      return "fp32";
-  }
+  return p == Precision::kBFloat16 ? "bf16" : p == Precision::kFloat16 ? "fp16" : "fp32";
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "spineparse/files.hpp"
 
@@ -12,45 +13,23 @@ using nlohmann::json;
 
 namespace {
 
+// The dtypes a safetensors file names, both ways.
+const std::pair<const char*, torch::ScalarType> kDTypes[] = {
+    {"F32", torch::kFloat32}, {"F64", torch::kFloat64}, {"F16", torch::kFloat16},
+    {"BF16", torch::kBFloat16}, {"I64", torch::kInt64}, {"I32", torch::kInt32},
+    {"I16", torch::kInt16},   {"I8", torch::kInt8},     {"U8", torch::kUInt8},
+    {"BOOL", torch::kBool}};
+
 torch::ScalarType dtype_from(const std::string& s, const std::string& where) {
-  if (s == "F32") return torch::kFloat32;
-  if (s == "F64") return torch::kFloat64;
-  if (s == "F16") return torch::kFloat16;
-  if (s == "BF16") return torch::kBFloat16;
-  if (s == "I64") return torch::kInt64;
-  if (s == "I32") return torch::kInt32;
-  if (s == "I16") return torch::kInt16;
-  if (s == "I8") return torch::kInt8;
-  if (s == "U8") return torch::kUInt8;
-  if (s == "BOOL") return torch::kBool;
+  for (const auto& [name, type] : kDTypes)
+    if (s == name) return type;
   throw std::runtime_error(where + ": unsupported dtype " + s);
 }
 
 std::string dtype_name(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32:
-      return "F32";
-    case torch::kFloat64:
-      return "F64";
-    case torch::kFloat16:
-      return "F16";
-    case torch::kBFloat16:
-      return "BF16";
-    case torch::kInt64:
-      return "I64";
-    case torch::kInt32:
-      return "I32";
-    case torch::kInt16:
-      return "I16";
-    case torch::kInt8:
-      return "I8";
-    case torch::kUInt8:
-      return "U8";
-    case torch::kBool:
-      return "BOOL";
-    default:
-      throw std::runtime_error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
-  }
+  for (const auto& [name, type] : kDTypes)
+    if (t == type) return name;
+  throw std::runtime_error("safetensors: cannot store dtype " + std::string(c10::toString(t)));
 }
 
 }  // namespace

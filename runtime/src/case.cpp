@@ -3,6 +3,7 @@
 #include "spineparse/case.hpp"
 
 #include <cmath>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -10,41 +11,25 @@
 
 namespace spineparse {
 
-std::size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::kUInt8:
-      return 1;
-    case DType::kInt16:
-      return 2;
-    case DType::kInt32:
-      return 4;
-    case DType::kInt64:
-      return 8;
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat64:
-      return 8;
-  }
-  return 0;
-}
+namespace {
+// Each DType's size and name, in the enum's order.
+struct DTypeFacts {
+  std::size_t size;
+  const char* name;
+};
+constexpr DTypeFacts kDTypes[] = {{1, "uint8"}, {2, "int16"},   {4, "int32"},
+                                  {8, "int64"}, {4, "float32"}, {8, "float64"}};
+static_assert(std::size(kDTypes) == static_cast<std::size_t>(DType::kFloat64) + 1);
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::kUInt8:
-      return "uint8";
-    case DType::kInt16:
-      return "int16";
-    case DType::kInt32:
-      return "int32";
-    case DType::kInt64:
-      return "int64";
-    case DType::kFloat32:
-      return "float32";
-    case DType::kFloat64:
-      return "float64";
-  }
-  return "?";
+const DTypeFacts* facts(DType t) {
+  const auto i = static_cast<std::size_t>(t);
+  return i < std::size(kDTypes) ? &kDTypes[i] : nullptr;
 }
+}  // namespace
+
+std::size_t dtype_size(DType t) { return facts(t) ? facts(t)->size : 0; }
+
+const char* dtype_name(DType t) { return facts(t) ? facts(t)->name : "?"; }
 
 NdArray::NdArray(DType dtype, std::vector<std::int64_t> shape)
     : dtype_(dtype), shape_(std::move(shape)) {

@@ -2,6 +2,7 @@
 #include "spineparse/params.hpp"
 
 #include <cmath>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -30,25 +31,12 @@ std::string param_limits(const ParamSpec& p) {
 }
 
 const char* param_type_name(ParamType t) {
-  switch (t) {
-    case ParamType::kBool:
-      return "bool";
-    case ParamType::kInt:
-      return "int";
-    case ParamType::kFloat:
-      return "float";
-    case ParamType::kString:
-      return "string";
-    case ParamType::kPath:
-      return "path";
-    case ParamType::kStringList:
-      return "string list";
-    case ParamType::kJson:
-      return "JSON";
-    case ParamType::kPathList:
-      return "path list";
-  }
-  return "?";
+  // In the enum's order.
+  static constexpr const char* kNames[] = {"bool",   "int",         "float", "string",
+                                           "path",   "string list", "JSON",  "path list"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(ParamType::kPathList) + 1);
+  const auto i = static_cast<std::size_t>(t);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 std::string param_value_to_string(const ParamValue& v) {

@@ -185,32 +185,30 @@ TEST(Measure, TheSacralPlateIsTheSurfaceTheL5SDiscLiesOn) {
   EXPECT_NEAR(m.level(1).superior.posterior[1], 35, 2.0);
 }
 
+namespace {
+// Flat structures stacked from z = 2 mm: (label, height) from the bottom up.
+std::vector<Slab> stacked(std::initializer_list<std::pair<int, double>> parts) {
+  std::vector<Slab> out;
+  double z = 2;
+  for (const auto& [label, height] : parts) {
+    out.push_back({label, z, 0, z + height, 0});
+    z += height;
+  }
+  return out;
+}
+}  // namespace
+
 TEST(Measure, AGenantCrushIsAgainstTheSmallerNeighbour) {
   // T11 20 mm, T12 18 mm and L1 28 mm tall (heights grow down the spine): T12 is 25 % below their
   // mean but 10 % below T11, so not graded. L3 at 18 mm between 25 mm bodies is 28 % below both: 2.
-  const std::vector<Slab> slabs = {
-      {4, 2, 0, 20, 0},      // L3
-      {14, 20, 0, 28, 0},    // L2/L3
-      {5, 28, 0, 53, 0},     // L2
-      {15, 53, 0, 61, 0},    // L1/L2
-      {6, 61, 0, 89, 0},     // L1
-      {16, 89, 0, 97, 0},    // T12/L1
-      {7, 97, 0, 115, 0},    // T12
-      {17, 115, 0, 122, 0},  // T11/T12
-      {8, 122, 0, 142, 0},   // T11
-  };
+  const auto slabs = stacked({{4, 18}, {14, 8}, {5, 25}, {15, 8}, {6, 28}, {16, 8}, {7, 18},
+                              {17, 7}, {8, 20}});
   const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 144);
   const auto m = measure_case("crush", *dr.labels, dr.g);
   EXPECT_EQ(m.level(7).height_loss_grade, 0);
   EXPECT_NEAR(m.level(7).posterior_height_mm, 18, 0.5);
-  // L3 touches the first axial slice (cut, not graded): a second spine with L3 inside the view.
-  const std::vector<Slab> crushed = {
-      {3, 2, 0, 27, 0},    // L4
-      {13, 27, 0, 35, 0},  // L3/L4
-      {4, 35, 0, 53, 0},   // L3
-      {14, 53, 0, 61, 0},  // L2/L3
-      {5, 61, 0, 86, 0},   // L2
-  };
+  // (L3 touches the first axial slice there: cut, not graded.) L3 inside the view:
+  const auto crushed = stacked({{3, 25}, {13, 8}, {4, 18}, {14, 8}, {5, 25}});
   const Drawing dc = draw([&](double y, double z) { return label_in(crushed, y, z); }, 40, 88);
   const auto c = measure_case("crush", *dc.labels, dc.g);
   EXPECT_EQ(c.level(4).height_loss_grade, 2);
