@@ -50,7 +50,8 @@ struct Structure {
   bool disc;
   double s_mid, height, depth, width;   // mm: along the spine, antero-posterior, left-right
   double ap_mid, tangent_s, tangent_y;  // centre AP position and unit tangent (s, y)
-  double lumbosacral_wedge;             // the sacrum: the L5/S disc's wedge angle (rad)
+  double tilt_extra;                    // the sacrum's own tilt (not seated)
+  double lumbosacral_wedge;             // the sacrum: the L5/S disc's wedge angle (rad, seated)
   double lower_slope;                   // the L5/S disc: its lower surface's slope (u per mm v)
   bool degenerate;
   double fracture;  // anterior height loss (0: intact)
@@ -68,8 +69,11 @@ std::pair<double, double> extent_u(const Structure& c, double v) {
   return {-hh, hh};
 }
 
-// The distance from a structure's centre to its farthest corner (its extent is linear in v).
-double radius(const Structure& c) {
+// How far from a structure's centre drawing and the truth look for it: its farthest corner (its
+// extent is linear in v); not seated, half its diagonal, as the demo models' training data was
+// drawn (which cuts a little off the turned sacrum's corner).
+double radius(const Structure& c, bool seated) {
+  if (!seated) return 0.5 * std::hypot(c.height, c.depth);
   double r = 0;
   for (double v : {-c.depth / 2, c.depth / 2}) {
     const auto [lo, hi] = extent_u(c, v);
@@ -82,13 +86,13 @@ double radius(const Structure& c) {
 // has y = AP position and z = -s, so the superior axis is a = (-t_y, t_s) and the posterior
 // b = (t_s, t_y). `ap_max`, `s_max`: the field of view.
 std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double ap_max,
-                                   double s_max) {
+                                   double s_max, bool seated) {
   const double nan = std::nan("");
   std::vector<TrueLevel> out(19);
   for (const auto& c : chain) {
     TrueLevel& t = out[c.label - 1];
     t.label = c.label;
-    const double r = radius(c) + 1;
+    const double r = radius(c, seated) + 1;
     t.complete =
         c.s_mid - r > 0 && c.s_mid + r < s_max && c.ap_mid - r > 0 && c.ap_mid + r < ap_max;
     const double dd = c.depth / 2;
@@ -107,7 +111,13 @@ std::vector<TrueLevel> true_levels(const std::vector<Structure>& chain, double a
     };
     t.superior_deg = normal_deg(lo1);
     t.inferior_deg = c.label == 1 ? nan : normal_deg(hi1);  // the sacrum's tip is no endplate
+    if (c.label == 11 && !seated)  // the turned sacrum is drawn over part of L5/S: its lower
+      t.anterior_height_mm = t.middle_height_mm = t.posterior_height_mm = t.inferior_deg = nan;
   }
+  // A sacrum turned on its own meets the L5/S disc with a gap or a corner, not with its plate (no
+  // real sacrum does): its top is then not the surface a sacral plate is (the one the disc lies
+  // on, docs/measurements.md), so no truth.
+  if (!seated) out[0].superior_deg = nan;
   return out;
 }
 
@@ -186,7 +196,9 @@ std::vector<Structure> draw_chain(Rng& rng, double fov, double scale) {
                                 : rng.uniform(27, 32));
     v.width = scale * (lumbar ? rng.uniform(40, 50) : rng.uniform(32, 40));
     v.s_mid = s - v.height / 2;
-    v.lumbosacral_wedge = k == 1 ? rng.uniform(0.07, 0.24) : 0.0;  // 4-14 degrees
+    const double u = k == 1 ? rng.uniform() : 0.0;  // one draw for either kind of sacrum
+    v.tilt_extra = k == 1 ? 0.35 + (0.6 - 0.35) * u : 0.0;  // as rng.uniform(0.35, 0.6)
+    v.lumbosacral_wedge = k == 1 ? 0.07 + 0.17 * u : 0.0;  // 4-14 degrees
     s -= v.height;
     chain.push_back(v);
     if (k == 10) break;
@@ -235,12 +247,13 @@ void place_chain(std::vector<Structure>& chain, const SpineCurve& curve, const S
   }
   for (auto& c : chain) {
     c.ap_mid = curve.centre(c.s_mid);
-    const double t = curve.slope(c.s_mid);
+    const double t = curve.slope(c.s_mid) +
+                     (c.label == 1 && !o.seated_sacrum ? std::tan(c.tilt_extra) : 0.0);
     const double norm = std::sqrt(1 + t * t);
     c.tangent_s = 1 / norm;
     c.tangent_y = t / norm;
   }
-  seat_sacrum(chain[0], chain[1]);
+  if (o.seated_sacrum) seat_sacrum(chain[0], chain[1]);
 }
 
 // T2-like intensities with a per-case gain, noise level and smooth bias field.
@@ -345,11 +358,11 @@ Phantom make_phantom(const SynthOptions& o, int case_number) {
   std::vector<Structure> chain = draw_chain(rng, grid.fov, scale);
   place_chain(chain, curve, o, case_number);
   ph.truth = true_levels(chain, static_cast<double>(grid.H - 1) * grid.sp,
-                         static_cast<double>(grid.W - 1) * grid.sp);
+                         static_cast<double>(grid.W - 1) * grid.sp, o.seated_sacrum);
   const Contrast contrast = draw_contrast(rng);
   Scene scene{grid, curve, chain, contrast, scale, {}};
   for (const auto& c : chain) {
-    const double r = radius(c) + 2;
+    const double r = radius(c, o.seated_sacrum) + 2;
     scene.reach.emplace_back(c.s_mid - r, c.s_mid + r);
   }
   auto img = NdArray::make<std::int16_t>({grid.D, grid.H, grid.W});
@@ -424,6 +437,7 @@ std::vector<SynthSummary> write_cohort(const SynthOptions& o, const std::string&
   nlohmann::json j;
   j["generator"] = "spineparse synth";
   j["seed"] = o.seed;
+  if (o.seated_sacrum) j["seated_sacrum"] = true;
   j["cases"] = nlohmann::json::array();
   for (const auto& s : out) {
     j["cases"].push_back({{"id", s.id},

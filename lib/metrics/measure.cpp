@@ -158,19 +158,20 @@ struct Frame {
   V2 normal(const Line& l) const { return unit(a - l.beta * b); }
 };
 
-// The parasagittal planes within kSlabHalfMm of the centroid (at least the nearest one): their
+// The parasagittal planes within `half` mm of the centroid (at least the nearest one): their
 // points relative to the centroid, each with its plane's number. The endplates are fitted to
 // the column ends of every plane at once: a segmentation's ragged border in one slice weighs less.
-constexpr double kSlabHalfMm = 5.0;
+// Bodies and discs: 5 mm. The sacrum, whose top falls away beside the midline (the alae): 1 mm.
+constexpr double kSlabHalfMm = 5.0, kSacrumSlabHalfMm = 1.0;
 struct Slab {
   std::vector<V2> pts;
   std::vector<int> plane;  // per point, 0 .. planes - 1
   int planes = 0;
 };
 
-Slab slab(const Points& P, const Grid& grid) {
+Slab slab(const Points& P, const Grid& grid, double half) {
   const double ex = grid.extent({1, 0, 0});
-  const int reach = static_cast<int>(std::floor(std::max(kSlabHalfMm / ex, 0.5) + 1e-6));
+  const int reach = static_cast<int>(std::floor(std::max(half / ex, 0.5) + 1e-6));
   Slab out;
   out.planes = 2 * reach + 1;
   for (const auto& q : P.p) {
@@ -227,11 +228,11 @@ bool find_borders(Frame& f, const Slab& sl) {
 
 // Fits the frame with axis `axis`; `refine`: 0 keep the axis, 1 turn it to the mean normal of
 // both surfaces, 2 to the superior surface's normal (the sacrum), a few times.
-Frame fit_frame(const Points& P, const Grid& grid, V2 axis, int refine) {
+Frame fit_frame(const Points& P, const Grid& grid, V2 axis, int refine, double half) {
   Frame f;
   f.x = P.centroid[0];
   f.c = {P.centroid[1], P.centroid[2]};
-  const Slab pts = slab(P, grid);
+  const Slab pts = slab(P, grid, half);
   if (pts.pts.size() < 20) {
     f.why = "too few voxels in its mid-sagittal plane";
     return f;
@@ -438,7 +439,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
   auto measure_level = [&](int label, V2 axis, int refine) {
     auto& m = c.levels[label - 1];
     const Points& P = pts[label];
-    frames[label] = fit_frame(P, grid, axis, refine);
+    frames[label] = fit_frame(P, grid, axis, refine, label == 1 ? kSacrumSlabHalfMm : kSlabHalfMm);
     if (frames[label].ok) set_heights(m, frames[label]);
     else m.note = frames[label].why;
   };
@@ -474,7 +475,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
   // The sacral plate is the surface the L5/S disc lies on: where the disc's lower surface was
   // fitted, it is the plate (the disc's frame is sure of it; the sacrum's own top has free,
-  // rounded corners and, in a segmentation, ragged borders near the canal).
+  // rounded corners and, in a segmentation, ragged borders toward the canal).
   if (c.levels[0].voxels && c.levels[0].superior.valid && c.levels[10].inferior.valid)
     c.levels[0].superior = c.levels[10].inferior;
   for (auto& m : c.levels)

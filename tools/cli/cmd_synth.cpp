@@ -30,6 +30,9 @@ void add_synth(CLI::App& app) {
                   "share of the vertebrae L5-T9 drawn with a wedge fracture (anterior height "
                   "20-45 % lower; default 0)")
       ->check(CLI::Range(0.0, 1.0));
+  sub->add_flag("--seated-sacrum", o->seated_sacrum,
+                "draw the L5/S disc as a wedge with the sacrum's plate on it, as in a real spine "
+                "(default: the sacrum turned on its own, as the demo models were trained on)");
   sub->add_flag("!--no-masks", o->masks, "write no masks");
   sub->add_option("--orientation", o->orientation,
                   "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "

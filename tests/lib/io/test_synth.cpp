@@ -60,9 +60,11 @@ TEST(Synth, RealScanGeometryByDefault) {
   }
 }
 
-TEST(Synth, TheSacrumLiesOnTheL5SDiscAWedgeTallerInFront) {
+TEST(Synth, SeatedTheSacrumLiesOnTheL5SDiscAWedgeTallerInFront) {
+  SynthOptions o = small(11);
+  o.seated_sacrum = true;
   for (int i = 1; i <= 6; ++i) {
-    const auto p = make_phantom(small(11), i);
+    const auto p = make_phantom(o, i);
     const auto &s = p.truth[0], &d = p.truth[10];
     // The plate is the disc's lower surface: one truth, always defined.
     EXPECT_NEAR(s.superior_deg, d.inferior_deg, 1e-9) << p.id;
@@ -93,6 +95,20 @@ TEST(Synth, TheSacrumLiesOnTheL5SDiscAWedgeTallerInFront) {
     ASSERT_GT(ends, 3u) << p.id;
     EXPECT_GE(static_cast<double>(on_sacrum) / static_cast<double>(ends), 0.9) << p.id;
   }
+}
+
+// The default phantoms are the demo models' training data (scripts/train-demo-models draws them
+// again): a change to what synth draws by default must be deliberate, and this checksum with it.
+TEST(Synth, TheDefaultPhantomsAreTheTrainingDataBitForBit) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the image and mask bytes
+  for (int i = 1; i <= 2; ++i) {
+    const auto p = make_phantom(small(5), i);
+    for (const auto* a : {p.image.get(), p.mask.get()}) {
+      const auto* b = static_cast<const unsigned char*>(a->raw());
+      for (std::size_t k = 0; k < a->nbytes(); ++k) h = (h ^ b[k]) * 1099511628211ULL;
+    }
+  }
+  EXPECT_EQ(h, 0xf4a3480e00762bdaULL) << std::hex << h;
 }
 
 TEST(Synth, LabelsStackInAnatomicalOrderInTheMiddleHalf) {

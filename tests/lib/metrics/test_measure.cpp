@@ -221,6 +221,7 @@ TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
   int compared = 0, fractures = 0;
   for (double spacing : {0.0, 1.5}) {
     o.slice_spacing = spacing;
+    o.seated_sacrum = spacing > 0;  // the sacrum on the disc (its plate from the disc), and not
     for (int i = 1; i <= 3; ++i) {
       io::Phantom ph = io::make_phantom(o, i);
       const auto m = measure_case(ph.id, *ph.mask, ph.geometry);
