@@ -1,5 +1,7 @@
 #include "io/dicom.hpp"
 
+#include <dcmtk/config/osconfig.h>  // before any other DCMTK header
+#include <dcmtk/dcmdata/dcspchrs.h>
 #include <gdcmScanner.h>
 #include <gdcmTag.h>
 #include <gdcmTrace.h>
@@ -31,7 +33,21 @@ namespace {
 const gdcm::Tag kSeriesUid(0x0020, 0x000e), kSeriesNumber(0x0020, 0x0011),
     kDescription(0x0008, 0x103e), kModality(0x0008, 0x0060), kPosition(0x0020, 0x0032),
     kOrientation(0x0020, 0x0037), kRows(0x0028, 0x0010), kFrames(0x0028, 0x0008),
-    kEcho(0x0018, 0x0086);
+    kEcho(0x0018, 0x0086), kCharset(0x0008, 0x0005);
+
+// A text attribute in its file's SpecificCharacterSet (e.g. ISO_IR 100, Latin-1) as UTF-8, by
+// DCMTK's conversion; as it is when the set is absent (ASCII), UTF-8 already, or not convertible.
+std::string text_as_utf8(const std::string& text, const std::string& charset) {
+  const bool ascii = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii || charset.empty() || charset == "ISO_IR 192") return text;
+  DcmSpecificCharacterSet converter;
+  OFString out;
+  if (converter.selectCharacterSet(OFString(charset.c_str())).bad() ||
+      converter.convertString(text.c_str(), text.size(), out).bad())
+    return text;
+  return std::string(out.c_str(), out.length());
+}
 
 bool has_dicom_preamble(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -212,7 +228,7 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
   if (files.empty()) return {};
   gdcm::Scanner scanner;
   for (const auto& t : {kSeriesUid, kSeriesNumber, kDescription, kModality, kPosition, kOrientation,
-                        kRows, kFrames, kEcho})
+                        kRows, kFrames, kEcho, kCharset})
     scanner.AddTag(t);
   if (!scanner.Scan(files)) throw std::runtime_error("cannot scan the DICOM files in " + dir);
   // By series and echo: the echoes of an interleaved multi-echo series are separate volumes.
@@ -232,7 +248,8 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
       s.uid = uid;
       s.echo = echo;
       s.number = trimmed(scanner.GetValue(f.c_str(), kSeriesNumber));
-      s.description = trimmed(scanner.GetValue(f.c_str(), kDescription));
+      s.description = text_as_utf8(trimmed(scanner.GetValue(f.c_str(), kDescription)),
+                                   trimmed(scanner.GetValue(f.c_str(), kCharset)));
       s.modality = trimmed(scanner.GetValue(f.c_str(), kModality));
     }
     s.files.push_back(f);

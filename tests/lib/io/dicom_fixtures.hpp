@@ -25,7 +25,8 @@ struct DicomSeriesSpec {
   std::string series_uid = "1.2.826.0.1.3680043.8.498.1";
   std::string study_uid = "1.2.826.0.1.3680043.8.498.2";
   int series_number = 1;
-  std::string description = "sag T2";
+  std::string description = "sag T2";  // bytes as stored, in `charset`
+  std::string charset;                  // SpecificCharacterSet (0008,0005); "" leaves it out
   std::vector<int> drop_slices;  // leave these slices out (a broken series)
 };
 
@@ -84,6 +85,7 @@ inline void write_dicom_series(const NdArray& image, const Geometry& g,
     set(m, "0020|000e", spec.series_uid);
     set(m, "0020|0011", std::to_string(spec.series_number));
     set(m, "0008|103e", spec.description);
+    if (!spec.charset.empty()) set(m, "0008|0005", spec.charset);
     set(m, "0010|0010", "Phantom^Spine");
     set(m, "0010|0020", "PHANTOM1");
     set(m, "0020|0013", std::to_string(k + 1));

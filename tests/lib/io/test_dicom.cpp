@@ -76,6 +76,29 @@ TEST(Dicom, SeriesInAnyInPlaneOrientationReadBackAsTheVolume) {
   }
 }
 
+TEST(Dicom, SeriesTextInItsCharacterSetComesOutAsUtf8) {
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  struct Kind {
+    std::string charset, stored;
+  };
+  // "Wirbelsäule" stored in Latin-1, in UTF-8, and (no character set) plain ASCII.
+  for (const Kind& k : {Kind{"ISO_IR 100", "Wirbels\xe4ule"},
+                        Kind{"ISO_IR 192", "Wirbels\xc3\xa4ule"}, Kind{"", "Wirbelsaeule"}}) {
+    TempDir d;
+    spineparse::testing::DicomSeriesSpec spec{(d / "sag").string()};
+    spec.description = k.stored;
+    spec.charset = k.charset;
+    spineparse::testing::write_dicom_series(img, ph.geometry, spec);
+    const auto found = find_dicom_series(d.str());
+    ASSERT_EQ(found.size(), 1u) << k.charset;
+    EXPECT_EQ(found[0].description, k.charset.empty() ? "Wirbelsaeule" : "Wirbels\xc3\xa4ule")
+        << k.charset;
+  }
+}
+
 TEST(Dicom, BrokenSeriesFailWithTheirReason) {
   TempDir d;
   const Phantom ph = phantom("PIL");
