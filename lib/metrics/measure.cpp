@@ -473,13 +473,13 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
   }
   if (c.levels[0].voxels)
     measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
-  // The sacral plate is the surface the L5/S disc lies on: where the disc's lower surface was
-  // fitted, it is the plate (the disc's frame is sure of it; the sacrum's own top has free,
-  // rounded corners and, in a segmentation, ragged borders toward the canal).
-  if (c.levels[0].voxels && c.levels[0].superior.valid && c.levels[10].inferior.valid)
-    c.levels[0].superior = c.levels[10].inferior;
   for (auto& m : c.levels)
     if (m.voxels && !m.complete) drop_cut_values(m, frames[m.label], pts[m.label]);
+  // The sacral plate is the surface the L5/S disc lies on: where the disc's lower surface was
+  // fitted and not cut off, it is the plate (the disc's frame is sure of it; the sacrum's own
+  // top has free, rounded corners and, in a segmentation, ragged borders toward the canal).
+  if (c.levels[0].voxels && c.levels[0].superior.valid && c.levels[10].inferior.valid)
+    c.levels[0].superior = c.levels[10].inferior;
   derive_ratios(c);
   return c;
 }
