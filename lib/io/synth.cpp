@@ -491,9 +491,12 @@ std::string truth_alignment_csv(const std::vector<CaseTruth>& cases) {
     const auto& S = levels[0];
     csv += id + "," + num(ok(1) && ok(6) ? levels[5].superior_deg - S.superior_deg : nan) + "," +
            num(ok(1) ? -S.superior_deg : nan);
-    for (int k = 1; k <= 9; ++k)  // disc 10+k: vertebra k+1's inferior against k's superior
-      csv +=
-          "," + num(ok(k) && ok(k + 1) ? levels[k].inferior_deg - levels[k - 1].superior_deg : nan);
+    auto mid = [&](int label) {  // a body's mid-plane, the sacrum's plate (as metrics::measure)
+      const auto& v = levels[label - 1];
+      return label == 1 ? v.superior_deg : (v.superior_deg + v.inferior_deg) / 2;
+    };
+    for (int k = 1; k <= 9; ++k)  // disc 10+k: vertebra k+1's mid-plane against k's
+      csv += "," + num(ok(k) && ok(k + 1) ? mid(k + 1) - mid(k) : nan);
     csv += "\n";
   }
   return csv;

@@ -52,8 +52,8 @@ struct CaseMeasurement {
   std::vector<LevelMeasurement> levels;  // labels 1..19, in label order
   double lordosis_l1_s1_deg;             // positive for lordosis
   double sacral_slope_deg;               // sacral plate against the patient's axial plane
-  std::array<double, 9> segmental_deg;   // disc 11..19: upper body's inferior endplate against
-                                         // the lower body's superior endplate, + lordotic
+  std::array<double, 9> segmental_deg;   // disc 11..19: the upper body's mid-plane against the
+                                         // lower body's (the sacrum's: its plate), + lordotic
   CaseMeasurement();
   const LevelMeasurement& level(int label) const { return levels.at(label - 1); }
   // Whether every structure a value rests on is reliable: a level's own values, the segmental

@@ -190,7 +190,8 @@ std::string write_measurement_reports(const std::vector<CaseMeasurement>& cases,
   json summary;
   summary["cases"] = cases.size();
   summary["reliable_only"] =
-      "medians, IQRs and outliers use values whose structures metrics.qc judged reliable";
+      "medians, IQRs and outliers use values of reliable structures (metrics.qc's confidence; "
+      "endplates that agree with their discs)";
   summary["outlier_rule"] =
       "more than 3 x max(1.4826 MAD, floor) from the level's median, with at least " +
       std::to_string(kMinOutlierCases) + " values; floor: 5 % of the median (lengths, ratios), "

@@ -110,9 +110,13 @@ TEST(Measure, TrapezoidBodiesAndDiscsGiveTheirHeightsRatiosAndAngles) {
   EXPECT_NEAR(m.level(1).superior.normal_deg, -20, 1.0);
   EXPECT_NEAR(m.sacral_slope_deg, 20, 1.0);
   EXPECT_NEAR(m.lordosis_l1_s1_deg, 30, 1.5);
-  EXPECT_NEAR(m.segmental_deg[0], 20, 1.0);                      // L5/S: L5 flat over the plate
-  EXPECT_NEAR(m.segmental_deg[1], std::atan(0.3) * kDeg, 1.0);  // L4/L5
+  // Segmental angles between the bodies' mid-planes (the sacrum's: its plate): L5's bisects its
+  // tilted superior and flat inferior endplate.
+  const double l5_mid = -std::atan(0.3) * kDeg / 2;
+  EXPECT_NEAR(m.segmental_deg[0], l5_mid + 20, 1.0);  // L5/S
+  EXPECT_NEAR(m.segmental_deg[1], 0 - l5_mid, 1.0);   // L4/L5
   EXPECT_NEAR(m.segmental_deg[2], 0, 1.0);
+  for (const auto& l : m.levels) EXPECT_TRUE(l.reliable) << structure_name(l.label) << l.note;
   EXPECT_EQ(m.level(7).voxels, 0);
   EXPECT_EQ(m.level(7).note, "absent");
   EXPECT_TRUE(std::isnan(m.level(7).anterior_height_mm));
@@ -131,9 +135,27 @@ TEST(Measure, AStructureCutByTheFieldOfViewIsMarkedIncomplete) {
   EXPECT_EQ(m.level(2).height_loss_grade, -1);
   EXPECT_TRUE(m.level(2).superior.valid);
   EXPECT_FALSE(m.level(2).inferior.valid);
-  EXPECT_FALSE(std::isnan(m.segmental_deg[1]));  // L4/L5: L4's inferior and L5's superior
+  EXPECT_TRUE(std::isnan(m.segmental_deg[1]));  // L4/L5: a cut L5 has no mid-plane
   EXPECT_TRUE(m.level(3).complete);
   EXPECT_NEAR(m.level(3).middle_height_mm, 25, 0.5);
+}
+
+TEST(Measure, AnEndplateOffTheDiscBesideItMarksBothUnreliable) {
+  // The L4/L5 disc's top rises 14 deg toward posterior under L4's flat inferior endplate: a wedge
+  // of background between them, as where the networks leave out a corner of a body.
+  const std::vector<Slab> slabs = {
+      {1, 2, 0, 12, 0},   {11, 12, 0, 26, 0}, {2, 26, 0, 42, 0},  {12, 42, 0, 50, 0.25},
+      {3, 58, 0, 83, 0},  {13, 83, 0, 93, 0}, {4, 93, 0, 118, 0},
+  };
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 125);
+  const auto m = measure_case("gap", *dr.labels, dr.g);
+  for (int label : {3, 12}) {
+    EXPECT_FALSE(m.level(label).reliable) << structure_name(label);
+    EXPECT_THAT(m.level(label).note,
+                ::testing::HasSubstr("unreliable: L4 inferior endplate 14 deg off the L4/L5 disc"));
+  }
+  for (int label : {1, 2, 4, 11, 13}) EXPECT_TRUE(m.level(label).reliable) << structure_name(label);
+  EXPECT_FALSE(m.segmental_reliable(2));  // L4/L5 rests on L4
 }
 
 namespace {
