@@ -34,11 +34,11 @@ struct SynthOptions {
   // Share of the vertebrae L5..T9 drawn with a wedge fracture (anterior height 20-45 % lower, the
   // superior endplate tilted); drawn from its own generator, so 0 leaves the cohort unchanged.
   double fracture_rate = 0;
-  // The sacrum and the L5/S disc. false (the default, the demo models' training data): the sacrum
-  // turned 20-34 degrees from the spine's curve on its own, meeting the disc with a gap of tissue
-  // or a corner (so no truth for the sacral plate, the lordosis and the L5/S angle). true: the
-  // disc a 4-14 degree wedge, taller in front, with the sacrum's plate on its lower surface, as
-  // in a real spine.
+  // The sacrum and the L5/S disc. false (the default, the demo models' first training data): the
+  // sacrum turned 20-34 degrees from the spine's curve on its own, meeting the disc with a gap of
+  // tissue or a corner (so no truth for the sacral plate, the lordosis and the L5/S angle). true:
+  // the disc a 4-14 degree wedge, taller in front, with the sacrum's plate on its lower surface,
+  // as in a real spine.
   bool seated_sacrum = false;
 };
 

@@ -32,7 +32,7 @@ void add_synth(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   sub->add_flag("--seated-sacrum", o->seated_sacrum,
                 "draw the L5/S disc as a wedge with the sacrum's plate on it, as in a real spine "
-                "(default: the sacrum turned on its own, as the demo models were trained on)");
+                "(default: the sacrum turned on its own, as in the demo models' first training cohort)");
   sub->add_flag("!--no-masks", o->masks, "write no masks");
   sub->add_option("--orientation", o->orientation,
                   "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "
