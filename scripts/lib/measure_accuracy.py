@@ -7,7 +7,8 @@ COHORT is a folder `spineparse synth` wrote (truth_measurements.csv, truth_align
 the output of a graph with metrics.measure (and metrics.qc) run on it. Prints, per kind of value,
 the 50th and 95th percentiles of |measured - true| over structures the truth calls complete and
 the run calls reliable, with the share of values marked reliable; and Genant grades >= 1 on
-vertebrae the truth draws intact.
+vertebrae the truth draws intact and, for cohorts drawn with `synth --fractures`, on those it
+draws fractured.
 """
 import csv
 import math
@@ -34,6 +35,7 @@ def main():
     err = {}
     kept = {}
     false_grades, graded_intact = 0, 0
+    found, fractured = 0, 0  # bodies synth --fractures drew wedged, and those graded >= 1
     for pair in sys.argv[1:]:
         cohort, run = pair.split(":")
         truth = {(r["case"], r["label"]): r for r in rows(os.path.join(cohort, "truth_measurements.csv"))}
@@ -62,6 +64,10 @@ def main():
                 graded_intact += 1
                 if m["height_loss_grade"] not in ("", "0"):
                     false_grades += 1
+            if 2 <= int(m["label"]) <= 10 and num(t["fracture"]) > 0 and ok:
+                fractured += 1
+                if m["height_loss_grade"] not in ("", "0"):
+                    found += 1
         for a in rows(os.path.join(run, "measurements", "alignment.csv")):
             t = talign.get(a["case"])
             if not t:
@@ -98,6 +104,8 @@ def main():
         else:
             print(f"| {kind} | {k[0]} / {k[1]} | - | - | - |")
     print(f"Genant grade >= 1 on reliable intact vertebrae: {false_grades} of {graded_intact}")
+    if fractured:
+        print(f"Genant grade >= 1 on reliable fractured vertebrae: {found} of {fractured}")
 
 
 if __name__ == "__main__":
