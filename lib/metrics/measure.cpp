@@ -350,7 +350,6 @@ double mean_of(std::initializer_list<double> xs) {
   return n ? s / n : kNaN;
 }
 
-// Ratios and grades that compare a level with its neighbours.
 // A body's mid-plane angle: the bisector of its two endplates (Frobin et al., Clin Biomech 1997),
 // so a segmental angle rests on four fitted surfaces and a disc boundary the networks place too
 // steep tilts both bodies' mid-planes by half, not the angle by twice. The sacrum's is its plate.
@@ -361,6 +360,7 @@ double midplane_deg(const LevelMeasurement& v, bool sacrum = false) {
   return (v.superior.normal_deg + v.inferior.normal_deg) / 2;
 }
 
+// Ratios and grades that compare a level with its neighbours.
 void derive_ratios(CaseMeasurement& c) {
   auto lv = [&](int label) -> LevelMeasurement* {
     return label >= 1 && label <= kMaxLabel ? &c.levels[label - 1] : nullptr;
@@ -409,12 +409,14 @@ void derive_ratios(CaseMeasurement& c) {
 // cohorts it marks 0.3 % of the endplates, those off by 6-15 deg (docs/qc.md).
 constexpr double kPlateOffDiscDeg = 8.0;
 
+// Marks a structure unreliable, adding "unreliable: <why>" to its note.
+void mark_unreliable(LevelMeasurement& m, const std::string& why) {
+  m.reliable = false;
+  const std::string text = "unreliable: " + why;
+  m.note = m.note.empty() || m.note == "absent" ? text : m.note + "; " + text;
+}
+
 void mark_plates_off_their_discs(CaseMeasurement& c) {
-  auto mark = [](LevelMeasurement& m, const std::string& why) {
-    if (!m.reliable && m.note.find(why) != std::string::npos) return;
-    m.reliable = false;
-    m.note = m.note.empty() ? "unreliable: " + why : m.note + "; unreliable: " + why;
-  };
   for (int k = 2; k <= 10; ++k) {
     auto& body = c.levels[k - 1];
     for (const bool inferior : {true, false}) {
@@ -429,8 +431,8 @@ void mark_plates_off_their_discs(CaseMeasurement& c) {
       char b[96];
       std::snprintf(b, sizeof b, "%s %s endplate %.0f deg off the %s disc", structure_name(k),
                     inferior ? "inferior" : "superior", off, structure_name(disc));
-      mark(body, b);
-      mark(d, b);
+      mark_unreliable(body, b);
+      mark_unreliable(d, b);
     }
   }
 }
@@ -453,10 +455,9 @@ void apply_confidence(CaseMeasurement& m, const std::array<double, 19>& confiden
     if (l.label < 1 || l.label > kMaxLabel) continue;
     l.confidence = confidence[l.label - 1];
     if (reliable[l.label - 1] != 0.0) continue;  // 1 or NaN (not judged)
-    l.reliable = false;
-    char b[64];
-    std::snprintf(b, sizeof b, "unreliable: QC confidence %.2f", l.confidence);
-    l.note = l.note.empty() || l.note == "absent" ? b : l.note + "; " + b;
+    char b[48];
+    std::snprintf(b, sizeof b, "QC confidence %.2f", l.confidence);
+    mark_unreliable(l, b);
   }
 }
 
