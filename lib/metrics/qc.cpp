@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -21,34 +23,79 @@ int chain_position(int label) {
   return -1;
 }
 
+// The first index in [i, end) whose byte is not zero, or end. Label maps are mostly background;
+// testing eight bytes at a time keeps the passes below from costing a branch per voxel.
+std::int64_t next_nonzero(const std::uint8_t* p, std::int64_t i, std::int64_t end) {
+  for (; i + 8 <= end; i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    if (word) break;
+  }
+  while (i < end && !p[i]) ++i;
+  return i;
+}
+
 // What one pass over the voxels gathers per label.
 struct Tally {
   std::int64_t n = 0, kept = 0, low = 0, relabelled = 0, coarse_seen = 0, coarse_same = 0;
-  double p_sum = 0;
-  double h = 0, w = 0, hh = 0, ww = 0, hw = 0;  // mm moments in the sagittal plane
+  std::int64_t p_sum = 0;                                  // of probabilities x 255
+  std::int64_t sh = 0, sw = 0, shh = 0, sww = 0, shw = 0;  // moments in voxels (h, w)
+  double h = 0, w = 0, hh = 0, ww = 0, hw = 0;             // the same in mm (sagittal plane)
   bool edge = false;
 };
 
-// The coarse network's labels [D, h, w] (argmax over classes), or empty.
-std::vector<std::uint8_t> coarse_labels(const NdArray* logits, std::int64_t D) {
-  if (!logits || logits->ndim() != 4 || logits->dim(1) != D || logits->dtype() != DType::kFloat32)
-    return {};
-  const std::int64_t C = logits->dim(0), n = D * logits->dim(2) * logits->dim(3);
-  const float* x = logits->data<float>();
-  std::vector<std::uint8_t> out(n, 0);
-  std::vector<float> best(x, x + n);
-  for (std::int64_t c = 1; c < C; ++c)
-    for (std::int64_t i = 0; i < n; ++i)
-      if (x[c * n + i] > best[i]) best[i] = x[c * n + i], out[i] = static_cast<std::uint8_t>(c);
-  return out;
-}
+// The voxel box [lo, hi] (inclusive) around what was tallied; empty while hi[0] < 0.
+struct Box {
+  std::array<std::int64_t, 3> lo{INT64_MAX, INT64_MAX, INT64_MAX}, hi{-1, -1, -1};
+  void add_run(std::int64_t d, std::int64_t h, std::int64_t w0, std::int64_t w1) {
+    lo = {std::min(lo[0], d), std::min(lo[1], h), std::min(lo[2], w0)};
+    hi = {std::max(hi[0], d), std::max(hi[1], h), std::max(hi[2], w1)};
+  }
+};
 
-// Per label tallies; rows outside the coarse grid's central crop have no coarse label.
+// The coarse network's label (argmax over classes) at (row, col) of its [D x h, w] grid, computed a
+// row at a time (the channels are planes n apart), each row when first asked: the tallies ask
+// only around the spine.
+class CoarseLabels {
+ public:
+  CoarseLabels(const NdArray* logits, std::int64_t D) {
+    if (!logits || logits->ndim() != 4 || logits->dim(1) != D ||
+        logits->dtype() != DType::kFloat32 || logits->dim(0) > 255 || logits->numel() == 0)
+      return;
+    x_ = logits->data<float>();
+    C_ = logits->dim(0), w_ = logits->dim(3), n_ = D * logits->dim(2) * w_;
+    label_.resize(static_cast<std::size_t>(n_));
+    done_.assign(static_cast<std::size_t>(n_ / w_), 0);
+  }
+  bool empty() const { return label_.empty(); }
+  std::uint8_t at(std::int64_t row, std::int64_t col) {
+    if (!done_[static_cast<std::size_t>(row)]) fill_row(row), done_[row] = 1;
+    return label_[static_cast<std::size_t>(row * w_ + col)];
+  }
+
+ private:
+  void fill_row(std::int64_t row) {
+    const std::int64_t begin = row * w_;
+    std::vector<float> best(x_ + begin, x_ + begin + w_);
+    std::fill_n(label_.begin() + begin, w_, 0);
+    for (std::int64_t c = 1; c < C_; ++c) {
+      const float* x = x_ + c * n_ + begin;
+      for (std::int64_t k = 0; k < w_; ++k)
+        if (x[k] > best[k]) best[k] = x[k], label_[begin + k] = static_cast<std::uint8_t>(c);
+    }
+  }
+  const float* x_ = nullptr;
+  std::int64_t C_ = 0, w_ = 0, n_ = 0;
+  std::vector<std::uint8_t> label_, done_;
+};
+
+// Per label tallies, and the box around them; rows outside the coarse grid's central crop have no
+// coarse label.
 std::vector<Tally> tally(const NdArray& labels, const NdArray* unrefined,
                          const NdArray* probability, const NdArray* coarse_logits,
-                         std::array<double, 3> sp) {
+                         std::array<double, 3> sp, Box& box) {
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
-  const auto coarse = coarse_labels(coarse_logits, D);
+  CoarseLabels coarse(coarse_logits, D);
   const std::int64_t ch = coarse.empty() ? 0 : coarse_logits->dim(2);
   const std::int64_t cw = coarse.empty() ? 0 : coarse_logits->dim(3);
   const std::int64_t begin = H / 4, rows = H - 2 * (H / 4);  // as nn::central_rows
@@ -59,64 +106,121 @@ std::vector<Tally> tally(const NdArray& labels, const NdArray* unrefined,
   for (std::int64_t w = 0; w < static_cast<std::int64_t>(coarse_col.size()); ++w)
     coarse_col[w] = std::min(cw - 1, (2 * w + 1) * cw / (2 * W));
   std::vector<Tally> t(kNumClasses);
-  for (std::int64_t d = 0, i = 0; d < D; ++d)
+  for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h) {
       const std::int64_t r = h - begin;
       const bool in_crop = !coarse.empty() && r >= 0 && r < rows;
       const std::int64_t cr = in_crop ? std::min(ch - 1, (2 * r + 1) * ch / (2 * rows)) : 0;
-      for (std::int64_t w = 0; w < W; ++w, ++i) {
+      const std::int64_t row = (d * H + h) * W;
+      std::int64_t first = -1, last = -1;
+      for (std::int64_t w = next_nonzero(L, row, row + W) - row; w < W;
+           w = next_nonzero(L, row + w + 1, row + W) - row) {
+        const std::int64_t i = row + w;
         const int l = L[i];
-        if (l <= 0 || l >= kNumClasses) continue;
+        if (l >= kNumClasses) continue;
+        first = first < 0 ? w : first, last = w;
         Tally& a = t[l];
         ++a.n;
-        const double y = h * sp[0], z = w * sp[1];
-        a.h += y, a.w += z, a.hh += y * y, a.ww += z * z, a.hw += y * z;
+        a.sh += h, a.sw += w, a.shh += h * h, a.sww += w * w, a.shw += h * w;
         a.edge |= h == 0 || w == 0 || h == H - 1 || w == W - 1;
         if (U && U[i] != l) {
           ++a.relabelled;
         } else if (P) {
           ++a.kept;
-          a.p_sum += P[i] / 255.0;
+          a.p_sum += P[i];
           a.low += P[i] < 128;
         }
         if (in_crop) {
           ++a.coarse_seen;
-          a.coarse_same += coarse[(d * ch + cr) * cw + coarse_col[w]] == l;
+          a.coarse_same += coarse.at(d * ch + cr, coarse_col[w]) == l;
         }
       }
+      if (first >= 0) box.add_run(d, h, first, last);
     }
+  for (Tally& a : t) {
+    const double y = sp[0], z = sp[1];
+    a.h = a.sh * y, a.w = a.sw * z, a.hh = a.shh * y * y, a.ww = a.sww * z * z, a.hw = a.shw * y * z;
+  }
   return t;
 }
 
-// Share of each label's voxels outside its largest 6-connected (face-connected) piece.
-std::array<double, kNumClasses> fragmentation(const NdArray& labels) {
-  const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2), N = labels.numel();
-  const auto* L = labels.data<std::uint8_t>();
-  std::vector<std::uint8_t> seen(N, 0);
-  std::array<std::int64_t, kNumClasses> total{}, largest{};
-  std::vector<std::int64_t> stack;
-  for (std::int64_t s = 0; s < N; ++s) {
-    const int l = L[s];
-    if (!l || l >= kNumClasses || seen[s]) continue;
-    std::int64_t size = 0;
-    seen[s] = 1;
-    stack.push_back(s);
-    while (!stack.empty()) {
-      const std::int64_t v = stack.back();
-      stack.pop_back();
-      ++size;
-      const std::int64_t d = v / (H * W), h = (v / W) % H, w = v % W;
-      const bool has[6] = {d > 0, d + 1 < D, h > 0, h + 1 < H, w > 0, w + 1 < W};
-      const std::int64_t step[6] = {-H * W, H * W, -W, W, -1, 1};
-      for (int k = 0; k < 6; ++k) {
-        const std::int64_t u = v + step[k];
-        if (has[k] && !seen[u] && L[u] == l) seen[u] = 1, stack.push_back(u);
-      }
+// Runs of one label along a row, joined into 6-connected (face-connected) pieces by union-find:
+// a run touches the runs it overlaps in the row above and in the same row of the slice before.
+class RunPieces {
+ public:
+  struct Run {
+    std::int64_t w0, w1;  // inclusive
+    int label;
+  };
+  // Adds the runs of one row (in order of w) and joins them to those of the given earlier rows.
+  void add_row(const std::uint8_t* row, std::int64_t w_begin, std::int64_t w_end,
+               std::initializer_list<std::pair<std::size_t, std::size_t>> touching) {
+    const std::size_t first = runs_.size();
+    for (std::int64_t w = next_nonzero(row, w_begin, w_end); w < w_end;
+         w = next_nonzero(row, w, w_end)) {
+      const int l = row[w];
+      std::int64_t e = w;
+      while (e + 1 < w_end && row[e + 1] == l) ++e;
+      runs_.push_back({w, e, l});
+      parent_.push_back(runs_.size() - 1);
+      w = e + 1;
     }
-    total[l] += size;
-    largest[l] = std::max(largest[l], size);
+    for (const auto& [b, e] : touching) join(first, runs_.size(), b, e);
   }
+  std::size_t size() const { return runs_.size(); }
+  // Per label: voxels in all its pieces and in its largest.
+  void piece_sizes(std::array<std::int64_t, kNumClasses>& total,
+                   std::array<std::int64_t, kNumClasses>& largest) {
+    std::vector<std::int64_t> size(runs_.size(), 0);
+    for (std::size_t r = 0; r < runs_.size(); ++r) size[root(r)] += runs_[r].w1 - runs_[r].w0 + 1;
+    for (std::size_t r = 0; r < runs_.size(); ++r) {
+      const int l = runs_[r].label;
+      if (l >= kNumClasses || !size[r]) continue;
+      total[l] += size[r];
+      largest[l] = std::max(largest[l], size[r]);
+    }
+  }
+
+ private:
+  std::size_t root(std::size_t r) {
+    while (parent_[r] != r) r = parent_[r] = parent_[parent_[r]];
+    return r;
+  }
+  // Joins runs [a, a_end) of the new row with the overlapping runs [b, b_end) of the same label.
+  void join(std::size_t a, std::size_t a_end, std::size_t b, std::size_t b_end) {
+    for (; a < a_end; ++a) {
+      while (b < b_end && runs_[b].w1 < runs_[a].w0) ++b;
+      for (std::size_t k = b; k < b_end && runs_[k].w0 <= runs_[a].w1; ++k)
+        if (runs_[k].label == runs_[a].label) {
+          const std::size_t x = root(a), y = root(k);
+          if (x != y) parent_[std::max(x, y)] = std::min(x, y);
+        }
+    }
+  }
+  std::vector<Run> runs_;
+  std::vector<std::size_t> parent_;
+};
+
+// Share of each label's voxels outside its largest 6-connected (face-connected) piece, over the
+// box around all tallied labels.
+std::array<double, kNumClasses> fragmentation(const NdArray& labels, const Box& box) {
+  const auto& [lo, hi] = box;
   std::array<double, kNumClasses> out{};
+  if (hi[0] < 0) return out;
+  const std::int64_t H = labels.dim(1), W = labels.dim(2), rows = hi[1] - lo[1] + 1;
+  RunPieces pieces;
+  std::vector<std::size_t> row_start;  // per (d, h) of the box, then one past the last
+  for (std::int64_t d = lo[0]; d <= hi[0]; ++d)
+    for (std::int64_t h = lo[1]; h <= hi[1]; ++h) {
+      const std::size_t k = row_start.size();
+      row_start.push_back(pieces.size());
+      const bool up = h > lo[1], back = d > lo[0];
+      pieces.add_row(labels.data<std::uint8_t>() + (d * H + h) * W, lo[2], hi[2] + 1,
+                     {{up ? row_start[k - 1] : 0, up ? row_start[k] : 0},
+                      {back ? row_start[k - rows] : 0, back ? row_start[k - rows + 1] : 0}});
+    }
+  std::array<std::int64_t, kNumClasses> total{}, largest{};
+  pieces.piece_sizes(total, largest);
   for (int l = 1; l < kNumClasses; ++l)
     out[l] = total[l] ? 1.0 - static_cast<double>(largest[l]) / static_cast<double>(total[l]) : 0;
   return out;
@@ -208,8 +312,9 @@ CaseSignals qc_signals(const NdArray& labels, const NdArray* unrefined, const Nd
     if (a && (a->shape() != labels.shape() || a->dtype() != DType::kUInt8))
       throw std::invalid_argument("qc: " + a->shape_string() + " does not match the labels " +
                                   labels.shape_string());
-  const auto t = tally(labels, unrefined, probability, coarse_logits, spacing);
-  const auto frag = fragmentation(labels);
+  Box box;
+  const auto t = tally(labels, unrefined, probability, coarse_logits, spacing, box);
+  const auto frag = fragmentation(labels, box);
   CaseSignals c;
   c.out_of_range = range_findings(warnings);
   int lowest = -1, highest = -1;
@@ -225,7 +330,7 @@ CaseSignals qc_signals(const NdArray& labels, const NdArray* unrefined, const Nd
     s.voxels = a.n;
     const double n = static_cast<double>(a.n);
     if (a.kept) {
-      s.probability = a.p_sum / static_cast<double>(a.kept);
+      s.probability = static_cast<double>(a.p_sum) / 255.0 / static_cast<double>(a.kept);
       s.low_share = static_cast<double>(a.low) / static_cast<double>(a.kept);
     }
     if (a.coarse_seen)

@@ -134,6 +134,24 @@ TEST(QcSignals, AFragmentInTheCanalAndAStructureOffTheSpineAreFlagged) {
   EXPECT_LT(r.confidence[4], r.confidence[1]);
 }
 
+// Exact shares on a small map: pieces that join only in a later row (a U), only through the slice
+// before, or only at a corner (not face-connected, so apart).
+TEST(QcSignals, FragmentationCountsFaceConnectedPiecesExactly) {
+  auto a = NdArray::make<std::uint8_t>({3, 8, 10});
+  auto set = [&](int l, std::int64_t d, std::int64_t h, std::int64_t w) {
+    a->data<std::uint8_t>()[(d * 8 + h) * 10 + w] = static_cast<std::uint8_t>(l);
+  };
+  for (std::int64_t h = 0; h < 4; ++h) set(1, 0, h, 1), set(1, 0, h, 4);  // the U's two arms
+  for (std::int64_t w = 1; w <= 4; ++w) set(1, 0, 4, w);                  // its base: 12 voxels
+  set(1, 0, 7, 8);                                                        // and one apart: 1
+  set(2, 0, 6, 0), set(2, 1, 6, 0), set(2, 1, 6, 1), set(2, 2, 7, 1);     // 3 joined, 1 apart
+  set(3, 2, 0, 8), set(3, 2, 1, 9);                                       // corners only: 1 + 1
+  const CaseSignals s = qc_signals(*a, nullptr, nullptr, nullptr, {1, 1, 1}, "");
+  EXPECT_DOUBLE_EQ(of(s, 1).fragmented, 1.0 / 13);
+  EXPECT_DOUBLE_EQ(of(s, 2).fragmented, 1.0 / 4);
+  EXPECT_DOUBLE_EQ(of(s, 3).fragmented, 1.0 / 2);
+}
+
 TEST(QcSignals, AVertebraCutByTheViewIsListed) {
   Mask m = phantom_mask(1);
   NdArray& a = *m.labels;
