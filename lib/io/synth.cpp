@@ -55,17 +55,22 @@ struct Structure {
   double lower_slope;                   // the L5/S disc: its lower surface's slope (u per mm v)
   bool degenerate;
   double fracture;  // anterior height loss (0: intact)
+  // A disc above a wedge fracture: its lower surface follows the body's lowered superior endplate
+  // (the body's anterior height loss in mm and its depth), as a disc fills a fracture's depression.
+  double follow_drop, follow_depth;
 };
 
 // The structure's extent along its axis at AP position v (mm, + posterior), as [lo, hi] in the
 // synth's u (+ inferior): symmetric, the sacrum's wedge, the L5/S disc's wedge (its lower surface
-// on the sacral plate), or a fracture's lowered superior endplate.
+// on the sacral plate), a fracture's lowered superior endplate, or the disc above it.
 std::pair<double, double> extent_u(const Structure& c, double v) {
   double hh = c.height / 2;
   const double dd = c.depth / 2, t = std::clamp(v / dd, -1.0, 1.0);
   if (c.label == 1) hh *= 1.0 - 0.35 * t * 0.5;
   if (c.lower_slope != 0) return {-hh, hh + c.lower_slope * t * dd};
   if (c.fracture > 0) return {-hh + c.height * c.fracture * (1 - t) / 2, hh};
+  if (c.follow_drop > 0)
+    return {-hh, hh + c.follow_drop * (1 - std::clamp(2 * v / c.follow_depth, -1.0, 1.0)) / 2};
   return {-hh, hh};
 }
 
@@ -73,7 +78,7 @@ std::pair<double, double> extent_u(const Structure& c, double v) {
 // extent is linear in v); not seated, half its diagonal, as the demo models' training data was
 // drawn (which cuts a little off the turned sacrum's corner).
 double radius(const Structure& c, bool seated) {
-  if (!seated) return 0.5 * std::hypot(c.height, c.depth);
+  if (!seated && c.follow_drop == 0) return 0.5 * std::hypot(c.height, c.depth);
   double r = 0;
   for (double v : {-c.depth / 2, c.depth / 2}) {
     const auto [lo, hi] = extent_u(c, v);
@@ -241,9 +246,13 @@ void place_chain(std::vector<Structure>& chain, const SpineCurve& curve, const S
                  int case_number) {
   if (o.fracture_rate > 0) {
     Rng fr(o.seed * 0x2545F4914F6CDD1DULL + static_cast<std::uint64_t>(case_number) * 31 + 5);
-    for (auto& c : chain)
-      if (!c.disc && c.label >= 2 && fr.uniform() < o.fracture_rate)
-        c.fracture = fr.uniform(0.2, 0.45);
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      Structure& c = chain[i];
+      if (c.disc || c.label < 2 || fr.uniform() >= o.fracture_rate) continue;
+      c.fracture = fr.uniform(0.2, 0.45);
+      if (i + 1 < chain.size() && chain[i + 1].disc)  // the disc above it, if in the chain
+        chain[i + 1].follow_drop = c.height * c.fracture, chain[i + 1].follow_depth = c.depth;
+    }
   }
   for (auto& c : chain) {
     c.ap_mid = curve.centre(c.s_mid);

@@ -32,7 +32,8 @@ struct SynthOptions {
   // j toward inferior, k toward left); the voxels are the same, permuted and flipped exactly.
   std::string orientation;
   // Share of the vertebrae L5..T9 drawn with a wedge fracture (anterior height 20-45 % lower, the
-  // superior endplate tilted); drawn from its own generator, so 0 leaves the cohort unchanged.
+  // superior endplate tilted, the disc above following it as a disc fills a fracture's
+  // depression); drawn from its own generator, so 0 leaves the cohort unchanged.
   double fracture_rate = 0;
   // The sacrum and the L5/S disc. false (the default, the demo models' first training data): the
   // sacrum turned 20-34 degrees from the spine's curve on its own, meeting the disc with a gap of

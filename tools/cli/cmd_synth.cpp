@@ -28,7 +28,7 @@ void add_synth(CLI::App& app) {
       ->check(CLI::Range(0.0, 50.0));
   sub->add_option("--fractures", o->fracture_rate,
                   "share of the vertebrae L5-T9 drawn with a wedge fracture (anterior height "
-                  "20-45 % lower; default 0)")
+                  "20-45 % lower, the disc above following it; default 0)")
       ->check(CLI::Range(0.0, 1.0));
   sub->add_flag("--seated-sacrum", o->seated_sacrum,
                 "draw the L5/S disc as a wedge with the sacrum's plate on it, as in a real spine "
