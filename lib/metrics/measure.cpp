@@ -360,7 +360,7 @@ double midplane_deg(const LevelMeasurement& v, bool sacrum = false) {
   return (v.superior.normal_deg + v.inferior.normal_deg) / 2;
 }
 
-// Ratios and grades that compare a level with its neighbours.
+// Ratios within a level and against its neighbours, and the segmental and spinal angles.
 void derive_ratios(CaseMeasurement& c) {
   auto lv = [&](int label) -> LevelMeasurement* {
     return label >= 1 && label <= kMaxLabel ? &c.levels[label - 1] : nullptr;
@@ -370,16 +370,6 @@ void derive_ratios(CaseMeasurement& c) {
     if (std::isnan(m.posterior_height_mm)) continue;
     m.wedge_ratio = m.anterior_height_mm / m.posterior_height_mm;
     m.biconcavity_ratio = m.middle_height_mm / m.posterior_height_mm;
-    // Against the smaller neighbour: heights grow down the spine (a T12 is smaller than its L1),
-    // and a crushed body is lower than both of its neighbours.
-    double ref = kNaN;
-    for (int n : {k - 1, k + 1})
-      if (n >= 2 && n <= 10 && !std::isnan(lv(n)->posterior_height_mm))
-        ref = std::isnan(ref) ? lv(n)->posterior_height_mm
-                              : std::min(ref, lv(n)->posterior_height_mm);
-    double loss = std::max(1 - m.wedge_ratio, 1 - m.biconcavity_ratio);
-    if (!std::isnan(ref)) loss = std::max(loss, 1 - m.posterior_height_mm / ref);
-    m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
   }
   for (int k = 1; k <= 9; ++k) {  // disc 10+k between vertebra k (below) and k+1 (above)
     auto& d = *lv(10 + k);
@@ -406,7 +396,8 @@ void derive_ratios(CaseMeasurement& c) {
 // A body's endplate and the facing surface of the disc beside it are one boundary: where their
 // fitted lines differ by more than kPlateOffDiscDeg, one of the two structures has a piece missing
 // or added (a corner the networks left out) and both are marked unreliable. On the clean check
-// cohorts it marks 0.3 % of the endplates, those off by 6-15 deg (docs/qc.md).
+// cohorts it marks 0.3 % of the endplates, those off by 6-15 deg (docs/qc.md). A body with an
+// endplate no disc faces (T9's top, a disc absent or cut) cannot be checked so and is unreliable.
 constexpr double kPlateOffDiscDeg = 8.0;
 
 // Marks a structure unreliable, adding "unreliable: <why>" to its note.
@@ -421,19 +412,77 @@ void mark_plates_off_their_discs(CaseMeasurement& c) {
     auto& body = c.levels[k - 1];
     for (const bool inferior : {true, false}) {
       const int disc = inferior ? 9 + k : 10 + k;
-      if (disc > kMaxLabel) continue;
-      auto& d = c.levels[disc - 1];
       const Endplate& plate = inferior ? body.inferior : body.superior;
-      const Endplate& surface = inferior ? d.superior : d.inferior;
-      if (!plate.valid || !surface.valid) continue;
-      const double off = std::abs(plate.normal_deg - surface.normal_deg);
+      if (!plate.valid) continue;
+      const LevelMeasurement* d = disc <= kMaxLabel ? &c.levels[disc - 1] : nullptr;
+      const Endplate* surface = !d ? nullptr : inferior ? &d->superior : &d->inferior;
+      if (!surface || !surface->valid) {  // T9's top, or a disc absent or cut: nothing to check
+        char b[96];
+        std::snprintf(b, sizeof b, "no disc confirms the %s endplate of %s",
+                      inferior ? "inferior" : "superior", structure_name(k));
+        mark_unreliable(body, b);
+        continue;
+      }
+      const double off = std::abs(plate.normal_deg - surface->normal_deg);
       if (off <= kPlateOffDiscDeg) continue;
       char b[96];
       std::snprintf(b, sizeof b, "%s %s endplate %.0f deg off the %s disc", structure_name(k),
                     inferior ? "inferior" : "superior", off, structure_name(disc));
       mark_unreliable(body, b);
-      mark_unreliable(d, b);
+      mark_unreliable(c.levels[disc - 1], b);
     }
+  }
+}
+
+// Whether the disc `disc` confirms body k's endplate on its side: the disc is measured and
+// reliable and its facing surface lies within kPlateOffDiscDeg of the plate. T9's superior
+// endplate has no disc among the 19 structures to confirm it.
+bool plate_confirmed(const CaseMeasurement& c, int k, bool inferior) {
+  const int disc = inferior ? 9 + k : 10 + k;
+  if (disc > kMaxLabel) return false;
+  const LevelMeasurement &body = c.levels[k - 1], &d = c.levels[disc - 1];
+  const Endplate& plate = inferior ? body.inferior : body.superior;
+  const Endplate& surface = inferior ? d.superior : d.inferior;
+  return plate.valid && surface.valid && d.reliable &&
+         std::abs(plate.normal_deg - surface.normal_deg) <= kPlateOffDiscDeg;
+}
+
+void add_note(LevelMeasurement& m, const std::string& text) {
+  if (m.note.find(text) == std::string::npos) m.note += (m.note.empty() ? "" : "; ") + text;
+}
+
+// Genant's height-loss grade of each vertebra above the sacrum, from its own ratios and against its
+// reliable neighbours, given only where the discs beside it confirm both endplates (a boundary the
+// networks placed a few degrees off tilts an endplate into a wedge no fracture made; T9 is never
+// graded). The loss is the largest of 1 - wedge, 1 - biconcavity and the crush term: 1 - its mean
+// height / the smaller mean height of the vertebrae beside it, a crushed body being lower than
+// both. Without the one above it there is no crush term: bodies grow down the spine, the one below
+// by an amount that varies (T12 to L1 most; in synthetic phantoms 30 % or more). Mean heights, not
+// posterior ones: an L5 is lower behind than in front by nature, and an endplate fitted a few
+// degrees off moves Ha and Hp by opposite amounts but not their mean. Unreliable bodies keep their
+// grade in the CSV, where nothing shows it.
+void grade_height_loss(CaseMeasurement& c) {
+  auto mean_height = [&](int label) {
+    const LevelMeasurement& m = c.levels[label - 1];
+    return m.reliable ? (m.anterior_height_mm + m.middle_height_mm + m.posterior_height_mm) / 3
+                      : kNaN;
+  };
+  for (int k = 2; k <= 10; ++k) {
+    auto& m = c.levels[k - 1];
+    m.height_loss_grade = -1;
+    if (std::isnan(m.posterior_height_mm)) continue;
+    if (!plate_confirmed(c, k, false) || !plate_confirmed(c, k, true)) {
+      if (m.reliable) add_note(m, "no grade: an endplate no disc confirms");
+      continue;
+    }
+    double loss = std::max(1 - m.wedge_ratio, 1 - m.biconcavity_ratio);
+    const double above = k < 10 ? mean_height(k + 1) : kNaN;
+    const double below = k > 2 ? mean_height(k - 1) : kNaN;
+    if (!std::isnan(above)) {
+      const double own = (m.anterior_height_mm + m.middle_height_mm + m.posterior_height_mm) / 3;
+      loss = std::max(loss, 1 - own / (std::isnan(below) ? above : std::min(above, below)));
+    }
+    m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
   }
 }
 
@@ -454,11 +503,13 @@ void apply_confidence(CaseMeasurement& m, const std::array<double, 19>& confiden
   for (auto& l : m.levels) {
     if (l.label < 1 || l.label > kMaxLabel) continue;
     l.confidence = confidence[l.label - 1];
-    if (reliable[l.label - 1] != 0.0) continue;  // 1 or NaN (not judged)
+    const double r = reliable[l.label - 1];
+    if (!(r <= 0.0)) continue;  // 1 or NaN (not judged)
     char b[48];
     std::snprintf(b, sizeof b, "QC confidence %.2f", l.confidence);
-    mark_unreliable(l, b);
+    mark_unreliable(l, r < 0 ? "the case failed QC" : b);
   }
+  grade_height_loss(m);  // against the bodies that stayed reliable
 }
 
 CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const Geometry& g,
@@ -524,6 +575,7 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     c.levels[0].superior = c.levels[10].inferior;
   derive_ratios(c);
   mark_plates_off_their_discs(c);
+  grade_height_loss(c);
   return c;
 }
 

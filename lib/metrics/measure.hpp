@@ -63,8 +63,9 @@ struct CaseMeasurement {
   bool lordosis_reliable() const { return reliable(1) && reliable(6); }
 };
 
-// Marks the structures below `reliable_from` as unreliable (the reason in their note) and records
-// every judged structure's confidence; by label - 1, NaN for a structure not judged.
+// Records every judged structure's confidence and marks as unreliable (the reason in its note)
+// those whose `reliable` is 0 (below `reliable_from`) or -1 (their case failed QC); by label - 1,
+// NaN for a structure not judged. Grades again against the bodies that stay reliable.
 void apply_confidence(CaseMeasurement& m, const std::array<double, 19>& confidence,
                       const std::array<double, 19>& reliable);
 

@@ -239,9 +239,9 @@ function lut(shown) {  // NiiVue label colour map: the palette, hidden structure
     sw.style.background = `rgb(${COLOURS[i].join(',')})`;
     const l = document.createElement('label');
     const q = CONFIDENCE[i];
-    l.append(box, sw, name + (q && q[1] === 0 ? ' ?' : ''));
-    if (q) { l.append(Object.assign(document.createElement('small'), {textContent: q[0].toFixed(2)})); l.title = `QC confidence ${q[0].toFixed(2)}${q[1] === 0 ? ': unreliable' : ''}`; }
-    if (q && q[1] === 0) l.className = 'unsure';
+    l.append(box, sw, name + (q && q[1] <= 0 ? ' ?' : ''));
+    if (q) { l.append(Object.assign(document.createElement('small'), {textContent: q[0].toFixed(2)})); l.title = `QC confidence ${q[0].toFixed(2)}${q[1] < 0 ? ': unreliable (the case failed QC)' : q[1] === 0 ? ': unreliable' : ''}`; }
+    if (q && q[1] <= 0) l.className = 'unsure';
     legend.append(l);
   });
   nv.onLocationChange = (data) => {

@@ -49,7 +49,7 @@ struct ViewerPage {
   std::string fallback_png;                           // relative to the page; may be empty
   std::string note;                                   // shown under the title (e.g. reduced)
   // metrics.qc's confidence per structure (by label - 1; NaN: not judged) and whether each is
-  // reliable (0: shown greyed with a question mark).
+  // reliable (1; 0, or -1 when its case failed QC: shown greyed with a question mark).
   std::array<double, 19> confidence, reliable;
   ViewerPage() { confidence.fill(std::nan("")), reliable.fill(std::nan("")); }
 };

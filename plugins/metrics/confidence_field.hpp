@@ -1,6 +1,7 @@
 // metrics.qc's "structure_confidence" field, the one place its name and layout are written down:
 // float32 [2, 19], column label - 1: row 0 the structure's confidence in [0, 1]
-// (metrics/qc.hpp), row 1 whether it is reliable (1) or not (0); NaN in both for an absent
+// (metrics/qc.hpp), row 1 whether it is reliable: 1 yes, 0 no (its confidence is below the
+// threshold), -1 no (its case failed QC, whatever its own confidence); NaN in both for an absent
 // structure. Stages that mark values as reliable or not (measure, statistics, the SR, the
 // report) read it through here and declare it optional: without it every structure counts as
 // reliable and no confidence is reported.
@@ -26,7 +27,7 @@ struct StructureConfidence {
   double of(int label) const { return label >= 1 && label <= 19 ? value[label - 1] : kNaN; }
   // Only a present structure judged unreliable is: an absent one has no values to doubt.
   bool reliable(int label) const {
-    return !(label >= 1 && label <= 19 && is_reliable[label - 1] == 0.0);
+    return !(label >= 1 && label <= 19 && is_reliable[label - 1] <= 0.0);
   }
 };
 

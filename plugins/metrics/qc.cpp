@@ -74,11 +74,11 @@ CasePtr Qc::process(const CasePtr& in) {
                                          coarse.get(), sp, in->attr(kWarningsAttr));
   const QcResult r = assess(signals, model_);
   write_file_atomic(file_of(in->id()), qc_record_json(r, &signals) + "\n");
-  StructureConfidence conf;
+  StructureConfidence conf;  // in a case that fails, no structure is reliable
   for (int k = 0; k < 19; ++k) {
     conf.value[k] = r.confidence[k];
     if (!std::isnan(r.confidence[k]))
-      conf.is_reliable[k] = r.confidence[k] >= options_.reliable_from;
+      conf.is_reliable[k] = r.verdict == "fail" ? -1.0 : r.confidence[k] >= options_.reliable_from;
   }
   auto out = in->derive();
   out->set(kConfidenceField, confidence_array(conf));

@@ -78,6 +78,7 @@ Drawing trapezoid_spine() {
       {5, 131, 0, 156, 0},       // L2
       {15, 156, 0, 166, 0},      // L1/L2
       {6, 166, 0, 191, -t10},    // L1
+      {16, 191, -t10, 198, -t10},  // T12/L1 (the disc above confirms L1's superior endplate)
   };
   return draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 200);
 }
@@ -145,16 +146,17 @@ TEST(Measure, AnEndplateOffTheDiscBesideItMarksBothUnreliable) {
   // of background between them, as where the networks leave out a corner of a body.
   const std::vector<Slab> slabs = {
       {1, 2, 0, 12, 0},   {11, 12, 0, 26, 0}, {2, 26, 0, 42, 0},  {12, 42, 0, 50, 0.25},
-      {3, 58, 0, 83, 0},  {13, 83, 0, 93, 0}, {4, 93, 0, 118, 0},
+      {3, 58, 0, 83, 0},  {13, 83, 0, 93, 0}, {4, 93, 0, 118, 0}, {14, 118, 0, 126, 0},
   };
-  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 125);
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 135);
   const auto m = measure_case("gap", *dr.labels, dr.g);
   for (int label : {3, 12}) {
     EXPECT_FALSE(m.level(label).reliable) << structure_name(label);
     EXPECT_THAT(m.level(label).note,
                 ::testing::HasSubstr("unreliable: L4 inferior endplate 14 deg off the L4/L5 disc"));
   }
-  for (int label : {1, 2, 4, 11, 13}) EXPECT_TRUE(m.level(label).reliable) << structure_name(label);
+  for (int label : {1, 2, 4, 11, 13, 14})
+    EXPECT_TRUE(m.level(label).reliable) << structure_name(label) << ": " << m.level(label).note;
   EXPECT_FALSE(m.segmental_reliable(2));  // L4/L5 rests on L4
 }
 
@@ -220,20 +222,65 @@ std::vector<Slab> stacked(std::initializer_list<std::pair<int, double>> parts) {
 }
 }  // namespace
 
-TEST(Measure, AGenantCrushIsAgainstTheSmallerNeighbour) {
+TEST(Measure, AGenantCrushIsAgainstTheSmallerNeighbourAndNeedsTheOneAbove) {
   // T11 20 mm, T12 18 mm and L1 28 mm tall (heights grow down the spine): T12 is 25 % below their
   // mean but 10 % below T11, so not graded. L3 at 18 mm between 25 mm bodies is 28 % below both: 2.
   const auto slabs = stacked({{4, 18}, {14, 8}, {5, 25}, {15, 8}, {6, 28}, {16, 8}, {7, 18},
-                              {17, 7}, {8, 20}});
-  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 144);
-  const auto m = measure_case("crush", *dr.labels, dr.g);
+                              {17, 7}, {8, 20}, {18, 8}});
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 154);
+  auto m = measure_case("crush", *dr.labels, dr.g);
   EXPECT_EQ(m.level(7).height_loss_grade, 0);
   EXPECT_NEAR(m.level(7).posterior_height_mm, 18, 0.5);
+  // Without T11 (unreliable), T12 is not held against the larger L1 below it.
+  std::array<double, 19> conf, reliable;
+  conf.fill(0.9), reliable.fill(1);
+  reliable[7] = 0;
+  apply_confidence(m, conf, reliable);
+  EXPECT_EQ(m.level(7).height_loss_grade, 0);
+  EXPECT_FALSE(m.level(8).reliable);
   // (L3 touches the first axial slice there: cut, not graded.) L3 inside the view:
-  const auto crushed = stacked({{3, 25}, {13, 8}, {4, 18}, {14, 8}, {5, 25}});
-  const Drawing dc = draw([&](double y, double z) { return label_in(crushed, y, z); }, 40, 88);
+  const auto crushed = stacked({{3, 25}, {13, 8}, {4, 18}, {14, 8}, {5, 25}, {15, 8}});
+  const Drawing dc = draw([&](double y, double z) { return label_in(crushed, y, z); }, 40, 100);
   const auto c = measure_case("crush", *dc.labels, dc.g);
   EXPECT_EQ(c.level(4).height_loss_grade, 2);
+}
+
+// An L5 lower behind than in front, as L5s are (Ha 27, Hp 20 mm, mean 23.5) under a 26 mm L4: its
+// posterior height is 23 % below L4's, its mean height 10 %: no crush.
+TEST(Measure, ACrushIsOnMeanHeightsSoAWedgedL5IsNotCrushed) {
+  const double s = 7.0 / 30;  // the plate between L5 and its disc above falls 7 mm to posterior
+  const std::vector<Slab> slabs = {{1, 2, 0, 12, 0},      {11, 12, 0, 20, 0},   {2, 20, 0, 47, -s},
+                                   {12, 47, -s, 57, -s},  {3, 57, -s, 83, -s},  {13, 83, -s, 91, -s},
+                                   {4, 91, -s, 117, -s}};
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 124);
+  const auto m = measure_case("l5", *dr.labels, dr.g);
+  const auto& L5 = m.level(2);
+  ASSERT_NEAR(L5.posterior_height_mm, 20, 0.8);
+  ASSERT_NEAR(L5.anterior_height_mm, 27, 0.8);
+  EXPECT_EQ(L5.height_loss_grade, 0);
+}
+
+// A grade needs both endplates confirmed by the discs beside them: T9 (no disc above it among the
+// 19 structures: unreliable) and a body beside an unreliable disc get none, whatever their wedge.
+TEST(Measure, NoGradeWithoutADiscConfirmingEachEndplate) {
+  const double w = 9.0 / 30;  // a wedge 9 mm lower in front: 45 % of 20 mm
+  const std::vector<Slab> slabs = {{8, 2, 0, 22, 0},   {18, 22, 0, 30, 0},  {9, 30, 0, 50, 0},
+                                   {19, 50, 0, 58, 0}, {10, 58, 0, 69, w}};
+  const Drawing dr = draw([&](double y, double z) { return label_in(slabs, y, z); }, 40, 86);
+  auto m = measure_case("top", *dr.labels, dr.g);
+  const auto& T9 = m.level(10);
+  ASSERT_LT(T9.wedge_ratio, 0.7);
+  EXPECT_EQ(T9.height_loss_grade, -1);
+  EXPECT_FALSE(T9.reliable);
+  EXPECT_THAT(T9.note, ::testing::HasSubstr("no disc confirms the superior endplate of T9"));
+  EXPECT_EQ(m.level(9).height_loss_grade, 0);  // T10, between two discs
+  std::array<double, 19> conf, reliable;
+  conf.fill(0.9), reliable.fill(1);
+  reliable[18] = -1;  // T9/T10's case failed QC
+  apply_confidence(m, conf, reliable);
+  EXPECT_EQ(m.level(9).height_loss_grade, -1);
+  EXPECT_THAT(m.level(9).note, ::testing::HasSubstr("no grade: an endplate no disc confirms"));
+  EXPECT_THAT(m.level(19).note, ::testing::HasSubstr("the case failed QC"));
 }
 
 TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
@@ -248,7 +295,12 @@ TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
       io::Phantom ph = io::make_phantom(o, i);
       const auto m = measure_case(ph.id, *ph.mask, ph.geometry);
       compared += expect_truth(ph, m);
-      for (const auto& t : ph.truth) fractures += t.fracture > 0 && t.complete;
+      for (const auto& t : ph.truth) {
+        fractures += t.fracture > 0 && t.complete;
+        // The disc above a fracture follows its lowered endplate: the body stays reliable.
+        if (t.fracture > 0 && t.complete && t.label != 10)
+          EXPECT_TRUE(m.level(t.label).reliable) << ph.id << " " << m.level(t.label).note;
+      }
       // Stored as RAS (axes permuted and flipped): the same values.
       const auto r = io::plan_reorientation(io::axis_codes(ph.geometry), "RAS");
       const std::array<std::int64_t, 3> ijk{ph.mask->dim(1), ph.mask->dim(2), ph.mask->dim(0)};

@@ -766,6 +766,40 @@ TEST(Cli, AResumedRunReportsTheWholeCohortAsAnUninterruptedOneDoes) {
             spineparse::read_file((d / "whole/qc/review.csv").string()));
 }
 
+// In a case that fails QC no structure is reliable, however sure of it the networks were: its
+// measurements are kept, marked reliable=0, and the note says why; in a passing case they count.
+TEST(Cli, ACaseThatFailsQcHasNoReliableMeasurements) {
+  TempDir d;
+  const std::string cohort = (d / "cohort").string();
+  ASSERT_EQ(sp("synth --cases 1 --size 320 384 --seed 4 --out " + cohort).code, 0);
+  for (const char* bias : {"-20", "20"}) {  // every case fails / passes; structures all sure
+    spineparse::write_file_atomic((d / "qc.json").string(),
+                                  std::string(R"({"structure": {"bias": 8, "weights": {"cut": -1}},
+                                      "case": {"bias": )") + bias + R"(, "weights": {"missing": -1}}})");
+    const std::string graph_file = (d / "g.json").string(), out = (d / bias).string();
+    spineparse::write_file_atomic(graph_file, R"({"schema_version": 1, "nodes": [
+      {"id": "read", "stage": "io.read_dataset"},
+      {"id": "labels", "stage": "test.mask_as_labels"},
+      {"id": "qc", "stage": "metrics.qc", "params": {"calibration": "qc.json"}},
+      {"id": "measure", "stage": "metrics.measure"}]})");
+    const auto r = sp("run " + graph_file + " --input " + cohort + " --output " + out +
+                      " --plugin-dir " + spineparse::testing::test_plugin_dir() + " --progress none");
+    ASSERT_EQ(r.code, 0) << r.output;
+    const bool fails = std::string(bias) == "-20";
+    EXPECT_THAT(r.output, HasSubstr(fails ? "qc: 0 pass, 0 review, 1 fail" : "qc: 1 pass"));
+    std::istringstream csv(spineparse::read_file(out + "/measurements/measurements.csv"));
+    int rows = 0;
+    for (std::string line; std::getline(csv, line);) {
+      if (line.rfind("Case1,", 0) != 0 || line.find(",absent") != std::string::npos) continue;
+      ++rows;
+      EXPECT_THAT(line, HasSubstr(fails ? ",0," : ",1,")) << line;  // confidence 1.000 either way
+      if (fails) EXPECT_THAT(line, HasSubstr("unreliable: the case failed QC")) << line;
+      else EXPECT_THAT(line, ::testing::Not(HasSubstr("unreliable"))) << line;
+    }
+    EXPECT_GE(rows, 10);
+  }
+}
+
 // A thin-slice (1 mm) acquisition lies outside the demo models' training range (about 4 mm
 // slices): each case carries a warning naming the property, its value and the range; with
 // resample=auto (the default) the slice axis is resampled to the model's spacing and the labels
