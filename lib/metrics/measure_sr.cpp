@@ -169,16 +169,21 @@ void write_measurement_sr(const std::string& path, const CaseMeasurement& m,
     check(g.addFindingSite(DSRCodedEntryValue(site.value, "SCT", site.meaning)), what);
     add_values(g, level_concepts(l), what);
   }
-  auto& align = report.getIndividualMeasurements();
-  check(align.setTrackingIdentifier("alignment"), path);
-  check(align.setTrackingUniqueIdentifier(dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)),
-        path);
-  for (const Concept& c : alignment_concepts(m)) {
-    if (std::isnan(c.value)) continue;
-    check(align.addMeasurement(
-              CID7469_GenericIntensityAndSizeMeasurements(c.code),
-              CMR_SRNumericMeasurementValue(decimal(c.value).c_str(), unit(c.unit)), OFFalse),
-          path + " (alignment)");
+  // The alignment group only with a value in it (an empty group makes the report invalid; a case
+  // with nothing reliable, one that failed QC, gets a report without groups).
+  std::vector<Concept> alignment;
+  for (const Concept& c : alignment_concepts(m))
+    if (!std::isnan(c.value)) alignment.push_back(c);
+  if (!alignment.empty()) {
+    auto& align = report.getIndividualMeasurements();
+    check(align.setTrackingIdentifier("alignment"), path);
+    check(align.setTrackingUniqueIdentifier(dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)),
+          path);
+    for (const Concept& c : alignment)
+      check(align.addMeasurement(
+                CID7469_GenericIntensityAndSizeMeasurements(c.code),
+                CMR_SRNumericMeasurementValue(decimal(c.value).c_str(), unit(c.unit)), OFFalse),
+            path + " (alignment)");
   }
   if (!report.isValid()) throw std::runtime_error(path + ": the measurement report is not valid");
 

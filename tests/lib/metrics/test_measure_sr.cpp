@@ -150,6 +150,22 @@ TEST(MeasureSr, ReadsBackWithEveryValueItsSegmentAndItsEvidence) {
   EXPECT_EQ(references, structures);
 }
 
+// A case with nothing reliable (one that failed QC) still gets a valid report: it holds no
+// measurement group, and no alignment group without a value.
+TEST(MeasureSr, ACaseWithNothingReliableGetsAReportWithoutValues) {
+  TempDir d;
+  const DicomCase c = dicom_case(d);
+  CaseMeasurement m = measure_case("Case1", *c.labels, c.volume.geometry, c.volume.data.get());
+  std::array<double, 19> conf, reliable;
+  conf.fill(0.9), reliable.fill(-1);
+  apply_confidence(m, conf, reliable);
+  const std::string sr = (d / "sr.dcm").string();
+  write_measurement_sr(sr, m, c.seg, c.files);
+  std::vector<std::string> evidence;
+  EXPECT_TRUE(read_measurement_sr(sr, &evidence).empty());
+  EXPECT_EQ(evidence.size(), c.files.size() + 1);  // the source images and the SEG
+}
+
 TEST(MeasureSr, AMissingSegmentationIsNamed) {
   TempDir d;
   const DicomCase c = dicom_case(d);
