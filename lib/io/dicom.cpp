@@ -22,6 +22,8 @@
 
 #include "io/ascii.hpp"
 #include "io/dicom_check.hpp"
+#include "io/dicom_enhanced.hpp"
+#include "io/dicom_slices.hpp"
 #include "io/volume_io.hpp"
 #include "spineparse/files.hpp"
 
@@ -33,7 +35,8 @@ namespace {
 const gdcm::Tag kSeriesUid(0x0020, 0x000e), kSeriesNumber(0x0020, 0x0011),
     kDescription(0x0008, 0x103e), kModality(0x0008, 0x0060), kPosition(0x0020, 0x0032),
     kOrientation(0x0020, 0x0037), kRows(0x0028, 0x0010), kFrames(0x0028, 0x0008),
-    kEcho(0x0018, 0x0086), kCharset(0x0008, 0x0005);
+    kEcho(0x0018, 0x0086), kCharset(0x0008, 0x0005), kSopClass(0x0008, 0x0016),
+    kSopInstance(0x0008, 0x0018);
 
 // A text attribute in its file's SpecificCharacterSet (e.g. ISO_IR 100, Latin-1) as UTF-8, by
 // DCMTK's conversion; as it is when the set is absent (ASCII), UTF-8 already, or not convertible.
@@ -99,13 +102,6 @@ std::string common_folder(const std::vector<std::string>& files) {
 }
 
 // Where a file's slice lies: its orientation and position, when it states them.
-struct Placed {
-  std::string file;
-  bool has_orientation = false, has_position = false;
-  std::array<double, 6> orientation{};
-  std::array<double, 3> position{};
-};
-
 // The placement the scanner read (values that are not finite numbers count as absent).
 std::vector<Placed> placed_by(const gdcm::Scanner& s, const std::vector<std::string>& files) {
   std::vector<Placed> out;
@@ -116,55 +112,6 @@ std::vector<Placed> placed_by(const gdcm::Scanner& s, const std::vector<std::str
     p.has_position =
         finite_numbers(trimmed(s.GetValue(f.c_str(), kPosition)), 3, p.position.data());
     out.push_back(p);
-  }
-  return out;
-}
-
-// The files of one series in slice order (by position along the normal of the orientation);
-// throws when orientations differ, positions repeat or the spacing is uneven.
-struct Slice {
-  double at;
-  std::string file;
-};
-std::vector<Slice> slices_in_order(const std::vector<Placed>& files, const std::string& what) {
-  if (!files.front().has_orientation)
-    throw std::runtime_error(what + ": no ImageOrientationPatient in " + files.front().file);
-  const auto& o0 = files.front().orientation;
-  const std::array<double, 3> n{o0[1] * o0[5] - o0[2] * o0[4], o0[2] * o0[3] - o0[0] * o0[5],
-                                o0[0] * o0[4] - o0[1] * o0[3]};
-  std::vector<Slice> out;
-  for (const auto& f : files) {
-    if (!f.has_position) throw std::runtime_error(what + ": no ImagePositionPatient in " + f.file);
-    if (!f.has_orientation)
-      throw std::runtime_error(what + ": no ImageOrientationPatient in " + f.file);
-    for (std::size_t i = 0; i < 6; ++i)
-      if (std::abs(f.orientation[i] - o0[i]) > 1e-3)
-        throw std::runtime_error(what + ": slices in different orientations (" + f.file + " and " +
-                                 files.front().file + ")");
-    const auto& p = f.position;
-    out.push_back({p[0] * n[0] + p[1] * n[1] + p[2] * n[2], f.file});
-  }
-  std::sort(out.begin(), out.end(), [](const Slice& a, const Slice& b) { return a.at < b.at; });
-  std::vector<double> gaps;
-  for (std::size_t i = 1; i < out.size(); ++i) gaps.push_back(out[i].at - out[i - 1].at);
-  if (gaps.empty()) return out;
-  std::vector<double> sorted = gaps;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
-                   sorted.end());
-  const double typical = sorted[sorted.size() / 2];
-  for (std::size_t i = 0; i < gaps.size(); ++i) {
-    char buf[160];
-    if (gaps[i] < 1e-3) {
-      throw std::runtime_error(what + ": two slices at one position (" + out[i].file + " and " +
-                               out[i + 1].file + ")");
-    }
-    if (std::abs(gaps[i] - typical) > 0.05 * typical + 1e-3) {
-      std::snprintf(buf, sizeof buf,
-                    "%.3g mm between slices %zu and %zu where the others are %.3g mm", gaps[i],
-                    i + 1, i + 2, typical);
-      throw std::runtime_error(what + ": uneven slice spacing, " + buf + " (a missing slice?) at " +
-                               out[i + 1].file);
-    }
   }
   return out;
 }
@@ -228,12 +175,12 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
   if (files.empty()) return {};
   gdcm::Scanner scanner;
   for (const auto& t : {kSeriesUid, kSeriesNumber, kDescription, kModality, kPosition, kOrientation,
-                        kRows, kFrames, kEcho, kCharset})
+                        kRows, kFrames, kEcho, kCharset, kSopClass, kSopInstance})
     scanner.AddTag(t);
   if (!scanner.Scan(files)) throw std::runtime_error("cannot scan the DICOM files in " + dir);
   // By series and echo: the echoes of an interleaved multi-echo series are separate volumes.
   std::map<std::string, DicomSeries> by_uid;
-  std::map<std::string, std::set<std::string>> echoes_of;
+  std::map<std::string, std::set<std::string>> echoes_of, objects_of;
   std::vector<DicomSeries> unreadable;
   for (const auto& f : files) {
     if (!scanner.IsKey(f.c_str()) || fs::path(f).filename() == "DICOMDIR") {
@@ -242,8 +189,13 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
     }
     const std::string uid = trimmed(scanner.GetValue(f.c_str(), kSeriesUid));
     const std::string echo = trimmed(scanner.GetValue(f.c_str(), kEcho));
+    const std::string frames = trimmed(scanner.GetValue(f.c_str(), kFrames));
+    // An Enhanced MR object is a volume of its own: a series may hold several (time points).
+    const bool enhanced = is_enhanced_mr_class(trimmed(scanner.GetValue(f.c_str(), kSopClass)));
+    const std::string object = enhanced ? trimmed(scanner.GetValue(f.c_str(), kSopInstance)) : "";
     echoes_of[uid].insert(echo);
-    DicomSeries& s = by_uid[uid + '\n' + echo];
+    if (enhanced) objects_of[uid].insert(object);
+    DicomSeries& s = by_uid[uid + '\n' + echo + '\n' + object];
     if (s.files.empty()) {
       s.uid = uid;
       s.echo = echo;
@@ -253,19 +205,26 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
       s.modality = trimmed(scanner.GetValue(f.c_str(), kModality));
     }
     s.files.push_back(f);
-    const std::string frames = trimmed(scanner.GetValue(f.c_str(), kFrames));
+    s.enhanced = enhanced;
     if (!scanner.GetValue(f.c_str(), kRows))
       s.not_a_volume = "no pixel data (" + (s.modality.empty() ? "?" : s.modality) + ")";
     else if (s.modality == "SEG")
       s.not_a_volume = "a segmentation (SEG), not an image series";
-    else if (!frames.empty() && frames != "1")
+    else if (!enhanced && !frames.empty() && frames != "1")
       s.not_a_volume = "a multi-frame object (" + frames +
-                       " frames in one file): convert it to one file per slice";
+                       " frames in one file) of a class other than Enhanced MR: convert it to one "
+                       "file per slice";
   }
   std::vector<DicomSeries> out = std::move(unreadable);
   for (auto& [key, s] : by_uid) {
     if (echoes_of[s.uid].size() > 1) s.description += " echo " + s.echo;
+    if (objects_of[s.uid].size() > 1)  // named by file: their instance UIDs say nothing to a user
+      s.description += " " + fs::path(s.files.front()).stem().string();
     s.folder = common_folder(s.files);
+    if (s.enhanced) {  // one object, its frames placed by its functional groups when read
+      out.push_back(std::move(s));
+      continue;
+    }
     if (s.not_a_volume.empty() && s.files.size() < 3)
       s.not_a_volume = std::to_string(s.files.size()) + " image(s): not a 3-D series";
     if (s.not_a_volume.empty()) {
@@ -288,6 +247,7 @@ std::vector<DicomSeries> find_dicom_series(const std::string& dir) {
 
 Volume read_dicom_series(const std::vector<std::string>& files, const ReadLimits& limits) {
   if (files.empty()) throw std::runtime_error("an empty DICOM series");
+  if (files.size() == 1 && is_enhanced_mr_file(files[0])) return read_enhanced_mr(files[0], limits);
   const std::string what = "DICOM series in " + common_folder(files);
   // Every file checked before GDCM or ITK decodes it (what they would assert on or misread).
   std::vector<std::string> warnings;

@@ -12,11 +12,13 @@
 #include <dcmtk/dcmseg/segment.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 
+#include "io/dicom_enhanced.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
@@ -41,6 +43,7 @@ CodeSequenceMacro property_type(int label) {
 
 struct SourceSlice {
   std::string sop_class, sop_instance;
+  Uint16 frame = 0;  // the frame of a multi-frame source (1-based; 0: a single-frame image)
 };
 
 SourceSlice source_of(const std::string& file) {
@@ -54,6 +57,40 @@ SourceSlice source_of(const std::string& file) {
   s.sop_instance = v.c_str();
   if (s.sop_instance.empty()) throw std::runtime_error(file + " has no SOPInstanceUID");
   return s;
+}
+
+// The source image of each slice d: file d of a classic series, or the frame of one Enhanced MR
+// object that lies at slice d's position.
+std::vector<SourceSlice> sources_of(const std::string& path, const std::vector<std::string>& files,
+                                    const Geometry& g, std::int64_t D) {
+  std::vector<SourceSlice> out;
+  if (files.size() == 1 && D > 1 && is_enhanced_mr_file(files[0])) {
+    const SourceSlice object = source_of(files[0]);
+    const auto at = enhanced_frame_positions(files[0]);
+    for (std::int64_t d = 0; d < D; ++d) {
+      std::size_t best = 0;
+      double best_mm = 1e300;
+      for (std::size_t k = 0; k < at.size(); ++k) {
+        double mm = 0;
+        for (int w = 0; w < 3; ++w) {
+          const double p = g.origin[w] + g.direction[w * 3 + 2] * g.spacing[2] * static_cast<double>(d);
+          mm += (at[k][w] - p) * (at[k][w] - p);
+        }
+        if (mm < best_mm) best_mm = mm, best = k;
+      }
+      if (std::sqrt(best_mm) > 0.25 * g.spacing[2])
+        throw std::runtime_error(path + ": no frame of " + files[0] + " lies at slice " +
+                                 std::to_string(d + 1));
+      out.push_back(object);
+      out.back().frame = static_cast<Uint16>(best + 1);
+    }
+    return out;
+  }
+  if (static_cast<std::int64_t>(files.size()) != D)
+    throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +
+                             std::to_string(files.size()) + " source images");
+  for (const auto& f : files) out.push_back(source_of(f));
+  return out;
 }
 
 // The segmentation object over the series: geometry shared by every frame and the dimension
@@ -104,13 +141,14 @@ void add_frame(DcmSegmentation& seg, const std::string& path, const Geometry& g,
   FGFrameContent content;
   content.setDimensionIndexValues(number, 0);
   content.setDimensionIndexValues(static_cast<Uint32>(d + 1), 1);
-  ImageSOPInstanceReferenceMacro* ref = nullptr;
+  ImageSOPInstanceReferenceMacro* raw = nullptr;
   check(ImageSOPInstanceReferenceMacro::create(src.sop_class.c_str(), src.sop_instance.c_str(),
-                                               OFVector<Uint16>(), ref),
+                                               raw),
         path);
+  std::unique_ptr<ImageSOPInstanceReferenceMacro> ref(raw);
+  if (src.frame) check(ref->addReferencedFrameNumber(src.frame), path + ": frame reference");
   OFVector<ImageSOPInstanceReferenceMacro> refs;
   refs.push_back(*ref);
-  delete ref;
   std::unique_ptr<FGDerivationImage> derivation(
       DcmSegmentation::createDerivationImageFG(refs, "Segmentation by spineparse"));
   OFVector<FGBase*> groups;
@@ -127,13 +165,9 @@ void write_dicom_seg(const std::string& path, const NdArray& labels, const Geome
   static std::once_flag quiet;  // DCMTK's logger setup is not thread-safe: once
   std::call_once(quiet, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });  // failures throw
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
-  if (static_cast<std::int64_t>(source_files.size()) != D)
-    throw std::runtime_error(path + ": " + std::to_string(D) + " slices but " +
-                             std::to_string(source_files.size()) + " source images");
+  const std::vector<SourceSlice> sources = sources_of(path, source_files, g, D);
   auto seg = new_segmentation(path, g, H, W, source_files.front());
   const auto* l = labels.data<std::uint8_t>();
-  std::vector<SourceSlice> sources;
-  for (const auto& f : source_files) sources.push_back(source_of(f));
   std::vector<Uint8> frame(static_cast<std::size_t>(H * W));
   for (int label = 1; label < kNumClasses; ++label) {
     bool present = false;

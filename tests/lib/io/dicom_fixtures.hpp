@@ -1,7 +1,11 @@
 // Writing DICOM series from volumes at test time (ITK's GDCM writer, one MR slice per file along
-// the volume's k axis), so that tests need no stored DICOM files.
+// the volume's k axis; or DCMTK, one Enhanced MR object), so that tests need no stored DICOM files.
 #pragma once
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
 #include <itkImageSeriesWriter.h>
@@ -126,6 +130,85 @@ inline void write_dicom_series(const NdArray& image, const Geometry& g,
   writer->SetFileNames(names);
   writer->SetMetaDataDictionaryArray(&dicts);
   writer->Update();
+}
+
+// One Enhanced MR object holding `image` (float32 [D,H,W], integer values) on `g`: the orientation
+// and pixel spacing shared, each frame's position and rescale its own. Frames are stored in
+// reverse slice order, and every third frame with slope 0.5 (stored 2 v), every third with
+// intercept -100 (stored v + 100), so that a reader must place and rescale each frame.
+struct EnhancedSpec {
+  std::string path;
+  std::string series_uid = "1.2.826.0.1.3680043.8.498.7";
+  std::string description = "sag T2 enhanced";
+  int same_position_as_first = -1;  // this frame (storage order) at the first one's position
+  int no_position = -1;             // this frame without a PlanePositionSequence
+  std::size_t cut_pixel_bytes = 0;  // pixel data this much shorter than the frames
+};
+inline void write_enhanced_mr(const NdArray& image, const Geometry& g, const EnhancedSpec& spec) {
+  const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
+  DcmFileFormat ff;
+  DcmDataset& dset = *ff.getDataset();
+  auto put = [&](DcmItem& item, const DcmTagKey& key, const std::string& v) {
+    item.putAndInsertString(key, v.c_str());
+  };
+  put(dset, DCM_SOPClassUID, UID_EnhancedMRImageStorage);
+  put(dset, DCM_SOPInstanceUID, spec.series_uid + ".1");
+  put(dset, DCM_StudyInstanceUID, spec.series_uid + ".2");
+  put(dset, DCM_SeriesInstanceUID, spec.series_uid);
+  put(dset, DCM_FrameOfReferenceUID, spec.series_uid + ".3");
+  put(dset, DCM_PatientName, "Phantom^Spine");
+  put(dset, DCM_PatientID, "PHANTOM1");
+  put(dset, DCM_Modality, "MR");
+  put(dset, DCM_SeriesNumber, "7");
+  put(dset, DCM_SeriesDescription, spec.description);
+  put(dset, DCM_NumberOfFrames, std::to_string(D));
+  dset.putAndInsertUint16(DCM_Rows, static_cast<Uint16>(W));
+  dset.putAndInsertUint16(DCM_Columns, static_cast<Uint16>(H));
+  dset.putAndInsertUint16(DCM_SamplesPerPixel, 1);
+  put(dset, DCM_PhotometricInterpretation, "MONOCHROME2");
+  dset.putAndInsertUint16(DCM_BitsAllocated, 16);
+  dset.putAndInsertUint16(DCM_BitsStored, 16);
+  dset.putAndInsertUint16(DCM_HighBit, 15);
+  dset.putAndInsertUint16(DCM_PixelRepresentation, 1);
+  DcmItem *shared = nullptr, *macro = nullptr;
+  dset.findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0);
+  shared->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, macro, 0);
+  put(*macro, DCM_ImageOrientationPatient,
+      ds(g.direction[0]) + "\\" + ds(g.direction[3]) + "\\" + ds(g.direction[6]) + "\\" +
+          ds(g.direction[1]) + "\\" + ds(g.direction[4]) + "\\" + ds(g.direction[7]));
+  shared->findOrCreateSequenceItem(DCM_PixelMeasuresSequence, macro, 0);
+  put(*macro, DCM_PixelSpacing, ds(g.spacing[1]) + "\\" + ds(g.spacing[0]));
+  put(*macro, DCM_SliceThickness, ds(g.spacing[2]));
+  std::vector<Uint16> pixels(static_cast<std::size_t>(D * H * W));
+  for (std::int64_t f = 0; f < D; ++f) {
+    const std::int64_t k = D - 1 - f;  // stored in reverse slice order
+    const std::int64_t at = static_cast<int>(f) == spec.same_position_as_first ? D - 1 : k;
+    DcmItem* frame = nullptr;
+    dset.findOrCreateSequenceItem(DCM_PerFrameFunctionalGroupsSequence, frame,
+                                  static_cast<int>(f));
+    if (static_cast<int>(f) != spec.no_position) {
+      std::array<double, 3> pos = g.origin;
+      for (int w = 0; w < 3; ++w)
+        pos[w] += g.direction[w * 3 + 2] * g.spacing[2] * static_cast<double>(at);
+      frame->findOrCreateSequenceItem(DCM_PlanePositionSequence, macro, 0);
+      put(*macro, DCM_ImagePositionPatient, ds(pos[0]) + "\\" + ds(pos[1]) + "\\" + ds(pos[2]));
+    }
+    const double slope = f % 3 == 1 ? 0.5 : 1.0, intercept = f % 3 == 2 ? -100.0 : 0.0;
+    frame->findOrCreateSequenceItem(DCM_PixelValueTransformationSequence, macro, 0);
+    put(*macro, DCM_RescaleSlope, ds(slope));
+    put(*macro, DCM_RescaleIntercept, ds(intercept));
+    for (std::int64_t h = 0; h < H; ++h)
+      for (std::int64_t w = 0; w < W; ++w) {
+        const double v = image.data<float>()[(k * H + h) * W + w];
+        pixels[static_cast<std::size_t>((f * W + w) * H + h)] =
+            static_cast<Uint16>(static_cast<Sint16>((v - intercept) / slope));
+      }
+  }
+  dset.putAndInsertUint16Array(DCM_PixelData, pixels.data(),
+                               static_cast<unsigned long>(pixels.size() - spec.cut_pixel_bytes / 2));
+  std::filesystem::create_directories(std::filesystem::path(spec.path).parent_path());
+  if (ff.saveFile(spec.path.c_str(), EXS_LittleEndianExplicit).bad())
+    throw std::runtime_error("cannot write " + spec.path);
 }
 
 }  // namespace spineparse::testing

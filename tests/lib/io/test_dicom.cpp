@@ -15,6 +15,7 @@
 #include "io/dataset.hpp"
 #include "io/dicom.hpp"
 #include "io/dicom_check.hpp"
+#include "io/dicom_enhanced.hpp"
 #include "io/dicom_seg.hpp"
 #include "io/orientation.hpp"
 #include "io/synth.hpp"
@@ -74,6 +75,117 @@ TEST(Dicom, SeriesInAnyInPlaneOrientationReadBackAsTheVolume) {
         << o << " " << v.geometry.describe() << " vs " << ph.geometry.describe();
     EXPECT_EQ(std::memcmp(back->raw(), img.raw(), img.nbytes()), 0) << o;
   }
+}
+
+// An Enhanced MR object (one multi-frame file; frames stored in reverse order, each with its own
+// position and rescale) is one series and reads back as the volume it holds; a dataset lists it as
+// a case.
+TEST(Dicom, AnEnhancedMrObjectReadsBackAsTheVolume) {
+  TempDir d;
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  spineparse::testing::write_enhanced_mr(img, ph.geometry, {(d / "study/enh/obj.dcm").string()});
+  const auto found = find_dicom_series(d.str());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_TRUE(found[0].enhanced);
+  EXPECT_EQ(found[0].not_a_volume, "");
+  EXPECT_EQ(found[0].description, "sag T2 enhanced");
+  const Volume v = read_dicom_series(found[0].files);
+  const Reorientation r = plan_reorientation(axis_codes(v.geometry), "PIL");
+  const std::array<std::int64_t, 3> ijk{v.data->dim(1), v.data->dim(2), v.data->dim(0)};
+  const auto back = reorient(*v.data, r);
+  ASSERT_EQ(back->shape(), img.shape());
+  EXPECT_TRUE(reorient(v.geometry, ijk, r).same_as(ph.geometry, 1e-4))
+      << v.geometry.describe() << " vs " << ph.geometry.describe();
+  EXPECT_EQ(std::memcmp(back->raw(), img.raw(), img.nbytes()), 0);
+  const auto seeds = list_dataset(d.str(), "flat");
+  ASSERT_EQ(seeds.size(), 1u);
+  EXPECT_EQ(seeds[0].attrs.count("skipped"), 0u) << seeds[0].attrs.at("skipped");
+}
+
+// The DICOM-SEG over an Enhanced MR object references the object's frame at each slice.
+TEST(Dicom, ASegmentationOfAnEnhancedMrObjectReferencesItsFrames) {
+  TempDir d;
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const std::string object = (d / "obj.dcm").string();
+  spineparse::testing::write_enhanced_mr(img, ph.geometry, {object});
+  const Volume v = read_dicom_series({object});
+  const auto labels =
+      reorient(*ph.mask, plan_reorientation(axis_codes(ph.geometry), axis_codes(v.geometry)));
+  const std::string path = (d / "seg.dcm").string();
+  write_dicom_seg(path, *labels, v.geometry, {object});
+  DcmSegmentation* raw = nullptr;
+  ASSERT_TRUE(DcmSegmentation::loadFile(path.c_str(), raw).good());
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  const auto at = enhanced_frame_positions(object);
+  FGInterface& fg = seg->getFunctionalGroups();
+  ASSERT_GT(seg->getNumberOfFrames(), 0u);
+  for (Uint32 f = 0; f < seg->getNumberOfFrames(); ++f) {
+    auto* pos = dynamic_cast<FGPlanePosPatient*>(fg.get(f, DcmFGTypes::EFG_PLANEPOSPATIENT));
+    auto* der = dynamic_cast<FGDerivationImage*>(fg.get(f, DcmFGTypes::EFG_DERIVATIONIMAGE));
+    ASSERT_TRUE(pos && der) << f;
+    Float64 x, y, z;
+    ASSERT_TRUE(pos->getImagePositionPatient(x, y, z).good());
+    OFVector<Uint16> frames;
+    der->getDerivationImageItems()[0]
+        ->getSourceImageItems()[0]
+        ->getImageSOPInstanceReference()
+        .getReferencedFrameNumber(frames);
+    ASSERT_EQ(frames.size(), 1u) << f;
+    ASSERT_GE(frames[0], 1);
+    ASSERT_LE(frames[0], at.size());
+    const auto& p = at[frames[0] - 1u];
+    EXPECT_NEAR(p[0], x, 1e-3) << f;
+    EXPECT_NEAR(p[1], y, 1e-3) << f;
+    EXPECT_NEAR(p[2], z, 1e-3) << f;
+  }
+}
+
+TEST(Dicom, BrokenEnhancedMrObjectsFailWithTheirReason) {
+  TempDir d;
+  const Phantom ph = phantom("PIL");
+  NdArray img(DType::kFloat32, ph.image->shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  struct Broken {
+    spineparse::testing::EnhancedSpec spec;
+    std::string reason;
+  };
+  std::vector<Broken> cases(3);
+  cases[0].spec.same_position_as_first = 2, cases[0].reason = "two slices at one position";
+  cases[1].spec.no_position = 1, cases[1].reason = "no ImagePositionPatient in frame 2";
+  cases[2].spec.cut_pixel_bytes = 512, cases[2].reason = "pixel data shorter than";
+  for (auto& c : cases) {
+    c.spec.path = (d / (std::to_string(&c - cases.data()) + ".dcm")).string();
+    spineparse::testing::write_enhanced_mr(img, ph.geometry, c.spec);
+    EXPECT_THAT([&] { read_dicom_series({c.spec.path}); },
+                ::testing::ThrowsMessage<std::runtime_error>(::testing::AllOf(
+                    HasSubstr("Enhanced MR object " + c.spec.path), HasSubstr(c.reason))));
+  }
+}
+
+// A scanner's own Enhanced MR object (Siemens XA10, tests/data/dcm_qa_enh) reads as dcm2niix
+// reads it: the same voxels in the same places.
+TEST(Dicom, AScannersEnhancedMrObjectReadsAsDcm2niixReadsIt) {
+  const std::string dir = spineparse::testing::source_dir() + "/tests/data/dcm_qa_enh";
+  const auto found = find_dicom_series(dir);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].description, "REST1 w SMS PF7-8");
+  const Volume v = read_dicom_series(found[0].files);
+  const Volume ref = read_image(dir + "/Siemens_REST1_w_SMS_PF7-8_6_vol1.nii.gz");
+  const std::string codes = axis_codes(ref.geometry);
+  const Reorientation r = plan_reorientation(axis_codes(v.geometry), codes);
+  const std::array<std::int64_t, 3> ijk{v.data->dim(1), v.data->dim(2), v.data->dim(0)};
+  const auto back = reorient(*v.data, r);
+  ASSERT_EQ(back->shape(), ref.data->shape()) << codes;
+  EXPECT_TRUE(reorient(v.geometry, ijk, r).same_as(ref.geometry, 1e-3))
+      << reorient(v.geometry, ijk, r).describe() << " vs " << ref.geometry.describe();
+  EXPECT_EQ(std::memcmp(back->raw(), ref.data->raw(), ref.data->nbytes()), 0);
 }
 
 TEST(Dicom, SeriesTextInItsCharacterSetComesOutAsUtf8) {
