@@ -11,7 +11,6 @@
 #include <array>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -91,11 +90,14 @@ std::vector<float> stored_values(DcmDataset& ds, std::size_t n, int bits, bool i
 
 // Decompresses RLE in place; uncompressed data is left as it is; anything else is refused.
 void uncompressed(DcmFileFormat& ff, const std::string& what) {
-  static std::once_flag registered;
-  std::call_once(registered, [] { DcmRLEDecoderRegistration::registerCodecs(); });
   DcmDataset& ds = *ff.getDataset();
   const DcmXfer xfer(ds.getOriginalXfer());
   if (!xfer.isEncapsulated()) return;
+  struct RleDecoder {  // registered once, on first need; unregistered at exit
+    RleDecoder() { DcmRLEDecoderRegistration::registerCodecs(); }
+    ~RleDecoder() { DcmRLEDecoderRegistration::cleanup(); }
+  };
+  static const RleDecoder rle;
   if (ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
       !ds.canWriteXfer(EXS_LittleEndianExplicit))
     throw std::runtime_error(what + ": pixel data compressed as " + xfer.getXferName() +

@@ -5,6 +5,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
@@ -143,6 +144,7 @@ struct EnhancedSpec {
   int same_position_as_first = -1;  // this frame (storage order) at the first one's position
   int no_position = -1;             // this frame without a PlanePositionSequence
   std::size_t cut_pixel_bytes = 0;  // pixel data this much shorter than the frames
+  bool rle = false;                 // RLE Lossless (encapsulated) instead of uncompressed
 };
 inline void write_enhanced_mr(const NdArray& image, const Geometry& g, const EnhancedSpec& spec) {
   const std::int64_t D = image.dim(0), H = image.dim(1), W = image.dim(2);
@@ -207,7 +209,16 @@ inline void write_enhanced_mr(const NdArray& image, const Geometry& g, const Enh
   dset.putAndInsertUint16Array(DCM_PixelData, pixels.data(),
                                static_cast<unsigned long>(pixels.size() - spec.cut_pixel_bytes / 2));
   std::filesystem::create_directories(std::filesystem::path(spec.path).parent_path());
-  if (ff.saveFile(spec.path.c_str(), EXS_LittleEndianExplicit).bad())
+  E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+  if (spec.rle) {
+    DcmRLEEncoderRegistration::registerCodecs();
+    const bool encoded = dset.chooseRepresentation(EXS_RLELossless, nullptr).good() &&
+                         dset.canWriteXfer(EXS_RLELossless);
+    DcmRLEEncoderRegistration::cleanup();
+    if (!encoded) throw std::runtime_error("cannot RLE-encode " + spec.path);
+    xfer = EXS_RLELossless;
+  }
+  if (ff.saveFile(spec.path.c_str(), xfer).bad())
     throw std::runtime_error("cannot write " + spec.path);
 }
 

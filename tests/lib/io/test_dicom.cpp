@@ -103,6 +103,13 @@ TEST(Dicom, AnEnhancedMrObjectReadsBackAsTheVolume) {
   const auto seeds = list_dataset(d.str(), "flat");
   ASSERT_EQ(seeds.size(), 1u);
   EXPECT_EQ(seeds[0].attrs.count("skipped"), 0u) << seeds[0].attrs.at("skipped");
+  // The same object RLE-compressed reads the same.
+  spineparse::testing::EnhancedSpec rle{(d / "rle.dcm").string()};
+  rle.rle = true;
+  spineparse::testing::write_enhanced_mr(img, ph.geometry, rle);
+  const Volume w = read_dicom_series({rle.path});
+  ASSERT_EQ(w.data->shape(), v.data->shape());
+  EXPECT_EQ(std::memcmp(w.data->raw(), v.data->raw(), v.data->nbytes()), 0);
 }
 
 // The DICOM-SEG over an Enhanced MR object references the object's frame at each slice.
