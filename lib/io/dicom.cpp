@@ -101,8 +101,8 @@ std::string common_folder(const std::vector<std::string>& files) {
   return common.string();
 }
 
-// Where a file's slice lies: its orientation and position, when it states them.
-// The placement the scanner read (values that are not finite numbers count as absent).
+// Where each file's slice lies, as the scanner read it (values that are not finite numbers count
+// as absent).
 std::vector<Placed> placed_by(const gdcm::Scanner& s, const std::vector<std::string>& files) {
   std::vector<Placed> out;
   for (const auto& f : files) {
