@@ -6,11 +6,13 @@
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/oflog/oflog.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -20,6 +22,13 @@
 namespace spineparse::io {
 
 namespace {
+
+// DCMTK's log quiet (it would note on the terminal that parsing stopped at the pixel data);
+// failures are reported by what the calls return. Its setup is not thread-safe: once.
+void quiet_dcmtk() {
+  static std::once_flag once;
+  std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
+}
 
 // Values of one attribute inside a functional group macro (`group`, a sequence of one item): in the
 // frame's own item first, then in the shared one (PS3.3 C.7.6.16: a macro is in one of the two).
@@ -112,14 +121,19 @@ bool is_enhanced_mr_class(const std::string& uid) {
 }
 
 bool is_enhanced_mr_file(const std::string& path) {
-  DcmFileFormat ff;  // long values (the pixel data) stay on disk
-  if (ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256).bad()) return false;
+  quiet_dcmtk();
+  DcmFileFormat ff;  // the header only: a damaged pixel data is read_enhanced_mr's to report
+  if (ff.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect,
+                          DCM_PixelData)
+          .bad())
+    return false;
   OFString uid;
   return ff.getDataset()->findAndGetOFString(DCM_SOPClassUID, uid).good() &&
          is_enhanced_mr_class(uid.c_str());
 }
 
 std::vector<std::array<double, 3>> enhanced_frame_positions(const std::string& file) {
+  quiet_dcmtk();
   DcmFileFormat ff;
   if (const OFCondition c = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 256); c.bad())
     throw std::runtime_error(file + ": not readable as DICOM (" + c.text() + ")");
@@ -138,6 +152,7 @@ std::vector<std::array<double, 3>> enhanced_frame_positions(const std::string& f
 
 Volume read_enhanced_mr(const std::string& file, const ReadLimits& limits) {
   const std::string what = "Enhanced MR object " + file;
+  quiet_dcmtk();
   DcmFileFormat ff;
   if (const OFCondition c = ff.loadFile(file.c_str()); c.bad())
     throw std::runtime_error(what + ": not readable as DICOM (" + c.text() + ")");

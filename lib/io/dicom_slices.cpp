@@ -33,12 +33,12 @@ std::vector<Slice> slices_in_order(const std::vector<Placed>& files, const std::
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2),
                    sorted.end());
   const double typical = sorted[sorted.size() / 2];
-  for (std::size_t i = 0; i < gaps.size(); ++i) {
-    char buf[160];
-    if (gaps[i] < 1e-3) {
+  for (std::size_t i = 0; i < gaps.size(); ++i)  // a slice twice first: it may leave a gap too
+    if (gaps[i] < 1e-3)
       throw std::runtime_error(what + ": two slices at one position (" + out[i].file + " and " +
                                out[i + 1].file + ")");
-    }
+  for (std::size_t i = 0; i < gaps.size(); ++i) {
+    char buf[160];
     if (std::abs(gaps[i] - typical) > 0.05 * typical + 1e-3) {
       std::snprintf(buf, sizeof buf,
                     "%.3g mm between slices %zu and %zu where the others are %.3g mm", gaps[i],

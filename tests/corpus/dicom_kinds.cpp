@@ -49,6 +49,16 @@ std::string series(const fs::path& folder, std::int64_t slices = 6, std::int64_t
   return spec.folder;
 }
 
+// One Enhanced MR object, folder/obj.dcm, of the corpus pattern on the sagittal grid.
+std::string enhanced(const fs::path& folder, EnhancedSpec spec) {
+  static int count = 0;
+  spec.path = (folder / "obj.dcm").string();
+  spec.series_uid += "." + std::to_string(200 + ++count);
+  spec.description = folder.filename().string();
+  write_enhanced_mr(*pattern(6, 12, 10), sagittal(), spec);
+  return folder.string();
+}
+
 std::vector<fs::path> files_in(const fs::path& folder) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(folder)) out.push_back(e.path());
@@ -217,6 +227,37 @@ std::vector<CorpusKind> dicom_kinds() {
           });
         },
         2),
+      // Enhanced MR objects: one multi-frame file (frames stored in reverse, rescaled per frame).
+      k("enh_good", "ok", "", [](const fs::path& f) { enhanced(f, {}); }),
+      k("enh_rle", "ok", "",
+        [](const fs::path& f) {
+          EnhancedSpec s;
+          s.rle = true;
+          enhanced(f, s);
+        }),
+      k("enh_frames_disagree", "failed", "NumberOfFrames 7 but 6 per-frame functional groups",
+        [](const fs::path& f) {
+          edit(enhanced(f, {}), [](DcmDataset& d, int) {
+            d.putAndInsertString(DCM_NumberOfFrames, "7");
+          });
+        }),
+      k("enh_pixel_data_short", "failed", "pixel data shorter than",
+        [](const fs::path& f) {
+          EnhancedSpec s;
+          s.cut_pixel_bytes = 64;
+          enhanced(f, s);
+        }),
+      k("enh_repeated_position", "failed", "two slices at one position",
+        [](const fs::path& f) {
+          EnhancedSpec s;
+          s.same_position_as_first = 3;
+          enhanced(f, s);
+        }),
+      k("enh_truncated", "failed", "Enhanced MR object",
+        [](const fs::path& f) {
+          const fs::path obj = fs::path(enhanced(f, {})) / "obj.dcm";
+          fs::resize_file(obj, fs::file_size(obj) - 60);
+        }),
   };
 }
 
