@@ -400,23 +400,41 @@ void derive_ratios(CaseMeasurement& c) {
 // endplate no disc faces (T9's top, a disc absent or cut) cannot be checked so and is unreliable.
 constexpr double kPlateOffDiscDeg = 8.0;
 
+// Adds `text` to a structure's note, once.
+void add_note(LevelMeasurement& m, const std::string& text) {
+  if (m.note.find(text) != std::string::npos) return;
+  m.note = m.note.empty() || m.note == "absent" ? text : m.note + "; " + text;
+}
+
 // Marks a structure unreliable, adding "unreliable: <why>" to its note.
 void mark_unreliable(LevelMeasurement& m, const std::string& why) {
   m.reliable = false;
-  const std::string text = "unreliable: " + why;
-  m.note = m.note.empty() || m.note == "absent" ? text : m.note + "; " + text;
+  add_note(m, "unreliable: " + why);
+}
+
+// The disc beside vertebra k's inferior or superior endplate (0: none among the 19 structures:
+// T9's top), and that disc's surface facing the endplate (nullptr without a disc or a fitted one).
+int disc_beside(int k, bool inferior) {
+  const int disc = inferior ? 9 + k : 10 + k;
+  return disc <= kMaxLabel ? disc : 0;
+}
+const Endplate* facing_surface(const CaseMeasurement& c, int k, bool inferior) {
+  const int disc = disc_beside(k, inferior);
+  if (!disc) return nullptr;
+  const LevelMeasurement& d = c.levels[disc - 1];
+  const Endplate& s = inferior ? d.superior : d.inferior;
+  return s.valid ? &s : nullptr;
 }
 
 void mark_plates_off_their_discs(CaseMeasurement& c) {
   for (int k = 2; k <= 10; ++k) {
     auto& body = c.levels[k - 1];
     for (const bool inferior : {true, false}) {
-      const int disc = inferior ? 9 + k : 10 + k;
+      const int disc = disc_beside(k, inferior);
       const Endplate& plate = inferior ? body.inferior : body.superior;
       if (!plate.valid) continue;
-      const LevelMeasurement* d = disc <= kMaxLabel ? &c.levels[disc - 1] : nullptr;
-      const Endplate* surface = !d ? nullptr : inferior ? &d->superior : &d->inferior;
-      if (!surface || !surface->valid) {  // T9's top, or a disc absent or cut: nothing to check
+      const Endplate* surface = facing_surface(c, k, inferior);
+      if (!surface) {  // T9's top, or a disc absent or cut: nothing to check
         char b[96];
         std::snprintf(b, sizeof b, "no disc confirms the %s endplate of %s",
                       inferior ? "inferior" : "superior", structure_name(k));
@@ -434,21 +452,14 @@ void mark_plates_off_their_discs(CaseMeasurement& c) {
   }
 }
 
-// Whether the disc `disc` confirms body k's endplate on its side: the disc is measured and
+// Whether the disc beside body k's endplate on that side confirms it: the disc is measured and
 // reliable and its facing surface lies within kPlateOffDiscDeg of the plate. T9's superior
 // endplate has no disc among the 19 structures to confirm it.
 bool plate_confirmed(const CaseMeasurement& c, int k, bool inferior) {
-  const int disc = inferior ? 9 + k : 10 + k;
-  if (disc > kMaxLabel) return false;
-  const LevelMeasurement &body = c.levels[k - 1], &d = c.levels[disc - 1];
-  const Endplate& plate = inferior ? body.inferior : body.superior;
-  const Endplate& surface = inferior ? d.superior : d.inferior;
-  return plate.valid && surface.valid && d.reliable &&
-         std::abs(plate.normal_deg - surface.normal_deg) <= kPlateOffDiscDeg;
-}
-
-void add_note(LevelMeasurement& m, const std::string& text) {
-  if (m.note.find(text) == std::string::npos) m.note += (m.note.empty() ? "" : "; ") + text;
+  const Endplate& plate = inferior ? c.levels[k - 1].inferior : c.levels[k - 1].superior;
+  const Endplate* surface = facing_surface(c, k, inferior);
+  return plate.valid && surface && c.levels[disc_beside(k, inferior) - 1].reliable &&
+         std::abs(plate.normal_deg - surface->normal_deg) <= kPlateOffDiscDeg;
 }
 
 // Genant's height-loss grade of each vertebra above the sacrum, from its own ratios and against its
@@ -464,8 +475,10 @@ void add_note(LevelMeasurement& m, const std::string& text) {
 void grade_height_loss(CaseMeasurement& c) {
   auto mean_height = [&](int label) {
     const LevelMeasurement& m = c.levels[label - 1];
-    return m.reliable ? (m.anterior_height_mm + m.middle_height_mm + m.posterior_height_mm) / 3
-                      : kNaN;
+    return (m.anterior_height_mm + m.middle_height_mm + m.posterior_height_mm) / 3;
+  };
+  auto reliable_mean_height = [&](int label) {
+    return c.levels[label - 1].reliable ? mean_height(label) : kNaN;
   };
   for (int k = 2; k <= 10; ++k) {
     auto& m = c.levels[k - 1];
@@ -476,12 +489,10 @@ void grade_height_loss(CaseMeasurement& c) {
       continue;
     }
     double loss = std::max(1 - m.wedge_ratio, 1 - m.biconcavity_ratio);
-    const double above = k < 10 ? mean_height(k + 1) : kNaN;
-    const double below = k > 2 ? mean_height(k - 1) : kNaN;
-    if (!std::isnan(above)) {
-      const double own = (m.anterior_height_mm + m.middle_height_mm + m.posterior_height_mm) / 3;
-      loss = std::max(loss, 1 - own / (std::isnan(below) ? above : std::min(above, below)));
-    }
+    const double above = k < 10 ? reliable_mean_height(k + 1) : kNaN;
+    const double below = k > 2 ? reliable_mean_height(k - 1) : kNaN;
+    if (!std::isnan(above))
+      loss = std::max(loss, 1 - mean_height(k) / (std::isnan(below) ? above : std::min(above, below)));
     m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
   }
 }
