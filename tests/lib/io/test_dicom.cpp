@@ -43,6 +43,13 @@ Phantom phantom(const std::string& orientation) {
   ph.image = reorient(*ph.image, r);
   return ph;
 }
+// A phantom's int16 image as the float32 volume the DICOM writers take.
+NdArray as_float(const NdArray& image) {
+  NdArray img(DType::kFloat32, image.shape());
+  for (std::int64_t i = 0; i < img.numel(); ++i)
+    img.data<float>()[i] = static_cast<float>(image.data<std::int16_t>()[i]);
+  return img;
+}
 std::vector<std::string> files_of(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().string());
@@ -54,9 +61,7 @@ TEST(Dicom, SeriesInAnyInPlaneOrientationReadBackAsTheVolume) {
   for (const std::string o : {"PIL", "IPL", "ASR"}) {
     TempDir d;
     const Phantom ph = phantom(o);
-    NdArray img(DType::kFloat32, ph.image->shape());
-    for (std::int64_t i = 0; i < img.numel(); ++i)
-      img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+    const NdArray img = as_float(*ph.image);
     spineparse::testing::write_dicom_series(img, ph.geometry, {(d / "study/sag").string()});
     const auto found = find_dicom_series(d.str());
     ASSERT_EQ(found.size(), 1u) << o;
@@ -83,9 +88,7 @@ TEST(Dicom, SeriesInAnyInPlaneOrientationReadBackAsTheVolume) {
 TEST(Dicom, AnEnhancedMrObjectReadsBackAsTheVolume) {
   TempDir d;
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   spineparse::testing::write_enhanced_mr(img, ph.geometry, {(d / "study/enh/obj.dcm").string()});
   const auto found = find_dicom_series(d.str());
   ASSERT_EQ(found.size(), 1u);
@@ -116,9 +119,7 @@ TEST(Dicom, AnEnhancedMrObjectReadsBackAsTheVolume) {
 TEST(Dicom, ASegmentationOfAnEnhancedMrObjectReferencesItsFrames) {
   TempDir d;
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   const std::string object = (d / "obj.dcm").string();
   spineparse::testing::write_enhanced_mr(img, ph.geometry, {object});
   const Volume v = read_dicom_series({object});
@@ -156,9 +157,7 @@ TEST(Dicom, ASegmentationOfAnEnhancedMrObjectReferencesItsFrames) {
 TEST(Dicom, BrokenEnhancedMrObjectsFailWithTheirReason) {
   TempDir d;
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   struct Broken {
     spineparse::testing::EnhancedSpec spec;
     std::string reason;
@@ -197,9 +196,7 @@ TEST(Dicom, AScannersEnhancedMrObjectReadsAsDcm2niixReadsIt) {
 
 TEST(Dicom, SeriesTextInItsCharacterSetComesOutAsUtf8) {
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   struct Kind {
     std::string charset, stored;
   };
@@ -221,9 +218,7 @@ TEST(Dicom, SeriesTextInItsCharacterSetComesOutAsUtf8) {
 TEST(Dicom, BrokenSeriesFailWithTheirReason) {
   TempDir d;
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   DicomSeriesSpec gap{(d / "gap").string(), "1.2.3.1"};
   gap.drop_slices = {5};
   spineparse::testing::write_dicom_series(img, ph.geometry, gap);
@@ -254,9 +249,7 @@ TEST(Dicom, BrokenSeriesFailWithTheirReason) {
 TEST(Dicom, DatasetListsSeriesWithIdsAndSkipsWhatIsNotAVolume) {
   TempDir d;
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   // patientA/: one series (id: the folder); study/: two series in one folder, files without
   // extension; a single-image localizer; a NIfTI case beside them.
   spineparse::testing::write_dicom_series(img, ph.geometry,
@@ -297,9 +290,7 @@ TEST(Dicom, SegmentationReadsBackWithItsFramesGeometryAndReferences) {
   o.min_size = 64;
   o.max_size = 80;
   const Phantom ph = make_phantom(o, 2);
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   spineparse::testing::write_dicom_series(img, ph.geometry, {(d / "sag").string(), "1.7.7"});
   const auto series = find_dicom_series(d.str());
   ASSERT_EQ(series.size(), 1u);
@@ -399,9 +390,7 @@ TEST(Dicom, AFileThatMakesGdcmAbortIsRefusedWithoutTakingTheProcessDown) {
                   HasSubstr("crash.dcm: the DICOM parser (GDCM) aborted on it (signal 6)")));
   // A good slice passes through the helper with its facts.
   const Phantom ph = phantom("PIL");
-  NdArray img(DType::kFloat32, ph.image->shape());
-  for (std::int64_t i = 0; i < img.numel(); ++i)
-    img.data<float>()[i] = static_cast<float>(ph.image->data<std::int16_t>()[i]);
+  const NdArray img = as_float(*ph.image);
   spineparse::testing::write_dicom_series(img, ph.geometry, {(d / "s").string()});
   const auto f = spineparse::io::check_dicom_file_isolated(files_of((d / "s").string()).front());
   EXPECT_EQ(f.rows, img.dim(1));
