@@ -79,23 +79,29 @@ long integer(DcmDataset& ds, const DcmTagKey& key, long fallback = -1) {
   return fallback;
 }
 
-// The pixel data as one array of `n` stored values (8 or 16 bits, signed or not) as float; its
-// length checked before anything is allocated for it.
-std::vector<float> stored_values(DcmDataset& ds, std::size_t n, int bits, bool is_signed,
-                                 const std::string& what) {
-  unsigned long count = 0;
-  const Uint8* p8 = nullptr;
-  const Uint16* p16 = nullptr;
-  const bool found = bits == 8 ? ds.findAndGetUint8Array(DCM_PixelData, p8, &count).good() && p8
-                               : ds.findAndGetUint16Array(DCM_PixelData, p16, &count).good() && p16;
-  if (!found || count < n)
-    throw std::runtime_error(what + ": pixel data shorter than Rows x Columns x NumberOfFrames");
-  std::vector<float> out(n);
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = bits == 8 ? (is_signed ? static_cast<Sint8>(p8[i]) : p8[i])
-                       : (is_signed ? static_cast<Sint16>(p16[i]) : p16[i]);
-  return out;
-}
+// The stored values of the pixel data (8 or 16 bits, signed or not), read in place; its length
+// checked against the `n` values the frames need.
+class StoredPixels {
+ public:
+  StoredPixels(DcmDataset& ds, std::size_t n, int bits, bool is_signed, const std::string& what)
+      : is_signed_(is_signed) {
+    unsigned long count = 0;
+    const bool found = bits == 8
+                           ? ds.findAndGetUint8Array(DCM_PixelData, p8_, &count).good() && p8_
+                           : ds.findAndGetUint16Array(DCM_PixelData, p16_, &count).good() && p16_;
+    if (!found || count < n)
+      throw std::runtime_error(what + ": pixel data shorter than Rows x Columns x NumberOfFrames");
+  }
+  float operator[](std::size_t i) const {
+    if (p8_) return is_signed_ ? static_cast<Sint8>(p8_[i]) : p8_[i];
+    return is_signed_ ? static_cast<Sint16>(p16_[i]) : p16_[i];
+  }
+
+ private:
+  const Uint8* p8_ = nullptr;
+  const Uint16* p16_ = nullptr;
+  bool is_signed_;
+};
 
 // Decompresses RLE in place; uncompressed data is left as it is; anything else is refused.
 void uncompressed(DcmFileFormat& ff, const std::string& what) {
@@ -200,9 +206,8 @@ Volume read_enhanced_mr(const std::string& file, const ReadLimits& limits) {
     throw std::runtime_error(what + ": ImageOrientationPatient is not two orthogonal unit vectors");
 
   uncompressed(ff, what);
-  const std::vector<float> stored =
-      stored_values(ds, static_cast<std::size_t>(voxels), static_cast<int>(bits),
-                    integer(ds, DCM_PixelRepresentation, 0) == 1, what);
+  const StoredPixels stored(ds, static_cast<std::size_t>(voxels), static_cast<int>(bits),
+                            integer(ds, DCM_PixelRepresentation, 0) == 1, what);
 
   // [D, H, W] as read_dicom_series gives it: h along a row (the column index), w down the rows.
   const std::int64_t D = frames, H = cols, W = rows, plane = H * W;
@@ -213,10 +218,11 @@ Volume read_enhanced_mr(const std::string& file, const ReadLimits& limits) {
     const auto slope = fg.values(f, DCM_PixelValueTransformationSequence, DCM_RescaleSlope, 1);
     const auto icept = fg.values(f, DCM_PixelValueTransformationSequence, DCM_RescaleIntercept, 1);
     const double a = slope ? (*slope)[0] : 1.0, b = icept ? (*icept)[0] : 0.0;
-    const float* in = stored.data() + f * plane;
+    const auto frame = static_cast<std::size_t>(f * plane);
     for (std::int64_t h = 0; h < H; ++h)
       for (std::int64_t w = 0; w < W; ++w)
-        out[(d * H + h) * W + w] = static_cast<float>(a * in[w * H + h] + b);
+        out[(d * H + h) * W + w] =
+            static_cast<float>(a * stored[frame + static_cast<std::size_t>(w * H + h)] + b);
   }
 
   Volume v;
