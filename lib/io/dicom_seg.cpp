@@ -8,6 +8,7 @@
 #include <dcmtk/dcmfg/fgpixmsr.h>
 #include <dcmtk/dcmfg/fgplanor.h>
 #include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmiod/iodreferences.h>
 #include <dcmtk/dcmseg/segdoc.h>
 #include <dcmtk/dcmseg/segment.h>
 #include <dcmtk/oflog/oflog.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 
 #include "io/dicom_enhanced.hpp"
@@ -43,6 +45,7 @@ CodeSequenceMacro property_type(int label) {
 
 struct SourceSlice {
   std::string sop_class, sop_instance;
+  std::string patient_id, study_uid, series_uid;
   Uint16 frame = 0;  // the frame of a multi-frame source (1-based; 0: a single-frame image)
 };
 
@@ -56,7 +59,28 @@ SourceSlice source_of(const std::string& file) {
   f.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, v);
   s.sop_instance = v.c_str();
   if (s.sop_instance.empty()) throw std::runtime_error(file + " has no SOPInstanceUID");
+  f.getDataset()->findAndGetOFString(DCM_PatientID, v);
+  s.patient_id = v.c_str();
+  f.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, v);
+  s.study_uid = v.c_str();
+  f.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, v);
+  s.series_uid = v.c_str();
   return s;
+}
+
+// The Common Instance Reference module: the source series and its images, as a PACS or viewer
+// finds the series a segmentation belongs to (Referenced Series Sequence).
+void add_series_reference(DcmSegmentation& seg, const std::string& path,
+                          const std::vector<SourceSlice>& sources) {
+  IODReferences refs;
+  std::set<std::string> seen;
+  for (const auto& s : sources)
+    if (seen.insert(s.sop_instance).second)
+      refs.add(new IODImageReference(s.patient_id.c_str(), s.study_uid.c_str(),
+                                     s.series_uid.c_str(), s.sop_instance.c_str(),
+                                     s.sop_class.c_str()));
+  if (seg.getCommonInstanceReference().addReferences(refs, sources.front().study_uid.c_str()) == 0)
+    throw std::runtime_error(path + ": the source series cannot be referenced");
 }
 
 // The source image of each slice d: file d of a classic series, or the frame of one Enhanced MR
@@ -191,6 +215,7 @@ void write_dicom_seg(const std::string& path, const NdArray& labels, const Geome
       if (any) add_frame(*seg, path, g, d, number, sources[static_cast<std::size_t>(d)], frame);
     }
   }
+  add_series_reference(*seg, path, sources);
   const std::string tmp = temp_path_for(path);
   check(seg->saveFile(tmp.c_str(), EXS_LittleEndianExplicit), "cannot write " + path);
   commit_file(tmp, path);

@@ -189,6 +189,7 @@ void add_commands(CLI::App& app) {
   add_measure(app);
   add_bench(app);
   add_merge(app);
+  add_serve(app);
   add_slurm(app);
   add_model_info(app);
 #ifdef SPINEPARSE_WITH_TORCH

@@ -60,6 +60,7 @@ void add_evaluate(CLI::App& app);
 void add_measure(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_model_info(CLI::App& app);
+void add_serve(CLI::App& app);  // cmd_serve.cpp
 void add_import(CLI::App& app);  // only in builds with LibTorch
 void add_train(CLI::App& app);   // only in builds with LibTorch
 

@@ -1105,30 +1105,6 @@ TEST(Cli, OneVolumeAsInputDeviceForEveryNetworkNodeAndQuiet) {
   }
 }
 
-namespace {
-// The value in `column` of the CSV row whose first field is `case_id` and third `structure`.
-double csv_number(const std::string& csv, const std::string& case_id, const std::string& structure,
-                  const std::string& column) {
-  std::istringstream in(csv);
-  std::string line;
-  std::getline(in, line);
-  const auto split = [](const std::string& l) {
-    std::vector<std::string> f;
-    std::stringstream ss(l);
-    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
-    return f;
-  };
-  const auto header = split(line);
-  const auto col = std::find(header.begin(), header.end(), column) - header.begin();
-  while (std::getline(in, line)) {
-    const auto f = split(line);
-    if (f.size() > 2 && f[0] == case_id && f[2] == structure) return std::stod(f.at(col));
-  }
-  ADD_FAILURE() << "no row " << case_id << " " << structure;
-  return NAN;
-}
-}  // namespace
-
 // A DICOM study folder: each sagittal series is a case whose labels equal those of the same
 // volume given as NIfTI, on the series' own grid; the series filter picks series by description.
 TEST(Cli, DicomSeriesGiveTheLabelsOfTheSameVolumesAsNifti) {

@@ -1,0 +1,140 @@
+// spineparse serve, the DICOM node, against DCMTK's storescu, echoscu and storescp as sender and
+// receiver (test_orthanc.cpp: against Orthanc). Every process runs on loopback and is stopped by
+// the test; every wait is bounded.
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "metrics/measure_sr.hpp"
+#include "serve_util.hpp"
+#include "spineparse/files.hpp"
+
+using namespace serve_test;
+using spineparse::testing::TempDir;
+using ::testing::HasSubstr;
+
+namespace {
+
+const std::string kStudy = "1.2.826.0.1.3680043.8.498.40";
+std::string series_uid(int k) { return "1.2.826.0.1.3680043.8.498.40." + std::to_string(k); }
+
+// A node on a free port over the folders of `d`; started by start().
+struct Node {
+  fs::path dir;
+  int port = free_port();
+  std::string extra;
+  std::unique_ptr<Background> process;
+
+  std::string log() const { return (dir / "serve.log").string(); }
+  std::string log_text() const { return fs::exists(log()) ? spineparse::read_file(log()) : ""; }
+  void start() {
+    process = std::make_unique<Background>(
+        std::string(SPINEPARSE_CLI) + " serve " + cli_test::graph("demo.json") +
+            " --aet SPINEPARSE --port " + std::to_string(port) + " --spool " +
+            (dir / "spool").string() + " --output " + (dir / "out").string() +
+            " --idle 1 --threads 2 --set qc.fail_below=0 " + extra,
+        log());
+    ASSERT_TRUE(wait_until([&] { return echo("ECHOSCU") == 0; }, 60)) << log_text();
+  }
+  int echo(const std::string& aet) const {
+    return cli_test::shell(dcmtk_tool("echoscu") + " -aet " + aet + " -aec SPINEPARSE 127.0.0.1 " +
+                           std::to_string(port))
+        .code;
+  }
+  cli_test::Result send(const fs::path& folder, const std::string& aet = "STORESCU") const {
+    return cli_test::shell(dcmtk_tool("storescu") + " -aet " + aet + " -aec SPINEPARSE +sd +r 127.0.0.1 " +
+                           std::to_string(port) + " " + folder.string());
+  }
+  std::string status() const {
+    return cli_test::sp("serve --status --spool " + (dir / "spool").string()).output;
+  }
+};
+
+// storescp as the destination, unique file names (a result sent twice is two files).
+std::unique_ptr<Background> start_receiver(const fs::path& dir, int port) {
+  fs::create_directories(dir / "received");
+  return std::make_unique<Background>(dcmtk_tool("storescp") + " -aet DEST -uf -od " +
+                                          (dir / "received").string() + " " + std::to_string(port),
+                                      (dir / "storescp.log").string());
+}
+
+// The SEG among received files references the series; the SR's heights equal measurements.csv.
+void expect_results_of(const fs::path& received, const fs::path& out, const std::string& series) {
+  int segs = 0, srs = 0;
+  for (const auto& e : fs::directory_iterator(received)) {
+    DcmFileFormat f;
+    ASSERT_TRUE(f.loadFile(e.path().c_str()).good()) << e.path();
+    OFString modality, referenced;
+    f.getDataset()->findAndGetOFString(DCM_Modality, modality);
+    if (modality == "SEG") {
+      ++segs;
+      ASSERT_TRUE(f.getDataset()
+                      ->findAndGetOFString(DCM_SeriesInstanceUID, referenced, 0, OFTrue)
+                      .good());
+      DcmItem* item = nullptr;
+      ASSERT_TRUE(f.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item).good());
+      item->findAndGetOFString(DCM_SeriesInstanceUID, referenced);
+      EXPECT_EQ(referenced, series.c_str());
+    } else if (modality == "SR") {
+      ++srs;
+      const auto values = spineparse::metrics::read_measurement_sr(e.path().string());
+      const auto csv = spineparse::read_file((out / "measurements/measurements.csv").string());
+      int heights = 0;
+      for (const auto& v : values)
+        if (v.code == "AH") {
+          ++heights;
+          const double want = csv_number(csv, series, v.group, "anterior_height_mm");
+          EXPECT_NEAR(v.value, want, 1e-3 * want + 1e-3) << v.group;
+        }
+      EXPECT_GE(heights, 5);
+    }
+  }
+  EXPECT_EQ(segs, 1);
+  EXPECT_EQ(srs, 1);
+}
+
+}  // namespace
+
+// A series sent by storescu comes back as one SEG and one SR at storescp; a malformed series
+// fails with its reason while the node keeps serving; an AE title not allowed is refused;
+// SIGTERM ends the node with 0.
+TEST(Serve, ReceivesASeriesRunsItAndSendsItsResults) {
+  if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
+  TempDir d;
+  write_series(fs::path(d.str()), (d / "in/good").string(), 8, kStudy, series_uid(1));
+  write_series(fs::path(d.str()), (d / "in/bad").string(), 9, kStudy, series_uid(2));
+  // One instance of the bad series says it has half its rows: its pixel data no longer fits.
+  const auto first_bad = fs::directory_iterator(d / "in/bad")->path();
+  ASSERT_EQ(cli_test::shell(dcmtk_tool("dcmodify") + " -nb -m '(0028,0010)=48' " + first_bad.string()).code, 0);
+  const int dest_port = free_port();
+  auto receiver = start_receiver(fs::path(d.str()), dest_port);
+  Node node{fs::path(d.str())};
+  node.extra = "--send-to DEST@127.0.0.1:" + std::to_string(dest_port) +
+               " --allow STORESCU --allow ECHOSCU@127.0.0.1";
+  node.start();
+  EXPECT_NE(node.echo("INTRUDER"), 0);  // not in --allow
+  EXPECT_THAT(node.log_text(), HasSubstr("calling AE title 'INTRUDER' from 127.0.0.1 is not allowed"));
+  ASSERT_EQ(node.send(d / "in/bad").code, 0);
+  ASSERT_EQ(node.send(d / "in/good").code, 0);
+  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 2; }, 240))
+      << node.log_text();
+  ASSERT_TRUE(wait_until([&] { return node.status().find("failed") != std::string::npos; }, 60))
+      << node.log_text();
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // nothing more arrives
+  const fs::path out = d / "out" / kStudy / series_uid(1);
+  expect_results_of(d / "received", out, series_uid(1));
+  EXPECT_TRUE(fs::exists(out / "run.json"));
+  EXPECT_TRUE(fs::exists(d / "spool" / kStudy / series_uid(1)));  // --keep all
+  const std::string status = node.status();
+  EXPECT_THAT(status, HasSubstr(series_uid(1)));
+  EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(1) + " +sent +14 .*2 sent, 0 to send"));
+  EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(2) + " +failed .*\\[read\\]"));
+  const std::string log = node.log_text();
+  EXPECT_THAT(log, HasSubstr("association from STORESCU@127.0.0.1: 14 instances received"));
+  EXPECT_THAT(log, HasSubstr("series " + series_uid(1) + ": results sent"));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0) << node.log_text();
+  receiver->signal(SIGTERM);
+}
