@@ -138,3 +138,72 @@ TEST(Serve, ReceivesASeriesRunsItAndSendsItsResults) {
   EXPECT_EQ(node.process->wait(60), 0) << node.log_text();
   receiver->signal(SIGTERM);
 }
+
+namespace {
+bool log_has(const Node& n, const std::string& text) {
+  return n.log_text().find(text) != std::string::npos;
+}
+}  // namespace
+
+// kill -9 while receiving, while running and before sending, each followed by a restart on the
+// same spool; the destination down while sending, then up: exactly one SEG and one SR arrive for
+// each series.
+TEST(Serve, AKilledNodePicksUpWhereItStoppedAndSendsEachResultOnce) {
+  if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
+  TempDir d;
+  const fs::path root(d.str());
+  write_series(root, (d / "in/a").string(), 8, kStudy, series_uid(1));
+  write_series(root, (d / "in/b").string(), 10, kStudy, series_uid(2));
+  // Series b in two halves: the node is killed between them.
+  fs::create_directories(d / "in/b1");
+  fs::create_directories(d / "in/b2");
+  const int b_count = count_files(d / "in/b");
+  int k = 0;
+  for (const auto& e : fs::directory_iterator(d / "in/b"))
+    fs::rename(e.path(), d / (k++ % 2 ? "in/b2" : "in/b1") / e.path().filename());
+  const int dest_port = free_port();
+  Node node{root};
+  node.extra = "--send-to DEST@127.0.0.1:" + std::to_string(dest_port) + " --retry-max 1";
+
+  // While running: killed once series a is complete (its run takes a second or more).
+  node.start();
+  ASSERT_EQ(node.send(d / "in/a").code, 0);
+  ASSERT_TRUE(wait_until([&] { return log_has(node, "complete, 14 instances"); }, 60));
+  node.process->signal(SIGKILL);
+  node.process->wait(10);
+  EXPECT_THAT(node.status(), ::testing::ContainsRegex(series_uid(1) + " +running"));
+
+  // Restarted with the destination down: the run is redone, its sends fail and wait.
+  node.start();
+  ASSERT_TRUE(wait_until([&] { return log_has(node, "its run was interrupted; it runs again"); }, 30));
+  ASSERT_TRUE(wait_until([&] { return log_has(node, "failed (attempt 1)"); }, 120))
+      << node.log_text();
+  // While receiving: half of series b, then killed; before sending: series a's results wait.
+  ASSERT_EQ(node.send(d / "in/b1").code, 0);
+  node.process->signal(SIGKILL);
+  node.process->wait(10);
+  EXPECT_THAT(node.status(), ::testing::ContainsRegex(series_uid(1) + " +done .*0 sent, 2 to send"));
+  EXPECT_THAT(node.status(), ::testing::ContainsRegex(series_uid(2) + " +receiving +" +
+                                                      std::to_string((b_count + 1) / 2) + " "));
+
+  node.start();
+  ASSERT_EQ(node.send(d / "in/b2").code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] { return log_has(node, series_uid(2) + ": " + std::to_string(b_count) + " instances ran"); },
+      120))
+      << node.log_text();
+  // The destination comes up: every result arrives, once.
+  auto receiver = start_receiver(root, dest_port);
+  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 4; }, 120))
+      << node.log_text();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(count_files(d / "received"), 4);
+  EXPECT_EQ(count_files(d / "received", "SG."), 2);
+  const std::string status = node.status();
+  EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(1) + " +sent +14 .*2 sent, 0 to send"));
+  EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(2) + " +sent +" + std::to_string(b_count) +
+                                               " .*2 sent, 0 to send"));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
+  receiver->signal(SIGTERM);
+}
