@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -224,6 +225,10 @@ std::string journal_path(const std::string& spool) {
 
 int serve(const GraphSpec& graph, const Registry& registry, const NodeOptions& options,
           const std::atomic<int>& stop) {
+  // DCMTK leaves Nagle's algorithm on unless TCP_NODELAY is set: with it on, each C-STORE waits
+  // for a delayed ACK (about 90 ms per instance on loopback, 70 times slower). A value the user
+  // set wins.
+  ::setenv("TCP_NODELAY", "1", 0);
   std::error_code ec;
   fs::create_directories(options.receiver.spool, ec);
   fs::create_directories(options.output, ec);

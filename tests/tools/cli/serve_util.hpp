@@ -109,7 +109,8 @@ inline void write_series(const fs::path& work, const std::string& folder, int se
                                           {folder, series_uid, study_uid, seed, "sag T2"});
 }
 
-inline std::string dcmtk_tool(const std::string& name) { return "/usr/bin/" + name; }
-inline bool have_dcmtk_tools() { return fs::exists(dcmtk_tool("storescu")); }
+// A DCMTK tool with Nagle's algorithm off (TCP_NODELAY=1), as the node runs.
+inline std::string dcmtk_tool(const std::string& name) { return "env TCP_NODELAY=1 /usr/bin/" + name; }
+inline bool have_dcmtk_tools() { return fs::exists("/usr/bin/storescu"); }
 
 }  // namespace serve_test

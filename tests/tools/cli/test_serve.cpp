@@ -1,11 +1,14 @@
 // spineparse serve, the DICOM node, against DCMTK's storescu, echoscu and storescp as sender and
-// receiver (test_orthanc.cpp: against Orthanc). Every process runs on loopback and is stopped by
+// receiver, and against Orthanc. Every process runs on loopback and is stopped by
 // the test; every wait is bounded.
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "metrics/measure_sr.hpp"
 #include "serve_util.hpp"
@@ -206,4 +209,121 @@ TEST(Serve, AKilledNodePicksUpWhereItStoppedAndSendsEachResultOnce) {
   node.process->signal(SIGTERM);
   EXPECT_EQ(node.process->wait(60), 0);
   receiver->signal(SIGTERM);
+}
+
+// 20 series from 4 storescu processes at once, --group study: every series runs once and its two
+// results arrive once; a calling AE under --max-associations 8 is served.
+TEST(Serve, TwentySeriesFromFourSendersAtOnceAreAllProcessedOnce) {
+  if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
+  TempDir d;
+  const fs::path root(d.str());
+  for (int k = 1; k <= 20; ++k)
+    write_series(root, (d / ("in/sender" + std::to_string(k % 4) + "/s" + std::to_string(k))).string(),
+                 8 + k % 3, kStudy + "." + std::to_string(k % 4), series_uid(100 + k));
+  const int dest_port = free_port();
+  auto receiver = start_receiver(root, dest_port);
+  Node node{root};
+  node.extra = "--send-to DEST@127.0.0.1:" + std::to_string(dest_port) + " --group study";
+  node.start();
+  std::vector<std::unique_ptr<Background>> senders;
+  for (int s = 0; s < 4; ++s)
+    senders.push_back(std::make_unique<Background>(
+        dcmtk_tool("storescu") + " -aec SPINEPARSE +sd +r 127.0.0.1 " + std::to_string(node.port) +
+            " " + (d / ("in/sender" + std::to_string(s))).string(),
+        (d / ("sender" + std::to_string(s) + ".log")).string()));
+  for (auto& s : senders) EXPECT_EQ(s->wait(120), 0);
+  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 40; }, 400))
+      << node.log_text();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(count_files(d / "received"), 40);
+  EXPECT_EQ(count_files(d / "received", "SG."), 20);
+  const std::string status = node.status();
+  for (int k = 1; k <= 20; ++k)
+    EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(100 + k) + " +sent .*2 sent, 0 to send"));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
+  receiver->signal(SIGTERM);
+}
+
+namespace {
+
+// Orthanc (Debian's package) on loopback, from a configuration in `dir`, told where the node is.
+struct Orthanc {
+  int http = free_port(), dicom = free_port();
+  std::unique_ptr<Background> process;
+  Orthanc(const fs::path& dir, int node_port) {
+    fs::create_directories(dir / "orthanc-db");
+    nlohmann::json cfg = {{"Name", "spineparse-test"},
+                          {"StorageDirectory", (dir / "orthanc-db").string()},
+                          {"IndexDirectory", (dir / "orthanc-db").string()},
+                          {"HttpPort", http},
+                          {"DicomPort", dicom},
+                          {"DicomAet", "ORTHANC"},
+                          {"RemoteAccessAllowed", false},
+                          {"AuthenticationEnabled", false},
+                          {"DicomCheckCalledAet", false},
+                          {"DicomModalities", {{"spineparse", {"SPINEPARSE", "127.0.0.1", node_port}}}}};
+    std::ofstream(dir / "orthanc.json") << cfg.dump(2);
+    process = std::make_unique<Background>("/usr/sbin/Orthanc " + (dir / "orthanc.json").string(),
+                                           (dir / "orthanc.log").string());
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(http) + path;
+  }
+  // curl: the response body, or "" with a test failure when the request fails.
+  std::string get(const std::string& path) const {
+    return cli_test::shell("curl -sf " + url(path)).output;
+  }
+  std::string post(const std::string& path, const std::string& data_arg) const {
+    return cli_test::shell("curl -sf -X POST " + data_arg + " " + url(path)).output;
+  }
+};
+
+}  // namespace
+
+// A PACS in the loop: a series uploaded to Orthanc over its REST API, which Orthanc C-STOREs to
+// the node (/modalities/.../store); the node's SEG and SR arrive back in Orthanc, the SEG
+// referencing the series and the SR holding the values of the node's measurements.csv.
+TEST(Serve, OrthancSendsASeriesAndGetsItsSegmentationAndReportBack) {
+  if (!have_dcmtk_tools() || !has_networks() || !fs::exists("/usr/sbin/Orthanc"))
+    GTEST_SKIP() << "needs dcmtk, orthanc and the networks";
+  TempDir d;
+  const fs::path root(d.str());
+  write_series(root, (d / "in/s").string(), 8, kStudy, series_uid(7));
+  Node node{root};
+  Orthanc pacs(root, node.port);
+  ASSERT_TRUE(wait_until([&] { return !pacs.get("/system").empty(); }, 60))
+      << spineparse::read_file((d / "orthanc.log").string());
+  node.extra = "--send-to ORTHANC@127.0.0.1:" + std::to_string(pacs.dicom) +
+               " --allow ORTHANC@127.0.0.1 --allow ECHOSCU";
+  node.start();
+  for (const auto& e : fs::directory_iterator(d / "in/s"))
+    ASSERT_FALSE(pacs.post("/instances", "--data-binary @" + e.path().string()).empty());
+  const auto found = nlohmann::json::parse(pacs.post("/tools/lookup", "-d " + series_uid(7)));
+  ASSERT_EQ(found.size(), 1u);
+  const std::string series_id = found[0]["ID"];
+  ASSERT_FALSE(pacs.post("/modalities/spineparse/store", "-d " + series_id).empty())
+      << node.log_text();
+  const auto series_of = [&](const std::string& modality) {
+    const std::string q = nlohmann::json{{"Level", "Series"}, {"Query", {{"Modality", modality}}}}.dump();
+    return nlohmann::json::parse(pacs.post("/tools/find", "-d '" + q + "'"));
+  };
+  ASSERT_TRUE(wait_until([&] { return series_of("SEG").size() == 1 && series_of("SR").size() == 1; },
+                         240))
+      << node.log_text();
+  fs::create_directories(d / "from-orthanc");
+  for (const std::string m : {"SEG", "SR"}) {
+    const auto instances =
+        nlohmann::json::parse(pacs.get("/series/" + series_of(m)[0].get<std::string>() + "/instances"));
+    ASSERT_EQ(instances.size(), 1u) << m;
+    ASSERT_EQ(cli_test::shell("curl -sf -o " + (d / "from-orthanc" / m).string() + " " +
+                              pacs.url("/instances/" + instances[0]["ID"].get<std::string>() + "/file"))
+                  .code,
+              0);
+  }
+  expect_results_of(d / "from-orthanc", d / "out" / kStudy / series_uid(7), series_uid(7));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
+  pacs.process->signal(SIGTERM);
+  pacs.process->wait(30);
 }
