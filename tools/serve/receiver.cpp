@@ -154,7 +154,13 @@ class StoreScp : public DcmThreadSCP {
           calling_ae_, host_, rq.AffectedSOPInstanceUID, study.c_str(), series.c_str(), sop.c_str()));
       return kDataSetMismatch;
     }
-    if (g_state->spool_full()) return kOutOfResources;
+    if (g_state->spool_full()) {
+      if (!said_full_)
+        g_state->log(fmt::format("{}@{}: instances refused: the spool is full (--max-spool-gb)",
+                                 calling_ae_, host_));
+      said_full_ = true;
+      return kOutOfResources;
+    }
     const fs::path dir = fs::path(g_state->options.spool) / study.c_str() / series.c_str();
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -181,7 +187,7 @@ class StoreScp : public DcmThreadSCP {
 
   std::string calling_ae_, host_, refused_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  bool accepted_ = false;
+  bool accepted_ = false, said_full_ = false;
   int stored_ = 0, rejected_ = 0;
   long long bytes_ = 0;
 };

@@ -65,6 +65,7 @@ std::vector<std::string> send_files(const std::string& our_aet, const Destinatio
                                     const std::vector<std::string>& files, const TlsFiles& tls) {
   std::vector<std::string> result(files.size());
   std::vector<std::string> classes(files.size());
+  std::unique_ptr<DcmTLSTransportLayer> layer;  // outlives the SCU, whose network uses it
   Scu scu;
   scu.setAETitle(our_aet.c_str());
   scu.setPeerAETitle(to.aet.c_str());
@@ -85,13 +86,14 @@ std::vector<std::string> send_files(const std::string& our_aet, const Destinatio
     }
   }
   if (added.empty()) return result;
-  std::unique_ptr<DcmTLSTransportLayer> layer;
   auto fail_all = [&](const std::string& why) {
     for (auto& r : result)
       if (r.empty()) r = why;
     return result;
   };
-  if (tls.enabled()) {
+  OFCondition c = scu.initNetwork();
+  if (c.bad()) return fail_all(fmt::format("no network for {}: {}", to.text, c.text()));
+  if (tls.enabled()) {  // after initNetwork: the layer goes on its network
     layer = std::make_unique<DcmTLSTransportLayer>(NET_REQUESTOR, nullptr, OFTrue);
     if (layer->setTLSProfile(TSP_Profile_BCP195).bad() || layer->activateCipherSuites().bad() ||
         layer->setPrivateKeyFile(tls.key.c_str(), DCF_Filetype_PEM).bad() ||
@@ -101,8 +103,7 @@ std::vector<std::string> send_files(const std::string& our_aet, const Destinatio
     layer->setCertificateVerification(DCV_requireCertificate);
     if (scu.useSecureConnection(layer.get()).bad()) return fail_all("TLS cannot be set up");
   }
-  OFCondition c = scu.initNetwork();
-  if (c.good()) c = scu.negotiateAssociation();
+  c = scu.negotiateAssociation();
   if (c.bad()) return fail_all(fmt::format("no association with {}: {}", to.text, c.text()));
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (classes[i].empty()) continue;

@@ -46,8 +46,8 @@ struct Node {
                            std::to_string(port))
         .code;
   }
-  cli_test::Result send(const fs::path& folder, const std::string& aet = "STORESCU") const {
-    return cli_test::shell(dcmtk_tool("storescu") + " -aet " + aet + " -aec SPINEPARSE +sd +r 127.0.0.1 " +
+  cli_test::Result send(const fs::path& folder, const std::string& flags = "") const {
+    return cli_test::shell(dcmtk_tool("storescu") + " " + flags + " -aec SPINEPARSE +sd +r 127.0.0.1 " +
                            std::to_string(port) + " " + folder.string());
   }
   std::string status() const {
@@ -326,4 +326,131 @@ TEST(Serve, OrthancSendsASeriesAndGetsItsSegmentationAndReportBack) {
   EXPECT_EQ(node.process->wait(60), 0);
   pacs.process->signal(SIGTERM);
   pacs.process->wait(30);
+}
+
+namespace {
+
+// A CA, a certificate it signs for `name` (name.key, name.pem) in dir.
+void make_ca(const fs::path& dir) {
+  ASSERT_EQ(cli_test::shell("cd " + dir.string() +
+                            " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out "
+                            "ca.pem -days 2 -subj /CN=spineparse-test-ca")
+                .code,
+            0);
+}
+void make_cert(const fs::path& dir, const std::string& name, bool signed_by_ca = true) {
+  const std::string d = "cd " + dir.string() + " && ";
+  if (!signed_by_ca) {
+    ASSERT_EQ(cli_test::shell(d + "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + name +
+                              ".key -out " + name + ".pem -days 2 -subj /CN=" + name)
+                  .code,
+              0);
+    return;
+  }
+  ASSERT_EQ(cli_test::shell(d + "openssl req -newkey rsa:2048 -nodes -keyout " + name + ".key -out " +
+                            name + ".csr -subj /CN=" + name + " && openssl x509 -req -in " + name +
+                            ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -out " + name +
+                            ".pem -days 2")
+                .code,
+            0);
+}
+
+}  // namespace
+
+// --tls-key/--tls-cert/--tls-ca: a client whose certificate the CA signed is served, one with a
+// certificate of its own or none is refused; the results go out over TLS too.
+TEST(Serve, UnderTlsOnlyClientsWithATrustedCertificateAreServed) {
+  if (!have_dcmtk_tools() || !has_networks() || !fs::exists("/usr/bin/openssl"))
+    GTEST_SKIP() << "needs dcmtk, openssl and the networks";
+  TempDir d;
+  const fs::path root(d.str()), pki = root / "pki";
+  fs::create_directories(pki);
+  make_ca(pki);
+  make_cert(pki, "node");
+  make_cert(pki, "client");
+  make_cert(pki, "dest");
+  make_cert(pki, "stranger", false);
+  write_series(root, (d / "in/s").string(), 8, kStudy, series_uid(9));
+  const auto tls_of = [&](const std::string& who) {
+    return " +tls " + (pki / (who + ".key")).string() + " " + (pki / (who + ".pem")).string() +
+           " +cf " + (pki / "ca.pem").string() + " ";
+  };
+  const int dest_port = free_port();
+  fs::create_directories(d / "received");
+  Background receiver(dcmtk_tool("storescp") + tls_of("dest") + "-aet DEST -uf -od " +
+                          (d / "received").string() + " " + std::to_string(dest_port),
+                      (d / "storescp.log").string());
+  Node node{root};
+  node.extra = "--send-to DEST@127.0.0.1:" + std::to_string(dest_port) + " --tls-key " +
+               (pki / "node.key").string() + " --tls-cert " + (pki / "node.pem").string() +
+               " --tls-ca " + (pki / "ca.pem").string();
+  const auto echo = [&](const std::string& tls) {
+    return cli_test::shell(dcmtk_tool("echoscu") + tls + "-aec SPINEPARSE 127.0.0.1 " +
+                           std::to_string(node.port))
+        .code;
+  };
+  node.process = std::make_unique<Background>(
+      std::string(SPINEPARSE_CLI) + " serve " + cli_test::graph("demo.json") + " --port " +
+          std::to_string(node.port) + " --spool " + (root / "spool").string() + " --output " +
+          (root / "out").string() + " --idle 1 --threads 2 --set qc.fail_below=0 " + node.extra,
+      node.log());
+  ASSERT_TRUE(wait_until([&] { return echo(tls_of("client")) == 0; }, 60)) << node.log_text();
+  EXPECT_NE(echo(" +tls " + (pki / "stranger.key").string() + " " + (pki / "stranger.pem").string() +
+                 " +cf " + (pki / "ca.pem").string() + " "),
+            0);
+  EXPECT_NE(echo(" "), 0);  // no TLS at all
+  ASSERT_EQ(cli_test::shell(dcmtk_tool("storescu") + tls_of("client") +
+                            "-aec SPINEPARSE +sd +r 127.0.0.1 " + std::to_string(node.port) + " " +
+                            (d / "in/s").string())
+                .code,
+            0);
+  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 2; }, 240))
+      << node.log_text();
+  expect_results_of(d / "received", d / "out" / kStudy / series_uid(9), series_uid(9));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
+  receiver.signal(SIGTERM);
+}
+
+// What the node does not take: an object other than MR (a CT image) is refused at association
+// time; a full spool (--max-spool-gb) answers "out of resources" and refuses new associations;
+// a port in use stops the node with the reason.
+TEST(Serve, ObjectsItDoesNotTakeAndAFullSpoolAreRefused) {
+  if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
+  TempDir d;
+  const fs::path root(d.str());
+  write_series(root, (d / "in/s").string(), 8, kStudy, series_uid(11));
+  fs::create_directories(d / "ct");
+  const fs::path ct = d / "ct/ct.dcm";
+  fs::copy_file(fs::directory_iterator(d / "in/s")->path(), ct);
+  ASSERT_EQ(cli_test::shell(dcmtk_tool("dcmodify") + " -nb -m '(0008,0016)=1.2.840.10008.5.1.4.1.1.2' " +
+                            ct.string())
+                .code,
+            0);
+  Node node{root};
+  node.extra = "--max-spool-gb 0.0001";  // 100 kB: a few instances
+  node.start();
+  EXPECT_NE(node.send(d / "ct", "-R").code, 0);  // -R: it proposes only what it sends
+  EXPECT_TRUE(wait_until([&] { return log_has(node, "no presentation context it asked for is accepted"); }, 30))
+      << node.log_text();
+  node.send(d / "in/s");
+  EXPECT_TRUE(wait_until([&] { return log_has(node, "instances refused: the spool is full"); }, 30))
+      << node.log_text();
+  EXPECT_TRUE(log_has(node, ", 1 refused"));
+  EXPECT_NE(node.send(d / "in/s").code, 0);  // a new association: refused while full
+  EXPECT_TRUE(wait_until([&] { return log_has(node, "refused: the spool is full (--max-spool-gb)"); }, 30))
+      << node.log_text();
+  EXPECT_FALSE(fs::exists(d / "spool" / "1.2.840.10008.5.1.4.1.1.2"));
+  // A second node on the same port cannot listen, and says so.
+  Node second{root / "second"};
+  second.port = node.port;
+  fs::create_directories(second.dir);
+  Background b(std::string(SPINEPARSE_CLI) + " serve " + cli_test::graph("demo.json") + " --port " +
+                   std::to_string(node.port) + " --spool " + (second.dir / "spool").string() +
+                   " --output " + (second.dir / "out").string(),
+               second.log());
+  EXPECT_EQ(b.wait(60), 1);
+  EXPECT_THAT(second.log_text(), HasSubstr("cannot listen on port " + std::to_string(node.port)));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
 }
