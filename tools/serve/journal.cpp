@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS series(
   series_uid TEXT PRIMARY KEY, study_uid TEXT NOT NULL, state TEXT NOT NULL,
   instances INTEGER NOT NULL DEFAULT 0, first_at REAL NOT NULL, last_at REAL NOT NULL,
   calling_ae TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
-  run_s REAL NOT NULL DEFAULT 0, done_at REAL NOT NULL DEFAULT 0);
+  run_s REAL NOT NULL DEFAULT 0, done_at REAL NOT NULL DEFAULT 0,
+  refused INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS instances(
   sop_uid TEXT PRIMARY KEY, series_uid TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sends(
@@ -165,7 +166,7 @@ bool Journal::add_instance(const std::string& study_uid, const std::string& seri
   } else {
     Stmt(db_,
          "UPDATE series SET state = 'receiving', instances = instances + ?, last_at = ?, "
-         "reason = '' WHERE series_uid = ?")
+         "reason = '', refused = 0 WHERE series_uid = ?")
         .bind(1, static_cast<long long>(counted ? 1 : 0))
         .bind(2, now)
         .bind(3, series_uid)
@@ -175,25 +176,52 @@ bool Journal::add_instance(const std::string& study_uid, const std::string& seri
   return state != "receiving";
 }
 
+void Journal::refuse_instance(const std::string& study_uid, const std::string& series_uid,
+                              const std::string& calling_ae, double now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Stmt(db_,
+       "INSERT INTO series(series_uid, study_uid, state, instances, first_at, last_at, calling_ae, "
+       "refused) VALUES(?, ?, 'receiving', 0, ?, ?, ?, 1) ON CONFLICT(series_uid) DO UPDATE SET "
+       "state = 'receiving', last_at = excluded.last_at, refused = refused + 1")
+      .bind(1, series_uid)
+      .bind(2, study_uid)
+      .bind(3, now)
+      .bind(4, now)
+      .bind(5, calling_ae)
+      .run();
+}
+
 std::vector<SeriesRow> Journal::complete_idle(double now, double idle_s, bool by_study) {
   std::lock_guard<std::mutex> lock(mutex_);
   Transaction t(db_);
   std::vector<SeriesRow> receiving;
+  std::vector<long long> refused;
   std::map<std::string, double> study_last;
   {
-    Stmt q(db_, (std::string(kSeriesColumns) + "WHERE state = 'receiving'").c_str());
-    while (q.step()) receiving.push_back(series_row(q));
+    Stmt q(db_,
+           "SELECT study_uid, series_uid, state, instances, first_at, last_at, calling_ae, reason, "
+           "run_s, done_at, refused FROM series WHERE state = 'receiving'");
+    while (q.step()) {
+      receiving.push_back(series_row(q));
+      refused.push_back(q.integer(10));
+    }
   }
   for (const auto& s : receiving)
     study_last[s.study_uid] = std::max(study_last[s.study_uid], s.last_at);
   std::vector<SeriesRow> done;
-  for (auto& s : receiving) {
+  for (std::size_t i = 0; i < receiving.size(); ++i) {
+    auto& s = receiving[i];
     const double last = by_study ? study_last[s.study_uid] : s.last_at;
     if (now - last < idle_s) continue;
-    Stmt(db_, "UPDATE series SET state = 'complete' WHERE series_uid = ?")
-        .bind(1, s.series_uid)
+    s.state = refused[i] ? "failed" : "complete";
+    if (refused[i])
+      s.reason = std::to_string(refused[i]) +
+                 " of its instances were refused while the spool was full: send the series again";
+    Stmt(db_, "UPDATE series SET state = ?, reason = ? WHERE series_uid = ?")
+        .bind(1, s.state)
+        .bind(2, s.reason)
+        .bind(3, s.series_uid)
         .run();
-    s.state = "complete";
     done.push_back(s);
   }
   t.commit();

@@ -57,8 +57,13 @@ class Journal {
   bool add_instance(const std::string& study_uid, const std::string& series_uid,
                     const std::string& sop_uid, const std::string& calling_ae, double now);
 
+  // An instance of the series refused (the spool was full): the series fails when it completes,
+  // unless a later instance is stored (the sender sent it again).
+  void refuse_instance(const std::string& study_uid, const std::string& series_uid,
+                       const std::string& calling_ae, double now);
+
   // Series receiving whose last instance (grouped by study: the study's last instance) is at
-  // least idle_s old become complete. Returns them.
+  // least idle_s old become complete, or failed when instances of them were refused. Returns them.
   std::vector<SeriesRow> complete_idle(double now, double idle_s, bool by_study);
 
   // The oldest complete series, marked running; none when there is none.

@@ -187,15 +187,15 @@ int Node::run(const std::atomic<int>& stop) {
     }
   });
   std::thread sending([&] { sender_loop(); });
-  log_line(fmt::format("listening as {} on port {}{}; spool {}, output {}", options_.receiver.aet,
-                       options_.receiver.port, options_.receiver.tls.enabled() ? " (TLS)" : "",
-                       options_.receiver.spool, options_.output));
+  log_line(fmt::format("spool {}, output {}", options_.receiver.spool, options_.output));
   int code = 0;
   while (!stop) {
     if (listen_failed) break;
     for (const auto& s : journal_.complete_idle(unix_now(), options_.idle_s, options_.by_study))
-      log_line(fmt::format("series {} (study {}): complete, {} instance{}", s.series_uid,
-                           s.study_uid, s.instances, s.instances == 1 ? "" : "s"));
+      log_line(s.state == "failed"
+                   ? fmt::format("series {}: failed: {}", s.series_uid, s.reason)
+                   : fmt::format("series {} (study {}): complete, {} instance{}", s.series_uid,
+                                 s.study_uid, s.instances, s.instances == 1 ? "" : "s"));
     if (const auto s = journal_.start_next()) {
       run_series(*s);
       continue;

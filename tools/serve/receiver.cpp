@@ -9,7 +9,14 @@
 #include <dcmtk/oflog/oflog.h>
 #include <fmt/core.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -159,6 +166,11 @@ class StoreScp : public DcmThreadSCP {
         g_state->log(fmt::format("{}@{}: instances refused: the spool is full (--max-spool-gb)",
                                  calling_ae_, host_));
       said_full_ = true;
+      try {
+        g_state->journal.refuse_instance(study.c_str(), series.c_str(), calling_ae_, unix_now());
+      } catch (const std::exception& e) {
+        g_state->log(fmt::format("cannot record {}: {}", sop.c_str(), e.what()));
+      }
       return kOutOfResources;
     }
     const fs::path dir = fs::path(g_state->options.spool) / study.c_str() / series.c_str();
@@ -225,6 +237,21 @@ std::unique_ptr<DcmTLSTransportLayer> make_tls(const TlsFiles& f) {
   return tls;
 }
 
+// Throws when the port cannot be bound (in use, no permission), before DCMTK's pool tries.
+void check_port(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int on = 1;
+  ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = s >= 0 && ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  const int err = errno;
+  if (s >= 0) ::close(s);
+  if (!ok) throw std::runtime_error(fmt::format("cannot listen on port {}: {}", port, std::strerror(err)));
+}
+
 }  // namespace
 
 double spool_size(const std::string& spool) {
@@ -259,6 +286,9 @@ void Receiver::run() {
   cfg.setHostLookupEnabled(OFFalse);
   if (state_->tls) cfg.setTransportLayer(state_->tls.get());
   add_contexts(cfg);
+  check_port(state_->options.port);
+  state_->log(fmt::format("listening as {} on port {}{}", state_->options.aet, state_->options.port,
+                          state_->tls ? " (TLS)" : ""));
   pool.setMaxThreads(static_cast<Uint16>(state_->options.max_associations));
   g_state = state_.get();
   {

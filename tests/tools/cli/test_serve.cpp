@@ -441,6 +441,10 @@ TEST(Serve, ObjectsItDoesNotTakeAndAFullSpoolAreRefused) {
   EXPECT_TRUE(wait_until([&] { return log_has(node, "refused: the spool is full (--max-spool-gb)"); }, 30))
       << node.log_text();
   EXPECT_FALSE(fs::exists(d / "spool" / "1.2.840.10008.5.1.4.1.1.2"));
+  // The series it took part of fails when complete, and says why.
+  EXPECT_TRUE(wait_until([&] { return log_has(node, "instances were refused while the spool was full"); }, 30))
+      << node.log_text();
+  EXPECT_THAT(node.status(), ::testing::ContainsRegex(series_uid(11) + " +failed +6 .*send the series again"));
   // A second node on the same port cannot listen, and says so.
   Node second{root / "second"};
   second.port = node.port;
