@@ -100,7 +100,12 @@ void add_serve(CLI::App& app) {
                   "seconds: a failed send is retried after 2, 4, 8 ... seconds, at most this")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  sub->add_option("--threads", n.threads, "worker threads of each run (0: all cores)");
+  sub->add_option("--threads", n.threads, "cores the runs share (0: all cores)");
+  sub->add_option("--parallel", n.parallel,
+                  "series run at once, each through its own run of the graph on threads/parallel "
+                  "cores")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   sub->add_option("--tls-key", n.receiver.tls.key, "TLS: this node's private key (PEM)");
   sub->add_option("--tls-cert", n.receiver.tls.cert, "TLS: this node's certificate (PEM)");
   sub->add_option("--tls-ca", n.receiver.tls.ca,

@@ -93,7 +93,9 @@ void Node::run_series(const SeriesRow& s) {
   o.input_dir = series_dir(options_.receiver.spool, s).string();
   o.output_dir = out.string();
   o.progress = "none";
-  o.threads = options_.threads;
+  // The cores shared by the series that run at once.
+  const int parallel = std::max(1, options_.parallel);
+  o.threads = std::max(1, (options_.threads > 0 ? options_.threads : available_cores()) / parallel);
   const auto t0 = std::chrono::steady_clock::now();
   std::string failure;
   RunReport r;
@@ -188,22 +190,29 @@ int Node::run(const std::atomic<int>& stop) {
   });
   std::thread sending([&] { sender_loop(); });
   log_line(fmt::format("spool {}, output {}", options_.receiver.spool, options_.output));
-  int code = 0;
-  while (!stop) {
-    if (listen_failed) break;
+  const auto serving = [&] { return !stop && !listen_failed; };
+  std::vector<std::thread> runners;  // each runs one complete series at a time
+  for (int k = 0; k < std::max(1, options_.parallel); ++k)
+    runners.emplace_back([&] {
+      while (serving()) {
+        if (const auto s = journal_.start_next())
+          run_series(*s);
+        else
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  while (serving()) {
     for (const auto& s : journal_.complete_idle(unix_now(), options_.idle_s, options_.by_study))
       log_line(s.state == "failed"
                    ? fmt::format("series {}: failed: {}", s.series_uid, s.reason)
                    : fmt::format("series {} (study {}): complete, {} instance{}", s.series_uid,
                                  s.study_uid, s.instances, s.instances == 1 ? "" : "s"));
-    if (const auto s = journal_.start_next()) {
-      run_series(*s);
-      continue;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   receiver_.stop();
   receiving.join();
+  for (auto& r : runners) r.join();  // the series running finish
+  int code = 0;
   sender_stop_ = true;
   sending.join();
   if (listen_failed) {

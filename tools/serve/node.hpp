@@ -1,6 +1,6 @@
 // spineparse serve: the DICOM node. A receiver thread stores instances in the spool; this loop
 // marks series complete after --idle seconds without an instance, runs each complete series
-// through the graph (one run per series, in SPOOL order of completion) into
+// through the graph (one run per series, oldest first, --parallel at once) into
 // OUTPUT/<StudyUID>/<SeriesUID>/, and a sender thread sends each series' DICOM-SEG and SR to every
 // destination, retrying with backoff. The journal (journal.hpp) makes all of it resumable.
 #pragma once
@@ -25,7 +25,8 @@ struct NodeOptions {
   double idle_s = 5.0;
   bool by_study = false;     // --group study
   std::string keep = "all";  // all | results: received instances deleted once the results are sent
-  int threads = 0;           // the runs' threads (0: every core)
+  int threads = 0;           // the cores all runs share (0: every core)
+  int parallel = 2;          // series run at once, each on threads / parallel cores
   double max_backoff_s = 60.0;
 };
 
