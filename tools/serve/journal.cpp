@@ -274,15 +274,16 @@ void Journal::finish(const std::string& series_uid, double run_s, double now,
 }
 
 void Journal::fail(const std::string& series_uid, const std::string& reason, double run_s,
-                   double now) {
+                   double now, const std::string& state) {
   std::lock_guard<std::mutex> lock(mutex_);
   Stmt(db_,
-       "UPDATE series SET state = 'failed', reason = ?, run_s = ?, done_at = ? "
+       "UPDATE series SET state = ?, reason = ?, run_s = ?, done_at = ? "
        "WHERE series_uid = ? AND state = 'running'")
-      .bind(1, reason)
-      .bind(2, run_s)
-      .bind(3, now)
-      .bind(4, series_uid)
+      .bind(1, state)
+      .bind(2, reason)
+      .bind(3, run_s)
+      .bind(4, now)
+      .bind(5, series_uid)
       .run();
 }
 

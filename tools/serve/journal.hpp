@@ -2,7 +2,8 @@
 // its state, and every result it must send with each attempt. A restart after a crash or kill -9
 // reads it to pick up where the node stopped (Journal::recover).
 //
-// A series moves receiving -> complete -> running -> done -> sent (or failed, with its reason);
+// A series moves receiving -> complete -> running -> done -> sent (or failed or skipped, with its
+// reason);
 // a late instance of a series that is no longer receiving makes it receiving again, to be run
 // again with all its instances. A send (one result file to one destination) is pending until the
 // destination answered success, retried with backoff, never dropped.
@@ -23,7 +24,7 @@ namespace spineparse::serve {
 struct SeriesRow {
   std::string study_uid;
   std::string series_uid;
-  std::string state;  // receiving, complete, running, done, sent, failed
+  std::string state;  // receiving, complete, running, done, sent, failed, skipped
   int instances = 0;
   double first_at = 0.0;  // Unix seconds
   double last_at = 0.0;   // the last instance's arrival
@@ -72,7 +73,10 @@ class Journal {
   // failed with its reason. A series that received instances meanwhile stays receiving.
   void finish(const std::string& series_uid, double run_s, double now,
               const std::vector<std::string>& files, const std::vector<std::string>& destinations);
-  void fail(const std::string& series_uid, const std::string& reason, double run_s, double now);
+  // state "failed", or "skipped" (the graph's reader passed it by: a localizer, a series the
+  // series filter does not match).
+  void fail(const std::string& series_uid, const std::string& reason, double run_s, double now,
+            const std::string& state = "failed");
 
   // Sends due at `now`, oldest first.
   std::vector<SendRow> due_sends(double now);

@@ -97,7 +97,7 @@ void Node::run_series(const SeriesRow& s) {
   const int parallel = std::max(1, options_.parallel);
   o.threads = std::max(1, (options_.threads > 0 ? options_.threads : available_cores()) / parallel);
   const auto t0 = std::chrono::steady_clock::now();
-  std::string failure;
+  std::string failure, state = "failed";
   RunReport r;
   try {
     r = run_graph(graph_, registry_, o);
@@ -105,7 +105,8 @@ void Node::run_series(const SeriesRow& s) {
       failure = "no readable MR series in its instances";
     else if (r.cases.front().status != "ok") {
       const auto& c = r.cases.front();
-      failure = c.status == "skipped" ? "skipped: " + c.attrs.at("skipped")
+      if (c.status == "skipped") state = "skipped";
+      failure = c.status == "skipped" ? c.attrs.count("skipped") ? c.attrs.at("skipped") : "skipped"
                                       : "[" + c.error_node + "] " + c.error;
     }
   } catch (const std::exception& e) {
@@ -113,8 +114,8 @@ void Node::run_series(const SeriesRow& s) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!failure.empty()) {
-    journal_.fail(s.series_uid, failure, secs, unix_now());
-    log_line(fmt::format("series {}: failed after {:.1f} s: {}", s.series_uid, secs, failure));
+    journal_.fail(s.series_uid, failure, secs, unix_now(), state);
+    log_line(fmt::format("series {}: {} after {:.1f} s: {}", s.series_uid, state, secs, failure));
     return;
   }
   for (const auto& e : r.run_errors)

@@ -76,4 +76,13 @@ TEST(Journal, ARestartRunsAgainWhatWasRunningAndALateInstanceRunsTheSeriesAgain)
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].state, "failed");
   EXPECT_NE(failed[0].reason.find("spool was full"), std::string::npos);
+  // A series the graph's reader passes by is skipped, not failed.
+  j.add_instance("1.2", "1.2.6", "1.2.6.1", "SCU", 50.0);
+  j.complete_idle(60.0, 5.0, false);
+  ASSERT_EQ(j.start_next()->series_uid, "1.2.3");  // the oldest complete one first
+  ASSERT_EQ(j.start_next()->series_uid, "1.2.4");
+  ASSERT_EQ(j.start_next()->series_uid, "1.2.6");
+  j.fail("1.2.6", "a localizer", 0.1, 61.0, "skipped");
+  EXPECT_EQ(j.series("1.2.6")->state, "skipped");
+  EXPECT_EQ(j.series("1.2.6")->reason, "a localizer");
 }
