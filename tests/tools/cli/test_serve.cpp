@@ -458,3 +458,37 @@ TEST(Serve, ObjectsItDoesNotTakeAndAFullSpoolAreRefused) {
   node.process->signal(SIGTERM);
   EXPECT_EQ(node.process->wait(60), 0);
 }
+
+// An Enhanced MR object (one multi-frame file, RLE) is a series like a classic one; with two
+// --send-to, both destinations get the SEG and the SR; --keep results deletes the received object
+// once they are sent.
+TEST(Serve, AnEnhancedMrObjectGoesToEveryDestinationAndIsDeletedOnceSent) {
+  if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
+  TempDir d;
+  const fs::path root(d.str());
+  const fs::path nii = root / "synth8";
+  ASSERT_EQ(cli_test::sp("synth --cases 1 --seed 8 --size 96 128 --no-masks --out " + nii.string()).code, 0);
+  const auto v = spineparse::io::read_image((nii / "original_mr/Case1.nii.gz").string());
+  const std::string uid = series_uid(21);
+  fs::create_directories(d / "in");
+  spineparse::testing::EnhancedSpec spec{(d / "in/enhanced.dcm").string(), uid};
+  spec.rle = true;
+  spineparse::testing::write_enhanced_mr(*v.data, v.geometry, spec);
+  const int port1 = free_port(), port2 = free_port();
+  auto r1 = start_receiver(root / "dest1", port1);
+  auto r2 = start_receiver(root / "dest2", port2);
+  Node node{root};
+  node.extra = "--send-to DEST@127.0.0.1:" + std::to_string(port1) + " --send-to DEST@127.0.0.1:" +
+               std::to_string(port2) + " --keep results";
+  node.start();
+  ASSERT_EQ(node.send(d / "in", "-xr").code, 0);  // -xr: proposes RLE Lossless
+  for (const auto& dest : {root / "dest1/received", root / "dest2/received"})
+    ASSERT_TRUE(wait_until([&] { return count_files(dest) >= 2; }, 240)) << node.log_text();
+  const std::string study = uid + ".2";
+  expect_results_of(root / "dest1/received", d / "out" / study / uid, uid);
+  expect_results_of(root / "dest2/received", d / "out" / study / uid, uid);
+  ASSERT_TRUE(wait_until([&] { return !fs::exists(d / "spool" / study / uid); }, 30));
+  EXPECT_THAT(node.status(), ::testing::ContainsRegex(uid + " +sent +1 .*4 sent, 0 to send"));
+  node.process->signal(SIGTERM);
+  EXPECT_EQ(node.process->wait(60), 0);
+}
