@@ -11,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <random>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -64,17 +66,27 @@ class Background {
   pid_t pid_ = -1;
 };
 
-// A TCP port nothing listens on now (loopback).
+// A TCP port nothing listens on now, never the same twice in a process, and below Linux's
+// ephemeral range (32768-60999), so that no client's outgoing connection takes it meanwhile.
 inline int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  ::close(s);
-  return ntohs(a.sin_port);
+  static std::set<int> given;
+  static std::mt19937 random(std::random_device{}());
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = 20000 + static_cast<int>(random() % 12000);
+    if (given.count(port)) continue;
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(s);
+    if (!ok) continue;
+    given.insert(port);
+    return port;
+  }
+  ADD_FAILURE() << "no free port in 20000-32000";
+  return 0;
 }
 
 // Polls `done` every 200 ms for at most timeout_s seconds.
