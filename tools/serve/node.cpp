@@ -122,9 +122,10 @@ void Node::run_series(const SeriesRow& s) {
     log_line(fmt::format("series {}: after the run: {}", s.series_uid, e));
   const auto files = result_files(out);
   journal_.finish(s.series_uid, secs, unix_now(), files, options_.send_to);
-  log_line(fmt::format("series {}: {} instance{} ran in {:.1f} s: {} result{}{}", s.series_uid,
-                       s.instances, s.instances == 1 ? "" : "s", secs, files.size(),
-                       files.size() == 1 ? "" : "s",
+  log_line(fmt::format("series {}: {} instance{} ran in {:.1f} s ({:.1f} s opening the stages): "
+                       "{} result{}{}",
+                       s.series_uid, s.instances, s.instances == 1 ? "" : "s", secs, r.open_s,
+                       files.size(), files.size() == 1 ? "" : "s",
                        files.empty() || options_.send_to.empty() ? "" : " to send"));
   if (files.empty() || options_.send_to.empty()) release_spool(s.series_uid);
 }
