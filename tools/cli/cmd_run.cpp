@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -93,31 +94,31 @@ void print_summary(const RunReport& r, const Shard& shard) {
 // exits at once. Either way no output is partial: files are renamed into place only when whole,
 // and the next run removes the temporaries of this one.
 std::atomic<int> g_stop{0};
+namespace {
+const char* g_stop_message = "";
+std::size_t g_stop_message_size = 0;
+}  // namespace
 
 extern "C" void on_stop_signal(int sig) {
   if (g_stop.exchange(sig) != 0) ::_exit(128 + sig);
-  static const char msg[] =
-      "\nstopping: no new case starts, the cases in flight finish (press Ctrl-C again to stop at "
-      "once)\n";
-  const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  const ssize_t n = ::write(STDERR_FILENO, g_stop_message, g_stop_message_size);
   (void)n;
 }
 
-struct StopSignals {
-  struct sigaction old_int {
-  }, old_term{};
-  StopSignals() {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int);
-    ::sigaction(SIGTERM, &sa, &old_term);
-  }
-  ~StopSignals() {
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
-  }
-};
+StopSignals::StopSignals(const char* message) {
+  g_stop_message = message;
+  g_stop_message_size = std::strlen(message);
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old_int_);
+  ::sigaction(SIGTERM, &sa, &old_term_);
+}
+
+StopSignals::~StopSignals() {
+  ::sigaction(SIGINT, &old_int_, nullptr);
+  ::sigaction(SIGTERM, &old_term_, nullptr);
+}
 
 // The command that finishes an interrupted run.
 std::string resume_command(const GraphArgs& a, const RunOptions& o) {
@@ -175,7 +176,9 @@ void add_run(CLI::App& app) {
       opts->stop = &g_stop;
       RunReport r;
       {
-        StopSignals handlers;
+        StopSignals handlers(
+            "\nstopping: no new case starts, the cases in flight finish (press Ctrl-C again to "
+            "stop at once)\n");
         r = run_graph(*graph, registry, *opts);
       }
       print_summary(r, opts->shard);

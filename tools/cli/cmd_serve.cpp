@@ -1,7 +1,5 @@
 // spineparse serve: the DICOM node (tools/serve), and serve --status
 #include <fmt/core.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -15,17 +13,6 @@
 
 namespace spineparse::tools::cli {
 namespace {
-
-std::atomic<int> g_serve_stop{0};
-
-extern "C" void on_serve_signal(int sig) {
-  if (g_serve_stop.exchange(sig) != 0) ::_exit(128 + sig);
-  static const char msg[] =
-      "\nstopping: no new association is accepted; the series running finishes and its results "
-      "are sent (again to stop at once)\n";
-  const ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)n;
-}
 
 struct ServeArgs {
   GraphArgs graph;
@@ -122,14 +109,10 @@ void add_serve(CLI::App& app) {
     Registry registry;
     auto graph = load_graph_args(a->graph, registry);
     if (!graph) return set_exit_code(2);
-    struct sigaction sa {}, old_int{}, old_term{};
-    sa.sa_handler = on_serve_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, &old_int);
-    ::sigaction(SIGTERM, &sa, &old_term);
-    const int code = serve::serve(*graph, registry, a->node, g_serve_stop);
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
+    StopSignals handlers(
+        "\nstopping: no new association is accepted; the series running finish and their "
+        "results are sent (again to stop at once)\n");
+    const int code = serve::serve(*graph, registry, a->node, g_stop);
     set_exit_code(code);
   });
 }

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
+
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +51,20 @@ void add_graph_args(CLI::App* sub, GraphArgs& a);
 // Loads plugins and the graph; prints every problem (and validation's notes). Returns null on
 // failure.
 std::unique_ptr<GraphSpec> load_graph_args(const GraphArgs& a, Registry& registry);
+
+// SIGINT and SIGTERM while it lives (cmd_run.cpp): the first sets g_stop to the signal and
+// prints `message`, a second exits at once with 128 + the signal.
+extern std::atomic<int> g_stop;
+class StopSignals {
+ public:
+  explicit StopSignals(const char* message);
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_{};
+};
 
 void add_run(CLI::App& app);
 void add_merge(CLI::App& app);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <stdexcept>
+#include <utility>
 
 namespace spineparse::serve {
 namespace {
@@ -86,6 +87,15 @@ SendRow send_row(const Stmt& s) {
           s.text(4),    static_cast<int>(s.integer(5)), s.real(6), s.text(7)};
 }
 
+// Every row a query without parameters returns, each made by `make`.
+template <typename Make>
+auto all_rows(sqlite3* db, const std::string& sql, Make make) {
+  std::vector<decltype(make(std::declval<const Stmt&>()))> out;
+  Stmt q(db, sql.c_str());
+  while (q.step()) out.push_back(make(q));
+  return out;
+}
+
 // BEGIN IMMEDIATE .. COMMIT, rolled back when the scope is left by an exception.
 class Transaction {
  public:
@@ -153,25 +163,7 @@ bool Journal::add_instance(const std::string& study_uid, const std::string& seri
     q.bind(1, series_uid);
     if (q.step()) state = q.text(0);
   }
-  if (state.empty()) {
-    Stmt(db_,
-         "INSERT INTO series(series_uid, study_uid, state, instances, first_at, last_at, "
-         "calling_ae) VALUES(?, ?, 'receiving', 1, ?, ?, ?)")
-        .bind(1, series_uid)
-        .bind(2, study_uid)
-        .bind(3, now)
-        .bind(4, now)
-        .bind(5, calling_ae)
-        .run();
-  } else {
-    Stmt(db_,
-         "UPDATE series SET state = 'receiving', instances = instances + ?, last_at = ?, "
-         "reason = '', refused = 0 WHERE series_uid = ?")
-        .bind(1, static_cast<long long>(counted ? 1 : 0))
-        .bind(2, now)
-        .bind(3, series_uid)
-        .run();
-  }
+  upsert_receiving(study_uid, series_uid, calling_ae, now, counted ? 1 : 0, false);
   t.commit();
   return state != "receiving";
 }
@@ -179,15 +171,25 @@ bool Journal::add_instance(const std::string& study_uid, const std::string& seri
 void Journal::refuse_instance(const std::string& study_uid, const std::string& series_uid,
                               const std::string& calling_ae, double now) {
   std::lock_guard<std::mutex> lock(mutex_);
+  upsert_receiving(study_uid, series_uid, calling_ae, now, 0, true);
+}
+
+void Journal::upsert_receiving(const std::string& study_uid, const std::string& series_uid,
+                               const std::string& calling_ae, double now, long long instances,
+                               bool refused) {
   Stmt(db_,
        "INSERT INTO series(series_uid, study_uid, state, instances, first_at, last_at, calling_ae, "
-       "refused) VALUES(?, ?, 'receiving', 0, ?, ?, ?, 1) ON CONFLICT(series_uid) DO UPDATE SET "
-       "state = 'receiving', last_at = excluded.last_at, refused = refused + 1")
+       "refused) VALUES(?, ?, 'receiving', ?, ?, ?, ?, ?) ON CONFLICT(series_uid) DO UPDATE SET "
+       "state = 'receiving', instances = instances + excluded.instances, last_at = "
+       "excluded.last_at, reason = '', refused = CASE WHEN excluded.refused = 1 THEN refused + 1 "
+       "ELSE 0 END")
       .bind(1, series_uid)
       .bind(2, study_uid)
-      .bind(3, now)
+      .bind(3, instances)
       .bind(4, now)
-      .bind(5, calling_ae)
+      .bind(5, now)
+      .bind(6, calling_ae)
+      .bind(7, static_cast<long long>(refused ? 1 : 0))
       .run();
 }
 
@@ -362,10 +364,7 @@ std::vector<std::string> Journal::recover() {
 
 std::vector<SeriesRow> Journal::series() {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<SeriesRow> out;
-  Stmt q(db_, (std::string(kSeriesColumns) + "ORDER BY first_at").c_str());
-  while (q.step()) out.push_back(series_row(q));
-  return out;
+  return all_rows(db_, std::string(kSeriesColumns) + "ORDER BY first_at", series_row);
 }
 
 std::optional<SeriesRow> Journal::series(const std::string& series_uid) {
@@ -378,10 +377,7 @@ std::optional<SeriesRow> Journal::series(const std::string& series_uid) {
 
 std::vector<SendRow> Journal::sends() {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<SendRow> out;
-  Stmt q(db_, (std::string(kSendColumns) + "ORDER BY id").c_str());
-  while (q.step()) out.push_back(send_row(q));
-  return out;
+  return all_rows(db_, std::string(kSendColumns) + "ORDER BY id", send_row);
 }
 
 }  // namespace spineparse::serve

@@ -95,6 +95,11 @@ class Journal {
 
  private:
   void exec(const char* sql);
+  // The series receiving: created, or its counts and time moved on. `refused`: one more refused
+  // instance; otherwise the refusals are forgotten (the sender sent again). Under mutex_.
+  void upsert_receiving(const std::string& study_uid, const std::string& series_uid,
+                        const std::string& calling_ae, double now, long long instances,
+                        bool refused);
   sqlite3* db_ = nullptr;
   std::string path_;
   std::mutex mutex_;

@@ -111,11 +111,12 @@ inline int count_files(const fs::path& dir, const std::string& prefix = "") {
 inline void write_series(const fs::path& work, const std::string& folder, int seed,
                          const std::string& study_uid, const std::string& series_uid) {
   const fs::path nii = work / ("synth" + std::to_string(seed));
-  if (!fs::exists(nii / "original_mr/Case1.nii.gz"))
+  if (!fs::exists(nii / "original_mr/Case1.nii.gz")) {
     ASSERT_EQ(cli_test::sp("synth --cases 1 --seed " + std::to_string(seed) +
                            " --size 96 128 --no-masks --out " + nii.string())
                   .code,
               0);
+  }
   const auto v = spineparse::io::read_image((nii / "original_mr/Case1.nii.gz").string());
   spineparse::testing::write_dicom_series(*v.data, v.geometry,
                                           {folder, series_uid, study_uid, seed, "sag T2"});

@@ -11,8 +11,8 @@
 #include <regex>
 #include <nlohmann/json.hpp>
 
-#include "metrics/measure_sr.hpp"
 #include "serve_util.hpp"
+#include "sr_util.hpp"
 #include "spineparse/files.hpp"
 
 using namespace serve_test;
@@ -83,20 +83,21 @@ void expect_results_of(const fs::path& received, const fs::path& out, const std:
       EXPECT_EQ(referenced, series.c_str());
     } else if (modality == "SR") {
       ++srs;
-      const auto values = spineparse::metrics::read_measurement_sr(e.path().string());
-      const auto csv = spineparse::read_file((out / "measurements/measurements.csv").string());
-      int heights = 0;
-      for (const auto& v : values)
-        if (v.code == "AH") {
-          ++heights;
-          const double want = csv_number(csv, series, v.group, "anterior_height_mm");
-          EXPECT_NEAR(v.value, want, 1e-3 * want + 1e-3) << v.group;
-        }
-      EXPECT_GE(heights, 5);
+      expect_sr_heights_as_in_csv(e.path().string(),
+                                  (out / "measurements/measurements.csv").string(), series);
     }
   }
   EXPECT_EQ(segs, 1);
   EXPECT_EQ(srs, 1);
+}
+
+// Waits (bounded) for `files` results in `received`, then 3 s more: exactly `files` arrived,
+// `segs` of them SEGs.
+void expect_arrived_once(const fs::path& received, int files, int segs, const std::string& log) {
+  ASSERT_TRUE(wait_until([&] { return count_files(received) >= files; }, 400)) << log;
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(count_files(received), files);
+  EXPECT_EQ(count_files(received, "SG."), segs);
 }
 
 }  // namespace
@@ -200,11 +201,7 @@ TEST(Serve, AKilledNodePicksUpWhereItStoppedAndSendsEachResultOnce) {
       << node.log_text();
   // The destination comes up: every result arrives, once.
   auto receiver = start_receiver(root, dest_port);
-  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 4; }, 120))
-      << node.log_text();
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  EXPECT_EQ(count_files(d / "received"), 4);
-  EXPECT_EQ(count_files(d / "received", "SG."), 2);
+  expect_arrived_once(d / "received", 4, 2, node.log_text());
   const std::string status = node.status();
   EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(1) + " +sent +14 .*2 sent, 0 to send"));
   EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(2) + " +sent +" + std::to_string(b_count) +
@@ -235,11 +232,7 @@ TEST(Serve, TwentySeriesFromFourSendersAtOnceAreAllProcessedOnce) {
             " " + (d / ("in/sender" + std::to_string(s))).string(),
         (d / ("sender" + std::to_string(s) + ".log")).string()));
   for (auto& s : senders) EXPECT_EQ(s->wait(120), 0);
-  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 40; }, 400))
-      << node.log_text();
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  EXPECT_EQ(count_files(d / "received"), 40);
-  EXPECT_EQ(count_files(d / "received", "SG."), 20);
+  expect_arrived_once(d / "received", 40, 20, node.log_text());
   const std::string status = node.status();
   for (int k = 1; k <= 20; ++k)
     EXPECT_THAT(status, ::testing::ContainsRegex(series_uid(100 + k) + " +sent .*2 sent, 0 to send"));
