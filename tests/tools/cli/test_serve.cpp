@@ -121,8 +121,10 @@ TEST(Serve, ReceivesASeriesRunsItAndSendsItsResults) {
   node.start();
   EXPECT_NE(node.echo("INTRUDER"), 0);  // not in --allow
   EXPECT_THAT(node.log_text(), HasSubstr("calling AE title 'INTRUDER' from 127.0.0.1 is not allowed"));
-  ASSERT_EQ(node.send(d / "in/bad").code, 0);
-  ASSERT_EQ(node.send(d / "in/good").code, 0);
+  auto sent = node.send(d / "in/bad");
+  ASSERT_EQ(sent.code, 0) << sent.output << node.log_text();
+  sent = node.send(d / "in/good");
+  ASSERT_EQ(sent.code, 0) << sent.output << node.log_text();
   ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 2; }, 240))
       << node.log_text();
   ASSERT_TRUE(wait_until([&] { return node.status().find("failed") != std::string::npos; }, 60))
