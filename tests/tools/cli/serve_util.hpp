@@ -107,13 +107,15 @@ inline int count_files(const fs::path& dir, const std::string& prefix = "") {
   return n;
 }
 
-// A small synthetic sagittal series (synth seed `seed`, 96 x 128) as classic MR files in `folder`.
+// A small synthetic sagittal series (synth seed `seed`, `size` pixels) as classic MR files in
+// `folder`.
 inline void write_series(const fs::path& work, const std::string& folder, int seed,
-                         const std::string& study_uid, const std::string& series_uid) {
-  const fs::path nii = work / ("synth" + std::to_string(seed));
+                         const std::string& study_uid, const std::string& series_uid,
+                         const std::string& size = "96 128") {
+  const fs::path nii = work / ("synth" + std::to_string(seed) + "_" + size.substr(0, size.find(' ')));
   if (!fs::exists(nii / "original_mr/Case1.nii.gz")) {
     ASSERT_EQ(cli_test::sp("synth --cases 1 --seed " + std::to_string(seed) +
-                           " --size 96 128 --no-masks --out " + nii.string())
+                           " --size " + size + " --no-masks --out " + nii.string())
                   .code,
               0);
   }
