@@ -159,7 +159,7 @@ TEST(Serve, AKilledNodePicksUpWhereItStoppedAndSendsEachResultOnce) {
   if (!have_dcmtk_tools() || !has_networks()) GTEST_SKIP() << "needs dcmtk and the networks";
   TempDir d;
   const fs::path root(d.str());
-  // Series a large enough that its run takes seconds: the test kills the node while it runs.
+  // Series a larger than the others: its run takes about a second, in which the test kills it.
   write_series(root, (d / "in/a").string(), 8, kStudy, series_uid(1), "224 288");
   write_series(root, (d / "in/b").string(), 10, kStudy, series_uid(2));
   // Series b in two halves: the node is killed between them.
