@@ -21,6 +21,9 @@ struct sqlite3;
 
 namespace spineparse::serve {
 
+// Now, in Unix seconds: the journal's clock.
+double unix_now();
+
 struct SeriesRow {
   std::string study_uid;
   std::string series_uid;

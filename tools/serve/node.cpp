@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -19,11 +20,6 @@ namespace spineparse::serve {
 namespace fs = std::filesystem;
 
 namespace {
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // One line on stderr, with the local time.
 void log_line(const std::string& line) {
@@ -103,11 +99,11 @@ void Node::run_series(const SeriesRow& s) {
     r = run_graph(graph_, registry_, o);
     if (r.cases.empty())
       failure = "no readable MR series in its instances";
-    else if (r.cases.front().status != "ok") {
-      const auto& c = r.cases.front();
-      if (c.status == "skipped") state = "skipped";
-      failure = c.status == "skipped" ? c.attrs.count("skipped") ? c.attrs.at("skipped") : "skipped"
-                                      : "[" + c.error_node + "] " + c.error;
+    else if (const auto& c = r.cases.front(); c.status == "skipped") {
+      state = "skipped";
+      failure = c.attrs.count("skipped") ? c.attrs.at("skipped") : "skipped";
+    } else if (c.status != "ok") {
+      failure = "[" + c.error_node + "] " + c.error;
     }
   } catch (const std::exception& e) {
     failure = e.what();
@@ -135,7 +131,7 @@ void Node::release_spool(const std::string& series_uid) {
   const auto s = journal_.series(series_uid);
   if (!s || s->state != "sent") return;
   const fs::path dir = series_dir(options_.receiver.spool, *s);
-  const double bytes = spool_size(dir.string());
+  const long long bytes = spool_size(dir.string());
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (!ec) receiver_.forget_bytes(bytes);

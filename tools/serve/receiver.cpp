@@ -36,11 +36,6 @@ constexpr Uint16 kOutOfResources = 0xA700;
 constexpr Uint16 kDataSetMismatch = 0xA900;
 constexpr Uint16 kCannotUnderstand = 0xC000;
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 struct Receiver::State {
@@ -122,8 +117,8 @@ class StoreScp : public DcmThreadSCP {
     const fs::path incoming = fs::path(g_state->options.spool) / ".incoming";
     std::error_code ec;
     fs::create_directories(incoming, ec);
-    const fs::path part = incoming / fmt::format("{:016x}.part", std::random_device{}() * 4294967296ull +
-                                                                     std::random_device{}());
+    thread_local std::mt19937_64 random(std::random_device{}());
+    const fs::path part = incoming / fmt::format("{:016x}.part", random());
     OFCondition c = receiveSTORERequest(rq, info.presentationContextID, OFString(part.c_str()));
     if (c.bad()) {
       fs::remove(part, ec);
@@ -254,13 +249,13 @@ void check_port(int port) {
 
 }  // namespace
 
-double spool_size(const std::string& spool) {
-  double total = 0;
+long long spool_size(const std::string& spool) {
+  long long total = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(spool, ec); !ec && it != fs::end(it);
        it.increment(ec))
     if (it->is_regular_file(ec) && it->path().extension() == ".dcm")
-      total += static_cast<double>(it->file_size(ec));
+      total += static_cast<long long>(it->file_size(ec));
   return total;
 }
 
@@ -268,7 +263,7 @@ Receiver::Receiver(ReceiverOptions options, Journal& journal, LogFn log)
     : state_(new State{std::move(options), journal, std::move(log)}) {
   // DCMTK's own lines (one per DIMSE message) would drown the node's: errors only.
   OFLog::configure(OFLogger::ERROR_LOG_LEVEL);
-  state_->spool_bytes = static_cast<long long>(spool_size(state_->options.spool));
+  state_->spool_bytes = spool_size(state_->options.spool);
   if (state_->options.tls.enabled()) state_->tls = make_tls(state_->options.tls);
 }
 
@@ -311,8 +306,6 @@ void Receiver::stop() {
   if (state_->pool) state_->pool->stopAfterCurrentAssociations();
 }
 
-double Receiver::spool_bytes() const { return static_cast<double>(state_->spool_bytes.load()); }
-
-void Receiver::forget_bytes(double bytes) { state_->spool_bytes -= static_cast<long long>(bytes); }
+void Receiver::forget_bytes(long long bytes) { state_->spool_bytes -= bytes; }
 
 }  // namespace spineparse::serve

@@ -39,9 +39,8 @@ class Receiver {
   // files do not load), then serves until stop(); the associations in progress finish first.
   void run();
   void stop();
-  // The bytes of received instances in the spool now.
-  double spool_bytes() const;
-  void forget_bytes(double bytes);
+  // Received instances of this many bytes left the spool (--keep results).
+  void forget_bytes(long long bytes);
 
   struct State;
 
@@ -50,6 +49,6 @@ class Receiver {
 };
 
 // The bytes of the received instances under a spool folder (its study folders).
-double spool_size(const std::string& spool);
+long long spool_size(const std::string& spool);
 
 }  // namespace spineparse::serve

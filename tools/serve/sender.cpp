@@ -7,6 +7,7 @@
 #include <dcmtk/dcmtls/tlslayer.h>
 #include <fmt/core.h>
 
+#include <charconv>
 #include <map>
 #include <memory>
 
@@ -21,11 +22,10 @@ std::optional<Destination> parse_destination(const std::string& text, std::strin
     return std::nullopt;
   }
   Destination d{text.substr(0, at), text.substr(at + 1, colon - at - 1), 0, text};
-  try {
-    std::size_t used = 0;
-    d.port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || d.port < 1 || d.port > 65535) throw 0;
-  } catch (...) {
+  const char* first = text.data() + colon + 1;
+  const char* last = text.data() + text.size();
+  const auto [end, err] = std::from_chars(first, last, d.port);
+  if (err != std::errc() || end != last || d.port < 1 || d.port > 65535) {
     *why = "'" + text + "': the port is not a number from 1 to 65535";
     return std::nullopt;
   }
