@@ -3,25 +3,19 @@
 // voxels). The input is
 // written to a temporary file whose name (.nii, .nii.gz, .nrrd, .mha) the first byte picks;
 // limits keep allocations small. (ITK's own readers are third-party: not fuzzed here.)
-#include <unistd.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
-#include <string>
 
+#include "fuzz_file.hpp"
 #include "io/header.hpp"
 #include "io/voxel_data.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   static const char* kExt[] = {".nii", ".nii.gz", ".nrrd", ".mha"};
-  const std::string path = "/tmp/spineparse-fuzz-" + std::to_string(::getpid()) + kExt[data[0] % 4];
-  if (FILE* f = std::fopen(path.c_str(), "wb")) {
-    std::fwrite(data + 1, 1, size - 1, f);
-    std::fclose(f);
-  }
+  const spineparse::fuzz::FuzzFile file(data + 1, size - 1, kExt[data[0] % 4]);
+  const std::string& path = file.path();
   try {
     const auto h = spineparse::io::check_volume_file(path, {1 << 20, 512});
     if (h.binary) {
@@ -31,6 +25,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const std::runtime_error&) {
   }
   (void)spineparse::io::volume_problem(path);
-  std::remove(path.c_str());
   return 0;
 }

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "io/nifti_types.hpp"
+
 namespace spineparse::io {
 
 std::int64_t checked_mul(std::int64_t a, std::int64_t b) {
@@ -28,24 +30,10 @@ std::string num(double v) {
 }  // namespace
 
 int datatype_bytes(int datatype) {
-  switch (datatype) {
-    case 2:    // uint8
-    case 256:  // int8
-      return 1;
-    case 4:    // int16
-    case 512:  // uint16
-      return 2;
-    case 8:    // int32
-    case 16:   // float32
-    case 768:  // uint32
-      return 4;
-    case 64:    // float64
-    case 1024:  // int64
-    case 1280:  // uint64
-      return 8;
-    default:
-      return 0;
-  }
+  int bytes = 0;
+  visit_nifti_type(datatype,
+                   [&](auto t) { bytes = static_cast<int>(sizeof(typename decltype(t)::type)); });
+  return bytes;
 }
 
 namespace {
@@ -70,10 +58,9 @@ struct NiftiLayout {
       sform_code, quatern, qoffset, srow;
   const char* pair_magic;
 };
-constexpr NiftiLayout kNifti1{1,   344, 70,  72,  40,  76,  108, 112, 116, 252, 254, 256, 268, 280,
-                              "ni1"};
-constexpr NiftiLayout kNifti2{2,   4,   12,  14,  16,  104, 168, 176, 184, 344, 348, 352, 376, 400,
-                              "ni2"};
+constexpr NiftiLayout kNifti1{1,   344, 70,  72,  40,  76,  108,  112,
+                              116, 252, 254, 256, 268, 280, "ni1"};
+constexpr NiftiLayout kNifti2{2, 4, 12, 14, 16, 104, 168, 176, 184, 344, 348, 352, 376, 400, "ni2"};
 
 template <class Dim, class Real, class Offset, class Code>
 NiftiFields nifti_fields(const unsigned char* h, bool swap, const NiftiLayout& at) {
@@ -83,7 +70,8 @@ NiftiFields nifti_fields(const unsigned char* h, bool swap, const NiftiLayout& a
   f.datatype = read_as<std::int16_t>(h + at.datatype, swap);
   f.bitpix = read_as<std::int16_t>(h + at.bitpix, swap);
   const auto real = [&](int offset, int i) {
-    return static_cast<double>(read_as<Real>(h + offset + static_cast<int>(sizeof(Real)) * i, swap));
+    return static_cast<double>(
+        read_as<Real>(h + offset + static_cast<int>(sizeof(Real)) * i, swap));
   };
   for (int i = 0; i < 8; ++i) {
     f.dim[i] = read_as<Dim>(h + at.dim + static_cast<int>(sizeof(Dim)) * i, swap);

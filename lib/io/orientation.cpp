@@ -1,8 +1,11 @@
 #include "io/orientation.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
+#include <utility>
 
 namespace spineparse::io {
 
@@ -177,22 +180,16 @@ NdArrayPtr reorient(const NdArray& a, const Reorientation& r) {
   const std::int64_t count = lead * in_ijk[0] * in_ijk[1] * in_ijk[2];
   if (count == 0) return b;
   const std::size_t elem = a.nbytes() / static_cast<std::size_t>(count);
-  switch (elem) {
-    case 1:
-      copy_reoriented<1>(src, dst, lead, in_ijk, r);
-      break;
-    case 2:
-      copy_reoriented<2>(src, dst, lead, in_ijk, r);
-      break;
-    case 4:
-      copy_reoriented<4>(src, dst, lead, in_ijk, r);
-      break;
-    case 8:
-      copy_reoriented<8>(src, dst, lead, in_ijk, r);
-      break;
-    default:
-      throw std::invalid_argument("reorient: unsupported element size");
-  }
+  // The copy for each element size (memcpy of a constant size: one load and store).
+  constexpr std::pair<std::size_t, decltype(&copy_reoriented<1>)> kCopies[] = {
+      {1, &copy_reoriented<1>},
+      {2, &copy_reoriented<2>},
+      {4, &copy_reoriented<4>},
+      {8, &copy_reoriented<8>}};
+  const auto copy = std::find_if(std::begin(kCopies), std::end(kCopies),
+                                 [&](const auto& c) { return c.first == elem; });
+  if (copy == std::end(kCopies)) throw std::invalid_argument("reorient: unsupported element size");
+  copy->second(src, dst, lead, in_ijk, r);
   return b;
 }
 

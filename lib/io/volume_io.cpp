@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "io/ascii.hpp"
+#include "io/nifti_types.hpp"
 #include "io/volume_formats.hpp"
 #include "spineparse/files.hpp"
 
@@ -31,9 +32,12 @@ namespace {
 // ITK's reader and writer of a format.
 itk::ImageIOBase::Pointer itk_io(VolumeFormat f) {
   switch (f) {
-    case VolumeFormat::kNifti: return itk::NiftiImageIO::New().GetPointer();
-    case VolumeFormat::kNrrd: return itk::NrrdImageIO::New().GetPointer();
-    case VolumeFormat::kMetaImage: return itk::MetaImageIO::New().GetPointer();
+    case VolumeFormat::kNifti:
+      return itk::NiftiImageIO::New().GetPointer();
+    case VolumeFormat::kNrrd:
+      return itk::NrrdImageIO::New().GetPointer();
+    case VolumeFormat::kMetaImage:
+      return itk::MetaImageIO::New().GetPointer();
   }
   return nullptr;
 }
@@ -275,28 +279,10 @@ VolumeInfo itk_info(const std::string& path) {
 }
 
 const char* nifti_type_name(int datatype) {
-  switch (datatype) {
-    case 2:
-      return "unsigned_char";
-    case 4:
-      return "short";
-    case 8:
-      return "int";
-    case 16:
-      return "float";
-    case 64:
-      return "double";
-    case 256:
-      return "char";
-    case 512:
-      return "unsigned_short";
-    case 768:
-      return "unsigned_int";
-    case 1024:
-      return "long_long";
-    default:
-      return "unsigned_long_long";
-  }
+  const char* name = nullptr;
+  visit_nifti_type(datatype, [&](auto t) { name = t.itk_name; });
+  if (!name) throw std::logic_error("nifti_type_name: datatype not checked");
+  return name;
 }
 
 // Checks read_image and read_image_with_itk share; returns the size as H, W, D.

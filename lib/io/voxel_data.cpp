@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/header.hpp"
+#include "io/nifti_types.hpp"
 
 namespace spineparse::io {
 
@@ -205,30 +206,9 @@ void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, s
 
 void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std::int64_t H,
                   std::int64_t W, std::int64_t D) {
-  switch (h.datatype) {
-    case 2:
-      return decode_to_dhw<std::uint8_t>(p, h, out, H, W, D);
-    case 4:
-      return decode_to_dhw<std::int16_t>(p, h, out, H, W, D);
-    case 8:
-      return decode_to_dhw<std::int32_t>(p, h, out, H, W, D);
-    case 16:
-      return decode_to_dhw<float>(p, h, out, H, W, D);
-    case 64:
-      return decode_to_dhw<double>(p, h, out, H, W, D);
-    case 256:
-      return decode_to_dhw<std::int8_t>(p, h, out, H, W, D);
-    case 512:
-      return decode_to_dhw<std::uint16_t>(p, h, out, H, W, D);
-    case 768:
-      return decode_to_dhw<std::uint32_t>(p, h, out, H, W, D);
-    case 1024:
-      return decode_to_dhw<std::int64_t>(p, h, out, H, W, D);
-    case 1280:
-      return decode_to_dhw<std::uint64_t>(p, h, out, H, W, D);
-    default:
-      throw std::logic_error("decode_nifti: datatype not checked");
-  }
+  const bool known = visit_nifti_type(
+      h.datatype, [&](auto t) { decode_to_dhw<typename decltype(t)::type>(p, h, out, H, W, D); });
+  if (!known) throw std::logic_error("decode_nifti: datatype not checked");
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #include "metrics/measure.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 
@@ -33,7 +33,7 @@ V2 posterior_of(V2 a) { return {a.z, -a.y}; }
 struct Points {
   std::vector<std::array<double, 3>> p;
   std::array<double, 3> centroid{};
-  std::array<std::int64_t, 3> lo{}, hi{};  // index box (h, w, d)
+  std::array<std::int64_t, 3> lo{}, hi{};   // index box (h, w, d)
   std::vector<std::array<double, 3>> edge;  // those on the volume's boundary (not left-right)
 };
 
@@ -149,11 +149,11 @@ Line fit_line(const std::vector<std::pair<double, double>>& vu, double min_dev) 
 struct Frame {
   bool ok = false;
   std::string why;
-  V2 c, a, b;              // centroid (y, z); axis (superior); posterior
-  double x = 0;            // the plane's left-right position
-  Line sup, inf;           // u = alpha + beta v, u along a and v along b from c
+  V2 c, a, b;                    // centroid (y, z); axis (superior); posterior
+  double x = 0;                  // the plane's left-right position
+  Line sup, inf;                 // u = alpha + beta v, u along a and v along b from c
   double v_ant = 0, v_post = 0;  // the body's anterior and posterior borders
-  double ea = 0, eb = 0;   // voxel extents along a and b
+  double ea = 0, eb = 0;         // voxel extents along a and b
   double height(double v) const { return sup.at(v) - inf.at(v) + ea; }
   V2 normal(const Line& l) const { return unit(a - l.beta * b); }
 };
@@ -192,7 +192,8 @@ void fit_surfaces(Frame& f, const Slab& sl, double v_lo, double v_hi) {
   std::vector<double> top(nb * sl.planes, -1e300), bottom(nb * sl.planes, 1e300);
   for (std::size_t i = 0; i < sl.pts.size(); ++i) {
     const double v = dot(sl.pts[i], f.b), u = dot(sl.pts[i], f.a);
-    const auto k = static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
+    const auto k =
+        static_cast<std::int64_t>(std::floor((v - v_lo) / bin + 0.5));  // centres mid-bin
     if (k < 0 || k >= nb) continue;
     const std::int64_t at = k * sl.planes + sl.plane[i];
     top[at] = std::max(top[at], u);
@@ -308,15 +309,19 @@ V2 chain_axis(const std::vector<Points>& pts, int label) {
   int pos = 0;
   while (kSpineChain[pos] != label) ++pos;
   const Points& self = pts[label];
-  const Points* below = pos > 0 && !pts[kSpineChain[pos - 1]].p.empty()
-                            ? &pts[kSpineChain[pos - 1]] : nullptr;
-  const Points* above = pos + 1 < static_cast<int>(kSpineChain.size()) &&
-                                !pts[kSpineChain[pos + 1]].p.empty()
-                            ? &pts[kSpineChain[pos + 1]] : nullptr;
+  const Points* below =
+      pos > 0 && !pts[kSpineChain[pos - 1]].p.empty() ? &pts[kSpineChain[pos - 1]] : nullptr;
+  const Points* above =
+      pos + 1 < static_cast<int>(kSpineChain.size()) && !pts[kSpineChain[pos + 1]].p.empty()
+          ? &pts[kSpineChain[pos + 1]]
+          : nullptr;
   V2 d{0, 1};
-  if (below && above) d = centroid2(*above) - centroid2(*below);
-  else if (above) d = centroid2(*above) - centroid2(self);
-  else if (below) d = centroid2(self) - centroid2(*below);
+  if (below && above)
+    d = centroid2(*above) - centroid2(*below);
+  else if (above)
+    d = centroid2(*above) - centroid2(self);
+  else if (below)
+    d = centroid2(self) - centroid2(*below);
   if (std::hypot(d.y, d.z) < 1e-6) d = {0, 1};
   return unit(d);
 }
@@ -334,12 +339,9 @@ std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, cons
 
 void measure_intensities(LevelMeasurement& m, std::vector<float>& v) {
   if (v.empty()) return;
-  double s = 0;
-  for (float f : v) s += f;
-  m.mean_intensity = s / static_cast<double>(v.size());
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  m.median_intensity = *mid;
+  const MeanMedian mm = mean_and_median(v);
+  m.mean_intensity = mm.mean;
+  m.median_intensity = mm.median;
 }
 
 double mean_of(std::initializer_list<double> xs) {
@@ -376,8 +378,8 @@ void derive_ratios(CaseMeasurement& c) {
     const auto &lower = *lv(k), &upper = *lv(k + 1);
     if (!std::isnan(d.middle_height_mm)) {
       const double disc_sum = d.anterior_height_mm + d.middle_height_mm + d.posterior_height_mm;
-      const double body_sum = upper.anterior_height_mm + upper.middle_height_mm +
-                              upper.posterior_height_mm;
+      const double body_sum =
+          upper.anterior_height_mm + upper.middle_height_mm + upper.posterior_height_mm;
       d.dhi = disc_sum / body_sum;
       d.disc_to_body_ratio =
           d.middle_height_mm / mean_of({upper.middle_height_mm, lower.middle_height_mm});
@@ -492,7 +494,8 @@ void grade_height_loss(CaseMeasurement& c) {
     const double above = k < 10 ? reliable_mean_height(k + 1) : kNaN;
     const double below = k > 2 ? reliable_mean_height(k - 1) : kNaN;
     if (!std::isnan(above))
-      loss = std::max(loss, 1 - mean_height(k) / (std::isnan(below) ? above : std::min(above, below)));
+      loss =
+          std::max(loss, 1 - mean_height(k) / (std::isnan(below) ? above : std::min(above, below)));
     m.height_loss_grade = loss < 0.20 ? 0 : loss < 0.25 ? 1 : loss < 0.40 ? 2 : 3;
   }
 }
@@ -500,10 +503,19 @@ void grade_height_loss(CaseMeasurement& c) {
 }  // namespace
 
 LevelMeasurement::LevelMeasurement()
-    : anterior_height_mm(kNaN), middle_height_mm(kNaN), posterior_height_mm(kNaN),
-      ap_depth_mm(kNaN), wedge_ratio(kNaN), biconcavity_ratio(kNaN), dhi(kNaN),
-      disc_to_body_ratio(kNaN), farfan_index(kNaN), mean_intensity(kNaN),
-      median_intensity(kNaN), signal_ratio(kNaN), confidence(kNaN) {}
+    : anterior_height_mm(kNaN),
+      middle_height_mm(kNaN),
+      posterior_height_mm(kNaN),
+      ap_depth_mm(kNaN),
+      wedge_ratio(kNaN),
+      biconcavity_ratio(kNaN),
+      dhi(kNaN),
+      disc_to_body_ratio(kNaN),
+      farfan_index(kNaN),
+      mean_intensity(kNaN),
+      median_intensity(kNaN),
+      signal_ratio(kNaN),
+      confidence(kNaN) {}
 
 CaseMeasurement::CaseMeasurement() : lordosis_l1_s1_deg(kNaN), sacral_slope_deg(kNaN) {
   segmental_deg.fill(kNaN);
@@ -544,8 +556,10 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     auto& m = c.levels[label - 1];
     const Points& P = pts[label];
     frames[label] = fit_frame(P, grid, axis, refine, label == 1 ? kSacrumSlabHalfMm : kSlabHalfMm);
-    if (frames[label].ok) set_heights(m, frames[label]);
-    else m.note = frames[label].why;
+    if (frames[label].ok)
+      set_heights(m, frames[label]);
+    else
+      m.note = frames[label].why;
   };
   for (int label = 1; label <= kMaxLabel; ++label) {
     auto& m = c.levels[label - 1];
@@ -572,11 +586,12 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     int n = 0;
     for (const Frame* f : {below, above})
       if (f && f->ok) axis = axis + f->a, ++n;
-    if (n) measure_level(k, axis, 0);
-    else measure_level(k, chain_axis(pts, k), 1);
+    if (n)
+      measure_level(k, axis, 0);
+    else
+      measure_level(k, chain_axis(pts, k), 1);
   }
-  if (c.levels[0].voxels)
-    measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
+  if (c.levels[0].voxels) measure_level(1, frames[11].ok ? frames[11].a : chain_axis(pts, 1), 2);
   for (auto& m : c.levels)
     if (m.voxels && !m.complete) drop_cut_values(m, frames[m.label], pts[m.label]);
   // The sacral plate is the surface the L5/S disc lies on: where the disc's lower surface was

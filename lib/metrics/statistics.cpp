@@ -42,12 +42,9 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
     s.mean_intensity = s.median_intensity = nan;
     s.centroid = {nan, nan, nan};
     if (!v.empty()) {
-      double sum = 0;
-      for (float f : v) sum += f;
-      s.mean_intensity = sum / static_cast<double>(v.size());
-      auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
-      std::nth_element(v.begin(), mid, v.end());
-      s.median_intensity = *mid;
+      const MeanMedian mm = mean_and_median(v);
+      s.mean_intensity = mm.mean;
+      s.median_intensity = mm.median;
       for (std::size_t w = 0; w < 3; ++w) {
         s.centroid[w] = g.origin[w];
         for (std::size_t a = 0; a < 3; ++a)

@@ -22,14 +22,11 @@ StageDescription gcsn_description() {
   return d;
 }
 
-struct GcsnStage::Impl {
+struct GcsnImpl {
   network::NetworkStage stage;
   nn::Gcsn net{nullptr};
   torch::Tensor forward(const torch::Tensor& x);
 };
-
-GcsnStage::GcsnStage(const Params& p) : StageWith(p), impl_(std::make_unique<Impl>()) {}
-GcsnStage::~GcsnStage() = default;
 
 void GcsnStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
@@ -43,12 +40,6 @@ void GcsnStage::open(const StageContext& ctx) {
                     : dw == "grouped" ? nn::Depthwise::kGrouped
                                       : nn::Depthwise::kAuto;
   stage.install(impl_->net, /*lenient=*/model == "deeplab");
-}
-
-void GcsnStage::close() { impl_->stage.close(); }
-
-CasePtr GcsnStage::process(const CasePtr& in) {
-  return impl_->stage.guarded([&] { return run(in); });
 }
 
 // Host work (staging, the copy into the case's array) outside the DeviceScope, device work in it.
@@ -81,7 +72,7 @@ CasePtr GcsnStage::run(const CasePtr& in) {
 }
 
 // logits [1, C, Dp, H, W] of x [1, 1, Dp, H, W] on the device, shape checked.
-torch::Tensor GcsnStage::Impl::forward(const torch::Tensor& x) {
+torch::Tensor GcsnImpl::forward(const torch::Tensor& x) {
   const auto& setup = stage.setup;
   torch::Tensor logits;
   {
@@ -109,3 +100,7 @@ torch::Tensor GcsnStage::Impl::forward(const torch::Tensor& x) {
 }
 
 }  // namespace spineparse::plugins::coarse
+
+// The stage's class, its members in network_stage.hpp.
+template class spineparse::plugins::network::NetworkStageOf<
+    spineparse::plugins::network::GcsnOptions, spineparse::plugins::coarse::GcsnImpl>;

@@ -15,27 +15,22 @@
 //   "auto"}}
 #pragma once
 
-#include <memory>
-
 #include "network_options.hpp"
-#include "spineparse/stage.hpp"
+#include "network_stage_of.hpp"
 
 namespace spineparse::plugins::coarse {
 
 StageDescription gcsn_description();
 
-class GcsnStage : public StageWith<network::GcsnOptions> {
+struct GcsnImpl;  // the network and its state (gcsn_stage.cpp)
+
+class GcsnStage : public network::NetworkStageOf<network::GcsnOptions, GcsnImpl> {
  public:
-  explicit GcsnStage(const Params& p);
-  ~GcsnStage() override;
+  using NetworkStageOf::NetworkStageOf;
   void open(const StageContext& ctx) override;
-  CasePtr process(const CasePtr& in) override;
-  void close() override;
 
  private:
-  CasePtr run(const CasePtr& in);
-  struct Impl;  // the network and its state
-  std::unique_ptr<Impl> impl_;
+  CasePtr run(const CasePtr& in) override;
 };
 
 }  // namespace spineparse::plugins::coarse

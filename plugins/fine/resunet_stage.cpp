@@ -31,7 +31,7 @@ StageAttributes resunet_attributes() {
   return a;
 }
 
-struct ResUNetStage::Impl {
+struct ResUNetImpl {
   network::NetworkStage stage;
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
@@ -77,9 +77,6 @@ struct ResUNetStage::Impl {
   }
 };
 
-ResUNetStage::ResUNetStage(const Params& p) : StageWith(p), impl_(std::make_unique<Impl>()) {}
-ResUNetStage::~ResUNetStage() = default;
-
 void ResUNetStage::open(const StageContext& ctx) {
   auto& stage = impl_->stage;
   const network::ResUNetOptions& o = options_;
@@ -99,12 +96,6 @@ void ResUNetStage::open(const StageContext& ctx) {
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(stage.setup.state));
   stage.install(impl_->net);
-}
-
-void ResUNetStage::close() { impl_->stage.close(); }
-
-CasePtr ResUNetStage::process(const CasePtr& in) {
-  return impl_->stage.guarded([&] { return run(in); });
 }
 
 CasePtr ResUNetStage::run(const CasePtr& in) {
@@ -151,3 +142,7 @@ CasePtr ResUNetStage::run(const CasePtr& in) {
 }
 
 }  // namespace spineparse::plugins::fine
+
+// The stage's class, its members in network_stage.hpp.
+template class spineparse::plugins::network::NetworkStageOf<
+    spineparse::plugins::network::ResUNetOptions, spineparse::plugins::fine::ResUNetImpl>;

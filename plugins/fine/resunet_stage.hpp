@@ -15,28 +15,23 @@
 //   {"id": "fine", "stage": "fine.resunet", "params": {"weights": "resunet2d.safetensors"}}
 #pragma once
 
-#include <memory>
-
 #include "network_options.hpp"
-#include "spineparse/stage.hpp"
+#include "network_stage_of.hpp"
 
 namespace spineparse::plugins::fine {
 
 StageDescription resunet_description();
 StageAttributes resunet_attributes();
 
-class ResUNetStage : public StageWith<network::ResUNetOptions> {
+struct ResUNetImpl;  // the network, its batcher and state (resunet_stage.cpp)
+
+class ResUNetStage : public network::NetworkStageOf<network::ResUNetOptions, ResUNetImpl> {
  public:
-  explicit ResUNetStage(const Params& p);
-  ~ResUNetStage() override;
+  using NetworkStageOf::NetworkStageOf;
   void open(const StageContext& ctx) override;
-  CasePtr process(const CasePtr& in) override;
-  void close() override;
 
  private:
-  CasePtr run(const CasePtr& in);
-  struct Impl;  // the network and its state
-  std::unique_ptr<Impl> impl_;
+  CasePtr run(const CasePtr& in) override;
 };
 
 }  // namespace spineparse::plugins::fine

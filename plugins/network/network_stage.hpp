@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "network_options.hpp"
+#include "network_stage_of.hpp"
 #include "nn/networks.hpp"
 #include "nn/precision.hpp"
 #include "nn/torch_util.hpp"
@@ -158,5 +159,22 @@ struct NetworkStage {
  private:
   void placed();  // CUDA: waits for the weights' copies before the first call's stream uses them
 };
+
+template <class Options, class Impl>
+NetworkStageOf<Options, Impl>::NetworkStageOf(const Params& p)
+    : StageWith<Options>(p), impl_(std::make_unique<Impl>()) {}
+
+template <class Options, class Impl>
+NetworkStageOf<Options, Impl>::~NetworkStageOf() = default;
+
+template <class Options, class Impl>
+CasePtr NetworkStageOf<Options, Impl>::process(const CasePtr& in) {
+  return impl_->stage.guarded([&] { return run(in); });
+}
+
+template <class Options, class Impl>
+void NetworkStageOf<Options, Impl>::close() {
+  impl_->stage.close();
+}
 
 }  // namespace spineparse::plugins::network

@@ -9,7 +9,6 @@
 #include "coarse_stages.hpp"
 #include "fine_stages.hpp"
 #include "harness.hpp"
-#include "reference_case.hpp"
 #include "io/synth.hpp"
 #include "io/volume_io.hpp"
 #include "io_stages.hpp"
@@ -17,6 +16,7 @@
 #include "nn/precision.hpp"
 #include "nn/resample.hpp"
 #include "nn/safetensors.hpp"
+#include "reference_case.hpp"
 #include "refine_stages.hpp"
 #include "spineparse/executor.hpp"
 #include "spineparse/files.hpp"
@@ -47,7 +47,9 @@ class SpineParseNet : public ::testing::Test {
   std::map<std::string, torch::Tensor> e2e_;
 };
 
-std::string graph_file() { return spineparse::testing::source_dir() + "/graphs/spineparsenet.json"; }
+std::string graph_file() {
+  return spineparse::testing::source_dir() + "/graphs/spineparsenet.json";
+}
 }  // namespace
 
 TEST_F(SpineParseNet, PreprocessingMatchesTheOriginal) {
@@ -264,25 +266,40 @@ std::vector<std::string> with_precision(std::vector<std::string> sets, const std
   sets.push_back("fine.precision=" + p);
   return sets;
 }
+
+// The chain at fp32 (into out32) and at bf16 (into out16) over `input`: each case's labels'
+// agreement, printed; a case that failed is a test failure and agrees 0.
+std::vector<double> bf16_agreement(Registry& registry, const std::vector<std::string>& weights,
+                                   const std::string& input, const std::string& out32,
+                                   const std::string& out16) {
+  const auto sets = agreement_sets(weights);
+  auto fp32 = spineparse::testing::run_chain(registry, graph_file(), input,
+                                             with_precision(sets, "fp32"), out32);
+  auto bf16 = spineparse::testing::run_chain(registry, graph_file(), input,
+                                             with_precision(sets, "bf16"), out16);
+  EXPECT_EQ(fp32.size(), bf16.size());
+  std::vector<double> agree;
+  for (std::size_t i = 0; i < std::min(fp32.size(), bf16.size()); ++i) {
+    const bool failed = fp32[i]->failed() || bf16[i]->failed();
+    for (const auto& c : {fp32[i], bf16[i]})
+      if (c->failed()) ADD_FAILURE() << c->id() << ": " << c->error()->message;
+    agree.push_back(failed ? 0.0
+                           : label_agreement(*fp32[i]->get("labels"), *bf16[i]->get("labels")));
+    std::printf("%s, bfloat16 vs float32 label agreement: %.5f\n", fp32[i]->id().c_str(),
+                agree.back());
+  }
+  return agree;
+}
 }  // namespace
 
 // precision=bf16 (what auto picks on CPUs with native bfloat16) against float32 on the original's
 // reference case: labels agree on >= 99.9 % of voxels, and the original's own labels still pass
 // the reference test's threshold.
 TEST_F(SpineParseNet, BFloat16AgreesWithFloat32OnTheReferenceCase) {
-  const auto sets = agreement_sets(weights());
-  auto fp32 = spineparse::testing::run_chain(registry_, graph_file(), in_.str(),
-                                             with_precision(sets, "fp32"), out_.str());
-  auto bf16 = spineparse::testing::run_chain(registry_, graph_file(), in_.str(),
-                                             with_precision(sets, "bf16"), out_.str());
-  ASSERT_EQ(fp32.size(), 1u);
-  ASSERT_EQ(bf16.size(), 1u);
-  ASSERT_FALSE(fp32[0]->failed()) << fp32[0]->error()->message;
-  ASSERT_FALSE(bf16[0]->failed()) << bf16[0]->error()->message;
-  const double agree = label_agreement(*fp32[0]->get("labels"), *bf16[0]->get("labels"));
-  std::printf("reference case, bfloat16 vs float32 label agreement: %.5f (%s grids)\n", agree,
-              nn::cpu_features().native_bf16() ? "full-size" : "small");
-  EXPECT_GE(agree, 0.999);
+  const auto agree = bf16_agreement(registry_, weights(), in_.str(), out_.str(), out_.str());
+  ASSERT_EQ(agree.size(), 1u);
+  std::printf("(%s grids)\n", nn::cpu_features().native_bf16() ? "full-size" : "small");
+  EXPECT_GE(agree[0], 0.999);
   if (nn::cpu_features().native_bf16()) {
     auto expected = io::read_labels(ref("seg_expected.nii.gz"), 19);
     auto written = io::read_labels((out_ / "seg_Case1.nii.gz").string(), 19);  // the bf16 run's
@@ -304,21 +321,10 @@ TEST_F(SpineParseNet, BFloat16AgreesWithFloat32OnFullSizeSyntheticCases) {
   o.min_slices = 12;
   o.max_slices = 14;
   io::write_cohort(o, cohort.str());
-  const auto sets = agreement_sets(weights());
   TempDir out32, out16;
-  auto fp32 = spineparse::testing::run_chain(registry_, graph_file(), cohort.str(),
-                                             with_precision(sets, "fp32"), out32.str());
-  auto bf16 = spineparse::testing::run_chain(registry_, graph_file(), cohort.str(),
-                                             with_precision(sets, "bf16"), out16.str());
-  ASSERT_EQ(fp32.size(), 2u);
-  ASSERT_EQ(bf16.size(), 2u);
-  for (std::size_t i = 0; i < 2; ++i) {
-    ASSERT_FALSE(fp32[i]->failed()) << fp32[i]->error()->message;
-    ASSERT_FALSE(bf16[i]->failed()) << bf16[i]->error()->message;
-    const double agree = label_agreement(*fp32[i]->get("labels"), *bf16[i]->get("labels"));
-    std::printf("%s, bfloat16 vs float32 label agreement: %.5f\n", fp32[i]->id().c_str(), agree);
-    EXPECT_GE(agree, 0.999) << fp32[i]->id();
-  }
+  const auto agree = bf16_agreement(registry_, weights(), cohort.str(), out32.str(), out16.str());
+  ASSERT_EQ(agree.size(), 2u);
+  for (double x : agree) EXPECT_GE(x, 0.999);
 }
 
 // The former `amp` parameter is an alias of precision bf16 on the CPU; fp16 on the CPU is refused

@@ -146,15 +146,13 @@ void write_trace(const BenchArgs& a, const RunReport& r,
     steps.emplace_back(s.end_s, -s.cores);
   }
   std::sort(steps.begin(), steps.end());
+  // A counter track's sample: `key` = `value` at t seconds.
+  auto counter = [&ev](const char* name, double t, const char* key, const json& value) {
+    ev.push_back(
+        {{"name", name}, {"ph", "C"}, {"pid", 1}, {"ts", t * 1e6}, {"args", {{key, value}}}});
+  };
   int held = 0;
-  for (const auto& [t, d] : steps) {
-    held += d;
-    ev.push_back({{"name", "cores held"},
-                  {"ph", "C"},
-                  {"pid", 1},
-                  {"ts", t * 1e6},
-                  {"args", {{"cores", held}}}});
-  }
+  for (const auto& [t, d] : steps) counter("cores held", t, "cores", held += d);
   for (const auto& [t, _] : threads) {
     ev.push_back({{"name", "thread_name"},
                   {"ph", "M"},
@@ -162,20 +160,8 @@ void write_trace(const BenchArgs& a, const RunReport& r,
                   {"tid", t},
                   {"args", {{"name", "worker " + std::to_string(t)}}}});
   }
-  for (const auto& [t, n] : r.in_flight) {
-    ev.push_back({{"name", "cases in flight"},
-                  {"ph", "C"},
-                  {"pid", 1},
-                  {"ts", t * 1e6},
-                  {"args", {{"cases", n}}}});
-  }
-  for (const auto& [t, mb] : rss_samples) {
-    ev.push_back({{"name", "resident memory"},
-                  {"ph", "C"},
-                  {"pid", 1},
-                  {"ts", t * 1e6},
-                  {"args", {{"MB", mb}}}});
-  }
+  for (const auto& [t, n] : r.in_flight) counter("cases in flight", t, "cases", n);
+  for (const auto& [t, mb] : rss_samples) counter("resident memory", t, "MB", mb);
   write_file_atomic((fs::path(a.output) / "trace.json").string(),
                     json_text(json({{"traceEvents", ev}, {"displayTimeUnit", "ms"}})) + "\n");
 }

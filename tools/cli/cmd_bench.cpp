@@ -356,12 +356,10 @@ void add_bench(CLI::App& app) {
   sub->add_option("--set", a->sets, "override a parameter: NODE.PARAM=VALUE (repeatable)");
   sub->add_option("--plugin-dir", a->plugin_dirs, "extra folder to load plugins from (repeatable)");
   sub->callback([a] {
-    try {
+    run_command([&] {
       run_bench(*a);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return exit_code();
+    });
   });
 }
 

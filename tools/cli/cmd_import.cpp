@@ -38,7 +38,7 @@ void add_import(CLI::App& app) {
                   "(docs/training.md)")
       ->check(CLI::ExistingDirectory);
   sub->callback([file, model, out, orientation, data] {
-    try {
+    run_command([&] {
       std::string why;
       if (!orientation->empty() && !io::valid_axis_codes(*orientation, &why))
         throw std::runtime_error("--orientation " + why);
@@ -65,11 +65,8 @@ void add_import(CLI::App& app) {
       if (ck.info.count("best_eval_score"))
         std::printf(", best_eval_score %s", ck.info.at("best_eval_score").c_str());
       std::printf("\n");
-      set_exit_code(0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return 0;
+    });
   });
 }
 

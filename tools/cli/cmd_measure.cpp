@@ -111,7 +111,7 @@ void add_measure(CLI::App& app) {
                   "another tool's label values to ours (1 = S, 2-10 = L5..T9, 11-19 = L5/S.."
                   "T9/T10): 'src:dst,...' or a JSON file {\"src\": dst}; unlisted values -> 0");
   sub->callback([labels, out, image, map_spec] {
-    try {
+    run_command([&] {
       std::optional<std::array<std::uint8_t, 256>> map;
       if (!map_spec->empty()) map = metrics::parse_label_map(*map_spec);
       const auto jobs = measure_jobs(*labels, *image);
@@ -127,17 +127,14 @@ void add_measure(CLI::App& app) {
           ++failed;
         }
       }
-      if (done.empty()) return set_exit_code(2);
+      if (done.empty()) return 2;
       const auto summary = metrics::write_measurement_reports(done, *out);
       std::printf(
           "\nmeasured %zu of %zu cases; %s/measurements.csv, alignment.csv, "
           "summary.json\n",
           done.size(), jobs.size(), out->c_str());
-      set_exit_code(failed ? 1 : 0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return failed ? 1 : 0;
+    });
   });
 }
 

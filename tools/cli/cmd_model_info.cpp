@@ -47,7 +47,7 @@ void add_model_info(CLI::App& app) {
                   "the weights file (rewritten atomically, tensors unchanged)")
       ->check(CLI::ExistingDirectory);
   sub->callback([file, data] {
-    try {
+    run_command([&] {
       if (!data->empty()) {
         const auto meta = io::safetensors_metadata(*file);
         auto o = meta.find(io::kOrientationKey);
@@ -58,11 +58,8 @@ void add_model_info(CLI::App& app) {
                      file->c_str());
       }
       print_model_info(*file);
-      set_exit_code(0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return 0;
+    });
   });
 }
 

@@ -207,14 +207,11 @@ void add_slurm(CLI::App& app) {
     GraphLoad g = load_graph_file(a->graph, registry, a->sets);
     for (const auto& i : g.issues) std::fprintf(stderr, "  %s\n", i.to_string().c_str());
     if (!g.ok() || !plugins_ok) return set_exit_code(2);
-    try {
+    run_command([&] {
       check_sbatch_args(a->sbatch_args);
       write_scripts(*a);
-      set_exit_code(0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return 0;
+    });
   });
 }
 
@@ -242,14 +239,11 @@ void add_slurm_train(CLI::App& app) {
                   "an sbatch option for the jobs, e.g. --sbatch-arg=--gres=gpu:1 (repeatable)");
   sub->add_flag("--submit", a->submit, "submit with sbatch and print the job ids");
   sub->callback([a] {
-    try {
+    run_command([&] {
       check_sbatch_args(a->sbatch_args);
       write_train_scripts(*a);
-      set_exit_code(0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return 0;
+    });
   });
 }
 

@@ -30,9 +30,10 @@ void add_synth(CLI::App& app) {
                   "share of the vertebrae L5-T9 drawn with a wedge fracture (anterior height "
                   "20-45 % lower, the disc above following it; default 0)")
       ->check(CLI::Range(0.0, 1.0));
-  sub->add_flag("--seated-sacrum", o->seated_sacrum,
-                "draw the L5/S disc as a wedge with the sacrum's plate on it, as in a real spine "
-                "(default: the sacrum turned on its own, as in the demo models' first training cohort)");
+  sub->add_flag(
+      "--seated-sacrum", o->seated_sacrum,
+      "draw the L5/S disc as a wedge with the sacrum's plate on it, as in a real spine "
+      "(default: the sacrum turned on its own, as in the demo models' first training cohort)");
   sub->add_flag("!--no-masks", o->masks, "write no masks");
   sub->add_option("--orientation", o->orientation,
                   "store the volumes in these axis codes (e.g. RAS, LPS; default PIL, the "
@@ -40,7 +41,7 @@ void add_synth(CLI::App& app) {
   sub->callback([o, out, size, slices] {
     if (size->size() == 2) o->min_size = (*size)[0], o->max_size = (*size)[1];
     if (slices->size() == 2) o->min_slices = (*slices)[0], o->max_slices = (*slices)[1];
-    try {
+    run_command([&] {
       int done = 0;
       io::write_cohort(*o, *out, [&](const io::SynthSummary& s) {
         ++done;
@@ -53,11 +54,8 @@ void add_synth(CLI::App& app) {
           "wrote %d cases to %s (original_mr/, mask/, cohort.json, truth_measurements.csv, "
           "truth_alignment.csv)\n",
           o->cases, out->c_str());
-      set_exit_code(0);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      set_exit_code(2);
-    }
+      return 0;
+    });
   });
 }
 

@@ -112,7 +112,7 @@ void cross_validate(const TrainArgs& a, const train::TrainConfig& cfg) {
 }
 
 void run(const std::string& what, const TrainArgs& a) {
-  try {
+  run_command([&] {
     train::TrainConfig cfg;
     if (!a.config.empty()) cfg = train::TrainConfig::from_json_file(a.config);
     if (!a.init.empty()) cfg.fine_init = a.init;
@@ -135,11 +135,8 @@ void run(const std::string& what, const TrainArgs& a) {
                   what.c_str(), r.best_dice, r.best_epoch, r.best_weights.c_str());
     }
     if (what == "fine" && a.fold == "all") cross_validate(a, cfg);
-    set_exit_code(0);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    set_exit_code(2);
-  }
+    return 0;
+  });
 }
 }  // namespace
 

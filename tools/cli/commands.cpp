@@ -24,6 +24,15 @@ int g_exit_code = 0;
 int exit_code() { return g_exit_code; }
 void set_exit_code(int code) { g_exit_code = code; }
 
+void run_command(const std::function<int()>& body) {
+  try {
+    set_exit_code(body());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    set_exit_code(2);
+  }
+}
+
 bool load_default_plugins(Registry& registry, const std::vector<std::string>& extra_folders) {
   std::vector<std::string> errors;
   auto folders = default_plugin_folders();

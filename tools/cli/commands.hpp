@@ -1,10 +1,11 @@
 // Subcommands of the spineparse CLI; each lives in its own cmd_*.cpp.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,13 +14,16 @@
 namespace spineparse {
 class Registry;
 struct GraphSpec;
-}
+}  // namespace spineparse
 
 namespace spineparse::tools::cli {
 
 void add_commands(CLI::App& app);
 int exit_code();
 void set_exit_code(int code);
+// Runs a command's body and sets the exit code it returns; an exception escaping the body prints
+// "error: WHAT" and sets 2 (the CLI's code for "nothing was done").
+void run_command(const std::function<int()>& body);
 
 // Loads plugins from the default folders (build folder, SPINEPARSE_PLUGIN_PATH) and any extra
 // folders. Returns false (after printing why) when a plugin is refused.
@@ -63,7 +67,8 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 
  private:
-  struct sigaction old_int_ {}, old_term_{};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 void add_run(CLI::App& app);
@@ -77,7 +82,7 @@ void add_evaluate(CLI::App& app);
 void add_measure(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_model_info(CLI::App& app);
-void add_serve(CLI::App& app);  // cmd_serve.cpp
+void add_serve(CLI::App& app);   // cmd_serve.cpp
 void add_import(CLI::App& app);  // only in builds with LibTorch
 void add_train(CLI::App& app);   // only in builds with LibTorch
 

@@ -1,7 +1,7 @@
 // The networks against the original code's outputs (../shared/reference), within the tolerances
 // of its README: max |difference| <= 1e-3 x max |reference| for every output tensor.
-#include <gmock/gmock.h>
 #include <ATen/autocast_mode.h>
+#include <gmock/gmock.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -30,10 +30,27 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std
   EXPECT_LE(diff, 1e-3 * scale) << what << ": max |diff| " << diff << ", max |ref| " << scale;
 }
 
+// A network's reference vectors: the original's weights and its inputs and outputs on them.
+struct ReferenceVectors {
+  std::map<std::string, torch::Tensor> weights, io;
+};
+ReferenceVectors reference_vectors(const std::string& network) {
+  return {load_safetensors(::ref(network + "_weights.safetensors")).tensors,
+          load_safetensors(::ref(network + "_io.safetensors")).tensors};
+}
+
 // The reference GCSN (weights of the original) in eval mode.
 Gcsn reference_gcsn(const std::map<std::string, torch::Tensor>& w) {
   Gcsn net(true);
   load_state(*net, w, "gcsn_weights.safetensors");
+  net->eval();
+  return net;
+}
+
+// The reference ResUNet2D in eval mode.
+ResUNet2d reference_resunet(const std::map<std::string, torch::Tensor>& w) {
+  ResUNet2d net;
+  load_state(*net, w, "resunet2d_weights.safetensors");
   net->eval();
   return net;
 }
@@ -71,31 +88,27 @@ TEST(Networks, AdjacencyIsAppendixB) {
 TEST(Networks, GcsnMatchesTheOriginal) {
   REQUIRE_REFERENCE();
   torch::NoGradGuard ng;
-  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
-  auto io = load_safetensors(ref("gcsn_io.safetensors"));
-  Gcsn net = reference_gcsn(w.tensors);
-  auto out = net->forward(io.tensors.at("input"));
-  expect_close(out.logits, io.tensors.at("logits"), "GCSN logits");
-  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"), "GCSN deep supervision");
+  const auto [w, io] = reference_vectors("gcsn");
+  Gcsn net = reference_gcsn(w);
+  auto out = net->forward(io.at("input"));
+  expect_close(out.logits, io.at("logits"), "GCSN logits");
+  expect_close(out.deep_supervision, io.at("deep_supervision"), "GCSN deep supervision");
 
   Gcsn deeplab(false);
-  load_state(*deeplab, w.tensors, "gcsn_weights.safetensors (DeepLabv3+ subset)", true);
+  load_state(*deeplab, w, "gcsn_weights.safetensors (DeepLabv3+ subset)", true);
   deeplab->eval();
-  expect_close(deeplab->forward(io.tensors.at("input")).logits, io.tensors.at("deeplab_logits"),
+  expect_close(deeplab->forward(io.at("input")).logits, io.at("deeplab_logits"),
                "DeepLabv3+ logits");
 }
 
 TEST(Networks, ResUNet2dMatchesTheOriginal) {
   REQUIRE_REFERENCE();
   torch::NoGradGuard ng;
-  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
-  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
-  ResUNet2d net;
-  load_state(*net, w.tensors, "resunet2d_weights.safetensors");
-  net->eval();
-  auto logits = net->forward(io.tensors.at("image"), io.tensors.at("unary"));
-  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits");
-  expect_close(torch::softmax(logits, 1), io.tensors.at("softmax"), "ResUNet2D softmax");
+  const auto [w, io] = reference_vectors("resunet2d");
+  ResUNet2d net = reference_resunet(w);
+  auto logits = net->forward(io.at("image"), io.at("unary"));
+  expect_close(logits, io.at("logits"), "ResUNet2D logits");
+  expect_close(torch::softmax(logits, 1), io.at("softmax"), "ResUNet2D softmax");
 }
 
 // The inference rewrites (BatchNorm folded into the convolutions, channels-last weights and
@@ -103,34 +116,28 @@ TEST(Networks, ResUNet2dMatchesTheOriginal) {
 TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
   REQUIRE_REFERENCE();
   torch::NoGradGuard ng;
-  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
-  auto io = load_safetensors(ref("gcsn_io.safetensors"));
-  Gcsn net = reference_gcsn(w.tensors);
+  const auto [w, io] = reference_vectors("gcsn");
+  Gcsn net = reference_gcsn(w);
   fold_batchnorm(net);
   to_channels_last(*net);
   EXPECT_FALSE(torch::equal(state_of(*net).at("xception_features.conv1.weight"),
-                            w.tensors.at("xception_features.conv1.weight")));
+                            w.at("xception_features.conv1.weight")));
   EXPECT_EQ(split_depthwise_convolutions(net),
             22);  // every separable convolution (three with an in-plane stride of 2)
-  auto x = io.tensors.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
+  auto x = io.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
   auto out = net->forward(x);
-  expect_close(out.logits, io.tensors.at("logits"), "folded GCSN logits");
-  expect_close(out.deep_supervision, io.tensors.at("deep_supervision"),
-               "folded GCSN deep supervision");
+  expect_close(out.logits, io.at("logits"), "folded GCSN logits");
+  expect_close(out.deep_supervision, io.at("deep_supervision"), "folded GCSN deep supervision");
 
-  auto wr = load_safetensors(ref("resunet2d_weights.safetensors"));
-  auto ior = load_safetensors(ref("resunet2d_io.safetensors"));
-  ResUNet2d unet;
-  load_state(*unet, wr.tensors, "resunet2d_weights.safetensors");
-  unet->eval();
+  const auto [wr, ior] = reference_vectors("resunet2d");
+  ResUNet2d unet = reference_resunet(wr);
   fold_batchnorm(unet);
   to_channels_last(*unet);
   EXPECT_TRUE(unet->decoders_[3]->bn[2].is_empty());
   EXPECT_TRUE(unet->encoders_[0]->conv[0]->bias.defined());
   auto logits =
-      unet->forward(ior.tensors.at("image"),
-                    ior.tensors.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
-  expect_close(logits, ior.tensors.at("logits"), "folded ResUNet2D logits");
+      unet->forward(ior.at("image"), ior.at("unary").contiguous(torch::MemoryFormat::ChannelsLast));
+  expect_close(logits, ior.at("logits"), "folded ResUNet2D logits");
 }
 
 // What the fine stage runs on the CPU (optimize=true): BatchNorm folded and the activations in
@@ -140,13 +147,8 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   REQUIRE_REFERENCE();
   if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
   c10::InferenceMode im;
-  auto w = load_safetensors(ref("resunet2d_weights.safetensors"));
-  auto io = load_safetensors(ref("resunet2d_io.safetensors"));
-  ResUNet2d plain, fast;
-  for (auto* n : {&plain, &fast}) {
-    load_state(**n, w.tensors, "resunet2d_weights.safetensors");
-    (*n)->eval();
-  }
+  const auto [w, io] = reference_vectors("resunet2d");
+  ResUNet2d plain = reference_resunet(w), fast = reference_resunet(w);
   fold_batchnorm(plain);
   optimize_for_inference(fast, /*cuda=*/false);
   EXPECT_EQ(fast->onednn_weights_.size(),
@@ -154,17 +156,15 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
   // scripts/setup installs libdnnl-dev: the fused primitives run (the inputs divide by 16).
   EXPECT_TRUE(has_fused_onednn());
   EXPECT_TRUE(fast->fused_ != nullptr);
-  auto logits = fast->forward(io.tensors.at("image"), io.tensors.at("unary"));
+  auto logits = fast->forward(io.at("image"), io.at("unary"));
   EXPECT_FALSE(logits.is_mkldnn());
-  expect_close(logits, io.tensors.at("logits"), "ResUNet2D logits in oneDNN layout");
+  expect_close(logits, io.at("logits"), "ResUNet2D logits in oneDNN layout");
   torch::manual_seed(3);
   auto image = torch::randn({3, 1, 64, 128}), unary = torch::randn({3, 20, 32, 64});
   auto want = plain->forward(image, unary), got = fast->forward(image, unary);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
   // A network in another dtype (here float64) keeps the plain path.
-  ResUNet2d wide;
-  load_state(*wide, w.tensors, "resunet2d_weights.safetensors");
-  wide->eval();
+  ResUNet2d wide = reference_resunet(w);
   wide->to(torch::kDouble);
   optimize_for_inference(wide, /*cuda=*/false);
   EXPECT_TRUE(wide->onednn_weights_.empty());
@@ -179,16 +179,15 @@ TEST(Networks, ResUNet2dInOneDnnLayoutMatchesTheOriginal) {
 TEST(Networks, DepthwiseByPlanesOrGroupedGiveTheSameGcsn) {
   REQUIRE_REFERENCE();
   c10::InferenceMode im;
-  auto w = load_safetensors(ref("gcsn_weights.safetensors"));
-  auto io = load_safetensors(ref("gcsn_io.safetensors"));
-  Gcsn grouped = reference_gcsn(w.tensors), planes = reference_gcsn(w.tensors);
+  const auto [w, io] = reference_vectors("gcsn");
+  Gcsn grouped = reference_gcsn(w), planes = reference_gcsn(w);
   optimize_for_inference(grouped, /*cuda=*/false, Depthwise::kGrouped);
   optimize_for_inference(planes, /*cuda=*/true, Depthwise::kPlanes);  // channels-last, as on CUDA
   EXPECT_EQ(fused_separable_convolutions(grouped), 0);  // nothing split, nothing fused
-  auto x = io.tensors.at("input");
-  expect_close(grouped->forward(x).logits, io.tensors.at("logits"), "GCSN, grouped depthwise");
+  auto x = io.at("input");
+  expect_close(grouped->forward(x).logits, io.at("logits"), "GCSN, grouped depthwise");
   expect_close(planes->forward(x.contiguous(torch::MemoryFormat::ChannelsLast3d)).logits,
-               io.tensors.at("logits"), "GCSN, depthwise by planes in channels-last memory");
+               io.at("logits"), "GCSN, depthwise by planes in channels-last memory");
 }
 
 // The region pooling divides by a sum over every voxel: each weight about 1 / V. Under autocast
