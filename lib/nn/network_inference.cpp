@@ -203,4 +203,32 @@ bool has_fused_onednn() {
 #endif
 }
 
+#ifdef SPINEPARSE_WITH_ONEDNN
+int int8_activation_points() { return FusedResUNet::kActivationPoints; }
+
+torch::Tensor record_activation_ranges(const ResUNet2d& net, const torch::Tensor& image,
+                                       const torch::Tensor& unary, std::vector<float>& ranges) {
+  if (!net->fused_ || net->final_conv->weight.scalar_type() != torch::kFloat32)
+    throw std::runtime_error(
+        "int8 calibration needs the fused float32 ResUNet2D "
+        "(use_onednn_layout on a float32 network)");
+  return net->fused_->record_maxima(net->joined_input(image, unary, torch::kFloat32), ranges);
+}
+
+void use_int8(ResUNet2d& net, const std::vector<float>& ranges) {
+  if (!net->fused_ || net->final_conv->weight.scalar_type() != torch::kFloat32)
+    throw std::runtime_error("int8 needs the fused float32 ResUNet2D first (use_onednn_layout)");
+  net->fused_ = std::make_shared<const FusedResUNet>(*net, torch::kChar, ranges);
+}
+#else
+int int8_activation_points() { return 0; }
+torch::Tensor record_activation_ranges(const ResUNet2d&, const torch::Tensor&, const torch::Tensor&,
+                                       std::vector<float>&) {
+  throw std::runtime_error("int8 needs oneDNN's own API (libdnnl-dev) at build time");
+}
+void use_int8(ResUNet2d&, const std::vector<float>&) {
+  throw std::runtime_error("int8 needs oneDNN's own API (libdnnl-dev) at build time");
+}
+#endif
+
 }  // namespace spineparse::nn

@@ -393,25 +393,37 @@ ResUNet2dImpl::ResUNet2dImpl(int64_t in_channels, int64_t out_channels, int64_t 
                                torch::nn::Conv2d(torch::nn::Conv2dOptions(f, out_channels, 1)));
 }
 
+namespace {
+torch::Tensor upsampled(const torch::Tensor& unary, const torch::Tensor& image) {
+  return F::interpolate(unary, F::InterpolateFuncOptions()
+                                   .size(std::vector<int64_t>{image.size(2), image.size(3)})
+                                   .mode(torch::kBilinear)
+                                   .align_corners(true));
+}
+}  // namespace
+
+torch::Tensor ResUNet2dImpl::joined_input(const torch::Tensor& image, const torch::Tensor& unary,
+                                          torch::ScalarType dtype) const {
+  const auto up = upsampled(unary, image);
+  // [image, up] concatenated, converted and laid out channels-last in one pass each.
+  auto x = torch::empty({image.size(0), image.size(1) + up.size(1), image.size(2), image.size(3)},
+                        image.options().dtype(dtype), torch::MemoryFormat::ChannelsLast);
+  x.narrow(1, 0, image.size(1)).copy_(image);
+  x.narrow(1, image.size(1), up.size(1)).copy_(up);
+  return x;
+}
+
 torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Tensor& unary) {
-  auto up = F::interpolate(unary, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{image.size(2), image.size(3)})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(true));
   const auto dtype = final_conv->weight.scalar_type();
   if (!onednn_weights_.empty() && image.is_cpu()) {
-    // [image, up] concatenated, converted and laid out channels-last in one pass each.
-    auto x = torch::empty({image.size(0), image.size(1) + up.size(1), image.size(2), image.size(3)},
-                          image.options().dtype(dtype), torch::MemoryFormat::ChannelsLast);
-    x.narrow(1, 0, image.size(1)).copy_(image);
-    x.narrow(1, image.size(1), up.size(1)).copy_(up);
+    const auto x = joined_input(image, unary, dtype);
 #ifdef SPINEPARSE_WITH_ONEDNN
     if (fused_ && x.size(2) % 16 == 0 && x.size(3) % 16 == 0) return fused_->forward(x);
 #endif
     auto logits = forward_onednn(x);  // channels-last, the network's dtype
     return torch::empty(logits.sizes(), logits.options().dtype(torch::kFloat32)).copy_(logits);
   }
-  auto x = torch::cat({image, up}, 1).to(dtype);
+  auto x = torch::cat({image, upsampled(unary, image)}, 1).to(dtype);
   std::vector<torch::Tensor> feats;
   for (int k = 0; k < 5; ++k) {
     if (k > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2));

@@ -84,6 +84,10 @@ struct ResUNet2dImpl : torch::nn::Module {
   // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W], float32. The inputs
   // are upsampled and concatenated in their dtype, then converted to the network's.
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary);
+  // What the CPU path's first convolution reads: [image, unary upsampled bilinearly to the
+  // image's size] in `dtype`, channels-last.
+  torch::Tensor joined_input(const torch::Tensor& image, const torch::Tensor& unary,
+                             torch::ScalarType dtype) const;
   std::vector<ExtResBlock> encoders_;
   std::vector<torch::nn::ConvTranspose2d> upsample_;
   std::vector<ExtResBlock> decoders_;
@@ -160,6 +164,19 @@ torch::Tensor subpixel_shuffle(const torch::Tensor& z);
 bool use_onednn_layout(ResUNet2d& net);
 // Whether this library was built with oneDNN's own API (the fused ResUNet2D).
 bool has_fused_onednn();
+
+// int8 ResUNet2D on the CPU (has_fused_onednn(); FusedResUNet in nn/onednn_resunet.hpp): weights
+// quantized per output channel, each activation at the scale of its calibrated range.
+// record_activation_ranges runs a float32 network after use_onednn_layout on one batch and
+// raises `ranges` (int8_activation_points() entries, created as zeros) to the largest |value| of
+// each activation (returning the logits, as forward does); use_int8 then switches such a network
+// to int8 with those ranges. Both throw
+// std::runtime_error naming what is missing (oneDNN's own API, the fused float32 network, an int8
+// kernel for this CPU) and std::invalid_argument for ranges of the wrong count or not positive.
+int int8_activation_points();
+torch::Tensor record_activation_ranges(const ResUNet2d& net, const torch::Tensor& image,
+                                       const torch::Tensor& unary, std::vector<float>& ranges);
+void use_int8(ResUNet2d& net, const std::vector<float>& ranges);
 
 // What the network stages' `optimize` parameter does, once placed on their device: BatchNorm
 // folding everywhere; on CPU the depthwise split (GCSN) and oneDNN's layout (ResUNet2D); on CUDA

@@ -24,7 +24,9 @@ int64_t out_size(int64_t n, int64_t k, int64_t pad, int64_t dil, int64_t stride)
 }  // namespace
 
 ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w) {
-  const auto dt = dnnl_type(dtype);
+  const auto dt = c.int8 ? memory::data_type::s8 : dnnl_type(dtype);  // the weights'
+  const auto src_dt = c.int8 ? c.int8->src : dt;
+  const auto dst_dt = c.float_out ? memory::data_type::f32 : c.int8 ? c.int8->dst : dt;
   const int64_t O = c.weight.size(0), Ig = c.weight.size(1), kh = c.weight.size(2),
                 kw = c.weight.size(3), G = c.groups;
   // A kernel of size 1 along an axis has no padding or dilation there.
@@ -35,17 +37,17 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
   p.out_h = out_size(h, kh, ph, dh, c.stride);
   p.out_w = out_size(w, kw, pw, dw, c.stride);
   p.out_c = O;
-  const memory::desc src({n, Ig * G, h, w}, dt, tag::nhwc);
+  const memory::desc src({n, Ig * G, h, w}, src_dt, tag::nhwc);
   const memory::dims wdims =
       G > 1 ? memory::dims{G, O / G, Ig, kh, kw} : memory::dims{O, Ig, kh, kw};
   const memory::desc wei(wdims, dt, tag::any);
   const memory::desc bia({O}, memory::data_type::f32, tag::a);
-  const memory::desc dst({n, O, p.out_h, p.out_w}, c.float_out ? memory::data_type::f32 : dt,
-                         tag::nhwc);
+  const memory::desc dst({n, O, p.out_h, p.out_w}, dst_dt, tag::nhwc);
   dnnl::post_ops po;
-  if (c.sum) po.append_sum(1.f);
+  if (c.sum) po.append_sum(c.int8 ? c.int8->sum_scale : 1.f);
   if (c.relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
   dnnl::primitive_attr attr;
+  if (c.int8) attr.set_output_scales(1 << 1, c.int8->out_scales);  // per output channel
   attr.set_post_ops(po);
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
@@ -57,7 +59,7 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
   p.dst = pd.dst_desc();
   p.scratch = pd.scratchpad_desc();
   // Weights and bias: reordered (and converted) once into memory the primitive owns.
-  auto user_w = c.weight.to(dtype).contiguous();
+  auto user_w = (c.int8 ? c.weight.to(torch::kChar) : c.weight.to(dtype)).contiguous();
   memory user(memory::desc(wdims, dt, G > 1 ? tag::goihw : tag::oihw), engine(), user_w.data_ptr());
   p.weights = memory(pd.weights_desc(), engine());
   dnnl::stream s(engine());

@@ -7,18 +7,30 @@
 
 #include <cstdint>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <vector>
 
 namespace spineparse::nn::onednn {
 
 // weight [O, I/groups, kh, kw] in the network's dtype (kh, kw: 1 or the odd size that `pad`
 // keeps the output size for), bias float (any float dtype), padding and dilation as LibTorch
 // counts them (dilation 1 = none), applied along the axes where the kernel is larger than 1.
+//
+// Quantized (int8): weight int8 and bias float already in the accumulator's units (bias / (source
+// scale x weight scale)); oneDNN computes dst = relu(out_scales * (conv + bias) + sum_scale * dst),
+// rounded and saturated into dst's type.
+struct Int8Conv {
+  dnnl::memory::data_type src = dnnl::memory::data_type::u8, dst = dnnl::memory::data_type::u8;
+  std::vector<float> out_scales;  // one per output channel
+  float sum_scale = 1.f;
+};
 struct ConvSpec {
   torch::Tensor weight, bias;
   int64_t stride = 1, pad = 0, dilation = 1, groups = 1;
-  bool sum = false;        // dst = conv + dst (what the destination holds before)
-  bool relu = false;       // then ReLU
-  bool float_out = false;  // float32 output whatever the network's dtype
+  bool sum = false;              // dst = conv + dst (what the destination holds before)
+  bool relu = false;             // then ReLU
+  bool float_out = false;        // float32 output whatever the network's dtype
+  std::optional<Int8Conv> int8;  // set: a quantized convolution (the dtype argument is ignored)
 };
 
 // A convolution made for one input size [n, I, h, w]: the primitive, its weights in the layout

@@ -14,7 +14,16 @@
 namespace spineparse::nn {
 
 const char* precision_name(Precision p) {
-  return p == Precision::kBFloat16 ? "bf16" : p == Precision::kFloat16 ? "fp16" : "fp32";
+  switch (p) {
+    case Precision::kBFloat16:
+      return "bf16";
+    case Precision::kFloat16:
+      return "fp16";
+    case Precision::kInt8:
+      return "int8";
+    default:
+      return "fp32";
+  }
 }
 
 namespace {
@@ -147,6 +156,13 @@ PrecisionChoice choose_precision(const std::string& requested, bool cuda, const 
           "or fp32)");
     c.precision = Precision::kFloat16;
     c.reason = "precision=fp16 (float16 autocast on CUDA)";
+  } else if (requested == "int8") {
+    if (cuda)
+      throw std::runtime_error(
+          "precision=int8 is for the CPU (oneDNN's int8 convolutions); on "
+          "CUDA use fp16, bf16 or fp32");
+    c.precision = Precision::kInt8;
+    c.reason = "precision=int8 (calibrated int8 convolutions, " + cpu.fp32_isa() + ")";
   } else if (requested == "auto") {
     if (cuda) {
       c.precision = Precision::kFloat16;
@@ -159,7 +175,7 @@ PrecisionChoice choose_precision(const std::string& requested, bool cuda, const 
                  cpu.fp32_isa();
     }
   } else {
-    throw std::runtime_error("precision '" + requested + "' is not auto, fp32, bf16 or fp16");
+    throw std::runtime_error("precision '" + requested + "' is not auto, fp32, bf16, fp16 or int8");
   }
   return c;
 }

@@ -8,15 +8,18 @@
 //         float32); bfloat16 autocast on CUDA. Allowed on CPUs without native bfloat16, where it
 //         is emulated and usually slower than float32.
 //   fp16: float16 autocast on CUDA; refused on the CPU (LibTorch has no float16 CPU convolutions).
+//   int8: ResUNet2D only, on the CPU: int8 convolutions (oneDNN: AVX2, AVX-512 VNNI, AMX) with
+//         the activation ranges calibrated for its weights (`spineparse calibrate`); refused on
+//         CUDA. `auto` never picks it.
 #pragma once
 
 #include <string>
 
 namespace spineparse::nn {
 
-enum class Precision { kFloat32, kBFloat16, kFloat16 };
+enum class Precision { kFloat32, kBFloat16, kFloat16, kInt8 };
 
-// "fp32", "bf16", "fp16".
+// "fp32", "bf16", "fp16", "int8".
 const char* precision_name(Precision p);
 
 // What the CPU offers, from CPUID and XGETBV (instructions present and their state enabled by the
@@ -40,7 +43,8 @@ struct PrecisionChoice {
   Precision precision = Precision::kFloat32;
   std::string reason;
 };
-// requested: "auto", "fp32", "bf16" or "fp16". Throws for an unknown value and for fp16 on the CPU.
+// requested: "auto", "fp32", "bf16", "fp16" or "int8". Throws for an unknown value, for fp16 on
+// the CPU and for int8 on CUDA.
 PrecisionChoice choose_precision(const std::string& requested, bool cuda,
                                  const CpuFeatures& cpu = cpu_features());
 

@@ -3,12 +3,18 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
+#include <mutex>
 
 #include "network_stage.hpp"
+#include "nn/int8_calibration.hpp"
 #include "slice_batcher.hpp"
+#include "spineparse/files.hpp"
 
 namespace spineparse::plugins::fine {
+
+namespace fs = std::filesystem;
 
 StageDescription resunet_description() {
   StageDescription d = describe<network::ResUNetOptions>(
@@ -36,6 +42,21 @@ struct ResUNetImpl {
   std::int64_t batch_size = 1;
   std::unique_ptr<SliceBatcher> batcher;  // slices of concurrent cases share passes
   nn::ResUNet2d net{nullptr};
+  // calibrate=true: the int8 activation ranges recorded so far, over this many cases.
+  bool calibrating = false;
+  std::mutex ranges_mutex;
+  std::vector<float> ranges;
+  int calibrated_cases = 0;
+
+  void to_int8(const network::ResUNetOptions& o, const std::string& node);
+  void check_calibration(const network::ResUNetOptions& o, const std::string& node) const;
+  torch::Tensor network(const torch::Tensor& img, const torch::Tensor& un) {
+    if (stage.setup.script) return stage.setup.script->forward({img, un}).toTensor();
+    if (!calibrating) return net->forward(img, un);
+    std::lock_guard<std::mutex> lock(ranges_mutex);
+    if (ranges.empty()) ranges.assign(static_cast<std::size_t>(nn::int8_activation_points()), 0.f);
+    return nn::record_activation_ranges(net, img, un, ranges);
+  }
 
   // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device: staged on the
   // host, then run in a DeviceScope, finished when this returns.
@@ -48,8 +69,7 @@ struct ResUNetImpl {
     auto un = nn::to_device_async(unary_staged, setup.device);
     if (stage.optimized && nn::uses_channels_last(stage.cuda()))
       un = un.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor logits =
-        setup.script ? setup.script->forward({img, un}).toTensor() : net->forward(img, un);
+    torch::Tensor logits = network(img, un);
     auto probs = torch::softmax(logits.to(torch::kFloat32), 1);
     on_device.finish();
     return probs;
@@ -92,10 +112,57 @@ void ResUNetStage::open(const StageContext& ctx) {
       ctx.declare(use);
     }
   }
+  impl_->check_calibration(o, ctx.node_id);
   if (stage.setup.script) return;
   // Demo models are narrower; without a state (random_weights) the network is full size.
   impl_->net = nn::ResUNet2d(21, 20, nn::resunet_fmaps_of(stage.setup.state));
   stage.install(impl_->net);
+  if (stage.setup.precision.precision == nn::Precision::kInt8) impl_->to_int8(o, ctx.node_id);
+  impl_->calibrating = o.calibrate;
+}
+
+// What int8 and calibration need: a built-in network, optimize on, on the CPU (the fused
+// float32 network), float32 for calibration.
+void ResUNetImpl::check_calibration(const network::ResUNetOptions& o,
+                                    const std::string& node) const {
+  const bool int8 = stage.setup.precision.precision == nn::Precision::kInt8;
+  if (!int8 && !o.calibrate) return;
+  const std::string what = int8 ? "precision=int8" : "calibrate=true";
+  auto refuse = [&](const std::string& why) {
+    throw std::runtime_error("node '" + node + "': " + what + " " + why);
+  };
+  if (stage.setup.script) refuse("needs the built-in ResUNet2D, not model=torchscript");
+  if (!o.optimize) refuse("needs optimize=true (the fused oneDNN network)");
+  if (!nn::has_fused_onednn()) refuse("needs oneDNN's own API (libdnnl-dev) at build time");
+  if (o.calibrate && stage.setup.precision.precision != nn::Precision::kFloat32)
+    refuse("records float32 activations: set precision=fp32");
+  if (o.calibrate && int8) refuse("and precision=int8 exclude each other");
+}
+
+void ResUNetImpl::to_int8(const network::ResUNetOptions& o, const std::string& node) {
+  try {
+    const auto cal = nn::Int8Calibration::of_weights(stage.setup.metadata, o.weights);
+    nn::use_int8(net, cal.ranges);
+    std::string reason =
+        stage.setup.precision.reason + "; ranges from " + std::to_string(cal.cases) + " cases";
+    if (!std::isnan(cal.agreement))
+      reason += "; labels agreed with fp32 on " + std::to_string(100 * cal.agreement) + " % of " +
+                "voxels over " + std::to_string(cal.checked_cases) + " cases";
+    if (stage.ctx.note) stage.ctx.note(network::NetworkNotes::kPrecisionReason, reason);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("node '" + node + "': precision=int8: " + e.what());
+  }
+}
+
+void ResUNetStage::after_run(const std::string&, const StageContext& ctx) {
+  if (!impl_->calibrating) return;
+  std::lock_guard<std::mutex> lock(impl_->ranges_mutex);
+  nn::Int8Calibration cal;
+  cal.ranges = impl_->ranges;
+  cal.cases = impl_->calibrated_cases;
+  const auto path = fs::path(ctx.output_dir) / "calibration" / "int8_ranges.json";
+  fs::create_directories(path.parent_path());
+  write_file_atomic(path.string(), cal.to_json() + "\n");
 }
 
 CasePtr ResUNetStage::run(const CasePtr& in) {
@@ -133,6 +200,10 @@ CasePtr ResUNetStage::run(const CasePtr& in) {
     network::DeviceScope on_device(stage);
     probs = stage.to_host(probs);
     on_device.finish();
+  }
+  if (impl_->calibrating) {
+    std::lock_guard<std::mutex> lock(impl_->ranges_mutex);
+    ++impl_->calibrated_cases;
   }
   if (impl_->net)
     network::record_gflop(*out, stage.ctx,

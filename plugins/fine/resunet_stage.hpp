@@ -5,7 +5,9 @@
 //          upsamples the logits bilinearly inside and concatenates [MR, logits], spec 4.1).
 // Params:  weights, model (resunet2d | torchscript), device, batch_size (slices per forward,
 //          0: 1 on the CPU, 16 on CUDA; BatchNorm runs in inference form, so batching does not
-//          change results), precision (as coarse.gcsn).
+//          change results), precision (as coarse.gcsn, and int8 on the CPU with the activation
+//          ranges the weights file records), calibrate (record those ranges: fp32, CPU;
+//          OUTPUT/calibration/int8_ranges.json).
 //          batch_across_cases (auto: on for CUDA): slices of the cases in the stage at once share
 //          forward passes (SliceBatcher), batch_wait_ms.
 // Concurrency: parallel. On the CPU cases run side by side, each holding every core
@@ -29,6 +31,8 @@ class ResUNetStage : public network::NetworkStageOf<network::ResUNetOptions, Res
  public:
   using NetworkStageOf::NetworkStageOf;
   void open(const StageContext& ctx) override;
+  // calibrate=true: writes OUTPUT/calibration/int8_ranges.json (nn::Int8Calibration).
+  void after_run(const std::string& run_json_path, const StageContext& ctx) override;
 
  private:
   CasePtr run(const CasePtr& in) override;

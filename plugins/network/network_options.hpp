@@ -38,7 +38,7 @@ struct NetworkNotes {
   static constexpr const char* kPrecision = "precision";
   static constexpr const char* kPrecisionReason = "precision_reason";
   static constexpr const char* kDevice = "device";
-  static constexpr const char* kCpu = "cpu";  // the CPU model, for CPU devices
+  static constexpr const char* kCpu = "cpu";    // the CPU model, for CPU devices
   static constexpr const char* kTf32 = "tf32";  // CUDA: "on" or "off"
 };
 
@@ -66,22 +66,31 @@ struct ResUNetOptions : NetworkOptions {
   std::int64_t batch_size = 0;
   std::string batch_across_cases = "auto";
   double batch_wait_ms = 0.0;
+  bool calibrate = false;
   static void declare(ParamSet<ResUNetOptions>& s);
 };
 
-// The shared parameters, `model` among them with the network's own choices.
+// The shared parameters, `model` among them with the network's own choices; `int8`: the network
+// also offers precision=int8.
 template <class O>
-void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::string model_help) {
+void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::string model_help,
+                        bool int8 = false) {
   s.add(&O::weights, "weights",
         "safetensors state dict (or TorchScript file for model=torchscript)")
       .required()
       .existing("random_weights");
   s.add(&O::model, "model", std::move(model_help)).one_of(std::move(models));
   s.add(&O::device, "device", "cpu, cuda, cuda:N or auto");
+  std::vector<std::string> precisions = {"auto", "fp32", "bf16", "fp16"};
+  if (int8) precisions.push_back("int8");
   s.add(&O::precision, "precision",
-        "auto: bf16 on CPUs with native bfloat16 (AVX512_BF16, AMX-BF16; detected at run time), "
-        "fp16 autocast on CUDA, fp32 elsewhere; fp32; bf16; fp16 (CUDA only)")
-      .one_of({"auto", "fp32", "bf16", "fp16"});
+        std::string("auto: bf16 on CPUs with native bfloat16 (AVX512_BF16, AMX-BF16; detected at "
+                    "run time), fp16 autocast on CUDA, fp32 elsewhere; fp32; bf16; fp16 (CUDA "
+                    "only)") +
+            (int8 ? "; int8 (CPU only: int8 convolutions at the activation ranges `spineparse "
+                    "calibrate` recorded in the weights file)"
+                  : ""))
+      .one_of(std::move(precisions));
   s.add(&O::amp, "amp",
         "former name: amp=true with precision=auto means bf16 on the CPU, fp16 on CUDA");
   s.add(&O::cores, "cores",
@@ -123,7 +132,8 @@ inline void GcsnOptions::declare(ParamSet<GcsnOptions>& s) {
 inline void ResUNetOptions::declare(ParamSet<ResUNetOptions>& s) {
   using O = ResUNetOptions;
   add_network_params(s, {"resunet2d", "torchscript"},
-                     "resunet2d; torchscript (custom network: forward(image, unary) -> logits)");
+                     "resunet2d; torchscript (custom network: forward(image, unary) -> logits)",
+                     /*int8=*/true);
   s.add(&O::batch_size, "batch_size",
         "slices per forward pass; 0: 1 on the CPU (fastest here, and each slice takes the "
         "thread share of the moment), 16 on CUDA")
@@ -136,6 +146,9 @@ inline void ResUNetOptions::declare(ParamSet<ResUNetOptions>& s) {
         "with batch_across_cases: how long a pass waits for a full batch before running a "
         "partial one")
       .range(0, 10000);
+  s.add(&O::calibrate, "calibrate",
+        "with precision=fp32 and optimize on the CPU: record the int8 activation ranges of every "
+        "slice into OUTPUT/calibration/int8_ranges.json (what `spineparse calibrate` runs)");
 }
 
 }  // namespace spineparse::plugins::network

@@ -59,7 +59,9 @@ NetworkSetup setup_network(const NetworkOptions& o, const StageContext& ctx) {
     s.script = std::make_shared<torch::jit::Module>(torch::jit::load(s.weights, s.device));
     s.script->eval();
   } else {
-    s.state = load_safetensors(s.weights).tensors;
+    auto file = load_safetensors(s.weights);
+    s.state = std::move(file.tensors);
+    s.metadata = std::move(file.metadata);
   }
   return s;
 }

@@ -40,6 +40,7 @@ struct NetworkSetup {
   std::string weights;
   std::shared_ptr<torch::jit::Module> script;
   std::map<std::string, torch::Tensor> state;
+  std::map<std::string, std::string> metadata;  // the safetensors file's
   // random_weights=true (benchmarking only): no file is read; the stage keeps the full-size
   // network's seeded default initialisation. The segmentation is meaningless, the timing is not.
   bool random = false;

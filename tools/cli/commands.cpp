@@ -202,6 +202,7 @@ void add_commands(CLI::App& app) {
   add_slurm(app);
   add_model_info(app);
 #ifdef SPINEPARSE_WITH_TORCH
+  add_calibrate(app);
   add_import(app);
   add_train(app);
   add_slurm_train(app);

@@ -83,7 +83,8 @@ void add_measure(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_model_info(CLI::App& app);
 void add_serve(CLI::App& app);   // cmd_serve.cpp
-void add_import(CLI::App& app);  // only in builds with LibTorch
+void add_calibrate(CLI::App& app);  // cmd_calibrate.cpp, only in builds with LibTorch
+void add_import(CLI::App& app);     // only in builds with LibTorch
 void add_train(CLI::App& app);   // only in builds with LibTorch
 
 }  // namespace spineparse::tools::cli
