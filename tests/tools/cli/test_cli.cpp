@@ -159,7 +159,8 @@ std::string ref(const std::string& f) { return spineparse::testing::reference_di
 // int8 for the fine network: without a calibration precision=int8 is refused naming the node
 // and the command; `calibrate` records the ranges of one cohort and the labels' agreement on
 // another in the weights file; a run at int8 then labels held-out cases as the fp32 run does on
-// >= 99.9 % of voxels and says why it ran int8 in run.json. The coarse node has no int8.
+// >= 99.9 % of voxels and says why it ran int8 in run.json, and auto picks int8 for those
+// weights. The coarse node has no int8.
 TEST(Cli, CalibrateThenInt8LabelsAsFp32Does) {
   if (!has_networks()) GTEST_SKIP() << "no network plugins in this build";
   TempDir d;
@@ -208,6 +209,12 @@ TEST(Cli, CalibrateThenInt8LabelsAsFp32Does) {
     voxels += static_cast<double>(a.data->numel());
   }
   EXPECT_GE(equal / voxels, 0.999);
+  // auto takes int8 for weights whose calibration agreed on >= 99.9 %.
+  ASSERT_EQ(run("auto", "auto").code, 0);
+  const auto chosen = nlohmann::json::parse(spineparse::read_file((d / "auto/run.json").string()));
+  EXPECT_EQ(chosen["nodes"]["fine"]["precision"], "int8");
+  EXPECT_THAT(chosen["nodes"]["fine"]["precision_reason"].get<std::string>(),
+              HasSubstr("auto: the weights record an int8 calibration"));
   r = sp("validate " + graph + " --set coarse.precision=int8");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("int8"));
