@@ -6,9 +6,13 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include "nn/torch_util.hpp"
+#ifdef SPINEPARSE_WITH_ONEDNN
+#include "nn/onednn_conv.hpp"
+#endif
 
 namespace spineparse::nn {
 namespace {
@@ -52,6 +56,17 @@ PeakProbe probe(Precision precision, const std::string& device_spec, int threads
   p.precision = precision_name(precision);
   p.device = device.str();
   p.threads = cuda ? 0 : threads;
+  if (precision == Precision::kInt8) {  // oneDNN's int8 kernels, which precision=int8 runs
+    if (cuda) throw std::runtime_error("int8 runs on the CPU only");
+#ifdef SPINEPARSE_WITH_ONEDNN
+    const auto r = onednn::measure_int8_rates(2048, 5);
+    p.gemm_gflops = r.gemm_gflops;
+    p.conv_gflops = r.conv_gflops;
+    return p;
+#else
+    throw std::runtime_error("this build has no oneDNN API (libdnnl-dev): no int8 kernels");
+#endif
+  }
   const auto opts = torch::TensorOptions().dtype(dtype_of(precision)).device(device);
   const int64_t n = cuda ? 4096 : 2048;
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);

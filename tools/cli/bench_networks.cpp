@@ -130,19 +130,22 @@ json measure_peaks(const RunReport& r, int threads, std::map<std::string, double
   json peaks = json::array();
 #ifdef SPINEPARSE_WITH_TORCH
   // bfloat16 on the CPU when it has it natively or a network ran in it (emulated otherwise).
-  bool cpu_bf16 = nn::cpu_features().native_bf16();
+  bool cpu_bf16 = nn::cpu_features().native_bf16(), cpu_int8 = false;
   std::map<std::string, std::vector<nn::Precision>> wanted;
   for (const auto& [node, notes] : r.node_notes) {
     auto d = notes.find(NetworkNotes::kDevice);
     auto p = notes.find(NetworkNotes::kPrecision);
     if (d != notes.end() && d->second == "cpu" && p != notes.end() && p->second == "bf16")
       cpu_bf16 = true;
+    if (d != notes.end() && d->second == "cpu" && p != notes.end() && p->second == "int8")
+      cpu_int8 = true;
     if (d != notes.end() && d->second != "cpu")
       wanted[d->second] = {nn::Precision::kFloat32, nn::Precision::kFloat16,
                            nn::Precision::kBFloat16};
   }
   wanted["cpu"] = {nn::Precision::kFloat32};
   if (cpu_bf16) wanted["cpu"].push_back(nn::Precision::kBFloat16);
+  if (cpu_int8) wanted["cpu"].push_back(nn::Precision::kInt8);  // a network ran in it
   for (const auto& [device, precisions] : wanted) {
     for (const auto p : precisions) {
       std::fprintf(stderr, "bench: measuring the %s peak on %s\n", nn::precision_name(p),

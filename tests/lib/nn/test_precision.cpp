@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "nn/networks.hpp"
+#include "nn/peak.hpp"
 #include "nn/precision.hpp"
 #include "nn/torch_util.hpp"
 
@@ -83,6 +84,23 @@ TEST(Precision, ExplicitChoicesAndTheirLimits) {
       },
       std::runtime_error);
   EXPECT_THROW(choose_precision("half", false, cpu(true, true, true)), std::runtime_error);
+  EXPECT_EQ(choose_precision("int8", false, cpu(true, false, false)).precision, Precision::kInt8);
+  EXPECT_STREQ(precision_name(Precision::kInt8), "int8");
+  EXPECT_THAT([] { choose_precision("int8", true, cpu(true, false, false)); },
+              ::testing::ThrowsMessage<std::runtime_error>(HasSubstr("for the CPU")));
+  // auto never reaches int8 by itself (the fine stage takes it for calibrated weights).
+  EXPECT_NE(choose_precision("auto", false, cpu(true, true, true)).precision, Precision::kInt8);
+}
+
+// bench's int8 peak: oneDNN's int8 convolution and matrix product, measured where this build has
+// oneDNN's own API; refused on CUDA.
+TEST(Precision, TheInt8PeakIsMeasuredOnTheCpu) {
+  if (!has_fused_onednn()) GTEST_SKIP() << "no oneDNN API in this build";
+  const PeakProbe p = measure_peak(Precision::kInt8, "cpu", 1);
+  EXPECT_EQ(p.precision, "int8");
+  EXPECT_GT(p.conv_gflops, 1.0);
+  EXPECT_GT(p.gemm_gflops, 1.0);
+  EXPECT_THROW(measure_peak(Precision::kInt8, "cuda:0", 1), std::runtime_error);
 }
 
 // The detected features agree with the kernel's own list of CPU flags.
