@@ -159,7 +159,8 @@ TEST(Manual, TheParserCheckCanFail) {
 
 // Subcommands only builds with LibTorch have (the sanitizer builds have none).
 [[maybe_unused]] bool needs_libtorch(const std::vector<std::string>& args) {
-  static const std::set<std::string> kTorchOnly = {"import-checkpoint", "train", "slurm-train"};
+  static const std::set<std::string> kTorchOnly = {"calibrate", "import-checkpoint", "train",
+                                                   "slurm-train"};
   return !args.empty() && kTorchOnly.count(args[0]) != 0;
 }
 
