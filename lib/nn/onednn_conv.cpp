@@ -2,10 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstring>
-#include <functional>
+#include <memory>
 
 namespace spineparse::nn::onednn {
 
@@ -85,56 +83,38 @@ void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, vo
                      {DNNL_ARG_SCRATCHPAD, scr}});
 }
 
-namespace {
-double best_rate(const std::function<void()>& op, double flops, int reps) {
-  op();
-  double best = 0;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    op();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s > 0) best = std::max(best, flops / s / 1e9);
-  }
-  return best;
-}
-}  // namespace
-
-Int8Rates measure_int8_rates(int64_t n, int reps) {
-  Int8Rates r;
-  dnnl::stream s(engine());
-  {
-    const int64_t c = 128, h = 128, w = 256;
-    ConvSpec spec;
-    spec.weight = torch::ones({c, c, 3, 3}, torch::kChar);
-    spec.bias = torch::zeros({c});
-    spec.pad = 1;
-    spec.relu = true;
-    spec.int8 = Int8Conv{};
-    spec.int8->out_scales.assign(static_cast<std::size_t>(c), 1e-3f);
-    const ConvPrim p = make_conv(spec, torch::kFloat, 1, h, w);
-    auto src = torch::ones({h * w * c}, torch::kByte), dst = torch::empty_like(src);
-    auto scratch = torch::empty({static_cast<int64_t>(p.scratch.get_size()) + 1}, torch::kByte);
-    r.conv_gflops = best_rate(
-        [&] {
-          run_conv(p, s, src.data_ptr(), dst.data_ptr(), scratch.data_ptr());
-          s.wait();
-        },
-        2.0 * c * c * 9 * h * w, reps);
-  }
+Int8ProbeOps int8_probe_ops(int64_t n) {
+  Int8ProbeOps ops;
+  const int64_t c = 128, h = 128, w = 256;
+  ConvSpec spec;
+  spec.weight = torch::ones({c, c, 3, 3}, torch::kChar);
+  spec.bias = torch::zeros({c});
+  spec.pad = 1;
+  spec.relu = true;
+  spec.int8 = Int8Conv{};
+  spec.int8->out_scales.assign(static_cast<std::size_t>(c), 1e-3f);
+  auto conv = std::make_shared<const ConvPrim>(make_conv(spec, torch::kFloat, 1, h, w));
+  auto src = torch::ones({h * w * c}, torch::kByte), dst = torch::empty_like(src);
+  auto scratch = torch::empty({static_cast<int64_t>(conv->scratch.get_size()) + 1}, torch::kByte);
+  ops.conv = [conv, src, dst, scratch] {
+    dnnl::stream s(engine());
+    run_conv(*conv, s, src.data_ptr(), dst.data_ptr(), scratch.data_ptr());
+    s.wait();
+  };
+  ops.conv_flops = 2.0 * c * c * 9 * h * w;
   const memory::desc a({n, n}, memory::data_type::u8, tag::ab),
-      b({n, n}, memory::data_type::s8, tag::ab), c({n, n}, memory::data_type::s32, tag::ab);
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine());
-  const dnnl::matmul mm(pd);
-  memory am(a, engine()), bm(b, engine()), cm(c, engine());
+      b({n, n}, memory::data_type::s8, tag::ab), d({n, n}, memory::data_type::s32, tag::ab);
+  const dnnl::matmul mm(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, d), engine()));
+  memory am(a, engine()), bm(b, engine()), dm(d, engine());
   std::memset(am.get_data_handle(), 1, static_cast<std::size_t>(n * n));
   std::memset(bm.get_data_handle(), 1, static_cast<std::size_t>(n * n));
-  r.gemm_gflops = best_rate(
-      [&] {
-        mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-        s.wait();
-      },
-      2.0 * n * n * n, reps);
-  return r;
+  ops.gemm = [mm, am, bm, dm] {
+    dnnl::stream s(engine());
+    mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+    s.wait();
+  };
+  ops.gemm_flops = 2.0 * static_cast<double>(n) * n * n;
+  return ops;
 }
 
 }  // namespace spineparse::nn::onednn

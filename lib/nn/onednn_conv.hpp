@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <vector>
@@ -49,13 +50,13 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
 // p.scratch.get_size() bytes.
 void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch);
 
-// The int8 kernels' rate on this CPU (GFLOP/s, two per multiply-add), the best of `reps` runs of
-// each: a 3x3 convolution of 128 channels on 128 x 256 (uint8 in and out, as the int8 ResUNet2D
-// runs), and an n^3 matrix product (uint8 x int8 -> int32). On the calling thread's OpenMP
-// threads (set_torch_threads).
-struct Int8Rates {
-  double conv_gflops = 0, gemm_gflops = 0;
+// oneDNN's int8 kernels as bench's peak probe times them (nn/peak.cpp): a 3x3 convolution of 128
+// channels on 128 x 256 (uint8 in and out, as the int8 ResUNet2D runs) and an n^3 matrix product
+// (uint8 x int8 -> int32). Each op runs once and waits; the flops count two per multiply-add.
+struct Int8ProbeOps {
+  std::function<void()> conv, gemm;
+  double conv_flops = 0, gemm_flops = 0;
 };
-Int8Rates measure_int8_rates(int64_t n, int reps);
+Int8ProbeOps int8_probe_ops(int64_t n);
 
 }  // namespace spineparse::nn::onednn

@@ -59,9 +59,9 @@ PeakProbe probe(Precision precision, const std::string& device_spec, int threads
   if (precision == Precision::kInt8) {  // oneDNN's int8 kernels, which precision=int8 runs
     if (cuda) throw std::runtime_error("int8 runs on the CPU only");
 #ifdef SPINEPARSE_WITH_ONEDNN
-    const auto r = onednn::measure_int8_rates(2048, 5);
-    p.gemm_gflops = r.gemm_gflops;
-    p.conv_gflops = r.conv_gflops;
+    const auto ops = onednn::int8_probe_ops(2048);
+    p.gemm_gflops = best_rate(ops.gemm, ops.gemm_flops, device, 5);
+    p.conv_gflops = best_rate(ops.conv, ops.conv_flops, device, 5);
     return p;
 #else
     throw std::runtime_error("this build has no oneDNN API (libdnnl-dev): no int8 kernels");
