@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 
 #include "nn/networks.hpp"
@@ -56,6 +57,13 @@ struct GcsnLayers {
   BatchNorm3d g2f_bn{nullptr};
   Conv3d skip_conv{nullptr};
   Conv3d semantic{nullptr};
+  // The plain convolutions above (entry convolutions and 1x1x1 ones) that run as fused oneDNN
+  // convolutions, set by split_depthwise_convolutions() where this library has oneDNN's own API.
+  std::map<const torch::nn::Conv3dImpl*, std::shared_ptr<const FusedConv3d>> fused;
+  const FusedConv3d* fused_of(const Conv3d& conv) const {
+    const auto it = fused.find(conv.get());
+    return it == fused.end() ? nullptr : it->second.get();
+  }
 };
 
 }  // namespace spineparse::nn

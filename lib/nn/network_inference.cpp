@@ -149,6 +149,70 @@ int fused_separable_convolutions(const Gcsn& net) {
   return n;
 }
 
+namespace {
+// Whether oneDNN's own API has kernels for CPU weights like w here.
+bool onednn_kernels_for(const torch::Tensor& w) {
+  const auto dtype = w.scalar_type();
+  return has_fused_onednn() && w.is_cpu() &&
+         (dtype == torch::kFloat32 || (dtype == torch::kBFloat16 && cpu_features().avx512f));
+}
+
+#ifdef SPINEPARSE_WITH_ONEDNN
+// A folded convolution (stride 1 along the slices, equal in the plane) as a fused oneDNN
+// convolution, or null where it cannot be one (LibTorch's operators run it then).
+std::shared_ptr<const FusedConv3d> fused_conv(const torch::nn::Conv3d& conv, bool folded) {
+  const auto& o = conv->options;
+  const auto& st = *o.stride();
+  const auto& dil = *o.dilation();
+  const auto* pad = c10::get_if<torch::ExpandingArray<3>>(&o.padding());
+  const int64_t k = (*o.kernel_size())[0];
+  const bool plain = st[0] == 1 && st[1] == st[2] && dil[0] == 1 && dil[1] == 1 && dil[2] == 1 &&
+                     pad && (**pad)[0] == k / 2 && (**pad)[1] == k / 2 && (**pad)[2] == k / 2 &&
+                     o.groups() == 1;
+  if (!folded || !plain || !onednn_kernels_for(conv->weight)) return nullptr;
+  try {
+    return std::make_shared<const FusedConv3d>(conv->weight, conv->bias, 1, st[1], 1,
+                                               conv->weight.scalar_type());
+  } catch (const std::runtime_error&) {
+    return nullptr;
+  }
+}
+
+// The GCSN's entry and 1x1x1 convolutions (GcsnLayers::fused, the blocks' fused_skip).
+void fuse_plain_convolutions(Gcsn& net) {
+  auto& L = *net->layers;
+  auto& xf = *L.xf;
+  L.fused.clear();
+  auto add = [&](torch::nn::Conv3d& conv, bool folded) {
+    if (auto f = fused_conv(conv, folded)) L.fused[conv.get()] = f;
+  };
+  add(xf.conv1, xf.bn1.is_empty());
+  add(xf.conv2, xf.bn2.is_empty());
+  add(L.aspp1_conv, L.aspp1_bn.is_empty());
+  add(L.concat_conv, L.concat_bn.is_empty());
+  add(L.proj4_conv, L.proj4_bn.is_empty());
+  add(L.proj2_conv, L.proj2_bn.is_empty());
+  add(L.semantic, true);
+  if (net->with_graph) {
+    add(L.g2f_conv, L.g2f_bn.is_empty());
+    add(L.skip_conv, true);
+  }
+  for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
+    auto& block = **b;
+    const bool main_fused = block.main.back()->fused != nullptr;
+    block.fused_skip = main_fused ? fused_conv(block.skip, block.skipbn.is_empty()) : nullptr;
+  }
+}
+#endif
+}  // namespace
+
+int fused_plain_convolutions(const Gcsn& net) {
+  const auto& xf = *net->layers->xf;
+  int n = static_cast<int>(net->layers->fused.size());
+  for (const auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) n += (*b)->fused_skip != nullptr;
+  return n;
+}
+
 int split_depthwise_convolutions(Gcsn& net) {
   int n = 0;
   for (auto* s : separable_convolutions(net)) {
@@ -157,20 +221,19 @@ int split_depthwise_convolutions(Gcsn& net) {
     m.split_depthwise = planar;
     n += planar;
 #ifdef SPINEPARSE_WITH_ONEDNN
-    const auto dtype = m.pointwise->weight.scalar_type();
-    const bool kernels =
-        m.pointwise->weight.is_cpu() &&
-        (dtype == torch::kFloat32 || (dtype == torch::kBFloat16 && cpu_features().avx512f));
     m.fused.reset();
-    if (planar && kernels && m.depthwise->bias.defined()) {
+    if (planar && onednn_kernels_for(m.pointwise->weight) && m.depthwise->bias.defined()) {
       try {
-        m.fused = std::make_shared<const FusedSeparableConv>(m, dtype);
+        m.fused = std::make_shared<const FusedSeparableConv>(m, m.pointwise->weight.scalar_type());
       } catch (const std::runtime_error&) {
         // LibTorch's operators (depthwise_by_planes) run it
       }
     }
 #endif
   }
+#ifdef SPINEPARSE_WITH_ONEDNN
+  fuse_plain_convolutions(net);
+#endif
   return n;
 }
 

@@ -122,19 +122,24 @@ torch::Tensor bn_(BN& bn, const torch::Tensor& x) {
   return bn.is_empty() ? x : bn(x);
 }
 
-// A 1x1x1 convolution (strided or not, and its BatchNorm) that keeps channels-last-3d memory when
-// `cl` (the GCSN with its convolutions split for the CPU, BatchNorm folded) and the input has it;
-// otherwise the plain module.
-template <class BN>
-torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, BN& bn, const torch::Tensor& x) {
-  if (cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d))
-    return pointwise_channels_last(conv, x);
-  return bn_(bn, conv(x));
-}
-torch::Tensor conv1(bool cl, torch::nn::Conv3d& conv, const torch::Tensor& x) {
-  if (cl && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d))
-    return pointwise_channels_last(conv, x);
-  return conv(x);
+// A 1x1x1 convolution (strided or not, and its BatchNorm), ReLU after it when `relu`: its fused
+// oneDNN convolution where it has one (channels-last-3d result); otherwise keeping channels-last-3d
+// memory when `cl` (the GCSN with its convolutions split for the CPU, BatchNorm folded) and the
+// input has it; otherwise the plain module.
+struct NoBatchNorm {
+  bool is_empty() const { return true; }
+  torch::Tensor operator()(const torch::Tensor& x) const { return x; }
+};
+template <class BN = NoBatchNorm>
+torch::Tensor conv1(bool cl, const FusedConv3d* fused, torch::nn::Conv3d& conv, const torch::Tensor& x,
+                    bool relu, BN bn = {}) {
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (fused) return fused->forward(x, relu);
+#endif
+  auto y = cl && bn.is_empty() && x.is_contiguous(c10::MemoryFormat::ChannelsLast3d)
+               ? pointwise_channels_last(conv, x)
+               : bn_(bn, conv(x));
+  return relu ? y.relu_() : y;
 }
 // Concatenation along the channels; with `cl` the result is in channels-last-3d memory.
 torch::Tensor cat_channels(bool cl, std::vector<torch::Tensor> xs) {
@@ -168,9 +173,7 @@ torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
                    ? depthwise_by_planes(x, depthwise->weight, depthwise->bias, dilation, stride[1])
                    : depthwise(x));
   if (activations) y.relu_();  // fresh results: in place
-  y = conv1(split_depthwise, pointwise, pointwise_bn, y);
-  if (activations) y.relu_();
-  return y;
+  return conv1(split_depthwise, nullptr, pointwise, y, activations, pointwise_bn);
 }
 
 XceptionBlockImpl::XceptionBlockImpl(int block_id, int64_t in, int64_t out) : id(block_id) {
@@ -214,7 +217,13 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[1](torch::relu(y));
   if (id == 2) low = y;  // L4: before any activation
   y = main[2](torch::relu(y));
-  return {y.add_(conv1(main[0]->split_depthwise, skip, skipbn, r)), low};
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (fused_skip && y.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
+    fused_skip->add_into(r, y, false);
+    return {y, low};
+  }
+#endif
+  return {y.add_(conv1(main[0]->split_depthwise, nullptr, skip, r, false, skipbn)), low};
 }
 
 torch::Tensor spine_adjacency() {
@@ -295,12 +304,51 @@ GcsnImpl::GcsnImpl(bool graph, int64_t n_classes, double width_)
   layers = L;
 }
 
+namespace {
+// relu(bn2(conv2(relu(bn1(conv1(x)))))): the fused oneDNN convolutions where the network has them
+// (channels-last-3d result).
+torch::Tensor entry_convolutions(GcsnLayers& L, const torch::Tensor& x) {
+  auto& xf = *L.xf;
+  const auto *f1 = L.fused_of(xf.conv1), *f2 = L.fused_of(xf.conv2);
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (f1 && f2) return f2->forward(f1->forward(x, true), true);
+#endif
+  (void)f1, (void)f2;
+  return torch::relu(bn_(xf.bn2, xf.conv2(torch::relu(bn_(xf.bn1, xf.conv1(x))))));
+}
+
+// relu(skip_conv(yy)) + G; with the fused convolution, added into G.
+torch::Tensor skip_added(GcsnLayers& L, bool cl, const torch::Tensor& yy, torch::Tensor& G) {
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (const auto* f = L.fused_of(L.skip_conv); f && G.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
+    f->add_into(yy, G, true);
+    return G;
+  }
+#endif
+  return conv1(cl, nullptr, L.skip_conv, yy, true) + G;
+}
+
+// The logits z [N, C, D, h, w] interpolated (trilinear, align_corners) to `size`, in contiguous
+// (NCDHW) memory. With the slice count unchanged, as bilinear interpolation of the N x C x D planes
+// read from z made contiguous: the result needs no layout change afterwards.
+torch::Tensor upsampled_logits(const torch::Tensor& z, const std::vector<int64_t>& size) {
+  if (size[0] != z.size(2)) return interp3(z, size).contiguous();
+  const int64_t N = z.size(0), C = z.size(1), D = z.size(2);
+  auto planes = z.contiguous().view({N, C * D, z.size(3), z.size(4)});
+  return F::interpolate(planes, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{size[1], size[2]})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(true))
+      .view({N, C, D, size[1], size[2]});
+}
+}  // namespace
+
 GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
   auto& L = *layers;
   auto& xf = *L.xf;
   const auto x = input.to(L.semantic->weight.scalar_type());
   const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
-  auto l2 = torch::relu(bn_(xf.bn2, xf.conv2(torch::relu(bn_(xf.bn1, xf.conv1(x))))));
+  auto l2 = entry_convolutions(L, x);
   auto y = xf.block1(l2).first;
   auto [b2, l4] = xf.block2(y);
   y = xf.block3(b2).first;
@@ -309,14 +357,17 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
 
   // On CPU (split convolutions) the features stay in channels-last-3d memory from here on.
   const bool cl = xf.conv3->split_depthwise;
-  auto a1 = conv1(cl, L.aspp1_conv, L.aspp1_bn, y).relu_();
+  auto pw = [&](Conv3d& conv, auto& bn, const torch::Tensor& in) {
+    return conv1(cl, L.fused_of(conv), conv, in, true, bn);
+  };
+  auto a1 = pw(L.aspp1_conv, L.aspp1_bn, y);
   auto a2 = L.aspp2(y), a3 = L.aspp3(y), a4 = L.aspp4(y);
   auto pool = torch::relu(bn_(L.gap_bn, L.gap_conv(y.mean({2, 3, 4}, true))));
   pool = interp3(pool, {y.size(2), y.size(3), y.size(4)});
-  auto a = conv1(cl, L.concat_conv, L.concat_bn, cat_channels(cl, {a1, a2, a3, a4, pool})).relu_();
+  auto a = pw(L.concat_conv, L.concat_bn, cat_channels(cl, {a1, a2, a3, a4, pool}));
 
-  auto p4 = conv1(cl, L.proj4_conv, L.proj4_bn, l4).relu_();
-  auto p2 = conv1(cl, L.proj2_conv, L.proj2_bn, l2).relu_();
+  auto p4 = pw(L.proj4_conv, L.proj4_bn, l4);
+  auto p2 = pw(L.proj2_conv, L.proj2_bn, l2);
   auto d1 = cat_channels(cl, {interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4});
   auto yy = L.dec1b(L.dec1a(d1));
 
@@ -338,12 +389,12 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
     auto R = torch::matmul(S, Hn)
                  .reshape({N, yy.size(2), yy.size(3), yy.size(4), C})
                  .permute({0, 4, 1, 2, 3});
-    auto G = conv1(cl, L.g2f_conv, L.g2f_bn, R).relu_();
-    yy = conv1(cl, L.skip_conv, yy).relu_() + G;
+    auto G = pw(L.g2f_conv, L.g2f_bn, R);
+    yy = skip_added(L, cl, yy, G);
   }
   auto d2 = cat_channels(cl, {interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2});
-  auto z = conv1(cl, L.semantic, L.dec2b(L.dec2a(d2)));
-  out.logits = interp3(z.to(torch::kFloat32), {D, H, W}).contiguous();
+  auto z = conv1(cl, L.fused_of(L.semantic), L.semantic, L.dec2b(L.dec2a(d2)), false);
+  out.logits = upsampled_logits(z.to(torch::kFloat32), {D, H, W});
   if (out.deep_supervision.defined())
     out.deep_supervision = out.deep_supervision.to(torch::kFloat32);
   return out;

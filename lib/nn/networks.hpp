@@ -20,6 +20,7 @@
 namespace spineparse::nn {
 
 class FusedSeparableConv;  // nn/onednn_separable.hpp
+class FusedConv3d;         // nn/onednn_separable.hpp
 
 // Depthwise 3x3x3 -> BN -> [ReLU] -> pointwise 1x1x1 -> BN -> [ReLU]. The Xception blocks use it
 // without activations (SepSame), the exit flow, ASPP and decoders with them (SepASPP).
@@ -48,6 +49,9 @@ struct XceptionBlockImpl : torch::nn::Module {
   torch::nn::Conv3d skip{nullptr};
   torch::nn::BatchNorm3d skipbn{nullptr};
   std::vector<SeparableConv> main;  // in order
+  // The skip convolution as a fused oneDNN convolution adding into the main path's output (set
+  // with the main path's fused separable convolutions).
+  std::shared_ptr<const FusedConv3d> fused_skip;
 };
 TORCH_MODULE(XceptionBlock);
 
@@ -134,11 +138,15 @@ void to_channels_last(torch::nn::Module& net);
 // convolution after each reads it as one matrix product over the voxels, so chains of separable
 // convolutions run without transposing copies. With oneDNN's own API (has_fused_onednn) each
 // switched convolution runs as fused oneDNN primitives instead (FusedSeparableConv: the planes'
-// sums, biases and ReLUs inside the convolutions). For CPU inference of a folded network; returns
-// how many convolutions it switched.
+// sums, biases and ReLUs inside the convolutions), and so do the entry convolutions (3x3x3, by
+// planes too) and the 1x1x1 ones (FusedConv3d: ReLUs, and the residual and graph-branch sums,
+// fused). For CPU inference of a folded network; returns how many separable convolutions it
+// switched.
 int split_depthwise_convolutions(Gcsn& net);
-// How many of the GCSN's separable convolutions run as fused oneDNN primitives.
+// How many of the GCSN's separable convolutions run as fused oneDNN primitives, and how many of
+// its other convolutions (the two entry convolutions, the 1x1x1 ones) as fused oneDNN convolutions.
 int fused_separable_convolutions(const Gcsn& net);
+int fused_plain_convolutions(const Gcsn& net);
 
 // A transposed convolution with kernel 3, stride 2, padding 1 and output padding 1 (weight
 // [in, out, 3, 3]) as a sub-pixel convolution: an ordinary 2x2 convolution with padding 1 whose

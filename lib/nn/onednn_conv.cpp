@@ -47,6 +47,7 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
   dnnl::post_ops po;
   if (c.sum) po.append_sum(c.int8 ? c.int8->sum_scale : 1.f);
   if (c.relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  if (c.add_after) po.append_sum(1.f);
   dnnl::primitive_attr attr;
   if (c.int8) attr.set_output_scales(1 << 1, c.int8->out_scales);  // per output channel
   attr.set_post_ops(po);

@@ -30,6 +30,7 @@ struct ConvSpec {
   int64_t stride = 1, pad = 0, dilation = 1, groups = 1;
   bool sum = false;              // dst = conv + dst (what the destination holds before)
   bool relu = false;             // then ReLU
+  bool add_after = false;        // then dst = that + what dst held (after the ReLU; not with sum)
   bool float_out = false;        // float32 output whatever the network's dtype
   std::optional<Int8Conv> int8;  // set: a quantized convolution (the dtype argument is ignored)
 };

@@ -15,113 +15,146 @@ namespace spineparse::nn {
 using onednn::ConvPrim;
 using onednn::ConvSpec;
 
-// The depthwise planes run in this order: the lower plane (writes its slices), the upper plane
-// (sums into its slices, after the slices only it covers are zeroed), then the centre plane over
-// every slice (sums, adds the bias and, with activations, the ReLU). With a dilation of at least
-// the slice count only the centre plane touches the volume. Likewise in the plane: kernel rows
+// With kernel 3 the planes run in this order: the lower plane (writes its slices), the upper
+// plane (sums into its slices, after the slices only it covers are zeroed), then the centre plane
+// over every slice (sums, adds the bias and, when asked, the ReLU). With a dilation of at least the
+// slice count only the centre plane touches the volume. Likewise in the plane: kernel rows
 // (columns) a dilation puts wholly outside the image only ever meet padding, so they are left out
 // (ASPP's dilations of 12 and 18 on the 8 x 16 top of the encoder leave the centre tap alone).
-struct FusedSeparableConv::Impl {
+struct FusedConv3d::Impl {
   torch::ScalarType dtype;
-  int64_t dilation = 1, stride = 1;
-  bool activations = false;
-  torch::Tensor depthwise, bias;  // [C, 1, 3, 3, 3], [C]
-  ConvSpec pointwise;
+  int64_t k = 1, dilation = 1, stride = 1, groups = 1;
+  torch::Tensor weight, bias;  // [O, I/groups, k, k, k], [O] float
   std::mutex mu;
-  // by (plane 0-2, or 3 for the pointwise; alone; n, h, w)
-  std::map<std::tuple<int, bool, int64_t, int64_t, int64_t>, ConvPrim> prims;
+  // by (plane, sum, relu, add_after, n, h, w)
+  using Key = std::tuple<int64_t, bool, bool, bool, int64_t, int64_t, int64_t>;
+  std::map<Key, ConvPrim> prims;
 
-  // Depthwise plane kd over slices of h x w; `alone`: no other plane sums with the centre one.
-  ConvSpec plane(int64_t kd, bool alone, int64_t h, int64_t w) const {
+  ConvSpec plane(int64_t kd, bool sum, bool relu, bool add, int64_t h, int64_t w) const {
     ConvSpec c;
-    auto k = depthwise.select(2, kd);  // [C, 1, 3, 3]
-    if (dilation >= h) k = k.narrow(2, 1, 1);
-    if (dilation >= w) k = k.narrow(3, 1, 1);
-    c.weight = k.contiguous();
-    c.bias = kd == 1 ? bias : torch::zeros_like(bias);
+    auto kw = weight.select(2, kd);  // [O, I/groups, k, k]
+    if (k > 1 && dilation >= h) kw = kw.narrow(2, 1, 1);
+    if (k > 1 && dilation >= w) kw = kw.narrow(3, 1, 1);
+    c.weight = kw.contiguous();
+    c.bias = kd == k / 2 ? bias : torch::zeros_like(bias);
     c.stride = stride;
     c.pad = c.dilation = dilation;
-    c.groups = depthwise.size(0);
-    c.sum = kd == 2 || (kd == 1 && !alone);
-    c.relu = kd == 1 && activations;
+    c.groups = groups;
+    c.sum = sum;
+    c.relu = relu;
+    c.add_after = add;
     return c;
   }
 
-  const ConvPrim& prim(int which, bool alone, int64_t n, int64_t h, int64_t w) {
+  const ConvPrim& prim(int64_t kd, bool sum, bool relu, bool add, int64_t n, int64_t h,
+                       int64_t w) {
     std::lock_guard<std::mutex> lock(mu);
-    const auto key = std::make_tuple(which, alone, n, h, w);
+    const Key key{kd, sum, relu, add, n, h, w};
     if (auto it = prims.find(key); it != prims.end()) return it->second;
-    const ConvSpec c = which == 3 ? pointwise : plane(which, alone, h, w);
-    return prims.emplace(key, onednn::make_conv(c, dtype, n, h, w)).first->second;
+    return prims.emplace(key, onednn::make_conv(plane(kd, sum, relu, add, h, w), dtype, n, h, w))
+        .first->second;
+  }
+
+  // y = [relu](conv(x) + bias) [+ y when `add`], x and y channels-last-3d in dtype.
+  void run(const torch::Tensor& x, torch::Tensor& y, bool relu, bool add) {
+    const int64_t N = x.size(0), D = x.size(2), H = x.size(3), W = x.size(4);
+    const int64_t partial = D - dilation;  // slices the lower and upper planes reach
+    const bool alone = k == 1 || partial <= 0;
+    const ConvPrim& centre = alone ? prim(k / 2, false, relu, add, N * D, H, W)
+                                   : prim(1, true, relu, false, D, H, W);
+    const ConvPrim* lower = alone ? nullptr : &prim(0, false, false, false, partial, H, W);
+    const ConvPrim* upper = alone ? nullptr : &prim(2, true, false, false, partial, H, W);
+    std::size_t scratch_bytes = centre.scratch.get_size();
+    if (lower)
+      scratch_bytes = std::max({scratch_bytes, lower->scratch.get_size(), upper->scratch.get_size()});
+    auto scratch = torch::empty({static_cast<int64_t>(scratch_bytes) + 1}, torch::kUInt8);
+    const std::size_t es = x.element_size();
+    const int64_t in_slice = H * W * x.size(1) * es, out_slice = y.size(3) * y.size(4) * y.size(1) * es;
+    auto* in = static_cast<const char*>(x.data_ptr());
+    auto* out = static_cast<char*>(y.data_ptr());
+    dnnl::stream s(onednn::engine());
+    if (alone) {
+      onednn::run_conv(centre, s, in, out, scratch.data_ptr());
+      s.wait();
+      return;
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const char* xn = in + n * D * in_slice;
+      char* yn = out + n * D * out_slice;
+      // Output slice d reads input slice d - dil through the lower plane, d + dil the upper.
+      onednn::run_conv(*lower, s, xn, yn + dilation * out_slice, scratch.data_ptr());
+      y[n].narrow(1, 0, dilation).zero_();  // slices only the upper plane reaches
+      s.wait();
+      onednn::run_conv(*upper, s, xn + dilation * in_slice, yn, scratch.data_ptr());
+      onednn::run_conv(centre, s, xn, yn, scratch.data_ptr());
+    }
+    s.wait();
+  }
+
+  // Kernel 1, or 3 with padding = dilation: (n - 1) / stride + 1 outputs along a plane axis.
+  torch::Tensor output_for(const torch::Tensor& x) const {
+    const int64_t Ho = (x.size(3) - 1) / stride + 1, Wo = (x.size(4) - 1) / stride + 1;
+    return torch::empty({x.size(0), weight.size(0), x.size(2), Ho, Wo}, x.options(),
+                        torch::MemoryFormat::ChannelsLast3d);
   }
 };
 
-FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::ScalarType dtype)
+FusedConv3d::FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias, int64_t dilation,
+                         int64_t stride, int64_t groups, torch::ScalarType dtype)
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.dtype = dtype;
-  m.dilation = s.dilation;
-  m.stride = s.stride[1];
-  m.activations = s.activations;
+  m.k = weight.size(2);
+  if (weight.dim() != 5 || (m.k != 1 && m.k != 3) || weight.size(3) != m.k ||
+      weight.size(4) != m.k)
+    throw std::logic_error("FusedConv3d: kernel 1x1x1 or 3x3x3");
+  m.dilation = m.k == 1 ? 1 : dilation;
+  m.stride = stride;
+  m.groups = groups;
+  m.weight = weight.detach();
+  m.bias = bias.defined() ? bias.detach().to(torch::kFloat32)
+                          : torch::zeros({weight.size(0)}, torch::kFloat32);
+  try {
+    (void)onednn::make_conv(m.plane(m.k / 2, m.k > 1, true, false, 8, 8), dtype, 1, 8, 8);
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string("oneDNN has no ") + c10::toString(dtype) +
+                             " convolution of this kind for this CPU: " + e.what());
+  }
+}
+
+FusedConv3d::~FusedConv3d() = default;
+
+torch::Tensor FusedConv3d::forward(const torch::Tensor& input, bool relu) const {
+  const auto x = input.to(impl_->dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  auto y = impl_->output_for(x);
+  impl_->run(x, y, relu, false);
+  return y;
+}
+
+void FusedConv3d::add_into(const torch::Tensor& input, torch::Tensor& dst, bool relu) const {
+  if (impl_->k != 1) throw std::logic_error("FusedConv3d::add_into: kernel 1x1x1 only");
+  const auto x = input.to(impl_->dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  if (!dst.is_contiguous(torch::MemoryFormat::ChannelsLast3d) ||
+      dst.scalar_type() != impl_->dtype || !dst.sizes().equals(impl_->output_for(x).sizes()))
+    throw std::logic_error("FusedConv3d::add_into: destination of another shape or layout");
+  impl_->run(x, dst, relu, true);
+}
+
+FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::ScalarType dtype)
+    : activations_(s.activations) {
   const auto& dw = s.depthwise;
   if (!dw->bias.defined() || !s.pointwise->bias.defined())
     throw std::logic_error("FusedSeparableConv: fold the BatchNorms first");
-  m.depthwise = dw->weight;
-  m.bias = dw->bias;
-  m.pointwise.weight = s.pointwise->weight.flatten(1).unsqueeze(2).unsqueeze(3);  // [O, C, 1, 1]
-  m.pointwise.bias = s.pointwise->bias;
-  m.pointwise.relu = s.activations;
-  try {
-    for (int which : {0, 1, 3}) {
-      const ConvSpec c = which == 3 ? m.pointwise : m.plane(which, false, 8, 8);
-      (void)onednn::make_conv(c, dtype, 1, 8, 8);
-    }
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string("oneDNN has no ") + c10::toString(dtype) +
-                             " depthwise convolution for this CPU: " + e.what());
-  }
+  depthwise_ = std::make_unique<const FusedConv3d>(dw->weight, dw->bias, s.dilation, s.stride[1],
+                                                   dw->weight.size(0), dtype);
+  pointwise_ = std::make_unique<const FusedConv3d>(s.pointwise->weight, s.pointwise->bias, 1, 1,
+                                                   1, dtype);
 }
 
 FusedSeparableConv::~FusedSeparableConv() = default;
 
-torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
-  auto& m = *impl_;
-  const auto x = input.to(m.dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
-  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), H = x.size(3), W = x.size(4);
-  const int64_t dil = m.dilation, partial = D - dil;  // slices the lower and upper planes reach
-  const bool alone = partial <= 0;
-  const ConvPrim& centre = m.prim(1, alone, D, H, W);
-  const int64_t Ho = centre.out_h, Wo = centre.out_w;
-  const ConvPrim* lower = alone ? nullptr : &m.prim(0, false, partial, H, W);
-  const ConvPrim* upper = alone ? nullptr : &m.prim(2, false, partial, H, W);
-  const ConvPrim& point = m.prim(3, false, N * D, Ho, Wo);
-  std::size_t scratch_bytes = std::max(centre.scratch.get_size(), point.scratch.get_size());
-  if (lower)
-    scratch_bytes = std::max({scratch_bytes, lower->scratch.get_size(), upper->scratch.get_size()});
-  auto scratch = torch::empty({static_cast<int64_t>(scratch_bytes) + 1}, torch::kUInt8);
-  const auto cl = torch::MemoryFormat::ChannelsLast3d;
-  auto acc = torch::empty({N, C, D, Ho, Wo}, x.options(), cl);
-  const int64_t in_slice = H * W * C, out_slice = Ho * Wo * C;  // elements per slice
-  const std::size_t es = x.element_size();
-  auto* in = static_cast<const char*>(x.data_ptr());
-  auto* out = static_cast<char*>(acc.data_ptr());
-  dnnl::stream s(onednn::engine());
-  for (int64_t n = 0; n < N; ++n) {
-    const char* xn = in + n * D * in_slice * es;
-    char* an = out + n * D * out_slice * es;
-    if (lower) {
-      // Output slice d reads input slice d - dil through the lower plane, d + dil the upper.
-      onednn::run_conv(*lower, s, xn, an + dil * out_slice * es, scratch.data_ptr());
-      acc[n].narrow(1, 0, dil).zero_();  // slices only the upper plane reaches
-      s.wait();
-      onednn::run_conv(*upper, s, xn + dil * in_slice * es, an, scratch.data_ptr());
-    }
-    onednn::run_conv(centre, s, xn, an, scratch.data_ptr());
-  }
-  auto y = torch::empty({N, point.out_c, D, Ho, Wo}, x.options(), cl);
-  onednn::run_conv(point, s, acc.data_ptr(), y.data_ptr(), scratch.data_ptr());
-  s.wait();
-  return y;
+torch::Tensor FusedSeparableConv::forward(const torch::Tensor& x) const {
+  return pointwise_->forward(depthwise_->forward(x, activations_), activations_);
 }
 
 }  // namespace spineparse::nn

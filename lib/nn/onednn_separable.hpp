@@ -1,10 +1,15 @@
-// CPU inference of one of the GCSN's separable convolutions (depthwise 3x3x3, then pointwise
-// 1x1x1, stride 1 along the slices, BatchNorms folded) as oneDNN primitives on channels-last-3d
-// activations: the depthwise convolution as its three kernel planes, each a 2-D depthwise
-// convolution over all slices at once whose result is summed into the output shifted by its
-// plane's slice offset (oneDNN's sum post-op: no separate additions), the last plane adding the
-// bias and the ReLU; then the pointwise convolution with its bias and ReLU fused. Internal to
-// lib/nn: SeparableConvImpl holds one through split_depthwise_convolutions().
+// CPU inference of the GCSN's 3-D convolutions (BatchNorms folded, stride 1 along the slices) as
+// oneDNN 2-D convolutions on channels-last-3d activations, all slices at once.
+//
+// FusedConv3d: a convolution of kernel 1 or 3 along every axis (padding = dilation) as one 2-D
+// convolution per kernel plane, each over all slices at once, summed into the output shifted by
+// its plane's slice offset (oneDNN's sum post-op: no separate additions), the centre plane last
+// with the bias and the ReLU. Kernel 1 (the 1x1x1 convolutions) is one 2-D 1x1 convolution over
+// the slices, with its in-plane stride; it can also add its result into an existing tensor.
+//
+// FusedSeparableConv: the separable convolution (depthwise 3x3x3, then pointwise 1x1x1) as two
+// of them. Internal to lib/nn: SeparableConvImpl holds one, and the GCSN's other convolutions one
+// each, through split_depthwise_convolutions().
 #pragma once
 
 #include <torch/types.h>
@@ -14,6 +19,26 @@
 namespace spineparse::nn {
 
 struct SeparableConvImpl;
+
+class FusedConv3d {
+ public:
+  // weight [O, I/groups, k, k, k] (k 1 or 3) and bias [O] (undefined: none), computed in `dtype`
+  // (kFloat or kBFloat16); `stride`: in the plane (1 along the slices). Throws
+  // std::runtime_error when oneDNN has no kernel for it here.
+  FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias, int64_t dilation,
+              int64_t stride, int64_t groups, torch::ScalarType dtype);
+  ~FusedConv3d();
+  // x [N, I, D, H, W] (made channels-last-3d in `dtype` if it is not) -> [N, O, D, H', W'] in
+  // channels-last-3d memory; `relu`: the ReLU fused. Thread-safe.
+  torch::Tensor forward(const torch::Tensor& x, bool relu) const;
+  // Kernel 1 only: dst = [relu](conv(x) + bias) + dst, dst channels-last-3d of the output's shape
+  // and dtype.
+  void add_into(const torch::Tensor& x, torch::Tensor& dst, bool relu) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 class FusedSeparableConv {
  public:
@@ -26,8 +51,8 @@ class FusedSeparableConv {
   torch::Tensor forward(const torch::Tensor& x) const;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<const FusedConv3d> depthwise_, pointwise_;
+  bool activations_;
 };
 
 }  // namespace spineparse::nn

@@ -124,6 +124,7 @@ TEST(Networks, FoldedChannelsLastNetworksMatchTheOriginal) {
                             w.at("xception_features.conv1.weight")));
   EXPECT_EQ(split_depthwise_convolutions(net),
             22);  // every separable convolution (three with an in-plane stride of 2)
+  EXPECT_EQ(fused_plain_convolutions(net), has_fused_onednn() ? 13 : 0);
   auto x = io.at("input").contiguous(torch::MemoryFormat::ChannelsLast3d);
   auto out = net->forward(x);
   expect_close(out.logits, io.at("logits"), "folded GCSN logits");
@@ -217,6 +218,7 @@ TEST(Networks, DepthwiseByPlanesOrGroupedGiveTheSameGcsn) {
   optimize_for_inference(grouped, /*cuda=*/false, Depthwise::kGrouped);
   optimize_for_inference(planes, /*cuda=*/true, Depthwise::kPlanes);  // channels-last, as on CUDA
   EXPECT_EQ(fused_separable_convolutions(grouped), 0);  // nothing split, nothing fused
+  EXPECT_EQ(fused_plain_convolutions(grouped), 0);
   auto x = io.at("input");
   expect_close(grouped->forward(x).logits, io.at("logits"), "GCSN, grouped depthwise");
   expect_close(planes->forward(x.contiguous(torch::MemoryFormat::ChannelsLast3d)).logits,

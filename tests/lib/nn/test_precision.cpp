@@ -176,6 +176,8 @@ TEST(Precision, FusedSeparableConvolutionsKeepTheGcsnOutputs) {
   }
   optimize_for_inference(fast, /*cuda=*/false);
   EXPECT_EQ(fused_separable_convolutions(fast), 22);  // every one (three with in-plane strides)
+  // the entry convolutions, the 1x1x1 ones of ASPP, decoder, graph branch and the blocks' skips
+  EXPECT_EQ(fused_plain_convolutions(fast), 13);
   for (int64_t slices : {5, 20}) {
     auto x = torch::randn({1, 1, slices, 32, 64});
     auto want = plain->forward(x).logits, got = fast->forward(x).logits;
