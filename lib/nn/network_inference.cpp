@@ -209,7 +209,8 @@ void fuse_plain_convolutions(Gcsn& net) {
 int fused_plain_convolutions(const Gcsn& net) {
   const auto& xf = *net->layers->xf;
   int n = static_cast<int>(net->layers->fused.size());
-  for (const auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) n += (*b)->fused_skip != nullptr;
+  for (const auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20})
+    n += (*b)->fused_skip != nullptr;
   return n;
 }
 

@@ -131,8 +131,8 @@ struct NoBatchNorm {
   torch::Tensor operator()(const torch::Tensor& x) const { return x; }
 };
 template <class BN = NoBatchNorm>
-torch::Tensor conv1(bool cl, const FusedConv3d* fused, torch::nn::Conv3d& conv, const torch::Tensor& x,
-                    bool relu, BN bn = {}) {
+torch::Tensor conv1(bool cl, const FusedConv3d* fused, torch::nn::Conv3d& conv,
+                    const torch::Tensor& x, bool relu, BN bn = {}) {
 #ifdef SPINEPARSE_WITH_ONEDNN
   if (fused) return fused->forward(x, relu);
 #endif
@@ -219,7 +219,7 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   y = main[2](torch::relu(y));
 #ifdef SPINEPARSE_WITH_ONEDNN
   if (fused_skip && y.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
-    fused_skip->add_into(r, y, false);
+    fused_skip->forward_into(r, y, false, /*add=*/true);
     return {y, low};
   }
 #endif
@@ -320,12 +320,22 @@ torch::Tensor entry_convolutions(GcsnLayers& L, const torch::Tensor& x) {
 // relu(skip_conv(yy)) + G; with the fused convolution, added into G.
 torch::Tensor skip_added(GcsnLayers& L, bool cl, const torch::Tensor& yy, torch::Tensor& G) {
 #ifdef SPINEPARSE_WITH_ONEDNN
-  if (const auto* f = L.fused_of(L.skip_conv); f && G.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
-    f->add_into(yy, G, true);
+  if (const auto* f = L.fused_of(L.skip_conv);
+      f && G.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
+    f->forward_into(yy, G, true, /*add=*/true);
     return G;
   }
 #endif
   return conv1(cl, nullptr, L.skip_conv, yy, true) + G;
+}
+
+// The last decoder and the semantic convolution on d2, the largest activations of the network,
+// each freed as soon as it is used.
+torch::Tensor decode2(GcsnLayers& L, bool cl, torch::Tensor d2) {
+  auto y = L.dec2a(d2);
+  d2.reset();
+  y = L.dec2b(y);
+  return conv1(cl, L.fused_of(L.semantic), L.semantic, y, false);
 }
 
 // The logits z [N, C, D, h, w] interpolated (trilinear, align_corners) to `size`, in contiguous
@@ -370,6 +380,7 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
   auto p2 = pw(L.proj2_conv, L.proj2_bn, l2);
   auto d1 = cat_channels(cl, {interp3(a, {l4.size(2), l4.size(3), l4.size(4)}), p4});
   auto yy = L.dec1b(L.dec1a(d1));
+  for (auto* t : {&a, &p4, &d1}) t->reset();  // each activation freed once used: fewer pages
 
   GcsnOutput out;
   if (with_graph) {
@@ -393,7 +404,8 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
     yy = skip_added(L, cl, yy, G);
   }
   auto d2 = cat_channels(cl, {interp3(yy, {l2.size(2), l2.size(3), l2.size(4)}), p2});
-  auto z = conv1(cl, L.fused_of(L.semantic), L.semantic, L.dec2b(L.dec2a(d2)), false);
+  for (auto* t : {&yy, &p2, &l2}) t->reset();
+  auto z = decode2(L, cl, std::move(d2));
   out.logits = upsampled_logits(z.to(torch::kFloat32), {D, H, W});
   if (out.deep_supervision.defined())
     out.deep_supervision = out.deep_supervision.to(torch::kFloat32);

@@ -46,8 +46,7 @@ struct FusedConv3d::Impl {
     return c;
   }
 
-  const ConvPrim& prim(int64_t kd, bool sum, bool relu, bool add, int64_t n, int64_t h,
-                       int64_t w) {
+  const ConvPrim& prim(int64_t kd, bool sum, bool relu, bool add, int64_t n, int64_t h, int64_t w) {
     std::lock_guard<std::mutex> lock(mu);
     const Key key{kd, sum, relu, add, n, h, w};
     if (auto it = prims.find(key); it != prims.end()) return it->second;
@@ -60,16 +59,18 @@ struct FusedConv3d::Impl {
     const int64_t N = x.size(0), D = x.size(2), H = x.size(3), W = x.size(4);
     const int64_t partial = D - dilation;  // slices the lower and upper planes reach
     const bool alone = k == 1 || partial <= 0;
-    const ConvPrim& centre = alone ? prim(k / 2, false, relu, add, N * D, H, W)
-                                   : prim(1, true, relu, false, D, H, W);
+    const ConvPrim& centre =
+        alone ? prim(k / 2, false, relu, add, N * D, H, W) : prim(1, true, relu, false, D, H, W);
     const ConvPrim* lower = alone ? nullptr : &prim(0, false, false, false, partial, H, W);
     const ConvPrim* upper = alone ? nullptr : &prim(2, true, false, false, partial, H, W);
     std::size_t scratch_bytes = centre.scratch.get_size();
     if (lower)
-      scratch_bytes = std::max({scratch_bytes, lower->scratch.get_size(), upper->scratch.get_size()});
+      scratch_bytes =
+          std::max({scratch_bytes, lower->scratch.get_size(), upper->scratch.get_size()});
     auto scratch = torch::empty({static_cast<int64_t>(scratch_bytes) + 1}, torch::kUInt8);
     const std::size_t es = x.element_size();
-    const int64_t in_slice = H * W * x.size(1) * es, out_slice = y.size(3) * y.size(4) * y.size(1) * es;
+    const int64_t in_slice = H * W * x.size(1) * es,
+                  out_slice = y.size(3) * y.size(4) * y.size(1) * es;
     auto* in = static_cast<const char*>(x.data_ptr());
     auto* out = static_cast<char*>(y.data_ptr());
     dnnl::stream s(onednn::engine());
@@ -93,8 +94,9 @@ struct FusedConv3d::Impl {
 
   // Kernel 1, or 3 with padding = dilation: (n - 1) / stride + 1 outputs along a plane axis.
   torch::Tensor output_for(const torch::Tensor& x) const {
+    if (x.dim() != 5) throw std::invalid_argument("FusedConv3d: input [N, C, D, H, W]");
     const int64_t Ho = (x.size(3) - 1) / stride + 1, Wo = (x.size(4) - 1) / stride + 1;
-    return torch::empty({x.size(0), weight.size(0), x.size(2), Ho, Wo}, x.options(),
+    return torch::empty({x.size(0), weight.size(0), x.size(2), Ho, Wo}, x.options().dtype(dtype),
                         torch::MemoryFormat::ChannelsLast3d);
   }
 };
@@ -105,8 +107,7 @@ FusedConv3d::FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias,
   auto& m = *impl_;
   m.dtype = dtype;
   m.k = weight.size(2);
-  if (weight.dim() != 5 || (m.k != 1 && m.k != 3) || weight.size(3) != m.k ||
-      weight.size(4) != m.k)
+  if (weight.dim() != 5 || (m.k != 1 && m.k != 3) || weight.size(3) != m.k || weight.size(4) != m.k)
     throw std::logic_error("FusedConv3d: kernel 1x1x1 or 3x3x3");
   m.dilation = m.k == 1 ? 1 : dilation;
   m.stride = stride;
@@ -124,20 +125,22 @@ FusedConv3d::FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias,
 
 FusedConv3d::~FusedConv3d() = default;
 
+torch::Tensor FusedConv3d::output_for(const torch::Tensor& x) const { return impl_->output_for(x); }
+
 torch::Tensor FusedConv3d::forward(const torch::Tensor& input, bool relu) const {
-  const auto x = input.to(impl_->dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
-  auto y = impl_->output_for(x);
-  impl_->run(x, y, relu, false);
+  auto y = output_for(input);
+  forward_into(input, y, relu);
   return y;
 }
 
-void FusedConv3d::add_into(const torch::Tensor& input, torch::Tensor& dst, bool relu) const {
-  if (impl_->k != 1) throw std::logic_error("FusedConv3d::add_into: kernel 1x1x1 only");
+void FusedConv3d::forward_into(const torch::Tensor& input, torch::Tensor& dst, bool relu,
+                               bool add) const {
+  if (add && impl_->k != 1) throw std::logic_error("FusedConv3d: adds with kernel 1x1x1 only");
   const auto x = input.to(impl_->dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
   if (!dst.is_contiguous(torch::MemoryFormat::ChannelsLast3d) ||
       dst.scalar_type() != impl_->dtype || !dst.sizes().equals(impl_->output_for(x).sizes()))
-    throw std::logic_error("FusedConv3d::add_into: destination of another shape or layout");
-  impl_->run(x, dst, relu, true);
+    throw std::logic_error("FusedConv3d: destination of another shape, type or layout");
+  impl_->run(x, dst, relu, add);
 }
 
 FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::ScalarType dtype)
@@ -147,14 +150,19 @@ FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::Scalar
     throw std::logic_error("FusedSeparableConv: fold the BatchNorms first");
   depthwise_ = std::make_unique<const FusedConv3d>(dw->weight, dw->bias, s.dilation, s.stride[1],
                                                    dw->weight.size(0), dtype);
-  pointwise_ = std::make_unique<const FusedConv3d>(s.pointwise->weight, s.pointwise->bias, 1, 1,
-                                                   1, dtype);
+  pointwise_ =
+      std::make_unique<const FusedConv3d>(s.pointwise->weight, s.pointwise->bias, 1, 1, 1, dtype);
 }
 
 FusedSeparableConv::~FusedSeparableConv() = default;
 
+// The result is allocated before the depthwise convolution's: that one, freed first, then lies at
+// the top of the heap, where the next layer's allocations take it back, so a forward pass faults
+// in fewer fresh pages.
 torch::Tensor FusedSeparableConv::forward(const torch::Tensor& x) const {
-  return pointwise_->forward(depthwise_->forward(x, activations_), activations_);
+  auto y = pointwise_->output_for(depthwise_->output_for(x));
+  pointwise_->forward_into(depthwise_->forward(x, activations_), y, activations_);
+  return y;
 }
 
 }  // namespace spineparse::nn

@@ -31,9 +31,11 @@ class FusedConv3d {
   // x [N, I, D, H, W] (made channels-last-3d in `dtype` if it is not) -> [N, O, D, H', W'] in
   // channels-last-3d memory; `relu`: the ReLU fused. Thread-safe.
   torch::Tensor forward(const torch::Tensor& x, bool relu) const;
-  // Kernel 1 only: dst = [relu](conv(x) + bias) + dst, dst channels-last-3d of the output's shape
-  // and dtype.
-  void add_into(const torch::Tensor& x, torch::Tensor& dst, bool relu) const;
+  // The same into dst (channels-last-3d, of the output's shape and dtype); with `add` (kernel 1
+  // only): dst = [relu](conv(x) + bias) + dst.
+  void forward_into(const torch::Tensor& x, torch::Tensor& dst, bool relu, bool add = false) const;
+  // The (uninitialised) channels-last-3d output for an input like x.
+  torch::Tensor output_for(const torch::Tensor& x) const;
 
  private:
   struct Impl;
