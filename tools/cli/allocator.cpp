@@ -1,6 +1,7 @@
 #include "allocator.hpp"
 
 #include <malloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,16 +23,38 @@ std::string mode() {
 // The networks allocate and free activations of tens to hundreds of MB per layer. With glibc's
 // defaults each of those is a fresh mmap (and, from worker threads, a fresh arena heap), so every
 // layer page-faults newly zeroed memory: on this stack a third of ResUNet2D's time was spent in
-// the kernel. One arena that keeps what it has (no mmap below 1 GB, no trimming below 1 GB) makes
+// the kernel. One arena that keeps what it has (no mmap below 2 GB, no trimming below 2 GB) makes
 // freed activations reusable; peak memory is then set by the largest case in flight, which bench
 // reports. glibc's own MALLOC_* environment variables still win over these (they are read at the
 // first allocation, before main).
+//
+// The first case still faults its working set in (the GCSN alone about 1 GB at 880x880 cases),
+// 4 KB at a time: on a 2-core VM that was 2.8 ms per MB, most of the first GCSN pass. So the first
+// kHugeReserve bytes of the heap are reserved up front (address space only, no memory) and marked
+// for transparent huge pages (2 MB pages where the kernel allows them: THP "always" or "madvise"),
+// which glibc's glibc.malloc.hugetlb=1 tunable would do but only from the environment at start-up.
+// SPINEPARSE_MALLOC=no-huge-pages leaves that out.
+constexpr std::size_t kHugeReserve = std::size_t{1536} << 20;
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+constexpr int kKeepBelow = 2147483647;  // mallopt's largest threshold (an int), about 2 GB
+
+void reserve_huge_pages() {
+  void* p = std::malloc(kHugeReserve);  // the heap grows by this much (only address space)
+  if (!p) return;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHugePage - 1) & ~(kHugePage - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + kHugeReserve) & ~(kHugePage - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  std::free(p);  // back to the top of the heap, kept (below the trim threshold)
+}
+
 void tune_allocator() {
-  if (mode() == "default") return;
+  const std::string m = mode();
+  if (m == "default") return;
   mallopt(M_ARENA_MAX, 1);
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, kKeepBelow);
+  mallopt(M_TRIM_THRESHOLD, kKeepBelow);
   mallopt(M_TOP_PAD, 64 << 20);
+  if (m != "no-huge-pages") reserve_huge_pages();
 }
 
 namespace {

@@ -6,8 +6,9 @@
 
 namespace spineparse::tools::cli {
 
-// Called first thing in main: one arena that keeps freed memory for reuse.
-// SPINEPARSE_MALLOC=default leaves glibc's behaviour alone.
+// Called first thing in main: one arena that keeps freed memory for reuse, its first 1.5 GB
+// reserved for transparent huge pages. SPINEPARSE_MALLOC=default leaves glibc's behaviour alone,
+// =no-huge-pages the huge pages out.
 void tune_allocator();
 
 // What the executor calls after each finished case (RunOptions::after_case): hands the free pages

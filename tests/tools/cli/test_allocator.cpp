@@ -1,6 +1,12 @@
 // When the CLI hands free memory back after a case: it keeps a case's working set resident and
-// trims only when the resident set grows past it.
+// trims only when the resident set grows past it; and the heap it sets up.
 #include <gtest/gtest.h>
+
+#include <cctype>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 
 #include "allocator.hpp"
 
@@ -28,4 +34,31 @@ TEST(TrimPolicy, CasesWithAnUnknownResidentSetAreNotLearnt) {
   for (int i = 0; i < TrimPolicy::kLearn; ++i) EXPECT_FALSE(p.after_case(-1));
   for (int i = 0; i < TrimPolicy::kLearn; ++i) EXPECT_FALSE(p.after_case(100 * mb));  // learnt
   EXPECT_TRUE(p.after_case(200 * mb));
+}
+
+// tune_allocator (what main calls first) reserves the heap's first 1.5 GB as address space marked
+// for transparent huge pages: smaps shows a heap mapping of at least 1 GB with the "hg" flag.
+TEST(Allocator, TheHeapIsReservedForHugePages) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers replace malloc";
+#endif
+  if (const char* m = std::getenv("SPINEPARSE_MALLOC"); m && *m)
+    GTEST_SKIP() << "SPINEPARSE_MALLOC set";
+  spineparse::tools::cli::tune_allocator();
+  std::ifstream smaps("/proc/self/smaps");
+  ASSERT_TRUE(smaps) << "no /proc/self/smaps";
+  std::string line;
+  bool heap = false, found = false;
+  std::uint64_t size_kb = 0;
+  while (std::getline(smaps, line)) {
+    if (line.find('-') < line.find(' ') && line.find(' ') != std::string::npos &&
+        std::isxdigit(static_cast<unsigned char>(line[0])))
+      heap = line.find("[heap]") != std::string::npos;
+    else if (heap && line.rfind("Size:", 0) == 0)
+      size_kb = std::stoull(line.substr(5));
+    else if (heap && line.rfind("VmFlags:", 0) == 0 && line.find(" hg") != std::string::npos &&
+             size_kb >= (1u << 20))
+      found = true;
+  }
+  EXPECT_TRUE(found) << "no heap mapping of >= 1 GB marked for huge pages";
 }
