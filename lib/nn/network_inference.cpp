@@ -39,15 +39,21 @@ void fold(Conv& conv, BN& bn) {
 }
 
 std::vector<int64_t> vec(const torch::ExpandingArray<2>& a) { return {a->begin(), a->end()}; }
-std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
-  const auto& p = conv.options.padding();
+// A convolution's explicit padding (empty where it is 'valid' or 'same').
+template <std::size_t D, class Options>
+std::vector<int64_t> explicit_padding(const Options& o) {
+  const auto& p = o.padding();
 #if TORCH_VERSION_MAJOR >= 2  // the options' variants are std::variant from 2.x on
-  const auto* arr = std::get_if<torch::ExpandingArray<2>>(&p);
+  const auto* arr = std::get_if<torch::ExpandingArray<D>>(&p);
 #else
-  const auto* arr = c10::get_if<torch::ExpandingArray<2>>(&p);
+  const auto* arr = c10::get_if<torch::ExpandingArray<D>>(&p);
 #endif
-  if (!arr) throw std::logic_error("ResUNet2D convolution without explicit padding");
-  return vec(*arr);
+  return arr ? std::vector<int64_t>((*arr)->begin(), (*arr)->end()) : std::vector<int64_t>{};
+}
+std::vector<int64_t> padding_of(const torch::nn::Conv2dImpl& conv) {
+  auto pad = explicit_padding<2>(conv.options);
+  if (pad.empty()) throw std::logic_error("ResUNet2D convolution without explicit padding");
+  return pad;
 }
 
 }  // namespace
@@ -164,10 +170,11 @@ std::shared_ptr<const FusedConv3d> fused_conv(const torch::nn::Conv3d& conv, boo
   const auto& o = conv->options;
   const auto& st = *o.stride();
   const auto& dil = *o.dilation();
-  const auto* pad = c10::get_if<torch::ExpandingArray<3>>(&o.padding());
-  const int64_t k = (*o.kernel_size())[0];
-  const bool plain = st[0] == 1 && st[1] == st[2] && dil[0] == 1 && dil[1] == 1 && dil[2] == 1 &&
-                     pad && (**pad)[0] == k / 2 && (**pad)[1] == k / 2 && (**pad)[2] == k / 2 &&
+  const auto pad = explicit_padding<3>(o);
+  const auto& ks = *o.kernel_size();
+  const int64_t k = ks[0];
+  const bool plain = (k == 1 || k == 3) && ks[1] == k && ks[2] == k && st[0] == 1 && st[1] == st[2] && dil[0] == 1 && dil[1] == 1 && dil[2] == 1 &&
+                     pad.size() == 3 && pad[0] == k / 2 && pad[1] == k / 2 && pad[2] == k / 2 &&
                      o.groups() == 1;
   if (!folded || !plain || !onednn_kernels_for(conv->weight)) return nullptr;
   try {
