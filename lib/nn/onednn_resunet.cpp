@@ -107,6 +107,14 @@ ConvSpec quantized(const ConvSpec& f, const ConvPoints& p, const std::vector<flo
   return q;
 }
 
+// v saturated to [-127, 127] and rounded to the nearest integer, ties to even (what nearbyint
+// gives in the default rounding mode): adding and subtracting 1.5 x 2^23 leaves no fraction bits
+// for |v| < 2^22. A libm call per element (nearbyint without SSE4.1) took 5x as long.
+inline int8_t saturated_int8(float v) {
+  constexpr float kRound = 12582912.f;
+  return static_cast<int8_t>((std::clamp(v, -127.f, 127.f) + kRound) - kRound);
+}
+
 // x (float32, channels-last) / its channel's scale, rounded and saturated to int8.
 torch::Tensor quantize_input(const torch::Tensor& x, const std::vector<float>& scale) {
   auto q = torch::empty(x.sizes(), x.options().dtype(torch::kChar), x.suggest_memory_format());
@@ -118,8 +126,7 @@ torch::Tensor quantize_input(const torch::Tensor& x, const std::vector<float>& s
   at::parallel_for(0, x.numel() / C, 1 << 12, [&](int64_t b, int64_t e) {
     for (int64_t i = b * C; i < e * C; i += C)
       for (int64_t c = 0; c < C; ++c)
-        dst[i + c] = static_cast<int8_t>(std::clamp(
-            std::nearbyint(src[i + c] * inv[static_cast<std::size_t>(c)]), -127.f, 127.f));
+        dst[i + c] = saturated_int8(src[i + c] * inv[static_cast<std::size_t>(c)]);
   });
   return q;
 }
@@ -176,8 +183,7 @@ torch::Tensor skip_sum_int8(const torch::Tensor& skip, const torch::Tensor& z, f
         const uint8_t* sp = s + (r * W + x) * C;
         int8_t* dp = d + (r * W + x) * C;
         for (int64_t c = 0; c < C; ++c)
-          dp[c] =
-              static_cast<int8_t>(std::clamp(std::nearbyint(sp[c] * a + zp[c] * b), -127.f, 127.f));
+          dp[c] = saturated_int8(sp[c] * a + zp[c] * b);
       }
     }
   });
