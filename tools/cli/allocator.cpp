@@ -33,12 +33,34 @@ std::string mode() {
 // kHugeReserve bytes of the heap are reserved up front (address space only, no memory) and marked
 // for transparent huge pages (2 MB pages where the kernel allows them: THP "always" or "madvise"),
 // which glibc's glibc.malloc.hugetlb=1 tunable would do but only from the environment at start-up.
-// SPINEPARSE_MALLOC=no-huge-pages leaves that out.
+// SPINEPARSE_MALLOC=no-huge-pages leaves that out, and so does a kernel without transparent huge
+// pages or with strict overcommit (vm.overcommit_memory=2).
+namespace {
 constexpr std::size_t kHugeReserve = std::size_t{1536} << 20;
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 constexpr int kKeepBelow = 2147483647;  // mallopt's largest threshold (an int), about 2 GB
 
+// The first line of a /proc or /sys file ("" when unreadable).
+std::string first_line(const char* path) {
+  std::FILE* f = std::fopen(path, "r");
+  if (!f) return "";
+  char buf[256] = {};
+  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  return ok ? buf : "";
+}
+
+// Only where the kernel gives huge pages to regions that ask (THP "always" or "madvise", not
+// "never") and counts address space loosely (vm.overcommit_memory 0 or 1: under 2 a reserved and
+// unused heap would still use up the commit limit).
+bool huge_pages_worth_reserving() {
+  const std::string thp = first_line("/sys/kernel/mm/transparent_hugepage/enabled");
+  const std::string overcommit = first_line("/proc/sys/vm/overcommit_memory");
+  return thp.find("[never]") == std::string::npos && !thp.empty() && overcommit.rfind('2', 0) != 0;
+}
+
 void reserve_huge_pages() {
+  if (!huge_pages_worth_reserving()) return;
   void* p = std::malloc(kHugeReserve);  // the heap grows by this much (only address space)
   if (!p) return;
   const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHugePage - 1) & ~(kHugePage - 1);
@@ -46,6 +68,7 @@ void reserve_huge_pages() {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
   std::free(p);  // back to the top of the heap, kept (below the trim threshold)
 }
+}  // namespace
 
 void tune_allocator() {
   const std::string m = mode();
