@@ -82,6 +82,8 @@ json memory_summary(const std::vector<std::pair<double, double>>& s, double inte
 // A node whose calls hold several cores or a device: a network (what it declared in open()).
 bool is_network(const ResourceUse& u);
 
+// The run's network nodes: those is_network() says, and those that recorded the precision they
+// ran in (a network stage given one core, `cores=1`, holds no more than a CPU stage).
 std::set<std::string> network_nodes(const RunReport& r);
 
 struct NetworkTimes {
@@ -92,12 +94,12 @@ struct NetworkTimes {
 };
 
 // Runs the graph case by case with nothing overlapping and times every stage (alone_s), the
-// network stages (those declaring several cores or a device) also as node_s: what the networks
-// cost with no other stage beside them. `threads` is the
+// network stages (those declaring several cores or a device, and the nodes in `networks`) also as
+// node_s: what the networks cost with no other stage beside them. `threads` is the
 // intra-op thread count the network stages are opened with. The replay runs on a fresh thread:
 // LibTorch fixes a thread's OpenMP team size the first time that thread runs a parallel operator.
 NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::string& input,
-                          int n_cases, int threads);
+                          int n_cases, int threads, const std::set<std::string>& networks = {});
 
 // The same graph as plain eager LibTorch runs it: each network node with network::make_eager's
 // options (float32, one slice per forward pass, no inference rewrites) where its stage declares

@@ -27,11 +27,13 @@ std::set<std::string> network_nodes(const RunReport& r) {
   std::set<std::string> out;
   for (const auto& [node, use] : r.node_resources)
     if (is_network(use)) out.insert(node);
+  for (const auto& [node, notes] : r.node_notes)
+    if (notes.count(NetworkNotes::kPrecision)) out.insert(node);
   return out;
 }
 
 NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::string& input,
-                          int n_cases, int threads) {
+                          int n_cases, int threads, const std::set<std::string>& networks) {
   NetworkTimes result;
   std::exception_ptr error;
   std::thread worker([&] {
@@ -53,7 +55,7 @@ NetworkTimes network_only(const GraphSpec& g, const Registry& reg, const std::st
         ctx.node_id = n.id;
         declared = ResourceUse{};
         stages.back()->open(ctx);
-        is_net.push_back(is_network(declared));
+        is_net.push_back(is_network(declared) || networks.count(n.id) > 0);
       }
       auto seeds = stages[0]->enumerate(ctx);
       for (int i = 0; i < std::min<int>(n_cases + 1, static_cast<int>(seeds.size())); ++i) {

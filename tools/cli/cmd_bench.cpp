@@ -229,7 +229,8 @@ void print_bench(const BenchArgs& a, const GraphSpec& g, const RunReport& r, con
 NetworkTimes replays(const BenchArgs& a, const GraphSpec& g, Registry& registry,
                      const std::string& input, const RunReport& r, int threads, json& j) {
   std::fprintf(stderr, "bench: network-only replay of %d case(s)\n", a.network_cases);
-  const NetworkTimes net = network_only(g, registry, input, a.network_cases, threads);
+  const auto networks = network_nodes(r);
+  const NetworkTimes net = network_only(g, registry, input, a.network_cases, threads, networks);
   j["network_only"] = {{"seconds_per_case", net.seconds_per_case},
                        {"cases", net.cases},
                        {"how",
@@ -241,8 +242,9 @@ NetworkTimes replays(const BenchArgs& a, const GraphSpec& g, Registry& registry,
                "1, no rewrites)\n",
                a.network_cases, threads);
   std::vector<std::string> changes;
-  const GraphSpec base_graph = eager_baseline_of(g, registry, network_nodes(r), changes);
-  const NetworkTimes base = network_only(base_graph, registry, input, a.network_cases, threads);
+  const GraphSpec base_graph = eager_baseline_of(g, registry, networks, changes);
+  const NetworkTimes base =
+      network_only(base_graph, registry, input, a.network_cases, threads, networks);
   j["eager_baseline"] = {
       {"seconds_per_case", base.seconds_per_case},
       {"cases", base.cases},

@@ -459,6 +459,28 @@ bool cpu_flag(const std::string& flag) {
 }
 }  // namespace
 
+// Network stages given one core each hold no more than a CPU stage; bench still knows them as
+// networks (by the precision they record): the network-only replay and the networks' table.
+TEST(Cli, BenchTimesNetworksGivenOneCore) {
+  if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
+  if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
+  TempDir d;
+  const std::string out = (d / "bench").string();
+  auto r = sp("bench " + graph("spineparsenet.json") +
+              " --cases 2 --warmup 1 --size 72 --slices 12 --network-cases 1 --no-baseline"
+              " --output " +
+              out + " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
+              " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+              " --set coarse.cores=1 --set fine.cores=1"
+              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
+              "crop_resample.height=64 --set crop_resample.width=128");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
+  EXPECT_GT(b["network_only"]["seconds_per_case"].get<double>(), 0.0);
+  ASSERT_EQ(b["networks"].size(), 3u);  // coarse, fine, all networks
+  for (const auto& n : b["networks"]) EXPECT_GT(n["gflops"].get<double>(), 0.0) << n.dump();
+}
+
 TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   if (!has_networks()) GTEST_SKIP() << "built without the network plugins";
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
