@@ -173,7 +173,8 @@ std::shared_ptr<const FusedConv3d> fused_conv(const torch::nn::Conv3d& conv, boo
   const auto pad = explicit_padding<3>(o);
   const auto& ks = *o.kernel_size();
   const int64_t k = ks[0];
-  const bool plain = (k == 1 || k == 3) && ks[1] == k && ks[2] == k && st[0] == 1 && st[1] == st[2] && dil[0] == 1 && dil[1] == 1 && dil[2] == 1 &&
+  const bool plain = (k == 1 || k == 3) && ks[1] == k && ks[2] == k && st[0] == 1 &&
+                     st[1] == st[2] && dil[0] == 1 && dil[1] == 1 && dil[2] == 1 &&
                      pad.size() == 3 && pad[0] == k / 2 && pad[1] == k / 2 && pad[2] == k / 2 &&
                      o.groups() == 1;
   if (!folded || !plain || !onednn_kernels_for(conv->weight)) return nullptr;

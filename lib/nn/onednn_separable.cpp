@@ -92,11 +92,14 @@ struct FusedConv3d::Impl {
     s.wait();
   }
 
-  // Kernel 1, or 3 with padding = dilation: (n - 1) / stride + 1 outputs along a plane axis.
-  torch::Tensor output_for(const torch::Tensor& x) const {
-    if (x.dim() != 5) throw std::invalid_argument("FusedConv3d: input [N, C, D, H, W]");
-    const int64_t Ho = (x.size(3) - 1) / stride + 1, Wo = (x.size(4) - 1) / stride + 1;
-    return torch::empty({x.size(0), weight.size(0), x.size(2), Ho, Wo}, x.options().dtype(dtype),
+  // The output's sizes for an input of `in` sizes: kernel 1, or 3 with padding = dilation, give
+  // (n - 1) / stride + 1 outputs along a plane axis.
+  std::vector<int64_t> output_sizes(at::IntArrayRef in) const {
+    if (in.size() != 5) throw std::invalid_argument("FusedConv3d: input [N, C, D, H, W]");
+    return {in[0], weight.size(0), in[2], (in[3] - 1) / stride + 1, (in[4] - 1) / stride + 1};
+  }
+  torch::Tensor output_for(at::IntArrayRef in, const torch::TensorOptions& options) const {
+    return torch::empty(output_sizes(in), options.dtype(dtype),
                         torch::MemoryFormat::ChannelsLast3d);
   }
 };
@@ -125,10 +128,17 @@ FusedConv3d::FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias,
 
 FusedConv3d::~FusedConv3d() = default;
 
-torch::Tensor FusedConv3d::output_for(const torch::Tensor& x) const { return impl_->output_for(x); }
+std::vector<int64_t> FusedConv3d::output_sizes(at::IntArrayRef input_sizes) const {
+  return impl_->output_sizes(input_sizes);
+}
+
+torch::Tensor FusedConv3d::output_for(at::IntArrayRef input_sizes,
+                                      const torch::TensorOptions& options) const {
+  return impl_->output_for(input_sizes, options);
+}
 
 torch::Tensor FusedConv3d::forward(const torch::Tensor& input, bool relu) const {
-  auto y = output_for(input);
+  auto y = output_for(input.sizes(), input.options());
   forward_into(input, y, relu);
   return y;
 }
@@ -138,7 +148,7 @@ void FusedConv3d::forward_into(const torch::Tensor& input, torch::Tensor& dst, b
   if (add && impl_->k != 1) throw std::logic_error("FusedConv3d: adds with kernel 1x1x1 only");
   const auto x = input.to(impl_->dtype).contiguous(torch::MemoryFormat::ChannelsLast3d);
   if (!dst.is_contiguous(torch::MemoryFormat::ChannelsLast3d) ||
-      dst.scalar_type() != impl_->dtype || !dst.sizes().equals(impl_->output_for(x).sizes()))
+      dst.scalar_type() != impl_->dtype || dst.sizes() != impl_->output_sizes(x.sizes()))
     throw std::logic_error("FusedConv3d: destination of another shape, type or layout");
   impl_->run(x, dst, relu, add);
 }
@@ -160,7 +170,7 @@ FusedSeparableConv::~FusedSeparableConv() = default;
 // the top of the heap, where the next layer's allocations take it back, so a forward pass faults
 // in fewer fresh pages.
 torch::Tensor FusedSeparableConv::forward(const torch::Tensor& x) const {
-  auto y = pointwise_->output_for(depthwise_->output_for(x));
+  auto y = pointwise_->output_for(depthwise_->output_sizes(x.sizes()), x.options());
   pointwise_->forward_into(depthwise_->forward(x, activations_), y, activations_);
   return y;
 }

@@ -15,6 +15,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <vector>
 
 namespace spineparse::nn {
 
@@ -34,8 +35,10 @@ class FusedConv3d {
   // The same into dst (channels-last-3d, of the output's shape and dtype); with `add` (kernel 1
   // only): dst = [relu](conv(x) + bias) + dst.
   void forward_into(const torch::Tensor& x, torch::Tensor& dst, bool relu, bool add = false) const;
-  // The (uninitialised) channels-last-3d output for an input like x.
-  torch::Tensor output_for(const torch::Tensor& x) const;
+  // The output's sizes for an input of these sizes, and that output (uninitialised,
+  // channels-last-3d, in the convolution's dtype).
+  std::vector<int64_t> output_sizes(at::IntArrayRef input_sizes) const;
+  torch::Tensor output_for(at::IntArrayRef input_sizes, const torch::TensorOptions& options) const;
 
  private:
   struct Impl;
