@@ -49,16 +49,16 @@ std::string first_line(const char* path) {
   std::fclose(f);
   return ok ? buf : "";
 }
+}  // namespace
 
-// Only where the kernel gives huge pages to regions that ask (THP "always" or "madvise", not
-// "never") and counts address space loosely (vm.overcommit_memory 0 or 1: under 2 a reserved and
-// unused heap would still use up the commit limit).
+// Under vm.overcommit_memory=2 a reserved and unused heap would still use up the commit limit.
 bool huge_pages_worth_reserving() {
   const std::string thp = first_line("/sys/kernel/mm/transparent_hugepage/enabled");
   const std::string overcommit = first_line("/proc/sys/vm/overcommit_memory");
   return thp.find("[never]") == std::string::npos && !thp.empty() && overcommit.rfind('2', 0) != 0;
 }
 
+namespace {
 void reserve_huge_pages() {
   if (!huge_pages_worth_reserving()) return;
   void* p = std::malloc(kHugeReserve);  // the heap grows by this much (only address space)

@@ -11,6 +11,11 @@ namespace spineparse::tools::cli {
 // =no-huge-pages the huge pages out.
 void tune_allocator();
 
+// Whether tune_allocator reserves huge pages here: the kernel gives them to regions that ask (THP
+// "always" or "madvise", not "never") and does not count address space strictly
+// (vm.overcommit_memory is not 2).
+bool huge_pages_worth_reserving();
+
 // What the executor calls after each finished case (RunOptions::after_case): hands the free pages
 // back to the system when the resident set has grown more than 10 % past its size at the end of
 // the first cases, so that peak memory stays flat over long cohorts while a case's working set

@@ -45,12 +45,7 @@ TEST(Allocator, TheHeapIsReservedForHugePages) {
 #endif
   if (const char* m = std::getenv("SPINEPARSE_MALLOC"); m && *m)
     GTEST_SKIP() << "SPINEPARSE_MALLOC set";
-  std::string thp, overcommit;
-  std::ifstream thp_file("/sys/kernel/mm/transparent_hugepage/enabled"),
-      overcommit_file("/proc/sys/vm/overcommit_memory");
-  std::getline(thp_file, thp);
-  std::getline(overcommit_file, overcommit);
-  if (thp.empty() || thp.find("[never]") != std::string::npos || overcommit == "2")
+  if (!spineparse::tools::cli::huge_pages_worth_reserving())
     GTEST_SKIP() << "no transparent huge pages or strict overcommit here: nothing is reserved";
   spineparse::tools::cli::tune_allocator();
   std::ifstream smaps("/proc/self/smaps");

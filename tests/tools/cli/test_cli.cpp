@@ -459,6 +459,20 @@ bool cpu_flag(const std::string& flag) {
 }
 }  // namespace
 
+namespace {
+// bench of graphs/spineparsenet.json with the reference weights on small synthetic cases (72 x 72,
+// networks' grids shrunk), one warm-up and one network-only case, into `out`, plus `extra`.
+std::string small_reference_bench(const std::string& out, const std::string& extra) {
+  return "bench " + graph("spineparsenet.json") +
+         " --warmup 1 --size 72 --slices 12 --network-cases 1 --output " + out +
+         " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
+         " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
+         " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
+         "crop_resample.height=64 --set crop_resample.width=128 " +
+         extra;
+}
+}  // namespace
+
 // Network stages given one core each hold no more than a CPU stage; bench still knows them as
 // networks (by the precision they record): the network-only replay and the networks' table.
 TEST(Cli, BenchTimesNetworksGivenOneCore) {
@@ -466,14 +480,9 @@ TEST(Cli, BenchTimesNetworksGivenOneCore) {
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   const std::string out = (d / "bench").string();
-  auto r = sp("bench " + graph("spineparsenet.json") +
-              " --cases 2 --warmup 1 --size 72 --slices 12 --network-cases 1 --no-baseline"
-              " --output " +
-              out + " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
-              " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
-              " --set coarse.cores=1 --set fine.cores=1"
-              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
-              "crop_resample.height=64 --set crop_resample.width=128");
+  auto r = sp(small_reference_bench(out,
+                                    "--cases 2 --no-baseline --set coarse.cores=1 "
+                                    "--set fine.cores=1"));
   ASSERT_EQ(r.code, 0) << r.output;
   auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
   EXPECT_GT(b["network_only"]["seconds_per_case"].get<double>(), 0.0);
@@ -486,12 +495,7 @@ TEST(Cli, BenchWritesWellFormedBenchAndTraceFiles) {
   if (!fs::exists(ref("manifest.json"))) GTEST_SKIP() << "no ../shared/reference";
   TempDir d;
   const std::string out = (d / "bench").string();
-  auto r = sp("bench " + graph("spineparsenet.json") +
-              " --cases 3 --warmup 1 --size 72 --slices 12 --network-cases 1 --output " + out +
-              " --set coarse.weights=" + ref("gcsn_weights.safetensors") +
-              " --set fine.weights=" + ref("resunet2d_weights.safetensors") +
-              " --set coarse_prep.height=32 --set coarse_prep.width=64 --set "
-              "crop_resample.height=64 --set crop_resample.width=128");
+  auto r = sp(small_reference_bench(out, "--cases 3"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("network-only:"));
   auto b = nlohmann::json::parse(spineparse::read_file(out + "/bench.json"));
