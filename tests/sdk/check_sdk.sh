@@ -20,7 +20,10 @@ done
 ls "$prefix"/lib*/cmake/spineparse/spineparseConfig.cmake >/dev/null || fail "no CMake package"
 
 step "ldd $(basename "$runtime"): neither LibTorch nor ITK"
-if ldd "$runtime" | grep -Ei 'torch|c10|ITK'; then fail "the runtime library links LibTorch or ITK"; fi
+# Library names only: a load address such as 0x...ec1000 would match "c10".
+if ldd "$runtime" | awk '{print $1}' | grep -E '^lib(torch|c10)|^libITK'; then
+  fail "the runtime library links LibTorch or ITK"
+fi
 
 step "build the example plugin against the installed package"
 cmake -S "$src/examples/label_volumes" -B "$work/example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
