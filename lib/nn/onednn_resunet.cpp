@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "nn/int8_rows.hpp"
 #include "nn/networks.hpp"
 #include "nn/onednn_conv.hpp"
 
@@ -107,14 +108,6 @@ ConvSpec quantized(const ConvSpec& f, const ConvPoints& p, const std::vector<flo
   return q;
 }
 
-// v saturated to [-127, 127] and rounded to the nearest integer, ties to even (what nearbyint
-// gives in the default rounding mode): adding and subtracting 1.5 x 2^23 leaves no fraction bits
-// for |v| < 2^22. A libm call per element (nearbyint without SSE4.1) took 5x as long.
-inline int8_t saturated_int8(float v) {
-  constexpr float kRound = 12582912.f;
-  return static_cast<int8_t>((std::clamp(v, -127.f, 127.f) + kRound) - kRound);
-}
-
 // x (float32, channels-last) / its channel's scale, rounded and saturated to int8.
 torch::Tensor quantize_input(const torch::Tensor& x, const std::vector<float>& scale) {
   auto q = torch::empty(x.sizes(), x.options().dtype(torch::kChar), x.suggest_memory_format());
@@ -124,9 +117,7 @@ torch::Tensor quantize_input(const torch::Tensor& x, const std::vector<float>& s
   std::vector<float> inv(scale.size());
   for (std::size_t c = 0; c < scale.size(); ++c) inv[c] = 1.f / scale[c];
   at::parallel_for(0, x.numel() / C, 1 << 12, [&](int64_t b, int64_t e) {
-    for (int64_t i = b * C; i < e * C; i += C)
-      for (int64_t c = 0; c < C; ++c)
-        dst[i + c] = saturated_int8(src[i + c] * inv[static_cast<std::size_t>(c)]);
+    int8_rows::quantize_pixels(src + b * C, inv.data(), dst + b * C, e - b, C);
   });
   return q;
 }
@@ -177,14 +168,8 @@ torch::Tensor skip_sum_int8(const torch::Tensor& skip, const torch::Tensor& z, f
   at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t n = r / H, y = r % H, py = y % 2;
-      const int8_t* zrow = u + ((n * z.size(2) + y / 2 + 1) * zw) * zc;
-      for (int64_t x = 0; x < W; ++x) {
-        const int8_t* zp = zrow + (x / 2 + 1) * zc + (2 * py + x % 2) * C;
-        const uint8_t* sp = s + (r * W + x) * C;
-        int8_t* dp = d + (r * W + x) * C;
-        for (int64_t c = 0; c < C; ++c)
-          dp[c] = saturated_int8(sp[c] * a + zp[c] * b);
-      }
+      const int8_t* zrow = u + ((n * z.size(2) + y / 2 + 1) * zw + 1) * zc + 2 * py * C;
+      int8_rows::skip_sum_row(s + r * W * C, zrow, d + r * W * C, W, C, zc, a, b);
     }
   });
   return out;

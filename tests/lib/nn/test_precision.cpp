@@ -4,8 +4,14 @@
 #include <gmock/gmock.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <random>
+#include <tuple>
+#include <vector>
 
+#include "nn/int8_rows.hpp"
 #include "nn/networks.hpp"
 #include "nn/peak.hpp"
 #include "nn/precision.hpp"
@@ -140,6 +146,72 @@ TEST(Precision, SubPixelConvolutionEqualsTheTransposedOne) {
     auto got = subpixel_shuffle(z);
     ASSERT_EQ(got.sizes(), want.sizes());
     EXPECT_LE((got - want).abs().max().item<double>(), 1e-5);
+  }
+}
+
+namespace {
+// What the int8 ResUNet2D's elementwise passes must give: v saturated, rounded to nearest even.
+int8_t reference_int8(float v) {
+  return static_cast<int8_t>(std::nearbyint(std::clamp(v, -127.f, 127.f)));
+}
+}  // namespace
+
+// The int8 passes (nn/int8_rows.hpp), in whichever build this CPU runs (AVX-512, AVX2 or
+// baseline): ties to even, saturation, no fused multiply-add, against a scalar reference, for
+// channel counts that are no multiple of a vector.
+TEST(Precision, Int8PassesRoundToNearestEvenAndSaturate) {
+  const std::vector<float> ties = {0.5f,    1.5f,   2.5f,   -0.5f, -1.5f,  -2.5f, 126.5f,
+                                   -126.5f, 127.4f, 127.6f, 300.f, -300.f, 1e9f,  -1e9f};
+  std::vector<int8_t> got(ties.size());
+  const float one = 1.f;
+  int8_rows::quantize_pixels(ties.data(), &one, got.data(), static_cast<int64_t>(ties.size()), 1);
+  for (std::size_t i = 0; i < ties.size(); ++i)
+    EXPECT_EQ(got[i], reference_int8(ties[i])) << ties[i];
+
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-400.f, 400.f), scale(0.01f, 3.f);
+  for (int64_t c : {1, 21, 37}) {
+    const int64_t pixels = 4099;
+    std::vector<float> x(static_cast<std::size_t>(pixels * c)), inv(static_cast<std::size_t>(c));
+    for (auto& v : x) v = u(rng);
+    for (auto& v : inv) v = scale(rng);
+    std::vector<int8_t> q(x.size());
+    int8_rows::quantize_pixels(x.data(), inv.data(), q.data(), pixels, c);
+    int wrong = 0;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      wrong += q[i] != reference_int8(x[i] * inv[i % static_cast<std::size_t>(c)]);
+    EXPECT_EQ(wrong, 0) << c << " channels";
+  }
+
+  // Sums a fused multiply-add would round differently: 6 x fl(1/3) rounds to 2, so 2 - 1.5 is a
+  // tie (0) where the fused 0.50000006 gives 1; likewise 1.5 - 6 x fl(1/3) gives 0, fused -1.
+  const float third = 1.f / 3.f;
+  for (auto [sv, zv, a, b] : {std::tuple<uint8_t, int8_t, float, float>{6, -3, third, 0.5f},
+                              std::tuple<uint8_t, int8_t, float, float>{3, -6, 0.5f, third}}) {
+    const int64_t c = 37;
+    std::vector<uint8_t> s(2 * c, sv);
+    std::vector<int8_t> z(4 * c, zv), d(2 * c, 99);
+    int8_rows::skip_sum_row(s.data(), z.data(), d.data(), 2, c, 2 * c, a, b);
+    EXPECT_EQ(std::count(d.begin(), d.end(), int8_t{0}), 2 * c) << int{sv} << ", " << int{zv};
+  }
+
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int64_t c : {3, 32, 45}) {
+    const int64_t w = 1001, zc = 4 * c + 5;  // odd width; phases at (x % 2) c within zc channels
+    std::vector<uint8_t> s(static_cast<std::size_t>(w * c));
+    std::vector<int8_t> z(static_cast<std::size_t>((w / 2 + 1) * zc)), d(s.size());
+    for (auto& v : s) v = static_cast<uint8_t>(byte(rng));
+    for (auto& v : z) v = static_cast<int8_t>(byte(rng) - 128);
+    const float a = scale(rng), b = scale(rng);
+    int8_rows::skip_sum_row(s.data(), z.data(), d.data(), w, c, zc, a, b);
+    int wrong = 0;
+    for (int64_t x = 0; x < w; ++x)
+      for (int64_t k = 0; k < c; ++k) {
+        const float sa = s[static_cast<std::size_t>(x * c + k)] * a;
+        const float zb = z[static_cast<std::size_t>((x / 2) * zc + (x % 2) * c + k)] * b;
+        wrong += d[static_cast<std::size_t>(x * c + k)] != reference_int8(sa + zb);
+      }
+    EXPECT_EQ(wrong, 0) << c << " channels";
   }
 }
 

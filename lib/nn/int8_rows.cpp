@@ -1,0 +1,41 @@
+#include "nn/int8_rows.hpp"
+
+// Built with -ffp-contract=off (lib/nn/CMakeLists.txt): a clone with FMA must not round
+// differently from the baseline one.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SPINEPARSE_CPU_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SPINEPARSE_CPU_CLONES
+#endif
+
+namespace spineparse::nn::int8_rows {
+
+namespace {
+// Branch-free so that the loops vectorize: the clamps as selects, then adding and subtracting
+// 1.5 x 2^23 leaves no fraction bits (round to nearest even for |v| < 2^22).
+inline int8_t saturated(float v) {
+  constexpr float kRound = 12582912.f;
+  v = v < -127.f ? -127.f : v;
+  v = v > 127.f ? 127.f : v;
+  return static_cast<int8_t>(static_cast<int>((v + kRound) - kRound));
+}
+}  // namespace
+
+SPINEPARSE_CPU_CLONES
+void quantize_pixels(const float* __restrict x, const float* __restrict inv, int8_t* __restrict d,
+                     int64_t pixels, int64_t c) {
+  for (int64_t p = 0; p < pixels; ++p, x += c, d += c)
+    for (int64_t k = 0; k < c; ++k) d[k] = saturated(x[k] * inv[k]);
+}
+
+SPINEPARSE_CPU_CLONES
+void skip_sum_row(const uint8_t* __restrict s, const int8_t* __restrict z, int8_t* __restrict d,
+                  int64_t w, int64_t c, int64_t zc, float a, float b) {
+  for (int64_t x = 0; x < w; ++x, s += c, d += c) {
+    const int8_t* __restrict zp = z + (x / 2) * zc + (x % 2) * c;
+    for (int64_t k = 0; k < c; ++k) d[k] = saturated(s[k] * a + zp[k] * b);
+  }
+}
+
+}  // namespace spineparse::nn::int8_rows

@@ -1,0 +1,20 @@
+// The int8 ResUNet2D's elementwise passes (quantizing its input, requantizing a decoder's skip
+// sum), built for AVX-512, AVX2 and baseline x86-64 and chosen by the CPU found at run time.
+// Every build gives the same bytes: no fused multiply-add, rounding to nearest, ties to even,
+// saturation to [-127, 127].
+#pragma once
+#include <cstdint>
+
+namespace spineparse::nn::int8_rows {
+
+// For each of `pixels` pixels of `c` channels (x and d channels-last, contiguous):
+// d[p c + k] = saturate(round(x[p c + k] * inv[k])).
+void quantize_pixels(const float* x, const float* inv, int8_t* d, int64_t pixels, int64_t c);
+
+// One output row of a decoder's skip sum: for each of `w` pixels of `c` channels,
+// d[x c + k] = saturate(round(s[x c + k] * a + z[(x / 2) zc + (x % 2) c + k] * b)), where z points
+// at the row's phase-(py, 0) channels of the upsampling (zc channels per pixel).
+void skip_sum_row(const uint8_t* s, const int8_t* z, int8_t* d, int64_t w, int64_t c, int64_t zc,
+                  float a, float b);
+
+}  // namespace spineparse::nn::int8_rows
