@@ -1,13 +1,6 @@
 #include "nn/int8_rows.hpp"
 
-// Built with -ffp-contract=off (lib/nn/CMakeLists.txt): a clone with FMA must not round
-// differently from the baseline one.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SPINEPARSE_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SPINEPARSE_CPU_CLONES
-#endif
+#include "spineparse/cpu_clones.hpp"
 
 namespace spineparse::nn::int8_rows {
 

@@ -1,7 +1,6 @@
 // The int8 ResUNet2D's elementwise passes (quantizing its input, requantizing a decoder's skip
-// sum), built for AVX-512, AVX2 and baseline x86-64 and chosen by the CPU found at run time.
-// Every build gives the same bytes: no fused multiply-add, rounding to nearest, ties to even,
-// saturation to [-127, 127].
+// sum), built for the CPU found at run time (spineparse/cpu_clones.hpp), the same bytes on each:
+// rounding to nearest, ties to even, saturation to [-127, 127].
 #pragma once
 #include <cstdint>
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "nn/resample.hpp"
+#include "spineparse/cpu_clones.hpp"
 
 namespace spineparse::plugins::fine {
 
@@ -33,21 +34,49 @@ StageDescription to_raw_description() {
 }
 
 namespace {
-// PyTorch's align_corners source index: src = dst * (in - 1) / (out - 1), in float.
-struct Lerp {
-  std::int64_t i0, i1;
-  float l0, l1;
+// PyTorch's align_corners source index: src = dst * (in - 1) / (out - 1), in float. Stored as
+// arrays (i0, i1, l0, l1 per output index) so that the loops below vectorise.
+struct Lerps {
+  std::vector<std::int32_t> i0, i1;
+  std::vector<float> l0, l1;
 };
-std::vector<Lerp> lerps(std::int64_t in, std::int64_t out) {
-  std::vector<Lerp> v(out);
+Lerps lerps(std::int64_t in, std::int64_t out) {
+  Lerps v;
   const float scale = out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f;
   for (std::int64_t o = 0; o < out; ++o) {
     const float src = scale * static_cast<float>(o);
-    const std::int64_t i0 = static_cast<std::int64_t>(src);
+    const auto i0 = static_cast<std::int32_t>(src);
     const float l1 = src - static_cast<float>(i0);
-    v[o] = {i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
+    v.i0.push_back(i0);
+    v.i1.push_back(i0 + (i0 < in - 1 ? 1 : 0));
+    v.l0.push_back(1.0f - l1);
+    v.l1.push_back(l1);
   }
   return v;
+}
+
+// dst[x] = l0[x] src[i0[x]] + l1[x] src[i1[x]]: one source row resized along W.
+SPINEPARSE_CPU_CLONES
+void resize_row(const float* __restrict src, const std::int32_t* __restrict i0,
+                const std::int32_t* __restrict i1, const float* __restrict l0,
+                const float* __restrict l1, float* __restrict dst, std::int64_t W) {
+  for (std::int64_t x = 0; x < W; ++x) dst[x] = l0[x] * src[i0[x]] + l1[x] * src[i1[x]];
+}
+
+// One output row of class `cls`: v = l0 a + l1 b, kept where it beats the best so far (strictly:
+// the first maximum wins, as torch.argmax), and written to `full` when not null.
+SPINEPARSE_CPU_CLONES
+void blend_row(const float* __restrict a, const float* __restrict b, float l0, float l1,
+               float* __restrict best, std::uint8_t* __restrict lab, std::uint8_t cls,
+               float* __restrict full, std::int64_t W) {
+  for (std::int64_t x = 0; x < W; ++x) {
+    const float v = l0 * a[x] + l1 * b[x];
+    const bool better = v > best[x];
+    best[x] = better ? v : best[x];
+    lab[x] = better ? cls : lab[x];
+  }
+  if (full)
+    for (std::int64_t x = 0; x < W; ++x) full[x] = l0 * a[x] + l1 * b[x];
 }
 
 // One slice's output rows [r0, r1) of the crop: each class's source rows resized along W once
@@ -56,34 +85,20 @@ std::vector<Lerp> lerps(std::int64_t in, std::int64_t out) {
 struct RowBlock {
   const float* P;  // fine_probs [C, D, h, w]
   std::int64_t C, D, h, w, W;
-  const std::vector<Lerp>& ly;
-  const std::vector<Lerp>& lx;
+  const Lerps& ly;
+  const Lerps& lx;
   void run(std::int64_t d, std::int64_t r0, std::int64_t r1, std::uint8_t* lab, std::uint8_t* top,
            float* full, std::int64_t full_row_stride) const {
-    const std::int64_t s0 = ly[r0].i0, s1 = ly[r1 - 1].i1, rows = r1 - r0;
+    const std::int64_t s0 = ly.i0[r0], s1 = ly.i1[r1 - 1], rows = r1 - r0;
     std::vector<float> hz((s1 - s0 + 1) * W), best(rows * W, -1.0f);
     for (std::int64_t c = 0; c < C; ++c) {
-      for (std::int64_t s = s0; s <= s1; ++s) {
-        const float* src = P + ((c * D + d) * h + s) * w;
-        float* dst = &hz[(s - s0) * W];
-        for (std::int64_t x = 0; x < W; ++x)
-          dst[x] = lx[x].l0 * src[lx[x].i0] + lx[x].l1 * src[lx[x].i1];
-      }
+      for (std::int64_t s = s0; s <= s1; ++s)
+        resize_row(P + ((c * D + d) * h + s) * w, lx.i0.data(), lx.i1.data(), lx.l0.data(),
+                   lx.l1.data(), &hz[(s - s0) * W], W);
       for (std::int64_t r = r0; r < r1; ++r) {
-        const Lerp& y = ly[r];
-        const float* a = &hz[(y.i0 - s0) * W];
-        const float* b = &hz[(y.i1 - s0) * W];
-        float* bst = &best[(r - r0) * W];
-        std::uint8_t* l = lab + (r - r0) * W;
         float* f = full ? full + (c * D * full_row_stride) + (r - r0) * W : nullptr;
-        const auto cls = static_cast<std::uint8_t>(c);
-        for (std::int64_t x = 0; x < W; ++x) {
-          const float v = y.l0 * a[x] + y.l1 * b[x];
-          if (f) f[x] = v;
-          const bool better = v > bst[x];  // strict: the first maximum wins, as torch.argmax
-          bst[x] = better ? v : bst[x];
-          l[x] = better ? cls : l[x];
-        }
+        blend_row(&hz[(ly.i0[r] - s0) * W], &hz[(ly.i1[r] - s0) * W], ly.l0[r], ly.l1[r],
+                  &best[(r - r0) * W], lab + (r - r0) * W, static_cast<std::uint8_t>(c), f, W);
       }
     }
     if (top)
