@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "spineparse/cpu_clones.hpp"
+
 namespace spineparse::nn {
 
 RowCrop central_rows(std::int64_t H) { return {H / 4, H - H / 4}; }
@@ -22,71 +24,12 @@ std::vector<double> gaussian_kernel(double sigma) {
   return k;
 }
 
-void gaussian_1d(const double* in, double* out, std::int64_t n, std::int64_t stride,
-                 const std::vector<double>& k) {
-  const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
-  for (std::int64_t i = 0; i < n; ++i) {
-    double acc = 0;
-    const std::int64_t lo = std::max<std::int64_t>(0, i - r),
-                       hi = std::min<std::int64_t>(n - 1, i + r);
-    for (std::int64_t j = lo; j <= hi; ++j) acc += k[j - i + r] * in[j * stride];
-    out[i * stride] = acc;
-  }
-}
-
 constexpr int kPad = 12;  // scipy pads 'grid-constant' input by 12 before the spline prefilter
 const double kPole = std::sqrt(3.0) - 2.0;
 
-// Cubic B-spline coefficients of a signal padded by kPad zeros on each side (scipy's
-// spline_filter1d with mirror initialisation on the padded array).
-void bspline_coefficients(const double* in, std::int64_t n, std::int64_t stride,
-                          std::vector<double>& c) {
-  const std::int64_t m = n + 2 * kPad;
-  c.assign(m, 0.0);
-  for (std::int64_t i = 0; i < n; ++i) c[i + kPad] = in[i * stride];
-  const double z = kPole, gain = (1 - z) * (1 - 1 / z);
-  for (auto& v : c) v *= gain;
-  // causal init, mirror boundary
-  double zi = z;
-  const double zn1 = std::pow(z, static_cast<double>(m - 1));
-  double c0 = c[0] + zn1 * c[m - 1];
-  for (std::int64_t i = 1; i < m - 1; ++i) {
-    c0 += zi * (c[i] + zn1 * c[m - 1 - i]);
-    zi *= z;
-  }
-  c[0] = c0 / (1 - zn1 * zn1);
-  for (std::int64_t i = 1; i < m; ++i) c[i] += z * c[i - 1];
-  c[m - 1] = (z * c[m - 2] + c[m - 1]) * z / (z * z - 1);
-  for (std::int64_t i = m - 2; i >= 0; --i) c[i] = z * (c[i + 1] - c[i]);
-}
-
-// Evaluates the spline at the out sample positions of a grid_mode zoom.
-void zoom_1d(const double* in, std::int64_t n, std::int64_t in_stride, double* out, std::int64_t on,
-             std::int64_t out_stride, std::vector<double>& c) {
-  bspline_coefficients(in, n, in_stride, c);
-  const double scale = static_cast<double>(n) / static_cast<double>(on);
-  const std::int64_t m = n + 2 * kPad;
-  for (std::int64_t o = 0; o < on; ++o) {
-    const double x = (o + 0.5) * scale - 0.5 + kPad;
-    const std::int64_t start = static_cast<std::int64_t>(std::floor(x)) - 1;
-    const double t = x - std::floor(x);
-    // cubic B-spline weights for start..start+3
-    const double w0 = (1 - t) * (1 - t) * (1 - t) / 6.0;
-    const double w1 = (3 * t * t * t - 6 * t * t + 4) / 6.0;
-    const double w2 = (-3 * t * t * t + 3 * t * t + 3 * t + 1) / 6.0;
-    const double w3 = t * t * t / 6.0;
-    const double w[4] = {w0, w1, w2, w3};
-    double acc = 0;
-    for (int k = 0; k < 4; ++k) {
-      const std::int64_t j = start + k;
-      if (j >= 0 && j < m) acc += w[k] * c[j];
-    }
-    out[o * out_stride] = acc;
-  }
-}
-
-// gaussian_1d down every column of a row-major [n, cols] array at once: the same sums in the same
-// order per element, vectorised along the rows.
+// scipy.ndimage.gaussian_filter1d (mode 'constant', cval 0) down every column of a row-major
+// [n, cols] array: per element the sum over the kernel's taps in order, vectorised along the rows.
+SPINEPARSE_CPU_CLONES
 void gaussian_columns(const double* in, double* out, std::int64_t n, std::int64_t cols,
                       const std::vector<double>& k) {
   const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
@@ -103,8 +46,11 @@ void gaussian_columns(const double* in, double* out, std::int64_t n, std::int64_
   }
 }
 
-// zoom_1d down every column of a row-major [n, cols] array into [on, cols]: each step of the
-// prefilter and of the evaluation applied to whole rows (the same arithmetic per column).
+// scipy.ndimage.zoom (order 3, mode 'grid-constant', grid_mode) down every column of a row-major
+// [n, cols] array into [on, cols]: the cubic B-spline coefficients of each column padded by kPad
+// zeros (spline_filter1d, mirror initialisation), evaluated at the output samples; each step
+// applied to whole rows.
+SPINEPARSE_CPU_CLONES
 void zoom_columns(const double* in, std::int64_t n, std::int64_t cols, double* out,
                   std::int64_t on) {
   const std::int64_t m = n + 2 * kPad;
@@ -147,6 +93,15 @@ void zoom_columns(const double* in, std::int64_t n, std::int64_t cols, double* o
   }
 }
 
+// out [m, n] = in [n, m] transposed, in cache-sized tiles.
+void transpose(const double* in, std::int64_t n, std::int64_t m, double* out) {
+  constexpr std::int64_t kTile = 32;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kTile)
+    for (std::int64_t j0 = 0; j0 < m; j0 += kTile)
+      for (std::int64_t i = i0; i < std::min(n, i0 + kTile); ++i)
+        for (std::int64_t j = j0; j < std::min(m, j0 + kTile); ++j) out[j * n + i] = in[i * m + j];
+}
+
 }  // namespace
 
 std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W,
@@ -170,7 +125,7 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
   const bool anti_alias = oh < h || ow < W;
   std::vector<float> out(static_cast<std::size_t>(D * oh * ow));
   tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
-    std::vector<double> a(h * W), b(h * W), c, col(std::max(h, oh)), colout(oh);
+    std::vector<double> a(h * W), b(h * W);
     for (std::int64_t r = 0; r < h; ++r)
       for (std::int64_t x = 0; x < W; ++x)
         a[r * W + x] = in[(d * H + crop.begin + r) * W + x] - cval;
@@ -179,14 +134,17 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
       gaussian_columns(a.data(), b.data(), h, W, k);
       std::swap(a, b);
     }
+    // Along W as the columns of the transposed slice (gaussian_1d and zoom_1d on every row, the
+    // same arithmetic vectorised across rows), then along H.
+    transpose(a.data(), h, W, b.data());
+    std::swap(a, b);
     if (anti_alias && sw > 1e-15) {
-      auto k = gaussian_kernel(sw);
-      for (std::int64_t r = 0; r < h; ++r) gaussian_1d(&a[r * W], &b[r * W], W, 1, k);
+      gaussian_columns(a.data(), b.data(), W, h, gaussian_kernel(sw));
       std::swap(a, b);
     }
-    // Along W, then along H.
-    std::vector<double> t(h * ow);
-    for (std::int64_t r = 0; r < h; ++r) zoom_1d(&a[r * W], W, 1, &t[r * ow], ow, 1, c);
+    std::vector<double> zoomed(ow * h), t(h * ow);
+    zoom_columns(a.data(), W, h, zoomed.data(), ow);
+    transpose(zoomed.data(), ow, h, t.data());
     std::vector<double> u(oh * ow);
     zoom_columns(t.data(), h, ow, u.data(), oh);
     float* o = out.data() + d * oh * ow;
