@@ -1,5 +1,7 @@
 #include "metrics/scores.hpp"
 
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -226,19 +228,19 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
       ng[g] += c;
       if (p == g) tp[p] += c;
     }
-  std::vector<StructureScore> out;
-  const double eps = 1e-10;
-  for (int l = 1; l <= kMaxLabel; ++l) {
-    StructureScore s;
+  // Each structure is scored on its own (in parallel where a core is free), in label order.
+  std::vector<StructureScore> out(kMaxLabel);
+  tbb::parallel_for(1, kMaxLabel + 1, [&](int l) {
+    StructureScore& s = out[static_cast<std::size_t>(l - 1)];
     s.label = l;
     s.truth_voxels = ng[l];
     s.pred_voxels = np[l];
     s.assd_mm = s.hd95_mm = kNaN;
     if (ng[l] == 0 && np[l] == 0) {
       s.dice = s.precision = s.recall = kNaN;
-      out.push_back(s);
-      continue;
+      return;
     }
+    const double eps = 1e-10;
     const double TP = tp[l], FP = np[l] - tp[l], FN = ng[l] - tp[l];
     s.dice = 2 * TP / (2 * TP + FP + FN + eps);
     s.precision = TP / (TP + FP + eps);
@@ -252,8 +254,7 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
       s.assd_mm = (mean(a) + mean(c)) / 2;
       s.hd95_mm = std::max(percentile95(a), percentile95(c));
     }
-    out.push_back(s);
-  }
+  });
   return out;
 }
 

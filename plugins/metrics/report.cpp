@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include <tbb/parallel_invoke.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -133,24 +135,29 @@ StageAttributes report_attributes() {
 CasePtr Report::process(const CasePtr& in) {
   const fs::path dir = fs::path(output_dir_) / options_.folder;
   const std::string path = (dir / (in->id() + ".png")).string();
-  write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
-                    static_cast<int>(options_.max_size));
-  auto out = in->derive();
-  out->set_attr(kOverlayAttr, path);
+  const std::string mpath = (dir / (in->id() + "_measures.png")).string();
   std::optional<CaseMeasurement> measured;  // metrics.measure ran before: its record
   if (!in->attr(kMeasurementsAttr).empty())
     measured = case_measurement_from_json(read_file(in->attr(kMeasurementsAttr)));
-  if (measured) {
-    const std::string mpath = (dir / (in->id() + "_measures.png")).string();
-    write_file_atomic(
-        mpath, render_measurement_png(*in->get("image"), *in->get("labels"), in->geometry(),
-                                      *measured, static_cast<int>(options_.max_size) * 3 / 2));
-    out->set_attr(kMeasureOverlayAttr, mpath);
-  }
-  if (viewer_) {
-    write_viewer_page(in, path, measured ? &*measured : nullptr);
-    out->set_attr(kViewerAttr, (dir / (in->id() + ".html")).string());
-  }
+  // The three outputs are independent: drawn in parallel where a core is free.
+  tbb::parallel_invoke(
+      [&] {
+        write_overlay_png(path, *in->get("image"), *in->get("labels"), in->geometry(),
+                          static_cast<int>(options_.max_size));
+      },
+      [&] {
+        if (measured)
+          write_file_atomic(mpath, render_measurement_png(
+                                       *in->get("image"), *in->get("labels"), in->geometry(),
+                                       *measured, static_cast<int>(options_.max_size) * 3 / 2));
+      },
+      [&] {
+        if (viewer_) write_viewer_page(in, path, measured ? &*measured : nullptr);
+      });
+  auto out = in->derive();
+  out->set_attr(kOverlayAttr, path);
+  if (measured) out->set_attr(kMeasureOverlayAttr, mpath);
+  if (viewer_) out->set_attr(kViewerAttr, (dir / (in->id() + ".html")).string());
   return out;
 }
 
