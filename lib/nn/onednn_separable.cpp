@@ -1,12 +1,17 @@
 #include "nn/onednn_separable.hpp"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 
+#include "nn/depthwise_rows.hpp"
 #include "nn/networks.hpp"
 #include "nn/onednn_conv.hpp"
 
@@ -20,7 +25,7 @@ using onednn::ConvSpec;
 // over every slice (sums, adds the bias and, when asked, the ReLU). With a dilation of at least the
 // slice count only the centre plane touches the volume. Likewise in the plane: kernel rows
 // (columns) a dilation puts wholly outside the image only ever meet padding, so they are left out
-// (ASPP's dilations of 12 and 18 on the 8 x 16 top of the encoder leave the centre tap alone).
+// (a dilation of 12 on an 8-pixel axis leaves the centre tap alone).
 struct FusedConv3d::Impl {
   torch::ScalarType dtype;
   int64_t k = 1, dilation = 1, stride = 1, groups = 1;
@@ -153,25 +158,128 @@ void FusedConv3d::forward_into(const torch::Tensor& input, torch::Tensor& dst, b
   impl_->run(x, dst, relu, add);
 }
 
+// The depthwise convolution's taps as [27][C] float (tap (kd 3 + kh) 3 + kw) and its bias.
+struct FusedSeparableConv::Depthwise {
+  std::vector<float> taps, bias;
+  int64_t c = 0, stride = 1, dilation = 1;
+  bool relu = false;
+
+  Depthwise(const torch::Tensor& weight, const torch::Tensor& b, int64_t dil, int64_t s, bool r)
+      : c(weight.size(0)), stride(s), dilation(dil), relu(r) {
+    auto t = weight.to(torch::kFloat32).reshape({c, 27}).t().contiguous();
+    taps.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    auto bf = b.to(torch::kFloat32).contiguous();
+    bias.assign(bf.data_ptr<float>(), bf.data_ptr<float>() + c);
+  }
+
+  // Output rows [begin, end) of the N D H' rows of a [N, C, D, H', W'] result, written
+  // contiguously from out, from x (channels-last-3d, [N, C, D, H, W]); at stride 1 and dilation 1
+  // two rows of a slice at a time.
+  template <class T>
+  void rows(const T* x, at::IntArrayRef in, int64_t out_h, int64_t out_w, int64_t begin,
+            int64_t end, T* out) const {
+    const int64_t D = in[2], H = in[3], W = in[4];
+    const depthwise_rows::RowShape shape{W, out_w, c, stride, dilation};
+    // Input row h of the slice nd + kd (nd: the output row's n D + d), null in the padding.
+    auto input = [&](int64_t nd, int64_t kd, int64_t h) -> const T* {
+      const int64_t d = nd % D + kd;
+      return d >= 0 && d < D && h >= 0 && h < H ? x + ((nd + kd) * H + h) * W * c : nullptr;
+    };
+    const bool pairs = stride == 1 && dilation == 1;
+    for (int64_t r = begin; r < end;) {
+      const int64_t nd = r / out_h, ho = r % out_h;
+      T* o = out + (r - begin) * out_w * c;
+      if (pairs && r + 1 < end && ho + 1 < out_h) {
+        const T* in_rows[12];
+        for (int64_t kd = 0; kd < 3; ++kd)
+          for (int64_t i = 0; i < 4; ++i) in_rows[kd * 4 + i] = input(nd, kd - 1, ho - 1 + i);
+        if constexpr (std::is_same_v<T, float>)
+          depthwise_rows::rows2_f32(in_rows, shape, taps.data(), bias.data(), relu, o,
+                                    o + out_w * c);
+        else
+          depthwise_rows::rows2_bf16(in_rows, shape, taps.data(), bias.data(), relu, o,
+                                     o + out_w * c);
+        r += 2;
+        continue;
+      }
+      const T* in_rows[9];
+      for (int64_t kd = 0; kd < 3; ++kd)
+        for (int64_t kh = 0; kh < 3; ++kh)
+          in_rows[kd * 3 + kh] = input(nd, (kd - 1) * dilation, ho * stride + (kh - 1) * dilation);
+      if constexpr (std::is_same_v<T, float>)
+        depthwise_rows::row_f32(in_rows, shape, taps.data(), bias.data(), relu, o);
+      else
+        depthwise_rows::row_bf16(in_rows, shape, taps.data(), bias.data(), relu, o);
+      ++r;
+    }
+  }
+};
+
+void FusedConv3d::run_rows(const void* src, int64_t rows, int64_t w, void* dst, bool relu) const {
+  if (impl_->k != 1) throw std::logic_error("FusedConv3d::run_rows: kernel 1x1x1 only");
+  const ConvPrim& p = impl_->prim(0, false, relu, false, 1, rows, w);
+  thread_local std::vector<char> scratch;
+  if (scratch.size() < p.scratch.get_size() + 1) scratch.resize(p.scratch.get_size() + 1);
+  dnnl::stream s(onednn::engine());
+  onednn::run_conv(p, s, src, dst, scratch.data());
+  s.wait();
+}
+
 FusedSeparableConv::FusedSeparableConv(const SeparableConvImpl& s, torch::ScalarType dtype)
-    : activations_(s.activations) {
+    : dtype_(dtype), activations_(s.activations) {
   const auto& dw = s.depthwise;
   if (!dw->bias.defined() || !s.pointwise->bias.defined())
     throw std::logic_error("FusedSeparableConv: fold the BatchNorms first");
-  depthwise_ = std::make_unique<const FusedConv3d>(dw->weight, dw->bias, s.dilation, s.stride[1],
-                                                   dw->weight.size(0), dtype);
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
+    throw std::runtime_error("FusedSeparableConv: float32 or bfloat16 only");
+  depthwise_ = std::make_unique<const Depthwise>(dw->weight, dw->bias, s.dilation, s.stride[1],
+                                                 s.activations);
   pointwise_ =
       std::make_unique<const FusedConv3d>(s.pointwise->weight, s.pointwise->bias, 1, 1, 1, dtype);
 }
 
 FusedSeparableConv::~FusedSeparableConv() = default;
 
-// The result is allocated before the depthwise convolution's: that one, freed first, then lies at
-// the top of the heap, where the next layer's allocations take it back, so a forward pass faults
-// in fewer fresh pages.
-torch::Tensor FusedSeparableConv::forward(const torch::Tensor& x) const {
-  auto y = pointwise_->output_for(depthwise_->output_sizes(x.sizes()), x.options());
-  pointwise_->forward_into(depthwise_->forward(x, activations_), y, activations_);
+// Depthwise results per tile: half the CPU's L2 cache (512 KB where the C library cannot tell),
+// so that a tile's depthwise rows are still there when the pointwise convolution reads them.
+int64_t FusedSeparableConv::tile_bytes() {
+  static const int64_t bytes = [] {
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return l2 > 0 ? std::clamp<int64_t>(l2 / 2, 128 << 10, 4 << 20) : int64_t{512} << 10;
+  }();
+  return bytes;
+}
+
+// Tile by tile (whole output rows, about tile_bytes() of depthwise results, as many tiles for
+// each thread): the depthwise rows into a buffer of the thread's, then the pointwise convolution
+// of that buffer straight into the result, so the depthwise result never goes out to memory. Each
+// thread runs its tiles' pointwise convolutions on its own (oneDNN runs a primitive called inside
+// a parallel region on the calling thread).
+torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
+  const auto x = input.to(dtype_).contiguous(torch::MemoryFormat::ChannelsLast3d);
+  const int64_t N = x.size(0), C = x.size(1), D = x.size(2), s = depthwise_->stride;
+  const int64_t out_h = (x.size(3) - 1) / s + 1, out_w = (x.size(4) - 1) / s + 1;
+  auto y = pointwise_->output_for({N, C, D, out_h, out_w}, x.options());
+  const int64_t rows = N * D * out_h, O = y.size(1), es = x.element_size();
+  const int64_t threads = at::get_num_threads(), row_bytes = out_w * C * es;
+  int64_t tiles = (rows * row_bytes + tile_bytes() - 1) / tile_bytes();
+  tiles = std::min(rows, (tiles + threads - 1) / threads * threads);
+  const int64_t tile = (rows + tiles - 1) / tiles;  // rows per tile
+  tiles = (rows + tile - 1) / tile;
+  auto* out = static_cast<char*>(y.data_ptr());
+  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+    const std::unique_ptr<char[]> buffer(new char[static_cast<std::size_t>(tile * row_bytes)]);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t r0 = t * tile, n = std::min(tile, rows - r0);
+      if (dtype_ == torch::kFloat32)
+        depthwise_->rows(x.data_ptr<float>(), x.sizes(), out_h, out_w, r0, r0 + n,
+                         reinterpret_cast<float*>(buffer.get()));
+      else
+        depthwise_->rows(static_cast<const uint16_t*>(x.data_ptr()), x.sizes(), out_h, out_w, r0,
+                         r0 + n, reinterpret_cast<uint16_t*>(buffer.get()));
+      pointwise_->run_rows(buffer.get(), n, out_w, out + r0 * out_w * O * es, activations_);
+    }
+  });
   return y;
 }
 

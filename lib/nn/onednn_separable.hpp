@@ -7,9 +7,11 @@
 // with the bias and the ReLU. Kernel 1 (the 1x1x1 convolutions) is one 2-D 1x1 convolution over
 // the slices, with its in-plane stride; it can also add its result into an existing tensor.
 //
-// FusedSeparableConv: the separable convolution (depthwise 3x3x3, then pointwise 1x1x1) as two
-// of them. Internal to lib/nn: SeparableConvImpl holds one, and the GCSN's other convolutions one
-// each, through split_depthwise_convolutions().
+// FusedSeparableConv: the separable convolution (depthwise 3x3x3, then pointwise 1x1x1), tile by
+// tile: a few rows of the depthwise result (nn/depthwise_rows.hpp, one pass over the input), then
+// the pointwise convolution of them (a FusedConv3d) while they are in the cache. Internal to
+// lib/nn: SeparableConvImpl holds one, and the GCSN's other convolutions one each, through
+// split_depthwise_convolutions().
 #pragma once
 
 #include <torch/types.h>
@@ -35,6 +37,10 @@ class FusedConv3d {
   // The same into dst (channels-last-3d, of the output's shape and dtype); with `add` (kernel 1
   // only): dst = [relu](conv(x) + bias) + dst.
   void forward_into(const torch::Tensor& x, torch::Tensor& dst, bool relu, bool add = false) const;
+  // Kernel 1 only: the convolution of `rows` rows of `w` pixels (channels-last, contiguous, in the
+  // dtype) from src into dst, [relu](conv + bias). Inside a parallel region (at::parallel_for) it
+  // runs on the calling thread. Thread-safe.
+  void run_rows(const void* src, int64_t rows, int64_t w, void* dst, bool relu) const;
   // The output's sizes for an input of these sizes, and that output (uninitialised,
   // channels-last-3d, in the convolution's dtype).
   std::vector<int64_t> output_sizes(at::IntArrayRef input_sizes) const;
@@ -56,7 +62,11 @@ class FusedSeparableConv {
   torch::Tensor forward(const torch::Tensor& x) const;
 
  private:
-  std::unique_ptr<const FusedConv3d> depthwise_, pointwise_;
+  struct Depthwise;
+  static int64_t tile_bytes();
+  torch::ScalarType dtype_;
+  std::unique_ptr<const Depthwise> depthwise_;
+  std::unique_ptr<const FusedConv3d> pointwise_;
   bool activations_;
 };
 
