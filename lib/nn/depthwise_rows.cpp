@@ -1,6 +1,7 @@
 #include "nn/depthwise_rows.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "spineparse/cpu_clones.hpp"
@@ -86,7 +87,9 @@ SPINEPARSE_INLINE void load6(Six& v, const T* q, int64_t c) {
   load16(v.v3, q + 3 * c);
   load16(v.v4, q + 4 * c);
   load16(v.v5, q + 5 * c);
-  for (int64_t i = 9; i < 13; ++i) __builtin_prefetch(q + i * c, 0, 3);
+  const auto at = reinterpret_cast<std::uintptr_t>(q);  // may lie past the row: only a hint
+  for (int64_t i = 9; i < 13; ++i)
+    __builtin_prefetch(reinterpret_cast<const void*>(at + i * c * sizeof(T)), 0, 3);
 }
 
 // The three taps kw = 0, 1, 2 of one kernel row (weights w, w + c, w + 2 c) at stride 1 and

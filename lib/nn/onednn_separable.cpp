@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -268,7 +270,10 @@ torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
   tiles = (rows + tile - 1) / tile;
   auto* out = static_cast<char*>(y.data_ptr());
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    const std::unique_ptr<char[]> buffer(new char[static_cast<std::size_t>(tile * row_bytes)]);
+    const auto bytes = static_cast<std::size_t>((tile * row_bytes + 63) / 64 * 64);
+    const std::unique_ptr<char, decltype(&std::free)> buffer(
+        static_cast<char*>(std::aligned_alloc(64, bytes)), &std::free);
+    if (!buffer) throw std::bad_alloc();
     for (int64_t t = begin; t < end; ++t) {
       const int64_t r0 = t * tile, n = std::min(tile, rows - r0);
       if (dtype_ == torch::kFloat32)
