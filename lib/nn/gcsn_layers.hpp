@@ -60,6 +60,9 @@ struct GcsnLayers {
   // The plain convolutions above (entry convolutions and 1x1x1 ones) that run as fused oneDNN
   // convolutions, set by split_depthwise_convolutions() where this library has oneDNN's own API.
   std::map<const torch::nn::Conv3dImpl*, std::shared_ptr<const FusedConv3d>> fused;
+  // The graph module's products of the features with pre_fea and graph_weight (X pre_fea and
+  // X graph_weight, X = the voxels' features) as 1x1x1 convolutions: set with `fused`.
+  std::shared_ptr<const FusedConv3d> fused_pre_fea, fused_graph_weight;
   const FusedConv3d* fused_of(const Conv3d& conv) const {
     const auto it = fused.find(conv.get());
     return it == fused.end() ? nullptr : it->second.get();

@@ -186,6 +186,18 @@ std::shared_ptr<const FusedConv3d> fused_conv(const torch::nn::Conv3d& conv, boo
   }
 }
 
+// X W for the voxels' features X [N, V, I] and W [I, O] as a 1x1x1 convolution of the features
+// (channels-last-3d [N, I, D, H, W]), or null where oneDNN has none.
+std::shared_ptr<const FusedConv3d> product_as_conv(const torch::Tensor& w) {
+  if (!onednn_kernels_for(w)) return nullptr;
+  try {
+    const auto weight = w.detach().t().contiguous().view({w.size(1), w.size(0), 1, 1, 1});
+    return std::make_shared<const FusedConv3d>(weight, torch::Tensor(), 1, 1, 1, w.scalar_type());
+  } catch (const std::runtime_error&) {
+    return nullptr;
+  }
+}
+
 // The GCSN's entry and 1x1x1 convolutions (GcsnLayers::fused, the blocks' fused_skip).
 void fuse_plain_convolutions(Gcsn& net) {
   auto& L = *net->layers;
@@ -201,9 +213,12 @@ void fuse_plain_convolutions(Gcsn& net) {
   add(L.proj4_conv, L.proj4_bn.is_empty());
   add(L.proj2_conv, L.proj2_bn.is_empty());
   add(L.semantic, true);
+  L.fused_pre_fea = L.fused_graph_weight = nullptr;
   if (net->with_graph) {
     add(L.g2f_conv, L.g2f_bn.is_empty());
     add(L.skip_conv, true);
+    L.fused_pre_fea = product_as_conv(L.pre_fea);
+    L.fused_graph_weight = product_as_conv(L.graph_weight);
   }
   for (auto* b : {&xf.block1, &xf.block2, &xf.block3, &xf.block20}) {
     auto& block = **b;

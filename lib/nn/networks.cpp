@@ -329,6 +329,17 @@ torch::Tensor skip_added(GcsnLayers& L, bool cl, const torch::Tensor& yy, torch:
   return conv1(cl, nullptr, L.skip_conv, yy, true) + G;
 }
 
+// X w for the voxels' features X [N, V, C] (yy [N, C, D, H, W] in channels-last-3d memory) and w
+// [C, O]: [N, V, O], through the fused 1x1x1 convolution f where there is one.
+torch::Tensor features_times(const FusedConv3d* f, const torch::Tensor& yy, const torch::Tensor& X,
+                             const torch::Tensor& w) {
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (f && yy.is_contiguous(c10::MemoryFormat::ChannelsLast3d))
+    return f->forward(yy, false).permute({0, 2, 3, 4, 1}).reshape({X.size(0), -1, w.size(1)});
+#endif
+  return torch::matmul(X, w);
+}
+
 // The last decoder and the semantic convolution on d2, the largest activations of the network,
 // each freed as soon as it is used.
 torch::Tensor decode2(GcsnLayers& L, bool cl, torch::Tensor d2) {
@@ -388,11 +399,11 @@ GcsnOutput GcsnImpl::forward(const torch::Tensor& input) {
     const int64_t N = yy.size(0), C = yy.size(1);
     auto X =
         yy.permute({0, 2, 3, 4, 1}).reshape({N, -1, C});  // [N,V,C], voxels row-major over (d,h,w)
-    auto Z = torch::matmul(X, L.pre_fea);                 // [N,V,20]
+    auto Z = features_times(L.fused_pre_fea.get(), yy, X, L.pre_fea);  // [N,V,20]
     out.deep_supervision =
         Z.transpose(1, 2).reshape({N, Z.size(2), yy.size(2), yy.size(3), yy.size(4)});
     auto S = torch::softmax(Z, 2);
-    auto T = torch::matmul(X, L.graph_weight);
+    auto T = features_times(L.fused_graph_weight.get(), yy, X, L.graph_weight);
     auto Hn = torch::relu(region_pool(S, T));  // [N,20,C]
     for (auto* w : {&L.gc1, &L.gc2, &L.gc3})
       Hn = torch::relu(torch::matmul(adjacency, torch::matmul(Hn, *w)));
