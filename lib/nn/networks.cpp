@@ -176,6 +176,13 @@ torch::Tensor SeparableConvImpl::forward(const torch::Tensor& x) {
   return conv1(split_depthwise, nullptr, pointwise, y, activations, pointwise_bn);
 }
 
+torch::Tensor SeparableConvImpl::forward_relu(const torch::Tensor& x) {
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (split_depthwise && fused) return fused->forward(x, /*relu=*/true);
+#endif
+  return forward(x).relu_();  // a fresh result: in place
+}
+
 XceptionBlockImpl::XceptionBlockImpl(int block_id, int64_t in, int64_t out) : id(block_id) {
   const std::vector<int64_t> s1{1, 1, 1}, s2{1, 2, 2};
   skip = register_module("skip",
@@ -212,11 +219,13 @@ std::pair<torch::Tensor, torch::Tensor> XceptionBlockImpl::forward(const torch::
   // Blocks 2, 3 and 20 start with an in-place ReLU in the original, so the skip path sees
   // ReLU(x) too (spec 3.1); block 1's input is already non-negative.
   const torch::Tensor r = id == 1 ? x : torch::relu(x);
-  torch::Tensor low;
-  auto y = main[0](r);
-  y = main[1](torch::relu(y));
-  if (id == 2) low = y;  // L4: before any activation
-  y = main[2](torch::relu(y));
+  torch::Tensor low, y = main[0]->forward_relu(r);
+  if (id == 2) {
+    low = main[1](y);  // L4: before any activation
+    y = main[2](torch::relu(low));
+  } else {
+    y = main[2](main[1]->forward_relu(y));
+  }
 #ifdef SPINEPARSE_WITH_ONEDNN
   if (fused_skip && y.is_contiguous(c10::MemoryFormat::ChannelsLast3d)) {
     fused_skip->forward_into(r, y, false, /*add=*/true);

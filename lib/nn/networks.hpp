@@ -28,6 +28,8 @@ struct SeparableConvImpl : torch::nn::Module {
   SeparableConvImpl(int64_t in, int64_t out, std::vector<int64_t> stride, int64_t dilation,
                     bool activations);
   torch::Tensor forward(const torch::Tensor& x);
+  // relu(forward(x)), the ReLU fused into the pointwise convolution where it runs fused.
+  torch::Tensor forward_relu(const torch::Tensor& x);
   torch::nn::Conv3d depthwise{nullptr}, pointwise{nullptr};
   torch::nn::BatchNorm3d depthwise_bn{nullptr}, pointwise_bn{nullptr};
   bool activations;

@@ -257,7 +257,7 @@ int64_t FusedSeparableConv::tile_bytes() {
 // of that buffer straight into the result, so the depthwise result never goes out to memory. Each
 // thread runs its tiles' pointwise convolutions on its own (oneDNN runs a primitive called inside
 // a parallel region on the calling thread).
-torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
+torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input, bool relu) const {
   const auto x = input.to(dtype_).contiguous(torch::MemoryFormat::ChannelsLast3d);
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), s = depthwise_->stride;
   const int64_t out_h = (x.size(3) - 1) / s + 1, out_w = (x.size(4) - 1) / s + 1;
@@ -282,7 +282,7 @@ torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input) const {
       else
         depthwise_->rows(static_cast<const uint16_t*>(x.data_ptr()), x.sizes(), out_h, out_w, r0,
                          r0 + n, reinterpret_cast<uint16_t*>(buffer.get()));
-      pointwise_->run_rows(buffer.get(), n, out_w, out + r0 * out_w * O * es, activations_);
+      pointwise_->run_rows(buffer.get(), n, out_w, out + r0 * out_w * O * es, activations_ || relu);
     }
   });
   return y;

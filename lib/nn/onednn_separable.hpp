@@ -58,8 +58,9 @@ class FusedSeparableConv {
   FusedSeparableConv(const SeparableConvImpl& s, torch::ScalarType dtype);
   ~FusedSeparableConv();
   // x [N, C, D, H, W] in the network's dtype (made channels-last-3d if it is not) ->
-  // [N, O, D, H', W'] in channels-last-3d memory. Thread-safe.
-  torch::Tensor forward(const torch::Tensor& x) const;
+  // [N, O, D, H', W'] in channels-last-3d memory; `relu`: a ReLU after it (besides the
+  // convolution's own activations). Thread-safe.
+  torch::Tensor forward(const torch::Tensor& x, bool relu = false) const;
 
  private:
   struct Depthwise;
