@@ -92,6 +92,15 @@ SPINEPARSE_INLINE void load6(Six& v, const T* q, int64_t c) {
     __builtin_prefetch(reinterpret_cast<const void*>(at + i * c * sizeof(T)), 0, 3);
 }
 
+// One tap for four output pixels: a.ap += w * inputs p, a multiply then an add.
+SPINEPARSE_INLINE void tap(Four& a, const vf& w, const vf& p0, const vf& p1, const vf& p2,
+                           const vf& p3) {
+  a.a0 += w * p0;
+  a.a1 += w * p1;
+  a.a2 += w * p2;
+  a.a3 += w * p3;
+}
+
 // The three taps kw = 0, 1, 2 of one kernel row (weights w, w + c, w + 2 c) at stride 1 and
 // dilation 1, in that order.
 SPINEPARSE_INLINE void taps3(Four& a, const Six& v, const float* w, int64_t c) {
@@ -99,18 +108,9 @@ SPINEPARSE_INLINE void taps3(Four& a, const Six& v, const float* w, int64_t c) {
   std::memcpy(&w0, w, sizeof w0);
   std::memcpy(&w1, w + c, sizeof w1);
   std::memcpy(&w2, w + 2 * c, sizeof w2);
-  a.a0 += w0 * v.v0;
-  a.a1 += w0 * v.v1;
-  a.a2 += w0 * v.v2;
-  a.a3 += w0 * v.v3;
-  a.a0 += w1 * v.v1;
-  a.a1 += w1 * v.v2;
-  a.a2 += w1 * v.v3;
-  a.a3 += w1 * v.v4;
-  a.a0 += w2 * v.v2;
-  a.a1 += w2 * v.v3;
-  a.a2 += w2 * v.v4;
-  a.a3 += w2 * v.v5;
+  tap(a, w0, v.v0, v.v1, v.v2, v.v3);
+  tap(a, w1, v.v1, v.v2, v.v3, v.v4);
+  tap(a, w2, v.v2, v.v3, v.v4, v.v5);
 }
 
 // The channels [j, j + 16) of output pixels [x0, x0 + n), n <= 4, every tap checked against the
@@ -163,10 +163,7 @@ SPINEPARSE_INLINE void block16(const T* const rows[9], const RowShape& s, const 
         load16(v1, q + step);
         load16(v2, q + 2 * step);
         load16(v3, q + 3 * step);
-        a.a0 += w * v0;
-        a.a1 += w * v1;
-        a.a2 += w * v2;
-        a.a3 += w * v3;
+        tap(a, w, v0, v1, v2, v3);
       }
     }
   }
