@@ -102,7 +102,7 @@ void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::st
   s.add(&O::optimize, "optimize",
         "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "
         "the CPU channels-last oneDNN convolutions with their ReLUs and sums fused (the GCSN's "
-        "depthwise convolutions as 2-D planes, ResUNet2D's upsampling as sub-pixel "
+        "separable convolutions tile by tile, ResUNet2D's upsampling as sub-pixel "
         "convolutions); on CUDA channels-last layout");
   s.add(&O::tf32, "tf32",
         "CUDA: let float32 convolutions and matrix products use TensorFloat-32 (faster on "
@@ -124,9 +124,11 @@ inline void GcsnOptions::declare(ParamSet<GcsnOptions>& s) {
                      "gcsn; deeplab (the pretraining network without the graph module); "
                      "torchscript (custom network, same contract)");
   s.add(&GcsnOptions::depthwise, "depthwise",
-        "with optimize, how the 3x3x3 depthwise convolutions run: planes (as 2-D convolutions "
-        "over all slices, summed over the kernel's planes), grouped (one grouped 3-D "
-        "convolution); auto: planes on the CPU, grouped on CUDA (not yet measured on a GPU)")
+        "with optimize, how the 3x3x3 depthwise convolutions run: planes (on the CPU with "
+        "oneDNN, a few rows at a time in one pass, each tile's pointwise convolution straight "
+        "after; elsewhere 2-D convolutions over all slices, summed over the kernel's planes), "
+        "grouped (one grouped 3-D convolution); auto: planes on the CPU, grouped on CUDA (not "
+        "yet measured on a GPU)")
       .one_of({"auto", "planes", "grouped"});
 }
 
