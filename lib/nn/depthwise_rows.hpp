@@ -1,9 +1,11 @@
 // One output row of a depthwise 3x3x3 convolution on channels-last activations (the GCSN's
-// separable convolutions on the CPU), built for the CPU found at run time
-// (spineparse/cpu_clones.hpp), the same bytes on each. One pass over the input: every tap summed
-// in float32 registers, then the bias, the ReLU and (bfloat16) one rounding to nearest even.
+// separable convolutions on the CPU), built once per vector width (x86-64: AVX-512, AVX2, SSE2)
+// and run in the widest the CPU has (or SPINEPARSE_MAX_CPU_ISA allows: AVX512, AVX2 or SSE2),
+// the same bytes in each. One pass over the input: every tap summed in float32 registers, then
+// the bias, the ReLU and (bfloat16) one rounding to nearest even.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace spineparse::nn::depthwise_rows {
 
@@ -32,5 +34,12 @@ void rows2_f32(const float* const rows[12], const RowShape& s, const float* wt, 
                bool relu, float* out0, float* out1);
 void rows2_bf16(const uint16_t* const rows[12], const RowShape& s, const float* wt,
                 const float* bias, bool relu, uint16_t* out0, uint16_t* out1);
+
+// The vector widths (floats) built here that this CPU runs, narrowest first (x86-64: 4, 8 with
+// AVX2 and FMA, 16 with AVX-512). use_width(w) makes every later call use width w, one of those
+// (for tests, which compare the builds; not while other threads call the functions above);
+// use_width(0) goes back to the widest.
+std::vector<int> widths_here();
+void use_width(int lanes);
 
 }  // namespace spineparse::nn::depthwise_rows

@@ -1,12 +1,13 @@
-// The depthwise rows (nn/depthwise_rows.hpp), in whichever build this CPU runs (AVX-512, AVX2 or
-// baseline), against a scalar reference that sums in the documented order: the same bits in
-// float32, the same rounding to bfloat16; edges, strides, dilations, padding rows and channel
-// counts that are no multiple of a vector.
+// The depthwise rows (nn/depthwise_rows.hpp), in every build this CPU runs (vector widths 4, 8,
+// 16), against a scalar reference that sums in the documented order: the same bits in float32,
+// the same rounding to bfloat16; edges, strides, dilations, padding rows and channel counts that
+// are no multiple of a vector.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "nn/depthwise_rows.hpp"
@@ -46,6 +47,17 @@ std::vector<float> reference(const std::vector<const float*>& rows, const RowSha
   return out;
 }
 
+// Runs `check` once in each build this CPU runs (use_width), then goes back to the widest.
+template <class F>
+void in_every_build(F check) {
+  for (int w : widths_here()) {
+    SCOPED_TRACE("vector width " + std::to_string(w));
+    use_width(w);
+    check();
+  }
+  use_width(0);
+}
+
 struct Case {
   RowShape shape;
   std::vector<std::vector<float>> data;  // four input rows of w pixels
@@ -70,73 +82,79 @@ Case make_case(std::mt19937& rng, int64_t w, int64_t c, int64_t stride, int64_t 
 }  // namespace
 
 TEST(DepthwiseRows, Float32IsTheReferenceBitForBit) {
-  std::mt19937 rng(5);
-  int checked = 0;
-  for (int64_t c : {1, 16, 40, 64})
-    for (int64_t w : {1, 3, 5, 13, 37})
-      for (auto [stride, dilation] : {std::pair<int64_t, int64_t>{1, 1}, {2, 1}, {1, 2}, {1, 6}})
-        for (bool relu : {false, true}) {
-          const Case k = make_case(rng, w, c, stride, dilation, false);
-          // Rows in the padding: the first kernel row of each slice, and the last slice.
-          std::vector<const float*> rows(9);
-          for (int t = 0; t < 9; ++t)
-            rows[t] = t % 3 == 0 || t >= 6 ? nullptr : k.data[t % 4].data();
-          std::vector<float> got(static_cast<std::size_t>(k.shape.out_w * c), -7.f);
-          row_f32(rows.data(), k.shape, k.wt.data(), k.bias.data(), relu, got.data());
-          const auto want = reference(rows, k.shape, k.wt, k.bias, relu);
-          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-              << "c " << c << " w " << w << " stride " << stride << " dilation " << dilation;
-          ++checked;
-        }
-  EXPECT_EQ(checked, 4 * 5 * 4 * 2);
+  in_every_build([] {
+    std::mt19937 rng(5);
+    int checked = 0;
+    for (int64_t c : {1, 16, 40, 64})
+      for (int64_t w : {1, 3, 5, 13, 37})
+        for (auto [stride, dilation] : {std::pair<int64_t, int64_t>{1, 1}, {2, 1}, {1, 2}, {1, 6}})
+          for (bool relu : {false, true}) {
+            const Case k = make_case(rng, w, c, stride, dilation, false);
+            // Rows in the padding: the first kernel row of each slice, and the last slice.
+            std::vector<const float*> rows(9);
+            for (int t = 0; t < 9; ++t)
+              rows[t] = t % 3 == 0 || t >= 6 ? nullptr : k.data[t % 4].data();
+            std::vector<float> got(static_cast<std::size_t>(k.shape.out_w * c), -7.f);
+            row_f32(rows.data(), k.shape, k.wt.data(), k.bias.data(), relu, got.data());
+            const auto want = reference(rows, k.shape, k.wt, k.bias, relu);
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+                << "c " << c << " w " << w << " stride " << stride << " dilation " << dilation;
+            ++checked;
+          }
+    EXPECT_EQ(checked, 4 * 5 * 4 * 2);
+  });
 }
 
 TEST(DepthwiseRows, BFloat16RoundsTheFloat32SumOnce) {
-  std::mt19937 rng(6);
-  for (int64_t c : {16, 24, 152})
-    for (int64_t w : {4, 9, 64}) {
-      const Case k = make_case(rng, w, c, 1, 1, true);
-      std::vector<std::vector<uint16_t>> data;
-      for (const auto& r : k.data) {
-        data.emplace_back(r.size());
-        for (std::size_t i = 0; i < r.size(); ++i) data.back()[i] = to_bf16(r[i]);
+  in_every_build([] {
+    std::mt19937 rng(6);
+    for (int64_t c : {16, 24, 152})
+      for (int64_t w : {4, 9, 64}) {
+        const Case k = make_case(rng, w, c, 1, 1, true);
+        std::vector<std::vector<uint16_t>> data;
+        for (const auto& r : k.data) {
+          data.emplace_back(r.size());
+          for (std::size_t i = 0; i < r.size(); ++i) data.back()[i] = to_bf16(r[i]);
+        }
+        std::vector<const float*> rows(9);
+        std::vector<const uint16_t*> rows16(9);
+        for (int t = 0; t < 9; ++t) {
+          rows[t] = k.data[(t + 1) % 4].data();
+          rows16[t] = data[(t + 1) % 4].data();
+        }
+        std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c));
+        row_bf16(rows16.data(), k.shape, k.wt.data(), k.bias.data(), true, got.data());
+        const auto want = reference(rows, k.shape, k.wt, k.bias, true);
+        int wrong = 0;
+        for (std::size_t i = 0; i < got.size(); ++i) wrong += got[i] != to_bf16(want[i]);
+        EXPECT_EQ(wrong, 0) << "c " << c << " w " << w;
       }
-      std::vector<const float*> rows(9);
-      std::vector<const uint16_t*> rows16(9);
-      for (int t = 0; t < 9; ++t) {
-        rows[t] = k.data[(t + 1) % 4].data();
-        rows16[t] = data[(t + 1) % 4].data();
-      }
-      std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c));
-      row_bf16(rows16.data(), k.shape, k.wt.data(), k.bias.data(), true, got.data());
-      const auto want = reference(rows, k.shape, k.wt, k.bias, true);
-      int wrong = 0;
-      for (std::size_t i = 0; i < got.size(); ++i) wrong += got[i] != to_bf16(want[i]);
-      EXPECT_EQ(wrong, 0) << "c " << c << " w " << w;
-    }
+  });
 }
 
 // Two rows at once give what two calls of the one-row function give, padding rows included.
 TEST(DepthwiseRows, TwoRowsAtOnceAreTwoSingleRows) {
-  std::mt19937 rng(7);
-  for (int64_t c : {16, 40})
-    for (int64_t w : {2, 7, 33})
-      for (int padding : {-1, 0, 3}) {  // none, the row above, the row below
-        const Case k = make_case(rng, w, c, 1, 1, false);
-        const float* in[12];
-        for (int kd = 0; kd < 3; ++kd)
-          for (int i = 0; i < 4; ++i)
-            in[4 * kd + i] = i == padding || kd == 2 ? nullptr : k.data[(i + kd) % 4].data();
-        const int64_t n = k.shape.out_w * c;
-        std::vector<float> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
-        rows2_f32(in, k.shape, k.wt.data(), k.bias.data(), true, pair.data(), pair.data() + n);
-        for (int r = 0; r < 2; ++r) {
-          const float* rows[9];
+  in_every_build([] {
+    std::mt19937 rng(7);
+    for (int64_t c : {16, 40})
+      for (int64_t w : {2, 7, 33})
+        for (int padding : {-1, 0, 3}) {  // none, the row above, the row below
+          const Case k = make_case(rng, w, c, 1, 1, false);
+          const float* in[12];
           for (int kd = 0; kd < 3; ++kd)
-            for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
-          row_f32(rows, k.shape, k.wt.data(), k.bias.data(), true, single.data() + r * n);
+            for (int i = 0; i < 4; ++i)
+              in[4 * kd + i] = i == padding || kd == 2 ? nullptr : k.data[(i + kd) % 4].data();
+          const int64_t n = k.shape.out_w * c;
+          std::vector<float> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
+          rows2_f32(in, k.shape, k.wt.data(), k.bias.data(), true, pair.data(), pair.data() + n);
+          for (int r = 0; r < 2; ++r) {
+            const float* rows[9];
+            for (int kd = 0; kd < 3; ++kd)
+              for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
+            row_f32(rows, k.shape, k.wt.data(), k.bias.data(), true, single.data() + r * n);
+          }
+          EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(float)), 0)
+              << "c " << c << " w " << w << " padding row " << padding;
         }
-        EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(float)), 0)
-            << "c " << c << " w " << w << " padding row " << padding;
-      }
+  });
 }
