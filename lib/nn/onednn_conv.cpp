@@ -2,8 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <string>
 
 namespace spineparse::nn::onednn {
 
@@ -22,7 +24,10 @@ memory::data_type dnnl_type(torch::ScalarType t) {
 int64_t out_size(int64_t n, int64_t k, int64_t pad, int64_t dil, int64_t stride) {
   return (n + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 }
+std::atomic<int> g_reference_runs{0};
 }  // namespace
+
+int reference_convolutions_run() { return g_reference_runs.load(); }
 
 ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w) {
   const auto dt = c.int8 ? memory::data_type::s8 : dnnl_type(dtype);  // the weights'
@@ -60,6 +65,7 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
   p.src = pd.src_desc();
   p.dst = pd.dst_desc();
   p.scratch = pd.scratchpad_desc();
+  p.reference = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
   // Weights and bias: reordered (and converted) once into memory the primitive owns.
   auto user_w = (c.int8 ? c.weight.to(torch::kChar) : c.weight.to(dtype)).contiguous();
   memory user(memory::desc(wdims, dt, G > 1 ? tag::goihw : tag::oihw), engine(), user_w.data_ptr());
@@ -74,6 +80,7 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
 }
 
 void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch) {
+  if (p.reference) ++g_reference_runs;
   memory src_m(p.src, engine(), const_cast<void*>(src));
   memory dst_m(p.dst, engine(), dst);
   memory scr(p.scratch, engine(), scratch);

@@ -42,11 +42,17 @@ struct ConvPrim {
   dnnl::memory weights, bias;
   dnnl::memory::desc src, dst, scratch;
   int64_t out_h = 0, out_w = 0, out_c = 0;
+  // oneDNN's reference implementation: no kernel of this CPU's takes this convolution with these
+  // post-ops (e.g. a sum after the ReLU on AVX2); correct, but tens to hundreds of times slower.
+  bool reference = false;
 };
 
 const dnnl::engine& engine();
 // Throws dnnl::error when oneDNN has no kernel for this dtype on this CPU.
 ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_t h, int64_t w);
+// How many times run_conv has run a primitive of oneDNN's reference implementation (in this
+// process).
+int reference_convolutions_run();
 // Runs p from src into dst (memory laid out as p's descriptors say) with a scratchpad of at least
 // p.scratch.get_size() bytes.
 void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch);

@@ -68,6 +68,12 @@ struct FusedConv3d::Impl {
     const bool alone = k == 1 || partial <= 0;
     const ConvPrim& centre =
         alone ? prim(k / 2, false, relu, add, N * D, H, W) : prim(1, true, relu, false, D, H, W);
+    if (add && centre.reference) {  // no kernel here adds after the ReLU (AVX2): add it after
+      auto t = output_for(x.sizes(), x.options());
+      run(x, t, relu, false);
+      y.add_(t);
+      return;
+    }
     const ConvPrim* lower = alone ? nullptr : &prim(0, false, false, false, partial, H, W);
     const ConvPrim* upper = alone ? nullptr : &prim(2, true, false, false, partial, H, W);
     std::size_t scratch_bytes = centre.scratch.get_size();
