@@ -248,6 +248,19 @@ Gcsn random_gcsn(bool optimized) {
   if (optimized) optimize_for_inference(net, /*cuda=*/false);
   return net;
 }
+
+// The fused network's logits are the plain one's (float32 rounding) for 5 and 20 slices: the
+// dilations below and above the slice count (5: the exit flow's 2 below, ASPP's 6, 12 and 18
+// above; 20: all below).
+void expect_same_logits(Gcsn& plain, Gcsn& fast) {
+  for (int64_t slices : {5, 20}) {
+    auto x = torch::randn({1, 1, slices, 32, 64});
+    auto want = plain->forward(x).logits, got = fast->forward(x).logits;
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
+        << slices << " slices";
+  }
+}
 }  // namespace
 
 // With oneDNN held to AVX2 (a CPU without AVX-512), every convolution of the fused GCSN runs on
@@ -268,20 +281,14 @@ TEST(Precision, TheFusedGcsnRunsNoReferenceConvolutionOnAvx2) {
   c10::InferenceMode im;
   Gcsn plain = random_gcsn(false), fast = random_gcsn(true);
   const int before = onednn::reference_convolutions_run();
-  for (int64_t slices : {5, 20}) {
-    auto x = torch::randn({1, 1, slices, 32, 64});
-    auto want = plain->forward(x).logits, got = fast->forward(x).logits;
-    ASSERT_EQ(got.sizes(), want.sizes());
-    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
-        << slices << " slices";
-  }
+  expect_same_logits(plain, fast);
   EXPECT_EQ(onednn::reference_convolutions_run() - before, 0);
 #endif
 }
 
 // The GCSN with its separable convolutions as fused oneDNN primitives (optimize on the CPU)
-// equals the plain network in float32: dilations below and above the slice count (5 slices:
-// the exit flow's 2 below, ASPP's 6, 12 and 18 above; 20 slices: all below), in-plane strides.
+// equals the plain network in float32 (dilations below and above the slice count, in-plane
+// strides).
 TEST(Precision, FusedSeparableConvolutionsKeepTheGcsnOutputs) {
   if (!has_fused_onednn()) GTEST_SKIP() << "built without oneDNN's own API";
   c10::InferenceMode im;
@@ -289,11 +296,5 @@ TEST(Precision, FusedSeparableConvolutionsKeepTheGcsnOutputs) {
   EXPECT_EQ(fused_separable_convolutions(fast), 22);  // every one (three with in-plane strides)
   // the entry convolutions, the 1x1x1 ones of ASPP, decoder, graph branch and the blocks' skips
   EXPECT_EQ(fused_plain_convolutions(fast), 13);
-  for (int64_t slices : {5, 20}) {
-    auto x = torch::randn({1, 1, slices, 32, 64});
-    auto want = plain->forward(x).logits, got = fast->forward(x).logits;
-    ASSERT_EQ(got.sizes(), want.sizes());
-    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>())
-        << slices << " slices";
-  }
+  expect_same_logits(plain, fast);
 }
