@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -80,7 +81,11 @@ ConvPrim make_conv(const ConvSpec& c, torch::ScalarType dtype, int64_t n, int64_
 }
 
 void run_conv(const ConvPrim& p, dnnl::stream& s, const void* src, void* dst, void* scratch) {
-  if (p.reference) ++g_reference_runs;
+  if (p.reference && g_reference_runs++ == 0)
+    std::fprintf(stderr,
+                 "warning: oneDNN has no kernel of this CPU for one of the networks' "
+                 "convolutions and runs its reference implementation, much slower "
+                 "(ONEDNN_VERBOSE=1 names it)\n");
   memory src_m(p.src, engine(), const_cast<void*>(src));
   memory dst_m(p.dst, engine(), dst);
   memory scr(p.scratch, engine(), scratch);
