@@ -59,7 +59,12 @@ CasePtr GcsnStage::run(const CasePtr& in) {
     if (stage.optimized && nn::uses_channels_last(setup.device.is_cuda()))
       x = x.contiguous(torch::MemoryFormat::ChannelsLast3d);
     const torch::Tensor logits = impl_->forward(x);
-    kept = stage.to_host(logits[0].narrow(1, pad[0], pad[1]).to(torch::kFloat32));
+    // bfloat16 or float16 on the CPU: the copy into the case's array makes it float32 in the same
+    // pass (nn::to_ndarray).
+    const auto unpadded = logits[0].narrow(1, pad[0], pad[1]);
+    const bool reduced =
+        unpadded.scalar_type() == torch::kBFloat16 || unpadded.scalar_type() == torch::kHalf;
+    kept = !stage.cuda() && reduced ? unpadded : stage.to_host(unpadded.to(torch::kFloat32));
     on_device.finish();
   }
   auto out = in->derive();
