@@ -2,13 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
+
+#include "nn/precision.hpp"
 
 namespace spineparse::nn::depthwise_rows {
 
@@ -334,21 +332,15 @@ SPINEPARSE_BUILD(avx512, 16, __attribute__((target("arch=x86-64-v4"))))
 SPINEPARSE_BUILD(avx2, 8, __attribute__((target("arch=x86-64-v3"))))
 SPINEPARSE_BUILD(sse2, 4, )
 
-// The widest build this CPU runs, capped by SPINEPARSE_MAX_CPU_ISA (AVX512, AVX2 or SSE2) as
-// ONEDNN_MAX_CPU_ISA caps oneDNN's kernels: to run a narrower CPU's code on a wider one.
+// The widest build this CPU runs and oneDNN may use (cpu_features: ONEDNN_MAX_CPU_ISA=AVX2 holds
+// these rows to AVX2 too, as a CPU without AVX-512 would run them).
 int widest_here() {
   static const int w = [] {
     const int cpu = __builtin_cpu_supports("x86-64-v4")   ? 16
                     : __builtin_cpu_supports("x86-64-v3") ? 8
                                                           : 4;
-    const char* env = std::getenv("SPINEPARSE_MAX_CPU_ISA");
-    if (!env || !*env) return cpu;
-    std::string isa(env);
-    for (char& ch : isa) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    const int cap = isa == "AVX512" ? 16 : isa == "AVX2" ? 8 : isa == "SSE2" ? 4 : 0;
-    if (!cap)
-      std::fprintf(stderr, "SPINEPARSE_MAX_CPU_ISA=%s is not AVX512, AVX2 or SSE2: ignored\n", env);
-    return cap ? std::min(cpu, cap) : cpu;
+    const CpuFeatures& f = cpu_features();
+    return std::min(cpu, f.avx512f ? 16 : f.avx2 && f.fma ? 8 : 4);
   }();
   return w;
 }

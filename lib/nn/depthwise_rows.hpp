@@ -1,7 +1,7 @@
 // One output row of a depthwise 3x3x3 convolution on channels-last activations (the GCSN's
 // separable convolutions on the CPU), built once per vector width (x86-64: AVX-512, AVX2, SSE2)
-// and run in the widest the CPU has (or SPINEPARSE_MAX_CPU_ISA allows: AVX512, AVX2 or SSE2),
-// the same bytes in each. One pass over the input: every tap summed in float32 registers, then
+// and run in the widest the CPU has and ONEDNN_MAX_CPU_ISA allows (nn::cpu_features), the same
+// bytes in each. One pass over the input: every tap summed in float32 registers, then
 // the bias, the ReLU and (bfloat16) one rounding to nearest even.
 #pragma once
 #include <cstdint>
