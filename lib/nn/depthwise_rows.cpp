@@ -4,9 +4,17 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "nn/precision.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace spineparse::nn::depthwise_rows {
 
@@ -250,9 +258,104 @@ SPINEPARSE_INLINE void channel(const T* const rows[9], const RowShape& s, const 
   }
 }
 
+// bfloat16 rows sum in the order of AVX512_BF16's paired dot products (header): for each kernel
+// row kh and column kw, the slices kd = 0, 1, 2 and then + 0; a tap in the padding or past the row's
+// ends adds w x 0.
+SPINEPARSE_INLINE float input_or_zero(const uint16_t* row, const RowShape& s, int64_t xi,
+                                      int64_t j) {
+  return row && xi >= 0 && xi < s.w ? widen(row[xi * s.c + j]) : 0.f;
+}
+template <class V>
+SPINEPARSE_INLINE void input_or_zero(typename V::vf& v, const uint16_t* row, const RowShape& s,
+                                     int64_t xi, int64_t j) {
+  if (row && xi >= 0 && xi < s.w)
+    load<V>(v, row + xi * s.c + j);
+  else
+    v = typename V::vf{};
+}
+
+// The channels [j, j + L) of output pixels [x0, x0 + n), n <= 4, in the paired order.
+template <class V>
+SPINEPARSE_INLINE void block_pairs(const uint16_t* const rows[9], const RowShape& s,
+                                   const float* wt, const float* bias, bool relu, uint16_t* out,
+                                   int64_t j, int64_t x0, int64_t n) {
+  Four<V> a;
+  start(a, bias + j);
+  typename V::vf* acc[4] = {&a.a0, &a.a1, &a.a2, &a.a3};
+  const typename V::vf zero = {};
+  for (int kh = 0; kh < 3; ++kh)
+    for (int kw = 0; kw < 3; ++kw) {
+      typename V::vf w0, w1, w2;
+      std::memcpy(&w0, wt + (kh * 3 + kw) * s.c + j, sizeof w0);
+      std::memcpy(&w1, wt + ((3 + kh) * 3 + kw) * s.c + j, sizeof w1);
+      std::memcpy(&w2, wt + ((6 + kh) * 3 + kw) * s.c + j, sizeof w2);
+      for (int64_t p = 0; p < n; ++p) {
+        const int64_t xi = (x0 + p) * s.stride + (kw - 1) * s.dilation;
+        typename V::vf v0, v1, v2;
+        input_or_zero<V>(v0, rows[kh], s, xi, j);
+        input_or_zero<V>(v1, rows[3 + kh], s, xi, j);
+        input_or_zero<V>(v2, rows[6 + kh], s, xi, j);
+        *acc[p] += w0 * v0;
+        *acc[p] += w1 * v1;
+        *acc[p] += w2 * v2;
+        *acc[p] += zero;
+      }
+    }
+  store4(a, relu, out, s, j, x0, n);
+}
+
+// Channel j of every output pixel in the paired order, one at a time.
+SPINEPARSE_INLINE void channel_pairs(const uint16_t* const rows[9], const RowShape& s,
+                                     const float* wt, const float* bias, bool relu, uint16_t* out,
+                                     int64_t j) {
+  for (int64_t x = 0; x < s.out_w; ++x) {
+    float acc = bias[j];
+    for (int kh = 0; kh < 3; ++kh)
+      for (int kw = 0; kw < 3; ++kw) {
+        const int64_t xi = x * s.stride + (kw - 1) * s.dilation;
+        for (int kd = 0; kd < 3; ++kd)
+          acc += wt[((3 * kd + kh) * 3 + kw) * s.c + j] * input_or_zero(rows[3 * kd + kh], s, xi, j);
+        acc += 0.f;
+      }
+    if (relu) acc = acc > 0.f ? acc : 0.f;
+    narrow(acc, out + x * s.c + j);
+  }
+}
+
+// Output pixels [x0, x0 + n) of the channels in blocks of L (none for fewer than L channels).
+template <class V>
+SPINEPARSE_INLINE void pixels_pairs(const uint16_t* const rows[9], const RowShape& s,
+                                    const float* wt, const float* bias, bool relu, uint16_t* out,
+                                    int64_t x0, int64_t n) {
+  for (int64_t j : Blocks{s.c, V::kN}) block_pairs<V>(rows, s, wt, bias, relu, out, j, x0, n);
+}
+
+template <class V>
+SPINEPARSE_INLINE void row_pairs(const uint16_t* const rows[9], const RowShape& s, const float* wt,
+                                 const float* bias, bool relu, uint16_t* out) {
+  for (int64_t x0 = 0; x0 < s.out_w; x0 += 4)
+    pixels_pairs<V>(rows, s, wt, bias, relu, out, x0, std::min<int64_t>(4, s.out_w - x0));
+  if (s.c < V::kN)
+    for (int64_t j = 0; j < s.c; ++j) channel_pairs(rows, s, wt, bias, relu, out, j);
+}
+
+// rows[12] (two output rows, header) as the two rows' nine input rows each.
+template <class T>
+SPINEPARSE_INLINE void split_rows(const T* const rows[12], const T* rows0[9], const T* rows1[9]) {
+  for (int kd = 0; kd < 3; ++kd)
+    for (int kh = 0; kh < 3; ++kh) {
+      rows0[3 * kd + kh] = rows[4 * kd + kh];
+      rows1[3 * kd + kh] = rows[4 * kd + kh + 1];
+    }
+}
+
 template <class V, class T>
 SPINEPARSE_INLINE void row(const T* const rows[9], const RowShape& s, const float* wt,
                            const float* bias, bool relu, T* out) {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    row_pairs<V>(rows, s, wt, bias, relu, out);
+    return;
+  }
   // Output pixels whose three taps all lie inside the row: [first, last].
   const int64_t first = (s.dilation + s.stride - 1) / s.stride,
                 last = (s.w - 1 - s.dilation) / s.stride;
@@ -277,11 +380,12 @@ SPINEPARSE_INLINE void rows2(const T* const rows[12], const RowShape& s, const f
                              const float* bias, bool relu, T* out0, T* out1) {
   const T* rows0[9];
   const T* rows1[9];
-  for (int kd = 0; kd < 3; ++kd)
-    for (int kh = 0; kh < 3; ++kh) {
-      rows0[3 * kd + kh] = rows[4 * kd + kh];
-      rows1[3 * kd + kh] = rows[4 * kd + kh + 1];
-    }
+  split_rows(rows, rows0, rows1);
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    row_pairs<V>(rows0, s, wt, bias, relu, out0);
+    row_pairs<V>(rows1, s, wt, bias, relu, out1);
+    return;
+  }
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
     const int64_t n = std::min<int64_t>(4, s.out_w - x0);
     const bool interior = n == 4 && x0 >= 1 && x0 + 3 <= s.w - 2;
@@ -300,22 +404,21 @@ SPINEPARSE_INLINE void rows2(const T* const rows[12], const RowShape& s, const f
 }
 
 template <class T>
-using RowFn = void (*)(const T* const*, const RowShape&, const float*, const float*, bool, T*);
+using RowFn = void (*)(const T* const*, const RowShape&, const Taps&, bool, T*);
 template <class T>
-using Rows2Fn = void (*)(const T* const*, const RowShape&, const float*, const float*, bool, T*,
-                         T*);
+using Rows2Fn = void (*)(const T* const*, const RowShape&, const Taps&, bool, T*, T*);
 
 // One build per vector width: row and rows2 on L lanes, compiled for a CPU that has that width.
-#define SPINEPARSE_BUILD(name, L, target)                                               \
-  template <class T>                                                                    \
-  target void row_##name(const T* const rows[9], const RowShape& s, const float* wt,    \
-                         const float* bias, bool relu, T* out) {                        \
-    row<Lanes<L>>(rows, s, wt, bias, relu, out);                                        \
-  }                                                                                     \
-  template <class T>                                                                    \
-  target void rows2_##name(const T* const rows[12], const RowShape& s, const float* wt, \
-                           const float* bias, bool relu, T* out0, T* out1) {            \
-    rows2<Lanes<L>>(rows, s, wt, bias, relu, out0, out1);                               \
+#define SPINEPARSE_BUILD(name, L, target)                                                         \
+  template <class T>                                                                              \
+  target void row_##name(const T* const rows[9], const RowShape& s, const Taps& taps, bool relu, \
+                         T* out) {                                                                \
+    row<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out);                                    \
+  }                                                                                               \
+  template <class T>                                                                              \
+  target void rows2_##name(const T* const rows[12], const RowShape& s, const Taps& taps,         \
+                           bool relu, T* out0, T* out1) {                                         \
+    rows2<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out0, out1);                           \
   }
 
 template <class T>
@@ -324,23 +427,316 @@ struct Build {
   Rows2Fn<T> rows2;
 };
 
-// Set by use_width (tests); 0: the widest this CPU runs.
-std::atomic<int> g_forced{0};
+// The builds, narrowest first; set by use_build (tests); 0: the widest this CPU runs.
+enum BuildId : int { kDefault = 0, kSse2, kAvx2, kAvx512, kAvx512Bf16 };
+const char* const kBuildNames[] = {"", "sse2", "avx2", "avx512", "avx512_bf16"};
+std::atomic<int> g_forced{kDefault};
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 SPINEPARSE_BUILD(avx512, 16, __attribute__((target("arch=x86-64-v4"))))
 SPINEPARSE_BUILD(avx2, 8, __attribute__((target("arch=x86-64-v3"))))
 SPINEPARSE_BUILD(sse2, 4, )
 
+// The bfloat16 rows on AVX512_BF16: each VDPBF16PS adds two taps' exact products to a float32
+// sum, the odd (upper) bfloat16 of each pair first, each sum rounded to nearest (Intel SDM); so the
+// slices kd = 0 and 1 of a tap go in as one pair (kd 0 upper) and kd = 2 with a zero below it: the
+// order the other builds follow. Inputs and sums below 2^-126 are zero here (the instruction's
+// DAZ and FTZ), the one place where this build can differ from the others. Blocks of 32 channels;
+// a pair of input vectors interleaved (unpacklo/hi) holds channels {0-3, 8-11, 16-19, 24-27} and
+// {4-7, ...} of the block, which packus puts back in order when the sums are stored.
+#define SPINEPARSE_BF16_TARGET __attribute__((target("arch=x86-64-v4,avx512bf16")))
+
+// One 32-channel block's weights for the paired sums: per tap (kh, kw) the pair kd 0 | 1 and
+// kd 2 | 0, each in the two halves of the interleaved order.
+struct PairTaps {
+  __m512i v[9][4];  // [3 kh + kw][pair lo, pair hi, lone lo, lone hi]
+};
+
+// 32 floats that are bfloat16 values, as bfloat16, in order. (GCC's vector types rather than
+// its shift and insert intrinsics, which GCC 12 flags as reading undefined values.)
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i bf16x32(const float* p) {
+  typedef uint32_t u32x16 __attribute__((vector_size(64)));
+  typedef uint16_t u16x16 __attribute__((vector_size(32)));
+  u16x16 h[2];
+  for (int i = 0; i < 2; ++i) {
+    u32x16 u;
+    std::memcpy(&u, p + 16 * i, sizeof u);
+    h[i] = __builtin_convertvector(u >> 16, u16x16);
+  }
+  __m512i out;
+  std::memcpy(&out, h, sizeof out);
+  return out;
+}
+
+// wt's taps for c >= 32 channels interleaved into out, one PairTaps per block of Blocks{c, 32}.
+SPINEPARSE_BF16_TARGET void interleave_taps(const float* wt, int64_t c, PairTaps* out) {
+  const __m512i zero = _mm512_setzero_si512();
+  std::size_t k = 0;
+  for (int64_t j : Blocks{c, 32}) {
+    PairTaps& p = out[k++];
+    for (int t = 0; t < 9; ++t) {  // t = 3 kh + kw
+      const __m512i w0 = bf16x32(wt + t * c + j), w1 = bf16x32(wt + (9 + t) * c + j),
+                    w2 = bf16x32(wt + (18 + t) * c + j);
+      p.v[t][0] = _mm512_unpacklo_epi16(w1, w0);
+      p.v[t][1] = _mm512_unpackhi_epi16(w1, w0);
+      p.v[t][2] = _mm512_unpacklo_epi16(zero, w2);
+      p.v[t][3] = _mm512_unpackhi_epi16(zero, w2);
+    }
+  }
+}
+
+// Sums of one output pixel's 32 channels, in the interleaved order.
+struct Acc32 {
+  __m512 lo, hi;
+};
+
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void start32(Acc32& a, const float* bias) {
+  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(4));
+  const __m512 b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+  a.lo = _mm512_permutex2var_ps(b0, lo, b1);
+  a.hi = _mm512_permutex2var_ps(b0, hi, b1);
+}
+
+// An input pixel's 32 channels of the three slices, interleaved: pair (kd 0 | 1), lone (kd 2 | 0).
+struct Pix32 {
+  __m512i pair_lo, pair_hi, lone_lo, lone_hi;
+};
+
+// Input pixel xi's channels [j, j + 32) of row r, zero where r is padding or xi lies past its
+// ends (checked only when kEdge).
+// Prefetches pixel xi + kAhead (the rows are too many streams for the hardware's prefetchers).
+template <bool kEdge>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i load32(const uint16_t* r, const RowShape& s,
+                                                         int64_t xi, int64_t j) {
+  constexpr int64_t kAhead = 8;
+  if (!r) return _mm512_setzero_si512();
+  const auto at = reinterpret_cast<std::uintptr_t>(r + j);  // may lie past the row: only a hint
+  __builtin_prefetch(reinterpret_cast<const void*>(at + (xi + kAhead) * s.c * 2), 0, 3);
+  if (kEdge && (xi < 0 || xi >= s.w)) return _mm512_setzero_si512();
+  return _mm512_loadu_si512(r + xi * s.c + j);
+}
+
+template <bool kEdge>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void interleave(Pix32& p, const uint16_t* r0,
+                                                          const uint16_t* r1, const uint16_t* r2,
+                                                          const RowShape& s, int64_t xi,
+                                                          int64_t j) {
+  const __m512i s0 = load32<kEdge>(r0, s, xi, j), s1 = load32<kEdge>(r1, s, xi, j),
+                s2 = load32<kEdge>(r2, s, xi, j);
+  p.pair_lo = _mm512_unpacklo_epi16(s1, s0);
+  p.pair_hi = _mm512_unpackhi_epi16(s1, s0);
+  p.lone_lo = _mm512_unpacklo_epi16(_mm512_setzero_si512(), s2);
+  p.lone_hi = _mm512_unpackhi_epi16(_mm512_setzero_si512(), s2);
+}
+
+// a += tap (kh, kw) of input pixel p: the pair, then the lone slice.
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void dot(Acc32& a, const Pix32& p, const __m512i* w) {
+  a.lo = _mm512_dpbf16_ps(a.lo, (__m512bh)p.pair_lo, (__m512bh)w[0]);
+  a.hi = _mm512_dpbf16_ps(a.hi, (__m512bh)p.pair_hi, (__m512bh)w[1]);
+  a.lo = _mm512_dpbf16_ps(a.lo, (__m512bh)p.lone_lo, (__m512bh)w[2]);
+  a.hi = _mm512_dpbf16_ps(a.hi, (__m512bh)p.lone_hi, (__m512bh)w[3]);
+}
+
+// [relu], rounded to bfloat16 as narrow() rounds (in the low half of each lane).
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i rounded(__m512 v, bool relu) {
+  typedef uint32_t u32x16 __attribute__((vector_size(64)));
+  if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+  u32x16 u;
+  std::memcpy(&u, &v, sizeof u);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  __m512i out;
+  std::memcpy(&out, &u, sizeof out);
+  return out;
+}
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store32(const Acc32& a, bool relu, uint16_t* p) {
+  _mm512_storeu_si512(p, _mm512_packus_epi32(rounded(a.lo, relu), rounded(a.hi, relu)));
+}
+
+// The sums of four output pixels of two rows, as named members (GCC keeps them in registers;
+// an array of them, or pointers to them, would live on the stack).
+struct Sums32 {
+  Acc32 a0, a1, a2, a3, b0, b1, b2, b3;
+};
+template <int P>
+SPINEPARSE_INLINE Acc32& first_row(Sums32& x) {
+  if constexpr (P == 0) return x.a0;
+  if constexpr (P == 1) return x.a1;
+  if constexpr (P == 2) return x.a2;
+  if constexpr (P == 3) return x.a3;
+}
+template <int P>
+SPINEPARSE_INLINE Acc32& second_row(Sums32& x) {
+  if constexpr (P == 0) return x.b0;
+  if constexpr (P == 1) return x.b1;
+  if constexpr (P == 2) return x.b2;
+  if constexpr (P == 3) return x.b3;
+}
+
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store4(Sums32& x, bool relu, uint16_t* out0,
+                                                      uint16_t* out1, const RowShape& s, int64_t j,
+                                                      int64_t x0, int64_t n) {
+  const Acc32* a[4] = {&x.a0, &x.a1, &x.a2, &x.a3};
+  const Acc32* b[4] = {&x.b0, &x.b1, &x.b2, &x.b3};
+  for (int64_t p = 0; p < n; ++p) {
+    store32(*a[p], relu, out0 + (x0 + p) * s.c + j);
+    if (out1) store32(*b[p], relu, out1 + (x0 + p) * s.c + j);
+  }
+}
+
+// Tap kw of input pixel x0 - 1 + Q for output pixel P = Q - kw (where that is one of the four):
+// kernel row i of the first output row, i - 1 of the second (kTwo).
+template <int Q, int KW, bool kTwo>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pix32& v, const PairTaps& w,
+                                                      int i) {
+  constexpr int P = Q - KW;
+  if constexpr (P >= 0 && P <= 3) {
+    if (i < 3) dot(first_row<P>(x), v, w.v[3 * i + KW]);
+    if (kTwo && i > 0) dot(second_row<P>(x), v, w.v[3 * (i - 1) + KW]);
+  }
+}
+
+// Input row i's pixel x0 - 1 + Q, interleaved once for the taps it meets, kw = 0, 1, 2 in order.
+template <int Q, bool kEdge, bool kTwo>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position(Sums32& x, const uint16_t* const r[3],
+                                                        const RowShape& s, const PairTaps& w,
+                                                        int i, int64_t j, int64_t x0) {
+  Pix32 v;
+  interleave<kEdge>(v, r[0], r[1], r[2], s, x0 - 1 + Q, j);
+  tap_at<Q, 0, kTwo>(x, v, w, i);
+  tap_at<Q, 1, kTwo>(x, v, w, i);
+  tap_at<Q, 2, kTwo>(x, v, w, i);
+}
+
+// Stride 1, dilation 1: output pixels [x0, x0 + n), n <= 4, channels [j, j + 32), of one row
+// (rows[3 kd + kh]) or two (kTwo: rows[4 kd + i], input row i being kernel row i of the first and
+// i - 1 of the second output row; each input pixel interleaved once for both).
+template <bool kEdge, bool kTwo>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot_unit(const uint16_t* const* rows,
+                                                              const RowShape& s, const PairTaps& w,
+                                                              const float* bias, bool relu,
+                                                              uint16_t* out0, uint16_t* out1,
+                                                              int64_t j, int64_t x0, int64_t n) {
+  Sums32 x;
+  start32(x.a0, bias + j);
+  x.a1 = x.a2 = x.a3 = x.b0 = x.b1 = x.b2 = x.b3 = x.a0;
+  constexpr int kRows = kTwo ? 4 : 3, kStep = kTwo ? 4 : 3;
+  for (int i = 0; i < kRows; ++i) {
+    const uint16_t* const r[3] = {rows[i], rows[kStep + i], rows[2 * kStep + i]};
+    position<0, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<1, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<2, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<3, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<4, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<5, kEdge, kTwo>(x, r, s, w, i, j, x0);
+  }
+  store4(x, relu, out0, kTwo ? out1 : nullptr, s, j, x0, n);
+}
+
+// Any stride and dilation: output pixels [x0, x0 + n), n <= 4, channels [j, j + 32) of one row.
+template <int P, bool kEdge>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void pixel_taps(Sums32& x, const uint16_t* const r[3],
+                                                          const RowShape& s, const __m512i* w,
+                                                          int64_t j, int64_t xi) {
+  Pix32 v;
+  interleave<kEdge>(v, r[0], r[1], r[2], s, xi, j);
+  dot(first_row<P>(x), v, w);
+}
+template <bool kEdge>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot(const uint16_t* const rows[9],
+                                                         const RowShape& s, const PairTaps& w,
+                                                         const float* bias, bool relu,
+                                                         uint16_t* out, int64_t j, int64_t x0,
+                                                         int64_t n) {
+  Sums32 x;
+  start32(x.a0, bias + j);
+  x.a1 = x.a2 = x.a3 = x.a0;
+  for (int kh = 0; kh < 3; ++kh) {
+    const uint16_t* const r[3] = {rows[kh], rows[3 + kh], rows[6 + kh]};
+    for (int kw = 0; kw < 3; ++kw) {
+      const int64_t xi = x0 * s.stride + (kw - 1) * s.dilation, step = s.stride;
+      const __m512i* wk = w.v[3 * kh + kw];
+      pixel_taps<0, kEdge>(x, r, s, wk, j, xi);
+      pixel_taps<1, kEdge>(x, r, s, wk, j, xi + step);
+      pixel_taps<2, kEdge>(x, r, s, wk, j, xi + 2 * step);
+      pixel_taps<3, kEdge>(x, r, s, wk, j, xi + 3 * step);
+    }
+  }
+  store4(x, relu, out, nullptr, s, j, x0, n);
+}
+
+// Rows of fewer than 32 channels, in the paired order at 16 lanes (block_pairs): the same sums.
+SPINEPARSE_BF16_TARGET void narrow_row(const uint16_t* const rows[9], const RowShape& s,
+                                       const float* wt, const float* bias, bool relu,
+                                       uint16_t* out) {
+  row_pairs<Lanes<16>>(rows, s, wt, bias, relu, out);
+}
+
+SPINEPARSE_BF16_TARGET void row_avx512bf16(const uint16_t* const rows[9], const RowShape& s,
+                                           const Taps& t, bool relu, uint16_t* out) {
+  const float* bias = t.bias();
+  const auto* taps = static_cast<const PairTaps*>(t.interleaved());
+  if (!taps) return narrow_row(rows, s, t.wt(), bias, relu, out);
+  const int64_t first = (s.dilation + s.stride - 1) / s.stride,
+                last = (s.w - 1 - s.dilation) / s.stride;
+  const bool unit = s.stride == 1 && s.dilation == 1;
+  for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
+    const int64_t n = std::min<int64_t>(4, s.out_w - x0);
+    const bool interior = n == 4 && x0 >= first && x0 + 3 <= last;
+    std::size_t k = 0;
+    for (int64_t j : Blocks{s.c, 32}) {
+      const PairTaps& w = taps[k++];
+      if (unit && interior)
+        block_dot_unit<false, false>(rows, s, w, bias, relu, out, nullptr, j, x0, n);
+      else if (unit)
+        block_dot_unit<true, false>(rows, s, w, bias, relu, out, nullptr, j, x0, n);
+      else if (interior)
+        block_dot<false>(rows, s, w, bias, relu, out, j, x0, n);
+      else
+        block_dot<true>(rows, s, w, bias, relu, out, j, x0, n);
+    }
+  }
+}
+
+SPINEPARSE_BF16_TARGET void rows2_avx512bf16(const uint16_t* const rows[12], const RowShape& s,
+                                             const Taps& t, bool relu, uint16_t* out0,
+                                             uint16_t* out1) {
+  const float* bias = t.bias();
+  const auto* taps = static_cast<const PairTaps*>(t.interleaved());
+  if (!taps) {
+    const uint16_t* rows0[9];
+    const uint16_t* rows1[9];
+    split_rows(rows, rows0, rows1);
+    narrow_row(rows0, s, t.wt(), bias, relu, out0);
+    narrow_row(rows1, s, t.wt(), bias, relu, out1);
+    return;
+  }
+  for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
+    const int64_t n = std::min<int64_t>(4, s.out_w - x0);
+    const bool interior = n == 4 && x0 >= 1 && x0 + 3 <= s.w - 2;
+    std::size_t k = 0;
+    for (int64_t j : Blocks{s.c, 32})
+      if (interior)
+        block_dot_unit<false, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, n);
+      else
+        block_dot_unit<true, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, n);
+  }
+}
+#undef SPINEPARSE_BF16_TARGET
+
 // The widest build this CPU runs and oneDNN may use (cpu_features: ONEDNN_MAX_CPU_ISA=AVX2 holds
 // these rows to AVX2 too, as a CPU without AVX-512 would run them).
 int widest_here() {
   static const int w = [] {
-    const int cpu = __builtin_cpu_supports("x86-64-v4")   ? 16
-                    : __builtin_cpu_supports("x86-64-v3") ? 8
-                                                          : 4;
+    const int cpu = __builtin_cpu_supports("x86-64-v4")   ? kAvx512
+                    : __builtin_cpu_supports("x86-64-v3") ? kAvx2
+                                                          : kSse2;
     const CpuFeatures& f = cpu_features();
-    return std::min(cpu, f.avx512f ? 16 : f.avx2 && f.fma ? 8 : 4);
+    const int allowed = f.avx512_bf16 ? kAvx512Bf16
+                        : f.avx512f   ? kAvx512
+                        : f.avx2 && f.fma ? kAvx2
+                                          : kSse2;
+    return std::min(cpu == kAvx512 ? kAvx512Bf16 : cpu, allowed);
   }();
   return w;
 }
@@ -349,9 +745,12 @@ template <class T>
 Build<T> build() {
   const int forced = g_forced.load(std::memory_order_relaxed);
   switch (forced ? forced : widest_here()) {
-    case 16:
+    case kAvx512Bf16:
+      if constexpr (std::is_same_v<T, uint16_t>) return {&row_avx512bf16, &rows2_avx512bf16};
+      [[fallthrough]];
+    case kAvx512:
       return {&row_avx512<T>, &rows2_avx512<T>};
-    case 8:
+    case kAvx2:
       return {&row_avx2<T>, &rows2_avx2<T>};
     default:
       return {&row_sse2<T>, &rows2_sse2<T>};
@@ -360,7 +759,7 @@ Build<T> build() {
 #else
 SPINEPARSE_BUILD(generic, 8, )
 
-int widest_here() { return 8; }
+int widest_here() { return kSse2; }
 
 template <class T>
 Build<T> build() {
@@ -370,37 +769,59 @@ Build<T> build() {
 #undef SPINEPARSE_BUILD
 }  // namespace
 
-std::vector<int> widths_here() {
+std::vector<std::string> builds_here() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  std::vector<int> out;
-  for (int w : {4, 8, 16})
-    if (w <= widest_here()) out.push_back(w);
+  std::vector<std::string> out;
+  for (int b = kSse2; b <= widest_here(); ++b) out.emplace_back(kBuildNames[b]);
   return out;
 #else
-  return {widest_here()};
+  return {"generic"};
 #endif
 }
 
-void use_width(int lanes) { g_forced.store(lanes, std::memory_order_relaxed); }
-
-void row_f32(const float* const rows[9], const RowShape& s, const float* wt, const float* bias,
-             bool relu, float* out) {
-  build<float>().row(rows, s, wt, bias, relu, out);
+void use_build(const std::string& name) {
+  int id = kDefault;
+  for (int b = kSse2; b <= kAvx512Bf16; ++b)
+    if (name == kBuildNames[b]) id = b;
+  const auto here = builds_here();
+  if (!name.empty() && (id == kDefault || std::find(here.begin(), here.end(), name) == here.end()))
+    throw std::invalid_argument("depthwise_rows::use_build: no build '" + name + "' on this CPU");
+  g_forced.store(id, std::memory_order_relaxed);
 }
 
-void row_bf16(const uint16_t* const rows[9], const RowShape& s, const float* wt, const float* bias,
-              bool relu, uint16_t* out) {
-  build<uint16_t>().row(rows, s, wt, bias, relu, out);
+Taps::Taps(std::vector<float> wt, std::vector<float> bias)
+    : wt_(std::move(wt)), bias_(std::move(bias)) {
+  const auto c = static_cast<int64_t>(bias_.size());
+  if (static_cast<int64_t>(wt_.size()) != 27 * c)
+    throw std::invalid_argument("depthwise_rows::Taps: " + std::to_string(wt_.size()) +
+                                " weights for " + std::to_string(c) + " channels, not 27 each");
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (widest_here() < kAvx512Bf16 || c < 32) return;
+  storage_.resize(static_cast<std::size_t>((c + 31) / 32) * sizeof(PairTaps) + 64);
+  const auto at = (reinterpret_cast<std::uintptr_t>(storage_.data()) + 63) & ~std::uintptr_t{63};
+  interleave_taps(wt_.data(), c, reinterpret_cast<PairTaps*>(at));
+  interleaved_ = reinterpret_cast<const void*>(at);
+#endif
 }
 
-void rows2_f32(const float* const rows[12], const RowShape& s, const float* wt, const float* bias,
-               bool relu, float* out0, float* out1) {
-  build<float>().rows2(rows, s, wt, bias, relu, out0, out1);
+void row_f32(const float* const rows[9], const RowShape& s, const Taps& taps, bool relu,
+             float* out) {
+  build<float>().row(rows, s, taps, relu, out);
 }
 
-void rows2_bf16(const uint16_t* const rows[12], const RowShape& s, const float* wt,
-                const float* bias, bool relu, uint16_t* out0, uint16_t* out1) {
-  build<uint16_t>().rows2(rows, s, wt, bias, relu, out0, out1);
+void row_bf16(const uint16_t* const rows[9], const RowShape& s, const Taps& taps, bool relu,
+              uint16_t* out) {
+  build<uint16_t>().row(rows, s, taps, relu, out);
+}
+
+void rows2_f32(const float* const rows[12], const RowShape& s, const Taps& taps, bool relu,
+               float* out0, float* out1) {
+  build<float>().rows2(rows, s, taps, relu, out0, out1);
+}
+
+void rows2_bf16(const uint16_t* const rows[12], const RowShape& s, const Taps& taps, bool relu,
+                uint16_t* out0, uint16_t* out1) {
+  build<uint16_t>().rows2(rows, s, taps, relu, out0, out1);
 }
 
 #undef SPINEPARSE_INLINE

@@ -166,18 +166,23 @@ void FusedConv3d::forward_into(const torch::Tensor& input, torch::Tensor& dst, b
   impl_->run(x, dst, relu, add);
 }
 
-// The depthwise convolution's taps as [27][C] float (tap (kd 3 + kh) 3 + kw) and its bias.
+// The depthwise convolution's taps and bias as the rows read them (depthwise_rows::Taps).
 struct FusedSeparableConv::Depthwise {
-  std::vector<float> taps, bias;
+  depthwise_rows::Taps taps;
   int64_t c = 0, stride = 1, dilation = 1;
   bool relu = false;
 
   Depthwise(const torch::Tensor& weight, const torch::Tensor& b, int64_t dil, int64_t s, bool r)
-      : c(weight.size(0)), stride(s), dilation(dil), relu(r) {
-    auto t = weight.to(torch::kFloat32).reshape({c, 27}).t().contiguous();
-    taps.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
-    auto bf = b.to(torch::kFloat32).contiguous();
-    bias.assign(bf.data_ptr<float>(), bf.data_ptr<float>() + c);
+      : taps(floats(weight.to(torch::kFloat32).reshape({weight.size(0), 27}).t()),
+             floats(b.to(torch::kFloat32))),
+        c(weight.size(0)),
+        stride(s),
+        dilation(dil),
+        relu(r) {}
+
+  static std::vector<float> floats(const torch::Tensor& t) {
+    const auto v = t.contiguous();
+    return {v.data_ptr<float>(), v.data_ptr<float>() + v.numel()};
   }
 
   // Output rows [begin, end) of the N D H' rows of a [N, C, D, H', W'] result, written
@@ -202,11 +207,9 @@ struct FusedSeparableConv::Depthwise {
         for (int64_t kd = 0; kd < 3; ++kd)
           for (int64_t i = 0; i < 4; ++i) in_rows[kd * 4 + i] = input(nd, kd - 1, ho - 1 + i);
         if constexpr (std::is_same_v<T, float>)
-          depthwise_rows::rows2_f32(in_rows, shape, taps.data(), bias.data(), relu, o,
-                                    o + out_w * c);
+          depthwise_rows::rows2_f32(in_rows, shape, taps, relu, o, o + out_w * c);
         else
-          depthwise_rows::rows2_bf16(in_rows, shape, taps.data(), bias.data(), relu, o,
-                                     o + out_w * c);
+          depthwise_rows::rows2_bf16(in_rows, shape, taps, relu, o, o + out_w * c);
         r += 2;
         continue;
       }
@@ -215,9 +218,9 @@ struct FusedSeparableConv::Depthwise {
         for (int64_t kh = 0; kh < 3; ++kh)
           in_rows[kd * 3 + kh] = input(nd, (kd - 1) * dilation, ho * stride + (kh - 1) * dilation);
       if constexpr (std::is_same_v<T, float>)
-        depthwise_rows::row_f32(in_rows, shape, taps.data(), bias.data(), relu, o);
+        depthwise_rows::row_f32(in_rows, shape, taps, relu, o);
       else
-        depthwise_rows::row_bf16(in_rows, shape, taps.data(), bias.data(), relu, o);
+        depthwise_rows::row_bf16(in_rows, shape, taps, relu, o);
       ++r;
     }
   }

@@ -1,11 +1,13 @@
-// The depthwise rows (nn/depthwise_rows.hpp), in every build this CPU runs (vector widths 4, 8,
-// 16), against a scalar reference that sums in the documented order: the same bits in float32,
-// the same rounding to bfloat16; edges, strides, dilations, padding rows and channel counts that
-// are no multiple of a vector.
+// The depthwise rows (nn/depthwise_rows.hpp), in every build this CPU runs (SSE2, AVX2, AVX-512,
+// AVX512_BF16), against scalar references that sum in the documented orders: the same bits in
+// float32, the same bits in bfloat16; edges, strides, dilations, padding rows and channel counts
+// that are no multiple of a vector.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,15 +49,39 @@ std::vector<float> reference(const std::vector<const float*>& rows, const RowSha
   return out;
 }
 
-// Runs `check` once in each build this CPU runs (use_width), then goes back to the widest.
+// bfloat16 as the header states it: the slices of each tap (kh, kw) in a row, then + 0.
+std::vector<uint16_t> reference_bf16(const std::vector<const float*>& rows, const RowShape& s,
+                                     const std::vector<float>& wt, const std::vector<float>& bias,
+                                     bool relu) {
+  std::vector<uint16_t> out(static_cast<std::size_t>(s.out_w * s.c));
+  for (int64_t x = 0; x < s.out_w; ++x)
+    for (int64_t j = 0; j < s.c; ++j) {
+      float acc = bias[j];
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) {
+          const int64_t xi = x * s.stride + (kw - 1) * s.dilation;
+          for (int kd = 0; kd < 3; ++kd) {
+            const float* r = rows[3 * kd + kh];
+            const float v = r && xi >= 0 && xi < s.w ? r[xi * s.c + j] : 0.f;
+            const float p = wt[((3 * kd + kh) * 3 + kw) * s.c + j] * v;
+            acc = acc + p;
+          }
+          acc = acc + 0.f;
+        }
+      out[x * s.c + j] = to_bf16(relu && !(acc > 0.f) ? 0.f : acc);
+    }
+  return out;
+}
+
+// Runs `check` once in each build this CPU runs (use_build), then goes back to the widest.
 template <class F>
 void in_every_build(F check) {
-  for (int w : widths_here()) {
-    SCOPED_TRACE("vector width " + std::to_string(w));
-    use_width(w);
+  for (const std::string& b : builds_here()) {
+    SCOPED_TRACE("build " + b);
+    use_build(b);
     check();
   }
-  use_width(0);
+  use_build("");
 }
 
 struct Case {
@@ -63,6 +89,7 @@ struct Case {
   std::vector<std::vector<float>> data;  // four input rows of w pixels
   std::vector<float> wt, bias;
 };
+Taps taps(const Case& k) { return Taps(k.wt, k.bias); }
 
 Case make_case(std::mt19937& rng, int64_t w, int64_t c, int64_t stride, int64_t dilation,
                bool bf16_values) {
@@ -95,7 +122,7 @@ TEST(DepthwiseRows, Float32IsTheReferenceBitForBit) {
             for (int t = 0; t < 9; ++t)
               rows[t] = t % 3 == 0 || t >= 6 ? nullptr : k.data[t % 4].data();
             std::vector<float> got(static_cast<std::size_t>(k.shape.out_w * c), -7.f);
-            row_f32(rows.data(), k.shape, k.wt.data(), k.bias.data(), relu, got.data());
+            row_f32(rows.data(), k.shape, taps(k), relu, got.data());
             const auto want = reference(rows, k.shape, k.wt, k.bias, relu);
             ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
                 << "c " << c << " w " << w << " stride " << stride << " dilation " << dilation;
@@ -105,30 +132,44 @@ TEST(DepthwiseRows, Float32IsTheReferenceBitForBit) {
   });
 }
 
-TEST(DepthwiseRows, BFloat16RoundsTheFloat32SumOnce) {
+// The bf16 rows of one case as bfloat16 inputs (rows[t] from data, null where pad[t]).
+struct Bf16Rows {
+  std::vector<std::vector<uint16_t>> data;
+  Bf16Rows(const std::vector<std::vector<float>>& values) {
+    for (const auto& r : values) {
+      data.emplace_back(r.size());
+      for (std::size_t i = 0; i < r.size(); ++i) data.back()[i] = to_bf16(r[i]);
+    }
+  }
+};
+
+TEST(DepthwiseRows, BFloat16IsItsReferenceBitForBit) {
   in_every_build([] {
     std::mt19937 rng(6);
-    for (int64_t c : {16, 24, 152})
-      for (int64_t w : {4, 9, 64}) {
-        const Case k = make_case(rng, w, c, 1, 1, true);
-        std::vector<std::vector<uint16_t>> data;
-        for (const auto& r : k.data) {
-          data.emplace_back(r.size());
-          for (std::size_t i = 0; i < r.size(); ++i) data.back()[i] = to_bf16(r[i]);
-        }
-        std::vector<const float*> rows(9);
-        std::vector<const uint16_t*> rows16(9);
-        for (int t = 0; t < 9; ++t) {
-          rows[t] = k.data[(t + 1) % 4].data();
-          rows16[t] = data[(t + 1) % 4].data();
-        }
-        std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c));
-        row_bf16(rows16.data(), k.shape, k.wt.data(), k.bias.data(), true, got.data());
-        const auto want = reference(rows, k.shape, k.wt, k.bias, true);
-        int wrong = 0;
-        for (std::size_t i = 0; i < got.size(); ++i) wrong += got[i] != to_bf16(want[i]);
-        EXPECT_EQ(wrong, 0) << "c " << c << " w " << w;
-      }
+    int checked = 0;
+    for (int64_t c : {1, 16, 24, 40, 64, 152, 364})
+      for (int64_t w : {1, 4, 9, 37, 64})
+        for (auto [stride, dilation] : {std::pair<int64_t, int64_t>{1, 1}, {2, 1}, {1, 2}, {1, 6}})
+          for (int padding : {-1, 0, 2}) {  // none, the first kernel row, the last slice
+            const Case k = make_case(rng, w, c, stride, dilation, true);
+            const Bf16Rows b(k.data);
+            std::vector<const float*> rows(9);
+            std::vector<const uint16_t*> rows16(9);
+            for (int t = 0; t < 9; ++t) {
+              const bool pad = padding == 0 ? t % 3 == 0 : padding == 2 && t >= 6;
+              rows[t] = pad ? nullptr : k.data[(t + 1) % 4].data();
+              rows16[t] = pad ? nullptr : b.data[(t + 1) % 4].data();
+            }
+            std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c), 0x7fc1);
+            row_bf16(rows16.data(), k.shape, taps(k), checked % 2 == 0,
+                     got.data());
+            const auto want = reference_bf16(rows, k.shape, k.wt, k.bias, checked % 2 == 0);
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t)), 0)
+                << "c " << c << " w " << w << " stride " << stride << " dilation " << dilation
+                << " padding " << padding;
+            ++checked;
+          }
+    EXPECT_EQ(checked, 7 * 5 * 4 * 3);
   });
 }
 
@@ -146,15 +187,59 @@ TEST(DepthwiseRows, TwoRowsAtOnceAreTwoSingleRows) {
               in[4 * kd + i] = i == padding || kd == 2 ? nullptr : k.data[(i + kd) % 4].data();
           const int64_t n = k.shape.out_w * c;
           std::vector<float> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
-          rows2_f32(in, k.shape, k.wt.data(), k.bias.data(), true, pair.data(), pair.data() + n);
+          rows2_f32(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
           for (int r = 0; r < 2; ++r) {
             const float* rows[9];
             for (int kd = 0; kd < 3; ++kd)
               for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
-            row_f32(rows, k.shape, k.wt.data(), k.bias.data(), true, single.data() + r * n);
+            row_f32(rows, k.shape, taps(k), true, single.data() + r * n);
           }
           EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(float)), 0)
               << "c " << c << " w " << w << " padding row " << padding;
         }
   });
+}
+
+TEST(DepthwiseRows, TwoBFloat16RowsAtOnceAreTwoSingleRows) {
+  in_every_build([] {
+    std::mt19937 rng(8);
+    for (int64_t c : {16, 40, 96})
+      for (int64_t w : {2, 7, 33})
+        for (int padding : {-1, 0, 3}) {
+          const Case k = make_case(rng, w, c, 1, 1, true);
+          const Bf16Rows b(k.data);
+          const uint16_t* in[12];
+          for (int kd = 0; kd < 3; ++kd)
+            for (int i = 0; i < 4; ++i)
+              in[4 * kd + i] = i == padding || kd == 2 ? nullptr : b.data[(i + kd) % 4].data();
+          const int64_t n = k.shape.out_w * c;
+          std::vector<uint16_t> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
+          rows2_bf16(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
+          for (int r = 0; r < 2; ++r) {
+            const uint16_t* rows[9];
+            for (int kd = 0; kd < 3; ++kd)
+              for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
+            row_bf16(rows, k.shape, taps(k), true, single.data() + r * n);
+          }
+          EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(uint16_t)), 0)
+              << "c " << c << " w " << w << " padding row " << padding;
+        }
+  });
+}
+
+TEST(DepthwiseRows, UseBuildRefusesABuildThisCpuDoesNotRun) {
+  EXPECT_THROW(use_build("avx1024"), std::invalid_argument);
+  const auto here = builds_here();
+  ASSERT_FALSE(here.empty());
+  for (const char* b : {"sse2", "avx2", "avx512", "avx512_bf16"}) {
+    if (std::find(here.begin(), here.end(), b) == here.end()) {
+      EXPECT_THROW(use_build(b), std::invalid_argument) << b;
+    }
+  }
+  use_build("");
+}
+
+TEST(DepthwiseRows, TapsRefuseWeightsOfAnotherCount) {
+  EXPECT_THROW(Taps(std::vector<float>(26), std::vector<float>(1)), std::invalid_argument);
+  EXPECT_EQ(Taps(std::vector<float>(27 * 40), std::vector<float>(40)).channels(), 40);
 }
