@@ -354,8 +354,13 @@ torch::Tensor features_times(const FusedConv3d* f, const torch::Tensor& yy, cons
 torch::Tensor decode2(GcsnLayers& L, bool cl, torch::Tensor d2) {
   auto y = L.dec2a(d2);
   d2.reset();
+  const FusedConv3d* semantic = L.fused_of(L.semantic);
+#ifdef SPINEPARSE_WITH_ONEDNN
+  if (semantic && L.dec2b->split_depthwise && L.dec2b->fused)  // dec2b's result stays in cache
+    return L.dec2b->fused->forward_then(y, false, *semantic);
+#endif
   y = L.dec2b(y);
-  return conv1(cl, L.fused_of(L.semantic), L.semantic, y, false);
+  return conv1(cl, semantic, L.semantic, y, false);
 }
 
 // The logits z [N, C, D, h, w] interpolated (trilinear, align_corners) to `size`, in contiguous

@@ -141,6 +141,10 @@ FusedConv3d::FusedConv3d(const torch::Tensor& weight, const torch::Tensor& bias,
 
 FusedConv3d::~FusedConv3d() = default;
 
+int64_t FusedConv3d::input_channels() const {
+  return impl_->weight.size(1) * impl_->groups;
+}
+
 std::vector<int64_t> FusedConv3d::output_sizes(at::IntArrayRef input_sizes) const {
   return impl_->output_sizes(input_sizes);
 }
@@ -261,28 +265,40 @@ int64_t FusedSeparableConv::tile_bytes() {
   return bytes;
 }
 
-// Tile by tile (whole output rows, about tile_bytes() of depthwise results, as many tiles for
-// each thread): the depthwise rows into a buffer of the thread's, then the pointwise convolution
-// of that buffer straight into the result, so the depthwise result never goes out to memory. Each
-// thread runs its tiles' pointwise convolutions on its own (oneDNN runs a primitive called inside
-// a parallel region on the calling thread).
-torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input, bool relu) const {
+// Tile by tile (whole output rows, about tile_bytes() of depthwise results and, with `then`, of
+// the pointwise results; as many tiles for each thread): the depthwise rows into a buffer of the
+// thread's, then the pointwise convolution of that buffer straight into the result, or into a
+// second buffer that `then` convolves into the result. So the depthwise result (and with `then` the
+// separable one) never goes out to memory. Each thread runs its tiles' convolutions on its own
+// (oneDNN runs a primitive called inside a parallel region on the calling thread).
+torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
+                                      const FusedConv3d* then) const {
   const auto x = input.to(dtype_).contiguous(torch::MemoryFormat::ChannelsLast3d);
   const int64_t N = x.size(0), C = x.size(1), D = x.size(2), s = depthwise_->stride;
   const int64_t out_h = (x.size(3) - 1) / s + 1, out_w = (x.size(4) - 1) / s + 1;
-  auto y = pointwise_->output_for({N, C, D, out_h, out_w}, x.options());
-  const int64_t rows = N * D * out_h, O = y.size(1), es = x.element_size();
+  const std::vector<int64_t> mid = pointwise_->output_sizes({N, C, D, out_h, out_w});
+  if (then && (then->input_channels() != mid[1] || then->output_sizes(mid)[3] != out_h))
+    throw std::logic_error("FusedSeparableConv: `then` of other input channels or a stride");
+  auto y = then ? then->output_for(mid, x.options()) : pointwise_->output_for(mid, x.options());
+  const int64_t rows = N * D * out_h, O = mid[1], es = x.element_size();
   const int64_t threads = at::get_num_threads(), row_bytes = out_w * C * es;
-  int64_t tiles = (rows * row_bytes + tile_bytes() - 1) / tile_bytes();
+  const int64_t mid_row_bytes = then ? out_w * O * es : 0;
+  int64_t tiles = (rows * (row_bytes + mid_row_bytes) + tile_bytes() - 1) / tile_bytes();
   tiles = std::min(rows, (tiles + threads - 1) / threads * threads);
   const int64_t tile = (rows + tiles - 1) / tiles;  // rows per tile
   tiles = (rows + tile - 1) / tile;
   auto* out = static_cast<char*>(y.data_ptr());
+  const int64_t out_row_bytes = out_w * y.size(1) * y.element_size();
+  auto aligned = [](int64_t bytes) {
+    const auto n = static_cast<std::size_t>((bytes + 63) / 64 * 64);
+    std::unique_ptr<char, decltype(&std::free)> p(static_cast<char*>(std::aligned_alloc(64, n)),
+                                                  &std::free);
+    if (n && !p) throw std::bad_alloc();
+    return p;
+  };
+  const bool pointwise_relu = activations_ || relu;
   at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    const auto bytes = static_cast<std::size_t>((tile * row_bytes + 63) / 64 * 64);
-    const std::unique_ptr<char, decltype(&std::free)> buffer(
-        static_cast<char*>(std::aligned_alloc(64, bytes)), &std::free);
-    if (!buffer) throw std::bad_alloc();
+    const auto buffer = aligned(tile * row_bytes), between = aligned(tile * mid_row_bytes);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t r0 = t * tile, n = std::min(tile, rows - r0);
       if (dtype_ == torch::kFloat32)
@@ -291,10 +307,25 @@ torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input, bool relu)
       else
         depthwise_->rows(static_cast<const uint16_t*>(x.data_ptr()), x.sizes(), out_h, out_w, r0,
                          r0 + n, reinterpret_cast<uint16_t*>(buffer.get()));
-      pointwise_->run_rows(buffer.get(), n, out_w, out + r0 * out_w * O * es, activations_ || relu);
+      char* dst = out + r0 * out_row_bytes;
+      if (!then) {
+        pointwise_->run_rows(buffer.get(), n, out_w, dst, pointwise_relu);
+        continue;
+      }
+      pointwise_->run_rows(buffer.get(), n, out_w, between.get(), pointwise_relu);
+      then->run_rows(between.get(), n, out_w, dst, false);
     }
   });
   return y;
+}
+
+torch::Tensor FusedSeparableConv::forward(const torch::Tensor& input, bool relu) const {
+  return run(input, relu, nullptr);
+}
+
+torch::Tensor FusedSeparableConv::forward_then(const torch::Tensor& input, bool relu,
+                                               const FusedConv3d& then) const {
+  return run(input, relu, &then);
 }
 
 }  // namespace spineparse::nn

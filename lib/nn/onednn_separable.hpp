@@ -41,6 +41,7 @@ class FusedConv3d {
   // dtype) from src into dst, [relu](conv + bias). Inside a parallel region (at::parallel_for) it
   // runs on the calling thread. Thread-safe.
   void run_rows(const void* src, int64_t rows, int64_t w, void* dst, bool relu) const;
+  int64_t input_channels() const;
   // The output's sizes for an input of these sizes, and that output (uninitialised,
   // channels-last-3d, in the convolution's dtype).
   std::vector<int64_t> output_sizes(at::IntArrayRef input_sizes) const;
@@ -61,10 +62,15 @@ class FusedSeparableConv {
   // [N, O, D, H', W'] in channels-last-3d memory; `relu`: a ReLU after it (besides the
   // convolution's own activations). Thread-safe.
   torch::Tensor forward(const torch::Tensor& x, bool relu = false) const;
+  // forward(x, relu), then the 1x1x1 convolution `then` (no ReLU; in-plane stride 1, of this
+  // convolution's output channels and dtype) on each tile's result while it is in the cache:
+  // [N, then's O, D, H', W'] in channels-last-3d memory, forward's result never in memory.
+  torch::Tensor forward_then(const torch::Tensor& x, bool relu, const FusedConv3d& then) const;
 
  private:
   struct Depthwise;
   static int64_t tile_bytes();
+  torch::Tensor run(const torch::Tensor& x, bool relu, const FusedConv3d* then) const;
   torch::ScalarType dtype_;
   std::unique_ptr<const Depthwise> depthwise_;
   std::unique_ptr<const FusedConv3d> pointwise_;
