@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -266,9 +267,9 @@ int64_t FusedSeparableConv::tile_bytes() {
 }
 
 // Tile by tile (whole output rows, about tile_bytes() of depthwise results and, with `then`, of
-// the pointwise results; as many tiles for each thread): the depthwise rows into a buffer of the
-// thread's, then the pointwise convolution of that buffer straight into the result, or into a
-// second buffer that `then` convolves into the result. So the depthwise result (and with `then` the
+// the pointwise results; handed to the threads one at a time): the depthwise rows into a buffer
+// of the thread's, then the pointwise convolution of that buffer straight into the result, or
+// into a second buffer that `then` convolves into the result. So the depthwise result (and with `then` the
 // separable one) never goes out to memory. Each thread runs its tiles' convolutions on its own
 // (oneDNN runs a primitive called inside a parallel region on the calling thread).
 torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
@@ -297,9 +298,10 @@ torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
     return p;
   };
   const bool pointwise_relu = activations_ || relu;
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+  std::atomic<int64_t> next{0};  // tiles handed out one at a time: a thread held up does fewer
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
     const auto buffer = aligned(tile * row_bytes), between = aligned(tile * mid_row_bytes);
-    for (int64_t t = begin; t < end; ++t) {
+    for (int64_t t = next++; t < tiles; t = next++) {
       const int64_t r0 = t * tile, n = std::min(tile, rows - r0);
       if (dtype_ == torch::kFloat32)
         depthwise_->rows(x.data_ptr<float>(), x.sizes(), out_h, out_w, r0, r0 + n,
