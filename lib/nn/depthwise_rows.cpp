@@ -553,24 +553,18 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store32(const Acc32& a, bool relu,
   _mm512_storeu_si512(p, _mm512_packus_epi32(rounded(a.lo, relu), rounded(a.hi, relu)));
 }
 
-// The sums of four output pixels of two rows, as named members (GCC keeps them in registers;
-// an array of them, or pointers to them, would live on the stack).
+// The sums of four output pixels of two rows (a: the first, b: the second), as named members
+// (GCC keeps them in registers; an array of them, or pointers to them, would live on the stack).
 struct Sums32 {
   Acc32 a0, a1, a2, a3, b0, b1, b2, b3;
 };
-template <int P>
-SPINEPARSE_INLINE Acc32& first_row(Sums32& x) {
-  if constexpr (P == 0) return x.a0;
-  if constexpr (P == 1) return x.a1;
-  if constexpr (P == 2) return x.a2;
-  if constexpr (P == 3) return x.a3;
-}
-template <int P>
-SPINEPARSE_INLINE Acc32& second_row(Sums32& x) {
-  if constexpr (P == 0) return x.b0;
-  if constexpr (P == 1) return x.b1;
-  if constexpr (P == 2) return x.b2;
-  if constexpr (P == 3) return x.b3;
+template <int P, bool kSecond>
+SPINEPARSE_INLINE Acc32& sum_of(Sums32& x) {
+  static_assert(P >= 0 && P < 4);
+  if constexpr (P == 0) return kSecond ? x.b0 : x.a0;
+  if constexpr (P == 1) return kSecond ? x.b1 : x.a1;
+  if constexpr (P == 2) return kSecond ? x.b2 : x.a2;
+  if constexpr (P == 3) return kSecond ? x.b3 : x.a3;
 }
 
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store4(Sums32& x, bool relu, uint16_t* out0,
@@ -591,8 +585,8 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pix32& v, 
                                                       int i) {
   constexpr int P = Q - KW;
   if constexpr (P >= 0 && P <= 3) {
-    if (i < 3) dot(first_row<P>(x), v, w.v[3 * i + KW]);
-    if (kTwo && i > 0) dot(second_row<P>(x), v, w.v[3 * (i - 1) + KW]);
+    if (i < 3) dot(sum_of<P, false>(x), v, w.v[3 * i + KW]);
+    if (kTwo && i > 0) dot(sum_of<P, true>(x), v, w.v[3 * (i - 1) + KW]);
   }
 }
 
@@ -640,7 +634,7 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void pixel_taps(Sums32& x, const uint16
                                                           int64_t j, int64_t xi) {
   Pix32 v;
   interleave<kEdge>(v, r[0], r[1], r[2], s, xi, j);
-  dot(first_row<P>(x), v, w);
+  dot(sum_of<P, false>(x), v, w);
 }
 template <bool kEdge>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot(const uint16_t* const rows[9],

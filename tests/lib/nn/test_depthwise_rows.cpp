@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nn/depthwise_rows.hpp"
@@ -132,16 +133,20 @@ TEST(DepthwiseRows, Float32IsTheReferenceBitForBit) {
   });
 }
 
-// The bf16 rows of one case as bfloat16 inputs (rows[t] from data, null where pad[t]).
-struct Bf16Rows {
-  std::vector<std::vector<uint16_t>> data;
-  Bf16Rows(const std::vector<std::vector<float>>& values) {
+// A case's input rows as T: float as they are, uint16_t as bfloat16.
+template <class T>
+std::vector<std::vector<T>> values_as(const std::vector<std::vector<float>>& values) {
+  if constexpr (std::is_same_v<T, float>) {
+    return values;
+  } else {
+    std::vector<std::vector<T>> out;
     for (const auto& r : values) {
-      data.emplace_back(r.size());
-      for (std::size_t i = 0; i < r.size(); ++i) data.back()[i] = to_bf16(r[i]);
+      out.emplace_back(r.size());
+      for (std::size_t i = 0; i < r.size(); ++i) out.back()[i] = to_bf16(r[i]);
     }
+    return out;
   }
-};
+}
 
 TEST(DepthwiseRows, BFloat16IsItsReferenceBitForBit) {
   in_every_build([] {
@@ -152,13 +157,13 @@ TEST(DepthwiseRows, BFloat16IsItsReferenceBitForBit) {
         for (auto [stride, dilation] : {std::pair<int64_t, int64_t>{1, 1}, {2, 1}, {1, 2}, {1, 6}})
           for (int padding : {-1, 0, 2}) {  // none, the first kernel row, the last slice
             const Case k = make_case(rng, w, c, stride, dilation, true);
-            const Bf16Rows b(k.data);
+            const auto b = values_as<uint16_t>(k.data);
             std::vector<const float*> rows(9);
             std::vector<const uint16_t*> rows16(9);
             for (int t = 0; t < 9; ++t) {
               const bool pad = padding == 0 ? t % 3 == 0 : padding == 2 && t >= 6;
               rows[t] = pad ? nullptr : k.data[(t + 1) % 4].data();
-              rows16[t] = pad ? nullptr : b.data[(t + 1) % 4].data();
+              rows16[t] = pad ? nullptr : b[(t + 1) % 4].data();
             }
             std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c), 0x7fc1);
             row_bf16(rows16.data(), k.shape, taps(k), checked % 2 == 0,
@@ -173,58 +178,41 @@ TEST(DepthwiseRows, BFloat16IsItsReferenceBitForBit) {
   });
 }
 
-// Two rows at once give what two calls of the one-row function give, padding rows included.
-TEST(DepthwiseRows, TwoRowsAtOnceAreTwoSingleRows) {
-  in_every_build([] {
-    std::mt19937 rng(7);
-    for (int64_t c : {16, 40})
-      for (int64_t w : {2, 7, 33})
-        for (int padding : {-1, 0, 3}) {  // none, the row above, the row below
-          const Case k = make_case(rng, w, c, 1, 1, false);
-          const float* in[12];
+// Two rows at once (rows2) give what two calls of the one-row function (row) give, padding rows
+// included; T float or uint16_t (bfloat16).
+template <class T, class Rows2, class Row>
+void expect_two_single_rows(unsigned seed, std::initializer_list<int64_t> channels, Rows2 rows2,
+                            Row row) {
+  std::mt19937 rng(seed);
+  for (int64_t c : channels)
+    for (int64_t w : {2, 7, 33})
+      for (int padding : {-1, 0, 3}) {  // none, the row above, the row below
+        const Case k = make_case(rng, w, c, 1, 1, std::is_same_v<T, uint16_t>);
+        const auto data = values_as<T>(k.data);
+        const T* in[12];
+        for (int kd = 0; kd < 3; ++kd)
+          for (int i = 0; i < 4; ++i)
+            in[4 * kd + i] = i == padding || kd == 2 ? nullptr : data[(i + kd) % 4].data();
+        const int64_t n = k.shape.out_w * c;
+        std::vector<T> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
+        rows2(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
+        for (int r = 0; r < 2; ++r) {
+          const T* rows[9];
           for (int kd = 0; kd < 3; ++kd)
-            for (int i = 0; i < 4; ++i)
-              in[4 * kd + i] = i == padding || kd == 2 ? nullptr : k.data[(i + kd) % 4].data();
-          const int64_t n = k.shape.out_w * c;
-          std::vector<float> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
-          rows2_f32(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
-          for (int r = 0; r < 2; ++r) {
-            const float* rows[9];
-            for (int kd = 0; kd < 3; ++kd)
-              for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
-            row_f32(rows, k.shape, taps(k), true, single.data() + r * n);
-          }
-          EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(float)), 0)
-              << "c " << c << " w " << w << " padding row " << padding;
+            for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
+          row(rows, k.shape, taps(k), true, single.data() + r * n);
         }
-  });
+        EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(T)), 0)
+            << "c " << c << " w " << w << " padding row " << padding;
+      }
+}
+
+TEST(DepthwiseRows, TwoRowsAtOnceAreTwoSingleRows) {
+  in_every_build([] { expect_two_single_rows<float>(7, {16, 40}, rows2_f32, row_f32); });
 }
 
 TEST(DepthwiseRows, TwoBFloat16RowsAtOnceAreTwoSingleRows) {
-  in_every_build([] {
-    std::mt19937 rng(8);
-    for (int64_t c : {16, 40, 96})
-      for (int64_t w : {2, 7, 33})
-        for (int padding : {-1, 0, 3}) {
-          const Case k = make_case(rng, w, c, 1, 1, true);
-          const Bf16Rows b(k.data);
-          const uint16_t* in[12];
-          for (int kd = 0; kd < 3; ++kd)
-            for (int i = 0; i < 4; ++i)
-              in[4 * kd + i] = i == padding || kd == 2 ? nullptr : b.data[(i + kd) % 4].data();
-          const int64_t n = k.shape.out_w * c;
-          std::vector<uint16_t> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
-          rows2_bf16(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
-          for (int r = 0; r < 2; ++r) {
-            const uint16_t* rows[9];
-            for (int kd = 0; kd < 3; ++kd)
-              for (int kh = 0; kh < 3; ++kh) rows[3 * kd + kh] = in[4 * kd + kh + r];
-            row_bf16(rows, k.shape, taps(k), true, single.data() + r * n);
-          }
-          EXPECT_EQ(std::memcmp(pair.data(), single.data(), pair.size() * sizeof(uint16_t)), 0)
-              << "c " << c << " w " << w << " padding row " << padding;
-        }
-  });
+  in_every_build([] { expect_two_single_rows<uint16_t>(8, {16, 40, 96}, rows2_bf16, row_bf16); });
 }
 
 TEST(DepthwiseRows, UseBuildRefusesABuildThisCpuDoesNotRun) {
