@@ -240,6 +240,14 @@ struct Blocks {
   It end() const { return {c >= lanes ? c : 0, c, lanes}; }
 };
 
+// Whether the output pixels [x0, x0 + n) are four whose taps all lie inside the row.
+struct Interior {
+  int64_t first, last;  // the first and last such pixel
+  explicit Interior(const RowShape& s)
+      : first((s.dilation + s.stride - 1) / s.stride), last((s.w - 1 - s.dilation) / s.stride) {}
+  bool operator()(int64_t x0, int64_t n) const { return n == 4 && x0 >= first && x0 + 3 <= last; }
+};
+
 // Channel j of every output pixel, one at a time (rows of fewer than L channels).
 template <class T>
 SPINEPARSE_INLINE void channel(const T* const rows[9], const RowShape& s, const float* wt,
@@ -356,13 +364,11 @@ SPINEPARSE_INLINE void row(const T* const rows[9], const RowShape& s, const floa
     row_pairs<V>(rows, s, wt, bias, relu, out);
     return;
   }
-  // Output pixels whose three taps all lie inside the row: [first, last].
-  const int64_t first = (s.dilation + s.stride - 1) / s.stride,
-                last = (s.w - 1 - s.dilation) / s.stride;
+  const Interior inside(s);
   const bool unit = s.stride == 1 && s.dilation == 1;
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
     const int64_t n = std::min<int64_t>(4, s.out_w - x0);
-    const bool interior = n == 4 && x0 >= first && x0 + 3 <= last;
+    const bool interior = inside(x0, n);
     for (int64_t j : Blocks{s.c, V::kN})
       if (interior && unit)
         block<V, true>(rows, s, wt, bias, relu, out, j, x0);
@@ -671,12 +677,11 @@ SPINEPARSE_BF16_TARGET void row_avx512bf16(const uint16_t* const rows[9], const 
   const float* bias = t.bias();
   const auto* taps = static_cast<const PairTaps*>(t.interleaved());
   if (!taps) return narrow_row(rows, s, t.wt(), bias, relu, out);
-  const int64_t first = (s.dilation + s.stride - 1) / s.stride,
-                last = (s.w - 1 - s.dilation) / s.stride;
+  const Interior inside(s);
   const bool unit = s.stride == 1 && s.dilation == 1;
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
     const int64_t n = std::min<int64_t>(4, s.out_w - x0);
-    const bool interior = n == 4 && x0 >= first && x0 + 3 <= last;
+    const bool interior = inside(x0, n);
     std::size_t k = 0;
     for (int64_t j : Blocks{s.c, 32}) {
       const PairTaps& w = taps[k++];
