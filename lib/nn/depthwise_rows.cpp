@@ -782,8 +782,8 @@ void use_build(const std::string& name) {
   int id = kDefault;
   for (int b = kSse2; b <= kAvx512Bf16; ++b)
     if (name == kBuildNames[b]) id = b;
-  const auto here = builds_here();
-  if (!name.empty() && (id == kDefault || std::find(here.begin(), here.end(), name) == here.end()))
+  const auto here = builds_here();  // elsewhere than x86-64 only "generic" (id kDefault)
+  if (!name.empty() && std::find(here.begin(), here.end(), name) == here.end())
     throw std::invalid_argument("depthwise_rows::use_build: no build '" + name + "' on this CPU");
   g_forced.store(id, std::memory_order_relaxed);
 }
