@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -266,12 +265,35 @@ int64_t FusedSeparableConv::tile_bytes() {
   return bytes;
 }
 
+namespace {
+// `bytes` (rounded up to 64) of 64-byte aligned memory.
+std::unique_ptr<char, decltype(&std::free)> aligned_bytes(int64_t bytes) {
+  const auto n = static_cast<std::size_t>((bytes + 63) / 64 * 64);
+  std::unique_ptr<char, decltype(&std::free)> p(static_cast<char*>(std::aligned_alloc(64, n)),
+                                                &std::free);
+  if (n && !p) throw std::bad_alloc();
+  return p;
+}
+
+// `rows` rows of `row_bytes` each in tiles of about `tile_bytes`, at least one per thread.
+struct Tiling {
+  int64_t rows_per_tile, tiles;
+  Tiling(int64_t rows, int64_t row_bytes, int64_t tile_bytes, int64_t threads) {
+    int64_t n = (rows * row_bytes + tile_bytes - 1) / tile_bytes;
+    n = std::min(rows, (n + threads - 1) / threads * threads);
+    rows_per_tile = (rows + n - 1) / n;
+    tiles = (rows + rows_per_tile - 1) / rows_per_tile;
+  }
+};
+}  // namespace
+
 // Tile by tile (whole output rows, about tile_bytes() of depthwise results and, with `then`, of
-// the pointwise results; handed to the threads one at a time): the depthwise rows into a buffer
-// of the thread's, then the pointwise convolution of that buffer straight into the result, or
-// into a second buffer that `then` convolves into the result. So the depthwise result (and with `then` the
-// separable one) never goes out to memory. Each thread runs its tiles' convolutions on its own
-// (oneDNN runs a primitive called inside a parallel region on the calling thread).
+// the pointwise results), each thread a run of consecutive tiles (neighbours share input rows,
+// still in its cache): the depthwise rows into a buffer of the thread's, then the pointwise
+// convolution of that buffer straight into the result, or into a second buffer that `then`
+// convolves into the result. So the depthwise result (and with `then` the separable one) never
+// goes out to memory. Each thread runs its tiles' convolutions on its own (oneDNN runs a
+// primitive called inside a parallel region on the calling thread).
 torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
                                       const FusedConv3d* then) const {
   const auto x = input.to(dtype_).contiguous(torch::MemoryFormat::ChannelsLast3d);
@@ -281,27 +303,17 @@ torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
   if (then && (then->input_channels() != mid[1] || then->output_sizes(mid)[3] != out_h))
     throw std::logic_error("FusedSeparableConv: `then` of other input channels or a stride");
   auto y = then ? then->output_for(mid, x.options()) : pointwise_->output_for(mid, x.options());
-  const int64_t rows = N * D * out_h, O = mid[1], es = x.element_size();
-  const int64_t threads = at::get_num_threads(), row_bytes = out_w * C * es;
-  const int64_t mid_row_bytes = then ? out_w * O * es : 0;
-  int64_t tiles = (rows * (row_bytes + mid_row_bytes) + tile_bytes() - 1) / tile_bytes();
-  tiles = std::min(rows, (tiles + threads - 1) / threads * threads);
-  const int64_t tile = (rows + tiles - 1) / tiles;  // rows per tile
-  tiles = (rows + tile - 1) / tile;
+  const int64_t rows = N * D * out_h, es = x.element_size(), row_bytes = out_w * C * es;
+  const int64_t mid_row_bytes = then ? out_w * mid[1] * es : 0;
+  const Tiling tiling(rows, row_bytes + mid_row_bytes, tile_bytes(), at::get_num_threads());
+  const int64_t tile = tiling.rows_per_tile;
   auto* out = static_cast<char*>(y.data_ptr());
   const int64_t out_row_bytes = out_w * y.size(1) * y.element_size();
-  auto aligned = [](int64_t bytes) {
-    const auto n = static_cast<std::size_t>((bytes + 63) / 64 * 64);
-    std::unique_ptr<char, decltype(&std::free)> p(static_cast<char*>(std::aligned_alloc(64, n)),
-                                                  &std::free);
-    if (n && !p) throw std::bad_alloc();
-    return p;
-  };
   const bool pointwise_relu = activations_ || relu;
-  std::atomic<int64_t> next{0};  // tiles handed out one at a time: a thread held up does fewer
-  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-    const auto buffer = aligned(tile * row_bytes), between = aligned(tile * mid_row_bytes);
-    for (int64_t t = next++; t < tiles; t = next++) {
+  at::parallel_for(0, tiling.tiles, 1, [&](int64_t begin, int64_t end) {
+    const auto buffer = aligned_bytes(tile * row_bytes);
+    const auto between = aligned_bytes(tile * mid_row_bytes);
+    for (int64_t t = begin; t < end; ++t) {
       const int64_t r0 = t * tile, n = std::min(tile, rows - r0);
       if (dtype_ == torch::kFloat32)
         depthwise_->rows(x.data_ptr<float>(), x.sizes(), out_h, out_w, r0, r0 + n,
@@ -310,12 +322,8 @@ torch::Tensor FusedSeparableConv::run(const torch::Tensor& input, bool relu,
         depthwise_->rows(static_cast<const uint16_t*>(x.data_ptr()), x.sizes(), out_h, out_w, r0,
                          r0 + n, reinterpret_cast<uint16_t*>(buffer.get()));
       char* dst = out + r0 * out_row_bytes;
-      if (!then) {
-        pointwise_->run_rows(buffer.get(), n, out_w, dst, pointwise_relu);
-        continue;
-      }
-      pointwise_->run_rows(buffer.get(), n, out_w, between.get(), pointwise_relu);
-      then->run_rows(between.get(), n, out_w, dst, false);
+      pointwise_->run_rows(buffer.get(), n, out_w, then ? between.get() : dst, pointwise_relu);
+      if (then) then->run_rows(between.get(), n, out_w, dst, false);
     }
   });
   return y;
