@@ -349,21 +349,21 @@ SPINEPARSE_INLINE void row_pairs(const uint16_t* const rows[9], const RowShape& 
 
 // rows[12] (two output rows, header) as the two rows' nine input rows each.
 template <class T>
-SPINEPARSE_INLINE void split_rows(const T* const rows[12], const T* rows0[9], const T* rows1[9]) {
-  for (int kd = 0; kd < 3; ++kd)
-    for (int kh = 0; kh < 3; ++kh) {
-      rows0[3 * kd + kh] = rows[4 * kd + kh];
-      rows1[3 * kd + kh] = rows[4 * kd + kh + 1];
-    }
-}
-
-template <class V, class T>
-SPINEPARSE_INLINE void row(const T* const rows[9], const RowShape& s, const float* wt,
-                           const float* bias, bool relu, T* out) {
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    row_pairs<V>(rows, s, wt, bias, relu, out);
-    return;
+struct TwoRows {
+  const T* first[9];
+  const T* second[9];
+  explicit TwoRows(const T* const rows[12]) {
+    for (int kd = 0; kd < 3; ++kd)
+      for (int kh = 0; kh < 3; ++kh) {
+        first[3 * kd + kh] = rows[4 * kd + kh];
+        second[3 * kd + kh] = rows[4 * kd + kh + 1];
+      }
   }
+};
+
+template <class V>
+SPINEPARSE_INLINE void row(const float* const rows[9], const RowShape& s, const float* wt,
+                           const float* bias, bool relu, float* out) {
   const Interior inside(s);
   const bool unit = s.stride == 1 && s.dilation == 1;
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
@@ -381,17 +381,10 @@ SPINEPARSE_INLINE void row(const T* const rows[9], const RowShape& s, const floa
     for (int64_t j = 0; j < s.c; ++j) channel(rows, s, wt, bias, relu, out, j);
 }
 
-template <class V, class T>
-SPINEPARSE_INLINE void rows2(const T* const rows[12], const RowShape& s, const float* wt,
-                             const float* bias, bool relu, T* out0, T* out1) {
-  const T* rows0[9];
-  const T* rows1[9];
-  split_rows(rows, rows0, rows1);
-  if constexpr (std::is_same_v<T, uint16_t>) {
-    row_pairs<V>(rows0, s, wt, bias, relu, out0);
-    row_pairs<V>(rows1, s, wt, bias, relu, out1);
-    return;
-  }
+template <class V>
+SPINEPARSE_INLINE void rows2(const float* const rows[12], const RowShape& s, const float* wt,
+                             const float* bias, bool relu, float* out0, float* out1) {
+  const TwoRows<float> in(rows);
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
     const int64_t n = std::min<int64_t>(4, s.out_w - x0);
     const bool interior = n == 4 && x0 >= 1 && x0 + 3 <= s.w - 2;
@@ -399,14 +392,28 @@ SPINEPARSE_INLINE void rows2(const T* const rows[12], const RowShape& s, const f
       if (interior) {
         block_x2<V>(rows, s, wt, bias, relu, out0, out1, j, x0);
       } else {
-        block_edge<V>(rows0, s, wt, bias, relu, out0, j, x0, n);
-        block_edge<V>(rows1, s, wt, bias, relu, out1, j, x0, n);
+        block_edge<V>(in.first, s, wt, bias, relu, out0, j, x0, n);
+        block_edge<V>(in.second, s, wt, bias, relu, out1, j, x0, n);
       }
   }
   for (int64_t j = 0; j < s.c && s.c < V::kN; ++j) {
-    channel(rows0, s, wt, bias, relu, out0, j);
-    channel(rows1, s, wt, bias, relu, out1, j);
+    channel(in.first, s, wt, bias, relu, out0, j);
+    channel(in.second, s, wt, bias, relu, out1, j);
   }
+}
+
+// bfloat16: the paired order (row_pairs), two rows as two single rows.
+template <class V>
+SPINEPARSE_INLINE void row(const uint16_t* const rows[9], const RowShape& s, const float* wt,
+                           const float* bias, bool relu, uint16_t* out) {
+  row_pairs<V>(rows, s, wt, bias, relu, out);
+}
+template <class V>
+SPINEPARSE_INLINE void rows2(const uint16_t* const rows[12], const RowShape& s, const float* wt,
+                             const float* bias, bool relu, uint16_t* out0, uint16_t* out1) {
+  const TwoRows<uint16_t> in(rows);
+  row_pairs<V>(in.first, s, wt, bias, relu, out0);
+  row_pairs<V>(in.second, s, wt, bias, relu, out1);
 }
 
 template <class T>
@@ -665,18 +672,11 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot(const uint16_t* const ro
   store4(x, relu, out, nullptr, s, j, x0, n);
 }
 
-// Rows of fewer than 32 channels, in the paired order at 16 lanes (block_pairs): the same sums.
-SPINEPARSE_BF16_TARGET void narrow_row(const uint16_t* const rows[9], const RowShape& s,
-                                       const float* wt, const float* bias, bool relu,
-                                       uint16_t* out) {
-  row_pairs<Lanes<16>>(rows, s, wt, bias, relu, out);
-}
-
 SPINEPARSE_BF16_TARGET void row_avx512bf16(const uint16_t* const rows[9], const RowShape& s,
                                            const Taps& t, bool relu, uint16_t* out) {
   const float* bias = t.bias();
   const auto* taps = static_cast<const PairTaps*>(t.interleaved());
-  if (!taps) return narrow_row(rows, s, t.wt(), bias, relu, out);
+  if (!taps) return row_avx512(rows, s, t, relu, out);  // < 32 channels: the same sums
   const Interior inside(s);
   const bool unit = s.stride == 1 && s.dilation == 1;
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
@@ -702,14 +702,7 @@ SPINEPARSE_BF16_TARGET void rows2_avx512bf16(const uint16_t* const rows[12], con
                                              uint16_t* out1) {
   const float* bias = t.bias();
   const auto* taps = static_cast<const PairTaps*>(t.interleaved());
-  if (!taps) {
-    const uint16_t* rows0[9];
-    const uint16_t* rows1[9];
-    split_rows(rows, rows0, rows1);
-    narrow_row(rows0, s, t.wt(), bias, relu, out0);
-    narrow_row(rows1, s, t.wt(), bias, relu, out1);
-    return;
-  }
+  if (!taps) return rows2_avx512(rows, s, t, relu, out0, out1);  // the same sums
   for (int64_t x0 = 0; x0 < s.out_w; x0 += 4) {
     const int64_t n = std::min<int64_t>(4, s.out_w - x0);
     const bool interior = n == 4 && x0 >= 1 && x0 + 3 <= s.w - 2;
