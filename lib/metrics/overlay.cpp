@@ -207,7 +207,7 @@ std::string encode_png_rgb(int w, int h, const std::vector<unsigned char>& rgb) 
   std::string packed(packed_size, '\0');
   if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
                 reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()),
-                6) != Z_OK)
+                Z_BEST_SPEED) != Z_OK)
     throw std::runtime_error("PNG: compression failed");
   packed.resize(packed_size);
   std::string out("\x89PNG\r\n\x1a\n", 8);

@@ -56,7 +56,8 @@ std::string render_measurement_png(const NdArray& image, const NdArray& labels,
 void write_overlay_png(const std::string& path, const NdArray& image, const NdArray& labels,
                        const Geometry& geometry, int max_size = 384);
 
-// An 8-bit RGB PNG of w x h pixels (rgb: row-major, 3 bytes each), encoded in memory.
+// An 8-bit RGB PNG of w x h pixels (rgb: row-major, 3 bytes each), encoded in memory with
+// deflate level 1: on MR noise 4x faster than level 6 for about 12 % more bytes.
 std::string encode_png_rgb(int w, int h, const std::vector<unsigned char>& rgb);
 
 }  // namespace spineparse::metrics

@@ -19,24 +19,59 @@ namespace {
 // Array axes [D, H, W] are geometry columns 2, 0, 1 (the file axes H, W, D).
 constexpr int kColumnOf[3] = {2, 0, 1};
 
-// The image as uint8: linear from its 0.5th to its 99.5th percentile (sampled).
-std::vector<std::uint8_t> windowed(const NdArray& image) {
-  const float* v = image.data<float>();
-  const std::int64_t n = image.numel(), step = std::max<std::int64_t>(1, n / 200000);
-  std::vector<float> s;
-  for (std::int64_t i = 0; i < n; i += step) s.push_back(v[i]);
-  const auto lo_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() / 200),
-             hi_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() * 199 / 200);
-  std::nth_element(s.begin(), hi_at, s.end());
-  const float hi = *hi_at;
-  std::nth_element(s.begin(), lo_at, hi_at);
-  const float lo = *lo_at;
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i)
-    out[static_cast<std::size_t>(i)] =
-        hi > lo ? static_cast<std::uint8_t>(std::clamp((v[i] - lo) / (hi - lo), 0.0f, 1.0f) * 255)
-                : 0;
-  return out;
+// The image's grey levels: linear from its 0.5th to its 99.5th percentile (sampled), 0..255.
+class GreyWindow {
+ public:
+  explicit GreyWindow(const NdArray& image) {
+    const float* v = image.data<float>();
+    const std::int64_t n = image.numel(), step = std::max<std::int64_t>(1, n / 200000);
+    std::vector<float> s;
+    for (std::int64_t i = 0; i < n; i += step) s.push_back(v[i]);
+    const auto lo_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() / 200),
+               hi_at = s.begin() + static_cast<std::ptrdiff_t>(s.size() * 199 / 200);
+    std::nth_element(s.begin(), hi_at, s.end());
+    hi_ = *hi_at;
+    std::nth_element(s.begin(), lo_at, hi_at);
+    lo_ = *lo_at;
+  }
+  std::uint8_t operator()(float v) const {
+    return hi_ > lo_
+               ? static_cast<std::uint8_t>(std::clamp((v - lo_) / (hi_ - lo_), 0.0f, 1.0f) * 255)
+               : 0;
+  }
+
+ private:
+  float lo_ = 0, hi_ = 0;
+};
+
+// Block means of the windowed image: out [m0, m1, m2] from image [n0, n1, n2] in blocks of f
+// (the last block of an axis may be shorter), each mean rounded half up. Reads the image once,
+// row by row.
+void block_means(const NdArray& image, const std::array<std::int64_t, 3>& f, NdArray& out) {
+  const GreyWindow grey(image);
+  const float* I = image.data<float>();
+  const std::int64_t n0 = image.dim(0), n1 = image.dim(1), n2 = image.dim(2);
+  const std::int64_t m1 = out.dim(1), m2 = out.dim(2);
+  std::vector<std::uint32_t> sum(static_cast<std::size_t>(m2));
+  auto* o = out.data<std::uint8_t>();
+  for (std::int64_t d = 0; d < out.dim(0); ++d)
+    for (std::int64_t h = 0; h < m1; ++h) {
+      std::fill(sum.begin(), sum.end(), 0u);
+      const std::int64_t i1 = std::min(n0, (d + 1) * f[0]), j1 = std::min(n1, (h + 1) * f[1]);
+      for (std::int64_t i = d * f[0]; i < i1; ++i)
+        for (std::int64_t j = h * f[1]; j < j1; ++j) {
+          const float* row = I + (i * n1 + j) * n2;
+          for (std::int64_t w = 0, k = 0; w < m2; ++w)
+            for (const std::int64_t k1 = std::min(n2, k + f[2]); k < k1; ++k)
+              sum[w] += grey(row[k]);
+        }
+      const std::int64_t rows = (i1 - d * f[0]) * (j1 - h * f[1]);
+      for (std::int64_t w = 0; w < m2; ++w) {
+        const std::int64_t count = rows * (std::min(n2, (w + 1) * f[2]) - w * f[2]);
+        o[(d * m1 + h) * m2 + w] =
+            static_cast<std::uint8_t>(static_cast<double>(sum[w]) / count + 0.5);
+      }
+    }
 }
 
 }  // namespace
@@ -88,30 +123,19 @@ ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const 
     m[a] = (n[a] + out.factor[a] - 1) / out.factor[a];
   }
   const auto f = out.factor;
-  const std::vector<std::uint8_t> grey = windowed(image);
   auto img = NdArray::make<std::uint8_t>({m[0], m[1], m[2]}),
        lab = NdArray::make<std::uint8_t>({m[0], m[1], m[2]}),
        dif = mask ? NdArray::make<std::uint8_t>({m[0], m[1], m[2]}) : nullptr;
+  block_means(image, f, *img);
   const auto* L = labels.data<std::uint8_t>();
   const std::uint8_t* M = mask ? mask->data<std::uint8_t>() : nullptr;
-  auto at = [&](std::int64_t d, std::int64_t h, std::int64_t w) { return (d * n[1] + h) * n[2] + w; };
+  auto centre = [&](int a, std::int64_t i) { return std::min(n[a] - 1, i * f[a] + f[a] / 2); };
   for (std::int64_t d = 0, o = 0; d < m[0]; ++d)
     for (std::int64_t h = 0; h < m[1]; ++h)
       for (std::int64_t w = 0; w < m[2]; ++w, ++o) {
-        double sum = 0;
-        int count = 0;
-        for (std::int64_t i = d * f[0]; i < std::min(n[0], (d + 1) * f[0]); ++i)
-          for (std::int64_t j = h * f[1]; j < std::min(n[1], (h + 1) * f[1]); ++j)
-            for (std::int64_t k = w * f[2]; k < std::min(n[2], (w + 1) * f[2]); ++k, ++count)
-              sum += grey[static_cast<std::size_t>(at(i, j, k))];
-        img->data<std::uint8_t>()[o] = static_cast<std::uint8_t>(sum / count + 0.5);
-        const std::int64_t c = at(std::min(n[0] - 1, d * f[0] + f[0] / 2),
-                                  std::min(n[1] - 1, h * f[1] + f[1] / 2),
-                                  std::min(n[2] - 1, w * f[2] + f[2] / 2));
+        const std::int64_t c = (centre(0, d) * n[1] + centre(1, h)) * n[2] + centre(2, w);
         lab->data<std::uint8_t>()[o] = L[c];
-        if (M)
-          dif->data<std::uint8_t>()[o] =
-              M[c] && L[c] != M[c] ? 1 : (L[c] && !M[c] ? 2 : 0);
+        if (M) dif->data<std::uint8_t>()[o] = M[c] && L[c] != M[c] ? 1 : (L[c] && !M[c] ? 2 : 0);
       }
   out.image = img;
   out.labels = lab;

@@ -43,6 +43,33 @@ TEST(ViewerPage, LongAxesAreReducedKeepingTheVolumesExtent) {
   EXPECT_EQ(v.lines, nullptr);
 }
 
+// The image is the mean grey (0.5th-99.5th percentile window) of each block, rounded half up,
+// the last block of an axis shorter where the factor does not divide it.
+TEST(ViewerPage, TheImageIsTheMeanGreyOfEachBlockShortBlocksToo) {
+  // max_side 3: factors 1, 2, 3; blocks of H 2, 2, 1 rows, of W 3, 3, 1 columns
+  const std::int64_t D = 2, H = 5, W = 7;
+  NdArray image(DType::kFloat32, {D, H, W});
+  for (std::int64_t i = 0; i < image.numel(); ++i)
+    image.data<float>()[i] = static_cast<float>((i * 37) % 70);  // 0..69, every value once
+  const auto labels = NdArray::make<std::uint8_t>({D, H, W});
+  const ViewerVolumes v = viewer_volumes(image, *labels, nullptr, Geometry{}, 3);
+  ASSERT_EQ(v.image->shape(), (std::vector<std::int64_t>{2, 3, 3}));
+  auto grey = [&](std::int64_t d, std::int64_t h, std::int64_t w) {  // 70 samples: lo 0, hi 69
+    return static_cast<int>(image.data<float>()[(d * H + h) * W + w] / 69.0f * 255);
+  };
+  for (std::int64_t d = 0; d < 2; ++d)
+    for (std::int64_t bh = 0; bh < 3; ++bh)
+      for (std::int64_t bw = 0; bw < 3; ++bw) {
+        int sum = 0, count = 0;
+        for (std::int64_t h = 2 * bh; h < std::min(H, 2 * bh + 2); ++h)
+          for (std::int64_t w = 3 * bw; w < std::min(W, 3 * bw + 3); ++w)
+            sum += grey(d, h, w), ++count;
+        EXPECT_EQ(v.image->data<std::uint8_t>()[(d * 3 + bh) * 3 + bw],
+                  static_cast<int>(static_cast<double>(sum) / count + 0.5))
+            << "block " << d << "," << bh << "," << bw;
+      }
+}
+
 TEST(ViewerPage, MeasurementsAreDrawnAtTheirEndplates) {
   // A box of L3 between two flat endplates at z 10 and 35 mm, 30 mm deep (y 5-35), on a 1 mm grid.
   const std::int64_t D = 50, H = 20, W = 40;  // z, x, y
