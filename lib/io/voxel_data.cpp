@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "io/gzip_file.hpp"
 #include "io/header.hpp"
 #include "io/nifti_types.hpp"
 
@@ -33,26 +34,25 @@ std::size_t count_non_finite(const unsigned char* buf, std::size_t n, int dataty
 
 namespace {
 
-// Where the data bytes come from: the whole file through zlib's gz reader (NIfTI: .nii.gz, or a
-// plain .nii read transparently), a plain file at an offset, or a zlib/gzip stream at an offset
-// (NRRD "encoding: gzip", MetaImage "CompressedData = True").
+// Where the data bytes come from: the whole file as gzip or plain bytes (NIfTI: .nii.gz, or a
+// plain .nii read transparently; GzipFile), a plain file at an offset, or a zlib/gzip stream at an
+// offset (NRRD "encoding: gzip", MetaImage "CompressedData = True"; zlib).
 class DataSource {
  public:
   explicit DataSource(const HeaderFacts& h) : h_(h) {}
   ~DataSource() {
-    if (gz_) gzclose(gz_);
     if (file_) std::fclose(file_);
     if (z_open_) inflateEnd(&z_);
   }
   // Opens and positions at the data; "" or why not.
   std::string open() {
     if (h_.whole_file_gzip || h_.format == "nifti1" || h_.format == "nifti2") {
-      gz_ = gzopen(h_.data_file.c_str(), "rb");
-      if (!gz_) return "cannot open " + h_.data_file;
-      gzbuffer(gz_, 1 << 17);
-      if (h_.data_offset > 0 && gzseek(gz_, h_.data_offset, SEEK_SET) != h_.data_offset)
-        return "data starts past the end of the file (offset " + std::to_string(h_.data_offset) +
-               ")";
+      whole_ = true;
+      if (std::string why = gz_.open(h_.data_file); !why.empty()) return why;
+      if (h_.data_offset > 0 && !gz_.skip(h_.data_offset))
+        return !gz_.problem().empty() ? gz_.problem()
+                                      : "data starts past the end of the file (offset " +
+                                            std::to_string(h_.data_offset) + ")";
       return "";
     }
     file_ = std::fopen(h_.data_file.c_str(), "rb");
@@ -72,9 +72,9 @@ class DataSource {
   }
   // Up to n bytes; 0 at the end of the data stream; -1 on an error (problem() says which).
   long read(unsigned char* out, std::size_t n) {
-    if (gz_) {
-      const int got = gzread(gz_, out, static_cast<unsigned>(n));
-      if (got < 0) problem_ = gz_problem();
+    if (whole_) {
+      const long got = gz_.read(out, n);
+      if (got <= 0) problem_ = gz_.problem();
       return got;
     }
     if (!z_open_) return static_cast<long>(std::fread(out, 1, n, file_));
@@ -103,11 +103,11 @@ class DataSource {
   // length) is found too. Returns the problem found, if any.
   std::string finish() {
     if (!problem_.empty()) return problem_;
-    if (gz_) {
+    if (whole_) {
       std::vector<unsigned char> sink(1 << 16);
-      while (gzread(gz_, sink.data(), static_cast<unsigned>(sink.size())) > 0) {
+      while (gz_.read(sink.data(), sink.size()) > 0) {
       }
-      return gz_problem();
+      return gz_.problem();
     }
     if (z_open_ && !z_end_) {
       std::vector<unsigned char> sink(1 << 16);
@@ -120,17 +120,9 @@ class DataSource {
   const std::string& problem() const { return problem_; }
 
  private:
-  std::string gz_problem() {
-    int err = Z_OK;
-    const char* msg = gzerror(gz_, &err);
-    if (err == Z_OK || err == Z_BUF_ERROR)
-      return err == Z_BUF_ERROR ? "compressed stream ends early" : "";
-    std::string m = msg ? msg : "compressed stream error";
-    const std::string prefix = h_.data_file + ": ";
-    return m.compare(0, prefix.size(), prefix) == 0 ? m.substr(prefix.size()) : m;
-  }
   const HeaderFacts& h_;
-  gzFile gz_ = nullptr;
+  bool whole_ = false;  // the whole file, gzip or plain
+  GzipFile gz_;
   FILE* file_ = nullptr;
   z_stream z_{};
   bool z_open_ = false, z_end_ = false;

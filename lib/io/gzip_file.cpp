@@ -1,0 +1,152 @@
+#include "io/gzip_file.hpp"
+
+#include <isa-l/igzip_lib.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace spineparse::io {
+
+namespace {
+constexpr std::size_t kInput = std::size_t{1} << 18;
+
+// ISA-L's AVX code can return with the vector registers' upper halves in use, which slows the
+// SSE code that runs next on the thread (any stage's); clear them, as compiled AVX code does.
+void clear_upper_vector_state() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx = __builtin_cpu_supports("avx");
+  if (avx) asm volatile("vzeroupper");
+#endif
+}
+
+std::string inflate_problem(int rc) {
+  switch (rc) {
+    case ISAL_INVALID_BLOCK:
+      return "invalid compressed block";
+    case ISAL_INVALID_SYMBOL:
+      return "invalid code in the compressed data";
+    case ISAL_INVALID_LOOKBACK:
+      return "invalid distance in the compressed data";
+    case ISAL_INVALID_WRAPPER:
+      return "invalid gzip header";
+    case ISAL_UNSUPPORTED_METHOD:
+      return "unknown compression method";
+    case ISAL_INCORRECT_CHECKSUM:
+      return "incorrect data check (CRC-32 or length)";
+    default:
+      return "compressed data is corrupt (inflate error " + std::to_string(rc) + ")";
+  }
+}
+}  // namespace
+
+GzipFile::GzipFile() : state_(std::make_unique<inflate_state>()), in_(kInput) {
+  isal_inflate_init(state_.get());
+  state_->crc_flag = ISAL_GZIP;
+  state_->avail_in = 0;
+}
+
+GzipFile::~GzipFile() {
+  if (file_) std::fclose(file_);
+}
+
+std::string GzipFile::open(const std::string& path) {
+  file_ = std::fopen(path.c_str(), "rb");
+  if (!file_) return "cannot open " + path;
+  while (state_->avail_in < 2 && refill()) {
+  }
+  if (!problem_.empty()) return problem_;
+  gzip_ = state_->avail_in >= 2 && state_->next_in[0] == 0x1f && state_->next_in[1] == 0x8b;
+  return "";
+}
+
+bool GzipFile::refill() {
+  if (file_end_) return false;
+  const std::size_t kept = state_->avail_in;
+  if (kept) std::memmove(in_.data(), state_->next_in, kept);
+  const std::size_t got = std::fread(in_.data() + kept, 1, in_.size() - kept, file_);
+  if (got < in_.size() - kept) {
+    file_end_ = true;
+    if (std::ferror(file_)) problem_ = "read error";
+  }
+  state_->next_in = in_.data();
+  state_->avail_in = static_cast<std::uint32_t>(kept + got);
+  return got > 0;
+}
+
+bool GzipFile::next_member_follows() {
+  while (state_->avail_in < 2 && refill()) {
+  }
+  if (state_->avail_in < 2 || state_->next_in[0] != 0x1f || state_->next_in[1] != 0x8b)
+    return false;
+  std::uint8_t* next = state_->next_in;
+  const std::uint32_t avail = state_->avail_in;
+  isal_inflate_reset(state_.get());
+  state_->crc_flag = ISAL_GZIP;
+  state_->next_in = next;
+  state_->avail_in = avail;
+  return true;
+}
+
+long GzipFile::inflate_some(unsigned char* out, std::size_t n) {
+  inflate_state& s = *state_;
+  s.next_out = out;
+  s.avail_out = static_cast<std::uint32_t>(n);
+  while (s.avail_out > 0) {
+    if (s.block_state == ISAL_BLOCK_FINISH) {  // the member's trailer was checked
+      if (next_member_follows()) continue;
+      end_ = true;
+      break;
+    }
+    const std::uint32_t in_before = s.avail_in, out_before = s.avail_out;
+    const int before = s.block_state;
+    if (s.avail_in > 0) {
+      const int rc = isal_inflate(&s);
+      clear_upper_vector_state();
+      if (rc < 0) {
+        problem_ = inflate_problem(rc);
+        return -1;
+      }
+    }
+    const bool stuck =
+        s.avail_in == in_before && s.avail_out == out_before && s.block_state == before;
+    if (stuck && !refill()) {  // the file ends inside a member
+      if (problem_.empty()) problem_ = "compressed stream ends early";
+      end_ = true;
+      break;
+    }
+  }
+  return static_cast<long>(n - s.avail_out);
+}
+
+long GzipFile::read(unsigned char* out, std::size_t n) {
+  if (end_ || n == 0) return 0;
+  n = std::min<std::size_t>(n, UINT32_MAX);
+  if (gzip_) return inflate_some(out, n);
+  // Plain bytes: what open() looked at first, then the rest of the file.
+  const std::size_t buffered = std::min<std::size_t>(n, state_->avail_in);
+  std::memcpy(out, state_->next_in, buffered);
+  state_->next_in += buffered;
+  state_->avail_in -= static_cast<std::uint32_t>(buffered);
+  std::size_t got = buffered;
+  if (got < n && !file_end_) got += std::fread(out + got, 1, n - got, file_);
+  if (std::ferror(file_)) {
+    problem_ = "read error";
+    return -1;
+  }
+  if (got == 0) end_ = true;
+  return static_cast<long>(got);
+}
+
+bool GzipFile::skip(std::int64_t n) {
+  std::vector<unsigned char> sink(std::size_t{1} << 16);
+  while (n > 0) {
+    const long got =
+        read(sink.data(),
+             static_cast<std::size_t>(std::min<std::int64_t>(n, std::int64_t(sink.size()))));
+    if (got <= 0) return false;
+    n -= got;
+  }
+  return true;
+}
+
+}  // namespace spineparse::io
