@@ -5,19 +5,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "spineparse/vector_state.hpp"
+
 namespace spineparse::io {
 
 namespace {
 constexpr std::size_t kInput = std::size_t{1} << 18;
-
-// ISA-L's AVX code can return with the vector registers' upper halves in use, which slows the
-// SSE code that runs next on the thread (any stage's); clear them, as compiled AVX code does.
-void clear_upper_vector_state() {
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool avx = __builtin_cpu_supports("avx");
-  if (avx) asm volatile("vzeroupper");
-#endif
-}
 
 std::string inflate_problem(int rc) {
   switch (rc) {
@@ -101,7 +94,7 @@ long GzipFile::inflate_some(unsigned char* out, std::size_t n) {
     const int before = s.block_state;
     if (s.avail_in > 0) {
       const int rc = isal_inflate(&s);
-      clear_upper_vector_state();
+      clear_upper_vector_state();  // ISA-L leaves the upper halves in use
       if (rc < 0) {
         problem_ = inflate_problem(rc);
         return -1;

@@ -27,6 +27,7 @@
 #include "resource_gate.hpp"
 #include "spineparse/files.hpp"
 #include "spineparse/text.hpp"
+#include "spineparse/vector_state.hpp"
 
 namespace spineparse {
 namespace fs = std::filesystem;
@@ -199,6 +200,7 @@ CasePtr call_stage(Stage& stage, const std::string& node_id, const CasePtr& in) 
   } catch (...) {
     error = "unknown exception";
   }
+  clear_upper_vector_state();  // whatever the stage's code left, the next call runs at speed
   if (error.empty()) return out;
   auto failed = in->derive();
   failed->fail(node_id, error);

@@ -10,6 +10,7 @@
 #include "spineparse/files.hpp"
 #include "spineparse/graph.hpp"
 #include "spineparse/stage_harness.hpp"
+#include "spineparse/vector_state.hpp"
 #include "test_util.hpp"
 
 using namespace spineparse;
@@ -376,6 +377,30 @@ TEST_F(Executor, ResumeSkipsCasesWhoseOutputsExist) {
   EXPECT_EQ(r.ok, 2);
   EXPECT_EQ(r.cases[0].status, "skipped");
   EXPECT_EQ(r.cases[1].status, "ok");
+}
+
+// A stage whose code leaves the vector registers' upper halves in use (hand-written AVX assembly
+// without vzeroupper) does not slow the stages that run after it on the thread.
+TEST(CallStage, TheUpperVectorStateIsClearAfterEveryStage) {
+#if defined(__x86_64__)
+  if (!upper_vector_state_in_use() || !__builtin_cpu_supports("avx"))
+    GTEST_SKIP() << "no AVX, or XGETBV cannot report XINUSE here";
+  struct LeavesItInUse : Stage {
+    CasePtr process(const CasePtr& in) override {
+      const float one = 1.0f;
+      asm volatile("vbroadcastss %0, %%ymm1" : : "m"(one) : "xmm1");
+      in_use = *upper_vector_state_in_use();
+      return in;
+    }
+    bool in_use = false;
+  } stage;
+  const CasePtr in = StageHarness::make_case("c", {{"image", NdArray::make<float>({2})}});
+  call_stage(stage, "n", in);
+  EXPECT_TRUE(stage.in_use);  // the stage did leave them in use
+  EXPECT_FALSE(*upper_vector_state_in_use());
+#else
+  GTEST_SKIP() << "x86 only";
+#endif
 }
 
 // What a stage declares it consumes is removed from its result by the executor's call, never from

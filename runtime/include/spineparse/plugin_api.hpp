@@ -31,12 +31,13 @@
 //   types JSON and path list (ParamBuilder::json, path on a list member); 2.6 a device held in
 //   scopes (ResourceUse::device_in_scopes, StageContext::hold_device) and StopRun; 2.7 declared
 //   case attributes and typed values (Registry::declare_attributes, StageAttributes), checked by
-//   validation; kinds of older plugins are not checked (a note says so).
+//   validation; kinds of older plugins are not checked (a note says so); 2.8 the vector state
+//   (vector_state.hpp: clear_upper_vector_state), cleared by the executor after each stage call.
 #ifndef SPINEPARSE_ABI_MAJOR
 #define SPINEPARSE_ABI_MAJOR 2
 #endif
 #ifndef SPINEPARSE_ABI_MINOR
-#define SPINEPARSE_ABI_MINOR 7
+#define SPINEPARSE_ABI_MINOR 8
 #endif
 
 #define SPINEPARSE_STR_(x) #x

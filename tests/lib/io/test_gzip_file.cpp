@@ -3,19 +3,16 @@
 // problem wherever gzread finds one (truncation anywhere, a bad CRC or length, damaged data),
 // whatever the size of the reads; and it leaves the vector registers' upper halves clear.
 #include <gtest/gtest.h>
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
 #include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <optional>
 #include <random>
 #include <string>
 
 #include "io/gzip_file.hpp"
+#include "spineparse/vector_state.hpp"
 
 namespace fs = std::filesystem;
 using spineparse::io::GzipFile;
@@ -164,30 +161,15 @@ TEST(GzipFile, SkipsToAnOffsetAndSaysWhenTheDataEndsFirst) {
   fs::remove(path);
 }
 
-#if defined(__x86_64__)
-namespace {
-// Whether the upper halves of YMM/ZMM 0-15 hold state (XINUSE bits 2 and 6, XGETBV with ECX 1);
-// nullopt where the CPU cannot say.
-std::optional<bool> upper_vector_state_in_use() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return std::nullopt;
-  if (!__get_cpuid_count(0xd, 1, &a, &b, &c, &d) || !(a & (1u << 2))) return std::nullopt;
-  unsigned lo, hi;
-  asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(1));
-  return (lo & ((1u << 2) | (1u << 6))) != 0;
-}
-}  // namespace
-
 // ISA-L's AVX inflate returns with the upper halves in use; left so, every later SSE instruction
 // on the thread (any stage's code) pays for it (evaluate ran 40 % slower after a read).
 TEST(GzipFile, LeavesTheUpperVectorStateClear) {
-  if (!upper_vector_state_in_use()) GTEST_SKIP() << "XGETBV cannot report XINUSE here";
+  if (!spineparse::upper_vector_state_in_use()) GTEST_SKIP() << "XGETBV cannot report XINUSE here";
   const std::string path = write_temp(gzip_member(sample_bytes(1 << 20, 5)));
   GzipFile f;
   ASSERT_EQ(f.open(path), "");
   std::string buf(1 << 16, '\0');
   ASSERT_GT(f.read(reinterpret_cast<unsigned char*>(buf.data()), buf.size()), 0);
-  EXPECT_FALSE(*upper_vector_state_in_use());
+  EXPECT_FALSE(*spineparse::upper_vector_state_in_use());
   fs::remove(path);
 }
-#endif
