@@ -15,9 +15,46 @@ namespace spineparse::refine {
 
 namespace {
 
+// A neighbour's position relative to a voxel, and its offset in memory.
+struct Step {
+  std::int64_t d, h, w, offset;
+};
+
 struct Dims {
   std::int64_t D, H, W, N;
+  std::vector<std::int64_t> rows;   // the rows (d * H + h) that held a label at the start: every
+                                    // component's voxels lie in them
+  std::vector<Step> around, after;  // the 26 neighbours; the 13 after a voxel in memory order
+  Dims(std::int64_t d, std::int64_t h, std::int64_t w) : D(d), H(h), W(w), N(d * h * w) {
+    for (std::int64_t a = -1; a <= 1; ++a)
+      for (std::int64_t b = -1; b <= 1; ++b)
+        for (std::int64_t e = -1; e <= 1; ++e) {
+          const Step s{a, b, e, (a * H + b) * W + e};
+          if (s.offset != 0) around.push_back(s);
+          if (s.offset > 0) after.push_back(s);
+        }
+  }
 };
+
+// The rows of L [D, H, W] holding a label.
+std::vector<std::int64_t> labelled_rows(const std::uint8_t* L, const Dims& g) {
+  std::vector<std::int64_t> rows;
+  for (std::int64_t r = 0; r < g.D * g.H; ++r) {
+    std::uint8_t any = 0;
+    for (std::int64_t w = 0; w < g.W; ++w) any |= L[r * g.W + w];
+    if (any) rows.push_back(r);
+  }
+  return rows;
+}
+
+// f(i, d, h, w) for every voxel i = (d, h, w) of the labelled rows, in memory order.
+template <typename F>
+void for_each_in_rows(const Dims& g, F&& f) {
+  for (const std::int64_t r : g.rows) {
+    const std::int64_t d = r / g.H, h = r % g.H;
+    for (std::int64_t w = 0, i = r * g.W; w < g.W; ++w, ++i) f(i, d, h, w);
+  }
+}
 
 // Step 1: connected components of equal labels, 26-neighbourhood; comp[i] is voxel i's (-1 for
 // background).
@@ -25,38 +62,41 @@ std::vector<Component> label_components(const std::uint8_t* L, const Dims& g,
                                         std::vector<std::int32_t>& comp) {
   comp.assign(g.N, -1);
   std::vector<Component> comps;
-  std::vector<std::int64_t> stack;
-  for (std::int64_t i = 0; i < g.N; ++i) {
-    if (!L[i] || comp[i] >= 0) continue;
+  struct At {
+    std::int64_t d, h, w;
+  };
+  std::vector<At> stack;
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t d0, std::int64_t h0, std::int64_t w0) {
+    if (!L[i] || comp[i] >= 0) return;
     const int id = static_cast<int>(comps.size());
     Component c;
     c.label = L[i];
     comp[i] = id;
-    stack.push_back(i);
+    stack.push_back({d0, h0, w0});
     while (!stack.empty()) {
-      const std::int64_t v = stack.back();
+      const auto [d, h, w] = stack.back();
       stack.pop_back();
       ++c.size;
-      const std::int64_t d = v / (g.H * g.W), h = (v / g.W) % g.H, w = v % g.W;
       c.m.add(static_cast<double>(h), static_cast<double>(w));
       const std::int64_t p[3] = {d, h, w};
       for (int k = 0; k < 3; ++k)
         c.lo[k] = std::min(c.lo[k], p[k]), c.hi[k] = std::max(c.hi[k], p[k]);
-      for (int a = -1; a <= 1; ++a)
-        for (int b = -1; b <= 1; ++b)
-          for (int e = -1; e <= 1; ++e) {
-            const std::int64_t dd = d + a, hh = h + b, ww = w + e;
-            if (dd < 0 || hh < 0 || ww < 0 || dd >= g.D || hh >= g.H || ww >= g.W) continue;
-            const std::int64_t u = (dd * g.H + hh) * g.W + ww;
-            if (comp[u] < 0 && L[u] == c.label) {
-              comp[u] = id;
-              stack.push_back(u);
-            }
-          }
+      const bool inside = d > 0 && d + 1 < g.D && h > 0 && h + 1 < g.H && w > 0 && w + 1 < g.W;
+      const std::int64_t v = (d * g.H + h) * g.W + w;
+      for (const Step& s : g.around) {
+        const std::int64_t dd = d + s.d, hh = h + s.h, ww = w + s.w;
+        if (!inside && (dd < 0 || hh < 0 || ww < 0 || dd >= g.D || hh >= g.H || ww >= g.W))
+          continue;
+        const std::int64_t u = v + s.offset;
+        if (L[u] == c.label && comp[u] < 0) {
+          comp[u] = id;
+          stack.push_back({dd, hh, ww});
+        }
+      }
     }
     c.at_edge = c.lo[1] == 0 || c.lo[2] == 0 || c.hi[1] == g.H - 1 || c.hi[2] == g.W - 1;
     comps.push_back(c);
-  }
+  });
   return comps;
 }
 
@@ -65,10 +105,10 @@ std::vector<std::pair<double, std::int64_t>> along(int id, std::pair<double, dou
                                                    const Dims& g, const RefineOptions& opt,
                                                    const std::vector<std::int32_t>& comp) {
   std::vector<std::pair<double, std::int64_t>> out;
-  for (std::int64_t i = 0; i < g.N; ++i)
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t, std::int64_t h, std::int64_t w) {
     if (comp[i] == id)
-      out.emplace_back(
-          ((i / g.W) % g.H) * opt.spacing_h * u.first + (i % g.W) * opt.spacing_w * u.second, i);
+      out.emplace_back(h * opt.spacing_h * u.first + w * opt.spacing_w * u.second, i);
+  });
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -213,20 +253,18 @@ void split_merged_bodies(const Dims& g, const RefineOptions& opt, std::vector<st
 Touching touching_pairs(const std::uint8_t* L, const Dims& g,
                         const std::vector<std::int32_t>& comp) {
   std::set<std::pair<int, int>> pairs;
-  for (std::int64_t i = 0; i < g.N; ++i) {
-    if (comp[i] < 0) continue;
-    const std::int64_t d = i / (g.H * g.W), h = (i / g.W) % g.H, w = i % g.W;
-    for (int a = 0; a <= 1; ++a)  // the 13 neighbours after i in memory order
-      for (int b = -1; b <= 1; ++b)
-        for (int e = -1; e <= 1; ++e) {
-          if (a == 0 && (b < 0 || (b == 0 && e <= 0))) continue;
-          const std::int64_t dd = d + a, hh = h + b, ww = w + e;
-          if (dd >= g.D || hh < 0 || ww < 0 || hh >= g.H || ww >= g.W) continue;
-          const std::int64_t u = (dd * g.H + hh) * g.W + ww;
-          if (comp[u] < 0 || L[u] == L[i] || is_disc(L[u]) != is_disc(L[i])) continue;
-          pairs.insert(std::minmax(comp[i], comp[u]));
-        }
-  }
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t d, std::int64_t h, std::int64_t w) {
+    if (comp[i] < 0) return;
+    const bool inside = d + 1 < g.D && h > 0 && h + 1 < g.H && w > 0 && w + 1 < g.W;
+    for (const Step& s : g.after) {  // the 13 neighbours after i in memory order
+      if (!inside &&
+          (d + s.d >= g.D || h + s.h < 0 || h + s.h >= g.H || w + s.w < 0 || w + s.w >= g.W))
+        continue;
+      const std::int64_t u = i + s.offset;
+      if (comp[u] < 0 || L[u] == L[i] || is_disc(L[u]) != is_disc(L[i])) continue;
+      pairs.insert(std::minmax(comp[i], comp[u]));
+    }
+  });
   return {pairs.begin(), pairs.end()};
 }
 
@@ -237,9 +275,9 @@ void absorb_fragments(std::uint8_t* L, const Dims& g, const std::vector<std::int
                       const std::vector<Component>& comps) {
   std::vector<std::map<int, std::int64_t>> touch(comps.size());
   const std::int64_t step[3] = {g.H * g.W, g.W, 1}, n[3] = {g.D, g.H, g.W};
-  for (std::int64_t i = 0; i < g.N; ++i) {
-    if (comp[i] < 0 || comps[comp[i]].new_label > 0) continue;
-    const std::int64_t p[3] = {i / (g.H * g.W), (i / g.W) % g.H, i % g.W};
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t d, std::int64_t h, std::int64_t w) {
+    if (comp[i] < 0 || comps[comp[i]].new_label > 0) return;
+    const std::int64_t p[3] = {d, h, w};
     for (int ax = 0; ax < 3; ++ax)
       for (int s : {-1, 1}) {
         const std::int64_t q = p[ax] + s;
@@ -247,7 +285,7 @@ void absorb_fragments(std::uint8_t* L, const Dims& g, const std::vector<std::int
         const std::int64_t u = i + s * step[ax];
         if (L[u] && comp[u] >= 0 && comps[comp[u]].new_label > 0) ++touch[comp[i]][L[u]];
       }
-  }
+  });
   auto near_own_structure = [&](const Component& f) {
     for (const auto& c : comps) {
       if (c.new_label != f.label) continue;
@@ -265,9 +303,10 @@ void absorb_fragments(std::uint8_t* L, const Dims& g, const std::vector<std::int
       if (k > bestn) bestn = k, fragment_label[c] = l;
     if (bestn == 0 && near_own_structure(comps[c])) fragment_label[c] = comps[c].label;
   }
-  for (std::int64_t i = 0; i < g.N; ++i)
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t, std::int64_t, std::int64_t) {
     if (comp[i] >= 0 && comps[comp[i]].new_label <= 0)
       L[i] = static_cast<std::uint8_t>(fragment_label[comp[i]]);
+  });
 }
 
 struct Box {
@@ -325,8 +364,9 @@ std::int64_t fill_enclosed(std::uint8_t* S, std::int64_t W, int l, const Box& bo
 
 RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
   RefineReport rep;
-  const Dims g{arr.dim(0), arr.dim(1), arr.dim(2), arr.numel()};
+  Dims g(arr.dim(0), arr.dim(1), arr.dim(2));
   std::uint8_t* L = arr.data<std::uint8_t>();
+  g.rows = labelled_rows(L, g);
   const std::vector<std::uint8_t> original(L, L + g.N);
   std::vector<std::int32_t> comp;
   std::vector<Component> comps = label_components(L, g, comp);
@@ -338,9 +378,10 @@ RefineReport refine_labels(NdArray& arr, const RefineOptions& opt) {
   rep.relabelled = levels.relabelled;
   for (const auto& c : comps)
     if (c.new_label <= 0) ++rep.fragments, rep.fragment_voxels += c.size;
-  for (std::int64_t i = 0; i < g.N; ++i)
+  for_each_in_rows(g, [&](std::int64_t i, std::int64_t, std::int64_t, std::int64_t) {
     if (comp[i] >= 0)
       L[i] = comps[comp[i]].new_label > 0 ? static_cast<std::uint8_t>(comps[comp[i]].new_label) : 0;
+  });
   absorb_fragments(L, g, comp, comps);
   if (opt.fill_holes) {  // step 4: holes, background enclosed by one label within a slice
     std::vector<std::uint8_t> seen(g.H * g.W);
