@@ -366,8 +366,10 @@ namespace {
 // header by our own reading of qform and sform (header.cpp: ITK's rules, without ITK 5.2's refusal
 // of valid sform-only and improper-rotation headers that nibabel writes), of other formats as ITK
 // reads it.
-Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo info) {
-  NdArrayPtr voxels = read_voxels(path, h);
+// label_max >= 0: uint8 labels when every voxel is one (read_label_voxels), else float.
+Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo info, int label_max) {
+  NdArrayPtr voxels = label_max >= 0 ? read_label_voxels(path, h, label_max) : nullptr;
+  if (!voxels) voxels = read_voxels(path, h);
   Volume v;
   if (h.format != "nifti1" && h.format != "nifti2") {
     v = itk_read(path, std::move(info), false);
@@ -379,9 +381,9 @@ Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo inf
   return v;
 }
 
-}  // namespace
-
-Volume read_image(const std::string& path, const ReadLimits& limits) {
+// A checked volume as read_image reads it; with label_max >= 0 (at most 255), binary data whose
+// voxels are all labels in 0..label_max comes as uint8 instead of float.
+Volume read_checked(const std::string& path, const ReadLimits& limits, int label_max) {
   const HeaderFacts h = check_volume_file(path, limits);
   const bool nifti = h.format == "nifti1" || h.format == "nifti2";
   VolumeInfo info;
@@ -396,14 +398,21 @@ Volume read_image(const std::string& path, const ReadLimits& limits) {
     info = itk_info(path);
     check_scalar_3d(path, info);
   }
-  Volume v =
-      h.binary ? read_binary(path, h, std::move(info)) : itk_read(path, std::move(info), true);
+  Volume v = h.binary ? read_binary(path, h, std::move(info), label_max)
+                      : itk_read(path, std::move(info), true);
   v.warnings = h.warnings;
   return v;
 }
 
+}  // namespace
+
+Volume read_image(const std::string& path, const ReadLimits& limits) {
+  return read_checked(path, limits, -1);
+}
+
 Volume read_labels(const std::string& path, int max_label, const ReadLimits& limits) {
-  Volume f = read_image(path, limits);
+  Volume f = read_checked(path, limits, max_label >= 0 && max_label <= 255 ? max_label : -1);
+  if (f.data->dtype() == DType::kUInt8) return f;  // every voxel a label, decoded as one
   const float* src = f.data->data<float>();
   auto arr = NdArray::make<std::uint8_t>(f.data->shape());
   std::uint8_t* dst = arr->data<std::uint8_t>();

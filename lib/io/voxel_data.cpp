@@ -175,12 +175,12 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
 
 namespace {
 
-// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W] float,
-// reading each element by memcpy (the bytes carry no type), swapping its bytes when asked and
-// applying the header's intensity scaling (scl_slope 0: none).
-template <typename T>
-void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, std::int64_t H,
-                   std::int64_t W, std::int64_t D) {
+// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W]:
+// put(index, value) for each, the value read by memcpy (the bytes carry no type), its bytes
+// swapped when asked and the header's intensity scaling applied (scl_slope 0: none), as float.
+template <typename T, typename Put>
+void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, std::int64_t H, std::int64_t W,
+                   std::int64_t D, Put&& put) {
   const bool scale = h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
   auto value = [&](std::int64_t i) {
     const T v = read_as<T>(src + i * sizeof(T), h.swap);
@@ -193,19 +193,21 @@ void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, float* out, s
       for (std::int64_t x0 = 0; x0 < H; x0 += B)
         for (std::int64_t y = y0; y < std::min(W, y0 + B); ++y)
           for (std::int64_t x = x0; x < std::min(H, x0 + B); ++x)
-            out[(z * H + x) * W + y] = value((z * W + y) * H + x);
+            put((z * H + x) * W + y, value((z * W + y) * H + x));
 }
 
-void decode_nifti(const HeaderFacts& h, const unsigned char* p, float* out, std::int64_t H,
-                  std::int64_t W, std::int64_t D) {
+template <typename Put>
+void decode_nifti(const HeaderFacts& h, const unsigned char* p, std::int64_t H, std::int64_t W,
+                  std::int64_t D, Put&& put) {
   const bool known = visit_nifti_type(
-      h.datatype, [&](auto t) { decode_to_dhw<typename decltype(t)::type>(p, h, out, H, W, D); });
+      h.datatype, [&](auto t) { decode_to_dhw<typename decltype(t)::type>(p, h, H, W, D, put); });
   if (!known) throw std::logic_error("decode_nifti: datatype not checked");
 }
 
-}  // namespace
-
-NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& h) {
+// The data bytes of a checked file, read once; throws naming the file when they are truncated,
+// corrupt or hold NaN/infinity. dims: H, W, D.
+std::vector<unsigned char> checked_bytes(const std::string& path, const HeaderFacts& h,
+                                         std::int64_t dims[3]) {
   std::vector<unsigned char> bytes;
   const NiftiScan scan = scan_nifti(path, h, &bytes);
   if (scan.data_bytes_found < scan.data_bytes_expected) {
@@ -219,11 +221,37 @@ NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& h) {
     throw std::runtime_error(path + " has " + std::to_string(scan.non_finite) +
                              " non-finite voxels (NaN or infinity)");
   }
-  std::int64_t H = 1, W = 1, D = 1;
-  for (std::size_t i = 0; i < h.size.size(); ++i) (i == 0 ? H : i == 1 ? W : D) *= h.size[i];
-  auto arr = NdArray::make<float>({D, H, W});
-  decode_nifti(h, bytes.data(), arr->data<float>(), H, W, D);
+  dims[0] = dims[1] = dims[2] = 1;
+  for (std::size_t i = 0; i < h.size.size(); ++i) dims[std::min<std::size_t>(i, 2)] *= h.size[i];
+  return bytes;
+}
+
+}  // namespace
+
+NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& h) {
+  std::int64_t n[3];
+  const std::vector<unsigned char> bytes = checked_bytes(path, h, n);
+  auto arr = NdArray::make<float>({n[2], n[0], n[1]});
+  float* out = arr->data<float>();
+  decode_nifti(h, bytes.data(), n[0], n[1], n[2], [out](std::int64_t i, float v) { out[i] = v; });
   return arr;
+}
+
+NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& h, int max_label) {
+  if (max_label < 0 || max_label > 255) throw std::invalid_argument("max_label outside 0..255");
+  std::int64_t n[3];
+  const std::vector<unsigned char> bytes = checked_bytes(path, h, n);
+  auto arr = NdArray::make<std::uint8_t>({n[2], n[0], n[1]});
+  std::uint8_t* out = arr->data<std::uint8_t>();
+  const float top = static_cast<float>(max_label);
+  bool bad = false;
+  decode_nifti(h, bytes.data(), n[0], n[1], n[2], [&](std::int64_t i, float v) {
+    const float c = v >= 0.0f ? (v <= top ? v : top) : 0.0f;  // NaN: 0, and bad below
+    const int whole = static_cast<int>(c);
+    bad |= static_cast<float>(whole) != v;
+    out[i] = static_cast<std::uint8_t>(whole);
+  });
+  return bad ? nullptr : arr;
 }
 
 std::string volume_problem(const std::string& path) {

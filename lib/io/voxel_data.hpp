@@ -33,6 +33,9 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep =
 // D; NIfTI intensity scaling applied). Throws std::runtime_error naming the file when the data is
 // truncated, corrupt or holds NaN/infinity.
 NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& header);
+// The same as labels, uint8 [D, H, W], when every voxel's value (as read_voxels reads it) is a
+// whole number in 0..max_label (at most 255); null when one is not (read_labels names it).
+NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& header, int max_label);
 
 // Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
 // NIfTI), or "" when it is. Reads the data once; allocates nothing of its size.

@@ -258,6 +258,40 @@ void write_nifti_by_hand(const std::string& path, bool big_endian, float slope, 
 
 }  // namespace
 
+// Label maps come decoded straight to uint8 (no float copy): the same values as read_image reads,
+// for every datatype and byte order, scaled or not; a voxel that is not a label is named.
+TEST(VolumeIo, LabelsDecodedAsLabelsEqualTheImagesValues) {
+  TempDir d;
+  auto label = [](auto i) { return (i[0] + 3 * i[1] + 7 * i[2]) % 20; };
+  const std::string u8 = (d / "u8.nii.gz").string(), i16 = (d / "i16.nii").string(),
+                    f32 = (d / "f32.nii.gz").string(), big = (d / "scaled_big.nii").string();
+  write_itk<std::uint8_t, 3>(u8, {7, 6, 3}, [&](auto i) { return label(i); });
+  write_itk<std::int16_t, 3>(i16, {7, 6, 3}, [&](auto i) { return label(i); });
+  write_itk<float, 3>(f32, {7, 6, 3}, [&](auto i) { return static_cast<float>(label(i)); });
+  write_nifti_by_hand(big, true, 1.0f, 7.0f);  // 100 z + 10 y + x: 0..234
+  for (const auto& [f, top] : {std::pair{u8, 19}, {i16, 19}, {f32, 19}, {big, 255}}) {
+    const Volume l = read_labels(f, top), v = read_image(f);
+    ASSERT_EQ(l.data->dtype(), DType::kUInt8) << f;
+    ASSERT_EQ(l.data->shape(), v.data->shape()) << f;
+    std::int64_t differ = 0;
+    for (std::int64_t k = 0; k < v.data->numel(); ++k)
+      differ += static_cast<float>(l.data->data<std::uint8_t>()[k]) != v.data->data<float>()[k];
+    EXPECT_EQ(differ, 0) << f;
+    EXPECT_TRUE(l.geometry.same_as(v.geometry, 0.0)) << f;
+  }
+  auto refused = [](const std::string& f, int top, const std::string& what) {
+    EXPECT_THAT([&] { read_labels(f, top); },
+                ::testing::ThrowsMessage<std::runtime_error>(::testing::HasSubstr(what)))
+        << f;
+  };
+  // The first voxel past 200 in [D, H, W] order: z 2, x 0, y 1.
+  refused(big, 200, "voxel value 210.000000 is not a label in 0..200");
+  write_itk<float, 3>(f32, {7, 6, 3}, [&](auto i) { return i[0] == 4 ? 3.5f : 2.0f; });
+  refused(f32, 19, "voxel value 3.500000 is not a label");
+  write_itk<std::int16_t, 3>(i16, {7, 6, 3}, [&](auto i) { return i[1] == 2 ? -1 : 0; });
+  refused(i16, 19, "voxel value -1.000000 is not a label");
+}
+
 TEST(VolumeIo, NiftiDecodedInOnePassEqualsItksReading) {
   // read_image decodes plain NIfTI voxels from the bytes its integrity scan already read; every
   // datatype and byte order, with or without intensity scaling, must give what ITK's reader gives.
