@@ -22,6 +22,7 @@
 #include <random>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 #include "journal.hpp"
 #include "uids.hpp"
@@ -199,6 +200,22 @@ class StoreScp : public DcmThreadSCP {
   long long bytes_ = 0;
 };
 
+// DCMTK 3.6.7's pool (Debian 12's) starts a worker with OFThread::start(), which stores the new
+// thread's id into the worker after pthread_create returns, and a worker deletes itself when its
+// association ends (DcmBaseSCPPool::notifyThreadExit): an association refused at once can end
+// before that store, which then writes into freed memory (where glibc keeps a free chunk's list
+// link: a node in the tests once died with "malloc(): unsorted double linked list corrupted" after
+// such an association). So a worker waits until its id is stored before it serves its association.
+// (Later DCMTK keeps workers for reuse; the wait then ends at once.)
+class StartedWorker : public DcmBaseSCPPool::DcmBaseSCPWorker {
+ protected:
+  explicit StartedWorker(DcmBaseSCPPool& pool) : DcmBaseSCPWorker(pool) {}
+  void run() override {
+    while (threadID() == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+    DcmBaseSCPWorker::run();
+  }
+};
+
 void add_contexts(DcmSCPConfig& cfg) {
   OFList<OFString> plain;
   for (const char* x : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
@@ -270,7 +287,7 @@ Receiver::Receiver(ReceiverOptions options, Journal& journal, LogFn log)
 Receiver::~Receiver() = default;
 
 void Receiver::run() {
-  DcmSCPPool<StoreScp> pool;
+  DcmSCPPool<StoreScp, DcmBaseSCPPool, StartedWorker> pool;
   DcmSCPConfig& cfg = pool.getConfig();
   cfg.setAETitle(state_->options.aet.c_str());
   cfg.setPort(static_cast<Uint16>(state_->options.port));
