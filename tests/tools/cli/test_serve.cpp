@@ -409,8 +409,11 @@ TEST(Serve, UnderTlsOnlyClientsWithATrustedCertificateAreServed) {
                             (d / "in/s").string())
                 .code,
             0);
-  ASSERT_TRUE(wait_until([&] { return count_files(d / "received") >= 2; }, 240))
+  // The files are complete once the node has its answers (storescp writes, then answers).
+  ASSERT_TRUE(wait_until([&] { return log_has(node, "series " + series_uid(9) + ": results sent"); },
+                         240))
       << node.log_text();
+  ASSERT_EQ(count_files(d / "received"), 2);
   expect_results_of(d / "received", d / "out" / kStudy / series_uid(9), series_uid(9));
   node.process->signal(SIGTERM);
   EXPECT_EQ(node.process->wait(60), 0);
@@ -488,8 +491,11 @@ TEST(Serve, AnEnhancedMrObjectGoesToEveryDestinationAndIsDeletedOnceSent) {
                std::to_string(port2) + " --keep results";
   node.start();
   ASSERT_EQ(node.send(d / "in", "-xr").code, 0);  // -xr: proposes RLE Lossless
+  // Both destinations have complete files once the node logs the series' results as sent.
+  ASSERT_TRUE(wait_until([&] { return log_has(node, "series " + uid + ": results sent"); }, 240))
+      << node.log_text();
   for (const auto& dest : {root / "dest1/received", root / "dest2/received"})
-    ASSERT_TRUE(wait_until([&] { return count_files(dest) >= 2; }, 240)) << node.log_text();
+    ASSERT_EQ(count_files(dest), 2) << node.log_text();
   const std::string study = uid + ".2";
   expect_results_of(root / "dest1/received", d / "out" / study / uid, uid);
   expect_results_of(root / "dest2/received", d / "out" / study / uid, uid);
