@@ -368,8 +368,7 @@ namespace {
 // reads it.
 // label_max >= 0: uint8 labels when every voxel is one (read_label_voxels), else float.
 Volume read_binary(const std::string& path, const HeaderFacts& h, VolumeInfo info, int label_max) {
-  NdArrayPtr voxels = label_max >= 0 ? read_label_voxels(path, h, label_max) : nullptr;
-  if (!voxels) voxels = read_voxels(path, h);
+  NdArrayPtr voxels = label_max >= 0 ? read_label_voxels(path, h, label_max) : read_voxels(path, h);
   Volume v;
   if (h.format != "nifti1" && h.format != "nifti2") {
     v = itk_read(path, std::move(info), false);

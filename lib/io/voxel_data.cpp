@@ -226,15 +226,21 @@ std::vector<unsigned char> checked_bytes(const std::string& path, const HeaderFa
   return bytes;
 }
 
+// The checked bytes as float [D, H, W]; n: H, W, D.
+NdArrayPtr decode_float(const HeaderFacts& h, const std::vector<unsigned char>& bytes,
+                        const std::int64_t n[3]) {
+  auto arr = NdArray::make<float>({n[2], n[0], n[1]});
+  float* out = arr->data<float>();
+  decode_nifti(h, bytes.data(), n[0], n[1], n[2], [out](std::int64_t i, float v) { out[i] = v; });
+  return arr;
+}
+
 }  // namespace
 
 NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& h) {
   std::int64_t n[3];
   const std::vector<unsigned char> bytes = checked_bytes(path, h, n);
-  auto arr = NdArray::make<float>({n[2], n[0], n[1]});
-  float* out = arr->data<float>();
-  decode_nifti(h, bytes.data(), n[0], n[1], n[2], [out](std::int64_t i, float v) { out[i] = v; });
-  return arr;
+  return decode_float(h, bytes, n);
 }
 
 NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& h, int max_label) {
@@ -251,7 +257,7 @@ NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& h, int 
     bad |= static_cast<float>(whole) != v;
     out[i] = static_cast<std::uint8_t>(whole);
   });
-  return bad ? nullptr : arr;
+  return bad ? decode_float(h, bytes, n) : arr;  // the same bytes, not read again
 }
 
 std::string volume_problem(const std::string& path) {

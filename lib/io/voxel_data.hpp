@@ -34,7 +34,8 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep =
 // truncated, corrupt or holds NaN/infinity.
 NdArrayPtr read_voxels(const std::string& path, const HeaderFacts& header);
 // The same as labels, uint8 [D, H, W], when every voxel's value (as read_voxels reads it) is a
-// whole number in 0..max_label (at most 255); null when one is not (read_labels names it).
+// whole number in 0..max_label (at most 255); else read_voxels' float array (read_labels names
+// the voxel that is not a label).
 NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& header, int max_label);
 
 // Why the file is not a complete, readable volume (bad header, missing or damaged data, NaN in a
