@@ -109,6 +109,39 @@ void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z
   std::copy(out, out + n, f);
 }
 
+// The first pass along the slices, on the binary `to` (sites 0, the rest infinite): each
+// voxel's squared distance to the nearest site on its line, (p * step - q * step)^2 as edt_line
+// writes it, infinite without one. Computed slice by slice with the position of the nearest site
+// above, then below, every voxel of the plane carried along: contiguous and branch-free (the
+// lines themselves are a plane apart in memory).
+void slice_pass(const std::vector<unsigned char>& to, std::int64_t slices, std::int64_t plane,
+                double step, double* g) {
+  std::vector<double> site(plane, -kInf);  // q * step of the last site seen, per voxel
+  for (std::int64_t i = 0; i < slices; ++i) {
+    const unsigned char* t = &to[i * plane];
+    double* __restrict out = g + i * plane;
+    double* __restrict at = site.data();
+    const double xp = static_cast<double>(i) * step;
+    for (std::int64_t k = 0; k < plane; ++k) {
+      at[k] = t[k] ? xp : at[k];
+      const double d = xp - at[k];
+      out[k] = d * d;
+    }
+  }
+  std::fill(site.begin(), site.end(), kInf);
+  for (std::int64_t i = slices - 1; i >= 0; --i) {
+    const unsigned char* t = &to[i * plane];
+    double* __restrict out = g + i * plane;
+    double* __restrict at = site.data();
+    const double xp = static_cast<double>(i) * step;
+    for (std::int64_t k = 0; k < plane; ++k) {
+      at[k] = t[k] ? xp : at[k];
+      const double d = at[k] - xp;
+      out[k] = std::min(out[k], d * d);
+    }
+  }
+}
+
 // Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel: the exact
 // Euclidean distance transform of the `to` voxels with the voxel spacing (scipy's
 // distance_transform_edt, as medpy's assd uses), one separable pass per axis: the slices first,
@@ -120,7 +153,8 @@ std::vector<double> directed(const std::vector<unsigned char>& from,
   const std::int64_t N = n[0] * n[1] * n[2], plane = n[1] * n[2];
   const std::int64_t longest = std::max({n[0], n[1], n[2]});
   std::vector<double> g(N);
-  for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
+  if (n[0] <= 1)
+    for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
   std::vector<double> line(longest), out(longest), z(longest + 1);
   std::vector<std::int64_t> v(longest);
   auto pass = [&](std::int64_t base, std::int64_t len, std::int64_t stride, double step) {
@@ -128,8 +162,7 @@ std::vector<double> directed(const std::vector<unsigned char>& from,
     edt_line(line.data(), len, step, v.data(), z.data(), out.data());
     for (std::int64_t t = 0; t < len; ++t) g[base + t * stride] = line[t];
   };
-  if (n[0] > 1)
-    for (std::int64_t jk = 0; jk < plane; ++jk) pass(jk, n[0], plane, sp[0]);
+  if (n[0] > 1) slice_pass(to, n[0], plane, sp[0], g.data());
   for (std::int64_t r = 0; r < n[0] * n[1]; ++r)
     edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
   std::vector<unsigned char> needed(n[0] * n[2], 0);  // lines along H holding a `from` voxel
