@@ -508,8 +508,7 @@ torch::Tensor ResUNet2dImpl::forward(const torch::Tensor& image, const torch::Te
 #ifdef SPINEPARSE_WITH_ONEDNN
     if (fused_ && x.size(2) % 16 == 0 && x.size(3) % 16 == 0) return fused_->forward(x);
 #endif
-    auto logits = forward_onednn(x);  // channels-last, the network's dtype
-    return torch::empty(logits.sizes(), logits.options().dtype(torch::kFloat32)).copy_(logits);
+    return forward_onednn(x).to(torch::kFloat32);  // channels-last kept
   }
   auto x = torch::cat({image, upsampled(unary, image)}, 1).to(dtype);
   std::vector<torch::Tensor> feats;

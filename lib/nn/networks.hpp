@@ -87,8 +87,10 @@ class FusedResUNet;  // nn/onednn_resunet.hpp
 
 struct ResUNet2dImpl : torch::nn::Module {
   explicit ResUNet2dImpl(int64_t in_channels = 21, int64_t out_channels = 20, int64_t f_maps = 32);
-  // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W], float32. The inputs
-  // are upsampled and concatenated in their dtype, then converted to the network's.
+  // image [N,1,H,W], unary (coarse logits) [N,20,h,w] -> logits [N,20,H,W], float32: channels-last
+  // where the network ran channels-last on the CPU (the layout its convolutions write), plain
+  // NCHW otherwise. The inputs are upsampled and concatenated in their dtype, then converted to
+  // the network's.
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary);
   // What the CPU path's first convolution reads: [image, unary upsampled bilinearly to the
   // image's size] in `dtype`, channels-last.

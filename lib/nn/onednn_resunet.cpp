@@ -352,7 +352,7 @@ torch::Tensor FusedResUNet::run(const torch::Tensor& x, std::vector<float>* maxi
   auto logits = torch::empty({N, last.out_c, H, W}, x.options().dtype(torch::kFloat32), cl);
   run(last, cur, logits);
   s.wait();
-  return logits.contiguous();
+  return logits;
 }
 
 }  // namespace spineparse::nn

@@ -38,7 +38,7 @@ class FusedResUNet {
                const std::vector<float>& maxima = {});
   ~FusedResUNet();
   // x: [N, 21, H, W] channels-last, in the network's dtype (float32 for int8; H, W divisible by
-  // 16) -> float32 logits [N, 20, H, W], plain NCHW. Thread-safe: concurrent calls share the
+  // 16) -> float32 logits [N, 20, H, W], channels-last. Thread-safe: concurrent calls share the
   // primitives.
   torch::Tensor forward(const torch::Tensor& x) const;
   // Float32 only: forward(x), raising maxima[i] (kActivationPoints entries) to each activation

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "nn/softmax_planes.hpp"
+
 namespace spineparse::nn {
 
 torch::Tensor view_of(const NdArray& a) {
@@ -67,6 +69,29 @@ std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t) {
   auto a = std::make_shared<NdArray>(d, t.sizes().vec());
   view_of(*a).copy_(t.detach());
   return a;
+}
+
+void softmax_into_planes(const torch::Tensor& logits, const torch::Tensor& probs,
+                         std::int64_t first) {
+  const std::int64_t n = logits.size(0), C = logits.size(1);
+  const std::int64_t P = logits.size(2) * logits.size(3), plane = probs.size(1) * P;
+  if (!(logits.is_cpu() && probs.is_cpu() && probs.is_contiguous() &&
+        probs.scalar_type() == torch::kFloat32 && probs.size(0) == C &&
+        probs.size(2) * probs.size(3) == P && first >= 0 && first + n <= probs.size(1)))
+    throw std::invalid_argument(c10::str("softmax_into_planes: logits ", logits.sizes(),
+                                         " do not fit slices from ", first, " of probs ",
+                                         probs.sizes()));
+  const auto l = logits.to(torch::kFloat32);
+  if (!l.is_contiguous(torch::MemoryFormat::ChannelsLast)) {
+    probs.narrow(1, first, n).copy_(torch::softmax(l, 1).permute({1, 0, 2, 3}));
+    return;
+  }
+  const float* x = l.data_ptr<float>();
+  float* out = probs.data_ptr<float>();
+  for (std::int64_t i = 0; i < n; ++i)
+    at::parallel_for(0, P, 4096, [&](std::int64_t b, std::int64_t e) {
+      softmax_to_planes(x + (i * P + b) * C, e - b, C, out + (first + i) * P + b, plane);
+    });
 }
 
 std::string canonical_device(const std::string& spec, bool cuda_available, int gpus) {

@@ -17,6 +17,12 @@ torch::Tensor view_of(const NdArray& a);
 // A host copy of a tensor (any device, any strides) as an NdArray of the same dtype (float32,
 // uint8, int64, float64; other dtypes as float32), made in one copy.
 std::shared_ptr<NdArray> to_ndarray(const torch::Tensor& t);
+// The softmax over the channels of logits [n,C,h,w] (CPU, any float dtype and layout) written into
+// slices first .. first + n - 1 of probs [C,D,h,w] (float32, contiguous). Channels-last float32
+// logits, what the fused networks write, go in one pass (nn/softmax_planes.hpp) on the intra-op
+// threads; others through LibTorch's softmax and a copy.
+void softmax_into_planes(const torch::Tensor& logits, const torch::Tensor& probs,
+                         std::int64_t first);
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch has it and a GPU is present), always
 // with an index on CUDA: "cuda" and "auto" are "cuda:0" (a device of index -1 would make stream

@@ -62,6 +62,14 @@ struct ResUNetImpl {
   // Slices [n,1,h,w] and [n,C,h',w'] (host) -> softmax [n,C,h,w] on the device: staged on the
   // host, then run in a DeviceScope, finished when this returns.
   torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary_batch) {
+    return forward(image, unary_batch, [](const torch::Tensor& logits) {
+      return torch::softmax(logits.to(torch::kFloat32), 1);
+    });
+  }
+  // The same with `finish` (logits [n,C,h,w] -> its result) in place of the softmax.
+  template <class Finish>
+  torch::Tensor forward(const torch::Tensor& image, const torch::Tensor& unary_batch,
+                        const Finish& finish) {
     const auto& setup = stage.setup;
     const auto image_staged = nn::pinned_copy(image, setup.device);
     const auto unary_staged = nn::pinned_copy(unary_batch, setup.device);
@@ -70,14 +78,13 @@ struct ResUNetImpl {
     auto un = nn::to_device_async(unary_staged, setup.device);
     if (stage.optimized && nn::uses_channels_last(stage.cuda()))
       un = un.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor logits = network(img, un);
-    auto probs = torch::softmax(logits.to(torch::kFloat32), 1);
+    auto out = finish(network(img, un));
     on_device.finish();
-    return probs;
+    return out;
   }
 
-  // The case's slices batch_size at a time -> probabilities [C,D,h,w]: on the CPU written into
-  // `host` (the case's field itself, no copy at the end), on CUDA into a device tensor.
+  // The case's slices batch_size at a time -> probabilities [C,D,h,w]: on the CPU the softmax
+  // written straight into `host` (the case's field itself), on CUDA into a device tensor.
   torch::Tensor by_batches(const torch::Tensor& images, const torch::Tensor& unaries,
                            network::NetworkCall& call, std::shared_ptr<NdArray>& host) {
     const std::int64_t D = images.size(0), bs = batch_size;
@@ -85,13 +92,22 @@ struct ResUNetImpl {
     for (std::int64_t j = 0; j < D; j += bs) {
       if (j > 0) call.refresh();
       const std::int64_t n = std::min(bs, D - j);
-      auto sm = forward(images.narrow(0, j, n).contiguous(), unaries.narrow(0, j, n).contiguous());
-      if (!probs.defined() && stage.cuda())
-        probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
-      if (!probs.defined()) {
-        host = NdArray::make<float>({sm.size(1), D, sm.size(2), sm.size(3)});
-        probs = nn::view_of(*host);
+      const auto image = images.narrow(0, j, n).contiguous();
+      const auto unary = unaries.narrow(0, j, n).contiguous();
+      if (!stage.cuda()) {
+        forward(image, unary, [&](const torch::Tensor& logits) {
+          if (!probs.defined()) {
+            host = NdArray::make<float>({logits.size(1), D, logits.size(2), logits.size(3)});
+            probs = nn::view_of(*host);
+          }
+          nn::softmax_into_planes(logits, probs, j);
+          return torch::Tensor();
+        });
+        continue;
       }
+      auto sm = forward(image, unary);
+      if (!probs.defined())
+        probs = torch::empty({sm.size(1), D, sm.size(2), sm.size(3)}, sm.options());
       probs.narrow(1, j, n).copy_(sm.permute({1, 0, 2, 3}));
     }
     return probs;
