@@ -70,15 +70,24 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
   bool cuts[3];
   for (int a = 0; a < 3; ++a) cuts[a] = std::abs(grid.g.direction[a]) <= 0.7 && size[a] > 1;
   const auto* l = labels.data<std::uint8_t>();
+  // Four tallies taken in turn, so that a run of one label does not wait on its own count.
+  std::int64_t tally[4][256] = {};
+  const std::int64_t N = labels.numel();
+  std::int64_t n = 0;
+  for (; n + 4 <= N; n += 4)
+    ++tally[0][l[n]], ++tally[1][l[n + 1]], ++tally[2][l[n + 2]], ++tally[3][l[n + 3]];
+  for (; n < N; ++n) ++tally[0][l[n]];
   std::vector<std::int64_t> count(kNumClasses, 0);
-  for (std::int64_t n = 0; n < labels.numel(); ++n) ++count[l[n] < kNumClasses ? l[n] : 0];
+  for (int v = 0; v < 256; ++v)
+    count[v < kNumClasses ? v : 0] += tally[0][v] + tally[1][v] + tally[2][v] + tally[3][v];
   std::vector<Points> pts(kNumClasses);
   for (int c = 0; c < kNumClasses; ++c) {
     pts[c].lo = {H, W, D};
     pts[c].hi = {-1, -1, -1};
     if (c > 0) pts[c].p.reserve(static_cast<std::size_t>(count[c]));
   }
-  for (std::int64_t d = 0, n = 0; d < D; ++d)
+  n = 0;
+  for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h, n += W) {
       // Voxel centres along the row: the row's first plus w column steps.
       const auto first = grid.at(static_cast<double>(h), 0.0, static_cast<double>(d));
