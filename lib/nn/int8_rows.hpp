@@ -16,4 +16,9 @@ void quantize_pixels(const float* x, const float* inv, int8_t* d, int64_t pixels
 void skip_sum_row(const uint8_t* s, const int8_t* z, int8_t* d, int64_t w, int64_t c, int64_t zc,
                   float a, float b);
 
+// One output row of a 2x2 max pooling at stride 2 (uint8, channels-last): for each of `w` output
+// pixels of `c` channels, d[j c + k] = the largest of r0 and r1 (two input rows) at pixels 2j and
+// 2j + 1, channel k.
+void max_pool_row(const uint8_t* r0, const uint8_t* r1, uint8_t* d, int64_t w, int64_t c);
+
 }  // namespace spineparse::nn::int8_rows

@@ -141,12 +141,7 @@ torch::Tensor max_pool_u8(const torch::Tensor& x) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t n = r / (H / 2), i = r % (H / 2);
       const uint8_t* row0 = s + ((n * H + 2 * i) * W) * C;
-      const uint8_t* row1 = row0 + W * C;
-      uint8_t* out = d + r * (W / 2) * C;
-      for (int64_t j = 0; j < W / 2; ++j)
-        for (int64_t c = 0; c < C; ++c)
-          out[j * C + c] = std::max(std::max(row0[2 * j * C + c], row0[(2 * j + 1) * C + c]),
-                                    std::max(row1[2 * j * C + c], row1[(2 * j + 1) * C + c]));
+      int8_rows::max_pool_row(row0, row0 + W * C, d + r * (W / 2) * C, W / 2, C);
     }
   });
   return y;

@@ -188,6 +188,25 @@ TEST(Precision, Int8PassesRoundToNearestEvenAndSaturate) {
     EXPECT_EQ(wrong, 0) << c << " channels";
   }
 
+  // 2x2 max pooling rows: every channel, both columns and both rows of each output pixel.
+  for (int64_t c : {1, 21, 64}) {
+    const int64_t w = 9;
+    std::vector<uint8_t> r0(static_cast<std::size_t>(2 * w * c)), r1(r0.size());
+    for (auto& v : r0) v = static_cast<uint8_t>(rng() % 256);
+    for (auto& v : r1) v = static_cast<uint8_t>(rng() % 256);
+    std::vector<uint8_t> d(static_cast<std::size_t>(w * c) + 1, 7);
+    int8_rows::max_pool_row(r0.data(), r1.data(), d.data(), w, c);
+    int wrong = 0;
+    for (int64_t j = 0; j < w; ++j)
+      for (int64_t k = 0; k < c; ++k) {
+        const auto at = [&](const std::vector<uint8_t>& r, int64_t x) { return r[x * c + k]; };
+        wrong += d[j * c + k] != std::max({at(r0, 2 * j), at(r0, 2 * j + 1), at(r1, 2 * j),
+                                           at(r1, 2 * j + 1)});
+      }
+    EXPECT_EQ(wrong, 0) << c << " channels";
+    EXPECT_EQ(d.back(), 7) << "written past the row";
+  }
+
   // Sums a fused multiply-add would round differently: 6 x fl(1/3) rounds to 2, so 2 - 1.5 is a
   // tie (0) where the fused 0.50000006 gives 1; likewise 1.5 - 6 x fl(1/3) gives 0, fused -1.
   const float third = 1.f / 3.f;
