@@ -42,8 +42,8 @@ void skip_sum_row(const uint8_t* __restrict s, const int8_t* __restrict z, int8_
 }
 
 SPINEPARSE_CPU_CLONES
-void max_pool_row(const uint8_t* __restrict r0, const uint8_t* __restrict r1,
-                  uint8_t* __restrict d, int64_t w, int64_t c) {
+void max_pool_row(const uint8_t* __restrict r0, const uint8_t* __restrict r1, uint8_t* __restrict d,
+                  int64_t w, int64_t c) {
   for (int64_t j = 0; j < w; ++j, r0 += 2 * c, r1 += 2 * c, d += c)
     for (int64_t k = 0; k < c; ++k) {
       const uint8_t a = r0[k] > r0[c + k] ? r0[k] : r0[c + k];
