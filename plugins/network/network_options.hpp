@@ -20,6 +20,7 @@ struct NetworkOptions {
   std::string precision = "auto";
   bool amp = false;
   std::int64_t cores = 0;
+  std::int64_t min_cores = 0;
   bool optimize = true;
   bool random_weights = false;
   bool tf32 = false;
@@ -98,6 +99,12 @@ void add_network_params(ParamSet<O>& s, std::vector<std::string> models, std::st
         "CPU cores a call holds alone, its intra-op threads (the executor grants them, waiting "
         "until they are all free): 0, every core of the run; N, N of them (at most the run's "
         "threads), leaving the others to other stages")
+      .range(0, 4096);
+  s.add(&O::min_cores, "min_cores",
+        "0: a call waits until its `cores` are all free; N: it starts once N are free, with "
+        "every core free then, and the fine network takes more between slices while no other "
+        "call waits for one (over a cohort, networks then share the cores with the CPU stages "
+        "instead of waiting for them; docs/performance.md)")
       .range(0, 4096);
   s.add(&O::optimize, "optimize",
         "inference rewrites that keep the results: BatchNorm folded into the convolutions; on "

@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <stdexcept>
@@ -116,14 +117,17 @@ void NetworkStage::stop_if_device_lost(const std::exception& e) const {
 
 void NetworkStage::open(const NetworkOptions& options, const StageContext& context) {
   ctx = context;
+  if (options.cores > 0 && options.min_cores > options.cores)
+    throw std::invalid_argument("min_cores (" + std::to_string(options.min_cores) +
+                                ") is more than cores (" + std::to_string(options.cores) + ")");
   setup = setup_network(options, ctx);
-  cpu_use = resource_use(setup.device, options.cores);
+  cpu_use = resource_use(setup.device, options.cores, options.min_cores);
   if (ctx.declare) ctx.declare(cpu_use);
   stream = StageStream(setup.device);
   optimize = options.optimize;
 }
 
-ResourceUse resource_use(const torch::Device& device, std::int64_t cores) {
+ResourceUse resource_use(const torch::Device& device, std::int64_t cores, std::int64_t min_cores) {
   ResourceUse use;
   if (device.is_cuda()) {  // the device only for the device work (DeviceScope)
     use.cores = 0;
@@ -131,6 +135,8 @@ ResourceUse resource_use(const torch::Device& device, std::int64_t cores) {
     use.device_in_scopes = true;
   } else {
     use.cores = cores > 0 ? static_cast<int>(cores) : ResourceUse::kAllCores;
+    if (min_cores > 0)
+      use.min_cores = static_cast<int>(cores > 0 ? std::min(min_cores, cores) : min_cores);
   }
   return use;
 }

@@ -84,8 +84,9 @@ class NetworkCall {
 // DeviceScopes, leaving the cores to the CPU stages. Measured on a 2-core AMD EPYC (float32, 6
 // cases, two rounds): holding every core gave 7.70-7.77 s per case end to end, starting with the
 // free cores and growing (ResourceUse min_cores) 8.04-8.43 s, the former per-call thread share
-// 8.56-8.60 s.
-ResourceUse resource_use(const torch::Device& device, std::int64_t cores);
+// 8.56-8.60 s. min_cores > 0: elastic (ResourceUse::min_cores), at most `cores`.
+ResourceUse resource_use(const torch::Device& device, std::int64_t cores,
+                         std::int64_t min_cores = 0);
 
 // Records the floating-point work of a case's forward passes (nn::forward_flops, built-in
 // networks) as the case attribute gflop_attribute(node id), for bench's achieved GFLOP/s.

@@ -96,6 +96,14 @@ TEST(NetworkStage, ACallHoldsEveryCoreOnTheCpuAndItsGpuOnlyInScopes) {
   EXPECT_EQ(cpu.cores, spineparse::ResourceUse::kAllCores);
   EXPECT_EQ(cpu.device, "");
   EXPECT_EQ(resource_use(torch::Device("cpu"), 3).cores, 3);
+  EXPECT_EQ(cpu.min_cores, 0);
+  // min_cores: elastic on the CPU (starts with the free cores), nothing on a GPU.
+  const auto elastic = resource_use(torch::Device("cpu"), 0, 1);
+  EXPECT_EQ(elastic.cores, spineparse::ResourceUse::kAllCores);
+  EXPECT_EQ(elastic.min_cores, 1);
+  EXPECT_EQ(elastic.describe(), "up to all cores");
+  EXPECT_EQ(resource_use(torch::Device("cpu"), 2, 5).min_cores, 2);
+  EXPECT_EQ(resource_use(torch::Device("cuda:0"), 0, 1).min_cores, 0);
 }
 
 TEST(Place, WeightsNeedNoGradient) {
