@@ -116,28 +116,20 @@ void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z
 // lines themselves are a plane apart in memory).
 void slice_pass(const std::vector<unsigned char>& to, std::int64_t slices, std::int64_t plane,
                 double step, double* g) {
-  std::vector<double> site(plane, -kInf);  // q * step of the last site seen, per voxel
-  for (std::int64_t i = 0; i < slices; ++i) {
-    const unsigned char* t = &to[i * plane];
-    double* __restrict out = g + i * plane;
-    double* __restrict at = site.data();
-    const double xp = static_cast<double>(i) * step;
-    for (std::int64_t k = 0; k < plane; ++k) {
-      at[k] = t[k] ? xp : at[k];
-      const double d = xp - at[k];
-      out[k] = d * d;
-    }
-  }
-  std::fill(site.begin(), site.end(), kInf);
-  for (std::int64_t i = slices - 1; i >= 0; --i) {
-    const unsigned char* t = &to[i * plane];
-    double* __restrict out = g + i * plane;
-    double* __restrict at = site.data();
-    const double xp = static_cast<double>(i) * step;
-    for (std::int64_t k = 0; k < plane; ++k) {
-      at[k] = t[k] ? xp : at[k];
-      const double d = at[k] - xp;
-      out[k] = std::min(out[k], d * d);
+  std::vector<double> site(plane);        // q * step of the last site seen, per voxel
+  for (int pass = 0; pass < 2; ++pass) {  // the nearest site above, then below
+    std::fill(site.begin(), site.end(), pass == 0 ? -kInf : kInf);
+    for (std::int64_t n = 0; n < slices; ++n) {
+      const std::int64_t i = pass == 0 ? n : slices - 1 - n;
+      const unsigned char* t = &to[i * plane];
+      double* __restrict out = g + i * plane;
+      double* __restrict at = site.data();
+      const double xp = static_cast<double>(i) * step;
+      for (std::int64_t k = 0; k < plane; ++k) {
+        at[k] = t[k] ? xp : at[k];
+        const double d = xp - at[k];
+        out[k] = pass == 0 ? d * d : std::min(out[k], d * d);
+      }
     }
   }
 }
