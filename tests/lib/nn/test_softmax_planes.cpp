@@ -1,11 +1,10 @@
-// The softmax from channels-last logits into planar probabilities (nn/softmax_planes.hpp,
-// nn::softmax_into_planes) against LibTorch's softmax: channel counts that are and are not a
-// multiple of four, pixel counts that are no multiple of a block, logits far apart, the slices
-// written where asked and nothing else, and the fallback for plain NCHW logits.
+// The softmax from channels-last logits into planar probabilities (nn::softmax_into_planes, its
+// one pass in nn/softmax_planes.cpp) against LibTorch's softmax: channel counts that are and are
+// not a multiple of four, pixel counts that are no multiple of a block, logits far apart, the
+// slices written where asked and nothing else, and the fallback for plain NCHW logits.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "nn/softmax_planes.hpp"
 #include "nn/torch_util.hpp"
 
 namespace {
