@@ -1,15 +1,34 @@
 // glibc malloc policy for the spineparse process (see allocator.cpp).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
+#include <string>
 
 namespace spineparse::tools::cli {
 
 // Called first thing in main: one arena that keeps freed memory for reuse, its first 1.5 GB
-// reserved for transparent huge pages. SPINEPARSE_MALLOC=default leaves glibc's behaviour alone,
-// =no-huge-pages the huge pages out.
+// reserved for transparent huge pages, less the part huge_page_offset keeps to 4 KB pages.
+// SPINEPARSE_MALLOC=default leaves glibc's behaviour alone, =no-huge-pages the huge pages out,
+// =huge-pages marks the whole reserve for them.
 void tune_allocator();
+
+// Free memory in blocks smaller than huge_page bytes, from the text of /proc/buddyinfo (per zone,
+// the counts of free blocks of page_size << order bytes, order 0 first).
+std::size_t low_order_free_bytes(std::istream& buddyinfo, std::size_t page_size,
+                                 std::size_t huge_page);
+
+// Whether a virtio memory balloon among the devices under virtio_devices (a sysfs directory like
+// /sys/bus/virtio/devices) negotiated free page reporting: the guest then gives its free blocks of
+// a huge page or more back to the host, whose first touch afterwards pays the host's faults.
+bool free_page_reporting(const std::string& virtio_devices);
+
+// How many bytes at the start of a heap reserve of `reserve` bytes to keep to 4 KB pages: none
+// without free page reporting; with it, as many as the free memory in blocks smaller than a huge
+// page (low_order_free, rounded down to 2 MB), which 4 KB pages are taken from first.
+std::size_t huge_page_offset(bool reporting, std::size_t low_order_free, std::size_t reserve);
 
 // Whether tune_allocator reserves huge pages here: the kernel gives them to regions that ask (THP
 // "always" or "madvise", not "never") and does not count address space strictly
