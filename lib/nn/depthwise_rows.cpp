@@ -267,8 +267,8 @@ SPINEPARSE_INLINE void channel(const T* const rows[9], const RowShape& s, const 
 }
 
 // bfloat16 rows sum in the order of AVX512_BF16's paired dot products (header): for each kernel
-// row kh and column kw, the slices kd = 0, 1, 2 and then + 0; a tap in the padding or past the row's
-// ends adds w x 0.
+// row kh and column kw, the slices kd = 0, 1, 2 and then + 0; a tap in the padding or past the
+// row's ends adds w x 0.
 SPINEPARSE_INLINE float input_or_zero(const uint16_t* row, const RowShape& s, int64_t xi,
                                       int64_t j) {
   return row && xi >= 0 && xi < s.w ? widen(row[xi * s.c + j]) : 0.f;
@@ -322,7 +322,8 @@ SPINEPARSE_INLINE void channel_pairs(const uint16_t* const rows[9], const RowSha
       for (int kw = 0; kw < 3; ++kw) {
         const int64_t xi = x * s.stride + (kw - 1) * s.dilation;
         for (int kd = 0; kd < 3; ++kd)
-          acc += wt[((3 * kd + kh) * 3 + kw) * s.c + j] * input_or_zero(rows[3 * kd + kh], s, xi, j);
+          acc +=
+              wt[((3 * kd + kh) * 3 + kw) * s.c + j] * input_or_zero(rows[3 * kd + kh], s, xi, j);
         acc += 0.f;
       }
     if (relu) acc = acc > 0.f ? acc : 0.f;
@@ -422,16 +423,16 @@ template <class T>
 using Rows2Fn = void (*)(const T* const*, const RowShape&, const Taps&, bool, T*, T*);
 
 // One build per vector width: row and rows2 on L lanes, compiled for a CPU that has that width.
-#define SPINEPARSE_BUILD(name, L, target)                                                         \
-  template <class T>                                                                              \
+#define SPINEPARSE_BUILD(name, L, target)                                                        \
+  template <class T>                                                                             \
   target void row_##name(const T* const rows[9], const RowShape& s, const Taps& taps, bool relu, \
-                         T* out) {                                                                \
-    row<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out);                                    \
-  }                                                                                               \
-  template <class T>                                                                              \
+                         T* out) {                                                               \
+    row<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out);                                   \
+  }                                                                                              \
+  template <class T>                                                                             \
   target void rows2_##name(const T* const rows[12], const RowShape& s, const Taps& taps,         \
-                           bool relu, T* out0, T* out1) {                                         \
-    rows2<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out0, out1);                           \
+                           bool relu, T* out0, T* out1) {                                        \
+    rows2<Lanes<L>>(rows, s, taps.wt(), taps.bias(), relu, out0, out1);                          \
   }
 
 template <class T>
@@ -521,7 +522,7 @@ struct Pix32 {
 // Prefetches pixel xi + kAhead (the rows are too many streams for the hardware's prefetchers).
 template <bool kEdge>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i load32(const uint16_t* r, const RowShape& s,
-                                                         int64_t xi, int64_t j) {
+                                                        int64_t xi, int64_t j) {
   constexpr int64_t kAhead = 8;
   if (!r) return _mm512_setzero_si512();
   const auto at = reinterpret_cast<std::uintptr_t>(r + j);  // may lie past the row: only a hint
@@ -530,17 +531,28 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i load32(const uint16_t* r, const
   return _mm512_loadu_si512(r + xi * s.c + j);
 }
 
-template <bool kEdge>
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void interleave(Pix32& p, const uint16_t* r0,
-                                                          const uint16_t* r1, const uint16_t* r2,
-                                                          const RowShape& s, int64_t xi,
-                                                          int64_t j) {
-  const __m512i s0 = load32<kEdge>(r0, s, xi, j), s1 = load32<kEdge>(r1, s, xi, j),
-                s2 = load32<kEdge>(r2, s, xi, j);
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void interleave(Pix32& p, __m512i s0, __m512i s1,
+                                                         __m512i s2) {
   p.pair_lo = _mm512_unpacklo_epi16(s1, s0);
   p.pair_hi = _mm512_unpackhi_epi16(s1, s0);
   p.lone_lo = _mm512_unpacklo_epi16(_mm512_setzero_si512(), s2);
   p.lone_hi = _mm512_unpackhi_epi16(_mm512_setzero_si512(), s2);
+}
+template <bool kEdge>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void interleave(Pix32& p, const uint16_t* r0,
+                                                         const uint16_t* r1, const uint16_t* r2,
+                                                         const RowShape& s, int64_t xi, int64_t j) {
+  interleave(p, load32<kEdge>(r0, s, xi, j), load32<kEdge>(r1, s, xi, j),
+             load32<kEdge>(r2, s, xi, j));
+}
+
+// The 32 channels at p, an input pixel inside its row (null: a padding row, zeros), prefetching
+// the pixel kAhead on (as load32 does).
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE __m512i load32_at(const uint16_t* p, int64_t c) {
+  constexpr int64_t kAhead = 8;
+  if (!p) return _mm512_setzero_si512();
+  __builtin_prefetch(p + kAhead * c, 0, 3);
+  return _mm512_loadu_si512(p);
 }
 
 // a += tap (kh, kw) of input pixel p: the pair, then the lone slice.
@@ -581,8 +593,8 @@ SPINEPARSE_INLINE Acc32& sum_of(Sums32& x) {
 }
 
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store4(Sums32& x, bool relu, uint16_t* out0,
-                                                      uint16_t* out1, const RowShape& s, int64_t j,
-                                                      int64_t x0, int64_t n) {
+                                                     uint16_t* out1, const RowShape& s, int64_t j,
+                                                     int64_t x0, int64_t n) {
   const Acc32* a[4] = {&x.a0, &x.a1, &x.a2, &x.a3};
   const Acc32* b[4] = {&x.b0, &x.b1, &x.b2, &x.b3};
   for (int64_t p = 0; p < n; ++p) {
@@ -595,7 +607,7 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store4(Sums32& x, bool relu, uint1
 // kernel row i of the first output row, i - 1 of the second (kTwo).
 template <int Q, int KW, bool kTwo>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pix32& v, const PairTaps& w,
-                                                      int i) {
+                                                     int i) {
   constexpr int P = Q - KW;
   if constexpr (P >= 0 && P <= 3) {
     if (i < 3) dot(sum_of<P, false>(x), v, w.v[3 * i + KW]);
@@ -604,12 +616,20 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pix32& v, 
 }
 
 // Input row i's pixel x0 - 1 + Q, interleaved once for the taps it meets, kw = 0, 1, 2 in order.
+// Inside the row (!kEdge) r[k] points at pixel x0 - 1 of row k's channel j (null: padding), so
+// that a pixel's address is one add.
 template <int Q, bool kEdge, bool kTwo>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position(Sums32& x, const uint16_t* const r[3],
-                                                        const RowShape& s, const PairTaps& w,
-                                                        int i, int64_t j, int64_t x0) {
+                                                       const RowShape& s, const PairTaps& w, int i,
+                                                       int64_t j, int64_t x0) {
   Pix32 v;
-  interleave<kEdge>(v, r[0], r[1], r[2], s, x0 - 1 + Q, j);
+  if constexpr (kEdge) {
+    interleave<true>(v, r[0], r[1], r[2], s, x0 - 1 + Q, j);
+  } else {
+    const int64_t c = s.c, at = Q * c;
+    interleave(v, load32_at(r[0] ? r[0] + at : nullptr, c),
+               load32_at(r[1] ? r[1] + at : nullptr, c), load32_at(r[2] ? r[2] + at : nullptr, c));
+  }
   tap_at<Q, 0, kTwo>(x, v, w, i);
   tap_at<Q, 1, kTwo>(x, v, w, i);
   tap_at<Q, 2, kTwo>(x, v, w, i);
@@ -620,16 +640,18 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position(Sums32& x, const uint16_t
 // i - 1 of the second output row; each input pixel interleaved once for both).
 template <bool kEdge, bool kTwo>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot_unit(const uint16_t* const* rows,
-                                                              const RowShape& s, const PairTaps& w,
-                                                              const float* bias, bool relu,
-                                                              uint16_t* out0, uint16_t* out1,
-                                                              int64_t j, int64_t x0, int64_t n) {
+                                                             const RowShape& s, const PairTaps& w,
+                                                             const float* bias, bool relu,
+                                                             uint16_t* out0, uint16_t* out1,
+                                                             int64_t j, int64_t x0, int64_t n) {
   Sums32 x;
   start32(x.a0, bias + j);
   x.a1 = x.a2 = x.a3 = x.b0 = x.b1 = x.b2 = x.b3 = x.a0;
   constexpr int kRows = kTwo ? 4 : 3, kStep = kTwo ? 4 : 3;
+  const int64_t first = (x0 - 1) * s.c + j;  // inside the row: pixel x0 - 1's channel j
+  auto at = [&](const uint16_t* row) { return kEdge || !row ? row : row + first; };
   for (int i = 0; i < kRows; ++i) {
-    const uint16_t* const r[3] = {rows[i], rows[kStep + i], rows[2 * kStep + i]};
+    const uint16_t* const r[3] = {at(rows[i]), at(rows[kStep + i]), at(rows[2 * kStep + i])};
     position<0, kEdge, kTwo>(x, r, s, w, i, j, x0);
     position<1, kEdge, kTwo>(x, r, s, w, i, j, x0);
     position<2, kEdge, kTwo>(x, r, s, w, i, j, x0);
@@ -643,18 +665,17 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot_unit(const uint16_t* con
 // Any stride and dilation: output pixels [x0, x0 + n), n <= 4, channels [j, j + 32) of one row.
 template <int P, bool kEdge>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void pixel_taps(Sums32& x, const uint16_t* const r[3],
-                                                          const RowShape& s, const __m512i* w,
-                                                          int64_t j, int64_t xi) {
+                                                         const RowShape& s, const __m512i* w,
+                                                         int64_t j, int64_t xi) {
   Pix32 v;
   interleave<kEdge>(v, r[0], r[1], r[2], s, xi, j);
   dot(sum_of<P, false>(x), v, w);
 }
 template <bool kEdge>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot(const uint16_t* const rows[9],
-                                                         const RowShape& s, const PairTaps& w,
-                                                         const float* bias, bool relu,
-                                                         uint16_t* out, int64_t j, int64_t x0,
-                                                         int64_t n) {
+                                                        const RowShape& s, const PairTaps& w,
+                                                        const float* bias, bool relu, uint16_t* out,
+                                                        int64_t j, int64_t x0, int64_t n) {
   Sums32 x;
   start32(x.a0, bias + j);
   x.a1 = x.a2 = x.a3 = x.a0;
@@ -724,8 +745,8 @@ int widest_here() {
                     : __builtin_cpu_supports("x86-64-v3") ? kAvx2
                                                           : kSse2;
     const CpuFeatures& f = cpu_features();
-    const int allowed = f.avx512_bf16 ? kAvx512Bf16
-                        : f.avx512f   ? kAvx512
+    const int allowed = f.avx512_bf16     ? kAvx512Bf16
+                        : f.avx512f       ? kAvx512
                         : f.avx2 && f.fma ? kAvx2
                                           : kSse2;
     return std::min(cpu == kAvx512 ? kAvx512Bf16 : cpu, allowed);
