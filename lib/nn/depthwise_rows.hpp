@@ -63,9 +63,12 @@ void rows2_bf16(const uint16_t* const rows[12], const RowShape& s, const Taps& t
                 uint16_t* out0, uint16_t* out1);
 
 // The builds here that this CPU runs, narrowest first: "sse2", "avx2", "avx512", "avx512_bf16"
-// (its float32 rows are avx512's). use_build(name) makes every later call use that build (for
-// tests, which compare the builds; not while other threads call the functions above; throws for a
-// name not built here); use_build("") goes back to the widest.
+// (its float32 rows are avx512's) and "avx512_bf16_fma" (the same, but two rows at once by float32
+// fused multiply-adds, exact for products of bfloat16 values: the same bytes). Calls use the
+// widest, and of the two AVX512_BF16 builds the one a first call times faster on this CPU.
+// use_build(name) makes every later call use that build (for tests, which compare the builds; not
+// while other threads call the functions above; throws for a name not built here); use_build("")
+// goes back to the widest.
 std::vector<std::string> builds_here();
 void use_build(const std::string& name);
 

@@ -1,14 +1,15 @@
 // The depthwise rows (nn/depthwise_rows.hpp), in every build this CPU runs (SSE2, AVX2, AVX-512,
-// AVX512_BF16), against scalar references that sum in the documented orders: the same bits in
-// float32, the same bits in bfloat16; edges, strides, dilations, padding rows and channel counts
-// that are no multiple of a vector.
+// AVX512_BF16 with dot products or with fused multiply-adds), against scalar references that sum
+// in the documented orders: the same bits in float32, the same bits in bfloat16; edges, strides,
+// dilations, padding rows and channel counts that are no multiple of a vector.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <stdexcept>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -95,7 +96,12 @@ Taps taps(const Case& k) { return Taps(k.wt, k.bias); }
 Case make_case(std::mt19937& rng, int64_t w, int64_t c, int64_t stride, int64_t dilation,
                bool bf16_values) {
   std::uniform_real_distribution<float> u(-2.f, 2.f);
-  auto value = [&] { return bf16_values ? from_bf16(to_bf16(u(rng))) : u(rng); };
+  // bfloat16 values over 2^-10 .. 2^10: sums that cancel, whose last bits depend on the order of
+  // the additions even after rounding to bfloat16.
+  auto value = [&] {
+    if (!bf16_values) return u(rng);
+    return from_bf16(to_bf16(std::ldexp(u(rng), static_cast<int>(rng() % 21) - 10)));
+  };
   Case k;
   k.shape = RowShape{w, (w - 1) / stride + 1, c, stride, dilation};
   k.data.assign(4, std::vector<float>(static_cast<std::size_t>(w * c)));
@@ -166,8 +172,7 @@ TEST(DepthwiseRows, BFloat16IsItsReferenceBitForBit) {
               rows16[t] = pad ? nullptr : b[(t + 1) % 4].data();
             }
             std::vector<uint16_t> got(static_cast<std::size_t>(k.shape.out_w * c), 0x7fc1);
-            row_bf16(rows16.data(), k.shape, taps(k), checked % 2 == 0,
-                     got.data());
+            row_bf16(rows16.data(), k.shape, taps(k), checked % 2 == 0, got.data());
             const auto want = reference_bf16(rows, k.shape, k.wt, k.bias, checked % 2 == 0);
             ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t)), 0)
                 << "c " << c << " w " << w << " stride " << stride << " dilation " << dilation
@@ -186,13 +191,14 @@ void expect_two_single_rows(unsigned seed, std::initializer_list<int64_t> channe
   std::mt19937 rng(seed);
   for (int64_t c : channels)
     for (int64_t w : {2, 7, 33})
-      for (int padding : {-1, 0, 3}) {  // none, the row above, the row below
+      for (int padding : {-1, 0, 3, 4}) {  // none, the row above, the row below, the last slice
         const Case k = make_case(rng, w, c, 1, 1, std::is_same_v<T, uint16_t>);
         const auto data = values_as<T>(k.data);
         const T* in[12];
         for (int kd = 0; kd < 3; ++kd)
           for (int i = 0; i < 4; ++i)
-            in[4 * kd + i] = i == padding || kd == 2 ? nullptr : data[(i + kd) % 4].data();
+            in[4 * kd + i] =
+                i == padding || (padding == 4 && kd == 2) ? nullptr : data[(i + kd) % 4].data();
         const int64_t n = k.shape.out_w * c;
         std::vector<T> pair(static_cast<std::size_t>(2 * n)), single(pair.size());
         rows2(in, k.shape, taps(k), true, pair.data(), pair.data() + n);
@@ -215,11 +221,68 @@ TEST(DepthwiseRows, TwoBFloat16RowsAtOnceAreTwoSingleRows) {
   in_every_build([] { expect_two_single_rows<uint16_t>(8, {16, 40, 96}, rows2_bf16, row_bf16); });
 }
 
+// A bias of -0 with every product -0 (zero inputs, negative weights): the paired order's + 0
+// after the first tap makes the sum +0, in every build and in two rows at once (the fused
+// multiply-add rows start from bias + 0 for that), without the ReLU that would hide the sign.
+TEST(DepthwiseRows, ANegativeZeroBiasEndsAsPlusZeroInBFloat16) {
+  in_every_build([] {
+    for (int64_t c : {16, 64}) {
+      const int64_t w = 33, n = w * c;
+      const RowShape s{w, w, c, 1, 1};
+      const std::vector<uint16_t> zeros(static_cast<std::size_t>(n), 0);
+      const Taps t(std::vector<float>(static_cast<std::size_t>(27 * c), -1.f),
+                   std::vector<float>(static_cast<std::size_t>(c), -0.f));
+      const uint16_t* in[12];
+      for (auto& r : in) r = zeros.data();
+      std::vector<uint16_t> out(static_cast<std::size_t>(2 * n), 0x7fc1);
+      rows2_bf16(in, s, t, false, out.data(), out.data() + n);
+      EXPECT_EQ(std::count(out.begin(), out.end(), uint16_t{0}), 2 * n) << "c " << c;
+      std::fill(out.begin(), out.end(), uint16_t{0x7fc1});
+      row_bf16(in, s, t, false, out.data());
+      EXPECT_EQ(std::count(out.begin(), out.begin() + n, uint16_t{0}), n) << "c " << c;
+    }
+  });
+}
+
+// Where the order of the slices matters: each tap's three weights are +2^20, -2^20 and a small
+// value in some order, over inputs of 1, so that an addition in another order than the header's
+// (kd 0, 1, 2 for each kh, kw) keeps or loses the small value's bits. One row and two rows at
+// once, in every build, against the reference bit for bit.
+TEST(DepthwiseRows, TheSlicesOfATapAddInOrderInBFloat16) {
+  in_every_build([] {
+    std::mt19937 rng(11);
+    const int64_t c = 64, w = 33, n = w * c;
+    const RowShape s{w, w, c, 1, 1};
+    std::vector<float> wt(static_cast<std::size_t>(27 * c));
+    for (int t = 0; t < 9; ++t)  // t = 3 kh + kw
+      for (int64_t j = 0; j < c; ++j) {
+        const float small = from_bf16(to_bf16(std::ldexp(1.f + (rng() % 128) / 128.f, -1)));
+        float three[3] = {std::ldexp(1.f, 20), -std::ldexp(1.f, 20), rng() % 2 ? small : -small};
+        std::shuffle(three, three + 3, rng);
+        for (int kd = 0; kd < 3; ++kd) wt[(9 * kd + t) * c + j] = three[kd];
+      }
+    const std::vector<float> bias(static_cast<std::size_t>(c), 0.f);
+    const std::vector<float> ones(static_cast<std::size_t>(n), 1.f);
+    const std::vector<uint16_t> ones16(static_cast<std::size_t>(n), to_bf16(1.f));
+    const std::vector<const float*> rows(9, ones.data());
+    const auto want = reference_bf16(rows, s, wt, bias, false);
+    const Taps t(wt, bias);
+    const uint16_t* in[12];
+    for (auto& r : in) r = ones16.data();
+    std::vector<uint16_t> got(static_cast<std::size_t>(2 * n));
+    rows2_bf16(in, s, t, false, got.data(), got.data() + n);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), n * sizeof(uint16_t)), 0) << "rows2, first";
+    EXPECT_EQ(std::memcmp(got.data() + n, want.data(), n * sizeof(uint16_t)), 0) << "second";
+    row_bf16(in, s, t, false, got.data());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), n * sizeof(uint16_t)), 0) << "row";
+  });
+}
+
 TEST(DepthwiseRows, UseBuildRefusesABuildThisCpuDoesNotRun) {
   EXPECT_THROW(use_build("avx1024"), std::invalid_argument);
   const auto here = builds_here();
   ASSERT_FALSE(here.empty());
-  for (const char* b : {"sse2", "avx2", "avx512", "avx512_bf16"}) {
+  for (const char* b : {"sse2", "avx2", "avx512", "avx512_bf16", "avx512_bf16_fma"}) {
     if (std::find(here.begin(), here.end(), b) == here.end()) {
       EXPECT_THROW(use_build(b), std::invalid_argument) << b;
     }
