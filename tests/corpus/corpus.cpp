@@ -188,6 +188,8 @@ std::vector<CorpusKind> nifti1_kinds() {
       k("n1_slope_nan", "failed", "scl_slope", set<float>(kSlope, NAN)),
       k("n1_slope_scaled", "ok", "", both(set<float>(kSlope, 2.0f), set<float>(kInter, -3.0f))),
       k("n1_slope_zero", "ok", "", set<float>(kSlope, 0)),
+      // Finite in the file, infinite once scaled: found by the reader stage, not the file scan.
+      k("n1_slope_overflows", "failed", "non-finite voxels", set<float>(kSlope, 3e38f)),
       k("n1_inter_inf", "failed", "scl_inter",
         both(set<float>(kSlope, 2.0f), set<float>(kInter, INFINITY))),
   };
