@@ -321,6 +321,9 @@ TEST(VolumeIo, NiftiDecodedInOnePassEqualsItksReading) {
       add("f32.nii.gz"), {7, 6, 3}, [&](auto i) { return static_cast<float>(value(i) / 7.0); },
       {0.4, 0.4, 4.4}, true);
   write_itk<double, 3>(add("f64.nii.gz"), {7, 6, 3}, [&](auto i) { return value(i) / 3.0; });
+  // Wider than the decoder's 32 x 32 tiles in both directions, with partial tiles.
+  write_itk<std::int16_t, 3>(add("i16_wide.nii.gz"), {70, 45, 3},
+                             [&](auto i) { return static_cast<std::int16_t>(value(i) * 3); });
   write_nifti_by_hand(add("little.nii"), false, 0, 0);
   write_nifti_by_hand(add("big.nii"), true, 0, 0);
   write_nifti_by_hand(add("scaled_big.nii"), true, 2.0f, 5.0f);
