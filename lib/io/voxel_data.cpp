@@ -205,10 +205,41 @@ void decode_tiles(const unsigned char* src, const HeaderFacts& h, std::int64_t H
       }
 }
 
+// Whether the header's intensity scaling changes the values (scl_slope 0: none).
+bool scaled(const HeaderFacts& h) {
+  return h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
+}
+
+// Unscaled uint8 voxels are their bytes: [D, W, H] file order to [D, H, W] by 32 x 32 tiles, as
+// decode_tiles does. Returns the largest byte.
+std::uint8_t transpose_bytes(const unsigned char* src, std::int64_t H, std::int64_t W,
+                             std::int64_t D, std::uint8_t* out) {
+  constexpr std::int64_t B = 32;
+  std::uint8_t tile[B][B];  // [y - y0][x - x0]
+  std::uint8_t top = 0;
+  for (std::int64_t z = 0; z < D; ++z)
+    for (std::int64_t y0 = 0; y0 < W; y0 += B)
+      for (std::int64_t x0 = 0; x0 < H; x0 += B) {
+        const std::int64_t ny = std::min(B, W - y0), nx = std::min(B, H - x0);
+        for (std::int64_t yy = 0; yy < ny; ++yy) {
+          const unsigned char* row = src + (z * W + y0 + yy) * H + x0;
+          for (std::int64_t xx = 0; xx < nx; ++xx) {
+            tile[yy][xx] = row[xx];
+            top = std::max(top, row[xx]);
+          }
+        }
+        for (std::int64_t xx = 0; xx < nx; ++xx) {
+          std::uint8_t* o = out + (z * H + x0 + xx) * W + y0;
+          for (std::int64_t yy = 0; yy < ny; ++yy) o[yy] = tile[yy][xx];
+        }
+      }
+  return top;
+}
+
 template <typename T, typename Put>
 void decode_to_dhw(const unsigned char* src, const HeaderFacts& h, std::int64_t H, std::int64_t W,
                    std::int64_t D, Put&& put) {
-  const bool scale = h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
+  const bool scale = scaled(h);
   if (h.swap && scale)
     decode_tiles<T, true, true>(src, h, H, W, D, put);
   else if (h.swap)
@@ -272,6 +303,10 @@ NdArrayPtr read_label_voxels(const std::string& path, const HeaderFacts& h, int 
   const std::vector<unsigned char> bytes = checked_bytes(path, h, n);
   auto arr = NdArray::make<std::uint8_t>({n[2], n[0], n[1]});
   std::uint8_t* out = arr->data<std::uint8_t>();
+  if (h.datatype == 2 && !scaled(h)) {  // uint8, the usual mask: the bytes are the labels
+    const bool labels = transpose_bytes(bytes.data(), n[0], n[1], n[2], out) <= max_label;
+    return labels ? arr : decode_float(h, bytes, n);
+  }
   const float top = static_cast<float>(max_label);
   bool bad = false;
   decode_nifti(h, bytes.data(), n[0], n[1], n[2], [&](std::int64_t i, float v) {

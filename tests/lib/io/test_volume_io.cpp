@@ -347,4 +347,15 @@ TEST(VolumeIo, NiftiDecodedInOnePassEqualsItksReading) {
         ASSERT_EQ(scaled.data->data<float>()[i], 2 * v + 5);
       }
   EXPECT_DOUBLE_EQ(big.geometry.spacing[2], 4.0);
+  // Labels: a uint8 mask wider than a tile reads as ITK reads it, uint8; one above max_label
+  // comes back as float (which the caller refuses, naming the value).
+  const std::string mask = (d / "mask_wide.nii.gz").string();
+  write_itk<std::uint8_t, 3>(mask, {70, 45, 3},
+                             [](auto i) { return static_cast<std::uint8_t>((i[0] + i[1]) % 20); });
+  const Volume labels = read_labels(mask, 19), itk = read_image_with_itk(mask);
+  ASSERT_EQ(labels.data->dtype(), DType::kUInt8);
+  ASSERT_EQ(labels.data->shape(), itk.data->shape());
+  for (std::int64_t i = 0; i < labels.data->numel(); ++i)
+    ASSERT_EQ(labels.data->data<std::uint8_t>()[i], itk.data->data<float>()[i]) << i;
+  EXPECT_THROW(read_labels(mask, 18), std::runtime_error);
 }
