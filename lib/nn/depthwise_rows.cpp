@@ -610,39 +610,8 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void store4(Sums32& x, bool relu, uint1
   }
 }
 
-// Tap kw of input pixel x0 - 1 + Q for output pixel P = Q - kw (where that is one of the four):
-// kernel row i of the first output row, i - 1 of the second (kTwo).
-template <int Q, int KW, bool kTwo>
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pix32& v, const PairTaps& w,
-                                                     int i) {
-  constexpr int P = Q - KW;
-  if constexpr (P >= 0 && P <= 3) {
-    if (i < 3) dot(sum_of<P, false>(x), v, w.v[3 * i + KW]);
-    if (kTwo && i > 0) dot(sum_of<P, true>(x), v, w.v[3 * (i - 1) + KW]);
-  }
-}
-
-// Input row i's pixel x0 - 1 + Q, interleaved once for the taps it meets, kw = 0, 1, 2 in order.
-// Inside the row (!kEdge) r[k] points at pixel x0 - 1 of row k's channel j (null: padding), so
-// that a pixel's address is one add.
-template <int Q, bool kEdge, bool kTwo>
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position(Sums32& x, const uint16_t* const r[3],
-                                                       const RowShape& s, const PairTaps& w, int i,
-                                                       int64_t j, int64_t x0) {
-  Pix32 v;
-  if constexpr (kEdge) {
-    interleave<true>(v, r[0], r[1], r[2], s, x0 - 1 + Q, j);
-  } else {
-    const int64_t c = s.c, at = Q * c;
-    interleave(v, load32_at(r[0] ? r[0] + at : nullptr, c),
-               load32_at(r[1] ? r[1] + at : nullptr, c), load32_at(r[2] ? r[2] + at : nullptr, c));
-  }
-  tap_at<Q, 0, kTwo>(x, v, w, i);
-  tap_at<Q, 1, kTwo>(x, v, w, i);
-  tap_at<Q, 2, kTwo>(x, v, w, i);
-}
-
-// The three slices of an input pixel as float32 (the interleaved channel order).
+// The three slices of an input pixel as float32, in the interleaved channel order (each
+// bfloat16 in the upper half of its lane), for the fused multiply-adds.
 struct X3 {
   __m512 lo0, hi0, lo1, hi1, lo2, hi2;
 };
@@ -655,65 +624,79 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void widen3(X3& x, __m512i s0, __m512i 
   x.lo2 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, s2));
   x.hi2 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, s2));
 }
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void dot_fma(Acc32& a, const X3& x, const __m512* w) {
-  a.lo = _mm512_fmadd_ps(x.lo0, w[0], a.lo);
-  a.hi = _mm512_fmadd_ps(x.hi0, w[1], a.hi);
-  a.lo = _mm512_fmadd_ps(x.lo1, w[2], a.lo);
-  a.hi = _mm512_fmadd_ps(x.hi1, w[3], a.hi);
-  a.lo = _mm512_fmadd_ps(x.lo2, w[4], a.lo);
-  a.hi = _mm512_fmadd_ps(x.hi2, w[5], a.hi);
+
+// a += tap t = 3 kh + kw of an input pixel: by dot products (Pix32, the pair then the lone
+// slice) or by fused multiply-adds (X3, kd 0, 1, 2: each product of two bfloat16 values is
+// exact, so each rounds once as the dot product's sums do).
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap(Acc32& a, const Pix32& p, const PairTaps& w,
+                                                  int t) {
+  dot(a, p, w.v[t]);
 }
-template <int Q, int KW>
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_fma(Sums32& x, const X3& v, const PairTaps& w,
-                                                      int i) {
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap(Acc32& a, const X3& x, const PairTaps& w, int t) {
+  const __m512* f = w.f[t];
+  a.lo = _mm512_fmadd_ps(x.lo0, f[0], a.lo);
+  a.hi = _mm512_fmadd_ps(x.hi0, f[1], a.hi);
+  a.lo = _mm512_fmadd_ps(x.lo1, f[2], a.lo);
+  a.hi = _mm512_fmadd_ps(x.hi1, f[3], a.hi);
+  a.lo = _mm512_fmadd_ps(x.lo2, f[4], a.lo);
+  a.hi = _mm512_fmadd_ps(x.hi2, f[5], a.hi);
+}
+
+// Tap kw of input pixel x0 - 1 + Q for output pixel P = Q - kw (where that is one of the four):
+// kernel row i of the first output row, i - 1 of the second (kTwo).
+template <int Q, int KW, bool kTwo, class Pixel>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void tap_at(Sums32& x, const Pixel& v, const PairTaps& w,
+                                                     int i) {
   constexpr int P = Q - KW;
   if constexpr (P >= 0 && P <= 3) {
-    if (i < 3) dot_fma(sum_of<P, false>(x), v, w.f[3 * i + KW]);
-    if (i > 0) dot_fma(sum_of<P, true>(x), v, w.f[3 * (i - 1) + KW]);
+    if (i < 3) tap(sum_of<P, false>(x), v, w, 3 * i + KW);
+    if (kTwo && i > 0) tap(sum_of<P, true>(x), v, w, 3 * (i - 1) + KW);
   }
 }
-template <int Q>
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position_fma(Sums32& x, const uint16_t* const r[3],
-                                                           int64_t c, const PairTaps& w, int i) {
-  const int64_t at = Q * c;
-  X3 v;
-  widen3(v, load32_at(r[0] ? r[0] + at : nullptr, c), load32_at(r[1] ? r[1] + at : nullptr, c),
-         load32_at(r[2] ? r[2] + at : nullptr, c));
-  tap_fma<Q, 0>(x, v, w, i);
-  tap_fma<Q, 1>(x, v, w, i);
-  tap_fma<Q, 2>(x, v, w, i);
+
+// Input row i's pixel x0 - 1 + Q, interleaved (kFma: widened) once for the taps it meets, kw =
+// 0, 1, 2 in order. Inside the row (!kEdge) r[k] points at pixel x0 - 1 of row k's channel j
+// (null: padding), so that a pixel's address is one add.
+template <int Q, bool kTwo, class Pixel>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void taps_at(Sums32& x, const Pixel& v, const PairTaps& w,
+                                                      int i) {
+  tap_at<Q, 0, kTwo>(x, v, w, i);
+  tap_at<Q, 1, kTwo>(x, v, w, i);
+  tap_at<Q, 2, kTwo>(x, v, w, i);
 }
-// Two interior rows by float32 fused multiply-adds: each product of two bfloat16 values is exact,
-// so a fused multiply-add rounds once as the dot product's sums do; the bias starts as + 0 (a
-// bias of -0 would otherwise keep a sign the paired order's + 0 drops).
-SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_fma_x2(const uint16_t* const* rows,
-                                                           const RowShape& s, const PairTaps& w,
-                                                           const float* bias, bool relu,
-                                                           uint16_t* out0, uint16_t* out1,
-                                                           int64_t j, int64_t x0) {
-  Sums32 x;
-  start32(x.a0, bias + j);
-  x.a0.lo = _mm512_add_ps(x.a0.lo, _mm512_setzero_ps());
-  x.a0.hi = _mm512_add_ps(x.a0.hi, _mm512_setzero_ps());
-  x.a1 = x.a2 = x.a3 = x.b0 = x.b1 = x.b2 = x.b3 = x.a0;
-  const int64_t c = s.c, first = (x0 - 1) * c + j;
-  auto at = [&](const uint16_t* row) { return row ? row + first : row; };
-  for (int i = 0; i < 4; ++i) {
-    const uint16_t* const r[3] = {at(rows[i]), at(rows[4 + i]), at(rows[8 + i])};
-    position_fma<0>(x, r, c, w, i);
-    position_fma<1>(x, r, c, w, i);
-    position_fma<2>(x, r, c, w, i);
-    position_fma<3>(x, r, c, w, i);
-    position_fma<4>(x, r, c, w, i);
-    position_fma<5>(x, r, c, w, i);
+template <int Q, bool kEdge, bool kTwo, bool kFma>
+SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void position(Sums32& x, const uint16_t* const r[3],
+                                                       const RowShape& s, int64_t c,
+                                                       const PairTaps& w, int i, int64_t j,
+                                                       int64_t x0) {
+  __m512i s0, s1, s2;
+  if constexpr (kEdge) {
+    s0 = load32<true>(r[0], s, x0 - 1 + Q, j);
+    s1 = load32<true>(r[1], s, x0 - 1 + Q, j);
+    s2 = load32<true>(r[2], s, x0 - 1 + Q, j);
+  } else {
+    const int64_t at = Q * c;
+    s0 = load32_at(r[0] ? r[0] + at : nullptr, c);
+    s1 = load32_at(r[1] ? r[1] + at : nullptr, c);
+    s2 = load32_at(r[2] ? r[2] + at : nullptr, c);
   }
-  store4(x, relu, out0, out1, s, j, x0, 4);
+  if constexpr (kFma) {
+    X3 v;
+    widen3(v, s0, s1, s2);
+    taps_at<Q, kTwo>(x, v, w, i);
+  } else {
+    Pix32 v;
+    interleave(v, s0, s1, s2);
+    taps_at<Q, kTwo>(x, v, w, i);
+  }
 }
 
 // Stride 1, dilation 1: output pixels [x0, x0 + n), n <= 4, channels [j, j + 32), of one row
 // (rows[3 kd + kh]) or two (kTwo: rows[4 kd + i], input row i being kernel row i of the first and
-// i - 1 of the second output row; each input pixel interleaved once for both).
-template <bool kEdge, bool kTwo>
+// i - 1 of the second output row; each input pixel interleaved once for both). kFma: by fused
+// multiply-adds, the bias starting as + 0 (a bias of -0 would otherwise keep a sign that the
+// paired order's + 0 drops).
+template <bool kEdge, bool kTwo, bool kFma = false>
 SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot_unit(const uint16_t* const* rows,
                                                              const RowShape& s, const PairTaps& w,
                                                              const float* bias, bool relu,
@@ -721,18 +704,22 @@ SPINEPARSE_BF16_TARGET SPINEPARSE_INLINE void block_dot_unit(const uint16_t* con
                                                              int64_t j, int64_t x0, int64_t n) {
   Sums32 x;
   start32(x.a0, bias + j);
+  if constexpr (kFma) {
+    x.a0.lo = _mm512_add_ps(x.a0.lo, _mm512_setzero_ps());
+    x.a0.hi = _mm512_add_ps(x.a0.hi, _mm512_setzero_ps());
+  }
   x.a1 = x.a2 = x.a3 = x.b0 = x.b1 = x.b2 = x.b3 = x.a0;
   constexpr int kRows = kTwo ? 4 : 3, kStep = kTwo ? 4 : 3;
-  const int64_t first = (x0 - 1) * s.c + j;  // inside the row: pixel x0 - 1's channel j
+  const int64_t c = s.c, first = (x0 - 1) * c + j;  // inside the row: pixel x0 - 1's channel j
   auto at = [&](const uint16_t* row) { return kEdge || !row ? row : row + first; };
   for (int i = 0; i < kRows; ++i) {
     const uint16_t* const r[3] = {at(rows[i]), at(rows[kStep + i]), at(rows[2 * kStep + i])};
-    position<0, kEdge, kTwo>(x, r, s, w, i, j, x0);
-    position<1, kEdge, kTwo>(x, r, s, w, i, j, x0);
-    position<2, kEdge, kTwo>(x, r, s, w, i, j, x0);
-    position<3, kEdge, kTwo>(x, r, s, w, i, j, x0);
-    position<4, kEdge, kTwo>(x, r, s, w, i, j, x0);
-    position<5, kEdge, kTwo>(x, r, s, w, i, j, x0);
+    position<0, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
+    position<1, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
+    position<2, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
+    position<3, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
+    position<4, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
+    position<5, kEdge, kTwo, kFma>(x, r, s, c, w, i, j, x0);
   }
   store4(x, relu, out0, kTwo ? out1 : nullptr, s, j, x0, n);
 }
@@ -807,9 +794,9 @@ SPINEPARSE_BF16_TARGET void rows2_avx512bf16(const uint16_t* const rows[12], con
     std::size_t k = 0;
     for (int64_t j : Blocks{s.c, 32})
       if (interior && kFma)
-        block_fma_x2(rows, s, taps[k++], bias, relu, out0, out1, j, x0);
+        block_dot_unit<false, true, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, 4);
       else if (interior)
-        block_dot_unit<false, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, n);
+        block_dot_unit<false, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, 4);
       else
         block_dot_unit<true, true>(rows, s, taps[k++], bias, relu, out0, out1, j, x0, n);
   }
