@@ -175,28 +175,20 @@ NiftiScan scan_nifti(const std::string& path, std::vector<unsigned char>* keep) 
 
 namespace {
 
-// NIfTI voxels (file order: x = H fastest, then W, then slices) -> C-order [D, H, W]:
-// put(index, value) for each, the value read by memcpy (the bytes carry no type), its bytes
-// swapped when kSwap and the header's intensity scaling applied when kScale, as float. By tiles
-// of 32 x 32: a tile's rows read along x into floats (contiguous, vectorised), then written out
-// along y.
-template <typename T, bool kSwap, bool kScale, typename Put>
-void decode_tiles(const unsigned char* src, const HeaderFacts& h, std::int64_t H, std::int64_t W,
-                  std::int64_t D, Put& put) {
-  const double slope = h.scl_slope, inter = h.scl_inter;
+// File order (x = H fastest, then W, then slices) -> C-order [D, H, W] by tiles of 32 x 32: a
+// tile's rows read along x, load(file index) -> V, into the tile (contiguous, vectorised), then
+// written out along y, put(index, value).
+template <typename V, typename Load, typename Put>
+void by_tiles(std::int64_t H, std::int64_t W, std::int64_t D, const Load& load, Put& put) {
   constexpr std::int64_t B = 32;
-  float tile[B][B];  // [y - y0][x - x0]
+  V tile[B][B];  // [y - y0][x - x0]
   for (std::int64_t z = 0; z < D; ++z)
     for (std::int64_t y0 = 0; y0 < W; y0 += B)
       for (std::int64_t x0 = 0; x0 < H; x0 += B) {
         const std::int64_t ny = std::min(B, W - y0), nx = std::min(B, H - x0);
         for (std::int64_t yy = 0; yy < ny; ++yy) {
-          const unsigned char* row = src + ((z * W + y0 + yy) * H + x0) * sizeof(T);
-          for (std::int64_t xx = 0; xx < nx; ++xx) {
-            const T v = read_as<T>(row + xx * sizeof(T), kSwap);
-            tile[yy][xx] = kScale ? static_cast<float>(static_cast<double>(v) * slope + inter)
-                                  : static_cast<float>(v);
-          }
+          const std::int64_t from = (z * W + y0 + yy) * H + x0;
+          for (std::int64_t xx = 0; xx < nx; ++xx) tile[yy][xx] = load(from + xx);
         }
         for (std::int64_t xx = 0; xx < nx; ++xx) {
           const std::int64_t at = (z * H + x0 + xx) * W + y0;
@@ -205,35 +197,35 @@ void decode_tiles(const unsigned char* src, const HeaderFacts& h, std::int64_t H
       }
 }
 
+// NIfTI voxels -> [D, H, W] floats: put(index, value) for each, the value read by memcpy (the
+// bytes carry no type), its bytes swapped when kSwap and the header's intensity scaling applied
+// when kScale.
+template <typename T, bool kSwap, bool kScale, typename Put>
+void decode_tiles(const unsigned char* src, const HeaderFacts& h, std::int64_t H, std::int64_t W,
+                  std::int64_t D, Put& put) {
+  const double slope = h.scl_slope, inter = h.scl_inter;
+  by_tiles<float>(
+      H, W, D,
+      [&](std::int64_t i) {
+        const T v = read_as<T>(src + i * sizeof(T), kSwap);
+        return kScale ? static_cast<float>(static_cast<double>(v) * slope + inter)
+                      : static_cast<float>(v);
+      },
+      put);
+}
+
 // Whether the header's intensity scaling changes the values (scl_slope 0: none).
 bool scaled(const HeaderFacts& h) {
   return h.scl_slope != 0 && !(h.scl_slope == 1 && h.scl_inter == 0);
 }
 
-// Unscaled uint8 voxels are their bytes: [D, W, H] file order to [D, H, W] by 32 x 32 tiles, as
-// decode_tiles does. Returns the largest byte.
+// Unscaled uint8 voxels are their bytes: to [D, H, W] in `out`. Returns the largest.
 std::uint8_t transpose_bytes(const unsigned char* src, std::int64_t H, std::int64_t W,
                              std::int64_t D, std::uint8_t* out) {
-  constexpr std::int64_t B = 32;
-  std::uint8_t tile[B][B];  // [y - y0][x - x0]
-  std::uint8_t top = 0;
-  for (std::int64_t z = 0; z < D; ++z)
-    for (std::int64_t y0 = 0; y0 < W; y0 += B)
-      for (std::int64_t x0 = 0; x0 < H; x0 += B) {
-        const std::int64_t ny = std::min(B, W - y0), nx = std::min(B, H - x0);
-        for (std::int64_t yy = 0; yy < ny; ++yy) {
-          const unsigned char* row = src + (z * W + y0 + yy) * H + x0;
-          for (std::int64_t xx = 0; xx < nx; ++xx) {
-            tile[yy][xx] = row[xx];
-            top = std::max(top, row[xx]);
-          }
-        }
-        for (std::int64_t xx = 0; xx < nx; ++xx) {
-          std::uint8_t* o = out + (z * H + x0 + xx) * W + y0;
-          for (std::int64_t yy = 0; yy < ny; ++yy) o[yy] = tile[yy][xx];
-        }
-      }
-  return top;
+  auto put = [out](std::int64_t i, std::uint8_t v) { out[i] = v; };
+  by_tiles<std::uint8_t>(
+      H, W, D, [src](std::int64_t i) { return src[i]; }, put);
+  return H * W * D > 0 ? *std::max_element(src, src + H * W * D) : 0;
 }
 
 template <typename T, typename Put>
