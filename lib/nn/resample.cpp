@@ -28,20 +28,24 @@ constexpr int kPad = 12;  // scipy pads 'grid-constant' input by 12 before the s
 const double kPole = std::sqrt(3.0) - 2.0;
 
 // scipy.ndimage.gaussian_filter1d (mode 'constant', cval 0) down every column of a row-major
-// [n, cols] array: per element the sum over the kernel's taps in order, vectorised along the rows.
+// [n, cols] array, in scipy's arithmetic for a symmetric kernel (NI_Correlate1D): per element
+// the centre tap's product, then (below + above) * weight for the pairs from the outermost in,
+// a neighbour outside the array counting as 0; vectorised along the rows.
 SPINEPARSE_CPU_CLONES
 void gaussian_columns(const double* in, double* out, std::int64_t n, std::int64_t cols,
                       const std::vector<double>& k) {
   const std::int64_t r = static_cast<std::int64_t>(k.size() / 2);
+  const std::vector<double> zeros(static_cast<std::size_t>(cols), 0.0);
+  auto row = [&](std::int64_t j) { return j >= 0 && j < n ? in + j * cols : zeros.data(); };
   for (std::int64_t i = 0; i < n; ++i) {
     double* o = out + i * cols;
-    std::fill(o, o + cols, 0.0);
-    const std::int64_t lo = std::max<std::int64_t>(0, i - r),
-                       hi = std::min<std::int64_t>(n - 1, i + r);
-    for (std::int64_t j = lo; j <= hi; ++j) {
-      const double kj = k[j - i + r];
-      const double* a = in + j * cols;
-      for (std::int64_t x = 0; x < cols; ++x) o[x] += kj * a[x];
+    const double* a = in + i * cols;
+    const double k0 = k[r];
+    for (std::int64_t x = 0; x < cols; ++x) o[x] = a[x] * k0;
+    for (std::int64_t j = r; j >= 1; --j) {
+      const double kj = k[r - j];
+      const double *lo = row(i - j), *hi = row(i + j);
+      for (std::int64_t x = 0; x < cols; ++x) o[x] += (lo[x] + hi[x]) * kj;
     }
   }
 }
@@ -52,9 +56,10 @@ void gaussian_columns(const double* in, double* out, std::int64_t n, std::int64_
 // applied to whole rows.
 SPINEPARSE_CPU_CLONES
 void zoom_columns(const double* in, std::int64_t n, std::int64_t cols, double* out,
-                  std::int64_t on) {
+                  std::int64_t on, std::vector<double>& c, std::vector<double>& c0) {
   const std::int64_t m = n + 2 * kPad;
-  std::vector<double> c(m * cols, 0.0), c0(cols);
+  c.assign(m * cols, 0.0);
+  c0.assign(cols, 0.0);
   auto row = [&](std::int64_t i) { return &c[i * cols]; };
   const double z = kPole, gain = (1 - z) * (1 - 1 / z);
   for (std::int64_t i = 0; i < n; ++i)
@@ -102,8 +107,56 @@ void transpose(const double* in, std::int64_t n, std::int64_t m, double* out) {
         for (std::int64_t j = j0; j < std::min(m, j0 + kTile); ++j) out[j * n + i] = in[i * m + j];
 }
 
+// The smallest and largest voxel - cval over the crop, in 16 lanes of float (x - cval rounds
+// monotonically, so the extremes of the differences are the differences of the extremes).
+std::pair<double, double> crop_range(const float* in, std::int64_t D, std::int64_t H,
+                                     std::int64_t W, RowCrop crop, double cval) {
+  constexpr int kLanes = 16;
+  float lo[kLanes], hi[kLanes];
+  std::fill(lo, lo + kLanes, INFINITY);
+  std::fill(hi, hi + kLanes, -INFINITY);
+  for (std::int64_t d = 0; d < D; ++d) {
+    const float* x = in + (d * H + crop.begin) * W;
+    const std::int64_t n = crop.rows() * W;
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int k = 0; k < kLanes; ++k) {
+        lo[k] = std::min(lo[k], x[i + k]);
+        hi[k] = std::max(hi[k], x[i + k]);
+      }
+    for (int k = 0; i < n; ++i, ++k) lo[k] = std::min(lo[k], x[i]), hi[k] = std::max(hi[k], x[i]);
+  }
+  return {static_cast<double>(*std::min_element(lo, lo + kLanes)) - cval,
+          static_cast<double>(*std::max_element(hi, hi + kLanes)) - cval};
+}
+
+// Along H for columns [x0, x0 + cols) of one cropped slice [h, W]: minus cval, the Gaussian
+// `gauss` (none where null) and the zoom to oh rows, written to those columns of g [oh, W].
+struct ColumnStrip {
+  std::vector<double> a, b, c, c0, z;
+  void run(const float* slice, std::int64_t h, std::int64_t W, std::int64_t x0, std::int64_t cols,
+           double cval, const std::vector<double>* gauss, std::int64_t oh, double* g) {
+    a.resize(h * cols);
+    for (std::int64_t r = 0; r < h; ++r)
+      for (std::int64_t x = 0; x < cols; ++x) a[r * cols + x] = slice[r * W + x0 + x] - cval;
+    if (gauss) {
+      b.resize(h * cols);
+      gaussian_columns(a.data(), b.data(), h, cols, *gauss);
+      std::swap(a, b);
+    }
+    z.resize(oh * cols);
+    zoom_columns(a.data(), h, cols, z.data(), oh, c, c0);
+    for (std::int64_t r = 0; r < oh; ++r)
+      std::copy(&z[r * cols], &z[r * cols] + cols, g + r * W + x0);
+  }
+};
+
 }  // namespace
 
+// Per slice: H first, in strips of columns that stay in the cache (the Gaussian and the zoom
+// along H are per column), so that the W steps run on oh rows instead of all h; then W as the
+// columns of the transposed [oh, W] result. The steps are linear and act on separate axes, so
+// the order changes only rounding (within float32's, as the tests against scikit-image check).
 std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H, std::int64_t W,
                                  RowCrop crop, std::int64_t oh, std::int64_t ow, double cval) {
   const std::int64_t h = crop.rows();
@@ -111,47 +164,36 @@ std::vector<float> resize_slices(const float* in, std::int64_t D, std::int64_t H
     throw std::invalid_argument("resize_slices: bad sizes");
   }
   // Clipping uses the range of the whole (cropped) input, as skimage does.
-  double lo = INFINITY, hi = -INFINITY;
-  for (std::int64_t d = 0; d < D; ++d)
-    for (std::int64_t r = crop.begin; r < crop.end; ++r)
-      for (std::int64_t x = 0; x < W; ++x) {
-        const double v = in[(d * H + r) * W + x] - cval;
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
+  const auto [lo, hi] = crop_range(in, D, H, W, crop, cval);
   const bool preserve_cval = !(lo <= 0.0 && 0.0 <= hi);
   const double sh = std::max(0.0, (static_cast<double>(h) / oh - 1) / 2);
   const double sw = std::max(0.0, (static_cast<double>(W) / ow - 1) / 2);
   const bool anti_alias = oh < h || ow < W;
+  const bool filter_h = anti_alias && sh > 1e-15, filter_w = anti_alias && sw > 1e-15;
+  const auto gh = filter_h ? gaussian_kernel(sh) : std::vector<double>{};
+  const auto gw = filter_w ? gaussian_kernel(sw) : std::vector<double>{};
+  constexpr std::int64_t kStrip = 64;  // columns: a strip's h rows of them stay in L2
   std::vector<float> out(static_cast<std::size_t>(D * oh * ow));
   tbb::parallel_for(std::int64_t{0}, D, [&](std::int64_t d) {
-    std::vector<double> a(h * W), b(h * W);
-    for (std::int64_t r = 0; r < h; ++r)
-      for (std::int64_t x = 0; x < W; ++x)
-        a[r * W + x] = in[(d * H + crop.begin + r) * W + x] - cval;
-    if (anti_alias && sh > 1e-15) {
-      auto k = gaussian_kernel(sh);
-      gaussian_columns(a.data(), b.data(), h, W, k);
-      std::swap(a, b);
+    std::vector<double> g(oh * W), t(W * oh), u(ow * oh), v(oh * ow);
+    ColumnStrip strip;
+    const float* slice = in + (d * H + crop.begin) * W;
+    for (std::int64_t x0 = 0; x0 < W; x0 += kStrip)
+      strip.run(slice, h, W, x0, std::min(kStrip, W - x0), cval, filter_h ? &gh : nullptr, oh,
+                g.data());
+    transpose(g.data(), oh, W, t.data());
+    if (filter_w) {
+      strip.b.resize(W * oh);
+      gaussian_columns(t.data(), strip.b.data(), W, oh, gw);
+      std::swap(t, strip.b);
     }
-    // Along W as the columns of the transposed slice (gaussian_1d and zoom_1d on every row, the
-    // same arithmetic vectorised across rows), then along H.
-    transpose(a.data(), h, W, b.data());
-    std::swap(a, b);
-    if (anti_alias && sw > 1e-15) {
-      gaussian_columns(a.data(), b.data(), W, h, gaussian_kernel(sw));
-      std::swap(a, b);
-    }
-    std::vector<double> zoomed(ow * h), t(h * ow);
-    zoom_columns(a.data(), W, h, zoomed.data(), ow);
-    transpose(zoomed.data(), ow, h, t.data());
-    std::vector<double> u(oh * ow);
-    zoom_columns(t.data(), h, ow, u.data(), oh);
+    zoom_columns(t.data(), W, oh, u.data(), ow, strip.c, strip.c0);
+    transpose(u.data(), ow, oh, v.data());
     float* o = out.data() + d * oh * ow;
     for (std::int64_t i = 0; i < oh * ow; ++i) {
-      double v = u[i];
-      if (!(preserve_cval && v == 0.0)) v = std::clamp(v, lo, hi);
-      o[i] = static_cast<float>(v + cval);
+      double x = v[i];
+      if (!(preserve_cval && x == 0.0)) x = std::clamp(x, lo, hi);
+      o[i] = static_cast<float>(x + cval);
     }
   });
   return out;
