@@ -11,6 +11,7 @@
 #include "metrics/measure.hpp"
 #include "metrics/overlay.hpp"
 #include "spine/labels.hpp"
+#include "spineparse/cpu_clones.hpp"
 
 namespace spineparse::metrics {
 
@@ -18,6 +19,19 @@ namespace {
 
 // Array axes [D, H, W] are geometry columns 2, 0, 1 (the file axes H, W, D).
 constexpr int kColumnOf[3] = {2, 0, 1};
+
+// out[k] = 255 x (v[k] - lo) / span clamped to [0, 1], truncated (std::clamp's result, written as
+// selects so that every build vectorises it).
+SPINEPARSE_CPU_CLONES
+void grey_row(const float* __restrict v, std::int64_t n, float lo, float span,
+              std::uint32_t* __restrict out) {
+  for (std::int64_t k = 0; k < n; ++k) {
+    float x = (v[k] - lo) / span;
+    x = x < 0.0f ? 0.0f : x;
+    x = 1.0f < x ? 1.0f : x;
+    out[k] = static_cast<std::uint32_t>(x * 255);
+  }
+}
 
 // The image's grey levels: linear from its 0.5th to its 99.5th percentile (sampled), 0..255.
 class GreyWindow {
@@ -34,10 +48,12 @@ class GreyWindow {
     std::nth_element(s.begin(), lo_at, hi_at);
     lo_ = *lo_at;
   }
-  std::uint8_t operator()(float v) const {
-    return hi_ > lo_
-               ? static_cast<std::uint8_t>(std::clamp((v - lo_) / (hi_ - lo_), 0.0f, 1.0f) * 255)
-               : 0;
+  // One row of grey levels: out[k] for v[k], k < n.
+  void row(const float* v, std::int64_t n, std::uint32_t* out) const {
+    if (hi_ > lo_)
+      grey_row(v, n, lo_, hi_ - lo_, out);
+    else
+      std::fill(out, out + n, 0u);
   }
 
  private:
@@ -46,30 +62,31 @@ class GreyWindow {
 
 // Block means of the windowed image: out [m0, m1, m2] from image [n0, n1, n2] in blocks of f
 // (the last block of an axis may be shorter), each mean rounded half up. Reads the image once,
-// row by row.
+// row by row: each row's grey levels added up per column over a block's rows, then per block of
+// columns (integer sums: the order does not matter).
 void block_means(const NdArray& image, const std::array<std::int64_t, 3>& f, NdArray& out) {
   const GreyWindow grey(image);
   const float* I = image.data<float>();
   const std::int64_t n0 = image.dim(0), n1 = image.dim(1), n2 = image.dim(2);
   const std::int64_t m1 = out.dim(1), m2 = out.dim(2);
-  std::vector<std::uint32_t> sum(static_cast<std::size_t>(m2));
+  std::vector<std::uint32_t> col(static_cast<std::size_t>(n2)), g(static_cast<std::size_t>(n2));
   auto* o = out.data<std::uint8_t>();
   for (std::int64_t d = 0; d < out.dim(0); ++d)
     for (std::int64_t h = 0; h < m1; ++h) {
-      std::fill(sum.begin(), sum.end(), 0u);
+      std::fill(col.begin(), col.end(), 0u);
       const std::int64_t i1 = std::min(n0, (d + 1) * f[0]), j1 = std::min(n1, (h + 1) * f[1]);
       for (std::int64_t i = d * f[0]; i < i1; ++i)
         for (std::int64_t j = h * f[1]; j < j1; ++j) {
-          const float* row = I + (i * n1 + j) * n2;
-          for (std::int64_t w = 0, k = 0; w < m2; ++w)
-            for (const std::int64_t k1 = std::min(n2, k + f[2]); k < k1; ++k)
-              sum[w] += grey(row[k]);
+          grey.row(I + (i * n1 + j) * n2, n2, g.data());
+          for (std::int64_t k = 0; k < n2; ++k) col[k] += g[k];
         }
       const std::int64_t rows = (i1 - d * f[0]) * (j1 - h * f[1]);
       for (std::int64_t w = 0; w < m2; ++w) {
-        const std::int64_t count = rows * (std::min(n2, (w + 1) * f[2]) - w * f[2]);
+        const std::int64_t k0 = w * f[2], k1 = std::min(n2, k0 + f[2]);
+        std::uint64_t sum = 0;
+        for (std::int64_t k = k0; k < k1; ++k) sum += col[k];
         o[(d * m1 + h) * m2 + w] =
-            static_cast<std::uint8_t>(static_cast<double>(sum[w]) / count + 0.5);
+            static_cast<std::uint8_t>(static_cast<double>(sum) / (rows * (k1 - k0)) + 0.5);
       }
     }
 }
@@ -130,12 +147,14 @@ ViewerVolumes viewer_volumes(const NdArray& image, const NdArray& labels, const 
   const auto* L = labels.data<std::uint8_t>();
   const std::uint8_t* M = mask ? mask->data<std::uint8_t>() : nullptr;
   auto centre = [&](int a, std::int64_t i) { return std::min(n[a] - 1, i * f[a] + f[a] / 2); };
+  std::uint8_t* lab_out = lab->data<std::uint8_t>();
+  std::uint8_t* dif_out = M ? dif->data<std::uint8_t>() : nullptr;
   for (std::int64_t d = 0, o = 0; d < m[0]; ++d)
     for (std::int64_t h = 0; h < m[1]; ++h)
       for (std::int64_t w = 0; w < m[2]; ++w, ++o) {
         const std::int64_t c = (centre(0, d) * n[1] + centre(1, h)) * n[2] + centre(2, w);
-        lab->data<std::uint8_t>()[o] = L[c];
-        if (M) dif->data<std::uint8_t>()[o] = M[c] && L[c] != M[c] ? 1 : (L[c] && !M[c] ? 2 : 0);
+        lab_out[o] = L[c];
+        if (M) dif_out[o] = M[c] && L[c] != M[c] ? 1 : (L[c] && !M[c] ? 2 : 0);
       }
   out.image = img;
   out.labels = lab;
