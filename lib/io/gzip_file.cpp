@@ -3,7 +3,9 @@
 #include <isa-l/igzip_lib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "spineparse/vector_state.hpp"
 
@@ -140,6 +142,60 @@ bool GzipFile::skip(std::int64_t n) {
     n -= got;
   }
   return true;
+}
+
+namespace {
+// The FILE of a file being written, closed on every path out.
+struct Output {
+  std::FILE* f;
+  ~Output() {
+    if (f) std::fclose(f);
+  }
+  void put(const unsigned char* p, std::size_t n) {
+    if (n && std::fwrite(p, 1, n, f) != n)
+      throw std::runtime_error(std::strerror(errno));
+  }
+  void close() {
+    const int rc = std::fclose(f);
+    f = nullptr;
+    if (rc != 0) throw std::runtime_error(std::strerror(errno));
+  }
+};
+}  // namespace
+
+void write_gzip(const std::string& path, std::initializer_list<ByteSpan> parts) {
+  Output out{std::fopen(path.c_str(), "wb")};
+  if (!out.f) throw std::runtime_error(std::string("cannot create it: ") + std::strerror(errno));
+  auto stream = std::make_unique<isal_zstream>();
+  isal_deflate_init(stream.get());
+  std::vector<unsigned char> level(ISAL_DEF_LVL1_DEFAULT), buffer(std::size_t{1} << 20);
+  isal_zstream& s = *stream;
+  s.level = 1;
+  s.level_buf = level.data();
+  s.level_buf_size = static_cast<std::uint32_t>(level.size());
+  s.gzip_flag = IGZIP_GZIP;
+  s.flush = NO_FLUSH;
+  // Each part in pieces of at most 1 GB (avail_in is 32 bits); the stream ends with the last.
+  std::vector<ByteSpan> pieces;
+  for (const ByteSpan& p : parts)
+    for (std::size_t at = 0; at < p.size || (p.size == 0 && at == 0); at += std::size_t{1} << 30)
+      pieces.push_back({static_cast<const unsigned char*>(p.data) + at,
+                        std::min(p.size - at, std::size_t{1} << 30)});
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    s.next_in = static_cast<std::uint8_t*>(const_cast<void*>(pieces[i].data));
+    s.avail_in = static_cast<std::uint32_t>(pieces[i].size);
+    s.end_of_stream = i + 1 == pieces.size();
+    do {
+      s.next_out = buffer.data();
+      s.avail_out = static_cast<std::uint32_t>(buffer.size());
+      const int rc = isal_deflate(&s);
+      clear_upper_vector_state();  // ISA-L leaves the upper halves in use
+      if (rc != COMP_OK)
+        throw std::runtime_error("deflate error " + std::to_string(rc));
+      out.put(buffer.data(), buffer.size() - s.avail_out);
+    } while (s.avail_in > 0 || (s.end_of_stream && s.internal_state.state != ZSTATE_END));
+  }
+  out.close();
 }
 
 }  // namespace spineparse::io

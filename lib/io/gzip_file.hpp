@@ -1,4 +1,4 @@
-// A whole file read as gzip when it starts with gzip's magic bytes, else as the plain bytes it
+// Reading: a whole file read as gzip when it starts with gzip's magic bytes, else as the plain bytes it
 // holds: what zlib's gzread reads, decompressed with ISA-L's inflate (about twice zlib's speed on
 // MR data). As gzread: members follow one another (bgzip, pigz, cat a.gz b.gz), and bytes after a
 // member that do not start another are ignored. Every member's CRC-32 and length are checked.
@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,5 +43,16 @@ class GzipFile {
   std::vector<unsigned char> in_;
   std::string problem_;
 };
+
+// Writing: `parts`, one after another, as a single gzip member in a new file `path` (ISA-L's
+// deflate at level 1: 2.5-5.5x zlib level 1's speed on label maps and MR volumes, within a few
+// per cent of its size or smaller). Throws std::runtime_error whose message is the reason alone
+// (the system's, for a full disk or a file size limit) when the file cannot be created or
+// written; the caller names the file and removes it.
+struct ByteSpan {
+  const void* data;
+  std::size_t size;
+};
+void write_gzip(const std::string& path, std::initializer_list<ByteSpan> parts);
 
 }  // namespace spineparse::io

@@ -8,7 +8,6 @@
 #include <itkMultiThreaderBase.h>
 #include <itkNiftiImageIO.h>
 #include <itkNrrdImageIO.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -20,6 +19,7 @@
 #include <stdexcept>
 
 #include "io/ascii.hpp"
+#include "io/gzip_file.hpp"
 #include "io/nifti_types.hpp"
 #include "io/volume_formats.hpp"
 #include "spineparse/files.hpp"
@@ -139,8 +139,9 @@ void itk_write(const std::string& path, const std::string& io_path,
   writer->Update();
 }
 
-// `path` (.nii.gz) as gzip at level 1 of ITK's own .nii: the 352-byte header ITK writes for this
-// geometry and type (taken from a one-voxel image, its sizes set to H, W, D), then the voxels.
+// `path` (.nii.gz) as gzip at level 1 (ISA-L's, write_gzip) of ITK's own .nii: the 352-byte
+// header ITK writes for this geometry and type (taken from a one-voxel image, its sizes set to H,
+// W, D), then the voxels.
 // ITK 5.2's NIfTI writer ignores the compression level and spends 6x longer at level 6 for files
 // a third smaller. Sizes NIfTI-1 cannot hold go through ITK (returns false).
 template <typename T>
@@ -165,23 +166,8 @@ bool write_nifti_gz(const std::string& path, const std::string& final_path, cons
   const std::int16_t dims[4] = {3, static_cast<std::int16_t>(H), static_cast<std::int16_t>(W),
                                 static_cast<std::int16_t>(D)};
   std::memcpy(&header[40], dims, sizeof dims);  // dim[0..3], in this machine's order as ITK writes
-  gzFile out = gzopen(path.c_str(), "wb1");
-  if (!out) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-  auto put = [&](const char* p, std::size_t n) {
-    for (std::size_t done = 0; done < n;) {
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - done, 1u << 30));
-      if (gzwrite(out, p + done, chunk) != static_cast<int>(chunk)) {
-        int err = 0;
-        const std::string why = gzerror(out, &err);
-        gzclose(out);
-        throw std::runtime_error(why);
-      }
-      done += chunk;
-    }
-  };
-  put(header.data(), header.size());
-  put(reinterpret_cast<const char*>(voxels), static_cast<std::size_t>(H * W * D) * sizeof(T));
-  if (gzclose(out) != Z_OK) throw std::runtime_error("closing the gzip stream failed");
+  write_gzip(path, {{header.data(), header.size()},
+                    {voxels, static_cast<std::size_t>(H * W * D) * sizeof(T)}});
   return true;
 }
 

@@ -2,11 +2,14 @@
 // (name, extra, comment, header CRC), stored and plain files, trailing bytes ignored, and a
 // problem wherever gzread finds one (truncation anywhere, a bad CRC or length, damaged data),
 // whatever the size of the reads; and it leaves the vector registers' upper halves clear.
+// write_gzip writes one member gzread reads back, and throws the reason when a write fails.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -170,6 +173,45 @@ TEST(GzipFile, LeavesTheUpperVectorStateClear) {
   ASSERT_EQ(f.open(path), "");
   std::string buf(1 << 16, '\0');
   ASSERT_GT(f.read(reinterpret_cast<unsigned char*>(buf.data()), buf.size()), 0);
+  EXPECT_FALSE(*spineparse::upper_vector_state_in_use());
+  fs::remove(path);
+}
+
+// write_gzip's file is one gzip member that gzread reads back as the parts one after another
+// (empty parts, a part larger than its output buffer), and the reader here as well.
+TEST(WriteGzip, GzreadReadsThePartsBackInOrder) {
+  const std::string a = sample_bytes(352, 1), b = sample_bytes(3 << 20, 2), c = "tail";
+  const std::string path = write_temp("");
+  spineparse::io::write_gzip(path, {{a.data(), a.size()}, {nullptr, 0}, {b.data(), b.size()},
+                                    {c.data(), c.size()}});
+  const Outcome got = with_gzread(path);
+  EXPECT_FALSE(got.problem);
+  EXPECT_TRUE(got.bytes == a + b + c);
+  EXPECT_TRUE(with_gzip_file(path, 1 << 20).bytes == a + b + c);
+  EXPECT_LT(fs::file_size(path), b.size());  // compressed
+  spineparse::io::write_gzip(path, {{nullptr, 0}});  // nothing: still a whole, empty member
+  EXPECT_EQ(with_gzread(path).bytes, "");
+  EXPECT_FALSE(with_gzread(path).problem);
+  fs::remove(path);
+}
+
+// A write that fails (a full device) or a file that cannot be created throws the reason.
+TEST(WriteGzip, AFailedWriteThrowsTheSystemsReason) {
+  const std::string b = sample_bytes(3 << 20, 3);
+  try {
+    spineparse::io::write_gzip("/dev/full", {{b.data(), b.size()}});
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), std::strerror(ENOSPC));
+  }
+  EXPECT_THROW(spineparse::io::write_gzip("/nonexistent/dir/x.gz", {{b.data(), 1}}),
+               std::runtime_error);
+}
+
+TEST(WriteGzip, LeavesTheUpperVectorStateClear) {
+  if (!spineparse::upper_vector_state_in_use()) GTEST_SKIP() << "XGETBV cannot report XINUSE here";
+  const std::string b = sample_bytes(1 << 20, 4), path = write_temp("");
+  spineparse::io::write_gzip(path, {{b.data(), b.size()}});
   EXPECT_FALSE(*spineparse::upper_vector_state_in_use());
   fs::remove(path);
 }
