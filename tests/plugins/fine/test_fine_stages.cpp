@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "fine_stages.hpp"
 #include "spineparse/stage_harness.hpp"
@@ -118,6 +119,91 @@ TEST_F(FineStages, ToRawEqualsBilinearPerVoxelAndTheFirstMaximum) {
         }
         ASSERT_EQ(L[(d * H + y) * W + x], inside ? expected : 0) << d << " " << y << " " << x;
       }
+}
+
+// Without keep_probabilities, voxels whose neighbours share a clear winner take it without the
+// other classes (fine.to_raw's shortcut): labels and label_probability must be the bytes the
+// class-by-class path gives. Regions of one winning class each, smooth borders between them,
+// pixels whose top two classes tie or differ by one ulp or 1e-7 to 1e-4, a few NaN, a slice of random
+// values where no shortcut applies; more rows than one block of work.
+TEST_F(FineStages, ToRawShortcutGivesTheBytesOfEveryClass) {
+  const std::int64_t C = 20, D = 3, h = 40, w = 64, H = 300, W = 200;
+  auto probs = NdArray::make<float>({C, D, h, w});
+  float* P = probs->data<float>();
+  std::uint32_t r = 11;
+  auto next = [&r] { return r = r * 1664525u + 1013904223u; };
+  const float gaps[] = {0.0f, 1e-7f, 1e-6f, 3e-6f, 1e-5f, 2e-5f, 1e-4f};
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) {
+        auto at = [&](std::int64_t c) -> float& { return P[((c * D + d) * h + y) * w + x]; };
+        for (std::int64_t c = 0; c < C; ++c) at(c) = 0.02f;
+        if (d == 2) {  // random: mixed everywhere
+          for (std::int64_t c = 0; c < C; ++c) at(c) = static_cast<float>(next() >> 8 & 1023) / 1024;
+          continue;
+        }
+        // `beside` comes first among the classes mostly, so a tie the rounding makes goes to it
+        const std::int64_t region = y / 10 * 4 + x / 16;
+        const std::int64_t winner = region % C, beside = (winner + C - 1) % C;
+        const float edge = std::min(1.0f, static_cast<float>(x % 16) / 3.0f);  // a smooth border
+        at(winner) = 0.5f + 0.3f * edge;
+        at(beside) = 0.5f - 0.2f * edge;
+        switch (region % 5) {  // whole regions of (near) ties, so that all four neighbours are
+          case 1:
+            at(beside) = std::nextafter(at(winner), 0.0f);  // one ulp apart
+            break;
+          case 2:
+            at(beside) = at(winner);
+            break;
+          case 3:
+            at(beside) = at(winner) - gaps[next() % 7];
+            break;
+        }
+        if (next() % 9 == 0) at(beside) = at(winner) - gaps[next() % 7];
+        if (next() % 251 == 0) at(next() % C) = NAN;
+      }
+  auto run = [&](bool keep) {
+    StageHarness harness(registry_, "fine.to_raw",
+                         {std::string("keep_probabilities=") + (keep ? "true" : "false")});
+    auto out = harness.process(StageHarness::make_case(
+        "Case1", {{"fine_probs", probs}, {"image", constant_image(D, H, W, 0)}}));
+    EXPECT_FALSE(out->failed()) << out->error()->message;
+    return out;
+  };
+  const auto fast = run(false), every = run(true);
+  for (const char* field : {"labels", "label_probability"}) {
+    const auto a = fast->get(field), b = every->get(field);
+    ASSERT_EQ(a->shape(), b->shape());
+    std::int64_t differ = 0;
+    for (std::int64_t i = 0; i < a->numel(); ++i)
+      differ += a->data<std::uint8_t>()[i] != b->data<std::uint8_t>()[i];
+    EXPECT_EQ(differ, 0) << field;
+  }
+}
+
+// label_probability is lround(255 x the top probability clamped to [0, 1]), also at the halves
+// between levels and one ulp either side of them (a fine grid the size of the raw crop, so each
+// voxel's value is its own probability).
+TEST_F(FineStages, LabelProbabilityRoundsAsLround) {
+  std::vector<float> values = {-0.5f, 0.0f, 1e-9f, 0.5f, 1.0f, 1.5f};
+  for (int k = 0; k < 255; ++k) {
+    const float half = (static_cast<float>(k) + 0.5f) / 255.0f;
+    for (float v : {half, std::nextafter(half, 0.0f), std::nextafter(half, 2.0f)}) values.push_back(v);
+  }
+  const auto n = static_cast<std::int64_t>(values.size());
+  auto probs = NdArray::make<float>({1, 1, 2, n});
+  for (std::int64_t i = 0; i < n; ++i)
+    probs->data<float>()[i] = probs->data<float>()[n + i] = values[static_cast<std::size_t>(i)];
+  StageHarness harness(registry_, "fine.to_raw", {});
+  auto out = harness.process(StageHarness::make_case(
+      "Case1", {{"fine_probs", probs}, {"image", constant_image(1, 4, n, 0)}}));
+  ASSERT_FALSE(out->failed()) << out->error()->message;
+  const std::uint8_t* top = out->get("label_probability")->data<std::uint8_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = values[static_cast<std::size_t>(i)], best = v > -1.0f ? v : -1.0f;
+    const long want = std::lround(std::clamp(best, 0.0f, 1.0f) * 255.0f);
+    ASSERT_EQ(top[n + i], want) << "probability " << v;  // row 1: the first of the crop
+  }
 }
 
 }  // namespace
