@@ -313,11 +313,15 @@ struct Box {
   std::int64_t h0, h1, w0, w1;
 };
 
-// Every label's box in slice S [H, W], in one pass (h1 < 0: absent).
+// Every label's box in slice S [H, W], in one pass (h1 < 0: absent); a row without labels, most
+// of a slice, is passed over after one vectorised look.
 std::array<Box, kNumClasses> label_boxes(const std::uint8_t* S, std::int64_t H, std::int64_t W) {
   std::array<Box, kNumClasses> b;
   b.fill({H, -1, W, -1});
-  for (std::int64_t h = 0; h < H; ++h)
+  for (std::int64_t h = 0; h < H; ++h) {
+    std::uint8_t any = 0;
+    for (std::int64_t w = 0; w < W; ++w) any |= S[h * W + w];
+    if (!any) continue;
     for (std::int64_t w = 0; w < W; ++w) {
       const int l = S[h * W + w];
       if (!l || l >= kNumClasses) continue;
@@ -325,6 +329,7 @@ std::array<Box, kNumClasses> label_boxes(const std::uint8_t* S, std::int64_t H, 
       x.h0 = std::min(x.h0, h), x.h1 = std::max(x.h1, h), x.w0 = std::min(x.w0, w),
       x.w1 = std::max(x.w1, w);
     }
+  }
   return b;
 }
 
