@@ -175,26 +175,26 @@ void write_gzip(const std::string& path, std::initializer_list<ByteSpan> parts) 
   s.level_buf_size = static_cast<std::uint32_t>(level.size());
   s.gzip_flag = IGZIP_GZIP;
   s.flush = NO_FLUSH;
-  // Each part in pieces of at most 1 GB (avail_in is 32 bits); the stream ends with the last.
-  std::vector<ByteSpan> pieces;
-  for (const ByteSpan& p : parts)
-    for (std::size_t at = 0; at < p.size || (p.size == 0 && at == 0); at += std::size_t{1} << 30)
-      pieces.push_back({static_cast<const unsigned char*>(p.data) + at,
-                        std::min(p.size - at, std::size_t{1} << 30)});
-  for (std::size_t i = 0; i < pieces.size(); ++i) {
-    s.next_in = static_cast<std::uint8_t*>(const_cast<void*>(pieces[i].data));
-    s.avail_in = static_cast<std::uint32_t>(pieces[i].size);
-    s.end_of_stream = i + 1 == pieces.size();
+  // Deflates n bytes at p; `last`: ends the stream (the final block and the gzip trailer).
+  auto deflate = [&](const unsigned char* p, std::size_t n, bool last) {
+    s.next_in = const_cast<std::uint8_t*>(p);
+    s.avail_in = static_cast<std::uint32_t>(n);
+    s.end_of_stream = last;
     do {
       s.next_out = buffer.data();
       s.avail_out = static_cast<std::uint32_t>(buffer.size());
       const int rc = isal_deflate(&s);
       clear_upper_vector_state();  // ISA-L leaves the upper halves in use
-      if (rc != COMP_OK)
-        throw std::runtime_error("deflate error " + std::to_string(rc));
+      if (rc != COMP_OK) throw std::runtime_error("deflate error " + std::to_string(rc));
       out.put(buffer.data(), buffer.size() - s.avail_out);
-    } while (s.avail_in > 0 || (s.end_of_stream && s.internal_state.state != ZSTATE_END));
-  }
+    } while (s.avail_in > 0 || (last && s.internal_state.state != ZSTATE_END));
+  };
+  constexpr std::size_t kPiece = std::size_t{1} << 30;  // avail_in is 32 bits
+  for (const ByteSpan& part : parts)
+    for (std::size_t at = 0; at < part.size; at += kPiece)
+      deflate(static_cast<const unsigned char*>(part.data) + at, std::min(part.size - at, kPiece),
+              false);
+  deflate(nullptr, 0, true);
   out.close();
 }
 
