@@ -1,11 +1,13 @@
 #include "metrics/scores.hpp"
 
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -109,29 +111,68 @@ void edt_line(double* f, std::int64_t n, double step, std::int64_t* v, double* z
   std::copy(out, out + n, f);
 }
 
-// The first pass along the slices, on the binary `to` (sites 0, the rest infinite): each
-// voxel's squared distance to the nearest site on its line, (p * step - q * step)^2 as edt_line
-// writes it, infinite without one. Computed slice by slice with the position of the nearest site
-// above, then below, every voxel of the plane carried along: contiguous and branch-free (the
-// lines themselves are a plane apart in memory).
+// The first pass along the slices, on the binary `to` (sites 0, the rest infinite), for the
+// plane offsets [begin, end): each voxel's squared distance to the nearest site on its line,
+// (p * step - q * step)^2 as edt_line writes it, infinite without one. Computed slice by slice
+// with the position of the nearest site above, then below, carried along in `site` (end - begin
+// entries): contiguous and branch-free (the lines themselves are a plane apart in memory).
 void slice_pass(const std::vector<unsigned char>& to, std::int64_t slices, std::int64_t plane,
-                double step, double* g) {
-  std::vector<double> site(plane);        // q * step of the last site seen, per voxel
+                std::int64_t begin, std::int64_t end, double step, double* g, double* site) {
   for (int pass = 0; pass < 2; ++pass) {  // the nearest site above, then below
-    std::fill(site.begin(), site.end(), pass == 0 ? -kInf : kInf);
+    std::fill(site, site + (end - begin), pass == 0 ? -kInf : kInf);
     for (std::int64_t n = 0; n < slices; ++n) {
       const std::int64_t i = pass == 0 ? n : slices - 1 - n;
-      const unsigned char* t = &to[i * plane];
-      double* __restrict out = g + i * plane;
-      double* __restrict at = site.data();
+      const unsigned char* t = &to[i * plane + begin];
+      double* __restrict out = g + i * plane + begin;
+      double* __restrict at = site;
       const double xp = static_cast<double>(i) * step;
-      for (std::int64_t k = 0; k < plane; ++k) {
+      for (std::int64_t k = 0; k < end - begin; ++k) {
         at[k] = t[k] ? xp : at[k];
         const double d = xp - at[k];
         out[k] = pass == 0 ? d * d : std::min(out[k], d * d);
       }
     }
   }
+}
+
+// The passes along D and W of rows [j0, j1) of every slice, on g [n0, n1, n2]; together, so
+// that the block (about 256 KB) stays in cache between them.
+void slice_and_row_passes(const std::vector<unsigned char>& to, const std::int64_t n[3],
+                          const std::array<double, 3>& sp, std::int64_t j0, std::int64_t j1,
+                          double* g, double* site, std::int64_t* v, double* z, double* out) {
+  const std::int64_t plane = n[1] * n[2];
+  if (n[0] > 1) {
+    slice_pass(to, n[0], plane, j0 * n[2], j1 * n[2], sp[0], g, site);
+  } else {
+    for (std::int64_t k = j0 * n[2]; k < j1 * n[2]; ++k) g[k] = to[k] ? 0.0 : kInf;
+  }
+  for (std::int64_t i = 0; i < n[0]; ++i)
+    for (std::int64_t j = j0; j < j1; ++j)
+      edt_line(&g[i * plane + j * n[2]], n[2], sp[2], v, z, out);
+}
+
+// The pass along H of the lines marked in `needed` (per slice and column), on g [n0, n1, n2]:
+// kLines neighbouring columns at a time, copied out row by row (a cache line per row rather than
+// one per line and row) and back after each line's edt_line.
+void h_pass(double* g, const std::int64_t n[3], double step,
+            const std::vector<unsigned char>& needed) {
+  constexpr std::int64_t kLines = 8;
+  const std::int64_t H = n[1], W = n[2];
+  std::vector<double> lines(static_cast<std::size_t>(kLines * H)), out(H), z(H + 1);
+  std::vector<std::int64_t> v(H);
+  for (std::int64_t i = 0; i < n[0]; ++i)
+    for (std::int64_t k0 = 0; k0 < W; k0 += kLines) {
+      const unsigned char* need = &needed[i * W + k0];
+      const std::int64_t m = std::min(kLines, W - k0);
+      if (std::none_of(need, need + m, [](unsigned char c) { return c != 0; })) continue;
+      double* base = g + i * H * W + k0;
+      for (std::int64_t t = 0; t < H; ++t)
+        for (std::int64_t b = 0; b < m; ++b) lines[b * H + t] = base[t * W + b];
+      for (std::int64_t b = 0; b < m; ++b)
+        if (need[b]) edt_line(&lines[b * H], H, step, v.data(), z.data(), out.data());
+      for (std::int64_t t = 0; t < H; ++t)
+        for (std::int64_t b = 0; b < m; ++b) base[t * W + b] = lines[b * H + t];
+    }
 }
 
 // Distances (mm) from every `from` surface voxel to the nearest `to` surface voxel: the exact
@@ -142,32 +183,28 @@ void slice_pass(const std::vector<unsigned char>& to, std::int64_t slices, std::
 std::vector<double> directed(const std::vector<unsigned char>& from,
                              const std::vector<unsigned char>& to, const std::int64_t n[3],
                              const std::array<double, 3>& sp) {
-  const std::int64_t N = n[0] * n[1] * n[2], plane = n[1] * n[2];
+  const std::int64_t N = n[0] * n[1] * n[2];
   const std::int64_t longest = std::max({n[0], n[1], n[2]});
-  std::vector<double> g(N);
-  if (n[0] <= 1)
-    for (std::int64_t i = 0; i < N; ++i) g[i] = to[i] ? 0.0 : kInf;
-  std::vector<double> line(longest), out(longest), z(longest + 1);
+  std::unique_ptr<double[]> owned(new double[N]);  // every value written by the first pass
+  double* g = owned.get();
+  std::vector<double> out(longest), z(longest + 1);
   std::vector<std::int64_t> v(longest);
-  auto pass = [&](std::int64_t base, std::int64_t len, std::int64_t stride, double step) {
-    for (std::int64_t t = 0; t < len; ++t) line[t] = g[base + t * stride];
-    edt_line(line.data(), len, step, v.data(), z.data(), out.data());
-    for (std::int64_t t = 0; t < len; ++t) g[base + t * stride] = line[t];
-  };
-  if (n[0] > 1) slice_pass(to, n[0], plane, sp[0], g.data());
-  for (std::int64_t r = 0; r < n[0] * n[1]; ++r)
-    edt_line(&g[r * n[2]], n[2], sp[2], v.data(), z.data(), out.data());
+  const std::int64_t rows = std::max<std::int64_t>(1, (32 << 10) / (n[0] * n[2]));
+  std::vector<double> site(static_cast<std::size_t>(rows * n[2]));
+  for (std::int64_t j0 = 0; j0 < n[1]; j0 += rows)
+    slice_and_row_passes(to, n, sp, j0, std::min(n[1], j0 + rows), g, site.data(), v.data(),
+                         z.data(), out.data());
   std::vector<unsigned char> needed(n[0] * n[2], 0);  // lines along H holding a `from` voxel
+  std::int64_t count = 0;
   for (std::int64_t i = 0; i < n[0]; ++i)
     for (std::int64_t j = 0; j < n[1]; ++j) {
       const unsigned char* f = &from[(i * n[1] + j) * n[2]];
       unsigned char* need = &needed[i * n[2]];
-      for (std::int64_t k = 0; k < n[2]; ++k) need[k] |= f[k];
+      for (std::int64_t k = 0; k < n[2]; ++k) need[k] |= f[k], count += f[k];
     }
-  for (std::int64_t i = 0; i < n[0]; ++i)
-    for (std::int64_t k = 0; k < n[2]; ++k)
-      if (needed[i * n[2] + k]) pass(i * plane + k, n[1], n[2], sp[1]);
+  h_pass(g, n, sp[1], needed);
   std::vector<double> d;
+  d.reserve(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < N; ++i)
     if (from[i]) d.push_back(std::sqrt(g[i]));
   return d;
@@ -274,8 +311,13 @@ std::vector<StructureScore> score_case(const NdArray& pred, const NdArray& truth
       const Box& b = box[l];
       const std::int64_t n[3] = {b.hi[0] - b.lo[0] + 1, b.hi[1] - b.lo[1] + 1,
                                  b.hi[2] - b.lo[2] + 1};
-      auto sp_ = surface(P, dims, b, l), sg = surface(G, dims, b, l);
-      auto a = directed(sp_, sg, n, sp), c = directed(sg, sp_, n, sp);
+      // Each side's surface, then each direction, in parallel where a core is free.
+      std::vector<unsigned char> sp_, sg;
+      tbb::parallel_invoke([&] { sp_ = surface(P, dims, b, l); },
+                           [&] { sg = surface(G, dims, b, l); });
+      std::vector<double> a, c;
+      tbb::parallel_invoke([&] { a = directed(sp_, sg, n, sp); },
+                           [&] { c = directed(sg, sp_, n, sp); });
       s.assd_mm = (mean(a) + mean(c)) / 2;
       s.hd95_mm = std::max(percentile95(a), percentile95(c));
     }
@@ -474,9 +516,7 @@ std::string confusion_csv(const std::vector<CaseScores>& cases) {
 
 std::string write_reports(const std::vector<CaseScores>& cases, const std::string& folder,
                           int failed_cases) {
-  const std::string text =
-      json_text(summary(cases, failed_cases), 2) +
-      "\n";
+  const std::string text = json_text(summary(cases, failed_cases), 2) + "\n";
   if (const std::string cm = confusion_csv(cases); !cm.empty())
     write_file_atomic((fs::path(folder) / "confusion.csv").string(), cm);
   write_file_atomic((fs::path(folder) / "cases.csv").string(), cases_csv(cases));

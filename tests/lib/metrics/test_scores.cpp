@@ -275,9 +275,12 @@ TEST(Scores, SurfaceDistancesMatchABruteForceSearch) {
     r = r * 6364136223846793005ULL + 1442695040888963407ULL;
     return (r >> 33) / double(1ULL << 31);
   };
-  for (int trial = 0; trial < 6; ++trial) {
-    // a sagittal stack's few slices, then many (a 3-D scan's)
-    const std::int64_t D = trial < 4 ? 7 : 40, H = 23, W = trial < 4 ? 31 : 13;
+  // A sagittal stack's few slices, then many (a 3-D scan's), then a tall one whose rows the
+  // transform takes in several blocks.
+  const std::int64_t shapes[3][3] = {{7, 23, 31}, {40, 23, 13}, {12, 300, 40}};
+  for (int trial = 0; trial < 8; ++trial) {
+    const std::int64_t* shape = shapes[trial < 4 ? 0 : trial < 6 ? 1 : 2];
+    const std::int64_t D = shape[0], H = shape[1], W = shape[2];
     auto g = vol(D, H, W), p = vol(D, H, W);
     for (auto* a :
          {g.get(), p.get()}) {  // a few overlapping boxes each, touching the array's edges too
