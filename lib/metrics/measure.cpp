@@ -86,27 +86,37 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
     pts[c].hi = {-1, -1, -1};
     if (c > 0) pts[c].p.reserve(static_cast<std::size_t>(count[c]));
   }
+  std::int64_t first_w[kNumClasses], last_w[kNumClasses];  // per row, of the labels in it
   n = 0;
   for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h, n += W) {
+      int labelled = 0;  // rows without a structure after one vectorised look
+      for (std::int64_t w = 0; w < W; ++w)
+        labelled |= static_cast<std::uint8_t>(l[n + w] - 1) < kNumClasses - 1;
+      if (!labelled) continue;
       // Voxel centres along the row: the row's first plus w column steps.
       const auto first = grid.at(static_cast<double>(h), 0.0, static_cast<double>(d));
       const auto next = grid.at(static_cast<double>(h), 1.0, static_cast<double>(d));
       const double step[3] = {next[0] - first[0], next[1] - first[1], next[2] - first[2]};
       const bool row_on_edge =
           (cuts[0] && (h == 0 || h == H - 1)) || (cuts[2] && (d == 0 || d == D - 1));
+      std::uint32_t seen = 0;
       for (std::int64_t w = 0; w < W; ++w) {
         const int c = l[n + w];
         if (c <= 0 || c >= kNumClasses) continue;
         auto& P = pts[c];
         const double fw = static_cast<double>(w);
         P.p.push_back({first[0] + step[0] * fw, first[1] + step[1] * fw, first[2] + step[2] * fw});
-        const std::int64_t idx[3] = {h, w, d};
-        for (int a = 0; a < 3; ++a) {
-          P.lo[a] = std::min(P.lo[a], idx[a]);
-          P.hi[a] = std::max(P.hi[a], idx[a]);
-        }
+        if (!(seen & (1u << c))) first_w[c] = w;
+        seen |= 1u << c;
+        last_w[c] = w;
         if (row_on_edge || (cuts[1] && (w == 0 || w == W - 1))) P.edge.push_back(P.p.back());
+      }
+      for (int c = 1; c < kNumClasses; ++c) {  // the index box (h, w, d), once per row
+        if (!(seen & (1u << c))) continue;
+        auto& P = pts[c];
+        P.lo = {std::min(P.lo[0], h), std::min(P.lo[1], first_w[c]), std::min(P.lo[2], d)};
+        P.hi = {std::max(P.hi[0], h), std::max(P.hi[1], last_w[c]), std::max(P.hi[2], d)};
       }
     }
   for (auto& P : pts) {
@@ -333,17 +343,6 @@ V2 chain_axis(const std::vector<Points>& pts, int label) {
     d = centroid2(self) - centroid2(*below);
   if (std::hypot(d.y, d.z) < 1e-6) d = {0, 1};
   return unit(d);
-}
-
-// The image's voxels of every label, gathered in one pass.
-std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
-                                                     Rescale rescale) {
-  std::vector<std::vector<float>> v(kNumClasses);
-  const auto* l = labels.data<std::uint8_t>();
-  const auto* x = image.data<float>();
-  for (std::int64_t i = 0; i < labels.numel(); ++i)
-    if (l[i] > 0 && l[i] < kNumClasses) v[l[i]].push_back(rescale(x[i]));
-  return v;
 }
 
 void measure_intensities(LevelMeasurement& m, std::vector<float>& v) {

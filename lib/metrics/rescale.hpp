@@ -1,11 +1,12 @@
 // Intensities as the measurements and statistics report them: an affine map of image values,
 // applied where a voxel is read (the file's intensities from a normalised image without a
-// rescaled copy of the volume), and the mean and median of a structure's voxels.
+// rescaled copy of the volume), each label's values gathered, and their mean and median.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <vector>
+
+#include "spineparse/ndarray.hpp"
 
 namespace spineparse::metrics {
 
@@ -15,16 +16,15 @@ struct Rescale {
 };
 
 // The mean (summed in double, in order) and the lower median of `v`, which must not be empty;
-// reorders `v`.
+// may reorder `v`.
 struct MeanMedian {
   double mean = 0.0, median = 0.0;
 };
-inline MeanMedian mean_and_median(std::vector<float>& v) {
-  double sum = 0;
-  for (float f : v) sum += f;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return {sum / static_cast<double>(v.size()), *mid};
-}
+MeanMedian mean_and_median(std::vector<float>& v);
+
+// The rescaled image values of each label's voxels (uint8 labels and float32 image of one shape),
+// in memory order; index 0 and labels past the structures stay empty.
+std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
+                                                     Rescale rescale);
 
 }  // namespace spineparse::metrics

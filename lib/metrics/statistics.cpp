@@ -17,19 +17,34 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
                                 image.shape_string() + " differ");
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
   const auto* l = labels.data<std::uint8_t>();
-  const auto* x = image.data<float>();
-  std::vector<std::vector<float>> values(kNumClasses);
+  auto values = intensities_by_label(labels, image, rescale);
   std::vector<std::array<double, 3>> index_sum(kNumClasses, {0, 0, 0});  // file axes i, j, k
-  for (std::int64_t d = 0, n = 0; d < D; ++d)
-    for (std::int64_t h = 0; h < H; ++h)
-      for (std::int64_t w = 0; w < W; ++w, ++n) {
-        const int c = l[n];
+  // Row by row: rows without a structure after one vectorised look; in the others each
+  // structure's count and column sum, added to its index sums once per row (integers: exact).
+  std::int64_t count[kNumClasses] = {}, w_sum[kNumClasses] = {};
+  for (std::int64_t d = 0; d < D; ++d)
+    for (std::int64_t h = 0; h < H; ++h) {
+      const std::uint8_t* row = l + (d * H + h) * W;
+      int labelled = 0;
+      for (std::int64_t w = 0; w < W; ++w)
+        labelled |= static_cast<std::uint8_t>(row[w] - 1) < kNumClasses - 1;
+      if (!labelled) continue;
+      std::uint32_t seen = 0;
+      for (std::int64_t w = 0; w < W; ++w) {
+        const int c = row[w];
         if (c <= 0 || c >= kNumClasses) continue;
-        values[c].push_back(rescale(x[n]));
-        index_sum[c][0] += static_cast<double>(h);
-        index_sum[c][1] += static_cast<double>(w);
-        index_sum[c][2] += static_cast<double>(d);
+        ++count[c];
+        w_sum[c] += w;
+        seen |= 1u << c;
       }
+      for (int c = 1; c < kNumClasses; ++c) {
+        if (!(seen & (1u << c))) continue;
+        index_sum[c][0] += static_cast<double>(h * count[c]);
+        index_sum[c][1] += static_cast<double>(w_sum[c]);
+        index_sum[c][2] += static_cast<double>(d * count[c]);
+        count[c] = w_sum[c] = 0;
+      }
+    }
   const double voxel_mm3 = g.spacing[0] * g.spacing[1] * g.spacing[2];
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<StructureStats> out;

@@ -1,0 +1,82 @@
+#include "metrics/rescale.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "spine/labels.hpp"
+
+namespace spineparse::metrics {
+
+namespace {
+
+// Floats as unsigned keys in the same order (negative values reversed); -0 shares +0's key.
+std::uint32_t key_of(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if (u == 0x80000000u) u = 0;
+  return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+float float_of(std::uint32_t key) {
+  const std::uint32_t u = key & 0x80000000u ? key & 0x7fffffffu : ~key;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// The k-th smallest value of v (from 0), found by counting the keys' high 16 bits, then the low
+// 16 bits of those in the right bin: two streaming passes instead of nth_element's partitions.
+float kth_smallest(const std::vector<float>& v, std::size_t k) {
+  std::vector<std::uint32_t> count(1u << 16, 0);
+  for (const float f : v) ++count[key_of(f) >> 16];
+  std::uint32_t hi = 0;
+  for (; k >= count[hi]; ++hi) k -= count[hi];
+  std::fill(count.begin(), count.end(), 0);
+  for (const float f : v) {
+    const std::uint32_t key = key_of(f);
+    count[key & 0xffffu] += key >> 16 == hi;
+  }
+  std::uint32_t lo = 0;
+  for (; k >= count[lo]; ++lo) k -= count[lo];
+  return float_of(hi << 16 | lo);
+}
+
+}  // namespace
+
+MeanMedian mean_and_median(std::vector<float>& v) {
+  double sum = 0;
+  for (const float f : v) sum += f;
+  const std::size_t k = (v.size() - 1) / 2;
+  float median;
+  if (v.size() < (1u << 16)) {  // the counts would cost more than they save
+    const auto mid = v.begin() + static_cast<std::ptrdiff_t>(k);
+    std::nth_element(v.begin(), mid, v.end());
+    median = *mid == 0.0f ? 0.0f : *mid;  // -0 as +0, as the counting does
+  } else {
+    median = kth_smallest(v, k);
+  }
+  return {sum / static_cast<double>(v.size()), median};
+}
+
+std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
+                                                     Rescale rescale) {
+  const auto* l = labels.data<std::uint8_t>();
+  const auto* x = image.data<float>();
+  const std::int64_t N = labels.numel();
+  // Each label's count first (four tallies in turn, so that a run of one label does not wait on
+  // its own count), for vectors allocated once.
+  std::int64_t tally[4][256] = {};
+  std::int64_t n = 0;
+  for (; n + 4 <= N; n += 4)
+    ++tally[0][l[n]], ++tally[1][l[n + 1]], ++tally[2][l[n + 2]], ++tally[3][l[n + 3]];
+  for (; n < N; ++n) ++tally[0][l[n]];
+  std::vector<std::vector<float>> v(kNumClasses);
+  for (int c = 1; c < kNumClasses; ++c)
+    v[c].reserve(static_cast<std::size_t>(tally[0][c] + tally[1][c] + tally[2][c] + tally[3][c]));
+  for (std::int64_t i = 0; i < N; ++i)
+    if (l[i] > 0 && l[i] < kNumClasses) v[l[i]].push_back(rescale(x[i]));
+  return v;
+}
+
+}  // namespace spineparse::metrics
