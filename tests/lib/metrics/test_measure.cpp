@@ -298,8 +298,9 @@ TEST(Measure, SyntheticPhantomsMatchTheirTruthInAnyOrientationAndSpacing) {
       for (const auto& t : ph.truth) {
         fractures += t.fracture > 0 && t.complete;
         // The disc above a fracture follows its lowered endplate: the body stays reliable.
-        if (t.fracture > 0 && t.complete && t.label != 10)
+        if (t.fracture > 0 && t.complete && t.label != 10) {
           EXPECT_TRUE(m.level(t.label).reliable) << ph.id << " " << m.level(t.label).note;
+        }
       }
       // Stored as RAS (axes permuted and flipped): the same values.
       const auto r = io::plan_reorientation(io::axis_codes(ph.geometry), "RAS");
