@@ -10,6 +10,7 @@
 
 #include "io/orientation.hpp"
 #include "metrics/measure.hpp"
+#include "metrics/rescale.hpp"
 #include "spine/labels.hpp"
 #include "spineparse/files.hpp"
 
@@ -154,11 +155,7 @@ void draw_panel(Canvas& cv, int x0, const NdArray& image, const NdArray& labels,
   v.reserve(static_cast<std::size_t>(ax[1].n * ax[2].n));
   for (std::int64_t r = 0; r < ax[1].n; ++r)
     for (std::int64_t c = 0; c < ax[2].n; ++c) v.push_back(I[offset_of(image, ax, s, r, c)]);
-  const auto lo_at = v.begin() + v.size() / 100, hi_at = v.begin() + v.size() * 99 / 100;
-  std::nth_element(v.begin(), hi_at, v.end());
-  const float hi = *hi_at;
-  std::nth_element(v.begin(), lo_at, hi_at);
-  const float lo = *lo_at;
+  const float hi = kth_smallest(v, v.size() * 99 / 100), lo = kth_smallest(v, v.size() / 100);
   const std::int64_t nr = win.r1 - win.r0, nc = win.c1 - win.c0;
   for (int oy = 0; oy < ph; ++oy)
     for (int ox = 0; ox < pw; ++ox) {
@@ -282,8 +279,8 @@ std::int64_t spine_slice(const CaseMeasurement& m, const ToDisplay& to) {
 }
 
 // The labelled part of slice s with `margin_mm` around it (the whole slice when unlabelled).
-Window labelled_window(const NdArray& labels, const std::array<DisplayAxis, 3>& ax,
-                       std::int64_t s, double margin_mm) {
+Window labelled_window(const NdArray& labels, const std::array<DisplayAxis, 3>& ax, std::int64_t s,
+                       double margin_mm) {
   Window w{ax[1].n, -1, ax[2].n, -1};
   const auto* L = labels.data<std::uint8_t>();
   for (std::int64_t r = 0; r < ax[1].n; ++r)
@@ -321,8 +318,7 @@ std::vector<MeasurementLine> measurement_lines(const CaseMeasurement& m) {
 }
 
 RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
-                                const Geometry& geometry, const CaseMeasurement& m,
-                                int max_size) {
+                                const Geometry& geometry, const CaseMeasurement& m, int max_size) {
   if (labels.shape() != image.shape())
     throw std::runtime_error("measurement picture: labels and image differ in size");
   const auto ax = sagittal_axes(geometry, image);
@@ -340,8 +336,11 @@ RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
   auto px = [&](const std::array<double, 3>& p) {  // patient point -> canvas (x, y)
     const auto d = to.at(p);
     return std::array<double, 2>{
-        left + (d[2] - static_cast<double>(win.c0) + 0.5) * pw / static_cast<double>(win.c1 - win.c0) - 0.5,
-        (d[1] - static_cast<double>(win.r0) + 0.5) * ph / static_cast<double>(win.r1 - win.r0) - 0.5};
+        left +
+            (d[2] - static_cast<double>(win.c0) + 0.5) * pw / static_cast<double>(win.c1 - win.c0) -
+            0.5,
+        (d[1] - static_cast<double>(win.r0) + 0.5) * ph / static_cast<double>(win.r1 - win.r0) -
+            0.5};
   };
   const std::array<unsigned char, 3> kBody = {255, 225, 0}, kDisc = {0, 220, 255},
                                      kHeight = {255, 255, 255}, kFlag = {255, 60, 60},
@@ -363,8 +362,7 @@ RgbImage render_measurement_rgb(const NdArray& image, const NdArray& labels,
     if (!l.reliable) name += " ?";
     if (graded) name += " G" + std::to_string(l.height_loss_grade);
     const int x = std::max(0, static_cast<int>(at[0]) - 6 * static_cast<int>(name.size()) - 4);
-    cv.text(x, static_cast<int>(at[1]) - 3, name,
-            !l.reliable ? kUnsure : graded ? kFlag : kHeight);
+    cv.text(x, static_cast<int>(at[1]) - 3, name, !l.reliable ? kUnsure : graded ? kFlag : kHeight);
   }
   return {cv.w, cv.h, std::move(cv.rgb)};
 }

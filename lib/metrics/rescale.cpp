@@ -25,9 +25,9 @@ float float_of(std::uint32_t key) {
   return f;
 }
 
-// The k-th smallest value of v (from 0), found by counting the keys' high 16 bits, then the low
-// 16 bits of those in the right bin: two streaming passes instead of nth_element's partitions.
-float kth_smallest(const std::vector<float>& v, std::size_t k) {
+// The k-th smallest value of v, found by counting the keys' high 16 bits, then the low 16 bits
+// of those in the right bin: two streaming passes instead of nth_element's partitions.
+float counted_kth(const std::vector<float>& v, std::size_t k) {
   std::vector<std::uint32_t> count(1u << 16, 0);
   for (const float f : v) ++count[key_of(f) >> 16];
   std::uint32_t hi = 0;
@@ -44,19 +44,18 @@ float kth_smallest(const std::vector<float>& v, std::size_t k) {
 
 }  // namespace
 
+float kth_smallest(std::vector<float>& v, std::size_t k) {
+  if (v.size() >= (1u << 16)) return counted_kth(v, k);
+  // Shorter lists: the counts would cost more than they save.
+  const auto at = v.begin() + static_cast<std::ptrdiff_t>(k);
+  std::nth_element(v.begin(), at, v.end());
+  return *at == 0.0f ? 0.0f : *at;  // -0 as +0, as the counting does
+}
+
 MeanMedian mean_and_median(std::vector<float>& v) {
   double sum = 0;
   for (const float f : v) sum += f;
-  const std::size_t k = (v.size() - 1) / 2;
-  float median;
-  if (v.size() < (1u << 16)) {  // the counts would cost more than they save
-    const auto mid = v.begin() + static_cast<std::ptrdiff_t>(k);
-    std::nth_element(v.begin(), mid, v.end());
-    median = *mid == 0.0f ? 0.0f : *mid;  // -0 as +0, as the counting does
-  } else {
-    median = kth_smallest(v, k);
-  }
-  return {sum / static_cast<double>(v.size()), median};
+  return {sum / static_cast<double>(v.size()), kth_smallest(v, (v.size() - 1) / 2)};
 }
 
 std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,

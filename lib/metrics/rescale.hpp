@@ -22,6 +22,9 @@ struct MeanMedian {
 };
 MeanMedian mean_and_median(std::vector<float>& v);
 
+// The k-th smallest value of `v` (from 0; k < v.size()), -0 reported as +0; may reorder `v`.
+float kth_smallest(std::vector<float>& v, std::size_t k);
+
 // The rescaled image values of each label's voxels (uint8 labels and float32 image of one shape),
 // in memory order; index 0 and labels past the structures stay empty.
 std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
