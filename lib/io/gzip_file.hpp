@@ -1,7 +1,8 @@
-// Reading: a whole file read as gzip when it starts with gzip's magic bytes, else as the plain bytes it
-// holds: what zlib's gzread reads, decompressed with ISA-L's inflate (about twice zlib's speed on
-// MR data). As gzread: members follow one another (bgzip, pigz, cat a.gz b.gz), and bytes after a
-// member that do not start another are ignored. Every member's CRC-32 and length are checked.
+// Reading: a whole file read as gzip when it starts with gzip's magic bytes, else as the plain
+// bytes it holds: what zlib's gzread reads, decompressed with ISA-L's inflate (about twice zlib's
+// speed on MR data). As gzread: members follow one another (bgzip, pigz, cat a.gz b.gz), and
+// bytes after a member that do not start another are ignored. Every member's CRC-32 and length
+// are checked. Writing: write_gzip, below.
 #pragma once
 
 #include <cstdint>

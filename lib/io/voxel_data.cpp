@@ -192,8 +192,8 @@ void by_columns(std::int64_t H, std::int64_t W, std::int64_t D, const Load& load
 // bytes carry no type), its bytes swapped when kSwap and the header's intensity scaling applied
 // when kScale.
 template <typename T, bool kSwap, bool kScale, typename Put>
-void decode_columns(const unsigned char* src, const HeaderFacts& h, std::int64_t H, std::int64_t W,
-                  std::int64_t D, Put& put) {
+void decode_columns(const unsigned char* src, const HeaderFacts& h, std::int64_t H,
+                    std::int64_t W, std::int64_t D, Put& put) {
   const double slope = h.scl_slope, inter = h.scl_inter;
   by_columns(
       H, W, D,

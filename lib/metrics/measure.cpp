@@ -62,7 +62,9 @@ struct Grid {
   double extent(V2 v) const { return extent({0, v.y, v.z}); }
 };
 
-std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
+// Every structure's voxel centres; `count`: label_counts of `labels`.
+std::vector<Points> collect(const NdArray& labels, const Grid& grid,
+                            const std::array<std::int64_t, kNumClasses>& count) {
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
   // The boundaries that cut structures: those of the axes that are not mostly left-right (a
   // sagittal stack's first and last slices cut every structure's sides, which are not measured).
@@ -70,16 +72,6 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
   bool cuts[3];
   for (int a = 0; a < 3; ++a) cuts[a] = std::abs(grid.g.direction[a]) <= 0.7 && size[a] > 1;
   const auto* l = labels.data<std::uint8_t>();
-  // Four tallies taken in turn, so that a run of one label does not wait on its own count.
-  std::int64_t tally[4][256] = {};
-  const std::int64_t N = labels.numel();
-  std::int64_t n = 0;
-  for (; n + 4 <= N; n += 4)
-    ++tally[0][l[n]], ++tally[1][l[n + 1]], ++tally[2][l[n + 2]], ++tally[3][l[n + 3]];
-  for (; n < N; ++n) ++tally[0][l[n]];
-  std::vector<std::int64_t> count(kNumClasses, 0);
-  for (int v = 0; v < 256; ++v)
-    count[v < kNumClasses ? v : 0] += tally[0][v] + tally[1][v] + tally[2][v] + tally[3][v];
   std::vector<Points> pts(kNumClasses);
   for (int c = 0; c < kNumClasses; ++c) {
     pts[c].lo = {H, W, D};
@@ -87,13 +79,10 @@ std::vector<Points> collect(const NdArray& labels, const Grid& grid) {
     if (c > 0) pts[c].p.reserve(static_cast<std::size_t>(count[c]));
   }
   std::int64_t first_w[kNumClasses], last_w[kNumClasses];  // per row, of the labels in it
-  n = 0;
+  std::int64_t n = 0;
   for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h, n += W) {
-      int labelled = 0;  // rows without a structure after one vectorised look
-      for (std::int64_t w = 0; w < W; ++w)
-        labelled |= static_cast<std::uint8_t>(l[n + w] - 1) < kNumClasses - 1;
-      if (!labelled) continue;
+      if (!any_structure(l + n, W)) continue;
       // Voxel centres along the row: the row's first plus w column steps.
       const auto first = grid.at(static_cast<double>(h), 0.0, static_cast<double>(d));
       const auto next = grid.at(static_cast<double>(h), 1.0, static_cast<double>(d));
@@ -552,13 +541,14 @@ CaseMeasurement measure_case(const std::string& id, const NdArray& labels, const
     throw std::invalid_argument("measure: image " + image->shape_string() + " and labels " +
                                 labels.shape_string() + " differ");
   const Grid grid{g};
-  const auto pts = collect(labels, grid);
+  const auto count = label_counts(labels.data<std::uint8_t>(), labels.numel());
+  const auto pts = collect(labels, grid, count);
   CaseMeasurement c;
   c.id = id;
   c.levels.resize(kMaxLabel);
   const double voxel_ml = g.spacing[0] * g.spacing[1] * g.spacing[2] / 1000.0;
   std::vector<Frame> frames(kNumClasses);
-  auto intensities = image ? intensities_by_label(labels, *image, rescale)
+  auto intensities = image ? intensities_by_label(labels, *image, rescale, count)
                            : std::vector<std::vector<float>>(kNumClasses);
   auto measure_level = [&](int label, V2 axis, int refine) {
     auto& m = c.levels[label - 1];

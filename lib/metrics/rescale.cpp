@@ -4,8 +4,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "spine/labels.hpp"
-
 namespace spineparse::metrics {
 
 namespace {
@@ -58,22 +56,14 @@ MeanMedian mean_and_median(std::vector<float>& v) {
   return {sum / static_cast<double>(v.size()), kth_smallest(v, (v.size() - 1) / 2)};
 }
 
-std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
-                                                     Rescale rescale) {
+std::vector<std::vector<float>> intensities_by_label(
+    const NdArray& labels, const NdArray& image, Rescale rescale,
+    const std::array<std::int64_t, kNumClasses>& count) {
   const auto* l = labels.data<std::uint8_t>();
   const auto* x = image.data<float>();
-  const std::int64_t N = labels.numel();
-  // Each label's count first (four tallies in turn, so that a run of one label does not wait on
-  // its own count), for vectors allocated once.
-  std::int64_t tally[4][256] = {};
-  std::int64_t n = 0;
-  for (; n + 4 <= N; n += 4)
-    ++tally[0][l[n]], ++tally[1][l[n + 1]], ++tally[2][l[n + 2]], ++tally[3][l[n + 3]];
-  for (; n < N; ++n) ++tally[0][l[n]];
   std::vector<std::vector<float>> v(kNumClasses);
-  for (int c = 1; c < kNumClasses; ++c)
-    v[c].reserve(static_cast<std::size_t>(tally[0][c] + tally[1][c] + tally[2][c] + tally[3][c]));
-  for (std::int64_t i = 0; i < N; ++i)
+  for (int c = 1; c < kNumClasses; ++c) v[c].reserve(static_cast<std::size_t>(count[c]));
+  for (std::int64_t i = 0; i < labels.numel(); ++i)
     if (l[i] > 0 && l[i] < kNumClasses) v[l[i]].push_back(rescale(x[i]));
   return v;
 }

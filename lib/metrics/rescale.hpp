@@ -3,9 +3,12 @@
 // rescaled copy of the volume), each label's values gathered, and their mean and median.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
+#include "spine/labels.hpp"
 #include "spineparse/ndarray.hpp"
 
 namespace spineparse::metrics {
@@ -26,8 +29,10 @@ MeanMedian mean_and_median(std::vector<float>& v);
 float kth_smallest(std::vector<float>& v, std::size_t k);
 
 // The rescaled image values of each label's voxels (uint8 labels and float32 image of one shape),
-// in memory order; index 0 and labels past the structures stay empty.
-std::vector<std::vector<float>> intensities_by_label(const NdArray& labels, const NdArray& image,
-                                                     Rescale rescale);
+// in memory order; index 0 and labels past the structures stay empty. `count`: label_counts of
+// `labels` (spine/labels.hpp), to allocate each list once.
+std::vector<std::vector<float>> intensities_by_label(
+    const NdArray& labels, const NdArray& image, Rescale rescale,
+    const std::array<std::int64_t, kNumClasses>& count);
 
 }  // namespace spineparse::metrics

@@ -17,7 +17,7 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
                                 image.shape_string() + " differ");
   const std::int64_t D = labels.dim(0), H = labels.dim(1), W = labels.dim(2);
   const auto* l = labels.data<std::uint8_t>();
-  auto values = intensities_by_label(labels, image, rescale);
+  auto values = intensities_by_label(labels, image, rescale, label_counts(l, labels.numel()));
   std::vector<std::array<double, 3>> index_sum(kNumClasses, {0, 0, 0});  // file axes i, j, k
   // Row by row: rows without a structure after one vectorised look; in the others each
   // structure's count and column sum, added to its index sums once per row (integers: exact).
@@ -25,10 +25,7 @@ std::vector<StructureStats> structure_statistics(const NdArray& labels, const Nd
   for (std::int64_t d = 0; d < D; ++d)
     for (std::int64_t h = 0; h < H; ++h) {
       const std::uint8_t* row = l + (d * H + h) * W;
-      int labelled = 0;
-      for (std::int64_t w = 0; w < W; ++w)
-        labelled |= static_cast<std::uint8_t>(row[w] - 1) < kNumClasses - 1;
-      if (!labelled) continue;
+      if (!any_structure(row, W)) continue;
       std::uint32_t seen = 0;
       for (std::int64_t w = 0; w < W; ++w) {
         const int c = row[w];

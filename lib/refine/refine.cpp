@@ -319,9 +319,7 @@ std::array<Box, kNumClasses> label_boxes(const std::uint8_t* S, std::int64_t H, 
   std::array<Box, kNumClasses> b;
   b.fill({H, -1, W, -1});
   for (std::int64_t h = 0; h < H; ++h) {
-    std::uint8_t any = 0;
-    for (std::int64_t w = 0; w < W; ++w) any |= S[h * W + w];
-    if (!any) continue;
+    if (!any_structure(S + h * W, W)) continue;
     for (std::int64_t w = 0; w < W; ++w) {
       const int l = S[h * W + w];
       if (!l || l >= kNumClasses) continue;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 
 namespace spineparse {
 
@@ -40,6 +41,28 @@ inline SnomedCode snomed_code(int label) {
       {"82687006", "T9 vertebra"}};
   if (is_vertebra(label)) return kVertebra[label];
   return {"80144004", "Intervertebral disc"};
+}
+
+// Whether a row of n labels holds a structure (1 .. kMaxLabel), in one loop compilers vectorise:
+// lets a pass over a label map skip the rows of background, most of a scan's.
+inline bool any_structure(const std::uint8_t* row, std::int64_t n) {
+  int any = 0;
+  for (std::int64_t i = 0; i < n; ++i) any |= static_cast<std::uint8_t>(row[i] - 1) < kMaxLabel;
+  return any != 0;
+}
+
+// The voxels of each class among n labels; values past kMaxLabel count as background. Four
+// tallies taken in turn, so that a run of one label does not wait on its own count.
+inline std::array<std::int64_t, kNumClasses> label_counts(const std::uint8_t* l, std::int64_t n) {
+  std::int64_t tally[4][256] = {};
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    ++tally[0][l[i]], ++tally[1][l[i + 1]], ++tally[2][l[i + 2]], ++tally[3][l[i + 3]];
+  for (; i < n; ++i) ++tally[0][l[i]];
+  std::array<std::int64_t, kNumClasses> count{};
+  for (int v = 0; v < 256; ++v)
+    count[v < kNumClasses ? v : 0] += tally[0][v] + tally[1][v] + tally[2][v] + tally[3][v];
+  return count;
 }
 
 // The anatomical chain from the sacrum upward: S, L5/S, L5, L4/L5, ..., T9/T10, T9.
